@@ -1,0 +1,71 @@
+# weft - top-level entry points. `make run` and `make check` work on a fresh
+# Debian 12 machine: they install what is missing (apt-get, when root), build,
+# and run.
+#
+#   make run            build (release) and run the demo with live statistics
+#   make check          run the test suite in three builds: release, ASan+UBSan, TSan
+#   make bench          build weft-bench (release); bench/compare runs the comparison
+#   make check-valgrind run the suite under Valgrind (not part of CI)
+#   make install        install libweft, headers, weft, pkg-config file (PREFIX=/usr/local)
+
+PREFIX ?= /usr/local
+JOBS ?= $(shell nproc)
+DEPS = cmake make gcc pkg-config libcmocka-dev valgrind
+CMAKE_COMMON = -DCMAKE_C_FLAGS_RELEASE="-O2 -g -DNDEBUG" -DCMAKE_C_FLAGS_DEBUG="-O1 -g"
+
+.PHONY: all deps build run check check-release check-asan check-tsan bench check-valgrind install clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEPS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		else \
+			echo "missing Debian packages:$$missing (run as root, or: sudo apt-get install$$missing)"; exit 1; \
+		fi; \
+	fi
+
+build/release/Makefile: CMakeLists.txt | deps
+	cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release $(CMAKE_COMMON) -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+build/asan/Makefile: CMakeLists.txt | deps
+	cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug $(CMAKE_COMMON) -DWEFT_SANITIZE=address
+build/tsan/Makefile: CMakeLists.txt | deps
+	cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=Debug $(CMAKE_COMMON) -DWEFT_SANITIZE=thread
+
+build: build/release/Makefile
+	cmake --build build/release -j$(JOBS)
+
+run: build
+	./build/release/weft demo
+
+check-release: build
+	cd build/release && ctest --output-on-failure -j1
+
+check-asan: build/asan/Makefile
+	cmake --build build/asan -j$(JOBS)
+	cd build/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --output-on-failure -j1
+
+check-tsan: build/tsan/Makefile
+	cmake --build build/tsan -j$(JOBS)
+	cd build/tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 setarch $$(uname -m) -R ctest --output-on-failure -j1
+
+check: check-release check-asan check-tsan
+	@echo "make check: release, ASan+UBSan and TSan suites passed"
+
+bench: build
+	@echo "built build/release/bench/weft-bench; run bench/compare for ratios to peers"
+
+check-valgrind: build
+	cd build/release && ctest --output-on-failure -j1 -T memcheck --overwrite MemoryCheckCommandOptions="--error-exitcode=1 --leak-check=full"
+
+install: build
+	cmake --install build/release
+
+clean:
+	rm -rf build

@@ -1,0 +1,9 @@
+/* weft.h - the whole public API of libweft. */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include <weft/base.h>
+#include <weft/sched.h>
+#include <weft/time.h>
+
+#endif

@@ -1,0 +1,283 @@
+/* weft/sched.h - the runtime: workers, tasks, parking, statistics.
+ *
+ * A weft runtime runs tasks on N worker threads (default: one per CPU;
+ * environment WEFT_WORKERS overrides). Two kinds of task share it:
+ *
+ *  - coroutines (stackful): a C function on its own stack. A blocking weft
+ *    call (sleep, join, park, and in later modules channels, locks and
+ *    sockets) parks the coroutine, never the worker thread.
+ *  - stackless tasks: a step function called again and again with its state
+ *    struct; it returns WEFT_STEP_DONE, WEFT_STEP_YIELD or WEFT_STEP_PARKED.
+ *    A parked stackless task holds no C stack at all.
+ *
+ * Rules for code running in a coroutine (see docs/scheduler.md):
+ *  - A coroutine may resume on a different OS thread after any blocking weft
+ *    call. Do not cache the address of a C thread-local (`__thread`,
+ *    `thread_local`, pthread_getspecific) across one: use task-local storage
+ *    (weft_tls_*) instead. errno's value is saved and restored with the
+ *    task, but glibc declares errno's address function `const`, so an
+ *    optimizing compiler may reuse &errno computed before the call - the old
+ *    thread's errno. Read errno before a blocking weft call and keep the
+ *    value in a variable; do not rely on errno set before such a call being
+ *    readable after it in the same function.
+ *  - Raw blocking system calls and long loops block the worker. The monitor
+ *    notices a worker stuck in one task for more than 10 ms and lets the other
+ *    workers take its queue (and starts an extra worker if all are stuck), but
+ *    the stuck task itself is not preempted.
+ *
+ * Task handles: a weft_task_t is the task's id, unique for the life of the
+ * runtime (ids are never reused). A task that is neither detached nor joined
+ * keeps a small record (not its stack) until it is joined.
+ */
+#ifndef WEFT_SCHED_H
+#define WEFT_SCHED_H
+
+#include <weft/base.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct weft_runtime weft_runtime_t;
+typedef uint64_t weft_task_t;
+
+/* ---------------------------------------------------------------- runtime */
+
+typedef struct weft_config {
+	int workers;		  /* 0: WEFT_WORKERS from the environment, else the number of CPUs; max 256 */
+	size_t stack_size;	  /* default coroutine stack; 0: WEFT_STACK_SIZE or 64 KiB */
+	size_t stack_cache_bytes; /* free stacks kept resident beyond per-worker caches; 0: 64 MiB */
+	bool no_monitor;	  /* do not start the monitor thread (stuck-worker detection) */
+	bool no_sigquit_dump;	  /* do not install the SIGQUIT task dump handler */
+	bool no_overflow_handler; /* do not install the SIGSEGV stack-overflow reporter */
+} weft_config_t;
+
+/* Start a runtime. cfg may be NULL (all defaults, environment honoured).
+ * The first runtime started becomes the process default used by calls made
+ * outside any runtime (weft_spawn from a plain thread). */
+int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg);
+/* Stop: cancel every task still alive (their blocking calls return
+ * -ECANCELED), wait for them to finish, join every thread, free everything.
+ * Must be called from outside the runtime (not from one of its tasks);
+ * returns -EDEADLK if called from a task. */
+int weft_runtime_stop(weft_runtime_t *rt);
+/* Ask weft_runtime_wait() to return; callable from anywhere (a task too). */
+void weft_runtime_shutdown(weft_runtime_t *rt);
+/* Block the calling (non-runtime) thread until weft_runtime_shutdown(). */
+int weft_runtime_wait(weft_runtime_t *rt);
+/* The runtime the caller runs in (a task or a worker), else the default. */
+weft_runtime_t *weft_runtime_current(void);
+int weft_runtime_workers(const weft_runtime_t *rt);
+
+/* Convenience entry: start a runtime with cfg, run fn(arg) as a coroutine
+ * named "main", wait for it, stop the runtime. Returns fn's int result cast
+ * from its return value (intptr_t), or a negative errno if the runtime could
+ * not start. */
+int weft_main(void *(*fn)(void *), void *arg, const weft_config_t *cfg);
+
+/* ------------------------------------------------------------------ tasks */
+
+typedef void *(*weft_fn_t)(void *arg);
+
+typedef enum weft_step {
+	WEFT_STEP_DONE = 0,  /* finished; *result holds the task's result */
+	WEFT_STEP_YIELD = 1, /* call me again after others have run */
+	WEFT_STEP_PARKED = 2 /* a weft_waker_t was armed (weft_park_prepare); call me again when woken */
+} weft_step_t;
+/* A stackless task's step function. state is the pointer given at spawn. */
+typedef weft_step_t (*weft_step_fn_t)(void *state, void **result);
+
+typedef struct weft_group weft_group_t;
+
+typedef struct weft_spawn_opts {
+	size_t stack_size;   /* coroutines: 0 = runtime default; 4 KiB .. 1 GiB, else -EINVAL */
+	const char *name;    /* copied (first 15 bytes); NULL = unnamed */
+	bool detached;	     /* no join: the record is freed when the task ends */
+	weft_group_t *group; /* join this task group (implies the group joins it) */
+	weft_runtime_t *runtime; /* NULL: the current runtime, else the default */
+} weft_spawn_opts_t;
+
+/* Spawn a coroutine running fn(arg). *out (may be NULL) receives its handle.
+ * -EINVAL: NULL fn or bad stack size; -ESHUTDOWN: the runtime is stopping or
+ * there is none; -ENOMEM. Callable from tasks and from any thread. */
+int weft_spawn(weft_task_t *out, weft_fn_t fn, void *arg, const weft_spawn_opts_t *opts);
+/* Spawn a stackless task. state is owned by the caller and must outlive the
+ * task. Same errors as weft_spawn. */
+int weft_spawn_step(weft_task_t *out, weft_step_fn_t step, void *state, const weft_spawn_opts_t *opts);
+
+/* Wait for t to finish and get its result (may be NULL). From a task it parks;
+ * from a plain thread it blocks the thread. Errors: -ESRCH (no such task, or
+ * already joined), -EINVAL (t is detached, or t is the caller), -ECANCELED
+ * (the caller was cancelled: t keeps running and can be joined later),
+ * -ETIMEDOUT (weft_join_until). A task that was cancelled and exited through
+ * weft_exit or returned still delivers its result. */
+int weft_join(weft_task_t t, void **result);
+int weft_join_until(weft_task_t t, void **result, weft_time_t deadline);
+/* Let t's record be freed when it ends. -ESRCH, -EINVAL (already detached). */
+int weft_detach(weft_task_t t);
+/* Ask t to stop: its current or next blocking weft call returns -ECANCELED,
+ * and so does every later one (cancellation is sticky). -ESRCH if t has
+ * finished or never existed. */
+int weft_cancel(weft_task_t t);
+/* Whether the calling task has been cancelled (false outside tasks). */
+bool weft_cancelled(void);
+
+/* Give other tasks a turn. From a plain thread: sched_yield(). Returns 0, or
+ * -ECANCELED if the task has been cancelled (it still yielded). */
+int weft_yield(void);
+/* End the calling coroutine with result r (stackless tasks return DONE).
+ * From outside a coroutine: returns -EPERM. */
+int weft_exit(void *r);
+
+/* The calling task's id, 0 outside tasks. */
+weft_task_t weft_self(void);
+/* Copy t's name into buf (always NUL-terminated). -ESRCH if t is unknown. */
+int weft_task_name(weft_task_t t, char *buf, size_t len);
+/* Set the calling task's name (copied). -EPERM outside tasks. */
+int weft_set_name(const char *name);
+
+/* Task-local storage: a key per use; values are per task, NULL initially.
+ * The destructor (may be NULL) runs at task exit for non-NULL values.
+ * -EAGAIN when all 64 keys are taken; -EPERM outside tasks. */
+typedef int weft_tls_key_t;
+int weft_tls_key_create(weft_tls_key_t *key, void (*destructor)(void *));
+int weft_tls_key_delete(weft_tls_key_t key);
+int weft_tls_set(weft_tls_key_t key, void *value);
+void *weft_tls_get(weft_tls_key_t key);
+
+/* ------------------------------------------------------------ task groups */
+
+/* A group waits for all its tasks; with cancel_on_error, the first task that
+ * finishes with a failure (a result in the range [-4095, -1] as intptr_t,
+ * i.e. a negative errno) cancels every other task of the group. Members are
+ * joined by the group: do not join them yourself. */
+int weft_group_create(weft_group_t **out, bool cancel_on_error);
+/* Wait until every member has finished. Returns 0, or the first failure
+ * (negative errno) reported by a member; -ECANCELED if the waiter itself is
+ * cancelled. */
+int weft_group_wait(weft_group_t *g);
+/* Cancel every member still running. */
+int weft_group_cancel(weft_group_t *g);
+/* Free the group. -EBUSY if members are still running. */
+int weft_group_destroy(weft_group_t *g);
+
+/* ------------------------------------------------------------ parking */
+
+/* Park/unpark: the one primitive under every blocking operation.
+ *
+ * A waiter (a task or a plain thread) calls weft_park_prepare() to open a new
+ * "wait"; the waker_t it gets names that one wait. It hands the waker to
+ * whoever will wake it (a wait queue, a timer, another task), re-checks its
+ * condition, then parks:
+ *   - a coroutine or a plain thread calls weft_park(w, deadline), which
+ *     returns when the wait has been woken;
+ *   - a stackless task returns WEFT_STEP_PARKED from its step; the step is
+ *     called again once the wait has been woken, and weft_park_result()
+ *     says why.
+ * weft_unpark(w, 0) wakes the wait; it succeeds exactly once per wait (it
+ * returns true for the call that woke it, false for every other, including
+ * wakes aimed at a wait that has already ended). A wake that comes before
+ * the waiter parks is not lost: the park returns at once.
+ * Results: 0 woken; -ETIMEDOUT the deadline passed; -ECANCELED the task was
+ * cancelled (checked when the wait opens, too). */
+typedef struct weft_waker {
+	void *parker;	/* internal: the task or thread */
+	uint64_t epoch; /* which wait of that parker */
+} weft_waker_t;
+
+weft_waker_t weft_park_prepare(void);
+/* Block until w's wait is woken, or the deadline passes. w must be the
+ * caller's own current wait. */
+int weft_park(weft_waker_t w, weft_time_t deadline);
+/* Stackless tasks: arm a deadline on the current wait before returning
+ * WEFT_STEP_PARKED (0, or -ENOMEM), and read the outcome after being resumed. */
+int weft_park_deadline(weft_waker_t w, weft_time_t deadline);
+int weft_park_result(void);
+/* Wake w's wait with result `reason` (0, or a negative errno the parker will
+ * see). True iff this call woke it. Callable from tasks, timer callbacks and
+ * plain threads (not from signal handlers). */
+bool weft_unpark(weft_waker_t w, int reason);
+
+/* A FIFO wait queue, the building block of channels and locks. A waiter
+ * links a node (with its waker and a payload pointer) under the queue's lock
+ * and parks; a waker pops nodes and unparks them. Nodes are owned by the
+ * waiter (usually on its stack). Typical waiter:
+ *
+ *     weft_waitq_node_t n;
+ *     weft_waitq_lock(q);
+ *     if (ready) { ...; weft_waitq_unlock(q); return; }
+ *     weft_waitq_push(q, &n);          // arms n.waker with a new wait
+ *     weft_waitq_unlock(q);
+ *     int r = weft_park(n.waker, deadline);
+ *     if (r != 0 && weft_waitq_remove(q, &n))  // timed out / cancelled while queued
+ *         return r;
+ *     // else: a waker popped n (n.data may carry a handoff)
+ */
+typedef struct weft_waitq_node {
+	struct weft_waitq_node *next, *prev;
+	weft_waker_t waker;
+	void *data;   /* payload for handoffs, owned by the waiter */
+	int status;   /* set by the waker before unparking */
+	bool queued;
+} weft_waitq_node_t;
+
+typedef struct weft_waitq {
+	uint32_t lock; /* spinlock word; use weft_waitq_lock */
+	weft_waitq_node_t *head, *tail;
+	size_t len;
+} weft_waitq_t;
+
+#define WEFT_WAITQ_INIT {0, NULL, NULL, 0}
+void weft_waitq_init(weft_waitq_t *q);
+void weft_waitq_lock(weft_waitq_t *q);
+void weft_waitq_unlock(weft_waitq_t *q);
+/* Under the lock: open a new wait for the caller, store its waker in n, and
+ * append n. */
+void weft_waitq_push(weft_waitq_t *q, weft_waitq_node_t *n);
+/* Under the lock: pop the first node (NULL if empty). */
+weft_waitq_node_t *weft_waitq_pop(weft_waitq_t *q);
+/* Takes the lock: unlink n if it is still queued; true if it was. */
+bool weft_waitq_remove(weft_waitq_t *q, weft_waitq_node_t *n);
+/* Takes the lock: pop and unpark waiters with status until one wake
+ * succeeds (skipping waits that already ended); returns how many woke (0/1). */
+int weft_waitq_wake_one(weft_waitq_t *q, int status);
+/* Takes the lock: wake every waiter; returns how many woke. */
+int weft_waitq_wake_all(weft_waitq_t *q, int status);
+
+/* ------------------------------------------------------------ statistics */
+
+typedef struct weft_worker_stats {
+	uint64_t tasks_run;  /* task runs (a resumed task counts again) */
+	uint64_t steals;     /* successful steals from other workers */
+	uint64_t stolen;     /* tasks moved by those steals */
+	uint64_t parks;	     /* times the worker went to sleep */
+	uint64_t busy_ns;    /* time not parked since start */
+	uint32_t queue_len;  /* local run queue length now */
+	bool stuck;	     /* the monitor sees it stuck in one task > 10 ms */
+	bool extra;	     /* started by the monitor because all were stuck */
+} weft_worker_stats_t;
+
+typedef struct weft_stats {
+	uint64_t spawned, finished, live; /* tasks */
+	uint64_t switches;		  /* context switches into tasks (both kinds) */
+	uint64_t timers_active, timers_fired;
+	uint64_t global_queue_len;
+	uint64_t stacks_in_use, stack_bytes_mapped;
+	double load_imbalance; /* (max - min) / mean of per-worker busy time; 0 = even */
+	int workers;	       /* entries filled in per_worker */
+	weft_worker_stats_t per_worker[64];
+} weft_stats_t;
+
+/* Read the statistics at any time, without stopping anything (each counter is
+ * read atomically; the set is not a consistent snapshot). rt NULL = current. */
+int weft_stats(weft_runtime_t *rt, weft_stats_t *out);
+/* Print statistics, one line per worker, to fd. */
+int weft_stats_print(weft_runtime_t *rt, int fd);
+/* Print every live task (id, name, state, what it waits on, where spawned)
+ * to fd. Also done on SIGQUIT (to stderr) unless disabled in the config. */
+int weft_task_dump(weft_runtime_t *rt, int fd);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

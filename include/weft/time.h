@@ -1,0 +1,34 @@
+/* weft/time.h - sleeping and timers.
+ *
+ * Timers live in a hierarchical timing wheel per worker (1 ms ticks; a timer
+ * never fires early and normally fires within about a millisecond of its
+ * deadline when a worker is free). */
+#ifndef WEFT_TIME_H
+#define WEFT_TIME_H
+
+#include <weft/sched.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Park the calling task (or block the calling thread) for ns nanoseconds /
+ * until deadline. 0, or -ECANCELED if the task is cancelled first. */
+int weft_sleep(weft_time_t ns);
+int weft_sleep_until(weft_time_t deadline);
+
+/* A timer calls fn(arg) on a worker at `first` (absolute deadline) and then,
+ * if period > 0, every period nanoseconds after (a ticker; missed periods are
+ * skipped, not bunched). fn runs outside any task: it must not block (it may
+ * spawn, unpark, or stop timers, including its own). */
+typedef struct weft_timer weft_timer_t;
+int weft_timer_start(weft_timer_t **out, weft_time_t first, weft_time_t period, void (*fn)(void *arg), void *arg);
+/* Stop and free the timer. When it returns, fn is not running and will not
+ * run again (unless called from fn itself, where it just stops further
+ * runs). -EINVAL for NULL. */
+int weft_timer_stop(weft_timer_t *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

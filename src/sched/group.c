@@ -1,0 +1,165 @@
+/* group.c - task groups: wait for all members; optionally cancel the rest on
+ * the first failure.
+ *
+ * A group keeps its member ids (ids are never reused, so cancelling one that
+ * has finished is a harmless -ESRCH), a count of running members and the
+ * first failure, all under one spinlock-protected wait queue's lock. Members
+ * are spawned detached: the group, not a joiner, collects their results.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+struct weft_group {
+	weft_waitq_t waiters; /* its lock protects everything below */
+	weft_task_t *ids;
+	size_t nids, cap;
+	size_t running;
+	int first_error;
+	bool cancel_on_error;
+	bool cancelling;
+	struct weft_runtime *rt;
+};
+
+int weft_group_create(weft_group_t **out, bool cancel_on_error)
+{
+	if (!out)
+		return -EINVAL;
+	weft_group_t *g = calloc(1, sizeof *g);
+	if (!g)
+		return -ENOMEM;
+	weft_waitq_init(&g->waiters);
+	g->cancel_on_error = cancel_on_error;
+	*out = g;
+	return 0;
+}
+
+int weft__group_add(weft_group_t *g, weft_task *t)
+{
+	weft_waitq_lock(&g->waiters);
+	if (g->nids == g->cap) {
+		size_t cap = g->cap ? 2 * g->cap : 16;
+		weft_task_t *n = realloc(g->ids, cap * sizeof *n);
+		if (!n) {
+			weft_waitq_unlock(&g->waiters);
+			return -ENOMEM;
+		}
+		g->ids = n;
+		g->cap = cap;
+	}
+	g->ids[g->nids++] = atomic_load_explicit(&t->id, memory_order_relaxed);
+	g->running++;
+	g->rt = t->rt;
+	if (g->cancelling)
+		atomic_store(&t->cancelled, 1);
+	weft_waitq_unlock(&g->waiters);
+	return 0;
+}
+
+
+/* Outside the group's lock; g itself may be gone by now, so only rt and the
+ * copied ids are used. */
+static void cancel_members(struct weft_runtime *rt, weft_task_t *ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		weft_task *t = weft__task_ref(rt, ids[i]);
+		if (t) {
+			weft__task_cancel(t);
+			weft__task_unref(t);
+		}
+	}
+}
+
+void weft__group_done(weft_group_t *g, weft_task *t)
+{
+	intptr_t r = (intptr_t)t->result;
+	bool failed = r < 0 && r >= -4095;
+	weft_waitq_lock(&g->waiters);
+	bool cancel_now = false;
+	if (failed && g->first_error == 0) {
+		g->first_error = (int)r;
+		if (g->cancel_on_error && !g->cancelling)
+			cancel_now = g->cancelling = true;
+	}
+	bool last = --g->running == 0;
+	/* Copy the ids to cancel outside the lock (cancelling takes other locks). */
+	weft_task_t *ids = NULL;
+	size_t n = 0;
+	struct weft_runtime *rt = g->rt;
+	if (cancel_now && !last) {
+		ids = malloc(g->nids * sizeof *ids);
+		if (ids) {
+			n = g->nids;
+			for (size_t i = 0; i < n; i++)
+				ids[i] = g->ids[i];
+		}
+	}
+	weft_waitq_node_t *w;
+	while (last && (w = weft_waitq_pop(&g->waiters)) != NULL)
+		weft_unpark(w->waker, 0);
+	weft_waitq_unlock(&g->waiters);
+	if (ids) {
+		cancel_members(rt, ids, n);
+		free(ids);
+	}
+}
+
+int weft_group_wait(weft_group_t *g)
+{
+	if (!g)
+		return -EINVAL;
+	weft_task *self = weft__cur_task();
+	if (self && self->kind == WEFT_KIND_STEP)
+		return -EPERM;
+	for (;;) {
+		weft_waitq_lock(&g->waiters);
+		if (g->running == 0) {
+			int e = g->first_error;
+			weft_waitq_unlock(&g->waiters);
+			return e;
+		}
+		weft_waitq_node_t n;
+		weft_waitq_push(&g->waiters, &n);
+		weft_waitq_unlock(&g->waiters);
+		if (self)
+			self->wait_what = "group";
+		int r = weft_park(n.waker, WEFT_NEVER);
+		if (r != 0 && weft_waitq_remove(&g->waiters, &n))
+			return r;
+	}
+}
+
+int weft_group_cancel(weft_group_t *g)
+{
+	if (!g)
+		return -EINVAL;
+	weft_waitq_lock(&g->waiters);
+	g->cancelling = true;
+	size_t n = g->nids;
+	weft_task_t *ids = n ? malloc(n * sizeof *ids) : NULL;
+	if (n && !ids) {
+		weft_waitq_unlock(&g->waiters);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		ids[i] = g->ids[i];
+	struct weft_runtime *rt = g->rt;
+	weft_waitq_unlock(&g->waiters);
+	cancel_members(rt, ids, n);
+	free(ids);
+	return 0;
+}
+
+int weft_group_destroy(weft_group_t *g)
+{
+	if (!g)
+		return -EINVAL;
+	weft_waitq_lock(&g->waiters);
+	bool busy = g->running != 0 || g->waiters.head != NULL;
+	weft_waitq_unlock(&g->waiters);
+	if (busy)
+		return -EBUSY;
+	free(g->ids);
+	free(g);
+	return 0;
+}

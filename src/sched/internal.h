@@ -1,0 +1,308 @@
+/* internal.h - the scheduler's data structures, shared by src/sched and src/time.
+ *
+ * Vocabulary (docs/scheduler.md has the whole design):
+ *   runtime  one weft_runtime_t: workers, the global queue, the task table.
+ *   worker   an OS thread with a local run queue, a timer shard and caches.
+ *   task     a coroutine (own stack, context-switched) or a stackless task
+ *            (a step function called on the worker's own stack).
+ *   parker   the waitable identity of a task or of a plain thread; its state
+ *            word carries the current wait's epoch (see park.c).
+ */
+#ifndef WEFT_SCHED_INTERNAL_H
+#define WEFT_SCHED_INTERNAL_H
+
+#include <weft.h>
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+
+#include "../arch/context.h"
+#include "../time/wheel.h"
+#include "stack.h"
+
+#define WEFT_MAX_WORKERS 256
+#define WEFT_EXTRA_WORKERS 64 /* the monitor may add this many when all are stuck */
+#define WEFT_RUNQ_SIZE 256    /* per-worker ring, a power of two */
+#define WEFT_TLS_KEYS 64
+#define WEFT_NAME_LEN 16
+#define WEFT_SLAB_TASKS 4096	  /* task records per slab */
+#define WEFT_MAX_SLABS (1u << 20) /* 4096 * 2^20 = 2^32 records at most */
+#define WEFT_RUNNEXT_STREAK 16	  /* runs from the next-task slot before the queue gets a turn */
+#define WEFT_GLOBAL_CHECK 61	  /* every this many runs, look at the global queue first */
+
+/* Hints for the compiler (and the reader). */
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* ------------------------------------------------------------------ parker */
+
+/* Parker state word: epoch << 16 | (-result) << 8 | phase.
+ * The epoch names the current wait; every weft_park_prepare opens a new one. */
+enum weft_phase {
+	WEFT_PH_IDLE = 0,   /* no wait open */
+	WEFT_PH_OPEN = 1,   /* wait open, the owner still running */
+	WEFT_PH_PARKED = 2, /* wait open, the owner off CPU */
+	WEFT_PH_WOKEN = 3,  /* wait ended; result recorded */
+};
+#define WEFT_PS(epoch, res, ph) (((uint64_t)(epoch) << 16) | ((uint64_t)(uint8_t)(-(res)) << 8) | (uint64_t)(ph))
+#define WEFT_PS_EPOCH(s) ((s) >> 16)
+#define WEFT_PS_PHASE(s) ((int)((s)&0xff))
+#define WEFT_PS_RESULT(s) (-(int)(((s) >> 8) & 0xff))
+
+typedef struct weft_parker {
+	_Atomic uint64_t state;
+	_Atomic uint32_t futex; /* threads only: bumped on wake */
+	bool is_task;
+} weft_parker_t;
+
+/* ------------------------------------------------------------------- timer */
+
+struct weft_shard;
+typedef struct weft_tentry {
+	weft_tnode_t node;
+	void (*fire)(struct weft_tentry *e);
+	struct weft_shard *shard; /* where it is armed; NULL when not */
+	_Atomic int state;	  /* WEFT_TE_* */
+	_Atomic uint64_t firing_thread;
+} weft_tentry_t;
+enum { WEFT_TE_IDLE = 0, WEFT_TE_PENDING = 1, WEFT_TE_FIRING = 2 };
+
+typedef struct weft_shard {
+	alignas(64) _Atomic uint32_t lock;
+	weft_wheel_t wheel;
+	_Atomic uint64_t next_tick; /* wheel's next expiry, readable without the lock */
+	_Atomic uint64_t fired;
+} weft_shard_t;
+
+/* -------------------------------------------------------------------- task */
+
+enum weft_task_kind { WEFT_KIND_CORO = 0, WEFT_KIND_STEP = 1 };
+enum weft_run_state { WEFT_RS_RUNNABLE = 0, WEFT_RS_RUNNING = 1, WEFT_RS_WAITING = 2, WEFT_RS_DONE = 3, WEFT_RS_FREE = 4 };
+enum { WEFT_JOIN_NONE = 0, WEFT_JOIN_WAITING = 1, WEFT_JOIN_DONE = 2 };
+enum { WEFT_H_LIVE = 0, WEFT_H_DETACHED = 1, WEFT_H_JOINING = 2 };
+
+struct weft_task {
+	weft_parker_t park;	 /* first: a weft_waker_t's parker points here */
+	struct weft_task *next;	 /* global queue / free list link */
+	_Atomic uint64_t id;	 /* 0 when the record is free */
+	_Atomic uint32_t refs;	 /* running + handle + transient lookups */
+	uint8_t kind;		 /* weft_task_kind */
+	_Atomic uint8_t handle;	 /* WEFT_H_*: who may still join */
+	_Atomic uint8_t cancelled;
+	_Atomic uint8_t run_state; /* weft_run_state, for dumps and checks */
+	union {
+		weft_fn_t fn;
+		weft_step_fn_t step;
+	};
+	void *arg;
+	void *result;
+	void *sp;		 /* coroutine: saved stack pointer */
+	weft_stack_t *stack;	 /* coroutine: its stack */
+	struct weft_runtime *rt;
+	void **tls;		 /* WEFT_TLS_KEYS slots, allocated on first set */
+	weft_group_t *group;
+	weft_tentry_t *timer;	 /* stackless: deadline of the current wait */
+	const char *wait_what;	 /* what it waits on, for dumps */
+	void *spawn_site;
+	_Atomic uint32_t join_state;
+	int saved_errno;
+	weft_waker_t join_waker;
+	char name[WEFT_NAME_LEN];
+#if defined(WEFT_ASAN)
+	void *asan_fake;
+#endif
+#if defined(WEFT_TSAN)
+	void *tsan_fiber;
+#endif
+};
+typedef struct weft_task weft_task;
+
+/* ------------------------------------------------------------------ worker */
+
+enum weft_action { WEFT_ACT_NONE = 0, WEFT_ACT_YIELD, WEFT_ACT_PARK, WEFT_ACT_EXIT };
+
+typedef struct weft_worker {
+	/* Run queue (runq.c): head is advanced by the owner and by thieves (CAS),
+	 * tail only by the owner. */
+	alignas(64) _Atomic uint32_t head;
+	alignas(64) _Atomic uint32_t tail;
+	_Atomic(weft_task *) runnext;
+	_Atomic(weft_task *) buf[WEFT_RUNQ_SIZE];
+
+	/* Owner-private. */
+	alignas(64) struct weft_runtime *rt;
+	int index;
+	bool extra;	     /* started by the monitor */
+	bool spinning;	     /* counted in rt->nspinning */
+	bool stop_thread;
+	bool joinable;	     /* its thread has not been joined yet */
+	uint32_t tick;	     /* task runs, for fairness */
+	uint32_t runnext_streak;
+	uint64_t rng;
+	void *sched_sp;	     /* the worker's own context while a coroutine runs */
+	weft_task *cur;
+	int action;	     /* what the coroutine asked for when it switched back */
+	weft_shard_t *shard; /* this worker's timer shard */
+	weft_stack_cache_t stacks;
+	weft_task *free_tasks;
+	uint32_t nfree_tasks;
+	pthread_t thread;
+	void *altstack;
+#if defined(WEFT_ASAN)
+	void *asan_fake;
+	const void *asan_bottom;
+	size_t asan_size;
+#endif
+#if defined(WEFT_TSAN)
+	void *tsan_fiber;
+#endif
+
+	/* Parking (worker.c). */
+	alignas(64) _Atomic uint32_t park_word;
+	_Atomic bool woken_spinning; /* set by wakep when it hands us the spinning role */
+	_Atomic bool parked;
+
+	/* Monitor. */
+	_Atomic uint32_t mon_tick;   /* copy of tick, published at each run */
+	_Atomic uint8_t in_task;     /* running a task now */
+	_Atomic uint8_t stuck;
+	_Atomic bool exited; /* an extra worker whose thread has ended (to be joined) */
+	_Atomic pid_t tid;   /* its thread, for the monitor's computing-or-blocked check */
+
+	/* Statistics: written by the owner (relaxed), read by anyone. */
+	alignas(64) _Atomic uint64_t st_runs, st_steals, st_stolen, st_parks, st_spawned, st_finished;
+	_Atomic int64_t st_idle_ns, st_park_start, st_start;
+} weft_worker;
+
+/* ----------------------------------------------------------------- runtime */
+
+struct weft_runtime {
+	int nbase;			/* configured workers */
+	_Atomic int nworkers;		/* base + extra started so far */
+	weft_worker *workers[WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS];
+	weft_shard_t *shards;		/* nbase shards */
+	size_t stack_default;
+
+	/* Global injection queue. */
+	alignas(64) pthread_mutex_t gq_lock;
+	weft_task *gq_head, *gq_tail;
+	_Atomic uint32_t gq_len;
+
+	/* Idle workers and spinning. */
+	alignas(64) pthread_mutex_t idle_lock;
+	weft_worker *idle[WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS];
+	_Atomic int nidle;
+	_Atomic int nspinning;
+
+	/* Task table: slab pointers, then records; ids encode the slot. */
+	alignas(64) pthread_mutex_t slab_lock;
+	_Atomic(weft_task *) *slabs; /* WEFT_MAX_SLABS entries, mmap'd */
+	_Atomic uint32_t nslabs;
+	weft_task *free_tasks;	     /* global free list (under slab_lock) */
+	uint32_t nfree_tasks;
+	_Atomic uint32_t bump;	     /* records ever handed out: slots [0, bump) */
+	pthread_mutex_t ext_lock;    /* spawns from plain threads share ext_stacks */
+	weft_stack_cache_t ext_stacks;
+
+	weft_stack_pool_t *stacks;
+
+	/* Counters not owned by a worker (spawns/finishes from plain threads). */
+	alignas(64) _Atomic uint64_t ext_spawned, ext_finished;
+	_Atomic uint64_t timers_active;
+
+	/* Lifecycle. */
+	_Atomic bool stopping;	/* no new spawns */
+	_Atomic bool halt;	/* workers exit */
+	_Atomic bool shutdown_requested;
+	_Atomic uint32_t shutdown_futex;
+	pthread_t monitor;
+	bool has_monitor;
+	_Atomic bool monitor_stop;
+	_Atomic uint32_t monitor_futex;
+	weft_config_t cfg;
+	struct weft_runtime *next_rt; /* list of live runtimes, for signal handlers */
+};
+
+/* ------------------------------------------------------------ thread state */
+
+/* The worker this thread is, or NULL. initial-exec: one instruction. */
+extern __thread weft_worker *weft__self_worker __attribute__((tls_model("initial-exec")));
+
+static inline weft_task *weft__cur_task(void)
+{
+	weft_worker *w = weft__self_worker;
+	return w ? w->cur : NULL;
+}
+
+/* ------------------------------------------------------------- functions */
+
+/* runq.c */
+bool weft__runq_put(weft_worker *w, weft_task *t, bool next);
+weft_task *weft__runq_get(weft_worker *w);
+uint32_t weft__runq_steal(weft_worker *thief, weft_worker *victim, bool take_next);
+bool weft__runq_empty(weft_worker *w);
+uint32_t weft__runq_len(weft_worker *w);
+void weft__gq_put(struct weft_runtime *rt, weft_task *head, weft_task *tail, uint32_t n);
+weft_task *weft__gq_get(struct weft_runtime *rt, weft_worker *w, uint32_t max);
+
+/* worker.c */
+void weft__ready(weft_task *t);		 /* make a parked or new task runnable */
+void weft__wakep(struct weft_runtime *rt); /* wake an idle worker if none spins */
+void weft__switch_to_sched(weft_worker *w, int action);
+int weft__worker_start(struct weft_runtime *rt, int index, bool extra);
+void *weft__worker_main(void *arg);
+
+/* task.c */
+weft_task *weft__task_ref(struct weft_runtime *rt, weft_task_t id); /* +1 ref or NULL */
+void weft__task_unref(weft_task *t);
+void weft__task_finish(weft_worker *w, weft_task *t);
+void weft__task_free_all(struct weft_runtime *rt);
+void weft__task_cache_flush(weft_worker *w);
+weft_task *weft__task_at(struct weft_runtime *rt, uint32_t slot);
+int weft__join_in(struct weft_runtime *rt, weft_task_t id, void **result, weft_time_t deadline);
+int weft__task_cancel(weft_task *t);
+int weft__group_add(weft_group_t *g, weft_task *t);
+void weft__group_done(weft_group_t *g, weft_task *t);
+
+/* park.c */
+void weft__parker_init(weft_parker_t *p, bool is_task);
+weft_parker_t *weft__thread_parker(void);
+int weft__park_commit(weft_task *t); /* after a task asked to park: 1 parked, 0 already woken */
+
+/* time: timer.c */
+int weft__shards_create(struct weft_runtime *rt);
+void weft__shards_destroy(struct weft_runtime *rt);
+void weft__tentry_arm(weft_tentry_t *e, weft_time_t deadline, void (*fire)(weft_tentry_t *));
+bool weft__tentry_cancel(weft_tentry_t *e); /* true if it had not fired; waits out a running fire */
+void weft__tentry_done(weft_tentry_t *e);   /* a fire function's last touch of its entry */
+size_t weft__timers_run(struct weft_runtime *rt, weft_shard_t *s, uint64_t now_tick);
+size_t weft__timers_poll(weft_worker *w, bool all_shards);
+weft_time_t weft__timers_next_deadline(struct weft_runtime *rt);
+void weft__park_timer_fire(weft_tentry_t *e);
+
+/* stats.c / monitor.c */
+int weft__monitor_start(struct weft_runtime *rt);
+void weft__monitor_stop(struct weft_runtime *rt);
+void weft__signals_install(struct weft_runtime *rt);
+void weft__signals_remove(struct weft_runtime *rt);
+void weft__fatal_task(weft_task *t, const char *what) __attribute__((noreturn));
+
+/* runtime.c */
+extern struct weft_runtime *weft__default_rt;
+extern struct weft_runtime *weft__live_rts;
+
+/* misc */
+static inline uint64_t weft__rand(uint64_t *s)
+{
+	/* xorshift64* */
+	uint64_t x = *s;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545F4914F6CDD1Dull;
+}
+
+#endif

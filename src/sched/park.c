@@ -1,0 +1,324 @@
+/* park.c - park/unpark, the one primitive under every blocking operation,
+ * and the wait queue built on it.
+ *
+ * The parking protocol
+ * --------------------
+ * Every task and every plain thread that blocks has a parker whose 64-bit
+ * state word holds (epoch, result, phase) - see internal.h. A wait is one
+ * epoch:
+ *
+ *   owner:  weft_park_prepare   state := (e+1, 0, OPEN)        [store]
+ *           ...hand the waker {parker, e+1} to wakers, re-check...
+ *           park                OPEN -> PARKED                 [CAS, by the
+ *                               worker after the coroutine is off its stack,
+ *                               or by the thread itself]
+ *   waker:  weft_unpark(w, r)   (e, -, OPEN)   -> (e, r, WOKEN)  owner sees it
+ *                                                                when it parks
+ *                               (e, -, PARKED) -> (e, r, WOKEN)  and make the
+ *                                                                task runnable
+ *
+ * Exactly one unpark wins per wait (the CAS out of OPEN/PARKED), so a task
+ * is made runnable exactly once and the winner's result is what the owner
+ * sees. An unpark for an older epoch fails its epoch check, so a late timer
+ * or a slow waker can never wake a later wait. The park CAS fails only if the
+ * state is already WOKEN: the owner then continues at once, so a wake that
+ * comes before the park is never lost.
+ *
+ * Cancellation: weft_cancel sets task->cancelled and then reads the state; if
+ * a wait is open it unparks it with -ECANCELED. weft_park_prepare stores the
+ * new OPEN state and then reads task->cancelled; if set, it ends the wait at
+ * once. Both pairs are seq_cst, so at least one side sees the other.
+ *
+ * Memory safety: a waker reads the parker's state word, so the parker must
+ * outlive every waker that may still touch it. Task records live in slabs
+ * that are only unmapped when the runtime is destroyed. Wait-queue wakers
+ * call weft_unpark while holding the queue lock, and a waiter that gives up
+ * takes that lock to unlink itself, so no waker is left holding a pointer to
+ * a node that has gone out of scope. Timers are cancelled synchronously
+ * (weft__tentry_cancel waits out a running fire) before a park returns.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+#include "spin.h"
+
+static __thread weft_parker_t thread_parker;
+
+void weft__parker_init(weft_parker_t *p, bool is_task)
+{
+	atomic_init(&p->state, WEFT_PS(0, 0, WEFT_PH_IDLE));
+	atomic_init(&p->futex, 0);
+	p->is_task = is_task;
+}
+
+weft_parker_t *weft__thread_parker(void)
+{
+	return &thread_parker;
+}
+
+static weft_parker_t *current_parker(weft_task **task)
+{
+	weft_task *t = weft__cur_task();
+	*task = t;
+	return t ? &t->park : &thread_parker;
+}
+
+weft_waker_t weft_park_prepare(void)
+{
+	weft_task *t;
+	weft_parker_t *p = current_parker(&t);
+	uint64_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
+	uint64_t e = WEFT_PS_EPOCH(s) + 1;
+	atomic_store(&p->state, WEFT_PS(e, 0, WEFT_PH_OPEN));
+	if (t && unlikely(atomic_load(&t->cancelled))) {
+		uint64_t open = WEFT_PS(e, 0, WEFT_PH_OPEN);
+		atomic_compare_exchange_strong(&p->state, &open, WEFT_PS(e, -ECANCELED, WEFT_PH_WOKEN));
+	}
+	return (weft_waker_t){.parker = p, .epoch = e};
+}
+
+bool weft_unpark(weft_waker_t w, int reason)
+{
+	weft_parker_t *p = w.parker;
+	if (!p)
+		return false;
+	uint64_t s = atomic_load(&p->state);
+	for (;;) {
+		if (WEFT_PS_EPOCH(s) != w.epoch)
+			return false;
+		int ph = WEFT_PS_PHASE(s);
+		if (ph != WEFT_PH_OPEN && ph != WEFT_PH_PARKED)
+			return false;
+		/* acq_rel: whatever the waker wrote before (a handoff) is visible to
+		 * the owner, which acquires the state when it resumes. */
+		if (atomic_compare_exchange_weak_explicit(&p->state, &s, WEFT_PS(w.epoch, reason, WEFT_PH_WOKEN),
+							  memory_order_acq_rel, memory_order_acquire))
+			break;
+	}
+	if (WEFT_PS_PHASE(s) == WEFT_PH_PARKED) {
+		if (p->is_task) {
+			weft__ready((weft_task *)p);
+		} else {
+			atomic_fetch_add(&p->futex, 1);
+			weft__futex_wake(&p->futex, 1);
+		}
+	}
+	return true;
+}
+
+int weft__park_commit(weft_task *t)
+{
+	uint64_t s = atomic_load_explicit(&t->park.state, memory_order_relaxed);
+	if (WEFT_PS_PHASE(s) != WEFT_PH_OPEN)
+		return 0;
+	uint64_t parked = (s & ~(uint64_t)0xff) | WEFT_PH_PARKED;
+	return atomic_compare_exchange_strong_explicit(&t->park.state, &s, parked, memory_order_acq_rel,
+						       memory_order_acquire);
+}
+
+static int current_result(weft_parker_t *p)
+{
+	/* acquire: pairs with the waker's CAS, so its handoff is visible. */
+	uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
+	return WEFT_PS_RESULT(s);
+}
+
+/* A deadline for a wait: on the waiter's stack (coroutines), or allocated
+ * (stackless tasks, freed by the worker when the task next runs). */
+struct park_timer {
+	weft_tentry_t e;
+	weft_waker_t w;
+};
+
+void weft__park_timer_fire(weft_tentry_t *e)
+{
+	struct park_timer *pt = (struct park_timer *)((char *)e - offsetof(struct park_timer, e));
+	weft_unpark(pt->w, -ETIMEDOUT);
+	weft__tentry_done(e);
+}
+
+static int park_thread(weft_parker_t *p, weft_waker_t w, weft_time_t deadline)
+{
+	uint64_t s = atomic_load(&p->state);
+	if (WEFT_PS_EPOCH(s) == w.epoch && WEFT_PS_PHASE(s) == WEFT_PH_OPEN) {
+		uint64_t parked = (s & ~(uint64_t)0xff) | WEFT_PH_PARKED;
+		atomic_compare_exchange_strong(&p->state, &s, parked);
+	}
+	for (;;) {
+		uint32_t f = atomic_load(&p->futex);
+		s = atomic_load(&p->state);
+		if (WEFT_PS_PHASE(s) != WEFT_PH_PARKED)
+			break;
+		if (deadline == WEFT_NEVER) {
+			weft__futex_wait(&p->futex, f, NULL);
+			continue;
+		}
+		weft_time_t now = weft_now();
+		if (now >= deadline) {
+			weft_unpark(w, -ETIMEDOUT);
+			continue;
+		}
+		struct timespec ts = weft__ts_of(deadline - now);
+		weft__futex_wait(&p->futex, f, &ts);
+	}
+	return current_result(p);
+}
+
+int weft_park(weft_waker_t w, weft_time_t deadline)
+{
+	weft_task *t;
+	weft_parker_t *p = current_parker(&t);
+	if (w.parker != p)
+		return -EINVAL;
+	if (!t)
+		return park_thread(p, w, deadline);
+	if (t->kind != WEFT_KIND_CORO)
+		return -EPERM;
+	uint64_t s0 = atomic_load_explicit(&p->state, memory_order_acquire);
+	if (WEFT_PS_EPOCH(s0) != w.epoch)
+		return -EINVAL; /* not the caller's current wait */
+	if (WEFT_PS_PHASE(s0) == WEFT_PH_WOKEN)
+		return WEFT_PS_RESULT(s0); /* already woken: no switch */
+	struct park_timer pt;
+	bool timed = deadline != WEFT_NEVER;
+	if (timed) {
+		uint64_t s = atomic_load(&p->state);
+		if (WEFT_PS_PHASE(s) != WEFT_PH_OPEN || WEFT_PS_EPOCH(s) != w.epoch)
+			return current_result(p);
+		if (deadline <= weft_now()) {
+			weft_unpark(w, -ETIMEDOUT);
+			return current_result(p);
+		}
+		pt.w = w;
+		weft__tentry_arm(&pt.e, deadline, weft__park_timer_fire);
+	}
+	if (!t->wait_what)
+		t->wait_what = "park";
+	weft__switch_to_sched(weft__self_worker, WEFT_ACT_PARK);
+	t->wait_what = NULL;
+	if (timed)
+		weft__tentry_cancel(&pt.e);
+	return current_result(p);
+}
+
+int weft_park_deadline(weft_waker_t w, weft_time_t deadline)
+{
+	weft_task *t;
+	weft_parker_t *p = current_parker(&t);
+	if (!t || t->kind != WEFT_KIND_STEP || w.parker != p)
+		return -EPERM;
+	if (deadline == WEFT_NEVER)
+		return 0;
+	if (deadline <= weft_now()) {
+		weft_unpark(w, -ETIMEDOUT);
+		return 0;
+	}
+	if (t->timer)
+		return -EBUSY;
+	struct park_timer *pt = malloc(sizeof *pt);
+	if (!pt)
+		return -ENOMEM;
+	pt->w = w;
+	t->timer = &pt->e;
+	weft__tentry_arm(&pt->e, deadline, weft__park_timer_fire);
+	return 0;
+}
+
+int weft_park_result(void)
+{
+	weft_task *t;
+	weft_parker_t *p = current_parker(&t);
+	return current_result(p);
+}
+
+/* ------------------------------------------------------------ wait queue */
+
+void weft_waitq_init(weft_waitq_t *q)
+{
+	*q = (weft_waitq_t)WEFT_WAITQ_INIT;
+}
+
+void weft_waitq_lock(weft_waitq_t *q)
+{
+	weft__spin_lock((_Atomic uint32_t *)&q->lock);
+}
+
+void weft_waitq_unlock(weft_waitq_t *q)
+{
+	weft__spin_unlock((_Atomic uint32_t *)&q->lock);
+}
+
+void weft_waitq_push(weft_waitq_t *q, weft_waitq_node_t *n)
+{
+	n->waker = weft_park_prepare();
+	n->status = 0;
+	n->next = NULL;
+	n->prev = q->tail;
+	if (q->tail)
+		q->tail->next = n;
+	else
+		q->head = n;
+	q->tail = n;
+	q->len++;
+	n->queued = true;
+}
+
+static void unlink_node(weft_waitq_t *q, weft_waitq_node_t *n)
+{
+	if (n->prev)
+		n->prev->next = n->next;
+	else
+		q->head = n->next;
+	if (n->next)
+		n->next->prev = n->prev;
+	else
+		q->tail = n->prev;
+	n->next = n->prev = NULL;
+	n->queued = false;
+	q->len--;
+}
+
+weft_waitq_node_t *weft_waitq_pop(weft_waitq_t *q)
+{
+	weft_waitq_node_t *n = q->head;
+	if (n)
+		unlink_node(q, n);
+	return n;
+}
+
+bool weft_waitq_remove(weft_waitq_t *q, weft_waitq_node_t *n)
+{
+	weft_waitq_lock(q);
+	bool was = n->queued;
+	if (was)
+		unlink_node(q, n);
+	weft_waitq_unlock(q);
+	return was;
+}
+
+int weft_waitq_wake_one(weft_waitq_t *q, int status)
+{
+	int woke = 0;
+	weft_waitq_lock(q);
+	weft_waitq_node_t *n;
+	while (!woke && (n = weft_waitq_pop(q)) != NULL) {
+		n->status = status;
+		woke = weft_unpark(n->waker, 0);
+	}
+	weft_waitq_unlock(q);
+	return woke;
+}
+
+int weft_waitq_wake_all(weft_waitq_t *q, int status)
+{
+	int woke = 0;
+	weft_waitq_lock(q);
+	weft_waitq_node_t *n;
+	while ((n = weft_waitq_pop(q)) != NULL) {
+		n->status = status;
+		woke += weft_unpark(n->waker, 0);
+	}
+	weft_waitq_unlock(q);
+	return woke;
+}

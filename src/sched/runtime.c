@@ -1,0 +1,262 @@
+/* runtime.c - starting, configuring and stopping a runtime; weft_main.
+ *
+ * Shutdown: weft_runtime_stop refuses new spawns, cancels every live task
+ * (their blocking calls return -ECANCELED; a task that never blocks again
+ * must finish by itself), waits until every spawned task has finished, then
+ * stops and joins the workers and the monitor and frees everything. Records
+ * of finished tasks that nobody joined are freed with their slabs.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "spin.h"
+
+struct weft_runtime *weft__default_rt;
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+struct weft_runtime *weft__live_rts; /* for signal handlers (stats.c) */
+
+weft_runtime_t *weft_runtime_current(void)
+{
+	weft_worker *w = weft__self_worker;
+	if (w)
+		return w->rt;
+	return __atomic_load_n(&weft__default_rt, __ATOMIC_ACQUIRE);
+}
+
+int weft_runtime_workers(const weft_runtime_t *rt)
+{
+	return rt ? rt->nbase : -EINVAL;
+}
+
+static long env_long(const char *name, long def)
+{
+	const char *s = getenv(name);
+	if (!s || !*s)
+		return def;
+	char *end;
+	long v = strtol(s, &end, 0);
+	if (*end == 'k' || *end == 'K')
+		v *= 1024, end++;
+	else if (*end == 'm' || *end == 'M')
+		v *= 1024 * 1024, end++;
+	if (*end || v <= 0) {
+		fprintf(stderr, "weft: ignoring %s=%s (not a positive number)\n", name, s);
+		return def;
+	}
+	return v;
+}
+
+static uint64_t live_tasks(struct weft_runtime *rt)
+{
+	uint64_t sp = atomic_load(&rt->ext_spawned), fin = atomic_load(&rt->ext_finished);
+	int nw = atomic_load(&rt->nworkers);
+	for (int i = 0; i < nw; i++) {
+		weft_worker *w = rt->workers[i];
+		if (w) {
+			sp += atomic_load(&w->st_spawned);
+			fin += atomic_load(&w->st_finished);
+		}
+	}
+	return sp > fin ? sp - fin : 0;
+}
+
+static void destroy(struct weft_runtime *rt)
+{
+	for (int i = 0; i < WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS; i++) {
+		weft_worker *w = rt->workers[i];
+		if (!w)
+			continue;
+		if (w->altstack)
+			munmap(w->altstack, 64 * 1024);
+		free(w);
+	}
+	if (rt->stacks) {
+		weft__stack_cache_flush(rt->stacks, &rt->ext_stacks);
+		weft__stack_pool_destroy(rt->stacks);
+	}
+	if (rt->slabs) {
+		weft__task_free_all(rt);
+		munmap(rt->slabs, sizeof(*rt->slabs) * WEFT_MAX_SLABS);
+	}
+	weft__shards_destroy(rt);
+	pthread_mutex_destroy(&rt->gq_lock);
+	pthread_mutex_destroy(&rt->idle_lock);
+	pthread_mutex_destroy(&rt->slab_lock);
+	pthread_mutex_destroy(&rt->ext_lock);
+	free(rt);
+}
+
+int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg)
+{
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	weft_config_t c = cfg ? *cfg : (weft_config_t){0};
+	if (c.workers < 0 || c.workers > WEFT_MAX_WORKERS)
+		return -EINVAL;
+	if (c.stack_size && (c.stack_size < WEFT_STACK_MIN || c.stack_size > WEFT_STACK_MAX))
+		return -EINVAL;
+	if (c.workers == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		c.workers = (int)env_long("WEFT_WORKERS", n > 0 ? n : 1);
+		if (c.workers > WEFT_MAX_WORKERS)
+			c.workers = WEFT_MAX_WORKERS;
+	}
+	if (!c.stack_size) {
+		long s = env_long("WEFT_STACK_SIZE", (long)WEFT_STACK_DEFAULT);
+		c.stack_size = s >= (long)WEFT_STACK_MIN && s <= (long)WEFT_STACK_MAX ? (size_t)s : WEFT_STACK_DEFAULT;
+	}
+	if (!c.stack_cache_bytes)
+		c.stack_cache_bytes = (size_t)64 << 20;
+
+	struct weft_runtime *rt;
+	if (posix_memalign((void **)&rt, 64, sizeof *rt))
+		return -ENOMEM;
+	memset(rt, 0, sizeof *rt);
+	rt->cfg = c;
+	rt->nbase = c.workers;
+	rt->stack_default = c.stack_size;
+	pthread_mutex_init(&rt->gq_lock, NULL);
+	pthread_mutex_init(&rt->idle_lock, NULL);
+	pthread_mutex_init(&rt->slab_lock, NULL);
+	pthread_mutex_init(&rt->ext_lock, NULL);
+	int e = -ENOMEM;
+	void *m = mmap(NULL, sizeof(*rt->slabs) * WEFT_MAX_SLABS, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m == MAP_FAILED)
+		goto fail;
+	rt->slabs = m;
+	if ((e = weft__stack_pool_create(&rt->stacks, c.stack_cache_bytes, 16000)) != 0)
+		goto fail;
+	if ((e = weft__shards_create(rt)) != 0)
+		goto fail;
+	atomic_store(&rt->nworkers, rt->nbase);
+	for (int i = 0; i < rt->nbase; i++) {
+		if ((e = weft__worker_start(rt, i, false)) != 0) {
+			atomic_store(&rt->nworkers, i);
+			atomic_store(&rt->halt, true);
+			for (int j = 0; j < i; j++) {
+				atomic_fetch_add(&rt->workers[j]->park_word, 1);
+				weft__futex_wake(&rt->workers[j]->park_word, 1);
+				pthread_join(rt->workers[j]->thread, NULL);
+			}
+			goto fail;
+		}
+	}
+	if (!c.no_monitor && weft__monitor_start(rt) == 0)
+		rt->has_monitor = true;
+	pthread_mutex_lock(&live_lock);
+	rt->next_rt = weft__live_rts;
+	__atomic_store_n(&weft__live_rts, rt, __ATOMIC_RELEASE);
+	if (!weft__default_rt)
+		__atomic_store_n(&weft__default_rt, rt, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&live_lock);
+	weft__signals_install(rt);
+	*out = rt;
+	return 0;
+fail:
+	destroy(rt);
+	return e;
+}
+
+static void cancel_all(struct weft_runtime *rt)
+{
+	uint32_t n = atomic_load(&rt->bump);
+	for (uint32_t s = 0; s < n; s++) {
+		weft_task *t = weft__task_at(rt, s);
+		if (!t)
+			continue;
+		int st = atomic_load(&t->run_state);
+		if (st == WEFT_RS_DONE || st == WEFT_RS_FREE)
+			continue;
+		weft_cancel(atomic_load(&t->id));
+	}
+}
+
+int weft_runtime_stop(weft_runtime_t *rt)
+{
+	if (!rt)
+		return -EINVAL;
+	if (weft__self_worker)
+		return -EDEADLK;
+	if (atomic_exchange(&rt->stopping, true))
+		return -EINVAL; /* already stopping */
+	while (live_tasks(rt) > 0) {
+		cancel_all(rt);
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	if (rt->has_monitor)
+		weft__monitor_stop(rt); /* first: it may start extra workers */
+	atomic_store(&rt->halt, true);
+	int nw = atomic_load(&rt->nworkers);
+	for (int i = 0; i < nw; i++) {
+		weft_worker *w = rt->workers[i];
+		atomic_fetch_add(&w->park_word, 1);
+		weft__futex_wake(&w->park_word, 1);
+	}
+	for (int i = 0; i < nw; i++) {
+		weft_worker *w = rt->workers[i];
+		if (w->joinable)
+			pthread_join(w->thread, NULL);
+		w->joinable = false;
+	}
+	weft__signals_remove(rt);
+	pthread_mutex_lock(&live_lock);
+	for (struct weft_runtime **p = &weft__live_rts; *p; p = &(*p)->next_rt) {
+		if (*p == rt) {
+			__atomic_store_n(p, rt->next_rt, __ATOMIC_RELEASE);
+			break;
+		}
+	}
+	if (weft__default_rt == rt)
+		__atomic_store_n(&weft__default_rt, weft__live_rts, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&live_lock);
+	destroy(rt);
+	return 0;
+}
+
+void weft_runtime_shutdown(weft_runtime_t *rt)
+{
+	if (!rt)
+		return;
+	atomic_store(&rt->shutdown_requested, true);
+	atomic_fetch_add(&rt->shutdown_futex, 1);
+	weft__futex_wake(&rt->shutdown_futex, INT32_MAX);
+}
+
+int weft_runtime_wait(weft_runtime_t *rt)
+{
+	if (!rt)
+		return -EINVAL;
+	if (weft__self_worker)
+		return -EDEADLK;
+	for (;;) {
+		uint32_t f = atomic_load(&rt->shutdown_futex);
+		if (atomic_load(&rt->shutdown_requested))
+			return 0;
+		weft__futex_wait(&rt->shutdown_futex, f, NULL);
+	}
+}
+
+int weft_main(void *(*fn)(void *), void *arg, const weft_config_t *cfg)
+{
+	if (!fn)
+		return -EINVAL;
+	weft_runtime_t *rt;
+	int e = weft_runtime_start(&rt, cfg);
+	if (e)
+		return e;
+	weft_task_t t;
+	e = weft_spawn(&t, fn, arg, &(weft_spawn_opts_t){.name = "main", .runtime = rt});
+	void *res = NULL;
+	if (!e)
+		e = weft__join_in(rt, t, &res, WEFT_NEVER);
+	weft_runtime_stop(rt);
+	return e ? e : (int)(intptr_t)res;
+}

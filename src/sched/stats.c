@@ -1,0 +1,158 @@
+/* stats.c - live statistics and the task dump.
+ *
+ * Every counter is an atomic written by one owner (relaxed) and read by
+ * anyone, so reading never stops or slows the workers; the set is not a
+ * consistent snapshot. The dump walks the task table (slabs are never
+ * unmapped while the runtime lives) and reads each record's fields racily:
+ * it is a diagnostic, and every field it prints is either atomic or a fixed
+ * size inline buffer.
+ */
+#include "internal.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+
+static uint64_t ld(_Atomic uint64_t *p)
+{
+	return atomic_load_explicit(p, memory_order_relaxed);
+}
+
+int weft_stats(weft_runtime_t *rt, weft_stats_t *out)
+{
+	if (!rt)
+		rt = weft_runtime_current();
+	if (!rt || !out)
+		return -EINVAL;
+	memset(out, 0, sizeof *out);
+	weft_time_t now = weft_now();
+	uint64_t spawned = ld(&rt->ext_spawned), finished = ld(&rt->ext_finished);
+	int nw = atomic_load(&rt->nworkers);
+	double bmin = 0, bmax = 0, bsum = 0;
+	int nb = 0;
+	for (int i = 0; i < nw; i++) {
+		weft_worker *w = rt->workers[i];
+		if (!w)
+			continue;
+		spawned += ld(&w->st_spawned);
+		finished += ld(&w->st_finished);
+		out->switches += ld(&w->st_runs);
+		if (out->workers >= 64)
+			continue;
+		weft_worker_stats_t *s = &out->per_worker[out->workers++];
+		s->tasks_run = ld(&w->st_runs);
+		s->steals = ld(&w->st_steals);
+		s->stolen = ld(&w->st_stolen);
+		s->parks = ld(&w->st_parks);
+		int64_t start = atomic_load_explicit(&w->st_start, memory_order_relaxed);
+		int64_t idle = atomic_load_explicit(&w->st_idle_ns, memory_order_relaxed);
+		int64_t ps = atomic_load_explicit(&w->st_park_start, memory_order_relaxed);
+		int64_t busy = start ? now - start - idle - (ps ? now - ps : 0) : 0;
+		s->busy_ns = busy > 0 ? (uint64_t)busy : 0;
+		s->queue_len = weft__runq_len(w);
+		s->stuck = atomic_load_explicit(&w->stuck, memory_order_relaxed);
+		s->extra = w->extra;
+		if (!w->extra) {
+			double b = (double)s->busy_ns;
+			if (nb == 0 || b < bmin)
+				bmin = b;
+			if (nb == 0 || b > bmax)
+				bmax = b;
+			bsum += b;
+			nb++;
+		}
+	}
+	out->spawned = spawned;
+	out->finished = finished;
+	out->live = spawned > finished ? spawned - finished : 0;
+	out->load_imbalance = nb && bsum > 0 ? (bmax - bmin) / (bsum / nb) : 0;
+	out->global_queue_len = atomic_load_explicit(&rt->gq_len, memory_order_relaxed);
+	for (int i = 0; i < rt->nbase; i++) {
+		weft_shard_t *sh = &rt->shards[i];
+		out->timers_fired += ld(&sh->fired);
+		out->timers_active += __atomic_load_n(&sh->wheel.count, __ATOMIC_RELAXED);
+	}
+	weft_stack_stats_t ss;
+	weft__stack_stats(rt->stacks, &ss);
+	out->stacks_in_use = ss.in_use;
+	out->stack_bytes_mapped = ss.mapped_bytes;
+	return 0;
+}
+
+int weft_stats_print(weft_runtime_t *rt, int fd)
+{
+	weft_stats_t s;
+	int e = weft_stats(rt, &s);
+	if (e)
+		return e;
+	dprintf(fd,
+		"weft: tasks spawned=%llu finished=%llu live=%llu switches=%llu timers active=%llu fired=%llu "
+		"global_queue=%llu stacks=%llu (%llu MiB mapped) imbalance=%.2f\n",
+		(unsigned long long)s.spawned, (unsigned long long)s.finished, (unsigned long long)s.live,
+		(unsigned long long)s.switches, (unsigned long long)s.timers_active,
+		(unsigned long long)s.timers_fired, (unsigned long long)s.global_queue_len,
+		(unsigned long long)s.stacks_in_use, (unsigned long long)(s.stack_bytes_mapped >> 20),
+		s.load_imbalance);
+	for (int i = 0; i < s.workers; i++) {
+		weft_worker_stats_t *w = &s.per_worker[i];
+		dprintf(fd, "  worker %d%s: run=%llu steals=%llu stolen=%llu parks=%llu queue=%u busy=%.3fs%s\n", i,
+			w->extra ? " (extra)" : "", (unsigned long long)w->tasks_run, (unsigned long long)w->steals,
+			(unsigned long long)w->stolen, (unsigned long long)w->parks, w->queue_len,
+			(double)w->busy_ns / 1e9, w->stuck ? " STUCK" : "");
+	}
+	return 0;
+}
+
+static const char *state_name(int st)
+{
+	switch (st) {
+	case WEFT_RS_RUNNABLE:
+		return "runnable";
+	case WEFT_RS_RUNNING:
+		return "running";
+	case WEFT_RS_WAITING:
+		return "waiting";
+	case WEFT_RS_DONE:
+		return "done, not joined";
+	default:
+		return "?";
+	}
+}
+
+int weft_task_dump(weft_runtime_t *rt, int fd)
+{
+	if (!rt)
+		rt = weft_runtime_current();
+	if (!rt)
+		return -EINVAL;
+	uint32_t n = atomic_load(&rt->bump);
+	int count = 0;
+	dprintf(fd, "weft: task dump\n");
+	for (uint32_t slot = 0; slot < n; slot++) {
+		weft_task *t = weft__task_at(rt, slot);
+		if (!t)
+			continue;
+		int st = atomic_load_explicit(&t->run_state, memory_order_acquire);
+		if (st == WEFT_RS_FREE)
+			continue;
+		char name[WEFT_NAME_LEN];
+		memcpy(name, t->name, sizeof name);
+		name[WEFT_NAME_LEN - 1] = 0;
+		const char *what = st == WEFT_RS_WAITING ? __atomic_load_n(&t->wait_what, __ATOMIC_RELAXED) : NULL;
+		Dl_info di;
+		void *site = t->spawn_site;
+		const char *sym = "?";
+		long off = 0;
+		if (site && dladdr(site, &di) && di.dli_sname) {
+			sym = di.dli_sname;
+			off = (char *)site - (char *)di.dli_saddr;
+		}
+		dprintf(fd, "  task %llu '%s' %s %s%s%s%s spawned at %s+0x%lx (%p)\n",
+			(unsigned long long)atomic_load(&t->id), name, t->kind == WEFT_KIND_CORO ? "coroutine" : "stackless",
+			state_name(st), what ? " on " : "", what ? what : "",
+			atomic_load_explicit(&t->cancelled, memory_order_relaxed) ? " (cancelled)" : "", sym, off, site);
+		count++;
+	}
+	dprintf(fd, "weft: %d tasks\n", count);
+	return count;
+}

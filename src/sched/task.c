@@ -1,0 +1,555 @@
+/* task.c - task records, spawn, join, detach, cancel, names, task-local storage.
+ *
+ * Records and ids
+ * ---------------
+ * Task records live in slabs of WEFT_SLAB_TASKS, found through a table of
+ * slab pointers; slot s is record s % WEFT_SLAB_TASKS of slab s /
+ * WEFT_SLAB_TASKS. A task's id is (generation << 32) | slot, and the
+ * generation is bumped when the record is freed, so ids are never reused
+ * (for 2^32 reuses of one slot) and a stale id is detected, not obeyed.
+ * Slabs are unmapped only when the runtime is destroyed, so reading a record
+ * through a stale id is always safe.
+ *
+ * Lifetime: refs counts the running task (until it finishes), the handle (a
+ * joinable, not yet joined task), and transient lookups (weft__task_ref). The
+ * record is freed when refs reaches 0. A lookup increments refs only if it is
+ * not 0 and then re-checks the id: if the record was freed and reused in
+ * between, the id differs and the lookup backs out.
+ *
+ * Joining: the `handle` byte makes joining exclusive (LIVE -> JOINING by
+ * CAS; DETACHED and a second joiner are refused). The joiner stores its waker
+ * and moves join_state NONE -> WAITING; the finishing task exchanges
+ * join_state to DONE and, if it saw WAITING, wakes the joiner. A joiner that
+ * times out moves WAITING -> NONE; if that fails the task has finished and
+ * the join succeeds after all.
+ *
+ * Free records are cached per worker (no lock) and exchanged in batches with
+ * the runtime's free list (slab_lock).
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "../arch/context.h"
+
+#define FREE_BATCH 64
+
+/* Task-local storage keys: process-wide, like pthread keys. */
+static _Atomic uint64_t tls_used;
+static void (*_Atomic tls_dtor[WEFT_TLS_KEYS])(void *);
+
+weft_task *weft__task_at(struct weft_runtime *rt, uint32_t slot)
+{
+	uint32_t si = slot / WEFT_SLAB_TASKS;
+	if (si >= atomic_load_explicit(&rt->nslabs, memory_order_acquire))
+		return NULL;
+	weft_task *slab = atomic_load_explicit(&rt->slabs[si], memory_order_acquire);
+	return slab ? &slab[slot % WEFT_SLAB_TASKS] : NULL;
+}
+
+/* Take records for a worker cache (or one for a plain thread). */
+static weft_task *alloc_slow(struct weft_runtime *rt, weft_worker *w)
+{
+	weft_task *got = NULL;
+	pthread_mutex_lock(&rt->slab_lock);
+	uint32_t want = w ? FREE_BATCH : 1;
+	while (want && rt->free_tasks) {
+		weft_task *t = rt->free_tasks;
+		rt->free_tasks = t->next;
+		rt->nfree_tasks--;
+		t->next = got;
+		got = t;
+		want--;
+	}
+	while (want) {
+		uint32_t slot = atomic_load_explicit(&rt->bump, memory_order_relaxed);
+		uint32_t si = slot / WEFT_SLAB_TASKS;
+		if (si >= WEFT_MAX_SLABS)
+			break;
+		if (si >= atomic_load_explicit(&rt->nslabs, memory_order_relaxed)) {
+			void *m = mmap(NULL, sizeof(weft_task) * WEFT_SLAB_TASKS, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+			if (m == MAP_FAILED)
+				break;
+			atomic_store_explicit(&rt->slabs[si], (weft_task *)m, memory_order_release);
+			atomic_store_explicit(&rt->nslabs, si + 1, memory_order_release);
+		}
+		weft_task *t = weft__task_at(rt, slot);
+		weft__parker_init(&t->park, true);
+		atomic_init(&t->id, ((uint64_t)1 << 32) | slot);
+		atomic_init(&t->run_state, WEFT_RS_FREE);
+		atomic_store_explicit(&rt->bump, slot + 1, memory_order_release);
+		t->next = got;
+		got = t;
+		want--;
+	}
+	pthread_mutex_unlock(&rt->slab_lock);
+	if (!got)
+		return NULL;
+	weft_task *first = got;
+	if (w) {
+		w->free_tasks = first->next;
+		for (weft_task *x = first->next; x; x = x->next)
+			w->nfree_tasks++;
+	}
+	return first;
+}
+
+static weft_task *task_alloc(struct weft_runtime *rt, weft_worker *w)
+{
+	if (w && w->free_tasks) {
+		weft_task *t = w->free_tasks;
+		w->free_tasks = t->next;
+		w->nfree_tasks--;
+		return t;
+	}
+	return alloc_slow(rt, w);
+}
+
+static void task_release_record(weft_task *t)
+{
+	struct weft_runtime *rt = t->rt;
+	uint64_t id = atomic_load_explicit(&t->id, memory_order_relaxed);
+	/* Next generation: every handle to the old task is now stale. */
+	atomic_store_explicit(&t->id, id + ((uint64_t)1 << 32), memory_order_release);
+	atomic_store_explicit(&t->run_state, WEFT_RS_FREE, memory_order_relaxed);
+	weft_worker *w = weft__self_worker;
+	if (w && w->rt == rt) {
+		t->next = w->free_tasks;
+		w->free_tasks = t;
+		if (++w->nfree_tasks <= 4 * FREE_BATCH)
+			return;
+		/* Too many cached: give a batch back. */
+		weft_task *head = w->free_tasks, *tail = head;
+		for (int i = 1; i < FREE_BATCH; i++)
+			tail = tail->next;
+		w->free_tasks = tail->next;
+		w->nfree_tasks -= FREE_BATCH;
+		pthread_mutex_lock(&rt->slab_lock);
+		tail->next = rt->free_tasks;
+		rt->free_tasks = head;
+		rt->nfree_tasks += FREE_BATCH;
+		pthread_mutex_unlock(&rt->slab_lock);
+		return;
+	}
+	pthread_mutex_lock(&rt->slab_lock);
+	t->next = rt->free_tasks;
+	rt->free_tasks = t;
+	rt->nfree_tasks++;
+	pthread_mutex_unlock(&rt->slab_lock);
+}
+
+void weft__task_cache_flush(weft_worker *w)
+{
+	struct weft_runtime *rt = w->rt;
+	pthread_mutex_lock(&rt->slab_lock);
+	while (w->free_tasks) {
+		weft_task *t = w->free_tasks;
+		w->free_tasks = t->next;
+		t->next = rt->free_tasks;
+		rt->free_tasks = t;
+		rt->nfree_tasks++;
+	}
+	w->nfree_tasks = 0;
+	pthread_mutex_unlock(&rt->slab_lock);
+}
+
+void weft__task_unref(weft_task *t)
+{
+	/* acq_rel: the last owner sees every write of the others before freeing. */
+	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
+		task_release_record(t);
+}
+
+weft_task *weft__task_ref(struct weft_runtime *rt, weft_task_t id)
+{
+	if (!rt || id == 0)
+		return NULL;
+	weft_task *t = weft__task_at(rt, (uint32_t)id);
+	if (!t)
+		return NULL;
+	uint32_t r = atomic_load(&t->refs);
+	do {
+		if (r == 0)
+			return NULL;
+	} while (!atomic_compare_exchange_weak(&t->refs, &r, r + 1));
+	if (atomic_load(&t->id) != id) {
+		weft__task_unref(t);
+		return NULL;
+	}
+	return t;
+}
+
+void weft__task_free_all(struct weft_runtime *rt)
+{
+	uint32_t n = atomic_load(&rt->nslabs);
+	for (uint32_t i = 0; i < n; i++) {
+		weft_task *slab = atomic_load(&rt->slabs[i]);
+		for (uint32_t j = 0; j < WEFT_SLAB_TASKS; j++)
+			free(slab[j].tls); /* records of finished, never-joined tasks */
+		munmap(slab, sizeof(weft_task) * WEFT_SLAB_TASKS);
+	}
+}
+
+/* ------------------------------------------------------------ spawn */
+
+static struct weft_runtime *pick_runtime(const weft_spawn_opts_t *o)
+{
+	if (o && o->runtime)
+		return o->runtime;
+	return weft_runtime_current();
+}
+
+
+static int spawn_common(weft_task_t *out, int kind, void *fn, void *arg, const weft_spawn_opts_t *o, void *site)
+{
+	if (out)
+		*out = 0;
+	if (!fn)
+		return -EINVAL;
+	struct weft_runtime *rt = pick_runtime(o);
+	if (!rt || atomic_load_explicit(&rt->stopping, memory_order_acquire))
+		return -ESHUTDOWN;
+	size_t ssize = 0;
+	if (kind == WEFT_KIND_CORO) {
+		ssize = o && o->stack_size ? o->stack_size : rt->stack_default;
+		if (ssize < WEFT_STACK_MIN || ssize > WEFT_STACK_MAX)
+			return -EINVAL;
+	}
+	weft_worker *w = weft__self_worker;
+	if (w && w->rt != rt)
+		w = NULL;
+	weft_task *t = task_alloc(rt, w);
+	if (!t)
+		return -ENOMEM;
+	t->stack = NULL;
+	t->rt = rt;
+	t->tls = NULL;
+	t->group = o ? o->group : NULL;
+	if (t->group) {
+		int e = weft__group_add(t->group, t);
+		if (e) {
+			atomic_store(&t->refs, 1);
+			weft__task_unref(t);
+			return e;
+		}
+	}
+	if (kind == WEFT_KIND_CORO) {
+		int e;
+		if (w) {
+			e = weft__stack_alloc(rt->stacks, &w->stacks, ssize, &t->stack);
+		} else {
+			pthread_mutex_lock(&rt->ext_lock);
+			e = weft__stack_alloc(rt->stacks, &rt->ext_stacks, ssize, &t->stack);
+			pthread_mutex_unlock(&rt->ext_lock);
+		}
+		if (e) {
+			if (t->group)
+				weft__group_done(t->group, t);
+			atomic_store(&t->refs, 1);
+			weft__task_unref(t);
+			return e;
+		}
+#ifdef WEFT_HAVE_VALGRIND
+		t->stack->valgrind_id =
+			VALGRIND_STACK_REGISTER(t->stack->lo, (char *)t->stack->lo + t->stack->size);
+#endif
+	}
+	t->kind = (uint8_t)kind;
+	t->fn = (weft_fn_t)fn;
+	t->arg = arg;
+	t->result = NULL;
+	t->sp = NULL;
+	t->timer = NULL;
+	t->wait_what = NULL;
+	t->spawn_site = site;
+	t->saved_errno = 0;
+	t->name[0] = 0;
+	if (o && o->name) {
+		strncpy(t->name, o->name, WEFT_NAME_LEN - 1);
+		t->name[WEFT_NAME_LEN - 1] = 0;
+	}
+	bool detached = (o && o->detached) || t->group;
+	atomic_store_explicit(&t->handle, detached ? WEFT_H_DETACHED : WEFT_H_LIVE, memory_order_relaxed);
+	atomic_store_explicit(&t->join_state, WEFT_JOIN_NONE, memory_order_relaxed);
+	atomic_store_explicit(&t->cancelled, 0, memory_order_relaxed);
+#ifdef WEFT_TSAN
+	t->tsan_fiber = kind == WEFT_KIND_CORO ? __tsan_create_fiber(0) : NULL;
+#endif
+#ifdef WEFT_ASAN
+	t->asan_fake = NULL;
+#endif
+	weft_task_t id = atomic_load_explicit(&t->id, memory_order_relaxed);
+	/* release: a lookup that sees refs > 0 sees the initialised record. */
+	atomic_store_explicit(&t->refs, detached ? 1 : 2, memory_order_release);
+	if (w)
+		atomic_store_explicit(&w->st_spawned, atomic_load_explicit(&w->st_spawned, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(&rt->ext_spawned, 1, memory_order_relaxed);
+	if (out)
+		*out = id;
+	weft__ready(t);
+	return 0;
+}
+
+int weft_spawn(weft_task_t *out, weft_fn_t fn, void *arg, const weft_spawn_opts_t *opts)
+{
+	return spawn_common(out, WEFT_KIND_CORO, (void *)fn, arg, opts, __builtin_return_address(0));
+}
+
+int weft_spawn_step(weft_task_t *out, weft_step_fn_t step, void *state, const weft_spawn_opts_t *opts)
+{
+	return spawn_common(out, WEFT_KIND_STEP, (void *)step, state, opts, __builtin_return_address(0));
+}
+
+/* On the worker, the task off its stack (or its step returned DONE). */
+void weft__task_finish(weft_worker *w, weft_task *t)
+{
+	struct weft_runtime *rt = t->rt;
+	if (t->tls) {
+		for (int k = 0; k < WEFT_TLS_KEYS; k++) {
+			void (*d)(void *) = atomic_load_explicit(&tls_dtor[k], memory_order_acquire);
+			if (t->tls[k] && d)
+				d(t->tls[k]);
+		}
+		free(t->tls);
+		t->tls = NULL;
+	}
+	if (t->stack) {
+#ifdef WEFT_HAVE_VALGRIND
+		VALGRIND_STACK_DEREGISTER(t->stack->valgrind_id);
+#endif
+		weft__stack_free(rt->stacks, &w->stacks, t->stack);
+		t->stack = NULL;
+	}
+#ifdef WEFT_TSAN
+	if (t->tsan_fiber) {
+		__tsan_destroy_fiber(t->tsan_fiber);
+		t->tsan_fiber = NULL;
+	}
+#endif
+	atomic_store_explicit(&t->run_state, WEFT_RS_DONE, memory_order_release);
+	atomic_store_explicit(&w->st_finished, atomic_load_explicit(&w->st_finished, memory_order_relaxed) + 1,
+			      memory_order_release);
+	if (t->group)
+		weft__group_done(t->group, t);
+	if (atomic_exchange(&t->join_state, WEFT_JOIN_DONE) == WEFT_JOIN_WAITING)
+		weft_unpark(t->join_waker, 0);
+	weft__task_unref(t);
+}
+
+/* ------------------------------------------------------------ join & co */
+
+int weft__join_in(struct weft_runtime *rt, weft_task_t id, void **result, weft_time_t deadline)
+{
+	if (result)
+		*result = NULL;
+	weft_task *self = weft__cur_task();
+	if (self && self->kind == WEFT_KIND_STEP)
+		return -EPERM;
+	weft_task *t = weft__task_ref(rt, id);
+	if (!t)
+		return -ESRCH;
+	if (t == self) {
+		weft__task_unref(t);
+		return -EINVAL;
+	}
+	uint8_t h = WEFT_H_LIVE;
+	if (!atomic_compare_exchange_strong(&t->handle, &h, WEFT_H_JOINING)) {
+		weft__task_unref(t);
+		return h == WEFT_H_DETACHED ? -EINVAL : -ESRCH;
+	}
+	if (atomic_load(&t->join_state) != WEFT_JOIN_DONE) {
+		weft_waker_t wk = weft_park_prepare();
+		t->join_waker = wk;
+		uint32_t js = WEFT_JOIN_NONE;
+		if (atomic_compare_exchange_strong(&t->join_state, &js, WEFT_JOIN_WAITING)) {
+			if (self)
+				self->wait_what = "join";
+			int r = weft_park(wk, deadline);
+			if (r != 0) {
+				js = WEFT_JOIN_WAITING;
+				if (atomic_compare_exchange_strong(&t->join_state, &js, WEFT_JOIN_NONE)) {
+					atomic_store(&t->handle, WEFT_H_LIVE);
+					weft__task_unref(t);
+					return r;
+				}
+				/* It finished meanwhile: the join succeeds after all. */
+			}
+		}
+	}
+	/* acquire via the join_state exchange above: the result is visible. */
+	atomic_thread_fence(memory_order_acquire);
+	if (result)
+		*result = t->result;
+	weft__task_unref(t); /* the lookup */
+	weft__task_unref(t); /* the handle */
+	return 0;
+}
+
+int weft_join_until(weft_task_t t, void **result, weft_time_t deadline)
+{
+	return weft__join_in(weft_runtime_current(), t, result, deadline);
+}
+
+int weft_join(weft_task_t t, void **result)
+{
+	return weft_join_until(t, result, WEFT_NEVER);
+}
+
+int weft_detach(weft_task_t id)
+{
+	weft_task *t = weft__task_ref(weft_runtime_current(), id);
+	if (!t)
+		return -ESRCH;
+	uint8_t h = WEFT_H_LIVE;
+	if (!atomic_compare_exchange_strong(&t->handle, &h, WEFT_H_DETACHED)) {
+		weft__task_unref(t);
+		return h == WEFT_H_DETACHED ? -EINVAL : -ESRCH;
+	}
+	weft__task_unref(t);
+	weft__task_unref(t); /* the handle */
+	return 0;
+}
+
+int weft__task_cancel(weft_task *t)
+{
+	if (atomic_load(&t->run_state) == WEFT_RS_DONE)
+		return -ESRCH;
+	atomic_store(&t->cancelled, 1);
+	uint64_t s = atomic_load(&t->park.state);
+	int ph = WEFT_PS_PHASE(s);
+	if (ph == WEFT_PH_OPEN || ph == WEFT_PH_PARKED)
+		weft_unpark((weft_waker_t){.parker = &t->park, .epoch = WEFT_PS_EPOCH(s)}, -ECANCELED);
+	return 0;
+}
+
+int weft_cancel(weft_task_t id)
+{
+	weft_task *t = weft__task_ref(weft_runtime_current(), id);
+	if (!t)
+		return -ESRCH;
+	int r = weft__task_cancel(t);
+	weft__task_unref(t);
+	return r;
+}
+
+bool weft_cancelled(void)
+{
+	weft_task *t = weft__cur_task();
+	return t && atomic_load_explicit(&t->cancelled, memory_order_relaxed);
+}
+
+int weft_yield(void)
+{
+	weft_worker *w = weft__self_worker;
+	weft_task *t = w ? w->cur : NULL;
+	if (!t) {
+		sched_yield();
+		return 0;
+	}
+	if (t->kind != WEFT_KIND_CORO)
+		return -EPERM;
+	weft__switch_to_sched(w, WEFT_ACT_YIELD);
+	return atomic_load_explicit(&t->cancelled, memory_order_relaxed) ? -ECANCELED : 0;
+}
+
+int weft_exit(void *r)
+{
+	weft_worker *w = weft__self_worker;
+	weft_task *t = w ? w->cur : NULL;
+	if (!t || t->kind != WEFT_KIND_CORO)
+		return -EPERM;
+	t->result = r;
+	weft__switch_to_sched(w, WEFT_ACT_EXIT);
+	__builtin_unreachable();
+}
+
+weft_task_t weft_self(void)
+{
+	weft_task *t = weft__cur_task();
+	return t ? atomic_load_explicit(&t->id, memory_order_relaxed) : 0;
+}
+
+int weft_task_name(weft_task_t id, char *buf, size_t len)
+{
+	if (!buf || len == 0)
+		return -EINVAL;
+	weft_task *t = weft__task_ref(weft_runtime_current(), id);
+	if (!t)
+		return -ESRCH;
+	size_t n = strnlen(t->name, WEFT_NAME_LEN);
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, t->name, n);
+	buf[n] = 0;
+	weft__task_unref(t);
+	return 0;
+}
+
+int weft_set_name(const char *name)
+{
+	weft_task *t = weft__cur_task();
+	if (!t)
+		return -EPERM;
+	if (!name)
+		return -EINVAL;
+	strncpy(t->name, name, WEFT_NAME_LEN - 1);
+	t->name[WEFT_NAME_LEN - 1] = 0;
+	return 0;
+}
+
+/* ------------------------------------------------------------ task-local storage */
+
+int weft_tls_key_create(weft_tls_key_t *key, void (*destructor)(void *))
+{
+	if (!key)
+		return -EINVAL;
+	uint64_t used = atomic_load(&tls_used);
+	for (;;) {
+		if (used == ~(uint64_t)0)
+			return -EAGAIN;
+		int k = __builtin_ctzll(~used);
+		if (atomic_compare_exchange_weak(&tls_used, &used, used | ((uint64_t)1 << k))) {
+			atomic_store_explicit(&tls_dtor[k], destructor, memory_order_release);
+			*key = k;
+			return 0;
+		}
+	}
+}
+
+int weft_tls_key_delete(weft_tls_key_t key)
+{
+	if (key < 0 || key >= WEFT_TLS_KEYS || !(atomic_load(&tls_used) & ((uint64_t)1 << key)))
+		return -EINVAL;
+	atomic_store(&tls_dtor[key], NULL);
+	atomic_fetch_and(&tls_used, ~((uint64_t)1 << key));
+	return 0;
+}
+
+int weft_tls_set(weft_tls_key_t key, void *value)
+{
+	weft_task *t = weft__cur_task();
+	if (!t)
+		return -EPERM;
+	if (key < 0 || key >= WEFT_TLS_KEYS || !(atomic_load_explicit(&tls_used, memory_order_relaxed) & ((uint64_t)1 << key)))
+		return -EINVAL;
+	if (!t->tls) {
+		t->tls = calloc(WEFT_TLS_KEYS, sizeof(void *));
+		if (!t->tls)
+			return -ENOMEM;
+	}
+	t->tls[key] = value;
+	return 0;
+}
+
+void *weft_tls_get(weft_tls_key_t key)
+{
+	weft_task *t = weft__cur_task();
+	if (!t || !t->tls || key < 0 || key >= WEFT_TLS_KEYS)
+		return NULL;
+	return t->tls[key];
+}

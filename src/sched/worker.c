@@ -1,0 +1,437 @@
+/* worker.c - the worker loop: finding work, running tasks, spinning, parking.
+ *
+ * How work moves
+ * --------------
+ * A worker runs tasks from, in order: the global queue first every
+ * WEFT_GLOBAL_CHECK runs (so it cannot be starved by local work); its
+ * next-task slot and ring (runq.c); expired timers of its shard (which make
+ * tasks ready); the global queue; then, as a "spinning" worker, it steals half
+ * of a random victim's ring (and, on the last round, the victim's next-task
+ * slot if the victim is busy in a task), and runs other shards' expired
+ * timers. Finding nothing, it parks on a futex until the next timer deadline.
+ *
+ * Spinning and parking (the protocol that keeps work from being stranded)
+ * -----------------------------------------------------------------------
+ * rt->nspinning counts workers looking for work; at most half of the busy
+ * workers spin at once. Whoever makes a task ready (weft__ready, spawn) calls
+ * weft__wakep after publishing it: if nobody spins and a worker is idle, it
+ * claims the spinning role for that worker (nspinning 0 -> 1 by CAS), pops it
+ * from the idle list and wakes its futex. A spinning worker that finds work
+ * stops spinning and, if it was the last spinner, calls wakep itself, so that
+ * one worker keeps looking while work may remain (a chain of wake-ups rather
+ * than a thundering herd).
+ *
+ * Why no wake-up is lost: a worker about to park (1) stops spinning
+ * (nspinning--), (2) pushes itself on the idle list (nidle++), (3) re-checks
+ * every run queue, the global queue and the timers, and only then sleeps; a
+ * producer (a) publishes the task, (b) issues a full fence, (c) reads
+ * nspinning and nidle. All of (1)-(3) and (a)-(c) are sequentially
+ * consistent, so either the producer sees the worker idle (and wakes it) or
+ * the worker sees the task in its re-check (and takes itself off the list).
+ * The futex word is read before the re-check, so a wake between the re-check
+ * and the sleep makes the futex wait return at once.
+ */
+#include "internal.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "../arch/context.h"
+#include "spin.h"
+
+__thread weft_worker *weft__self_worker __attribute__((tls_model("initial-exec")));
+
+/* ------------------------------------------------------------ switching */
+
+/* glibc declares __errno_location const, so the compiler may reuse the
+ * address it returned before a switch - the previous thread's errno. Going
+ * through a function the optimizer cannot see into forces a fresh lookup. */
+__attribute__((noinline, noipa)) static int *errno_here(void)
+{
+	return &errno;
+}
+
+/* Called on the coroutine's stack: go back to the worker loop, which carries
+ * out `action`. Returns when the task is resumed. */
+void weft__switch_to_sched(weft_worker *w, int action)
+{
+	weft_task *t = w->cur;
+	w->action = action;
+	int e = *errno_here();
+#ifdef WEFT_ASAN
+	__sanitizer_start_switch_fiber(action == WEFT_ACT_EXIT ? NULL : &t->asan_fake, w->asan_bottom, w->asan_size);
+#endif
+#ifdef WEFT_TSAN
+	__tsan_switch_to_fiber(w->tsan_fiber, 0);
+#endif
+	weft__ctx_switch(&t->sp, w->sched_sp);
+	/* Resumed, maybe on another worker. */
+#ifdef WEFT_ASAN
+	__sanitizer_finish_switch_fiber(t->asan_fake, NULL, NULL);
+#endif
+	*errno_here() = e;
+}
+
+static void coro_entry(void *arg)
+{
+	weft_task *t = arg;
+#ifdef WEFT_ASAN
+	__sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+	void *r = t->fn(t->arg);
+	/* weft_exit comes here too, through its own switch. */
+	t->result = r;
+	weft__switch_to_sched(weft__self_worker, WEFT_ACT_EXIT);
+	__builtin_unreachable();
+}
+
+static void run_coro(weft_worker *w, weft_task *t)
+{
+	if (unlikely(t->sp == NULL)) {
+		void *top = (char *)t->stack->lo + t->stack->size;
+		t->sp = weft__ctx_make(top, coro_entry, t);
+	}
+#ifdef WEFT_ASAN
+	__sanitizer_start_switch_fiber(&w->asan_fake, t->stack->lo, t->stack->size);
+#endif
+#ifdef WEFT_TSAN
+	__tsan_switch_to_fiber(t->tsan_fiber, 0);
+#endif
+	weft__ctx_switch(&w->sched_sp, t->sp);
+#ifdef WEFT_ASAN
+	__sanitizer_finish_switch_fiber(w->asan_fake, &w->asan_bottom, &w->asan_size);
+#endif
+	if (unlikely(!weft__stack_canary_ok(t->stack)))
+		weft__fatal_task(t, "stack overflow (canary overwritten)");
+}
+
+static void run_task(weft_worker *w, weft_task *t)
+{
+	w->cur = t;
+	w->tick++;
+	atomic_store_explicit(&w->mon_tick, w->tick, memory_order_relaxed);
+	atomic_store_explicit(&w->in_task, 1, memory_order_relaxed);
+	atomic_store_explicit(&t->run_state, WEFT_RS_RUNNING, memory_order_relaxed);
+	atomic_store_explicit(&w->st_runs, atomic_load_explicit(&w->st_runs, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	int action;
+	if (t->kind == WEFT_KIND_STEP) {
+		if (unlikely(t->timer != NULL)) {
+			/* The wait it parked in has ended: its deadline must not fire later. */
+			weft__tentry_cancel(t->timer);
+			free(t->timer);
+			t->timer = NULL;
+		}
+		void *res = NULL;
+		weft_step_t r = t->step(t->arg, &res);
+		if (r == WEFT_STEP_DONE) {
+			t->result = res;
+			action = WEFT_ACT_EXIT;
+		} else {
+			action = r == WEFT_STEP_PARKED ? WEFT_ACT_PARK : WEFT_ACT_YIELD;
+		}
+	} else {
+		run_coro(w, t);
+		action = w->action;
+	}
+	atomic_store_explicit(&w->in_task, 0, memory_order_relaxed);
+	w->cur = NULL;
+	switch (action) {
+	case WEFT_ACT_YIELD:
+		atomic_store_explicit(&t->run_state, WEFT_RS_RUNNABLE, memory_order_relaxed);
+		if (weft__runq_put(w, t, false))
+			weft__wakep(w->rt);
+		break;
+	case WEFT_ACT_PARK:
+		atomic_store_explicit(&t->run_state, WEFT_RS_WAITING, memory_order_relaxed);
+		if (!weft__park_commit(t)) {
+			/* Woken before it got off the CPU: run it again soon, after the
+			 * others (a yield), which keeps a spinning waiter fair. */
+			atomic_store_explicit(&t->run_state, WEFT_RS_RUNNABLE, memory_order_relaxed);
+			weft__runq_put(w, t, false);
+		}
+		break;
+	case WEFT_ACT_EXIT:
+		weft__task_finish(w, t);
+		break;
+	default:
+		abort(); /* unreachable: a coroutine always names its action */
+	}
+}
+
+/* ------------------------------------------------------------ waking */
+
+void weft__wakep(struct weft_runtime *rt)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load(&rt->nspinning) != 0 || atomic_load(&rt->nidle) == 0)
+		return;
+	int zero = 0;
+	if (!atomic_compare_exchange_strong(&rt->nspinning, &zero, 1))
+		return;
+	pthread_mutex_lock(&rt->idle_lock);
+	int n = atomic_load_explicit(&rt->nidle, memory_order_relaxed);
+	weft_worker *v = NULL;
+	if (n > 0) {
+		v = rt->idle[n - 1];
+		atomic_store(&rt->nidle, n - 1);
+		atomic_store_explicit(&v->parked, false, memory_order_relaxed);
+		/* Under the lock: a worker that fails to find itself in remove_idle
+		 * must then see that it was handed the spinning role. */
+		atomic_store(&v->woken_spinning, true);
+	}
+	pthread_mutex_unlock(&rt->idle_lock);
+	if (!v) {
+		atomic_fetch_sub(&rt->nspinning, 1);
+		return;
+	}
+	atomic_fetch_add(&v->park_word, 1);
+	weft__futex_wake(&v->park_word, 1);
+}
+
+void weft__ready(weft_task *t)
+{
+	weft_worker *w = weft__self_worker;
+	atomic_store_explicit(&t->run_state, WEFT_RS_RUNNABLE, memory_order_relaxed);
+	if (w && w->rt == t->rt) {
+		weft__runq_put(w, t, true);
+	} else {
+		weft__gq_put(t->rt, t, t, 1);
+	}
+	weft__wakep(t->rt);
+}
+
+/* ------------------------------------------------------------ finding work */
+
+static weft_task *steal_work(weft_worker *w)
+{
+	struct weft_runtime *rt = w->rt;
+	int nw = atomic_load_explicit(&rt->nworkers, memory_order_acquire);
+	for (int round = 0; round < 4; round++) {
+		bool last = round == 3;
+		int start = (int)(weft__rand(&w->rng) % (uint64_t)nw);
+		for (int i = 0; i < nw; i++) {
+			weft_worker *v = rt->workers[(start + i) % nw];
+			if (v == w || v == NULL)
+				continue;
+			if (weft__runq_steal(w, v, last)) {
+				atomic_store_explicit(&w->st_steals, atomic_load_explicit(&w->st_steals, memory_order_relaxed) + 1,
+						      memory_order_relaxed);
+				uint32_t got = weft__runq_len(w);
+				atomic_store_explicit(&w->st_stolen,
+						      atomic_load_explicit(&w->st_stolen, memory_order_relaxed) + got,
+						      memory_order_relaxed);
+				return weft__runq_get(w);
+			}
+		}
+		if (weft__timers_poll(w, true)) {
+			weft_task *t = weft__runq_get(w);
+			if (t)
+				return t;
+		}
+	}
+	return NULL;
+}
+
+static bool any_work(struct weft_runtime *rt)
+{
+	if (atomic_load(&rt->gq_len))
+		return true;
+	int nw = atomic_load(&rt->nworkers);
+	for (int i = 0; i < nw; i++) {
+		weft_worker *v = rt->workers[i];
+		if (v && !weft__runq_empty(v))
+			return true;
+	}
+	return false;
+}
+
+static void stop_spinning(weft_worker *w)
+{
+	if (w->spinning) {
+		w->spinning = false;
+		if (atomic_fetch_sub(&w->rt->nspinning, 1) == 1)
+			weft__wakep(w->rt); /* we were the last spinner: hand the role on */
+	}
+}
+
+static void remove_idle(struct weft_runtime *rt, weft_worker *w)
+{
+	pthread_mutex_lock(&rt->idle_lock);
+	int n = atomic_load_explicit(&rt->nidle, memory_order_relaxed);
+	for (int i = 0; i < n; i++) {
+		if (rt->idle[i] == w) {
+			rt->idle[i] = rt->idle[n - 1];
+			atomic_store(&rt->nidle, n - 1);
+			atomic_store_explicit(&w->parked, false, memory_order_relaxed);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&rt->idle_lock);
+}
+
+/* Park until woken or the next timer is due. */
+static void park_worker(weft_worker *w)
+{
+	struct weft_runtime *rt = w->rt;
+	if (w->spinning) {
+		w->spinning = false;
+		atomic_fetch_sub(&rt->nspinning, 1);
+	}
+	uint32_t word = atomic_load(&w->park_word);
+	pthread_mutex_lock(&rt->idle_lock);
+	int n = atomic_load_explicit(&rt->nidle, memory_order_relaxed);
+	rt->idle[n] = w;
+	atomic_store_explicit(&w->parked, true, memory_order_relaxed);
+	atomic_store(&rt->nidle, n + 1);
+	pthread_mutex_unlock(&rt->idle_lock);
+	atomic_thread_fence(memory_order_seq_cst);
+
+	if (any_work(rt) || atomic_load(&rt->halt)) {
+		remove_idle(rt, w);
+		if (atomic_exchange(&w->woken_spinning, false))
+			w->spinning = true;
+		return;
+	}
+	weft_time_t deadline = weft__timers_next_deadline(rt);
+	weft_time_t now = weft_now();
+	if (deadline <= now) {
+		remove_idle(rt, w);
+		if (atomic_exchange(&w->woken_spinning, false))
+			w->spinning = true;
+		return;
+	}
+	atomic_store_explicit(&w->st_parks, atomic_load_explicit(&w->st_parks, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	atomic_store_explicit(&w->st_park_start, now, memory_order_relaxed);
+	struct timespec ts = weft__ts_of(deadline - now);
+	weft__futex_wait(&w->park_word, word, deadline == WEFT_NEVER ? NULL : &ts);
+	weft_time_t after = weft_now();
+	atomic_store_explicit(&w->st_idle_ns, atomic_load_explicit(&w->st_idle_ns, memory_order_relaxed) + (after - now),
+			      memory_order_relaxed);
+	atomic_store_explicit(&w->st_park_start, 0, memory_order_relaxed);
+	if (atomic_exchange(&w->woken_spinning, false)) {
+		w->spinning = true; /* wakep removed us from the list and made us a spinner */
+	} else {
+		remove_idle(rt, w); /* timeout or spurious */
+		/* A wakep may have popped us between the exchange and here. */
+		if (atomic_exchange(&w->woken_spinning, false))
+			w->spinning = true;
+	}
+}
+
+static weft_task *find_work(weft_worker *w)
+{
+	struct weft_runtime *rt = w->rt;
+	weft_task *t;
+	for (;;) {
+		if (unlikely(atomic_load_explicit(&rt->halt, memory_order_acquire)))
+			return NULL;
+		if (unlikely(w->tick % WEFT_GLOBAL_CHECK == 0) && atomic_load_explicit(&rt->gq_len, memory_order_relaxed)) {
+			t = weft__gq_get(rt, w, 1);
+			if (t)
+				return t;
+		}
+		if ((w->tick & 15) == 0 || weft__runq_empty(w))
+			weft__timers_poll(w, false);
+		t = weft__runq_get(w);
+		if (t)
+			return t;
+		t = weft__gq_get(rt, w, WEFT_RUNQ_SIZE / 2);
+		if (t)
+			return t;
+		/* Spin only while fewer than half of the busy workers do. */
+		int nw = atomic_load_explicit(&rt->nworkers, memory_order_relaxed);
+		int busy = nw - atomic_load_explicit(&rt->nidle, memory_order_relaxed);
+		if (!w->spinning && 2 * atomic_load_explicit(&rt->nspinning, memory_order_relaxed) < busy) {
+			w->spinning = true;
+			atomic_fetch_add(&rt->nspinning, 1);
+		}
+		if (w->spinning) {
+			t = steal_work(w);
+			if (t)
+				return t;
+		}
+		if (w->extra && !atomic_load(&rt->halt)) {
+			/* Retire an extra worker once no base worker is stuck. */
+			bool stuck = false;
+			for (int i = 0; i < rt->nbase; i++)
+				stuck |= atomic_load_explicit(&rt->workers[i]->stuck, memory_order_relaxed);
+			if (!stuck && weft__runq_empty(w)) {
+				w->stop_thread = true;
+				return NULL;
+			}
+		}
+		park_worker(w);
+	}
+}
+
+void *weft__worker_main(void *arg)
+{
+	weft_worker *w = arg;
+	struct weft_runtime *rt = w->rt;
+	weft__self_worker = w;
+	w->tid = gettid();
+#ifdef WEFT_TSAN
+	w->tsan_fiber = __tsan_get_current_fiber();
+#endif
+	if (w->altstack) {
+		stack_t ss = {.ss_sp = w->altstack, .ss_size = 64 * 1024, .ss_flags = 0};
+		sigaltstack(&ss, NULL);
+	}
+	atomic_store_explicit(&w->st_start, weft_now(), memory_order_relaxed);
+	for (;;) {
+		weft_task *t = find_work(w);
+		if (!t)
+			break;
+		if (w->spinning)
+			stop_spinning(w);
+		run_task(w, t);
+	}
+	if (w->spinning) {
+		w->spinning = false;
+		atomic_fetch_sub(&rt->nspinning, 1);
+	}
+	weft__task_cache_flush(w);
+	weft__stack_cache_flush(rt->stacks, &w->stacks);
+	if (w->altstack) {
+		stack_t ss = {.ss_flags = SS_DISABLE};
+		sigaltstack(&ss, NULL);
+	}
+	weft__self_worker = NULL;
+	atomic_store(&w->exited, true);
+	return NULL;
+}
+
+int weft__worker_start(struct weft_runtime *rt, int index, bool extra)
+{
+	weft_worker *w = rt->workers[index];
+	if (!w) {
+		if (posix_memalign((void **)&w, 64, sizeof *w))
+			return -ENOMEM;
+		memset(w, 0, sizeof *w);
+		w->rt = rt;
+		w->index = index;
+		w->rng = 0x9e3779b97f4a7c15ull * (uint64_t)(index + 1);
+		w->shard = &rt->shards[index % rt->nbase];
+		w->altstack = mmap(NULL, 64 * 1024, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (w->altstack == MAP_FAILED)
+			w->altstack = NULL;
+	}
+	w->extra = extra;
+	w->stop_thread = false;
+	atomic_store(&w->exited, false);
+	atomic_store(&w->stuck, 0);
+	rt->workers[index] = w;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	int e = pthread_create(&w->thread, &attr, weft__worker_main, w);
+	pthread_attr_destroy(&attr);
+	w->joinable = e == 0;
+	return -e;
+}

@@ -1,0 +1,277 @@
+/* timer.c - timer shards, deadlines of waits, sleep, periodic timers.
+ *
+ * Each base worker owns a shard: a timing wheel (wheel.c) behind a spinlock.
+ * A task arms its timers in the shard of the worker it runs on, so the lock is
+ * almost never contended; the worker runs its shard's expired timers between
+ * tasks, and idle (spinning) workers run overdue timers of other shards, so a
+ * worker stuck in a long task does not delay them much.
+ *
+ * Entry states: IDLE -> PENDING (armed, in a wheel) -> FIRING (taken off the
+ * wheel under the shard lock, its fire function running) -> IDLE or PENDING
+ * again (re-armed by its fire function). The fire function owns the entry
+ * while FIRING and leaves that state as the last thing it does with it
+ * (weft__tentry_done, or re-arming). Cancelling a PENDING entry unlinks it
+ * under the lock; cancelling a FIRING one waits until the fire function is
+ * done with it (except from inside that fire function), so that when cancel
+ * returns the entry's memory may be reused - a coroutine's deadline lives on
+ * its stack.
+ */
+#include "../sched/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../sched/spin.h"
+
+static uint64_t self_thread_id(void)
+{
+	static __thread char marker;
+	return (uint64_t)(uintptr_t)&marker;
+}
+
+static uint64_t now_tick(void)
+{
+	return (uint64_t)weft_now() / 1000000u;
+}
+
+int weft__shards_create(struct weft_runtime *rt)
+{
+	weft_shard_t *s;
+	if (posix_memalign((void **)&s, 64, sizeof *s * (size_t)rt->nbase))
+		return -ENOMEM;
+	memset(s, 0, sizeof *s * (size_t)rt->nbase);
+	uint64_t now = now_tick();
+	for (int i = 0; i < rt->nbase; i++) {
+		weft__wheel_init(&s[i].wheel, now);
+		atomic_init(&s[i].next_tick, UINT64_MAX);
+	}
+	rt->shards = s;
+	return 0;
+}
+
+void weft__shards_destroy(struct weft_runtime *rt)
+{
+	free(rt->shards);
+	rt->shards = NULL;
+}
+
+static void publish_next(weft_shard_t *s)
+{
+	atomic_store_explicit(&s->next_tick, weft__wheel_next_expiry(&s->wheel), memory_order_release);
+}
+
+static weft_shard_t *arming_shard(struct weft_runtime **rtp)
+{
+	weft_worker *w = weft__self_worker;
+	if (w) {
+		*rtp = w->rt;
+		return w->shard;
+	}
+	struct weft_runtime *rt = weft_runtime_current();
+	*rtp = rt;
+	return rt ? &rt->shards[0] : NULL;
+}
+
+static void arm_in(weft_shard_t *s, weft_tentry_t *e, weft_time_t deadline)
+{
+	weft__spin_lock(&s->lock);
+	e->shard = s;
+	atomic_store_explicit(&e->state, WEFT_TE_PENDING, memory_order_relaxed);
+	weft__wheel_add(&s->wheel, &e->node, weft__tick_of(deadline));
+	publish_next(s);
+	weft__spin_unlock(&s->lock);
+}
+
+void weft__tentry_arm(weft_tentry_t *e, weft_time_t deadline, void (*fire)(weft_tentry_t *))
+{
+	struct weft_runtime *rt;
+	weft_shard_t *s = arming_shard(&rt);
+	e->fire = fire;
+	e->node.linked = false;
+	arm_in(s, e, deadline);
+	if (!weft__self_worker)
+		weft__wakep(rt); /* parked workers may be sleeping past this deadline */
+}
+
+void weft__tentry_done(weft_tentry_t *e)
+{
+	/* release: the canceller that sees IDLE may reuse the memory. */
+	atomic_store_explicit(&e->state, WEFT_TE_IDLE, memory_order_release);
+}
+
+bool weft__tentry_cancel(weft_tentry_t *e)
+{
+	for (;;) {
+		int st = atomic_load_explicit(&e->state, memory_order_acquire);
+		if (st == WEFT_TE_IDLE)
+			return false;
+		if (st == WEFT_TE_FIRING) {
+			if (atomic_load_explicit(&e->firing_thread, memory_order_relaxed) == self_thread_id())
+				return false; /* from inside its own fire function */
+			weft__cpu_relax();
+			continue;
+		}
+		weft_shard_t *s = e->shard;
+		weft__spin_lock(&s->lock);
+		if (atomic_load_explicit(&e->state, memory_order_relaxed) == WEFT_TE_PENDING && e->shard == s) {
+			weft__wheel_del(&s->wheel, &e->node);
+			atomic_store_explicit(&e->state, WEFT_TE_IDLE, memory_order_relaxed);
+			publish_next(s);
+			weft__spin_unlock(&s->lock);
+			return true;
+		}
+		weft__spin_unlock(&s->lock);
+	}
+}
+
+size_t weft__timers_run(struct weft_runtime *rt, weft_shard_t *s, uint64_t tick)
+{
+	(void)rt;
+	weft_tnode_t *list = NULL;
+	weft__spin_lock(&s->lock);
+	size_t n = weft__wheel_advance(&s->wheel, tick, &list);
+	uint64_t me = self_thread_id();
+	for (weft_tnode_t *x = list; x; x = x->next) {
+		weft_tentry_t *e = (weft_tentry_t *)x;
+		atomic_store_explicit(&e->firing_thread, me, memory_order_relaxed);
+		atomic_store_explicit(&e->state, WEFT_TE_FIRING, memory_order_relaxed);
+	}
+	if (n) {
+		publish_next(s);
+		atomic_fetch_add_explicit(&s->fired, n, memory_order_relaxed);
+	}
+	weft__spin_unlock(&s->lock);
+	while (list) {
+		weft_tentry_t *e = (weft_tentry_t *)list;
+		list = list->next; /* before firing: the entry belongs to fire now */
+		e->fire(e);
+	}
+	return n;
+}
+
+size_t weft__timers_poll(weft_worker *w, bool all_shards)
+{
+	struct weft_runtime *rt = w->rt;
+	uint64_t tick = now_tick();
+	size_t n = 0;
+	if (atomic_load_explicit(&w->shard->next_tick, memory_order_acquire) <= tick)
+		n += weft__timers_run(rt, w->shard, tick);
+	if (all_shards) {
+		for (int i = 0; i < rt->nbase; i++) {
+			weft_shard_t *s = &rt->shards[i];
+			if (s != w->shard && atomic_load_explicit(&s->next_tick, memory_order_acquire) <= tick)
+				n += weft__timers_run(rt, s, tick);
+		}
+	}
+	return n;
+}
+
+weft_time_t weft__timers_next_deadline(struct weft_runtime *rt)
+{
+	uint64_t m = UINT64_MAX;
+	for (int i = 0; i < rt->nbase; i++) {
+		uint64_t t = atomic_load_explicit(&rt->shards[i].next_tick, memory_order_acquire);
+		if (t < m)
+			m = t;
+	}
+	if (m == UINT64_MAX || m > (uint64_t)(INT64_MAX / 1000000))
+		return WEFT_NEVER;
+	return (weft_time_t)m * 1000000;
+}
+
+/* ------------------------------------------------------------ sleep */
+
+int weft_sleep_until(weft_time_t deadline)
+{
+	weft_task *t = weft__cur_task();
+	if (!t) {
+		struct timespec ts = weft__ts_of(deadline == WEFT_NEVER ? INT64_MAX : deadline);
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+			;
+		return 0;
+	}
+	if (t->kind != WEFT_KIND_CORO)
+		return -EPERM;
+	for (;;) {
+		weft_waker_t w = weft_park_prepare();
+		t->wait_what = "sleep";
+		int r = weft_park(w, deadline);
+		if (r == -ETIMEDOUT)
+			return 0;
+		if (r == -ECANCELED)
+			return r;
+		if (weft_now() >= deadline)
+			return 0;
+	}
+}
+
+int weft_sleep(weft_time_t ns)
+{
+	return weft_sleep_until(weft_deadline_in(ns));
+}
+
+/* ------------------------------------------------------------ periodic timers */
+
+struct weft_timer {
+	weft_tentry_t e;
+	void (*fn)(void *);
+	void *arg;
+	weft_time_t next, period;
+	_Atomic bool stopped;
+	bool free_in_fire; /* stopped from inside fn: timer_fire frees it */
+};
+
+static void timer_fire(weft_tentry_t *e)
+{
+	weft_timer_t *t = (weft_timer_t *)e;
+	if (!atomic_load(&t->stopped))
+		t->fn(t->arg);
+	if (t->free_in_fire) {
+		free(t);
+		return;
+	}
+	if (t->period > 0 && !atomic_load(&t->stopped)) {
+		weft_time_t now = weft_now();
+		t->next += t->period;
+		if (t->next <= now) /* skip missed periods, do not bunch them */
+			t->next += ((now - t->next) / t->period + 1) * t->period;
+		arm_in(e->shard, e, t->next);
+		return;
+	}
+	weft__tentry_done(e); /* a stop from another thread frees it after this */
+}
+
+int weft_timer_start(weft_timer_t **out, weft_time_t first, weft_time_t period, void (*fn)(void *), void *arg)
+{
+	if (!out || !fn || period < 0)
+		return -EINVAL;
+	struct weft_runtime *rt;
+	if (!arming_shard(&rt))
+		return -ESHUTDOWN;
+	weft_timer_t *t = calloc(1, sizeof *t);
+	if (!t)
+		return -ENOMEM;
+	t->fn = fn;
+	t->arg = arg;
+	t->next = first;
+	t->period = period;
+	*out = t;
+	weft__tentry_arm(&t->e, first, timer_fire);
+	return 0;
+}
+
+int weft_timer_stop(weft_timer_t *t)
+{
+	if (!t)
+		return -EINVAL;
+	atomic_store(&t->stopped, true);
+	if (atomic_load_explicit(&t->e.state, memory_order_acquire) == WEFT_TE_FIRING &&
+	    atomic_load_explicit(&t->e.firing_thread, memory_order_relaxed) == self_thread_id()) {
+		t->free_in_fire = true; /* called from fn */
+		return 0;
+	}
+	weft__tentry_cancel(&t->e); /* waits out a fire running elsewhere */
+	free(t);
+	return 0;
+}

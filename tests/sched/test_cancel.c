@@ -1,0 +1,176 @@
+/* test_cancel.c - cancellation and task groups. */
+#include "weft_test.h"
+
+static _Atomic int stage;
+
+static void *sleeper(void *a)
+{
+	(void)a;
+	atomic_store(&stage, 1);
+	int r = weft_sleep(10 * WEFT_SEC);
+	TCHECK_EQ(r, -ECANCELED);
+	TCHECK(weft_cancelled());
+	TCHECK_EQ(weft_sleep(WEFT_MSEC), -ECANCELED); /* sticky */
+	return (void *)(intptr_t)r;
+}
+
+static void *cancel_parked(void *a)
+{
+	(void)a;
+	weft_task_t t;
+	weft_spawn(&t, sleeper, NULL, NULL);
+	while (!atomic_load(&stage))
+		weft_sleep(WEFT_MSEC);
+	weft_sleep(2 * WEFT_MSEC);
+	weft_time_t t0 = weft_now();
+	TCHECK_EQ(weft_cancel(t), 0);
+	void *r;
+	TCHECK_EQ(weft_join(t, &r), 0);
+	TCHECK_EQ((intptr_t)r, -ECANCELED);
+	TCHECK(weft_now() - t0 < 5 * WEFT_SEC); /* woken by the cancel, not the sleep */
+	TCHECK_EQ(weft_cancel(t), -ESRCH);	/* finished and joined */
+	return NULL;
+}
+
+static void test_cancel_parked_task(void **state)
+{
+	(void)state;
+	wt_run(cancel_parked, NULL, 2);
+}
+
+static _Atomic int spin_flag;
+
+static void *busy(void *a)
+{
+	(void)a;
+	atomic_store(&spin_flag, 1);
+	while (atomic_load(&spin_flag) == 1)
+		; /* running, not blocked: the cancel lands at the next blocking call */
+	TCHECK(weft_cancelled());
+	return (void *)(intptr_t)weft_yield();
+}
+
+static void *cancel_running(void *a)
+{
+	(void)a;
+	weft_task_t t;
+	weft_spawn(&t, busy, NULL, NULL);
+	while (atomic_load(&spin_flag) != 1)
+		weft_yield();
+	TCHECK_EQ(weft_cancel(t), 0);
+	atomic_store(&spin_flag, 2);
+	void *r;
+	TCHECK_EQ(weft_join(t, &r), 0);
+	TCHECK_EQ((intptr_t)r, -ECANCELED);
+	return NULL;
+}
+
+static void test_cancel_running_task(void **state)
+{
+	(void)state;
+	wt_run(cancel_running, NULL, 2);
+}
+
+/* A cancelled joiner stops waiting; the task stays joinable. */
+static void *long_sleeper(void *a)
+{
+	(void)a;
+	weft_sleep(30 * WEFT_MSEC);
+	return (void *)3;
+}
+
+static void *joiner(void *a)
+{
+	return (void *)(intptr_t)weft_join(*(weft_task_t *)a, NULL);
+}
+
+static void *cancel_joiner(void *a)
+{
+	(void)a;
+	weft_task_t t, j;
+	weft_spawn(&t, long_sleeper, NULL, NULL);
+	weft_spawn(&j, joiner, &t, NULL);
+	weft_sleep(5 * WEFT_MSEC);
+	weft_cancel(j);
+	void *r;
+	TCHECK_EQ(weft_join(j, &r), 0);
+	TCHECK_EQ((intptr_t)r, -ECANCELED);
+	TCHECK_EQ(weft_join_until(t, &r, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT);
+	TCHECK_EQ(weft_join(t, &r), 0);
+	TCHECK_EQ((intptr_t)r, 3);
+	return NULL;
+}
+
+static void test_cancelled_join_keeps_task_joinable(void **state)
+{
+	(void)state;
+	wt_run(cancel_joiner, NULL, 2);
+}
+
+/* Groups: wait for all; the first failure cancels the rest. */
+static _Atomic int finished_ok, finished_cancelled;
+
+static void *member(void *a)
+{
+	long ms = (long)a;
+	if (ms < 0) {
+		weft_sleep(5 * WEFT_MSEC);
+		return (void *)(intptr_t)-EIO;
+	}
+	int r = weft_sleep(ms * WEFT_MSEC);
+	if (r == -ECANCELED)
+		atomic_fetch_add(&finished_cancelled, 1);
+	else
+		atomic_fetch_add(&finished_ok, 1);
+	return (void *)(intptr_t)r;
+}
+
+static void *group_main(void *a)
+{
+	(void)a;
+	weft_group_t *g;
+	TCHECK_EQ(weft_group_create(&g, false), 0);
+	for (long i = 0; i < 20; i++)
+		weft_spawn(NULL, member, (void *)(i % 5), &(weft_spawn_opts_t){.group = g});
+	TCHECK_EQ(weft_group_wait(g), 0);
+	TCHECK_EQ(atomic_load(&finished_ok), 20);
+	TCHECK_EQ(weft_group_destroy(g), 0);
+
+	TCHECK_EQ(weft_group_create(&g, true), 0);
+	for (long i = 0; i < 10; i++)
+		weft_spawn(NULL, member, (void *)10000L, &(weft_spawn_opts_t){.group = g});
+	weft_spawn(NULL, member, (void *)-1L, &(weft_spawn_opts_t){.group = g});
+	weft_time_t t0 = weft_now();
+	TCHECK_EQ(weft_group_wait(g), -EIO);
+	TCHECK(weft_now() - t0 < 5 * WEFT_SEC);
+	TCHECK_EQ(atomic_load(&finished_cancelled), 10);
+	TCHECK_EQ(weft_group_destroy(g), 0);
+
+	TCHECK_EQ(weft_group_create(&g, false), 0);
+	for (long i = 0; i < 5; i++)
+		weft_spawn(NULL, member, (void *)10000L, &(weft_spawn_opts_t){.group = g});
+	TCHECK_EQ(weft_group_destroy(g), -EBUSY);
+	TCHECK_EQ(weft_group_cancel(g), 0);
+	TCHECK_EQ(weft_group_wait(g), -ECANCELED); /* the members' first failure */
+	TCHECK_EQ(atomic_load(&finished_cancelled), 15);
+	TCHECK_EQ(weft_group_destroy(g), 0);
+	TCHECK_EQ(weft_group_wait(NULL), -EINVAL);
+	return NULL;
+}
+
+static void test_task_groups(void **state)
+{
+	(void)state;
+	wt_run(group_main, NULL, 2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cancel_parked_task),
+		cmocka_unit_test(test_cancel_running_task),
+		cmocka_unit_test(test_cancelled_join_keeps_task_joinable),
+		cmocka_unit_test(test_task_groups),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

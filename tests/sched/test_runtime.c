@@ -1,0 +1,207 @@
+/* test_runtime.c - stealing, the monitor, statistics, dumps, shutdown. */
+#include "weft_test.h"
+
+#include <string.h>
+#include <unistd.h>
+
+/* Uneven load: one task spawns every CPU-bound task onto its own worker's
+ * queue; the other worker must steal and run a fair share. */
+static _Atomic uint64_t sink;
+
+static void *cpu_task(void *a)
+{
+	uint64_t x = (uint64_t)(uintptr_t)a | 1;
+	for (long i = 0; i < WT_SIZE(4000000, 400000); i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+	}
+	atomic_fetch_xor(&sink, x);
+	return NULL;
+}
+
+static weft_stats_t after;
+
+static void *uneven(void *a)
+{
+	(void)a;
+	weft_group_t *g;
+	weft_group_create(&g, false);
+	for (long i = 0; i < 64; i++)
+		weft_spawn(NULL, cpu_task, (void *)i, &(weft_spawn_opts_t){.group = g});
+	weft_group_wait(g);
+	weft_group_destroy(g);
+	weft_stats(NULL, &after);
+	return NULL;
+}
+
+static void test_stealing_balances_load(void **state)
+{
+	(void)state;
+	wt_run(uneven, NULL, 2);
+	assert_int_equal(after.workers, 2);
+	uint64_t steals = after.per_worker[0].steals + after.per_worker[1].steals;
+	assert_true(steals > 0);
+	/* Both workers ran a real share of the 64 tasks. */
+	assert_true(after.per_worker[0].tasks_run >= 8);
+	assert_true(after.per_worker[1].tasks_run >= 8);
+	assert_true(after.spawned >= 65);
+}
+
+/* The monitor: with one worker, a task stuck in a raw blocking system call
+ * does not stall the others - an extra worker is started and runs them. */
+static int pipefd[2];
+
+static void *releaser(void *a)
+{
+	(void)a;
+	TCHECK_EQ(write(pipefd[1], "x", 1), 1);
+	return NULL;
+}
+
+static void *stuck(void *a)
+{
+	(void)a;
+	/* r waits in this worker's queue while we block the worker. */
+	weft_spawn(NULL, releaser, NULL, &(weft_spawn_opts_t){.detached = true});
+	char c;
+	TCHECK_EQ(read(pipefd[0], &c, 1), 1); /* a raw blocking read, not weft's */
+	return NULL;
+}
+
+static void *monitor_main(void *a)
+{
+	(void)a;
+	weft_task_t s;
+	weft_spawn(&s, stuck, NULL, NULL);
+	weft_join(s, NULL);
+	weft_stats_t st;
+	weft_stats(NULL, &st);
+	TCHECK(st.workers >= 2); /* an extra worker was started */
+	return NULL;
+}
+
+static void test_monitor_unsticks_a_blocked_worker(void **state)
+{
+	(void)state;
+	assert_int_equal(pipe(pipefd), 0);
+	wt_run(monitor_main, NULL, 1);
+	close(pipefd[0]);
+	close(pipefd[1]);
+}
+
+/* Statistics and the task dump, read while tasks are parked. */
+static void *parked_forever(void *a)
+{
+	(void)a;
+	weft_set_name("sleepy");
+	return (void *)(intptr_t)weft_sleep(3600 * WEFT_SEC);
+}
+
+static char dump[65536];
+
+static void *stats_main(void *a)
+{
+	(void)a;
+	for (int i = 0; i < 10; i++)
+		weft_spawn(NULL, parked_forever, NULL, &(weft_spawn_opts_t){.detached = true});
+	weft_sleep(10 * WEFT_MSEC);
+	weft_stats_t s;
+	TCHECK_EQ(weft_stats(NULL, &s), 0);
+	TCHECK(s.live >= 11);
+	TCHECK(s.timers_active >= 10);
+	TCHECK(s.stacks_in_use >= 11);
+	int p[2];
+	TCHECK_EQ(pipe(p), 0);
+	int n = weft_task_dump(NULL, p[1]);
+	TCHECK(n >= 11);
+	close(p[1]);
+	ssize_t got = read(p[0], dump, sizeof dump - 1);
+	close(p[0]);
+	TCHECK(got > 0);
+	return NULL;
+}
+
+static void test_stats_and_dump_while_running(void **state)
+{
+	(void)state;
+	/* The parked tasks are still there at stop: stop cancels them. */
+	wt_run(stats_main, NULL, 2);
+	assert_non_null(strstr(dump, "'sleepy' coroutine waiting on sleep"));
+	assert_non_null(strstr(dump, "'test-main' coroutine running"));
+	assert_non_null(strstr(dump, "spawned at"));
+}
+
+/* Shutdown with tasks parked forever in every kind of wait. */
+static _Atomic int cancelled_seen;
+
+static void *wait_forever(void *a)
+{
+	(void)a;
+	weft_waker_t w = weft_park_prepare();
+	if (weft_park(w, WEFT_NEVER) == -ECANCELED)
+		atomic_fetch_add(&cancelled_seen, 1);
+	return NULL;
+}
+
+static weft_step_t step_forever(void *s, void **r)
+{
+	(void)r;
+	int *phase = s;
+	if ((*phase)++ == 0) {
+		weft_park_prepare();
+		return WEFT_STEP_PARKED;
+	}
+	if (weft_park_result() == -ECANCELED)
+		atomic_fetch_add(&cancelled_seen, 1);
+	return WEFT_STEP_DONE;
+}
+
+static int phases[100];
+
+static void test_shutdown_with_parked_tasks(void **state)
+{
+	(void)state;
+	weft_runtime_t *rt;
+	assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.workers = 2}), 0);
+	for (int i = 0; i < 100; i++) {
+		assert_int_equal(weft_spawn(NULL, wait_forever, NULL, NULL), 0); /* never joined */
+		assert_int_equal(weft_spawn_step(NULL, step_forever, &phases[i], NULL), 0);
+	}
+	usleep(20000);
+	assert_int_equal(weft_runtime_stop(rt), 0);
+	assert_int_equal(atomic_load(&cancelled_seen), 200);
+	assert_int_equal(weft_spawn(NULL, wait_forever, NULL, NULL), -ESHUTDOWN);
+}
+
+static void *stop_from_task(void *a)
+{
+	TCHECK_EQ(weft_runtime_stop(a), -EDEADLK);
+	TCHECK_EQ(weft_runtime_wait(a), -EDEADLK);
+	weft_runtime_shutdown(a);
+	return NULL;
+}
+
+static void test_stop_from_inside_is_refused(void **state)
+{
+	(void)state;
+	weft_runtime_t *rt;
+	assert_int_equal(weft_runtime_start(&rt, NULL), 0);
+	atomic_store(&tcheck_failures, 0);
+	assert_int_equal(weft_spawn(NULL, stop_from_task, rt, &(weft_spawn_opts_t){.detached = true}), 0);
+	assert_int_equal(weft_runtime_wait(rt), 0);
+	assert_int_equal(weft_runtime_stop(rt), 0);
+	assert_int_equal(atomic_load(&tcheck_failures), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_stealing_balances_load),
+		cmocka_unit_test(test_monitor_unsticks_a_blocked_worker),
+		cmocka_unit_test(test_stats_and_dump_while_running),
+		cmocka_unit_test(test_shutdown_with_parked_tasks),
+		cmocka_unit_test(test_stop_from_inside_is_refused),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

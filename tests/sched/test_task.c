@@ -1,0 +1,349 @@
+/* test_task.c - spawning, joining, detaching, names, ids, bad input. */
+#include "weft_test.h"
+
+#include <pthread.h>
+#include <string.h>
+
+static void *ret_arg(void *a)
+{
+	return a;
+}
+
+static weft_step_t step_ret(void *s, void **r)
+{
+	*r = s;
+	return WEFT_STEP_DONE;
+}
+
+static void *join_results(void *a)
+{
+	(void)a;
+	weft_task_t t1, t2;
+	TCHECK_EQ(weft_spawn(&t1, ret_arg, (void *)42, NULL), 0);
+	TCHECK_EQ(weft_spawn_step(&t2, step_ret, (void *)7, NULL), 0);
+	void *r1 = NULL, *r2 = NULL;
+	TCHECK_EQ(weft_join(t1, &r1), 0);
+	TCHECK_EQ(weft_join(t2, &r2), 0);
+	TCHECK_EQ((intptr_t)r1, 42);
+	TCHECK_EQ((intptr_t)r2, 7);
+	return (void *)1;
+}
+
+static void test_join_returns_result(void **state)
+{
+	(void)state;
+	assert_ptr_equal(wt_run(join_results, NULL, 2), (void *)1);
+}
+
+static void *bad_join(void *a)
+{
+	(void)a;
+	weft_task_t t;
+	TCHECK_EQ(weft_spawn(&t, ret_arg, NULL, NULL), 0);
+	TCHECK_EQ(weft_join(t, NULL), 0);
+	TCHECK_EQ(weft_join(t, NULL), -ESRCH); /* already joined */
+	TCHECK_EQ(weft_spawn(&t, ret_arg, NULL, NULL), 0);
+	TCHECK_EQ(weft_detach(t), 0);
+	int r = weft_join(t, NULL);
+	TCHECK(r == -EINVAL || r == -ESRCH); /* detached (or already gone) */
+	TCHECK_EQ(weft_join(weft_self(), NULL), -EINVAL);
+	TCHECK_EQ(weft_join(0, NULL), -ESRCH);
+	TCHECK_EQ(weft_join((weft_task_t)0xdeadbeef00000001ull, NULL), -ESRCH);
+	TCHECK_EQ(weft_detach(0), -ESRCH);
+	TCHECK_EQ(weft_spawn(&t, NULL, NULL, NULL), -EINVAL);
+	TCHECK_EQ(weft_spawn_step(&t, NULL, NULL, NULL), -EINVAL);
+	TCHECK_EQ(weft_spawn(&t, ret_arg, NULL, &(weft_spawn_opts_t){.stack_size = 100}), -EINVAL);
+	TCHECK_EQ(weft_spawn(&t, ret_arg, NULL, &(weft_spawn_opts_t){.stack_size = (size_t)1 << 40}), -EINVAL);
+	TCHECK_EQ(t, 0);
+	return NULL;
+}
+
+static void test_bad_input_is_reported(void **state)
+{
+	(void)state;
+	wt_run(bad_join, NULL, 2);
+	assert_string_equal(weft_strerror(-ESRCH),
+			    "no such task (finished and joined or detached, or never existed)");
+	assert_non_null(weft_strerror(-12345));
+	assert_non_null(weft_strerror(5));
+}
+
+static void test_spawn_without_runtime_fails(void **state)
+{
+	(void)state;
+	weft_task_t t = 1;
+	assert_int_equal(weft_spawn(&t, ret_arg, NULL, NULL), -ESHUTDOWN);
+	assert_int_equal(t, 0);
+	assert_int_equal(weft_runtime_start(NULL, NULL), -EINVAL);
+	weft_runtime_t *rt;
+	assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.workers = -1}), -EINVAL);
+	assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.stack_size = 1}), -EINVAL);
+	assert_int_equal(weft_runtime_stop(NULL), -EINVAL);
+	assert_int_equal(weft_main(NULL, NULL, NULL), -EINVAL);
+}
+
+static void *names(void *a)
+{
+	(void)a;
+	char buf[32];
+	TCHECK_EQ(weft_task_name(weft_self(), buf, sizeof buf), 0);
+	TCHECK(strcmp(buf, "test-main") == 0);
+	TCHECK_EQ(weft_set_name("a-rather-long-task-name"), 0);
+	TCHECK_EQ(weft_task_name(weft_self(), buf, sizeof buf), 0);
+	TCHECK(strcmp(buf, "a-rather-long-t") == 0); /* 15 bytes kept */
+	TCHECK_EQ(weft_task_name(weft_self(), buf, 4), 0);
+	TCHECK(strcmp(buf, "a-r") == 0);
+	TCHECK_EQ(weft_task_name(0, buf, sizeof buf), -ESRCH);
+	return NULL;
+}
+
+static void test_task_names(void **state)
+{
+	(void)state;
+	wt_run(names, NULL, 1);
+	assert_int_equal(weft_set_name("x"), -EPERM);
+	assert_int_equal(weft_self(), 0);
+}
+
+/* Ids are unique: spawn many, collect, check no two equal. */
+#define NIDS 20000
+static weft_task_t ids[NIDS];
+
+static int cmp_id(const void *a, const void *b)
+{
+	weft_task_t x = *(const weft_task_t *)a, y = *(const weft_task_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void *unique_ids(void *a)
+{
+	(void)a;
+	for (int i = 0; i < NIDS; i++) {
+		TCHECK_EQ(weft_spawn(&ids[i], ret_arg, NULL, NULL), 0);
+		if (i % 100 == 99) /* join some, so records get reused */
+			for (int j = i - 99; j <= i; j++)
+				weft_join(ids[j], NULL);
+	}
+	return NULL;
+}
+
+static void test_ids_are_never_reused(void **state)
+{
+	(void)state;
+	wt_run(unique_ids, NULL, 2);
+	qsort(ids, NIDS, sizeof ids[0], cmp_id);
+	for (int i = 1; i < NIDS; i++)
+		assert_true(ids[i] != ids[i - 1]);
+}
+
+/* Spawning and joining from plain threads outside the runtime. */
+static _Atomic long foreign_sum;
+
+static void *add_arg(void *a)
+{
+	atomic_fetch_add(&foreign_sum, (long)a);
+	return a;
+}
+
+static void *foreign_thread(void *a)
+{
+	weft_runtime_t *rt = a;
+	for (long i = 1; i <= 1000; i++) {
+		weft_task_t t;
+		if (weft_spawn(&t, add_arg, (void *)i, &(weft_spawn_opts_t){.runtime = rt}) != 0)
+			return (void *)1;
+		if (i % 2 == 0) {
+			void *r;
+			if (weft_join(t, &r) != 0 || (long)r != i)
+				return (void *)2;
+		} else {
+			weft_detach(t);
+		}
+	}
+	return NULL;
+}
+
+static void test_spawn_from_foreign_threads(void **state)
+{
+	(void)state;
+	weft_runtime_t *rt;
+	assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.workers = 2}), 0);
+	pthread_t th[4];
+	for (int i = 0; i < 4; i++)
+		pthread_create(&th[i], NULL, foreign_thread, rt);
+	for (int i = 0; i < 4; i++) {
+		void *r;
+		pthread_join(th[i], &r);
+		assert_null(r);
+	}
+	assert_int_equal(weft_runtime_stop(rt), 0);
+	assert_int_equal(atomic_load(&foreign_sum), 4 * 1000 * 1001 / 2);
+}
+
+/* The million-task stress: every task runs exactly once. */
+static _Atomic long ran;
+static long nstress;
+
+static void *count_one(void *a)
+{
+	(void)a;
+	atomic_fetch_add_explicit(&ran, 1, memory_order_relaxed);
+	return NULL;
+}
+
+static weft_step_t count_step(void *s, void **r)
+{
+	(void)r;
+	count_one(s);
+	return WEFT_STEP_DONE;
+}
+
+static void *spawn_many(void *a)
+{
+	bool step = a != NULL;
+	weft_group_t *g;
+	TCHECK_EQ(weft_group_create(&g, false), 0);
+	for (long i = 0; i < nstress; i++) {
+		int e = step ? weft_spawn_step(NULL, count_step, NULL, &(weft_spawn_opts_t){.group = g})
+			     : weft_spawn(NULL, count_one, NULL, &(weft_spawn_opts_t){.group = g, .stack_size = 16384});
+		TCHECK_EQ(e, 0);
+	}
+	TCHECK_EQ(weft_group_wait(g), 0);
+	TCHECK_EQ(weft_group_destroy(g), 0);
+	return NULL;
+}
+
+static void test_million_tasks_spawn_and_complete(void **state)
+{
+	(void)state;
+	nstress = WT_SIZE(1000000, 50000);
+	atomic_store(&ran, 0);
+	wt_run(spawn_many, (void *)1, 0);
+	assert_int_equal(atomic_load(&ran), nstress);
+	nstress = WT_SIZE(300000, 20000);
+	atomic_store(&ran, 0);
+	wt_run(spawn_many, NULL, 0);
+	assert_int_equal(atomic_load(&ran), nstress);
+}
+
+/* errno's value travels with the coroutine across a blocking call. The
+ * address must be looked up afresh after the call (see weft/sched.h: glibc
+ * lets the compiler cache &errno, which is per thread). */
+__attribute__((noinline, noipa)) static int *errno_now(void)
+{
+	return &errno;
+}
+
+static void *errno_keeper(void *a)
+{
+	*errno_now() = (int)(intptr_t)a;
+	for (int i = 0; i < 50; i++) {
+		weft_yield();
+		weft_sleep(WEFT_MSEC / 10);
+		TCHECK_EQ(*errno_now(), (intptr_t)a);
+		*errno_now() = (int)(intptr_t)a;
+	}
+	return NULL;
+}
+
+static void *errno_main(void *a)
+{
+	(void)a;
+	weft_task_t t[8];
+	for (long i = 0; i < 8; i++)
+		weft_spawn(&t[i], errno_keeper, (void *)(i + 100), NULL);
+	for (int i = 0; i < 8; i++)
+		weft_join(t[i], NULL);
+	return NULL;
+}
+
+static void test_errno_is_per_task(void **state)
+{
+	(void)state;
+	wt_run(errno_main, NULL, 2);
+}
+
+/* Task-local storage: per-task values, destructors at exit. */
+static weft_tls_key_t key;
+static _Atomic int dtor_calls;
+
+static void dtor(void *v)
+{
+	(void)v;
+	atomic_fetch_add(&dtor_calls, 1);
+}
+
+static void *tls_user(void *a)
+{
+	TCHECK(weft_tls_get(key) == NULL);
+	TCHECK_EQ(weft_tls_set(key, a), 0);
+	weft_yield();
+	weft_sleep(WEFT_MSEC);
+	TCHECK(weft_tls_get(key) == a);
+	return NULL;
+}
+
+static void *tls_main(void *a)
+{
+	(void)a;
+	weft_task_t t[16];
+	for (long i = 0; i < 16; i++)
+		weft_spawn(&t[i], tls_user, (void *)(i + 1), NULL);
+	for (int i = 0; i < 16; i++)
+		weft_join(t[i], NULL);
+	TCHECK_EQ(weft_tls_set(99, NULL), -EINVAL);
+	return NULL;
+}
+
+static void test_task_local_storage(void **state)
+{
+	(void)state;
+	assert_int_equal(weft_tls_key_create(&key, dtor), 0);
+	assert_int_equal(weft_tls_set(key, NULL), -EPERM);
+	wt_run(tls_main, NULL, 2);
+	assert_int_equal(atomic_load(&dtor_calls), 16);
+	assert_int_equal(weft_tls_key_delete(key), 0);
+	assert_int_equal(weft_tls_key_delete(key), -EINVAL);
+}
+
+static void *exit_early(void *a)
+{
+	(void)a;
+	weft_exit((void *)5);
+	return (void *)6;
+}
+
+static void *exit_main(void *a)
+{
+	(void)a;
+	weft_task_t t;
+	weft_spawn(&t, exit_early, NULL, NULL);
+	void *r;
+	TCHECK_EQ(weft_join(t, &r), 0);
+	TCHECK_EQ((intptr_t)r, 5);
+	return NULL;
+}
+
+static void test_exit_ends_the_task(void **state)
+{
+	(void)state;
+	wt_run(exit_main, NULL, 1);
+	assert_int_equal(weft_exit(NULL), -EPERM);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_join_returns_result),
+		cmocka_unit_test(test_bad_input_is_reported),
+		cmocka_unit_test(test_spawn_without_runtime_fails),
+		cmocka_unit_test(test_task_names),
+		cmocka_unit_test(test_ids_are_never_reused),
+		cmocka_unit_test(test_spawn_from_foreign_threads),
+		cmocka_unit_test(test_million_tasks_spawn_and_complete),
+		cmocka_unit_test(test_errno_is_per_task),
+		cmocka_unit_test(test_task_local_storage),
+		cmocka_unit_test(test_exit_ends_the_task),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

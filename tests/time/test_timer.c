@@ -1,0 +1,167 @@
+/* test_timer.c - sleep, deadlines, periodic timers. No tight timing asserts:
+ * only "never early" and ordering with wide gaps. */
+#include "weft_test.h"
+
+static _Atomic int finish_seq;
+static int finish_order[10];
+
+static void *sleep_n(void *a)
+{
+	long i = (long)a;
+	weft_time_t want = (10 - i) * 20 * WEFT_MSEC; /* task 0 sleeps longest */
+	weft_time_t t0 = weft_now();
+	TCHECK_EQ(weft_sleep(want), 0);
+	TCHECK(weft_now() - t0 >= want); /* never early */
+	finish_order[atomic_fetch_add(&finish_seq, 1)] = (int)i;
+	return NULL;
+}
+
+static void *order_main(void *a)
+{
+	(void)a;
+	weft_task_t t[10];
+	for (long i = 0; i < 10; i++)
+		weft_spawn(&t[i], sleep_n, (void *)i, NULL);
+	for (int i = 0; i < 10; i++)
+		weft_join(t[i], NULL);
+	return NULL;
+}
+
+static void test_sleepers_wake_in_deadline_order(void **state)
+{
+	(void)state;
+	wt_run(order_main, NULL, 2);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(finish_order[i], 9 - i);
+}
+
+/* Many timers: all fire, none early. */
+static long nmany;
+static _Atomic long fired_ok;
+
+static void *short_sleep(void *a)
+{
+	weft_time_t d = (weft_time_t)(intptr_t)a * WEFT_MSEC;
+	weft_time_t t0 = weft_now();
+	weft_sleep(d);
+	if (weft_now() - t0 >= d)
+		atomic_fetch_add(&fired_ok, 1);
+	return NULL;
+}
+
+static void *many_main(void *a)
+{
+	(void)a;
+	weft_group_t *g;
+	weft_group_create(&g, false);
+	for (long i = 0; i < nmany; i++)
+		weft_spawn(NULL, short_sleep, (void *)(intptr_t)(1 + i % 50),
+			   &(weft_spawn_opts_t){.group = g, .stack_size = 8192});
+	weft_group_wait(g);
+	weft_group_destroy(g);
+	return NULL;
+}
+
+static void test_many_timers_all_fire(void **state)
+{
+	(void)state;
+	nmany = WT_SIZE(100000, 5000);
+	wt_run(many_main, NULL, 0);
+	assert_int_equal(atomic_load(&fired_ok), nmany);
+}
+
+/* Periodic timer: fires repeatedly; stop from outside and from inside. */
+static _Atomic int ticks, self_ticks;
+static weft_timer_t *self_timer;
+
+static void on_tick(void *a)
+{
+	(void)a;
+	atomic_fetch_add(&ticks, 1);
+}
+
+static void on_self_tick(void *a)
+{
+	(void)a;
+	if (atomic_fetch_add(&self_ticks, 1) == 2)
+		TCHECK_EQ(weft_timer_stop(self_timer), 0);
+}
+
+static void *ticker_main(void *a)
+{
+	(void)a;
+	weft_timer_t *t;
+	TCHECK_EQ(weft_timer_start(&t, weft_deadline_in(2 * WEFT_MSEC), 2 * WEFT_MSEC, on_tick, NULL), 0);
+	TCHECK_EQ(weft_timer_start(&self_timer, weft_deadline_in(WEFT_MSEC), WEFT_MSEC, on_self_tick, NULL), 0);
+	while (atomic_load(&ticks) < 5)
+		weft_sleep(WEFT_MSEC);
+	TCHECK_EQ(weft_timer_stop(t), 0);
+	int seen = atomic_load(&ticks);
+	weft_sleep(20 * WEFT_MSEC);
+	TCHECK_EQ(atomic_load(&ticks), seen); /* no fire after stop returned */
+	TCHECK_EQ(atomic_load(&self_ticks), 3);
+	weft_timer_t *one;
+	TCHECK_EQ(weft_timer_start(&one, weft_deadline_in(WEFT_MSEC), 0, on_tick, NULL), 0);
+	weft_sleep(20 * WEFT_MSEC);
+	TCHECK_EQ(atomic_load(&ticks), seen + 1); /* one-shot: exactly once */
+	TCHECK_EQ(weft_timer_stop(one), 0);
+	TCHECK_EQ(weft_timer_start(NULL, 0, 0, on_tick, NULL), -EINVAL);
+	TCHECK_EQ(weft_timer_start(&one, 0, -1, on_tick, NULL), -EINVAL);
+	TCHECK_EQ(weft_timer_stop(NULL), -EINVAL);
+	return NULL;
+}
+
+static void test_periodic_timer(void **state)
+{
+	(void)state;
+	wt_run(ticker_main, NULL, 2);
+}
+
+/* Deadline on a park, stackless: the step sees -ETIMEDOUT. */
+static weft_step_t step_deadline(void *s, void **r)
+{
+	int *phase = s;
+	if ((*phase)++ == 0) {
+		weft_waker_t w = weft_park_prepare();
+		TCHECK_EQ(weft_park_deadline(w, weft_deadline_in(3 * WEFT_MSEC)), 0);
+		return WEFT_STEP_PARKED;
+	}
+	*r = (void *)(intptr_t)weft_park_result();
+	return WEFT_STEP_DONE;
+}
+
+static void *deadline_main(void *a)
+{
+	(void)a;
+	int phase = 0;
+	weft_task_t t;
+	weft_spawn_step(&t, step_deadline, &phase, NULL);
+	void *r;
+	weft_join(t, &r);
+	TCHECK_EQ((intptr_t)r, -ETIMEDOUT);
+	TCHECK_EQ(phase, 2);
+	/* Sleep from a plain context: a zero or past deadline returns at once. */
+	TCHECK_EQ(weft_sleep_until(0), 0);
+	TCHECK_EQ(weft_sleep(-5), 0);
+	return NULL;
+}
+
+static void test_stackless_deadline(void **state)
+{
+	(void)state;
+	wt_run(deadline_main, NULL, 1);
+	weft_time_t t0 = weft_now();
+	assert_int_equal(weft_sleep(2 * WEFT_MSEC), 0); /* plain thread */
+	assert_true(weft_now() - t0 >= 2 * WEFT_MSEC);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sleepers_wake_in_deadline_order),
+		cmocka_unit_test(test_many_timers_all_fire),
+		cmocka_unit_test(test_periodic_timer),
+		cmocka_unit_test(test_stackless_deadline),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

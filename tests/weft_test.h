@@ -1,0 +1,65 @@
+/* weft_test.h - helpers shared by the test programs.
+ *
+ * cmocka's assert_* must run on the test's own thread and stack (a failure
+ * longjmps), so code running inside tasks checks with TCHECK, which records a
+ * failure with its location; the test asserts that none were recorded once
+ * the runtime has stopped. */
+#ifndef WEFT_TEST_H
+#define WEFT_TEST_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <weft.h>
+
+static _Atomic int tcheck_failures;
+
+#define TCHECK(cond)                                                                                    \
+	do {                                                                                            \
+		if (!(cond)) {                                                                          \
+			atomic_fetch_add(&tcheck_failures, 1);                                          \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);        \
+		}                                                                                       \
+	} while (0)
+
+#define TCHECK_EQ(a, b)                                                                                 \
+	do {                                                                                            \
+		long long a_ = (long long)(a), b_ = (long long)(b);                                     \
+		if (a_ != b_) {                                                                         \
+			atomic_fetch_add(&tcheck_failures, 1);                                          \
+			fprintf(stderr, "%s:%d: check failed: %s == %s (%lld != %lld)\n", __FILE__,     \
+				__LINE__, #a, #b, a_, b_);                                              \
+		}                                                                                       \
+	} while (0)
+
+/* Sizes: full in release builds, smaller under the sanitizers. */
+#ifdef WEFT_SANITIZED
+#define WT_SIZE(release, sanitized) (sanitized)
+#else
+#define WT_SIZE(release, sanitized) (release)
+#endif
+
+/* Run fn(arg) as the main coroutine of a fresh runtime with `workers`
+ * workers (0 = default), then stop it; asserts on the test thread. */
+static inline void *wt_run(void *(*fn)(void *), void *arg, int workers)
+{
+	atomic_store(&tcheck_failures, 0);
+	weft_config_t cfg = {.workers = workers};
+	weft_runtime_t *rt;
+	assert_int_equal(weft_runtime_start(&rt, &cfg), 0);
+	weft_task_t t;
+	assert_int_equal(weft_spawn(&t, fn, arg, &(weft_spawn_opts_t){.name = "test-main", .runtime = rt}), 0);
+	void *res = NULL;
+	assert_int_equal(weft_join(t, &res), 0);
+	assert_int_equal(weft_runtime_stop(rt), 0);
+	assert_int_equal(atomic_load(&tcheck_failures), 0);
+	return res;
+}
+
+#endif
