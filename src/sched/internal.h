@@ -181,7 +181,7 @@ typedef struct weft_worker {
 struct weft_runtime {
 	int nbase;			/* configured workers */
 	_Atomic int nworkers;		/* base + extra started so far */
-	weft_worker *workers[WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS];
+	_Atomic(weft_worker *) workers[WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS]; /* set once per slot */
 	weft_shard_t *shards;		/* nbase shards */
 	size_t stack_default;
 
@@ -195,6 +195,7 @@ struct weft_runtime {
 	weft_worker *idle[WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS];
 	_Atomic int nidle;
 	_Atomic int nspinning;
+	_Atomic uint32_t fence_word; /* weft__full_fence under TSan */
 
 	/* Task table: slab pointers, then records; ids encode the slot. */
 	alignas(64) pthread_mutex_t slab_lock;
@@ -224,6 +225,18 @@ struct weft_runtime {
 	weft_config_t cfg;
 	struct weft_runtime *next_rt; /* list of live runtimes, for signal handlers */
 };
+
+/* A full (seq_cst) fence between a store and a load to other locations, the
+ * core of the spin/park protocol (worker.c). TSan does not model fences, so
+ * its builds use a seq_cst read-modify-write of one shared word instead: all
+ * such RMWs are totally ordered and each synchronizes with the one before,
+ * which gives the same store->load guarantee (at the cost of a shared cache
+ * line, which is why release builds use the fence). */
+#ifdef WEFT_TSAN
+#define weft__full_fence(rt) ((void)atomic_fetch_add(&(rt)->fence_word, 0))
+#else
+#define weft__full_fence(rt) atomic_thread_fence(memory_order_seq_cst)
+#endif
 
 /* ------------------------------------------------------------ thread state */
 

@@ -381,8 +381,8 @@ int weft__join_in(struct weft_runtime *rt, weft_task_t id, void **result, weft_t
 			}
 		}
 	}
-	/* acquire via the join_state exchange above: the result is visible. */
-	atomic_thread_fence(memory_order_acquire);
+	/* The result is visible: we acquired join_state == DONE (a seq_cst load
+	 * or failed CAS), or the wake that the finisher sent after storing it. */
 	if (result)
 		*result = t->result;
 	weft__task_unref(t); /* the lookup */

@@ -167,7 +167,7 @@ static void run_task(weft_worker *w, weft_task *t)
 
 void weft__wakep(struct weft_runtime *rt)
 {
-	atomic_thread_fence(memory_order_seq_cst);
+	weft__full_fence(rt);
 	if (atomic_load(&rt->nspinning) != 0 || atomic_load(&rt->nidle) == 0)
 		return;
 	int zero = 0;
@@ -289,7 +289,7 @@ static void park_worker(weft_worker *w)
 	atomic_store_explicit(&w->parked, true, memory_order_relaxed);
 	atomic_store(&rt->nidle, n + 1);
 	pthread_mutex_unlock(&rt->idle_lock);
-	atomic_thread_fence(memory_order_seq_cst);
+	weft__full_fence(rt);
 
 	if (any_work(rt) || atomic_load(&rt->halt)) {
 		remove_idle(rt, w);
@@ -426,7 +426,8 @@ int weft__worker_start(struct weft_runtime *rt, int index, bool extra)
 	w->stop_thread = false;
 	atomic_store(&w->exited, false);
 	atomic_store(&w->stuck, 0);
-	rt->workers[index] = w;
+	if (rt->workers[index] != w)
+		rt->workers[index] = w;
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 256 * 1024);
