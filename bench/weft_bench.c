@@ -283,6 +283,352 @@ static void bench_scale(void)
 	report("scale", ns, tasks * scale_iters, d, extra);
 }
 
+
+/* ------------------------------------------------------------ idle */
+
+static long proc_kb(const char *key)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long v = 0;
+	size_t kl = strlen(key);
+	while (f && fgets(line, sizeof line, f))
+		if (strncmp(line, key, kl) == 0 && line[kl] == ':')
+			v = atol(line + kl + 1);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+static _Atomic long parked, idle_sum;
+
+typedef struct {
+	weft_chan_t *c;
+	weft_chan_op_t op;
+	long v;
+	bool started;
+} idle_state;
+
+static void *idle_fn(void *a)
+{
+	weft_chan_t *c = a;
+	atomic_fetch_add_explicit(&parked, 1, memory_order_relaxed);
+	long v = 0;
+	if (weft_chan_recv(c, &v))
+		fail("idle recv", 0);
+	atomic_fetch_add_explicit(&idle_sum, v, memory_order_relaxed);
+	wg_done(&wg);
+	return NULL;
+}
+
+static weft_step_t idle_step(void *a, void **r)
+{
+	(void)r;
+	idle_state *s = a;
+	if (!s->started) {
+		s->started = true;
+		atomic_fetch_add_explicit(&parked, 1, memory_order_relaxed);
+	}
+	int e = weft_chan_recv_step(s->c, &s->v, &s->op);
+	if (e == -EINPROGRESS)
+		return WEFT_STEP_PARKED;
+	if (e)
+		fail("idle recv", e);
+	atomic_fetch_add_explicit(&idle_sum, s->v, memory_order_relaxed);
+	wg_done(&wg);
+	return WEFT_STEP_DONE;
+}
+
+static void bench_idle(void)
+{
+	long n = arg(0, 1000000);
+	long rss0 = proc_kb("VmRSS");
+	wg_init(&wg, n);
+	weft_time_t t0 = weft_now();
+	weft_chan_t **chs = malloc((size_t)n * sizeof *chs);
+	idle_state *st = stackful ? NULL : calloc((size_t)n, sizeof *st);
+	static const weft_spawn_opts_t det = {.detached = true};
+	for (long i = 0; i < n; i++) {
+		if (weft_chan_create(&chs[i], sizeof(long), 0))
+			fail("chan create", i);
+		int e;
+		if (stackful) {
+			e = weft_spawn(NULL, idle_fn, chs[i], &det);
+		} else {
+			st[i].c = chs[i];
+			e = weft_spawn_step(NULL, idle_step, &st[i], &det);
+		}
+		if (e)
+			fail("spawn failed at", i);
+	}
+	while (atomic_load(&parked) != n)
+		weft_sleep(WEFT_MSEC);
+	long rss1 = proc_kb("VmRSS");
+	weft_time_t tpark = weft_now() - t0;
+	long one = 1;
+	for (long i = 0; i < n; i++)
+		if (weft_chan_send(chs[i], &one))
+			fail("idle send", i);
+	wg_wait(&wg);
+	weft_time_t d = weft_now() - t0;
+	if (atomic_load(&idle_sum) != n)
+		fail("idle sum", atomic_load(&idle_sum));
+	for (long i = 0; i < n; i++)
+		weft_chan_release(chs[i]);
+	free(chs);
+	free(st);
+	char ns[32], extra[160];
+	snprintf(ns, sizeof ns, "%ld", n);
+	snprintf(extra, sizeof extra, " bytes_per_task=%.0f park_s=%.6f rss_parked_kb=%ld",
+		 (double)(rss1 - rss0) * 1024.0 / (double)n, (double)tpark / 1e9, rss1);
+	report("idle", ns, n, d, extra);
+}
+
+/* ------------------------------------------------------------ pingpong */
+
+static weft_chan_t *ping, *pong;
+
+static void *echo_fn(void *a)
+{
+	(void)a;
+	long v;
+	while (weft_chan_recv(ping, &v) == 0) {
+		v++;
+		if (weft_chan_send(pong, &v))
+			fail("pong send", 0);
+	}
+	wg_done(&wg);
+	return NULL;
+}
+
+typedef struct {
+	weft_chan_op_t op;
+	long v;
+	int phase; /* 0: receiving on ping, 1: sending on pong */
+} echo_state;
+
+static weft_step_t echo_step(void *a, void **r)
+{
+	(void)r;
+	echo_state *s = a;
+	for (;;) {
+		if (s->phase == 0) {
+			int e = weft_chan_recv_step(ping, &s->v, &s->op);
+			if (e == -EINPROGRESS)
+				return WEFT_STEP_PARKED;
+			if (e == -EPIPE) {
+				wg_done(&wg);
+				return WEFT_STEP_DONE;
+			}
+			s->v++;
+			s->phase = 1;
+		}
+		int e = weft_chan_send_step(pong, &s->v, &s->op);
+		if (e == -EINPROGRESS)
+			return WEFT_STEP_PARKED;
+		if (e)
+			fail("pong send", e);
+		s->phase = 0;
+	}
+}
+
+static void bench_pingpong(void)
+{
+	long n = arg(0, 1000000);
+	weft_chan_create(&ping, sizeof(long), 0);
+	weft_chan_create(&pong, sizeof(long), 0);
+	wg_init(&wg, 1);
+	echo_state es = {.phase = 0};
+	if (spawn_kind(echo_fn, echo_step, &es))
+		fail("spawn", 0);
+	long v = 0;
+	weft_time_t t0 = weft_now();
+	for (long i = 0; i < n; i++) {
+		if (weft_chan_send(ping, &v) || weft_chan_recv(pong, &v))
+			fail("pingpong at", i);
+	}
+	weft_time_t d = weft_now() - t0;
+	weft_chan_close(ping);
+	wg_wait(&wg);
+	if (v != n)
+		fail("pingpong final value", v);
+	weft_chan_release(ping);
+	weft_chan_release(pong);
+	char ns[32];
+	snprintf(ns, sizeof ns, "%ld", n);
+	report("pingpong", ns, n, d, "");
+}
+
+/* ------------------------------------------------------------ ring */
+
+static weft_chan_t **ring_ch, *ring_done;
+static long ring_n;
+
+typedef struct {
+	long i, t;
+	weft_chan_op_t op;
+	int phase; /* 0 recv, 1 forward, 2 report done */
+} ring_state;
+
+static void *ring_fn(void *a)
+{
+	long i = (long)(intptr_t)a;
+	for (;;) {
+		long t;
+		if (weft_chan_recv(ring_ch[i], &t))
+			fail("ring recv", i);
+		if (t == 0) {
+			weft_chan_send(ring_done, &t);
+			break;
+		}
+		long nt = t - 1;
+		if (weft_chan_send(ring_ch[(i + 1) % ring_n], &nt))
+			fail("ring send", i);
+		if (t < ring_n)
+			break;
+	}
+	wg_done(&wg);
+	return NULL;
+}
+
+static weft_step_t ring_step(void *a, void **r)
+{
+	(void)r;
+	ring_state *s = a;
+	for (;;) {
+		int e;
+		switch (s->phase) {
+		case 0:
+			e = weft_chan_recv_step(ring_ch[s->i], &s->t, &s->op);
+			if (e == -EINPROGRESS)
+				return WEFT_STEP_PARKED;
+			if (e)
+				fail("ring recv", s->i);
+			s->phase = s->t == 0 ? 2 : 1;
+			if (s->t != 0)
+				s->t--; /* forward t - 1; t itself is t + 1 below */
+			break;
+		case 1:
+			e = weft_chan_send_step(ring_ch[(s->i + 1) % ring_n], &s->t, &s->op);
+			if (e == -EINPROGRESS)
+				return WEFT_STEP_PARKED;
+			if (e)
+				fail("ring send", s->i);
+			if (s->t + 1 < ring_n) {
+				wg_done(&wg);
+				return WEFT_STEP_DONE;
+			}
+			s->phase = 0;
+			break;
+		default:
+			e = weft_chan_send_step(ring_done, &s->t, &s->op);
+			if (e == -EINPROGRESS)
+				return WEFT_STEP_PARKED;
+			wg_done(&wg);
+			return WEFT_STEP_DONE;
+		}
+	}
+}
+
+static void bench_ring(void)
+{
+	ring_n = arg(0, 10000);
+	long laps = arg(1, 100);
+	ring_ch = malloc((size_t)ring_n * sizeof *ring_ch);
+	ring_state *st = calloc((size_t)ring_n, sizeof *st);
+	for (long i = 0; i < ring_n; i++)
+		weft_chan_create(&ring_ch[i], sizeof(long), 0);
+	weft_chan_create(&ring_done, sizeof(long), 0);
+	wg_init(&wg, ring_n);
+	for (long i = 0; i < ring_n; i++) {
+		st[i].i = i;
+		if (spawn_kind(ring_fn, ring_step, stackful ? (void *)(intptr_t)i : (void *)&st[i]))
+			fail("spawn", i);
+	}
+	long h = ring_n * laps, got = -1;
+	weft_time_t t0 = weft_now();
+	weft_chan_send(ring_ch[0], &h);
+	weft_chan_recv(ring_done, &got);
+	weft_time_t d = weft_now() - t0;
+	wg_wait(&wg);
+	if (got != 0)
+		fail("ring token", got);
+	for (long i = 0; i < ring_n; i++)
+		weft_chan_release(ring_ch[i]);
+	weft_chan_release(ring_done);
+	free(ring_ch);
+	free(st);
+	char ns[64];
+	snprintf(ns, sizeof ns, "%ldx%ld", ring_n, laps);
+	report("ring", ns, h, d, "");
+}
+
+/* ------------------------------------------------------------ fanin */
+
+static weft_chan_t *fan;
+static long fan_m;
+
+typedef struct {
+	long p, j;
+	weft_chan_op_t op;
+	long v;
+} fan_state;
+
+static void *fan_fn(void *a)
+{
+	long p = (long)(intptr_t)a;
+	for (long j = 0; j < fan_m; j++) {
+		long v = p * fan_m + j;
+		if (weft_chan_send(fan, &v))
+			fail("fanin send", p);
+	}
+	return NULL;
+}
+
+static weft_step_t fan_step(void *a, void **r)
+{
+	(void)r;
+	fan_state *s = a;
+	while (s->j < fan_m) {
+		s->v = s->p * fan_m + s->j;
+		int e = weft_chan_send_step(fan, &s->v, &s->op);
+		if (e == -EINPROGRESS)
+			return WEFT_STEP_PARKED;
+		if (e)
+			fail("fanin send", s->p);
+		s->j++;
+	}
+	return WEFT_STEP_DONE;
+}
+
+static void bench_fanin(void)
+{
+	long p = arg(0, 1000);
+	fan_m = arg(1, 1000);
+	weft_chan_create(&fan, sizeof(long), 1024);
+	fan_state *st = calloc((size_t)p, sizeof *st);
+	weft_time_t t0 = weft_now();
+	for (long i = 0; i < p; i++) {
+		st[i].p = i;
+		if (spawn_kind(fan_fn, fan_step, stackful ? (void *)(intptr_t)i : (void *)&st[i]))
+			fail("spawn", i);
+	}
+	long total = p * fan_m, sum = 0, v;
+	for (long k = 0; k < total; k++) {
+		if (weft_chan_recv(fan, &v))
+			fail("fanin recv", k);
+		sum += v;
+	}
+	weft_time_t d = weft_now() - t0;
+	if (sum != total * (total - 1) / 2)
+		fail("fanin sum", sum);
+	weft_chan_release(fan);
+	free(st);
+	char ns[64];
+	snprintf(ns, sizeof ns, "%ldx%ld", p, fan_m);
+	report("fanin", ns, total, d, "");
+}
+
 /* ------------------------------------------------------------ main */
 
 static const struct {
@@ -293,6 +639,10 @@ static const struct {
 	{"yield", bench_yield},
 	{"timers", bench_timers},
 	{"scale", bench_scale},
+	{"idle", bench_idle},
+	{"pingpong", bench_pingpong},
+	{"ring", bench_ring},
+	{"fanin", bench_fanin},
 };
 
 static void *bench_main(void *a)

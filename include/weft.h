@@ -5,5 +5,6 @@
 #include <weft/base.h>
 #include <weft/sched.h>
 #include <weft/time.h>
+#include <weft/chan.h>
 
 #endif

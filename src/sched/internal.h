@@ -252,7 +252,8 @@ static inline weft_task *weft__cur_task(void)
 /* ------------------------------------------------------------- functions */
 
 /* runq.c */
-bool weft__runq_put(weft_worker *w, weft_task *t, bool next);
+enum { WEFT_RUNQ_NEXT = 0, WEFT_RUNQ_RING = 1, WEFT_RUNQ_GLOBAL = 2 };
+int weft__runq_put(weft_worker *w, weft_task *t, bool next);
 weft_task *weft__runq_get(weft_worker *w);
 uint32_t weft__runq_steal(weft_worker *thief, weft_worker *victim, bool take_next);
 bool weft__runq_empty(weft_worker *w);

@@ -30,6 +30,7 @@
  * gq_len is read without the lock as a hint.
  */
 #include "internal.h"
+#include "spin.h"
 
 #define MASK (WEFT_RUNQ_SIZE - 1)
 
@@ -70,15 +71,17 @@ static bool runq_put_slow(weft_worker *w, weft_task *t, uint32_t h, uint32_t tai
 }
 
 /* Push t (owner only). next: put it in the next-task slot, kicking the old
- * occupant to the tail. Returns true if the task went to the global queue. */
-bool weft__runq_put(weft_worker *w, weft_task *t, bool next)
+ * occupant to the tail. Returns where the push left work that another worker
+ * could take: RUNQ_NEXT (only the slot, which this worker runs next - no one
+ * else needs waking), RUNQ_RING, or RUNQ_GLOBAL (the ring overflowed). */
+int weft__runq_put(weft_worker *w, weft_task *t, bool next)
 {
 	if (next) {
 		/* acq_rel: the new occupant's fields are published to a thief that
 		 * exchanges it out; the old occupant's are acquired. */
 		t = atomic_exchange_explicit(&w->runnext, t, memory_order_acq_rel);
 		if (t == NULL)
-			return false;
+			return WEFT_RUNQ_NEXT;
 	}
 	for (;;) {
 		uint32_t h = atomic_load_explicit(&w->head, memory_order_acquire);
@@ -87,10 +90,10 @@ bool weft__runq_put(weft_worker *w, weft_task *t, bool next)
 			atomic_store_explicit(&w->buf[tail & MASK], t, memory_order_relaxed);
 			/* release: a thief that acquires tail sees the slot and the task. */
 			atomic_store_explicit(&w->tail, tail + 1, memory_order_release);
-			return false;
+			return WEFT_RUNQ_RING;
 		}
 		if (runq_put_slow(w, t, h, tail))
-			return true;
+			return WEFT_RUNQ_GLOBAL;
 	}
 }
 
@@ -136,6 +139,17 @@ uint32_t weft__runq_steal(weft_worker *thief, weft_worker *victim, bool take_nex
 				return 0;
 			weft_task *nx = atomic_load_explicit(&victim->runnext, memory_order_relaxed);
 			if (!nx)
+				return 0;
+			/* The victim is busy in a task and has one waiting in its slot.
+			 * Usually that task is about to block and hand the worker to the
+			 * slot (a message exchange): give it a few microseconds first,
+			 * and take the slot only if the victim is still in the same
+			 * task run - pulling a ping-pong pair apart costs more. */
+			uint32_t tick = atomic_load_explicit(&victim->mon_tick, memory_order_relaxed);
+			for (int i = 0; i < 2000 && atomic_load_explicit(&victim->mon_tick, memory_order_relaxed) == tick; i++)
+				weft__cpu_relax();
+			if (atomic_load_explicit(&victim->mon_tick, memory_order_relaxed) != tick ||
+			    !atomic_load_explicit(&victim->in_task, memory_order_relaxed))
 				return 0;
 			if (!atomic_compare_exchange_strong_explicit(&victim->runnext, &nx, NULL, memory_order_acq_rel,
 								     memory_order_relaxed))

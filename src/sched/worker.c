@@ -143,7 +143,7 @@ static void run_task(weft_worker *w, weft_task *t)
 	switch (action) {
 	case WEFT_ACT_YIELD:
 		atomic_store_explicit(&t->run_state, WEFT_RS_RUNNABLE, memory_order_relaxed);
-		if (weft__runq_put(w, t, false))
+		if (weft__runq_put(w, t, false) == WEFT_RUNQ_GLOBAL)
 			weft__wakep(w->rt);
 		break;
 	case WEFT_ACT_PARK:
@@ -198,7 +198,12 @@ void weft__ready(weft_task *t)
 	weft_worker *w = weft__self_worker;
 	atomic_store_explicit(&t->run_state, WEFT_RS_RUNNABLE, memory_order_relaxed);
 	if (w && w->rt == t->rt) {
-		weft__runq_put(w, t, true);
+		/* Into the next-task slot. If the slot was empty, this worker runs
+		 * the task as soon as the current one blocks or yields: waking
+		 * another worker for it would only pull a message exchange across
+		 * cores. A task kicked out of the slot is work to share. */
+		if (weft__runq_put(w, t, true) == WEFT_RUNQ_NEXT)
+			return;
 	} else {
 		weft__gq_put(t->rt, t, t, 1);
 	}

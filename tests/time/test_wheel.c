@@ -182,10 +182,10 @@ static void test_advance_backwards_is_noop(void **state)
 static void test_single_fires_exactly_at_its_tick(void **state)
 {
 	(void)state;
+	/* {now, expiry}: within a block, across one, across higher boundaries. */
 	static const uint64_t cases[][2] = {
-		{0, 1},	      {0, 63},	    {0, 64},	   {63, 64},	{60, 100},
-		{0, 4096},    {4095, 4097}, {4032, 4160},  {1000, 1000 + 262144 + 7},
-		{0, 262145},  {262143, 262144 + 4096 + 64 + 1},
+		{0, 1}, {0, 63}, {0, 64}, {63, 64}, {60, 100}, {0, 4096}, {4095, 4097}, {4032, 4160},
+		{1000, 1000 + 262144 + 7}, {0, 262145}, {262143, 262144 + 4096 + 64 + 1},
 	};
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
 		pop_t p;

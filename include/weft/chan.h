@@ -1,0 +1,100 @@
+/* weft/chan.h - channels and select.
+ *
+ * A channel carries fixed-size elements (elem_size bytes, copied in and out)
+ * between tasks and threads:
+ *   capacity 0                 rendezvous: a send completes when a receiver
+ *                              takes the value, and the other way round;
+ *   capacity > 0               bounded buffer: send blocks while it is full;
+ *   WEFT_CHAN_UNBOUNDED        unbounded buffer: send never blocks.
+ *
+ * Blocking calls park the calling task (or block the calling plain thread);
+ * every blocking call has a deadline form (-ETIMEDOUT) and returns -ECANCELED
+ * when the task is cancelled. Closing: receivers first drain what is
+ * buffered, then get -EPIPE; a send on a closed channel returns -EPIPE (and a
+ * send blocked when the channel closes returns -EPIPE; its value was not
+ * delivered). On an error return, a receive's output buffer is unspecified.
+ *
+ * Lifetime: weft_chan_create returns one reference; weft_chan_retain adds one
+ * and weft_chan_release drops one; the channel is freed with the last. No task
+ * may be blocked on a channel when its last reference is dropped (release
+ * returns -EBUSY then and keeps it alive). Closing does not free.
+ *
+ * Stackless tasks use the _step forms: the call either completes (0 or an
+ * error) or registers the task to be woken and returns -EINPROGRESS; the step
+ * function then returns WEFT_STEP_PARKED and, when called again, repeats the
+ * same call with the same weft_chan_op_t, which completes it.
+ */
+#ifndef WEFT_CHAN_H
+#define WEFT_CHAN_H
+
+#include <sys/types.h>
+#include <weft/sched.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct weft_chan weft_chan_t;
+
+#define WEFT_CHAN_UNBOUNDED ((ssize_t)-1)
+
+/* -EINVAL: elem_size 0 or > 64 KiB, capacity < -1 or > 2^30. -ENOMEM. */
+int weft_chan_create(weft_chan_t **out, size_t elem_size, ssize_t capacity);
+int weft_chan_retain(weft_chan_t *ch);
+int weft_chan_release(weft_chan_t *ch);
+
+int weft_chan_send(weft_chan_t *ch, const void *elem);
+int weft_chan_send_until(weft_chan_t *ch, const void *elem, weft_time_t deadline);
+int weft_chan_try_send(weft_chan_t *ch, const void *elem); /* -EAGAIN: would block */
+int weft_chan_recv(weft_chan_t *ch, void *out);
+int weft_chan_recv_until(weft_chan_t *ch, void *out, weft_time_t deadline);
+int weft_chan_try_recv(weft_chan_t *ch, void *out); /* -EAGAIN: nothing ready */
+
+/* Close: -EPIPE if already closed. Wakes every blocked sender (-EPIPE) and,
+ * once the buffer is drained, every receiver (-EPIPE). */
+int weft_chan_close(weft_chan_t *ch);
+bool weft_chan_closed(const weft_chan_t *ch);
+/* Elements buffered now (0 for rendezvous), and the capacity (-1 unbounded). */
+ssize_t weft_chan_len(const weft_chan_t *ch);
+ssize_t weft_chan_cap(const weft_chan_t *ch);
+size_t weft_chan_elem_size(const weft_chan_t *ch);
+
+/* Typed helpers: the element's size must match the channel's (-EINVAL). */
+int weft_chan_send_sized(weft_chan_t *ch, const void *elem, size_t size);
+int weft_chan_recv_sized(weft_chan_t *ch, void *out, size_t size);
+#define WEFT_CHAN_SEND(ch, value) weft_chan_send_sized((ch), &(value), sizeof(value))
+#define WEFT_CHAN_RECV(ch, lvalue) weft_chan_recv_sized((ch), &(lvalue), sizeof(lvalue))
+
+/* ----------------------------------------------------------- select */
+
+enum { WEFT_SELECT_RECV = 0, WEFT_SELECT_SEND = 1 };
+
+typedef struct weft_select_case {
+	weft_chan_t *ch;
+	int op;	   /* WEFT_SELECT_RECV or WEFT_SELECT_SEND */
+	void *buf; /* recv: where the value goes; send: the value */
+	int result;	/* out: 0, or -EPIPE (closed) for the chosen case */
+} weft_select_case_t;
+
+/* Wait until one of the n cases can proceed, perform it and return its index.
+ * Among several ready cases one is chosen uniformly at random. A receive on a
+ * closed, drained channel and a send on a closed channel are "ready" with
+ * result -EPIPE. nonblocking: return -EAGAIN at once if none is ready (Go's
+ * default case). Errors: -EINVAL (bad case), -ETIMEDOUT, -ECANCELED. A
+ * channel may appear in several cases. n <= 64. */
+int weft_select(weft_select_case_t *cases, size_t n, weft_time_t deadline, bool nonblocking);
+
+/* ----------------------------------------------------------- stackless */
+
+typedef struct weft_chan_op {
+	uint8_t opaque[96]; /* owned by the channel while -EINPROGRESS */
+} weft_chan_op_t;
+
+#define WEFT_CHAN_OP_INIT {{0}}
+int weft_chan_send_step(weft_chan_t *ch, const void *elem, weft_chan_op_t *op);
+int weft_chan_recv_step(weft_chan_t *ch, void *out, weft_chan_op_t *op);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,458 @@
+/* chan.c - channels: buffers, non-blocking attempts, wake-ups, close.
+ *
+ * Three kinds share one struct and one waiter protocol:
+ *
+ *  rendezvous  no buffer. Everything happens under the channel's spinlock: a
+ *              sender that finds a queued receiver claims that receiver's wait
+ *              (its `done` word 0 -> 1), copies the value into the receiver's
+ *              buffer, marks the node DELIVERED and unparks it; symmetrically
+ *              for a receiver finding a queued sender. Claiming before copying
+ *              is what makes a select safe: a select's cases share one `done`
+ *              word, so at most one case of it is ever completed by others.
+ *
+ *  bounded     a lock-free ring (Vyukov's bounded MPMC queue): a send or a
+ *              receive that neither fills nor empties the ring takes no lock.
+ *              Waiters queue under the lock and are only *notified* (claimed,
+ *              marked NOTIFIED, unparked); a notified task retries. The
+ *              protocol that keeps wake-ups from being lost is a store->load
+ *              pairing: a waiter increments nrecvw/nsendw (under the lock),
+ *              issues a full fence and retries the ring before parking; a
+ *              sender (receiver) publishes its element (slot), issues a full
+ *              fence and then reads nrecvw (nsendw) - if non-zero it takes the
+ *              lock and notifies one waiter. Either the waiter's retry sees
+ *              the element or the producer sees the waiter. Close sets a bit
+ *              in the tail index, so no enqueue can succeed after it; a
+ *              receiver that finds head < tail with the slot not yet written
+ *              waits for the in-flight writer, so nothing accepted is lost.
+ *
+ *  unbounded   a growable ring under the lock; senders never block, receivers
+ *              are notified like a bounded channel's.
+ *
+ * A waiter popped by a waker that lost the claim (the wait had already been
+ * claimed elsewhere, timed out or been cancelled) is simply dropped from the
+ * queue; its owner finds it unqueued when it cleans up.
+ */
+#include "chan_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../sched/spin.h"
+
+#define MAX_ELEM ((size_t)64 * 1024)
+#define MAX_CAP ((ssize_t)1 << 30)
+
+void chan_lock(weft_chan_t *ch)
+{
+	weft__spin_lock(&ch->lock);
+}
+
+void chan_unlock(weft_chan_t *ch)
+{
+	weft__spin_unlock(&ch->lock);
+}
+
+#if defined(__SANITIZE_THREAD__)
+void chan_full_fence(weft_chan_t *ch)
+{
+	/* TSan does not model fences: a seq_cst RMW of one shared word gives the
+	 * same store->load ordering between the two sides. */
+	atomic_fetch_add(&ch->fence_word, 0);
+}
+#else
+void chan_full_fence(weft_chan_t *ch)
+{
+	(void)ch;
+	atomic_thread_fence(memory_order_seq_cst);
+}
+#endif
+
+int weft_chan_create(weft_chan_t **out, size_t elem_size, ssize_t capacity)
+{
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (elem_size == 0 || elem_size > MAX_ELEM || capacity < WEFT_CHAN_UNBOUNDED || capacity > MAX_CAP)
+		return -EINVAL;
+	weft_chan_t *ch;
+	if (capacity > 0) {
+		size_t stride = (sizeof(chan_slot) + elem_size + 7) & ~(size_t)7;
+		size_t bytes = sizeof(chan_bounded) + stride * (size_t)capacity;
+		chan_bounded *b;
+		if (posix_memalign((void **)&b, 64, bytes))
+			return -ENOMEM;
+		memset(b, 0, sizeof *b);
+		b->cap = (uint64_t)capacity;
+		b->mask = (b->cap & (b->cap - 1)) == 0 ? b->cap - 1 : 0;
+		b->stride = stride;
+		for (uint64_t i = 0; i < b->cap; i++)
+			atomic_init(&((chan_slot *)(b->ring + i * stride))->seq, i);
+		ch = &b->c;
+		ch->kind = CHAN_BOUNDED;
+	} else if (capacity == 0) {
+		ch = calloc(1, sizeof *ch);
+		if (!ch)
+			return -ENOMEM;
+		ch->kind = CHAN_RENDEZVOUS;
+	} else {
+		chan_unbounded *u = calloc(1, sizeof *u);
+		if (!u)
+			return -ENOMEM;
+		ch = &u->c;
+		ch->kind = CHAN_UNBOUNDED;
+	}
+	ch->esize = (uint32_t)elem_size;
+	atomic_init(&ch->refs, 1);
+	*out = ch;
+	return 0;
+}
+
+int weft_chan_retain(weft_chan_t *ch)
+{
+	if (!ch)
+		return -EINVAL;
+	atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
+	return 0;
+}
+
+int weft_chan_release(weft_chan_t *ch)
+{
+	if (!ch)
+		return -EINVAL;
+	if (atomic_load(&ch->refs) == 1 && (atomic_load(&ch->nrecvw) || atomic_load(&ch->nsendw)))
+		return -EBUSY;
+	/* acq_rel: the last owner sees every other owner's writes before freeing. */
+	if (atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) == 1) {
+		if (ch->kind == CHAN_UNBOUNDED)
+			free(UNBOUNDED(ch)->buf);
+		free(ch);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ bounded ring */
+
+static inline chan_slot *slot_at(chan_bounded *b, uint64_t pos)
+{
+	uint64_t i = b->mask ? pos & b->mask : pos % b->cap;
+	return (chan_slot *)(b->ring + i * b->stride);
+}
+
+enum { RING_OK, RING_FULL, RING_EMPTY, RING_CLOSED };
+
+static int ring_put(weft_chan_t *ch, const void *v)
+{
+	chan_bounded *b = BOUNDED(ch);
+	uint64_t pos = atomic_load_explicit(&b->tail, memory_order_relaxed);
+	for (;;) {
+		if (pos & CHAN_CLOSED_BIT)
+			return RING_CLOSED;
+		chan_slot *s = slot_at(b, pos);
+		uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+		int64_t dif = (int64_t)(seq - pos);
+		if (dif == 0) {
+			if (atomic_compare_exchange_weak_explicit(&b->tail, &pos, pos + 1, memory_order_relaxed,
+								  memory_order_relaxed)) {
+				memcpy(s->data, v, ch->esize);
+				/* release: the receiver that acquires seq sees the data. */
+				atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
+				return RING_OK;
+			}
+		} else if (dif < 0) {
+			return RING_FULL; /* the slot still holds the element of the previous lap */
+		} else {
+			pos = atomic_load_explicit(&b->tail, memory_order_relaxed);
+		}
+	}
+}
+
+static int ring_get(weft_chan_t *ch, void *out)
+{
+	chan_bounded *b = BOUNDED(ch);
+	uint64_t pos = atomic_load_explicit(&b->head, memory_order_relaxed);
+	for (;;) {
+		chan_slot *s = slot_at(b, pos);
+		uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+		int64_t dif = (int64_t)(seq - (pos + 1));
+		if (dif == 0) {
+			if (atomic_compare_exchange_weak_explicit(&b->head, &pos, pos + 1, memory_order_relaxed,
+								  memory_order_relaxed)) {
+				memcpy(out, s->data, ch->esize);
+				/* release: the sender of the next lap sees the slot free. */
+				atomic_store_explicit(&s->seq, pos + b->cap, memory_order_release);
+				return RING_OK;
+			}
+		} else if (dif < 0) {
+			uint64_t t = atomic_load_explicit(&b->tail, memory_order_acquire);
+			if ((t & ~CHAN_CLOSED_BIT) == pos)
+				return (t & CHAN_CLOSED_BIT) ? RING_CLOSED : RING_EMPTY;
+			weft__cpu_relax(); /* a sender claimed pos and is still writing it */
+			pos = atomic_load_explicit(&b->head, memory_order_relaxed);
+		} else {
+			pos = atomic_load_explicit(&b->head, memory_order_relaxed);
+		}
+	}
+}
+
+/* ------------------------------------------------------------ waiters */
+
+static chan_list *list_of(weft_chan_t *ch, bool send)
+{
+	return send ? &ch->sendq : &ch->recvq;
+}
+
+void chan_enqueue_waiter(weft_chan_t *ch, chan_waiter *w, bool send)
+{
+	chan_list *l = list_of(ch, send);
+	w->n.next = NULL;
+	w->n.prev = (weft_waitq_node_t *)l->tail;
+	if (l->tail)
+		l->tail->n.next = &w->n;
+	else
+		l->head = w;
+	l->tail = w;
+	w->queued = true;
+	/* Under the lock, so a plain increment; atomic because the bounded fast
+	 * paths read it without the lock (the fence that orders it is the
+	 * waiter's chan_full_fence, see the top comment). */
+	_Atomic uint32_t *cnt = send ? &ch->nsendw : &ch->nrecvw;
+	atomic_store_explicit(cnt, atomic_load_explicit(cnt, memory_order_relaxed) + 1, memory_order_relaxed);
+}
+
+void chan_dequeue_waiter(weft_chan_t *ch, chan_waiter *w, bool send)
+{
+	if (!w->queued)
+		return;
+	chan_list *l = list_of(ch, send);
+	/* n is a chan_waiter's first member, so the casts are exact. */
+	chan_waiter *prev = (chan_waiter *)w->n.prev, *next = (chan_waiter *)w->n.next;
+	if (prev)
+		prev->n.next = (weft_waitq_node_t *)next;
+	else
+		l->head = next;
+	if (next)
+		next->n.prev = (weft_waitq_node_t *)prev;
+	else
+		l->tail = prev;
+	w->n.next = w->n.prev = NULL;
+	w->queued = false;
+	_Atomic uint32_t *cnt = send ? &ch->nsendw : &ch->nrecvw;
+	atomic_store_explicit(cnt, atomic_load_explicit(cnt, memory_order_relaxed) - 1, memory_order_relaxed);
+}
+
+/* Under the lock: pop waiters until one can be claimed; NULL if none. */
+static chan_waiter *claim_waiter(weft_chan_t *ch, bool send)
+{
+	chan_list *l = list_of(ch, send);
+	while (l->head) {
+		chan_waiter *w = l->head;
+		chan_dequeue_waiter(ch, w, send);
+		int zero = 0;
+		if (atomic_compare_exchange_strong(w->done, &zero, 1))
+			return w;
+	}
+	return NULL;
+}
+
+/* Under the lock: tell one waiter to retry. */
+static void notify_one(weft_chan_t *ch, bool send)
+{
+	chan_waiter *w = claim_waiter(ch, send);
+	if (w) {
+		w->n.status = W_NOTIFIED;
+		weft_unpark(w->n.waker, 0);
+	}
+}
+
+/* The producer/consumer side of the bounded protocol (see the top comment). */
+static void kick(weft_chan_t *ch, bool send_waiters, bool locked)
+{
+	chan_full_fence(ch);
+	if (!atomic_load_explicit(send_waiters ? &ch->nsendw : &ch->nrecvw, memory_order_relaxed))
+		return;
+	if (!locked)
+		chan_lock(ch);
+	notify_one(ch, send_waiters);
+	if (!locked)
+		chan_unlock(ch);
+}
+
+/* ------------------------------------------------------------ attempts */
+
+static bool unbounded_grow(chan_unbounded *u)
+{
+	size_t es = u->c.esize;
+	size_t ncap = u->cap ? 2 * u->cap : 16;
+	unsigned char *nb = malloc(ncap * es);
+	if (!nb)
+		return false;
+	for (size_t i = 0; i < u->len; i++)
+		memcpy(nb + i * es, u->buf + ((u->head + i) % u->cap) * es, es);
+	free(u->buf);
+	u->buf = nb;
+	u->cap = ncap;
+	u->head = 0;
+	return true;
+}
+
+bool chan_try_send(weft_chan_t *ch, const void *v, int *res, bool locked)
+{
+	*res = 0;
+	if (ch->kind == CHAN_BOUNDED) {
+		int r = ring_put(ch, v);
+		if (r == RING_FULL)
+			return false;
+		if (r == RING_CLOSED)
+			*res = -EPIPE;
+		else
+			kick(ch, false, locked);
+		return true;
+	}
+	if (!locked)
+		chan_lock(ch);
+	bool done = true;
+	if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
+		*res = -EPIPE;
+	} else if (ch->kind == CHAN_RENDEZVOUS) {
+		chan_waiter *w = claim_waiter(ch, false);
+		if (w) {
+			memcpy(w->n.data, v, ch->esize);
+			w->n.status = W_DELIVERED;
+			weft_unpark(w->n.waker, 0);
+		} else {
+			done = false;
+		}
+	} else {
+		chan_unbounded *u = UNBOUNDED(ch);
+		if (u->len == u->cap && !unbounded_grow(u)) {
+			*res = -ENOMEM;
+		} else {
+			memcpy(u->buf + ((u->head + u->len) % u->cap) * ch->esize, v, ch->esize);
+			u->len++;
+			if (ch->recvq.head)
+				notify_one(ch, false);
+		}
+	}
+	if (!locked)
+		chan_unlock(ch);
+	return done;
+}
+
+bool chan_try_recv(weft_chan_t *ch, void *out, int *res, bool locked)
+{
+	*res = 0;
+	if (ch->kind == CHAN_BOUNDED) {
+		int r = ring_get(ch, out);
+		if (r == RING_EMPTY)
+			return false;
+		if (r == RING_CLOSED)
+			*res = -EPIPE;
+		else
+			kick(ch, true, locked);
+		return true;
+	}
+	if (!locked)
+		chan_lock(ch);
+	bool done = true;
+	if (ch->kind == CHAN_RENDEZVOUS) {
+		chan_waiter *w = claim_waiter(ch, true);
+		if (w) {
+			memcpy(out, w->n.data, ch->esize);
+			w->n.status = W_DELIVERED;
+			weft_unpark(w->n.waker, 0);
+		} else if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
+			*res = -EPIPE;
+		} else {
+			done = false;
+		}
+	} else if (UNBOUNDED(ch)->len) {
+		chan_unbounded *u = UNBOUNDED(ch);
+		memcpy(out, u->buf + u->head * ch->esize, ch->esize);
+		u->head = (u->head + 1) % u->cap;
+		u->len--;
+	} else if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
+		*res = -EPIPE;
+	} else {
+		done = false;
+	}
+	if (!locked)
+		chan_unlock(ch);
+	return done;
+}
+
+int weft_chan_try_send(weft_chan_t *ch, const void *elem)
+{
+	if (!ch || !elem)
+		return -EINVAL;
+	int res;
+	return chan_try_send(ch, elem, &res, false) ? res : -EAGAIN;
+}
+
+int weft_chan_try_recv(weft_chan_t *ch, void *out)
+{
+	if (!ch || !out)
+		return -EINVAL;
+	int res;
+	return chan_try_recv(ch, out, &res, false) ? res : -EAGAIN;
+}
+
+/* ------------------------------------------------------------ close & co */
+
+int weft_chan_close(weft_chan_t *ch)
+{
+	if (!ch)
+		return -EINVAL;
+	chan_lock(ch);
+	if (atomic_load(&ch->closed)) {
+		chan_unlock(ch);
+		return -EPIPE;
+	}
+	atomic_store(&ch->closed, true);
+	if (ch->kind == CHAN_BOUNDED)
+		atomic_fetch_or(&BOUNDED(ch)->tail, CHAN_CLOSED_BIT);
+	/* Rendezvous waiters are done (-EPIPE); buffered ones retry and see it. */
+	int status = ch->kind == CHAN_RENDEZVOUS ? W_CLOSED : W_NOTIFIED;
+	for (int q = 0; q < 2; q++) {
+		chan_waiter *w;
+		while ((w = claim_waiter(ch, q == 1)) != NULL) {
+			w->n.status = status;
+			weft_unpark(w->n.waker, 0);
+		}
+	}
+	chan_unlock(ch);
+	return 0;
+}
+
+bool weft_chan_closed(const weft_chan_t *ch)
+{
+	return ch && atomic_load(&((weft_chan_t *)ch)->closed);
+}
+
+ssize_t weft_chan_len(const weft_chan_t *ch)
+{
+	weft_chan_t *c = (weft_chan_t *)ch;
+	if (!c)
+		return -EINVAL;
+	if (c->kind == CHAN_BOUNDED) {
+		uint64_t h = atomic_load(&BOUNDED(c)->head), t = atomic_load(&BOUNDED(c)->tail) & ~CHAN_CLOSED_BIT;
+		return t > h ? (ssize_t)(t - h) : 0;
+	}
+	if (c->kind == CHAN_RENDEZVOUS)
+		return 0;
+	chan_lock(c);
+	ssize_t n = (ssize_t)UNBOUNDED(c)->len;
+	chan_unlock(c);
+	return n;
+}
+
+ssize_t weft_chan_cap(const weft_chan_t *ch)
+{
+	if (!ch)
+		return -EINVAL;
+	return ch->kind == CHAN_BOUNDED ? (ssize_t)BOUNDED(ch)->cap : ch->kind == CHAN_RENDEZVOUS ? 0 : WEFT_CHAN_UNBOUNDED;
+}
+
+size_t weft_chan_elem_size(const weft_chan_t *ch)
+{
+	return ch ? ch->esize : 0;
+}

@@ -1,0 +1,91 @@
+/* chan_impl.h - channel internals shared by chan.c (buffers, non-blocking
+ * attempts, wake-ups) and select.c (blocking: the wait engine). */
+#ifndef WEFT_CHAN_IMPL_H
+#define WEFT_CHAN_IMPL_H
+
+#include <weft.h>
+#include <weft/chan.h>
+
+#include <stdalign.h>
+#include <stdatomic.h>
+
+enum chan_kind { CHAN_RENDEZVOUS, CHAN_BOUNDED, CHAN_UNBOUNDED };
+
+/* What a waker did to a waiter's node (node->n.status). */
+enum {
+	W_WAITING = 0,	 /* still queued, or popped by a waker that lost the claim */
+	W_DELIVERED = 1, /* rendezvous: the value was handed over (the case is done) */
+	W_NOTIFIED = 2,	 /* buffered: something changed, try again */
+	W_CLOSED = 3,	 /* rendezvous: the channel closed (the case is done: -EPIPE) */
+};
+
+/* A waiting case. `done` is shared by every case of one wait: a waker claims
+ * the wait by moving it 0 -> 1 before touching the node's buffer, the waiter
+ * withdraws by moving it 0 -> 2; whoever moves it first decides. */
+typedef struct chan_waiter {
+	weft_waitq_node_t n; /* n.waker, n.status, links; n.data = the case's buffer */
+	_Atomic int *done;
+	bool queued;
+} chan_waiter;
+
+typedef struct chan_list {
+	chan_waiter *head, *tail;
+} chan_list;
+
+/* Bounded ring slot (Vyukov's MPMC queue): seq == pos means free for the
+ * enqueue at pos, seq == pos + 1 means holding the element of pos. */
+typedef struct chan_slot {
+	_Atomic uint64_t seq;
+	alignas(8) unsigned char data[];
+} chan_slot;
+
+#define CHAN_CLOSED_BIT ((uint64_t)1 << 63)
+
+struct weft_chan {
+	uint32_t esize;
+	uint8_t kind;
+	_Atomic bool closed;
+	_Atomic uint32_t refs;
+	_Atomic uint32_t lock;		 /* protects the lists and the unbounded buffer */
+	_Atomic uint32_t nrecvw, nsendw; /* queued waiters, readable without the lock */
+	_Atomic uint32_t fence_word;	 /* chan_full_fence under TSan */
+	chan_list recvq, sendq;
+};
+
+/* Unbounded: a growable ring under the lock. */
+typedef struct chan_unbounded {
+	struct weft_chan c;
+	unsigned char *buf;
+	size_t cap, head, len;
+} chan_unbounded;
+
+/* Bounded: the lock-free ring. */
+typedef struct chan_bounded {
+	struct weft_chan c;
+	uint64_t cap, mask; /* mask = cap - 1 when cap is a power of two, else 0 */
+	size_t stride;
+	alignas(64) _Atomic uint64_t head;
+	alignas(64) _Atomic uint64_t tail; /* CHAN_CLOSED_BIT once closed */
+	alignas(64) unsigned char ring[];
+} chan_bounded;
+
+#define BOUNDED(ch) ((chan_bounded *)(ch))
+#define UNBOUNDED(ch) ((chan_unbounded *)(ch))
+
+void chan_lock(weft_chan_t *ch);
+void chan_unlock(weft_chan_t *ch);
+
+/* Non-blocking attempts. Return true when the operation is done (*res = 0,
+ * -EPIPE or -ENOMEM), false when it would block. `locked`: the caller holds
+ * ch's lock. */
+bool chan_try_send(weft_chan_t *ch, const void *v, int *res, bool locked);
+bool chan_try_recv(weft_chan_t *ch, void *out, int *res, bool locked);
+
+/* Under the lock: queue / unqueue a waiter. */
+void chan_enqueue_waiter(weft_chan_t *ch, chan_waiter *w, bool send);
+void chan_dequeue_waiter(weft_chan_t *ch, chan_waiter *w, bool send);
+
+/* Bounded channels: the store->load barrier of the waiter/notify protocol. */
+void chan_full_fence(weft_chan_t *ch);
+
+#endif

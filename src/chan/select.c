@@ -1,0 +1,318 @@
+/* select.c - the wait engine behind every blocking channel operation: send
+ * and recv are a select of one case.
+ *
+ * 1. Try every case without waiting, in a random order (fairness: among
+ *    ready cases each is equally likely to be picked first).
+ * 2. Lock every distinct channel of the select, in address order (so two
+ *    selects over the same channels in different orders cannot deadlock, and
+ *    a channel named twice is locked once). Under the locks, try again; then
+ *    open a wait and queue one node per case, all sharing one `done` word.
+ *    For buffered channels, whose fast paths take no lock, re-try once more
+ *    after a full fence (the waiter half of the store->load protocol in
+ *    chan.c); during that re-try `done` is held at 2, so a notification this
+ *    select sends itself (a send case kicking its own receive case) claims
+ *    nothing.
+ * 3. Unlock and park. Wakers claim `done` (0 -> 1) under their channel's
+ *    lock before touching a node, so at most one case is completed for us.
+ * 4. On waking, withdraw (`done` 0 -> 2), take every lock again and unqueue
+ *    the nodes still queued. If we withdrew, nobody claimed us: return the
+ *    park's result (timeout, cancellation). Otherwise exactly one node was
+ *    claimed: DELIVERED and CLOSED complete its case; NOTIFIED means "try
+ *    again" - unless the wait also timed out or was cancelled, in which case
+ *    the notification is passed on to the channel's next waiter, so that no
+ *    wake-up is swallowed.
+ */
+#include "chan_impl.h"
+
+#include <string.h>
+
+#define MAX_CASES 64
+
+static __thread uint64_t select_rng;
+
+static uint64_t next_rand(void)
+{
+	uint64_t x = select_rng;
+	if (!x)
+		x = (uint64_t)(uintptr_t)&select_rng ^ (uint64_t)weft_now() ^ 0x9e3779b97f4a7c15ull;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	select_rng = x;
+	return x;
+}
+
+static bool try_case(weft_select_case_t *c, bool locked)
+{
+	return c->op == WEFT_SELECT_SEND ? chan_try_send(c->ch, c->buf, &c->result, locked)
+					 : chan_try_recv(c->ch, c->buf, &c->result, locked);
+}
+
+static size_t lock_order(weft_select_case_t *c, size_t n, weft_chan_t **locks)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		weft_chan_t *ch = c[i].ch;
+		size_t j = k;
+		while (j > 0 && (uintptr_t)locks[j - 1] > (uintptr_t)ch)
+			j--;
+		if (j > 0 && locks[j - 1] == ch)
+			continue;
+		memmove(&locks[j + 1], &locks[j], (k - j) * sizeof *locks);
+		locks[j] = ch;
+		k++;
+	}
+	return k;
+}
+
+static void lock_all(weft_chan_t **locks, size_t k)
+{
+	for (size_t i = 0; i < k; i++)
+		chan_lock(locks[i]);
+}
+
+static void unlock_all(weft_chan_t **locks, size_t k)
+{
+	for (size_t i = k; i-- > 0;)
+		chan_unlock(locks[i]);
+}
+
+/* Under the locks, with the nodes queued: the buffered re-try of step 2.
+ * Returns the index of a case that completed, or -1. */
+static int recheck_buffered(weft_select_case_t *c, size_t n, const uint8_t *order, chan_waiter *nodes,
+			    _Atomic int *done)
+{
+	bool any = false;
+	for (size_t i = 0; i < n; i++)
+		if (c[i].ch->kind == CHAN_BOUNDED) {
+			chan_full_fence(c[i].ch);
+			any = true;
+		}
+	if (!any)
+		return -1;
+	atomic_store(done, 2);
+	for (size_t k = 0; k < n; k++) {
+		size_t i = order[k];
+		if (c[i].ch->kind == CHAN_BOUNDED && try_case(&c[i], true)) {
+			for (size_t j = 0; j < n; j++)
+				chan_dequeue_waiter(c[j].ch, &nodes[j], c[j].op == WEFT_SELECT_SEND);
+			return (int)i;
+		}
+	}
+	atomic_store(done, 0);
+	return -1;
+}
+
+/* After a wake: withdraw, unqueue, and work out what happened. Returns a case
+ * index, -EAGAIN to try again, or the park's error. */
+static int resolve(weft_select_case_t *c, size_t n, chan_waiter *nodes, _Atomic int *done, int r,
+		   weft_chan_t **locks, size_t k)
+{
+	int zero = 0;
+	bool withdrew = atomic_compare_exchange_strong(done, &zero, 2);
+	if (!withdrew && n == 1 && r == 0) {
+		/* The common wake: our only node was claimed, unqueued and given its
+		 * status by a waker that then unparked us - all visible through the
+		 * unpark, no lock needed. */
+		int st = nodes[0].n.status;
+		if (st == W_DELIVERED || st == W_CLOSED) {
+			c[0].result = st == W_CLOSED ? -EPIPE : 0;
+			return 0;
+		}
+		return -EAGAIN;
+	}
+	lock_all(locks, k);
+	for (size_t i = 0; i < n; i++)
+		chan_dequeue_waiter(c[i].ch, &nodes[i], c[i].op == WEFT_SELECT_SEND);
+	int out = r != 0 ? r : -EAGAIN;
+	if (!withdrew) {
+		for (size_t i = 0; i < n; i++) {
+			int st = nodes[i].n.status;
+			if (st == W_DELIVERED || st == W_CLOSED) {
+				c[i].result = st == W_CLOSED ? -EPIPE : 0;
+				out = (int)i;
+				break;
+			}
+			if (st == W_NOTIFIED && r != 0) {
+				/* Not taking it: hand the notification on. */
+				weft_chan_t *ch = c[i].ch;
+				bool send = c[i].op == WEFT_SELECT_SEND;
+				chan_list *l = send ? &ch->sendq : &ch->recvq;
+				while (l->head) {
+					chan_waiter *w = l->head;
+					chan_dequeue_waiter(ch, w, send);
+					int z = 0;
+					if (atomic_compare_exchange_strong(w->done, &z, 1)) {
+						w->n.status = W_NOTIFIED;
+						weft_unpark(w->n.waker, 0);
+						break;
+					}
+				}
+			}
+		}
+	}
+	unlock_all(locks, k);
+	return out;
+}
+
+static void shuffle(uint8_t *order, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		order[i] = (uint8_t)i;
+	if (n == 1)
+		return;
+	for (size_t i = n; i > 1; i--) {
+		size_t j = (size_t)(next_rand() % i);
+		uint8_t t = order[i - 1];
+		order[i - 1] = order[j];
+		order[j] = t;
+	}
+}
+
+int weft_select(weft_select_case_t *c, size_t n, weft_time_t deadline, bool nonblocking)
+{
+	if (!c || n == 0 || n > MAX_CASES)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (!c[i].ch || !c[i].buf || (c[i].op != WEFT_SELECT_SEND && c[i].op != WEFT_SELECT_RECV))
+			return -EINVAL;
+		c[i].result = 0;
+	}
+	uint8_t order[MAX_CASES];
+	shuffle(order, n);
+	/* A lock-free attempt first where there is one (bounded channels); the
+	 * others are tried under the locks below anyway. */
+	for (size_t k = 0; k < n; k++)
+		if ((nonblocking || c[order[k]].ch->kind == CHAN_BOUNDED) && try_case(&c[order[k]], false))
+			return order[k];
+	if (nonblocking)
+		return -EAGAIN;
+
+	weft_chan_t *locks[MAX_CASES];
+	size_t nlocks = lock_order(c, n, locks);
+	chan_waiter nodes[MAX_CASES];
+	for (;;) {
+		lock_all(locks, nlocks);
+		for (size_t k = 0; k < n; k++) {
+			if (try_case(&c[order[k]], true)) {
+				unlock_all(locks, nlocks);
+				return order[k];
+			}
+		}
+		_Atomic int done = 0;
+		weft_waker_t w = weft_park_prepare();
+		for (size_t i = 0; i < n; i++) {
+			nodes[i] = (chan_waiter){.done = &done};
+			nodes[i].n.waker = w;
+			nodes[i].n.data = c[i].buf;
+			chan_enqueue_waiter(c[i].ch, &nodes[i], c[i].op == WEFT_SELECT_SEND);
+		}
+		int got = recheck_buffered(c, n, order, nodes, &done);
+		unlock_all(locks, nlocks);
+		if (got >= 0)
+			return got;
+		int r = weft_park(w, deadline);
+		int out = resolve(c, n, nodes, &done, r, locks, nlocks);
+		if (out != -EAGAIN)
+			return out;
+		shuffle(order, n);
+	}
+}
+
+/* ------------------------------------------------------------ send & recv */
+
+static int one(weft_chan_t *ch, int op, void *buf, weft_time_t deadline, bool nonblocking)
+{
+	if (!ch || !buf)
+		return -EINVAL;
+	weft_select_case_t c = {.ch = ch, .op = op, .buf = buf};
+	int r = weft_select(&c, 1, deadline, nonblocking);
+	return r < 0 ? r : c.result;
+}
+
+int weft_chan_send(weft_chan_t *ch, const void *elem)
+{
+	return one(ch, WEFT_SELECT_SEND, (void *)elem, WEFT_NEVER, false);
+}
+
+int weft_chan_send_until(weft_chan_t *ch, const void *elem, weft_time_t deadline)
+{
+	return one(ch, WEFT_SELECT_SEND, (void *)elem, deadline, false);
+}
+
+int weft_chan_recv(weft_chan_t *ch, void *out)
+{
+	return one(ch, WEFT_SELECT_RECV, out, WEFT_NEVER, false);
+}
+
+int weft_chan_recv_until(weft_chan_t *ch, void *out, weft_time_t deadline)
+{
+	return one(ch, WEFT_SELECT_RECV, out, deadline, false);
+}
+
+int weft_chan_send_sized(weft_chan_t *ch, const void *elem, size_t size)
+{
+	if (ch && size != ch->esize)
+		return -EINVAL;
+	return weft_chan_send(ch, elem);
+}
+
+int weft_chan_recv_sized(weft_chan_t *ch, void *out, size_t size)
+{
+	if (ch && size != ch->esize)
+		return -EINVAL;
+	return weft_chan_recv(ch, out);
+}
+
+/* ------------------------------------------------------------ stackless */
+
+typedef struct step_op {
+	chan_waiter node;
+	_Atomic int done;
+	int registered;
+} step_op;
+
+_Static_assert(sizeof(step_op) <= sizeof(weft_chan_op_t), "weft_chan_op_t too small");
+
+static int step(weft_chan_t *ch, int op, void *buf, weft_chan_op_t *opaque)
+{
+	if (!ch || !buf || !opaque)
+		return -EINVAL;
+	step_op *s = (step_op *)opaque;
+	weft_select_case_t c = {.ch = ch, .op = op, .buf = buf};
+	if (s->registered) {
+		s->registered = 0;
+		int out = resolve(&c, 1, &s->node, &s->done, weft_park_result(), &ch, 1);
+		if (out != -EAGAIN)
+			return out < 0 ? out : c.result;
+	}
+	if (ch->kind == CHAN_BOUNDED && try_case(&c, false))
+		return c.result;
+	chan_lock(ch);
+	if (try_case(&c, true)) {
+		chan_unlock(ch);
+		return c.result;
+	}
+	atomic_store(&s->done, 0);
+	s->node = (chan_waiter){.done = &s->done};
+	s->node.n.waker = weft_park_prepare();
+	s->node.n.data = buf;
+	chan_enqueue_waiter(ch, &s->node, op == WEFT_SELECT_SEND);
+	uint8_t order[1] = {0};
+	int got = recheck_buffered(&c, 1, order, &s->node, &s->done);
+	chan_unlock(ch);
+	if (got >= 0)
+		return c.result;
+	s->registered = 1;
+	return -EINPROGRESS;
+}
+
+int weft_chan_send_step(weft_chan_t *ch, const void *elem, weft_chan_op_t *op)
+{
+	return step(ch, WEFT_SELECT_SEND, (void *)elem, op);
+}
+
+int weft_chan_recv_step(weft_chan_t *ch, void *out, weft_chan_op_t *op)
+{
+	return step(ch, WEFT_SELECT_RECV, out, op);
+}
