@@ -86,7 +86,7 @@ int weft_chan_create(weft_chan_t **out, size_t elem_size, ssize_t capacity)
 		b->mask = (b->cap & (b->cap - 1)) == 0 ? b->cap - 1 : 0;
 		b->stride = stride;
 		for (uint64_t i = 0; i < b->cap; i++)
-			atomic_init(&((chan_slot *)(b->ring + i * stride))->seq, i);
+			atomic_init(&((chan_slot *)(b->ring + i * stride))->seq, 2 * i);
 		ch = &b->c;
 		ch->kind = CHAN_BOUNDED;
 	} else if (capacity == 0) {
@@ -140,6 +140,11 @@ static inline chan_slot *slot_at(chan_bounded *b, uint64_t pos)
 
 enum { RING_OK, RING_FULL, RING_EMPTY, RING_CLOSED };
 
+/* Slot sequence numbers are doubled so that a one-slot ring works too:
+ * seq == 2*pos      the slot is free for the enqueue at pos;
+ * seq == 2*pos + 1  the slot holds the element enqueued at pos.
+ * (With the classic seq == pos / pos + 1 a ring of one slot cannot tell
+ * "holds pos" from "free for pos + 1".) */
 static int ring_put(weft_chan_t *ch, const void *v)
 {
 	chan_bounded *b = BOUNDED(ch);
@@ -149,17 +154,17 @@ static int ring_put(weft_chan_t *ch, const void *v)
 			return RING_CLOSED;
 		chan_slot *s = slot_at(b, pos);
 		uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
-		int64_t dif = (int64_t)(seq - pos);
+		int64_t dif = (int64_t)(seq - 2 * pos);
 		if (dif == 0) {
 			if (atomic_compare_exchange_weak_explicit(&b->tail, &pos, pos + 1, memory_order_relaxed,
 								  memory_order_relaxed)) {
 				memcpy(s->data, v, ch->esize);
 				/* release: the receiver that acquires seq sees the data. */
-				atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
+				atomic_store_explicit(&s->seq, 2 * pos + 1, memory_order_release);
 				return RING_OK;
 			}
 		} else if (dif < 0) {
-			return RING_FULL; /* the slot still holds the element of the previous lap */
+			return RING_FULL; /* the slot still holds an element of the previous lap */
 		} else {
 			pos = atomic_load_explicit(&b->tail, memory_order_relaxed);
 		}
@@ -173,13 +178,13 @@ static int ring_get(weft_chan_t *ch, void *out)
 	for (;;) {
 		chan_slot *s = slot_at(b, pos);
 		uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
-		int64_t dif = (int64_t)(seq - (pos + 1));
+		int64_t dif = (int64_t)(seq - (2 * pos + 1));
 		if (dif == 0) {
 			if (atomic_compare_exchange_weak_explicit(&b->head, &pos, pos + 1, memory_order_relaxed,
 								  memory_order_relaxed)) {
 				memcpy(out, s->data, ch->esize);
 				/* release: the sender of the next lap sees the slot free. */
-				atomic_store_explicit(&s->seq, pos + b->cap, memory_order_release);
+				atomic_store_explicit(&s->seq, 2 * (pos + b->cap), memory_order_release);
 				return RING_OK;
 			}
 		} else if (dif < 0) {

@@ -32,8 +32,8 @@ typedef struct chan_list {
 	chan_waiter *head, *tail;
 } chan_list;
 
-/* Bounded ring slot (Vyukov's MPMC queue): seq == pos means free for the
- * enqueue at pos, seq == pos + 1 means holding the element of pos. */
+/* Bounded ring slot (Vyukov's MPMC queue, with doubled sequence numbers: see
+ * ring_put in chan.c). */
 typedef struct chan_slot {
 	_Atomic uint64_t seq;
 	alignas(8) unsigned char data[];

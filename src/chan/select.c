@@ -178,7 +178,9 @@ int weft_select(weft_select_case_t *c, size_t n, weft_time_t deadline, bool nonb
 			return -EINVAL;
 		c[i].result = 0;
 	}
-	uint8_t order[MAX_CASES];
+	/* Sized by n: a coroutine's stack is mostly untouched memory, and a
+	 * one-case select should not make a second page of it resident. */
+	uint8_t order[n];
 	shuffle(order, n);
 	/* A lock-free attempt first where there is one (bounded channels); the
 	 * others are tried under the locks below anyway. */
@@ -188,9 +190,9 @@ int weft_select(weft_select_case_t *c, size_t n, weft_time_t deadline, bool nonb
 	if (nonblocking)
 		return -EAGAIN;
 
-	weft_chan_t *locks[MAX_CASES];
+	weft_chan_t *locks[n];
 	size_t nlocks = lock_order(c, n, locks);
-	chan_waiter nodes[MAX_CASES];
+	chan_waiter nodes[n];
 	for (;;) {
 		lock_all(locks, nlocks);
 		for (size_t k = 0; k < n; k++) {

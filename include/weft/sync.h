@@ -1,0 +1,233 @@
+/* weft/sync.h - task-aware synchronization: mutex, rwlock, condition
+ * variable, wait group, semaphore, once, barrier.
+ *
+ * Every blocking call parks the calling task (never its worker thread) and
+ * also works from plain threads, which block on a futex. Common rules:
+ *
+ *  - Each blocking call has a deadline form (`_until`, an absolute
+ *    weft_time_t; WEFT_NEVER for none) that returns -ETIMEDOUT when the
+ *    deadline passes first.
+ *  - A blocking call returns -ECANCELED when the calling task is cancelled
+ *    (weft_cancel) while it waits, or was cancelled before it had to wait.
+ *    A call that completes without waiting succeeds even in a cancelled task
+ *    (like weft_join of a finished task). On -ETIMEDOUT and -ECANCELED
+ *    nothing was acquired and nothing changed, except where a function
+ *    says otherwise (weft_cond_wait reacquires its mutex).
+ *  - A stackless task cannot wait: a blocking call that would have to wait
+ *    returns -EPERM there (nothing changes). Use the try forms and retry
+ *    from a later step.
+ *  - Errors are negative errno values: -EINVAL for a NULL object or a bad
+ *    argument, -EBUSY from try forms and destroy, -EPERM for unlocking what
+ *    the caller does not hold, -EDEADLK for relocking what it already holds.
+ *  - Objects are plain structs owned by the caller, placed anywhere; the
+ *    fields are internal. Each has a static initializer (except the barrier,
+ *    which needs a count) and an init function. destroy checks that nobody
+ *    holds or waits on the object (-EBUSY otherwise) and frees nothing: it
+ *    exists so that misuse is reported. Freeing an object while tasks use
+ *    it is undefined behaviour.
+ *
+ * "Owner" below is the calling task, or the calling thread outside tasks.
+ * Owners are recorded for the mutex and the rwlock's writer, so unlocking
+ * from another task fails with -EPERM.
+ */
+#ifndef WEFT_SYNC_H
+#define WEFT_SYNC_H
+
+#include <weft/base.h>
+#include <weft/sched.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ mutex */
+
+/* A mutex like Go's sync.Mutex. Uncontended lock and unlock are one atomic
+ * operation each. A contended lock spins briefly (on multi-worker runtimes
+ * and plain threads), then parks. Newcomers may take the lock ahead of
+ * parked waiters (for throughput) until a waiter has waited over 1 ms; then
+ * the mutex turns to starvation mode: unlock hands it directly to the
+ * longest-waiting waiter and newcomers queue, until the queue empties or a
+ * waiter got it after waiting under 1 ms. Not recursive. */
+typedef struct weft_mutex {
+	uint32_t state;		  /* internal: locked/woken/starving bits, waiter count */
+	uint64_t owner;		  /* internal: the holder's token, 0 while free or in handoff */
+	weft_waitq_node_t *front; /* internal: a woken waiter that lost the race, first in line */
+	weft_waitq_t q;		  /* internal: parked waiters, FIFO */
+} weft_mutex_t;
+
+#define WEFT_MUTEX_INIT {0, 0, NULL, WEFT_WAITQ_INIT}
+
+int weft_mutex_init(weft_mutex_t *m);
+/* -EBUSY if locked or waited on. */
+int weft_mutex_destroy(weft_mutex_t *m);
+/* 0 with the mutex held; -EDEADLK if the caller already holds it;
+ * -ETIMEDOUT, -ECANCELED, -EPERM (stackless task) as above. */
+int weft_mutex_lock(weft_mutex_t *m);
+int weft_mutex_lock_until(weft_mutex_t *m, weft_time_t deadline);
+/* 0, or -EBUSY if held by anyone (or handed over in starvation mode). */
+int weft_mutex_trylock(weft_mutex_t *m);
+/* -EPERM if the mutex is not locked or the caller does not hold it. */
+int weft_mutex_unlock(weft_mutex_t *m);
+
+/* ----------------------------------------------------------------- rwlock */
+
+/* A readers-writer lock. Readers share it; a writer has it alone. A waiting
+ * writer blocks new readers, so writers are not starved; when a writer
+ * unlocks, every reader waiting at that moment gets in before the next
+ * writer, so readers are not starved either. Writers get it in FIFO order.
+ * Not recursive: a reader that read-locks again while a writer waits
+ * deadlocks. */
+typedef struct weft_rwlock {
+	uint32_t state;	    /* internal: writer bit, waiters bit, reader count */
+	uint32_t nwr, nrd;  /* internal: waiting writers and readers (under wq's lock) */
+	uint64_t owner;	    /* internal: the writer's token */
+	weft_waitq_t wq;    /* internal: waiting writers; its lock guards the slow paths */
+	weft_waitq_t rq;    /* internal: waiting readers */
+} weft_rwlock_t;
+
+#define WEFT_RWLOCK_INIT {0, 0, 0, 0, WEFT_WAITQ_INIT, WEFT_WAITQ_INIT}
+
+int weft_rwlock_init(weft_rwlock_t *rw);
+/* -EBUSY if held or waited on. */
+int weft_rwlock_destroy(weft_rwlock_t *rw);
+/* Shared: 0, -EAGAIN (2^29 readers), -ETIMEDOUT, -ECANCELED, -EPERM. */
+int weft_rwlock_rdlock(weft_rwlock_t *rw);
+int weft_rwlock_rdlock_until(weft_rwlock_t *rw, weft_time_t deadline);
+int weft_rwlock_tryrdlock(weft_rwlock_t *rw); /* -EBUSY: a writer holds or waits */
+/* Exclusive: 0, -EDEADLK (the caller holds it as writer), -ETIMEDOUT,
+ * -ECANCELED, -EPERM. */
+int weft_rwlock_wrlock(weft_rwlock_t *rw);
+int weft_rwlock_wrlock_until(weft_rwlock_t *rw, weft_time_t deadline);
+int weft_rwlock_trywrlock(weft_rwlock_t *rw); /* -EBUSY: held or waited on */
+/* Release a read or write hold. -EPERM if it is write-locked by someone
+ * else, or not locked at all. (Readers are not recorded: a task that
+ * releases a read hold it does not have releases someone else's.) */
+int weft_rwlock_unlock(weft_rwlock_t *rw);
+
+/* ------------------------------------------------------- condition variable */
+
+typedef struct weft_cond {
+	weft_waitq_t q; /* internal: waiters, FIFO */
+} weft_cond_t;
+
+#define WEFT_COND_INIT {WEFT_WAITQ_INIT}
+
+int weft_cond_init(weft_cond_t *c);
+/* -EBUSY if tasks wait on it. */
+int weft_cond_destroy(weft_cond_t *c);
+/* Atomically release m (which the caller must hold: else -EPERM and nothing
+ * happens) and wait for a signal; reacquire m before returning, whatever
+ * the result: 0 (signalled, or possibly a spurious wake: always re-check the
+ * condition in a loop), -ETIMEDOUT, -ECANCELED. A waiter that times out or
+ * is cancelled just as it is signalled returns 0, so no signal is lost.
+ * A cancelled task reacquires m by retrying without parking. */
+int weft_cond_wait(weft_cond_t *c, weft_mutex_t *m);
+int weft_cond_wait_until(weft_cond_t *c, weft_mutex_t *m, weft_time_t deadline);
+/* Wake the longest waiter / every waiter. Holding the mutex is not needed.
+ * Return how many waiters were woken. */
+int weft_cond_signal(weft_cond_t *c);
+int weft_cond_broadcast(weft_cond_t *c);
+
+/* ------------------------------------------------------------- wait group */
+
+/* A counter of outstanding work (Go's sync.WaitGroup): add(n) before
+ * starting work, done() when each piece ends, wait() until it is zero. A
+ * wait group may be reused once every wait of the previous round has
+ * returned. */
+typedef struct weft_wg {
+	uint64_t state; /* internal: count << 1 | waiters bit */
+	weft_waitq_t q; /* internal: waiters */
+} weft_wg_t;
+
+#define WEFT_WG_INIT {0, WEFT_WAITQ_INIT}
+
+int weft_wg_init(weft_wg_t *wg);
+/* -EBUSY if the count is not zero or tasks wait. */
+int weft_wg_destroy(weft_wg_t *wg);
+/* Add n (may be negative). -EINVAL if the count would go below zero,
+ * -EOVERFLOW above 2^62 - 1; nothing changes then. Reaching zero wakes every
+ * waiter. */
+int weft_wg_add(weft_wg_t *wg, int64_t n);
+/* weft_wg_add(wg, -1): one atomic decrement. -EINVAL if the count was zero
+ * (the count is restored). */
+int weft_wg_done(weft_wg_t *wg);
+/* Wait until the count is zero: 0, -ETIMEDOUT, -ECANCELED, -EPERM. */
+int weft_wg_wait(weft_wg_t *wg);
+int weft_wg_wait_until(weft_wg_t *wg, weft_time_t deadline);
+/* The current count (for diagnostics: it may change at once). */
+int64_t weft_wg_count(const weft_wg_t *wg);
+
+/* -------------------------------------------------------------- semaphore */
+
+/* A counting semaphore. Waiters are served in FIFO order: while any task
+ * waits, a newcomer queues behind it, and release hands permits directly to
+ * the waiters in order. */
+typedef struct weft_sem {
+	uint64_t state;	/* internal: permits << 1 | waiters bit */
+	uint32_t nwait; /* internal: queued waiters (under q's lock) */
+	weft_waitq_t q; /* internal: waiters, FIFO */
+} weft_sem_t;
+
+#define WEFT_SEM_MAX 0x7fffffff
+#define WEFT_SEM_INIT(value) {(uint64_t)(value) << 1, 0, WEFT_WAITQ_INIT}
+
+/* value: 0 .. WEFT_SEM_MAX, else -EINVAL. */
+int weft_sem_init(weft_sem_t *s, unsigned value);
+/* -EBUSY if tasks wait on it. */
+int weft_sem_destroy(weft_sem_t *s);
+/* Take one permit: 0, -ETIMEDOUT, -ECANCELED, -EPERM. */
+int weft_sem_acquire(weft_sem_t *s);
+int weft_sem_acquire_until(weft_sem_t *s, weft_time_t deadline);
+/* 0, or -EBUSY if no permit is free (or others wait for one). */
+int weft_sem_tryacquire(weft_sem_t *s);
+/* Return n permits (waking up to n waiters). -EOVERFLOW if the count would
+ * pass WEFT_SEM_MAX (nothing changes); n == 0 does nothing. */
+int weft_sem_release(weft_sem_t *s, unsigned n);
+/* Free permits now (for diagnostics: it may change at once). */
+unsigned weft_sem_value(const weft_sem_t *s);
+
+/* ------------------------------------------------------------------- once */
+
+typedef struct weft_once {
+	uint32_t state;	 /* internal: not run / running / done */
+	uint64_t runner; /* internal: the token of the caller running fn */
+	weft_waitq_t q;	 /* internal: callers waiting for fn to finish */
+} weft_once_t;
+
+#define WEFT_ONCE_INIT {0, 0, WEFT_WAITQ_INIT}
+
+/* Run fn(arg) if no caller has run it on this once yet; callers that arrive
+ * while it runs wait until it has returned. 0 once fn has run (whoever ran
+ * it; its effects are visible to the caller); -EDEADLK if called from
+ * inside fn; -ETIMEDOUT, -ECANCELED, -EPERM for a waiting caller (fn still
+ * runs, in the caller that started it). A cancelled task that gets to run
+ * fn runs it all the same. */
+int weft_once(weft_once_t *once, void (*fn)(void *arg), void *arg);
+int weft_once_until(weft_once_t *once, void (*fn)(void *arg), void *arg, weft_time_t deadline);
+
+/* ---------------------------------------------------------------- barrier */
+
+/* A reusable barrier for n tasks. Each generation ends when the n-th task
+ * arrives; all n continue, and exactly one of them (the last to arrive) gets
+ * 1 (the "serial" task), the others 0. A waiter that times out or is
+ * cancelled leaves the generation: it no longer counts towards n. */
+typedef struct weft_barrier {
+	uint32_t n;	  /* internal: tasks per generation */
+	uint32_t arrived; /* internal: waiting in this generation (under q's lock) */
+	weft_waitq_t q;	  /* internal: waiters */
+} weft_barrier_t;
+
+/* n >= 1, else -EINVAL. */
+int weft_barrier_init(weft_barrier_t *b, unsigned n);
+/* -EBUSY if tasks wait on it. */
+int weft_barrier_destroy(weft_barrier_t *b);
+/* 1 (serial) or 0; -ETIMEDOUT, -ECANCELED, -EPERM; -EINVAL if b was not
+ * initialised. */
+int weft_barrier_wait(weft_barrier_t *b);
+int weft_barrier_wait_until(weft_barrier_t *b, weft_time_t deadline);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

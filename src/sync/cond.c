@@ -1,0 +1,94 @@
+/* cond.c - condition variables on weft_mutex_t.
+ *
+ * A waiter links its node on the condition's queue *before* it releases the
+ * mutex. A signaller changes the predicate under the mutex and then pops,
+ * so it either finds the waiter's node or ran before the waiter took the
+ * mutex (and the waiter then sees the new predicate): no signal falls
+ * between "release the mutex" and "park". signal pops one node and
+ * broadcast all of them, marking each GRANTED before the unpark; a waiter
+ * whose park timed out or was cancelled just then finds its node popped and
+ * reports the signal (0), so a signal is never swallowed by a waiter that
+ * is leaving. One that finds its node still queued withdraws it (see
+ * internal.h), so signals skip it.
+ *
+ * After the wait the mutex is reacquired whatever happened. A cancelled
+ * task cannot park any more (every wait it opens ends at once), so it
+ * reacquires by retrying the lock between yields; in starvation mode that
+ * lasts until the queue ahead of it drains.
+ */
+#include "internal.h"
+
+int weft_cond_init(weft_cond_t *c)
+{
+	if (!c)
+		return -EINVAL;
+	*c = (weft_cond_t)WEFT_COND_INIT;
+	return 0;
+}
+
+int weft_cond_destroy(weft_cond_t *c)
+{
+	if (!c)
+		return -EINVAL;
+	weft_waitq_lock(&c->q);
+	bool busy = c->q.len != 0;
+	weft_waitq_unlock(&c->q);
+	return busy ? -EBUSY : 0;
+}
+
+int weft_cond_wait_until(weft_cond_t *c, weft_mutex_t *m, weft_time_t deadline)
+{
+	if (!c || !m)
+		return -EINVAL;
+	uint64_t self = weft__sync_self();
+	if (atomic_load_explicit(WEFT__A64(&m->owner), memory_order_relaxed) != self)
+		return -EPERM;
+	int r = weft__sync_can_park();
+	if (r)
+		return r;
+	weft_waitq_node_t n;
+	weft_waitq_lock(&c->q);
+	weft_waitq_push(&c->q, &n);
+	weft_waitq_unlock(&c->q);
+	weft__mutex_unlock(m);
+	r = weft__sync_wait(&c->q, &c->q, &n, deadline, NULL, NULL);
+	if (r > 0)
+		r = 0;
+	while (weft__mutex_lock(m, self, WEFT_NEVER) != 0) {
+		assert(weft_cancelled());
+		weft_yield();
+	}
+	return r;
+}
+
+int weft_cond_wait(weft_cond_t *c, weft_mutex_t *m)
+{
+	return weft_cond_wait_until(c, m, WEFT_NEVER);
+}
+
+int weft_cond_signal(weft_cond_t *c)
+{
+	if (!c)
+		return -EINVAL;
+	weft_waitq_lock(&c->q);
+	weft_waitq_node_t *n = weft__sync_pop(&c->q);
+	if (n)
+		weft__sync_deliver(n, WEFT__SYNC_GRANTED);
+	weft_waitq_unlock(&c->q);
+	return n != NULL;
+}
+
+int weft_cond_broadcast(weft_cond_t *c)
+{
+	if (!c)
+		return -EINVAL;
+	int woke = 0;
+	weft_waitq_lock(&c->q);
+	weft_waitq_node_t *n;
+	while ((n = weft__sync_pop(&c->q)) != NULL) {
+		weft__sync_deliver(n, WEFT__SYNC_GRANTED);
+		woke++;
+	}
+	weft_waitq_unlock(&c->q);
+	return woke;
+}

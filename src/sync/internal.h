@@ -1,0 +1,134 @@
+/* internal.h - what the sync primitives share: owner tokens, the stackless
+ * check, and the wait-queue discipline every primitive follows.
+ *
+ * The discipline (on top of weft_waitq_t, see weft/sched.h):
+ *  - A waker pops a node under the queue lock and sets node->status to what
+ *    it delivers (WEFT__SYNC_WOKEN: "try again", WEFT__SYNC_GRANTED: "you
+ *    now hold it") before unparking it. The pop itself is the delivery: a
+ *    waiter whose park ended by timeout or cancellation at the same moment
+ *    still honours it (it holds the lock, the permit, ...).
+ *  - A waiter whose park returned an error takes the queue lock; if its node
+ *    is still queued it marks it WEFT__SYNC_WITHDRAWN and undoes its
+ *    bookkeeping in the same critical section, then unlinks the node with
+ *    weft_waitq_remove. Wakers skip withdrawn nodes (weft__sync_pop). This
+ *    makes "leave the queue" and "stop being counted" one atomic step, which
+ *    weft_waitq_remove alone (it takes the lock itself) cannot give.
+ */
+#ifndef WEFT_SYNC_INTERNAL_H
+#define WEFT_SYNC_INTERNAL_H
+
+#include <weft/sched.h>
+#include <weft/sync.h>
+#include <weft/time.h>
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* The public structs hold plain integers (so that the header also serves
+ * C++); every access goes through these. */
+#define WEFT__A32(p) ((_Atomic uint32_t *)(p))
+#define WEFT__A64(p) ((_Atomic uint64_t *)(p))
+
+enum {
+	WEFT__SYNC_WAITING = 0,	   /* queued, nothing delivered (weft_waitq_push sets it) */
+	WEFT__SYNC_WITHDRAWN = -1, /* its waiter gave up; wakers skip it */
+	WEFT__SYNC_WOKEN = 1,	   /* woken to compete again (mutex) */
+	WEFT__SYNC_GRANTED = 2,	   /* handed what it waited for */
+};
+
+/* Who is calling: the task id, or for plain threads (and timer callbacks)
+ * the thread with the top bit set, which no task id reaches. */
+static inline uint64_t weft__sync_self(void)
+{
+	weft_task_t t = weft_self();
+	return t ? t : ((uint64_t)(uintptr_t)pthread_self() | (UINT64_C(1) << 63));
+}
+
+/* 0 if the caller may park, -EPERM in a stackless task. The public API has
+ * no "what kind of task am I" call; weft_park_deadline accepts a waker only
+ * from a stackless task. The wait opened to ask is simply abandoned (the
+ * caller's next weft_park_prepare opens a new one). Slow paths only. */
+static inline int weft__sync_can_park(void)
+{
+	if (weft_self() == 0)
+		return 0;
+	weft_waker_t w = weft_park_prepare();
+	return weft_park_deadline(w, WEFT_NEVER) == 0 ? -EPERM : 0;
+}
+
+/* Whether spinning can help: the holder may be running elsewhere. */
+static inline bool weft__sync_can_spin(void)
+{
+	if (weft_self() == 0)
+		return true;
+	weft_runtime_t *rt = weft_runtime_current();
+	return rt && weft_runtime_workers(rt) > 1;
+}
+
+static inline void weft__sync_pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+/* Under q's lock: pop the first node that has not been withdrawn. */
+static inline weft_waitq_node_t *weft__sync_pop(weft_waitq_t *q)
+{
+	weft_waitq_node_t *n;
+	while ((n = weft_waitq_pop(q)) != NULL && n->status == WEFT__SYNC_WITHDRAWN)
+		;
+	return n;
+}
+
+/* Under q's lock: deliver status to n (already popped) and wake it. n may
+ * return from its wait as soon as the unpark lands, so it is not touched
+ * after; the waker is copied out first. */
+static inline void weft__sync_deliver(weft_waitq_node_t *n, int status)
+{
+	weft_waker_t w = n->waker;
+	n->status = status;
+	weft_unpark(w, 0);
+}
+
+/* Park on n, which the caller pushed on q (q unlocked). Returns what a
+ * waker delivered (> 0), or the park's error after withdrawing n; in that
+ * case withdraw(ctx), if given, ran under q's lock to undo the caller's
+ * bookkeeping. lock is the lock that guards q's pops: q's own, or the
+ * primitive's master queue (rwlock readers). */
+static inline int weft__sync_wait(weft_waitq_t *lock, weft_waitq_t *q, weft_waitq_node_t *n, weft_time_t deadline,
+				  void (*withdraw)(void *ctx), void *ctx)
+{
+	int r = weft_park(n->waker, deadline);
+	if (r == 0) {
+		/* Only our queue's wakers hold this waker, and they deliver
+		 * before they unpark; the unpark/park pair orders the status. */
+		assert(n->status > 0);
+		return n->status;
+	}
+	weft_waitq_lock(lock);
+	if (n->queued && n->status == WEFT__SYNC_WAITING) {
+		n->status = WEFT__SYNC_WITHDRAWN;
+		if (withdraw)
+			withdraw(ctx);
+		weft_waitq_unlock(lock);
+		weft_waitq_remove(q, n); /* false if a waker popped (and skipped) it meanwhile */
+		return r;
+	}
+	weft_waitq_unlock(lock);
+	assert(n->status > 0);
+	return n->status; /* delivered as the wait ended: honour it */
+}
+
+/* mutex.c, for cond.c: the lock and unlock behind the public calls, with
+ * the owner token already computed. */
+int weft__mutex_lock(weft_mutex_t *m, uint64_t self, weft_time_t deadline);
+void weft__mutex_unlock(weft_mutex_t *m);
+
+#endif

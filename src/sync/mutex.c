@@ -1,0 +1,385 @@
+/* mutex.c - the task-aware mutex, with Go's starvation mode.
+ *
+ * State word
+ * ----------
+ *   bit 0  LOCKED    someone holds the mutex (or it is being handed over)
+ *   bit 1  WOKEN     a waiter was woken, or a spinner is active: unlock
+ *                    need not wake anyone
+ *   bit 2  STARVING  starvation mode: ownership is handed over, FIFO
+ *   3..31  waiters   tasks parked (in front or in q)
+ *
+ * Uncontended, lock is CAS 0 -> LOCKED and unlock CAS LOCKED -> 0, one
+ * atomic each, and the wait queue is never touched. owner (relaxed, only
+ * for the -EPERM / -EDEADLK checks) is written by the holder alone.
+ *
+ * Normal mode. A contended locker spins a few rounds while the holder may be
+ * running on another worker (setting WOKEN if there are waiters, so unlock
+ * does not wake one to compete with it), then takes q's lock and either
+ * grabs a free mutex or counts itself in (waiters + 1) and parks. unlock
+ * clears LOCKED; if there are waiters and neither WOKEN nor LOCKED (a
+ * newcomer took it: its unlock will do it) is set, it takes q's lock, sets
+ * WOKEN and counts one waiter out in one CAS, and wakes the first waiter
+ * (status WOKEN). The woken waiter competes with newcomers like a spinner
+ * (it clears WOKEN with its next CAS). One waiter at a time is woken: no
+ * thundering herd, and a worker's queue fills with runnable tasks only as
+ * fast as the lock can serve them.
+ *
+ * Starvation mode. A woken waiter that has waited over 1 ms in all and
+ * loses the race again sets STARVING as it parks again, and parks in
+ * `front`, ahead of the queue (its place in line is its first arrival, as in
+ * Go's LIFO requeue). In this mode LOCKED never drops: unlock counts the
+ * first waiter out and hands the mutex to it (status GRANTED), and
+ * newcomers queue behind. The new owner leaves starvation mode if it waited
+ * under 1 ms or nobody else waits; if every waiter gives up, the unlock that
+ * finds none clears LOCKED and STARVING together.
+ *
+ * Invariants
+ *  (1) Whenever q's lock is free, waiters == (front != NULL) + the queued,
+ *      not withdrawn nodes of q: every change of the count happens under
+ *      q's lock, together with the matching queue change (a waiter counts
+ *      itself in and pushes; a waker counts one out and pops; a waiter that
+ *      gives up counts itself out and withdraws its node).
+ *  (2) STARVING implies LOCKED: STARVING is set only in a CAS that sees
+ *      LOCKED, and LOCKED is cleared only together with STARVING.
+ *  (3) At most one woken waiter is in flight: unlock wakes only when WOKEN
+ *      is clear and sets it in the same CAS; the woken waiter clears it in
+ *      its next CAS (grab, requeue or give up). Only that waiter fills
+ *      `front` (a requeue), and wakes and handoffs empty `front` first, so
+ *      `front` holds at most one node.
+ *
+ * No lost wake-up: a waiter counts itself in with a CAS that sees LOCKED,
+ * holding q's lock until its node is linked. An unlock whose CAS follows
+ * sees the count and takes q's lock after the node is linked; one whose CAS
+ * precedes it left LOCKED clear, so the waiter's CAS grabs the mutex
+ * instead. A waiter that gives up while WOKEN is its own clears it only by a
+ * CAS that sees LOCKED, so the holder's unlock will wake the next one.
+ *
+ * Memory order: the grabbing CAS is acquire and the releasing CAS release,
+ * so the critical sections are ordered; a handoff is ordered by q's lock and
+ * by the unpark/park pair, which is acquire-release. Pure bookkeeping CASes
+ * (counts and flags, under q's lock) are relaxed: RMWs of one word are
+ * totally ordered anyway.
+ */
+#include "internal.h"
+
+#define MX_LOCKED 1u
+#define MX_WOKEN 2u
+#define MX_STARVING 4u
+#define MX_SHIFT 3
+#define MX_WAITER (1u << MX_SHIFT)
+#define MX_WAITERS(s) ((s) >> MX_SHIFT)
+
+#define MX_STARVE_NS WEFT_MSEC /* waited this long: starvation mode */
+#define MX_SPIN_ROUNDS 4       /* rounds of spinning before parking */
+#define MX_SPIN_PAUSES 30      /* pause instructions per round */
+
+/* A parked locker: its node and when it first queued. */
+struct mx_wait {
+	weft_waitq_node_t n;
+	weft_time_t start;
+};
+
+static inline _Atomic uint32_t *mx_state(weft_mutex_t *m)
+{
+	return WEFT__A32(&m->state);
+}
+
+static inline _Atomic uint64_t *mx_owner(weft_mutex_t *m)
+{
+	return WEFT__A64(&m->owner);
+}
+
+int weft_mutex_init(weft_mutex_t *m)
+{
+	if (!m)
+		return -EINVAL;
+	*m = (weft_mutex_t)WEFT_MUTEX_INIT;
+	return 0;
+}
+
+int weft_mutex_destroy(weft_mutex_t *m)
+{
+	if (!m)
+		return -EINVAL;
+	weft_waitq_lock(&m->q);
+	bool busy = atomic_load(mx_state(m)) != 0 || m->front || m->q.len;
+	weft_waitq_unlock(&m->q);
+	return busy ? -EBUSY : 0;
+}
+
+/* Under q's lock: the next waiter in line (count > 0 guarantees one). */
+static weft_waitq_node_t *mx_next(weft_mutex_t *m)
+{
+	weft_waitq_node_t *n = m->front;
+	if (n)
+		m->front = NULL;
+	else
+		n = weft__sync_pop(&m->q);
+	assert(n);
+	return n;
+}
+
+/* Wait in line once more. Called with q's lock held and the caller counted
+ * in. A waiter that has queued before goes to the front. */
+static void mx_enqueue(weft_mutex_t *m, struct mx_wait *w, bool requeue)
+{
+	if (requeue) {
+		assert(m->front == NULL); /* invariant (3) */
+		w->n.waker = weft_park_prepare();
+		w->n.status = WEFT__SYNC_WAITING;
+		w->n.queued = false;
+		m->front = &w->n;
+	} else {
+		weft_waitq_push(&m->q, &w->n);
+	}
+}
+
+/* After the park: what was delivered (> 0), or the park's error once the
+ * waiter has left the line and counted itself out. */
+static int mx_settle(weft_mutex_t *m, struct mx_wait *w, int r)
+{
+	if (r == 0)
+		return w->n.status;
+	weft_waitq_lock(&m->q);
+	bool in_front = m->front == &w->n;
+	bool in_q = w->n.queued && w->n.status == WEFT__SYNC_WAITING;
+	if (in_front || in_q) {
+		if (in_front)
+			m->front = NULL;
+		else
+			w->n.status = WEFT__SYNC_WITHDRAWN;
+		atomic_fetch_sub_explicit(mx_state(m), MX_WAITER, memory_order_relaxed);
+		weft_waitq_unlock(&m->q);
+		if (in_q)
+			weft_waitq_remove(&m->q, &w->n);
+		return r;
+	}
+	weft_waitq_unlock(&m->q);
+	assert(w->n.status > 0);
+	return w->n.status;
+}
+
+static void mx_spin(int round)
+{
+	for (int i = 0; i < MX_SPIN_PAUSES << round; i++)
+		weft__sync_pause();
+}
+
+int weft__mutex_lock(weft_mutex_t *m, uint64_t self, weft_time_t deadline)
+{
+	_Atomic uint32_t *st = mx_state(m);
+	uint32_t s = 0;
+	/* Fast path: free (the second try: free while waiters are parked). */
+	if (likely(atomic_compare_exchange_strong_explicit(st, &s, MX_LOCKED, memory_order_acquire,
+							   memory_order_relaxed)) ||
+	    (!(s & (MX_LOCKED | MX_STARVING)) &&
+	     atomic_compare_exchange_strong_explicit(st, &s, s | MX_LOCKED, memory_order_acquire,
+						     memory_order_relaxed))) {
+		atomic_store_explicit(mx_owner(m), self, memory_order_relaxed);
+		return 0;
+	}
+	if (atomic_load_explicit(mx_owner(m), memory_order_relaxed) == self)
+		return -EDEADLK;
+
+	struct mx_wait w;
+	w.start = 0;		/* not queued yet */
+	bool awoke = false;	/* WOKEN is ours to clear */
+	bool starving = false;	/* waited over MX_STARVE_NS */
+	bool spin = weft__sync_can_spin();
+	int iter = 0, can_park = 1; /* 1: not checked yet */
+	for (;;) {
+		/* Spin while the holder may be running and the mode allows it. */
+		if ((s & (MX_LOCKED | MX_STARVING)) == MX_LOCKED && spin && iter < MX_SPIN_ROUNDS) {
+			if (!awoke && !(s & MX_WOKEN) && MX_WAITERS(s) &&
+			    atomic_compare_exchange_weak_explicit(st, &s, s | MX_WOKEN, memory_order_relaxed,
+								  memory_order_relaxed))
+				awoke = true;
+			mx_spin(iter);
+			iter++;
+			s = atomic_load_explicit(st, memory_order_relaxed);
+			continue;
+		}
+		if (!(s & (MX_LOCKED | MX_STARVING))) {
+			uint32_t n = (s | MX_LOCKED) & ~(awoke ? MX_WOKEN : 0u);
+			if (atomic_compare_exchange_weak_explicit(st, &s, n, memory_order_acquire,
+								  memory_order_relaxed))
+				break;
+			continue;
+		}
+
+		/* It stays locked: park, unless we may not. */
+		int err = 0;
+		if (deadline != WEFT_NEVER && weft_now() >= deadline)
+			err = -ETIMEDOUT;
+		else if (can_park == 1)
+			err = can_park = weft__sync_can_park();
+		else
+			err = can_park;
+		bool requeue = w.start != 0;
+		if (!requeue)
+			w.start = weft_now();
+		weft_waitq_lock(&m->q);
+		s = atomic_load_explicit(st, memory_order_relaxed);
+		bool got = false;
+		for (;;) {
+			uint32_t n;
+			if (!(s & (MX_LOCKED | MX_STARVING))) {
+				n = (s | MX_LOCKED) & ~(awoke ? MX_WOKEN : 0u);
+				if (atomic_compare_exchange_weak_explicit(st, &s, n, memory_order_acquire,
+									  memory_order_relaxed)) {
+					got = true;
+					break;
+				}
+				continue;
+			}
+			if (err) {
+				/* Give up. Clearing WOKEN here is safe: LOCKED is set,
+				 * so the holder's unlock wakes the next waiter. */
+				if (!awoke || atomic_compare_exchange_weak_explicit(st, &s, s & ~MX_WOKEN,
+										    memory_order_relaxed,
+										    memory_order_relaxed))
+					break;
+				continue;
+			}
+			n = s + MX_WAITER;
+			if (starving)
+				n |= MX_STARVING; /* s has LOCKED: invariant (2) */
+			if (awoke)
+				n &= ~MX_WOKEN;
+			if (atomic_compare_exchange_weak_explicit(st, &s, n, memory_order_relaxed,
+								  memory_order_relaxed))
+				break;
+		}
+		if (got || err) {
+			weft_waitq_unlock(&m->q);
+			if (got)
+				break;
+			return err;
+		}
+		awoke = false;
+		mx_enqueue(m, &w, requeue);
+		weft_waitq_unlock(&m->q);
+
+		int r = mx_settle(m, &w, weft_park(w.n.waker, deadline));
+		if (r < 0)
+			return r;
+		if (r == WEFT__SYNC_GRANTED) {
+			/* Handed over: LOCKED stayed set and the unlocker counted us
+			 * out. Leave starvation mode if it is no longer needed. */
+			bool long_wait = weft_now() - w.start > MX_STARVE_NS;
+			s = atomic_load_explicit(st, memory_order_relaxed);
+			while ((s & MX_STARVING) && (!long_wait || MX_WAITERS(s) == 0) &&
+			       !atomic_compare_exchange_weak_explicit(st, &s, s & ~MX_STARVING, memory_order_relaxed,
+								      memory_order_relaxed))
+				;
+			break;
+		}
+		/* Woken: the unlocker counted us out and set WOKEN for us. */
+		assert(r == WEFT__SYNC_WOKEN);
+		awoke = true;
+		iter = 0;
+		starving = starving || weft_now() - w.start > MX_STARVE_NS;
+		s = atomic_load_explicit(st, memory_order_relaxed);
+	}
+	atomic_store_explicit(mx_owner(m), self, memory_order_relaxed);
+	return 0;
+}
+
+int weft_mutex_lock_until(weft_mutex_t *m, weft_time_t deadline)
+{
+	if (!m)
+		return -EINVAL;
+	return weft__mutex_lock(m, weft__sync_self(), deadline);
+}
+
+int weft_mutex_lock(weft_mutex_t *m)
+{
+	if (!m)
+		return -EINVAL;
+	return weft__mutex_lock(m, weft__sync_self(), WEFT_NEVER);
+}
+
+int weft_mutex_trylock(weft_mutex_t *m)
+{
+	if (!m)
+		return -EINVAL;
+	_Atomic uint32_t *st = mx_state(m);
+	uint32_t s = atomic_load_explicit(st, memory_order_relaxed);
+	do {
+		if (s & (MX_LOCKED | MX_STARVING))
+			return -EBUSY;
+	} while (!atomic_compare_exchange_weak_explicit(st, &s, s | MX_LOCKED, memory_order_acquire,
+							memory_order_relaxed));
+	atomic_store_explicit(mx_owner(m), weft__sync_self(), memory_order_relaxed);
+	return 0;
+}
+
+/* Starvation mode, after LOCKED was cleared: give the mutex to the first in
+ * line by setting LOCKED for it. */
+static void mx_handoff(weft_mutex_t *m)
+{
+	_Atomic uint32_t *st = mx_state(m);
+	weft_waitq_lock(&m->q);
+	uint32_t s = atomic_load_explicit(st, memory_order_relaxed);
+	assert(!(s & MX_LOCKED) && (s & MX_STARVING));
+	if (MX_WAITERS(s) == 0) {
+		/* Everyone gave up: the mode ends, the mutex is free. */
+		while (!atomic_compare_exchange_weak_explicit(st, &s, s & ~MX_STARVING, memory_order_relaxed,
+							      memory_order_relaxed))
+			;
+		weft_waitq_unlock(&m->q);
+		return;
+	}
+	weft_waitq_node_t *n = mx_next(m);
+	/* Under q's lock the count does not change, and while STARVING is set
+	 * nobody else sets LOCKED; only WOKEN may change. */
+	while (!atomic_compare_exchange_weak_explicit(st, &s, (s - MX_WAITER) | MX_LOCKED, memory_order_acq_rel,
+						      memory_order_relaxed))
+		;
+	weft__sync_deliver(n, WEFT__SYNC_GRANTED);
+	weft_waitq_unlock(&m->q);
+}
+
+/* Normal mode, after LOCKED was cleared: wake one waiter if needed. */
+static void mx_wake(weft_mutex_t *m)
+{
+	_Atomic uint32_t *st = mx_state(m);
+	weft_waitq_lock(&m->q);
+	uint32_t s = atomic_load_explicit(st, memory_order_relaxed);
+	for (;;) {
+		if (MX_WAITERS(s) == 0 || (s & (MX_LOCKED | MX_WOKEN | MX_STARVING))) {
+			weft_waitq_unlock(&m->q);
+			return;
+		}
+		if (atomic_compare_exchange_weak_explicit(st, &s, (s - MX_WAITER) | MX_WOKEN, memory_order_relaxed,
+							  memory_order_relaxed))
+			break;
+	}
+	weft__sync_deliver(mx_next(m), WEFT__SYNC_WOKEN);
+	weft_waitq_unlock(&m->q);
+}
+
+void weft__mutex_unlock(weft_mutex_t *m)
+{
+	atomic_store_explicit(mx_owner(m), 0, memory_order_relaxed);
+	uint32_t s = atomic_fetch_sub_explicit(mx_state(m), MX_LOCKED, memory_order_release) - MX_LOCKED;
+	if (likely(s == 0))
+		return;
+	assert(!(s & MX_LOCKED));
+	if (s & MX_STARVING)
+		mx_handoff(m);
+	else if (MX_WAITERS(s) != 0 && !(s & MX_WOKEN))
+		mx_wake(m);
+}
+
+int weft_mutex_unlock(weft_mutex_t *m)
+{
+	if (!m)
+		return -EINVAL;
+	/* The holder wrote owner itself, so it reads its own token back; any
+	 * other caller reads another token or 0 (free, or being handed over). */
+	if (atomic_load_explicit(mx_owner(m), memory_order_relaxed) != weft__sync_self())
+		return -EPERM;
+	weft__mutex_unlock(m);
+	return 0;
+}

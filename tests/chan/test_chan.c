@@ -1,0 +1,419 @@
+/* test_chan.c - channels: every kind, close, deadlines, cancellation, stress. */
+#include "weft_test.h"
+
+#include <pthread.h>
+#include <string.h>
+
+static const ssize_t kinds[] = {0, 1, 16, WEFT_CHAN_UNBOUNDED};
+#define NKINDS 4
+
+static void test_bad_input(void **state)
+{
+	(void)state;
+	weft_chan_t *c;
+	assert_int_equal(weft_chan_create(NULL, 8, 0), -EINVAL);
+	assert_int_equal(weft_chan_create(&c, 0, 0), -EINVAL);
+	assert_int_equal(weft_chan_create(&c, 8, -2), -EINVAL);
+	assert_int_equal(weft_chan_create(&c, (size_t)1 << 20, 1), -EINVAL);
+	assert_int_equal(weft_chan_create(&c, 8, 4), 0);
+	long v = 1;
+	int small = 0;
+	assert_int_equal(weft_chan_send(NULL, &v), -EINVAL);
+	assert_int_equal(weft_chan_send(c, NULL), -EINVAL);
+	assert_int_equal(weft_chan_recv(c, NULL), -EINVAL);
+	assert_int_equal(WEFT_CHAN_SEND(c, small), -EINVAL); /* 4 bytes into an 8-byte channel */
+	assert_int_equal(WEFT_CHAN_SEND(c, v), 0);
+	assert_int_equal(WEFT_CHAN_RECV(c, small), -EINVAL);
+	long out = 0;
+	assert_int_equal(WEFT_CHAN_RECV(c, out), 0);
+	assert_int_equal(out, 1);
+	assert_int_equal(weft_chan_cap(c), 4);
+	assert_int_equal(weft_chan_elem_size(c), 8);
+	assert_int_equal(weft_chan_close(c), 0);
+	assert_int_equal(weft_chan_close(c), -EPIPE);
+	assert_int_equal(weft_chan_release(c), 0);
+	assert_int_equal(weft_chan_release(NULL), -EINVAL);
+	weft_select_case_t cs[1] = {{.ch = NULL, .op = WEFT_SELECT_RECV, .buf = &v}};
+	assert_int_equal(weft_select(cs, 1, WEFT_NEVER, false), -EINVAL);
+	assert_int_equal(weft_select(cs, 0, WEFT_NEVER, false), -EINVAL);
+	assert_string_equal(weft_strerror(-EPIPE), "channel closed");
+}
+
+/* try_ forms, len and cap, FIFO order, from a plain thread. */
+static void test_try_len_cap_order(void **state)
+{
+	(void)state;
+	weft_chan_t *c;
+	assert_int_equal(weft_chan_create(&c, sizeof(int), 3), 0);
+	int x;
+	assert_int_equal(weft_chan_try_recv(c, &x), -EAGAIN);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(weft_chan_try_send(c, &i), 0);
+	assert_int_equal(weft_chan_try_send(c, &x), -EAGAIN);
+	assert_int_equal(weft_chan_len(c), 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(weft_chan_try_recv(c, &x), 0);
+		assert_int_equal(x, i);
+	}
+	assert_int_equal(weft_chan_len(c), 0);
+	weft_chan_release(c);
+
+	assert_int_equal(weft_chan_create(&c, sizeof(int), WEFT_CHAN_UNBOUNDED), 0);
+	for (int i = 0; i < 10000; i++)
+		assert_int_equal(weft_chan_send(c, &i), 0); /* never blocks */
+	assert_int_equal(weft_chan_len(c), 10000);
+	assert_int_equal(weft_chan_cap(c), WEFT_CHAN_UNBOUNDED);
+	for (int i = 0; i < 10000; i++) {
+		assert_int_equal(weft_chan_recv(c, &x), 0);
+		assert_int_equal(x, i);
+	}
+	weft_chan_release(c);
+
+	assert_int_equal(weft_chan_create(&c, sizeof(int), 0), 0);
+	assert_int_equal(weft_chan_try_send(c, &x), -EAGAIN); /* nobody receiving */
+	assert_int_equal(weft_chan_len(c), 0);
+	assert_int_equal(weft_chan_cap(c), 0);
+	weft_chan_release(c);
+}
+
+/* Close: buffered values drain, then -EPIPE; sends fail. */
+static void test_close_drains_then_fails(void **state)
+{
+	(void)state;
+	for (int k = 1; k < NKINDS; k++) {
+		weft_chan_t *c;
+		assert_int_equal(weft_chan_create(&c, sizeof(int), kinds[k]), 0);
+		int x = 7;
+		assert_int_equal(weft_chan_send(c, &x), 0);
+		assert_int_equal(weft_chan_close(c), 0);
+		assert_true(weft_chan_closed(c));
+		assert_int_equal(weft_chan_send(c, &x), -EPIPE);
+		assert_int_equal(weft_chan_try_send(c, &x), -EPIPE);
+		x = 0;
+		assert_int_equal(weft_chan_recv(c, &x), 0);
+		assert_int_equal(x, 7);
+		assert_int_equal(weft_chan_recv(c, &x), -EPIPE);
+		assert_int_equal(weft_chan_try_recv(c, &x), -EPIPE);
+		weft_chan_release(c);
+	}
+}
+
+/* Blocked senders and receivers are woken by close. */
+static weft_chan_t *blk;
+static _Atomic int blocked_results[4];
+
+static void *blocked_recv(void *a)
+{
+	int x;
+	blocked_results[(intptr_t)a] = weft_chan_recv(blk, &x);
+	return NULL;
+}
+
+static void *blocked_send(void *a)
+{
+	int x = 1;
+	blocked_results[(intptr_t)a] = weft_chan_send(blk, &x);
+	return NULL;
+}
+
+static void *close_wakes_main(void *a)
+{
+	(void)a;
+	for (int kind = 0; kind < 2; kind++) {
+		weft_chan_create(&blk, sizeof(int), kind ? 1 : 0);
+		int fill = 0;
+		if (kind)
+			weft_chan_send(blk, &fill); /* full: a sender blocks */
+		weft_task_t t[2];
+		weft_spawn(&t[0], kind ? blocked_send : blocked_recv, (void *)0, NULL);
+		weft_spawn(&t[1], blocked_send, (void *)1, NULL);
+		weft_sleep(5 * WEFT_MSEC);
+		TCHECK_EQ(weft_chan_close(blk), 0);
+		weft_join(t[0], NULL);
+		weft_join(t[1], NULL);
+		if (kind) {
+			TCHECK_EQ(blocked_results[0], -EPIPE);
+			TCHECK_EQ(blocked_results[1], -EPIPE);
+		} else {
+			/* Rendezvous: the receiver may have taken the sender's value
+			 * before the close (then both succeeded), or both failed. */
+			TCHECK(blocked_results[0] == blocked_results[1]);
+		}
+		weft_chan_release(blk);
+	}
+	return NULL;
+}
+
+static void test_close_wakes_blocked_tasks(void **state)
+{
+	(void)state;
+	wt_run(close_wakes_main, NULL, 2);
+}
+
+/* Deadlines and cancellation on blocking calls. */
+static weft_chan_t *dl;
+
+static void *recv_forever(void *a)
+{
+	(void)a;
+	int x;
+	return (void *)(intptr_t)weft_chan_recv(dl, &x);
+}
+
+static void *deadline_main(void *a)
+{
+	(void)a;
+	for (int k = 0; k < NKINDS; k++) {
+		weft_chan_create(&dl, sizeof(int), kinds[k]);
+		int x = 0;
+		weft_time_t t0 = weft_now();
+		TCHECK_EQ(weft_chan_recv_until(dl, &x, weft_deadline_in(3 * WEFT_MSEC)), -ETIMEDOUT);
+		TCHECK(weft_now() - t0 >= 3 * WEFT_MSEC);
+		if (kinds[k] >= 0) {
+			for (ssize_t i = 0; i < kinds[k]; i++)
+				weft_chan_send(dl, &x);
+			TCHECK_EQ(weft_chan_send_until(dl, &x, weft_deadline_in(2 * WEFT_MSEC)), -ETIMEDOUT);
+		}
+		weft_task_t t;
+		weft_chan_t *fresh;
+		weft_chan_create(&fresh, sizeof(int), kinds[k]);
+		weft_chan_t *old = dl;
+		dl = fresh;
+		weft_spawn(&t, recv_forever, NULL, NULL);
+		weft_sleep(2 * WEFT_MSEC);
+		TCHECK_EQ(weft_cancel(t), 0);
+		void *r;
+		weft_join(t, &r);
+		TCHECK_EQ((intptr_t)r, -ECANCELED);
+		/* The cancelled receiver left nothing behind: a value sent now stays. */
+		if (kinds[k] != 0) {
+			TCHECK_EQ(weft_chan_try_send(dl, &x), 0);
+			TCHECK_EQ(weft_chan_len(dl), 1);
+		}
+		TCHECK_EQ(weft_chan_release(fresh), 0);
+		TCHECK_EQ(weft_chan_release(old), 0);
+	}
+	return NULL;
+}
+
+static void test_deadlines_and_cancel(void **state)
+{
+	(void)state;
+	wt_run(deadline_main, NULL, 2);
+}
+
+/* Conservation: P producers, C consumers; every value received exactly once.
+ * One producer is a plain thread. */
+#define P 4
+#define C 3
+static long per_producer;
+static weft_chan_t *cons;
+static _Atomic unsigned char *seen;
+static _Atomic long received, dupes;
+
+static void produce_range(long p)
+{
+	for (long j = 0; j < per_producer; j++) {
+		long v = p * per_producer + j;
+		if (weft_chan_send(cons, &v) != 0)
+			atomic_fetch_add(&dupes, 1000000);
+	}
+}
+
+static void *producer(void *a)
+{
+	produce_range((long)(intptr_t)a);
+	return NULL;
+}
+
+static void *consumer(void *a)
+{
+	(void)a;
+	long v;
+	while (weft_chan_recv(cons, &v) == 0) {
+		if (atomic_fetch_add(&seen[v], 1) != 0)
+			atomic_fetch_add(&dupes, 1);
+		atomic_fetch_add(&received, 1);
+	}
+	return NULL;
+}
+
+static void *thread_producer(void *a)
+{
+	produce_range((long)(intptr_t)a);
+	return NULL;
+}
+
+static void *conserve_main(void *a)
+{
+	(void)a;
+	weft_task_t prod[P], con[C];
+	pthread_t th;
+	pthread_create(&th, NULL, thread_producer, (void *)(intptr_t)(P - 1));
+	for (long p = 0; p < P - 1; p++)
+		weft_spawn(&prod[p], producer, (void *)(intptr_t)p, NULL);
+	for (int i = 0; i < C; i++)
+		weft_spawn(&con[i], consumer, NULL, NULL);
+	for (int p = 0; p < P - 1; p++)
+		weft_join(prod[p], NULL);
+	pthread_join(th, NULL);
+	weft_chan_close(cons);
+	for (int i = 0; i < C; i++)
+		weft_join(con[i], NULL);
+	return NULL;
+}
+
+static void test_conservation_every_kind(void **state)
+{
+	(void)state;
+	per_producer = WT_SIZE(100000, 5000);
+	long total = P * per_producer;
+	for (int k = 0; k < NKINDS; k++) {
+		seen = calloc((size_t)total, 1);
+		atomic_store(&received, 0);
+		atomic_store(&dupes, 0);
+		assert_int_equal(weft_chan_create(&cons, sizeof(long), kinds[k]), 0);
+		wt_run(conserve_main, NULL, 0);
+		assert_int_equal(atomic_load(&dupes), 0);
+		assert_int_equal(atomic_load(&received), total);
+		for (long v = 0; v < total; v++)
+			assert_int_equal(seen[v], 1);
+		weft_chan_release(cons);
+		free((void *)seen);
+	}
+}
+
+/* Close racing with sends and receives: every successful send is received. */
+static _Atomic long sent_ok, recv_ok;
+static weft_chan_t *race;
+
+static void *race_sender(void *a)
+{
+	(void)a;
+	long v = 1;
+	while (weft_chan_send(race, &v) == 0)
+		atomic_fetch_add(&sent_ok, 1);
+	return NULL;
+}
+
+static void *race_receiver(void *a)
+{
+	(void)a;
+	long v;
+	while (weft_chan_recv(race, &v) == 0)
+		atomic_fetch_add(&recv_ok, v);
+	return NULL;
+}
+
+static void *race_main(void *a)
+{
+	(void)a;
+	weft_task_t s[4], r[4];
+	for (int i = 0; i < 4; i++) {
+		weft_spawn(&s[i], race_sender, NULL, NULL);
+		weft_spawn(&r[i], race_receiver, NULL, NULL);
+	}
+	weft_sleep(3 * WEFT_MSEC);
+	weft_chan_close(race);
+	for (int i = 0; i < 4; i++) {
+		weft_join(s[i], NULL);
+		weft_join(r[i], NULL);
+	}
+	return NULL;
+}
+
+static void test_close_races_send_recv(void **state)
+{
+	(void)state;
+	for (int round = 0; round < WT_SIZE(20, 5); round++) {
+		for (int k = 0; k < NKINDS; k++) {
+			if (kinds[k] < 0)
+				continue; /* unbounded senders never block: covered elsewhere */
+			atomic_store(&sent_ok, 0);
+			atomic_store(&recv_ok, 0);
+			assert_int_equal(weft_chan_create(&race, sizeof(long), kinds[k]), 0);
+			wt_run(race_main, NULL, 2);
+			assert_int_equal(atomic_load(&sent_ok), atomic_load(&recv_ok));
+			weft_chan_release(race);
+		}
+	}
+}
+
+/* A stackless task receives and sends with the _step forms. */
+typedef struct {
+	weft_chan_t *in, *out;
+	weft_chan_op_t op;
+	long v, sum;
+	int phase;
+} relay_state;
+
+static weft_step_t relay(void *s_, void **res)
+{
+	relay_state *s = s_;
+	for (;;) {
+		int e;
+		if (s->phase == 0) {
+			e = weft_chan_recv_step(s->in, &s->v, &s->op);
+			if (e == -EINPROGRESS)
+				return WEFT_STEP_PARKED;
+			if (e == -EPIPE) {
+				*res = (void *)(intptr_t)s->sum;
+				return WEFT_STEP_DONE;
+			}
+			s->sum += s->v;
+			s->v *= 2;
+			s->phase = 1;
+		}
+		e = weft_chan_send_step(s->out, &s->v, &s->op);
+		if (e == -EINPROGRESS)
+			return WEFT_STEP_PARKED;
+		TCHECK_EQ(e, 0);
+		s->phase = 0;
+	}
+}
+
+static void *relay_main(void *a)
+{
+	(void)a;
+	for (int k = 0; k < NKINDS; k++) {
+		relay_state s = {0};
+		weft_chan_create(&s.in, sizeof(long), kinds[k]);
+		weft_chan_create(&s.out, sizeof(long), kinds[k]);
+		weft_task_t t;
+		weft_spawn_step(&t, relay, &s, NULL);
+		for (long i = 1; i <= 1000; i++) {
+			long back;
+			TCHECK_EQ(weft_chan_send(s.in, &i), 0);
+			TCHECK_EQ(weft_chan_recv(s.out, &back), 0);
+			TCHECK_EQ(back, 2 * i);
+		}
+		weft_chan_close(s.in);
+		void *r;
+		weft_join(t, &r);
+		TCHECK_EQ((intptr_t)r, 1000 * 1001 / 2);
+		weft_chan_release(s.in);
+		weft_chan_release(s.out);
+	}
+	return NULL;
+}
+
+static void test_stackless_step_forms(void **state)
+{
+	(void)state;
+	wt_run(relay_main, NULL, 2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_try_len_cap_order),
+		cmocka_unit_test(test_close_drains_then_fails),
+		cmocka_unit_test(test_close_wakes_blocked_tasks),
+		cmocka_unit_test(test_deadlines_and_cancel),
+		cmocka_unit_test(test_conservation_every_kind),
+		cmocka_unit_test(test_close_races_send_recv),
+		cmocka_unit_test(test_stackless_step_forms),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
