@@ -143,8 +143,9 @@ static void run_task(weft_worker *w, weft_task *t)
 	switch (action) {
 	case WEFT_ACT_YIELD:
 		atomic_store_explicit(&t->run_state, WEFT_RS_RUNNABLE, memory_order_relaxed);
-		if (weft__runq_put(w, t, false) == WEFT_RUNQ_GLOBAL)
-			weft__wakep(w->rt);
+		/* The yielder goes behind the others: work another worker may take. */
+		weft__runq_put(w, t, false);
+		weft__wakep(w->rt);
 		break;
 	case WEFT_ACT_PARK:
 		atomic_store_explicit(&t->run_state, WEFT_RS_WAITING, memory_order_relaxed);
