@@ -51,12 +51,13 @@ extern "C" {
  * waiter got it after waiting under 1 ms. Not recursive. */
 typedef struct weft_mutex {
 	uint32_t state;		  /* internal: locked/woken/starving bits, waiter count */
+	uint32_t gen;		  /* internal: unlocks so far (wrapping), for spinners */
 	uint64_t owner;		  /* internal: the holder's token, 0 while free or in handoff */
 	weft_waitq_node_t *front; /* internal: a woken waiter that lost the race, first in line */
 	weft_waitq_t q;		  /* internal: parked waiters, FIFO */
 } weft_mutex_t;
 
-#define WEFT_MUTEX_INIT {0, 0, NULL, WEFT_WAITQ_INIT}
+#define WEFT_MUTEX_INIT {0, 0, 0, NULL, WEFT_WAITQ_INIT}
 
 int weft_mutex_init(weft_mutex_t *m);
 /* -EBUSY if locked or waited on. */

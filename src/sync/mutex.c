@@ -70,8 +70,10 @@
 #define MX_WAITERS(s) ((s) >> MX_SHIFT)
 
 #define MX_STARVE_NS WEFT_MSEC /* waited this long: starvation mode */
-#define MX_SPIN_ROUNDS 4       /* rounds of spinning before parking */
-#define MX_SPIN_PAUSES 30      /* pause instructions per round */
+#define MX_SPIN_ROUNDS 8       /* rounds of spinning at most before parking */
+#define MX_SPIN_PAUSES 30      /* pause instructions in the first round... */
+#define MX_SPIN_GROW 4	       /* ...doubling for this many rounds */
+#define MX_SPIN_STALE 2	       /* rounds without an unlock: the holder is slow, park */
 
 /* A parked locker: its node and when it first queued. */
 struct mx_wait {
@@ -82,6 +84,11 @@ struct mx_wait {
 static inline _Atomic uint32_t *mx_state(weft_mutex_t *m)
 {
 	return WEFT__A32(&m->state);
+}
+
+static inline _Atomic uint32_t *mx_gen(weft_mutex_t *m)
+{
+	return WEFT__A32(&m->gen);
 }
 
 static inline _Atomic uint64_t *mx_owner(weft_mutex_t *m)
@@ -161,7 +168,8 @@ static int mx_settle(weft_mutex_t *m, struct mx_wait *w, int r)
 
 static void mx_spin(int round)
 {
-	for (int i = 0; i < MX_SPIN_PAUSES << round; i++)
+	int n = MX_SPIN_PAUSES << (round < MX_SPIN_GROW ? round : MX_SPIN_GROW);
+	for (int i = 0; i < n; i++)
 		weft__sync_pause();
 }
 
@@ -186,16 +194,22 @@ int weft__mutex_lock(weft_mutex_t *m, uint64_t self, weft_time_t deadline)
 	bool awoke = false;	/* WOKEN is ours to clear */
 	bool starving = false;	/* waited over MX_STARVE_NS */
 	bool spin = weft__sync_can_spin();
-	int iter = 0, can_park = 1; /* 1: not checked yet */
+	int iter = 0, stale = 0, can_park = 1; /* 1: not checked yet */
+	uint32_t gen = atomic_load_explicit(mx_gen(m), memory_order_relaxed);
 	for (;;) {
-		/* Spin while the holder may be running and the mode allows it. */
-		if ((s & (MX_LOCKED | MX_STARVING)) == MX_LOCKED && spin && iter < MX_SPIN_ROUNDS) {
+		/* Spin while the holder keeps unlocking (so it is running) and the
+		 * mode allows it. */
+		if ((s & (MX_LOCKED | MX_STARVING)) == MX_LOCKED && spin && iter < MX_SPIN_ROUNDS &&
+		    stale < MX_SPIN_STALE) {
 			if (!awoke && !(s & MX_WOKEN) && MX_WAITERS(s) &&
 			    atomic_compare_exchange_weak_explicit(st, &s, s | MX_WOKEN, memory_order_relaxed,
 								  memory_order_relaxed))
 				awoke = true;
 			mx_spin(iter);
 			iter++;
+			uint32_t g = atomic_load_explicit(mx_gen(m), memory_order_relaxed);
+			stale = g == gen ? stale + 1 : 0;
+			gen = g;
 			s = atomic_load_explicit(st, memory_order_relaxed);
 			continue;
 		}
@@ -277,7 +291,7 @@ int weft__mutex_lock(weft_mutex_t *m, uint64_t self, weft_time_t deadline)
 		/* Woken: the unlocker counted us out and set WOKEN for us. */
 		assert(r == WEFT__SYNC_WOKEN);
 		awoke = true;
-		iter = 0;
+		iter = stale = 0;
 		starving = starving || weft_now() - w.start > MX_STARVE_NS;
 		s = atomic_load_explicit(st, memory_order_relaxed);
 	}
@@ -362,6 +376,9 @@ static void mx_wake(weft_mutex_t *m)
 void weft__mutex_unlock(weft_mutex_t *m)
 {
 	atomic_store_explicit(mx_owner(m), 0, memory_order_relaxed);
+	/* Only the holder writes gen: no read-modify-write needed. */
+	atomic_store_explicit(mx_gen(m), atomic_load_explicit(mx_gen(m), memory_order_relaxed) + 1,
+			      memory_order_relaxed);
 	uint32_t s = atomic_fetch_sub_explicit(mx_state(m), MX_LOCKED, memory_order_release) - MX_LOCKED;
 	if (likely(s == 0))
 		return;
