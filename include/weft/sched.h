@@ -209,9 +209,14 @@ bool weft_unpark(weft_waker_t w, int reason);
  *     weft_waitq_push(q, &n);          // arms n.waker with a new wait
  *     weft_waitq_unlock(q);
  *     int r = weft_park(n.waker, deadline);
- *     if (r != 0 && weft_waitq_remove(q, &n))  // timed out / cancelled while queued
- *         return r;
- *     // else: a waker popped n (n.data may carry a handoff)
+ *     if (r != 0) {                    // timed out or cancelled
+ *         weft_waitq_remove(q, &n);    // unlink if still queued
+ *         return r;                    // a waker that popped n got false from
+ *     }                                // its unpark and moved on: nothing was
+ *     // r == 0: a waker popped n       // handed to us
+ *     //         and its unpark won (n.status / n.data carry the handoff)
+ * A waker must treat a false weft_unpark as "this waiter is gone" and pass
+ * what it meant to hand over to the next one (weft_waitq_wake_one does).
  */
 typedef struct weft_waitq_node {
 	struct weft_waitq_node *next, *prev;

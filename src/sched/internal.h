@@ -219,7 +219,9 @@ struct weft_runtime {
 	_Atomic bool shutdown_requested;
 	_Atomic uint32_t shutdown_futex;
 	pthread_t monitor;
-	bool has_monitor;
+	bool has_monitor;     /* configured (the workers read it) */
+	bool monitor_started; /* its thread runs */
+	_Atomic uint32_t spawning; /* spawns in flight, drained by stop */
 	_Atomic bool monitor_stop;
 	_Atomic uint32_t monitor_futex;
 	weft_config_t cfg;

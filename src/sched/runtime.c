@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include "spin.h"
@@ -136,6 +137,7 @@ int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg)
 	if ((e = weft__shards_create(rt)) != 0)
 		goto fail;
 	atomic_store(&rt->nworkers, rt->nbase);
+	rt->has_monitor = !c.no_monitor; /* before the workers: they read it */
 	for (int i = 0; i < rt->nbase; i++) {
 		if ((e = weft__worker_start(rt, i, false)) != 0) {
 			atomic_store(&rt->nworkers, i);
@@ -148,8 +150,8 @@ int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg)
 			goto fail;
 		}
 	}
-	if (!c.no_monitor && weft__monitor_start(rt) == 0)
-		rt->has_monitor = true;
+	if (rt->has_monitor && weft__monitor_start(rt) == 0)
+		rt->monitor_started = true;
 	pthread_mutex_lock(&live_lock);
 	rt->next_rt = weft__live_rts;
 	__atomic_store_n(&weft__live_rts, rt, __ATOMIC_RELEASE);
@@ -174,7 +176,11 @@ static void cancel_all(struct weft_runtime *rt)
 		int st = atomic_load(&t->run_state);
 		if (st == WEFT_RS_DONE || st == WEFT_RS_FREE)
 			continue;
-		weft_cancel(atomic_load(&t->id));
+		weft_task *r = weft__task_ref(rt, atomic_load(&t->id));
+		if (r) {
+			weft__task_cancel(r);
+			weft__task_unref(r);
+		}
 	}
 }
 
@@ -186,12 +192,16 @@ int weft_runtime_stop(weft_runtime_t *rt)
 		return -EDEADLK;
 	if (atomic_exchange(&rt->stopping, true))
 		return -EINVAL; /* already stopping */
+	/* Spawns that passed the stopping check before we set it finish first
+	 * (seq_cst on both sides: a spawner either sees stopping or is counted). */
+	while (atomic_load(&rt->spawning) != 0)
+		sched_yield();
 	while (live_tasks(rt) > 0) {
 		cancel_all(rt);
 		struct timespec ts = {0, 1000000};
 		nanosleep(&ts, NULL);
 	}
-	if (rt->has_monitor)
+	if (rt->monitor_started)
 		weft__monitor_stop(rt); /* first: it may start extra workers */
 	atomic_store(&rt->halt, true);
 	int nw = atomic_load(&rt->nworkers);

@@ -203,6 +203,9 @@ static struct weft_runtime *pick_runtime(const weft_spawn_opts_t *o)
 }
 
 
+static int spawn_locked(struct weft_runtime *rt, weft_task_t *out, int kind, void *fn, void *arg,
+			const weft_spawn_opts_t *o, void *site);
+
 static int spawn_common(weft_task_t *out, int kind, void *fn, void *arg, const weft_spawn_opts_t *o, void *site)
 {
 	if (out)
@@ -210,7 +213,19 @@ static int spawn_common(weft_task_t *out, int kind, void *fn, void *arg, const w
 	if (!fn)
 		return -EINVAL;
 	struct weft_runtime *rt = pick_runtime(o);
-	if (!rt || atomic_load_explicit(&rt->stopping, memory_order_acquire))
+	if (!rt)
+		return -ESHUTDOWN;
+	atomic_fetch_add(&rt->spawning, 1);
+	int e = spawn_locked(rt, out, kind, fn, arg, o, site);
+	atomic_fetch_sub(&rt->spawning, 1);
+	return e;
+}
+
+/* The body of a spawn, counted in rt->spawning so that stop waits for it. */
+static int spawn_locked(struct weft_runtime *rt, weft_task_t *out, int kind, void *fn, void *arg,
+			const weft_spawn_opts_t *o, void *site)
+{
+	if (atomic_load(&rt->stopping))
 		return -ESHUTDOWN;
 	size_t ssize = 0;
 	if (kind == WEFT_KIND_CORO) {
@@ -227,8 +242,10 @@ static int spawn_common(weft_task_t *out, int kind, void *fn, void *arg, const w
 	t->stack = NULL;
 	t->rt = rt;
 	t->tls = NULL;
+	t->result = NULL;
+	atomic_store_explicit(&t->cancelled, 0, memory_order_relaxed);
 	t->group = o ? o->group : NULL;
-	if (t->group) {
+	if (t->group) { /* may mark it cancelled: a group that is cancelling */
 		int e = weft__group_add(t->group, t);
 		if (e) {
 			atomic_store(&t->refs, 1);
@@ -260,7 +277,6 @@ static int spawn_common(weft_task_t *out, int kind, void *fn, void *arg, const w
 	t->kind = (uint8_t)kind;
 	t->fn = (weft_fn_t)fn;
 	t->arg = arg;
-	t->result = NULL;
 	t->sp = NULL;
 	t->timer = NULL;
 	t->wait_what = NULL;
@@ -274,7 +290,6 @@ static int spawn_common(weft_task_t *out, int kind, void *fn, void *arg, const w
 	bool detached = (o && o->detached) || t->group;
 	atomic_store_explicit(&t->handle, detached ? WEFT_H_DETACHED : WEFT_H_LIVE, memory_order_relaxed);
 	atomic_store_explicit(&t->join_state, WEFT_JOIN_NONE, memory_order_relaxed);
-	atomic_store_explicit(&t->cancelled, 0, memory_order_relaxed);
 #ifdef WEFT_TSAN
 	t->tsan_fiber = kind == WEFT_KIND_CORO ? __tsan_create_fiber(0) : NULL;
 #endif
@@ -317,6 +332,12 @@ void weft__task_finish(weft_worker *w, weft_task *t)
 		}
 		free(t->tls);
 		t->tls = NULL;
+	}
+	if (t->timer) {
+		/* A stackless task that finished with a deadline still armed. */
+		weft__tentry_cancel(t->timer);
+		free(t->timer);
+		t->timer = NULL;
 	}
 	if (t->stack) {
 #ifdef WEFT_HAVE_VALGRIND

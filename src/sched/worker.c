@@ -153,7 +153,8 @@ static void run_task(weft_worker *w, weft_task *t)
 			/* Woken before it got off the CPU: run it again soon, after the
 			 * others (a yield), which keeps a spinning waiter fair. */
 			atomic_store_explicit(&t->run_state, WEFT_RS_RUNNABLE, memory_order_relaxed);
-			weft__runq_put(w, t, false);
+			if (weft__runq_put(w, t, false) == WEFT_RUNQ_GLOBAL)
+				weft__wakep(w->rt);
 		}
 		break;
 	case WEFT_ACT_EXIT:
@@ -203,8 +204,8 @@ void weft__ready(weft_task *t)
 		 * the task as soon as the current one blocks or yields: waking
 		 * another worker for it would only pull a message exchange across
 		 * cores. A task kicked out of the slot is work to share. */
-		if (weft__runq_put(w, t, true) == WEFT_RUNQ_NEXT)
-			return;
+		if (weft__runq_put(w, t, true) == WEFT_RUNQ_NEXT && t->rt->has_monitor)
+			return; /* if the current task runs on, the monitor sees it stuck */
 	} else {
 		weft__gq_put(t->rt, t, t, 1);
 	}
@@ -368,6 +369,15 @@ static weft_task *find_work(weft_worker *w)
 			for (int i = 0; i < rt->nbase; i++)
 				stuck |= atomic_load_explicit(&rt->workers[i]->stuck, memory_order_relaxed);
 			if (!stuck && weft__runq_empty(w)) {
+				/* Leave the spinning role before going, then re-check: a
+				 * producer that saw us spinning did not wake anyone. */
+				if (w->spinning) {
+					w->spinning = false;
+					atomic_fetch_sub(&rt->nspinning, 1);
+				}
+				weft__full_fence(rt);
+				if (any_work(rt))
+					weft__wakep(rt);
 				w->stop_thread = true;
 				return NULL;
 			}

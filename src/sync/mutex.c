@@ -2,36 +2,42 @@
  *
  * State word
  * ----------
- *   bit 0  LOCKED    someone holds the mutex (or it is being handed over)
+ *   bit 0  LOCKED    someone holds the mutex
  *   bit 1  WOKEN     a waiter was woken, or a spinner is active: unlock
  *                    need not wake anyone
  *   bit 2  STARVING  starvation mode: ownership is handed over, FIFO
- *   3..31  waiters   tasks parked (in front or in q)
+ *   3..31  waiters   tasks parked (in `front` or in q)
+ * Beside it: owner (relaxed; only for the -EPERM / -EDEADLK checks) and gen
+ * (unlocks so far, for spinners), both written by the holder alone.
  *
- * Uncontended, lock is CAS 0 -> LOCKED and unlock CAS LOCKED -> 0, one
- * atomic each, and the wait queue is never touched. owner (relaxed, only
- * for the -EPERM / -EDEADLK checks) is written by the holder alone.
+ * Uncontended, lock is one CAS (0 -> LOCKED, or a second try that keeps the
+ * waiter bits when there are parked waiters but the mutex is free) and
+ * unlock one fetch_sub of LOCKED; neither touches the wait queue.
  *
- * Normal mode. A contended locker spins a few rounds while the holder may be
- * running on another worker (setting WOKEN if there are waiters, so unlock
- * does not wake one to compete with it), then takes q's lock and either
- * grabs a free mutex or counts itself in (waiters + 1) and parks. unlock
- * clears LOCKED; if there are waiters and neither WOKEN nor LOCKED (a
- * newcomer took it: its unlock will do it) is set, it takes q's lock, sets
- * WOKEN and counts one waiter out in one CAS, and wakes the first waiter
- * (status WOKEN). The woken waiter competes with newcomers like a spinner
- * (it clears WOKEN with its next CAS). One waiter at a time is woken: no
- * thundering herd, and a worker's queue fills with runnable tasks only as
- * fast as the lock can serve them.
+ * Normal mode. A contended locker spins while the holder is running on
+ * another worker, i.e. while gen keeps moving: rounds of pauses that double
+ * up to 16x, at most MX_SPIN_ROUNDS, and it stops after MX_SPIN_STALE rounds
+ * without an unlock (the holder is in a long section or parked). Probing
+ * rarely lets the holder run many lock/unlock pairs in its own cache between
+ * two probes, which is what makes a hot mutex fast on several workers. A
+ * spinner sets WOKEN if there are waiters, so unlock does not wake one to
+ * compete with it. Then it takes q's lock and either grabs a free mutex or
+ * counts itself in (waiters + 1) and parks. unlock clears LOCKED; if there
+ * are waiters and neither WOKEN nor LOCKED (a newcomer took it: its unlock
+ * will do it) is set, it takes q's lock, sets WOKEN and counts one waiter
+ * out in one CAS, and wakes the first waiter (status WOKEN). The woken
+ * waiter competes with newcomers like a spinner (it clears WOKEN with its
+ * next CAS). One waiter at a time is woken: no thundering herd.
  *
  * Starvation mode. A woken waiter that has waited over 1 ms in all and
  * loses the race again sets STARVING as it parks again, and parks in
- * `front`, ahead of the queue (its place in line is its first arrival, as in
- * Go's LIFO requeue). In this mode LOCKED never drops: unlock counts the
- * first waiter out and hands the mutex to it (status GRANTED), and
- * newcomers queue behind. The new owner leaves starvation mode if it waited
- * under 1 ms or nobody else waits; if every waiter gives up, the unlock that
- * finds none clears LOCKED and STARVING together.
+ * `front`, ahead of the queue (its place in line is its first arrival, as
+ * with Go's LIFO requeue). While STARVING is set nobody grabs the mutex:
+ * lockers queue behind the waiters, and unlock (which still clears LOCKED)
+ * counts the first waiter out and sets LOCKED for it in one CAS, then hands
+ * it over (status GRANTED). The new owner leaves the mode if it waited
+ * under 1 ms or nobody else waits; if every waiter gave up, the unlock that
+ * finds none just clears STARVING.
  *
  * Invariants
  *  (1) Whenever q's lock is free, waiters == (front != NULL) + the queued,
@@ -39,8 +45,10 @@
  *      q's lock, together with the matching queue change (a waiter counts
  *      itself in and pushes; a waker counts one out and pops; a waiter that
  *      gives up counts itself out and withdraws its node).
- *  (2) STARVING implies LOCKED: STARVING is set only in a CAS that sees
- *      LOCKED, and LOCKED is cleared only together with STARVING.
+ *  (2) While STARVING is set, only a handoff sets LOCKED: every grab tests
+ *      LOCKED | STARVING. STARVING is set only by a CAS that sees LOCKED
+ *      (so a holder exists, whose unlock will hand over), and cleared by a
+ *      new owner or by the handoff that finds nobody.
  *  (3) At most one woken waiter is in flight: unlock wakes only when WOKEN
  *      is clear and sets it in the same CAS; the woken waiter clears it in
  *      its next CAS (grab, requeue or give up). Only that waiter fills
@@ -48,17 +56,17 @@
  *      `front` holds at most one node.
  *
  * No lost wake-up: a waiter counts itself in with a CAS that sees LOCKED,
- * holding q's lock until its node is linked. An unlock whose CAS follows
- * sees the count and takes q's lock after the node is linked; one whose CAS
- * precedes it left LOCKED clear, so the waiter's CAS grabs the mutex
+ * holding q's lock until its node is linked. An unlock whose fetch_sub
+ * follows sees the count and takes q's lock after the node is linked; one
+ * that precedes it left LOCKED clear, so the waiter's CAS grabs the mutex
  * instead. A waiter that gives up while WOKEN is its own clears it only by a
  * CAS that sees LOCKED, so the holder's unlock will wake the next one.
  *
- * Memory order: the grabbing CAS is acquire and the releasing CAS release,
- * so the critical sections are ordered; a handoff is ordered by q's lock and
- * by the unpark/park pair, which is acquire-release. Pure bookkeeping CASes
- * (counts and flags, under q's lock) are relaxed: RMWs of one word are
- * totally ordered anyway.
+ * Memory order: the grabbing CAS is acquire and the releasing fetch_sub
+ * release, so the critical sections are ordered; a handoff is ordered by
+ * the handoff CAS (acq_rel), q's lock and the unpark/park pair. Pure
+ * bookkeeping CASes (counts and flags, under q's lock) are relaxed: RMWs of
+ * one word are totally ordered anyway.
  */
 #include "internal.h"
 

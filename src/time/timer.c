@@ -73,14 +73,18 @@ static weft_shard_t *arming_shard(struct weft_runtime **rtp)
 	return rt ? &rt->shards[0] : NULL;
 }
 
-static void arm_in(weft_shard_t *s, weft_tentry_t *e, weft_time_t deadline)
+/* Returns whether the shard's next expiry moved earlier. */
+static bool arm_in(weft_shard_t *s, weft_tentry_t *e, weft_time_t deadline)
 {
 	weft__spin_lock(&s->lock);
+	uint64_t before = atomic_load_explicit(&s->next_tick, memory_order_relaxed);
 	e->shard = s;
 	atomic_store_explicit(&e->state, WEFT_TE_PENDING, memory_order_relaxed);
 	weft__wheel_add(&s->wheel, &e->node, weft__tick_of(deadline));
 	publish_next(s);
+	bool earlier = atomic_load_explicit(&s->next_tick, memory_order_relaxed) < before;
 	weft__spin_unlock(&s->lock);
+	return earlier;
 }
 
 void weft__tentry_arm(weft_tentry_t *e, weft_time_t deadline, void (*fire)(weft_tentry_t *))
@@ -89,13 +93,16 @@ void weft__tentry_arm(weft_tentry_t *e, weft_time_t deadline, void (*fire)(weft_
 	weft_shard_t *s = arming_shard(&rt);
 	e->fire = fire;
 	e->node.linked = false;
-	arm_in(s, e, deadline);
-	if (!weft__self_worker)
-		weft__wakep(rt); /* parked workers may be sleeping past this deadline */
+	/* Parked workers sleep until the deadline they saw when they parked: if
+	 * this one is earlier (or we are not a worker that will poll it), wake one
+	 * so it re-computes its sleep. */
+	if (arm_in(s, e, deadline) || !weft__self_worker)
+		weft__wakep(rt);
 }
 
 void weft__tentry_done(weft_tentry_t *e)
 {
+	atomic_store_explicit(&e->firing_thread, 0, memory_order_relaxed);
 	/* release: the canceller that sees IDLE may reuse the memory. */
 	atomic_store_explicit(&e->state, WEFT_TE_IDLE, memory_order_release);
 }
@@ -135,12 +142,15 @@ size_t weft__timers_run(struct weft_runtime *rt, weft_shard_t *s, uint64_t tick)
 	for (weft_tnode_t *x = list; x; x = x->next) {
 		weft_tentry_t *e = (weft_tentry_t *)x;
 		atomic_store_explicit(&e->firing_thread, me, memory_order_relaxed);
-		atomic_store_explicit(&e->state, WEFT_TE_FIRING, memory_order_relaxed);
+		/* release: a canceller that acquires FIRING sees this firing_thread. */
+		atomic_store_explicit(&e->state, WEFT_TE_FIRING, memory_order_release);
 	}
-	if (n) {
-		publish_next(s);
+	/* Always: an advance that only cascaded still moves the next expiry
+	 * (a lower bound for nodes above level 0); a stale value in the past
+	 * would keep idle workers from sleeping. */
+	publish_next(s);
+	if (n)
 		atomic_fetch_add_explicit(&s->fired, n, memory_order_relaxed);
-	}
 	weft__spin_unlock(&s->lock);
 	while (list) {
 		weft_tentry_t *e = (weft_tentry_t *)list;

@@ -1,0 +1,335 @@
+/* test_cond.c - condition variables. */
+#include "weft_test.h"
+
+#include <pthread.h>
+#include <weft/sync.h>
+
+static weft_task_t spawn(weft_fn_t fn, void *arg)
+{
+	weft_task_t t = 0;
+	TCHECK_EQ(weft_spawn(&t, fn, arg, NULL), 0);
+	return t;
+}
+
+static void join(weft_task_t t)
+{
+	TCHECK_EQ(weft_join(t, NULL), 0);
+}
+
+/* White-box: tasks queued on the condition. */
+static size_t cond_waiters(weft_cond_t *c)
+{
+	weft_waitq_lock(&c->q);
+	size_t n = c->q.len;
+	weft_waitq_unlock(&c->q);
+	return n;
+}
+
+static void wait_cond_waiters(weft_cond_t *c, size_t n)
+{
+	while (cond_waiters(c) != n)
+		weft_sleep(WEFT_MSEC / 4);
+}
+
+/* ------------------------------------------------------------ errors */
+
+static void *errors_main(void *a)
+{
+	(void)a;
+	weft_cond_t c;
+	weft_mutex_t m = WEFT_MUTEX_INIT;
+	TCHECK_EQ(weft_cond_init(NULL), -EINVAL);
+	TCHECK_EQ(weft_cond_init(&c), 0);
+	TCHECK_EQ(weft_cond_wait(NULL, &m), -EINVAL);
+	TCHECK_EQ(weft_cond_wait(&c, NULL), -EINVAL);
+	TCHECK_EQ(weft_cond_signal(NULL), -EINVAL);
+	TCHECK_EQ(weft_cond_broadcast(NULL), -EINVAL);
+	TCHECK_EQ(weft_cond_destroy(NULL), -EINVAL);
+	TCHECK_EQ(weft_cond_wait(&c, &m), -EPERM); /* mutex not held */
+	TCHECK_EQ(weft_cond_signal(&c), 0);	    /* nobody waits */
+	TCHECK_EQ(weft_cond_broadcast(&c), 0);
+	TCHECK_EQ(weft_cond_destroy(&c), 0);
+	return NULL;
+}
+
+static void test_errors(void **state)
+{
+	(void)state;
+	wt_run(errors_main, NULL, 2);
+}
+
+/* ------------------------------------------------------------ producer/consumer */
+
+/* A bounded buffer guarded by one mutex and two conditions: every item is
+ * consumed exactly once; producers and consumers are tasks and threads. */
+enum { CAP = 8 };
+static weft_mutex_t bm = WEFT_MUTEX_INIT;
+static weft_cond_t not_full = WEFT_COND_INIT, not_empty = WEFT_COND_INIT;
+static long buf[CAP];
+static int head, count;
+static long items_per_producer;
+static _Atomic long consumed_sum, consumed_n;
+static bool closed;
+
+static void put(long v)
+{
+	TCHECK_EQ(weft_mutex_lock(&bm), 0);
+	while (count == CAP)
+		TCHECK_EQ(weft_cond_wait(&not_full, &bm), 0);
+	buf[(head + count++) % CAP] = v;
+	weft_cond_signal(&not_empty);
+	TCHECK_EQ(weft_mutex_unlock(&bm), 0);
+}
+
+static bool take(long *v)
+{
+	TCHECK_EQ(weft_mutex_lock(&bm), 0);
+	while (count == 0 && !closed)
+		TCHECK_EQ(weft_cond_wait(&not_empty, &bm), 0);
+	if (count == 0) {
+		TCHECK_EQ(weft_mutex_unlock(&bm), 0);
+		return false;
+	}
+	*v = buf[head];
+	head = (head + 1) % CAP;
+	count--;
+	weft_cond_signal(&not_full);
+	TCHECK_EQ(weft_mutex_unlock(&bm), 0);
+	return true;
+}
+
+static void *producer(void *a)
+{
+	long base = (long)a * items_per_producer;
+	for (long i = 1; i <= items_per_producer; i++)
+		put(base + i);
+	return NULL;
+}
+
+static void *consumer(void *a)
+{
+	(void)a;
+	long v;
+	while (take(&v)) {
+		atomic_fetch_add(&consumed_sum, v);
+		atomic_fetch_add(&consumed_n, 1);
+	}
+	return NULL;
+}
+
+static void *pc_main(void *a)
+{
+	(void)a;
+	enum { P = 6, C = 6 };
+	weft_task_t p[P], c[C];
+	pthread_t pt, ct;
+	TCHECK_EQ(pthread_create(&pt, NULL, producer, (void *)(long)P), 0); /* producer number P */
+	TCHECK_EQ(pthread_create(&ct, NULL, consumer, NULL), 0);
+	for (long i = 0; i < P; i++)
+		p[i] = spawn(producer, (void *)i);
+	for (int i = 0; i < C; i++)
+		c[i] = spawn(consumer, NULL);
+	for (int i = 0; i < P; i++)
+		join(p[i]);
+	pthread_join(pt, NULL);
+	TCHECK_EQ(weft_mutex_lock(&bm), 0);
+	closed = true;
+	weft_cond_broadcast(&not_empty);
+	TCHECK_EQ(weft_mutex_unlock(&bm), 0);
+	for (int i = 0; i < C; i++)
+		join(c[i]);
+	pthread_join(ct, NULL);
+	return NULL;
+}
+
+static void test_producer_consumer(void **state)
+{
+	(void)state;
+	items_per_producer = WT_SIZE(20000, 2000);
+	wt_run(pc_main, NULL, 0);
+	long n = 7 * items_per_producer; /* producers 0..6, items base+1..base+n */
+	assert_int_equal(atomic_load(&consumed_n), n);
+	assert_int_equal(atomic_load(&consumed_sum), n * (n + 1) / 2);
+	assert_int_equal(weft_cond_destroy(&not_full), 0);
+	assert_int_equal(weft_cond_destroy(&not_empty), 0);
+}
+
+/* ------------------------------------------------------------ signal vs broadcast */
+
+enum { NW = 5 };
+static weft_mutex_t sm = WEFT_MUTEX_INIT;
+static weft_cond_t sc = WEFT_COND_INIT;
+static _Atomic int woken;
+
+static void *sleeper(void *a)
+{
+	(void)a;
+	TCHECK_EQ(weft_mutex_lock(&sm), 0);
+	TCHECK_EQ(weft_cond_wait(&sc, &sm), 0);
+	atomic_fetch_add(&woken, 1);
+	TCHECK_EQ(weft_mutex_unlock(&sm), 0); /* it holds the mutex again */
+	return NULL;
+}
+
+static void *signal_main(void *a)
+{
+	(void)a;
+	weft_task_t t[NW];
+	for (int i = 0; i < NW; i++)
+		t[i] = spawn(sleeper, NULL);
+	wait_cond_waiters(&sc, NW);
+	TCHECK_EQ(weft_cond_destroy(&sc), -EBUSY);
+	TCHECK_EQ(weft_cond_signal(&sc), 1);
+	while (atomic_load(&woken) != 1)
+		weft_sleep(WEFT_MSEC / 4);
+	weft_sleep(2 * WEFT_MSEC);
+	TCHECK_EQ(atomic_load(&woken), 1); /* one signal, one waiter */
+	TCHECK_EQ(cond_waiters(&sc), NW - 1);
+	TCHECK_EQ(weft_cond_broadcast(&sc), NW - 1);
+	for (int i = 0; i < NW; i++)
+		join(t[i]);
+	TCHECK_EQ(atomic_load(&woken), NW);
+	TCHECK_EQ(weft_cond_destroy(&sc), 0);
+	return NULL;
+}
+
+static void test_signal_wakes_one_broadcast_all(void **state)
+{
+	(void)state;
+	wt_run(signal_main, NULL, 2);
+}
+
+/* ------------------------------------------------------------ deadline, cancel */
+
+static weft_mutex_t dm = WEFT_MUTEX_INIT;
+static weft_cond_t dc = WEFT_COND_INIT;
+
+static void *timed_waiter(void *a)
+{
+	(void)a;
+	TCHECK_EQ(weft_mutex_lock(&dm), 0);
+	weft_time_t dl = weft_deadline_in(5 * WEFT_MSEC);
+	TCHECK_EQ(weft_cond_wait_until(&dc, &dm, dl), -ETIMEDOUT);
+	TCHECK(weft_now() >= dl);
+	TCHECK_EQ(weft_mutex_unlock(&dm), 0); /* held again after the timeout */
+	return NULL;
+}
+
+static void *cancelled_waiter(void *a)
+{
+	(void)a;
+	TCHECK_EQ(weft_mutex_lock(&dm), 0);
+	TCHECK_EQ(weft_cond_wait(&dc, &dm), -ECANCELED);
+	TCHECK_EQ(weft_mutex_unlock(&dm), 0); /* held again after the cancel */
+	return NULL;
+}
+
+static void *deadline_cancel_main(void *a)
+{
+	(void)a;
+	join(spawn(timed_waiter, NULL));
+	TCHECK_EQ(cond_waiters(&dc), 0);
+	/* Cancelled while the mutex is held by someone else: it must wait for
+	 * the mutex again before it returns. */
+	weft_task_t t = spawn(cancelled_waiter, NULL);
+	wait_cond_waiters(&dc, 1);
+	TCHECK_EQ(weft_mutex_lock(&dm), 0);
+	TCHECK_EQ(weft_cancel(t), 0);
+	weft_sleep(2 * WEFT_MSEC);
+	TCHECK_EQ(weft_mutex_unlock(&dm), 0);
+	join(t);
+	TCHECK_EQ(cond_waiters(&dc), 0);
+	TCHECK_EQ(weft_cond_signal(&dc), 0); /* nobody left to signal */
+	return NULL;
+}
+
+static void test_deadline_and_cancel(void **state)
+{
+	(void)state;
+	wt_run(deadline_cancel_main, NULL, 2);
+	assert_int_equal(weft_mutex_destroy(&dm), 0);
+	assert_int_equal(weft_cond_destroy(&dc), 0);
+}
+
+/* ------------------------------------------------------------ threads */
+
+/* A plain thread waits, a task signals. */
+static weft_mutex_t tm = WEFT_MUTEX_INIT;
+static weft_cond_t tc = WEFT_COND_INIT;
+static bool tflag;
+
+static void *thread_signaller(void *a)
+{
+	(void)a;
+	weft_sleep(2 * WEFT_MSEC);
+	TCHECK_EQ(weft_mutex_lock(&tm), 0);
+	tflag = true;
+	weft_cond_signal(&tc);
+	TCHECK_EQ(weft_mutex_unlock(&tm), 0);
+	return NULL;
+}
+
+static void test_thread_waits_task_signals(void **state)
+{
+	(void)state;
+	weft_runtime_t *rt;
+	assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.workers = 2}), 0);
+	atomic_store(&tcheck_failures, 0);
+	assert_int_equal(weft_mutex_lock(&tm), 0);
+	weft_task_t t;
+	assert_int_equal(weft_spawn(&t, thread_signaller, NULL, NULL), 0);
+	while (!tflag)
+		assert_int_equal(weft_cond_wait(&tc, &tm), 0);
+	assert_int_equal(weft_mutex_unlock(&tm), 0);
+	assert_int_equal(weft_join(t, NULL), 0);
+	/* And a thread's timed wait times out. */
+	assert_int_equal(weft_mutex_lock(&tm), 0);
+	assert_int_equal(weft_cond_wait_until(&tc, &tm, weft_deadline_in(2 * WEFT_MSEC)), -ETIMEDOUT);
+	assert_int_equal(weft_mutex_unlock(&tm), 0);
+	assert_int_equal(weft_runtime_stop(rt), 0);
+	assert_int_equal(atomic_load(&tcheck_failures), 0);
+}
+
+/* ------------------------------------------------------------ stackless */
+
+static weft_mutex_t pm = WEFT_MUTEX_INIT;
+static weft_cond_t pc = WEFT_COND_INIT;
+
+static weft_step_t step_waiter(void *s, void **r)
+{
+	(void)s;
+	(void)r;
+	TCHECK_EQ(weft_mutex_lock(&pm), 0);
+	TCHECK_EQ(weft_cond_wait(&pc, &pm), -EPERM);
+	TCHECK_EQ(weft_mutex_unlock(&pm), 0); /* still held: nothing happened */
+	TCHECK_EQ(cond_waiters(&pc), 0);
+	return WEFT_STEP_DONE;
+}
+
+static void *stackless_main(void *a)
+{
+	(void)a;
+	weft_task_t t;
+	TCHECK_EQ(weft_spawn_step(&t, step_waiter, NULL, NULL), 0);
+	join(t);
+	return NULL;
+}
+
+static void test_stackless(void **state)
+{
+	(void)state;
+	wt_run(stackless_main, NULL, 2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_producer_consumer),
+		cmocka_unit_test(test_signal_wakes_one_broadcast_all),
+		cmocka_unit_test(test_deadline_and_cancel),
+		cmocka_unit_test(test_thread_waits_task_signals),
+		cmocka_unit_test(test_stackless),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
