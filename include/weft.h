@@ -6,5 +6,6 @@
 #include <weft/sched.h>
 #include <weft/time.h>
 #include <weft/chan.h>
+#include <weft/sync.h>
 
 #endif

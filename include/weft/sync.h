@@ -198,6 +198,8 @@ typedef struct weft_once {
 
 #define WEFT_ONCE_INIT {0, 0, WEFT_WAITQ_INIT}
 
+int weft_once_init(weft_once_t *once);
+
 /* Run fn(arg) if no caller has run it on this once yet; callers that arrive
  * while it runs wait until it has returned. 0 once fn has run (whoever ran
  * it; its effects are visible to the caller); -EDEADLK if called from

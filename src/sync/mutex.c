@@ -181,19 +181,10 @@ static void mx_spin(int round)
 		weft__sync_pause();
 }
 
-int weft__mutex_lock(weft_mutex_t *m, uint64_t self, weft_time_t deadline)
+/* The contended lock; s is the state the fast path saw. */
+__attribute__((noinline)) static int mx_lock_slow(weft_mutex_t *m, uint64_t self, weft_time_t deadline, uint32_t s)
 {
 	_Atomic uint32_t *st = mx_state(m);
-	uint32_t s = 0;
-	/* Fast path: free (the second try: free while waiters are parked). */
-	if (likely(atomic_compare_exchange_strong_explicit(st, &s, MX_LOCKED, memory_order_acquire,
-							   memory_order_relaxed)) ||
-	    (!(s & (MX_LOCKED | MX_STARVING)) &&
-	     atomic_compare_exchange_strong_explicit(st, &s, s | MX_LOCKED, memory_order_acquire,
-						     memory_order_relaxed))) {
-		atomic_store_explicit(mx_owner(m), self, memory_order_relaxed);
-		return 0;
-	}
 	if (atomic_load_explicit(mx_owner(m), memory_order_relaxed) == self)
 		return -EDEADLK;
 
@@ -265,7 +256,7 @@ int weft__mutex_lock(weft_mutex_t *m, uint64_t self, weft_time_t deadline)
 			}
 			n = s + MX_WAITER;
 			if (starving)
-				n |= MX_STARVING; /* s has LOCKED: invariant (2) */
+				n |= MX_STARVING; /* s has LOCKED, or STARVING already: invariant (2) */
 			if (awoke)
 				n &= ~MX_WOKEN;
 			if (atomic_compare_exchange_weak_explicit(st, &s, n, memory_order_relaxed,
@@ -286,7 +277,7 @@ int weft__mutex_lock(weft_mutex_t *m, uint64_t self, weft_time_t deadline)
 		if (r < 0)
 			return r;
 		if (r == WEFT__SYNC_GRANTED) {
-			/* Handed over: LOCKED stayed set and the unlocker counted us
+			/* Handed over: the unlocker set LOCKED for us and counted us
 			 * out. Leave starvation mode if it is no longer needed. */
 			bool long_wait = weft_now() - w.start > MX_STARVE_NS;
 			s = atomic_load_explicit(st, memory_order_relaxed);
@@ -307,18 +298,39 @@ int weft__mutex_lock(weft_mutex_t *m, uint64_t self, weft_time_t deadline)
 	return 0;
 }
 
+static inline int mx_lock(weft_mutex_t *m, uint64_t self, weft_time_t deadline)
+{
+	_Atomic uint32_t *st = mx_state(m);
+	uint32_t s = 0;
+	/* Free (the second try: free while waiters are parked). */
+	if (likely(atomic_compare_exchange_strong_explicit(st, &s, MX_LOCKED, memory_order_acquire,
+							   memory_order_relaxed)) ||
+	    (!(s & (MX_LOCKED | MX_STARVING)) &&
+	     atomic_compare_exchange_strong_explicit(st, &s, s | MX_LOCKED, memory_order_acquire,
+						     memory_order_relaxed))) {
+		atomic_store_explicit(mx_owner(m), self, memory_order_relaxed);
+		return 0;
+	}
+	return mx_lock_slow(m, self, deadline, s);
+}
+
+int weft__mutex_lock(weft_mutex_t *m, uint64_t self, weft_time_t deadline)
+{
+	return mx_lock(m, self, deadline);
+}
+
 int weft_mutex_lock_until(weft_mutex_t *m, weft_time_t deadline)
 {
 	if (!m)
 		return -EINVAL;
-	return weft__mutex_lock(m, weft__sync_self(), deadline);
+	return mx_lock(m, weft__sync_self(), deadline);
 }
 
 int weft_mutex_lock(weft_mutex_t *m)
 {
 	if (!m)
 		return -EINVAL;
-	return weft__mutex_lock(m, weft__sync_self(), WEFT_NEVER);
+	return mx_lock(m, weft__sync_self(), WEFT_NEVER);
 }
 
 int weft_mutex_trylock(weft_mutex_t *m)
@@ -381,7 +393,7 @@ static void mx_wake(weft_mutex_t *m)
 	weft_waitq_unlock(&m->q);
 }
 
-void weft__mutex_unlock(weft_mutex_t *m)
+static inline void mx_unlock(weft_mutex_t *m)
 {
 	atomic_store_explicit(mx_owner(m), 0, memory_order_relaxed);
 	/* Only the holder writes gen: no read-modify-write needed. */
@@ -397,6 +409,11 @@ void weft__mutex_unlock(weft_mutex_t *m)
 		mx_wake(m);
 }
 
+void weft__mutex_unlock(weft_mutex_t *m)
+{
+	mx_unlock(m);
+}
+
 int weft_mutex_unlock(weft_mutex_t *m)
 {
 	if (!m)
@@ -405,6 +422,6 @@ int weft_mutex_unlock(weft_mutex_t *m)
 	 * other caller reads another token or 0 (free, or being handed over). */
 	if (atomic_load_explicit(mx_owner(m), memory_order_relaxed) != weft__sync_self())
 		return -EPERM;
-	weft__mutex_unlock(m);
+	mx_unlock(m);
 	return 0;
 }

@@ -14,6 +14,14 @@
 
 enum { ONCE_NEW = 0, ONCE_RUNNING = 1, ONCE_DONE = 2 };
 
+int weft_once_init(weft_once_t *once)
+{
+	if (!once)
+		return -EINVAL;
+	*once = (weft_once_t)WEFT_ONCE_INIT;
+	return 0;
+}
+
 int weft_once_until(weft_once_t *once, void (*fn)(void *), void *arg, weft_time_t deadline)
 {
 	if (!once || !fn)

@@ -57,7 +57,9 @@ int weft_rwlock_destroy(weft_rwlock_t *rw)
 	if (!rw)
 		return -EINVAL;
 	weft_waitq_lock(&rw->wq);
+	weft_waitq_lock(&rw->rq);
 	bool busy = atomic_load(rw_state(rw)) != 0 || rw->wq.len || rw->rq.len;
+	weft_waitq_unlock(&rw->rq);
 	weft_waitq_unlock(&rw->wq);
 	return busy ? -EBUSY : 0;
 }

@@ -88,9 +88,21 @@ static void recursive_fn(void *a)
 	atomic_store(&inner_result, weft_once(&once2, recursive_fn, NULL));
 }
 
+static void count_call(void *a)
+{
+	(*(int *)a)++;
+}
+
 static void test_once_errors(void **state)
 {
 	(void)state;
+	weft_once_t o;
+	int calls = 0;
+	assert_int_equal(weft_once_init(NULL), -EINVAL);
+	assert_int_equal(weft_once_init(&o), 0);
+	assert_int_equal(weft_once(&o, count_call, &calls), 0);
+	assert_int_equal(weft_once(&o, count_call, &calls), 0);
+	assert_int_equal(calls, 1);
 	assert_int_equal(weft_once(NULL, recursive_fn, NULL), -EINVAL);
 	assert_int_equal(weft_once(&once2, NULL, NULL), -EINVAL);
 	assert_int_equal(weft_once(&once2, recursive_fn, NULL), 0); /* a plain thread runs it */

@@ -406,6 +406,73 @@ static void test_cancel(void **state)
 	wt_run(cancel_main, NULL, 2);
 }
 
+/* ------------------------------------------------------------ give-up stress */
+
+/* Readers and writers with short deadlines, some cancelled, race each
+ * other: exclusion holds throughout, and nothing is left held or queued. */
+static weft_rwlock_t grw = WEFT_RWLOCK_INIT;
+static _Atomic int g_readers, g_writers;
+static _Atomic long g_ok;
+
+static void *impatient(void *a)
+{
+	uint64_t seed = (uint64_t)(uintptr_t)a;
+	for (int i = 0; i < 200; i++) {
+		seed = seed * 6364136223846793005u + 1442695040888963407u;
+		bool writer = (seed >> 40) % 3 == 0;
+		weft_time_t dl = weft_deadline_in((weft_time_t)((seed >> 33) % 300000));
+		int r = writer ? weft_rwlock_wrlock_until(&grw, dl) : weft_rwlock_rdlock_until(&grw, dl);
+		if (r == -ECANCELED)
+			return NULL;
+		if (r == -ETIMEDOUT)
+			continue;
+		TCHECK_EQ(r, 0);
+		atomic_fetch_add(&g_ok, 1);
+		if (writer) {
+			TCHECK_EQ(atomic_fetch_add(&g_writers, 1), 0);
+			TCHECK_EQ(atomic_load(&g_readers), 0);
+		} else {
+			atomic_fetch_add(&g_readers, 1);
+			TCHECK_EQ(atomic_load(&g_writers), 0);
+		}
+		if (i % 5 == 0)
+			weft_sleep(30000);
+		else
+			weft_yield();
+		if (writer)
+			atomic_fetch_sub(&g_writers, 1);
+		else
+			atomic_fetch_sub(&g_readers, 1);
+		TCHECK_EQ(weft_rwlock_unlock(&grw), 0);
+	}
+	return NULL;
+}
+
+static void *giveup_main(void *a)
+{
+	(void)a;
+	enum { N = 48 };
+	weft_task_t t[N];
+	for (long i = 0; i < N; i++)
+		t[i] = spawn(impatient, (void *)(i + 1));
+	weft_sleep(3 * WEFT_MSEC);
+	for (int i = 0; i < N; i += 4)
+		weft_cancel(t[i]);
+	for (int i = 0; i < N; i++)
+		join(t[i]);
+	return NULL;
+}
+
+static void test_giving_up_is_clean(void **state)
+{
+	(void)state;
+	wt_run(giveup_main, NULL, 2);
+	assert_true(atomic_load(&g_ok) > 0);
+	assert_int_equal(grw.state, 0);
+	assert_int_equal(grw.nwr + grw.nrd, 0);
+	assert_int_equal(weft_rwlock_destroy(&grw), 0);
+}
+
 /* ------------------------------------------------------------ stackless */
 
 static weft_rwlock_t prw = WEFT_RWLOCK_INIT;
@@ -449,6 +516,7 @@ int main(void)
 		cmocka_unit_test(test_writer_not_starved),
 		cmocka_unit_test(test_deadlines),
 		cmocka_unit_test(test_cancel),
+		cmocka_unit_test(test_giving_up_is_clean),
 		cmocka_unit_test(test_stackless),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
