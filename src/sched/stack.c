@@ -3,8 +3,9 @@
  * Design
  * ------
  * A slab is one anonymous mapping holding `nslots` stacks of one size class.
- * Slot i is [base + i*slot, base + (i+1)*slot), slot = page + class size: one
- * guard page, then the usable stack, lo = slot start + page. Slabs are never
+ * Slot i is [base + i*slot, base + (i+1)*slot), slot = guard + class size: a
+ * guard region of GUARD_PAGES pages, then the usable stack, lo = slot start +
+ * guard. Slabs are never
  * unmapped before the pool is destroyed, so a descriptor (weft_stack_t) stays
  * valid for the life of the pool. Descriptors live in an array beside the
  * slab, not in the stack memory: MADV_DONTNEED zeroes the stack, and the
@@ -65,6 +66,7 @@
 #define SLAB_MAX ((size_t)64 << 20)	     /* slabs double up to this */
 #define CACHE_MAX_STACKS 64u		     /* per class, per cache */
 #define CACHE_MAX_BYTES ((size_t)4 << 20)    /* per class, per cache */
+#define GUARD_PAGES 16 /* 64 KiB with 4 KiB pages: frames up to that size are caught */
 #define CANARY_ZONE 256			     /* bytes above lo that count as the guard */
 #define NSHARD 16			     /* in_use counter shards */
 
@@ -75,7 +77,7 @@ typedef struct weft_slab {
 	struct weft_slab *next; /* older slab; immutable once published */
 	char *base;
 	size_t len;    /* nslots * slot */
-	size_t slot;   /* page + class size */
+	size_t slot;   /* guard + class size */
 	uint32_t nslots;
 	uint32_t used; /* carved slots; under pool->lock */
 	weft_stack_t desc[];
@@ -103,7 +105,7 @@ struct weft_stack_pool {
 	size_t mapped_bytes, nslabs, nres, nrel; /* under lock */
 	size_t mprotect_used;			 /* under lock */
 	_Atomic(weft_slab_t *) slabs;		 /* newest first; see "Signal safety" */
-	size_t page, cache_bytes, mprotect_budget;
+	size_t page, guard, cache_bytes, mprotect_budget; /* guard = GUARD_PAGES pages */
 	weft_guard_kind_t mode;
 	alignas(64) _Atomic size_t resident_bytes;
 	weft_stack_shard_t shard[NSHARD];
@@ -189,6 +191,10 @@ int weft__stack_pool_create(weft_stack_pool_t **out, size_t cache_bytes, size_t 
 		return -ENOMEM;
 	}
 	p->page = page;
+	/* A guard of GUARD_PAGES pages, not one: a function whose frame is
+	 * larger than a page would step over a single guard page into the
+	 * neighbouring stack. The guard costs address space only. */
+	p->guard = GUARD_PAGES * page;
 	p->cache_bytes = cache_bytes;
 	p->mprotect_budget = mprotect_budget;
 	p->mode = choose_guard(page, mprotect_budget);
@@ -235,7 +241,7 @@ weft_guard_kind_t weft__stack_guard_kind(const weft_stack_pool_t *p)
 static int slab_new(weft_stack_pool_t *p, unsigned k)
 {
 	weft_stack_class_t *c = &p->cls[k];
-	size_t slot = p->page + class_size(k);
+	size_t slot = p->guard + class_size(k);
 	size_t target = SLAB_MAX;
 	if (c->nslabs < 4)
 		target = SLAB_MIN << c->nslabs;
@@ -264,7 +270,7 @@ static int slab_new(weft_stack_pool_t *p, unsigned k)
 	sl->used = 0;
 	for (size_t i = 0; i < n; i++) {
 		sl->desc[i] = (weft_stack_t){
-			.lo = base + i * slot + p->page,
+			.lo = base + i * slot + p->guard,
 			.size = class_size(k),
 			.cls = (uint8_t)k,
 			.guard = WEFT_GUARD_CANARY_ONLY,
@@ -329,7 +335,7 @@ static int carve(weft_stack_pool_t *p, weft_stack_cache_t *c, unsigned k, uint32
 		weft_guard_kind_t g = p->mode;
 		if (g == WEFT_GUARD_MPROTECT && i >= nmprotect)
 			g = WEFT_GUARD_CANARY_ONLY;
-		if (g != WEFT_GUARD_CANARY_ONLY && !install_guard((char *)s->lo - p->page, p->page, g))
+		if (g != WEFT_GUARD_CANARY_ONLY && !install_guard((char *)s->lo - p->guard, p->guard, g))
 			g = WEFT_GUARD_CANARY_ONLY;
 		s->guard = (uint8_t)g;
 		s->resident = false;
@@ -513,7 +519,7 @@ weft_stack_t *weft__stack_find_guard(weft_stack_pool_t *p, const void *addr)
 		if (a < base || a - base >= sl->len)
 			continue;
 		size_t i = (a - base) / sl->slot, off = (a - base) % sl->slot;
-		return off < p->page + CANARY_ZONE ? &sl->desc[i] : NULL;
+		return off < p->guard + CANARY_ZONE ? &sl->desc[i] : NULL;
 	}
 	return NULL;
 }

@@ -15,10 +15,22 @@ static int recurse(int n)
 	return n == 0 ? buf[0] : recurse(n - 1) + buf[511];
 }
 
+/* A frame far larger than a page: it must land in the guard region, not
+ * step over it into the neighbouring stack. */
+static int big_frame(int n)
+{
+	volatile char buf[20000];
+	buf[0] = (char)n;
+	buf[sizeof buf - 1] = (char)n;
+	return n == 0 ? buf[0] : big_frame(n - 1) + buf[0];
+}
+
+static bool use_big_frames;
+
 static void *deep(void *a)
 {
 	(void)a;
-	return (void *)(intptr_t)recurse(1000000);
+	return (void *)(intptr_t)(use_big_frames ? big_frame(1000) : recurse(1000000));
 }
 
 static void *overflow_main(void *a)
@@ -77,10 +89,20 @@ static void test_overflow_guard_page_mprotect(void **state)
 	check_mode("mprotect");
 }
 
+static void test_overflow_with_frames_larger_than_a_page(void **state)
+{
+	(void)state;
+	use_big_frames = true;
+	check_mode("madvise");
+	check_mode("mprotect");
+	use_big_frames = false;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_overflow_guard_page_madvise),
+		cmocka_unit_test(test_overflow_with_frames_larger_than_a_page),
 		cmocka_unit_test(test_overflow_guard_page_mprotect),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
