@@ -629,6 +629,49 @@ static void bench_fanin(void)
 	report("fanin", ns, total, d, "");
 }
 
+
+/* ------------------------------------------------------------ mutex */
+
+/* T tasks x I times lock; counter++; unlock on one weft_mutex_t. Blocking on
+ * a mutex needs a stack, so the tasks are coroutines whatever the variant
+ * (stackless tasks get -EPERM from a lock that would wait); the line says
+ * variant=stackful. */
+static weft_mutex_t mutex_mu = WEFT_MUTEX_INIT;
+static weft_wg_t mutex_wg = WEFT_WG_INIT;
+static long mutex_counter; /* plain: the mutex is what protects it */
+static long mutex_iters;
+
+static void *mutex_fn(void *a)
+{
+	(void)a;
+	for (long i = 0; i < mutex_iters; i++) {
+		weft_mutex_lock(&mutex_mu);
+		mutex_counter++;
+		weft_mutex_unlock(&mutex_mu);
+	}
+	weft_wg_done(&mutex_wg);
+	return NULL;
+}
+
+static void bench_mutex(void)
+{
+	long tasks = arg(0, 1000);
+	mutex_iters = arg(1, 1000);
+	stackful = true;
+	weft_wg_add(&mutex_wg, tasks);
+	weft_time_t t0 = weft_now();
+	for (long t = 0; t < tasks; t++)
+		if (weft_spawn(NULL, mutex_fn, NULL, &(weft_spawn_opts_t){.detached = true}))
+			fail("spawn failed at", t);
+	weft_wg_wait(&mutex_wg);
+	weft_time_t d = weft_now() - t0;
+	if (mutex_counter != tasks * mutex_iters)
+		fail("counter", mutex_counter);
+	char n[64];
+	snprintf(n, sizeof n, "%ldx%ld", tasks, mutex_iters);
+	report("mutex", n, tasks * mutex_iters, d, "");
+}
+
 /* ------------------------------------------------------------ main */
 
 static const struct {
@@ -643,6 +686,7 @@ static const struct {
 	{"pingpong", bench_pingpong},
 	{"ring", bench_ring},
 	{"fanin", bench_fanin},
+	{"mutex", bench_mutex},
 };
 
 static void *bench_main(void *a)

@@ -13,6 +13,15 @@
  *    weft_waitq_remove. Wakers skip withdrawn nodes (weft__sync_pop). This
  *    makes "leave the queue" and "stop being counted" one atomic step, which
  *    weft_waitq_remove alone (it takes the lock itself) cannot give.
+ *
+ * This is not the pattern of weft/sched.h, where a false weft_unpark means
+ * "the waiter is gone" and the waker passes its item on to the next one.
+ * Committing at the pop lets a waker update the primitive's counts in the
+ * same critical section as the pop, without first learning whether its
+ * unpark won; the waiter, which takes the queue lock after any failed park,
+ * learns what it got either way. The two disciplines never meet: sync's
+ * queues are woken only by sync's own wakers, never by weft_waitq_wake_one
+ * or weft_waitq_wake_all.
  */
 #ifndef WEFT_SYNC_INTERNAL_H
 #define WEFT_SYNC_INTERNAL_H

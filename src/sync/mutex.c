@@ -78,7 +78,7 @@
 #define MX_WAITERS(s) ((s) >> MX_SHIFT)
 
 #define MX_STARVE_NS WEFT_MSEC /* waited this long: starvation mode */
-#define MX_SPIN_ROUNDS 8       /* rounds of spinning at most before parking */
+#define MX_SPIN_ROUNDS 6       /* rounds of spinning at most before parking */
 #define MX_SPIN_PAUSES 30      /* pause instructions in the first round... */
 #define MX_SPIN_GROW 4	       /* ...doubling for this many rounds */
 #define MX_SPIN_STALE 2	       /* rounds without an unlock: the holder is slow, park */

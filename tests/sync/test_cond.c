@@ -145,7 +145,7 @@ static void *pc_main(void *a)
 static void test_producer_consumer(void **state)
 {
 	(void)state;
-	items_per_producer = WT_SIZE(20000, 2000);
+	items_per_producer = WT_SIZE(20000, 5000);
 	wt_run(pc_main, NULL, 0);
 	long n = 7 * items_per_producer; /* producers 0..6, items base+1..base+n */
 	assert_int_equal(atomic_load(&consumed_n), n);

@@ -150,7 +150,7 @@ static void run_contention(long ntasks, int workers)
 static void test_exclusion_tasks(void **state)
 {
 	(void)state;
-	iters = WT_SIZE(2000, 300);
+	iters = WT_SIZE(2000, 1000);
 	run_contention(WT_SIZE(1000, 200), 0);
 	run_contention(WT_SIZE(200, 50), 4); /* more workers than CPUs */
 	run_contention(WT_SIZE(100, 20), 1);
@@ -180,7 +180,7 @@ static void *mixed_main(void *a)
 static void test_exclusion_threads_and_tasks(void **state)
 {
 	(void)state;
-	iters = WT_SIZE(2000, 300);
+	iters = WT_SIZE(2000, 1000);
 	counter = 0;
 	wt_run(mixed_main, NULL, 2);
 	assert_int_equal(counter, (WT_SIZE(200, 40) + 3) * iters);

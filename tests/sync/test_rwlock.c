@@ -150,7 +150,7 @@ static void *invariants_main(void *a)
 static void test_invariants_under_contention(void **state)
 {
 	(void)state;
-	rounds = WT_SIZE(1000, 200);
+	rounds = WT_SIZE(1000, 500);
 	wt_run(invariants_main, NULL, 0);
 	assert_int_equal(writes, atomic_load(&write_ops));
 	assert_true(atomic_load(&max_readers) >= 1);

@@ -115,7 +115,7 @@ static void *conservation_main(void *a)
 static void test_count_never_exceeded_nor_lost(void **state)
 {
 	(void)state;
-	rounds = WT_SIZE(1000, 200);
+	rounds = WT_SIZE(1000, 500);
 	wt_run(conservation_main, NULL, 0);
 	assert_int_equal(atomic_load(&acquisitions), (WT_SIZE(500, 100) + 2) * rounds);
 	assert_true(atomic_load(&max_holding) <= PERMITS);
