@@ -62,4 +62,32 @@ static inline void *wt_run(void *(*fn)(void *), void *arg, int workers)
 	return res;
 }
 
+/* Spawn a joinable coroutine (checked) and join it (checked). */
+static inline weft_task_t wt_spawn(weft_fn_t fn, void *arg)
+{
+	weft_task_t t = 0;
+	TCHECK_EQ(weft_spawn(&t, fn, arg, NULL), 0);
+	return t;
+}
+
+static inline void wt_join(weft_task_t t)
+{
+	TCHECK_EQ(weft_join(t, NULL), 0);
+}
+
+/* The "giving up" stress shared by the lock tests: n tasks run fn((void *)i)
+ * for i = 1..n; after 3 ms every stride-th is cancelled; all are joined. */
+static inline void wt_spawn_cancel_some(weft_fn_t fn, long n, long stride)
+{
+	weft_task_t *t = calloc((size_t)n, sizeof *t);
+	for (long i = 0; i < n; i++)
+		t[i] = wt_spawn(fn, (void *)(i + 1));
+	weft_sleep(3 * WEFT_MSEC);
+	for (long i = 0; i < n; i += stride)
+		weft_cancel(t[i]);
+	for (long i = 0; i < n; i++)
+		wt_join(t[i]);
+	free(t);
+}
+
 #endif

@@ -129,6 +129,11 @@ int weft_yield(void);
  * From outside a coroutine: returns -EPERM. */
 int weft_exit(void *r);
 
+/* Whether the caller may block in weft_park (and so in every blocking weft
+ * call): true in coroutines and plain threads, false in stackless tasks,
+ * which must use the non-blocking and _step forms instead. */
+bool weft_can_park(void);
+
 /* The calling task's id, 0 outside tasks. */
 weft_task_t weft_self(void);
 /* Copy t's name into buf (always NUL-terminated). -ESRCH if t is unknown. */

@@ -260,7 +260,7 @@ static chan_waiter *claim_waiter(weft_chan_t *ch, bool send)
 }
 
 /* Under the lock: tell one waiter to retry. */
-static void notify_one(weft_chan_t *ch, bool send)
+void chan_notify_one(weft_chan_t *ch, bool send)
 {
 	chan_waiter *w = claim_waiter(ch, send);
 	if (w) {
@@ -277,7 +277,7 @@ static void kick(weft_chan_t *ch, bool send_waiters, bool locked)
 		return;
 	if (!locked)
 		chan_lock(ch);
-	notify_one(ch, send_waiters);
+	chan_notify_one(ch, send_waiters);
 	if (!locked)
 		chan_unlock(ch);
 }
@@ -335,7 +335,7 @@ bool chan_try_send(weft_chan_t *ch, const void *v, int *res, bool locked)
 			memcpy(u->buf + ((u->head + u->len) % u->cap) * ch->esize, v, ch->esize);
 			u->len++;
 			if (ch->recvq.head)
-				notify_one(ch, false);
+				chan_notify_one(ch, false);
 		}
 	}
 	if (!locked)

@@ -85,6 +85,9 @@ bool chan_try_recv(weft_chan_t *ch, void *out, int *res, bool locked);
 void chan_enqueue_waiter(weft_chan_t *ch, chan_waiter *w, bool send);
 void chan_dequeue_waiter(weft_chan_t *ch, chan_waiter *w, bool send);
 
+/* Under the lock: claim one queued waiter, mark it NOTIFIED and unpark it. */
+void chan_notify_one(weft_chan_t *ch, bool send);
+
 /* Bounded channels: the store->load barrier of the waiter/notify protocol. */
 void chan_full_fence(weft_chan_t *ch);
 

@@ -133,22 +133,8 @@ static int resolve(weft_select_case_t *c, size_t n, chan_waiter *nodes, _Atomic 
 				out = (int)i;
 				break;
 			}
-			if (st == W_NOTIFIED && r != 0) {
-				/* Not taking it: hand the notification on. */
-				weft_chan_t *ch = c[i].ch;
-				bool send = c[i].op == WEFT_SELECT_SEND;
-				chan_list *l = send ? &ch->sendq : &ch->recvq;
-				while (l->head) {
-					chan_waiter *w = l->head;
-					chan_dequeue_waiter(ch, w, send);
-					int z = 0;
-					if (atomic_compare_exchange_strong(w->done, &z, 1)) {
-						w->n.status = W_NOTIFIED;
-						weft_unpark(w->n.waker, 0);
-						break;
-					}
-				}
-			}
+			if (st == W_NOTIFIED && r != 0)
+				chan_notify_one(c[i].ch, c[i].op == WEFT_SELECT_SEND); /* not taking it: pass it on */
 		}
 	}
 	unlock_all(locks, k);

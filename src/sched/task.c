@@ -489,6 +489,12 @@ int weft_exit(void *r)
 	__builtin_unreachable();
 }
 
+bool weft_can_park(void)
+{
+	weft_task *t = weft__cur_task();
+	return !t || t->kind == WEFT_KIND_CORO;
+}
+
 weft_task_t weft_self(void)
 {
 	weft_task *t = weft__cur_task();

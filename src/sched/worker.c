@@ -281,6 +281,17 @@ static void remove_idle(struct weft_runtime *rt, weft_worker *w)
 	pthread_mutex_unlock(&rt->idle_lock);
 }
 
+/* Off the idle list, by ourselves (timeout, work found in the re-check) or
+ * by a wakep that popped us. wakep sets woken_spinning under idle_lock as it
+ * pops, so once remove_idle has taken that lock the flag tells which: a
+ * popped worker inherits the spinning role wakep claimed for it. */
+static void leave_idle(struct weft_runtime *rt, weft_worker *w)
+{
+	remove_idle(rt, w);
+	if (atomic_exchange(&w->woken_spinning, false))
+		w->spinning = true;
+}
+
 /* Park until woken or the next timer is due. */
 static void park_worker(weft_worker *w)
 {
@@ -299,17 +310,13 @@ static void park_worker(weft_worker *w)
 	weft__full_fence(rt);
 
 	if (any_work(rt) || atomic_load(&rt->halt)) {
-		remove_idle(rt, w);
-		if (atomic_exchange(&w->woken_spinning, false))
-			w->spinning = true;
+		leave_idle(rt, w);
 		return;
 	}
 	weft_time_t deadline = weft__timers_next_deadline(rt);
 	weft_time_t now = weft_now();
 	if (deadline <= now) {
-		remove_idle(rt, w);
-		if (atomic_exchange(&w->woken_spinning, false))
-			w->spinning = true;
+		leave_idle(rt, w);
 		return;
 	}
 	atomic_store_explicit(&w->st_parks, atomic_load_explicit(&w->st_parks, memory_order_relaxed) + 1,
@@ -321,14 +328,7 @@ static void park_worker(weft_worker *w)
 	atomic_store_explicit(&w->st_idle_ns, atomic_load_explicit(&w->st_idle_ns, memory_order_relaxed) + (after - now),
 			      memory_order_relaxed);
 	atomic_store_explicit(&w->st_park_start, 0, memory_order_relaxed);
-	if (atomic_exchange(&w->woken_spinning, false)) {
-		w->spinning = true; /* wakep removed us from the list and made us a spinner */
-	} else {
-		remove_idle(rt, w); /* timeout or spurious */
-		/* A wakep may have popped us between the exchange and here. */
-		if (atomic_exchange(&w->woken_spinning, false))
-			w->spinning = true;
-	}
+	leave_idle(rt, w);
 }
 
 static weft_task *find_work(weft_worker *w)

@@ -57,16 +57,10 @@ static inline uint64_t weft__sync_self(void)
 	return t ? t : ((uint64_t)(uintptr_t)pthread_self() | (UINT64_C(1) << 63));
 }
 
-/* 0 if the caller may park, -EPERM in a stackless task. The public API has
- * no "what kind of task am I" call; weft_park_deadline accepts a waker only
- * from a stackless task. The wait opened to ask is simply abandoned (the
- * caller's next weft_park_prepare opens a new one). Slow paths only. */
+/* 0 if the caller may park, -EPERM in a stackless task. */
 static inline int weft__sync_can_park(void)
 {
-	if (weft_self() == 0)
-		return 0;
-	weft_waker_t w = weft_park_prepare();
-	return weft_park_deadline(w, WEFT_NEVER) == 0 ? -EPERM : 0;
+	return weft_can_park() ? 0 : -EPERM;
 }
 
 /* Whether spinning can help: the holder may be running elsewhere. */

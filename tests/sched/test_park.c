@@ -201,6 +201,7 @@ static void test_waitq_fifo_and_timeout(void **state)
 static weft_step_t step_blocking(void *s, void **r)
 {
 	(void)s;
+	TCHECK(!weft_can_park());
 	TCHECK_EQ(weft_sleep(WEFT_MSEC), -EPERM);
 	TCHECK_EQ(weft_yield(), -EPERM);
 	weft_waker_t w = weft_park_prepare();
@@ -213,6 +214,7 @@ static weft_step_t step_blocking(void *s, void **r)
 static void *step_blocking_main(void *a)
 {
 	(void)a;
+	TCHECK(weft_can_park()); /* a coroutine */
 	weft_task_t t;
 	weft_spawn_step(&t, step_blocking, NULL, NULL);
 	void *r;
@@ -224,6 +226,7 @@ static void *step_blocking_main(void *a)
 static void test_stackless_cannot_block(void **state)
 {
 	(void)state;
+	assert_true(weft_can_park()); /* a plain thread */
 	wt_run(step_blocking_main, NULL, 1);
 }
 

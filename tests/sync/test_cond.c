@@ -4,18 +4,6 @@
 #include <pthread.h>
 #include <weft/sync.h>
 
-static weft_task_t spawn(weft_fn_t fn, void *arg)
-{
-	weft_task_t t = 0;
-	TCHECK_EQ(weft_spawn(&t, fn, arg, NULL), 0);
-	return t;
-}
-
-static void join(weft_task_t t)
-{
-	TCHECK_EQ(weft_join(t, NULL), 0);
-}
-
 /* White-box: tasks queued on the condition. */
 static size_t cond_waiters(weft_cond_t *c)
 {
@@ -126,18 +114,18 @@ static void *pc_main(void *a)
 	TCHECK_EQ(pthread_create(&pt, NULL, producer, (void *)(long)P), 0); /* producer number P */
 	TCHECK_EQ(pthread_create(&ct, NULL, consumer, NULL), 0);
 	for (long i = 0; i < P; i++)
-		p[i] = spawn(producer, (void *)i);
+		p[i] = wt_spawn(producer, (void *)i);
 	for (int i = 0; i < C; i++)
-		c[i] = spawn(consumer, NULL);
+		c[i] = wt_spawn(consumer, NULL);
 	for (int i = 0; i < P; i++)
-		join(p[i]);
+		wt_join(p[i]);
 	pthread_join(pt, NULL);
 	TCHECK_EQ(weft_mutex_lock(&bm), 0);
 	closed = true;
 	weft_cond_broadcast(&not_empty);
 	TCHECK_EQ(weft_mutex_unlock(&bm), 0);
 	for (int i = 0; i < C; i++)
-		join(c[i]);
+		wt_join(c[i]);
 	pthread_join(ct, NULL);
 	return NULL;
 }
@@ -176,7 +164,7 @@ static void *signal_main(void *a)
 	(void)a;
 	weft_task_t t[NW];
 	for (int i = 0; i < NW; i++)
-		t[i] = spawn(sleeper, NULL);
+		t[i] = wt_spawn(sleeper, NULL);
 	wait_cond_waiters(&sc, NW);
 	TCHECK_EQ(weft_cond_destroy(&sc), -EBUSY);
 	TCHECK_EQ(weft_cond_signal(&sc), 1);
@@ -187,7 +175,7 @@ static void *signal_main(void *a)
 	TCHECK_EQ(cond_waiters(&sc), NW - 1);
 	TCHECK_EQ(weft_cond_broadcast(&sc), NW - 1);
 	for (int i = 0; i < NW; i++)
-		join(t[i]);
+		wt_join(t[i]);
 	TCHECK_EQ(atomic_load(&woken), NW);
 	TCHECK_EQ(weft_cond_destroy(&sc), 0);
 	return NULL;
@@ -227,17 +215,17 @@ static void *cancelled_waiter(void *a)
 static void *deadline_cancel_main(void *a)
 {
 	(void)a;
-	join(spawn(timed_waiter, NULL));
+	wt_join(wt_spawn(timed_waiter, NULL));
 	TCHECK_EQ(cond_waiters(&dc), 0);
 	/* Cancelled while the mutex is held by someone else: it must wait for
 	 * the mutex again before it returns. */
-	weft_task_t t = spawn(cancelled_waiter, NULL);
+	weft_task_t t = wt_spawn(cancelled_waiter, NULL);
 	wait_cond_waiters(&dc, 1);
 	TCHECK_EQ(weft_mutex_lock(&dm), 0);
 	TCHECK_EQ(weft_cancel(t), 0);
 	weft_sleep(2 * WEFT_MSEC);
 	TCHECK_EQ(weft_mutex_unlock(&dm), 0);
-	join(t);
+	wt_join(t);
 	TCHECK_EQ(cond_waiters(&dc), 0);
 	TCHECK_EQ(weft_cond_signal(&dc), 0); /* nobody left to signal */
 	return NULL;
@@ -311,7 +299,7 @@ static void *stackless_main(void *a)
 	(void)a;
 	weft_task_t t;
 	TCHECK_EQ(weft_spawn_step(&t, step_waiter, NULL, NULL), 0);
-	join(t);
+	wt_join(t);
 	return NULL;
 }
 

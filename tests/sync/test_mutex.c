@@ -8,18 +8,6 @@
 #define MX_STARVING 4u
 #define MX_WAITERS(m) (__atomic_load_n(&(m)->state, __ATOMIC_ACQUIRE) >> 3)
 
-static weft_task_t spawn(weft_fn_t fn, void *arg)
-{
-	weft_task_t t = 0;
-	TCHECK_EQ(weft_spawn(&t, fn, arg, NULL), 0);
-	return t;
-}
-
-static void join(weft_task_t t)
-{
-	TCHECK_EQ(weft_join(t, NULL), 0);
-}
-
 /* Wait (parking) until m has n parked waiters. */
 static void wait_waiters(weft_mutex_t *m, uint32_t n)
 {
@@ -54,7 +42,7 @@ static void *errors_main(void *a)
 	TCHECK_EQ(weft_mutex_lock(&em), -EDEADLK);
 	TCHECK_EQ(weft_mutex_lock_until(&em, weft_deadline_in(WEFT_MSEC)), -EDEADLK);
 	TCHECK_EQ(weft_mutex_destroy(&em), -EBUSY);
-	join(spawn(unlock_foreign, NULL));
+	wt_join(wt_spawn(unlock_foreign, NULL));
 	TCHECK_EQ(weft_mutex_unlock(&em), 0);
 	TCHECK_EQ(weft_mutex_unlock(&em), -EPERM); /* twice */
 	TCHECK_EQ(weft_mutex_destroy(&em), 0);
@@ -223,7 +211,7 @@ static void *starvation_main(void *a)
 	weft_task_t w[SW];
 	TCHECK_EQ(weft_mutex_lock(&sm), 0);
 	for (int i = 0; i < SW; i++) {
-		w[i] = spawn(starved_waiter, (void *)(intptr_t)i);
+		w[i] = wt_spawn(starved_waiter, (void *)(intptr_t)i);
 		wait_waiters(&sm, (uint32_t)i + 1); /* queued in this order */
 	}
 	weft_sleep(2 * WEFT_MSEC); /* all have waited over 1 ms */
@@ -239,7 +227,7 @@ static void *starvation_main(void *a)
 	}
 	TCHECK_EQ(weft_mutex_unlock(&sm), 0);
 	for (int i = 0; i < SW; i++)
-		join(w[i]);
+		wt_join(w[i]);
 	return NULL;
 }
 
@@ -296,13 +284,13 @@ static void *deadline_main(void *a)
 {
 	(void)a;
 	TCHECK_EQ(weft_mutex_lock(&dm), 0);
-	weft_task_t t = spawn(deadline_waiter, NULL);
+	weft_task_t t = wt_spawn(deadline_waiter, NULL);
 	while (atomic_load(&dstage) != 1)
 		weft_sleep(WEFT_MSEC / 4);
 	TCHECK_EQ(MX_WAITERS(&dm), 0); /* it left the queue */
 	TCHECK_EQ(weft_mutex_unlock(&dm), 0);
 	atomic_store(&dstage, 2);
-	join(t);
+	wt_join(t);
 	return NULL;
 }
 
@@ -352,10 +340,10 @@ static void *cancel_main(void *a)
 {
 	(void)a;
 	TCHECK_EQ(weft_mutex_lock(&xm), 0);
-	weft_task_t t = spawn(cancelled_locker, NULL);
+	weft_task_t t = wt_spawn(cancelled_locker, NULL);
 	wait_waiters(&xm, 1);
 	TCHECK_EQ(weft_cancel(t), 0);
-	join(t);
+	wt_join(t);
 	TCHECK_EQ(MX_WAITERS(&xm), 0);
 	TCHECK_EQ(weft_mutex_unlock(&xm), 0);
 	TCHECK_EQ(weft_mutex_destroy(&xm), 0);
@@ -400,15 +388,7 @@ static void *impatient(void *a)
 static void *giveup_main(void *a)
 {
 	(void)a;
-	enum { N = 64 };
-	weft_task_t t[N];
-	for (long i = 0; i < N; i++)
-		t[i] = spawn(impatient, (void *)(i + 1));
-	weft_sleep(3 * WEFT_MSEC);
-	for (int i = 0; i < N; i += 5)
-		weft_cancel(t[i]);
-	for (int i = 0; i < N; i++)
-		join(t[i]);
+	wt_spawn_cancel_some(impatient, 64, 5);
 	return NULL;
 }
 
@@ -454,10 +434,10 @@ static void *stackless_main(void *a)
 	weft_task_t t;
 	TCHECK_EQ(weft_mutex_lock(&pm), 0);
 	TCHECK_EQ(weft_spawn_step(&t, step_locker, NULL, NULL), 0);
-	join(t);
+	wt_join(t);
 	TCHECK_EQ(weft_mutex_unlock(&pm), 0);
 	TCHECK_EQ(weft_spawn_step(&t, step_free_locker, NULL, NULL), 0);
-	join(t);
+	wt_join(t);
 	return NULL;
 }
 

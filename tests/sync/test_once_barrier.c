@@ -4,18 +4,6 @@
 #include <pthread.h>
 #include <weft/sync.h>
 
-static weft_task_t spawn(weft_fn_t fn, void *arg)
-{
-	weft_task_t t = 0;
-	TCHECK_EQ(weft_spawn(&t, fn, arg, NULL), 0);
-	return t;
-}
-
-static void join(weft_task_t t)
-{
-	TCHECK_EQ(weft_join(t, NULL), 0);
-}
-
 static size_t queued(weft_waitq_t *q)
 {
 	weft_waitq_lock(q);
@@ -62,9 +50,9 @@ static void *once_main(void *a)
 	for (int i = 0; i < 2; i++)
 		TCHECK_EQ(pthread_create(&th[i], NULL, once_caller, NULL), 0);
 	for (int i = 0; i < N; i++)
-		t[i] = spawn(once_caller, NULL);
+		t[i] = wt_spawn(once_caller, NULL);
 	for (int i = 0; i < N; i++)
-		join(t[i]);
+		wt_join(t[i]);
 	for (int i = 0; i < 2; i++)
 		pthread_join(th[i], NULL);
 	TCHECK_EQ(weft_once(&once, init_fn, (void *)7), 0); /* done: fn not run again */
@@ -147,22 +135,22 @@ static weft_step_t step_once(void *s, void **r)
 static void *once_wait_main(void *a)
 {
 	(void)a;
-	weft_task_t r = spawn(slow_runner, NULL);
+	weft_task_t r = wt_spawn(slow_runner, NULL);
 	while (!atomic_load(&slow_started))
 		weft_sleep(WEFT_MSEC / 4);
 	weft_time_t dl = weft_deadline_in(3 * WEFT_MSEC);
 	TCHECK_EQ(weft_once_until(&once3, slow_fn, NULL, dl), -ETIMEDOUT);
 	TCHECK(weft_now() >= dl);
-	weft_task_t c = spawn(cancelled_once, NULL);
+	weft_task_t c = wt_spawn(cancelled_once, NULL);
 	wait_queued(&once3.q, 1);
 	TCHECK_EQ(weft_cancel(c), 0);
-	join(c);
+	wt_join(c);
 	weft_task_t s;
 	TCHECK_EQ(weft_spawn_step(&s, step_once, NULL, NULL), 0);
-	join(s);
+	wt_join(s);
 	TCHECK_EQ(queued(&once3.q), 0);
 	atomic_store(&slow_release, 1);
-	join(r);
+	wt_join(r);
 	TCHECK_EQ(weft_once(&once3, slow_fn, NULL), 0);
 	return NULL;
 }
@@ -205,9 +193,9 @@ static void *barrier_main(void *a)
 	pthread_t th;
 	TCHECK_EQ(pthread_create(&th, NULL, bar_task, NULL), 0); /* one member is a thread */
 	for (int i = 0; i < BN - 1; i++)
-		t[i] = spawn(bar_task, NULL);
+		t[i] = wt_spawn(bar_task, NULL);
 	for (int i = 0; i < BN - 1; i++)
-		join(t[i]);
+		wt_join(t[i]);
 	pthread_join(th, NULL);
 	return NULL;
 }
@@ -282,24 +270,24 @@ static void *leaving_main(void *a)
 {
 	(void)a;
 	TCHECK_EQ(weft_barrier_init(&lb, 3), 0);
-	weft_task_t s1 = spawn(staying, NULL);
+	weft_task_t s1 = wt_spawn(staying, NULL);
 	wait_queued(&lb.q, 1);
-	join(spawn(leaving_timed, NULL)); /* arrives second, leaves */
-	weft_task_t c = spawn(leaving_cancelled, NULL);
+	wt_join(wt_spawn(leaving_timed, NULL)); /* arrives second, leaves */
+	weft_task_t c = wt_spawn(leaving_cancelled, NULL);
 	wait_queued(&lb.q, 2);
 	TCHECK_EQ(weft_cancel(c), 0);
-	join(c);
+	wt_join(c);
 	weft_task_t st;
 	TCHECK_EQ(weft_spawn_step(&st, step_barrier, NULL, NULL), 0);
-	join(st);
+	wt_join(st);
 	TCHECK_EQ(lb.arrived, 1); /* only the one staying */
 	TCHECK_EQ(weft_barrier_destroy(&lb), -EBUSY);
-	weft_task_t s2 = spawn(staying, NULL);
+	weft_task_t s2 = wt_spawn(staying, NULL);
 	wait_queued(&lb.q, 2);
 	TCHECK_EQ(atomic_load(&lb_results), 0); /* two of three: still waiting */
 	TCHECK_EQ(weft_barrier_wait(&lb), 1);	 /* the third completes it */
-	join(s1);
-	join(s2);
+	wt_join(s1);
+	wt_join(s2);
 	TCHECK_EQ(atomic_load(&lb_results), 2); /* both got 0 */
 	TCHECK_EQ(weft_barrier_destroy(&lb), 0);
 	return NULL;

@@ -14,18 +14,6 @@ static uint32_t rw_queued(weft_rwlock_t *rw)
 	return n;
 }
 
-static weft_task_t spawn(weft_fn_t fn, void *arg)
-{
-	weft_task_t t = 0;
-	TCHECK_EQ(weft_spawn(&t, fn, arg, NULL), 0);
-	return t;
-}
-
-static void join(weft_task_t t)
-{
-	TCHECK_EQ(weft_join(t, NULL), 0);
-}
-
 static void wait_queued(weft_rwlock_t *rw, uint32_t n)
 {
 	while (rw_queued(rw) != n)
@@ -60,7 +48,7 @@ static void *errors_main(void *a)
 	TCHECK_EQ(weft_rwlock_wrlock(&erw), 0);
 	TCHECK_EQ(weft_rwlock_wrlock(&erw), -EDEADLK);
 	TCHECK_EQ(weft_rwlock_destroy(&erw), -EBUSY);
-	join(spawn(foreign_unlock, NULL));
+	wt_join(wt_spawn(foreign_unlock, NULL));
 	TCHECK_EQ(weft_rwlock_unlock(&erw), 0);
 	TCHECK_EQ(weft_rwlock_unlock(&erw), -EPERM);
 
@@ -180,9 +168,9 @@ static void *sharing_main(void *a)
 	(void)a;
 	weft_task_t t[NR];
 	for (int i = 0; i < NR; i++)
-		t[i] = spawn(sharing_reader, NULL);
+		t[i] = wt_spawn(sharing_reader, NULL);
 	for (int i = 0; i < NR; i++)
-		join(t[i]);
+		wt_join(t[i]);
 	return NULL;
 }
 
@@ -214,12 +202,12 @@ static void *batch_main(void *a)
 	TCHECK_EQ(weft_rwlock_wrlock(&brw), 0);
 	weft_task_t t[NR];
 	for (int i = 0; i < NR; i++)
-		t[i] = spawn(batch_reader, NULL);
+		t[i] = wt_spawn(batch_reader, NULL);
 	wait_queued(&brw, NR);
 	TCHECK_EQ(atomic_load(&batch_in), 0);
 	TCHECK_EQ(weft_rwlock_unlock(&brw), 0);
 	for (int i = 0; i < NR; i++)
-		join(t[i]);
+		wt_join(t[i]);
 	TCHECK_EQ(weft_rwlock_destroy(&brw), 0);
 	return NULL;
 }
@@ -263,7 +251,7 @@ static void *writer_starvation_main(void *a)
 	enum { R = 6 };
 	weft_task_t t[R];
 	for (int i = 0; i < R; i++)
-		t[i] = spawn(relay_reader, NULL);
+		t[i] = wt_spawn(relay_reader, NULL);
 	while (RW_READERS(&wrw) < R)
 		weft_sleep(WEFT_MSEC / 4);
 	/* A generous deadline only so that a bug fails instead of hanging. */
@@ -272,7 +260,7 @@ static void *writer_starvation_main(void *a)
 	atomic_store(&writer_done, 1);
 	TCHECK_EQ(weft_rwlock_unlock(&wrw), 0);
 	for (int i = 0; i < R; i++)
-		join(t[i]);
+		wt_join(t[i]);
 	return NULL;
 }
 
@@ -322,17 +310,17 @@ static void *deadline_main(void *a)
 	/* A writer times out behind a reader; a reader that queued behind the
 	 * writer then gets in (while the first reader still holds it). */
 	TCHECK_EQ(weft_rwlock_rdlock(&drw), 0);
-	weft_task_t w = spawn(timed_writer, NULL);
+	weft_task_t w = wt_spawn(timed_writer, NULL);
 	wait_queued(&drw, 1);
-	weft_task_t r = spawn(queued_reader, NULL);
+	weft_task_t r = wt_spawn(queued_reader, NULL);
 	wait_queued(&drw, 2);
-	join(w);
-	join(r);
+	wt_join(w);
+	wt_join(r);
 	TCHECK_EQ(atomic_load(&dstage), 1);
 	TCHECK_EQ(weft_rwlock_unlock(&drw), 0);
 	/* A reader times out behind a writer. */
 	TCHECK_EQ(weft_rwlock_wrlock(&drw), 0);
-	join(spawn(timed_reader, NULL));
+	wt_join(wt_spawn(timed_reader, NULL));
 	TCHECK_EQ(rw_queued(&drw), 0);
 	TCHECK_EQ(weft_rwlock_unlock(&drw), 0);
 	TCHECK_EQ(weft_rwlock_destroy(&drw), 0);
@@ -375,25 +363,25 @@ static void *cancel_main(void *a)
 {
 	(void)a;
 	TCHECK_EQ(weft_rwlock_wrlock(&xrw), 0);
-	weft_task_t r = spawn(cancelled_reader, NULL);
-	weft_task_t w = spawn(cancelled_writer, NULL);
+	weft_task_t r = wt_spawn(cancelled_reader, NULL);
+	weft_task_t w = wt_spawn(cancelled_writer, NULL);
 	wait_queued(&xrw, 2);
 	TCHECK_EQ(weft_cancel(r), 0);
 	TCHECK_EQ(weft_cancel(w), 0);
-	join(r);
-	join(w);
+	wt_join(r);
+	wt_join(w);
 	TCHECK_EQ(rw_queued(&xrw), 0);
 	TCHECK_EQ(weft_rwlock_unlock(&xrw), 0);
 	TCHECK_EQ(weft_rwlock_destroy(&xrw), 0);
 	/* A reader queued behind a writer that is cancelled gets in. */
 	TCHECK_EQ(weft_rwlock_rdlock(&xrw), 0);
-	w = spawn(cancelled_writer, NULL);
+	w = wt_spawn(cancelled_writer, NULL);
 	wait_queued(&xrw, 1);
-	r = spawn(late_reader, NULL);
+	r = wt_spawn(late_reader, NULL);
 	wait_queued(&xrw, 2);
 	TCHECK_EQ(weft_cancel(w), 0);
-	join(w);
-	join(r); /* while we still hold a read lock */
+	wt_join(w);
+	wt_join(r); /* while we still hold a read lock */
 	TCHECK_EQ(atomic_load(&xread), 1);
 	TCHECK_EQ(weft_rwlock_unlock(&xrw), 0);
 	TCHECK_EQ(weft_rwlock_destroy(&xrw), 0);
@@ -451,15 +439,7 @@ static void *impatient(void *a)
 static void *giveup_main(void *a)
 {
 	(void)a;
-	enum { N = 48 };
-	weft_task_t t[N];
-	for (long i = 0; i < N; i++)
-		t[i] = spawn(impatient, (void *)(i + 1));
-	weft_sleep(3 * WEFT_MSEC);
-	for (int i = 0; i < N; i += 4)
-		weft_cancel(t[i]);
-	for (int i = 0; i < N; i++)
-		join(t[i]);
+	wt_spawn_cancel_some(impatient, 48, 4);
 	return NULL;
 }
 
@@ -494,7 +474,7 @@ static void *stackless_main(void *a)
 	weft_task_t t;
 	TCHECK_EQ(weft_rwlock_wrlock(&prw), 0);
 	TCHECK_EQ(weft_spawn_step(&t, step_user, NULL, NULL), 0);
-	join(t);
+	wt_join(t);
 	TCHECK_EQ(weft_rwlock_unlock(&prw), 0);
 	TCHECK_EQ(weft_rwlock_destroy(&prw), 0);
 	return NULL;

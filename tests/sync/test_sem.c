@@ -4,18 +4,6 @@
 #include <pthread.h>
 #include <weft/sync.h>
 
-static weft_task_t spawn(weft_fn_t fn, void *arg)
-{
-	weft_task_t t = 0;
-	TCHECK_EQ(weft_spawn(&t, fn, arg, NULL), 0);
-	return t;
-}
-
-static void join(weft_task_t t)
-{
-	TCHECK_EQ(weft_join(t, NULL), 0);
-}
-
 static uint32_t sem_waiters(weft_sem_t *s)
 {
 	weft_waitq_lock(&s->q);
@@ -143,16 +131,16 @@ static void *all_main(void *a)
 	(void)a;
 	weft_task_t t[PERMITS + 1];
 	for (int i = 0; i < PERMITS; i++)
-		t[i] = spawn(all_holder, NULL);
+		t[i] = wt_spawn(all_holder, NULL);
 	while (atomic_load(&all_in) < PERMITS)
 		weft_sleep(WEFT_MSEC / 4);
-	t[PERMITS] = spawn(all_holder, NULL);
+	t[PERMITS] = wt_spawn(all_holder, NULL);
 	wait_sem_waiters(&as, 1); /* one more has to wait */
 	TCHECK_EQ(atomic_load(&all_in), PERMITS);
 	TCHECK_EQ(weft_sem_tryacquire(&as), -EBUSY);
 	atomic_store(&all_release, 1);
 	for (int i = 0; i <= PERMITS; i++)
-		join(t[i]);
+		wt_join(t[i]);
 	TCHECK_EQ(atomic_load(&all_in), PERMITS + 1);
 	TCHECK_EQ(weft_sem_value(&as), PERMITS);
 	return NULL;
@@ -190,15 +178,7 @@ static void *impatient(void *a)
 static void *giveup_main(void *a)
 {
 	(void)a;
-	enum { N = 48 };
-	weft_task_t t[N];
-	for (long i = 0; i < N; i++)
-		t[i] = spawn(impatient, (void *)(i + 1));
-	weft_sleep(3 * WEFT_MSEC);
-	for (int i = 0; i < N; i += 4)
-		weft_cancel(t[i]);
-	for (int i = 0; i < N; i++)
-		join(t[i]);
+	wt_spawn_cancel_some(impatient, 48, 4);
 	return NULL;
 }
 
@@ -228,7 +208,7 @@ static void *fifo_main(void *a)
 	(void)a;
 	weft_task_t t[NF];
 	for (int i = 0; i < NF; i++) {
-		t[i] = spawn(fifo_waiter, (void *)(intptr_t)i);
+		t[i] = wt_spawn(fifo_waiter, (void *)(intptr_t)i);
 		wait_sem_waiters(&fs, (uint32_t)i + 1);
 	}
 	TCHECK_EQ(weft_sem_destroy(&fs), -EBUSY);
@@ -237,7 +217,7 @@ static void *fifo_main(void *a)
 		/* A newcomer does not barge: the permit goes to the queue. */
 		TCHECK_EQ(weft_sem_release(&fs, 1), 0);
 		TCHECK_EQ(weft_sem_tryacquire(&fs), -EBUSY);
-		join(t[i]);
+		wt_join(t[i]);
 	}
 	for (int i = 0; i < NF; i++)
 		TCHECK_EQ(order[i], i);
@@ -267,11 +247,11 @@ static void *multi_main(void *a)
 	(void)a;
 	weft_task_t t[3];
 	for (int i = 0; i < 3; i++)
-		t[i] = spawn(one_acquire, NULL);
+		t[i] = wt_spawn(one_acquire, NULL);
 	wait_sem_waiters(&ms, 3);
 	TCHECK_EQ(weft_sem_release(&ms, 5), 0);
 	for (int i = 0; i < 3; i++)
-		join(t[i]);
+		wt_join(t[i]);
 	TCHECK_EQ(weft_sem_value(&ms), 2);
 	return NULL;
 }
@@ -306,12 +286,12 @@ static void *cancelled(void *a)
 static void *deadline_main(void *a)
 {
 	(void)a;
-	join(spawn(timed, NULL));
+	wt_join(wt_spawn(timed, NULL));
 	TCHECK_EQ(sem_waiters(&ds), 0);
-	weft_task_t t = spawn(cancelled, NULL);
+	weft_task_t t = wt_spawn(cancelled, NULL);
 	wait_sem_waiters(&ds, 1);
 	TCHECK_EQ(weft_cancel(t), 0);
-	join(t);
+	wt_join(t);
 	TCHECK_EQ(sem_waiters(&ds), 0);
 	TCHECK_EQ(weft_sem_release(&ds, 1), 0); /* goes to the count: nobody waits */
 	TCHECK_EQ(weft_sem_value(&ds), 1);
@@ -346,7 +326,7 @@ static void *stackless_main(void *a)
 	(void)a;
 	weft_task_t t;
 	TCHECK_EQ(weft_spawn_step(&t, step_user, NULL, NULL), 0);
-	join(t);
+	wt_join(t);
 	TCHECK_EQ(weft_sem_value(&ps), 1);
 	return NULL;
 }

@@ -4,18 +4,6 @@
 #include <pthread.h>
 #include <weft/sync.h>
 
-static weft_task_t spawn(weft_fn_t fn, void *arg)
-{
-	weft_task_t t = 0;
-	TCHECK_EQ(weft_spawn(&t, fn, arg, NULL), 0);
-	return t;
-}
-
-static void join(weft_task_t t)
-{
-	TCHECK_EQ(weft_join(t, NULL), 0);
-}
-
 static size_t wg_waiters(weft_wg_t *wg)
 {
 	weft_waitq_lock(&wg->q);
@@ -97,13 +85,13 @@ static void *many_main(void *a)
 		weft_task_t w[W];
 		pthread_t th;
 		for (int i = 0; i < W; i++)
-			w[i] = spawn(waiter, (void *)n);
+			w[i] = wt_spawn(waiter, (void *)n);
 		TCHECK_EQ(pthread_create(&th, NULL, thread_waiter, (void *)n), 0);
 		for (long i = 0; i < n; i++)
 			TCHECK_EQ(weft_spawn(NULL, worker, NULL, &(weft_spawn_opts_t){.detached = true, .stack_size = 8192}), 0);
 		TCHECK_EQ(weft_wg_wait(&wg), 0);
 		for (int i = 0; i < W; i++)
-			join(w[i]);
+			wt_join(w[i]);
 		pthread_join(th, NULL);
 		TCHECK_EQ(atomic_load(&waiters_back), W + 1);
 		TCHECK_EQ(weft_wg_count(&wg), 0);
@@ -150,17 +138,17 @@ static void *deadline_main(void *a)
 {
 	(void)a;
 	TCHECK_EQ(weft_wg_add(&dwg, 1), 0);
-	join(spawn(timed_waiter, NULL));
-	weft_task_t p = spawn(patient_waiter, NULL);
-	weft_task_t t = spawn(cancelled_waiter, NULL);
+	wt_join(wt_spawn(timed_waiter, NULL));
+	weft_task_t p = wt_spawn(patient_waiter, NULL);
+	weft_task_t t = wt_spawn(cancelled_waiter, NULL);
 	while (wg_waiters(&dwg) != 2)
 		weft_sleep(WEFT_MSEC / 4);
 	TCHECK_EQ(weft_wg_destroy(&dwg), -EBUSY);
 	TCHECK_EQ(weft_cancel(t), 0);
-	join(t);
+	wt_join(t);
 	TCHECK_EQ(wg_waiters(&dwg), 1); /* the patient one still waits */
 	TCHECK_EQ(weft_wg_done(&dwg), 0);
-	join(p);
+	wt_join(p);
 	TCHECK_EQ(weft_wg_destroy(&dwg), 0);
 	return NULL;
 }
@@ -191,7 +179,7 @@ static void *stackless_main(void *a)
 	weft_task_t t;
 	TCHECK_EQ(weft_wg_add(&pwg, 1), 0);
 	TCHECK_EQ(weft_spawn_step(&t, step_waiter, NULL, NULL), 0);
-	join(t);
+	wt_join(t);
 	TCHECK_EQ(wg_waiters(&pwg), 0);
 	return NULL;
 }
