@@ -254,6 +254,34 @@ int weft_waitq_wake_one(weft_waitq_t *q, int status);
 /* Takes the lock: wake every waiter; returns how many woke. */
 int weft_waitq_wake_all(weft_waitq_t *q, int status);
 
+/* ------------------------------------------------------------ pollers */
+
+/* An event source the workers drive: the io module's netpoller plugs in
+ * here, and so can another library's event loop. The scheduler calls
+ *   poll(ctx, timeout): collect ready events and wake their waiters with
+ *       weft_unpark; block at most `timeout` ns (0: do not block; WEFT_NEVER:
+ *       until an event or wake()). Returns the number of events handled, or a
+ *       negative errno (the scheduler then falls back to its futex park).
+ *       At most one worker is inside poll at any time.
+ *   wake(ctx): make a poll that is blocked now (or is about to block) return
+ *       soon. Called from any thread, possibly concurrently with poll.
+ *   destroy(ctx): at weft_runtime_stop, after every worker has exited.
+ * Workers poll without blocking when their run queue is empty and every 61
+ * task runs; an idle worker blocks in poll (bounded by its next timer)
+ * instead of sleeping on its futex; the monitor polls when nobody has for
+ * 10 ms. */
+typedef struct weft_poller_ops {
+	int (*poll)(void *ctx, weft_time_t timeout);
+	void (*wake)(void *ctx);
+	void (*destroy)(void *ctx);
+} weft_poller_ops_t;
+
+/* Install the runtime's poller (once). -EBUSY if one is installed already
+ * (the caller keeps ctx), -ESHUTDOWN if the runtime is stopping. */
+int weft_runtime_set_poller(weft_runtime_t *rt, const weft_poller_ops_t *ops, void *ctx);
+/* The installed poller's ctx if its ops are `ops`, else NULL. */
+void *weft_runtime_poller(weft_runtime_t *rt, const weft_poller_ops_t *ops);
+
 /* ------------------------------------------------------------ statistics */
 
 typedef struct weft_worker_stats {

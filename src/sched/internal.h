@@ -163,6 +163,8 @@ typedef struct weft_worker {
 	alignas(64) _Atomic uint32_t park_word;
 	_Atomic bool woken_spinning; /* set by wakep when it hands us the spinning role */
 	_Atomic bool parked;
+	_Atomic bool in_poll;	     /* parked inside the poller's blocking poll, not the futex */
+	bool dispatching;	     /* inside poll: readied tasks queue here without wakep */
 
 	/* Monitor. */
 	_Atomic uint32_t mon_tick;   /* copy of tick, published at each run */
@@ -196,6 +198,15 @@ struct weft_runtime {
 	_Atomic int nidle;
 	_Atomic int nspinning;
 	_Atomic uint32_t fence_word; /* weft__full_fence under TSan */
+
+	/* The poller (worker.c, poller section). ops is set once, under
+	 * poller_lock, and never cleared while workers run; poll_busy admits one
+	 * poller at a time. */
+	alignas(64) _Atomic(const weft_poller_ops_t *) poller_ops;
+	void *poller_ctx;
+	pthread_mutex_t poller_lock;
+	_Atomic bool poll_busy;
+	_Atomic weft_time_t last_poll;
 
 	/* Task table: slab pointers, then records; ids encode the slot. */
 	alignas(64) pthread_mutex_t slab_lock;
@@ -268,6 +279,8 @@ void weft__ready(weft_task *t);		 /* make a parked or new task runnable */
 void weft__wakep(struct weft_runtime *rt); /* wake an idle worker if none spins */
 void weft__switch_to_sched(weft_worker *w, int action);
 int weft__worker_start(struct weft_runtime *rt, int index, bool extra);
+void weft__worker_kick(weft_worker *w); /* wake w from its futex or its poll */
+void weft__poll_from_monitor(struct weft_runtime *rt);
 void *weft__worker_main(void *arg);
 
 /* task.c */

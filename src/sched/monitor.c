@@ -127,6 +127,7 @@ static void *monitor_main(void *arg)
 				atomic_store_explicit(&w->stuck, 0, memory_order_relaxed);
 			}
 		}
+		weft__poll_from_monitor(rt);
 		if (stuck) {
 			weft__wakep(rt);
 			if (stuck == running && blocked && work_waiting(rt) && !atomic_load(&rt->halt))

@@ -68,6 +68,9 @@ static uint64_t live_tasks(struct weft_runtime *rt)
 
 static void destroy(struct weft_runtime *rt)
 {
+	const weft_poller_ops_t *ops = atomic_load(&rt->poller_ops);
+	if (ops && ops->destroy)
+		ops->destroy(rt->poller_ctx);
 	for (int i = 0; i < WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS; i++) {
 		weft_worker *w = rt->workers[i];
 		if (!w)
@@ -85,6 +88,7 @@ static void destroy(struct weft_runtime *rt)
 		munmap(rt->slabs, sizeof(*rt->slabs) * WEFT_MAX_SLABS);
 	}
 	weft__shards_destroy(rt);
+	pthread_mutex_destroy(&rt->poller_lock);
 	pthread_mutex_destroy(&rt->gq_lock);
 	pthread_mutex_destroy(&rt->idle_lock);
 	pthread_mutex_destroy(&rt->slab_lock);
@@ -126,6 +130,7 @@ int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg)
 	pthread_mutex_init(&rt->idle_lock, NULL);
 	pthread_mutex_init(&rt->slab_lock, NULL);
 	pthread_mutex_init(&rt->ext_lock, NULL);
+	pthread_mutex_init(&rt->poller_lock, NULL);
 	int e = -ENOMEM;
 	void *m = mmap(NULL, sizeof(*rt->slabs) * WEFT_MAX_SLABS, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -205,11 +210,8 @@ int weft_runtime_stop(weft_runtime_t *rt)
 		weft__monitor_stop(rt); /* first: it may start extra workers */
 	atomic_store(&rt->halt, true);
 	int nw = atomic_load(&rt->nworkers);
-	for (int i = 0; i < nw; i++) {
-		weft_worker *w = rt->workers[i];
-		atomic_fetch_add(&w->park_word, 1);
-		weft__futex_wake(&w->park_word, 1);
-	}
+	for (int i = 0; i < nw; i++)
+		weft__worker_kick(rt->workers[i]);
 	for (int i = 0; i < nw; i++) {
 		weft_worker *w = rt->workers[i];
 		if (w->joinable)

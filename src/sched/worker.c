@@ -30,6 +30,18 @@
  * the worker sees the task in its re-check (and takes itself off the list).
  * The futex word is read before the re-check, so a wake between the re-check
  * and the sleep makes the futex wait return at once.
+ *
+ * The poller (the io module's netpoller, or any weft_poller_ops_t)
+ * ----------------------------------------------------------------
+ * There is no poller thread. rt->poll_busy admits one worker at a time into
+ * ops->poll. Workers poll without blocking when their queues run dry and
+ * every WEFT_GLOBAL_CHECK runs; the monitor polls when nobody has for 10 ms.
+ * One parking worker sleeps inside a blocking poll instead of on its futex
+ * (bounded by the next timer), so a ready descriptor wakes it directly; the
+ * others sleep on their futexes. Tasks the poll wakes queue on the polling
+ * worker without waking anyone (w->dispatching); once the batch is in, the
+ * worker calls wakep if it holds more than it will run next. Waking a worker
+ * that sleeps in the poller goes through ops->wake (weft__worker_kick).
  */
 #include "internal.h"
 
@@ -191,8 +203,23 @@ void weft__wakep(struct weft_runtime *rt)
 		atomic_fetch_sub(&rt->nspinning, 1);
 		return;
 	}
+	weft__worker_kick(v);
+}
+
+/* Wake a parked worker wherever it sleeps. The worker stores in_poll before
+ * it re-reads park_word and we bump park_word before we read in_poll (both
+ * seq_cst): either it sees the bump and does not block, or we see in_poll
+ * and break its poll (a poller's wake is remembered until its next poll). */
+void weft__worker_kick(weft_worker *v)
+{
 	atomic_fetch_add(&v->park_word, 1);
-	weft__futex_wake(&v->park_word, 1);
+	if (atomic_load(&v->in_poll)) {
+		struct weft_runtime *rt = v->rt;
+		const weft_poller_ops_t *ops = atomic_load_explicit(&rt->poller_ops, memory_order_acquire);
+		ops->wake(rt->poller_ctx);
+	} else {
+		weft__futex_wake(&v->park_word, 1);
+	}
 }
 
 void weft__ready(weft_task *t)
@@ -200,6 +227,12 @@ void weft__ready(weft_task *t)
 	weft_worker *w = weft__self_worker;
 	atomic_store_explicit(&t->run_state, WEFT_RS_RUNNABLE, memory_order_relaxed);
 	if (w && w->rt == t->rt) {
+		if (w->dispatching) {
+			/* A poller is handing out ready tasks: queue them all here; the
+			 * worker wakes helpers once the batch is in (poll_once). */
+			weft__runq_put(w, t, false);
+			return;
+		}
 		/* Into the next-task slot. If the slot was empty, this worker runs
 		 * the task as soon as the current one blocks or yields: waking
 		 * another worker for it would only pull a message exchange across
@@ -210,6 +243,66 @@ void weft__ready(weft_task *t)
 		weft__gq_put(t->rt, t, t, 1);
 	}
 	weft__wakep(t->rt);
+}
+
+/* ------------------------------------------------------------ polling */
+
+/* Run the runtime's poller once, if it has one and nobody else is inside it.
+ * Tasks it wakes queue on this worker; if there is more than one, others are
+ * woken to share them. Returns whether anything became ready. */
+static bool poll_once(weft_worker *w, weft_time_t timeout)
+{
+	struct weft_runtime *rt = w->rt;
+	const weft_poller_ops_t *ops = atomic_load_explicit(&rt->poller_ops, memory_order_acquire);
+	if (!ops || atomic_load_explicit(&rt->poll_busy, memory_order_relaxed) || atomic_exchange(&rt->poll_busy, true))
+		return false;
+	w->dispatching = true;
+	int n = ops->poll(rt->poller_ctx, timeout);
+	w->dispatching = false;
+	atomic_store_explicit(&rt->last_poll, weft_now(), memory_order_relaxed);
+	atomic_store(&rt->poll_busy, false);
+	if (n > 0 && timeout == 0 && weft__runq_len(w) > 1)
+		weft__wakep(rt);
+	return n > 0;
+}
+
+/* Busy workers that never run dry would leave ready descriptors unseen:
+ * the monitor polls when nobody has for 10 ms (its wakes go to the global
+ * queue, as from any thread). */
+void weft__poll_from_monitor(struct weft_runtime *rt)
+{
+	const weft_poller_ops_t *ops = atomic_load_explicit(&rt->poller_ops, memory_order_acquire);
+	if (!ops || weft_now() - atomic_load_explicit(&rt->last_poll, memory_order_relaxed) < 10 * WEFT_MSEC ||
+	    atomic_exchange(&rt->poll_busy, true))
+		return;
+	ops->poll(rt->poller_ctx, 0);
+	atomic_store_explicit(&rt->last_poll, weft_now(), memory_order_relaxed);
+	atomic_store(&rt->poll_busy, false);
+}
+
+int weft_runtime_set_poller(weft_runtime_t *rt, const weft_poller_ops_t *ops, void *ctx)
+{
+	if (!rt || !ops || !ops->poll || !ops->wake)
+		return -EINVAL;
+	int e = 0;
+	pthread_mutex_lock(&rt->poller_lock);
+	if (atomic_load(&rt->stopping))
+		e = -ESHUTDOWN;
+	else if (atomic_load_explicit(&rt->poller_ops, memory_order_relaxed))
+		e = -EBUSY;
+	else {
+		rt->poller_ctx = ctx;
+		atomic_store_explicit(&rt->poller_ops, ops, memory_order_release);
+	}
+	pthread_mutex_unlock(&rt->poller_lock);
+	return e;
+}
+
+void *weft_runtime_poller(weft_runtime_t *rt, const weft_poller_ops_t *ops)
+{
+	if (!rt)
+		return NULL;
+	return atomic_load_explicit(&rt->poller_ops, memory_order_acquire) == ops ? rt->poller_ctx : NULL;
 }
 
 /* ------------------------------------------------------------ finding work */
@@ -322,13 +415,34 @@ static void park_worker(weft_worker *w)
 	atomic_store_explicit(&w->st_parks, atomic_load_explicit(&w->st_parks, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
 	atomic_store_explicit(&w->st_park_start, now, memory_order_relaxed);
-	struct timespec ts = weft__ts_of(deadline - now);
-	weft__futex_wait(&w->park_word, word, deadline == WEFT_NEVER ? NULL : &ts);
+	bool polled = false;
+	const weft_poller_ops_t *ops = atomic_load_explicit(&rt->poller_ops, memory_order_acquire);
+	if (ops && !atomic_load_explicit(&rt->poll_busy, memory_order_relaxed) && !atomic_exchange(&rt->poll_busy, true)) {
+		/* Sleep in the poller instead of the futex (see weft__worker_kick). */
+		atomic_store(&w->in_poll, true);
+		if (atomic_load(&w->park_word) == word) {
+			w->dispatching = true;
+			int got = ops->poll(rt->poller_ctx, deadline == WEFT_NEVER ? WEFT_NEVER : deadline - now);
+			w->dispatching = false;
+			polled = got >= 0;
+			atomic_store_explicit(&rt->last_poll, weft_now(), memory_order_relaxed);
+		} else {
+			polled = true;
+		}
+		atomic_store(&w->in_poll, false);
+		atomic_store(&rt->poll_busy, false);
+	}
+	if (!polled) {
+		struct timespec ts = weft__ts_of(deadline - now);
+		weft__futex_wait(&w->park_word, word, deadline == WEFT_NEVER ? NULL : &ts);
+	}
 	weft_time_t after = weft_now();
 	atomic_store_explicit(&w->st_idle_ns, atomic_load_explicit(&w->st_idle_ns, memory_order_relaxed) + (after - now),
 			      memory_order_relaxed);
 	atomic_store_explicit(&w->st_park_start, 0, memory_order_relaxed);
 	leave_idle(rt, w);
+	if (weft__runq_len(w) > 1)
+		weft__wakep(rt); /* the poll readied more than this worker will run next */
 }
 
 static weft_task *find_work(weft_worker *w)
@@ -338,10 +452,13 @@ static weft_task *find_work(weft_worker *w)
 	for (;;) {
 		if (unlikely(atomic_load_explicit(&rt->halt, memory_order_acquire)))
 			return NULL;
-		if (unlikely(w->tick % WEFT_GLOBAL_CHECK == 0) && atomic_load_explicit(&rt->gq_len, memory_order_relaxed)) {
-			t = weft__gq_get(rt, w, 1);
-			if (t)
-				return t;
+		if (unlikely(w->tick % WEFT_GLOBAL_CHECK == 0)) {
+			if (atomic_load_explicit(&rt->gq_len, memory_order_relaxed)) {
+				t = weft__gq_get(rt, w, 1);
+				if (t)
+					return t;
+			}
+			poll_once(w, 0);
 		}
 		if ((w->tick & 15) == 0 || weft__runq_empty(w))
 			weft__timers_poll(w, false);
@@ -350,6 +467,8 @@ static weft_task *find_work(weft_worker *w)
 			return t;
 		t = weft__gq_get(rt, w, WEFT_RUNQ_SIZE / 2);
 		if (t)
+			return t;
+		if (poll_once(w, 0) && (t = weft__runq_get(w)) != NULL)
 			return t;
 		/* Spin only while fewer than half of the busy workers do. */
 		int nw = atomic_load_explicit(&rt->nworkers, memory_order_relaxed);
