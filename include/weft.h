@@ -7,5 +7,6 @@
 #include <weft/time.h>
 #include <weft/chan.h>
 #include <weft/sync.h>
+#include <weft/io.h>
 
 #endif
