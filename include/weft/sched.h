@@ -254,6 +254,21 @@ int weft_waitq_wake_one(weft_waitq_t *q, int status);
 /* Takes the lock: wake every waiter; returns how many woke. */
 int weft_waitq_wake_all(weft_waitq_t *q, int status);
 
+/* Per-runtime state of the modules above the core (the io module's blocking
+ * pool, ...). `key` identifies the module (its address is the key); ctx is
+ * owned by the runtime from a successful attach on and is passed to
+ * key->destroy at weft_runtime_stop, after every task has ended and every
+ * worker has exited, in reverse order of attachment. At most 16 per runtime.
+ * -EBUSY: key already attached (the caller keeps ctx; use the attached one);
+ * -ESHUTDOWN: the runtime is stopping; -ENOSPC: no slot left. */
+typedef struct weft_runtime_ext {
+	const char *name;
+	void (*destroy)(void *ctx);
+} weft_runtime_ext_t;
+int weft_runtime_attach(weft_runtime_t *rt, const weft_runtime_ext_t *key, void *ctx);
+/* The ctx attached under key, or NULL. Lock-free; safe from any thread. */
+void *weft_runtime_attached(weft_runtime_t *rt, const weft_runtime_ext_t *key);
+
 /* ------------------------------------------------------------ pollers */
 
 /* An event source the workers drive: the io module's netpoller plugs in

@@ -203,6 +203,11 @@ struct weft_runtime {
 	 * poller_lock, and never cleared while workers run; poll_busy admits one
 	 * poller at a time. */
 	alignas(64) _Atomic(const weft_poller_ops_t *) poller_ops;
+	/* Attached module state (runtime.c): slots fill in order under
+	 * poller_lock; next_ext is published after the slot is written. */
+	const weft_runtime_ext_t *ext_keys[16];
+	void *ext_ctx[16];
+	_Atomic int next_ext;
 	void *poller_ctx;
 	pthread_mutex_t poller_lock;
 	_Atomic bool poll_busy;

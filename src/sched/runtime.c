@@ -66,8 +66,44 @@ static uint64_t live_tasks(struct weft_runtime *rt)
 	return sp > fin ? sp - fin : 0;
 }
 
+int weft_runtime_attach(weft_runtime_t *rt, const weft_runtime_ext_t *key, void *ctx)
+{
+	if (!rt || !key)
+		return -EINVAL;
+	int e = 0;
+	pthread_mutex_lock(&rt->poller_lock);
+	int n = atomic_load_explicit(&rt->next_ext, memory_order_relaxed);
+	if (atomic_load(&rt->stopping))
+		e = -ESHUTDOWN;
+	else if (weft_runtime_attached(rt, key))
+		e = -EBUSY;
+	else if (n == (int)(sizeof rt->ext_keys / sizeof rt->ext_keys[0]))
+		e = -ENOSPC;
+	else {
+		rt->ext_keys[n] = key;
+		rt->ext_ctx[n] = ctx;
+		atomic_store_explicit(&rt->next_ext, n + 1, memory_order_release);
+	}
+	pthread_mutex_unlock(&rt->poller_lock);
+	return e;
+}
+
+void *weft_runtime_attached(weft_runtime_t *rt, const weft_runtime_ext_t *key)
+{
+	if (!rt)
+		return NULL;
+	int n = atomic_load_explicit(&rt->next_ext, memory_order_acquire);
+	for (int i = 0; i < n; i++)
+		if (rt->ext_keys[i] == key)
+			return rt->ext_ctx[i];
+	return NULL;
+}
+
 static void destroy(struct weft_runtime *rt)
 {
+	for (int i = atomic_load(&rt->next_ext) - 1; i >= 0; i--)
+		if (rt->ext_keys[i]->destroy)
+			rt->ext_keys[i]->destroy(rt->ext_ctx[i]);
 	const weft_poller_ops_t *ops = atomic_load(&rt->poller_ops);
 	if (ops && ops->destroy)
 		ops->destroy(rt->poller_ctx);
