@@ -18,7 +18,356 @@ extern "C" {
 
 /* ============================================= netpoller, descriptors, sockets */
 
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+/* The netpoller. Each runtime gets one on its first I/O call: epoll
+ * (edge-triggered) or io_uring, chosen by the environment variable
+ * WEFT_IO=epoll|uring|auto (default auto: io_uring when the kernel allows
+ * it, else epoll, with one line on stderr saying why). Workers poll it
+ * between tasks and sleep in it when idle; there is no poller thread.
+ * See docs/io.md.
+ *
+ * Descriptors: every descriptor weft creates is O_NONBLOCK|O_CLOEXEC and
+ * belongs to the runtime that created it; close it with weft_close. Writes
+ * to sockets use MSG_NOSIGNAL and the first I/O call ignores SIGPIPE if its
+ * disposition is the default, so a vanished peer gives -EPIPE, never a
+ * signal. Reads and writes return the byte count (> 0), 0 at end of file
+ * (reads), or a negative errno: -ETIMEDOUT (deadline), -ECANCELED (the task
+ * was cancelled), -EBADF (bad descriptor, or closed by weft_close while
+ * waiting), -ECONNRESET, -EPIPE, ... Stackless tasks cannot park: there the
+ * calls that would block return -EWOULDBLOCK. */
+
+/* The backend of rt's netpoller ("epoll" or "uring"), installing it if
+ * needed. rt NULL = current. NULL if it cannot be installed. */
+const char *weft_io_backend(weft_runtime_t *rt);
+
+/* Wait until fd is ready for `events` (POLLIN and/or POLLOUT, from
+ * <poll.h>) or the deadline passes. Returns the ready mask (> 0; POLLERR,
+ * POLLHUP and POLLRDHUP are reported whenever they hold), -ETIMEDOUT,
+ * -ECANCELED, -EBADF, -EINVAL. Works on any descriptor that supports poll
+ * (sockets, pipes, eventfds, pidfds, signalfds, ...), including ones created
+ * by other libraries; fd need not be non-blocking, but the usual pattern is:
+ * try the operation on a non-blocking fd, and on EAGAIN wait. In a task it
+ * parks the task; in a plain thread it is poll(2). The descriptor must stay
+ * open while waited on (closing it with weft_close wakes the waiters with
+ * -EBADF; a plain close(2) leaves them waiting until their deadline). */
+int weft_fd_wait(int fd, uint32_t events, weft_time_t deadline);
+
+/* Close fd: waiters on it (in this runtime's poller) are woken with -EBADF,
+ * its registration is dropped, then close(2). 0 or -EBADF. */
+int weft_close(int fd);
+
+/* Name resolution, run off the workers (getaddrinfo on another thread while
+ * the task parks). Free *res with freeaddrinfo. Errors: -ENOENT (no such
+ * host or service), -EAGAIN (temporary failure), -ENOMEM, -EINVAL,
+ * -ECANCELED (the lookup finishes in the background and is freed). */
+int weft_getaddrinfo(const char *host, const char *service, const struct addrinfo *hints, struct addrinfo **res);
+
+/* A socket (O_NONBLOCK|O_CLOEXEC, registered with the poller). type is
+ * SOCK_STREAM or SOCK_DGRAM (flags may be or'ed in). Returns the fd. */
+int weft_socket(int domain, int type, int protocol);
+
+/* TCP. host: a numeric address or a name (resolved off the workers); NULL
+ * or "" listens on every IPv4 address ("::" for IPv6). port 0 picks a free
+ * port (weft_local_port tells which). Listening sockets set SO_REUSEADDR;
+ * backlog <= 0 means SOMAXCONN. Connected sockets set TCP_NODELAY. Return
+ * the fd or a negative errno. weft_tcp_connect tries each resolved address
+ * in turn until one connects. */
+int weft_tcp_listen(const char *host, uint16_t port, int backlog);
+int weft_tcp_connect(const char *host, uint16_t port, weft_time_t deadline);
+/* Unix-domain stream sockets (path: a filesystem path, or "@name" for the
+ * abstract namespace). weft_unix_listen does not unlink an existing path. */
+int weft_unix_listen(const char *path, int backlog);
+int weft_unix_connect(const char *path, weft_time_t deadline);
+/* UDP: a socket bound to host:port (host NULL: any; port 0: free port). */
+int weft_udp_bind(const char *host, uint16_t port);
+
+/* The generic forms, for any address family. */
+int weft_bind_listen(int fd, const struct sockaddr *addr, socklen_t len, int backlog);
+int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, weft_time_t deadline);
+/* Accept one connection (O_NONBLOCK|O_CLOEXEC); addr/len may be NULL.
+ * Returns the new fd. -EMFILE/-ENFILE when descriptors run out (the pending
+ * connection stays queued). */
+int weft_accept(int lfd, struct sockaddr *addr, socklen_t *len, weft_time_t deadline);
+/* The local port of a bound socket (IPv4/IPv6), or a negative errno. */
+int weft_local_port(int fd);
+
+/* One read or write: at least one byte unless end of file (0) or error. */
+ssize_t weft_read(int fd, void *buf, size_t len, weft_time_t deadline);
+ssize_t weft_write(int fd, const void *buf, size_t len, weft_time_t deadline);
+ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline);
+ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline);
+/* Exactly len bytes: weft_read_full returns len, 0 if end of file comes
+ * before the first byte, -EPROTO if it comes after some bytes but before
+ * len (a truncated message); weft_write_all returns len. On any error the
+ * bytes already transferred are lost to the caller. */
+ssize_t weft_read_full(int fd, void *buf, size_t len, weft_time_t deadline);
+ssize_t weft_write_all(int fd, const void *buf, size_t len, weft_time_t deadline);
+/* Datagrams: one message each. addr/len may be NULL. */
+ssize_t weft_recvfrom(int fd, void *buf, size_t len, struct sockaddr *addr, socklen_t *alen, weft_time_t deadline);
+ssize_t weft_sendto(int fd, const void *buf, size_t len, const struct sockaddr *addr, socklen_t alen,
+		    weft_time_t deadline);
+/* Send count bytes of in_fd (a regular file) from *offset (advanced; NULL:
+ * from in_fd's file position) to the socket out_fd. Returns the bytes sent:
+ * count, or fewer if the file ends first. */
+ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, weft_time_t deadline);
+/* shutdown(2): SHUT_RD, SHUT_WR or SHUT_RDWR. */
+int weft_shutdown(int fd, int how);
+
+/* ------------------------------------------------------------ servers */
+
+/* An accept loop that hands each connection to a new task. The server owns
+ * the listening socket (closed when serving ends) and each connection's fd
+ * (closed after the handler returns: the handler must not close it). */
+typedef struct weft_server weft_server_t;
+/* Runs in the connection's task. */
+typedef void (*weft_conn_fn_t)(int fd, void *ctx);
+/* Starts a task running fn(arg); returns 0 or a negative errno. The server
+ * uses it for every connection (the executor interface plugs in here); NULL
+ * means weft_spawn of a detached coroutine in the current runtime. */
+typedef int (*weft_spawner_t)(void *spawn_ctx, weft_fn_t fn, void *arg);
+
+typedef struct weft_server_opts {
+	int max_conns;	     /* at most this many live connections; 0 = no limit */
+	size_t stack_size;   /* connection tasks' stacks (default spawner only); 0 = default */
+	weft_spawner_t spawn; /* NULL: detached coroutines */
+	void *spawn_ctx;
+} weft_server_opts_t;
+
+/* Create a server on listening socket lfd (ownership passes to the server,
+ * even on failure). opts may be NULL. */
+int weft_server_create(weft_server_t **out, int lfd, weft_conn_fn_t fn, void *ctx, const weft_server_opts_t *opts);
+/* Run the accept loop in the calling task until weft_server_stop (returns
+ * 0) or a fatal error on the listener (negative errno). Transient accept
+ * errors are skipped; when descriptors run out (EMFILE/ENFILE/ENOBUFS/
+ * ENOMEM) it backs off (1 ms doubling to 100 ms) and keeps serving the
+ * connections it has; pending connections wait in the listen queue.
+ * -ECANCELED if the calling task is cancelled. Call it once. */
+int weft_server_serve(weft_server_t *s);
+/* Stop accepting (the listener is closed), then wait until every connection
+ * has ended or the deadline passes; at the deadline the remaining
+ * connections are shut down (their reads see end of file) and waited for.
+ * Callable from any task or thread, once. Returns 0, or -ETIMEDOUT when
+ * connections had to be shut down. */
+int weft_server_stop(weft_server_t *s, weft_time_t deadline);
+/* Live connections, accepted connections in total. */
+int weft_server_conns(const weft_server_t *s);
+uint64_t weft_server_accepted(const weft_server_t *s);
+/* Free a server whose serve has returned and whose connections have all
+ * ended (after weft_server_stop): -EBUSY otherwise. */
+int weft_server_destroy(weft_server_t *s);
+
+
 /* ============================================= blocking pool, files, processes, signals */
+
+/* --- The blocking pool -------------------------------------------------
+ *
+ * Each runtime has a pool of threads for calls that would block a worker
+ * (file system calls, getaddrinfo, libraries without an async API). It is
+ * created on first use, grows on demand up to a limit (default 128; the
+ * environment variable WEFT_BLOCKING_MAX or weft_blocking_set_limits
+ * changes it), and a thread that has been idle for the idle time (default
+ * 10 s) exits. Jobs wait in one FIFO queue; none is lost or dropped. The
+ * pool is destroyed (its threads joined) by weft_runtime_stop. Pool threads
+ * block every asynchronous signal. */
+
+/* Run fn(arg) on a pool thread while the calling task parks (its worker
+ * keeps running other tasks); fn's return value goes to *result (result may
+ * be NULL). From a plain thread (not a task), fn runs directly on it.
+ *
+ * fn cannot be interrupted, and arg may live on the caller's stack, so the
+ * call never returns before fn has returned. Cancellation: a task already
+ * cancelled gets -ECANCELED at once and fn does not run; a task cancelled
+ * while fn runs waits for fn to end (running other tasks in between), then
+ * returns -ECANCELED with *result set all the same, so that whatever fn
+ * allocated can be freed.
+ * Errors: -EINVAL (fn NULL), -EPERM (from a stackless task, which cannot
+ * park), -ECANCELED, -ESHUTDOWN (the runtime is stopping and has no pool
+ * yet), -ENOMEM / -EAGAIN (no pool thread could be created). */
+int weft_blocking(weft_fn_t fn, void *arg, void **result);
+
+/* Set rt's pool limits (rt NULL: the current runtime): max_threads in
+ * 1..4096 (0 keeps the current value), idle time in ns, >= 1 ms
+ * (0 keeps the current value). A lower limit takes effect as busy threads
+ * finish their jobs; idle threads pick up a new idle time at once.
+ * -EINVAL, -ESHUTDOWN, -ENOMEM. */
+int weft_blocking_set_limits(weft_runtime_t *rt, int max_threads, weft_time_t idle);
+
+typedef struct weft_blocking_stats {
+	uint32_t threads;   /* pool threads alive */
+	uint32_t idle;	    /* of which waiting for a job */
+	uint32_t max;	    /* the limit on threads */
+	uint64_t queued;    /* jobs waiting for a thread */
+	uint64_t running;   /* jobs running now */
+	uint64_t completed; /* jobs finished since the pool was created */
+} weft_blocking_stats_t;
+
+/* Read rt's pool statistics (rt NULL: the current runtime); all zero but
+ * max when no pool has been created yet. -EINVAL (no runtime, out NULL). */
+int weft_blocking_stats(weft_runtime_t *rt, weft_blocking_stats_t *out);
+
+/* --- Files ---------------------------------------------------------------
+ *
+ * Each of these runs on the blocking pool (weft_blocking), so it parks the
+ * calling task and follows weft_blocking's cancellation rule: once started,
+ * the system calls finish, and -ECANCELED is reported afterwards (a file
+ * already written stays written). No deadlines: file I/O cannot be
+ * interrupted. Every descriptor opened is O_CLOEXEC. */
+
+/* Read the whole file at path into a new buffer: *data receives it
+ * (malloc'd, one NUL byte past the end for convenience; free() it), and the
+ * return value is its size. max_size bounds it (0: 1 GiB): -EFBIG beyond.
+ * Also -ENOENT, -EISDIR, -EACCES, ... (the system call's errno), -EINVAL,
+ * -ENOMEM. On error *data is NULL. */
+ssize_t weft_file_read_all(const char *path, void **data, size_t max_size);
+
+enum {
+	WEFT_FILE_APPEND = 1 << 0, /* append instead of truncating */
+	WEFT_FILE_SYNC = 1 << 1,   /* fsync the file before returning */
+	WEFT_FILE_ATOMIC = 1 << 2  /* write a temporary file in the same directory,
+				      fsync it, rename it over path, fsync the
+				      directory: readers see the old or the new
+				      contents, never a mix, even after a crash.
+				      Not with APPEND. */
+};
+
+/* Write len bytes to path, created with mode 0666 & ~umask if missing
+ * (ATOMIC keeps an existing file's mode). flags: WEFT_FILE_*. Returns 0.
+ * Errors: the system calls' (-ENOENT for a missing directory, -EISDIR,
+ * -ENOSPC, ...), -EINVAL (bad flags, data NULL with len > 0). A failed
+ * ATOMIC write leaves path untouched and no temporary file behind. */
+int weft_file_write_all(const char *path, const void *data, size_t len, unsigned flags);
+
+/* open(2) on the pool; O_CLOEXEC is always added. Returns the descriptor. */
+int weft_file_open(const char *path, int flags, unsigned mode);
+/* pread/pwrite on the pool. They repeat until len bytes are transferred,
+ * end of file (read) or an error; they return the count transferred, or a
+ * negative errno when nothing was. -EINVAL (negative offset, buf NULL). */
+ssize_t weft_file_pread(int fd, void *buf, size_t len, int64_t offset);
+ssize_t weft_file_pwrite(int fd, const void *buf, size_t len, int64_t offset);
+
+/* --- Subprocesses ---------------------------------------------------------
+ *
+ * weft_process_spawn starts a command (posix_spawn; PATH is searched when
+ * argv[0] has no '/'). Each of stdin, stdout and stderr is inherited,
+ * /dev/null, or a pipe whose parent end is O_NONBLOCK | O_CLOEXEC; the child
+ * gets a clean signal mask and default signal dispositions. The child's pid
+ * is held by a pidfd (Linux >= 5.3), so kill can never hit a recycled pid,
+ * and waiting parks on it in the netpoller (weft_fd_wait).
+ *
+ * No zombies, no leaks: weft_process_destroy closes every pipe end and, if
+ * the child has not been reaped yet, kills it with SIGKILL and reaps it.
+ *
+ * Concurrency: different pipes of one process may be used by different tasks
+ * at the same time (one writes stdin while another reads stdout: this is how
+ * large data goes through a filter without deadlock). One pipe is used by one
+ * task at a time, and is not closed while a call on it is running. wait and
+ * kill may be called from any number of tasks.
+ *
+ * SIGPIPE: the first spawn with a piped stdin sets SIGPIPE to SIG_IGN if it
+ * still has its default action, so that writing to a child that has exited
+ * returns -EPIPE instead of killing the process (the child gets the default
+ * back). Do not set SIGCHLD to SIG_IGN: the kernel would reap children
+ * itself and wait would fail with -ECHILD. */
+typedef struct weft_process weft_process_t;
+
+enum {
+	WEFT_STDIO_INHERIT = 0, /* the child shares the parent's descriptor */
+	WEFT_STDIO_PIPE = 1,	/* a pipe to the parent */
+	WEFT_STDIO_NULL = 2	/* /dev/null */
+};
+enum { WEFT_STDIN = 0, WEFT_STDOUT = 1, WEFT_STDERR = 2 };
+
+typedef struct weft_process_opts {
+	const char *const *env; /* NULL-terminated "K=V" list; NULL: inherit */
+	const char *cwd;	/* working directory; NULL: inherit */
+	int stdio[3];		/* WEFT_STDIO_* for stdin, stdout, stderr */
+	bool new_group;		/* put the child in a new process group */
+} weft_process_opts_t;
+
+/* Start argv[0] with arguments argv (NULL-terminated). opts may be NULL
+ * (everything inherited). Ownership: argv, env and cwd are only read during
+ * the call; *out is owned by the caller (weft_process_destroy).
+ * Errors: -ENOENT (no such command or cwd: reported here, never as a child
+ * exiting with 127), -EACCES, -ENOEXEC, ... (exec's errno), -EINVAL, -EMFILE,
+ * -ENOMEM. */
+int weft_process_spawn(weft_process_t **out, const char *const *argv, const weft_process_opts_t *opts);
+
+/* The child's pid (valid until it is reaped), or -EINVAL. */
+int weft_process_pid(const weft_process_t *p);
+/* The parent's end of pipe `which` (WEFT_STDIN/STDOUT/STDERR), to drive it
+ * yourself (with weft_fd_wait); still owned by p. -EBADF if not piped or
+ * closed. */
+int weft_process_fd(const weft_process_t *p, int which);
+
+/* Write len bytes to the child's stdin, parking while the pipe is full.
+ * Returns len; or, if an error or the deadline stops it after some bytes
+ * went through, the count so far (the next call reports the error); else a
+ * negative errno: -EPIPE (the child closed its stdin or exited), -ETIMEDOUT,
+ * -ECANCELED, -EBADF (not piped, or closed). */
+ssize_t weft_process_write(weft_process_t *p, const void *buf, size_t len, weft_time_t deadline);
+/* Read up to len bytes from the child's stdout or stderr (which), parking
+ * until some are there. Returns the count, 0 at end of file, or -ETIMEDOUT,
+ * -ECANCELED, -EBADF, -EINVAL. */
+ssize_t weft_process_read(weft_process_t *p, int which, void *buf, size_t len, weft_time_t deadline);
+/* Close the parent's end of a pipe (stdin: the child sees end of file).
+ * -EBADF if not piped or already closed. */
+int weft_process_close(weft_process_t *p, int which);
+
+typedef struct weft_exit_status {
+	int code;   /* exit code if the child exited, else -1 */
+	int signal; /* the signal that killed it, else 0 */
+} weft_exit_status_t;
+
+/* Wait until the child has ended and reap it; *st (may be NULL) receives
+ * how. After the first success every call returns 0 and the same status.
+ * -ETIMEDOUT, -ECANCELED (the child keeps running, wait again later),
+ * -ECHILD (someone else reaped it, e.g. SIGCHLD set to SIG_IGN). */
+int weft_process_wait(weft_process_t *p, weft_exit_status_t *st, weft_time_t deadline);
+/* Send signal sig to the child. -ESRCH once it has been reaped (a signal to
+ * an exited but unreaped child succeeds and does nothing); -EINVAL. */
+int weft_process_kill(weft_process_t *p, int sig);
+/* Close the pipes, kill (SIGKILL) and reap the child if nobody has reaped
+ * it yet, free p. From a task the reaping parks on the blocking pool.
+ * Returns 0, or -EINVAL for NULL. */
+int weft_process_destroy(weft_process_t *p);
+
+/* --- Signals as channel messages -----------------------------------------
+ *
+ * Like Go's signal.Notify: after weft_signal_notify(ch, sigs, n), each
+ * arrival of one of sigs is sent to ch as an int (the signal number), by a
+ * non-blocking send: if ch is full the signal is dropped for that channel,
+ * so give it a buffer (a rendezvous channel only gets signals while a
+ * receiver waits). Several channels may ask for one signal; each gets it.
+ * Standard signals that arrive close together may be merged into one, as
+ * the kernel merges them.
+ *
+ * How: one delivery thread per process (signal dispositions are
+ * process-wide) reads a signalfd for the signals that are blocked in every
+ * thread, and weft installs a small handler for the ones that some thread
+ * has not blocked (it records the signal and wakes the delivery thread), so
+ * delivery works whatever the threads' masks are. Blocking the signals in
+ * every thread (pthread_sigmask in main before starting runtimes and other
+ * threads; workers inherit it) is recommended: then they never interrupt
+ * system calls with EINTR. The signal's previous disposition is restored
+ * when the last channel stops listening for it.
+ *
+ * Not allowed (-EINVAL): SIGKILL, SIGSTOP and the synchronous faults
+ * (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS), and numbers outside
+ * 1..SIGRTMAX or reserved by the C library. */
+
+/* Deliver signals[0..n-1] to ch (whose elements must be int-sized: -EINVAL).
+ * Takes a reference to ch until weft_signal_stop. Adding a signal already
+ * delivered to ch does nothing. -EINVAL, -ENOMEM, -EAGAIN (no thread). */
+int weft_signal_notify(weft_chan_t *ch, const int *signals, int n);
+/* Stop delivering to ch; when it returns, no further signal is sent to ch
+ * and weft's reference to it has been dropped. -ENOENT if ch was not
+ * registered. */
+int weft_signal_stop(weft_chan_t *ch);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,460 @@
+/* test_blocking.c - the blocking pool: results, growth, limit, shrink after
+ * idle, the worker keeps running, cancellation, drain at stop. */
+#include "weft_test.h"
+
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+#include <weft/io.h>
+
+#include "blocking_check.h"
+
+static void nap_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+static void *square(void *a)
+{
+	long *v = a;
+	*v = *v * *v;
+	return (void *)(intptr_t)(*v + 1);
+}
+
+static void *self_id(void *a)
+{
+	(void)a;
+	return (void *)(uintptr_t)weft_self();
+}
+
+/* ------------------------------------------------------------ errors, plain threads */
+
+static void test_plain_thread_and_errors(void **state)
+{
+	(void)state;
+	assert_int_equal(weft_blocking(NULL, NULL, NULL), -EINVAL);
+	long v = 7;
+	void *r = NULL;
+	assert_int_equal(weft_blocking(square, &v, &r), 0); /* runs inline */
+	assert_int_equal(v, 49);
+	assert_int_equal((intptr_t)r, 50);
+	assert_int_equal(weft_blocking(square, &v, NULL), 0);
+	weft_blocking_stats_t st;
+	assert_int_equal(weft_blocking_stats(NULL, NULL), -EINVAL);
+	assert_int_equal(weft_blocking_set_limits(NULL, -1, 0), -EINVAL);
+	assert_int_equal(weft_blocking_set_limits(NULL, 5000, 0), -EINVAL);
+	assert_int_equal(weft_blocking_set_limits(NULL, 0, 10), -EINVAL); /* idle < 1 ms */
+
+	weft_runtime_t *rt;
+	assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.workers = 1}), 0);
+	assert_int_equal(weft_blocking_stats(rt, &st), 0);
+	assert_int_equal(st.threads, 0);
+	assert_int_equal(st.max, 128);
+	assert_int_equal(weft_blocking_set_limits(rt, 9, 20 * WEFT_MSEC), 0);
+	assert_int_equal(weft_blocking_stats(rt, &st), 0);
+	assert_int_equal(st.max, 9);
+	assert_int_equal(weft_runtime_stop(rt), 0);
+}
+
+/* ------------------------------------------------------------ results, on another thread */
+
+enum { NRES = 200 };
+
+static void *result_task(void *a)
+{
+	long v = (long)(intptr_t)a; /* on this task's stack */
+	void *r = NULL;
+	TCHECK_EQ(weft_blocking(square, &v, &r), 0);
+	TCHECK_EQ(v, (long)(intptr_t)a * (long)(intptr_t)a);
+	TCHECK_EQ((intptr_t)r, v + 1);
+	r = NULL;
+	TCHECK_EQ(weft_blocking(self_id, NULL, &r), 0);
+	TCHECK_EQ((uintptr_t)r, 0); /* fn ran on a pool thread, not in a task */
+	return NULL;
+}
+
+static void *results_main(void *a)
+{
+	(void)a;
+	weft_task_t t[NRES];
+	for (long i = 0; i < NRES; i++)
+		t[i] = wt_spawn(result_task, (void *)(intptr_t)i);
+	for (int i = 0; i < NRES; i++)
+		wt_join(t[i]);
+	weft_blocking_stats_t st;
+	TCHECK_EQ(weft_blocking_stats(NULL, &st), 0);
+	TCHECK_EQ(st.completed, 2 * NRES);
+	TCHECK_EQ(st.queued, 0);
+	TCHECK_EQ(st.running, 0);
+	TCHECK(st.threads >= 1 && st.threads <= st.max);
+	return NULL;
+}
+
+static void test_results(void **state)
+{
+	(void)state;
+	int fds = wt_count_fds();
+	wt_run(results_main, NULL, 2);
+	assert_int_equal(wt_count_fds(), fds);
+}
+
+/* ------------------------------------------------------------ growth and shrink */
+
+static _Atomic int inside, max_inside, released;
+
+static void *hold_until_released(void *a)
+{
+	(void)a;
+	int n = atomic_fetch_add(&inside, 1) + 1;
+	int m = atomic_load(&max_inside);
+	while (n > m && !atomic_compare_exchange_weak(&max_inside, &m, n))
+		;
+	while (!atomic_load(&released))
+		nap_ms(1);
+	atomic_fetch_sub(&inside, 1);
+	return NULL;
+}
+
+static void *blocking_task(void *a)
+{
+	weft_fn_t fn = (weft_fn_t)a;
+	TCHECK_EQ(weft_blocking(fn, NULL, NULL), 0);
+	return NULL;
+}
+
+static void reset_counters(void)
+{
+	atomic_store(&inside, 0);
+	atomic_store(&max_inside, 0);
+	atomic_store(&released, 0);
+}
+
+enum { GROW = 48 };
+
+static void *growth_main(void *a)
+{
+	(void)a;
+	reset_counters();
+	TCHECK_EQ(weft_blocking_set_limits(NULL, 0, 30 * WEFT_MSEC), 0);
+	weft_task_t t[GROW];
+	for (int i = 0; i < GROW; i++)
+		t[i] = wt_spawn(blocking_task, (void *)hold_until_released);
+	/* Every call runs at once, each on its own thread. */
+	weft_time_t give_up = weft_deadline_in(10 * WEFT_SEC);
+	while (atomic_load(&inside) < GROW && weft_now() < give_up)
+		weft_sleep(WEFT_MSEC);
+	TCHECK_EQ(atomic_load(&inside), GROW);
+	weft_blocking_stats_t st;
+	weft_blocking_stats(NULL, &st);
+	TCHECK_EQ(st.threads, GROW);
+	TCHECK_EQ(st.running, GROW);
+	TCHECK_EQ(st.idle, 0);
+	TCHECK_EQ(st.queued, 0);
+	atomic_store(&released, 1);
+	for (int i = 0; i < GROW; i++)
+		wt_join(t[i]);
+	/* Idle threads exit after the idle time (30 ms). */
+	give_up = weft_deadline_in(10 * WEFT_SEC);
+	do {
+		weft_sleep(5 * WEFT_MSEC);
+		weft_blocking_stats(NULL, &st);
+	} while (st.threads > 0 && weft_now() < give_up);
+	TCHECK_EQ(st.threads, 0);
+	TCHECK_EQ(st.idle, 0);
+	TCHECK_EQ(st.completed, GROW);
+	/* And the pool grows again from nothing. */
+	long v = 3;
+	TCHECK_EQ(weft_blocking(square, &v, NULL), 0);
+	TCHECK_EQ(v, 9);
+	return NULL;
+}
+
+static void test_growth_and_shrink(void **state)
+{
+	(void)state;
+	int fds = wt_count_fds();
+	wt_run(growth_main, NULL, 2);
+	assert_int_equal(wt_count_fds(), fds);
+}
+
+/* ------------------------------------------------------------ the limit */
+
+static _Atomic long busy_done;
+
+static void *busy_2ms(void *a)
+{
+	(void)a;
+	int n = atomic_fetch_add(&inside, 1) + 1;
+	int m = atomic_load(&max_inside);
+	while (n > m && !atomic_compare_exchange_weak(&max_inside, &m, n))
+		;
+	nap_ms(2);
+	atomic_fetch_sub(&inside, 1);
+	atomic_fetch_add(&busy_done, 1);
+	return NULL;
+}
+
+enum { LIMIT = 4, NLIMIT = 60 };
+
+static void *limit_main(void *a)
+{
+	(void)a;
+	reset_counters();
+	atomic_store(&busy_done, 0);
+	TCHECK_EQ(weft_blocking_set_limits(NULL, LIMIT, 0), 0);
+	weft_task_t t[NLIMIT];
+	for (int i = 0; i < NLIMIT; i++)
+		t[i] = wt_spawn(blocking_task, (void *)busy_2ms);
+	weft_blocking_stats_t st;
+	uint64_t max_queued = 0;
+	uint32_t max_threads = 0;
+	while (atomic_load(&busy_done) < NLIMIT) {
+		weft_blocking_stats(NULL, &st);
+		if (st.queued > max_queued)
+			max_queued = st.queued;
+		if (st.threads > max_threads)
+			max_threads = st.threads;
+		weft_sleep(WEFT_MSEC / 2);
+	}
+	for (int i = 0; i < NLIMIT; i++)
+		wt_join(t[i]);
+	TCHECK(atomic_load(&max_inside) <= LIMIT);
+	TCHECK(max_threads <= LIMIT);
+	TCHECK(max_queued > 0); /* jobs did wait in the queue */
+	weft_blocking_stats(NULL, &st);
+	TCHECK_EQ(st.completed, NLIMIT);
+	TCHECK_EQ(st.queued, 0);
+	TCHECK_EQ(st.max, LIMIT);
+	return NULL;
+}
+
+static void test_limit_respected(void **state)
+{
+	(void)state;
+	wt_run(limit_main, NULL, 2);
+}
+
+/* WEFT_BLOCKING_MAX sets the default limit of a new pool. */
+static void *env_main(void *a)
+{
+	(void)a;
+	weft_blocking_stats_t st;
+	TCHECK_EQ(weft_blocking_stats(NULL, &st), 0);
+	TCHECK_EQ(st.max, 3);
+	return NULL;
+}
+
+static void test_env_limit(void **state)
+{
+	(void)state;
+	setenv("WEFT_BLOCKING_MAX", "3", 1);
+	wt_run(env_main, NULL, 1);
+	unsetenv("WEFT_BLOCKING_MAX");
+}
+
+/* ------------------------------------------------------------ the worker keeps running */
+
+static _Atomic long ticks;
+static _Atomic int sleeper_done;
+
+static void *sleep_50ms(void *a)
+{
+	(void)a;
+	nap_ms(50);
+	return NULL;
+}
+
+static void *ticker_task(void *a)
+{
+	(void)a;
+	while (!atomic_load(&sleeper_done)) {
+		atomic_fetch_add(&ticks, 1);
+		weft_sleep(WEFT_MSEC);
+	}
+	return NULL;
+}
+
+static void *worker_free_main(void *a)
+{
+	(void)a;
+	atomic_store(&ticks, 0);
+	atomic_store(&sleeper_done, 0);
+	weft_task_t t = wt_spawn(ticker_task, NULL);
+	weft_sleep(2 * WEFT_MSEC);
+	long before = atomic_load(&ticks);
+	TCHECK_EQ(weft_blocking(sleep_50ms, NULL, NULL), 0);
+	long during = atomic_load(&ticks) - before;
+	atomic_store(&sleeper_done, 1);
+	wt_join(t);
+	TCHECK(during >= 10); /* the one worker ran the ticker meanwhile */
+	return NULL;
+}
+
+static void test_worker_keeps_running(void **state)
+{
+	(void)state;
+	wt_run(worker_free_main, NULL, 1);
+}
+
+/* ------------------------------------------------------------ cancellation */
+
+struct slow_arg {
+	_Atomic int started;
+	int finished; /* written by fn, on the caller's stack */
+};
+
+static void *slow_fn(void *a)
+{
+	struct slow_arg *s = a;
+	atomic_store(&s->started, 1);
+	nap_ms(30);
+	s->finished = 1;
+	return (void *)(intptr_t)42;
+}
+
+static void *cancelled_caller(void *a)
+{
+	(void)a;
+	struct slow_arg s = {0};
+	void *r = NULL;
+	int e = weft_blocking(slow_fn, &s, &r);
+	/* If fn started, it ended before the call returned and its result
+	 * was delivered; if the cancel came first, it never ran. */
+	if (atomic_load(&s.started)) {
+		TCHECK_EQ(s.finished, 1);
+		TCHECK_EQ((intptr_t)r, 42);
+	} else {
+		TCHECK_EQ(e, -ECANCELED);
+	}
+	return (void *)(intptr_t)e;
+}
+
+static void *precancelled(void *a)
+{
+	(void)a;
+	while (!weft_cancelled())
+		weft_yield();
+	struct slow_arg s = {0};
+	int e = weft_blocking(slow_fn, &s, NULL);
+	TCHECK_EQ(atomic_load(&s.started), 0); /* never ran */
+	return (void *)(intptr_t)e;
+}
+
+static void *cancel_main(void *a)
+{
+	(void)a;
+	for (int round = 0; round < 5; round++) {
+		weft_task_t t = wt_spawn(cancelled_caller, NULL);
+		weft_sleep((1 + round % 3) * 5 * WEFT_MSEC);
+		weft_cancel(t);
+		void *r = NULL;
+		TCHECK_EQ(weft_join(t, &r), 0);
+		TCHECK_EQ((intptr_t)r, -ECANCELED);
+	}
+	weft_task_t t = wt_spawn(precancelled, NULL);
+	weft_cancel(t);
+	void *r = NULL;
+	TCHECK_EQ(weft_join(t, &r), 0);
+	TCHECK_EQ((intptr_t)r, -ECANCELED);
+	return NULL;
+}
+
+static void test_cancellation(void **state)
+{
+	(void)state;
+	wt_run(cancel_main, NULL, 2);
+}
+
+/* ------------------------------------------------------------ stackless tasks */
+
+static weft_step_t stackless_step(void *s, void **result)
+{
+	long v = 2;
+	*(int *)s = weft_blocking(square, &v, NULL);
+	*result = NULL;
+	return WEFT_STEP_DONE;
+}
+
+static void *stackless_main(void *a)
+{
+	(void)a;
+	int e = 0;
+	weft_task_t t;
+	TCHECK_EQ(weft_spawn_step(&t, stackless_step, &e, NULL), 0);
+	TCHECK_EQ(weft_join(t, NULL), 0);
+	TCHECK_EQ(e, -EPERM);
+	return NULL;
+}
+
+static void test_stackless_refused(void **state)
+{
+	(void)state;
+	wt_run(stackless_main, NULL, 1);
+}
+
+/* ------------------------------------------------------------ stop drains */
+
+static _Atomic long drained;
+
+static void *count_after_1ms(void *a)
+{
+	(void)a;
+	nap_ms(1);
+	atomic_fetch_add(&drained, 1);
+	return NULL;
+}
+
+static _Atomic long calls_started;
+
+static void *loop_blocking(void *a)
+{
+	(void)a;
+	for (;;) {
+		atomic_fetch_add(&calls_started, 1);
+		int e = weft_blocking(count_after_1ms, NULL, NULL);
+		if (e != 0) {
+			TCHECK_EQ(e, -ECANCELED);
+			return NULL;
+		}
+	}
+}
+
+static void test_stop_drains(void **state)
+{
+	(void)state;
+	int fds = wt_count_fds();
+	atomic_store(&drained, 0);
+	atomic_store(&calls_started, 0);
+	weft_runtime_t *rt;
+	assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.workers = 2}), 0);
+	assert_int_equal(weft_blocking_set_limits(rt, 8, 0), 0);
+	int n = WT_SIZE(200, 50);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(weft_spawn(NULL, loop_blocking, NULL, &(weft_spawn_opts_t){.runtime = rt, .detached = true}), 0);
+	nap_ms(30);
+	assert_int_equal(weft_runtime_stop(rt), 0); /* cancels them mid-call */
+	/* Every call that was queued ran: a cancelled precheck never queues, so
+	 * calls started = calls run + calls refused at once. */
+	long started = atomic_load(&calls_started), ran = atomic_load(&drained);
+	assert_true(ran >= 1);
+	assert_true(ran <= started && started - ran <= n);
+	assert_int_equal(atomic_load(&tcheck_failures), 0);
+	assert_int_equal(wt_count_fds(), fds);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_plain_thread_and_errors),
+		cmocka_unit_test(test_results),
+		cmocka_unit_test(test_growth_and_shrink),
+		cmocka_unit_test(test_limit_respected),
+		cmocka_unit_test(test_env_limit),
+		cmocka_unit_test(test_worker_keeps_running),
+		cmocka_unit_test(test_cancellation),
+		cmocka_unit_test(test_stackless_refused),
+		cmocka_unit_test(test_stop_drains),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
