@@ -10,7 +10,7 @@
 
 PREFIX ?= /usr/local
 JOBS ?= $(shell nproc)
-DEPS = cmake make gcc pkg-config libcmocka-dev valgrind
+DEPS = cmake make gcc pkg-config libcmocka-dev valgrind liburing-dev
 CMAKE_COMMON = -DCMAKE_C_FLAGS_RELEASE="-O2 -g -DNDEBUG" -DCMAKE_C_FLAGS_DEBUG="-O1 -g"
 
 .PHONY: all deps build run check check-release check-asan check-tsan bench check-valgrind install clean

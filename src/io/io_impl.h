@@ -1,0 +1,45 @@
+/* io_impl.h - what the netpoller (poll.c) shares with the socket and server
+ * code of the io module. */
+#ifndef WEFT_IO_IMPL_H
+#define WEFT_IO_IMPL_H
+
+#include <weft.h>
+
+#include <stdatomic.h>
+
+/* A task waiting on a descriptor: linked on its slot while parked. */
+typedef struct io_waiter {
+	struct io_waiter *next, *prev;
+	weft_waker_t waker;
+	uint32_t match; /* readiness bits that end this wait */
+	int status;	/* the ready mask or -EBADF, set before the unpark */
+	bool linked;
+} io_waiter;
+
+/* Per-descriptor state (see the design comment in poll.c). */
+typedef struct io_slot {
+	_Atomic uint32_t lock;
+	_Atomic uint32_t ready; /* readiness seen by the poller and not yet consumed */
+	_Atomic uint32_t gen;	/* bumped at every (re)registration and close */
+	_Atomic uint32_t flags; /* IO_REG, IO_NOTSOCK */
+	io_waiter *head;	/* under lock */
+} io_slot;
+
+#define IO_REG 1u     /* registered with the backend for good (closed with weft_close) */
+#define IO_NOTSOCK 2u /* writes use write(2), not send(MSG_NOSIGNAL) */
+
+/* Register a descriptor weft created or will do I/O on (once; later calls
+ * are cheap). notsock: it is known not to be a socket. 0 or -errno. */
+int weft__io_own(int fd, bool notsock);
+/* After an operation on fd returned EAGAIN: wait until it may succeed.
+ * Returns the ready mask (> 0) or a negative errno. Registers fd first if
+ * it is not yet registered. */
+int weft__io_wait(int fd, uint32_t events, weft_time_t deadline);
+/* Pretend fd became ready for events: wakes its waiters and sets its ready
+ * bits (the server uses it to interrupt its accept loop). */
+void weft__io_kick(int fd, uint32_t events);
+/* Whether writes to fd must use write(2) (not a socket). */
+bool weft__io_notsock(int fd);
+void weft__io_set_notsock(int fd);
+
+#endif

@@ -1,0 +1,787 @@
+/* poll.c - the netpoller: epoll (edge-triggered) or io_uring, per-descriptor
+ * waiter slots, weft_fd_wait and weft_close.
+ *
+ * Pieces
+ * ------
+ * One weft_io per runtime, installed as the runtime's poller
+ * (weft_poller_ops_t) by the first I/O call made in it. It owns the backend
+ * (an epoll set, or an io_uring), an eventfd that wake() writes to (so a
+ * blocked poll returns), a waiter count, and a table of io_slot indexed by
+ * descriptor number (chunks of 1024 slots, allocated on first use and freed
+ * with the runtime). A slot holds the readiness bits the poller has seen and
+ * nobody has consumed yet (`ready`), a generation number, and the list of
+ * tasks parked on the descriptor, each wanting some bits (POLLIN, POLLOUT;
+ * POLLERR and POLLHUP end every wait, POLLRDHUP every read wait).
+ *
+ * Registration: a descriptor weft does I/O on is registered once
+ * (weft__io_own): epoll_ctl ADD with EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET, or
+ * a multishot io_uring poll for the same bits; the event carries
+ * (generation << 32 | fd). weft_close bumps the generation (events of the old
+ * registration are ignored from then on), wakes the waiters with -EBADF,
+ * drops the registration and closes.
+ *
+ * Edge-triggered rules: the kernel reports a descriptor when it becomes
+ * ready (and again at every new arrival), never "it is still ready". So the
+ * poller records every report in slot->ready, and a task consumes it only
+ * right before retrying its operation: a task waits only after its
+ * operation said EAGAIN, and a wait returns at once when the wanted bit is
+ * set. A stale bit (its data already read) costs one EAGAIN and nothing
+ * else; a report is never lost because the bit stays until someone retries.
+ *
+ * Why no wake-up is lost: under the slot's lock the poller sets the bits and
+ * then unlinks and unparks every waiter whose bits are set; under the same
+ * lock a waiter checks the bits (and the generation it started from) before
+ * it links itself. Either the waiter sees the bit, or the poller sees the
+ * waiter. weft_unpark remembers a wake that comes before the park.
+ *
+ * Who polls: the scheduler (src/sched/worker.c) calls poll(ctx, 0) between
+ * tasks and poll(ctx, timeout) in the one idle worker that sleeps in it; at
+ * most one thread is inside poll at a time, so the event buffer and the
+ * io_uring completion queue have a single consumer. poll(ctx, 0) returns at
+ * once without a system call while no task waits on a descriptor (the
+ * atomic count nwait); a report that arrives meanwhile stays queued in the
+ * kernel until someone waits. A blocking poll also sleeps on the eventfd, so
+ * wake() (a write to it) ends it; a wake before the poll leaves the eventfd
+ * readable, so the next poll returns at once.
+ *
+ * weft_fd_wait (descriptors of other libraries): these may be closed with a
+ * plain close(2) and their number reused, so it does not trust the slot's
+ * registration: it clears the slot's bits, asks poll(2) with no timeout
+ * (ready now: done), and otherwise (re)arms the descriptor - epoll MOD, or
+ * ADD if the set does not hold this file; with io_uring a one-shot poll,
+ * removed when the wait ends - and parks until the poller reports it.
+ *
+ * io_uring specifics: submissions come from any thread under sq_lock;
+ * completions are reaped only by the polling thread. A multishot poll can
+ * end on its own (the kernel cancels a thread's requests when it exits, or
+ * the completion queue overflowed): the poller re-arms it if its slot is
+ * still registered, and a new poll reports the current readiness, so nothing
+ * is lost. io_uring holds a reference to a polled file, which is why
+ * weft_close removes the poll before closing.
+ */
+#include "io_impl.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdalign.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifdef WEFT_HAVE_URING
+#include <liburing.h>
+#endif
+
+#define IO_CHUNK_BITS 10
+#define IO_CHUNK (1u << IO_CHUNK_BITS)
+#define IO_NCHUNKS 4096 /* descriptors up to 4M */
+#define IO_EVENTS 256
+
+/* Event tags (high bits of the 64-bit event data; the rest is gen << 32 | fd
+ * with the generation cut to 29 bits). */
+#define TAG_WAKE (1ull << 63)	/* the eventfd */
+#define TAG_ONCE (1ull << 62)	/* io_uring one-shot poll of weft_fd_wait */
+#define TAG_IGNORE (1ull << 61) /* io_uring removal requests */
+#define GEN_MASK 0x1fffffffu
+
+#define ERRBITS (POLLERR | POLLHUP)
+
+enum { BACKEND_EPOLL, BACKEND_URING };
+
+typedef struct weft_io {
+	int backend;
+	int epfd; /* epoll backend */
+	int efd;  /* wake eventfd */
+	alignas(64) _Atomic long nwait;	 /* tasks parked on descriptors */
+	alignas(64) _Atomic(io_slot *) chunks[IO_NCHUNKS];
+#ifdef WEFT_HAVE_URING
+	pthread_mutex_t sq_lock;
+	struct io_uring ring;
+#endif
+	uint64_t efd_buf; /* the poller's read target for the eventfd */
+	struct epoll_event ev[IO_EVENTS];
+} weft_io;
+
+static const weft_poller_ops_t io_ops;
+
+/* ------------------------------------------------------------ slots */
+
+static inline void slot_lock(io_slot *s)
+{
+	for (;;) {
+		/* acquire: the section reads what the previous holder wrote. */
+		if (!atomic_load_explicit(&s->lock, memory_order_relaxed) &&
+		    !atomic_exchange_explicit(&s->lock, 1, memory_order_acquire))
+			return;
+#if defined(__x86_64__)
+		__builtin_ia32_pause();
+#elif defined(__aarch64__)
+		__asm__ __volatile__("yield" ::: "memory");
+#endif
+	}
+}
+
+static inline void slot_unlock(io_slot *s)
+{
+	atomic_store_explicit(&s->lock, 0, memory_order_release);
+}
+
+/* The slot of fd, creating its chunk if `create`. NULL for fd out of range
+ * or (create) no memory. */
+static io_slot *slot_of(weft_io *io, int fd, bool create)
+{
+	if (fd < 0 || (unsigned)fd >= (unsigned)IO_NCHUNKS * IO_CHUNK)
+		return NULL;
+	unsigned i = (unsigned)fd >> IO_CHUNK_BITS;
+	/* acquire: the chunk's zeroed contents are visible before we use it. */
+	io_slot *c = atomic_load_explicit(&io->chunks[i], memory_order_acquire);
+	if (!c) {
+		if (!create)
+			return NULL;
+		io_slot *n = calloc(IO_CHUNK, sizeof *n);
+		if (!n)
+			return NULL;
+		if (atomic_compare_exchange_strong_explicit(&io->chunks[i], &c, n, memory_order_acq_rel,
+							    memory_order_acquire))
+			c = n;
+		else
+			free(n);
+	}
+	return &c[fd & (IO_CHUNK - 1)];
+}
+
+static inline uint64_t slot_data(int fd, uint32_t gen)
+{
+	return (uint64_t)(gen & GEN_MASK) << 32 | (uint32_t)fd;
+}
+
+static void unlink_waiter(io_slot *s, io_waiter *n)
+{
+	if (n->prev)
+		n->prev->next = n->next;
+	else
+		s->head = n->next;
+	if (n->next)
+		n->next->prev = n->prev;
+	n->linked = false;
+}
+
+/* Under the lock: wake every waiter whose bits are in mask (all, for a
+ * negative status). */
+static int wake_matching(io_slot *s, uint32_t mask, int status)
+{
+	int woke = 0;
+	for (io_waiter *n = s->head, *next; n; n = next) {
+		next = n->next;
+		if (status < 0 || (n->match & mask)) {
+			unlink_waiter(s, n);
+			n->status = status < 0 ? status : (int)(mask & n->match);
+			woke += weft_unpark(n->waker, 0);
+		}
+	}
+	return woke;
+}
+
+/* The poller saw `events` on (fd, gen). */
+static int deliver(weft_io *io, int fd, uint32_t gen, uint32_t events)
+{
+	io_slot *s = slot_of(io, fd, false);
+	if (!s)
+		return 0;
+	slot_lock(s);
+	int woke = 0;
+	if ((atomic_load_explicit(&s->gen, memory_order_relaxed) & GEN_MASK) == gen) {
+		atomic_fetch_or_explicit(&s->ready, events, memory_order_release);
+		woke = wake_matching(s, events, 0);
+	}
+	slot_unlock(s);
+	return woke;
+}
+
+/* ------------------------------------------------------------ backends */
+
+#ifdef WEFT_HAVE_URING
+/* Under sq_lock. */
+static struct io_uring_sqe *sqe_get(weft_io *io)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&io->ring);
+	if (!sqe) {
+		io_uring_submit(&io->ring);
+		sqe = io_uring_get_sqe(&io->ring);
+	}
+	return sqe;
+}
+
+static int uring_poll_add(weft_io *io, int fd, uint32_t events, uint64_t data, bool multi)
+{
+	pthread_mutex_lock(&io->sq_lock);
+	struct io_uring_sqe *sqe = sqe_get(io);
+	int r = -EBUSY;
+	if (sqe) {
+		if (multi)
+			io_uring_prep_poll_multishot(sqe, fd, events);
+		else
+			io_uring_prep_poll_add(sqe, fd, events);
+		io_uring_sqe_set_data64(sqe, data);
+		r = io_uring_submit(&io->ring);
+	}
+	pthread_mutex_unlock(&io->sq_lock);
+	return r < 0 ? r : 0;
+}
+
+static void uring_poll_remove(weft_io *io, uint64_t data)
+{
+	pthread_mutex_lock(&io->sq_lock);
+	struct io_uring_sqe *sqe = sqe_get(io);
+	if (sqe) {
+		io_uring_prep_poll_remove(sqe, data);
+		io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+		io_uring_submit(&io->ring);
+	}
+	pthread_mutex_unlock(&io->sq_lock);
+}
+#endif
+
+#define OWN_EVENTS (POLLIN | POLLOUT | POLLRDHUP)
+
+/* Register fd for good (edge-triggered / multishot). */
+static int backend_register(weft_io *io, int fd, uint32_t gen)
+{
+#ifdef WEFT_HAVE_URING
+	if (io->backend == BACKEND_URING) {
+		/* A regular file is always ready: poll(2) would say so, io_uring
+		 * too; epoll refuses it. Keep the backends alike. */
+		struct stat st;
+		if (fstat(fd, &st) < 0)
+			return -errno;
+		if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
+			return -EPERM;
+		return uring_poll_add(io, fd, OWN_EVENTS, slot_data(fd, gen), true);
+	}
+#endif
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = slot_data(fd, gen)};
+	if (epoll_ctl(io->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+		return 0;
+	if (errno == EEXIST && epoll_ctl(io->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
+		return 0;
+	return -errno;
+}
+
+static void backend_unregister(weft_io *io, int fd, uint32_t gen)
+{
+#ifdef WEFT_HAVE_URING
+	if (io->backend == BACKEND_URING) {
+		uring_poll_remove(io, slot_data(fd, gen));
+		return;
+	}
+#endif
+	/* close(2) drops the epoll registration with the file's last reference;
+	 * events of an earlier generation are ignored anyway. */
+	(void)io, (void)fd, (void)gen;
+}
+
+/* weft_fd_wait: arm a descriptor that may not be (or no longer be) the file
+ * the slot registered. */
+static int backend_arm_foreign(weft_io *io, int fd, uint32_t events, uint32_t gen)
+{
+#ifdef WEFT_HAVE_URING
+	if (io->backend == BACKEND_URING)
+		return uring_poll_add(io, fd, events, TAG_ONCE | slot_data(fd, gen), false);
+#endif
+	(void)events;
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = slot_data(fd, gen)};
+	/* MOD re-arms: the next epoll_wait reports fd if it is ready now. */
+	if (epoll_ctl(io->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
+		return 0;
+	if (errno == ENOENT && epoll_ctl(io->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+		return 0;
+	return -errno;
+}
+
+static void backend_disarm_foreign(weft_io *io, int fd, uint32_t gen)
+{
+#ifdef WEFT_HAVE_URING
+	if (io->backend == BACKEND_URING)
+		uring_poll_remove(io, TAG_ONCE | slot_data(fd, gen));
+#endif
+	(void)io, (void)fd, (void)gen;
+}
+
+/* ------------------------------------------------------------ the poller */
+
+static void drain_wake(weft_io *io)
+{
+	/* Only the polling thread reads; a wake after this read makes the
+	 * eventfd readable again and is reported by the next poll. */
+	ssize_t r = read(io->efd, &io->efd_buf, sizeof io->efd_buf);
+	(void)r;
+}
+
+static int epoll_poll(weft_io *io, weft_time_t timeout)
+{
+	int n;
+	if (timeout == 0) {
+		n = epoll_wait(io->epfd, io->ev, IO_EVENTS, 0);
+	} else if (timeout == WEFT_NEVER) {
+		n = epoll_wait(io->epfd, io->ev, IO_EVENTS, -1);
+	} else {
+		struct timespec ts = {.tv_sec = timeout / WEFT_SEC, .tv_nsec = timeout % WEFT_SEC};
+		n = epoll_pwait2(io->epfd, io->ev, IO_EVENTS, &ts, NULL);
+	}
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	int woke = 0;
+	for (int i = 0; i < n; i++) {
+		uint64_t d = io->ev[i].data.u64;
+		if (d & TAG_WAKE) {
+			drain_wake(io);
+			continue;
+		}
+		woke += deliver(io, (int)(uint32_t)d, (uint32_t)(d >> 32), io->ev[i].events);
+	}
+	return woke;
+}
+
+#ifdef WEFT_HAVE_URING
+static int uring_handle(weft_io *io, struct io_uring_cqe *cqe)
+{
+	uint64_t d = io_uring_cqe_get_data64(cqe);
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+	if (d & TAG_IGNORE)
+		return 0;
+	if (d & TAG_WAKE) {
+		drain_wake(io);
+		if (!more)
+			uring_poll_add(io, io->efd, POLLIN, TAG_WAKE, true);
+		return 0;
+	}
+	int fd = (int)(uint32_t)d;
+	uint32_t gen = (uint32_t)(d >> 32) & GEN_MASK;
+	int woke = 0;
+	if (cqe->res > 0)
+		woke = deliver(io, fd, gen, (uint32_t)cqe->res);
+	else if (cqe->res < 0 && cqe->res != -ECANCELED && cqe->res != -ENOENT)
+		woke = deliver(io, fd, gen, POLLERR); /* e.g. -EBADF: let the waiters find out */
+	if (!more && !(d & TAG_ONCE)) {
+		/* A multishot poll ended on its own: re-arm if still registered. */
+		io_slot *s = slot_of(io, fd, false);
+		if (s && (atomic_load_explicit(&s->flags, memory_order_acquire) & IO_REG) &&
+		    (atomic_load_explicit(&s->gen, memory_order_acquire) & GEN_MASK) == gen)
+			uring_poll_add(io, fd, OWN_EVENTS, d, true);
+	}
+	return woke;
+}
+
+static int uring_poll(weft_io *io, weft_time_t timeout)
+{
+	struct io_uring_cqe *cqe;
+	int woke = 0;
+	if (timeout != 0 && io_uring_cq_ready(&io->ring) == 0) {
+		int r;
+		if (timeout == WEFT_NEVER) {
+			r = io_uring_wait_cqe(&io->ring, &cqe);
+		} else {
+			struct __kernel_timespec ts = {.tv_sec = timeout / WEFT_SEC, .tv_nsec = timeout % WEFT_SEC};
+			r = io_uring_wait_cqe_timeout(&io->ring, &cqe, &ts);
+		}
+		if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN)
+			return r;
+	}
+	for (;;) {
+		unsigned head, n = 0;
+		io_uring_for_each_cqe(&io->ring, head, cqe)
+		{
+			woke += uring_handle(io, cqe);
+			n++;
+		}
+		if (n == 0)
+			break;
+		io_uring_cq_advance(&io->ring, n);
+	}
+	return woke;
+}
+#endif
+
+static int io_poll(void *ctx, weft_time_t timeout)
+{
+	weft_io *io = ctx;
+	if (timeout == 0 && atomic_load_explicit(&io->nwait, memory_order_relaxed) == 0)
+		return 0;
+#ifdef WEFT_HAVE_URING
+	if (io->backend == BACKEND_URING)
+		return uring_poll(io, timeout);
+#endif
+	return epoll_poll(io, timeout);
+}
+
+static void io_wake(void *ctx)
+{
+	weft_io *io = ctx;
+	uint64_t one = 1;
+	ssize_t r = write(io->efd, &one, sizeof one);
+	(void)r; /* EAGAIN: the counter is full, so the eventfd is readable anyway */
+}
+
+static void io_destroy(void *ctx)
+{
+	weft_io *io = ctx;
+#ifdef WEFT_HAVE_URING
+	if (io->backend == BACKEND_URING) {
+		io_uring_queue_exit(&io->ring);
+		pthread_mutex_destroy(&io->sq_lock);
+	}
+#endif
+	if (io->epfd >= 0)
+		close(io->epfd);
+	close(io->efd);
+	for (int i = 0; i < IO_NCHUNKS; i++)
+		free(atomic_load_explicit(&io->chunks[i], memory_order_relaxed));
+	free(io);
+}
+
+static const weft_poller_ops_t io_ops = {io_poll, io_wake, io_destroy};
+
+/* ------------------------------------------------------------ installing */
+
+static _Atomic int fallback_logged; /* one log line per process, not per runtime */
+
+static void log_fallback(const char *why, int err)
+{
+	if (!atomic_exchange(&fallback_logged, 1))
+		fprintf(stderr, "weft: io_uring unavailable (%s: %s), using epoll\n", why, weft_strerror(err));
+}
+
+#ifdef WEFT_HAVE_URING
+static int uring_init(weft_io *io)
+{
+	struct io_uring_params p = {0};
+	int r = io_uring_queue_init_params(1024, &io->ring, &p);
+	if (r < 0) {
+		log_fallback("io_uring_queue_init", r);
+		return r;
+	}
+	if (!(p.features & IORING_FEAT_EXT_ARG) || !(p.features & IORING_FEAT_NODROP)) {
+		io_uring_queue_exit(&io->ring);
+		log_fallback("kernel lacks IORING_FEAT_EXT_ARG/NODROP", -ENOSYS);
+		return -ENOSYS;
+	}
+	pthread_mutex_init(&io->sq_lock, NULL);
+	io->backend = BACKEND_URING;
+	/* Probe multishot poll on the wake eventfd (kernel 5.13+). */
+	r = uring_poll_add(io, io->efd, POLLIN, TAG_WAKE, true);
+	if (r == 0) {
+		io_wake(io);
+		struct io_uring_cqe *cqe;
+		r = io_uring_wait_cqe(&io->ring, &cqe);
+		if (r == 0) {
+			r = cqe->res < 0 ? cqe->res : (cqe->flags & IORING_CQE_F_MORE) ? 0 : -ENOSYS;
+			io_uring_cqe_seen(&io->ring, cqe);
+		}
+		drain_wake(io);
+	}
+	if (r < 0) {
+		io_uring_queue_exit(&io->ring);
+		pthread_mutex_destroy(&io->sq_lock);
+		io->backend = BACKEND_EPOLL;
+		log_fallback("multishot poll", r);
+	}
+	return r;
+}
+#endif
+
+static weft_io *io_create(void)
+{
+	weft_io *io = aligned_alloc(64, (sizeof(weft_io) + 63) & ~(size_t)63);
+	if (!io)
+		return NULL;
+	memset(io, 0, sizeof *io);
+	io->epfd = -1;
+	io->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (io->efd < 0) {
+		free(io);
+		return NULL;
+	}
+	const char *want = getenv("WEFT_IO");
+	bool uring = !want || !*want || strcmp(want, "auto") == 0 || strcmp(want, "uring") == 0;
+#ifdef WEFT_HAVE_URING
+	if (uring && uring_init(io) == 0)
+		return io;
+#else
+	if (uring && want && strcmp(want, "uring") == 0)
+		log_fallback("weft was built without liburing", -ENOSYS);
+#endif
+	io->backend = BACKEND_EPOLL;
+	io->epfd = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.u64 = TAG_WAKE};
+	if (io->epfd < 0 || epoll_ctl(io->epfd, EPOLL_CTL_ADD, io->efd, &ev) < 0) {
+		io_destroy(io);
+		return NULL;
+	}
+	return io;
+}
+
+/* The poller of the caller's runtime, installing it on first use. */
+static weft_io *io_get(void)
+{
+	weft_runtime_t *rt = weft_runtime_current();
+	if (!rt)
+		return NULL;
+	weft_io *io = weft_runtime_poller(rt, &io_ops);
+	if (io)
+		return io;
+	/* A write to a socket whose peer is gone must give EPIPE, not kill the
+	 * process (sockets also use MSG_NOSIGNAL; this covers pipes). */
+	struct sigaction sa;
+	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL && !(sa.sa_flags & SA_SIGINFO)) {
+		sa.sa_handler = SIG_IGN;
+		sigaction(SIGPIPE, &sa, NULL);
+	}
+	io = io_create();
+	if (!io)
+		return NULL;
+	if (weft_runtime_set_poller(rt, &io_ops, io) < 0) {
+		io_destroy(io); /* someone else installed one first: use theirs */
+		return weft_runtime_poller(rt, &io_ops);
+	}
+	return io;
+}
+
+/* The poller if installed, without installing it. */
+static weft_io *io_peek(void)
+{
+	weft_runtime_t *rt = weft_runtime_current();
+	return rt ? weft_runtime_poller(rt, &io_ops) : NULL;
+}
+
+const char *weft_io_backend(weft_runtime_t *rt)
+{
+	if (!rt)
+		rt = weft_runtime_current();
+	if (!rt)
+		return NULL;
+	weft_io *io = weft_runtime_poller(rt, &io_ops);
+	if (!io && rt == weft_runtime_current())
+		io = io_get();
+	if (!io)
+		return NULL;
+	return io->backend == BACKEND_URING ? "uring" : "epoll";
+}
+
+/* ------------------------------------------------------------ waiting */
+
+/* A plain thread (or a runtime with another poller): poll(2). */
+static int thread_wait(int fd, uint32_t events, weft_time_t deadline)
+{
+	struct pollfd p = {.fd = fd, .events = (short)events};
+	for (;;) {
+		int ms = -1;
+		if (deadline != WEFT_NEVER) {
+			weft_time_t left = deadline - weft_now();
+			if (left <= 0)
+				ms = 0;
+			else
+				ms = left / WEFT_MSEC + 1 > INT_MAX ? INT_MAX : (int)(left / WEFT_MSEC + 1);
+		}
+		int r = poll(&p, 1, ms);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r > 0)
+			return p.revents & POLLNVAL ? -EBADF : p.revents;
+		if (deadline != WEFT_NEVER && weft_now() >= deadline)
+			return -ETIMEDOUT;
+	}
+}
+
+/* Park on slot s until one of events (or an error bit) is reported, the
+ * generation moves on from gen (closed: -EBADF), or the deadline. */
+static int slot_wait(weft_io *io, io_slot *s, uint32_t gen, uint32_t events, weft_time_t deadline)
+{
+	uint32_t match = events | ERRBITS | ((events & POLLIN) ? POLLRDHUP : 0);
+	io_waiter n = {.match = match};
+	n.waker = weft_park_prepare();
+	atomic_fetch_add_explicit(&io->nwait, 1, memory_order_seq_cst);
+	slot_lock(s);
+	if (atomic_load_explicit(&s->gen, memory_order_relaxed) != gen) {
+		slot_unlock(s);
+		atomic_fetch_sub_explicit(&io->nwait, 1, memory_order_relaxed);
+		return -EBADF;
+	}
+	uint32_t r = atomic_load_explicit(&s->ready, memory_order_relaxed) & match;
+	if (r) {
+		atomic_fetch_and_explicit(&s->ready, ~events, memory_order_relaxed);
+		slot_unlock(s);
+		atomic_fetch_sub_explicit(&io->nwait, 1, memory_order_relaxed);
+		return (int)r;
+	}
+	n.next = s->head;
+	n.prev = NULL;
+	if (s->head)
+		s->head->prev = &n;
+	s->head = &n;
+	n.linked = true;
+	slot_unlock(s);
+	int e = weft_park(n.waker, deadline);
+	atomic_fetch_sub_explicit(&io->nwait, 1, memory_order_relaxed);
+	slot_lock(s);
+	if (n.linked)
+		unlink_waiter(s, &n);
+	slot_unlock(s);
+	if (e < 0)
+		return e;
+	if (n.status > 0) /* consumed: the caller retries its operation now */
+		atomic_fetch_and_explicit(&s->ready, ~events, memory_order_relaxed);
+	return n.status;
+}
+
+static int own_slot(weft_io *io, io_slot *s, int fd, bool notsock)
+{
+	slot_lock(s);
+	uint32_t gen = atomic_load_explicit(&s->gen, memory_order_relaxed) + 1;
+	atomic_store_explicit(&s->gen, gen, memory_order_relaxed);
+	atomic_store_explicit(&s->ready, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->flags, IO_REG | (notsock ? IO_NOTSOCK : 0), memory_order_release);
+	wake_matching(s, 0, -EBADF); /* waiters of a file that had this number */
+	slot_unlock(s);
+	int r = backend_register(io, fd, gen);
+	if (r < 0) {
+		slot_lock(s);
+		if (atomic_load_explicit(&s->gen, memory_order_relaxed) == gen)
+			atomic_store_explicit(&s->flags, 0, memory_order_relaxed);
+		slot_unlock(s);
+	}
+	return r;
+}
+
+int weft__io_own(int fd, bool notsock)
+{
+	if (fd < 0)
+		return -EBADF;
+	weft_io *io = io_get();
+	if (!io)
+		return 0; /* no runtime here: plain threads use poll(2) */
+	io_slot *s = slot_of(io, fd, true);
+	if (!s)
+		return fd >= 0 ? -ENOMEM : -EBADF;
+	if (atomic_load_explicit(&s->flags, memory_order_acquire) & IO_REG)
+		return 0;
+	return own_slot(io, s, fd, notsock);
+}
+
+int weft__io_wait(int fd, uint32_t events, weft_time_t deadline)
+{
+	if (fd < 0)
+		return -EBADF;
+	if (!weft_self())
+		return thread_wait(fd, events, deadline);
+	if (!weft_can_park())
+		return -EWOULDBLOCK;
+	weft_io *io = io_get();
+	if (!io)
+		return thread_wait(fd, events, deadline);
+	io_slot *s = slot_of(io, fd, true);
+	if (!s)
+		return -EBADF;
+	uint32_t gen = atomic_load_explicit(&s->gen, memory_order_acquire);
+	if (!(atomic_load_explicit(&s->flags, memory_order_acquire) & IO_REG)) {
+		int r = own_slot(io, s, fd, false);
+		if (r == -EPERM) /* a regular file: always ready */
+			return (int)events;
+		if (r < 0)
+			return r;
+		gen = atomic_load_explicit(&s->gen, memory_order_acquire);
+	}
+	return slot_wait(io, s, gen, events, deadline);
+}
+
+int weft_fd_wait(int fd, uint32_t events, weft_time_t deadline)
+{
+	if (fd < 0)
+		return -EBADF;
+	if ((events & (POLLIN | POLLOUT)) == 0 || (events & ~(uint32_t)(POLLIN | POLLOUT | POLLPRI | POLLRDHUP)))
+		return -EINVAL;
+	if (!weft_self())
+		return thread_wait(fd, events, deadline);
+	if (!weft_can_park())
+		return -EWOULDBLOCK;
+	weft_io *io = io_get();
+	if (!io)
+		return thread_wait(fd, events, deadline);
+	io_slot *s = slot_of(io, fd, true);
+	if (!s)
+		return -EBADF;
+	/* Forget old reports, then ask the kernel what holds now: anything
+	 * that becomes ready after this point is reported again. */
+	atomic_fetch_and_explicit(&s->ready, ~(events | ERRBITS | POLLRDHUP), memory_order_relaxed);
+	uint32_t gen = atomic_load_explicit(&s->gen, memory_order_acquire);
+	struct pollfd p = {.fd = fd, .events = (short)events};
+	int r = poll(&p, 1, 0);
+	if (r < 0)
+		return -errno;
+	if (r > 0)
+		return p.revents & POLLNVAL ? -EBADF : p.revents;
+	r = backend_arm_foreign(io, fd, events, gen);
+	if (r < 0)
+		return r == -EPERM ? (int)events : r;
+	r = slot_wait(io, s, gen, events, deadline);
+	backend_disarm_foreign(io, fd, gen);
+	return r;
+}
+
+void weft__io_kick(int fd, uint32_t events)
+{
+	weft_io *io = io_peek();
+	io_slot *s = io ? slot_of(io, fd, false) : NULL;
+	if (!s)
+		return;
+	slot_lock(s);
+	atomic_fetch_or_explicit(&s->ready, events, memory_order_release);
+	wake_matching(s, events, 0);
+	slot_unlock(s);
+}
+
+bool weft__io_notsock(int fd)
+{
+	weft_io *io = io_peek();
+	io_slot *s = io ? slot_of(io, fd, false) : NULL;
+	return s && (atomic_load_explicit(&s->flags, memory_order_relaxed) & IO_NOTSOCK);
+}
+
+void weft__io_set_notsock(int fd)
+{
+	weft_io *io = io_peek();
+	io_slot *s = io ? slot_of(io, fd, false) : NULL;
+	if (s)
+		atomic_fetch_or_explicit(&s->flags, IO_NOTSOCK, memory_order_relaxed);
+}
+
+int weft_close(int fd)
+{
+	if (fd < 0)
+		return -EBADF;
+	weft_io *io = io_peek();
+	io_slot *s = io ? slot_of(io, fd, false) : NULL;
+	if (s) {
+		slot_lock(s);
+		uint32_t gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
+		uint32_t flags = atomic_load_explicit(&s->flags, memory_order_relaxed);
+		atomic_store_explicit(&s->gen, gen + 1, memory_order_relaxed);
+		atomic_store_explicit(&s->flags, 0, memory_order_relaxed);
+		atomic_store_explicit(&s->ready, 0, memory_order_relaxed);
+		wake_matching(s, 0, -EBADF);
+		slot_unlock(s);
+		if (flags & IO_REG)
+			backend_unregister(io, fd, gen);
+	}
+	if (close(fd) < 0 && errno != EINTR) /* Linux frees fd even on EINTR */
+		return -errno;
+	return 0;
+}
