@@ -4,6 +4,8 @@
 #define BLOCKING_CHECK_H
 
 #include <dirent.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 /* Descriptors open in this process now (not counting the one used to
@@ -21,6 +23,32 @@ static inline int wt_count_fds(void)
 	closedir(d);
 	return n - 1;
 }
+
+/* Print what every open descriptor refers to (for a failed leak check). */
+static inline void wt_dump_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		char path[300], target[256] = "";
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+		ssize_t n = readlink(path, target, sizeof target - 1);
+		fprintf(stderr, "  fd %s -> %s\n", e->d_name, n > 0 ? target : "?");
+	}
+	if (d)
+		closedir(d);
+}
+
+/* Assert (on the test thread) that the descriptor count is back to `before`. */
+#define WT_ASSERT_FDS(before)                                                                           \
+	do {                                                                                            \
+		int now_ = wt_count_fds();                                                              \
+		if (now_ != (before))                                                                   \
+			wt_dump_fds();                                                                  \
+		assert_int_equal(now_, (before));                                                       \
+	} while (0)
 
 /* True if some child of this process has ended and not been reaped. */
 static inline bool wt_have_zombie(void)

@@ -96,7 +96,7 @@ static void test_results(void **state)
 	(void)state;
 	int fds = wt_count_fds();
 	wt_run(results_main, NULL, 2);
-	assert_int_equal(wt_count_fds(), fds);
+	WT_ASSERT_FDS(fds);
 }
 
 /* ------------------------------------------------------------ growth and shrink */
@@ -175,7 +175,7 @@ static void test_growth_and_shrink(void **state)
 	(void)state;
 	int fds = wt_count_fds();
 	wt_run(growth_main, NULL, 2);
-	assert_int_equal(wt_count_fds(), fds);
+	WT_ASSERT_FDS(fds);
 }
 
 /* ------------------------------------------------------------ the limit */
@@ -440,7 +440,7 @@ static void test_stop_drains(void **state)
 	assert_true(ran >= 1);
 	assert_true(ran <= started && started - ran <= n);
 	assert_int_equal(atomic_load(&tcheck_failures), 0);
-	assert_int_equal(wt_count_fds(), fds);
+	WT_ASSERT_FDS(fds);
 }
 
 int main(void)
