@@ -1,0 +1,373 @@
+/* process.c - subprocesses: spawn with piped stdio, stream through the
+ * pipes from tasks, wait on a pidfd, kill, reap.
+ *
+ * Pieces
+ * ------
+ * A weft_process holds the child's pid, a pidfd for it (pidfd_open; -1 on
+ * kernels without one, then waiting polls waitid with a growing sleep), the
+ * parent's ends of up to three pipes, and the reaping state under a mutex.
+ *
+ * Spawning: posix_spawnp, which in glibc runs the child with CLONE_VFORK and
+ * returns exec's errno to the parent (so a missing command is -ENOENT here,
+ * not a child exiting with 127). Every descriptor the parent creates is
+ * O_CLOEXEC from birth (pipe2, open), so a concurrent spawn in another
+ * thread never inherits it; the child ends are dup2'ed onto 0, 1, 2 (which
+ * clears close-on-exec there) after being moved to numbers >= 3 so that
+ * dup2 never maps a descriptor onto itself, and closefrom(3) in the child
+ * drops everything else. The child's mask is emptied and its dispositions
+ * reset, whatever the spawning worker or pool thread had blocked.
+ *
+ * Invariants
+ * ----------
+ *  - The child is reaped exactly once, under p->mu, by waitid with WNOHANG
+ *    (wait) or blocking after SIGKILL (destroy, which is the last call on
+ *    p). Once reaped, `reaped` stays true and the status never changes; kill
+ *    checks `reaped` under the same mutex, so a signal never reaches a
+ *    recycled pid (with a pidfd it could not anyway).
+ *  - No task parks while holding p->mu: waitid runs with WNOHANG under it,
+ *    and the waiting itself (weft_fd_wait on the pidfd) happens outside.
+ *  - Each pipe end is owned by p until weft_process_close or destroy closes
+ *    it (weft_close, which wakes waiters of this runtime's poller).
+ */
+#include <weft/io.h>
+#include <weft/time.h>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+extern char **environ;
+
+struct weft_process {
+	pid_t pid;
+	int pidfd;
+	int fds[3]; /* parent ends; -1: not piped or closed */
+	pthread_mutex_t mu;
+	bool reaped;
+	weft_exit_status_t status;
+};
+
+/* A descriptor >= 3 for fd (closing fd if it had to move), O_CLOEXEC. */
+static int above_stdio(int fd)
+{
+	if (fd >= 3)
+		return fd;
+	int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	int e = errno;
+	close(fd);
+	errno = e;
+	return moved;
+}
+
+static void ignore_sigpipe(void)
+{
+	struct sigaction old;
+	if (sigaction(SIGPIPE, NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL) {
+		struct sigaction ign = {.sa_handler = SIG_IGN};
+		sigemptyset(&ign.sa_mask);
+		sigaction(SIGPIPE, &ign, NULL);
+	}
+}
+
+/* Make the descriptors of stdio slot i: *parent (-1 if none) and *child. */
+static int make_stdio(int i, int mode, int *parent, int *child)
+{
+	*parent = *child = -1;
+	if (mode == WEFT_STDIO_INHERIT)
+		return 0;
+	if (mode == WEFT_STDIO_NULL) {
+		*child = open("/dev/null", O_RDWR | O_CLOEXEC);
+	} else {
+		int p[2];
+		if (pipe2(p, O_CLOEXEC) < 0)
+			return -errno;
+		*parent = i == WEFT_STDIN ? p[1] : p[0];
+		*child = i == WEFT_STDIN ? p[0] : p[1];
+		if (fcntl(*parent, F_SETFL, O_NONBLOCK) < 0) {
+			int e = -errno;
+			close(p[0]);
+			close(p[1]);
+			*parent = *child = -1;
+			return e;
+		}
+	}
+	if (*child >= 0)
+		*child = above_stdio(*child);
+	if (*child < 0) {
+		int e = -errno;
+		if (*parent >= 0)
+			close(*parent);
+		*parent = -1;
+		return e;
+	}
+	return 0;
+}
+
+int weft_process_spawn(weft_process_t **out, const char *const *argv, const weft_process_opts_t *opts)
+{
+	if (!out || !argv || !argv[0] || !argv[0][0])
+		return -EINVAL;
+	*out = NULL;
+	weft_process_opts_t none = {0};
+	if (!opts)
+		opts = &none;
+	for (int i = 0; i < 3; i++)
+		if (opts->stdio[i] < WEFT_STDIO_INHERIT || opts->stdio[i] > WEFT_STDIO_NULL)
+			return -EINVAL;
+	if (opts->stdio[WEFT_STDIN] == WEFT_STDIO_PIPE)
+		ignore_sigpipe();
+	struct weft_process *p = calloc(1, sizeof *p);
+	if (!p)
+		return -ENOMEM;
+	p->pidfd = -1;
+	int child[3] = {-1, -1, -1};
+	int e = 0;
+	for (int i = 0; i < 3 && !e; i++)
+		e = make_stdio(i, opts->stdio[i], &p->fds[i], &child[i]);
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	bool fa_ok = false, attr_ok = false;
+	if (!e)
+		e = -posix_spawn_file_actions_init(&fa);
+	fa_ok = !e;
+	if (!e)
+		e = -posix_spawnattr_init(&attr);
+	attr_ok = fa_ok && !e;
+	for (int i = 0; i < 3 && !e; i++)
+		if (child[i] >= 0)
+			e = -posix_spawn_file_actions_adddup2(&fa, child[i], i);
+	if (!e && opts->cwd)
+		e = -posix_spawn_file_actions_addchdir_np(&fa, opts->cwd);
+	if (!e)
+		e = -posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	if (!e) {
+		sigset_t empty, all;
+		sigemptyset(&empty);
+		sigfillset(&all);
+		short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+		if (opts->new_group)
+			flags |= POSIX_SPAWN_SETPGROUP;
+		e = -posix_spawnattr_setsigmask(&attr, &empty);
+		if (!e)
+			e = -posix_spawnattr_setsigdefault(&attr, &all);
+		if (!e)
+			e = -posix_spawnattr_setpgroup(&attr, 0);
+		if (!e)
+			e = -posix_spawnattr_setflags(&attr, flags);
+	}
+	if (!e) {
+		char *const *envp = opts->env ? (char *const *)opts->env : environ;
+		e = -posix_spawnp(&p->pid, argv[0], fa_ok ? &fa : NULL, &attr, (char *const *)argv, envp);
+	}
+	if (attr_ok)
+		posix_spawnattr_destroy(&attr);
+	if (fa_ok)
+		posix_spawn_file_actions_destroy(&fa);
+	for (int i = 0; i < 3; i++)
+		if (child[i] >= 0)
+			close(child[i]);
+	if (e) {
+		for (int i = 0; i < 3; i++)
+			if (p->fds[i] >= 0)
+				close(p->fds[i]);
+		free(p);
+		return e;
+	}
+	/* Without a pidfd (old kernel, or no descriptor left) waiting polls. */
+	p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+	if (p->pidfd < 0)
+		p->pidfd = -1;
+	pthread_mutex_init(&p->mu, NULL);
+	*out = p;
+	return 0;
+}
+
+int weft_process_pid(const weft_process_t *p)
+{
+	return p ? p->pid : -EINVAL;
+}
+
+int weft_process_fd(const weft_process_t *p, int which)
+{
+	if (!p || which < WEFT_STDIN || which > WEFT_STDERR)
+		return -EINVAL;
+	return p->fds[which] >= 0 ? p->fds[which] : -EBADF;
+}
+
+ssize_t weft_process_write(weft_process_t *p, const void *buf, size_t len, weft_time_t deadline)
+{
+	if (!p || (!buf && len > 0))
+		return -EINVAL;
+	int fd = p->fds[WEFT_STDIN];
+	if (fd < 0)
+		return -EBADF;
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = write(fd, (const char *)buf + done, len - done);
+		if (n >= 0) {
+			done += (size_t)n;
+			continue;
+		}
+		int e = errno;
+		if (e == EINTR)
+			continue;
+		if (e == EAGAIN) {
+			int r = weft_fd_wait(fd, POLLOUT, deadline);
+			if (r >= 0)
+				continue;
+			e = -r;
+		}
+		return done ? (ssize_t)done : -e;
+	}
+	return (ssize_t)done;
+}
+
+ssize_t weft_process_read(weft_process_t *p, int which, void *buf, size_t len, weft_time_t deadline)
+{
+	if (!p || (which != WEFT_STDOUT && which != WEFT_STDERR) || (!buf && len > 0))
+		return -EINVAL;
+	int fd = p->fds[which];
+	if (fd < 0)
+		return -EBADF;
+	for (;;) {
+		ssize_t n = read(fd, buf, len);
+		if (n >= 0)
+			return n;
+		int e = errno;
+		if (e == EINTR)
+			continue;
+		if (e != EAGAIN)
+			return -e;
+		int r = weft_fd_wait(fd, POLLIN, deadline);
+		if (r < 0)
+			return r;
+	}
+}
+
+int weft_process_close(weft_process_t *p, int which)
+{
+	if (!p || which < WEFT_STDIN || which > WEFT_STDERR)
+		return -EINVAL;
+	int fd = p->fds[which];
+	if (fd < 0)
+		return -EBADF;
+	p->fds[which] = -1;
+	return weft_close(fd);
+}
+
+/* Under p->mu: reap the child if it has ended (or, with `block`, once it
+ * ends). 0 reaped (now or before), -EAGAIN still running, -ECHILD. */
+static int try_reap(struct weft_process *p, bool block)
+{
+	if (p->reaped)
+		return 0;
+	for (;;) {
+		siginfo_t si = {0};
+		int opts = WEXITED | (block ? 0 : WNOHANG);
+		int r = p->pidfd >= 0 ? waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, opts)
+				      : waitid(P_PID, (id_t)p->pid, &si, opts);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (si.si_pid == 0)
+			return -EAGAIN;
+		p->reaped = true;
+		if (si.si_code == CLD_EXITED)
+			p->status = (weft_exit_status_t){.code = si.si_status, .signal = 0};
+		else
+			p->status = (weft_exit_status_t){.code = -1, .signal = si.si_status};
+		return 0;
+	}
+}
+
+int weft_process_wait(weft_process_t *p, weft_exit_status_t *st, weft_time_t deadline)
+{
+	if (!p)
+		return -EINVAL;
+	weft_time_t nap = WEFT_MSEC;
+	for (;;) {
+		pthread_mutex_lock(&p->mu);
+		int e = try_reap(p, false);
+		if (e == 0 && st)
+			*st = p->status;
+		pthread_mutex_unlock(&p->mu);
+		if (e != -EAGAIN)
+			return e;
+		if (p->pidfd >= 0) {
+			int r = weft_fd_wait(p->pidfd, POLLIN, deadline);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		weft_time_t now = weft_now();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		int r = weft_sleep(deadline - now < nap ? deadline - now : nap);
+		if (r == -ECANCELED)
+			return r;
+		if (nap < 50 * WEFT_MSEC)
+			nap *= 2;
+	}
+}
+
+int weft_process_kill(weft_process_t *p, int sig)
+{
+	if (!p || sig < 0 || sig >= NSIG)
+		return -EINVAL;
+	int e = 0;
+	pthread_mutex_lock(&p->mu);
+	if (p->reaped)
+		e = -ESRCH;
+	else if ((p->pidfd >= 0 ? syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) : kill(p->pid, sig)) < 0)
+		e = -errno;
+	pthread_mutex_unlock(&p->mu);
+	return e;
+}
+
+static void *reap_job(void *a)
+{
+	struct weft_process *p = a;
+	pthread_mutex_lock(&p->mu);
+	try_reap(p, true);
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+int weft_process_destroy(weft_process_t *p)
+{
+	if (!p)
+		return -EINVAL;
+	for (int i = 0; i < 3; i++)
+		if (p->fds[i] >= 0)
+			weft_close(p->fds[i]);
+	pthread_mutex_lock(&p->mu);
+	bool running = try_reap(p, false) == -EAGAIN;
+	if (running) {
+		if (p->pidfd >= 0)
+			syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
+		else
+			kill(p->pid, SIGKILL);
+	}
+	pthread_mutex_unlock(&p->mu);
+	/* A killed child ends at once, but its exit still takes a moment: wait
+	 * on the pool, or right here if the task is already cancelled. */
+	if (running && weft_blocking(reap_job, p, NULL) != 0)
+		reap_job(p); /* does nothing if the pool reaped it */
+	if (p->pidfd >= 0)
+		weft_close(p->pidfd);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+	return 0;
+}
