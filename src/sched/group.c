@@ -51,7 +51,7 @@ int weft__group_add(weft_group_t *g, weft_task *t)
 	g->running++;
 	g->rt = t->rt;
 	if (g->cancelling)
-		atomic_store(&t->cancelled, 1);
+		atomic_fetch_or(&t->flags, WEFT_TF_CANCELLED);
 	weft_waitq_unlock(&g->waiters);
 	return 0;
 }
@@ -109,7 +109,7 @@ int weft_group_wait(weft_group_t *g)
 	if (!g)
 		return -EINVAL;
 	weft_task *self = weft__cur_task();
-	if (self && self->kind == WEFT_KIND_STEP)
+	if (self && weft__is_step(self))
 		return -EPERM;
 	for (;;) {
 		weft_waitq_lock(&g->waiters);
@@ -121,9 +121,7 @@ int weft_group_wait(weft_group_t *g)
 		weft_waitq_node_t n;
 		weft_waitq_push(&g->waiters, &n);
 		weft_waitq_unlock(&g->waiters);
-		if (self)
-			self->wait_what = "group";
-		int r = weft_park(n.waker, WEFT_NEVER);
+		int r = weft__park_on(n.waker, WEFT_NEVER, WEFT_WAIT_GROUP);
 		if (r != 0 && weft_waitq_remove(&g->waiters, &n))
 			return r;
 	}

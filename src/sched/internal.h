@@ -51,11 +51,20 @@ enum weft_phase {
 #define WEFT_PS_PHASE(s) ((int)((s)&0xff))
 #define WEFT_PS_RESULT(s) (-(int)(((s) >> 8) & 0xff))
 
+/* A task's parker is its state word alone (the first word of the record).
+ * A plain thread's parker adds the futex it sleeps on. Which of the two a
+ * waker names is in its epoch field's top bit (WEFT_WAKER_THREAD): the
+ * epoch itself never reaches 2^48. */
 typedef struct weft_parker {
 	_Atomic uint64_t state;
-	_Atomic uint32_t futex; /* threads only: bumped on wake */
-	bool is_task;
 } weft_parker_t;
+
+typedef struct weft_thread_parker {
+	weft_parker_t p;
+	_Atomic uint32_t futex; /* bumped on wake */
+} weft_thread_parker_t;
+
+#define WEFT_WAKER_THREAD ((uint64_t)1 << 63)
 
 /* ------------------------------------------------------------------- timer */
 
@@ -78,38 +87,53 @@ typedef struct weft_shard {
 
 /* -------------------------------------------------------------------- task */
 
-enum weft_task_kind { WEFT_KIND_CORO = 0, WEFT_KIND_STEP = 1 };
 enum weft_run_state { WEFT_RS_RUNNABLE = 0, WEFT_RS_RUNNING = 1, WEFT_RS_WAITING = 2, WEFT_RS_DONE = 3, WEFT_RS_FREE = 4 };
+/* While WAITING, run_state's high nibble says on what (for dumps). */
+enum weft_wait_what { WEFT_WAIT_PARK = 0, WEFT_WAIT_JOIN, WEFT_WAIT_GROUP, WEFT_WAIT_SLEEP };
+#define WEFT_RS_STATE(v) ((v)&0x0f)
+#define WEFT_RS_WHAT(v) ((v) >> 4)
 enum { WEFT_JOIN_NONE = 0, WEFT_JOIN_WAITING = 1, WEFT_JOIN_DONE = 2 };
 enum { WEFT_H_LIVE = 0, WEFT_H_DETACHED = 1, WEFT_H_JOINING = 2 };
+/* task->flags */
+#define WEFT_TF_CANCELLED 0x01 /* sticky; set by weft_cancel */
+#define WEFT_TF_STEP 0x02      /* a stackless task (fixed at spawn) */
 
+/* The cold part of a task, allocated the first time one of its fields is
+ * needed (a name, task-local storage, a group, a joiner), installed once by
+ * CAS and freed with the record. Owned by the record: whoever may read it
+ * holds a reference to the task. */
+typedef struct weft_task_ext {
+	char name[WEFT_NAME_LEN];
+	void **tls;		 /* WEFT_TLS_KEYS slots, allocated on first set */
+	weft_group_t *group;
+	weft_waker_t join_waker; /* written by the joiner before join_state WAITING */
+} weft_task_ext;
+
+/* A task record: 80 bytes, the whole cost of a parked stackless task. */
 struct weft_task {
 	weft_parker_t park;	 /* first: a weft_waker_t's parker points here */
 	struct weft_task *next;	 /* global queue / free list link */
 	_Atomic uint64_t id;	 /* 0 when the record is free */
 	_Atomic uint32_t refs;	 /* running + handle + transient lookups */
-	uint8_t kind;		 /* weft_task_kind */
+	_Atomic uint8_t flags;	 /* WEFT_TF_* */
 	_Atomic uint8_t handle;	 /* WEFT_H_*: who may still join */
-	_Atomic uint8_t cancelled;
-	_Atomic uint8_t run_state; /* weft_run_state, for dumps and checks */
+	_Atomic uint8_t run_state; /* weft_run_state (| what << 4), for dumps and checks */
+	_Atomic uint8_t join_state;
 	union {
 		weft_fn_t fn;
 		weft_step_fn_t step;
 	};
-	void *arg;
-	void *result;
-	void *sp;		 /* coroutine: saved stack pointer */
+	union {
+		void *arg;	 /* until the task ends */
+		void *result;	 /* from then on */
+	};
+	union {
+		void *sp;		/* coroutine: saved stack pointer */
+		weft_tentry_t *timer;	/* stackless: deadline of the current wait */
+	};
 	weft_stack_t *stack;	 /* coroutine: its stack */
 	struct weft_runtime *rt;
-	void **tls;		 /* WEFT_TLS_KEYS slots, allocated on first set */
-	weft_group_t *group;
-	weft_tentry_t *timer;	 /* stackless: deadline of the current wait */
-	const char *wait_what;	 /* what it waits on, for dumps */
-	void *spawn_site;
-	_Atomic uint32_t join_state;
-	int saved_errno;
-	weft_waker_t join_waker;
-	char name[WEFT_NAME_LEN];
+	_Atomic(weft_task_ext *) ext;
 #if defined(WEFT_ASAN)
 	void *asan_fake;
 #endif
@@ -118,6 +142,9 @@ struct weft_task {
 #endif
 };
 typedef struct weft_task weft_task;
+#if !defined(WEFT_ASAN) && !defined(WEFT_TSAN) && UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(struct weft_task) == 80, "a task record is 80 bytes: keep cold fields in weft_task_ext");
+#endif
 
 /* ------------------------------------------------------------------ worker */
 
@@ -142,6 +169,7 @@ typedef struct weft_worker {
 	uint32_t runnext_streak;
 	uint64_t rng;
 	void *sched_sp;	     /* the worker's own context while a coroutine runs */
+	uint8_t wait_what;   /* set by a coroutine about to park (WEFT_WAIT_*) */
 	weft_task *cur;
 	int action;	     /* what the coroutine asked for when it switched back */
 	weft_shard_t *shard; /* this worker's timer shard */
@@ -267,6 +295,16 @@ static inline weft_task *weft__cur_task(void)
 	return w ? w->cur : NULL;
 }
 
+static inline bool weft__is_step(const weft_task *t)
+{
+	return (atomic_load_explicit(&t->flags, memory_order_relaxed) & WEFT_TF_STEP) != 0;
+}
+
+static inline bool weft__task_cancelled(weft_task *t)
+{
+	return (atomic_load(&t->flags) & WEFT_TF_CANCELLED) != 0;
+}
+
 /* ------------------------------------------------------------- functions */
 
 /* runq.c */
@@ -297,12 +335,14 @@ void weft__task_cache_flush(weft_worker *w);
 weft_task *weft__task_at(struct weft_runtime *rt, uint32_t slot);
 int weft__join_in(struct weft_runtime *rt, weft_task_t id, void **result, weft_time_t deadline);
 int weft__task_cancel(weft_task *t);
+weft_task_ext *weft__task_ext(weft_task *t); /* get or create; NULL: out of memory */
+/* Park the calling coroutine, recording what it waits on for dumps. */
+int weft__park_on(weft_waker_t w, weft_time_t deadline, int what);
 int weft__group_add(weft_group_t *g, weft_task *t);
 void weft__group_done(weft_group_t *g, weft_task *t);
 
 /* park.c */
-void weft__parker_init(weft_parker_t *p, bool is_task);
-weft_parker_t *weft__thread_parker(void);
+void weft__parker_init(weft_parker_t *p);
 int weft__park_commit(weft_task *t); /* after a task asked to park: 1 parked, 0 already woken */
 
 /* time: timer.c */

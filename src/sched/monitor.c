@@ -174,9 +174,10 @@ static void put_u64(uint64_t v)
 /* Async-signal-safe report of a task's death. */
 static void report_task(weft_task *t, const char *what)
 {
-	char name[WEFT_NAME_LEN];
-	memcpy(name, t->name, sizeof name);
-	name[WEFT_NAME_LEN - 1] = 0;
+	char name[WEFT_NAME_LEN] = {0};
+	weft_task_ext *x = atomic_load_explicit(&t->ext, memory_order_relaxed);
+	if (x)
+		memcpy(name, x->name, sizeof name - 1);
 	put("weft: ");
 	put(what);
 	put(" in task ");

@@ -24,9 +24,9 @@
  * state is already WOKEN: the owner then continues at once, so a wake that
  * comes before the park is never lost.
  *
- * Cancellation: weft_cancel sets task->cancelled and then reads the state; if
+ * Cancellation: weft_cancel sets WEFT_TF_CANCELLED and then reads the state; if
  * a wait is open it unparks it with -ECANCELED. weft_park_prepare stores the
- * new OPEN state and then reads task->cancelled; if set, it ends the wait at
+ * new OPEN state and then reads the flag; if set, it ends the wait at
  * once. Both pairs are seq_cst, so at least one side sees the other.
  *
  * Memory safety: a waker reads the parker's state word, so the parker must
@@ -43,25 +43,18 @@
 
 #include "spin.h"
 
-static __thread weft_parker_t thread_parker;
+static __thread weft_thread_parker_t thread_parker;
 
-void weft__parker_init(weft_parker_t *p, bool is_task)
+void weft__parker_init(weft_parker_t *p)
 {
 	atomic_init(&p->state, WEFT_PS(0, 0, WEFT_PH_IDLE));
-	atomic_init(&p->futex, 0);
-	p->is_task = is_task;
-}
-
-weft_parker_t *weft__thread_parker(void)
-{
-	return &thread_parker;
 }
 
 static weft_parker_t *current_parker(weft_task **task)
 {
 	weft_task *t = weft__cur_task();
 	*task = t;
-	return t ? &t->park : &thread_parker;
+	return t ? &t->park : &thread_parker.p;
 }
 
 weft_waker_t weft_park_prepare(void)
@@ -71,11 +64,11 @@ weft_waker_t weft_park_prepare(void)
 	uint64_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
 	uint64_t e = WEFT_PS_EPOCH(s) + 1;
 	atomic_store(&p->state, WEFT_PS(e, 0, WEFT_PH_OPEN));
-	if (t && unlikely(atomic_load(&t->cancelled))) {
+	if (t && unlikely(weft__task_cancelled(t))) {
 		uint64_t open = WEFT_PS(e, 0, WEFT_PH_OPEN);
 		atomic_compare_exchange_strong(&p->state, &open, WEFT_PS(e, -ECANCELED, WEFT_PH_WOKEN));
 	}
-	return (weft_waker_t){.parker = p, .epoch = e};
+	return (weft_waker_t){.parker = p, .epoch = t ? e : e | WEFT_WAKER_THREAD};
 }
 
 bool weft_unpark(weft_waker_t w, int reason)
@@ -83,25 +76,27 @@ bool weft_unpark(weft_waker_t w, int reason)
 	weft_parker_t *p = w.parker;
 	if (!p)
 		return false;
+	uint64_t epoch = w.epoch & ~WEFT_WAKER_THREAD;
 	uint64_t s = atomic_load(&p->state);
 	for (;;) {
-		if (WEFT_PS_EPOCH(s) != w.epoch)
+		if (WEFT_PS_EPOCH(s) != epoch)
 			return false;
 		int ph = WEFT_PS_PHASE(s);
 		if (ph != WEFT_PH_OPEN && ph != WEFT_PH_PARKED)
 			return false;
 		/* acq_rel: whatever the waker wrote before (a handoff) is visible to
 		 * the owner, which acquires the state when it resumes. */
-		if (atomic_compare_exchange_weak_explicit(&p->state, &s, WEFT_PS(w.epoch, reason, WEFT_PH_WOKEN),
+		if (atomic_compare_exchange_weak_explicit(&p->state, &s, WEFT_PS(epoch, reason, WEFT_PH_WOKEN),
 							  memory_order_acq_rel, memory_order_acquire))
 			break;
 	}
 	if (WEFT_PS_PHASE(s) == WEFT_PH_PARKED) {
-		if (p->is_task) {
+		if (!(w.epoch & WEFT_WAKER_THREAD)) {
 			weft__ready((weft_task *)p);
 		} else {
-			atomic_fetch_add(&p->futex, 1);
-			weft__futex_wake(&p->futex, 1);
+			weft_thread_parker_t *tp = (weft_thread_parker_t *)p;
+			atomic_fetch_add(&tp->futex, 1);
+			weft__futex_wake(&tp->futex, 1);
 		}
 	}
 	return true;
@@ -138,20 +133,23 @@ void weft__park_timer_fire(weft_tentry_t *e)
 	weft__tentry_done(e);
 }
 
-static int park_thread(weft_parker_t *p, weft_waker_t w, weft_time_t deadline)
+static int park_thread(weft_waker_t w, weft_time_t deadline)
 {
+	weft_thread_parker_t *tp = &thread_parker;
+	weft_parker_t *p = &tp->p;
+	uint64_t epoch = w.epoch & ~WEFT_WAKER_THREAD;
 	uint64_t s = atomic_load(&p->state);
-	if (WEFT_PS_EPOCH(s) == w.epoch && WEFT_PS_PHASE(s) == WEFT_PH_OPEN) {
+	if (WEFT_PS_EPOCH(s) == epoch && WEFT_PS_PHASE(s) == WEFT_PH_OPEN) {
 		uint64_t parked = (s & ~(uint64_t)0xff) | WEFT_PH_PARKED;
 		atomic_compare_exchange_strong(&p->state, &s, parked);
 	}
 	for (;;) {
-		uint32_t f = atomic_load(&p->futex);
+		uint32_t f = atomic_load(&tp->futex);
 		s = atomic_load(&p->state);
 		if (WEFT_PS_PHASE(s) != WEFT_PH_PARKED)
 			break;
 		if (deadline == WEFT_NEVER) {
-			weft__futex_wait(&p->futex, f, NULL);
+			weft__futex_wait(&tp->futex, f, NULL);
 			continue;
 		}
 		weft_time_t now = weft_now();
@@ -160,20 +158,20 @@ static int park_thread(weft_parker_t *p, weft_waker_t w, weft_time_t deadline)
 			continue;
 		}
 		struct timespec ts = weft__ts_of(deadline - now);
-		weft__futex_wait(&p->futex, f, &ts);
+		weft__futex_wait(&tp->futex, f, &ts);
 	}
 	return current_result(p);
 }
 
-int weft_park(weft_waker_t w, weft_time_t deadline)
+int weft__park_on(weft_waker_t w, weft_time_t deadline, int what)
 {
 	weft_task *t;
 	weft_parker_t *p = current_parker(&t);
 	if (w.parker != p)
 		return -EINVAL;
 	if (!t)
-		return park_thread(p, w, deadline);
-	if (t->kind != WEFT_KIND_CORO)
+		return park_thread(w, deadline);
+	if (weft__is_step(t))
 		return -EPERM;
 	uint64_t s0 = atomic_load_explicit(&p->state, memory_order_acquire);
 	if (WEFT_PS_EPOCH(s0) != w.epoch)
@@ -193,20 +191,23 @@ int weft_park(weft_waker_t w, weft_time_t deadline)
 		pt.w = w;
 		weft__tentry_arm(&pt.e, deadline, weft__park_timer_fire);
 	}
-	if (!t->wait_what)
-		t->wait_what = "park";
+	weft__self_worker->wait_what = (uint8_t)what;
 	weft__switch_to_sched(weft__self_worker, WEFT_ACT_PARK);
-	t->wait_what = NULL;
 	if (timed)
 		weft__tentry_cancel(&pt.e);
 	return current_result(p);
+}
+
+int weft_park(weft_waker_t w, weft_time_t deadline)
+{
+	return weft__park_on(w, deadline, WEFT_WAIT_PARK);
 }
 
 int weft_park_deadline(weft_waker_t w, weft_time_t deadline)
 {
 	weft_task *t;
 	weft_parker_t *p = current_parker(&t);
-	if (!t || t->kind != WEFT_KIND_STEP || w.parker != p)
+	if (!t || !weft__is_step(t) || w.parker != p)
 		return -EPERM;
 	if (deadline == WEFT_NEVER)
 		return 0;

@@ -128,29 +128,32 @@ int weft_task_dump(weft_runtime_t *rt, int fd)
 	uint32_t n = atomic_load(&rt->bump);
 	int count = 0;
 	dprintf(fd, "weft: task dump\n");
+	static const char *const what_name[] = {"park", "join", "group", "sleep"};
 	for (uint32_t slot = 0; slot < n; slot++) {
-		weft_task *t = weft__task_at(rt, slot);
+		weft_task *r = weft__task_at(rt, slot);
+		if (!r || WEFT_RS_STATE(atomic_load_explicit(&r->run_state, memory_order_relaxed)) == WEFT_RS_FREE)
+			continue;
+		/* A reference keeps the record and its ext from being freed while we
+		 * read them. */
+		weft_task *t = weft__task_ref(rt, atomic_load(&r->id));
 		if (!t)
 			continue;
-		int st = atomic_load_explicit(&t->run_state, memory_order_acquire);
-		if (st == WEFT_RS_FREE)
-			continue;
-		char name[WEFT_NAME_LEN];
-		memcpy(name, t->name, sizeof name);
-		name[WEFT_NAME_LEN - 1] = 0;
-		const char *what = st == WEFT_RS_WAITING ? __atomic_load_n(&t->wait_what, __ATOMIC_RELAXED) : NULL;
+		int v = atomic_load_explicit(&t->run_state, memory_order_acquire);
+		int st = WEFT_RS_STATE(v);
+		char name[WEFT_NAME_LEN] = {0};
+		weft_task_ext *x = atomic_load_explicit(&t->ext, memory_order_acquire);
+		if (x)
+			memcpy(name, x->name, sizeof name - 1);
+		const char *what = st == WEFT_RS_WAITING ? what_name[WEFT_RS_WHAT(v) & 3] : NULL;
 		Dl_info di;
-		void *site = t->spawn_site;
+		void *fn = (void *)t->fn;
 		const char *sym = "?";
-		long off = 0;
-		if (site && dladdr(site, &di) && di.dli_sname) {
+		if (fn && dladdr(fn, &di) && di.dli_sname)
 			sym = di.dli_sname;
-			off = (char *)site - (char *)di.dli_saddr;
-		}
-		dprintf(fd, "  task %llu '%s' %s %s%s%s%s spawned at %s+0x%lx (%p)\n",
-			(unsigned long long)atomic_load(&t->id), name, t->kind == WEFT_KIND_CORO ? "coroutine" : "stackless",
-			state_name(st), what ? " on " : "", what ? what : "",
-			atomic_load_explicit(&t->cancelled, memory_order_relaxed) ? " (cancelled)" : "", sym, off, site);
+		dprintf(fd, "  task %llu '%s' %s %s%s%s%s runs %s (%p)\n", (unsigned long long)atomic_load(&t->id), name,
+			weft__is_step(t) ? "stackless" : "coroutine", state_name(st), what ? " on " : "", what ? what : "",
+			weft__task_cancelled(t) ? " (cancelled)" : "", sym, fn);
+		weft__task_unref(t);
 		count++;
 	}
 	dprintf(fd, "weft: %d tasks\n", count);

@@ -77,7 +77,7 @@ static weft_task *alloc_slow(struct weft_runtime *rt, weft_worker *w)
 			atomic_store_explicit(&rt->nslabs, si + 1, memory_order_release);
 		}
 		weft_task *t = weft__task_at(rt, slot);
-		weft__parker_init(&t->park, true);
+		weft__parker_init(&t->park);
 		atomic_init(&t->id, ((uint64_t)1 << 32) | slot);
 		atomic_init(&t->run_state, WEFT_RS_FREE);
 		atomic_store_explicit(&rt->bump, slot + 1, memory_order_release);
@@ -108,9 +108,35 @@ static weft_task *task_alloc(struct weft_runtime *rt, weft_worker *w)
 	return alloc_slow(rt, w);
 }
 
+static void ext_free(weft_task *t)
+{
+	weft_task_ext *x = atomic_load_explicit(&t->ext, memory_order_relaxed);
+	if (!x)
+		return;
+	free(x->tls);
+	free(x);
+	atomic_store_explicit(&t->ext, NULL, memory_order_relaxed);
+}
+
+weft_task_ext *weft__task_ext(weft_task *t)
+{
+	weft_task_ext *x = atomic_load_explicit(&t->ext, memory_order_acquire);
+	if (x)
+		return x;
+	weft_task_ext *n = calloc(1, sizeof *n);
+	if (!n)
+		return NULL;
+	/* acq_rel: a reader that loads the pointer sees the zeroed ext. */
+	if (atomic_compare_exchange_strong_explicit(&t->ext, &x, n, memory_order_acq_rel, memory_order_acquire))
+		return n;
+	free(n); /* someone else installed one first */
+	return x;
+}
+
 static void task_release_record(weft_task *t)
 {
 	struct weft_runtime *rt = t->rt;
+	ext_free(t);
 	uint64_t id = atomic_load_explicit(&t->id, memory_order_relaxed);
 	/* Next generation: every handle to the old task is now stale. */
 	atomic_store_explicit(&t->id, id + ((uint64_t)1 << 32), memory_order_release);
@@ -188,7 +214,7 @@ void weft__task_free_all(struct weft_runtime *rt)
 	for (uint32_t i = 0; i < n; i++) {
 		weft_task *slab = atomic_load(&rt->slabs[i]);
 		for (uint32_t j = 0; j < WEFT_SLAB_TASKS; j++)
-			free(slab[j].tls); /* records of finished, never-joined tasks */
+			ext_free(&slab[j]); /* records of finished, never-joined tasks */
 		munmap(slab, sizeof(weft_task) * WEFT_SLAB_TASKS);
 	}
 }
@@ -203,10 +229,10 @@ static struct weft_runtime *pick_runtime(const weft_spawn_opts_t *o)
 }
 
 
-static int spawn_locked(struct weft_runtime *rt, weft_task_t *out, int kind, void *fn, void *arg,
-			const weft_spawn_opts_t *o, void *site);
+static int spawn_locked(struct weft_runtime *rt, weft_task_t *out, bool step, void *fn, void *arg,
+			const weft_spawn_opts_t *o);
 
-static int spawn_common(weft_task_t *out, int kind, void *fn, void *arg, const weft_spawn_opts_t *o, void *site)
+static int spawn_common(weft_task_t *out, bool step, void *fn, void *arg, const weft_spawn_opts_t *o)
 {
 	if (out)
 		*out = 0;
@@ -216,19 +242,19 @@ static int spawn_common(weft_task_t *out, int kind, void *fn, void *arg, const w
 	if (!rt)
 		return -ESHUTDOWN;
 	atomic_fetch_add(&rt->spawning, 1);
-	int e = spawn_locked(rt, out, kind, fn, arg, o, site);
+	int e = spawn_locked(rt, out, step, fn, arg, o);
 	atomic_fetch_sub(&rt->spawning, 1);
 	return e;
 }
 
 /* The body of a spawn, counted in rt->spawning so that stop waits for it. */
-static int spawn_locked(struct weft_runtime *rt, weft_task_t *out, int kind, void *fn, void *arg,
-			const weft_spawn_opts_t *o, void *site)
+static int spawn_locked(struct weft_runtime *rt, weft_task_t *out, bool step, void *fn, void *arg,
+			const weft_spawn_opts_t *o)
 {
 	if (atomic_load(&rt->stopping))
 		return -ESHUTDOWN;
 	size_t ssize = 0;
-	if (kind == WEFT_KIND_CORO) {
+	if (!step) {
 		ssize = o && o->stack_size ? o->stack_size : rt->stack_default;
 		if (ssize < WEFT_STACK_MIN || ssize > WEFT_STACK_MAX)
 			return -EINVAL;
@@ -241,19 +267,28 @@ static int spawn_locked(struct weft_runtime *rt, weft_task_t *out, int kind, voi
 		return -ENOMEM;
 	t->stack = NULL;
 	t->rt = rt;
-	t->tls = NULL;
-	t->result = NULL;
-	atomic_store_explicit(&t->cancelled, 0, memory_order_relaxed);
-	t->group = o ? o->group : NULL;
-	if (t->group) { /* may mark it cancelled: a group that is cancelling */
-		int e = weft__group_add(t->group, t);
+	atomic_store_explicit(&t->flags, step ? WEFT_TF_STEP : 0, memory_order_relaxed);
+	weft_group_t *group = o ? o->group : NULL;
+	if (group || (o && o->name)) {
+		weft_task_ext *x = weft__task_ext(t);
+		if (!x) {
+			atomic_store(&t->refs, 1);
+			weft__task_unref(t);
+			return -ENOMEM;
+		}
+		if (o->name)
+			strncpy(x->name, o->name, WEFT_NAME_LEN - 1);
+		x->group = group;
+	}
+	if (group) { /* may mark it cancelled: a group that is cancelling */
+		int e = weft__group_add(group, t);
 		if (e) {
 			atomic_store(&t->refs, 1);
 			weft__task_unref(t);
 			return e;
 		}
 	}
-	if (kind == WEFT_KIND_CORO) {
+	if (!step) {
 		int e;
 		if (w) {
 			e = weft__stack_alloc(rt->stacks, &w->stacks, ssize, &t->stack);
@@ -263,8 +298,8 @@ static int spawn_locked(struct weft_runtime *rt, weft_task_t *out, int kind, voi
 			pthread_mutex_unlock(&rt->ext_lock);
 		}
 		if (e) {
-			if (t->group)
-				weft__group_done(t->group, t);
+			if (group)
+				weft__group_done(group, t);
 			atomic_store(&t->refs, 1);
 			weft__task_unref(t);
 			return e;
@@ -274,24 +309,14 @@ static int spawn_locked(struct weft_runtime *rt, weft_task_t *out, int kind, voi
 			VALGRIND_STACK_REGISTER(t->stack->lo, (char *)t->stack->lo + t->stack->size);
 #endif
 	}
-	t->kind = (uint8_t)kind;
 	t->fn = (weft_fn_t)fn;
 	t->arg = arg;
-	t->sp = NULL;
-	t->timer = NULL;
-	t->wait_what = NULL;
-	t->spawn_site = site;
-	t->saved_errno = 0;
-	t->name[0] = 0;
-	if (o && o->name) {
-		strncpy(t->name, o->name, WEFT_NAME_LEN - 1);
-		t->name[WEFT_NAME_LEN - 1] = 0;
-	}
-	bool detached = (o && o->detached) || t->group;
+	t->sp = NULL; /* and timer */
+	bool detached = (o && o->detached) || group;
 	atomic_store_explicit(&t->handle, detached ? WEFT_H_DETACHED : WEFT_H_LIVE, memory_order_relaxed);
 	atomic_store_explicit(&t->join_state, WEFT_JOIN_NONE, memory_order_relaxed);
 #ifdef WEFT_TSAN
-	t->tsan_fiber = kind == WEFT_KIND_CORO ? __tsan_create_fiber(0) : NULL;
+	t->tsan_fiber = !step ? __tsan_create_fiber(0) : NULL;
 #endif
 #ifdef WEFT_ASAN
 	t->asan_fake = NULL;
@@ -312,28 +337,29 @@ static int spawn_locked(struct weft_runtime *rt, weft_task_t *out, int kind, voi
 
 int weft_spawn(weft_task_t *out, weft_fn_t fn, void *arg, const weft_spawn_opts_t *opts)
 {
-	return spawn_common(out, WEFT_KIND_CORO, (void *)fn, arg, opts, __builtin_return_address(0));
+	return spawn_common(out, false, (void *)fn, arg, opts);
 }
 
 int weft_spawn_step(weft_task_t *out, weft_step_fn_t step, void *state, const weft_spawn_opts_t *opts)
 {
-	return spawn_common(out, WEFT_KIND_STEP, (void *)step, state, opts, __builtin_return_address(0));
+	return spawn_common(out, true, (void *)step, state, opts);
 }
 
 /* On the worker, the task off its stack (or its step returned DONE). */
 void weft__task_finish(weft_worker *w, weft_task *t)
 {
 	struct weft_runtime *rt = t->rt;
-	if (t->tls) {
+	weft_task_ext *x = atomic_load_explicit(&t->ext, memory_order_acquire);
+	if (x && x->tls) {
 		for (int k = 0; k < WEFT_TLS_KEYS; k++) {
 			void (*d)(void *) = atomic_load_explicit(&tls_dtor[k], memory_order_acquire);
-			if (t->tls[k] && d)
-				d(t->tls[k]);
+			if (x->tls[k] && d)
+				d(x->tls[k]);
 		}
-		free(t->tls);
-		t->tls = NULL;
+		free(x->tls);
+		x->tls = NULL;
 	}
-	if (t->timer) {
+	if (weft__is_step(t) && t->timer) {
 		/* A stackless task that finished with a deadline still armed. */
 		weft__tentry_cancel(t->timer);
 		free(t->timer);
@@ -355,10 +381,11 @@ void weft__task_finish(weft_worker *w, weft_task *t)
 	atomic_store_explicit(&t->run_state, WEFT_RS_DONE, memory_order_release);
 	atomic_store_explicit(&w->st_finished, atomic_load_explicit(&w->st_finished, memory_order_relaxed) + 1,
 			      memory_order_release);
-	if (t->group)
-		weft__group_done(t->group, t);
+	if (x && x->group)
+		weft__group_done(x->group, t);
+	/* WAITING: the joiner installed the ext and wrote its waker before. */
 	if (atomic_exchange(&t->join_state, WEFT_JOIN_DONE) == WEFT_JOIN_WAITING)
-		weft_unpark(t->join_waker, 0);
+		weft_unpark(atomic_load_explicit(&t->ext, memory_order_relaxed)->join_waker, 0);
 	weft__task_unref(t);
 }
 
@@ -369,7 +396,7 @@ int weft__join_in(struct weft_runtime *rt, weft_task_t id, void **result, weft_t
 	if (result)
 		*result = NULL;
 	weft_task *self = weft__cur_task();
-	if (self && self->kind == WEFT_KIND_STEP)
+	if (self && weft__is_step(self))
 		return -EPERM;
 	weft_task *t = weft__task_ref(rt, id);
 	if (!t)
@@ -384,13 +411,17 @@ int weft__join_in(struct weft_runtime *rt, weft_task_t id, void **result, weft_t
 		return h == WEFT_H_DETACHED ? -EINVAL : -ESRCH;
 	}
 	if (atomic_load(&t->join_state) != WEFT_JOIN_DONE) {
+		weft_task_ext *x = weft__task_ext(t);
+		if (!x) {
+			atomic_store(&t->handle, WEFT_H_LIVE);
+			weft__task_unref(t);
+			return -ENOMEM;
+		}
 		weft_waker_t wk = weft_park_prepare();
-		t->join_waker = wk;
-		uint32_t js = WEFT_JOIN_NONE;
+		x->join_waker = wk;
+		uint8_t js = WEFT_JOIN_NONE;
 		if (atomic_compare_exchange_strong(&t->join_state, &js, WEFT_JOIN_WAITING)) {
-			if (self)
-				self->wait_what = "join";
-			int r = weft_park(wk, deadline);
+			int r = weft__park_on(wk, deadline, WEFT_WAIT_JOIN);
 			if (r != 0) {
 				js = WEFT_JOIN_WAITING;
 				if (atomic_compare_exchange_strong(&t->join_state, &js, WEFT_JOIN_NONE)) {
@@ -440,7 +471,7 @@ int weft__task_cancel(weft_task *t)
 {
 	if (atomic_load(&t->run_state) == WEFT_RS_DONE)
 		return -ESRCH;
-	atomic_store(&t->cancelled, 1);
+	atomic_fetch_or(&t->flags, WEFT_TF_CANCELLED);
 	uint64_t s = atomic_load(&t->park.state);
 	int ph = WEFT_PS_PHASE(s);
 	if (ph == WEFT_PH_OPEN || ph == WEFT_PH_PARKED)
@@ -461,7 +492,7 @@ int weft_cancel(weft_task_t id)
 bool weft_cancelled(void)
 {
 	weft_task *t = weft__cur_task();
-	return t && atomic_load_explicit(&t->cancelled, memory_order_relaxed);
+	return t && (atomic_load_explicit(&t->flags, memory_order_relaxed) & WEFT_TF_CANCELLED);
 }
 
 int weft_yield(void)
@@ -472,17 +503,17 @@ int weft_yield(void)
 		sched_yield();
 		return 0;
 	}
-	if (t->kind != WEFT_KIND_CORO)
+	if (weft__is_step(t))
 		return -EPERM;
 	weft__switch_to_sched(w, WEFT_ACT_YIELD);
-	return atomic_load_explicit(&t->cancelled, memory_order_relaxed) ? -ECANCELED : 0;
+	return weft_cancelled() ? -ECANCELED : 0;
 }
 
 int weft_exit(void *r)
 {
 	weft_worker *w = weft__self_worker;
 	weft_task *t = w ? w->cur : NULL;
-	if (!t || t->kind != WEFT_KIND_CORO)
+	if (!t || weft__is_step(t))
 		return -EPERM;
 	t->result = r;
 	weft__switch_to_sched(w, WEFT_ACT_EXIT);
@@ -492,7 +523,7 @@ int weft_exit(void *r)
 bool weft_can_park(void)
 {
 	weft_task *t = weft__cur_task();
-	return !t || t->kind == WEFT_KIND_CORO;
+	return !t || !weft__is_step(t);
 }
 
 weft_task_t weft_self(void)
@@ -508,10 +539,12 @@ int weft_task_name(weft_task_t id, char *buf, size_t len)
 	weft_task *t = weft__task_ref(weft_runtime_current(), id);
 	if (!t)
 		return -ESRCH;
-	size_t n = strnlen(t->name, WEFT_NAME_LEN);
+	weft_task_ext *x = atomic_load_explicit(&t->ext, memory_order_acquire);
+	size_t n = x ? strnlen(x->name, WEFT_NAME_LEN) : 0;
 	if (n >= len)
 		n = len - 1;
-	memcpy(buf, t->name, n);
+	if (n)
+		memcpy(buf, x->name, n);
 	buf[n] = 0;
 	weft__task_unref(t);
 	return 0;
@@ -524,8 +557,10 @@ int weft_set_name(const char *name)
 		return -EPERM;
 	if (!name)
 		return -EINVAL;
-	strncpy(t->name, name, WEFT_NAME_LEN - 1);
-	t->name[WEFT_NAME_LEN - 1] = 0;
+	weft_task_ext *x = weft__task_ext(t);
+	if (!x)
+		return -ENOMEM;
+	strncpy(x->name, name, WEFT_NAME_LEN - 1);
 	return 0;
 }
 
@@ -564,19 +599,23 @@ int weft_tls_set(weft_tls_key_t key, void *value)
 		return -EPERM;
 	if (key < 0 || key >= WEFT_TLS_KEYS || !(atomic_load_explicit(&tls_used, memory_order_relaxed) & ((uint64_t)1 << key)))
 		return -EINVAL;
-	if (!t->tls) {
-		t->tls = calloc(WEFT_TLS_KEYS, sizeof(void *));
-		if (!t->tls)
+	weft_task_ext *x = weft__task_ext(t);
+	if (!x)
+		return -ENOMEM;
+	if (!x->tls) {
+		x->tls = calloc(WEFT_TLS_KEYS, sizeof(void *));
+		if (!x->tls)
 			return -ENOMEM;
 	}
-	t->tls[key] = value;
+	x->tls[key] = value;
 	return 0;
 }
 
 void *weft_tls_get(weft_tls_key_t key)
 {
 	weft_task *t = weft__cur_task();
-	if (!t || !t->tls || key < 0 || key >= WEFT_TLS_KEYS)
+	weft_task_ext *x = t ? atomic_load_explicit(&t->ext, memory_order_relaxed) : NULL;
+	if (!x || !x->tls || key < 0 || key >= WEFT_TLS_KEYS)
 		return NULL;
-	return t->tls[key];
+	return x->tls[key];
 }

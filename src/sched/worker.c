@@ -131,7 +131,7 @@ static void run_task(weft_worker *w, weft_task *t)
 	atomic_store_explicit(&w->st_runs, atomic_load_explicit(&w->st_runs, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
 	int action;
-	if (t->kind == WEFT_KIND_STEP) {
+	if (weft__is_step(t)) {
 		if (unlikely(t->timer != NULL)) {
 			/* The wait it parked in has ended: its deadline must not fire later. */
 			weft__tentry_cancel(t->timer);
@@ -160,7 +160,8 @@ static void run_task(weft_worker *w, weft_task *t)
 		weft__wakep(w->rt);
 		break;
 	case WEFT_ACT_PARK:
-		atomic_store_explicit(&t->run_state, WEFT_RS_WAITING, memory_order_relaxed);
+		atomic_store_explicit(&t->run_state, (uint8_t)(WEFT_RS_WAITING | w->wait_what << 4), memory_order_relaxed);
+		w->wait_what = WEFT_WAIT_PARK;
 		if (!weft__park_commit(t)) {
 			/* Woken before it got off the CPU: run it again soon, after the
 			 * others (a yield), which keeps a spinning waiter fair. */

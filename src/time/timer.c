@@ -201,12 +201,11 @@ int weft_sleep_until(weft_time_t deadline)
 			;
 		return 0;
 	}
-	if (t->kind != WEFT_KIND_CORO)
+	if (weft__is_step(t))
 		return -EPERM;
 	for (;;) {
 		weft_waker_t w = weft_park_prepare();
-		t->wait_what = "sleep";
-		int r = weft_park(w, deadline);
+		int r = weft__park_on(w, deadline, WEFT_WAIT_SLEEP);
 		if (r == -ETIMEDOUT)
 			return 0;
 		if (r == -ECANCELED)

@@ -129,7 +129,7 @@ static void test_stats_and_dump_while_running(void **state)
 	wt_run(stats_main, NULL, 2);
 	assert_non_null(strstr(dump, "'sleepy' coroutine waiting on sleep"));
 	assert_non_null(strstr(dump, "'test-main' coroutine running"));
-	assert_non_null(strstr(dump, "spawned at"));
+	assert_non_null(strstr(dump, " runs "));
 }
 
 /* Shutdown with tasks parked forever in every kind of wait. */
