@@ -87,7 +87,7 @@ int weft_select(weft_select_case_t *cases, size_t n, weft_time_t deadline, bool 
 /* ----------------------------------------------------------- stackless */
 
 typedef struct weft_chan_op {
-	uint8_t opaque[96]; /* owned by the channel while -EINPROGRESS */
+	uint64_t opaque[6]; /* owned by the channel while -EINPROGRESS */
 } weft_chan_op_t;
 
 #define WEFT_CHAN_OP_INIT {{0}}

@@ -201,21 +201,24 @@ static int ring_get(weft_chan_t *ch, void *out)
 
 /* ------------------------------------------------------------ waiters */
 
-static chan_list *list_of(weft_chan_t *ch, bool send)
+static chan_waiter **queue_of(weft_chan_t *ch, bool send)
 {
 	return send ? &ch->sendq : &ch->recvq;
 }
 
 void chan_enqueue_waiter(weft_chan_t *ch, chan_waiter *w, bool send)
 {
-	chan_list *l = list_of(ch, send);
-	w->n.next = NULL;
-	w->n.prev = (weft_waitq_node_t *)l->tail;
-	if (l->tail)
-		l->tail->n.next = &w->n;
-	else
-		l->head = w;
-	l->tail = w;
+	chan_waiter **q = queue_of(ch, send);
+	chan_waiter *head = *q;
+	if (!head) {
+		w->next = w->prev = w;
+		*q = w;
+	} else {
+		w->prev = head->prev;
+		w->next = head;
+		head->prev->next = w;
+		head->prev = w;
+	}
 	w->queued = true;
 	/* Under the lock, so a plain increment; atomic because the bounded fast
 	 * paths read it without the lock (the fence that orders it is the
@@ -228,18 +231,16 @@ void chan_dequeue_waiter(weft_chan_t *ch, chan_waiter *w, bool send)
 {
 	if (!w->queued)
 		return;
-	chan_list *l = list_of(ch, send);
-	/* n is a chan_waiter's first member, so the casts are exact. */
-	chan_waiter *prev = (chan_waiter *)w->n.prev, *next = (chan_waiter *)w->n.next;
-	if (prev)
-		prev->n.next = (weft_waitq_node_t *)next;
-	else
-		l->head = next;
-	if (next)
-		next->n.prev = (weft_waitq_node_t *)prev;
-	else
-		l->tail = prev;
-	w->n.next = w->n.prev = NULL;
+	chan_waiter **q = queue_of(ch, send);
+	if (w->next == w) {
+		*q = NULL;
+	} else {
+		w->prev->next = w->next;
+		w->next->prev = w->prev;
+		if (*q == w)
+			*q = w->next;
+	}
+	w->next = w->prev = NULL;
 	w->queued = false;
 	_Atomic uint32_t *cnt = send ? &ch->nsendw : &ch->nrecvw;
 	atomic_store_explicit(cnt, atomic_load_explicit(cnt, memory_order_relaxed) - 1, memory_order_relaxed);
@@ -248,12 +249,12 @@ void chan_dequeue_waiter(weft_chan_t *ch, chan_waiter *w, bool send)
 /* Under the lock: pop waiters until one can be claimed; NULL if none. */
 static chan_waiter *claim_waiter(weft_chan_t *ch, bool send)
 {
-	chan_list *l = list_of(ch, send);
-	while (l->head) {
-		chan_waiter *w = l->head;
+	chan_waiter **q = queue_of(ch, send);
+	while (*q) {
+		chan_waiter *w = *q;
 		chan_dequeue_waiter(ch, w, send);
 		int zero = 0;
-		if (atomic_compare_exchange_strong(w->done, &zero, 1))
+		if (atomic_compare_exchange_strong(chan_waiter_done(w), &zero, 1))
 			return w;
 	}
 	return NULL;
@@ -264,8 +265,8 @@ void chan_notify_one(weft_chan_t *ch, bool send)
 {
 	chan_waiter *w = claim_waiter(ch, send);
 	if (w) {
-		w->n.status = W_NOTIFIED;
-		weft_unpark(w->n.waker, 0);
+		w->status = W_NOTIFIED;
+		weft_unpark(w->waker, 0);
 	}
 }
 
@@ -321,9 +322,9 @@ bool chan_try_send(weft_chan_t *ch, const void *v, int *res, bool locked)
 	} else if (ch->kind == CHAN_RENDEZVOUS) {
 		chan_waiter *w = claim_waiter(ch, false);
 		if (w) {
-			memcpy(w->n.data, v, ch->esize);
-			w->n.status = W_DELIVERED;
-			weft_unpark(w->n.waker, 0);
+			memcpy(w->data, v, ch->esize);
+			w->status = W_DELIVERED;
+			weft_unpark(w->waker, 0);
 		} else {
 			done = false;
 		}
@@ -334,7 +335,7 @@ bool chan_try_send(weft_chan_t *ch, const void *v, int *res, bool locked)
 		} else {
 			memcpy(u->buf + ((u->head + u->len) % u->cap) * ch->esize, v, ch->esize);
 			u->len++;
-			if (ch->recvq.head)
+			if (ch->recvq)
 				chan_notify_one(ch, false);
 		}
 	}
@@ -362,9 +363,9 @@ bool chan_try_recv(weft_chan_t *ch, void *out, int *res, bool locked)
 	if (ch->kind == CHAN_RENDEZVOUS) {
 		chan_waiter *w = claim_waiter(ch, true);
 		if (w) {
-			memcpy(out, w->n.data, ch->esize);
-			w->n.status = W_DELIVERED;
-			weft_unpark(w->n.waker, 0);
+			memcpy(out, w->data, ch->esize);
+			w->status = W_DELIVERED;
+			weft_unpark(w->waker, 0);
 		} else if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
 			*res = -EPIPE;
 		} else {
@@ -420,8 +421,8 @@ int weft_chan_close(weft_chan_t *ch)
 	for (int q = 0; q < 2; q++) {
 		chan_waiter *w;
 		while ((w = claim_waiter(ch, q == 1)) != NULL) {
-			w->n.status = status;
-			weft_unpark(w->n.waker, 0);
+			w->status = status;
+			weft_unpark(w->waker, 0);
 		}
 	}
 	chan_unlock(ch);

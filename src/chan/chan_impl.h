@@ -19,18 +19,28 @@ enum {
 	W_CLOSED = 3,	 /* rendezvous: the channel closed (the case is done: -EPIPE) */
 };
 
-/* A waiting case. `done` is shared by every case of one wait: a waker claims
- * the wait by moving it 0 -> 1 before touching the node's buffer, the waiter
- * withdraws by moving it 0 -> 2; whoever moves it first decides. */
+/* A waiting case: 48 bytes, so that a stackless task's weft_chan_op_t is
+ * one node. The cases of one wait are an array of nodes (a select's, or the
+ * single node of a send, a recv or an op) and share one claim word, the
+ * `done` of node 0 (chan_waiter_done): a waker claims the wait by moving it
+ * 0 -> 1 before touching the node's buffer, the waiter withdraws by moving it
+ * 0 -> 2; whoever moves it first decides. Queues are circular doubly linked
+ * lists reached through their first node. */
 typedef struct chan_waiter {
-	weft_waitq_node_t n; /* n.waker, n.status, links; n.data = the case's buffer */
-	_Atomic int *done;
+	struct chan_waiter *next, *prev;
+	weft_waker_t waker;
+	void *data;	    /* the case's buffer */
+	_Atomic int done;   /* node 0 only: the wait's claim word */
+	uint8_t status;	    /* W_*, set by the waker that claimed the wait */
 	bool queued;
+	uint8_t index;	    /* this node's position in its array */
+	bool registered;    /* stackless ops: a wait is registered */
 } chan_waiter;
 
-typedef struct chan_list {
-	chan_waiter *head, *tail;
-} chan_list;
+static inline _Atomic int *chan_waiter_done(chan_waiter *w)
+{
+	return &(w - w->index)->done;
+}
 
 /* Bounded ring slot (Vyukov's MPMC queue, with doubled sequence numbers: see
  * ring_put in chan.c). */
@@ -48,8 +58,10 @@ struct weft_chan {
 	_Atomic uint32_t refs;
 	_Atomic uint32_t lock;		 /* protects the lists and the unbounded buffer */
 	_Atomic uint32_t nrecvw, nsendw; /* queued waiters, readable without the lock */
-	_Atomic uint32_t fence_word;	 /* chan_full_fence under TSan */
-	chan_list recvq, sendq;
+	chan_waiter *recvq, *sendq;	 /* first waiting node of each circular queue */
+#if defined(__SANITIZE_THREAD__)
+	_Atomic uint32_t fence_word; /* chan_full_fence under TSan */
+#endif
 };
 
 /* Unbounded: a growable ring under the lock. */

@@ -79,9 +79,9 @@ static void unlock_all(weft_chan_t **locks, size_t k)
 
 /* Under the locks, with the nodes queued: the buffered re-try of step 2.
  * Returns the index of a case that completed, or -1. */
-static int recheck_buffered(weft_select_case_t *c, size_t n, const uint8_t *order, chan_waiter *nodes,
-			    _Atomic int *done)
+static int recheck_buffered(weft_select_case_t *c, size_t n, const uint8_t *order, chan_waiter *nodes)
 {
+	_Atomic int *done = &nodes[0].done;
 	bool any = false;
 	for (size_t i = 0; i < n; i++)
 		if (c[i].ch->kind == CHAN_BOUNDED) {
@@ -105,16 +105,16 @@ static int recheck_buffered(weft_select_case_t *c, size_t n, const uint8_t *orde
 
 /* After a wake: withdraw, unqueue, and work out what happened. Returns a case
  * index, -EAGAIN to try again, or the park's error. */
-static int resolve(weft_select_case_t *c, size_t n, chan_waiter *nodes, _Atomic int *done, int r,
-		   weft_chan_t **locks, size_t k)
+static int resolve(weft_select_case_t *c, size_t n, chan_waiter *nodes, int r, weft_chan_t **locks, size_t k)
 {
+	_Atomic int *done = &nodes[0].done;
 	int zero = 0;
 	bool withdrew = atomic_compare_exchange_strong(done, &zero, 2);
 	if (!withdrew && n == 1 && r == 0) {
 		/* The common wake: our only node was claimed, unqueued and given its
 		 * status by a waker that then unparked us - all visible through the
 		 * unpark, no lock needed. */
-		int st = nodes[0].n.status;
+		int st = nodes[0].status;
 		if (st == W_DELIVERED || st == W_CLOSED) {
 			c[0].result = st == W_CLOSED ? -EPIPE : 0;
 			return 0;
@@ -127,7 +127,7 @@ static int resolve(weft_select_case_t *c, size_t n, chan_waiter *nodes, _Atomic 
 	int out = r != 0 ? r : -EAGAIN;
 	if (!withdrew) {
 		for (size_t i = 0; i < n; i++) {
-			int st = nodes[i].n.status;
+			int st = nodes[i].status;
 			if (st == W_DELIVERED || st == W_CLOSED) {
 				c[i].result = st == W_CLOSED ? -EPIPE : 0;
 				out = (int)i;
@@ -187,20 +187,17 @@ int weft_select(weft_select_case_t *c, size_t n, weft_time_t deadline, bool nonb
 				return order[k];
 			}
 		}
-		_Atomic int done = 0;
 		weft_waker_t w = weft_park_prepare();
 		for (size_t i = 0; i < n; i++) {
-			nodes[i] = (chan_waiter){.done = &done};
-			nodes[i].n.waker = w;
-			nodes[i].n.data = c[i].buf;
+			nodes[i] = (chan_waiter){.waker = w, .data = c[i].buf, .index = (uint8_t)i};
 			chan_enqueue_waiter(c[i].ch, &nodes[i], c[i].op == WEFT_SELECT_SEND);
 		}
-		int got = recheck_buffered(c, n, order, nodes, &done);
+		int got = recheck_buffered(c, n, order, nodes);
 		unlock_all(locks, nlocks);
 		if (got >= 0)
 			return got;
 		int r = weft_park(w, deadline);
-		int out = resolve(c, n, nodes, &done, r, locks, nlocks);
+		int out = resolve(c, n, nodes, r, locks, nlocks);
 		if (out != -EAGAIN)
 			return out;
 		shuffle(order, n);
@@ -254,23 +251,19 @@ int weft_chan_recv_sized(weft_chan_t *ch, void *out, size_t size)
 
 /* ------------------------------------------------------------ stackless */
 
-typedef struct step_op {
-	chan_waiter node;
-	_Atomic int done;
-	int registered;
-} step_op;
-
-_Static_assert(sizeof(step_op) <= sizeof(weft_chan_op_t), "weft_chan_op_t too small");
+/* A stackless op is one waiter node (chan_impl.h), registered across steps. */
+_Static_assert(sizeof(chan_waiter) <= sizeof(weft_chan_op_t), "weft_chan_op_t too small");
+_Static_assert(_Alignof(chan_waiter) <= _Alignof(weft_chan_op_t), "weft_chan_op_t under-aligned");
 
 static int step(weft_chan_t *ch, int op, void *buf, weft_chan_op_t *opaque)
 {
 	if (!ch || !buf || !opaque)
 		return -EINVAL;
-	step_op *s = (step_op *)opaque;
+	chan_waiter *node = (chan_waiter *)opaque;
 	weft_select_case_t c = {.ch = ch, .op = op, .buf = buf};
-	if (s->registered) {
-		s->registered = 0;
-		int out = resolve(&c, 1, &s->node, &s->done, weft_park_result(), &ch, 1);
+	if (node->registered) {
+		node->registered = false;
+		int out = resolve(&c, 1, node, weft_park_result(), &ch, 1);
 		if (out != -EAGAIN)
 			return out < 0 ? out : c.result;
 	}
@@ -281,17 +274,14 @@ static int step(weft_chan_t *ch, int op, void *buf, weft_chan_op_t *opaque)
 		chan_unlock(ch);
 		return c.result;
 	}
-	atomic_store(&s->done, 0);
-	s->node = (chan_waiter){.done = &s->done};
-	s->node.n.waker = weft_park_prepare();
-	s->node.n.data = buf;
-	chan_enqueue_waiter(ch, &s->node, op == WEFT_SELECT_SEND);
+	*node = (chan_waiter){.waker = weft_park_prepare(), .data = buf};
+	chan_enqueue_waiter(ch, node, op == WEFT_SELECT_SEND);
 	uint8_t order[1] = {0};
-	int got = recheck_buffered(&c, 1, order, &s->node, &s->done);
+	int got = recheck_buffered(&c, 1, order, node);
 	chan_unlock(ch);
 	if (got >= 0)
 		return c.result;
-	s->registered = 1;
+	node->registered = true;
 	return -EINPROGRESS;
 }
 
