@@ -694,6 +694,9 @@ static void *bench_main(void *a)
 {
 	void (*fn)(void) = (void (*)(void))a;
 	fn();
+	const char *st = getenv("WEFT_BENCH_STATS"); /* diagnostics: the runtime's counters, on stderr */
+	if (st && *st == '1')
+		weft_stats_print(NULL, 2);
 	return NULL;
 }
 

@@ -15,15 +15,20 @@
  *              Waiters queue under the lock and are only *notified* (claimed,
  *              marked NOTIFIED, unparked); a notified task retries. The
  *              protocol that keeps wake-ups from being lost is a store->load
- *              pairing: a waiter increments nrecvw/nsendw (under the lock),
- *              issues a full fence and retries the ring before parking; a
- *              sender (receiver) publishes its element (slot), issues a full
- *              fence and then reads nrecvw (nsendw) - if non-zero it takes the
- *              lock and notifies one waiter. Either the waiter's retry sees
- *              the element or the producer sees the waiter. Close sets a bit
- *              in the tail index, so no enqueue can succeed after it; a
- *              receiver that finds head < tail with the slot not yet written
- *              waits for the in-flight writer, so nothing accepted is lost.
+ *              pairing of seq_cst operations, with no fence on the fast path:
+ *              a sender claims its slot with a seq_cst CAS on tail and then
+ *              loads nrecvw (seq_cst); a receiver about to wait stores nrecvw
+ *              (seq_cst, under the lock) and then retries the ring, loading
+ *              tail with seq_cst. In the single total order of seq_cst
+ *              operations one of the two comes first, so either the sender
+ *              sees the waiter (and notifies it) or the waiter sees the
+ *              claimed slot - and a receiver that finds a slot claimed but not
+ *              yet written waits for that in-flight writer, so it gets the
+ *              element. Symmetrically a receiver frees a slot with a seq_cst
+ *              CAS on head and then loads nsendw, and a sender that finds its
+ *              slot still full loads head (seq_cst) and, if a receiver has
+ *              claimed that slot, waits for the in-flight reader. Close sets
+ *              a bit in the tail index, so no enqueue can succeed after it.
  *
  *  unbounded   a growable ring under the lock; senders never block, receivers
  *              are notified like a bounded channel's.
@@ -51,21 +56,6 @@ void chan_unlock(weft_chan_t *ch)
 {
 	weft__spin_unlock(&ch->lock);
 }
-
-#if defined(__SANITIZE_THREAD__)
-void chan_full_fence(weft_chan_t *ch)
-{
-	/* TSan does not model fences: a seq_cst RMW of one shared word gives the
-	 * same store->load ordering between the two sides. */
-	atomic_fetch_add(&ch->fence_word, 0);
-}
-#else
-void chan_full_fence(weft_chan_t *ch)
-{
-	(void)ch;
-	atomic_thread_fence(memory_order_seq_cst);
-}
-#endif
 
 int weft_chan_create(weft_chan_t **out, size_t elem_size, ssize_t capacity)
 {
@@ -140,6 +130,26 @@ static inline chan_slot *slot_at(chan_bounded *b, uint64_t pos)
 
 enum { RING_OK, RING_FULL, RING_EMPTY, RING_CLOSED };
 
+/* Copy one element: word-sized elements (the usual case) without a call. */
+static inline void copy_elem(void *dst, const void *src, uint32_t size)
+{
+	if (size == 8)
+		memcpy(dst, src, 8);
+	else if (size == 4)
+		memcpy(dst, src, 4);
+	else
+		memcpy(dst, src, size);
+}
+
+/* Wait for the other side's in-flight copy of a slot it has claimed: a few
+ * loads cover it almost always; pause (which costs ~100 cycles on recent
+ * x86) only after that. */
+static inline void wait_in_flight(int *spins)
+{
+	if (++*spins > 32)
+		weft__cpu_relax();
+}
+
 /* Slot sequence numbers are doubled so that a one-slot ring works too:
  * seq == 2*pos      the slot is free for the enqueue at pos;
  * seq == 2*pos + 1  the slot holds the element enqueued at pos.
@@ -149,6 +159,7 @@ static int ring_put(weft_chan_t *ch, const void *v)
 {
 	chan_bounded *b = BOUNDED(ch);
 	uint64_t pos = atomic_load_explicit(&b->tail, memory_order_relaxed);
+	int spins = 0;
 	for (;;) {
 		if (pos & CHAN_CLOSED_BIT)
 			return RING_CLOSED;
@@ -156,15 +167,23 @@ static int ring_put(weft_chan_t *ch, const void *v)
 		uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
 		int64_t dif = (int64_t)(seq - 2 * pos);
 		if (dif == 0) {
-			if (atomic_compare_exchange_weak_explicit(&b->tail, &pos, pos + 1, memory_order_relaxed,
+			/* seq_cst: the store half of the protocol with waiting receivers
+			 * (the top comment); a locked instruction on x86 either way. */
+			if (atomic_compare_exchange_weak_explicit(&b->tail, &pos, pos + 1, memory_order_seq_cst,
 								  memory_order_relaxed)) {
-				memcpy(s->data, v, ch->esize);
+				copy_elem(s->data, v, ch->esize);
 				/* release: the receiver that acquires seq sees the data. */
 				atomic_store_explicit(&s->seq, 2 * pos + 1, memory_order_release);
 				return RING_OK;
 			}
 		} else if (dif < 0) {
-			return RING_FULL; /* the slot still holds an element of the previous lap */
+			/* The slot still holds the element of the previous lap: full,
+			 * unless a receiver has claimed it and is copying it out. */
+			uint64_t h = atomic_load(&b->head);
+			if (h + b->cap <= pos)
+				return RING_FULL;
+			wait_in_flight(&spins);
+			pos = atomic_load_explicit(&b->tail, memory_order_relaxed);
 		} else {
 			pos = atomic_load_explicit(&b->tail, memory_order_relaxed);
 		}
@@ -175,23 +194,26 @@ static int ring_get(weft_chan_t *ch, void *out)
 {
 	chan_bounded *b = BOUNDED(ch);
 	uint64_t pos = atomic_load_explicit(&b->head, memory_order_relaxed);
+	int spins = 0;
 	for (;;) {
 		chan_slot *s = slot_at(b, pos);
 		uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
 		int64_t dif = (int64_t)(seq - (2 * pos + 1));
 		if (dif == 0) {
-			if (atomic_compare_exchange_weak_explicit(&b->head, &pos, pos + 1, memory_order_relaxed,
+			/* seq_cst: the store half of the protocol with waiting senders. */
+			if (atomic_compare_exchange_weak_explicit(&b->head, &pos, pos + 1, memory_order_seq_cst,
 								  memory_order_relaxed)) {
-				memcpy(out, s->data, ch->esize);
+				copy_elem(out, s->data, ch->esize);
 				/* release: the sender of the next lap sees the slot free. */
 				atomic_store_explicit(&s->seq, 2 * (pos + b->cap), memory_order_release);
 				return RING_OK;
 			}
 		} else if (dif < 0) {
-			uint64_t t = atomic_load_explicit(&b->tail, memory_order_acquire);
+			/* seq_cst: the load half of the protocol, for a waiter's retry. */
+			uint64_t t = atomic_load(&b->tail);
 			if ((t & ~CHAN_CLOSED_BIT) == pos)
 				return (t & CHAN_CLOSED_BIT) ? RING_CLOSED : RING_EMPTY;
-			weft__cpu_relax(); /* a sender claimed pos and is still writing it */
+			wait_in_flight(&spins); /* a sender claimed pos and is still writing it */
 			pos = atomic_load_explicit(&b->head, memory_order_relaxed);
 		} else {
 			pos = atomic_load_explicit(&b->head, memory_order_relaxed);
@@ -221,10 +243,10 @@ void chan_enqueue_waiter(weft_chan_t *ch, chan_waiter *w, bool send)
 	}
 	w->queued = true;
 	/* Under the lock, so a plain increment; atomic because the bounded fast
-	 * paths read it without the lock (the fence that orders it is the
-	 * waiter's chan_full_fence, see the top comment). */
+	 * paths read it without the lock. seq_cst: the store half of the
+	 * waiter's side of the protocol (top comment), before its retry. */
 	_Atomic uint32_t *cnt = send ? &ch->nsendw : &ch->nrecvw;
-	atomic_store_explicit(cnt, atomic_load_explicit(cnt, memory_order_relaxed) + 1, memory_order_relaxed);
+	atomic_store(cnt, atomic_load_explicit(cnt, memory_order_relaxed) + 1);
 }
 
 void chan_dequeue_waiter(weft_chan_t *ch, chan_waiter *w, bool send)
@@ -273,8 +295,8 @@ void chan_notify_one(weft_chan_t *ch, bool send)
 /* The producer/consumer side of the bounded protocol (see the top comment). */
 static void kick(weft_chan_t *ch, bool send_waiters, bool locked)
 {
-	chan_full_fence(ch);
-	if (!atomic_load_explicit(send_waiters ? &ch->nsendw : &ch->nrecvw, memory_order_relaxed))
+	/* seq_cst: the load half, after the seq_cst CAS that moved the ring. */
+	if (!atomic_load(send_waiters ? &ch->nsendw : &ch->nrecvw))
 		return;
 	if (!locked)
 		chan_lock(ch);

@@ -59,9 +59,6 @@ struct weft_chan {
 	_Atomic uint32_t lock;		 /* protects the lists and the unbounded buffer */
 	_Atomic uint32_t nrecvw, nsendw; /* queued waiters, readable without the lock */
 	chan_waiter *recvq, *sendq;	 /* first waiting node of each circular queue */
-#if defined(__SANITIZE_THREAD__)
-	_Atomic uint32_t fence_word; /* chan_full_fence under TSan */
-#endif
 };
 
 /* Unbounded: a growable ring under the lock. */
@@ -99,8 +96,5 @@ void chan_dequeue_waiter(weft_chan_t *ch, chan_waiter *w, bool send);
 
 /* Under the lock: claim one queued waiter, mark it NOTIFIED and unpark it. */
 void chan_notify_one(weft_chan_t *ch, bool send);
-
-/* Bounded channels: the store->load barrier of the waiter/notify protocol. */
-void chan_full_fence(weft_chan_t *ch);
 
 #endif

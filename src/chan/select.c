@@ -8,8 +8,9 @@
  *    a channel named twice is locked once). Under the locks, try again; then
  *    open a wait and queue one node per case, all sharing one `done` word.
  *    For buffered channels, whose fast paths take no lock, re-try once more
- *    after a full fence (the waiter half of the store->load protocol in
- *    chan.c); during that re-try `done` is held at 2, so a notification this
+ *    after queueing (the waiter half of the store->load protocol in chan.c:
+ *    the queueing stored the waiter count with seq_cst, the re-try loads the
+ *    ring indices with seq_cst); during that re-try `done` is held at 2, so a notification this
  *    select sends itself (a send case kicking its own receive case) claims
  *    nothing.
  * 3. Unlock and park. Wakers claim `done` (0 -> 1) under their channel's
@@ -84,10 +85,7 @@ static int recheck_buffered(weft_select_case_t *c, size_t n, const uint8_t *orde
 	_Atomic int *done = &nodes[0].done;
 	bool any = false;
 	for (size_t i = 0; i < n; i++)
-		if (c[i].ch->kind == CHAN_BOUNDED) {
-			chan_full_fence(c[i].ch);
-			any = true;
-		}
+		any |= c[i].ch->kind == CHAN_BOUNDED;
 	if (!any)
 		return -1;
 	atomic_store(done, 2);
@@ -211,6 +209,10 @@ static int one(weft_chan_t *ch, int op, void *buf, weft_time_t deadline, bool no
 	if (!ch || !buf)
 		return -EINVAL;
 	weft_select_case_t c = {.ch = ch, .op = op, .buf = buf};
+	/* The lock-free attempt without the select machinery (no shuffle, no
+	 * arrays): the common case of a buffered send or receive. */
+	if (ch->kind == CHAN_BOUNDED && try_case(&c, false))
+		return c.result;
 	int r = weft_select(&c, 1, deadline, nonblocking);
 	return r < 0 ? r : c.result;
 }
