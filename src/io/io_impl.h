@@ -23,6 +23,11 @@ typedef struct io_slot {
 	_Atomic uint32_t gen;	/* bumped at every (re)registration and close */
 	_Atomic uint32_t flags; /* IO_REG, IO_NOTSOCK */
 	io_waiter *head;	/* under lock */
+	/* io_uring only, under lock: */
+	uint32_t armed;		/* directions (POLLIN, POLLOUT) with a poll in flight */
+	uint32_t close_pending; /* polls weft_close is waiting to see cancelled */
+	uint32_t close_gen;	/* ... of this generation */
+	io_waiter *closer;	/* that weft_close */
 } io_slot;
 
 #define IO_REG 1u     /* registered with the backend for good (closed with weft_close) */

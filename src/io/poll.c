@@ -27,6 +27,11 @@
  * operation said EAGAIN, and a wait returns at once when the wanted bit is
  * set. A stale bit (its data already read) costs one EAGAIN and nothing
  * else; a report is never lost because the bit stays until someone retries.
+ * POLLERR and POLLHUP are consumed like the others, not kept: a real
+ * hang-up or error makes the operation fail instead of saying EAGAIN, so
+ * nobody waits after it; a stale one (io_uring reports the state at arming
+ * time, and an unconnected TCP socket polls as POLLOUT|POLLHUP) must not
+ * make every later wait return at once.
  *
  * Why no wake-up is lost: under the slot's lock the poller sets the bits and
  * then unlinks and unparks every waiter whose bits are set; under the same
@@ -83,12 +88,13 @@
 #define IO_NCHUNKS 4096 /* descriptors up to 4M */
 #define IO_EVENTS 256
 
-/* Event tags (high bits of the 64-bit event data; the rest is gen << 32 | fd
- * with the generation cut to 29 bits). */
+/* Event data: gen << 32 | fd, the generation cut to 24 bits, and tags in
+ * the top byte. */
 #define TAG_WAKE (1ull << 63)	/* the eventfd */
-#define TAG_ONCE (1ull << 62)	/* io_uring one-shot poll of weft_fd_wait */
-#define TAG_IGNORE (1ull << 61) /* io_uring removal requests */
-#define GEN_MASK 0x1fffffffu
+#define TAG_IGNORE (1ull << 62) /* io_uring removal requests */
+#define TAG_IN (1ull << 57)	/* io_uring poll for POLLIN */
+#define TAG_OUT (1ull << 58)	/* io_uring poll for POLLOUT */
+#define GEN_MASK 0xffffffu
 
 #define ERRBITS (POLLERR | POLLHUP)
 
@@ -101,7 +107,9 @@ typedef struct weft_io {
 	alignas(64) _Atomic long nwait;	 /* tasks parked on descriptors */
 	alignas(64) _Atomic(io_slot *) chunks[IO_NCHUNKS];
 #ifdef WEFT_HAVE_URING
-	pthread_mutex_t sq_lock;
+	alignas(64) pthread_mutex_t sq_lock;
+	_Atomic bool sq_pending; /* queued submissions the poller has not submitted */
+	_Atomic bool in_wait;	 /* the poller is (about to be) blocked in the kernel */
 	struct io_uring ring;
 #endif
 	uint64_t efd_buf; /* the poller's read target for the eventfd */
@@ -218,53 +226,79 @@ static struct io_uring_sqe *sqe_get(weft_io *io)
 	return sqe;
 }
 
-static int uring_poll_add(weft_io *io, int fd, uint32_t events, uint64_t data, bool multi)
+static void io_wake(void *ctx);
+
+/* Queue a poll; the poller submits it with its next poll (a batch per
+ * system call). A poller blocked in the kernel is woken to do so: the
+ * waiter stores sq_pending before it reads in_wait, the poller stores
+ * in_wait before it re-reads sq_pending (all seq_cst). */
+static void uring_queue(weft_io *io, int fd, uint32_t events, uint64_t data, bool multi)
 {
 	pthread_mutex_lock(&io->sq_lock);
 	struct io_uring_sqe *sqe = sqe_get(io);
-	int r = -EBUSY;
 	if (sqe) {
 		if (multi)
 			io_uring_prep_poll_multishot(sqe, fd, events);
 		else
 			io_uring_prep_poll_add(sqe, fd, events);
 		io_uring_sqe_set_data64(sqe, data);
-		r = io_uring_submit(&io->ring);
 	}
 	pthread_mutex_unlock(&io->sq_lock);
-	return r < 0 ? r : 0;
+	atomic_store(&io->sq_pending, true);
+	if (atomic_load(&io->in_wait))
+		io_wake(io);
 }
 
-static void uring_poll_remove(weft_io *io, uint64_t data)
+static void uring_flush(weft_io *io)
 {
+	if (!atomic_load(&io->sq_pending))
+		return;
 	pthread_mutex_lock(&io->sq_lock);
-	struct io_uring_sqe *sqe = sqe_get(io);
-	if (sqe) {
-		io_uring_prep_poll_remove(sqe, data);
+	atomic_store(&io->sq_pending, false);
+	io_uring_submit(&io->ring);
+	pthread_mutex_unlock(&io->sq_lock);
+}
+
+/* Under the slot lock: a poll for each direction of `events` that has none
+ * in flight. */
+static void uring_arm(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events)
+{
+	uint32_t dirs = events & (POLLIN | POLLOUT) & ~s->armed;
+	uint64_t d = slot_data(fd, gen);
+	if (dirs & POLLIN)
+		uring_queue(io, fd, POLLIN | POLLRDHUP, d | TAG_IN, false);
+	if (dirs & POLLOUT)
+		uring_queue(io, fd, POLLOUT, d | TAG_OUT, false);
+	s->armed |= dirs;
+}
+
+/* Under the slot lock: cancel the polls of `dirs`, now. */
+static void uring_cancel(weft_io *io, int fd, uint32_t gen, uint32_t dirs)
+{
+	uint64_t d = slot_data(fd, gen);
+	pthread_mutex_lock(&io->sq_lock);
+	for (int i = 0; i < 2; i++) {
+		uint64_t tag = i ? TAG_OUT : TAG_IN;
+		if (!(dirs & (i ? POLLOUT : POLLIN)))
+			continue;
+		struct io_uring_sqe *sqe = sqe_get(io);
+		if (!sqe)
+			break;
+		io_uring_prep_poll_remove(sqe, d | tag);
 		io_uring_sqe_set_data64(sqe, TAG_IGNORE);
-		io_uring_submit(&io->ring);
 	}
+	atomic_store(&io->sq_pending, false);
+	io_uring_submit(&io->ring);
 	pthread_mutex_unlock(&io->sq_lock);
 }
 #endif
 
-#define OWN_EVENTS (POLLIN | POLLOUT | POLLRDHUP)
-
-/* Register fd for good (edge-triggered / multishot). */
+/* epoll: register fd for good (edge-triggered). io_uring arms one-shot
+ * polls per wait instead (uring_arm), so there is nothing to do. */
 static int backend_register(weft_io *io, int fd, uint32_t gen)
 {
-#ifdef WEFT_HAVE_URING
-	if (io->backend == BACKEND_URING) {
-		/* A regular file is always ready: poll(2) would say so, io_uring
-		 * too; epoll refuses it. Keep the backends alike. */
-		struct stat st;
-		if (fstat(fd, &st) < 0)
-			return -errno;
-		if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
-			return -EPERM;
-		return uring_poll_add(io, fd, OWN_EVENTS, slot_data(fd, gen), true);
-	}
-#endif
+	if (io->backend == BACKEND_URING)
+		return 0;
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = slot_data(fd, gen)};
 	if (epoll_ctl(io->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
 		return 0;
@@ -273,28 +307,10 @@ static int backend_register(weft_io *io, int fd, uint32_t gen)
 	return -errno;
 }
 
-static void backend_unregister(weft_io *io, int fd, uint32_t gen)
+/* weft_fd_wait (epoll): arm a descriptor that may not be (or no longer be)
+ * the file the slot registered. */
+static int epoll_arm_foreign(weft_io *io, int fd, uint32_t gen)
 {
-#ifdef WEFT_HAVE_URING
-	if (io->backend == BACKEND_URING) {
-		uring_poll_remove(io, slot_data(fd, gen));
-		return;
-	}
-#endif
-	/* close(2) drops the epoll registration with the file's last reference;
-	 * events of an earlier generation are ignored anyway. */
-	(void)io, (void)fd, (void)gen;
-}
-
-/* weft_fd_wait: arm a descriptor that may not be (or no longer be) the file
- * the slot registered. */
-static int backend_arm_foreign(weft_io *io, int fd, uint32_t events, uint32_t gen)
-{
-#ifdef WEFT_HAVE_URING
-	if (io->backend == BACKEND_URING)
-		return uring_poll_add(io, fd, events, TAG_ONCE | slot_data(fd, gen), false);
-#endif
-	(void)events;
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = slot_data(fd, gen)};
 	/* MOD re-arms: the next epoll_wait reports fd if it is ready now. */
 	if (epoll_ctl(io->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
@@ -302,15 +318,6 @@ static int backend_arm_foreign(weft_io *io, int fd, uint32_t events, uint32_t ge
 	if (errno == ENOENT && epoll_ctl(io->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
 		return 0;
 	return -errno;
-}
-
-static void backend_disarm_foreign(weft_io *io, int fd, uint32_t gen)
-{
-#ifdef WEFT_HAVE_URING
-	if (io->backend == BACKEND_URING)
-		uring_poll_remove(io, TAG_ONCE | slot_data(fd, gen));
-#endif
-	(void)io, (void)fd, (void)gen;
 }
 
 /* ------------------------------------------------------------ the poller */
@@ -352,29 +359,42 @@ static int epoll_poll(weft_io *io, weft_time_t timeout)
 static int uring_handle(weft_io *io, struct io_uring_cqe *cqe)
 {
 	uint64_t d = io_uring_cqe_get_data64(cqe);
-	bool more = cqe->flags & IORING_CQE_F_MORE;
 	if (d & TAG_IGNORE)
 		return 0;
 	if (d & TAG_WAKE) {
 		drain_wake(io);
-		if (!more)
-			uring_poll_add(io, io->efd, POLLIN, TAG_WAKE, true);
+		if (!(cqe->flags & IORING_CQE_F_MORE)) /* the multishot poll ended: re-arm */
+			uring_queue(io, io->efd, POLLIN, TAG_WAKE, true);
 		return 0;
 	}
 	int fd = (int)(uint32_t)d;
 	uint32_t gen = (uint32_t)(d >> 32) & GEN_MASK;
+	uint32_t dirs = (d & TAG_IN ? POLLIN : 0) | (d & TAG_OUT ? POLLOUT : 0);
+	io_slot *s = slot_of(io, fd, false);
+	if (!s)
+		return 0;
 	int woke = 0;
-	if (cqe->res > 0)
-		woke = deliver(io, fd, gen, (uint32_t)cqe->res);
-	else if (cqe->res < 0 && cqe->res != -ECANCELED && cqe->res != -ENOENT)
-		woke = deliver(io, fd, gen, POLLERR); /* e.g. -EBADF: let the waiters find out */
-	if (!more && !(d & TAG_ONCE)) {
-		/* A multishot poll ended on its own: re-arm if still registered. */
-		io_slot *s = slot_of(io, fd, false);
-		if (s && (atomic_load_explicit(&s->flags, memory_order_acquire) & IO_REG) &&
-		    (atomic_load_explicit(&s->gen, memory_order_acquire) & GEN_MASK) == gen)
-			uring_poll_add(io, fd, OWN_EVENTS, d, true);
+	slot_lock(s);
+	if ((atomic_load_explicit(&s->gen, memory_order_relaxed) & GEN_MASK) == gen) {
+		if (cqe->res == -ECANCELED && !(s->armed & dirs)) {
+			slot_unlock(s); /* cancelled by weft_fd_wait itself */
+			return 0;
+		}
+		s->armed &= ~dirs;
+		/* An error (the poll was cancelled because the thread that
+		 * submitted it exited, ...) wakes the waiters too: they retry
+		 * their operation and arm a new poll. */
+		uint32_t ev = cqe->res > 0 ? (uint32_t)cqe->res : dirs | POLLERR;
+		atomic_fetch_or_explicit(&s->ready, ev, memory_order_release);
+		woke = wake_matching(s, ev, 0);
+	} else if (s->closer && s->close_gen == gen) {
+		s->close_pending &= ~dirs;
+		if (!s->close_pending) {
+			weft_unpark(s->closer->waker, 0);
+			s->closer = NULL;
+		}
 	}
+	slot_unlock(s);
 	return woke;
 }
 
@@ -382,16 +402,31 @@ static int uring_poll(weft_io *io, weft_time_t timeout)
 {
 	struct io_uring_cqe *cqe;
 	int woke = 0;
-	if (timeout != 0 && io_uring_cq_ready(&io->ring) == 0) {
-		int r;
-		if (timeout == WEFT_NEVER) {
-			r = io_uring_wait_cqe(&io->ring, &cqe);
+	uring_flush(io);
+	if (io_uring_cq_ready(&io->ring) == 0) {
+		if (timeout == 0) {
+			if (io_uring_cq_has_overflow(&io->ring))
+				io_uring_get_events(&io->ring);
 		} else {
-			struct __kernel_timespec ts = {.tv_sec = timeout / WEFT_SEC, .tv_nsec = timeout % WEFT_SEC};
-			r = io_uring_wait_cqe_timeout(&io->ring, &cqe, &ts);
+			atomic_store(&io->in_wait, true);
+			if (atomic_load(&io->sq_pending)) {
+				uring_flush(io);
+			} else {
+				int r;
+				if (timeout == WEFT_NEVER) {
+					r = io_uring_wait_cqe(&io->ring, &cqe);
+				} else {
+					struct __kernel_timespec ts = {.tv_sec = timeout / WEFT_SEC,
+								       .tv_nsec = timeout % WEFT_SEC};
+					r = io_uring_wait_cqe_timeout(&io->ring, &cqe, &ts);
+				}
+				if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN) {
+					atomic_store(&io->in_wait, false);
+					return r;
+				}
+			}
+			atomic_store(&io->in_wait, false);
 		}
-		if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN)
-			return r;
 	}
 	for (;;) {
 		unsigned head, n = 0;
@@ -404,6 +439,7 @@ static int uring_poll(weft_io *io, weft_time_t timeout)
 			break;
 		io_uring_cq_advance(&io->ring, n);
 	}
+	uring_flush(io); /* re-arms queued while handling */
 	return woke;
 }
 #endif
@@ -474,8 +510,12 @@ static int uring_init(weft_io *io)
 	pthread_mutex_init(&io->sq_lock, NULL);
 	io->backend = BACKEND_URING;
 	/* Probe multishot poll on the wake eventfd (kernel 5.13+). */
-	r = uring_poll_add(io, io->efd, POLLIN, TAG_WAKE, true);
-	if (r == 0) {
+	uring_queue(io, io->efd, POLLIN, TAG_WAKE, true);
+	pthread_mutex_lock(&io->sq_lock);
+	r = io_uring_submit(&io->ring);
+	atomic_store(&io->sq_pending, false);
+	pthread_mutex_unlock(&io->sq_lock);
+	if (r >= 0) {
 		io_wake(io);
 		struct io_uring_cqe *cqe;
 		r = io_uring_wait_cqe(&io->ring, &cqe);
@@ -601,9 +641,23 @@ static int thread_wait(int fd, uint32_t events, weft_time_t deadline)
 	}
 }
 
+/* Whether a waiter other than `self` waits for one of dirs. Under the lock. */
+static bool others_want(io_slot *s, io_waiter *self, uint32_t dirs)
+{
+	for (io_waiter *n = s->head; n; n = n->next)
+		if (n != self && (n->match & dirs))
+			return true;
+	return false;
+}
+
 /* Park on slot s until one of events (or an error bit) is reported, the
- * generation moves on from gen (closed: -EBADF), or the deadline. */
-static int slot_wait(weft_io *io, io_slot *s, uint32_t gen, uint32_t events, weft_time_t deadline)
+ * generation moves on from gen (closed: -EBADF), or the deadline. With
+ * io_uring, a poll is armed for each wanted direction that has none in
+ * flight; `foreign` (weft_fd_wait) cancels them again when the wait ends,
+ * since io_uring keeps a polled file open and the owner of a foreign
+ * descriptor may close(2) it at any time. */
+static int slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline,
+		     bool foreign)
 {
 	uint32_t match = events | ERRBITS | ((events & POLLIN) ? POLLRDHUP : 0);
 	io_waiter n = {.match = match};
@@ -617,7 +671,7 @@ static int slot_wait(weft_io *io, io_slot *s, uint32_t gen, uint32_t events, wef
 	}
 	uint32_t r = atomic_load_explicit(&s->ready, memory_order_relaxed) & match;
 	if (r) {
-		atomic_fetch_and_explicit(&s->ready, ~events, memory_order_relaxed);
+		atomic_fetch_and_explicit(&s->ready, ~match, memory_order_relaxed);
 		slot_unlock(s);
 		atomic_fetch_sub_explicit(&io->nwait, 1, memory_order_relaxed);
 		return (int)r;
@@ -628,17 +682,35 @@ static int slot_wait(weft_io *io, io_slot *s, uint32_t gen, uint32_t events, wef
 		s->head->prev = &n;
 	s->head = &n;
 	n.linked = true;
+#ifdef WEFT_HAVE_URING
+	if (io->backend == BACKEND_URING)
+		uring_arm(io, s, fd, gen, events);
+#endif
 	slot_unlock(s);
 	int e = weft_park(n.waker, deadline);
 	atomic_fetch_sub_explicit(&io->nwait, 1, memory_order_relaxed);
 	slot_lock(s);
 	if (n.linked)
 		unlink_waiter(s, &n);
+#ifdef WEFT_HAVE_URING
+	if (foreign && io->backend == BACKEND_URING && atomic_load_explicit(&s->gen, memory_order_relaxed) == gen) {
+		uint32_t dirs = 0;
+		for (uint32_t d = POLLIN; d; d = d == POLLIN ? POLLOUT : 0)
+			if ((s->armed & events & d) && !others_want(s, &n, d))
+				dirs |= d;
+		if (dirs) {
+			uring_cancel(io, fd, gen, dirs);
+			s->armed &= ~dirs;
+		}
+	}
+#else
+	(void)foreign;
+#endif
 	slot_unlock(s);
 	if (e < 0)
 		return e;
 	if (n.status > 0) /* consumed: the caller retries its operation now */
-		atomic_fetch_and_explicit(&s->ready, ~events, memory_order_relaxed);
+		atomic_fetch_and_explicit(&s->ready, ~match, memory_order_relaxed);
 	return n.status;
 }
 
@@ -649,6 +721,7 @@ static int own_slot(weft_io *io, io_slot *s, int fd, bool notsock)
 	atomic_store_explicit(&s->gen, gen, memory_order_relaxed);
 	atomic_store_explicit(&s->ready, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->flags, IO_REG | (notsock ? IO_NOTSOCK : 0), memory_order_release);
+	s->armed = 0; /* polls of an earlier file are ignored (their generation is old) */
 	wake_matching(s, 0, -EBADF); /* waiters of a file that had this number */
 	slot_unlock(s);
 	int r = backend_register(io, fd, gen);
@@ -699,7 +772,7 @@ int weft__io_wait(int fd, uint32_t events, weft_time_t deadline)
 			return r;
 		gen = atomic_load_explicit(&s->gen, memory_order_acquire);
 	}
-	return slot_wait(io, s, gen, events, deadline);
+	return slot_wait(io, s, fd, gen, events, deadline, false);
 }
 
 int weft_fd_wait(int fd, uint32_t events, weft_time_t deadline)
@@ -718,22 +791,28 @@ int weft_fd_wait(int fd, uint32_t events, weft_time_t deadline)
 	io_slot *s = slot_of(io, fd, true);
 	if (!s)
 		return -EBADF;
-	/* Forget old reports, then ask the kernel what holds now: anything
-	 * that becomes ready after this point is reported again. */
-	atomic_fetch_and_explicit(&s->ready, ~(events | ERRBITS | POLLRDHUP), memory_order_relaxed);
-	uint32_t gen = atomic_load_explicit(&s->gen, memory_order_acquire);
-	struct pollfd p = {.fd = fd, .events = (short)events};
-	int r = poll(&p, 1, 0);
-	if (r < 0)
-		return -errno;
-	if (r > 0)
-		return p.revents & POLLNVAL ? -EBADF : p.revents;
-	r = backend_arm_foreign(io, fd, events, gen);
-	if (r < 0)
-		return r == -EPERM ? (int)events : r;
-	r = slot_wait(io, s, gen, events, deadline);
-	backend_disarm_foreign(io, fd, gen);
-	return r;
+	for (;;) {
+		/* Forget old reports, then ask the kernel what holds now:
+		 * anything that becomes ready after this point is reported
+		 * again. Checking again after every wake-up keeps the answer
+		 * exact (a report may be stale, or a cancelled poll's). */
+		atomic_fetch_and_explicit(&s->ready, ~(events | ERRBITS | POLLRDHUP), memory_order_relaxed);
+		uint32_t gen = atomic_load_explicit(&s->gen, memory_order_acquire);
+		struct pollfd p = {.fd = fd, .events = (short)events};
+		int r = poll(&p, 1, 0);
+		if (r < 0)
+			return -errno;
+		if (r > 0)
+			return p.revents & POLLNVAL ? -EBADF : p.revents;
+		if (io->backend == BACKEND_EPOLL) {
+			r = epoll_arm_foreign(io, fd, gen);
+			if (r < 0)
+				return r == -EPERM ? (int)events : r; /* a regular file: always ready */
+		}
+		r = slot_wait(io, s, fd, gen, events, deadline, true);
+		if (r < 0)
+			return r;
+	}
 }
 
 void weft__io_kick(int fd, uint32_t events)
@@ -770,16 +849,38 @@ int weft_close(int fd)
 	weft_io *io = io_peek();
 	io_slot *s = io ? slot_of(io, fd, false) : NULL;
 	if (s) {
+		io_waiter closer = {0};
+		bool wait = false;
 		slot_lock(s);
 		uint32_t gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
-		uint32_t flags = atomic_load_explicit(&s->flags, memory_order_relaxed);
 		atomic_store_explicit(&s->gen, gen + 1, memory_order_relaxed);
 		atomic_store_explicit(&s->flags, 0, memory_order_relaxed);
 		atomic_store_explicit(&s->ready, 0, memory_order_relaxed);
 		wake_matching(s, 0, -EBADF);
+#ifdef WEFT_HAVE_URING
+		if (io->backend == BACKEND_URING && s->armed) {
+			/* io_uring holds the file open while a poll is in flight:
+			 * cancel the polls and wait (briefly) until the poller has
+			 * seen them end, so that close(2) below really closes. */
+			uring_cancel(io, fd, gen, s->armed);
+			s->close_pending = s->armed;
+			s->close_gen = gen & GEN_MASK;
+			s->armed = 0;
+			if (weft_can_park()) {
+				closer.waker = weft_park_prepare();
+				s->closer = &closer;
+				wait = true;
+			}
+		}
+#endif
 		slot_unlock(s);
-		if (flags & IO_REG)
-			backend_unregister(io, fd, gen);
+		if (wait) {
+			weft_park(closer.waker, weft_deadline_in(100 * WEFT_MSEC));
+			slot_lock(s);
+			if (s->closer == &closer)
+				s->closer = NULL;
+			slot_unlock(s);
+		}
 	}
 	if (close(fd) < 0 && errno != EINTR) /* Linux frees fd even on EINTR */
 		return -errno;

@@ -1,0 +1,307 @@
+/* server.c - an accept loop that runs one task per connection.
+ *
+ * State (under mu, a plain mutex held for a few instructions, never across
+ * a park): the list of live connections, their count, whether serve is
+ * running. Waits (serve waiting for a connection slot, stop waiting for the
+ * connections to end) use a wait queue: a waiter checks its condition under
+ * mu and queues itself before releasing mu; whoever changes the state does
+ * so under mu and wakes the queue after, so no change goes unseen.
+ *
+ * Stopping: stop sets `stopping`, then makes the listener look readable
+ * (weft__io_kick). serve checks `stopping` before every wait for a
+ * connection, and a kick that comes before that wait leaves the ready bit
+ * set, so the wait returns at once: serve always sees the flag.
+ *
+ * Lifetime: the server is reference-counted (the owner, serve while it
+ * runs, every connection task), because a connection task touches the
+ * server after the state change that lets stop return; the last reference
+ * frees it. A connection's fd is shut down by stop (at its deadline) only
+ * while the connection is on the list, and its task unlinks it before
+ * closing it, so stop never touches a closed (or reused) descriptor.
+ */
+#include "io_impl.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+typedef struct conn {
+	struct conn *next, *prev;
+	weft_server_t *srv;
+	int fd;
+} conn;
+
+struct weft_server {
+	int lfd;
+	weft_conn_fn_t fn;
+	void *ctx;
+	weft_server_opts_t opts;
+	_Atomic int refs;
+	_Atomic bool stopping;
+	_Atomic bool stop_called;
+	_Atomic int serve_state; /* 0 never called, 1 running, 2 returned */
+	_Atomic int nconns;
+	_Atomic uint64_t accepted;
+	pthread_mutex_t mu;
+	conn *conns; /* under mu */
+	weft_waitq_t q;
+};
+
+static void srv_unref(weft_server_t *s)
+{
+	if (atomic_fetch_sub(&s->refs, 1) == 1) {
+		pthread_mutex_destroy(&s->mu);
+		free(s);
+	}
+}
+
+/* Wait on s->q until ok(s) holds (checked under mu) or the deadline. */
+static int srv_wait(weft_server_t *s, bool (*ok)(weft_server_t *), weft_time_t deadline)
+{
+	for (;;) {
+		weft_waitq_node_t n;
+		pthread_mutex_lock(&s->mu);
+		if (ok(s)) {
+			pthread_mutex_unlock(&s->mu);
+			return 0;
+		}
+		weft_waitq_lock(&s->q);
+		weft_waitq_push(&s->q, &n);
+		weft_waitq_unlock(&s->q);
+		pthread_mutex_unlock(&s->mu);
+		int r = weft_park(n.waker, deadline);
+		if (r < 0) {
+			weft_waitq_remove(&s->q, &n);
+			return r;
+		}
+	}
+}
+
+static bool has_slot(weft_server_t *s)
+{
+	return atomic_load(&s->stopping) || atomic_load(&s->nconns) < s->opts.max_conns;
+}
+
+static bool all_done(weft_server_t *s)
+{
+	return atomic_load(&s->nconns) == 0 && atomic_load(&s->serve_state) != 1;
+}
+
+int weft_server_create(weft_server_t **out, int lfd, weft_conn_fn_t fn, void *ctx, const weft_server_opts_t *opts)
+{
+	if (!out || !fn || lfd < 0 || (opts && opts->max_conns < 0)) {
+		if (lfd >= 0)
+			weft_close(lfd);
+		return lfd < 0 ? -EBADF : -EINVAL;
+	}
+	weft_server_t *s = calloc(1, sizeof *s);
+	if (!s) {
+		weft_close(lfd);
+		return -ENOMEM;
+	}
+	s->lfd = lfd;
+	s->fn = fn;
+	s->ctx = ctx;
+	if (opts)
+		s->opts = *opts;
+	atomic_init(&s->refs, 1);
+	pthread_mutex_init(&s->mu, NULL);
+	weft_waitq_init(&s->q);
+	*out = s;
+	return 0;
+}
+
+static void *conn_main(void *a)
+{
+	conn *c = a;
+	weft_server_t *s = c->srv;
+	s->fn(c->fd, s->ctx);
+	pthread_mutex_lock(&s->mu);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	atomic_fetch_sub(&s->nconns, 1);
+	pthread_mutex_unlock(&s->mu);
+	weft_close(c->fd);
+	free(c);
+	weft_waitq_wake_all(&s->q, 0);
+	srv_unref(s);
+	return NULL;
+}
+
+/* Hand fd to a new task. 0, or a negative errno (fd closed). */
+static int start_conn(weft_server_t *s, int fd)
+{
+	conn *c = malloc(sizeof *c);
+	if (!c) {
+		weft_close(fd);
+		return -ENOMEM;
+	}
+	c->srv = s;
+	c->fd = fd;
+	c->prev = NULL;
+	atomic_fetch_add(&s->refs, 1);
+	pthread_mutex_lock(&s->mu);
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	atomic_fetch_add(&s->nconns, 1);
+	pthread_mutex_unlock(&s->mu);
+	atomic_fetch_add_explicit(&s->accepted, 1, memory_order_relaxed);
+	int r;
+	if (s->opts.spawn)
+		r = s->opts.spawn(s->opts.spawn_ctx, conn_main, c);
+	else
+		r = weft_spawn(NULL, conn_main, c,
+			       &(weft_spawn_opts_t){.detached = true, .stack_size = s->opts.stack_size, .name = "conn"});
+	if (r < 0) {
+		pthread_mutex_lock(&s->mu);
+		if (c->prev)
+			c->prev->next = c->next;
+		else
+			s->conns = c->next;
+		if (c->next)
+			c->next->prev = c->prev;
+		atomic_fetch_sub(&s->nconns, 1);
+		pthread_mutex_unlock(&s->mu);
+		weft_close(fd);
+		free(c);
+		srv_unref(s);
+	}
+	return r;
+}
+
+/* Errors of accept(2) that concern one connection, not the listener. */
+static bool transient(int e)
+{
+	return e == -ECONNABORTED || e == -EPROTO || e == -EPERM || e == -ENETDOWN || e == -ENOPROTOOPT ||
+	       e == -EHOSTDOWN || e == -ENONET || e == -EHOSTUNREACH || e == -EOPNOTSUPP || e == -ENETUNREACH ||
+	       e == -ETIMEDOUT;
+}
+
+/* Out of descriptors or memory: back off, keep serving what we have. */
+static bool exhausted(int e)
+{
+	return e == -EMFILE || e == -ENFILE || e == -ENOBUFS || e == -ENOMEM || e == -EAGAIN;
+}
+
+int weft_server_serve(weft_server_t *s)
+{
+	if (!s)
+		return -EINVAL;
+	int expect = 0;
+	if (!atomic_compare_exchange_strong(&s->serve_state, &expect, 1))
+		return -EBUSY;
+	atomic_fetch_add(&s->refs, 1);
+	int result = 0;
+	weft_time_t backoff = 0;
+	while (!atomic_load(&s->stopping)) {
+		if (s->opts.max_conns > 0 && atomic_load(&s->nconns) >= s->opts.max_conns) {
+			int r = srv_wait(s, has_slot, WEFT_NEVER);
+			if (r < 0) {
+				result = r;
+				break;
+			}
+			continue;
+		}
+		int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int e = fd < 0 ? -errno : 0;
+		if (fd >= 0) {
+			backoff = 0;
+			int r = weft__io_own(fd, false);
+			if (r < 0) {
+				weft_close(fd);
+				e = r;
+			} else {
+				e = start_conn(s, fd);
+				if (e == -ESHUTDOWN) {
+					result = e;
+					break;
+				}
+			}
+			if (e == 0)
+				continue;
+		}
+		if (e == -EINTR || transient(e))
+			continue;
+		if (e == -EAGAIN && fd < 0) {
+			int w = weft__io_wait(s->lfd, POLLIN, WEFT_NEVER);
+			if (w < 0 && w != -EBADF) {
+				result = w;
+				break;
+			}
+			continue;
+		}
+		if (exhausted(e)) {
+			backoff = backoff ? (backoff * 2 > 100 * WEFT_MSEC ? 100 * WEFT_MSEC : backoff * 2) : WEFT_MSEC;
+			int r = weft_sleep(backoff);
+			if (r < 0) {
+				result = r;
+				break;
+			}
+			continue;
+		}
+		result = e; /* the listener itself failed (EBADF, EINVAL, ...) */
+		break;
+	}
+	pthread_mutex_lock(&s->mu);
+	atomic_store(&s->serve_state, 2);
+	pthread_mutex_unlock(&s->mu);
+	weft_close(s->lfd); /* after the state change: stop no longer kicks it */
+	weft_waitq_wake_all(&s->q, 0);
+	srv_unref(s);
+	return result;
+}
+
+int weft_server_stop(weft_server_t *s, weft_time_t deadline)
+{
+	if (!s)
+		return -EINVAL;
+	if (atomic_exchange(&s->stop_called, true))
+		return -EALREADY;
+	pthread_mutex_lock(&s->mu);
+	atomic_store(&s->stopping, true);
+	if (atomic_load(&s->serve_state) == 1)
+		weft__io_kick(s->lfd, POLLIN); /* serve closes lfd only after leaving state 1 under mu */
+	pthread_mutex_unlock(&s->mu);
+	weft_waitq_wake_all(&s->q, 0);
+	int r = srv_wait(s, all_done, deadline);
+	if (r != -ETIMEDOUT)
+		return r;
+	pthread_mutex_lock(&s->mu);
+	for (conn *c = s->conns; c; c = c->next)
+		shutdown(c->fd, SHUT_RDWR);
+	pthread_mutex_unlock(&s->mu);
+	r = srv_wait(s, all_done, WEFT_NEVER);
+	return r < 0 ? r : -ETIMEDOUT;
+}
+
+int weft_server_conns(const weft_server_t *s)
+{
+	return s ? atomic_load(&((weft_server_t *)s)->nconns) : -EINVAL;
+}
+
+uint64_t weft_server_accepted(const weft_server_t *s)
+{
+	return s ? atomic_load(&((weft_server_t *)s)->accepted) : 0;
+}
+
+int weft_server_destroy(weft_server_t *s)
+{
+	if (!s)
+		return -EINVAL;
+	pthread_mutex_lock(&s->mu);
+	bool busy = atomic_load(&s->serve_state) == 1 || atomic_load(&s->nconns) > 0;
+	int state = atomic_load(&s->serve_state);
+	pthread_mutex_unlock(&s->mu);
+	if (busy)
+		return -EBUSY;
+	if (state == 0)
+		weft_close(s->lfd); /* never served: the listener is still ours */
+	srv_unref(s);
+	return 0;
+}

@@ -1,0 +1,532 @@
+/* socket.c - sockets on the netpoller: TCP, UDP and Unix; reads, writes,
+ * vectors, sendfile; name resolution on the blocking pool.
+ *
+ * Every operation has the same shape: try the system call on the
+ * non-blocking descriptor; on EAGAIN wait for readiness (weft__io_wait,
+ * which parks the task, or poll(2)s in a plain thread) and retry. The wait
+ * carries the deadline and returns -ECANCELED for a cancelled task, so
+ * every operation has both for free. Writes to sockets use MSG_NOSIGNAL; a
+ * descriptor found not to be a socket (ENOTSOCK) is remembered in its slot
+ * and written with write(2) from then on (SIGPIPE is ignored by the poller's
+ * installation when nobody handles it).
+ */
+#include "io_impl.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* Retry `call` (an expression giving ssize_t, setting errno) until it
+ * succeeds, fails with something other than EAGAIN, or the wait fails. */
+#define IO_RETRY(fd, events, deadline, call)                                  \
+	for (;;) {                                                            \
+		ssize_t n_ = (call);                                          \
+		if (n_ >= 0)                                                  \
+			return n_;                                            \
+		int e_ = errno;                                               \
+		if (e_ == EINTR)                                              \
+			continue;                                             \
+		if (e_ != EAGAIN && e_ != EWOULDBLOCK)                        \
+			return -e_;                                           \
+		int w_ = weft__io_wait((fd), (events), (deadline));           \
+		if (w_ < 0)                                                   \
+			return w_;                                            \
+	}
+
+/* ------------------------------------------------------------ sockets */
+
+int weft_socket(int domain, int type, int protocol)
+{
+	int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (base != SOCK_STREAM && base != SOCK_DGRAM && base != SOCK_SEQPACKET)
+		return -EINVAL;
+	int fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+	if (fd < 0)
+		return -errno;
+	int r = weft__io_own(fd, false);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int weft_bind_listen(int fd, const struct sockaddr *addr, socklen_t len, int backlog)
+{
+	if (fd < 0)
+		return -EBADF;
+	if (!addr)
+		return -EINVAL;
+	if (addr->sa_family == AF_INET || addr->sa_family == AF_INET6) {
+		int one = 1;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	}
+	if (bind(fd, addr, len) < 0)
+		return -errno;
+	if (listen(fd, backlog <= 0 ? SOMAXCONN : backlog) < 0)
+		return -errno;
+	return 0;
+}
+
+int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, weft_time_t deadline)
+{
+	if (fd < 0)
+		return -EBADF;
+	if (!addr)
+		return -EINVAL;
+	for (;;) {
+		if (connect(fd, addr, len) == 0)
+			return 0;
+		int e = errno;
+		if (e == EAGAIN && addr->sa_family == AF_UNIX) {
+			/* A Unix listener's backlog is full: nothing to poll for. */
+			if (deadline != WEFT_NEVER && weft_now() >= deadline)
+				return -ETIMEDOUT;
+			int r = weft_sleep(WEFT_MSEC);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (e != EINPROGRESS && e != EINTR)
+			return -e;
+		break;
+	}
+	for (;;) {
+		int w = weft__io_wait(fd, POLLOUT, deadline);
+		if (w < 0)
+			return w;
+		int err = 0;
+		socklen_t el = sizeof err;
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+			return -errno;
+		if (err)
+			return -err;
+		/* Writable and no error: connected, unless the report was stale. */
+		struct sockaddr_storage peer;
+		socklen_t pl = sizeof peer;
+		if (getpeername(fd, (struct sockaddr *)&peer, &pl) == 0)
+			return 0;
+		if (errno != ENOTCONN)
+			return -errno;
+	}
+}
+
+int weft_accept(int lfd, struct sockaddr *addr, socklen_t *len, weft_time_t deadline)
+{
+	if (lfd < 0)
+		return -EBADF;
+	if (addr && !len)
+		return -EINVAL;
+	for (;;) {
+		int fd = accept4(lfd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			int r = weft__io_own(fd, false);
+			if (r < 0) {
+				close(fd);
+				return r;
+			}
+			return fd;
+		}
+		int e = errno;
+		if (e == EINTR)
+			continue;
+		if (e != EAGAIN && e != EWOULDBLOCK)
+			return -e;
+		int w = weft__io_wait(lfd, POLLIN, deadline);
+		if (w < 0)
+			return w;
+	}
+}
+
+int weft_local_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t l = sizeof ss;
+	if (getsockname(fd, (struct sockaddr *)&ss, &l) < 0)
+		return -errno;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return -EAFNOSUPPORT;
+}
+
+int weft_shutdown(int fd, int how)
+{
+	if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
+		return -EINVAL;
+	return shutdown(fd, how) < 0 ? -errno : 0;
+}
+
+/* ------------------------------------------------------------ reading, writing */
+
+ssize_t weft_read(int fd, void *buf, size_t len, weft_time_t deadline)
+{
+	if (!buf && len)
+		return -EINVAL;
+	IO_RETRY(fd, POLLIN, deadline, read(fd, buf, len));
+}
+
+static ssize_t write_notsock(int fd, const void *buf, size_t len, weft_time_t deadline)
+{
+	IO_RETRY(fd, POLLOUT, deadline, write(fd, buf, len));
+}
+
+ssize_t weft_write(int fd, const void *buf, size_t len, weft_time_t deadline)
+{
+	if (!buf && len)
+		return -EINVAL;
+	if (weft__io_notsock(fd))
+		return write_notsock(fd, buf, len, deadline);
+	for (;;) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+		if (n >= 0)
+			return n;
+		int e = errno;
+		if (e == EINTR)
+			continue;
+		if (e == ENOTSOCK) {
+			weft__io_set_notsock(fd);
+			return write_notsock(fd, buf, len, deadline);
+		}
+		if (e != EAGAIN && e != EWOULDBLOCK)
+			return -e;
+		int w = weft__io_wait(fd, POLLOUT, deadline);
+		if (w < 0)
+			return w;
+	}
+}
+
+ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline)
+{
+	if ((!iov && iovcnt) || iovcnt < 0 || iovcnt > IOV_MAX)
+		return -EINVAL;
+	IO_RETRY(fd, POLLIN, deadline, readv(fd, iov, iovcnt));
+}
+
+static ssize_t writev_notsock(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline)
+{
+	IO_RETRY(fd, POLLOUT, deadline, writev(fd, iov, iovcnt));
+}
+
+ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline)
+{
+	if ((!iov && iovcnt) || iovcnt < 0 || iovcnt > IOV_MAX)
+		return -EINVAL;
+	if (weft__io_notsock(fd))
+		return writev_notsock(fd, iov, iovcnt, deadline);
+	struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
+	for (;;) {
+		ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
+		if (n >= 0)
+			return n;
+		int e = errno;
+		if (e == EINTR)
+			continue;
+		if (e == ENOTSOCK) {
+			weft__io_set_notsock(fd);
+			return writev_notsock(fd, iov, iovcnt, deadline);
+		}
+		if (e != EAGAIN && e != EWOULDBLOCK)
+			return -e;
+		int w = weft__io_wait(fd, POLLOUT, deadline);
+		if (w < 0)
+			return w;
+	}
+}
+
+ssize_t weft_read_full(int fd, void *buf, size_t len, weft_time_t deadline)
+{
+	if ((!buf && len) || len > (size_t)SSIZE_MAX)
+		return -EINVAL;
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = weft_read(fd, (char *)buf + got, len - got, deadline);
+		if (n < 0)
+			return n;
+		if (n == 0)
+			return got == 0 ? 0 : -EPROTO;
+		got += (size_t)n;
+	}
+	return (ssize_t)len;
+}
+
+ssize_t weft_write_all(int fd, const void *buf, size_t len, weft_time_t deadline)
+{
+	if ((!buf && len) || len > (size_t)SSIZE_MAX)
+		return -EINVAL;
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = weft_write(fd, (const char *)buf + done, len - done, deadline);
+		if (n < 0)
+			return n;
+		done += (size_t)n;
+	}
+	return (ssize_t)len;
+}
+
+ssize_t weft_recvfrom(int fd, void *buf, size_t len, struct sockaddr *addr, socklen_t *alen, weft_time_t deadline)
+{
+	if ((!buf && len) || (addr && !alen))
+		return -EINVAL;
+	IO_RETRY(fd, POLLIN, deadline, recvfrom(fd, buf, len, 0, addr, alen));
+}
+
+ssize_t weft_sendto(int fd, const void *buf, size_t len, const struct sockaddr *addr, socklen_t alen,
+		    weft_time_t deadline)
+{
+	if (!buf && len)
+		return -EINVAL;
+	IO_RETRY(fd, POLLOUT, deadline, sendto(fd, buf, len, MSG_NOSIGNAL, addr, alen));
+}
+
+ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, weft_time_t deadline)
+{
+	if (out_fd < 0 || in_fd < 0)
+		return -EBADF;
+	if (count > (size_t)SSIZE_MAX)
+		return -EINVAL;
+	size_t sent = 0;
+	while (sent < count) {
+		size_t chunk = count - sent > (1u << 30) ? (1u << 30) : count - sent;
+		ssize_t n = sendfile(out_fd, in_fd, offset, chunk);
+		if (n > 0) {
+			sent += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			break; /* the file ended */
+		int e = errno;
+		if (e == EINTR)
+			continue;
+		if (e != EAGAIN && e != EWOULDBLOCK)
+			return -e;
+		int w = weft__io_wait(out_fd, POLLOUT, deadline);
+		if (w < 0)
+			return w;
+	}
+	return (ssize_t)sent;
+}
+
+/* ------------------------------------------------------------ names */
+
+typedef struct gai_job {
+	const char *host, *service;
+	const struct addrinfo *hints;
+	struct addrinfo *res;
+	int rc, err;
+} gai_job;
+
+static void *gai_run(void *a)
+{
+	gai_job *j = a;
+	j->rc = getaddrinfo(j->host, j->service, j->hints, &j->res);
+	j->err = errno;
+	return NULL;
+}
+
+static int gai_errno(int rc, int err)
+{
+	switch (rc) {
+	case 0:
+		return 0;
+	case EAI_NONAME:
+#ifdef EAI_NODATA
+	case EAI_NODATA:
+#endif
+	case EAI_SERVICE:
+	case EAI_ADDRFAMILY:
+		return -ENOENT;
+	case EAI_AGAIN:
+		return -EAGAIN;
+	case EAI_MEMORY:
+		return -ENOMEM;
+	case EAI_SYSTEM:
+		return err ? -err : -EIO;
+	default:
+		return -EINVAL;
+	}
+}
+
+int weft_getaddrinfo(const char *host, const char *service, const struct addrinfo *hints, struct addrinfo **res)
+{
+	if (!res || (!host && !service))
+		return -EINVAL;
+	*res = NULL;
+	gai_job j = {.host = host, .service = service, .hints = hints};
+	int r = weft_blocking(gai_run, &j, NULL);
+	if (r < 0) {
+		if (r == -ECANCELED && j.rc == 0 && j.res)
+			freeaddrinfo(j.res); /* the lookup ran to its end anyway */
+		return r;
+	}
+	r = gai_errno(j.rc, j.err);
+	if (r == 0)
+		*res = j.res;
+	return r;
+}
+
+/* host:port for `type`: numeric addresses without a trip to the pool. */
+static int resolve(const char *host, uint16_t port, int type, bool passive, struct addrinfo **res)
+{
+	char svc[8];
+	snprintf(svc, sizeof svc, "%u", (unsigned)port);
+	struct addrinfo hints = {.ai_socktype = type,
+				 .ai_flags = AI_NUMERICSERV | AI_NUMERICHOST | (passive ? AI_PASSIVE : 0)};
+	if (!host || !*host) {
+		host = passive ? "0.0.0.0" : "127.0.0.1";
+	}
+	int rc = getaddrinfo(host, svc, &hints, res);
+	if (rc == 0)
+		return 0;
+	if (rc != EAI_NONAME)
+		return gai_errno(rc, errno);
+	hints.ai_flags &= ~AI_NUMERICHOST;
+	hints.ai_flags |= AI_ADDRCONFIG;
+	return weft_getaddrinfo(host, svc, &hints, res);
+}
+
+int weft_tcp_listen(const char *host, uint16_t port, int backlog)
+{
+	struct addrinfo *ai;
+	int r = resolve(host, port, SOCK_STREAM, true, &ai);
+	if (r < 0)
+		return r;
+	r = -EADDRNOTAVAIL;
+	for (struct addrinfo *a = ai; a; a = a->ai_next) {
+		int fd = weft_socket(a->ai_family, SOCK_STREAM, 0);
+		if (fd < 0) {
+			r = fd;
+			continue;
+		}
+		if (a->ai_family == AF_INET6) {
+			int on = 0; /* "::" takes IPv4 too */
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+		}
+		r = weft_bind_listen(fd, a->ai_addr, a->ai_addrlen, backlog);
+		if (r == 0) {
+			freeaddrinfo(ai);
+			return fd;
+		}
+		weft_close(fd);
+	}
+	freeaddrinfo(ai);
+	return r;
+}
+
+int weft_tcp_connect(const char *host, uint16_t port, weft_time_t deadline)
+{
+	if (port == 0)
+		return -EINVAL;
+	struct addrinfo *ai;
+	int r = resolve(host, port, SOCK_STREAM, false, &ai);
+	if (r < 0)
+		return r;
+	r = -EHOSTUNREACH;
+	for (struct addrinfo *a = ai; a; a = a->ai_next) {
+		int fd = weft_socket(a->ai_family, SOCK_STREAM, 0);
+		if (fd < 0) {
+			r = fd;
+			continue;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		r = weft_connect(fd, a->ai_addr, a->ai_addrlen, deadline);
+		if (r == 0) {
+			freeaddrinfo(ai);
+			return fd;
+		}
+		weft_close(fd);
+		if (r == -ETIMEDOUT || r == -ECANCELED)
+			break;
+	}
+	freeaddrinfo(ai);
+	return r;
+}
+
+static int unix_addr(const char *path, struct sockaddr_un *sa, socklen_t *len)
+{
+	if (!path || !*path)
+		return -EINVAL;
+	size_t n = strlen(path);
+	memset(sa, 0, sizeof *sa);
+	sa->sun_family = AF_UNIX;
+	if (n >= sizeof sa->sun_path)
+		return -ENAMETOOLONG;
+	memcpy(sa->sun_path, path, n);
+	if (path[0] == '@') {
+		sa->sun_path[0] = '\0'; /* the abstract namespace: no terminating NUL */
+		*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+	} else {
+		*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+	}
+	return 0;
+}
+
+int weft_unix_listen(const char *path, int backlog)
+{
+	struct sockaddr_un sa;
+	socklen_t len;
+	int r = unix_addr(path, &sa, &len);
+	if (r < 0)
+		return r;
+	int fd = weft_socket(AF_UNIX, SOCK_STREAM, 0);
+	if (fd < 0)
+		return fd;
+	r = weft_bind_listen(fd, (struct sockaddr *)&sa, len, backlog);
+	if (r < 0) {
+		weft_close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int weft_unix_connect(const char *path, weft_time_t deadline)
+{
+	struct sockaddr_un sa;
+	socklen_t len;
+	int r = unix_addr(path, &sa, &len);
+	if (r < 0)
+		return r;
+	int fd = weft_socket(AF_UNIX, SOCK_STREAM, 0);
+	if (fd < 0)
+		return fd;
+	r = weft_connect(fd, (struct sockaddr *)&sa, len, deadline);
+	if (r < 0) {
+		weft_close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int weft_udp_bind(const char *host, uint16_t port)
+{
+	struct addrinfo *ai;
+	int r = resolve(host, port, SOCK_DGRAM, true, &ai);
+	if (r < 0)
+		return r;
+	r = -EADDRNOTAVAIL;
+	for (struct addrinfo *a = ai; a; a = a->ai_next) {
+		int fd = weft_socket(a->ai_family, SOCK_DGRAM, 0);
+		if (fd < 0) {
+			r = fd;
+			continue;
+		}
+		if (bind(fd, a->ai_addr, a->ai_addrlen) == 0) {
+			freeaddrinfo(ai);
+			return fd;
+		}
+		r = -errno;
+		weft_close(fd);
+	}
+	freeaddrinfo(ai);
+	return r;
+}
