@@ -101,13 +101,12 @@ static void forward(int s)
 	errno = saved;
 }
 
+/* Under reg.mu: send s to every channel that wants it. */
 static void deliver(int s)
 {
-	pthread_mutex_lock(&reg.mu);
 	for (struct sigreg *r = reg.list; r; r = r->next)
 		if (sigismember(&r->set, s))
 			weft_chan_try_send(r->ch, &s); /* full or closed: dropped */
-	pthread_mutex_unlock(&reg.mu);
 }
 
 static void *delivery_main(void *a)
@@ -129,10 +128,14 @@ static void *delivery_main(void *a)
 				break;
 		}
 		if (p[0].revents & POLLIN) {
+			/* Read under the lock, which also orders the read after
+			 * every mask change (signalfd(2) on the same descriptor). */
 			struct signalfd_siginfo si[16];
+			pthread_mutex_lock(&reg.mu);
 			ssize_t n = read(reg.sfd, si, sizeof si);
 			for (ssize_t i = 0; i < n / (ssize_t)sizeof si[0]; i++)
 				deliver((int)si[i].ssi_signo);
+			pthread_mutex_unlock(&reg.mu);
 		}
 	}
 	atomic_store(&reg.tid, 0);

@@ -128,6 +128,15 @@ static void *demo_main(void *a)
 	weft_group_destroy(sleepers);
 	free(nappers);
 	weft_stats_print(rt, STDOUT_FILENO);
+	void *loadavg = NULL; /* a file read on the blocking pool */
+	if (weft_file_read_all("/proc/loadavg", &loadavg, 4096) > 0)
+		printf("load average (read on the blocking pool): %s", (char *)loadavg);
+	free(loadavg);
+	weft_blocking_stats_t bs;
+	weft_blocking_stats(rt, &bs);
+	printf("blocking pool: threads=%u idle=%u max=%u queued=%llu running=%llu completed=%llu\n", bs.threads,
+	       bs.idle, bs.max, (unsigned long long)bs.queued, (unsigned long long)bs.running,
+	       (unsigned long long)bs.completed);
 	return NULL;
 }
 
