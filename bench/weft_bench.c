@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int g_argc;
 static char **g_argv;
@@ -673,6 +674,44 @@ static void bench_mutex(void)
 	report("mutex", n, tasks * mutex_iters, d, "");
 }
 
+/* ------------------------------------------------------------ echo */
+
+/* The TCP echo server of bench/peers/README.md: one task per connection
+ * (the io module's server helper: an accept loop spawning a coroutine per
+ * connection, TCP_NODELAY set); each reads up to 4096 bytes and writes back
+ * exactly those until end of file or an error. Serves until killed. */
+static void echo_conn(int fd, void *ctx)
+{
+	(void)ctx;
+	char buf[4096];
+	for (;;) {
+		ssize_t n = weft_read(fd, buf, sizeof buf, WEFT_NEVER);
+		if (n <= 0 || weft_write_all(fd, buf, (size_t)n, WEFT_NEVER) != n)
+			return;
+	}
+}
+
+static void bench_echo(void)
+{
+	long port = 0;
+	if (g_argc > 2) {
+		char *end;
+		port = strtol(g_argv[2], &end, 10);
+		if (*end || port < 0 || port > 65535)
+			fail("bad port", port);
+	}
+	int lfd = weft_tcp_listen("127.0.0.1", (uint16_t)port, 0);
+	if (lfd < 0)
+		fail("listen", lfd);
+	printf("port=%d pid=%d\n", weft_local_port(lfd), (int)getpid());
+	fflush(stdout);
+	weft_server_t *srv;
+	int r = weft_server_create(&srv, lfd, echo_conn, NULL, NULL);
+	if (r == 0)
+		r = weft_server_serve(srv);
+	fail("echo server stopped", r);
+}
+
 /* ------------------------------------------------------------ main */
 
 static const struct {
@@ -688,6 +727,7 @@ static const struct {
 	{"ring", bench_ring},
 	{"fanin", bench_fanin},
 	{"mutex", bench_mutex},
+	{"echo", bench_echo},
 };
 
 static void *bench_main(void *a)

@@ -21,6 +21,8 @@
  */
 #include "io_impl.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -212,6 +214,8 @@ int weft_server_serve(weft_server_t *s)
 		int e = fd < 0 ? -errno : 0;
 		if (fd >= 0) {
 			backoff = 0;
+			int one = 1; /* like Go: no Nagle delay on accepted TCP connections (fails harmlessly elsewhere) */
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 			int r = weft__io_own(fd, false);
 			if (r < 0) {
 				weft_close(fd);
