@@ -875,7 +875,17 @@ int weft_close(int fd)
 #endif
 		slot_unlock(s);
 		if (wait) {
-			weft_park(closer.waker, weft_deadline_in(100 * WEFT_MSEC));
+			weft_time_t until = weft_deadline_in(100 * WEFT_MSEC);
+			if (weft_park(closer.waker, until) == -ECANCELED) {
+				/* A cancelled task cannot park: let the others (and the
+				 * poller) run until the polls are gone. */
+				for (bool done = false; !done && weft_now() < until;) {
+					weft_yield();
+					slot_lock(s);
+					done = s->closer != &closer;
+					slot_unlock(s);
+				}
+			}
 			slot_lock(s);
 			if (s->closer == &closer)
 				s->closer = NULL;

@@ -1,0 +1,319 @@
+/* test_server.c - the server helper: echo under a connection limit, graceful
+ * stop (and forced at the deadline), a custom spawner, EMFILE recovery,
+ * cancellation of the accept loop, bad input. */
+#include "io/wt_io.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define MSG 64
+
+static _Atomic int live, max_live;
+
+static void echo_handler(int fd, void *ctx)
+{
+	(void)ctx;
+	int n = atomic_fetch_add(&live, 1) + 1;
+	int m = atomic_load(&max_live);
+	while (n > m && !atomic_compare_exchange_weak(&max_live, &m, n))
+		;
+	char buf[4096];
+	for (;;) {
+		ssize_t r = weft_read(fd, buf, sizeof buf, WEFT_NEVER);
+		if (r <= 0 || weft_write_all(fd, buf, (size_t)r, WEFT_NEVER) != r)
+			break;
+	}
+	atomic_fetch_sub(&live, 1);
+}
+
+static void *serve_task(void *a)
+{
+	return (void *)(intptr_t)weft_server_serve(a);
+}
+
+static intptr_t join_result(weft_task_t t)
+{
+	void *r = NULL;
+	TCHECK_EQ(weft_join(t, &r), 0);
+	return (intptr_t)r;
+}
+
+/* A client: connect, `rounds` echoes of MSG bytes, close. Returns rounds done. */
+static int g_port;
+
+static void *client(void *a)
+{
+	int rounds = (int)(intptr_t)a;
+	int fd = weft_tcp_connect("127.0.0.1", (uint16_t)g_port, weft_deadline_in(10 * WEFT_SEC));
+	TCHECK(fd >= 0);
+	if (fd < 0)
+		return (void *)(intptr_t)fd;
+	unsigned char out[MSG], in[MSG];
+	int done = 0;
+	for (int r = 0; r < rounds; r++) {
+		for (int i = 0; i < MSG; i++)
+			out[i] = (unsigned char)(fd * 7 + r * 13 + i);
+		if (weft_write_all(fd, out, MSG, weft_deadline_in(10 * WEFT_SEC)) != MSG)
+			break;
+		if (weft_read_full(fd, in, MSG, weft_deadline_in(10 * WEFT_SEC)) != MSG || memcmp(in, out, MSG))
+			break;
+		done++;
+	}
+	weft_close(fd);
+	return (void *)(intptr_t)done;
+}
+
+static weft_server_t *start(int max_conns, weft_conn_fn_t fn, weft_task_t *serve, const weft_server_opts_t *o)
+{
+	int lfd = weft_tcp_listen("127.0.0.1", 0, 1024);
+	TCHECK(lfd >= 0);
+	g_port = weft_local_port(lfd);
+	weft_server_opts_t opts = o ? *o : (weft_server_opts_t){0};
+	opts.max_conns = max_conns;
+	weft_server_t *s = NULL;
+	TCHECK_EQ(weft_server_create(&s, lfd, fn, NULL, &opts), 0);
+	*serve = wt_spawn(serve_task, s);
+	return s;
+}
+
+/* ------------------------------------------------------------ limit */
+
+#define CLIENTS WT_SIZE(200, 40)
+
+static void *limit_main(void *a)
+{
+	(void)a;
+	atomic_store(&live, 0);
+	atomic_store(&max_live, 0);
+	weft_task_t serve;
+	weft_server_t *s = start(8, echo_handler, &serve, NULL);
+	weft_task_t *cs = calloc(CLIENTS, sizeof *cs);
+	for (int i = 0; i < CLIENTS; i++)
+		cs[i] = wt_spawn(client, (void *)(intptr_t)20);
+	for (int i = 0; i < CLIENTS; i++)
+		TCHECK_EQ(join_result(cs[i]), 20);
+	free(cs);
+	TCHECK(atomic_load(&max_live) <= 8);
+	TCHECK(atomic_load(&max_live) >= 2);
+	TCHECK_EQ(weft_server_stop(s, weft_deadline_in(5 * WEFT_SEC)), 0);
+	TCHECK_EQ(join_result(serve), 0);
+	TCHECK_EQ(weft_server_accepted(s), CLIENTS);
+	TCHECK_EQ(weft_server_conns(s), 0);
+	TCHECK_EQ(weft_server_stop(s, WEFT_NEVER), -EALREADY);
+	TCHECK_EQ(weft_server_destroy(s), 0);
+	/* The listener is closed: nobody accepts any more. */
+	TCHECK_EQ(weft_tcp_connect("127.0.0.1", (uint16_t)g_port, weft_deadline_in(WEFT_SEC)), -ECONNREFUSED);
+	return NULL;
+}
+
+static void test_limit(void **state)
+{
+	(void)state;
+	wt_run(limit_main, NULL, 0);
+}
+
+/* ------------------------------------------------------------ stop */
+
+static void idle_handler(int fd, void *ctx)
+{
+	(void)ctx;
+	char b[16];
+	while (weft_read(fd, b, sizeof b, WEFT_NEVER) > 0)
+		;
+}
+
+static void *stop_main(void *a)
+{
+	(void)a;
+	/* Nothing connected: stop returns at once. */
+	weft_task_t serve;
+	weft_server_t *s = start(0, idle_handler, &serve, NULL);
+	weft_sleep(2 * WEFT_MSEC);
+	TCHECK_EQ(weft_server_destroy(s), -EBUSY);
+	TCHECK_EQ(weft_server_stop(s, weft_deadline_in(WEFT_SEC)), 0);
+	TCHECK_EQ(join_result(serve), 0);
+	TCHECK_EQ(weft_server_destroy(s), 0);
+
+	/* Idle connections that never end: shut down at the deadline. */
+	s = start(0, idle_handler, &serve, NULL);
+	int c[3];
+	for (int i = 0; i < 3; i++)
+		c[i] = weft_tcp_connect("127.0.0.1", (uint16_t)g_port, weft_deadline_in(WEFT_SEC));
+	while (weft_server_conns(s) < 3)
+		weft_sleep(WEFT_MSEC);
+	weft_time_t t0 = weft_now();
+	TCHECK_EQ(weft_server_stop(s, weft_deadline_in(30 * WEFT_MSEC)), -ETIMEDOUT);
+	TCHECK(weft_now() - t0 >= 30 * WEFT_MSEC);
+	TCHECK_EQ(weft_server_conns(s), 0);
+	TCHECK_EQ(join_result(serve), 0);
+	TCHECK_EQ(weft_server_destroy(s), 0);
+	char b[4];
+	for (int i = 0; i < 3; i++) {
+		TCHECK_EQ(weft_read(c[i], b, sizeof b, weft_deadline_in(WEFT_SEC)), 0); /* the server hung up */
+		weft_close(c[i]);
+	}
+
+	/* A server that never served: destroy closes its listener. */
+	int lfd = weft_tcp_listen("127.0.0.1", 0, 4);
+	TCHECK_EQ(weft_server_create(&s, lfd, idle_handler, NULL, NULL), 0);
+	TCHECK_EQ(weft_server_destroy(s), 0);
+	return NULL;
+}
+
+static void test_stop(void **state)
+{
+	(void)state;
+	wt_run(stop_main, NULL, 2);
+}
+
+/* ------------------------------------------------------------ spawner */
+
+static _Atomic int spawned;
+
+static int my_spawn(void *ctx, weft_fn_t fn, void *arg)
+{
+	TCHECK(ctx == &spawned);
+	atomic_fetch_add(&spawned, 1);
+	return weft_spawn(NULL, fn, arg, &(weft_spawn_opts_t){.detached = true, .stack_size = 32 << 10});
+}
+
+static void *spawner_main(void *a)
+{
+	(void)a;
+	atomic_store(&spawned, 0);
+	weft_task_t serve;
+	weft_server_t *s =
+		start(0, echo_handler, &serve, &(weft_server_opts_t){.spawn = my_spawn, .spawn_ctx = &spawned});
+	weft_task_t cs[10];
+	for (int i = 0; i < 10; i++)
+		cs[i] = wt_spawn(client, (void *)(intptr_t)5);
+	for (int i = 0; i < 10; i++)
+		TCHECK_EQ(join_result(cs[i]), 5);
+	TCHECK_EQ(weft_server_stop(s, weft_deadline_in(5 * WEFT_SEC)), 0);
+	TCHECK_EQ(join_result(serve), 0);
+	TCHECK_EQ(atomic_load(&spawned), 10);
+	TCHECK_EQ(weft_server_destroy(s), 0);
+	return NULL;
+}
+
+static void test_spawner(void **state)
+{
+	(void)state;
+	wt_run(spawner_main, NULL, 2);
+}
+
+/* ------------------------------------------------------------ EMFILE */
+
+/* Connect K clients first, then lower RLIMIT_NOFILE so that the server can
+ * accept only a few: it must keep serving those, back off on EMFILE, and
+ * accept the rest as descriptors free up. */
+#define EMFILE_K 24
+
+typedef struct {
+	int fd, done;
+} emc;
+
+static void *emfile_client(void *a)
+{
+	emc *c = a;
+	unsigned char out[MSG], in[MSG];
+	memset(out, c->fd, MSG);
+	if (weft_write_all(c->fd, out, MSG, weft_deadline_in(20 * WEFT_SEC)) == MSG &&
+	    weft_read_full(c->fd, in, MSG, weft_deadline_in(20 * WEFT_SEC)) == MSG && memcmp(in, out, MSG) == 0)
+		c->done = 1;
+	weft_close(c->fd); /* frees a descriptor: the server can accept one more */
+	return NULL;
+}
+
+static void *emfile_main(void *a)
+{
+	(void)a;
+	int lfd = weft_tcp_listen("127.0.0.1", 0, 1024);
+	g_port = weft_local_port(lfd);
+	weft_server_t *s;
+	TCHECK_EQ(weft_server_create(&s, lfd, echo_handler, NULL, NULL), 0);
+	emc cs[EMFILE_K];
+	for (int i = 0; i < EMFILE_K; i++) {
+		cs[i].fd = weft_tcp_connect("127.0.0.1", (uint16_t)g_port, weft_deadline_in(WEFT_SEC));
+		cs[i].done = 0;
+		TCHECK(cs[i].fd >= 0); /* connected: waiting in the listen queue */
+	}
+	/* Room for 3 more descriptors, then start serving. */
+	struct rlimit old, low;
+	TCHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+	int lim = 0;
+	for (int free_slots = 0; free_slots < 3; lim++)
+		if (fcntl(lim, F_GETFD) < 0)
+			free_slots++;
+	low = old;
+	low.rlim_cur = (rlim_t)lim; /* exactly 3 free numbers below the limit */
+	TCHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+	weft_task_t serve = wt_spawn(serve_task, s);
+	weft_sleep(30 * WEFT_MSEC);
+	TCHECK_EQ(weft_server_accepted(s), 3); /* the rest hit EMFILE */
+	TCHECK_EQ(weft_server_conns(s), 3);
+	weft_task_t ts[EMFILE_K];
+	for (int i = 0; i < EMFILE_K; i++)
+		ts[i] = wt_spawn(emfile_client, &cs[i]);
+	for (int i = 0; i < EMFILE_K; i++)
+		wt_join(ts[i]);
+	TCHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+	int done = 0;
+	for (int i = 0; i < EMFILE_K; i++)
+		done += cs[i].done;
+	TCHECK_EQ(done, EMFILE_K);
+	TCHECK_EQ(weft_server_accepted(s), EMFILE_K);
+	TCHECK_EQ(weft_server_stop(s, weft_deadline_in(5 * WEFT_SEC)), 0);
+	TCHECK_EQ(join_result(serve), 0);
+	TCHECK_EQ(weft_server_destroy(s), 0);
+	return NULL;
+}
+
+static void test_emfile(void **state)
+{
+	(void)state;
+	wt_run(emfile_main, NULL, 2);
+}
+
+/* ------------------------------------------------------------ cancel, bad input */
+
+static void *cancel_main(void *a)
+{
+	(void)a;
+	weft_task_t serve;
+	weft_server_t *s = start(0, echo_handler, &serve, NULL);
+	weft_sleep(2 * WEFT_MSEC);
+	weft_cancel(serve);
+	TCHECK_EQ(join_result(serve), -ECANCELED);
+	TCHECK_EQ(weft_tcp_connect("127.0.0.1", (uint16_t)g_port, weft_deadline_in(WEFT_SEC)), -ECONNREFUSED);
+	TCHECK_EQ(weft_server_serve(s), -EBUSY); /* once */
+	TCHECK_EQ(weft_server_stop(s, WEFT_NEVER), 0);
+	TCHECK_EQ(weft_server_destroy(s), 0);
+
+	weft_server_t *x;
+	int lfd = weft_tcp_listen("127.0.0.1", 0, 4);
+	TCHECK_EQ(weft_server_create(&x, lfd, NULL, NULL, NULL), -EINVAL); /* closes lfd */
+	TCHECK_EQ(weft_close(lfd), -EBADF);
+	TCHECK_EQ(weft_server_create(&x, -1, echo_handler, NULL, NULL), -EBADF);
+	TCHECK_EQ(weft_server_serve(NULL), -EINVAL);
+	TCHECK_EQ(weft_server_stop(NULL, WEFT_NEVER), -EINVAL);
+	TCHECK_EQ(weft_server_destroy(NULL), -EINVAL);
+	return NULL;
+}
+
+static void test_cancel_bad_input(void **state)
+{
+	(void)state;
+	wt_run(cancel_main, NULL, 2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		WT_IO_TEST(test_limit),	 WT_IO_TEST(test_stop),		    WT_IO_TEST(test_spawner),
+		WT_IO_TEST(test_emfile), WT_IO_TEST(test_cancel_bad_input),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
