@@ -406,6 +406,66 @@ static void test_stackless_refused(void **state)
 	wt_run(stackless_main, NULL, 1);
 }
 
+/* ------------------------------------------------------------ churn: threads come and go, nothing lost */
+
+static _Atomic long churn_sum;
+
+static void *add_arg(void *a)
+{
+	long v = *(long *)a;
+	atomic_fetch_add(&churn_sum, v);
+	if (v % 7 == 0)
+		nap_ms(1);
+	return (void *)(intptr_t)(v * 2);
+}
+
+enum { CHURN_CALLS = 20 };
+
+static void *churn_task(void *a)
+{
+	long base = (long)(intptr_t)a * 1000;
+	for (long i = 0; i < CHURN_CALLS; i++) {
+		long v = base + i;
+		void *r = NULL;
+		TCHECK_EQ(weft_blocking(add_arg, &v, &r), 0);
+		TCHECK_EQ((intptr_t)r, v * 2);
+		if (i % 5 == (base / 1000) % 5)
+			weft_sleep(2 * WEFT_MSEC); /* let the pool go idle: threads expire */
+	}
+	return NULL;
+}
+
+static void *churn_main(void *a)
+{
+	(void)a;
+	atomic_store(&churn_sum, 0);
+	TCHECK_EQ(weft_blocking_set_limits(NULL, 6, WEFT_MSEC), 0);
+	long n = WT_SIZE(400, 100);
+	weft_task_t *t = calloc((size_t)n, sizeof *t);
+	long expect = 0;
+	for (long i = 0; i < n; i++) {
+		t[i] = wt_spawn(churn_task, (void *)(intptr_t)i);
+		for (long k = 0; k < CHURN_CALLS; k++)
+			expect += i * 1000 + k;
+	}
+	for (long i = 0; i < n; i++)
+		wt_join(t[i]);
+	free(t);
+	TCHECK_EQ(atomic_load(&churn_sum), expect);
+	weft_blocking_stats_t st;
+	weft_blocking_stats(NULL, &st);
+	TCHECK_EQ(st.completed, (uint64_t)n * CHURN_CALLS);
+	TCHECK_EQ(st.queued, 0);
+	TCHECK(st.threads <= 6);
+	return NULL;
+}
+
+static void test_churn_conservation(void **state)
+{
+	(void)state;
+	wt_run(churn_main, NULL, 0);
+}
+
 /* ------------------------------------------------------------ stop drains */
 
 static _Atomic long drained;
@@ -467,6 +527,7 @@ int main(void)
 		cmocka_unit_test(test_worker_keeps_running),
 		cmocka_unit_test(test_cancellation),
 		cmocka_unit_test(test_stackless_refused),
+		cmocka_unit_test(test_churn_conservation),
 		cmocka_unit_test(test_stop_drains),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

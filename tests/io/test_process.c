@@ -382,5 +382,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_early_dying_child, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_plain_thread, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	/* Waiting parks in the netpoller: run everything on both backends. */
+	int failed = 0;
+	const char *backends[] = {"epoll", "uring"};
+	for (int b = 0; b < 2; b++) {
+		setenv("WEFT_IO", backends[b], 1);
+		failed += cmocka_run_group_tests_name(backends[b], tests, NULL, NULL);
+	}
+	return failed;
 }
