@@ -252,10 +252,11 @@ ssize_t weft_file_pwrite(int fd, const void *buf, size_t len, int64_t offset);
 
 /* --- Subprocesses ---------------------------------------------------------
  *
- * weft_process_spawn starts a command (posix_spawn; PATH is searched when
- * argv[0] has no '/'). Each of stdin, stdout and stderr is inherited,
- * /dev/null, or a pipe whose parent end is O_NONBLOCK | O_CLOEXEC; the child
- * gets a clean signal mask and default signal dispositions. The child's pid
+ * weft_process_spawn starts a command (posix_spawn; the parent's PATH is
+ * searched when argv[0] has no '/'). Each of stdin, stdout and stderr is
+ * inherited, /dev/null, or a pipe whose parent end is O_NONBLOCK |
+ * O_CLOEXEC; the child gets a clean signal mask and default signal
+ * dispositions, and no descriptor but 0, 1 and 2. The child's pid
  * is held by a pidfd (Linux >= 5.3), so kill can never hit a recycled pid,
  * and waiting parks on it in the netpoller (weft_fd_wait).
  *

@@ -129,8 +129,8 @@ static void *pool_thread(void *a)
 				break; /* above a lowered limit: others drain the queue */
 			continue;
 		}
-		if (p->stopping)
-			break;
+		if (p->stopping || p->threads > p->max)
+			break; /* the queue is empty: nothing to drain */
 		weft_time_t deadline = idle_since + p->idle_ns;
 		if (weft_now() >= deadline)
 			break;

@@ -37,6 +37,8 @@ static ssize_t read_fd_all(int fd, size_t max, char **out)
 		return -errno;
 	if (S_ISDIR(st.st_mode))
 		return -EISDIR;
+	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max)
+		return -EFBIG;
 	/* st_size is a hint (procfs files say 0): read until end of file. */
 	size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 4096;
 	if (cap > max + 1)
@@ -100,7 +102,11 @@ ssize_t weft_file_read_all(const char *path, void **data, size_t max_size)
 		*data = NULL;
 	if (!path || !data)
 		return -EINVAL;
-	struct read_all ra = {.path = path, .max = max_size ? max_size : READ_ALL_DEFAULT_MAX};
+	if (max_size == 0)
+		max_size = READ_ALL_DEFAULT_MAX;
+	else if (max_size > (size_t)SSIZE_MAX - 1)
+		max_size = (size_t)SSIZE_MAX - 1; /* the size must fit the return value */
+	struct read_all ra = {.path = path, .max = max_size};
 	int e = weft_blocking(read_all_job, &ra, NULL);
 	if (e == -ECANCELED)
 		free(ra.data);
