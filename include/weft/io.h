@@ -185,9 +185,10 @@ int weft_server_destroy(weft_server_t *s);
  * while fn runs waits for fn to end (running other tasks in between), then
  * returns -ECANCELED with *result set all the same, so that whatever fn
  * allocated can be freed.
- * Errors: -EINVAL (fn NULL), -EPERM (from a stackless task, which cannot
- * park), -ECANCELED, -ESHUTDOWN (the runtime is stopping and has no pool
- * yet), -ENOMEM / -EAGAIN (no pool thread could be created). */
+ * Errors: -EINVAL (fn NULL), -EWOULDBLOCK (from a stackless task, which
+ * cannot park; fn does not run), -ECANCELED, -ESHUTDOWN (the runtime is
+ * stopping and has no pool yet), -ENOMEM (no memory, or no pool thread could
+ * be started while none is running). */
 int weft_blocking(weft_fn_t fn, void *arg, void **result);
 
 /* Set rt's pool limits (rt NULL: the current runtime): max_threads in

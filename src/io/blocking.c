@@ -186,7 +186,7 @@ static int start_thread(struct pool *p)
 	if (e) {
 		p->threads--;
 		free(t);
-		return -e;
+		return -ENOMEM; /* EAGAIN from pthread_create: out of threads or memory */
 	}
 	t->next = p->live;
 	if (p->live)
@@ -345,7 +345,7 @@ int weft_blocking(weft_fn_t fn, void *arg, void **result)
 		return 0;
 	}
 	if (!weft_can_park())
-		return -EPERM;
+		return -EWOULDBLOCK;
 	if (weft_cancelled())
 		return -ECANCELED;
 	struct pool *p;
