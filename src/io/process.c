@@ -130,6 +130,7 @@ int weft_process_spawn(weft_process_t **out, const char *const *argv, const weft
 	if (!p)
 		return -ENOMEM;
 	p->pidfd = -1;
+	p->fds[0] = p->fds[1] = p->fds[2] = -1; /* slots not reached on an error stay unowned */
 	int child[3] = {-1, -1, -1};
 	int e = 0;
 	for (int i = 0; i < 3 && !e; i++)

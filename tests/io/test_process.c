@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <weft/io.h>
@@ -291,6 +292,25 @@ static void *missing_main(void *a)
 	close(fd);
 	TCHECK_EQ(weft_process_spawn(&p, (const char *const[]){path, NULL}, &piped_io), -EACCES);
 	unlink(path);
+	/* out of descriptors halfway through making the pipes: nothing leaks */
+	struct rlimit old, low;
+	getrlimit(RLIMIT_NOFILE, &old);
+	low = old;
+	/* New descriptors take the lowest free numbers: leave exactly two free
+	 * below the limit, room for the first pipe only. */
+	int fd_free = 0, lim = 0;
+	while (fd_free < 2) {
+		if (fcntl(lim, F_GETFD) < 0)
+			fd_free++;
+		lim++;
+	}
+	low.rlim_cur = (rlim_t)lim;
+	if (setrlimit(RLIMIT_NOFILE, &low) == 0) {
+		int before = wt_count_fds();
+		TCHECK_EQ(weft_process_spawn(&p, (const char *const[]){"cat", NULL}, &piped_io), -EMFILE);
+		TCHECK_EQ(wt_count_fds(), before);
+		setrlimit(RLIMIT_NOFILE, &old);
+	}
 	/* bad input */
 	TCHECK_EQ(weft_process_spawn(NULL, (const char *const[]){"true", NULL}, NULL), -EINVAL);
 	TCHECK_EQ(weft_process_spawn(&p, NULL, NULL), -EINVAL);
