@@ -51,18 +51,14 @@ enum weft_phase {
 #define WEFT_PS_PHASE(s) ((int)((s)&0xff))
 #define WEFT_PS_RESULT(s) (-(int)(((s) >> 8) & 0xff))
 
-/* A task's parker is its state word alone (the first word of the record).
- * A plain thread's parker adds the futex it sleeps on. Which of the two a
- * waker names is in its epoch field's top bit (WEFT_WAKER_THREAD): the
- * epoch itself never reaches 2^48. */
+/* A parker is its state word alone: a task's is the first word of its
+ * record, a plain thread's is thread-local and the thread sleeps on the
+ * state's low 32 bits as a futex (which the waking CAS always changes: the
+ * phase lives there). Which of the two a waker names is in its epoch field's
+ * top bit (WEFT_WAKER_THREAD): the epoch itself never reaches 2^48. */
 typedef struct weft_parker {
 	_Atomic uint64_t state;
 } weft_parker_t;
-
-typedef struct weft_thread_parker {
-	weft_parker_t p;
-	_Atomic uint32_t futex; /* bumped on wake */
-} weft_thread_parker_t;
 
 #define WEFT_WAKER_THREAD ((uint64_t)1 << 63)
 

@@ -43,7 +43,7 @@
 
 #include "spin.h"
 
-static __thread weft_thread_parker_t thread_parker;
+static __thread weft_parker_t thread_parker;
 
 void weft__parker_init(weft_parker_t *p)
 {
@@ -54,7 +54,7 @@ static weft_parker_t *current_parker(weft_task **task)
 {
 	weft_task *t = weft__cur_task();
 	*task = t;
-	return t ? &t->park : &thread_parker.p;
+	return t ? &t->park : &thread_parker;
 }
 
 weft_waker_t weft_park_prepare(void)
@@ -69,6 +69,14 @@ weft_waker_t weft_park_prepare(void)
 		atomic_compare_exchange_strong(&p->state, &open, WEFT_PS(e, -ECANCELED, WEFT_PH_WOKEN));
 	}
 	return (weft_waker_t){.parker = p, .epoch = t ? e : e | WEFT_WAKER_THREAD};
+}
+
+/* The futex word of a thread parker: the low half of the state (on a
+ * little-endian machine the low half is at the word's address). */
+static inline _Atomic uint32_t *state_futex(weft_parker_t *p)
+{
+	_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the low half of the state word comes first");
+	return (_Atomic uint32_t *)&p->state;
 }
 
 bool weft_unpark(weft_waker_t w, int reason)
@@ -94,9 +102,10 @@ bool weft_unpark(weft_waker_t w, int reason)
 		if (!(w.epoch & WEFT_WAKER_THREAD)) {
 			weft__ready((weft_task *)p);
 		} else {
-			weft_thread_parker_t *tp = (weft_thread_parker_t *)p;
-			atomic_fetch_add(&tp->futex, 1);
-			weft__futex_wake(&tp->futex, 1);
+			/* No write after the CAS: the thread may have returned and
+			 * exited already (its parker is thread-local). A wake aimed at
+			 * memory reused since is a spurious futex wake-up, harmless. */
+			weft__futex_wake(state_futex(p), 1);
 		}
 	}
 	return true;
@@ -135,8 +144,7 @@ void weft__park_timer_fire(weft_tentry_t *e)
 
 static int park_thread(weft_waker_t w, weft_time_t deadline)
 {
-	weft_thread_parker_t *tp = &thread_parker;
-	weft_parker_t *p = &tp->p;
+	weft_parker_t *p = &thread_parker;
 	uint64_t epoch = w.epoch & ~WEFT_WAKER_THREAD;
 	uint64_t s = atomic_load(&p->state);
 	if (WEFT_PS_EPOCH(s) == epoch && WEFT_PS_PHASE(s) == WEFT_PH_OPEN) {
@@ -144,12 +152,11 @@ static int park_thread(weft_waker_t w, weft_time_t deadline)
 		atomic_compare_exchange_strong(&p->state, &s, parked);
 	}
 	for (;;) {
-		uint32_t f = atomic_load(&tp->futex);
 		s = atomic_load(&p->state);
 		if (WEFT_PS_PHASE(s) != WEFT_PH_PARKED)
 			break;
 		if (deadline == WEFT_NEVER) {
-			weft__futex_wait(&tp->futex, f, NULL);
+			weft__futex_wait(state_futex(p), (uint32_t)s, NULL);
 			continue;
 		}
 		weft_time_t now = weft_now();
@@ -158,7 +165,7 @@ static int park_thread(weft_waker_t w, weft_time_t deadline)
 			continue;
 		}
 		struct timespec ts = weft__ts_of(deadline - now);
-		weft__futex_wait(&tp->futex, f, &ts);
+		weft__futex_wait(state_futex(p), (uint32_t)s, &ts);
 	}
 	return current_result(p);
 }
