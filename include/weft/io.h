@@ -193,8 +193,9 @@ int weft_blocking(weft_fn_t fn, void *arg, void **result);
 
 /* Set rt's pool limits (rt NULL: the current runtime): max_threads in
  * 1..4096 (0 keeps the current value), idle time in ns, >= 1 ms
- * (0 keeps the current value). A lower limit takes effect as busy threads
- * finish their jobs; idle threads pick up a new idle time at once.
+ * (0 keeps the current value). Idle threads above a lower limit exit at
+ * once, busy ones when their job ends; idle threads pick up a new idle time
+ * at once.
  * -EINVAL, -ESHUTDOWN, -ENOMEM. */
 int weft_blocking_set_limits(weft_runtime_t *rt, int max_threads, weft_time_t idle);
 
