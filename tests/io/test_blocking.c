@@ -239,6 +239,27 @@ static void *limit_main(void *a)
 	TCHECK_EQ(st.completed, NHELD + NLIMIT);
 	TCHECK_EQ(st.queued, 0);
 	TCHECK_EQ(st.max, LIMIT);
+
+	/* Lowering the limit sends idle threads above it away at once. */
+	reset_counters();
+	TCHECK_EQ(weft_blocking_set_limits(NULL, 2 * LIMIT, 10 * WEFT_SEC), 0);
+	for (int i = 0; i < 2 * LIMIT; i++)
+		held[i] = wt_spawn(blocking_task, (void *)hold_until_released);
+	give_up = weft_deadline_in(10 * WEFT_SEC);
+	while (atomic_load(&inside) < 2 * LIMIT && weft_now() < give_up)
+		weft_sleep(WEFT_MSEC);
+	atomic_store(&released, 1);
+	for (int i = 0; i < 2 * LIMIT; i++)
+		wt_join(held[i]);
+	weft_blocking_stats(NULL, &st);
+	TCHECK_EQ(st.threads, 2 * LIMIT); /* idle, kept for 10 s */
+	TCHECK_EQ(weft_blocking_set_limits(NULL, 2, 0), 0);
+	give_up = weft_deadline_in(5 * WEFT_SEC);
+	do {
+		weft_sleep(WEFT_MSEC);
+		weft_blocking_stats(NULL, &st);
+	} while (st.threads > 2 && weft_now() < give_up);
+	TCHECK_EQ(st.threads, 2);
 	return NULL;
 }
 
