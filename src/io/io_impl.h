@@ -21,7 +21,8 @@ typedef struct io_slot {
 	_Atomic uint32_t lock;
 	_Atomic uint32_t ready; /* readiness seen by the poller and not yet consumed */
 	_Atomic uint32_t gen;	/* bumped at every (re)registration and close */
-	_Atomic uint32_t flags; /* IO_REG, IO_NOTSOCK */
+	_Atomic uint32_t flags; /* IO_REG, IO_NOTSOCK, IO_DRAINED */
+	_Atomic uint32_t seen;	/* POLLRDHUP/POLLHUP/POLLERR ever reported (never consumed) */
 	io_waiter *head;	/* under lock */
 	/* io_uring only, under lock: */
 	uint32_t armed;		/* directions (POLLIN, POLLOUT) with a poll in flight */
@@ -32,6 +33,7 @@ typedef struct io_slot {
 
 #define IO_REG 1u     /* registered with the backend for good (closed with weft_close) */
 #define IO_NOTSOCK 2u /* writes use write(2), not send(MSG_NOSIGNAL) */
+#define IO_DRAINED 4u /* the last read found the receive queue empty (see weft_read) */
 
 /* Register a descriptor weft created or will do I/O on (once; later calls
  * are cheap). notsock: it is known not to be a socket. 0 or -errno. */
@@ -40,6 +42,17 @@ int weft__io_own(int fd, bool notsock);
  * Returns the ready mask (> 0) or a negative errno. Registers fd first if
  * it is not yet registered. */
 int weft__io_wait(int fd, uint32_t events, weft_time_t deadline);
+typedef struct weft_io weft_io;
+/* The slot of fd if fd is registered with the current runtime's poller and
+ * the caller is a coroutine (which can park); else NULL. */
+io_slot *weft__io_lookup(int fd, weft_io **io);
+/* weft__io_wait on a slot from weft__io_lookup, for generation gen. */
+int weft__io_slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline);
+
+/* Forget the hang-ups reported so far (an unconnected TCP socket polls as
+ * POLLHUP; weft_connect calls this once connected). */
+void weft__io_connected(int fd);
+
 /* Pretend fd became ready for events: wakes its waiters and sets its ready
  * bits (the server uses it to interrupt its accept loop). */
 void weft__io_kick(int fd, uint32_t events);

@@ -100,7 +100,7 @@
 
 enum { BACKEND_EPOLL, BACKEND_URING };
 
-typedef struct weft_io {
+struct weft_io {
 	int backend;
 	int epfd; /* epoll backend */
 	int efd;  /* wake eventfd */
@@ -114,7 +114,7 @@ typedef struct weft_io {
 #endif
 	uint64_t efd_buf; /* the poller's read target for the eventfd */
 	struct epoll_event ev[IO_EVENTS];
-} weft_io;
+};
 
 static const weft_poller_ops_t io_ops;
 
@@ -205,6 +205,8 @@ static int deliver(weft_io *io, int fd, uint32_t gen, uint32_t events)
 	slot_lock(s);
 	int woke = 0;
 	if ((atomic_load_explicit(&s->gen, memory_order_relaxed) & GEN_MASK) == gen) {
+		if (events & (POLLRDHUP | ERRBITS))
+			atomic_fetch_or_explicit(&s->seen, events & (POLLRDHUP | ERRBITS), memory_order_relaxed);
 		atomic_fetch_or_explicit(&s->ready, events, memory_order_release);
 		woke = wake_matching(s, events, 0);
 	}
@@ -385,6 +387,8 @@ static int uring_handle(weft_io *io, struct io_uring_cqe *cqe)
 		 * submitted it exited, ...) wakes the waiters too: they retry
 		 * their operation and arm a new poll. */
 		uint32_t ev = cqe->res > 0 ? (uint32_t)cqe->res : dirs | POLLERR;
+		if (cqe->res > 0 && (ev & (POLLRDHUP | ERRBITS)))
+			atomic_fetch_or_explicit(&s->seen, ev & (POLLRDHUP | ERRBITS), memory_order_relaxed);
 		atomic_fetch_or_explicit(&s->ready, ev, memory_order_release);
 		woke = wake_matching(s, ev, 0);
 	} else if (s->closer && s->close_gen == gen) {
@@ -720,6 +724,7 @@ static int own_slot(weft_io *io, io_slot *s, int fd, bool notsock)
 	uint32_t gen = atomic_load_explicit(&s->gen, memory_order_relaxed) + 1;
 	atomic_store_explicit(&s->gen, gen, memory_order_relaxed);
 	atomic_store_explicit(&s->ready, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->seen, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->flags, IO_REG | (notsock ? IO_NOTSOCK : 0), memory_order_release);
 	s->armed = 0; /* polls of an earlier file are ignored (their generation is old) */
 	wake_matching(s, 0, -EBADF); /* waiters of a file that had this number */
@@ -813,6 +818,30 @@ int weft_fd_wait(int fd, uint32_t events, weft_time_t deadline)
 		if (r < 0)
 			return r;
 	}
+}
+
+io_slot *weft__io_lookup(int fd, weft_io **out)
+{
+	weft_io *io = io_peek();
+	io_slot *s = io ? slot_of(io, fd, false) : NULL;
+	if (!s || !(atomic_load_explicit(&s->flags, memory_order_acquire) & IO_REG) || !weft_self() ||
+	    !weft_can_park())
+		return NULL;
+	*out = io;
+	return s;
+}
+
+int weft__io_slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline)
+{
+	return slot_wait(io, s, fd, gen, events, deadline, false);
+}
+
+void weft__io_connected(int fd)
+{
+	weft_io *io = io_peek();
+	io_slot *s = io ? slot_of(io, fd, false) : NULL;
+	if (s)
+		atomic_store_explicit(&s->seen, 0, memory_order_relaxed);
 }
 
 void weft__io_kick(int fd, uint32_t events)

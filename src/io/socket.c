@@ -83,8 +83,10 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, weft_time_t
 	if (!addr)
 		return -EINVAL;
 	for (;;) {
-		if (connect(fd, addr, len) == 0)
+		if (connect(fd, addr, len) == 0) {
+			weft__io_connected(fd);
 			return 0;
+		}
 		int e = errno;
 		if (e == EAGAIN && addr->sa_family == AF_UNIX) {
 			/* A Unix listener's backlog is full: nothing to poll for. */
@@ -112,8 +114,10 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, weft_time_t
 		/* Writable and no error: connected, unless the report was stale. */
 		struct sockaddr_storage peer;
 		socklen_t pl = sizeof peer;
-		if (getpeername(fd, (struct sockaddr *)&peer, &pl) == 0)
+		if (getpeername(fd, (struct sockaddr *)&peer, &pl) == 0) {
+			weft__io_connected(fd);
 			return 0;
+		}
 		if (errno != ENOTCONN)
 			return -errno;
 	}
@@ -168,10 +172,57 @@ int weft_shutdown(int fd, int how)
 
 /* ------------------------------------------------------------ reading, writing */
 
+/* Reads skip the system call that would only say EAGAIN (as Tokio does):
+ * a read that returns fewer bytes than asked for (or EAGAIN) marks the slot
+ * IO_DRAINED, and the next read on a drained slot with no POLLIN report
+ * since waits for one first. Safe because the POLLIN bit is cleared before
+ * every read(2): data that arrives after that read has begun is reported
+ * again (epoll: a new edge; io_uring: the poll armed by the wait checks the
+ * queue when it is armed). End of file and errors persist without new
+ * reports, so once a hang-up or error has been reported (slot->seen, never
+ * consumed) reads always try the system call. */
+#define IN_BITS (POLLIN | POLLRDHUP | POLLERR | POLLHUP)
+
+static ssize_t read_slot(weft_io *io, io_slot *s, int fd, void *buf, size_t len, weft_time_t deadline)
+{
+	uint32_t gen = atomic_load_explicit(&s->gen, memory_order_acquire);
+	for (;;) {
+		uint32_t ready = atomic_load_explicit(&s->ready, memory_order_acquire);
+		if ((atomic_load_explicit(&s->flags, memory_order_relaxed) & IO_DRAINED) && !(ready & IN_BITS) &&
+		    !atomic_load_explicit(&s->seen, memory_order_relaxed)) {
+			int w = weft__io_slot_wait(io, s, fd, gen, POLLIN, deadline);
+			if (w < 0)
+				return w;
+		} else if (ready & POLLIN) {
+			atomic_fetch_and_explicit(&s->ready, ~(uint32_t)POLLIN, memory_order_acq_rel);
+		}
+		ssize_t n = read(fd, buf, len);
+		uint32_t f = atomic_load_explicit(&s->flags, memory_order_relaxed);
+		if (n == 0 || (size_t)n == len) { /* end of file persists: no report would come */
+			if (f & IO_DRAINED)
+				atomic_fetch_and_explicit(&s->flags, ~IO_DRAINED, memory_order_relaxed);
+			return n;
+		}
+		if (n > 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
+			if (!(f & IO_DRAINED))
+				atomic_fetch_or_explicit(&s->flags, IO_DRAINED, memory_order_relaxed);
+			if (n >= 0)
+				return n;
+			continue;
+		}
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
 ssize_t weft_read(int fd, void *buf, size_t len, weft_time_t deadline)
 {
 	if (!buf && len)
 		return -EINVAL;
+	weft_io *io;
+	io_slot *s = len ? weft__io_lookup(fd, &io) : NULL;
+	if (s)
+		return read_slot(io, s, fd, buf, len, deadline);
 	IO_RETRY(fd, POLLIN, deadline, read(fd, buf, len));
 }
 

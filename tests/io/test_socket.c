@@ -342,6 +342,21 @@ static void *faults_main(void *a)
 	weft_close(c);
 	weft_close(s);
 
+	/* Data and end of file reported together to a parked reader: the short
+	 * read is followed by end of file, not by a wait for a report that
+	 * never comes. */
+	for (int i = 0; i < 20; i++) {
+		pair(lfd, port, &c, &s);
+		weft_task_t rd = wt_spawn(read_forever, (void *)(intptr_t)s);
+		weft_sleep(WEFT_MSEC);
+		TCHECK_EQ(weft_write_all(c, "abc", 3, WEFT_NEVER), 3);
+		TCHECK_EQ(weft_shutdown(c, SHUT_WR), 0);
+		TCHECK_EQ(join_result(rd), 3);
+		TCHECK_EQ(weft_read(s, b, MSG, weft_deadline_in(WEFT_SEC)), 0);
+		weft_close(c);
+		weft_close(s);
+	}
+
 	/* Peer reset: SO_LINGER 0 makes close send RST. */
 	pair(lfd, port, &c, &s);
 	struct linger lg = {.l_onoff = 1, .l_linger = 0};
