@@ -23,9 +23,12 @@ int weft_sleep_until(weft_time_t deadline);
  * spawn, unpark, or stop timers, including its own). */
 typedef struct weft_timer weft_timer_t;
 int weft_timer_start(weft_timer_t **out, weft_time_t first, weft_time_t period, void (*fn)(void *arg), void *arg);
-/* Stop and free the timer. When it returns, fn is not running and will not
- * run again (unless called from fn itself, where it just stops further
- * runs). -EINVAL for NULL. */
+/* Stop and free the timer. When it returns, fn will not be called again,
+ * and is not running - except when called from a timer function (this
+ * timer's or another's): then it does not wait for a call running on
+ * another worker, and the timer is freed when that call returns. Timers
+ * still started when the runtime stops are freed by weft_runtime_stop; do
+ * not stop them after it. -EINVAL for NULL (or a second stop from fn). */
 int weft_timer_stop(weft_timer_t *t);
 
 #ifdef __cplusplus

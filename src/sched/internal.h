@@ -252,6 +252,8 @@ struct weft_runtime {
 	/* Counters not owned by a worker (spawns/finishes from plain threads). */
 	alignas(64) _Atomic uint64_t ext_spawned, ext_finished;
 	_Atomic uint64_t timers_active;
+	pthread_mutex_t user_timers_lock; /* timer.c: weft_timer_t's still started, freed at stop */
+	struct weft_timer *user_timers;
 
 	/* Lifecycle. */
 	_Atomic bool stopping;	/* no new spawns */

@@ -47,11 +47,18 @@ int weft__shards_create(struct weft_runtime *rt)
 		atomic_init(&s[i].next_tick, UINT64_MAX);
 	}
 	rt->shards = s;
+	pthread_mutex_init(&rt->user_timers_lock, NULL);
 	return 0;
 }
 
+static void user_timers_free(struct weft_runtime *rt);
+
 void weft__shards_destroy(struct weft_runtime *rt)
 {
+	if (!rt->shards)
+		return;
+	user_timers_free(rt);
+	pthread_mutex_destroy(&rt->user_timers_lock);
 	free(rt->shards);
 	rt->shards = NULL;
 }
@@ -132,6 +139,11 @@ bool weft__tentry_cancel(weft_tentry_t *e)
 	}
 }
 
+/* Whether this thread is running timer fire functions (weft_timer_stop
+ * must not wait for another thread's fire from inside one: two timers
+ * stopping each other would wait forever). */
+static __thread bool in_fire;
+
 size_t weft__timers_run(struct weft_runtime *rt, weft_shard_t *s, uint64_t tick)
 {
 	(void)rt;
@@ -152,11 +164,14 @@ size_t weft__timers_run(struct weft_runtime *rt, weft_shard_t *s, uint64_t tick)
 	if (n)
 		atomic_fetch_add_explicit(&s->fired, n, memory_order_relaxed);
 	weft__spin_unlock(&s->lock);
+	bool outer = in_fire;
+	in_fire = true;
 	while (list) {
 		weft_tentry_t *e = (weft_tentry_t *)list;
 		list = list->next; /* before firing: the entry belongs to fire now */
 		e->fire(e);
 	}
+	in_fire = outer;
 	return n;
 }
 
@@ -222,33 +237,82 @@ int weft_sleep(weft_time_t ns)
 
 /* ------------------------------------------------------------ periodic timers */
 
+/* A user timer. Stopping it races with firing it; `lk` orders the two:
+ *  - timer_fire reads `stopped` under lk before calling fn and again after,
+ *    and re-arms or ends the entry (IDLE) under lk, so once a stop has set
+ *    `stopped` under lk, fn runs at most to the end of a call already begun
+ *    and the timer is never re-armed;
+ *  - a stop that finds the entry FIRING on its own thread (from fn, or from
+ *    another timer's fn in the same batch) or on another thread while this
+ *    thread is itself inside a fire function sets `orphaned` instead of
+ *    waiting: the firing side frees the timer when it is done with it. Any
+ *    other stop waits for the entry to leave FIRING (weft__tentry_cancel),
+ *    then frees it.
+ * Live timers are on the runtime's list; weft_runtime_stop frees those still
+ * started. */
 struct weft_timer {
 	weft_tentry_t e;
 	void (*fn)(void *);
 	void *arg;
 	weft_time_t next, period;
-	_Atomic bool stopped;
-	bool free_in_fire; /* stopped from inside fn: timer_fire frees it */
+	struct weft_runtime *rt;
+	struct weft_timer *prev, *next_timer; /* rt->user_timers */
+	_Atomic uint32_t lk;
+	bool stopped;
+	bool orphaned;
 };
+
+static void timer_unlist(weft_timer_t *t)
+{
+	struct weft_runtime *rt = t->rt;
+	pthread_mutex_lock(&rt->user_timers_lock);
+	if (t->prev)
+		t->prev->next_timer = t->next_timer;
+	else
+		rt->user_timers = t->next_timer;
+	if (t->next_timer)
+		t->next_timer->prev = t->prev;
+	pthread_mutex_unlock(&rt->user_timers_lock);
+}
+
+static void user_timers_free(struct weft_runtime *rt)
+{
+	/* The workers have exited: nothing fires any more. */
+	weft_timer_t *t = rt->user_timers;
+	while (t) {
+		weft_timer_t *n = t->next_timer;
+		free(t);
+		t = n;
+	}
+	rt->user_timers = NULL;
+}
 
 static void timer_fire(weft_tentry_t *e)
 {
 	weft_timer_t *t = (weft_timer_t *)e;
-	if (!atomic_load(&t->stopped))
+	weft__spin_lock(&t->lk);
+	bool run = !t->stopped;
+	weft__spin_unlock(&t->lk);
+	if (run)
 		t->fn(t->arg);
-	if (t->free_in_fire) {
+	weft__spin_lock(&t->lk);
+	if (t->orphaned) {
+		weft__spin_unlock(&t->lk);
+		timer_unlist(t);
 		free(t);
 		return;
 	}
-	if (t->period > 0 && !atomic_load(&t->stopped)) {
+	if (t->period > 0 && !t->stopped) {
 		weft_time_t now = weft_now();
 		t->next += t->period;
 		if (t->next <= now) /* skip missed periods, do not bunch them */
 			t->next += ((now - t->next) / t->period + 1) * t->period;
 		arm_in(e->shard, e, t->next);
+		weft__spin_unlock(&t->lk);
 		return;
 	}
-	weft__tentry_done(e); /* a stop from another thread frees it after this */
+	weft__tentry_done(e); /* a stop waiting in weft__tentry_cancel frees it after this */
+	weft__spin_unlock(&t->lk);
 }
 
 int weft_timer_start(weft_timer_t **out, weft_time_t first, weft_time_t period, void (*fn)(void *), void *arg)
@@ -256,7 +320,7 @@ int weft_timer_start(weft_timer_t **out, weft_time_t first, weft_time_t period, 
 	if (!out || !fn || period < 0)
 		return -EINVAL;
 	struct weft_runtime *rt;
-	if (!arming_shard(&rt))
+	if (!arming_shard(&rt) || atomic_load(&rt->stopping))
 		return -ESHUTDOWN;
 	weft_timer_t *t = calloc(1, sizeof *t);
 	if (!t)
@@ -265,6 +329,13 @@ int weft_timer_start(weft_timer_t **out, weft_time_t first, weft_time_t period, 
 	t->arg = arg;
 	t->next = first;
 	t->period = period;
+	t->rt = rt;
+	pthread_mutex_lock(&rt->user_timers_lock);
+	t->next_timer = rt->user_timers;
+	if (t->next_timer)
+		t->next_timer->prev = t;
+	rt->user_timers = t;
+	pthread_mutex_unlock(&rt->user_timers_lock);
 	*out = t;
 	weft__tentry_arm(&t->e, first, timer_fire);
 	return 0;
@@ -274,13 +345,24 @@ int weft_timer_stop(weft_timer_t *t)
 {
 	if (!t)
 		return -EINVAL;
-	atomic_store(&t->stopped, true);
+	weft__spin_lock(&t->lk);
+	if (t->stopped) {
+		weft__spin_unlock(&t->lk);
+		return -EINVAL; /* stopped twice (from fn, then again) */
+	}
+	t->stopped = true;
 	if (atomic_load_explicit(&t->e.state, memory_order_acquire) == WEFT_TE_FIRING &&
-	    atomic_load_explicit(&t->e.firing_thread, memory_order_relaxed) == self_thread_id()) {
-		t->free_in_fire = true; /* called from fn */
+	    (in_fire || atomic_load_explicit(&t->e.firing_thread, memory_order_relaxed) == self_thread_id())) {
+		t->orphaned = true; /* the firing side frees it */
+		weft__spin_unlock(&t->lk);
 		return 0;
 	}
-	weft__tentry_cancel(&t->e); /* waits out a fire running elsewhere */
+	weft__spin_unlock(&t->lk);
+	/* Not re-armed from here on; a fire already under way ends without
+	 * calling fn again (it saw stopped) or finishes its current call. */
+	weft__tentry_cancel(&t->e);
+	timer_unlist(t);
 	free(t);
 	return 0;
 }
+

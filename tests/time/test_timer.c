@@ -155,6 +155,54 @@ static void test_stackless_deadline(void **state)
 	assert_true(weft_now() - t0 >= 2 * WEFT_MSEC);
 }
 
+/* Timers whose functions stop each other, firing at once on both workers:
+ * no stop may wait for the other's running function (that would deadlock).
+ * Each timer is stopped at most once (the exchange), the survivors of each
+ * pair keep ticking and are freed by the runtime's stop (LeakSanitizer
+ * checks that). */
+#define PAIRS 200
+typedef struct {
+	_Atomic(weft_timer_t *) t[2];
+} timer_pair;
+static timer_pair pairs[PAIRS];
+static _Atomic int pair_stops, pair_fires;
+
+static void stop_partner(void *a)
+{
+	_Atomic(weft_timer_t *) *partner = a;
+	atomic_fetch_add(&pair_fires, 1);
+	weft_timer_t *p = atomic_exchange(partner, NULL);
+	if (p) {
+		TCHECK_EQ(weft_timer_stop(p), 0);
+		atomic_fetch_add(&pair_stops, 1);
+	}
+}
+
+static void *cross_stop_main(void *a)
+{
+	(void)a;
+	weft_time_t at = weft_deadline_in(5 * WEFT_MSEC);
+	for (int i = 0; i < PAIRS; i++) {
+		weft_timer_t *x, *y;
+		TCHECK_EQ(weft_timer_start(&x, at, WEFT_MSEC, stop_partner, &pairs[i].t[1]), 0);
+		atomic_store(&pairs[i].t[0], x);
+		TCHECK_EQ(weft_timer_start(&y, at, WEFT_MSEC, stop_partner, &pairs[i].t[0]), 0);
+		atomic_store(&pairs[i].t[1], y);
+	}
+	while (atomic_load(&pair_fires) < 4 * PAIRS)
+		weft_sleep(WEFT_MSEC);
+	/* Every pair lost at least one timer, at most both. */
+	int stops = atomic_load(&pair_stops);
+	TCHECK(stops >= PAIRS && stops <= 2 * PAIRS);
+	return NULL;
+}
+
+static void test_timers_stop_each_other(void **state)
+{
+	(void)state;
+	wt_run(cross_stop_main, NULL, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -162,6 +210,7 @@ int main(void)
 		cmocka_unit_test(test_many_timers_all_fire),
 		cmocka_unit_test(test_periodic_timer),
 		cmocka_unit_test(test_stackless_deadline),
+		cmocka_unit_test(test_timers_stop_each_other),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
