@@ -94,6 +94,8 @@
 #define TAG_IGNORE (1ull << 62) /* io_uring removal requests */
 #define TAG_IN (1ull << 57)	/* io_uring poll for POLLIN */
 #define TAG_OUT (1ull << 58)	/* io_uring poll for POLLOUT */
+#define TAG_MULTI (1ull << 59)	/* io_uring multishot poll of a registered descriptor */
+#define ARM_MULTI 0x100u	/* slot->armed: the multishot poll is in flight */
 #define GEN_MASK 0xffffffu
 
 #define ERRBITS (POLLERR | POLLHUP)
@@ -261,12 +263,21 @@ static void uring_flush(weft_io *io)
 	pthread_mutex_unlock(&io->sq_lock);
 }
 
-/* Under the slot lock: a poll for each direction of `events` that has none
- * in flight. */
-static void uring_arm(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events)
+/* Under the slot lock, before a wait: a registered descriptor gets one
+ * multishot poll for all its events, armed at its first wait and kept until
+ * weft_close (each readiness change posts a completion, like an epoll
+ * edge); a foreign one a one-shot poll per wanted direction. */
+static void uring_arm(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, bool multi)
 {
-	uint32_t dirs = events & (POLLIN | POLLOUT) & ~s->armed;
 	uint64_t d = slot_data(fd, gen);
+	if (s->armed & ARM_MULTI)
+		return;
+	if (multi) {
+		uring_queue(io, fd, POLLIN | POLLOUT | POLLRDHUP, d | TAG_MULTI, true);
+		s->armed |= ARM_MULTI;
+		return;
+	}
+	uint32_t dirs = events & (POLLIN | POLLOUT) & ~s->armed;
 	if (dirs & POLLIN)
 		uring_queue(io, fd, POLLIN | POLLRDHUP, d | TAG_IN, false);
 	if (dirs & POLLOUT)
@@ -279,9 +290,11 @@ static void uring_cancel(weft_io *io, int fd, uint32_t gen, uint32_t dirs)
 {
 	uint64_t d = slot_data(fd, gen);
 	pthread_mutex_lock(&io->sq_lock);
-	for (int i = 0; i < 2; i++) {
-		uint64_t tag = i ? TAG_OUT : TAG_IN;
-		if (!(dirs & (i ? POLLOUT : POLLIN)))
+	for (int i = 0; i < 3; i++) {
+		static const uint64_t tags[3] = {TAG_IN, TAG_OUT, TAG_MULTI};
+		static const uint32_t bits[3] = {POLLIN, POLLOUT, ARM_MULTI};
+		uint64_t tag = tags[i];
+		if (!(dirs & bits[i]))
 			continue;
 		struct io_uring_sqe *sqe = sqe_get(io);
 		if (!sqe)
@@ -295,8 +308,8 @@ static void uring_cancel(weft_io *io, int fd, uint32_t gen, uint32_t dirs)
 }
 #endif
 
-/* epoll: register fd for good (edge-triggered). io_uring arms one-shot
- * polls per wait instead (uring_arm), so there is nothing to do. */
+/* epoll: register fd for good (edge-triggered). io_uring arms its polls at
+ * the first wait (uring_arm), so there is nothing to do. */
 static int backend_register(weft_io *io, int fd, uint32_t gen)
 {
 	if (io->backend == BACKEND_URING)
@@ -372,27 +385,31 @@ static int uring_handle(weft_io *io, struct io_uring_cqe *cqe)
 	int fd = (int)(uint32_t)d;
 	uint32_t gen = (uint32_t)(d >> 32) & GEN_MASK;
 	uint32_t dirs = (d & TAG_IN ? POLLIN : 0) | (d & TAG_OUT ? POLLOUT : 0);
+	bool multi = d & TAG_MULTI;
+	/* The armed bits this completion retires: a multishot poll stays armed
+	 * while the kernel says more will come. */
+	uint32_t done = multi ? ((cqe->flags & IORING_CQE_F_MORE) ? 0 : ARM_MULTI) : dirs;
 	io_slot *s = slot_of(io, fd, false);
 	if (!s)
 		return 0;
 	int woke = 0;
 	slot_lock(s);
 	if ((atomic_load_explicit(&s->gen, memory_order_relaxed) & GEN_MASK) == gen) {
-		if (cqe->res == -ECANCELED && !(s->armed & dirs)) {
+		if (cqe->res == -ECANCELED && !multi && !(s->armed & dirs)) {
 			slot_unlock(s); /* cancelled by weft_fd_wait itself */
 			return 0;
 		}
-		s->armed &= ~dirs;
+		s->armed &= ~done;
 		/* An error (the poll was cancelled because the thread that
 		 * submitted it exited, ...) wakes the waiters too: they retry
 		 * their operation and arm a new poll. */
-		uint32_t ev = cqe->res > 0 ? (uint32_t)cqe->res : dirs | POLLERR;
+		uint32_t ev = cqe->res > 0 ? (uint32_t)cqe->res : (multi ? POLLIN | POLLOUT : dirs) | POLLERR;
 		if (cqe->res > 0 && (ev & (POLLRDHUP | ERRBITS)))
 			atomic_fetch_or_explicit(&s->seen, ev & (POLLRDHUP | ERRBITS), memory_order_relaxed);
 		atomic_fetch_or_explicit(&s->ready, ev, memory_order_release);
 		woke = wake_matching(s, ev, 0);
 	} else if (s->closer && s->close_gen == gen) {
-		s->close_pending &= ~dirs;
+		s->close_pending &= ~done;
 		if (!s->close_pending) {
 			weft_unpark(s->closer->waker, 0);
 			s->closer = NULL;
@@ -688,7 +705,7 @@ static int slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t eve
 	n.linked = true;
 #ifdef WEFT_HAVE_URING
 	if (io->backend == BACKEND_URING)
-		uring_arm(io, s, fd, gen, events);
+		uring_arm(io, s, fd, gen, events, !foreign);
 #endif
 	slot_unlock(s);
 	int e = weft_park(n.waker, deadline);
