@@ -58,13 +58,16 @@ const char *weft_io_backend(weft_runtime_t *rt);
 int weft_fd_wait(int fd, uint32_t events, weft_time_t deadline);
 
 /* Close fd: waiters on it (in this runtime's poller) are woken with -EBADF,
- * its registration is dropped, then close(2). 0 or -EBADF. */
+ * its registration is dropped, then close(2). Every descriptor passed to
+ * weft_read, weft_write, weft_accept... must be closed this way (a plain
+ * close(2) would leave its registration behind). 0 or -EBADF. */
 int weft_close(int fd);
 
 /* Name resolution, run off the workers (getaddrinfo on another thread while
  * the task parks). Free *res with freeaddrinfo. Errors: -ENOENT (no such
  * host or service), -EAGAIN (temporary failure), -ENOMEM, -EINVAL,
- * -ECANCELED (the lookup finishes in the background and is freed). */
+ * -ECANCELED (a lookup already running is waited for, and its result
+ * freed). */
 int weft_getaddrinfo(const char *host, const char *service, const struct addrinfo *hints, struct addrinfo **res);
 
 /* A socket (O_NONBLOCK|O_CLOEXEC, registered with the poller). type is
@@ -142,7 +145,8 @@ typedef struct weft_server_opts {
  * even on failure). opts may be NULL. */
 int weft_server_create(weft_server_t **out, int lfd, weft_conn_fn_t fn, void *ctx, const weft_server_opts_t *opts);
 /* Run the accept loop in the calling task until weft_server_stop (returns
- * 0) or a fatal error on the listener (negative errno). Transient accept
+ * 0) or a fatal error on the listener (negative errno). Accepted TCP
+ * connections get TCP_NODELAY. Transient accept
  * errors are skipped; when descriptors run out (EMFILE/ENFILE/ENOBUFS/
  * ENOMEM) it backs off (1 ms doubling to 100 ms) and keeps serving the
  * connections it has; pending connections wait in the listen queue.

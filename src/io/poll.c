@@ -14,11 +14,13 @@
  * POLLERR and POLLHUP end every wait, POLLRDHUP every read wait).
  *
  * Registration: a descriptor weft does I/O on is registered once
- * (weft__io_own): epoll_ctl ADD with EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET, or
- * a multishot io_uring poll for the same bits; the event carries
- * (generation << 32 | fd). weft_close bumps the generation (events of the old
- * registration are ignored from then on), wakes the waiters with -EBADF,
- * drops the registration and closes.
+ * (weft__io_own; weft's sockets at creation, other descriptors at their first
+ * wait) and must then be closed with weft_close. epoll: EPOLL_CTL_ADD with
+ * EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET; io_uring: one multishot poll for the
+ * same bits, armed at the first wait. Reports carry (generation << 32 | fd).
+ * weft_close bumps the generation (reports of the old registration are
+ * ignored from then on), wakes the waiters with -EBADF, drops the
+ * registration and closes.
  *
  * Edge-triggered rules: the kernel reports a descriptor when it becomes
  * ready (and again at every new arrival), never "it is still ready". So the
@@ -53,16 +55,22 @@
  * plain close(2) and their number reused, so it does not trust the slot's
  * registration: it clears the slot's bits, asks poll(2) with no timeout
  * (ready now: done), and otherwise (re)arms the descriptor - epoll MOD, or
- * ADD if the set does not hold this file; with io_uring a one-shot poll,
- * removed when the wait ends - and parks until the poller reports it.
+ * ADD if the set does not hold this file; io_uring a one-shot poll per
+ * wanted direction, cancelled when the wait ends - parks until the poller
+ * reports it, and asks poll(2) again (so its answer is never stale).
  *
- * io_uring specifics: submissions come from any thread under sq_lock;
- * completions are reaped only by the polling thread. A multishot poll can
- * end on its own (the kernel cancels a thread's requests when it exits, or
- * the completion queue overflowed): the poller re-arms it if its slot is
- * still registered, and a new poll reports the current readiness, so nothing
- * is lost. io_uring holds a reference to a polled file, which is why
- * weft_close removes the poll before closing.
+ * io_uring specifics: submissions are queued from any thread under sq_lock
+ * and submitted by the poller in its next poll (one system call per batch;
+ * a poller blocked in the kernel is woken to submit, see uring_queue);
+ * completions are reaped only by the polling thread. A poll can end on its
+ * own (the kernel cancels a thread's requests when it exits, the completion
+ * queue overflowed): its waiters are woken, retry their operation and arm a
+ * new poll, which reports the current readiness, so nothing is lost.
+ * io_uring holds a reference to a polled file, so weft_close cancels the
+ * slot's polls and waits (at most 100 ms) until the poller has seen them
+ * end before it calls close(2): the descriptor really is closed when
+ * weft_close returns (the peer sees the FIN, a listener refuses).
+ */
  */
 #include "io_impl.h"
 
