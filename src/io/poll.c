@@ -71,7 +71,6 @@
  * end before it calls close(2): the descriptor really is closed when
  * weft_close returns (the peer sees the FIN, a listener refuses).
  */
- */
 #include "io_impl.h"
 
 #include <fcntl.h>
