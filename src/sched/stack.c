@@ -18,6 +18,12 @@
  *   - in the global pool, released    pool->cls[].rel list (MADV_DONTNEED'd)
  *   - not carved yet                  slab->used <= index < slab->nslots
  *
+ * Batched advice: where the kernel allows madvise advice on ourselves through
+ * process_madvise (Linux >= 6.13), the guards of a carved batch and the
+ * MADV_DONTNEED of a spilled batch are one system call, which also batches
+ * the TLB flushes (an IPI to every CPU running the process, otherwise paid
+ * per stack); else, or if the batched call falls short, one call per stack.
+ *
  * Movement: alloc pops the cache; an empty cache takes a batch from the pool
  * (resident stacks first), and when the pool has none, carves a batch of new
  * slots from the class's current slab (mapping a new slab when it is full).
@@ -55,10 +61,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
+#endif
+#ifndef PIDFD_SELF
+#define PIDFD_SELF -10000 /* the calling process, for pidfd-taking calls (Linux >= 6.15) */
 #endif
 
 #define NCLASS 19			     /* 4 KiB << 0 .. 4 KiB << 18 = 1 GiB */
@@ -107,6 +118,7 @@ struct weft_stack_pool {
 	_Atomic(weft_slab_t *) slabs;		 /* newest first; see "Signal safety" */
 	size_t page, guard, cache_bytes, mprotect_budget; /* guard = GUARD_PAGES pages */
 	weft_guard_kind_t mode;
+	_Atomic bool batch_advice; /* process_madvise on ourselves works (cleared at its first refusal) */
 	alignas(64) _Atomic size_t resident_bytes;
 	weft_stack_shard_t shard[NSHARD];
 };
@@ -198,6 +210,7 @@ int weft__stack_pool_create(weft_stack_pool_t **out, size_t cache_bytes, size_t 
 	p->cache_bytes = cache_bytes;
 	p->mprotect_budget = mprotect_budget;
 	p->mode = choose_guard(page, mprotect_budget);
+	atomic_init(&p->batch_advice, true);
 	atomic_init(&p->slabs, NULL);
 	atomic_init(&p->resident_bytes, 0);
 	for (int i = 0; i < NSHARD; i++)
@@ -303,6 +316,31 @@ static bool install_guard(void *addr, size_t len, weft_guard_kind_t kind)
 	return false;
 }
 
+/* One process_madvise for n ranges; false if it is unavailable or did not
+ * advise them all (the caller then goes range by range: both advices used
+ * here are idempotent). */
+static bool advise_batch(weft_stack_pool_t *p, const struct iovec *iov, size_t n, int advice)
+{
+#ifdef SYS_process_madvise
+	if (n == 0 || !atomic_load_explicit(&p->batch_advice, memory_order_relaxed))
+		return false;
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	long r = syscall(SYS_process_madvise, PIDFD_SELF, iov, n, advice, 0);
+	if (r == (long)total)
+		return true;
+	if (r < 0 && errno != EAGAIN && errno != EINTR)
+		atomic_store_explicit(&p->batch_advice, false, memory_order_relaxed); /* old kernel: stop trying */
+	return false;
+#else
+	(void)p, (void)iov, (void)n, (void)advice;
+	return false;
+#endif
+}
+
+#define ADVISE_MAX 64 /* ranges per batched call (batches are at most 32 stacks) */
+
 /* Carve up to `want` new stacks of class k onto the cache list. */
 static int carve(weft_stack_pool_t *p, weft_stack_cache_t *c, unsigned k, uint32_t want)
 {
@@ -328,14 +366,22 @@ static int carve(weft_stack_pool_t *p, weft_stack_cache_t *c, unsigned k, uint32
 	}
 	pthread_mutex_unlock(&p->lock);
 
-	/* The slots [first, first+n) are ours alone now. Push them in reverse
-	 * so that the cache hands them out in address order. */
+	/* The slots [first, first+n) are ours alone now. */
+	bool batched = false;
+	if (p->mode == WEFT_GUARD_MADVISE && n <= ADVISE_MAX) {
+		struct iovec iov[ADVISE_MAX];
+		for (uint32_t i = 0; i < n; i++)
+			iov[i] = (struct iovec){(char *)sl->desc[first + i].lo - p->guard, p->guard};
+		batched = advise_batch(p, iov, n, MADV_GUARD_INSTALL);
+	}
+	/* Push them in reverse so that the cache hands them out in address
+	 * order. */
 	for (uint32_t i = n; i-- > 0;) {
 		weft_stack_t *s = &sl->desc[first + i];
 		weft_guard_kind_t g = p->mode;
 		if (g == WEFT_GUARD_MPROTECT && i >= nmprotect)
 			g = WEFT_GUARD_CANARY_ONLY;
-		if (g != WEFT_GUARD_CANARY_ONLY && !install_guard((char *)s->lo - p->guard, p->guard, g))
+		if (g != WEFT_GUARD_CANARY_ONLY && !batched && !install_guard((char *)s->lo - p->guard, p->guard, g))
 			g = WEFT_GUARD_CANARY_ONLY;
 		s->guard = (uint8_t)g;
 		s->resident = false;
@@ -392,21 +438,42 @@ static bool reserve_resident(weft_stack_pool_t *p, size_t size)
 	return true;
 }
 
+/* MADV_DONTNEED m stacks: batched, else one by one. Locked memory
+ * (mlockall) refuses DONTNEED: such a stack stays resident, over budget, and
+ * is counted so. */
+static void release_chunk(weft_stack_pool_t *p, const struct iovec *iov, weft_stack_t **which, size_t m)
+{
+	if (m == 0)
+		return;
+	bool batched = advise_batch(p, iov, m, MADV_DONTNEED);
+	for (size_t i = 0; i < m; i++) {
+		if (batched || madvise(iov[i].iov_base, iov[i].iov_len, MADV_DONTNEED) == 0)
+			which[i]->resident = false;
+		else
+			atomic_fetch_add_explicit(&p->resident_bytes, which[i]->size, memory_order_relaxed);
+	}
+}
+
 /* Give a list of n stacks of class k to the pool. */
 static void put(weft_stack_pool_t *p, unsigned k, weft_stack_t *list, uint32_t n)
 {
+	/* Those over the resident budget give their memory back, a chunk of
+	 * them per system call where possible (release_chunk). */
+	struct iovec iov[ADVISE_MAX] = {{0}};
+	weft_stack_t *which[ADVISE_MAX];
+	size_t m = 0;
 	for (weft_stack_t *s = list; s; s = s->next) {
 		assert(s->cls == k);
 		if (!s->resident || reserve_resident(p, s->size))
 			continue;
-		if (madvise(s->lo, s->size, MADV_DONTNEED) == 0) {
-			s->resident = false;
-		} else {
-			/* Locked memory (mlockall) refuses DONTNEED: the stack
-			 * stays resident, over budget, and is counted so. */
-			atomic_fetch_add_explicit(&p->resident_bytes, s->size, memory_order_relaxed);
+		iov[m] = (struct iovec){s->lo, s->size};
+		which[m++] = s;
+		if (m == ADVISE_MAX) {
+			release_chunk(p, iov, which, m);
+			m = 0;
 		}
 	}
+	release_chunk(p, iov, which, m);
 	weft_stack_class_t *cl = &p->cls[k];
 	uint32_t seen = 0;
 	pthread_mutex_lock(&p->lock);
