@@ -243,10 +243,15 @@ void chan_enqueue_waiter(weft_chan_t *ch, chan_waiter *w, bool send)
 	}
 	w->queued = true;
 	/* Under the lock, so a plain increment; atomic because the bounded fast
-	 * paths read it without the lock. seq_cst: the store half of the
-	 * waiter's side of the protocol (top comment), before its retry. */
+	 * paths read it without the lock. seq_cst for bounded channels: the
+	 * store half of the waiter's side of the protocol (top comment), before
+	 * its retry; the others are only read under the lock. */
 	_Atomic uint32_t *cnt = send ? &ch->nsendw : &ch->nrecvw;
-	atomic_store(cnt, atomic_load_explicit(cnt, memory_order_relaxed) + 1);
+	uint32_t v = atomic_load_explicit(cnt, memory_order_relaxed) + 1;
+	if (ch->kind == CHAN_BOUNDED)
+		atomic_store(cnt, v);
+	else
+		atomic_store_explicit(cnt, v, memory_order_relaxed);
 }
 
 void chan_dequeue_waiter(weft_chan_t *ch, chan_waiter *w, bool send)

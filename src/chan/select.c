@@ -106,8 +106,10 @@ static int recheck_buffered(weft_select_case_t *c, size_t n, const uint8_t *orde
 static int resolve(weft_select_case_t *c, size_t n, chan_waiter *nodes, int r, weft_chan_t **locks, size_t k)
 {
 	_Atomic int *done = &nodes[0].done;
+	/* A claimed wait stays claimed: when the claim is visible, skip the
+	 * locked instruction (the common wake). */
 	int zero = 0;
-	bool withdrew = atomic_compare_exchange_strong(done, &zero, 2);
+	bool withdrew = atomic_load(done) == 0 && atomic_compare_exchange_strong(done, &zero, 2);
 	if (!withdrew && n == 1 && r == 0) {
 		/* The common wake: our only node was claimed, unqueued and given its
 		 * status by a waker that then unparked us - all visible through the
