@@ -191,6 +191,11 @@ typedef struct weft_waker {
 } weft_waker_t;
 
 weft_waker_t weft_park_prepare(void);
+/* The same, for a wait that cancellation must not end: the caller waits for
+ * something it cannot abandon (a blocking-pool job using the caller's
+ * memory, a cleanup). weft_cancel still marks the task; its next ordinary
+ * wait ends with -ECANCELED. Deadlines work as usual. */
+weft_waker_t weft_park_prepare_uncancellable(void);
 /* Block until w's wait is woken, or the deadline passes. w must be the
  * caller's own current wait. */
 int weft_park(weft_waker_t w, weft_time_t deadline);

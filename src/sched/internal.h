@@ -48,7 +48,9 @@ enum weft_phase {
 };
 #define WEFT_PS(epoch, res, ph) (((uint64_t)(epoch) << 16) | ((uint64_t)(uint8_t)(-(res)) << 8) | (uint64_t)(ph))
 #define WEFT_PS_EPOCH(s) ((s) >> 16)
-#define WEFT_PS_PHASE(s) ((int)((s)&0xff))
+#define WEFT_PH_MASK 0x03
+#define WEFT_PS_NOCANCEL 0x80 /* in the phase byte: cancellation does not end this wait */
+#define WEFT_PS_PHASE(s) ((int)((s)&WEFT_PH_MASK))
 #define WEFT_PS_RESULT(s) (-(int)(((s) >> 8) & 0xff))
 
 /* A parker is its state word alone: a task's is the first word of its

@@ -25,7 +25,8 @@
  * comes before the park is never lost.
  *
  * Cancellation: weft_cancel sets WEFT_TF_CANCELLED and then reads the state; if
- * a wait is open it unparks it with -ECANCELED. weft_park_prepare stores the
+ * a wait is open (and not marked WEFT_PS_NOCANCEL, see
+ * weft_park_prepare_uncancellable) it unparks it with -ECANCELED. weft_park_prepare stores the
  * new OPEN state and then reads the flag; if set, it ends the wait at
  * once. Both pairs are seq_cst, so at least one side sees the other.
  *
@@ -79,6 +80,16 @@ static inline _Atomic uint32_t *state_futex(weft_parker_t *p)
 	return (_Atomic uint32_t *)&p->state;
 }
 
+weft_waker_t weft_park_prepare_uncancellable(void)
+{
+	weft_task *t;
+	weft_parker_t *p = current_parker(&t);
+	uint64_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
+	uint64_t e = WEFT_PS_EPOCH(s) + 1;
+	atomic_store(&p->state, WEFT_PS(e, 0, WEFT_PH_OPEN) | WEFT_PS_NOCANCEL);
+	return (weft_waker_t){.parker = p, .epoch = t ? e : e | WEFT_WAKER_THREAD};
+}
+
 bool weft_unpark(weft_waker_t w, int reason)
 {
 	weft_parker_t *p = w.parker;
@@ -116,7 +127,7 @@ int weft__park_commit(weft_task *t)
 	uint64_t s = atomic_load_explicit(&t->park.state, memory_order_relaxed);
 	if (WEFT_PS_PHASE(s) != WEFT_PH_OPEN)
 		return 0;
-	uint64_t parked = (s & ~(uint64_t)0xff) | WEFT_PH_PARKED;
+	uint64_t parked = (s & ~(uint64_t)WEFT_PH_MASK) | WEFT_PH_PARKED;
 	return atomic_compare_exchange_strong_explicit(&t->park.state, &s, parked, memory_order_acq_rel,
 						       memory_order_acquire);
 }
@@ -148,7 +159,7 @@ static int park_thread(weft_waker_t w, weft_time_t deadline)
 	uint64_t epoch = w.epoch & ~WEFT_WAKER_THREAD;
 	uint64_t s = atomic_load(&p->state);
 	if (WEFT_PS_EPOCH(s) == epoch && WEFT_PS_PHASE(s) == WEFT_PH_OPEN) {
-		uint64_t parked = (s & ~(uint64_t)0xff) | WEFT_PH_PARKED;
+		uint64_t parked = (s & ~(uint64_t)WEFT_PH_MASK) | WEFT_PH_PARKED;
 		atomic_compare_exchange_strong(&p->state, &s, parked);
 	}
 	for (;;) {

@@ -474,7 +474,7 @@ int weft__task_cancel(weft_task *t)
 	atomic_fetch_or(&t->flags, WEFT_TF_CANCELLED);
 	uint64_t s = atomic_load(&t->park.state);
 	int ph = WEFT_PS_PHASE(s);
-	if (ph == WEFT_PH_OPEN || ph == WEFT_PH_PARKED)
+	if ((ph == WEFT_PH_OPEN || ph == WEFT_PH_PARKED) && !(s & WEFT_PS_NOCANCEL))
 		weft_unpark((weft_waker_t){.parker = &t->park, .epoch = WEFT_PS_EPOCH(s)}, -ECANCELED);
 	return 0;
 }

@@ -164,6 +164,45 @@ static void test_task_groups(void **state)
 	wt_run(group_main, NULL, 2);
 }
 
+/* An uncancellable wait outlives a cancel: it ends only by its wake (or
+ * deadline), and the cancel shows at the next ordinary wait. */
+static _Atomic int unc_stage;
+static weft_waker_t unc_waker;
+
+static void *uncancellable_waiter(void *a)
+{
+	(void)a;
+	unc_waker = weft_park_prepare_uncancellable();
+	atomic_store(&unc_stage, 1);
+	TCHECK_EQ(weft_park(unc_waker, WEFT_NEVER), 0); /* the wake, not the cancel */
+	TCHECK(weft_cancelled());
+	weft_waker_t d = weft_park_prepare_uncancellable();
+	TCHECK_EQ(weft_park(d, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT); /* deadlines still apply */
+	return (void *)(intptr_t)weft_sleep(WEFT_MSEC);			 /* ordinary: -ECANCELED */
+}
+
+static void *uncancellable_main(void *a)
+{
+	(void)a;
+	weft_task_t t;
+	TCHECK_EQ(weft_spawn(&t, uncancellable_waiter, NULL, NULL), 0);
+	while (!atomic_load(&unc_stage))
+		weft_sleep(WEFT_MSEC);
+	TCHECK_EQ(weft_cancel(t), 0);
+	weft_sleep(5 * WEFT_MSEC); /* still parked: nothing woke it */
+	TCHECK(weft_unpark(unc_waker, 0));
+	void *r;
+	TCHECK_EQ(weft_join(t, &r), 0);
+	TCHECK_EQ((intptr_t)r, -ECANCELED);
+	return NULL;
+}
+
+static void test_uncancellable_wait(void **state)
+{
+	(void)state;
+	wt_run(uncancellable_main, NULL, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -171,6 +210,7 @@ int main(void)
 		cmocka_unit_test(test_cancel_running_task),
 		cmocka_unit_test(test_cancelled_join_keeps_task_joinable),
 		cmocka_unit_test(test_task_groups),
+		cmocka_unit_test(test_uncancellable_wait),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
