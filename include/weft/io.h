@@ -186,9 +186,8 @@ int weft_server_destroy(weft_server_t *s);
  * fn cannot be interrupted, and arg may live on the caller's stack, so the
  * call never returns before fn has returned. Cancellation: a task already
  * cancelled gets -ECANCELED at once and fn does not run; a task cancelled
- * while fn runs waits for fn to end (running other tasks in between), then
- * returns -ECANCELED with *result set all the same, so that whatever fn
- * allocated can be freed.
+ * while fn runs stays parked until fn ends and gets its result as usual
+ * (0): the cancel shows at its next blocking call, weft_blocking included.
  * Errors: -EINVAL (fn NULL), -EWOULDBLOCK (from a stackless task, which
  * cannot park; fn does not run), -ECANCELED, -ESHUTDOWN (the runtime is
  * stopping and has no pool yet), -ENOMEM (no memory, or no pool thread could
@@ -219,9 +218,9 @@ int weft_blocking_stats(weft_runtime_t *rt, weft_blocking_stats_t *out);
 /* --- Files ---------------------------------------------------------------
  *
  * Each of these runs on the blocking pool (weft_blocking), so it parks the
- * calling task and follows weft_blocking's cancellation rule: once started,
- * the system calls finish, and -ECANCELED is reported afterwards (a file
- * already written stays written). No deadlines: file I/O cannot be
+ * calling task and follows weft_blocking's cancellation rule: a task already
+ * cancelled gets -ECANCELED and nothing is done; once started, the call
+ * completes and reports its real result. No deadlines: file I/O cannot be
  * interrupted. Every descriptor opened is O_CLOEXEC. */
 
 /* Read the whole file at path into a new buffer: *data receives it

@@ -25,11 +25,10 @@
  *    stack) as soon as it sees done. So a pool thread writes the result and
  *    sets done under the lock, copies the waker first, and after the unlock
  *    touches only the waker (its parker outlives every wait).
- *  - The caller does not return before done: its park is woken by the pool
- *    thread. If the task is cancelled during the park it keeps waiting
- *    without parking (weft_park ends every wait of a cancelled task at once):
- *    it yields, and sleeps on done_cv for at most 1 ms at a time, counted in
- *    slow_waiters so that finishing threads broadcast done_cv.
+ *  - The caller does not return before done: it parks in an uncancellable
+ *    wait (weft_park_prepare_uncancellable), which only the pool thread's
+ *    unpark ends. A cancel that comes meanwhile shows at the task's next
+ *    ordinary wait (or its next weft_blocking, which checks first).
  *  - Threads that exit are moved to the dead list and joined later by a
  *    thread that starts a new one, or by destroy, which first waits until
  *    threads == 0. destroy runs after every task has ended, so no job can be
@@ -69,11 +68,10 @@ struct pthr {
 struct pool {
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv; /* jobs for idle threads; limits changed; stopping */
-	pthread_cond_t done_cv; /* a job finished while slow_waiters > 0 */
 	pthread_cond_t exit_cv; /* a thread exited while stopping */
 	struct job *head, *tail;
 	struct pthr *live, *dead;
-	uint32_t threads, idle, max, slow_waiters;
+	uint32_t threads, idle, max;
 	uint64_t queued, running, completed;
 	weft_time_t idle_ns;
 	bool stopping;
@@ -119,8 +117,6 @@ static void *pool_thread(void *a)
 			weft_waker_t w = j->waker;
 			j->result = r;
 			atomic_store_explicit(&j->done, true, memory_order_release);
-			if (p->slow_waiters)
-				pthread_cond_broadcast(&p->done_cv);
 			pthread_mutex_unlock(&p->mu);
 			weft_unpark(w, 0); /* j may be gone now; w is a copy */
 			pthread_mutex_lock(&p->mu);
@@ -219,7 +215,6 @@ static struct pool *pool_new(void)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->work_cv, &ca);
-	pthread_cond_init(&p->done_cv, &ca);
 	pthread_cond_init(&p->exit_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	p->max = (uint32_t)env_max();
@@ -231,7 +226,6 @@ static void pool_free(struct pool *p)
 {
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->work_cv);
-	pthread_cond_destroy(&p->done_cv);
 	pthread_cond_destroy(&p->exit_cv);
 	free(p);
 }
@@ -316,24 +310,6 @@ static int submit(struct pool *p, struct job *j)
 	return e;
 }
 
-/* The task was cancelled while fn runs: wait for done without parking. */
-static void wait_uncancellable(struct pool *p, struct job *j)
-{
-	pthread_mutex_lock(&p->mu);
-	p->slow_waiters++;
-	while (!atomic_load_explicit(&j->done, memory_order_acquire)) {
-		pthread_mutex_unlock(&p->mu);
-		weft_yield();
-		pthread_mutex_lock(&p->mu);
-		if (atomic_load_explicit(&j->done, memory_order_acquire))
-			break;
-		struct timespec ts = mono_ts(weft_now() + WEFT_MSEC);
-		pthread_cond_timedwait(&p->done_cv, &p->mu, &ts);
-	}
-	p->slow_waiters--;
-	pthread_mutex_unlock(&p->mu);
-}
-
 int weft_blocking(weft_fn_t fn, void *arg, void **result)
 {
 	if (!fn)
@@ -354,17 +330,19 @@ int weft_blocking(weft_fn_t fn, void *arg, void **result)
 		return e;
 	struct job j = {.fn = fn, .arg = arg};
 	atomic_init(&j.done, false);
-	j.waker = weft_park_prepare();
+	j.waker = weft_park_prepare_uncancellable();
 	e = submit(p, &j);
 	if (e)
 		return e;
 	int r = weft_park(j.waker, WEFT_NEVER);
-	if (r != 0)
-		wait_uncancellable(p, &j);
-	assert(atomic_load_explicit(&j.done, memory_order_acquire));
+	/* Only the pool thread ends this wait, after setting done (acquire:
+	 * j.result was written before). */
+	bool done = atomic_load_explicit(&j.done, memory_order_acquire);
+	assert(r == 0 && done);
+	(void)r, (void)done;
 	if (result)
 		*result = j.result;
-	return r == 0 ? 0 : -ECANCELED;
+	return 0;
 }
 
 int weft_blocking_set_limits(weft_runtime_t *rt, int max_threads, weft_time_t idle)

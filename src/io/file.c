@@ -3,10 +3,9 @@
  *
  * Each public call packs its arguments in a struct on the caller's stack and
  * runs a plain blocking function on it through weft_blocking, which never
- * returns before that function has (so the struct stays valid). When the
- * task was cancelled meanwhile, weft_blocking reports -ECANCELED after the
- * work is done; whatever the work produced that the caller would own (a
- * buffer, a descriptor) is released here before returning -ECANCELED.
+ * returns before that function has (so the struct stays valid), and either
+ * runs it to the end (result 0) or not at all (an error such as -ECANCELED):
+ * nothing is left half done for this file to clean up.
  */
 #include <weft/io.h>
 
@@ -108,8 +107,6 @@ ssize_t weft_file_read_all(const char *path, void **data, size_t max_size)
 		max_size = (size_t)SSIZE_MAX - 1; /* the size must fit the return value */
 	struct read_all ra = {.path = path, .max = max_size};
 	int e = weft_blocking(read_all_job, &ra, NULL);
-	if (e == -ECANCELED)
-		free(ra.data);
 	if (e)
 		return e;
 	if (ra.r >= 0)
@@ -260,10 +257,8 @@ int weft_file_open(const char *path, int flags, unsigned mode)
 {
 	if (!path)
 		return -EINVAL;
-	struct open_args o = {.path = path, .flags = flags, .mode = mode, .r = -1};
+	struct open_args o = {.path = path, .flags = flags, .mode = mode};
 	int e = weft_blocking(open_job, &o, NULL);
-	if (e == -ECANCELED && o.r >= 0)
-		close(o.r);
 	return e ? e : o.r;
 }
 

@@ -363,7 +363,8 @@ int weft_process_destroy(weft_process_t *p)
 	}
 	pthread_mutex_unlock(&p->mu);
 	/* A killed child ends at once, but its exit still takes a moment: wait
-	 * on the pool, or right here if the task is already cancelled. */
+	 * on the pool, or right here if the task is already cancelled (then
+	 * weft_blocking does not run the job) or stackless. */
 	if (running && weft_blocking(reap_job, p, NULL) != 0)
 		reap_job(p); /* does nothing if the pool reaped it */
 	if (p->pidfd >= 0)
