@@ -22,15 +22,15 @@
  *    other thread remains to drain it. If no thread at all could be started,
  *    the job is unlinked again and the caller gets the error.
  *  - A job's memory belongs to its caller, who may return (freeing the
- *    stack) as soon as it sees done. So a pool thread writes the result and
+ *    stack) as soon as it is woken. So a pool thread writes the result and
  *    sets done under the lock, copies the waker first, and after the unlock
  *    touches only the waker (its parker outlives every wait).
  *  - The caller does not return before done: it parks in an uncancellable
  *    wait (weft_park_prepare_uncancellable), which only the pool thread's
  *    unpark ends. A cancel that comes meanwhile shows at the task's next
  *    ordinary wait (or its next weft_blocking, which checks first).
- *  - Threads that exit are moved to the dead list and joined later by a
- *    thread that starts a new one, or by destroy, which first waits until
+ *  - Threads that exit are moved to the dead list and joined later by the
+ *    next submit (outside the lock), or by destroy, which first waits until
  *    threads == 0. destroy runs after every task has ended, so no job can be
  *    queued or running then; the queue is drained in any case, because
  *    threads only leave on stopping once the queue is empty.
