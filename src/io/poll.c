@@ -433,7 +433,8 @@ static int uring_poll(weft_io *io, weft_time_t timeout)
 	uring_flush(io);
 	if (io_uring_cq_ready(&io->ring) == 0) {
 		if (timeout == 0) {
-			if (io_uring_cq_has_overflow(&io->ring))
+			if (io_uring_cq_has_overflow(&io->ring) ||
+			    (IO_URING_READ_ONCE(*io->ring.sq.kflags) & IORING_SQ_TASKRUN))
 				io_uring_get_events(&io->ring);
 		} else {
 			atomic_store(&io->in_wait, true);
@@ -524,8 +525,15 @@ static void log_fallback(const char *why, int err)
 #ifdef WEFT_HAVE_URING
 static int uring_init(weft_io *io)
 {
-	struct io_uring_params p = {0};
+	/* COOP_TASKRUN: a completion runs as task work at the submitting
+	 * thread's next kernel entry instead of interrupting it with an IPI (a
+	 * sleeping thread is still woken); kernels before 5.19 refuse it. */
+	struct io_uring_params p = {.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG};
 	int r = io_uring_queue_init_params(1024, &io->ring, &p);
+	if (r == -EINVAL) {
+		memset(&p, 0, sizeof p);
+		r = io_uring_queue_init_params(1024, &io->ring, &p);
+	}
 	if (r < 0) {
 		log_fallback("io_uring_queue_init", r);
 		return r;
