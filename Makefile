@@ -62,7 +62,7 @@ bench: build
 	@echo "built build/release/bench/weft-bench; run bench/compare for ratios to peers"
 
 check-valgrind: build
-	cd build/release && ctest --output-on-failure -j1 -T memcheck --overwrite MemoryCheckCommandOptions="--error-exitcode=1 --leak-check=full"
+	cd build/release && ctest --output-on-failure -j1 -T memcheck --overwrite MemoryCheckCommand=/usr/bin/valgrind --overwrite MemoryCheckCommandOptions="--error-exitcode=1 --leak-check=full"
 
 install: build
 	cmake --install build/release
