@@ -936,6 +936,8 @@ int weft_close(int fd)
 #endif
 		slot_unlock(s);
 		if (wait) {
+			/* Counted as a waiter: poll(ctx, 0) must reap for us. */
+			atomic_fetch_add_explicit(&io->nwait, 1, memory_order_seq_cst);
 			weft_time_t until = weft_deadline_in(100 * WEFT_MSEC);
 			if (weft_park(closer.waker, until) == -ECANCELED) {
 				/* A cancelled task cannot park: let the others (and the
@@ -947,6 +949,7 @@ int weft_close(int fd)
 					slot_unlock(s);
 				}
 			}
+			atomic_fetch_sub_explicit(&io->nwait, 1, memory_order_relaxed);
 			slot_lock(s);
 			if (s->closer == &closer)
 				s->closer = NULL;
