@@ -29,6 +29,8 @@
  * operation said EAGAIN, and a wait returns at once when the wanted bit is
  * set. A stale bit (its data already read) costs one EAGAIN and nothing
  * else; a report is never lost because the bit stays until someone retries.
+ * A report that wakes a parked waiter is handed to it instead of being
+ * recorded (the waiter retries at once, which is the same as consuming it).
  * POLLERR and POLLHUP are consumed like the others, not kept: a real
  * hang-up or error makes the operation fail instead of saying EAGAIN, so
  * nobody waits after it; a stale one (io_uring reports the state at arming
@@ -190,18 +192,26 @@ static void unlink_waiter(io_slot *s, io_waiter *n)
 }
 
 /* Under the lock: wake every waiter whose bits are in mask (all, for a
- * negative status). */
-static int wake_matching(io_slot *s, uint32_t mask, int status)
+ * negative status). *taken (may be NULL) gets the bits handed to waiters
+ * that this call woke: they retry their operation now, so those bits need
+ * not be recorded in slot->ready. */
+static int wake_matching(io_slot *s, uint32_t mask, int status, uint32_t *taken)
 {
 	int woke = 0;
+	uint32_t t = 0;
 	for (io_waiter *n = s->head, *next; n; n = next) {
 		next = n->next;
 		if (status < 0 || (n->match & mask)) {
 			unlink_waiter(s, n);
 			n->status = status < 0 ? status : (int)(mask & n->match);
-			woke += weft_unpark(n->waker, 0);
+			if (weft_unpark(n->waker, 0)) {
+				woke++;
+				t |= n->match;
+			}
 		}
 	}
+	if (taken)
+		*taken = t;
 	return woke;
 }
 
@@ -216,8 +226,10 @@ static int deliver(weft_io *io, int fd, uint32_t gen, uint32_t events)
 	if ((atomic_load_explicit(&s->gen, memory_order_relaxed) & GEN_MASK) == gen) {
 		if (events & (POLLRDHUP | ERRBITS))
 			atomic_fetch_or_explicit(&s->seen, events & (POLLRDHUP | ERRBITS), memory_order_relaxed);
-		atomic_fetch_or_explicit(&s->ready, events, memory_order_release);
-		woke = wake_matching(s, events, 0);
+		uint32_t taken;
+		woke = wake_matching(s, events, 0, &taken);
+		if (events & ~taken)
+			atomic_fetch_or_explicit(&s->ready, events & ~taken, memory_order_release);
 	}
 	slot_unlock(s);
 	return woke;
@@ -413,8 +425,10 @@ static int uring_handle(weft_io *io, struct io_uring_cqe *cqe)
 		uint32_t ev = cqe->res > 0 ? (uint32_t)cqe->res : (multi ? POLLIN | POLLOUT : dirs) | POLLERR;
 		if (cqe->res > 0 && (ev & (POLLRDHUP | ERRBITS)))
 			atomic_fetch_or_explicit(&s->seen, ev & (POLLRDHUP | ERRBITS), memory_order_relaxed);
-		atomic_fetch_or_explicit(&s->ready, ev, memory_order_release);
-		woke = wake_matching(s, ev, 0);
+		uint32_t taken;
+		woke = wake_matching(s, ev, 0, &taken);
+		if (ev & ~taken)
+			atomic_fetch_or_explicit(&s->ready, ev & ~taken, memory_order_release);
 	} else if (s->closer && s->close_gen == gen) {
 		s->close_pending &= ~done;
 		if (!s->close_pending) {
@@ -725,6 +739,10 @@ static int slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t eve
 	slot_unlock(s);
 	int e = weft_park(n.waker, deadline);
 	atomic_fetch_sub_explicit(&io->nwait, 1, memory_order_relaxed);
+	/* Woken (e == 0): whoever woke us unlinked us first and handed us the
+	 * bits (wake_matching), so there is nothing to undo. */
+	if (e == 0 && !(foreign && io->backend == BACKEND_URING))
+		return n.status;
 	slot_lock(s);
 	if (n.linked)
 		unlink_waiter(s, &n);
@@ -743,11 +761,7 @@ static int slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t eve
 	(void)foreign;
 #endif
 	slot_unlock(s);
-	if (e < 0)
-		return e;
-	if (n.status > 0) /* consumed: the caller retries its operation now */
-		atomic_fetch_and_explicit(&s->ready, ~match, memory_order_relaxed);
-	return n.status;
+	return e < 0 ? e : n.status;
 }
 
 static int own_slot(weft_io *io, io_slot *s, int fd, bool notsock)
@@ -759,7 +773,7 @@ static int own_slot(weft_io *io, io_slot *s, int fd, bool notsock)
 	atomic_store_explicit(&s->seen, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->flags, IO_REG | (notsock ? IO_NOTSOCK : 0), memory_order_release);
 	s->armed = 0; /* polls of an earlier file are ignored (their generation is old) */
-	wake_matching(s, 0, -EBADF); /* waiters of a file that had this number */
+	wake_matching(s, 0, -EBADF, NULL); /* waiters of a file that had this number */
 	slot_unlock(s);
 	int r = backend_register(io, fd, gen);
 	if (r < 0) {
@@ -884,7 +898,7 @@ void weft__io_kick(int fd, uint32_t events)
 		return;
 	slot_lock(s);
 	atomic_fetch_or_explicit(&s->ready, events, memory_order_release);
-	wake_matching(s, events, 0);
+	wake_matching(s, events, 0, NULL);
 	slot_unlock(s);
 }
 
@@ -917,7 +931,7 @@ int weft_close(int fd)
 		atomic_store_explicit(&s->gen, gen + 1, memory_order_relaxed);
 		atomic_store_explicit(&s->flags, 0, memory_order_relaxed);
 		atomic_store_explicit(&s->ready, 0, memory_order_relaxed);
-		wake_matching(s, 0, -EBADF);
+		wake_matching(s, 0, -EBADF, NULL);
 #ifdef WEFT_HAVE_URING
 		if (io->backend == BACKEND_URING && s->armed) {
 			/* io_uring holds the file open while a poll is in flight:
