@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/sendfile.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -40,6 +41,19 @@
 		if (w_ < 0)                                                   \
 			return w_;                                            \
 	}
+
+/* The hot transfers go straight to the kernel: glibc's recv/send wrap the
+ * system call in cancellation-point bookkeeping (two calls each) that weft,
+ * which does not use pthread cancellation, does not need. */
+static inline ssize_t sys_recv(int fd, void *buf, size_t len)
+{
+	return syscall(SYS_recvfrom, fd, buf, len, 0, NULL, NULL);
+}
+
+static inline ssize_t sys_send(int fd, const void *buf, size_t len)
+{
+	return syscall(SYS_sendto, fd, buf, len, MSG_NOSIGNAL, NULL, 0);
+}
 
 /* ------------------------------------------------------------ sockets */
 
@@ -196,8 +210,12 @@ static ssize_t read_slot(weft_io *io, io_slot *s, int fd, void *buf, size_t len,
 		} else if (ready & POLLIN) {
 			atomic_fetch_and_explicit(&s->ready, ~(uint32_t)POLLIN, memory_order_acq_rel);
 		}
-		ssize_t n = read(fd, buf, len);
 		uint32_t f = atomic_load_explicit(&s->flags, memory_order_relaxed);
+		ssize_t n = (f & IO_NOTSOCK) ? read(fd, buf, len) : sys_recv(fd, buf, len);
+		if (n < 0 && errno == ENOTSOCK) {
+			atomic_fetch_or_explicit(&s->flags, IO_NOTSOCK, memory_order_relaxed);
+			continue;
+		}
 		if (n == 0 || (size_t)n == len) { /* end of file persists: no report would come */
 			if (f & IO_DRAINED)
 				atomic_fetch_and_explicit(&s->flags, ~IO_DRAINED, memory_order_relaxed);
@@ -238,7 +256,7 @@ ssize_t weft_write(int fd, const void *buf, size_t len, weft_time_t deadline)
 	if (weft__io_notsock(fd))
 		return write_notsock(fd, buf, len, deadline);
 	for (;;) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+		ssize_t n = sys_send(fd, buf, len);
 		if (n >= 0)
 			return n;
 		int e = errno;
