@@ -823,6 +823,8 @@ int weft__io_wait(int fd, uint32_t events, weft_time_t deadline)
 			return r;
 		gen = atomic_load_explicit(&s->gen, memory_order_acquire);
 	}
+	if (events & POLLIN) /* a POLLIN report consumed outside weft_read (see socket.c) */
+		atomic_fetch_and_explicit(&s->flags, ~IO_DRAINED, memory_order_relaxed);
 	return slot_wait(io, s, fd, gen, events, deadline, false);
 }
 
@@ -842,6 +844,8 @@ int weft_fd_wait(int fd, uint32_t events, weft_time_t deadline)
 	io_slot *s = slot_of(io, fd, true);
 	if (!s)
 		return -EBADF;
+	if (atomic_load_explicit(&s->flags, memory_order_relaxed) & IO_DRAINED)
+		atomic_fetch_and_explicit(&s->flags, ~IO_DRAINED, memory_order_relaxed); /* see socket.c */
 	for (;;) {
 		/* Forget old reports, then ask the kernel what holds now:
 		 * anything that becomes ready after this point is reported

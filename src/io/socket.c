@@ -194,7 +194,9 @@ int weft_shutdown(int fd, int how)
  * again (epoll: a new edge; io_uring: the poll armed by the wait checks the
  * queue when it is armed). End of file and errors persist without new
  * reports, so once a hang-up or error has been reported (slot->seen, never
- * consumed) reads always try the system call. */
+ * consumed) reads always try the system call. Other reads of the same
+ * descriptor (weft_readv, weft_recvfrom, weft_fd_wait then read(2)) may
+ * consume a report, so their waits clear IO_DRAINED. */
 #define IN_BITS (POLLIN | POLLRDHUP | POLLERR | POLLHUP)
 
 static ssize_t read_slot(weft_io *io, io_slot *s, int fd, void *buf, size_t len, weft_time_t deadline)

@@ -220,6 +220,13 @@ static void *read_forever(void *a)
 	return (void *)(intptr_t)weft_read((int)(intptr_t)a, b, sizeof b, WEFT_NEVER);
 }
 
+static void *readv10(void *a)
+{
+	char x[4], y[6];
+	struct iovec iov[2] = {{x, sizeof x}, {y, sizeof y}};
+	return (void *)(intptr_t)weft_readv((int)(intptr_t)a, iov, 2, weft_deadline_in(5 * WEFT_SEC));
+}
+
 static int g_full_port;
 
 static void *connect_forever(void *a)
@@ -356,6 +363,21 @@ static void *faults_main(void *a)
 		weft_close(c);
 		weft_close(s);
 	}
+
+	/* A short weft_read, then a readv that waits and fills its buffer, then
+	 * weft_read again: the rest must come without a new report. */
+	pair(lfd, port, &c, &s);
+	TCHECK_EQ(weft_write_all(c, "ab", 2, WEFT_NEVER), 2);
+	TCHECK_EQ(weft_read(s, b, MSG, weft_deadline_in(WEFT_SEC)), 2);
+	weft_task_t rv = wt_spawn(readv10, (void *)(intptr_t)s);
+	weft_sleep(2 * WEFT_MSEC);
+	static char hundred[100];
+	TCHECK_EQ(weft_write_all(c, hundred, sizeof hundred, WEFT_NEVER), 100);
+	TCHECK_EQ(join_result(rv), 10);
+	TCHECK_EQ(weft_read_full(s, b, 60, weft_deadline_in(WEFT_SEC)), 60);
+	TCHECK_EQ(weft_read(s, b, MSG, weft_deadline_in(WEFT_SEC)), 30);
+	weft_close(c);
+	weft_close(s);
 
 	/* Peer reset: SO_LINGER 0 makes close send RST. */
 	pair(lfd, port, &c, &s);
