@@ -62,6 +62,7 @@ static void *task_wait_main(void *a)
 	const char *want = getenv("WEFT_IO");
 	if (b && want && strcmp(want, "epoll") == 0)
 		TCHECK(strcmp(b, "epoll") == 0);
+	printf("netpoller backend: %s (WEFT_IO=%s)\n", b ? b : "none", want ? want : "");
 	TCHECK_EQ(pipe2(g_pipe, O_NONBLOCK | O_CLOEXEC), 0);
 	weft_task_t w = wt_spawn(writer_later, (void *)(intptr_t)(5 * WEFT_MSEC));
 	TCHECK_EQ(weft_fd_wait(g_pipe[0], POLLIN, weft_deadline_in(5 * WEFT_SEC)), POLLIN);
