@@ -203,10 +203,13 @@ static int wake_matching(io_slot *s, uint32_t mask, int status, uint32_t *taken)
 		next = n->next;
 		if (status < 0 || (n->match & mask)) {
 			unlink_waiter(s, n);
-			n->status = status < 0 ? status : (int)(mask & n->match);
+			uint32_t m = n->match;
+			n->status = status < 0 ? status : (int)(mask & m);
+			/* Once unparked, the waiter returns without the lock and
+			 * its frame (n) is gone: nothing of n is read after this. */
 			if (weft_unpark(n->waker, 0)) {
 				woke++;
-				t |= n->match;
+				t |= m;
 			}
 		}
 	}
