@@ -90,7 +90,10 @@ enum weft_run_state { WEFT_RS_RUNNABLE = 0, WEFT_RS_RUNNING = 1, WEFT_RS_WAITING
 enum weft_wait_what { WEFT_WAIT_PARK = 0, WEFT_WAIT_JOIN, WEFT_WAIT_GROUP, WEFT_WAIT_SLEEP };
 #define WEFT_RS_STATE(v) ((v)&0x0f)
 #define WEFT_RS_WHAT(v) ((v) >> 4)
-enum { WEFT_JOIN_NONE = 0, WEFT_JOIN_WAITING = 1, WEFT_JOIN_DONE = 2 };
+/* join_state: WAKING while the finisher unparks a joiner, so that a joiner
+ * that timed out does not return (and a plain thread exit, taking its parker
+ * with it) before the finisher is done with its waker. */
+enum { WEFT_JOIN_NONE = 0, WEFT_JOIN_WAITING = 1, WEFT_JOIN_DONE = 2, WEFT_JOIN_WAKING = 3 };
 enum { WEFT_H_LIVE = 0, WEFT_H_DETACHED = 1, WEFT_H_JOINING = 2 };
 /* task->flags */
 #define WEFT_TF_CANCELLED 0x01 /* sticky; set by weft_cancel */

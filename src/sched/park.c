@@ -51,11 +51,23 @@ void weft__parker_init(weft_parker_t *p)
 	atomic_init(&p->state, WEFT_PS(0, 0, WEFT_PH_IDLE));
 }
 
+/* Each thread's epochs start from their own range: a waker that outlives
+ * its thread (a stale pointer into reused thread-local memory) then fails
+ * the epoch check instead of waking the next thread's first waits. */
+static _Atomic uint64_t thread_epoch_base;
+
 static weft_parker_t *current_parker(weft_task **task)
 {
 	weft_task *t = weft__cur_task();
 	*task = t;
-	return t ? &t->park : &thread_parker;
+	if (t)
+		return &t->park;
+	if (unlikely(atomic_load_explicit(&thread_parker.state, memory_order_relaxed) == 0)) {
+		uint64_t base = (atomic_fetch_add_explicit(&thread_epoch_base, 1, memory_order_relaxed) + 1) << 24;
+		atomic_store_explicit(&thread_parker.state, WEFT_PS(base & ((1ull << 48) - 1), 0, WEFT_PH_IDLE),
+				      memory_order_relaxed);
+	}
+	return &thread_parker;
 }
 
 weft_waker_t weft_park_prepare(void)

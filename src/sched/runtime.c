@@ -231,7 +231,12 @@ int weft_runtime_stop(weft_runtime_t *rt)
 		return -EINVAL;
 	if (weft__self_worker)
 		return -EDEADLK;
-	if (atomic_exchange(&rt->stopping, true))
+	/* Under poller_lock: an attach or a poller install either completes
+	 * before this or sees stopping (destroy reads the slots unlocked). */
+	pthread_mutex_lock(&rt->poller_lock);
+	bool already = atomic_exchange(&rt->stopping, true);
+	pthread_mutex_unlock(&rt->poller_lock);
+	if (already)
 		return -EINVAL; /* already stopping */
 	/* Spawns that passed the stopping check before we set it finish first
 	 * (seq_cst on both sides: a spawner either sees stopping or is counted). */

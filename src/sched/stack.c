@@ -341,6 +341,11 @@ static bool advise_batch(weft_stack_pool_t *p, const struct iovec *iov, size_t n
 
 #define ADVISE_MAX 64 /* ranges per batched call (batches are at most 32 stacks) */
 
+/* Scratch for batched advice, per thread: carve and put run on the spawning
+ * or exiting task's stack, which may be as small as 4 KiB. */
+static __thread struct iovec advise_iov[ADVISE_MAX];
+static __thread weft_stack_t *advise_which[ADVISE_MAX];
+
 /* Carve up to `want` new stacks of class k onto the cache list. */
 static int carve(weft_stack_pool_t *p, weft_stack_cache_t *c, unsigned k, uint32_t want)
 {
@@ -369,7 +374,7 @@ static int carve(weft_stack_pool_t *p, weft_stack_cache_t *c, unsigned k, uint32
 	/* The slots [first, first+n) are ours alone now. */
 	bool batched = false;
 	if (p->mode == WEFT_GUARD_MADVISE && n <= ADVISE_MAX) {
-		struct iovec iov[ADVISE_MAX];
+		struct iovec *iov = advise_iov;
 		for (uint32_t i = 0; i < n; i++)
 			iov[i] = (struct iovec){(char *)sl->desc[first + i].lo - p->guard, p->guard};
 		batched = advise_batch(p, iov, n, MADV_GUARD_INSTALL);
@@ -459,8 +464,8 @@ static void put(weft_stack_pool_t *p, unsigned k, weft_stack_t *list, uint32_t n
 {
 	/* Those over the resident budget give their memory back, a chunk of
 	 * them per system call where possible (release_chunk). */
-	struct iovec iov[ADVISE_MAX] = {{0}};
-	weft_stack_t *which[ADVISE_MAX];
+	struct iovec *iov = advise_iov;
+	weft_stack_t **which = advise_which;
 	size_t m = 0;
 	for (weft_stack_t *s = list; s; s = s->next) {
 		assert(s->cls == k);

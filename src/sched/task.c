@@ -298,8 +298,10 @@ static int spawn_locked(struct weft_runtime *rt, weft_task_t *out, bool step, vo
 			pthread_mutex_unlock(&rt->ext_lock);
 		}
 		if (e) {
-			if (group)
+			if (group) {
+				t->result = NULL; /* never ran: no failure to report (the record's old result is stale) */
 				weft__group_done(group, t);
+			}
 			atomic_store(&t->refs, 1);
 			weft__task_unref(t);
 			return e;
@@ -384,8 +386,9 @@ void weft__task_finish(weft_worker *w, weft_task *t)
 	if (x && x->group)
 		weft__group_done(x->group, t);
 	/* WAITING: the joiner installed the ext and wrote its waker before. */
-	if (atomic_exchange(&t->join_state, WEFT_JOIN_DONE) == WEFT_JOIN_WAITING)
-		weft_unpark(atomic_load_explicit(&t->ext, memory_order_relaxed)->join_waker, 0);
+	if (atomic_exchange(&t->join_state, WEFT_JOIN_WAKING) == WEFT_JOIN_WAITING)
+		weft_unpark(atomic_load_explicit(&t->ext, memory_order_acquire)->join_waker, 0);
+	atomic_store(&t->join_state, WEFT_JOIN_DONE);
 	weft__task_unref(t);
 }
 
@@ -435,6 +438,9 @@ int weft__join_in(struct weft_runtime *rt, weft_task_t id, void **result, weft_t
 	}
 	/* The result is visible: we acquired join_state == DONE (a seq_cst load
 	 * or failed CAS), or the wake that the finisher sent after storing it. */
+	/* The finisher may still be unparking our (timed-out) wait. */
+	while (atomic_load(&t->join_state) == WEFT_JOIN_WAKING)
+		sched_yield();
 	if (result)
 		*result = t->result;
 	weft__task_unref(t); /* the lookup */
@@ -614,7 +620,7 @@ int weft_tls_set(weft_tls_key_t key, void *value)
 void *weft_tls_get(weft_tls_key_t key)
 {
 	weft_task *t = weft__cur_task();
-	weft_task_ext *x = t ? atomic_load_explicit(&t->ext, memory_order_relaxed) : NULL;
+	weft_task_ext *x = t ? atomic_load_explicit(&t->ext, memory_order_acquire) : NULL;
 	if (!x || !x->tls || key < 0 || key >= WEFT_TLS_KEYS)
 		return NULL;
 	return x->tls[key];

@@ -361,6 +361,10 @@ int weft_timer_stop(weft_timer_t *t)
 	/* Not re-armed from here on; a fire already under way ends without
 	 * calling fn again (it saw stopped) or finishes its current call. */
 	weft__tentry_cancel(&t->e);
+	/* A fire that just ended the entry (IDLE) still holds lk for one more
+	 * store: let it go before freeing. */
+	weft__spin_lock(&t->lk);
+	weft__spin_unlock(&t->lk);
 	timer_unlist(t);
 	free(t);
 	return 0;

@@ -1,6 +1,9 @@
 /* test_cancel.c - cancellation and task groups. */
 #include "weft_test.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 static _Atomic int stage;
 
 static void *sleeper(void *a)
@@ -203,6 +206,90 @@ static void test_uncancellable_wait(void **state)
 	wt_run(uncancellable_main, NULL, 2);
 }
 
+/* A 4 KiB coroutine spawning coroutines of fresh stack classes: the stack
+ * allocator's carving runs on that small stack and must fit. */
+static void *small_child(void *a)
+{
+	return a;
+}
+
+static void *small_parent(void *a)
+{
+	weft_task_t t;
+	TCHECK_EQ(weft_spawn(&t, small_child, NULL, &(weft_spawn_opts_t){.stack_size = (size_t)(uintptr_t)a}), 0);
+	TCHECK_EQ(weft_join(t, NULL), 0);
+	return NULL;
+}
+
+static void *small_stack_main(void *a)
+{
+	(void)a;
+	for (size_t sz = 8192; sz <= ((size_t)1 << 20); sz *= 2) {
+		weft_task_t t;
+		TCHECK_EQ(weft_spawn(&t, small_parent, (void *)(uintptr_t)sz, &(weft_spawn_opts_t){.stack_size = 4096}), 0);
+		TCHECK_EQ(weft_join(t, NULL), 0);
+	}
+	return NULL;
+}
+
+static void test_spawn_from_minimal_stack(void **state)
+{
+	(void)state;
+	wt_run(small_stack_main, NULL, 2);
+}
+
+/* A group member whose spawn fails (no memory for its stack) never ran: the
+ * group must not report the previous occupant of its recycled record's
+ * result as a failure. */
+static void *fail_eio(void *a)
+{
+	(void)a;
+	return (void *)(intptr_t)-EIO;
+}
+
+static long vm_bytes(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	long pages = 0;
+	if (f) {
+		if (fscanf(f, "%ld", &pages) != 1)
+			pages = 0;
+		fclose(f);
+	}
+	return pages * sysconf(_SC_PAGESIZE);
+}
+
+static void *group_spawn_fail_main(void *a)
+{
+	(void)a;
+	weft_group_t *g;
+	TCHECK_EQ(weft_group_create(&g, true), 0);
+	weft_task_t c;
+	TCHECK_EQ(weft_spawn(&c, fail_eio, NULL, NULL), 0);
+	TCHECK_EQ(weft_join(c, NULL), 0); /* its record goes back to this worker's cache */
+	struct rlimit old, lim;
+	TCHECK_EQ(getrlimit(RLIMIT_AS, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)vm_bytes() + ((rlim_t)64 << 20);
+	TCHECK_EQ(setrlimit(RLIMIT_AS, &lim), 0);
+	int e = weft_spawn(NULL, small_child, NULL, &(weft_spawn_opts_t){.group = g, .stack_size = (size_t)1 << 30});
+	setrlimit(RLIMIT_AS, &old);
+	TCHECK_EQ(e, -ENOMEM);
+	TCHECK_EQ(weft_group_wait(g), 0); /* no member ever ran */
+	TCHECK_EQ(weft_group_destroy(g), 0);
+	return NULL;
+}
+
+static void test_group_spawn_failure_is_not_a_member_failure(void **state)
+{
+	(void)state;
+#ifdef WEFT_SANITIZED
+	skip(); /* the sanitizers reserve far more address space than RLIMIT_AS would allow */
+#else
+	wt_run(group_spawn_fail_main, NULL, 1);
+#endif
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -211,6 +298,8 @@ int main(void)
 		cmocka_unit_test(test_cancelled_join_keeps_task_joinable),
 		cmocka_unit_test(test_task_groups),
 		cmocka_unit_test(test_uncancellable_wait),
+		cmocka_unit_test(test_spawn_from_minimal_stack),
+		cmocka_unit_test(test_group_spawn_failure_is_not_a_member_failure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
