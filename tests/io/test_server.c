@@ -251,6 +251,8 @@ static void *emfile_main(void *a)
 	low.rlim_cur = (rlim_t)lim; /* exactly 3 free numbers below the limit */
 	TCHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
 	weft_task_t serve = wt_spawn(serve_task, s);
+	for (int i = 0; i < 2000 && weft_server_accepted(s) < 3; i++)
+		weft_sleep(WEFT_MSEC);
 	weft_sleep(30 * WEFT_MSEC);
 	TCHECK_EQ(weft_server_accepted(s), 3); /* the rest hit EMFILE */
 	TCHECK_EQ(weft_server_conns(s), 3);
