@@ -85,6 +85,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -281,7 +282,9 @@ static void uring_flush(weft_io *io)
 		return;
 	pthread_mutex_lock(&io->sq_lock);
 	atomic_store(&io->sq_pending, false);
-	io_uring_submit(&io->ring);
+	int r = io_uring_submit(&io->ring);
+	if (r < 0 || io_uring_sq_ready(&io->ring)) /* not all taken (-EBUSY, ...): try again later */
+		atomic_store(&io->sq_pending, true);
 	pthread_mutex_unlock(&io->sq_lock);
 }
 
@@ -312,6 +315,10 @@ static void uring_cancel(weft_io *io, int fd, uint32_t gen, uint32_t dirs)
 {
 	uint64_t d = slot_data(fd, gen);
 	pthread_mutex_lock(&io->sq_lock);
+	/* The polls to cancel may still sit in the queue: submit them first,
+	 * in their own call, so that the removals below find them armed. */
+	if (io_uring_sq_ready(&io->ring))
+		io_uring_submit(&io->ring);
 	for (int i = 0; i < 3; i++) {
 		static const uint64_t tags[3] = {TAG_IN, TAG_OUT, TAG_MULTI};
 		static const uint32_t bits[3] = {POLLIN, POLLOUT, ARM_MULTI};
@@ -325,7 +332,9 @@ static void uring_cancel(weft_io *io, int fd, uint32_t gen, uint32_t dirs)
 		io_uring_sqe_set_data64(sqe, TAG_IGNORE);
 	}
 	atomic_store(&io->sq_pending, false);
-	io_uring_submit(&io->ring);
+	int r = io_uring_submit(&io->ring);
+	if (r < 0 || io_uring_sq_ready(&io->ring))
+		atomic_store(&io->sq_pending, true);
 	pthread_mutex_unlock(&io->sq_lock);
 }
 #endif
@@ -972,9 +981,15 @@ int weft_close(int fd)
 			}
 			atomic_fetch_sub_explicit(&io->nwait, 1, memory_order_relaxed);
 			slot_lock(s);
-			if (s->closer == &closer)
+			bool late = s->closer == &closer;
+			if (late)
 				s->closer = NULL;
 			slot_unlock(s);
+			/* A poll that has not ended keeps the file open after
+			 * close(2): shut a socket down so its peer sees the end
+			 * (ENOTSOCK for other descriptors is harmless). */
+			if (late)
+				shutdown(fd, SHUT_RDWR);
 		}
 	}
 	if (close(fd) < 0 && errno != EINTR) /* Linux frees fd even on EINTR */
