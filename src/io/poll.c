@@ -703,6 +703,7 @@ static int thread_wait(int fd, uint32_t events, weft_time_t deadline)
 	}
 }
 
+#ifdef WEFT_HAVE_URING
 /* Whether a waiter other than `self` waits for one of dirs. Under the lock. */
 static bool others_want(io_slot *s, io_waiter *self, uint32_t dirs)
 {
@@ -711,6 +712,7 @@ static bool others_want(io_slot *s, io_waiter *self, uint32_t dirs)
 			return true;
 	return false;
 }
+#endif
 
 /* Park on slot s until one of events (or an error bit) is reported, the
  * generation moves on from gen (closed: -EBADF), or the deadline. With
@@ -770,7 +772,7 @@ static int slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t eve
 		}
 	}
 #else
-	(void)foreign;
+	(void)foreign, (void)fd;
 #endif
 	slot_unlock(s);
 	return e < 0 ? e : n.status;
