@@ -121,12 +121,19 @@ weft_task *weft__runq_get(weft_worker *w)
 	return atomic_exchange_explicit(&w->runnext, NULL, memory_order_acq_rel);
 }
 
-/* Steal half of victim's queue into thief's (thief's ring must be empty, as
- * it is when a worker looks for work). Returns how many were taken; the last
- * one taken is left at the thief's tail for its next pop. */
+/* Steal half of victim's queue into thief's, as much as fits there (a thief
+ * usually has an empty ring, but a poll or a timer may have queued work in
+ * it; overfilling it would overwrite queued tasks and expose stale slots).
+ * Returns how many were taken. */
 uint32_t weft__runq_steal(weft_worker *thief, weft_worker *victim, bool take_next)
 {
 	uint32_t ttail = atomic_load_explicit(&thief->tail, memory_order_relaxed);
+	/* The thief's ring need not be empty (a poll or a timer run may just
+	 * have queued work in it): take no more than fits. Its own thieves only
+	 * move its head forward, so the room can only grow meanwhile. */
+	uint32_t room = WEFT_RUNQ_SIZE - (ttail - atomic_load_explicit(&thief->head, memory_order_acquire));
+	if (room == 0)
+		return 0;
 	for (;;) {
 		uint32_t h = atomic_load_explicit(&victim->head, memory_order_acquire);
 		uint32_t t = atomic_load_explicit(&victim->tail, memory_order_acquire);
@@ -134,6 +141,8 @@ uint32_t weft__runq_steal(weft_worker *thief, weft_worker *victim, bool take_nex
 		if (n > WEFT_RUNQ_SIZE)
 			continue; /* inconsistent snapshot: head moved past our tail read */
 		n -= n / 2;
+		if (n > room)
+			n = room;
 		if (n == 0) {
 			if (!take_next || !atomic_load_explicit(&victim->in_task, memory_order_relaxed))
 				return 0;

@@ -469,8 +469,9 @@ static weft_task *find_work(weft_worker *w)
 		t = weft__gq_get(rt, w, WEFT_RUNQ_SIZE / 2);
 		if (t)
 			return t;
-		if (poll_once(w, 0) && (t = weft__runq_get(w)) != NULL)
-			return t;
+		poll_once(w, 0);
+		if ((t = weft__runq_get(w)) != NULL)
+			return t; /* whatever the poll queued here */
 		/* Spin only while fewer than half of the busy workers do. */
 		int nw = atomic_load_explicit(&rt->nworkers, memory_order_relaxed);
 		int busy = nw - atomic_load_explicit(&rt->nidle, memory_order_relaxed);
