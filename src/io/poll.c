@@ -46,10 +46,11 @@
  * Who polls: the scheduler (src/sched/worker.c) calls poll(ctx, 0) between
  * tasks and poll(ctx, timeout) in the one idle worker that sleeps in it; at
  * most one thread is inside poll at a time, so the event buffer and the
- * io_uring completion queue have a single consumer. poll(ctx, 0) returns at
- * once without a system call while no task waits on a descriptor (the
- * atomic count nwait); a report that arrives meanwhile stays queued in the
- * kernel until someone waits. A blocking poll also sleeps on the eventfd, so
+ * io_uring completion queue have a single consumer. With epoll, poll(ctx, 0)
+ * returns at once without a system call while no task waits on a
+ * descriptor (the atomic count nwait); a report that arrives meanwhile stays
+ * queued in the kernel until someone waits. io_uring's poll(ctx, 0) only
+ * reads the completion ring, so it keeps no count. A blocking poll also sleeps on the eventfd, so
  * wake() (a write to it) ends it; a wake before the poll leaves the eventfd
  * readable, so the next poll returns at once.
  *
@@ -129,6 +130,15 @@ struct weft_io {
 };
 
 static const weft_poller_ops_t io_ops;
+
+/* The waiter count exists for epoll, whose poll(ctx, 0) is a system call
+ * worth skipping when nobody waits; io_uring's looks at the completion ring
+ * in memory, so its waits do not pay for two shared atomics. */
+static inline void nwait_add(weft_io *io, long d)
+{
+	if (io->backend == BACKEND_EPOLL)
+		atomic_fetch_add_explicit(&io->nwait, d, d > 0 ? memory_order_seq_cst : memory_order_relaxed);
+}
 
 /* ------------------------------------------------------------ slots */
 
@@ -502,7 +512,7 @@ static int uring_poll(weft_io *io, weft_time_t timeout)
 static int io_poll(void *ctx, weft_time_t timeout)
 {
 	weft_io *io = ctx;
-	if (timeout == 0 && atomic_load_explicit(&io->nwait, memory_order_relaxed) == 0)
+	if (timeout == 0 && io->backend == BACKEND_EPOLL && atomic_load_explicit(&io->nwait, memory_order_relaxed) == 0)
 		return 0;
 #ifdef WEFT_HAVE_URING
 	if (io->backend == BACKEND_URING)
@@ -726,18 +736,18 @@ static int slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t eve
 	uint32_t match = events | ERRBITS | ((events & POLLIN) ? POLLRDHUP : 0);
 	io_waiter n = {.match = match};
 	n.waker = weft_park_prepare();
-	atomic_fetch_add_explicit(&io->nwait, 1, memory_order_seq_cst);
+	nwait_add(io, 1);
 	slot_lock(s);
 	if (atomic_load_explicit(&s->gen, memory_order_relaxed) != gen) {
 		slot_unlock(s);
-		atomic_fetch_sub_explicit(&io->nwait, 1, memory_order_relaxed);
+		nwait_add(io, -1);
 		return -EBADF;
 	}
 	uint32_t r = atomic_load_explicit(&s->ready, memory_order_relaxed) & match;
 	if (r) {
 		atomic_fetch_and_explicit(&s->ready, ~match, memory_order_relaxed);
 		slot_unlock(s);
-		atomic_fetch_sub_explicit(&io->nwait, 1, memory_order_relaxed);
+		nwait_add(io, -1);
 		return (int)r;
 	}
 	n.next = s->head;
@@ -752,7 +762,7 @@ static int slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t eve
 #endif
 	slot_unlock(s);
 	int e = weft_park(n.waker, deadline);
-	atomic_fetch_sub_explicit(&io->nwait, 1, memory_order_relaxed);
+	nwait_add(io, -1);
 	/* Woken (e == 0): whoever woke us unlinked us first and handed us the
 	 * bits (wake_matching), so there is nothing to undo. */
 	if (e == 0 && !(foreign && io->backend == BACKEND_URING))
@@ -969,7 +979,7 @@ int weft_close(int fd)
 		slot_unlock(s);
 		if (wait) {
 			/* Counted as a waiter: poll(ctx, 0) must reap for us. */
-			atomic_fetch_add_explicit(&io->nwait, 1, memory_order_seq_cst);
+			nwait_add(io, 1);
 			weft_time_t until = weft_deadline_in(100 * WEFT_MSEC);
 			if (weft_park(closer.waker, until) == -ECANCELED) {
 				/* A cancelled task cannot park: let the others (and the
@@ -981,7 +991,7 @@ int weft_close(int fd)
 					slot_unlock(s);
 				}
 			}
-			atomic_fetch_sub_explicit(&io->nwait, 1, memory_order_relaxed);
+			nwait_add(io, -1);
 			slot_lock(s);
 			bool late = s->closer == &closer;
 			if (late)
