@@ -274,15 +274,16 @@ static void test_writer_not_starved(void **state)
 /* ------------------------------------------------------------ deadlines, cancel */
 
 static weft_rwlock_t drw = WEFT_RWLOCK_INIT;
-static _Atomic int dstage;
+static _Atomic int dstage, writer_done;
 
 static void *timed_writer(void *a)
 {
 	(void)a;
-	weft_time_t dl = weft_deadline_in(5 * WEFT_MSEC);
+	weft_time_t dl = weft_deadline_in(WT_SIZE(5, 20) * WEFT_MSEC);
 	TCHECK_EQ(weft_rwlock_wrlock_until(&drw, dl), -ETIMEDOUT);
 	TCHECK(weft_now() >= dl);
 	TCHECK_EQ(weft_rwlock_wrlock_until(&drw, weft_now() - 1), -ETIMEDOUT);
+	atomic_store(&writer_done, 1);
 	return NULL;
 }
 
@@ -308,16 +309,30 @@ static void *deadline_main(void *a)
 {
 	(void)a;
 	/* A writer times out behind a reader; a reader that queued behind the
-	 * writer then gets in (while the first reader still holds it). */
-	TCHECK_EQ(weft_rwlock_rdlock(&drw), 0);
-	weft_task_t w = wt_spawn(timed_writer, NULL);
-	wait_queued(&drw, 1);
-	weft_task_t r = wt_spawn(queued_reader, NULL);
-	wait_queued(&drw, 2);
-	wt_join(w);
-	wt_join(r);
-	TCHECK_EQ(atomic_load(&dstage), 1);
-	TCHECK_EQ(weft_rwlock_unlock(&drw), 0);
+	 * writer then gets in (while the first reader still holds it). On a
+	 * loaded machine the writer may time out before the reader has queued
+	 * (the reader then just gets in): try again until the order happened. */
+	for (int attempt = 0;; attempt++) {
+		atomic_store(&dstage, 0);
+		atomic_store(&writer_done, 0);
+		TCHECK_EQ(weft_rwlock_rdlock(&drw), 0);
+		weft_task_t w = wt_spawn(timed_writer, NULL);
+		while (rw_queued(&drw) != 1 && !atomic_load(&writer_done))
+			weft_sleep(WEFT_MSEC / 4);
+		weft_task_t r = wt_spawn(queued_reader, NULL);
+		while (rw_queued(&drw) != 2 && !atomic_load(&writer_done))
+			weft_sleep(WEFT_MSEC / 4);
+		bool queued_behind = rw_queued(&drw) == 2;
+		wt_join(w);
+		wt_join(r);
+		TCHECK_EQ(atomic_load(&dstage), 1);
+		TCHECK_EQ(weft_rwlock_unlock(&drw), 0);
+		if (queued_behind)
+			break;
+		TCHECK(attempt < 20);
+		if (attempt >= 20)
+			return NULL;
+	}
 	/* A reader times out behind a writer. */
 	TCHECK_EQ(weft_rwlock_wrlock(&drw), 0);
 	wt_join(wt_spawn(timed_reader, NULL));
