@@ -23,6 +23,8 @@ typedef struct io_slot {
 	_Atomic uint32_t gen;	/* bumped at every (re)registration and close */
 	_Atomic uint32_t flags; /* IO_REG, IO_NOTSOCK, IO_DRAINED */
 	_Atomic uint32_t seen;	/* POLLRDHUP/POLLHUP/POLLERR ever reported (never consumed) */
+	_Atomic uint32_t in_edges;   /* reports with POLLIN so far (bumped under lock) */
+	_Atomic uint32_t drained_at; /* in_edges before the read that set IO_DRAINED */
 	io_waiter *head;	/* under lock */
 	/* io_uring only, under lock: */
 	uint32_t armed;		/* directions (POLLIN, POLLOUT) with a poll in flight */
@@ -34,6 +36,7 @@ typedef struct io_slot {
 #define IO_REG 1u     /* registered with the backend for good (closed with weft_close) */
 #define IO_NOTSOCK 2u /* writes use write(2), not send(MSG_NOSIGNAL) */
 #define IO_DRAINED 4u /* the last read found the receive queue empty (see weft_read) */
+#define IO_STREAM 8u  /* a stream socket: a short read means the queue is empty */
 
 /* Register a descriptor weft created or will do I/O on (once; later calls
  * are cheap). notsock: it is known not to be a socket. 0 or -errno. */
@@ -46,8 +49,12 @@ typedef struct weft_io weft_io;
 /* The slot of fd if fd is registered with the current runtime's poller and
  * the caller is a coroutine (which can park); else NULL. */
 io_slot *weft__io_lookup(int fd, weft_io **io);
-/* weft__io_wait on a slot from weft__io_lookup, for generation gen. */
-int weft__io_slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline);
+/* weft__io_wait on a slot from weft__io_lookup, for generation gen. With
+ * drained (weft_read after a short read of a stream), a POLLIN bit that no
+ * report has set since in_edges was `drained_at` is stale (the read that
+ * emptied the queue came after it) and is dropped instead of ending the wait. */
+int weft__io_slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline,
+		       bool drained);
 
 /* Forget the hang-ups reported so far (an unconnected TCP socket polls as
  * POLLHUP; weft_connect calls this once connected). */

@@ -29,8 +29,10 @@
  * operation said EAGAIN, and a wait returns at once when the wanted bit is
  * set. A stale bit (its data already read) costs one EAGAIN and nothing
  * else; a report is never lost because the bit stays until someone retries.
- * A report that wakes a parked waiter is handed to it instead of being
- * recorded (the waiter retries at once, which is the same as consuming it).
+ * A report is recorded even when it wakes a parked waiter: another task may
+ * have had EAGAIN on the same descriptor and not have linked itself yet.
+ * (weft_read's drained shortcut tells a stale POLLIN bit from a new one by
+ * counting POLLIN reports, slot->in_edges; see socket.c.)
  * POLLERR and POLLHUP are consumed like the others, not kept: a real
  * hang-up or error makes the operation fail instead of saying EAGAIN, so
  * nobody waits after it; a stale one (io_uring reports the state at arming
@@ -240,10 +242,14 @@ static int deliver(weft_io *io, int fd, uint32_t gen, uint32_t events)
 	if ((atomic_load_explicit(&s->gen, memory_order_relaxed) & GEN_MASK) == gen) {
 		if (events & (POLLRDHUP | ERRBITS))
 			atomic_fetch_or_explicit(&s->seen, events & (POLLRDHUP | ERRBITS), memory_order_relaxed);
-		uint32_t taken;
-		woke = wake_matching(s, events, 0, &taken);
-		if (events & ~taken)
-			atomic_fetch_or_explicit(&s->ready, events & ~taken, memory_order_release);
+		/* Recorded even when it wakes someone: another task may have had
+		 * EAGAIN and not be linked yet (several tasks on one descriptor);
+		 * a stale bit costs one EAGAIN, a missing one a lost wake-up. */
+		if (events & POLLIN)
+			atomic_store_explicit(&s->in_edges, atomic_load_explicit(&s->in_edges, memory_order_relaxed) + 1,
+					      memory_order_release);
+		atomic_fetch_or_explicit(&s->ready, events, memory_order_release);
+		woke = wake_matching(s, events, 0, NULL);
 	}
 	slot_unlock(s);
 	return woke;
@@ -447,10 +453,11 @@ static int uring_handle(weft_io *io, struct io_uring_cqe *cqe)
 		uint32_t ev = cqe->res > 0 ? (uint32_t)cqe->res : (multi ? POLLIN | POLLOUT : dirs) | POLLERR;
 		if (cqe->res > 0 && (ev & (POLLRDHUP | ERRBITS)))
 			atomic_fetch_or_explicit(&s->seen, ev & (POLLRDHUP | ERRBITS), memory_order_relaxed);
-		uint32_t taken;
-		woke = wake_matching(s, ev, 0, &taken);
-		if (ev & ~taken)
-			atomic_fetch_or_explicit(&s->ready, ev & ~taken, memory_order_release);
+		if (ev & POLLIN) /* as in deliver */
+			atomic_store_explicit(&s->in_edges, atomic_load_explicit(&s->in_edges, memory_order_relaxed) + 1,
+					      memory_order_release);
+		atomic_fetch_or_explicit(&s->ready, ev, memory_order_release);
+		woke = wake_matching(s, ev, 0, NULL);
 	} else if (s->closer && s->close_gen == gen) {
 		s->close_pending &= ~done;
 		if (!s->close_pending) {
@@ -731,7 +738,7 @@ static bool others_want(io_slot *s, io_waiter *self, uint32_t dirs)
  * since io_uring keeps a polled file open and the owner of a foreign
  * descriptor may close(2) it at any time. */
 static int slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline,
-		     bool foreign)
+		     bool foreign, bool drained)
 {
 	uint32_t match = events | ERRBITS | ((events & POLLIN) ? POLLRDHUP : 0);
 	io_waiter n = {.match = match};
@@ -743,6 +750,9 @@ static int slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t eve
 		nwait_add(io, -1);
 		return -EBADF;
 	}
+	if (drained && atomic_load_explicit(&s->in_edges, memory_order_relaxed) ==
+			       atomic_load_explicit(&s->drained_at, memory_order_relaxed))
+		atomic_fetch_and_explicit(&s->ready, ~(uint32_t)POLLIN, memory_order_relaxed); /* stale */
 	uint32_t r = atomic_load_explicit(&s->ready, memory_order_relaxed) & match;
 	if (r) {
 		atomic_fetch_and_explicit(&s->ready, ~match, memory_order_relaxed);
@@ -790,12 +800,20 @@ static int slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t eve
 
 static int own_slot(weft_io *io, io_slot *s, int fd, bool notsock)
 {
+	int type = 0;
+	socklen_t tlen = sizeof type;
+	bool stream = !notsock && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0 && type == SOCK_STREAM;
 	slot_lock(s);
+	if (atomic_load_explicit(&s->flags, memory_order_relaxed) & IO_REG) {
+		slot_unlock(s); /* registered meanwhile by another task's first wait */
+		return 0;
+	}
 	uint32_t gen = atomic_load_explicit(&s->gen, memory_order_relaxed) + 1;
 	atomic_store_explicit(&s->gen, gen, memory_order_relaxed);
 	atomic_store_explicit(&s->ready, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->seen, 0, memory_order_relaxed);
-	atomic_store_explicit(&s->flags, IO_REG | (notsock ? IO_NOTSOCK : 0), memory_order_release);
+	atomic_store_explicit(&s->flags, IO_REG | (notsock ? IO_NOTSOCK : 0) | (stream ? IO_STREAM : 0),
+			      memory_order_release);
 	s->armed = 0; /* polls of an earlier file are ignored (their generation is old) */
 	wake_matching(s, 0, -EBADF, NULL); /* waiters of a file that had this number */
 	slot_unlock(s);
@@ -849,7 +867,7 @@ int weft__io_wait(int fd, uint32_t events, weft_time_t deadline)
 	}
 	if (events & POLLIN) /* a POLLIN report consumed outside weft_read (see socket.c) */
 		atomic_fetch_and_explicit(&s->flags, ~IO_DRAINED, memory_order_relaxed);
-	return slot_wait(io, s, fd, gen, events, deadline, false);
+	return slot_wait(io, s, fd, gen, events, deadline, false, false);
 }
 
 int weft_fd_wait(int fd, uint32_t events, weft_time_t deadline)
@@ -888,7 +906,7 @@ int weft_fd_wait(int fd, uint32_t events, weft_time_t deadline)
 			if (r < 0)
 				return r == -EPERM ? (int)events : r; /* a regular file: always ready */
 		}
-		r = slot_wait(io, s, fd, gen, events, deadline, true);
+		r = slot_wait(io, s, fd, gen, events, deadline, true, false);
 		if (r < 0)
 			return r;
 	}
@@ -905,9 +923,10 @@ io_slot *weft__io_lookup(int fd, weft_io **out)
 	return s;
 }
 
-int weft__io_slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline)
+int weft__io_slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline,
+		       bool drained)
 {
-	return slot_wait(io, s, fd, gen, events, deadline, false);
+	return slot_wait(io, s, fd, gen, events, deadline, false, drained);
 }
 
 void weft__io_connected(int fd)

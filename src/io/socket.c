@@ -187,12 +187,16 @@ int weft_shutdown(int fd, int how)
 /* ------------------------------------------------------------ reading, writing */
 
 /* Reads skip the system call that would only say EAGAIN (as Tokio does):
- * a read that returns fewer bytes than asked for (or EAGAIN) marks the slot
- * IO_DRAINED, and the next read on a drained slot with no POLLIN report
- * since waits for one first. Safe because the POLLIN bit is cleared before
- * every read(2): data that arrives after that read has begun is reported
- * again (epoll: a new edge; io_uring: the poll armed by the wait checks the
- * queue when it is armed). End of file and errors persist without new
+ * on a stream socket, a read that returns fewer bytes than asked for (or
+ * EAGAIN) marks the slot IO_DRAINED and remembers how many POLLIN reports
+ * had been counted before it (drained_at); the next read waits first if no
+ * report has come since, treating a POLLIN bit still set as stale (reports
+ * are recorded even when they wake someone, see poll.c). Safe because data
+ * that arrives after the draining read began is reported again, and every
+ * report bumps in_edges (epoll: a new edge; io_uring: a multishot completion,
+ * or the poll armed by the wait, which checks the queue when armed). A short
+ * read of a datagram, pipe or terminal says nothing about what is queued
+ * behind it, so those never use the shortcut. End of file and errors persist without new
  * reports, so once a hang-up or error has been reported (slot->seen, never
  * consumed) reads always try the system call. Other reads of the same
  * descriptor (weft_readv, weft_recvfrom, weft_fd_wait then read(2)) may
@@ -204,14 +208,21 @@ static ssize_t read_slot(weft_io *io, io_slot *s, int fd, void *buf, size_t len,
 	uint32_t gen = atomic_load_explicit(&s->gen, memory_order_acquire);
 	for (;;) {
 		uint32_t ready = atomic_load_explicit(&s->ready, memory_order_acquire);
-		if ((atomic_load_explicit(&s->flags, memory_order_relaxed) & IO_DRAINED) && !(ready & IN_BITS) &&
-		    !atomic_load_explicit(&s->seen, memory_order_relaxed)) {
-			int w = weft__io_slot_wait(io, s, fd, gen, POLLIN, deadline);
+		/* Drained, and no POLLIN report since the read that drained it:
+		 * wait (a POLLIN bit still set is stale, see weft__io_slot_wait). */
+		bool drained = (atomic_load_explicit(&s->flags, memory_order_relaxed) & IO_DRAINED) &&
+			       atomic_load_explicit(&s->in_edges, memory_order_acquire) ==
+				       atomic_load_explicit(&s->drained_at, memory_order_relaxed);
+		if (drained && !(ready & (IN_BITS & ~(uint32_t)POLLIN)) && !atomic_load_explicit(&s->seen, memory_order_relaxed)) {
+			int w = weft__io_slot_wait(io, s, fd, gen, POLLIN, deadline, true);
 			if (w < 0)
 				return w;
 		} else if (ready & POLLIN) {
 			atomic_fetch_and_explicit(&s->ready, ~(uint32_t)POLLIN, memory_order_acq_rel);
 		}
+		/* Reports counted before the read: one that comes after it may
+		 * carry data the read did not see. */
+		uint32_t edges = atomic_load_explicit(&s->in_edges, memory_order_acquire);
 		uint32_t f = atomic_load_explicit(&s->flags, memory_order_relaxed);
 		ssize_t n = (f & IO_NOTSOCK) ? read(fd, buf, len) : sys_recv(fd, buf, len);
 		if (n < 0 && errno == ENOTSOCK) {
@@ -223,11 +234,22 @@ static ssize_t read_slot(weft_io *io, io_slot *s, int fd, void *buf, size_t len,
 				atomic_fetch_and_explicit(&s->flags, ~IO_DRAINED, memory_order_relaxed);
 			return n;
 		}
-		if (n > 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
+		if (n > 0) {
+			/* Only a stream's short read empties its queue; a datagram
+			 * (or a pipe, a terminal) may leave more queued behind it. */
+			if (f & IO_STREAM) {
+				atomic_store_explicit(&s->drained_at, edges, memory_order_relaxed);
+				if (!(f & IO_DRAINED))
+					atomic_fetch_or_explicit(&s->flags, IO_DRAINED, memory_order_relaxed);
+			} else if (f & IO_DRAINED) {
+				atomic_fetch_and_explicit(&s->flags, ~IO_DRAINED, memory_order_relaxed);
+			}
+			return n;
+		}
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			atomic_store_explicit(&s->drained_at, edges, memory_order_relaxed);
 			if (!(f & IO_DRAINED))
 				atomic_fetch_or_explicit(&s->flags, IO_DRAINED, memory_order_relaxed);
-			if (n >= 0)
-				return n;
 			continue;
 		}
 		if (errno != EINTR)
