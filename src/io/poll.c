@@ -275,7 +275,9 @@ static void io_wake(void *ctx);
  * system call). A poller blocked in the kernel is woken to do so: the
  * waiter stores sq_pending before it reads in_wait, the poller stores
  * in_wait before it re-reads sq_pending (all seq_cst). */
-static void uring_queue(weft_io *io, int fd, uint32_t events, uint64_t data, bool multi)
+/* False if no submission entry could be had (the ring full and the kernel
+ * not taking submissions): the caller must not count the poll as armed. */
+static bool uring_queue(weft_io *io, int fd, uint32_t events, uint64_t data, bool multi)
 {
 	pthread_mutex_lock(&io->sq_lock);
 	struct io_uring_sqe *sqe = sqe_get(io);
@@ -290,6 +292,7 @@ static void uring_queue(weft_io *io, int fd, uint32_t events, uint64_t data, boo
 	atomic_store(&io->sq_pending, true);
 	if (atomic_load(&io->in_wait))
 		io_wake(io);
+	return sqe != NULL;
 }
 
 static void uring_flush(weft_io *io)
@@ -314,16 +317,21 @@ static void uring_arm(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t ev
 	if (s->armed & ARM_MULTI)
 		return;
 	if (multi) {
-		uring_queue(io, fd, POLLIN | POLLOUT | POLLRDHUP, d | TAG_MULTI, true);
-		s->armed |= ARM_MULTI;
+		if (uring_queue(io, fd, POLLIN | POLLOUT | POLLRDHUP, d | TAG_MULTI, true))
+			s->armed |= ARM_MULTI;
 		return;
 	}
 	uint32_t dirs = events & (POLLIN | POLLOUT) & ~s->armed;
-	if (dirs & POLLIN)
-		uring_queue(io, fd, POLLIN | POLLRDHUP, d | TAG_IN, false);
-	if (dirs & POLLOUT)
-		uring_queue(io, fd, POLLOUT, d | TAG_OUT, false);
-	s->armed |= dirs;
+	if ((dirs & POLLIN) && uring_queue(io, fd, POLLIN | POLLRDHUP, d | TAG_IN, false))
+		s->armed |= POLLIN;
+	if ((dirs & POLLOUT) && uring_queue(io, fd, POLLOUT, d | TAG_OUT, false))
+		s->armed |= POLLOUT;
+}
+
+/* Under the slot lock: whether a poll covers `events` (after uring_arm). */
+static bool uring_armed(io_slot *s, uint32_t events, bool multi)
+{
+	return multi ? (s->armed & ARM_MULTI) != 0 : (events & (POLLIN | POLLOUT) & ~s->armed) == 0;
 }
 
 /* Under the slot lock: cancel the polls of `dirs`, now. */
@@ -458,6 +466,10 @@ static int uring_handle(weft_io *io, struct io_uring_cqe *cqe)
 					      memory_order_release);
 		atomic_fetch_or_explicit(&s->ready, ev, memory_order_release);
 		woke = wake_matching(s, ev, 0, NULL);
+		/* A multishot poll can end with a readiness report (the kernel
+		 * could not post more): waiters for other bits need a new one. */
+		if ((done & ARM_MULTI) && s->head)
+			uring_arm(io, s, fd, gen, 0, true);
 	} else if (s->closer && s->close_gen == gen) {
 		s->close_pending &= ~done;
 		if (!s->close_pending) {
@@ -767,8 +779,19 @@ static int slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t eve
 	s->head = &n;
 	n.linked = true;
 #ifdef WEFT_HAVE_URING
-	if (io->backend == BACKEND_URING)
+	if (io->backend == BACKEND_URING) {
 		uring_arm(io, s, fd, gen, events, !foreign);
+		if (!uring_armed(s, events, !foreign)) {
+			/* No submission entry (the ring is full): do not park without
+			 * a poll. Let the poller drain it, then the caller retries its
+			 * operation and waits again. */
+			unlink_waiter(s, &n);
+			slot_unlock(s);
+			nwait_add(io, -1);
+			weft_yield();
+			return (int)events;
+		}
+	}
 #endif
 	slot_unlock(s);
 	int e = weft_park(n.waker, deadline);
