@@ -62,7 +62,7 @@ void weft__io_connected(int fd);
 
 /* Pretend fd became ready for events: wakes its waiters and sets its ready
  * bits (the server uses it to interrupt its accept loop). */
-void weft__io_kick(int fd, uint32_t events);
+void weft__io_kick(weft_runtime_t *rt, int fd, uint32_t events); /* rt NULL: the current one */
 /* Whether writes to fd must use write(2) (not a socket). */
 bool weft__io_notsock(int fd);
 void weft__io_set_notsock(int fd);

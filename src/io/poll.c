@@ -960,9 +960,9 @@ void weft__io_connected(int fd)
 		atomic_store_explicit(&s->seen, 0, memory_order_relaxed);
 }
 
-void weft__io_kick(int fd, uint32_t events)
+void weft__io_kick(weft_runtime_t *rt, int fd, uint32_t events)
 {
-	weft_io *io = io_peek();
+	weft_io *io = rt ? weft_runtime_poller(rt, &io_ops) : io_peek();
 	io_slot *s = io ? slot_of(io, fd, false) : NULL;
 	if (!s)
 		return;

@@ -42,6 +42,7 @@ struct weft_server {
 	_Atomic bool stopping;
 	_Atomic bool stop_called;
 	_Atomic int serve_state; /* 0 never called, 1 running, 2 returned */
+	_Atomic(weft_runtime_t *) rt; /* where serve runs: stop may come from a plain thread */
 	_Atomic int nconns;
 	_Atomic uint64_t accepted;
 	pthread_mutex_t mu;
@@ -196,6 +197,7 @@ int weft_server_serve(weft_server_t *s)
 	if (!s)
 		return -EINVAL;
 	int expect = 0;
+	atomic_store(&s->rt, weft_runtime_current()); /* before state 1: stop reads it after */
 	if (!atomic_compare_exchange_strong(&s->serve_state, &expect, 1))
 		return -EBUSY;
 	atomic_fetch_add(&s->refs, 1);
@@ -270,7 +272,7 @@ int weft_server_stop(weft_server_t *s, weft_time_t deadline)
 	pthread_mutex_lock(&s->mu);
 	atomic_store(&s->stopping, true);
 	if (atomic_load(&s->serve_state) == 1)
-		weft__io_kick(s->lfd, POLLIN); /* serve closes lfd only after leaving state 1 under mu */
+		weft__io_kick(atomic_load(&s->rt), s->lfd, POLLIN); /* serve closes lfd only after leaving state 1 under mu */
 	pthread_mutex_unlock(&s->mu);
 	weft_waitq_wake_all(&s->q, 0);
 	int r = srv_wait(s, all_done, deadline);
