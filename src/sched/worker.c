@@ -248,23 +248,47 @@ void weft__ready(weft_task *t)
 
 /* ------------------------------------------------------------ polling */
 
-/* Run the runtime's poller once, if it has one and nobody else is inside it.
- * Tasks it wakes queue on this worker; if there is more than one, others are
- * woken to share them. Returns whether anything became ready. */
-static bool poll_once(weft_worker *w, weft_time_t timeout)
+/* The poller's ops if the runtime has one and the caller got poll_busy
+ * (nobody else is inside poll); release with poll_release. */
+static const weft_poller_ops_t *poll_claim(struct weft_runtime *rt)
 {
-	struct weft_runtime *rt = w->rt;
 	const weft_poller_ops_t *ops = atomic_load_explicit(&rt->poller_ops, memory_order_acquire);
 	if (!ops || atomic_load_explicit(&rt->poll_busy, memory_order_relaxed) || atomic_exchange(&rt->poll_busy, true))
-		return false;
-	w->dispatching = true;
-	int n = ops->poll(rt->poller_ctx, timeout);
-	w->dispatching = false;
+		return NULL;
+	return ops;
+}
+
+static void poll_release(struct weft_runtime *rt)
+{
 	atomic_store_explicit(&rt->last_poll, weft_now(), memory_order_relaxed);
 	atomic_store(&rt->poll_busy, false);
-	if (n > 0 && timeout == 0 && weft__runq_len(w) > 1)
+}
+
+/* One call of the poller. A worker (w) gets the tasks it wakes in its own
+ * queue (w->dispatching); the monitor (w NULL) sends them to the global
+ * queue, as any thread does. Returns poll's result. */
+static int poll_call(struct weft_runtime *rt, const weft_poller_ops_t *ops, weft_worker *w, weft_time_t timeout)
+{
+	if (w)
+		w->dispatching = true;
+	int n = ops->poll(rt->poller_ctx, timeout);
+	if (w)
+		w->dispatching = false;
+	return n;
+}
+
+/* A non-blocking poll between tasks. Tasks it wakes queue here; if there is
+ * more than one, others are woken to share them. */
+static void poll_once(weft_worker *w)
+{
+	struct weft_runtime *rt = w->rt;
+	const weft_poller_ops_t *ops = poll_claim(rt);
+	if (!ops)
+		return;
+	int n = poll_call(rt, ops, w, 0);
+	poll_release(rt);
+	if (n > 0 && weft__runq_len(w) > 1)
 		weft__wakep(rt);
-	return n > 0;
 }
 
 /* Busy workers that never run dry would leave ready descriptors unseen:
@@ -272,13 +296,13 @@ static bool poll_once(weft_worker *w, weft_time_t timeout)
  * queue, as from any thread). */
 void weft__poll_from_monitor(struct weft_runtime *rt)
 {
-	const weft_poller_ops_t *ops = atomic_load_explicit(&rt->poller_ops, memory_order_acquire);
-	if (!ops || weft_now() - atomic_load_explicit(&rt->last_poll, memory_order_relaxed) < 10 * WEFT_MSEC ||
-	    atomic_exchange(&rt->poll_busy, true))
+	if (weft_now() - atomic_load_explicit(&rt->last_poll, memory_order_relaxed) < 10 * WEFT_MSEC)
 		return;
-	ops->poll(rt->poller_ctx, 0);
-	atomic_store_explicit(&rt->last_poll, weft_now(), memory_order_relaxed);
-	atomic_store(&rt->poll_busy, false);
+	const weft_poller_ops_t *ops = poll_claim(rt);
+	if (!ops)
+		return;
+	poll_call(rt, ops, NULL, 0);
+	poll_release(rt);
 }
 
 int weft_runtime_set_poller(weft_runtime_t *rt, const weft_poller_ops_t *ops, void *ctx)
@@ -417,21 +441,14 @@ static void park_worker(weft_worker *w)
 			      memory_order_relaxed);
 	atomic_store_explicit(&w->st_park_start, now, memory_order_relaxed);
 	bool polled = false;
-	const weft_poller_ops_t *ops = atomic_load_explicit(&rt->poller_ops, memory_order_acquire);
-	if (ops && !atomic_load_explicit(&rt->poll_busy, memory_order_relaxed) && !atomic_exchange(&rt->poll_busy, true)) {
+	const weft_poller_ops_t *ops = poll_claim(rt);
+	if (ops) {
 		/* Sleep in the poller instead of the futex (see weft__worker_kick). */
 		atomic_store(&w->in_poll, true);
-		if (atomic_load(&w->park_word) == word) {
-			w->dispatching = true;
-			int got = ops->poll(rt->poller_ctx, deadline == WEFT_NEVER ? WEFT_NEVER : deadline - now);
-			w->dispatching = false;
-			polled = got >= 0;
-			atomic_store_explicit(&rt->last_poll, weft_now(), memory_order_relaxed);
-		} else {
-			polled = true;
-		}
+		polled = atomic_load(&w->park_word) != word ||
+			 poll_call(rt, ops, w, deadline == WEFT_NEVER ? WEFT_NEVER : deadline - now) >= 0;
 		atomic_store(&w->in_poll, false);
-		atomic_store(&rt->poll_busy, false);
+		poll_release(rt);
 	}
 	if (!polled) {
 		struct timespec ts = weft__ts_of(deadline - now);
@@ -459,7 +476,7 @@ static weft_task *find_work(weft_worker *w)
 				if (t)
 					return t;
 			}
-			poll_once(w, 0);
+			poll_once(w);
 		}
 		if ((w->tick & 15) == 0 || weft__runq_empty(w))
 			weft__timers_poll(w, false);
@@ -469,7 +486,7 @@ static weft_task *find_work(weft_worker *w)
 		t = weft__gq_get(rt, w, WEFT_RUNQ_SIZE / 2);
 		if (t)
 			return t;
-		poll_once(w, 0);
+		poll_once(w);
 		if ((t = weft__runq_get(w)) != NULL)
 			return t; /* whatever the poll queued here */
 		/* Spin only while fewer than half of the busy workers do. */
