@@ -121,6 +121,34 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, weft_t
 /* shutdown(2): SHUT_RD, SHUT_WR or SHUT_RDWR. */
 int weft_shutdown(int fd, int how);
 
+/* ------------------------------------------------------------ stackless tasks */
+
+/* A stackless task cannot park, so the calls above return -EWOULDBLOCK
+ * there instead of waiting. The _step forms wait the stackless way, like the
+ * channels' (weft/chan.h): a call either completes, with the same results
+ * as the blocking form, or registers the task to be woken and returns
+ * -EINPROGRESS; the step function then returns WEFT_STEP_PARKED and, when
+ * called again, repeats the same call with the same op, which finishes the
+ * wait and retries (it may register again). The deadline is absolute, so
+ * repeating the call keeps it; cancelling the task ends the wait with
+ * -ECANCELED. Zero an op (WEFT_IO_OP_INIT) before its first use; a call
+ * that completed leaves it ready for the next one; one that returned
+ * -EINPROGRESS must be repeated before op is reused or freed (the task's
+ * waiter is linked in it). In coroutines and plain threads the _step forms
+ * block like the others (op is left idle). */
+typedef struct weft_io_op {
+	uint64_t opaque[8];
+} weft_io_op_t;
+#define WEFT_IO_OP_INIT {{0}}
+
+int weft_fd_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op_t *op);
+ssize_t weft_read_step(int fd, void *buf, size_t len, weft_time_t deadline, weft_io_op_t *op);
+ssize_t weft_write_step(int fd, const void *buf, size_t len, weft_time_t deadline, weft_io_op_t *op);
+int weft_accept_step(int lfd, struct sockaddr *addr, socklen_t *len, weft_time_t deadline, weft_io_op_t *op);
+/* A Unix listener whose backlog is full gives -EAGAIN here (the blocking
+ * form sleeps and retries until its deadline). */
+int weft_connect_step(int fd, const struct sockaddr *addr, socklen_t len, weft_time_t deadline, weft_io_op_t *op);
+
 /* ------------------------------------------------------------ servers */
 
 /* An accept loop that hands each connection to a new task. The server owns

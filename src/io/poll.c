@@ -1,5 +1,7 @@
-/* poll.c - the netpoller: epoll (edge-triggered) or io_uring, per-descriptor
- * waiter slots, weft_fd_wait and weft_close.
+/* poll.c - the netpoller's core: per-descriptor waiter slots, waiting
+ * (blocking and stackless), weft_fd_wait, weft_close, and installing the
+ * poller in a runtime. The backends are poll_epoll.c (edge-triggered epoll)
+ * and poll_uring.c (io_uring poll requests); poll_impl.h is what they share.
  *
  * Pieces
  * ------
@@ -64,72 +66,27 @@
  * wanted direction, cancelled when the wait ends - parks until the poller
  * reports it, and asks poll(2) again (so its answer is never stale).
  *
- * io_uring specifics: submissions are queued from any thread under sq_lock
- * and submitted by the poller in its next poll (one system call per batch;
- * a poller blocked in the kernel is woken to submit, see uring_queue);
- * completions are reaped only by the polling thread. A poll can end on its
- * own (the kernel cancels a thread's requests when it exits, the completion
- * queue overflowed): its waiters are woken, retry their operation and arm a
- * new poll, which reports the current readiness, so nothing is lost.
- * io_uring holds a reference to a polled file, so weft_close cancels the
- * slot's polls and waits (at most 100 ms) until the poller has seen them
- * end before it calls close(2): the descriptor really is closed when
- * weft_close returns (the peer sees the FIN, a listener refuses).
+ * Stackless tasks cannot park inside a call, so a wait is cut in two
+ * (wait_begin, wait_end) around the step function's return: the _step
+ * calls keep the waiter node in the caller's weft_io_op_t, which is linked
+ * on the slot while the task is parked, and the next call with the same op
+ * finishes the wait (unlinks it if nobody did) before retrying. Coroutines
+ * and threads run both halves around weft_park in one call (slot_wait).
+ *
+ * io_uring specifics (submission batching, polls that end on their own,
+ * closing a polled file) are described in poll_uring.c.
  */
-#include "io_impl.h"
+#include "poll_impl.h"
 
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
-#ifdef WEFT_HAVE_URING
-#include <liburing.h>
-#endif
-
-#define IO_CHUNK_BITS 10
-#define IO_CHUNK (1u << IO_CHUNK_BITS)
-#define IO_NCHUNKS 4096 /* descriptors up to 4M */
-#define IO_EVENTS 256
-
-/* Event data: gen << 32 | fd, the generation cut to 24 bits, and tags in
- * the top byte. */
-#define TAG_WAKE (1ull << 63)	/* the eventfd */
-#define TAG_IGNORE (1ull << 62) /* io_uring removal requests */
-#define TAG_IN (1ull << 57)	/* io_uring poll for POLLIN */
-#define TAG_OUT (1ull << 58)	/* io_uring poll for POLLOUT */
-#define TAG_MULTI (1ull << 59)	/* io_uring multishot poll of a registered descriptor */
-#define ARM_MULTI 0x100u	/* slot->armed: the multishot poll is in flight */
-#define GEN_MASK 0xffffffu
-
-#define ERRBITS (POLLERR | POLLHUP)
-
-enum { BACKEND_EPOLL, BACKEND_URING };
-
-struct weft_io {
-	int backend;
-	int epfd; /* epoll backend */
-	int efd;  /* wake eventfd */
-	alignas(64) _Atomic long nwait;	 /* tasks parked on descriptors */
-	alignas(64) _Atomic(io_slot *) chunks[IO_NCHUNKS];
-#ifdef WEFT_HAVE_URING
-	alignas(64) pthread_mutex_t sq_lock;
-	_Atomic bool sq_pending; /* queued submissions the poller has not submitted */
-	_Atomic bool in_wait;	 /* the poller is (about to be) blocked in the kernel */
-	struct io_uring ring;
-#endif
-	uint64_t efd_buf; /* the poller's read target for the eventfd */
-	struct epoll_event ev[IO_EVENTS];
-};
 
 static const weft_poller_ops_t io_ops;
 
@@ -144,29 +101,7 @@ static inline void nwait_add(weft_io *io, long d)
 
 /* ------------------------------------------------------------ slots */
 
-static inline void slot_lock(io_slot *s)
-{
-	for (;;) {
-		/* acquire: the section reads what the previous holder wrote. */
-		if (!atomic_load_explicit(&s->lock, memory_order_relaxed) &&
-		    !atomic_exchange_explicit(&s->lock, 1, memory_order_acquire))
-			return;
-#if defined(__x86_64__)
-		__builtin_ia32_pause();
-#elif defined(__aarch64__)
-		__asm__ __volatile__("yield" ::: "memory");
-#endif
-	}
-}
-
-static inline void slot_unlock(io_slot *s)
-{
-	atomic_store_explicit(&s->lock, 0, memory_order_release);
-}
-
-/* The slot of fd, creating its chunk if `create`. NULL for fd out of range
- * or (create) no memory. */
-static io_slot *slot_of(weft_io *io, int fd, bool create)
+io_slot *weft__io_slot(weft_io *io, int fd, bool create)
 {
 	if (fd < 0 || (unsigned)fd >= (unsigned)IO_NCHUNKS * IO_CHUNK)
 		return NULL;
@@ -188,11 +123,6 @@ static io_slot *slot_of(weft_io *io, int fd, bool create)
 	return &c[fd & (IO_CHUNK - 1)];
 }
 
-static inline uint64_t slot_data(int fd, uint32_t gen)
-{
-	return (uint64_t)(gen & GEN_MASK) << 32 | (uint32_t)fd;
-}
-
 static void unlink_waiter(io_slot *s, io_waiter *n)
 {
 	if (n->prev)
@@ -204,195 +134,65 @@ static void unlink_waiter(io_slot *s, io_waiter *n)
 	n->linked = false;
 }
 
+static void link_waiter(io_slot *s, io_waiter *n)
+{
+	n->next = s->head;
+	n->prev = NULL;
+	if (s->head)
+		s->head->prev = n;
+	s->head = n;
+	n->linked = true;
+}
+
 /* Under the lock: wake every waiter whose bits are in mask (all, for a
- * negative status). *taken (may be NULL) gets the bits handed to waiters
- * that this call woke: they retry their operation now, so those bits need
- * not be recorded in slot->ready. */
-static int wake_matching(io_slot *s, uint32_t mask, int status, uint32_t *taken)
+ * negative status). */
+static int wake_matching(io_slot *s, uint32_t mask, int status)
 {
 	int woke = 0;
-	uint32_t t = 0;
 	for (io_waiter *n = s->head, *next; n; n = next) {
 		next = n->next;
 		if (status < 0 || (n->match & mask)) {
 			unlink_waiter(s, n);
-			uint32_t m = n->match;
-			n->status = status < 0 ? status : (int)(mask & m);
+			n->status = status < 0 ? status : (int)(mask & n->match);
 			/* Once unparked, the waiter returns without the lock and
 			 * its frame (n) is gone: nothing of n is read after this. */
-			if (weft_unpark(n->waker, 0)) {
+			if (weft_unpark(n->waker, 0))
 				woke++;
-				t |= m;
-			}
 		}
 	}
-	if (taken)
-		*taken = t;
 	return woke;
 }
 
-/* The poller saw `events` on (fd, gen). */
-static int deliver(weft_io *io, int fd, uint32_t gen, uint32_t events)
+int weft__io_report(io_slot *s, uint32_t events, bool real)
 {
-	io_slot *s = slot_of(io, fd, false);
+	if (real && (events & (POLLRDHUP | ERRBITS)))
+		atomic_fetch_or_explicit(&s->seen, events & (POLLRDHUP | ERRBITS), memory_order_relaxed);
+	/* Recorded even when it wakes someone: another task may have had
+	 * EAGAIN and not be linked yet (several tasks on one descriptor); a
+	 * stale bit costs one EAGAIN, a missing one a lost wake-up. */
+	if (events & POLLIN)
+		atomic_store_explicit(&s->in_edges, atomic_load_explicit(&s->in_edges, memory_order_relaxed) + 1,
+				      memory_order_release);
+	atomic_fetch_or_explicit(&s->ready, events, memory_order_release);
+	return wake_matching(s, events, 0);
+}
+
+int weft__io_deliver(weft_io *io, int fd, uint32_t gen, uint32_t events)
+{
+	io_slot *s = weft__io_slot(io, fd, false);
 	if (!s)
 		return 0;
 	slot_lock(s);
 	int woke = 0;
-	if ((atomic_load_explicit(&s->gen, memory_order_relaxed) & GEN_MASK) == gen) {
-		if (events & (POLLRDHUP | ERRBITS))
-			atomic_fetch_or_explicit(&s->seen, events & (POLLRDHUP | ERRBITS), memory_order_relaxed);
-		/* Recorded even when it wakes someone: another task may have had
-		 * EAGAIN and not be linked yet (several tasks on one descriptor);
-		 * a stale bit costs one EAGAIN, a missing one a lost wake-up. */
-		if (events & POLLIN)
-			atomic_store_explicit(&s->in_edges, atomic_load_explicit(&s->in_edges, memory_order_relaxed) + 1,
-					      memory_order_release);
-		atomic_fetch_or_explicit(&s->ready, events, memory_order_release);
-		woke = wake_matching(s, events, 0, NULL);
-	}
+	if ((atomic_load_explicit(&s->gen, memory_order_relaxed) & GEN_MASK) == gen)
+		woke = weft__io_report(s, events, true);
 	slot_unlock(s);
 	return woke;
 }
 
-/* ------------------------------------------------------------ backends */
-
-#ifdef WEFT_HAVE_URING
-/* Under sq_lock. */
-static struct io_uring_sqe *sqe_get(weft_io *io)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&io->ring);
-	if (!sqe) {
-		io_uring_submit(&io->ring);
-		sqe = io_uring_get_sqe(&io->ring);
-	}
-	return sqe;
-}
-
-static void io_wake(void *ctx);
-
-/* Queue a poll; the poller submits it with its next poll (a batch per
- * system call). A poller blocked in the kernel is woken to do so: the
- * waiter stores sq_pending before it reads in_wait, the poller stores
- * in_wait before it re-reads sq_pending (all seq_cst). */
-/* False if no submission entry could be had (the ring full and the kernel
- * not taking submissions): the caller must not count the poll as armed. */
-static bool uring_queue(weft_io *io, int fd, uint32_t events, uint64_t data, bool multi)
-{
-	pthread_mutex_lock(&io->sq_lock);
-	struct io_uring_sqe *sqe = sqe_get(io);
-	if (sqe) {
-		if (multi)
-			io_uring_prep_poll_multishot(sqe, fd, events);
-		else
-			io_uring_prep_poll_add(sqe, fd, events);
-		io_uring_sqe_set_data64(sqe, data);
-	}
-	pthread_mutex_unlock(&io->sq_lock);
-	atomic_store(&io->sq_pending, true);
-	if (atomic_load(&io->in_wait))
-		io_wake(io);
-	return sqe != NULL;
-}
-
-static void uring_flush(weft_io *io)
-{
-	if (!atomic_load(&io->sq_pending))
-		return;
-	pthread_mutex_lock(&io->sq_lock);
-	atomic_store(&io->sq_pending, false);
-	int r = io_uring_submit(&io->ring);
-	if (r < 0 || io_uring_sq_ready(&io->ring)) /* not all taken (-EBUSY, ...): try again later */
-		atomic_store(&io->sq_pending, true);
-	pthread_mutex_unlock(&io->sq_lock);
-}
-
-/* Under the slot lock, before a wait: a registered descriptor gets one
- * multishot poll for all its events, armed at its first wait and kept until
- * weft_close (each readiness change posts a completion, like an epoll
- * edge); a foreign one a one-shot poll per wanted direction. */
-static void uring_arm(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, bool multi)
-{
-	uint64_t d = slot_data(fd, gen);
-	if (s->armed & ARM_MULTI)
-		return;
-	if (multi) {
-		if (uring_queue(io, fd, POLLIN | POLLOUT | POLLRDHUP, d | TAG_MULTI, true))
-			s->armed |= ARM_MULTI;
-		return;
-	}
-	uint32_t dirs = events & (POLLIN | POLLOUT) & ~s->armed;
-	if ((dirs & POLLIN) && uring_queue(io, fd, POLLIN | POLLRDHUP, d | TAG_IN, false))
-		s->armed |= POLLIN;
-	if ((dirs & POLLOUT) && uring_queue(io, fd, POLLOUT, d | TAG_OUT, false))
-		s->armed |= POLLOUT;
-}
-
-/* Under the slot lock: whether a poll covers `events` (after uring_arm). */
-static bool uring_armed(io_slot *s, uint32_t events, bool multi)
-{
-	return multi ? (s->armed & ARM_MULTI) != 0 : (events & (POLLIN | POLLOUT) & ~s->armed) == 0;
-}
-
-/* Under the slot lock: cancel the polls of `dirs`, now. */
-static void uring_cancel(weft_io *io, int fd, uint32_t gen, uint32_t dirs)
-{
-	uint64_t d = slot_data(fd, gen);
-	pthread_mutex_lock(&io->sq_lock);
-	/* The polls to cancel may still sit in the queue: submit them first,
-	 * in their own call, so that the removals below find them armed. */
-	if (io_uring_sq_ready(&io->ring))
-		io_uring_submit(&io->ring);
-	for (int i = 0; i < 3; i++) {
-		static const uint64_t tags[3] = {TAG_IN, TAG_OUT, TAG_MULTI};
-		static const uint32_t bits[3] = {POLLIN, POLLOUT, ARM_MULTI};
-		uint64_t tag = tags[i];
-		if (!(dirs & bits[i]))
-			continue;
-		struct io_uring_sqe *sqe = sqe_get(io);
-		if (!sqe)
-			break;
-		io_uring_prep_poll_remove(sqe, d | tag);
-		io_uring_sqe_set_data64(sqe, TAG_IGNORE);
-	}
-	atomic_store(&io->sq_pending, false);
-	int r = io_uring_submit(&io->ring);
-	if (r < 0 || io_uring_sq_ready(&io->ring))
-		atomic_store(&io->sq_pending, true);
-	pthread_mutex_unlock(&io->sq_lock);
-}
-#endif
-
-/* epoll: register fd for good (edge-triggered). io_uring arms its polls at
- * the first wait (uring_arm), so there is nothing to do. */
-static int backend_register(weft_io *io, int fd, uint32_t gen)
-{
-	if (io->backend == BACKEND_URING)
-		return 0;
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = slot_data(fd, gen)};
-	if (epoll_ctl(io->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
-		return 0;
-	if (errno == EEXIST && epoll_ctl(io->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
-		return 0;
-	return -errno;
-}
-
-/* weft_fd_wait (epoll): arm a descriptor that may not be (or no longer be)
- * the file the slot registered. */
-static int epoll_arm_foreign(weft_io *io, int fd, uint32_t gen)
-{
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = slot_data(fd, gen)};
-	/* MOD re-arms: the next epoll_wait reports fd if it is ready now. */
-	if (epoll_ctl(io->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
-		return 0;
-	if (errno == ENOENT && epoll_ctl(io->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
-		return 0;
-	return -errno;
-}
-
 /* ------------------------------------------------------------ the poller */
 
-static void drain_wake(weft_io *io)
+void weft__io_drain_wake(weft_io *io)
 {
 	/* Only the polling thread reads; a wake after this read makes the
 	 * eventfd readable again and is reported by the next poll. */
@@ -400,147 +200,19 @@ static void drain_wake(weft_io *io)
 	(void)r;
 }
 
-static int epoll_poll(weft_io *io, weft_time_t timeout)
-{
-	int n;
-	if (timeout == 0) {
-		n = epoll_wait(io->epfd, io->ev, IO_EVENTS, 0);
-	} else if (timeout == WEFT_NEVER) {
-		n = epoll_wait(io->epfd, io->ev, IO_EVENTS, -1);
-	} else {
-		struct timespec ts = {.tv_sec = timeout / WEFT_SEC, .tv_nsec = timeout % WEFT_SEC};
-		n = epoll_pwait2(io->epfd, io->ev, IO_EVENTS, &ts, NULL);
-	}
-	if (n < 0)
-		return errno == EINTR ? 0 : -errno;
-	int woke = 0;
-	for (int i = 0; i < n; i++) {
-		uint64_t d = io->ev[i].data.u64;
-		if (d & TAG_WAKE) {
-			drain_wake(io);
-			continue;
-		}
-		woke += deliver(io, (int)(uint32_t)d, (uint32_t)(d >> 32), io->ev[i].events);
-	}
-	return woke;
-}
-
-#ifdef WEFT_HAVE_URING
-static int uring_handle(weft_io *io, struct io_uring_cqe *cqe)
-{
-	uint64_t d = io_uring_cqe_get_data64(cqe);
-	if (d & TAG_IGNORE)
-		return 0;
-	if (d & TAG_WAKE) {
-		drain_wake(io);
-		if (!(cqe->flags & IORING_CQE_F_MORE)) /* the multishot poll ended: re-arm */
-			uring_queue(io, io->efd, POLLIN, TAG_WAKE, true);
-		return 0;
-	}
-	int fd = (int)(uint32_t)d;
-	uint32_t gen = (uint32_t)(d >> 32) & GEN_MASK;
-	uint32_t dirs = (d & TAG_IN ? POLLIN : 0) | (d & TAG_OUT ? POLLOUT : 0);
-	bool multi = d & TAG_MULTI;
-	/* The armed bits this completion retires: a multishot poll stays armed
-	 * while the kernel says more will come. */
-	uint32_t done = multi ? ((cqe->flags & IORING_CQE_F_MORE) ? 0 : ARM_MULTI) : dirs;
-	io_slot *s = slot_of(io, fd, false);
-	if (!s)
-		return 0;
-	int woke = 0;
-	slot_lock(s);
-	if ((atomic_load_explicit(&s->gen, memory_order_relaxed) & GEN_MASK) == gen) {
-		if (cqe->res == -ECANCELED && !multi && !(s->armed & dirs)) {
-			slot_unlock(s); /* cancelled by weft_fd_wait itself */
-			return 0;
-		}
-		s->armed &= ~done;
-		/* An error (the poll was cancelled because the thread that
-		 * submitted it exited, ...) wakes the waiters too: they retry
-		 * their operation and arm a new poll. */
-		uint32_t ev = cqe->res > 0 ? (uint32_t)cqe->res : (multi ? POLLIN | POLLOUT : dirs) | POLLERR;
-		if (cqe->res > 0 && (ev & (POLLRDHUP | ERRBITS)))
-			atomic_fetch_or_explicit(&s->seen, ev & (POLLRDHUP | ERRBITS), memory_order_relaxed);
-		if (ev & POLLIN) /* as in deliver */
-			atomic_store_explicit(&s->in_edges, atomic_load_explicit(&s->in_edges, memory_order_relaxed) + 1,
-					      memory_order_release);
-		atomic_fetch_or_explicit(&s->ready, ev, memory_order_release);
-		woke = wake_matching(s, ev, 0, NULL);
-		/* A multishot poll can end with a readiness report (the kernel
-		 * could not post more): waiters for other bits need a new one. */
-		if ((done & ARM_MULTI) && s->head)
-			uring_arm(io, s, fd, gen, 0, true);
-	} else if (s->closer && s->close_gen == gen) {
-		s->close_pending &= ~done;
-		if (!s->close_pending) {
-			weft_unpark(s->closer->waker, 0);
-			s->closer = NULL;
-		}
-	}
-	slot_unlock(s);
-	return woke;
-}
-
-static int uring_poll(weft_io *io, weft_time_t timeout)
-{
-	struct io_uring_cqe *cqe;
-	int woke = 0;
-	uring_flush(io);
-	if (io_uring_cq_ready(&io->ring) == 0) {
-		if (timeout == 0) {
-			if (io_uring_cq_has_overflow(&io->ring) ||
-			    (IO_URING_READ_ONCE(*io->ring.sq.kflags) & IORING_SQ_TASKRUN))
-				io_uring_get_events(&io->ring);
-		} else {
-			atomic_store(&io->in_wait, true);
-			if (atomic_load(&io->sq_pending)) {
-				uring_flush(io);
-			} else {
-				int r;
-				if (timeout == WEFT_NEVER) {
-					r = io_uring_wait_cqe(&io->ring, &cqe);
-				} else {
-					struct __kernel_timespec ts = {.tv_sec = timeout / WEFT_SEC,
-								       .tv_nsec = timeout % WEFT_SEC};
-					r = io_uring_wait_cqe_timeout(&io->ring, &cqe, &ts);
-				}
-				if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN) {
-					atomic_store(&io->in_wait, false);
-					return r;
-				}
-			}
-			atomic_store(&io->in_wait, false);
-		}
-	}
-	for (;;) {
-		unsigned head, n = 0;
-		io_uring_for_each_cqe(&io->ring, head, cqe)
-		{
-			woke += uring_handle(io, cqe);
-			n++;
-		}
-		if (n == 0)
-			break;
-		io_uring_cq_advance(&io->ring, n);
-	}
-	uring_flush(io); /* re-arms queued while handling */
-	return woke;
-}
-#endif
-
 static int io_poll(void *ctx, weft_time_t timeout)
 {
 	weft_io *io = ctx;
-	if (timeout == 0 && io->backend == BACKEND_EPOLL && atomic_load_explicit(&io->nwait, memory_order_relaxed) == 0)
-		return 0;
 #ifdef WEFT_HAVE_URING
 	if (io->backend == BACKEND_URING)
-		return uring_poll(io, timeout);
+		return weft__uring_poll(io, timeout);
 #endif
-	return epoll_poll(io, timeout);
+	if (timeout == 0 && atomic_load_explicit(&io->nwait, memory_order_relaxed) == 0)
+		return 0;
+	return weft__epoll_poll(io, timeout);
 }
 
-static void io_wake(void *ctx)
+void weft__io_wake(void *ctx)
 {
 	weft_io *io = ctx;
 	uint64_t one = 1;
@@ -552,10 +224,8 @@ static void io_destroy(void *ctx)
 {
 	weft_io *io = ctx;
 #ifdef WEFT_HAVE_URING
-	if (io->backend == BACKEND_URING) {
-		io_uring_queue_exit(&io->ring);
-		pthread_mutex_destroy(&io->sq_lock);
-	}
+	if (io->backend == BACKEND_URING)
+		weft__uring_exit(io);
 #endif
 	if (io->epfd >= 0)
 		close(io->epfd);
@@ -565,66 +235,17 @@ static void io_destroy(void *ctx)
 	free(io);
 }
 
-static const weft_poller_ops_t io_ops = {io_poll, io_wake, io_destroy};
+static const weft_poller_ops_t io_ops = {io_poll, weft__io_wake, io_destroy};
 
 /* ------------------------------------------------------------ installing */
 
 static _Atomic int fallback_logged; /* one log line per process, not per runtime */
 
-static void log_fallback(const char *why, int err)
+void weft__io_log_fallback(const char *why, int err)
 {
 	if (!atomic_exchange(&fallback_logged, 1))
 		fprintf(stderr, "weft: io_uring unavailable (%s: %s), using epoll\n", why, weft_strerror(err));
 }
-
-#ifdef WEFT_HAVE_URING
-static int uring_init(weft_io *io)
-{
-	/* COOP_TASKRUN: a completion runs as task work at the submitting
-	 * thread's next kernel entry instead of interrupting it with an IPI (a
-	 * sleeping thread is still woken); kernels before 5.19 refuse it. */
-	struct io_uring_params p = {.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG};
-	int r = io_uring_queue_init_params(1024, &io->ring, &p);
-	if (r == -EINVAL) {
-		memset(&p, 0, sizeof p);
-		r = io_uring_queue_init_params(1024, &io->ring, &p);
-	}
-	if (r < 0) {
-		log_fallback("io_uring_queue_init", r);
-		return r;
-	}
-	if (!(p.features & IORING_FEAT_EXT_ARG) || !(p.features & IORING_FEAT_NODROP)) {
-		io_uring_queue_exit(&io->ring);
-		log_fallback("kernel lacks IORING_FEAT_EXT_ARG/NODROP", -ENOSYS);
-		return -ENOSYS;
-	}
-	pthread_mutex_init(&io->sq_lock, NULL);
-	io->backend = BACKEND_URING;
-	/* Probe multishot poll on the wake eventfd (kernel 5.13+). */
-	uring_queue(io, io->efd, POLLIN, TAG_WAKE, true);
-	pthread_mutex_lock(&io->sq_lock);
-	r = io_uring_submit(&io->ring);
-	atomic_store(&io->sq_pending, false);
-	pthread_mutex_unlock(&io->sq_lock);
-	if (r >= 0) {
-		io_wake(io);
-		struct io_uring_cqe *cqe;
-		r = io_uring_wait_cqe(&io->ring, &cqe);
-		if (r == 0) {
-			r = cqe->res < 0 ? cqe->res : (cqe->flags & IORING_CQE_F_MORE) ? 0 : -ENOSYS;
-			io_uring_cqe_seen(&io->ring, cqe);
-		}
-		drain_wake(io);
-	}
-	if (r < 0) {
-		io_uring_queue_exit(&io->ring);
-		pthread_mutex_destroy(&io->sq_lock);
-		io->backend = BACKEND_EPOLL;
-		log_fallback("multishot poll", r);
-	}
-	return r;
-}
-#endif
 
 static weft_io *io_create(void)
 {
@@ -641,16 +262,13 @@ static weft_io *io_create(void)
 	const char *want = getenv("WEFT_IO");
 	bool uring = !want || !*want || strcmp(want, "auto") == 0 || strcmp(want, "uring") == 0;
 #ifdef WEFT_HAVE_URING
-	if (uring && uring_init(io) == 0)
+	if (uring && weft__uring_init(io) == 0)
 		return io;
 #else
 	if (uring && want && strcmp(want, "uring") == 0)
-		log_fallback("weft was built without liburing", -ENOSYS);
+		weft__io_log_fallback("weft was built without liburing", -ENOSYS);
 #endif
-	io->backend = BACKEND_EPOLL;
-	io->epfd = epoll_create1(EPOLL_CLOEXEC);
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.u64 = TAG_WAKE};
-	if (io->epfd < 0 || epoll_ctl(io->epfd, EPOLL_CTL_ADD, io->efd, &ev) < 0) {
+	if (weft__epoll_init(io) < 0) {
 		io_destroy(io);
 		return NULL;
 	}
@@ -732,29 +350,26 @@ static int thread_wait(int fd, uint32_t events, weft_time_t deadline)
 	}
 }
 
-#ifdef WEFT_HAVE_URING
-/* Whether a waiter other than `self` waits for one of dirs. Under the lock. */
-static bool others_want(io_slot *s, io_waiter *self, uint32_t dirs)
-{
-	for (io_waiter *n = s->head; n; n = n->next)
-		if (n != self && (n->match & dirs))
-			return true;
-	return false;
-}
-#endif
+/* The backend could not arm a poll (io_uring's ring is full): the waiter
+ * must not park without one; it lets the poller drain the ring, then
+ * retries its operation. */
+#define WAIT_NOROOM (-EAGAIN)
 
-/* Park on slot s until one of events (or an error bit) is reported, the
- * generation moves on from gen (closed: -EBADF), or the deadline. With
- * io_uring, a poll is armed for each wanted direction that has none in
- * flight; `foreign` (weft_fd_wait) cancels them again when the wait ends,
- * since io_uring keeps a polled file open and the owner of a foreign
- * descriptor may close(2) it at any time. */
-static int slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline,
-		     bool foreign, bool drained)
+/* First half of a wait on slot s for events (n->waker already prepared):
+ * > 0, the ready mask (the bits were set: consumed, nothing linked); < 0,
+ * an error (-EBADF: the generation moved on from gen) or WAIT_NOROOM;
+ * 0, n is linked and the backend armed: park, then call wait_end. With
+ * `drained` (weft_read after a short read of a stream), a POLLIN bit that
+ * no report has set since in_edges was `drained_at` is stale (the read that
+ * emptied the queue came after it) and is dropped instead of ending the
+ * wait. `foreign` (weft_fd_wait): with io_uring, arm one-shot polls for the
+ * wanted directions instead of the registered multishot poll. */
+static int wait_begin(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, bool foreign, bool drained,
+		      io_waiter *n)
 {
-	uint32_t match = events | ERRBITS | ((events & POLLIN) ? POLLRDHUP : 0);
-	io_waiter n = {.match = match};
-	n.waker = weft_park_prepare();
+	n->match = events | ERRBITS | ((events & POLLIN) ? POLLRDHUP : 0);
+	n->status = 0;
+	n->linked = false;
 	nwait_add(io, 1);
 	slot_lock(s);
 	if (atomic_load_explicit(&s->gen, memory_order_relaxed) != gen) {
@@ -765,60 +380,65 @@ static int slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t eve
 	if (drained && atomic_load_explicit(&s->in_edges, memory_order_relaxed) ==
 			       atomic_load_explicit(&s->drained_at, memory_order_relaxed))
 		atomic_fetch_and_explicit(&s->ready, ~(uint32_t)POLLIN, memory_order_relaxed); /* stale */
-	uint32_t r = atomic_load_explicit(&s->ready, memory_order_relaxed) & match;
+	uint32_t r = atomic_load_explicit(&s->ready, memory_order_relaxed) & n->match;
 	if (r) {
-		atomic_fetch_and_explicit(&s->ready, ~match, memory_order_relaxed);
+		atomic_fetch_and_explicit(&s->ready, ~n->match, memory_order_relaxed);
 		slot_unlock(s);
 		nwait_add(io, -1);
 		return (int)r;
 	}
-	n.next = s->head;
-	n.prev = NULL;
-	if (s->head)
-		s->head->prev = &n;
-	s->head = &n;
-	n.linked = true;
+	link_waiter(s, n);
 #ifdef WEFT_HAVE_URING
-	if (io->backend == BACKEND_URING) {
-		uring_arm(io, s, fd, gen, events, !foreign);
-		if (!uring_armed(s, events, !foreign)) {
-			/* No submission entry (the ring is full): do not park without
-			 * a poll. Let the poller drain it, then the caller retries its
-			 * operation and waits again. */
-			unlink_waiter(s, &n);
-			slot_unlock(s);
-			nwait_add(io, -1);
-			weft_yield();
-			return (int)events;
-		}
+	if (io->backend == BACKEND_URING && !weft__uring_arm(io, s, fd, gen, events, !foreign)) {
+		unlink_waiter(s, n);
+		slot_unlock(s);
+		return WAIT_NOROOM;
 	}
+#else
+	(void)fd, (void)foreign;
 #endif
 	slot_unlock(s);
-	int e = weft_park(n.waker, deadline);
+	return 0;
+}
+
+/* Second half, after the park ended with e (0: woken, else -ETIMEDOUT,
+ * -ECANCELED): the ready mask or a negative errno. */
+static int wait_end(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, bool foreign, io_waiter *n,
+		    int e)
+{
 	nwait_add(io, -1);
 	/* Woken (e == 0): whoever woke us unlinked us first and handed us the
 	 * bits (wake_matching), so there is nothing to undo. */
 	if (e == 0 && !(foreign && io->backend == BACKEND_URING))
-		return n.status;
+		return n->status;
 	slot_lock(s);
-	if (n.linked)
-		unlink_waiter(s, &n);
+	if (n->linked)
+		unlink_waiter(s, n);
 #ifdef WEFT_HAVE_URING
-	if (foreign && io->backend == BACKEND_URING && atomic_load_explicit(&s->gen, memory_order_relaxed) == gen) {
-		uint32_t dirs = 0;
-		for (uint32_t d = POLLIN; d; d = d == POLLIN ? POLLOUT : 0)
-			if ((s->armed & events & d) && !others_want(s, &n, d))
-				dirs |= d;
-		if (dirs) {
-			uring_cancel(io, fd, gen, dirs);
-			s->armed &= ~dirs;
-		}
-	}
+	if (foreign && io->backend == BACKEND_URING)
+		weft__uring_disarm(io, s, fd, gen, events);
 #else
-	(void)foreign, (void)fd;
+	(void)fd, (void)gen, (void)events;
 #endif
 	slot_unlock(s);
-	return e < 0 ? e : n.status;
+	return e < 0 ? e : n->status;
+}
+
+/* Park on slot s until one of events (or an error bit) is reported, the
+ * generation moves on from gen (closed: -EBADF), or the deadline. */
+static int slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline,
+		     bool foreign, bool drained)
+{
+	io_waiter n;
+	n.waker = weft_park_prepare();
+	int r = wait_begin(io, s, fd, gen, events, foreign, drained, &n);
+	if (r == WAIT_NOROOM) {
+		weft_yield();
+		return (int)events;
+	}
+	if (r != 0)
+		return r;
+	return wait_end(io, s, fd, gen, events, foreign, &n, weft_park(n.waker, deadline));
 }
 
 static int own_slot(weft_io *io, io_slot *s, int fd, bool notsock)
@@ -838,9 +458,10 @@ static int own_slot(weft_io *io, io_slot *s, int fd, bool notsock)
 	atomic_store_explicit(&s->flags, IO_REG | (notsock ? IO_NOTSOCK : 0) | (stream ? IO_STREAM : 0),
 			      memory_order_release);
 	s->armed = 0; /* polls of an earlier file are ignored (their generation is old) */
-	wake_matching(s, 0, -EBADF, NULL); /* waiters of a file that had this number */
+	wake_matching(s, 0, -EBADF); /* waiters of a file that had this number */
 	slot_unlock(s);
-	int r = backend_register(io, fd, gen);
+	/* epoll: register for good; io_uring arms its poll at the first wait. */
+	int r = io->backend == BACKEND_EPOLL ? weft__epoll_register(io, fd, gen) : 0;
 	if (r < 0) {
 		slot_lock(s);
 		if (atomic_load_explicit(&s->gen, memory_order_relaxed) == gen)
@@ -857,12 +478,36 @@ int weft__io_own(int fd, bool notsock)
 	weft_io *io = io_get();
 	if (!io)
 		return 0; /* no runtime here: plain threads use poll(2) */
-	io_slot *s = slot_of(io, fd, true);
+	io_slot *s = weft__io_slot(io, fd, true);
 	if (!s)
-		return fd >= 0 ? -ENOMEM : -EBADF;
+		return -ENOMEM;
 	if (atomic_load_explicit(&s->flags, memory_order_acquire) & IO_REG)
 		return 0;
 	return own_slot(io, s, fd, notsock);
+}
+
+/* The slot a registered wait on fd uses, registering fd first if needed,
+ * and its generation. NULL with *err: -EBADF, -ENOMEM, or a positive mask
+ * (a regular file, always ready). */
+static io_slot *wait_slot(weft_io *io, int fd, uint32_t events, uint32_t *gen, int *err)
+{
+	io_slot *s = weft__io_slot(io, fd, true);
+	if (!s) {
+		*err = -EBADF;
+		return NULL;
+	}
+	*gen = atomic_load_explicit(&s->gen, memory_order_acquire);
+	if (!(atomic_load_explicit(&s->flags, memory_order_acquire) & IO_REG)) {
+		int r = own_slot(io, s, fd, false);
+		if (r < 0) {
+			*err = r == -EPERM ? (int)events : r; /* -EPERM: a regular file, always ready */
+			return NULL;
+		}
+		*gen = atomic_load_explicit(&s->gen, memory_order_acquire);
+	}
+	if (events & POLLIN) /* a POLLIN report consumed outside weft_read (see socket.c) */
+		atomic_fetch_and_explicit(&s->flags, ~IO_DRAINED, memory_order_relaxed);
+	return s;
 }
 
 int weft__io_wait(int fd, uint32_t events, weft_time_t deadline)
@@ -876,29 +521,50 @@ int weft__io_wait(int fd, uint32_t events, weft_time_t deadline)
 	weft_io *io = io_get();
 	if (!io)
 		return thread_wait(fd, events, deadline);
-	io_slot *s = slot_of(io, fd, true);
+	uint32_t gen;
+	int err;
+	io_slot *s = wait_slot(io, fd, events, &gen, &err);
 	if (!s)
-		return -EBADF;
-	uint32_t gen = atomic_load_explicit(&s->gen, memory_order_acquire);
-	if (!(atomic_load_explicit(&s->flags, memory_order_acquire) & IO_REG)) {
-		int r = own_slot(io, s, fd, false);
-		if (r == -EPERM) /* a regular file: always ready */
-			return (int)events;
-		if (r < 0)
-			return r;
-		gen = atomic_load_explicit(&s->gen, memory_order_acquire);
-	}
-	if (events & POLLIN) /* a POLLIN report consumed outside weft_read (see socket.c) */
-		atomic_fetch_and_explicit(&s->flags, ~IO_DRAINED, memory_order_relaxed);
+		return err;
 	return slot_wait(io, s, fd, gen, events, deadline, false, false);
 }
 
-int weft_fd_wait(int fd, uint32_t events, weft_time_t deadline)
+static int check_fd_wait(int fd, uint32_t events)
 {
 	if (fd < 0)
 		return -EBADF;
 	if ((events & (POLLIN | POLLOUT)) == 0 || (events & ~(uint32_t)(POLLIN | POLLOUT | POLLPRI | POLLRDHUP)))
 		return -EINVAL;
+	return 0;
+}
+
+/* weft_fd_wait's check before each wait: forget old reports, then ask the
+ * kernel what holds now (anything that becomes ready after this point is
+ * reported again), and arm the descriptor with epoll. Returns the ready
+ * mask, or 0 and the generation to wait for, or a negative errno. */
+static int foreign_check(weft_io *io, io_slot *s, int fd, uint32_t events, uint32_t *gen)
+{
+	atomic_fetch_and_explicit(&s->ready, ~(events | ERRBITS | POLLRDHUP), memory_order_relaxed);
+	*gen = atomic_load_explicit(&s->gen, memory_order_acquire);
+	struct pollfd p = {.fd = fd, .events = (short)events};
+	int r = poll(&p, 1, 0);
+	if (r < 0)
+		return -errno;
+	if (r > 0)
+		return p.revents & POLLNVAL ? -EBADF : p.revents;
+	if (io->backend == BACKEND_EPOLL) {
+		r = weft__epoll_arm_foreign(io, fd, *gen);
+		if (r < 0)
+			return r == -EPERM ? (int)events : r; /* a regular file: always ready */
+	}
+	return 0;
+}
+
+int weft_fd_wait(int fd, uint32_t events, weft_time_t deadline)
+{
+	int r = check_fd_wait(fd, events);
+	if (r < 0)
+		return r;
 	if (!weft_self())
 		return thread_wait(fd, events, deadline);
 	if (!weft_can_park())
@@ -906,39 +572,142 @@ int weft_fd_wait(int fd, uint32_t events, weft_time_t deadline)
 	weft_io *io = io_get();
 	if (!io)
 		return thread_wait(fd, events, deadline);
-	io_slot *s = slot_of(io, fd, true);
+	io_slot *s = weft__io_slot(io, fd, true);
 	if (!s)
 		return -EBADF;
 	if (atomic_load_explicit(&s->flags, memory_order_relaxed) & IO_DRAINED)
 		atomic_fetch_and_explicit(&s->flags, ~IO_DRAINED, memory_order_relaxed); /* see socket.c */
 	for (;;) {
-		/* Forget old reports, then ask the kernel what holds now:
-		 * anything that becomes ready after this point is reported
-		 * again. Checking again after every wake-up keeps the answer
-		 * exact (a report may be stale, or a cancelled poll's). */
-		atomic_fetch_and_explicit(&s->ready, ~(events | ERRBITS | POLLRDHUP), memory_order_relaxed);
-		uint32_t gen = atomic_load_explicit(&s->gen, memory_order_acquire);
-		struct pollfd p = {.fd = fd, .events = (short)events};
-		int r = poll(&p, 1, 0);
-		if (r < 0)
-			return -errno;
-		if (r > 0)
-			return p.revents & POLLNVAL ? -EBADF : p.revents;
-		if (io->backend == BACKEND_EPOLL) {
-			r = epoll_arm_foreign(io, fd, gen);
-			if (r < 0)
-				return r == -EPERM ? (int)events : r; /* a regular file: always ready */
-		}
+		/* Checking again after every wake-up keeps the answer exact (a
+		 * report may be stale, or a cancelled poll's). */
+		uint32_t gen;
+		r = foreign_check(io, s, fd, events, &gen);
+		if (r != 0)
+			return r;
 		r = slot_wait(io, s, fd, gen, events, deadline, true, false);
 		if (r < 0)
 			return r;
 	}
 }
 
+/* ------------------------------------------------------------ stackless waits */
+
+typedef struct io_op {
+	io_waiter n;
+	int fd;
+	uint32_t gen, events;
+	uint8_t state; /* OP_IDLE, OP_PARKED, OP_RETRY */
+	bool foreign;
+} io_op;
+
+enum { OP_IDLE, OP_PARKED, OP_RETRY };
+
+_Static_assert(sizeof(io_op) <= sizeof(weft_io_op_t), "weft_io_op_t too small");
+_Static_assert(_Alignof(io_op) <= _Alignof(weft_io_op_t), "weft_io_op_t under-aligned");
+
+int weft__io_step_finish(weft_io_op_t *opaque)
+{
+	io_op *op = (io_op *)opaque;
+	uint8_t state = op->state;
+	op->state = OP_IDLE;
+	if (state == OP_RETRY)
+		return (int)op->events;
+	if (state != OP_PARKED)
+		return 0;
+	int e = weft_park_result();
+	weft_io *io = io_peek();
+	io_slot *s = io ? weft__io_slot(io, op->fd, false) : NULL;
+	if (!s) /* cannot be: the slot was linked into */
+		return e < 0 ? e : op->n.status;
+	return wait_end(io, s, op->fd, op->gen, op->events, op->foreign, &op->n, e);
+}
+
+/* Start a stackless wait; see wait_begin. -EINPROGRESS: parked. */
+static int step_begin(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, bool foreign,
+		      weft_time_t deadline, io_op *op)
+{
+	op->n.waker = weft_park_prepare();
+	int r = wait_begin(io, s, fd, gen, events, foreign, false, &op->n);
+	if (r == WAIT_NOROOM) { /* come back after the others (and the poller) ran */
+		op->events = events;
+		op->state = OP_RETRY;
+		weft_unpark(op->n.waker, 0);
+		return -EINPROGRESS;
+	}
+	if (r != 0)
+		return r;
+	op->fd = fd;
+	op->gen = gen;
+	op->events = events;
+	op->foreign = foreign;
+	op->state = OP_PARKED;
+	r = weft_park_deadline(op->n.waker, deadline);
+	if (r < 0) { /* no memory for the timer: give up the wait */
+		op->state = OP_IDLE;
+		r = wait_end(io, s, fd, gen, events, foreign, &op->n, r);
+		return r < 0 ? r : (int)events;
+	}
+	return -EINPROGRESS;
+}
+
+int weft__io_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op_t *op)
+{
+	if (!op)
+		return -EINVAL;
+	int r = weft__io_step_finish(op);
+	if (r != 0)
+		return r; /* the wait the last call started ended: retry the operation */
+	if (fd < 0)
+		return -EBADF;
+	if (!weft_self() || weft_can_park())
+		return weft__io_wait(fd, events, deadline);
+	weft_io *io = io_get();
+	if (!io)
+		return -ENOMEM;
+	uint32_t gen;
+	io_slot *s = wait_slot(io, fd, events, &gen, &r);
+	if (!s)
+		return r;
+	return step_begin(io, s, fd, gen, events, false, deadline, (io_op *)op);
+}
+
+int weft_fd_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op_t *op)
+{
+	if (!op)
+		return -EINVAL;
+	int r = weft__io_step_finish(op);
+	if (r < 0)
+		return r;
+	r = check_fd_wait(fd, events);
+	if (r < 0)
+		return r;
+	if (!weft_self() || weft_can_park())
+		return weft_fd_wait(fd, events, deadline);
+	weft_io *io = io_get();
+	if (!io)
+		return -ENOMEM;
+	io_slot *s = weft__io_slot(io, fd, true);
+	if (!s)
+		return -EBADF;
+	if (atomic_load_explicit(&s->flags, memory_order_relaxed) & IO_DRAINED)
+		atomic_fetch_and_explicit(&s->flags, ~IO_DRAINED, memory_order_relaxed); /* see socket.c */
+	for (;;) {
+		uint32_t gen;
+		r = foreign_check(io, s, fd, events, &gen);
+		if (r != 0)
+			return r;
+		r = step_begin(io, s, fd, gen, events, true, deadline, (io_op *)op);
+		if (r <= 0)
+			return r;
+	}
+}
+
+/* ------------------------------------------------------------ the socket code's view */
+
 io_slot *weft__io_lookup(int fd, weft_io **out)
 {
 	weft_io *io = io_peek();
-	io_slot *s = io ? slot_of(io, fd, false) : NULL;
+	io_slot *s = io ? weft__io_slot(io, fd, false) : NULL;
 	if (!s || !(atomic_load_explicit(&s->flags, memory_order_acquire) & IO_REG) || !weft_self() ||
 	    !weft_can_park())
 		return NULL;
@@ -955,7 +724,7 @@ int weft__io_slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t e
 void weft__io_connected(int fd)
 {
 	weft_io *io = io_peek();
-	io_slot *s = io ? slot_of(io, fd, false) : NULL;
+	io_slot *s = io ? weft__io_slot(io, fd, false) : NULL;
 	if (s)
 		atomic_store_explicit(&s->seen, 0, memory_order_relaxed);
 }
@@ -963,36 +732,38 @@ void weft__io_connected(int fd)
 void weft__io_kick(weft_runtime_t *rt, int fd, uint32_t events)
 {
 	weft_io *io = rt ? weft_runtime_poller(rt, &io_ops) : io_peek();
-	io_slot *s = io ? slot_of(io, fd, false) : NULL;
+	io_slot *s = io ? weft__io_slot(io, fd, false) : NULL;
 	if (!s)
 		return;
 	slot_lock(s);
 	atomic_fetch_or_explicit(&s->ready, events, memory_order_release);
-	wake_matching(s, events, 0, NULL);
+	wake_matching(s, events, 0);
 	slot_unlock(s);
 }
 
 bool weft__io_notsock(int fd)
 {
 	weft_io *io = io_peek();
-	io_slot *s = io ? slot_of(io, fd, false) : NULL;
+	io_slot *s = io ? weft__io_slot(io, fd, false) : NULL;
 	return s && (atomic_load_explicit(&s->flags, memory_order_relaxed) & IO_NOTSOCK);
 }
 
 void weft__io_set_notsock(int fd)
 {
 	weft_io *io = io_peek();
-	io_slot *s = io ? slot_of(io, fd, false) : NULL;
+	io_slot *s = io ? weft__io_slot(io, fd, false) : NULL;
 	if (s)
 		atomic_fetch_or_explicit(&s->flags, IO_NOTSOCK, memory_order_relaxed);
 }
+
+/* ------------------------------------------------------------ closing */
 
 int weft_close(int fd)
 {
 	if (fd < 0)
 		return -EBADF;
 	weft_io *io = io_peek();
-	io_slot *s = io ? slot_of(io, fd, false) : NULL;
+	io_slot *s = io ? weft__io_slot(io, fd, false) : NULL;
 	if (s) {
 		io_waiter closer = {0};
 		bool wait = false;
@@ -1001,27 +772,19 @@ int weft_close(int fd)
 		atomic_store_explicit(&s->gen, gen + 1, memory_order_relaxed);
 		atomic_store_explicit(&s->flags, 0, memory_order_relaxed);
 		atomic_store_explicit(&s->ready, 0, memory_order_relaxed);
-		wake_matching(s, 0, -EBADF, NULL);
+		wake_matching(s, 0, -EBADF);
 #ifdef WEFT_HAVE_URING
-		if (io->backend == BACKEND_URING && s->armed) {
-			/* io_uring holds the file open while a poll is in flight:
-			 * cancel the polls and wait (briefly) until the poller has
-			 * seen them end, so that close(2) below really closes. */
-			uring_cancel(io, fd, gen, s->armed);
-			s->close_pending = s->armed;
-			s->close_gen = gen & GEN_MASK;
-			s->armed = 0;
-			if (weft_can_park()) {
-				closer.waker = weft_park_prepare();
-				s->closer = &closer;
-				wait = true;
-			}
+		/* io_uring holds the file open while a poll is in flight: cancel
+		 * the polls and wait (briefly) until the poller has seen them
+		 * end, so that close(2) below really closes. */
+		if (io->backend == BACKEND_URING && weft__uring_close(io, s, fd, gen) && weft_can_park()) {
+			closer.waker = weft_park_prepare();
+			s->closer = &closer;
+			wait = true;
 		}
 #endif
 		slot_unlock(s);
 		if (wait) {
-			/* Counted as a waiter: poll(ctx, 0) must reap for us. */
-			nwait_add(io, 1);
 			weft_time_t until = weft_deadline_in(100 * WEFT_MSEC);
 			if (weft_park(closer.waker, until) == -ECANCELED) {
 				/* A cancelled task cannot park: let the others (and the
@@ -1033,7 +796,6 @@ int weft_close(int fd)
 					slot_unlock(s);
 				}
 			}
-			nwait_add(io, -1);
 			slot_lock(s);
 			bool late = s->closer == &closer;
 			if (late)

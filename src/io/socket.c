@@ -27,7 +27,7 @@
 
 /* Retry `call` (an expression giving ssize_t, setting errno) until it
  * succeeds, fails with something other than EAGAIN, or the wait fails. */
-#define IO_RETRY(fd, events, deadline, call)                                  \
+#define IO_RETRY_WITH(fd, events, deadline, call, wait)                       \
 	for (;;) {                                                            \
 		ssize_t n_ = (call);                                          \
 		if (n_ >= 0)                                                  \
@@ -37,10 +37,12 @@
 			continue;                                             \
 		if (e_ != EAGAIN && e_ != EWOULDBLOCK)                        \
 			return -e_;                                           \
-		int w_ = weft__io_wait((fd), (events), (deadline));           \
+		int w_ = (wait);                                              \
 		if (w_ < 0)                                                   \
 			return w_;                                            \
 	}
+#define IO_RETRY(fd, events, deadline, call) \
+	IO_RETRY_WITH(fd, events, deadline, call, weft__io_wait((fd), (events), (deadline)))
 
 /* The hot transfers go straight to the kernel: glibc's recv/send wrap the
  * system call in cancellation-point bookkeeping (two calls each) that weft,
@@ -53,6 +55,30 @@ static inline ssize_t sys_recv(int fd, void *buf, size_t len)
 static inline ssize_t sys_send(int fd, const void *buf, size_t len)
 {
 	return syscall(SYS_sendto, fd, buf, len, MSG_NOSIGNAL, NULL, 0);
+}
+
+/* One read or write of any descriptor: recv/send, or read(2)/write(2) for
+ * one known (or just found) not to be a socket. -1 and errno on failure. */
+static ssize_t read_once(int fd, void *buf, size_t len)
+{
+	if (!weft__io_notsock(fd)) {
+		ssize_t n = sys_recv(fd, buf, len);
+		if (n >= 0 || errno != ENOTSOCK)
+			return n;
+		weft__io_set_notsock(fd);
+	}
+	return read(fd, buf, len);
+}
+
+static ssize_t write_once(int fd, const void *buf, size_t len)
+{
+	if (!weft__io_notsock(fd)) {
+		ssize_t n = sys_send(fd, buf, len);
+		if (n >= 0 || errno != ENOTSOCK)
+			return n;
+		weft__io_set_notsock(fd);
+	}
+	return write(fd, buf, len);
 }
 
 /* ------------------------------------------------------------ sockets */
@@ -90,51 +116,95 @@ int weft_bind_listen(int fd, const struct sockaddr *addr, socklen_t len, int bac
 	return 0;
 }
 
-int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, weft_time_t deadline)
+/* After a wait for POLLOUT on a connecting socket: 0 (connected),
+ * -EINPROGRESS (not yet: the report was stale), or the connection's error. */
+static int connect_check(int fd)
+{
+	int err = 0;
+	socklen_t el = sizeof err;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+		return -errno;
+	if (err)
+		return -err;
+	/* Writable and no error: connected, unless the report was stale. */
+	struct sockaddr_storage peer;
+	socklen_t pl = sizeof peer;
+	if (getpeername(fd, (struct sockaddr *)&peer, &pl) == 0) {
+		weft__io_connected(fd);
+		return 0;
+	}
+	return errno == ENOTCONN ? -EINPROGRESS : -errno;
+}
+
+/* Start connecting: 0 (connected), -EINPROGRESS (wait for POLLOUT), or an
+ * error; -EAGAIN for a Unix socket means the listener's backlog is full
+ * (nothing to poll for; for TCP it means no free local port). */
+static int connect_start(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	if (fd < 0)
 		return -EBADF;
 	if (!addr)
 		return -EINVAL;
-	for (;;) {
-		if (connect(fd, addr, len) == 0) {
-			weft__io_connected(fd);
-			return 0;
-		}
-		int e = errno;
-		if (e == EAGAIN && addr->sa_family == AF_UNIX) {
-			/* A Unix listener's backlog is full: nothing to poll for. */
-			if (deadline != WEFT_NEVER && weft_now() >= deadline)
-				return -ETIMEDOUT;
-			int r = weft_sleep(WEFT_MSEC);
-			if (r < 0)
-				return r;
-			continue;
-		}
-		if (e != EINPROGRESS && e != EINTR)
-			return -e;
-		break;
+	if (connect(fd, addr, len) == 0) {
+		weft__io_connected(fd);
+		return 0;
 	}
-	for (;;) {
+	/* EINTR: the connection goes on in the background, as for EINPROGRESS. */
+	return errno == EINTR ? -EINPROGRESS : -errno;
+}
+
+int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, weft_time_t deadline)
+{
+	int r;
+	while ((r = connect_start(fd, addr, len)) == -EAGAIN && addr->sa_family == AF_UNIX) {
+		if (deadline != WEFT_NEVER && weft_now() >= deadline)
+			return -ETIMEDOUT;
+		r = weft_sleep(WEFT_MSEC);
+		if (r < 0)
+			return r;
+	}
+	while (r == -EINPROGRESS) {
 		int w = weft__io_wait(fd, POLLOUT, deadline);
 		if (w < 0)
 			return w;
-		int err = 0;
-		socklen_t el = sizeof err;
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
-			return -errno;
-		if (err)
-			return -err;
-		/* Writable and no error: connected, unless the report was stale. */
-		struct sockaddr_storage peer;
-		socklen_t pl = sizeof peer;
-		if (getpeername(fd, (struct sockaddr *)&peer, &pl) == 0) {
-			weft__io_connected(fd);
-			return 0;
-		}
-		if (errno != ENOTCONN)
-			return -errno;
+		r = connect_check(fd);
 	}
+	return r;
+}
+
+int weft_connect_step(int fd, const struct sockaddr *addr, socklen_t len, weft_time_t deadline, weft_io_op_t *op)
+{
+	if (!op)
+		return -EINVAL;
+	int w = weft__io_step_finish(op);
+	if (w < 0)
+		return w;
+	if (!weft_self() || weft_can_park())
+		return weft_connect(fd, addr, len, deadline);
+	/* Called again after a wait (w > 0): the connection was started. */
+	int r = w > 0 ? connect_check(fd) : connect_start(fd, addr, len);
+	while (r == -EINPROGRESS) {
+		w = weft__io_wait_step(fd, POLLOUT, deadline, op);
+		if (w < 0)
+			return w;
+		r = connect_check(fd);
+	}
+	return r;
+}
+
+/* One accept4: the new fd (registered), or -1 and errno. */
+static int accept_once(int lfd, struct sockaddr *addr, socklen_t *len)
+{
+	int fd = accept4(lfd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd >= 0) {
+		int r = weft__io_own(fd, false);
+		if (r < 0) {
+			close(fd);
+			errno = -r;
+			return -1;
+		}
+	}
+	return fd;
 }
 
 int weft_accept(int lfd, struct sockaddr *addr, socklen_t *len, weft_time_t deadline)
@@ -143,25 +213,7 @@ int weft_accept(int lfd, struct sockaddr *addr, socklen_t *len, weft_time_t dead
 		return -EBADF;
 	if (addr && !len)
 		return -EINVAL;
-	for (;;) {
-		int fd = accept4(lfd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd >= 0) {
-			int r = weft__io_own(fd, false);
-			if (r < 0) {
-				close(fd);
-				return r;
-			}
-			return fd;
-		}
-		int e = errno;
-		if (e == EINTR)
-			continue;
-		if (e != EAGAIN && e != EWOULDBLOCK)
-			return -e;
-		int w = weft__io_wait(lfd, POLLIN, deadline);
-		if (w < 0)
-			return w;
-	}
+	IO_RETRY(lfd, POLLIN, deadline, accept_once(lfd, addr, len));
 }
 
 int weft_local_port(int fd)
@@ -268,34 +320,11 @@ ssize_t weft_read(int fd, void *buf, size_t len, weft_time_t deadline)
 	IO_RETRY(fd, POLLIN, deadline, read(fd, buf, len));
 }
 
-static ssize_t write_notsock(int fd, const void *buf, size_t len, weft_time_t deadline)
-{
-	IO_RETRY(fd, POLLOUT, deadline, write(fd, buf, len));
-}
-
 ssize_t weft_write(int fd, const void *buf, size_t len, weft_time_t deadline)
 {
 	if (!buf && len)
 		return -EINVAL;
-	if (weft__io_notsock(fd))
-		return write_notsock(fd, buf, len, deadline);
-	for (;;) {
-		ssize_t n = sys_send(fd, buf, len);
-		if (n >= 0)
-			return n;
-		int e = errno;
-		if (e == EINTR)
-			continue;
-		if (e == ENOTSOCK) {
-			weft__io_set_notsock(fd);
-			return write_notsock(fd, buf, len, deadline);
-		}
-		if (e != EAGAIN && e != EWOULDBLOCK)
-			return -e;
-		int w = weft__io_wait(fd, POLLOUT, deadline);
-		if (w < 0)
-			return w;
-	}
+	IO_RETRY(fd, POLLOUT, deadline, write_once(fd, buf, len));
 }
 
 ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline)
@@ -407,6 +436,44 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, weft_t
 			return w;
 	}
 	return (ssize_t)sent;
+}
+
+/* ------------------------------------------------------------ stackless forms */
+
+/* IO_RETRY for the _step calls: finish the wait the last call started (if
+ * any), then try; on EAGAIN start a wait, which returns -EINPROGRESS from a
+ * stackless task (and blocks elsewhere). */
+#define IO_STEP(fd, events, deadline, op, call)                               \
+	do {                                                                  \
+		if (!(op))                                                    \
+			return -EINVAL;                                       \
+		int f_ = weft__io_step_finish(op);                            \
+		if (f_ < 0)                                                   \
+			return f_;                                            \
+		IO_RETRY_WITH(fd, events, deadline, call, weft__io_wait_step((fd), (events), (deadline), (op))); \
+	} while (0)
+
+ssize_t weft_read_step(int fd, void *buf, size_t len, weft_time_t deadline, weft_io_op_t *op)
+{
+	if (!buf && len)
+		return -EINVAL;
+	IO_STEP(fd, POLLIN, deadline, op, read_once(fd, buf, len));
+}
+
+ssize_t weft_write_step(int fd, const void *buf, size_t len, weft_time_t deadline, weft_io_op_t *op)
+{
+	if (!buf && len)
+		return -EINVAL;
+	IO_STEP(fd, POLLOUT, deadline, op, write_once(fd, buf, len));
+}
+
+int weft_accept_step(int lfd, struct sockaddr *addr, socklen_t *len, weft_time_t deadline, weft_io_op_t *op)
+{
+	if (lfd < 0)
+		return -EBADF;
+	if (addr && !len)
+		return -EINVAL;
+	IO_STEP(lfd, POLLIN, deadline, op, accept_once(lfd, addr, len));
 }
 
 /* ------------------------------------------------------------ names */

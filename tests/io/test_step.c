@@ -1,0 +1,502 @@
+/* test_step.c - the _step forms of the io calls in stackless tasks: a
+ * stackless echo server (accept, read, write) under many coroutine
+ * clients, a stackless writer that fills the socket buffer, deadlines,
+ * cancellation, weft_close of a waited descriptor, a foreign pipe,
+ * connecting, and the same calls from coroutines and plain threads.
+ * Run on both backends. */
+#include "wt_io.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define CLIENTS WT_SIZE(40, 12)
+#define ROUNDS WT_SIZE(200, 30)
+
+/* ------------------------------------------------------------ stackless echo */
+
+typedef struct conn_st {
+	int fd, phase;
+	ssize_t n, off;
+	long served;
+	char buf[512];
+	weft_io_op_t op;
+} conn_st;
+
+static weft_step_t conn_step(void *a, void **res)
+{
+	conn_st *c = a;
+	for (;;) {
+		if (c->phase == 0) {
+			ssize_t n = weft_read_step(c->fd, c->buf, sizeof c->buf, WEFT_NEVER, &c->op);
+			if (n == -EINPROGRESS)
+				return WEFT_STEP_PARKED;
+			if (n <= 0) {
+				weft_close(c->fd);
+				*res = (void *)(intptr_t)(n == 0 ? c->served : n);
+				return WEFT_STEP_DONE;
+			}
+			c->n = n;
+			c->off = 0;
+			c->phase = 1;
+		}
+		ssize_t w = weft_write_step(c->fd, c->buf + c->off, (size_t)(c->n - c->off), WEFT_NEVER, &c->op);
+		if (w == -EINPROGRESS)
+			return WEFT_STEP_PARKED;
+		if (w <= 0) {
+			weft_close(c->fd);
+			*res = (void *)(intptr_t)(w < 0 ? w : -EIO);
+			return WEFT_STEP_DONE;
+		}
+		c->off += w;
+		c->served += w;
+		if (c->off == c->n)
+			c->phase = 0;
+	}
+}
+
+typedef struct accept_st {
+	int lfd, accepted;
+	conn_st conns[CLIENTS];
+	weft_task_t tasks[CLIENTS];
+	weft_io_op_t op;
+} accept_st;
+
+static weft_step_t accept_step(void *a, void **res)
+{
+	accept_st *s = a;
+	while (s->accepted < CLIENTS) {
+		int fd = weft_accept_step(s->lfd, NULL, NULL, weft_deadline_in(10 * WEFT_SEC), &s->op);
+		if (fd == -EINPROGRESS)
+			return WEFT_STEP_PARKED;
+		if (fd < 0) {
+			*res = (void *)(intptr_t)fd;
+			return WEFT_STEP_DONE;
+		}
+		conn_st *c = &s->conns[s->accepted];
+		memset(c, 0, sizeof *c);
+		c->fd = fd;
+		if (weft_spawn_step(&s->tasks[s->accepted], conn_step, c, NULL) < 0) {
+			weft_close(fd);
+			*res = (void *)(intptr_t)-ENOMEM;
+			return WEFT_STEP_DONE;
+		}
+		s->accepted++;
+	}
+	*res = NULL;
+	return WEFT_STEP_DONE;
+}
+
+static _Atomic int client_failures;
+static _Atomic long client_bytes;
+
+static void *echo_client(void *a)
+{
+	int port = (int)(intptr_t)a;
+	int fd = weft_tcp_connect("127.0.0.1", (uint16_t)port, weft_deadline_in(5 * WEFT_SEC));
+	if (fd < 0) {
+		atomic_fetch_add(&client_failures, 1);
+		return NULL;
+	}
+	char out[300], in[300];
+	for (int r = 0; r < ROUNDS; r++) {
+		size_t len = 1 + (size_t)(r * 37 + fd) % sizeof out;
+		for (size_t i = 0; i < len; i++)
+			out[i] = (char)(fd * 7 + r * 13 + (int)i);
+		if (weft_write_all(fd, out, len, weft_deadline_in(5 * WEFT_SEC)) != (ssize_t)len ||
+		    weft_read_full(fd, in, len, weft_deadline_in(5 * WEFT_SEC)) != (ssize_t)len ||
+		    memcmp(in, out, len) != 0) {
+			atomic_fetch_add(&client_failures, 1);
+			break;
+		}
+		atomic_fetch_add(&client_bytes, (long)len);
+	}
+	weft_close(fd);
+	return NULL;
+}
+
+static void *echo_main(void *a)
+{
+	(void)a;
+	accept_st *s = calloc(1, sizeof *s);
+	TCHECK(s);
+	s->lfd = weft_tcp_listen("127.0.0.1", 0, 0);
+	TCHECK(s->lfd >= 0);
+	int port = weft_local_port(s->lfd);
+	weft_task_t acc;
+	TCHECK_EQ(weft_spawn_step(&acc, accept_step, s, NULL), 0);
+	weft_task_t cl[CLIENTS];
+	for (int i = 0; i < CLIENTS; i++)
+		cl[i] = wt_spawn(echo_client, (void *)(intptr_t)port);
+	for (int i = 0; i < CLIENTS; i++)
+		wt_join(cl[i]);
+	void *r;
+	TCHECK_EQ(weft_join(acc, &r), 0);
+	TCHECK_EQ((intptr_t)r, 0);
+	TCHECK_EQ(s->accepted, CLIENTS);
+	long total = 0;
+	for (int i = 0; i < CLIENTS; i++) {
+		TCHECK_EQ(weft_join(s->tasks[i], &r), 0);
+		TCHECK((intptr_t)r > 0); /* bytes served, ended by the client's close */
+		total += (intptr_t)r;
+	}
+	TCHECK_EQ(total, atomic_load(&client_bytes)); /* every byte echoed once */
+	TCHECK_EQ(atomic_load(&client_failures), 0);
+	weft_close(s->lfd);
+	free(s);
+	return NULL;
+}
+
+static void test_stackless_echo(void **state)
+{
+	(void)state;
+	wt_run(echo_main, NULL, 2);
+}
+
+/* ------------------------------------------------------------ a full socket buffer */
+
+#define BIG (4u << 20)
+
+typedef struct writer_st {
+	int fd;
+	size_t off;
+	const unsigned char *data;
+	weft_io_op_t op;
+	int waits; /* times the step parked */
+} writer_st;
+
+static weft_step_t writer_step(void *a, void **res)
+{
+	writer_st *w = a;
+	while (w->off < BIG) {
+		ssize_t n = weft_write_step(w->fd, w->data + w->off, BIG - w->off, weft_deadline_in(10 * WEFT_SEC), &w->op);
+		if (n == -EINPROGRESS) {
+			w->waits++;
+			return WEFT_STEP_PARKED;
+		}
+		if (n < 0) {
+			*res = (void *)(intptr_t)n;
+			return WEFT_STEP_DONE;
+		}
+		w->off += (size_t)n;
+	}
+	*res = NULL;
+	return WEFT_STEP_DONE;
+}
+
+static void *big_main(void *a)
+{
+	(void)a;
+	unsigned char *data = malloc(BIG), *got = malloc(BIG);
+	TCHECK(data && got);
+	for (size_t i = 0; i < BIG; i++)
+		data[i] = (unsigned char)(i * 2654435761u >> 13);
+	int sv[2];
+	TCHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	writer_st w = {.fd = sv[0], .data = data};
+	weft_task_t t;
+	TCHECK_EQ(weft_spawn_step(&t, writer_step, &w, NULL), 0);
+	weft_sleep(5 * WEFT_MSEC); /* let the writer fill the buffer and park */
+	size_t off = 0;
+	while (off < BIG) {
+		ssize_t n = weft_read(sv[1], got + off, 65536 < BIG - off ? 65536 : BIG - off, weft_deadline_in(10 * WEFT_SEC));
+		TCHECK(n > 0);
+		off += (size_t)n;
+	}
+	void *r;
+	TCHECK_EQ(weft_join(t, &r), 0);
+	TCHECK_EQ((intptr_t)r, 0);
+	TCHECK(w.waits > 0); /* it really waited for POLLOUT */
+	TCHECK_EQ(memcmp(data, got, BIG), 0);
+	weft_close(sv[0]);
+	weft_close(sv[1]);
+	free(data);
+	free(got);
+	return NULL;
+}
+
+static void test_stackless_writer_waits_for_room(void **state)
+{
+	(void)state;
+	wt_run(big_main, NULL, 2);
+}
+
+/* ------------------------------------------------------------ one read with a deadline */
+
+typedef struct reader_st {
+	int fd;
+	weft_time_t deadline;
+	weft_io_op_t op;
+	_Atomic int parks;
+	char buf[16];
+} reader_st;
+
+static weft_step_t reader_step(void *a, void **res)
+{
+	reader_st *r = a;
+	ssize_t n = weft_read_step(r->fd, r->buf, sizeof r->buf, r->deadline, &r->op);
+	if (n == -EINPROGRESS) {
+		r->parks++;
+		return WEFT_STEP_PARKED;
+	}
+	*res = (void *)(intptr_t)n;
+	return WEFT_STEP_DONE;
+}
+
+static intptr_t run_reader(reader_st *r)
+{
+	weft_task_t t;
+	TCHECK_EQ(weft_spawn_step(&t, reader_step, r, NULL), 0);
+	void *res;
+	TCHECK_EQ(weft_join(t, &res), 0);
+	return (intptr_t)res;
+}
+
+static void *deadline_main(void *a)
+{
+	(void)a;
+	int sv[2];
+	TCHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	reader_st r = {.fd = sv[0], .deadline = weft_deadline_in(20 * WEFT_MSEC)};
+	weft_time_t t0 = weft_now();
+	TCHECK_EQ(run_reader(&r), -ETIMEDOUT);
+	TCHECK(weft_now() - t0 >= 19 * WEFT_MSEC);
+	TCHECK(r.parks >= 1);
+	/* The op is idle again: a later read with it gets the data. */
+	TCHECK_EQ(write(sv[1], "hello", 5), 5);
+	r.deadline = weft_deadline_in(5 * WEFT_SEC);
+	TCHECK_EQ(run_reader(&r), 5);
+	TCHECK_EQ(memcmp(r.buf, "hello", 5), 0);
+	/* A deadline already past: no wait at all when data is there, a
+	 * timeout when it is not. */
+	r.deadline = weft_now() - 1;
+	TCHECK_EQ(run_reader(&r), -ETIMEDOUT);
+	weft_close(sv[0]);
+	weft_close(sv[1]);
+	return NULL;
+}
+
+static void test_stackless_deadline(void **state)
+{
+	(void)state;
+	wt_run(deadline_main, NULL, 2);
+}
+
+/* ------------------------------------------------------------ cancellation, close */
+
+static void *cancel_main(void *a)
+{
+	(void)a;
+	for (int i = 0; i < WT_SIZE(50, 10); i++) {
+		int sv[2];
+		TCHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+		reader_st r = {.fd = sv[0], .deadline = WEFT_NEVER};
+		weft_task_t t;
+		TCHECK_EQ(weft_spawn_step(&t, reader_step, &r, NULL), 0);
+		while (r.parks == 0)
+			weft_yield();
+		if (i & 1)
+			weft_sleep(WEFT_MSEC / 10);
+		TCHECK_EQ(weft_cancel(t), 0);
+		void *res;
+		TCHECK_EQ(weft_join(t, &res), 0);
+		TCHECK_EQ((intptr_t)res, -ECANCELED);
+		/* Nothing of the cancelled wait is left on the descriptor: a
+		 * coroutine reads from it normally. */
+		TCHECK_EQ(write(sv[1], "x", 1), 1);
+		char c;
+		TCHECK_EQ(weft_read(sv[0], &c, 1, weft_deadline_in(5 * WEFT_SEC)), 1);
+		weft_close(sv[0]);
+		close(sv[1]);
+	}
+	/* weft_close of a descriptor a stackless task waits on: -EBADF. */
+	int sv[2];
+	TCHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	reader_st r = {.fd = sv[0], .deadline = weft_deadline_in(5 * WEFT_SEC)};
+	weft_task_t t;
+	TCHECK_EQ(weft_spawn_step(&t, reader_step, &r, NULL), 0);
+	while (r.parks == 0)
+		weft_yield();
+	weft_close(sv[0]);
+	void *res;
+	TCHECK_EQ(weft_join(t, &res), 0);
+	TCHECK_EQ((intptr_t)res, -EBADF);
+	close(sv[1]);
+	return NULL;
+}
+
+static void test_stackless_cancel_and_close(void **state)
+{
+	(void)state;
+	wt_run(cancel_main, NULL, 2);
+}
+
+/* ------------------------------------------------------------ foreign descriptors */
+
+typedef struct fdwait_st {
+	int fd;
+	weft_io_op_t op;
+	_Atomic int parks;
+} fdwait_st;
+
+static weft_step_t fdwait_step(void *a, void **res)
+{
+	fdwait_st *f = a;
+	int r = weft_fd_wait_step(f->fd, POLLIN, weft_deadline_in(5 * WEFT_SEC), &f->op);
+	if (r == -EINPROGRESS) {
+		f->parks++;
+		return WEFT_STEP_PARKED;
+	}
+	*res = (void *)(intptr_t)r;
+	return WEFT_STEP_DONE;
+}
+
+static void *foreign_main(void *a)
+{
+	(void)a;
+	for (int i = 0; i < WT_SIZE(50, 10); i++) {
+		int p[2];
+		TCHECK_EQ(pipe2(p, O_CLOEXEC), 0); /* blocking, never seen by weft */
+		fdwait_st f = {.fd = p[0]};
+		weft_task_t t;
+		TCHECK_EQ(weft_spawn_step(&t, fdwait_step, &f, NULL), 0);
+		while (f.parks == 0)
+			weft_yield();
+		TCHECK_EQ(write(p[1], "z", 1), 1);
+		void *res;
+		TCHECK_EQ(weft_join(t, &res), 0);
+		TCHECK((intptr_t)res > 0 && ((intptr_t)res & POLLIN));
+		/* Ready before the call: no parking. */
+		f.parks = 0;
+		TCHECK_EQ(weft_spawn_step(&t, fdwait_step, &f, NULL), 0);
+		TCHECK_EQ(weft_join(t, &res), 0);
+		TCHECK((intptr_t)res & POLLIN);
+		TCHECK_EQ(f.parks, 0);
+		weft_close(p[0]);
+		close(p[1]);
+	}
+	/* Bad arguments. */
+	weft_io_op_t op = WEFT_IO_OP_INIT;
+	TCHECK_EQ(weft_fd_wait_step(-1, POLLIN, WEFT_NEVER, &op), -EBADF);
+	TCHECK_EQ(weft_fd_wait_step(0, 0, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_fd_wait_step(0, POLLIN, WEFT_NEVER, NULL), -EINVAL);
+	TCHECK_EQ(weft_read_step(0, NULL, 1, WEFT_NEVER, &op), -EINVAL);
+	return NULL;
+}
+
+static void test_stackless_foreign_fd(void **state)
+{
+	(void)state;
+	wt_run(foreign_main, NULL, 2);
+}
+
+/* ------------------------------------------------------------ connecting */
+
+typedef struct connect_st {
+	int fd;
+	struct sockaddr_in sa;
+	weft_io_op_t op;
+} connect_st;
+
+static weft_step_t connect_step(void *a, void **res)
+{
+	connect_st *c = a;
+	int r = weft_connect_step(c->fd, (struct sockaddr *)&c->sa, sizeof c->sa, weft_deadline_in(5 * WEFT_SEC), &c->op);
+	if (r == -EINPROGRESS)
+		return WEFT_STEP_PARKED;
+	*res = (void *)(intptr_t)r;
+	return WEFT_STEP_DONE;
+}
+
+static void *connect_main(void *a)
+{
+	(void)a;
+	int lfd = weft_tcp_listen("127.0.0.1", 0, 0);
+	TCHECK(lfd >= 0);
+	connect_st c = {.sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)weft_local_port(lfd)),
+			       .sin_addr.s_addr = htonl(INADDR_LOOPBACK)}};
+	c.fd = weft_socket(AF_INET, SOCK_STREAM, 0);
+	TCHECK(c.fd >= 0);
+	weft_task_t t;
+	TCHECK_EQ(weft_spawn_step(&t, connect_step, &c, NULL), 0);
+	void *res;
+	TCHECK_EQ(weft_join(t, &res), 0);
+	TCHECK_EQ((intptr_t)res, 0);
+	int afd = weft_accept(lfd, NULL, NULL, weft_deadline_in(5 * WEFT_SEC));
+	TCHECK(afd >= 0);
+	TCHECK_EQ(weft_write(c.fd, "ok", 2, WEFT_NEVER), 2);
+	char b[2];
+	TCHECK_EQ(weft_read_full(afd, b, 2, weft_deadline_in(5 * WEFT_SEC)), 2);
+	weft_close(afd);
+	weft_close(c.fd);
+	/* A closed port: refused. */
+	weft_close(lfd);
+	c.fd = weft_socket(AF_INET, SOCK_STREAM, 0);
+	TCHECK(c.fd >= 0);
+	memset(&c.op, 0, sizeof c.op);
+	TCHECK_EQ(weft_spawn_step(&t, connect_step, &c, NULL), 0);
+	TCHECK_EQ(weft_join(t, &res), 0);
+	TCHECK_EQ((intptr_t)res, -ECONNREFUSED);
+	weft_close(c.fd);
+	return NULL;
+}
+
+static void test_stackless_connect(void **state)
+{
+	(void)state;
+	wt_run(connect_main, NULL, 2);
+}
+
+/* ------------------------------------------------------------ coroutines and threads */
+
+static void *coroutine_main(void *a)
+{
+	(void)a;
+	int sv[2];
+	TCHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	weft_io_op_t op = WEFT_IO_OP_INIT;
+	char b[4];
+	/* Blocks like weft_read: times out, never -EINPROGRESS. */
+	TCHECK_EQ(weft_read_step(sv[0], b, sizeof b, weft_deadline_in(10 * WEFT_MSEC), &op), -ETIMEDOUT);
+	TCHECK_EQ(weft_write_step(sv[1], "abc", 3, WEFT_NEVER, &op), 3);
+	TCHECK_EQ(weft_read_step(sv[0], b, sizeof b, weft_deadline_in(5 * WEFT_SEC), &op), 3);
+	TCHECK_EQ(weft_fd_wait_step(sv[1], POLLOUT, WEFT_NEVER, &op) & POLLOUT, POLLOUT);
+	weft_close(sv[0]);
+	weft_close(sv[1]);
+	return NULL;
+}
+
+static void test_blocking_contexts(void **state)
+{
+	(void)state;
+	wt_run(coroutine_main, NULL, 1);
+	/* A plain thread outside any runtime. */
+	int sv[2];
+	TCHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	weft_io_op_t op = WEFT_IO_OP_INIT;
+	char b[4];
+	TCHECK_EQ(weft_read_step(sv[0], b, sizeof b, weft_deadline_in(10 * WEFT_MSEC), &op), -ETIMEDOUT);
+	TCHECK_EQ(weft_write_step(sv[1], "de", 2, WEFT_NEVER, &op), 2);
+	TCHECK_EQ(weft_read_step(sv[0], b, sizeof b, WEFT_NEVER, &op), 2);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		WT_IO_TEST(test_stackless_echo),
+		WT_IO_TEST(test_stackless_writer_waits_for_room),
+		WT_IO_TEST(test_stackless_deadline),
+		WT_IO_TEST(test_stackless_cancel_and_close),
+		WT_IO_TEST(test_stackless_foreign_fd),
+		WT_IO_TEST(test_stackless_connect),
+		WT_IO_TEST(test_blocking_contexts),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
