@@ -66,8 +66,8 @@ int weft_close(int fd);
 /* Name resolution, run off the workers (getaddrinfo on another thread while
  * the task parks). Free *res with freeaddrinfo. Errors: -ENOENT (no such
  * host or service), -EAGAIN (temporary failure), -ENOMEM, -EINVAL,
- * -ECANCELED (a lookup already running is waited for, and its result
- * freed). */
+ * -ECANCELED (cancelled before the lookup started; once it runs, it is
+ * waited for and its result returned). */
 int weft_getaddrinfo(const char *host, const char *service, const struct addrinfo *hints, struct addrinfo **res);
 
 /* A socket (O_NONBLOCK|O_CLOEXEC, registered with the poller). type is
@@ -79,7 +79,8 @@ int weft_socket(int domain, int type, int protocol);
  * port (weft_local_port tells which). Listening sockets set SO_REUSEADDR;
  * backlog <= 0 means SOMAXCONN. Connected sockets set TCP_NODELAY. Return
  * the fd or a negative errno. weft_tcp_connect tries each resolved address
- * in turn until one connects. */
+ * in turn until one connects; its deadline covers the connects, not the
+ * name lookup (getaddrinfo cannot be interrupted). */
 int weft_tcp_listen(const char *host, uint16_t port, int backlog);
 int weft_tcp_connect(const char *host, uint16_t port, weft_time_t deadline);
 /* Unix-domain stream sockets (path: a filesystem path, or "@name" for the
@@ -116,7 +117,9 @@ ssize_t weft_sendto(int fd, const void *buf, size_t len, const struct sockaddr *
 		    weft_time_t deadline);
 /* Send count bytes of in_fd (a regular file) from *offset (advanced; NULL:
  * from in_fd's file position) to the socket out_fd. Returns the bytes sent:
- * count, or fewer if the file ends first. */
+ * count, or fewer if the file ends first or if the deadline, a
+ * cancellation or an error comes after some were sent (the error is then
+ * not reported: the next call on out_fd sees it). -errno if none were. */
 ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, weft_time_t deadline);
 /* shutdown(2): SHUT_RD, SHUT_WR or SHUT_RDWR. */
 int weft_shutdown(int fd, int how);
@@ -159,7 +162,9 @@ typedef struct weft_server weft_server_t;
 typedef void (*weft_conn_fn_t)(int fd, void *ctx);
 /* Starts a task running fn(arg); returns 0 or a negative errno. The server
  * uses it for every connection (the executor interface plugs in here); NULL
- * means weft_spawn of a detached coroutine in the current runtime. */
+ * means weft_spawn of a detached coroutine in the current runtime. The
+ * connection's descriptor is registered with the poller of the runtime
+ * where its task first waits, so a spawner may use another runtime. */
 typedef int (*weft_spawner_t)(void *spawn_ctx, weft_fn_t fn, void *arg);
 
 typedef struct weft_server_opts {
@@ -183,8 +188,9 @@ int weft_server_serve(weft_server_t *s);
 /* Stop accepting (the listener is closed), then wait until every connection
  * has ended or the deadline passes; at the deadline the remaining
  * connections are shut down (their reads see end of file) and waited for.
- * Callable from any task or thread, once. Returns 0, or -ETIMEDOUT when
- * connections had to be shut down. */
+ * Callable from any task or thread, once, including a connection's handler
+ * (its own connection is neither waited for nor shut down). Returns 0, or
+ * -ETIMEDOUT when connections had to be shut down. */
 int weft_server_stop(weft_server_t *s, weft_time_t deadline);
 /* Live connections, accepted connections in total. */
 int weft_server_conns(const weft_server_t *s);
@@ -224,7 +230,7 @@ int weft_blocking(weft_fn_t fn, void *arg, void **result);
 
 /* Set rt's pool limits (rt NULL: the current runtime): max_threads in
  * 1..4096 (0 keeps the current value), idle time in ns, >= 1 ms
- * (0 keeps the current value). Idle threads above a lower limit exit at
+ * (0 keeps the current value; WEFT_NEVER: idle threads never exit). Idle threads above a lower limit exit at
  * once, busy ones when their job ends; idle threads pick up a new idle time
  * at once.
  * -EINVAL, -ESHUTDOWN, -ENOMEM. */
@@ -271,15 +277,20 @@ enum {
 /* Write len bytes to path, created with mode 0666 & ~umask if missing
  * (ATOMIC keeps an existing file's mode). flags: WEFT_FILE_*. Returns 0.
  * Errors: the system calls' (-ENOENT for a missing directory, -EISDIR,
- * -ENOSPC, ...), -EINVAL (bad flags, data NULL with len > 0). A failed
- * ATOMIC write leaves path untouched and no temporary file behind. */
+ * -ENOSPC, ...), -EINVAL (bad flags, data NULL with len > 0). An ATOMIC
+ * write that fails before its rename leaves path untouched and no temporary
+ * file behind; if only the final fsync of the directory fails, the new
+ * contents are in place and the error is returned. ATOMIC replaces a
+ * symbolic link at path with a regular file and keeps the old file's mode,
+ * not its owner. */
 int weft_file_write_all(const char *path, const void *data, size_t len, unsigned flags);
 
 /* open(2) on the pool; O_CLOEXEC is always added. Returns the descriptor. */
 int weft_file_open(const char *path, int flags, unsigned mode);
 /* pread/pwrite on the pool. They repeat until len bytes are transferred,
  * end of file (read) or an error; they return the count transferred, or a
- * negative errno when nothing was. -EINVAL (negative offset, buf NULL). */
+ * negative errno when nothing was. -EINVAL (negative offset, offset + len
+ * beyond INT64_MAX, buf NULL). */
 ssize_t weft_file_pread(int fd, void *buf, size_t len, int64_t offset);
 ssize_t weft_file_pwrite(int fd, const void *buf, size_t len, int64_t offset);
 
@@ -382,9 +393,10 @@ int weft_process_destroy(weft_process_t *p);
  *
  * How: one delivery thread per process (signal dispositions are
  * process-wide) reads a signalfd for the signals that are blocked in every
- * thread, and weft installs a small handler for the ones that some thread
- * has not blocked (it records the signal and wakes the delivery thread), so
- * delivery works whatever the threads' masks are. Blocking the signals in
+ * thread, and weft installs a handler for every wanted signal that
+ * forwards it (tgkill) to the delivery thread, where it is blocked and so
+ * becomes pending for the signalfd; delivery works whatever the threads'
+ * masks are. Blocking the signals in
  * every thread (pthread_sigmask in main before starting runtimes and other
  * threads; workers inherit it) is recommended: then they never interrupt
  * system calls with EINTR. The signal's previous disposition is restored

@@ -127,12 +127,18 @@ static void *pool_thread(void *a)
 		}
 		if (p->stopping || p->threads > p->max)
 			break; /* the queue is empty: nothing to drain */
-		weft_time_t deadline = idle_since + p->idle_ns;
-		if (weft_now() >= deadline)
-			break;
-		struct timespec ts = mono_ts(deadline);
 		p->idle++;
-		pthread_cond_timedwait(&p->work_cv, &p->mu, &ts);
+		if (p->idle_ns == WEFT_NEVER) { /* threads never time out */
+			pthread_cond_wait(&p->work_cv, &p->mu);
+		} else {
+			weft_time_t deadline = idle_since + p->idle_ns;
+			if (weft_now() >= deadline) {
+				p->idle--;
+				break;
+			}
+			struct timespec ts = mono_ts(deadline);
+			pthread_cond_timedwait(&p->work_cv, &p->mu, &ts);
+		}
 		p->idle--;
 	}
 	p->threads--;

@@ -7,7 +7,7 @@
  * runs it to the end (result 0) or not at all (an error such as -ECANCELED):
  * nothing is left half done for this file to clean up.
  */
-#include <weft/io.h>
+#include "io_impl.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -126,6 +126,7 @@ struct write_all {
 
 static int write_fd_all(int fd, const char *p, size_t len)
 {
+	weft__io_sigpipe(); /* the path may name a FIFO */
 	while (len > 0) {
 		ssize_t n = write(fd, p, len);
 		if (n < 0) {
@@ -299,8 +300,10 @@ static ssize_t rw_at(int fd, void *buf, size_t len, int64_t off, bool write)
 {
 	if (fd < 0)
 		return -EBADF;
-	if (!buf || off < 0 || len > SSIZE_MAX)
+	if (!buf || off < 0 || len > SSIZE_MAX || (uint64_t)off + len > (uint64_t)INT64_MAX)
 		return -EINVAL;
+	if (write)
+		weft__io_sigpipe();
 	struct rw_at x = {.fd = fd, .buf = buf, .len = len, .off = off, .write = write};
 	int e = weft_blocking(rw_at_job, &x, NULL);
 	return e ? e : x.r;

@@ -36,7 +36,7 @@ typedef struct io_slot {
 #define IO_REG 1u     /* registered with the backend for good (closed with weft_close) */
 #define IO_NOTSOCK 2u /* writes use write(2), not send(MSG_NOSIGNAL) */
 #define IO_DRAINED 4u /* the last read found the receive queue empty (see weft_read) */
-#define IO_STREAM 8u  /* a stream socket: a short read means the queue is empty */
+#define IO_STREAM 8u  /* a TCP socket: a short read means the queue is empty (see poll.c own_slot) */
 
 /* Register a descriptor weft created or will do I/O on (once; later calls
  * are cheap). notsock: it is known not to be a socket. 0 or -errno. */
@@ -72,6 +72,9 @@ void weft__io_connected(int fd);
 /* Pretend fd became ready for events: wakes its waiters and sets its ready
  * bits (the server uses it to interrupt its accept loop). */
 void weft__io_kick(weft_runtime_t *rt, int fd, uint32_t events); /* rt NULL: the current one */
+/* Make sure SIGPIPE cannot kill the process (see poll.c); every write path
+ * calls it (cheap after the first call). */
+void weft__io_sigpipe(void);
 /* Whether writes to fd must use write(2) (not a socket). */
 bool weft__io_notsock(int fd);
 void weft__io_set_notsock(int fd);

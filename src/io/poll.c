@@ -80,11 +80,13 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -163,10 +165,10 @@ static int wake_matching(io_slot *s, uint32_t mask, int status)
 	return woke;
 }
 
-int weft__io_report(io_slot *s, uint32_t events, bool real)
+int weft__io_report(io_slot *s, uint32_t events, uint32_t seen)
 {
-	if (real && (events & (POLLRDHUP | ERRBITS)))
-		atomic_fetch_or_explicit(&s->seen, events & (POLLRDHUP | ERRBITS), memory_order_relaxed);
+	if (events & seen)
+		atomic_fetch_or_explicit(&s->seen, events & seen, memory_order_relaxed);
 	/* Recorded even when it wakes someone: another task may have had
 	 * EAGAIN and not be linked yet (several tasks on one descriptor); a
 	 * stale bit costs one EAGAIN, a missing one a lost wake-up. */
@@ -185,7 +187,7 @@ int weft__io_deliver(weft_io *io, int fd, uint32_t gen, uint32_t events)
 	slot_lock(s);
 	int woke = 0;
 	if ((atomic_load_explicit(&s->gen, memory_order_relaxed) & GEN_MASK) == gen)
-		woke = weft__io_report(s, events, true);
+		woke = weft__io_report(s, events, SEEN_BITS);
 	slot_unlock(s);
 	return woke;
 }
@@ -275,6 +277,35 @@ static weft_io *io_create(void)
 	return io;
 }
 
+/* A write to a pipe or socket whose reader is gone must give EPIPE, not
+ * kill the process. Socket writes use MSG_NOSIGNAL, but pipes and
+ * sendfile(2) cannot, so while SIGPIPE has its default disposition it gets
+ * a handler that does nothing: the write fails with EPIPE. A handler, not
+ * SIG_IGN, because an ignored signal stays ignored across exec (children
+ * started by other code would inherit it), while a handler is reset. */
+static pthread_once_t sigpipe_once = PTHREAD_ONCE_INIT;
+
+static void sigpipe_noop(int sig)
+{
+	(void)sig;
+}
+
+static void sigpipe_install(void)
+{
+	struct sigaction sa;
+	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL && !(sa.sa_flags & SA_SIGINFO)) {
+		sa.sa_handler = sigpipe_noop;
+		sa.sa_flags = SA_RESTART;
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGPIPE, &sa, NULL);
+	}
+}
+
+void weft__io_sigpipe(void)
+{
+	pthread_once(&sigpipe_once, sigpipe_install);
+}
+
 /* The poller of the caller's runtime, installing it on first use. */
 static weft_io *io_get(void)
 {
@@ -284,13 +315,7 @@ static weft_io *io_get(void)
 	weft_io *io = weft_runtime_poller(rt, &io_ops);
 	if (io)
 		return io;
-	/* A write to a socket whose peer is gone must give EPIPE, not kill the
-	 * process (sockets also use MSG_NOSIGNAL; this covers pipes). */
-	struct sigaction sa;
-	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL && !(sa.sa_flags & SA_SIGINFO)) {
-		sa.sa_handler = SIG_IGN;
-		sigaction(SIGPIPE, &sa, NULL);
-	}
+	weft__io_sigpipe();
 	io = io_create();
 	if (!io)
 		return NULL;
@@ -443,9 +468,14 @@ static int slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t eve
 
 static int own_slot(weft_io *io, io_slot *s, int fd, bool notsock)
 {
-	int type = 0;
-	socklen_t tlen = sizeof type;
-	bool stream = !notsock && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0 && type == SOCK_STREAM;
+	/* The drained-read shortcut (socket.c) needs "a short read emptied the
+	 * queue", which holds for TCP only: a Unix stream read stops at a
+	 * message carrying descriptors or credentials. TCP's exception, urgent
+	 * data (a read stops at its mark), is reported as POLLPRI by epoll and
+	 * turns the shortcut off (slot->seen); see socket.c for io_uring. */
+	int proto = 0;
+	socklen_t plen = sizeof proto;
+	bool stream = !notsock && getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &plen) == 0 && proto == IPPROTO_TCP;
 	slot_lock(s);
 	if (atomic_load_explicit(&s->flags, memory_order_relaxed) & IO_REG) {
 		slot_unlock(s); /* registered meanwhile by another task's first wait */
@@ -475,9 +505,15 @@ int weft__io_own(int fd, bool notsock)
 {
 	if (fd < 0)
 		return -EBADF;
+	/* Plain threads wait with poll(2): a registration made from one would
+	 * land in whatever runtime is current there and go stale when the
+	 * descriptor is closed from another. The first wait in a task
+	 * registers it. */
+	if (!weft_self())
+		return 0;
 	weft_io *io = io_get();
 	if (!io)
-		return 0; /* no runtime here: plain threads use poll(2) */
+		return 0;
 	io_slot *s = weft__io_slot(io, fd, true);
 	if (!s)
 		return -ENOMEM;

@@ -1,7 +1,7 @@
 /* poll_epoll.c - the netpoller's epoll backend (see poll.c for the design).
  *
  * One epoll set per runtime. A registered descriptor is added once, for
- * EPOLLIN|EPOLLOUT|EPOLLRDHUP edge-triggered, with (generation << 32 | fd)
+ * EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLPRI edge-triggered, with (generation << 32 | fd)
  * as its data, and stays until weft_close (closing the file removes it from
  * the set). The wake eventfd is in the set with TAG_WAKE. Every report goes
  * to weft__io_deliver, which ignores reports of an old generation.
@@ -25,7 +25,7 @@ int weft__epoll_init(weft_io *io)
 
 int weft__epoll_register(weft_io *io, int fd, uint32_t gen)
 {
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = slot_data(fd, gen)};
+	struct epoll_event ev = {.events = POLL_ALL | EPOLLET, .data.u64 = slot_data(fd, gen)};
 	if (epoll_ctl(io->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
 		return 0;
 	if (errno == EEXIST && epoll_ctl(io->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
@@ -35,7 +35,7 @@ int weft__epoll_register(weft_io *io, int fd, uint32_t gen)
 
 int weft__epoll_arm_foreign(weft_io *io, int fd, uint32_t gen)
 {
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = slot_data(fd, gen)};
+	struct epoll_event ev = {.events = POLL_ALL | EPOLLET, .data.u64 = slot_data(fd, gen)};
 	/* MOD re-arms: the next epoll_wait reports fd if it is ready now. */
 	if (epoll_ctl(io->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
 		return 0;

@@ -30,6 +30,10 @@
 #define GEN_MASK 0xffffffu
 
 #define ERRBITS (POLLERR | POLLHUP)
+/* Remembered in slot->seen once reported: hang-ups, errors, urgent data. */
+#define SEEN_BITS (POLLRDHUP | POLLPRI | ERRBITS)
+/* What epoll polls a descriptor for (and EPOLLET). */
+#define POLL_ALL (POLLIN | POLLOUT | POLLRDHUP | POLLPRI)
 
 enum { BACKEND_EPOLL, BACKEND_URING };
 
@@ -80,10 +84,10 @@ static inline uint64_t slot_data(int fd, uint32_t gen)
  * or (create) no memory. */
 io_slot *weft__io_slot(weft_io *io, int fd, bool create);
 /* Under the slot lock: record a report of `events` (the generation already
- * checked) and wake the waiters it ends. `real`: a readiness report (its
- * hang-up and error bits are remembered in slot->seen), not a poll that
- * ended with an error. Returns how many waiters were woken. */
-int weft__io_report(io_slot *s, uint32_t events, bool real);
+ * checked) and wake the waiters it ends; the bits of `seen` it has are
+ * remembered in slot->seen (a poll that ended with an error passes 0).
+ * Returns how many waiters were woken. */
+int weft__io_report(io_slot *s, uint32_t events, uint32_t seen);
 /* The poller saw `events` on (fd, gen): weft__io_report under the lock if
  * the generation is current. */
 int weft__io_deliver(weft_io *io, int fd, uint32_t gen, uint32_t events);

@@ -9,6 +9,10 @@
  * lock) says which are in flight. The wake eventfd has a multishot poll
  * tagged TAG_WAKE.
  *
+ * A completion's mask is the wake-up's, not a fresh poll of the file: a
+ * socket's "data arrived" wake-up says POLLIN|POLLPRI, urgent data or not.
+ * So POLLPRI is not polled for here and not remembered in slot->seen.
+ *
  * Submissions are queued from any thread under sq_lock and submitted by the
  * poller in its next poll (one system call per batch); a poller blocked in
  * the kernel is woken to submit (see uring_queue). Completions are reaped
@@ -184,11 +188,10 @@ static int uring_handle(weft_io *io, struct io_uring_cqe *cqe)
 		 * submitted it exited, ...) wakes the waiters too: they retry
 		 * their operation and arm a new poll. It is no hang-up, so it
 		 * is not remembered in slot->seen. */
-		if (cqe->res > 0) {
-			woke = weft__io_report(s, (uint32_t)cqe->res, true);
-		} else {
-			woke = weft__io_report(s, (multi ? POLLIN | POLLOUT : dirs) | POLLERR, false);
-		}
+		if (cqe->res > 0)
+			woke = weft__io_report(s, (uint32_t)cqe->res, SEEN_BITS & ~(uint32_t)POLLPRI);
+		else
+			woke = weft__io_report(s, (multi ? POLLIN | POLLOUT : dirs) | POLLERR, 0);
 		/* A multishot poll can end with a readiness report (the kernel
 		 * could not post more): waiters for other bits need a new one. */
 		if ((done & ARM_MULTI) && s->head)

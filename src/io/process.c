@@ -29,7 +29,7 @@
  *  - Each pipe end is owned by p until weft_process_close or destroy closes
  *    it (weft_close, which wakes waiters of this runtime's poller).
  */
-#include <weft/io.h>
+#include "io_impl.h"
 #include <weft/time.h>
 
 #include <fcntl.h>
@@ -212,6 +212,7 @@ ssize_t weft_process_write(weft_process_t *p, const void *buf, size_t len, weft_
 	int fd = p->fds[WEFT_STDIN];
 	if (fd < 0)
 		return -EBADF;
+	weft__io_sigpipe(); /* a child that exits early gives -EPIPE */
 	size_t done = 0;
 	while (done < len) {
 		ssize_t n = write(fd, (const char *)buf + done, len - done);

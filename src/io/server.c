@@ -31,6 +31,8 @@ typedef struct conn {
 	struct conn *next, *prev;
 	weft_server_t *srv;
 	int fd;
+	weft_task_t task;  /* the task running it (0: a plain thread, below) */
+	pthread_t thread;  /* the thread running it, when a spawner used threads */
 } conn;
 
 struct weft_server {
@@ -46,7 +48,8 @@ struct weft_server {
 	_Atomic int nconns;
 	_Atomic uint64_t accepted;
 	pthread_mutex_t mu;
-	conn *conns; /* under mu */
+	conn *conns;	/* under mu */
+	conn *stopper;	/* under mu: the connection whose handler called stop */
 	weft_waitq_t q;
 };
 
@@ -85,9 +88,21 @@ static bool has_slot(weft_server_t *s)
 	return atomic_load(&s->stopping) || atomic_load(&s->nconns) < s->opts.max_conns;
 }
 
+/* Every connection has ended but the stopper's own (its handler is inside
+ * weft_server_stop and ends after it returns). Under mu. */
 static bool all_done(weft_server_t *s)
 {
-	return atomic_load(&s->nconns) == 0 && atomic_load(&s->serve_state) != 1;
+	return atomic_load(&s->nconns) == (s->stopper ? 1 : 0) && atomic_load(&s->serve_state) != 1;
+}
+
+/* The connection whose handler is the caller, if any. Under mu. */
+static conn *own_conn(weft_server_t *s)
+{
+	weft_task_t self = weft_self();
+	for (conn *c = s->conns; c; c = c->next)
+		if (self ? c->task == self : (!c->task && pthread_equal(c->thread, pthread_self())))
+			return c;
+	return NULL;
 }
 
 int weft_server_create(weft_server_t **out, int lfd, weft_conn_fn_t fn, void *ctx, const weft_server_opts_t *opts)
@@ -118,6 +133,10 @@ static void *conn_main(void *a)
 {
 	conn *c = a;
 	weft_server_t *s = c->srv;
+	pthread_mutex_lock(&s->mu);
+	c->task = weft_self();
+	c->thread = pthread_self();
+	pthread_mutex_unlock(&s->mu);
 	s->fn(c->fd, s->ctx);
 	pthread_mutex_lock(&s->mu);
 	if (c->prev)
@@ -146,6 +165,8 @@ static int start_conn(weft_server_t *s, int fd)
 	c->srv = s;
 	c->fd = fd;
 	c->prev = NULL;
+	c->task = 0;
+	c->thread = (pthread_t)0;
 	atomic_fetch_add(&s->refs, 1);
 	pthread_mutex_lock(&s->mu);
 	c->next = s->conns;
@@ -198,6 +219,13 @@ int weft_server_serve(weft_server_t *s)
 		return -EINVAL;
 	int expect = 0;
 	atomic_store(&s->rt, weft_runtime_current()); /* before state 1: stop reads it after */
+	/* Registered before state 1: a registration resets the ready bits, so
+	 * one made by the first wait could wipe a stop's kick. */
+	if (atomic_load(&s->serve_state) != 0)
+		return -EBUSY;
+	int reg = weft__io_own(s->lfd, false);
+	if (reg < 0)
+		return reg;
 	if (!atomic_compare_exchange_strong(&s->serve_state, &expect, 1))
 		return -EBUSY;
 	atomic_fetch_add(&s->refs, 1);
@@ -218,16 +246,14 @@ int weft_server_serve(weft_server_t *s)
 			backoff = 0;
 			int one = 1; /* like Go: no Nagle delay on accepted TCP connections (fails harmlessly elsewhere) */
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-			int r = weft__io_own(fd, false);
-			if (r < 0) {
-				weft_close(fd);
-				e = r;
-			} else {
-				e = start_conn(s, fd);
-				if (e == -ESHUTDOWN) {
-					result = e;
-					break;
-				}
+			/* Not registered here: the connection's first wait registers
+			 * it with the poller of the runtime its task runs in (a
+			 * spawner may use another runtime, which must also be the
+			 * one whose weft_close drops the registration). */
+			e = start_conn(s, fd);
+			if (e == -ESHUTDOWN) {
+				result = e;
+				break;
 			}
 			if (e == 0)
 				continue;
@@ -271,6 +297,7 @@ int weft_server_stop(weft_server_t *s, weft_time_t deadline)
 		return -EALREADY;
 	pthread_mutex_lock(&s->mu);
 	atomic_store(&s->stopping, true);
+	s->stopper = own_conn(s); /* a handler stopping its own server: do not wait for itself */
 	if (atomic_load(&s->serve_state) == 1)
 		weft__io_kick(atomic_load(&s->rt), s->lfd, POLLIN); /* serve closes lfd only after leaving state 1 under mu */
 	pthread_mutex_unlock(&s->mu);
@@ -280,7 +307,8 @@ int weft_server_stop(weft_server_t *s, weft_time_t deadline)
 		return r;
 	pthread_mutex_lock(&s->mu);
 	for (conn *c = s->conns; c; c = c->next)
-		shutdown(c->fd, SHUT_RDWR);
+		if (c != s->stopper)
+			shutdown(c->fd, SHUT_RDWR);
 	pthread_mutex_unlock(&s->mu);
 	r = srv_wait(s, all_done, WEFT_NEVER);
 	return r < 0 ? r : -ETIMEDOUT;

@@ -72,6 +72,7 @@ static ssize_t read_once(int fd, void *buf, size_t len)
 
 static ssize_t write_once(int fd, const void *buf, size_t len)
 {
+	weft__io_sigpipe();
 	if (!weft__io_notsock(fd)) {
 		ssize_t n = sys_send(fd, buf, len);
 		if (n >= 0 || errno != ENOTSOCK)
@@ -239,7 +240,7 @@ int weft_shutdown(int fd, int how)
 /* ------------------------------------------------------------ reading, writing */
 
 /* Reads skip the system call that would only say EAGAIN (as Tokio does):
- * on a stream socket, a read that returns fewer bytes than asked for (or
+ * on a TCP socket, a read that returns fewer bytes than asked for (or
  * EAGAIN) marks the slot IO_DRAINED and remembers how many POLLIN reports
  * had been counted before it (drained_at); the next read waits first if no
  * report has come since, treating a POLLIN bit still set as stale (reports
@@ -247,8 +248,11 @@ int weft_shutdown(int fd, int how)
  * that arrives after the draining read began is reported again, and every
  * report bumps in_edges (epoll: a new edge; io_uring: a multishot completion,
  * or the poll armed by the wait, which checks the queue when armed). A short
- * read of a datagram, pipe or terminal says nothing about what is queued
- * behind it, so those never use the shortcut. End of file and errors persist without new
+ * read of a datagram, pipe or terminal, or of a Unix stream (which stops
+ * at a message carrying descriptors or credentials), says nothing about
+ * what is queued behind it, so those never use the shortcut; nor does a
+ * TCP socket once urgent data was reported (POLLPRI in slot->seen: a read
+ * stops at the urgent mark). End of file and errors persist without new
  * reports, so once a hang-up or error has been reported (slot->seen, never
  * consumed) reads always try the system call. Other reads of the same
  * descriptor (weft_readv, weft_recvfrom, weft_fd_wait then read(2)) may
@@ -299,9 +303,14 @@ static ssize_t read_slot(weft_io *io, io_slot *s, int fd, void *buf, size_t len,
 			return n;
 		}
 		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			/* Empty now: wait for a report newer than the read (a POLLIN
+			 * bit from before it is stale), whatever slot->seen says. */
 			atomic_store_explicit(&s->drained_at, edges, memory_order_relaxed);
 			if (!(f & IO_DRAINED))
 				atomic_fetch_or_explicit(&s->flags, IO_DRAINED, memory_order_relaxed);
+			int w = weft__io_slot_wait(io, s, fd, gen, POLLIN, deadline, true);
+			if (w < 0)
+				return w;
 			continue;
 		}
 		if (errno != EINTR)
@@ -341,6 +350,7 @@ static ssize_t writev_notsock(int fd, const struct iovec *iov, int iovcnt, weft_
 
 ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline)
 {
+	weft__io_sigpipe();
 	if ((!iov && iovcnt) || iovcnt < 0 || iovcnt > IOV_MAX)
 		return -EINVAL;
 	if (weft__io_notsock(fd))
@@ -412,6 +422,7 @@ ssize_t weft_sendto(int fd, const void *buf, size_t len, const struct sockaddr *
 
 ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, weft_time_t deadline)
 {
+	weft__io_sigpipe();
 	if (out_fd < 0 || in_fd < 0)
 		return -EBADF;
 	if (count > (size_t)SSIZE_MAX)
@@ -430,10 +441,10 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, weft_t
 		if (e == EINTR)
 			continue;
 		if (e != EAGAIN && e != EWOULDBLOCK)
-			return -e;
+			return sent ? (ssize_t)sent : -e;
 		int w = weft__io_wait(out_fd, POLLOUT, deadline);
 		if (w < 0)
-			return w;
+			return sent ? (ssize_t)sent : w;
 	}
 	return (ssize_t)sent;
 }
