@@ -26,8 +26,11 @@
  *    the stuck task itself is not preempted.
  *
  * Task handles: a weft_task_t is the task's id, unique for the life of the
- * runtime (ids are never reused). A task that is neither detached nor joined
- * keeps a small record (not its stack) until it is joined.
+ * runtime (ids are not reused); it names its runtime, so joins, cancels and
+ * names work from any thread or runtime. After its runtime stops, an id
+ * gives -ESRCH (a later runtime may reuse ids). A task that is neither
+ * detached nor joined keeps a small record (not its stack) until it is
+ * joined. At most 255 runtimes run at once (weft_runtime_start: -EAGAIN).
  */
 #ifndef WEFT_SCHED_H
 #define WEFT_SCHED_H

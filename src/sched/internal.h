@@ -210,6 +210,7 @@ typedef struct weft_worker {
 /* ----------------------------------------------------------------- runtime */
 
 struct weft_runtime {
+	uint32_t index;			/* 1..WEFT_MAX_RUNTIMES: the top byte of its task ids */
 	int nbase;			/* configured workers */
 	_Atomic int nworkers;		/* base + extra started so far */
 	_Atomic(weft_worker *) workers[WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS]; /* set once per slot */
@@ -369,6 +370,13 @@ void weft__fatal_task(weft_task *t, const char *what) __attribute__((noreturn));
 /* runtime.c */
 extern struct weft_runtime *weft__default_rt;
 extern struct weft_runtime *weft__live_rts;
+
+/* Task ids: runtime index << 56 | generation (24 bits) << 32 | slot, so an
+ * id names its runtime and resolves from anywhere (weft__task_ref). */
+#define WEFT_MAX_RUNTIMES 255
+#define WEFT_ID_RT_SHIFT 56
+#define WEFT_ID_GEN_MASK ((uint64_t)0xffffff << 32)
+extern struct weft_runtime *_Atomic weft__rt_by_index[WEFT_MAX_RUNTIMES + 1];
 
 /* misc */
 static inline uint64_t weft__rand(uint64_t *s)

@@ -20,6 +20,7 @@
 struct weft_runtime *weft__default_rt;
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 struct weft_runtime *weft__live_rts; /* for signal handlers (stats.c) */
+struct weft_runtime *_Atomic weft__rt_by_index[WEFT_MAX_RUNTIMES + 1]; /* under live_lock for writes */
 
 weft_runtime_t *weft_runtime_current(void)
 {
@@ -101,6 +102,10 @@ void *weft_runtime_attached(weft_runtime_t *rt, const weft_runtime_ext_t *key)
 
 static void destroy(struct weft_runtime *rt)
 {
+	pthread_mutex_lock(&live_lock);
+	if (rt->index) /* its task ids resolve to nothing from now on */
+		atomic_store_explicit(&weft__rt_by_index[rt->index], NULL, memory_order_release);
+	pthread_mutex_unlock(&live_lock);
 	for (int i = atomic_load(&rt->next_ext) - 1; i >= 0; i--)
 		if (rt->ext_keys[i]->destroy)
 			rt->ext_keys[i]->destroy(rt->ext_ctx[i]);
@@ -159,6 +164,19 @@ int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg)
 	if (posix_memalign((void **)&rt, 64, sizeof *rt))
 		return -ENOMEM;
 	memset(rt, 0, sizeof *rt);
+	/* An index for its task ids, published now (before any task exists):
+	 * ids of its tasks resolve through it from any thread. */
+	pthread_mutex_lock(&live_lock);
+	for (uint32_t i = 1; i <= WEFT_MAX_RUNTIMES && !rt->index; i++)
+		if (!atomic_load_explicit(&weft__rt_by_index[i], memory_order_relaxed)) {
+			rt->index = i;
+			atomic_store_explicit(&weft__rt_by_index[i], rt, memory_order_release);
+		}
+	pthread_mutex_unlock(&live_lock);
+	if (!rt->index) {
+		free(rt);
+		return -EAGAIN; /* WEFT_MAX_RUNTIMES running */
+	}
 	rt->cfg = c;
 	rt->nbase = c.workers;
 	rt->stack_default = c.stack_size;

@@ -150,7 +150,7 @@ int weft_task_dump(weft_runtime_t *rt, int fd)
 		const char *sym = "?";
 		if (fn && dladdr(fn, &di) && di.dli_sname)
 			sym = di.dli_sname;
-		dprintf(fd, "  task %llu '%s' %s %s%s%s%s runs %s (%p)\n", (unsigned long long)atomic_load(&t->id), name,
+		dprintf(fd, "  task %#llx '%s' %s %s%s%s%s runs %s (%p)\n", (unsigned long long)atomic_load(&t->id), name,
 			weft__is_step(t) ? "stackless" : "coroutine", state_name(st), what ? " on " : "", what ? what : "",
 			weft__task_cancelled(t) ? " (cancelled)" : "", sym, fn);
 		weft__task_unref(t);

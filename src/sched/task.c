@@ -4,9 +4,11 @@
  * ---------------
  * Task records live in slabs of WEFT_SLAB_TASKS, found through a table of
  * slab pointers; slot s is record s % WEFT_SLAB_TASKS of slab s /
- * WEFT_SLAB_TASKS. A task's id is (generation << 32) | slot, and the
- * generation is bumped when the record is freed, so ids are never reused
- * (for 2^32 reuses of one slot) and a stale id is detected, not obeyed.
+ * WEFT_SLAB_TASKS. A task's id is (runtime index << 56) | (generation <<
+ * 32) | slot: the runtime index (internal.h) lets an id resolve from any
+ * thread, whatever runtime is current there; the 24-bit generation is
+ * bumped when the record is freed, so ids are not reused (for 2^24 reuses
+ * of one slot) and a stale id is detected, not obeyed.
  * Slabs are unmapped only when the runtime is destroyed, so reading a record
  * through a stale id is always safe.
  *
@@ -78,7 +80,7 @@ static weft_task *alloc_slow(struct weft_runtime *rt, weft_worker *w)
 		}
 		weft_task *t = weft__task_at(rt, slot);
 		weft__parker_init(&t->park);
-		atomic_init(&t->id, ((uint64_t)1 << 32) | slot);
+		atomic_init(&t->id, (uint64_t)rt->index << WEFT_ID_RT_SHIFT | (uint64_t)1 << 32 | slot);
 		atomic_init(&t->run_state, WEFT_RS_FREE);
 		atomic_store_explicit(&rt->bump, slot + 1, memory_order_release);
 		t->next = got;
@@ -139,7 +141,8 @@ static void task_release_record(weft_task *t)
 	ext_free(t);
 	uint64_t id = atomic_load_explicit(&t->id, memory_order_relaxed);
 	/* Next generation: every handle to the old task is now stale. */
-	atomic_store_explicit(&t->id, id + ((uint64_t)1 << 32), memory_order_release);
+	uint64_t gen = (id + ((uint64_t)1 << 32)) & WEFT_ID_GEN_MASK;
+	atomic_store_explicit(&t->id, (id & ~WEFT_ID_GEN_MASK) | gen, memory_order_release);
 	atomic_store_explicit(&t->run_state, WEFT_RS_FREE, memory_order_relaxed);
 	weft_worker *w = weft__self_worker;
 	if (w && w->rt == rt) {
@@ -191,7 +194,14 @@ void weft__task_unref(weft_task *t)
 
 weft_task *weft__task_ref(struct weft_runtime *rt, weft_task_t id)
 {
-	if (!rt || id == 0)
+	if (id == 0)
+		return NULL;
+	/* The id names its runtime: rt (the caller's) is only a shortcut. Using
+	 * a runtime that another thread is stopping is the caller's race. */
+	uint32_t index = (uint32_t)(id >> WEFT_ID_RT_SHIFT);
+	if (!rt || rt->index != index)
+		rt = index ? atomic_load_explicit(&weft__rt_by_index[index], memory_order_acquire) : NULL;
+	if (!rt)
 		return NULL;
 	weft_task *t = weft__task_at(rt, (uint32_t)id);
 	if (!t)

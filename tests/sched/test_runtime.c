@@ -194,6 +194,63 @@ static void test_stop_from_inside_is_refused(void **state)
 	assert_int_equal(atomic_load(&tcheck_failures), 0);
 }
 
+/* Task ids name their runtime: a plain thread (whose default runtime is
+ * the first one) joins, cancels and names tasks of a second runtime, and a
+ * task of one runtime joins a task of the other. Ids of a stopped runtime
+ * resolve to nothing. */
+static void *return_arg(void *a)
+{
+	return a;
+}
+
+static void *sleep_long(void *a)
+{
+	(void)a;
+	return (void *)(intptr_t)weft_sleep(60 * WEFT_SEC);
+}
+
+static void *join_other(void *a)
+{
+	void *r = NULL;
+	TCHECK_EQ(weft_join((weft_task_t)(uintptr_t)a, &r), 0);
+	return r;
+}
+
+static void test_ids_resolve_across_runtimes(void **state)
+{
+	(void)state;
+	weft_runtime_t *first, *second;
+	assert_int_equal(weft_runtime_start(&first, &(weft_config_t){.workers = 1}), 0);
+	assert_int_equal(weft_runtime_start(&second, &(weft_config_t){.workers = 1}), 0);
+	atomic_store(&tcheck_failures, 0);
+	weft_task_t a, b, c, j;
+	assert_int_equal(weft_spawn(&a, return_arg, (void *)7, &(weft_spawn_opts_t){.runtime = second, .name = "in-second"}), 0);
+	assert_int_equal(weft_spawn(&b, sleep_long, NULL, &(weft_spawn_opts_t){.runtime = second}), 0);
+	assert_int_equal(weft_spawn(&c, return_arg, (void *)9, &(weft_spawn_opts_t){.runtime = second}), 0);
+	assert_true(a != b && (a >> 56) != 0);
+	char name[16];
+	assert_int_equal(weft_task_name(a, name, sizeof name), 0); /* from this plain thread */
+	assert_string_equal(name, "in-second");
+	void *r = NULL;
+	assert_int_equal(weft_join(a, &r), 0);
+	assert_ptr_equal(r, (void *)7);
+	assert_int_equal(weft_cancel(b), 0);
+	assert_int_equal(weft_join(b, &r), 0);
+	assert_int_equal((intptr_t)r, -ECANCELED);
+	/* A task of the first runtime joins one of the second. */
+	assert_int_equal(weft_spawn(&j, join_other, (void *)(uintptr_t)c, &(weft_spawn_opts_t){.runtime = first}), 0);
+	assert_int_equal(weft_join(j, &r), 0);
+	assert_ptr_equal(r, (void *)9);
+	/* A stale id of a stopped runtime. */
+	weft_task_t d;
+	assert_int_equal(weft_spawn(&d, return_arg, NULL, &(weft_spawn_opts_t){.runtime = second}), 0);
+	assert_int_equal(weft_runtime_stop(second), 0);
+	assert_int_equal(weft_join(d, NULL), -ESRCH);
+	assert_int_equal(weft_cancel(d), -ESRCH);
+	assert_int_equal(weft_runtime_stop(first), 0);
+	assert_int_equal(atomic_load(&tcheck_failures), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -202,6 +259,7 @@ int main(void)
 		cmocka_unit_test(test_stats_and_dump_while_running),
 		cmocka_unit_test(test_shutdown_with_parked_tasks),
 		cmocka_unit_test(test_stop_from_inside_is_refused),
+		cmocka_unit_test(test_ids_resolve_across_runtimes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
