@@ -434,8 +434,12 @@ static void *connect_main(void *a)
 	TCHECK_EQ(weft_read_full(afd, b, 2, weft_deadline_in(5 * WEFT_SEC)), 2);
 	weft_close(afd);
 	weft_close(c.fd);
-	/* A closed port: refused. */
+	/* A port bound but not listening: refused. */
 	weft_close(lfd);
+	int dead = weft_socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in da = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	TCHECK_EQ(bind(dead, (struct sockaddr *)&da, sizeof da), 0);
+	c.sa.sin_port = htons((uint16_t)weft_local_port(dead));
 	c.fd = weft_socket(AF_INET, SOCK_STREAM, 0);
 	TCHECK(c.fd >= 0);
 	memset(&c.op, 0, sizeof c.op);
@@ -443,6 +447,7 @@ static void *connect_main(void *a)
 	TCHECK_EQ(weft_join(t, &res), 0);
 	TCHECK_EQ((intptr_t)res, -ECONNREFUSED);
 	weft_close(c.fd);
+	weft_close(dead);
 	return NULL;
 }
 
