@@ -532,15 +532,18 @@ static io_slot *wait_slot(weft_io *io, int fd, uint32_t events, uint32_t *gen, i
 		*err = -EBADF;
 		return NULL;
 	}
-	*gen = atomic_load_explicit(&s->gen, memory_order_acquire);
+	/* The flag before the generation: own_slot stores the generation, then
+	 * the flag (release), so a registration seen here has its generation
+	 * seen below. (Read the other way round, a first wait racing another
+	 * task's registration could keep the old generation: a false -EBADF.) */
 	if (!(atomic_load_explicit(&s->flags, memory_order_acquire) & IO_REG)) {
 		int r = own_slot(io, s, fd, false);
 		if (r < 0) {
 			*err = r == -EPERM ? (int)events : r; /* -EPERM: a regular file, always ready */
 			return NULL;
 		}
-		*gen = atomic_load_explicit(&s->gen, memory_order_acquire);
 	}
+	*gen = atomic_load_explicit(&s->gen, memory_order_acquire);
 	if (events & POLLIN) /* a POLLIN report consumed outside weft_read (see socket.c) */
 		atomic_fetch_and_explicit(&s->flags, ~IO_DRAINED, memory_order_relaxed);
 	return s;
