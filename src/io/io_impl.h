@@ -58,10 +58,11 @@ int weft__io_slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t e
 
 /* Stackless tasks (the _step calls). weft__io_step_finish ends the wait
  * that op started, if any: 0 (none), the ready mask (retry the operation),
- * or a negative errno. weft__io_wait_step is weft__io_wait for them: the
- * ready mask, a negative errno, or -EINPROGRESS (the task is registered in
- * op and must return WEFT_STEP_PARKED, then call again). From coroutines
- * and threads it blocks like weft__io_wait. */
+ * or a negative errno; every _step call runs it first. weft__io_wait_step
+ * (op idle, i.e. finished) is weft__io_wait for them: the ready mask, a
+ * negative errno, or -EINPROGRESS (the task is registered in op and must
+ * return WEFT_STEP_PARKED, then call again). From coroutines and threads
+ * it blocks like weft__io_wait. */
 int weft__io_step_finish(weft_io_op_t *op);
 int weft__io_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op_t *op);
 

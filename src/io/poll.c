@@ -599,6 +599,17 @@ static int foreign_check(weft_io *io, io_slot *s, int fd, uint32_t events, uint3
 	return 0;
 }
 
+/* The slot weft_fd_wait uses (NULL: fd out of range or no memory). The
+ * caller reads the descriptor itself, so the drained mark of weft_read
+ * (socket.c) no longer holds. */
+static io_slot *foreign_slot(weft_io *io, int fd)
+{
+	io_slot *s = weft__io_slot(io, fd, true);
+	if (s && (atomic_load_explicit(&s->flags, memory_order_relaxed) & IO_DRAINED))
+		atomic_fetch_and_explicit(&s->flags, ~IO_DRAINED, memory_order_relaxed);
+	return s;
+}
+
 int weft_fd_wait(int fd, uint32_t events, weft_time_t deadline)
 {
 	int r = check_fd_wait(fd, events);
@@ -611,11 +622,9 @@ int weft_fd_wait(int fd, uint32_t events, weft_time_t deadline)
 	weft_io *io = io_get();
 	if (!io)
 		return thread_wait(fd, events, deadline);
-	io_slot *s = weft__io_slot(io, fd, true);
+	io_slot *s = foreign_slot(io, fd);
 	if (!s)
 		return -EBADF;
-	if (atomic_load_explicit(&s->flags, memory_order_relaxed) & IO_DRAINED)
-		atomic_fetch_and_explicit(&s->flags, ~IO_DRAINED, memory_order_relaxed); /* see socket.c */
 	for (;;) {
 		/* Checking again after every wake-up keeps the answer exact (a
 		 * report may be stale, or a cancelled poll's). */
@@ -691,11 +700,7 @@ static int step_begin(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t ev
 
 int weft__io_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op_t *op)
 {
-	if (!op)
-		return -EINVAL;
-	int r = weft__io_step_finish(op);
-	if (r != 0)
-		return r; /* the wait the last call started ended: retry the operation */
+	int r;
 	if (fd < 0)
 		return -EBADF;
 	if (!weft_self() || weft_can_park())
@@ -725,11 +730,9 @@ int weft_fd_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op_
 	weft_io *io = io_get();
 	if (!io)
 		return -ENOMEM;
-	io_slot *s = weft__io_slot(io, fd, true);
+	io_slot *s = foreign_slot(io, fd);
 	if (!s)
 		return -EBADF;
-	if (atomic_load_explicit(&s->flags, memory_order_relaxed) & IO_DRAINED)
-		atomic_fetch_and_explicit(&s->flags, ~IO_DRAINED, memory_order_relaxed); /* see socket.c */
 	for (;;) {
 		uint32_t gen;
 		r = foreign_check(io, s, fd, events, &gen);

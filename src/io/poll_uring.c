@@ -133,7 +133,7 @@ static void uring_cancel(weft_io *io, int fd, uint32_t gen, uint32_t dirs)
 
 void weft__uring_disarm(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events)
 {
-	if ((atomic_load_explicit(&s->gen, memory_order_relaxed)) != gen)
+	if (atomic_load_explicit(&s->gen, memory_order_relaxed) != gen)
 		return; /* closed: weft_close cancelled everything */
 	uint32_t dirs = s->armed & events & (POLLIN | POLLOUT);
 	for (io_waiter *n = s->head; n && dirs; n = n->next)

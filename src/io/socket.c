@@ -27,7 +27,7 @@
 
 /* Retry `call` (an expression giving ssize_t, setting errno) until it
  * succeeds, fails with something other than EAGAIN, or the wait fails. */
-#define IO_RETRY_WITH(fd, events, deadline, call, wait)                       \
+#define IO_RETRY_WITH(call, wait)                                             \
 	for (;;) {                                                            \
 		ssize_t n_ = (call);                                          \
 		if (n_ >= 0)                                                  \
@@ -41,8 +41,7 @@
 		if (w_ < 0)                                                   \
 			return w_;                                            \
 	}
-#define IO_RETRY(fd, events, deadline, call) \
-	IO_RETRY_WITH(fd, events, deadline, call, weft__io_wait((fd), (events), (deadline)))
+#define IO_RETRY(fd, events, deadline, call) IO_RETRY_WITH(call, weft__io_wait((fd), (events), (deadline)))
 
 /* The hot transfers go straight to the kernel: glibc's recv/send wrap the
  * system call in cancellation-point bookkeeping (two calls each) that weft,
@@ -58,7 +57,8 @@ static inline ssize_t sys_send(int fd, const void *buf, size_t len)
 }
 
 /* One read or write of any descriptor: recv/send, or read(2)/write(2) for
- * one known (or just found) not to be a socket. -1 and errno on failure. */
+ * one known (or just found) not to be a socket. -1 and errno on failure.
+ * Socket writes use MSG_NOSIGNAL; only the others need SIGPIPE handled. */
 static ssize_t read_once(int fd, void *buf, size_t len)
 {
 	if (!weft__io_notsock(fd)) {
@@ -72,14 +72,27 @@ static ssize_t read_once(int fd, void *buf, size_t len)
 
 static ssize_t write_once(int fd, const void *buf, size_t len)
 {
-	weft__io_sigpipe();
 	if (!weft__io_notsock(fd)) {
 		ssize_t n = sys_send(fd, buf, len);
 		if (n >= 0 || errno != ENOTSOCK)
 			return n;
 		weft__io_set_notsock(fd);
 	}
+	weft__io_sigpipe();
 	return write(fd, buf, len);
+}
+
+static ssize_t writev_once(int fd, const struct iovec *iov, int iovcnt)
+{
+	if (!weft__io_notsock(fd)) {
+		struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
+		ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
+		if (n >= 0 || errno != ENOTSOCK)
+			return n;
+		weft__io_set_notsock(fd);
+	}
+	weft__io_sigpipe();
+	return writev(fd, iov, iovcnt);
 }
 
 /* ------------------------------------------------------------ sockets */
@@ -343,36 +356,11 @@ ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt, weft_time_t dead
 	IO_RETRY(fd, POLLIN, deadline, readv(fd, iov, iovcnt));
 }
 
-static ssize_t writev_notsock(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline)
-{
-	IO_RETRY(fd, POLLOUT, deadline, writev(fd, iov, iovcnt));
-}
-
 ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline)
 {
-	weft__io_sigpipe();
 	if ((!iov && iovcnt) || iovcnt < 0 || iovcnt > IOV_MAX)
 		return -EINVAL;
-	if (weft__io_notsock(fd))
-		return writev_notsock(fd, iov, iovcnt, deadline);
-	struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
-	for (;;) {
-		ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
-		if (n >= 0)
-			return n;
-		int e = errno;
-		if (e == EINTR)
-			continue;
-		if (e == ENOTSOCK) {
-			weft__io_set_notsock(fd);
-			return writev_notsock(fd, iov, iovcnt, deadline);
-		}
-		if (e != EAGAIN && e != EWOULDBLOCK)
-			return -e;
-		int w = weft__io_wait(fd, POLLOUT, deadline);
-		if (w < 0)
-			return w;
-	}
+	IO_RETRY(fd, POLLOUT, deadline, writev_once(fd, iov, iovcnt));
 }
 
 ssize_t weft_read_full(int fd, void *buf, size_t len, weft_time_t deadline)
@@ -461,7 +449,7 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, weft_t
 		int f_ = weft__io_step_finish(op);                            \
 		if (f_ < 0)                                                   \
 			return f_;                                            \
-		IO_RETRY_WITH(fd, events, deadline, call, weft__io_wait_step((fd), (events), (deadline), (op))); \
+		IO_RETRY_WITH(call, weft__io_wait_step((fd), (events), (deadline), (op)));         \
 	} while (0)
 
 ssize_t weft_read_step(int fd, void *buf, size_t len, weft_time_t deadline, weft_io_op_t *op)
