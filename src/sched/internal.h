@@ -123,6 +123,7 @@ struct weft_task {
 	union {
 		weft_fn_t fn;
 		weft_step_fn_t step;
+		struct weft_task *next_batch; /* free: the next batch on rt->free_batches */
 	};
 	union {
 		void *arg;	 /* until the task ends */
@@ -247,8 +248,9 @@ struct weft_runtime {
 	alignas(64) pthread_mutex_t slab_lock;
 	_Atomic(weft_task *) *slabs; /* WEFT_MAX_SLABS entries, mmap'd */
 	_Atomic uint32_t nslabs;
-	weft_task *free_tasks;	     /* global free list (under slab_lock) */
-	uint32_t nfree_tasks;
+	weft_task *free_batches;     /* free records in chains of FREE_BATCH (under slab_lock) */
+	weft_task *free_tasks;	     /* free records one by one (under slab_lock) */
+	uint32_t nfree_tasks;	     /* records on both lists */
 	_Atomic uint32_t bump;	     /* records ever handed out: slots [0, bump) */
 	pthread_mutex_t ext_lock;    /* spawns from plain threads share ext_stacks */
 	weft_stack_cache_t ext_stacks;
@@ -269,11 +271,13 @@ struct weft_runtime {
 	pthread_t monitor;
 	bool has_monitor;     /* configured (the workers read it) */
 	bool monitor_started; /* its thread runs */
-	_Atomic uint32_t spawning; /* spawns in flight, drained by stop */
 	_Atomic bool monitor_stop;
 	_Atomic uint32_t monitor_futex;
 	weft_config_t cfg;
 	struct weft_runtime *next_rt; /* list of live runtimes, for signal handlers */
+	/* Spawns in flight from threads that are not rt's workers, drained by
+	 * stop; on its own line, away from what workers read in their loop. */
+	alignas(64) _Atomic uint32_t spawning;
 };
 
 /* A full (seq_cst) fence between a store and a load to other locations, the

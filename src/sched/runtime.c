@@ -53,18 +53,35 @@ static long env_long(const char *name, long def)
 	return v;
 }
 
-static uint64_t live_tasks(struct weft_runtime *rt)
+static void count_tasks(struct weft_runtime *rt, uint64_t *sp, uint64_t *fin)
 {
-	uint64_t sp = atomic_load(&rt->ext_spawned), fin = atomic_load(&rt->ext_finished);
+	*sp = atomic_load(&rt->ext_spawned);
+	*fin = atomic_load(&rt->ext_finished);
 	int nw = atomic_load(&rt->nworkers);
 	for (int i = 0; i < nw; i++) {
 		weft_worker *w = rt->workers[i];
 		if (w) {
-			sp += atomic_load(&w->st_spawned);
-			fin += atomic_load(&w->st_finished);
+			*sp += atomic_load(&w->st_spawned);
+			*fin += atomic_load(&w->st_finished);
 		}
 	}
-	return sp > fin ? sp - fin : 0;
+}
+
+/* Tasks spawned and not finished. The counters are read one by one while
+ * tasks spawn and finish, so a single pass can miss a child spawned after
+ * its counter was read whose parent's finish is then counted; the counters
+ * only grow, so two passes that agree saw them all at one instant. */
+static uint64_t live_tasks(struct weft_runtime *rt)
+{
+	uint64_t sp, fin, sp2, fin2;
+	count_tasks(rt, &sp, &fin);
+	for (;;) {
+		count_tasks(rt, &sp2, &fin2);
+		if (sp2 == sp && fin2 == fin)
+			return sp > fin ? sp - fin : 0;
+		sp = sp2;
+		fin = fin2;
+	}
 }
 
 int weft_runtime_attach(weft_runtime_t *rt, const weft_runtime_ext_t *key, void *ctx)

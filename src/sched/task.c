@@ -26,7 +26,10 @@
  * the join succeeds after all.
  *
  * Free records are cached per worker (no lock) and exchanged in batches with
- * the runtime's free list (slab_lock).
+ * the runtime (slab_lock). A worker gives back FREE_BATCH records as one
+ * chain, kept whole on rt->free_batches, so that a worker that runs dry takes
+ * a chain in one step instead of walking records another worker has just
+ * freed (a cache miss each, one after the other, under the lock).
  */
 #include "internal.h"
 
@@ -56,7 +59,26 @@ static weft_task *alloc_slow(struct weft_runtime *rt, weft_worker *w)
 {
 	weft_task *got = NULL;
 	pthread_mutex_lock(&rt->slab_lock);
+	if (w && rt->free_batches) {
+		weft_task *first = rt->free_batches;
+		rt->free_batches = first->next_batch;
+		rt->nfree_tasks -= FREE_BATCH;
+		pthread_mutex_unlock(&rt->slab_lock);
+		w->free_tasks = first->next;
+		w->nfree_tasks = FREE_BATCH - 1;
+		return first;
+	}
 	uint32_t want = w ? FREE_BATCH : 1;
+	if (!w && !rt->free_tasks && rt->free_batches) {
+		/* A plain thread: break a chain up into single records. */
+		weft_task *first = rt->free_batches;
+		rt->free_batches = first->next_batch;
+		weft_task *tail = first;
+		while (tail->next)
+			tail = tail->next;
+		tail->next = rt->free_tasks;
+		rt->free_tasks = first;
+	}
 	while (want && rt->free_tasks) {
 		weft_task *t = rt->free_tasks;
 		rt->free_tasks = t->next;
@@ -93,8 +115,7 @@ static weft_task *alloc_slow(struct weft_runtime *rt, weft_worker *w)
 	weft_task *first = got;
 	if (w) {
 		w->free_tasks = first->next;
-		for (weft_task *x = first->next; x; x = x->next)
-			w->nfree_tasks++;
+		w->nfree_tasks = FREE_BATCH - want - 1;
 	}
 	return first;
 }
@@ -156,9 +177,10 @@ static void task_release_record(weft_task *t)
 			tail = tail->next;
 		w->free_tasks = tail->next;
 		w->nfree_tasks -= FREE_BATCH;
+		tail->next = NULL;
 		pthread_mutex_lock(&rt->slab_lock);
-		tail->next = rt->free_tasks;
-		rt->free_tasks = head;
+		head->next_batch = rt->free_batches;
+		rt->free_batches = head;
 		rt->nfree_tasks += FREE_BATCH;
 		pthread_mutex_unlock(&rt->slab_lock);
 		return;
@@ -251,13 +273,21 @@ static int spawn_common(weft_task_t *out, bool step, void *fn, void *arg, const 
 	struct weft_runtime *rt = pick_runtime(o);
 	if (!rt)
 		return -ESHUTDOWN;
+	/* A worker of rt needs no count: stop frees rt only after joining its
+	 * workers, and the tasks a running task spawns are live before it ends
+	 * (stop waits for every live task). Leaving the shared counter alone
+	 * keeps a spawning worker off a cache line the others read. */
+	weft_worker *w = weft__self_worker;
+	if (w && w->rt == rt)
+		return spawn_locked(rt, out, step, fn, arg, o);
 	atomic_fetch_add(&rt->spawning, 1);
 	int e = spawn_locked(rt, out, step, fn, arg, o);
 	atomic_fetch_sub(&rt->spawning, 1);
 	return e;
 }
 
-/* The body of a spawn, counted in rt->spawning so that stop waits for it. */
+/* The body of a spawn, counted in rt->spawning (spawns from outside the
+ * runtime's workers) so that stop waits for it. */
 static int spawn_locked(struct weft_runtime *rt, weft_task_t *out, bool step, void *fn, void *arg,
 			const weft_spawn_opts_t *o)
 {

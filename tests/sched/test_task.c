@@ -180,6 +180,94 @@ static void test_spawn_from_foreign_threads(void **state)
 	assert_int_equal(atomic_load(&foreign_sum), 4 * 1000 * 1001 / 2);
 }
 
+/* Free records travel between workers' caches, chains on the runtime and
+ * single records for plain threads: churn them from workers, then hold many
+ * tasks live at once, spawned from two workers and two plain threads, and
+ * check that no record (slot) was handed out twice. */
+#define NLIVE 1500
+static weft_chan_t *gate;
+static weft_task_t live_ids[4][NLIVE];
+
+static weft_step_t churn_step(void *s, void **r)
+{
+	(void)s;
+	(void)r;
+	return WEFT_STEP_DONE;
+}
+
+static void *wait_gate(void *a)
+{
+	int x;
+	TCHECK_EQ(weft_chan_recv(gate, &x), -EPIPE); /* closed: all go at once */
+	return a;
+}
+
+static void *spawn_live(void *a)
+{
+	weft_task_t *out = a;
+	for (int i = 0; i < NLIVE; i++)
+		if (weft_spawn(&out[i], wait_gate, NULL, &(weft_spawn_opts_t){.stack_size = 16384}) != 0)
+			return (void *)1;
+	return NULL;
+}
+
+static void *churn_main(void *a)
+{
+	(void)a;
+	for (int round = 0; round < 3; round++) {
+		weft_group_t *g;
+		TCHECK_EQ(weft_group_create(&g, false), 0);
+		for (int i = 0; i < 5000; i++)
+			TCHECK_EQ(weft_spawn_step(NULL, churn_step, NULL, &(weft_spawn_opts_t){.group = g}), 0);
+		TCHECK_EQ(weft_group_wait(g), 0);
+		TCHECK_EQ(weft_group_destroy(g), 0);
+	}
+	return NULL;
+}
+
+static int cmp_slot(const void *a, const void *b)
+{
+	uint32_t x = (uint32_t) * (const weft_task_t *)a, y = (uint32_t) * (const weft_task_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void test_free_records_are_handed_out_once(void **state)
+{
+	(void)state;
+	weft_runtime_t *rt;
+	assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.workers = 2}), 0);
+	weft_spawn_opts_t o = {.runtime = rt};
+	weft_task_t t;
+	assert_int_equal(weft_spawn(&t, churn_main, NULL, &o), 0);
+	assert_int_equal(weft_join(t, NULL), 0);
+	assert_int_equal(weft_chan_create(&gate, sizeof(int), 0), 0);
+	weft_task_t sp[2];
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(weft_spawn(&sp[i], spawn_live, live_ids[i], &o), 0);
+		pthread_create(&th[i], NULL, spawn_live, live_ids[2 + i]);
+	}
+	for (int i = 0; i < 2; i++) {
+		void *r = (void *)2;
+		assert_int_equal(weft_join(sp[i], &r), 0);
+		assert_null(r);
+		pthread_join(th[i], &r);
+		assert_null(r);
+	}
+	/* All 4 * NLIVE tasks are parked on the gate now: distinct records. */
+	static weft_task_t all[4 * NLIVE];
+	memcpy(all, live_ids, sizeof all);
+	qsort(all, 4 * NLIVE, sizeof all[0], cmp_slot);
+	for (int i = 1; i < 4 * NLIVE; i++)
+		assert_true((uint32_t)all[i] != (uint32_t)all[i - 1]);
+	assert_int_equal(weft_chan_close(gate), 0);
+	for (int k = 0; k < 4; k++)
+		for (int i = 0; i < NLIVE; i++)
+			assert_int_equal(weft_join(live_ids[k][i], NULL), 0);
+	weft_chan_release(gate);
+	assert_int_equal(weft_runtime_stop(rt), 0);
+}
+
 /* The million-task stress: every task runs exactly once. */
 static _Atomic long ran;
 static long nstress;
@@ -340,6 +428,7 @@ int main(void)
 		cmocka_unit_test(test_task_names),
 		cmocka_unit_test(test_ids_are_never_reused),
 		cmocka_unit_test(test_spawn_from_foreign_threads),
+		cmocka_unit_test(test_free_records_are_handed_out_once),
 		cmocka_unit_test(test_million_tasks_spawn_and_complete),
 		cmocka_unit_test(test_errno_is_per_task),
 		cmocka_unit_test(test_task_local_storage),
