@@ -459,6 +459,47 @@ static void test_stackless_connect(void **state)
 
 /* ------------------------------------------------------------ coroutines and threads */
 
+/* A stackless task closes a listener another task is accepting on: the
+ * acceptor gets -EBADF and the listener refuses at once. (A stackless closer
+ * cannot wait for io_uring's poll to end; here the poll's owner is the
+ * closing thread itself, whose cancel drops the file: see docs/io.md for
+ * the other case.) */
+static void *accept_forever(void *a)
+{
+	return (void *)(intptr_t)weft_accept((int)(intptr_t)a, NULL, NULL, weft_deadline_in(10 * WEFT_SEC));
+}
+
+static weft_step_t close_step(void *a, void **res)
+{
+	*res = (void *)(intptr_t)weft_close((int)(intptr_t)a);
+	return WEFT_STEP_DONE;
+}
+
+static void *stackless_close_main(void *a)
+{
+	(void)a;
+	int lfd = weft_tcp_listen("127.0.0.1", 0, 16);
+	TCHECK(lfd >= 0);
+	int port = weft_local_port(lfd);
+	weft_task_t acc = wt_spawn(accept_forever, (void *)(intptr_t)lfd);
+	weft_sleep(2 * WEFT_MSEC); /* parked in accept: the poll is armed */
+	weft_task_t cl;
+	TCHECK_EQ(weft_spawn_step(&cl, close_step, (void *)(intptr_t)lfd, NULL), 0);
+	void *r = (void *)1;
+	TCHECK_EQ(weft_join(cl, &r), 0);
+	TCHECK_EQ((intptr_t)r, 0);
+	TCHECK_EQ(weft_tcp_connect("127.0.0.1", (uint16_t)port, weft_deadline_in(WEFT_SEC)), -ECONNREFUSED);
+	TCHECK_EQ(weft_join(acc, &r), 0);
+	TCHECK_EQ((intptr_t)r, -EBADF);
+	return NULL;
+}
+
+static void test_stackless_close_of_a_polled_listener(void **state)
+{
+	(void)state;
+	wt_run(stackless_close_main, NULL, 1);
+}
+
 static void *coroutine_main(void *a)
 {
 	(void)a;
@@ -501,6 +542,7 @@ int main(void)
 		WT_IO_TEST(test_stackless_cancel_and_close),
 		WT_IO_TEST(test_stackless_foreign_fd),
 		WT_IO_TEST(test_stackless_connect),
+		WT_IO_TEST(test_stackless_close_of_a_polled_listener),
 		WT_IO_TEST(test_blocking_contexts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
