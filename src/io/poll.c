@@ -722,11 +722,11 @@ int weft_fd_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op_
 	int r = weft__io_step_finish(op);
 	if (r < 0)
 		return r;
+	if (!weft_self() || weft_can_park())
+		return weft_fd_wait(fd, events, deadline);
 	r = check_fd_wait(fd, events);
 	if (r < 0)
 		return r;
-	if (!weft_self() || weft_can_park())
-		return weft_fd_wait(fd, events, deadline);
 	weft_io *io = io_get();
 	if (!io)
 		return -ENOMEM;

@@ -129,15 +129,9 @@ int weft_server_create(weft_server_t **out, int lfd, weft_conn_fn_t fn, void *ct
 	return 0;
 }
 
-static void *conn_main(void *a)
+/* Take c off the server's list of connections. */
+static void conn_unlink(weft_server_t *s, conn *c)
 {
-	conn *c = a;
-	weft_server_t *s = c->srv;
-	pthread_mutex_lock(&s->mu);
-	c->task = weft_self();
-	c->thread = pthread_self();
-	pthread_mutex_unlock(&s->mu);
-	s->fn(c->fd, s->ctx);
 	pthread_mutex_lock(&s->mu);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -147,6 +141,18 @@ static void *conn_main(void *a)
 		c->next->prev = c->prev;
 	atomic_fetch_sub(&s->nconns, 1);
 	pthread_mutex_unlock(&s->mu);
+}
+
+static void *conn_main(void *a)
+{
+	conn *c = a;
+	weft_server_t *s = c->srv;
+	pthread_mutex_lock(&s->mu);
+	c->task = weft_self();
+	c->thread = pthread_self();
+	pthread_mutex_unlock(&s->mu);
+	s->fn(c->fd, s->ctx);
+	conn_unlink(s, c);
 	weft_close(c->fd);
 	free(c);
 	weft_waitq_wake_all(&s->q, 0);
@@ -183,15 +189,7 @@ static int start_conn(weft_server_t *s, int fd)
 		r = weft_spawn(NULL, conn_main, c,
 			       &(weft_spawn_opts_t){.detached = true, .stack_size = s->opts.stack_size, .name = "conn"});
 	if (r < 0) {
-		pthread_mutex_lock(&s->mu);
-		if (c->prev)
-			c->prev->next = c->next;
-		else
-			s->conns = c->next;
-		if (c->next)
-			c->next->prev = c->prev;
-		atomic_fetch_sub(&s->nconns, 1);
-		pthread_mutex_unlock(&s->mu);
+		conn_unlink(s, c);
 		weft_close(fd);
 		free(c);
 		srv_unref(s);

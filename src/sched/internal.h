@@ -250,7 +250,6 @@ struct weft_runtime {
 	_Atomic uint32_t nslabs;
 	weft_task *free_batches;     /* free records in chains of FREE_BATCH (under slab_lock) */
 	weft_task *free_tasks;	     /* free records one by one (under slab_lock) */
-	uint32_t nfree_tasks;	     /* records on both lists */
 	_Atomic uint32_t bump;	     /* records ever handed out: slots [0, bump) */
 	pthread_mutex_t ext_lock;    /* spawns from plain threads share ext_stacks */
 	weft_stack_cache_t ext_stacks;

@@ -62,7 +62,6 @@ static weft_task *alloc_slow(struct weft_runtime *rt, weft_worker *w)
 	if (w && rt->free_batches) {
 		weft_task *first = rt->free_batches;
 		rt->free_batches = first->next_batch;
-		rt->nfree_tasks -= FREE_BATCH;
 		pthread_mutex_unlock(&rt->slab_lock);
 		w->free_tasks = first->next;
 		w->nfree_tasks = FREE_BATCH - 1;
@@ -82,7 +81,6 @@ static weft_task *alloc_slow(struct weft_runtime *rt, weft_worker *w)
 	while (want && rt->free_tasks) {
 		weft_task *t = rt->free_tasks;
 		rt->free_tasks = t->next;
-		rt->nfree_tasks--;
 		t->next = got;
 		got = t;
 		want--;
@@ -181,14 +179,12 @@ static void task_release_record(weft_task *t)
 		pthread_mutex_lock(&rt->slab_lock);
 		head->next_batch = rt->free_batches;
 		rt->free_batches = head;
-		rt->nfree_tasks += FREE_BATCH;
 		pthread_mutex_unlock(&rt->slab_lock);
 		return;
 	}
 	pthread_mutex_lock(&rt->slab_lock);
 	t->next = rt->free_tasks;
 	rt->free_tasks = t;
-	rt->nfree_tasks++;
 	pthread_mutex_unlock(&rt->slab_lock);
 }
 
@@ -201,7 +197,6 @@ void weft__task_cache_flush(weft_worker *w)
 		w->free_tasks = t->next;
 		t->next = rt->free_tasks;
 		rt->free_tasks = t;
-		rt->nfree_tasks++;
 	}
 	w->nfree_tasks = 0;
 	pthread_mutex_unlock(&rt->slab_lock);
