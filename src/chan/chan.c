@@ -280,6 +280,13 @@ static chan_waiter *claim_waiter(weft_chan_t *ch, bool send)
 	while (*q) {
 		chan_waiter *w = *q;
 		chan_dequeue_waiter(ch, w, send);
+		if (w->single) {
+			/* Unqueued under the lock: ours (chan_impl.h). The plain
+			 * store only tells a task run again without this wake (a
+			 * stackless op) that it was claimed. */
+			atomic_store_explicit(&w->done, 1, memory_order_relaxed);
+			return w;
+		}
 		int zero = 0;
 		if (atomic_compare_exchange_strong(chan_waiter_done(w), &zero, 1))
 			return w;

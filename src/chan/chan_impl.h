@@ -24,8 +24,12 @@ enum {
  * single node of a send, a recv or an op) and share one claim word, the
  * `done` of node 0 (chan_waiter_done): a waker claims the wait by moving it
  * 0 -> 1 before touching the node's buffer, the waiter withdraws by moving it
- * 0 -> 2; whoever moves it first decides. Queues are circular doubly linked
- * lists reached through their first node. */
+ * 0 -> 2; whoever moves it first decides. A wait of one node (`single`: a
+ * send, a recv, a stackless op) needs no claim word: it is queued on one
+ * channel, and both its waker and its owner take it off that queue under
+ * the channel's lock, so whoever unqueues it decides (no locked instruction
+ * for the common hand-over). Queues are circular doubly linked lists
+ * reached through their first node. */
 typedef struct chan_waiter {
 	struct chan_waiter *next, *prev;
 	weft_waker_t waker;
@@ -33,7 +37,8 @@ typedef struct chan_waiter {
 	_Atomic int done;   /* node 0 only: the wait's claim word */
 	uint8_t status;	    /* W_*, set by the waker that claimed the wait */
 	bool queued;
-	uint8_t index;	    /* this node's position in its array */
+	uint8_t index : 7;  /* this node's position in its array */
+	uint8_t single : 1; /* the wait's only node: claimed by being unqueued */
 	bool registered;    /* stackless ops: a wait is registered */
 } chan_waiter;
 
@@ -44,6 +49,8 @@ static inline _Atomic int *chan_waiter_done(chan_waiter *w)
 
 /* Bounded ring slot (Vyukov's MPMC queue, with doubled sequence numbers: see
  * ring_put in chan.c). */
+_Static_assert(sizeof(chan_waiter) == 48, "chan_waiter grew");
+
 typedef struct chan_slot {
 	_Atomic uint64_t seq;
 	alignas(8) unsigned char data[];

@@ -1,5 +1,8 @@
-/* select.c - the wait engine behind every blocking channel operation: send
- * and recv are a select of one case.
+/* select.c - the wait engine behind every blocking channel operation.
+ * send, recv and the stackless ops are waits of one case, with a shorter
+ * path of their own (wait_one_begin, below: no shuffle, no lock ordering, a
+ * node claimed by being unqueued - see chan_impl.h); a select of n cases
+ * goes through the steps below.
  *
  * 1. Try every case without waiting, in a random order (fairness: among
  *    ready cases each is equally likely to be picked first).
@@ -88,6 +91,14 @@ static int recheck_buffered(weft_select_case_t *c, size_t n, const uint8_t *orde
 		any |= c[i].ch->kind == CHAN_BOUNDED;
 	if (!any)
 		return -1;
+	if (n == 1) {
+		/* One node, one channel, whose lock we hold: nobody can claim it
+		 * meanwhile, and a retry cannot notify its own queue. */
+		if (!try_case(&c[0], true))
+			return -1;
+		chan_dequeue_waiter(c[0].ch, &nodes[0], c[0].op == WEFT_SELECT_SEND);
+		return 0;
+	}
 	atomic_store(done, 2);
 	for (size_t k = 0; k < n; k++) {
 		size_t i = order[k];
@@ -106,22 +117,31 @@ static int recheck_buffered(weft_select_case_t *c, size_t n, const uint8_t *orde
 static int resolve(weft_select_case_t *c, size_t n, chan_waiter *nodes, int r, weft_chan_t **locks, size_t k)
 {
 	_Atomic int *done = &nodes[0].done;
-	/* A claimed wait stays claimed: when the claim is visible, skip the
-	 * locked instruction (the common wake). */
-	int zero = 0;
-	bool withdrew = atomic_load(done) == 0 && atomic_compare_exchange_strong(done, &zero, 2);
-	if (!withdrew && n == 1 && r == 0) {
-		/* The common wake: our only node was claimed, unqueued and given its
-		 * status by a waker that then unparked us - all visible through the
-		 * unpark, no lock needed. */
-		int st = nodes[0].status;
-		if (st == W_DELIVERED || st == W_CLOSED) {
-			c[0].result = st == W_CLOSED ? -EPIPE : 0;
-			return 0;
+	bool withdrew;
+	if (n == 1) {
+		if (r == 0 && atomic_load_explicit(done, memory_order_relaxed) == 1) {
+			/* The common wake: a waker unqueued our node (and so claimed
+			 * it), gave it its status and unparked us - all visible
+			 * through the unpark, no lock needed. (A stackless task run
+			 * again without that wake finds done still 0.) */
+			int st = nodes[0].status;
+			if (st == W_DELIVERED || st == W_CLOSED) {
+				c[0].result = st == W_CLOSED ? -EPIPE : 0;
+				return 0;
+			}
+			return -EAGAIN;
 		}
-		return -EAGAIN;
+		/* Timed out, cancelled, or run again without a wake: still
+		 * queued means nobody claimed it. */
+		lock_all(locks, k);
+		withdrew = nodes[0].queued;
+	} else {
+		/* A claimed wait stays claimed: when the claim is visible, skip
+		 * the locked instruction. */
+		int zero = 0;
+		withdrew = atomic_load(done) == 0 && atomic_compare_exchange_strong(done, &zero, 2);
+		lock_all(locks, k);
 	}
-	lock_all(locks, k);
 	for (size_t i = 0; i < n; i++)
 		chan_dequeue_waiter(c[i].ch, &nodes[i], c[i].op == WEFT_SELECT_SEND);
 	int out = r != 0 ? r : -EAGAIN;
@@ -189,7 +209,7 @@ int weft_select(weft_select_case_t *c, size_t n, weft_time_t deadline, bool nonb
 		}
 		weft_waker_t w = weft_park_prepare();
 		for (size_t i = 0; i < n; i++) {
-			nodes[i] = (chan_waiter){.waker = w, .data = c[i].buf, .index = (uint8_t)i};
+			nodes[i] = (chan_waiter){.waker = w, .data = c[i].buf, .index = (uint8_t)i, .single = n == 1};
 			chan_enqueue_waiter(c[i].ch, &nodes[i], c[i].op == WEFT_SELECT_SEND);
 		}
 		int got = recheck_buffered(c, n, order, nodes);
@@ -206,37 +226,62 @@ int weft_select(weft_select_case_t *c, size_t n, weft_time_t deadline, bool nonb
 
 /* ------------------------------------------------------------ send & recv */
 
-static int one(weft_chan_t *ch, int op, void *buf, weft_time_t deadline, bool nonblocking)
+/* A wait of one case skips the select machinery (no shuffle, no lock
+ * ordering, no arrays): under the channel's lock, try, else open a wait and
+ * queue `node`. Returns true when the case completed (c->result), false
+ * when the node is queued (the caller parks, then calls resolve). Shared by
+ * send/recv and the stackless ops. */
+static bool wait_one_begin(weft_select_case_t *c, chan_waiter *node)
+{
+	if (c->ch->kind == CHAN_BOUNDED && try_case(c, false))
+		return true;
+	chan_lock(c->ch);
+	if (try_case(c, true)) {
+		chan_unlock(c->ch);
+		return true;
+	}
+	*node = (chan_waiter){.waker = weft_park_prepare(), .data = c->buf, .single = 1};
+	chan_enqueue_waiter(c->ch, node, c->op == WEFT_SELECT_SEND);
+	uint8_t order[1] = {0};
+	int got = recheck_buffered(c, 1, order, node);
+	chan_unlock(c->ch);
+	return got >= 0;
+}
+
+static int one(weft_chan_t *ch, int op, void *buf, weft_time_t deadline)
 {
 	if (!ch || !buf)
 		return -EINVAL;
 	weft_select_case_t c = {.ch = ch, .op = op, .buf = buf};
-	/* The lock-free attempt without the select machinery (no shuffle, no
-	 * arrays): the common case of a buffered send or receive. */
-	if (ch->kind == CHAN_BOUNDED && try_case(&c, false))
-		return c.result;
-	int r = weft_select(&c, 1, deadline, nonblocking);
-	return r < 0 ? r : c.result;
+	chan_waiter node;
+	for (;;) {
+		if (wait_one_begin(&c, &node))
+			return c.result;
+		int r = weft_park(node.waker, deadline);
+		int out = resolve(&c, 1, &node, r, &ch, 1);
+		if (out != -EAGAIN)
+			return out < 0 ? out : c.result;
+	}
 }
 
 int weft_chan_send(weft_chan_t *ch, const void *elem)
 {
-	return one(ch, WEFT_SELECT_SEND, (void *)elem, WEFT_NEVER, false);
+	return one(ch, WEFT_SELECT_SEND, (void *)elem, WEFT_NEVER);
 }
 
 int weft_chan_send_until(weft_chan_t *ch, const void *elem, weft_time_t deadline)
 {
-	return one(ch, WEFT_SELECT_SEND, (void *)elem, deadline, false);
+	return one(ch, WEFT_SELECT_SEND, (void *)elem, deadline);
 }
 
 int weft_chan_recv(weft_chan_t *ch, void *out)
 {
-	return one(ch, WEFT_SELECT_RECV, out, WEFT_NEVER, false);
+	return one(ch, WEFT_SELECT_RECV, out, WEFT_NEVER);
 }
 
 int weft_chan_recv_until(weft_chan_t *ch, void *out, weft_time_t deadline)
 {
-	return one(ch, WEFT_SELECT_RECV, out, deadline, false);
+	return one(ch, WEFT_SELECT_RECV, out, deadline);
 }
 
 int weft_chan_send_sized(weft_chan_t *ch, const void *elem, size_t size)
@@ -271,19 +316,7 @@ static int step(weft_chan_t *ch, int op, void *buf, weft_chan_op_t *opaque)
 		if (out != -EAGAIN)
 			return out < 0 ? out : c.result;
 	}
-	if (ch->kind == CHAN_BOUNDED && try_case(&c, false))
-		return c.result;
-	chan_lock(ch);
-	if (try_case(&c, true)) {
-		chan_unlock(ch);
-		return c.result;
-	}
-	*node = (chan_waiter){.waker = weft_park_prepare(), .data = buf};
-	chan_enqueue_waiter(ch, node, op == WEFT_SELECT_SEND);
-	uint8_t order[1] = {0};
-	int got = recheck_buffered(&c, 1, order, node);
-	chan_unlock(ch);
-	if (got >= 0)
+	if (wait_one_begin(&c, node))
 		return c.result;
 	node->registered = true;
 	return -EINPROGRESS;

@@ -26,9 +26,15 @@
  *
  * Cancellation: weft_cancel sets WEFT_TF_CANCELLED and then reads the state; if
  * a wait is open (and not marked WEFT_PS_NOCANCEL, see
- * weft_park_prepare_uncancellable) it unparks it with -ECANCELED. weft_park_prepare stores the
- * new OPEN state and then reads the flag; if set, it ends the wait at
- * once. Both pairs are seq_cst, so at least one side sees the other.
+ * weft_park_prepare_uncancellable) it unparks it with -ECANCELED. The owner
+ * reads the flag after its park CAS (OPEN -> PARKED, weft__park_commit) and,
+ * if set, ends the wait itself. Both pairs are seq_cst (a flag RMW then a
+ * state load; a state RMW then a flag load), so at least one side sees the
+ * other. weft_park_prepare's store of the OPEN state needs no fence (a
+ * locked instruction on x86, on every wait): wakers learn of the wait
+ * through whatever publishes the waker (a lock, a release store), which
+ * also publishes the state; prepare only checks the flag early, to end a
+ * wait of an already cancelled task at once.
  *
  * Memory safety: a waker reads the parker's state word, so the parker must
  * outlive every waker that may still touch it. Task records live in slabs
@@ -76,8 +82,8 @@ weft_waker_t weft_park_prepare(void)
 	weft_parker_t *p = current_parker(&t);
 	uint64_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
 	uint64_t e = WEFT_PS_EPOCH(s) + 1;
-	atomic_store(&p->state, WEFT_PS(e, 0, WEFT_PH_OPEN));
-	if (t && unlikely(weft__task_cancelled(t))) {
+	atomic_store_explicit(&p->state, WEFT_PS(e, 0, WEFT_PH_OPEN), memory_order_release);
+	if (t && unlikely(atomic_load_explicit(&t->flags, memory_order_relaxed) & WEFT_TF_CANCELLED)) {
 		uint64_t open = WEFT_PS(e, 0, WEFT_PH_OPEN);
 		atomic_compare_exchange_strong(&p->state, &open, WEFT_PS(e, -ECANCELED, WEFT_PH_WOKEN));
 	}
@@ -98,7 +104,7 @@ weft_waker_t weft_park_prepare_uncancellable(void)
 	weft_parker_t *p = current_parker(&t);
 	uint64_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
 	uint64_t e = WEFT_PS_EPOCH(s) + 1;
-	atomic_store(&p->state, WEFT_PS(e, 0, WEFT_PH_OPEN) | WEFT_PS_NOCANCEL);
+	atomic_store_explicit(&p->state, WEFT_PS(e, 0, WEFT_PH_OPEN) | WEFT_PS_NOCANCEL, memory_order_release);
 	return (weft_waker_t){.parker = p, .epoch = t ? e : e | WEFT_WAKER_THREAD};
 }
 
@@ -140,8 +146,16 @@ int weft__park_commit(weft_task *t)
 	if (WEFT_PS_PHASE(s) != WEFT_PH_OPEN)
 		return 0;
 	uint64_t parked = (s & ~(uint64_t)WEFT_PH_MASK) | WEFT_PH_PARKED;
-	return atomic_compare_exchange_strong_explicit(&t->park.state, &s, parked, memory_order_acq_rel,
-						       memory_order_acquire);
+	if (!atomic_compare_exchange_strong(&t->park.state, &s, parked))
+		return 0;
+	/* The owner's half of the cancellation pairing (top comment): a cancel
+	 * that read the state before our CAS made it visible is seen here. */
+	if (unlikely(!(parked & WEFT_PS_NOCANCEL) && weft__task_cancelled(t))) {
+		uint64_t woken = WEFT_PS(WEFT_PS_EPOCH(parked), -ECANCELED, WEFT_PH_WOKEN);
+		if (atomic_compare_exchange_strong(&t->park.state, &parked, woken))
+			return 0; /* ended here: the caller runs it again */
+	}
+	return 1;
 }
 
 static int current_result(weft_parker_t *p)

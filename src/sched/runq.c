@@ -77,6 +77,14 @@ static bool runq_put_slow(weft_worker *w, weft_task *t, uint32_t h, uint32_t tai
 int weft__runq_put(weft_worker *w, weft_task *t, bool next)
 {
 	if (next) {
+		/* Only the owner stores a task into the slot; thieves only take
+		 * one out (CAS to NULL). So an empty slot stays empty until we fill
+		 * it, and a plain store does (release: a thief that takes the task
+		 * sees its fields) - no locked instruction on the common path. */
+		if (atomic_load_explicit(&w->runnext, memory_order_relaxed) == NULL) {
+			atomic_store_explicit(&w->runnext, t, memory_order_release);
+			return WEFT_RUNQ_NEXT;
+		}
 		/* acq_rel: the new occupant's fields are published to a thief that
 		 * exchanges it out; the old occupant's are acquired. */
 		t = atomic_exchange_explicit(&w->runnext, t, memory_order_acq_rel);
@@ -118,6 +126,8 @@ weft_task *weft__runq_get(weft_worker *w)
 			return t;
 	}
 	/* Queue empty: the slot, even past its streak. */
+	if (atomic_load_explicit(&w->runnext, memory_order_relaxed) == NULL)
+		return NULL;
 	return atomic_exchange_explicit(&w->runnext, NULL, memory_order_acq_rel);
 }
 

@@ -202,6 +202,84 @@ static void test_deadlines_and_cancel(void **state)
 	wt_run(deadline_main, NULL, 2);
 }
 
+/* Deadlines racing hand-overs on a rendezvous channel: senders and
+ * receivers all use deadlines of a few microseconds, so waits time out while
+ * a partner is completing them. A value whose send reported success must be
+ * received exactly once, and one whose send timed out never. (A send or recv
+ * waits with one queued node, claimed by being unqueued under the lock: a
+ * timeout that finds its node gone must still report the hand-over.) */
+#define DR_SENDERS 3
+#define DR_PER 20000
+static weft_chan_t *dr;
+static _Atomic unsigned char dr_sent[DR_SENDERS * DR_PER], dr_got[DR_SENDERS * DR_PER];
+static _Atomic long dr_bad;
+
+static void *dr_send(void *a)
+{
+	long base = (long)(intptr_t)a * DR_PER;
+	for (long j = 0; j < DR_PER; j++) {
+		long v = base + j;
+		int r = weft_chan_send_until(dr, &v, weft_deadline_in((j % 7) * 1000));
+		if (r == 0)
+			atomic_store(&dr_sent[v], 1);
+		else if (r != -ETIMEDOUT)
+			atomic_fetch_add(&dr_bad, 1);
+	}
+	return NULL;
+}
+
+static void *dr_recv(void *a)
+{
+	(void)a;
+	for (long j = 0;; j++) {
+		long v;
+		int r = weft_chan_recv_until(dr, &v, weft_deadline_in((j % 5) * 1000));
+		if (r == -EPIPE)
+			return NULL;
+		if (r == 0) {
+			if (v < 0 || v >= DR_SENDERS * DR_PER || atomic_fetch_add(&dr_got[v], 1) != 0)
+				atomic_fetch_add(&dr_bad, 1);
+		} else if (r != -ETIMEDOUT) {
+			atomic_fetch_add(&dr_bad, 1);
+		}
+	}
+}
+
+static void *deadline_race_main(void *a)
+{
+	(void)a;
+	TCHECK_EQ(weft_chan_create(&dr, sizeof(long), 0), 0);
+	weft_task_t s[DR_SENDERS - 1], r[3];
+	pthread_t th; /* one sender is a plain thread */
+	pthread_create(&th, NULL, dr_send, (void *)(intptr_t)(DR_SENDERS - 1));
+	for (int i = 0; i < DR_SENDERS - 1; i++)
+		TCHECK_EQ(weft_spawn(&s[i], dr_send, (void *)(intptr_t)i, NULL), 0);
+	for (int i = 0; i < 3; i++)
+		TCHECK_EQ(weft_spawn(&r[i], dr_recv, NULL, NULL), 0);
+	for (int i = 0; i < DR_SENDERS - 1; i++)
+		weft_join(s[i], NULL);
+	pthread_join(th, NULL);
+	weft_chan_close(dr);
+	for (int i = 0; i < 3; i++)
+		weft_join(r[i], NULL);
+	TCHECK_EQ(atomic_load(&dr_bad), 0);
+	long sent = 0, mismatched = 0;
+	for (long v = 0; v < DR_SENDERS * DR_PER; v++) {
+		sent += atomic_load(&dr_sent[v]);
+		mismatched += atomic_load(&dr_sent[v]) != atomic_load(&dr_got[v]);
+	}
+	TCHECK_EQ(mismatched, 0);
+	TCHECK(sent > 0); /* some hand-overs happened at all */
+	TCHECK_EQ(weft_chan_release(dr), 0);
+	return NULL;
+}
+
+static void test_deadlines_race_handovers(void **state)
+{
+	(void)state;
+	wt_run(deadline_race_main, NULL, 2);
+}
+
 /* Conservation: P producers, C consumers; every value received exactly once.
  * One producer is a plain thread. */
 #define P 4
@@ -411,6 +489,7 @@ int main(void)
 		cmocka_unit_test(test_close_drains_then_fails),
 		cmocka_unit_test(test_close_wakes_blocked_tasks),
 		cmocka_unit_test(test_deadlines_and_cancel),
+		cmocka_unit_test(test_deadlines_race_handovers),
 		cmocka_unit_test(test_conservation_every_kind),
 		cmocka_unit_test(test_close_races_send_recv),
 		cmocka_unit_test(test_stackless_step_forms),

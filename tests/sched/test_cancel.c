@@ -35,6 +35,69 @@ static void *cancel_parked(void *a)
 	return NULL;
 }
 
+/* Cancels racing the start of a wait: the canceller may read the task's
+ * park state before the task's new wait is visible, and the task may read
+ * its cancelled flag before the cancel sets it; the park CAS and its flag
+ * check afterwards (weft__park_commit) must still end every wait. Tasks
+ * (stackful and stackless) open waits only a cancel can end and are
+ * cancelled the moment they are spawned, while the other worker runs them.
+ * A lost cancel hangs the join. */
+#define CR_ROUNDS 40
+#define CR_TASKS 100
+
+static void *cr_waiter(void *a)
+{
+	(void)a;
+	for (;;) {
+		weft_waker_t w = weft_park_prepare();
+		int r = weft_park(w, WEFT_NEVER);
+		if (r == -ECANCELED)
+			return (void *)(intptr_t)r;
+	}
+}
+
+static weft_step_t cr_step(void *a, void **res)
+{
+	int *opened = a;
+	if (*opened && weft_park_result() == -ECANCELED) {
+		*res = (void *)(intptr_t)-ECANCELED;
+		return WEFT_STEP_DONE;
+	}
+	*opened = 1;
+	weft_park_prepare();
+	return WEFT_STEP_PARKED;
+}
+
+static void *cancel_race_main(void *a)
+{
+	(void)a;
+	static int opened[CR_TASKS];
+	for (int round = 0; round < CR_ROUNDS; round++) {
+		weft_task_t t[CR_TASKS];
+		for (int i = 0; i < CR_TASKS; i++) {
+			opened[i] = 0;
+			int r = (i & 1) ? weft_spawn_step(&t[i], cr_step, &opened[i], NULL)
+					: weft_spawn(&t[i], cr_waiter, NULL, NULL);
+			TCHECK_EQ(r, 0);
+			if (i % 3 == 0)
+				weft_yield(); /* let some reach their park before the cancel */
+			TCHECK_EQ(weft_cancel(t[i]), 0);
+		}
+		for (int i = 0; i < CR_TASKS; i++) {
+			void *r;
+			TCHECK_EQ(weft_join(t[i], &r), 0);
+			TCHECK_EQ((intptr_t)r, -ECANCELED);
+		}
+	}
+	return NULL;
+}
+
+static void test_cancel_races_wait_start(void **state)
+{
+	(void)state;
+	wt_run(cancel_race_main, NULL, 2);
+}
+
 static void test_cancel_parked_task(void **state)
 {
 	(void)state;
@@ -299,6 +362,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cancel_parked_task),
 		cmocka_unit_test(test_cancel_running_task),
+		cmocka_unit_test(test_cancel_races_wait_start),
 		cmocka_unit_test(test_cancelled_join_keeps_task_joinable),
 		cmocka_unit_test(test_task_groups),
 		cmocka_unit_test(test_uncancellable_wait),
