@@ -630,17 +630,21 @@ static int unix_addr(const char *path, struct sockaddr_un *sa, socklen_t *len)
 	return 0;
 }
 
+/* A stream socket for path's address (*sa, *len), or a negative errno. */
+static int unix_socket(const char *path, struct sockaddr_un *sa, socklen_t *len)
+{
+	int r = unix_addr(path, sa, len);
+	return r < 0 ? r : weft_socket(AF_UNIX, SOCK_STREAM, 0);
+}
+
 int weft_unix_listen(const char *path, int backlog)
 {
 	struct sockaddr_un sa;
 	socklen_t len;
-	int r = unix_addr(path, &sa, &len);
-	if (r < 0)
-		return r;
-	int fd = weft_socket(AF_UNIX, SOCK_STREAM, 0);
+	int fd = unix_socket(path, &sa, &len);
 	if (fd < 0)
 		return fd;
-	r = weft_bind_listen(fd, (struct sockaddr *)&sa, len, backlog);
+	int r = weft_bind_listen(fd, (struct sockaddr *)&sa, len, backlog);
 	if (r < 0) {
 		weft_close(fd);
 		return r;
@@ -652,13 +656,10 @@ int weft_unix_connect(const char *path, weft_time_t deadline)
 {
 	struct sockaddr_un sa;
 	socklen_t len;
-	int r = unix_addr(path, &sa, &len);
-	if (r < 0)
-		return r;
-	int fd = weft_socket(AF_UNIX, SOCK_STREAM, 0);
+	int fd = unix_socket(path, &sa, &len);
 	if (fd < 0)
 		return fd;
-	r = weft_connect(fd, (struct sockaddr *)&sa, len, deadline);
+	int r = weft_connect(fd, (struct sockaddr *)&sa, len, deadline);
 	if (r < 0) {
 		weft_close(fd);
 		return r;
