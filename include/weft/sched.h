@@ -139,6 +139,10 @@ bool weft_can_park(void);
 
 /* The calling task's id, 0 outside tasks. */
 weft_task_t weft_self(void);
+/* The index (0 .. workers-1, then extra workers) of the worker thread the
+ * caller runs on, or -1 on any other thread (a plain thread, the monitor, a
+ * blocking-pool thread). A task can move between workers at every wait. */
+int weft_worker_index(void);
 /* Copy t's name into buf (always NUL-terminated). -ESRCH if t is unknown. */
 int weft_task_name(weft_task_t t, char *buf, size_t len);
 /* Set the calling task's name (copied). -EPERM outside tasks. */
@@ -285,7 +289,11 @@ void *weft_runtime_attached(weft_runtime_t *rt, const weft_runtime_ext_t *key);
  *       weft_unpark; block at most `timeout` ns (0: do not block; WEFT_NEVER:
  *       until an event or wake()). Returns the number of events handled, or a
  *       negative errno (the scheduler then falls back to its futex park).
- *       At most one worker is inside poll at any time.
+ *       At most one thread is inside poll at any time: a worker, or the
+ *       monitor (timeout 0; weft_worker_index() is -1 there). The monitor
+ *       sleeps between its checks, so a poller whose kernel requests
+ *       belong to the thread that submits them (io_uring) should submit
+ *       from workers only.
  *   wake(ctx): make a poll that is blocked now (or is about to block) return
  *       soon. Called from any thread, possibly concurrently with poll.
  *   destroy(ctx): at weft_runtime_stop, after every worker has exited.

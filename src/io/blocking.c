@@ -99,6 +99,7 @@ static void *pool_thread(void *a)
 {
 	struct pthr *self = a;
 	struct pool *p = self->pool;
+	pthread_setname_np(pthread_self(), "weft-blocking");
 	pthread_mutex_lock(&p->mu);
 	weft_time_t idle_since = weft_now();
 	for (;;) {

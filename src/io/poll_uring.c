@@ -20,6 +20,21 @@
  * completion runs as task work at the submitting thread's next kernel entry
  * instead of interrupting it (a sleeping thread is still woken).
  *
+ * Who submits. A request's task work runs on the thread that submitted it,
+ * for as long as the request lives - for a multishot poll, until
+ * weft_close. A thread that mostly sleeps would be woken for every
+ * readiness change of the polls it submitted, only to post a completion
+ * that then wakes the poller: two wake-ups per event, and the first one
+ * preempts a worker. So queued polls are submitted by workers only, which
+ * run (and enter the kernel) anyway: the monitor's polls (timeout 0, when
+ * no worker has polled for 10 ms) reap completions but leave the queue to
+ * the next worker that polls. The wake eventfd's poll is queued at start
+ * for the first worker to submit; the thread that sets the ring up only
+ * submits a probe, which it removes again. Two rare paths still submit
+ * from the calling thread: a removal (weft_close, the end of a foreign
+ * wait) first submits what is queued, so that it finds those polls armed,
+ * and a full submission queue is submitted by whoever needs an entry.
+ *
  * A poll can end on its own (the kernel cancels a thread's requests when it
  * exits, the completion queue overflowed): its waiters are woken, retry
  * their operation and arm a new poll, which reports the current readiness,
@@ -73,9 +88,10 @@ static bool uring_queue(weft_io *io, int fd, uint32_t events, uint64_t data, boo
 	return sqe != NULL;
 }
 
+/* Submit the queued requests - from a worker only (see the top). */
 static void uring_flush(weft_io *io)
 {
-	if (!atomic_load(&io->sq_pending))
+	if (!atomic_load(&io->sq_pending) || weft_worker_index() < 0)
 		return;
 	pthread_mutex_lock(&io->sq_lock);
 	atomic_store(&io->sq_pending, false);
@@ -273,12 +289,15 @@ int weft__uring_init(weft_io *io)
 	}
 	pthread_mutex_init(&io->sq_lock, NULL);
 	io->backend = BACKEND_URING;
-	/* Probe multishot poll on the wake eventfd (kernel 5.13+). */
-	uring_queue(io, io->efd, POLLIN, TAG_WAKE, true);
-	pthread_mutex_lock(&io->sq_lock);
+	/* Probe multishot poll on the wake eventfd (kernel 5.13+). The probe
+	 * belongs to this thread, which need not be a worker (see the top): it
+	 * is removed again, and the poll that stays is queued for the first
+	 * worker to submit. Both of the probe's completions and the removal's
+	 * are TAG_IGNORE, reaped by the first poll. */
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&io->ring);
+	io_uring_prep_poll_multishot(sqe, io->efd, POLLIN);
+	io_uring_sqe_set_data64(sqe, TAG_IGNORE);
 	r = io_uring_submit(&io->ring);
-	atomic_store(&io->sq_pending, false);
-	pthread_mutex_unlock(&io->sq_lock);
 	if (r >= 0) {
 		weft__io_wake(io);
 		struct io_uring_cqe *cqe;
@@ -288,6 +307,15 @@ int weft__uring_init(weft_io *io)
 			io_uring_cqe_seen(&io->ring, cqe);
 		}
 		weft__io_drain_wake(io);
+	}
+	if (r == 0) {
+		sqe = io_uring_get_sqe(&io->ring);
+		io_uring_prep_poll_remove(sqe, TAG_IGNORE);
+		io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+		r = io_uring_submit(&io->ring);
+		if (r >= 0)
+			r = 0;
+		uring_queue(io, io->efd, POLLIN, TAG_WAKE, true);
 	}
 	if (r < 0) {
 		io_uring_queue_exit(&io->ring);

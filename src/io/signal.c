@@ -112,6 +112,7 @@ static void deliver(int s)
 static void *delivery_main(void *a)
 {
 	(void)a;
+	pthread_setname_np(pthread_self(), "weft-signals");
 	atomic_store(&reg.tid, (pid_t)syscall(SYS_gettid));
 	struct pollfd p[2] = {{.fd = reg.sfd, .events = POLLIN}, {.fd = reg.ctl, .events = POLLIN}};
 	for (;;) {

@@ -87,6 +87,7 @@ static bool thread_blocked(weft_worker *w)
 static void *monitor_main(void *arg)
 {
 	struct weft_runtime *rt = arg;
+	pthread_setname_np(pthread_self(), "weft-monitor");
 	uint32_t last[WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS] = {0};
 	weft_time_t since[WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS] = {0};
 	uint32_t quit_seen = atomic_load(&sigquit_count);

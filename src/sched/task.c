@@ -567,6 +567,12 @@ bool weft_can_park(void)
 	return !t || !weft__is_step(t);
 }
 
+int weft_worker_index(void)
+{
+	weft_worker *w = weft__self_worker;
+	return w ? w->index : -1;
+}
+
 weft_task_t weft_self(void)
 {
 	weft_task *t = weft__cur_task();

@@ -530,6 +530,9 @@ void *weft__worker_main(void *arg)
 	struct weft_runtime *rt = w->rt;
 	weft__self_worker = w;
 	w->tid = gettid();
+	char name[16];
+	snprintf(name, sizeof name, "weft-w%d", w->index);
+	pthread_setname_np(pthread_self(), name); /* shown by top -H, perf, gdb */
 #ifdef WEFT_TSAN
 	w->tsan_fiber = __tsan_get_current_fiber();
 #endif

@@ -1,7 +1,9 @@
 /* test_poll.c - the netpoller: weft_fd_wait on pipes from tasks and threads,
- * deadlines, cancellation, weft_close waking waiters, no lost wake-ups. */
+ * deadlines, cancellation, weft_close waking waiters, no lost wake-ups, and
+ * no sleeping thread woken for every event. */
 #include "io/wt_io.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
@@ -238,11 +240,120 @@ static void test_stackless(void **state)
 	wt_run(stackless_main, NULL, 1);
 }
 
+/* The voluntary context switches of this process's thread named `name`
+ * (the runtime's threads are named), -1 if there is none. */
+static long thread_switches(const char *name)
+{
+	DIR *d = opendir("/proc/self/task");
+	if (!d)
+		return -1;
+	long found = -1;
+	struct dirent *e;
+	while (found < 0 && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[300], buf[4096];
+		snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		bool match = fgets(buf, sizeof buf, f) && strncmp(buf, name, strlen(name)) == 0 && buf[strlen(name)] == '\n';
+		fclose(f);
+		if (!match)
+			continue;
+		snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		while (fgets(buf, sizeof buf, f))
+			if (sscanf(buf, "voluntary_ctxt_switches: %ld", &found) == 1)
+				break;
+		fclose(f);
+	}
+	closedir(d);
+	return found;
+}
+
+#define QUIET_ROUNDS 2000
+
+static _Atomic int quiet_phase; /* 1: accepted; 2: the echo task may read */
+
+static void *quiet_echo(void *a)
+{
+	int lfd = (int)(intptr_t)a;
+	int c = weft_accept(lfd, NULL, NULL, WEFT_NEVER);
+	TCHECK(c >= 0);
+	atomic_store(&quiet_phase, 1);
+	while (atomic_load(&quiet_phase) != 2)
+		weft_yield();
+	char b[64];
+	for (;;) {
+		ssize_t n = weft_read(c, b, sizeof b, WEFT_NEVER);
+		if (n <= 0)
+			break;
+		TCHECK_EQ(weft_write_all(c, b, (size_t)n, WEFT_NEVER), n);
+	}
+	weft_close(c);
+	return NULL;
+}
+
+static void *quiet_main(void *a)
+{
+	(void)a;
+	atomic_store(&quiet_phase, 0);
+	int lfd = weft_tcp_listen("127.0.0.1", 0, 16);
+	TCHECK(lfd >= 0);
+	weft_task_t e = wt_spawn(quiet_echo, (void *)(intptr_t)lfd);
+	int c = weft_tcp_connect("127.0.0.1", (uint16_t)weft_local_port(lfd), WEFT_NEVER);
+	TCHECK(c >= 0);
+	while (atomic_load(&quiet_phase) != 1)
+		weft_yield();
+	/* One yield lets the echo task start its first read, whose poll is
+	 * queued for submission; then the only worker stays busy for 30 ms
+	 * without polling. The monitor polls meanwhile (nobody else has for
+	 * 10 ms), and that poll must not make the connection's readiness its
+	 * business. */
+	atomic_store(&quiet_phase, 2);
+	weft_yield();
+	weft_time_t until = weft_now() + 30 * WEFT_MSEC;
+	while (weft_now() < until) {
+	}
+	long before = thread_switches("weft-monitor");
+	TCHECK(before >= 0);
+	weft_time_t t0 = weft_now();
+	char b[8] = "ping";
+	for (int i = 0; i < QUIET_ROUNDS; i++) {
+		TCHECK_EQ(weft_write_all(c, b, 4, WEFT_NEVER), 4);
+		TCHECK_EQ(weft_read_full(c, b, 4, WEFT_NEVER), 4);
+	}
+	long ms = (long)((weft_now() - t0) / WEFT_MSEC);
+	long woken = thread_switches("weft-monitor") - before;
+	/* The monitor wakes every 2 ms on its own; one wake-up per round trip
+	 * would be QUIET_ROUNDS more. */
+	if (woken >= QUIET_ROUNDS / 2 + ms / 2 + 10)
+		fprintf(stderr, "monitor woken %ld times in %ld round trips (%ld ms)\n", woken, (long)QUIET_ROUNDS, ms);
+	TCHECK(woken < QUIET_ROUNDS / 2 + ms / 2 + 10);
+	weft_close(c);
+	wt_join(e);
+	weft_close(lfd);
+	return NULL;
+}
+
+/* Readiness is not routed through a thread that sleeps: io_uring runs a
+ * poll's work on the thread that submitted it, and the monitor, which polls
+ * when the workers are busy, must not be that thread. */
+static void test_monitor_not_woken_per_event(void **state)
+{
+	(void)state;
+	wt_run(quiet_main, NULL, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		WT_IO_TEST(test_bad_input),   WT_IO_TEST(test_thread_wait), WT_IO_TEST(test_task_wait),
 		WT_IO_TEST(test_cancel_close), WT_IO_TEST(test_pingpong),    WT_IO_TEST(test_stackless),
+		WT_IO_TEST(test_monitor_not_woken_per_event),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
