@@ -313,9 +313,10 @@ int weft__uring_init(weft_io *io)
 		io_uring_prep_poll_remove(sqe, TAG_IGNORE);
 		io_uring_sqe_set_data64(sqe, TAG_IGNORE);
 		r = io_uring_submit(&io->ring);
-		if (r >= 0)
+		if (r >= 0) {
 			r = 0;
-		uring_queue(io, io->efd, POLLIN, TAG_WAKE, true);
+			uring_queue(io, io->efd, POLLIN, TAG_WAKE, true);
+		}
 	}
 	if (r < 0) {
 		io_uring_queue_exit(&io->ring);
