@@ -334,9 +334,10 @@ static void *quiet_main(void *a)
 	long woken = thread_switches("weft-monitor") - before;
 	/* The monitor wakes every 2 ms on its own; one wake-up per round trip
 	 * would be QUIET_ROUNDS more. */
-	if (woken >= QUIET_ROUNDS / 2 + ms / 2 + 10)
+	long limit = QUIET_ROUNDS / 2 + ms / 2 + 10;
+	if (woken >= limit)
 		fprintf(stderr, "monitor woken %ld times in %ld round trips (%ld ms)\n", woken, (long)QUIET_ROUNDS, ms);
-	TCHECK(woken < QUIET_ROUNDS / 2 + ms / 2 + 10);
+	TCHECK(woken < limit);
 	weft_close(c);
 	wt_join(e);
 	weft_close(lfd);
