@@ -49,7 +49,7 @@ int weft__group_add(weft_group_t *g, weft_task *t)
 	}
 	g->ids[g->nids++] = atomic_load_explicit(&t->id, memory_order_relaxed);
 	g->running++;
-	g->rt = t->rt;
+	g->rt = weft__task_rt(t);
 	if (g->cancelling)
 		atomic_fetch_or(&t->flags, WEFT_TF_CANCELLED);
 	weft_waitq_unlock(&g->waiters);

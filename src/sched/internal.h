@@ -110,7 +110,10 @@ typedef struct weft_task_ext {
 	weft_waker_t join_waker; /* written by the joiner before join_state WAITING */
 } weft_task_ext;
 
-/* A task record: 80 bytes, the whole cost of a parked stackless task. */
+/* A task record: 64 bytes, one cache line (slabs are page-aligned), so a
+ * record handed from the spawning worker to the running one moves one line,
+ * and records never share a line. With the 8-byte ext pointer in the slab's
+ * tail, 72 bytes are the whole cost of a parked stackless task. */
 struct weft_task {
 	weft_parker_t park;	 /* first: a weft_waker_t's parker points here */
 	struct weft_task *next;	 /* global queue / free list link */
@@ -134,8 +137,8 @@ struct weft_task {
 		weft_tentry_t *timer;	/* stackless: deadline of the current wait */
 	};
 	weft_stack_t *stack;	 /* coroutine: its stack */
-	struct weft_runtime *rt;
-	_Atomic(weft_task_ext *) ext;
+	/* Its runtime and its weft_task_ext are in its slab's tail, see
+	 * weft__task_rt and weft__task_extp. */
 #if defined(WEFT_ASAN)
 	void *asan_fake;
 #endif
@@ -145,8 +148,40 @@ struct weft_task {
 };
 typedef struct weft_task weft_task;
 #if !defined(WEFT_ASAN) && !defined(WEFT_TSAN) && UINTPTR_MAX == UINT64_MAX
-_Static_assert(sizeof(struct weft_task) == 80, "a task record is 80 bytes: keep cold fields in weft_task_ext");
+_Static_assert(sizeof(struct weft_task) == 64, "a task record is one cache line: keep cold fields in weft_task_ext");
 #endif
+
+/* A slab (task.c) is one mapping, aligned to WEFT_SLAB_ALIGN:
+ * WEFT_SLAB_TASKS records, then one weft_task_ext pointer per record, then
+ * the runtime that owns the slab. A record finds both from its own address. */
+#define WEFT_SLAB_BYTES                                                                                       \
+	(WEFT_SLAB_TASKS * (sizeof(weft_task) + sizeof(_Atomic(weft_task_ext *))) + sizeof(struct weft_runtime *))
+#define WEFT_SLAB_ALIGN ((uintptr_t)1 << 20) /* a power of two >= WEFT_SLAB_BYTES */
+
+_Static_assert(WEFT_SLAB_BYTES <= WEFT_SLAB_ALIGN, "a slab fits its alignment");
+
+static inline _Atomic(weft_task_ext *) *weft__slab_exts(weft_task *slab)
+{
+	return (_Atomic(weft_task_ext *) *)(slab + WEFT_SLAB_TASKS);
+}
+
+static inline weft_task *weft__task_slab(weft_task *t)
+{
+	return (weft_task *)((uintptr_t)t & ~(WEFT_SLAB_ALIGN - 1));
+}
+
+/* Where t's weft_task_ext pointer is (NULL until weft__task_ext makes one). */
+static inline _Atomic(weft_task_ext *) *weft__task_extp(weft_task *t)
+{
+	weft_task *slab = weft__task_slab(t);
+	return weft__slab_exts(slab) + (t - slab);
+}
+
+/* The runtime t belongs to. */
+static inline struct weft_runtime *weft__task_rt(weft_task *t)
+{
+	return *(struct weft_runtime **)(weft__slab_exts(weft__task_slab(t)) + WEFT_SLAB_TASKS);
+}
 
 /* ------------------------------------------------------------------ worker */
 

@@ -176,7 +176,7 @@ static void put_u64(uint64_t v)
 static void report_task(weft_task *t, const char *what)
 {
 	char name[WEFT_NAME_LEN] = {0};
-	weft_task_ext *x = atomic_load_explicit(&t->ext, memory_order_relaxed);
+	weft_task_ext *x = atomic_load_explicit(weft__task_extp(t), memory_order_relaxed);
 	if (x)
 		memcpy(name, x->name, sizeof name - 1);
 	put("weft: ");

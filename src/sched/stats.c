@@ -141,7 +141,7 @@ int weft_task_dump(weft_runtime_t *rt, int fd)
 		int v = atomic_load_explicit(&t->run_state, memory_order_acquire);
 		int st = WEFT_RS_STATE(v);
 		char name[WEFT_NAME_LEN] = {0};
-		weft_task_ext *x = atomic_load_explicit(&t->ext, memory_order_acquire);
+		weft_task_ext *x = atomic_load_explicit(weft__task_extp(t), memory_order_acquire);
 		if (x)
 			memcpy(name, x->name, sizeof name - 1);
 		const char *what = st == WEFT_RS_WAITING ? what_name[WEFT_RS_WHAT(v) & 3] : NULL;

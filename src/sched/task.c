@@ -10,7 +10,9 @@
  * bumped when the record is freed, so ids are not reused (for 2^24 reuses
  * of one slot) and a stale id is detected, not obeyed.
  * Slabs are unmapped only when the runtime is destroyed, so reading a record
- * through a stale id is always safe.
+ * through a stale id is always safe. A slab sits at a WEFT_SLAB_ALIGN
+ * boundary and ends with one extension pointer per record and its runtime
+ * (internal.h), so a 64-byte record needs neither field of its own.
  *
  * Lifetime: refs counts the running task (until it finishes), the handle (a
  * joinable, not yet joined task), and transient lookups (weft__task_ref). The
@@ -54,6 +56,23 @@ weft_task *weft__task_at(struct weft_runtime *rt, uint32_t slot)
 	return slab ? &slab[slot % WEFT_SLAB_TASKS] : NULL;
 }
 
+/* A new slab at a WEFT_SLAB_ALIGN boundary (records find their slab's
+ * tail by masking their address): map twice the alignment, keep the aligned
+ * part. NULL when out of memory. */
+static void *slab_map(void)
+{
+	size_t len = (WEFT_SLAB_BYTES + 4095) & ~(size_t)4095;
+	char *m = mmap(NULL, 2 * WEFT_SLAB_ALIGN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		       -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	char *a = (char *)(((uintptr_t)m + WEFT_SLAB_ALIGN - 1) & ~(WEFT_SLAB_ALIGN - 1));
+	if (a > m)
+		munmap(m, (size_t)(a - m));
+	munmap(a + len, (size_t)(m + 2 * WEFT_SLAB_ALIGN - (a + len)));
+	return a;
+}
+
 /* Take records for a worker cache (or one for a plain thread). */
 static weft_task *alloc_slow(struct weft_runtime *rt, weft_worker *w)
 {
@@ -91,10 +110,11 @@ static weft_task *alloc_slow(struct weft_runtime *rt, weft_worker *w)
 		if (si >= WEFT_MAX_SLABS)
 			break;
 		if (si >= atomic_load_explicit(&rt->nslabs, memory_order_relaxed)) {
-			void *m = mmap(NULL, sizeof(weft_task) * WEFT_SLAB_TASKS, PROT_READ | PROT_WRITE,
-				       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-			if (m == MAP_FAILED)
+			void *m = slab_map();
+			if (!m)
 				break;
+			/* The tail: ext pointers (zero), then the owner. */
+			*(struct weft_runtime **)(weft__slab_exts(m) + WEFT_SLAB_TASKS) = rt;
 			atomic_store_explicit(&rt->slabs[si], (weft_task *)m, memory_order_release);
 			atomic_store_explicit(&rt->nslabs, si + 1, memory_order_release);
 		}
@@ -129,26 +149,26 @@ static weft_task *task_alloc(struct weft_runtime *rt, weft_worker *w)
 	return alloc_slow(rt, w);
 }
 
-static void ext_free(weft_task *t)
+static void ext_free(_Atomic(weft_task_ext *) *xp)
 {
-	weft_task_ext *x = atomic_load_explicit(&t->ext, memory_order_relaxed);
+	weft_task_ext *x = atomic_load_explicit(xp, memory_order_relaxed);
 	if (!x)
 		return;
 	free(x->tls);
 	free(x);
-	atomic_store_explicit(&t->ext, NULL, memory_order_relaxed);
+	atomic_store_explicit(xp, NULL, memory_order_relaxed);
 }
 
 weft_task_ext *weft__task_ext(weft_task *t)
 {
-	weft_task_ext *x = atomic_load_explicit(&t->ext, memory_order_acquire);
+	weft_task_ext *x = atomic_load_explicit(weft__task_extp(t), memory_order_acquire);
 	if (x)
 		return x;
 	weft_task_ext *n = calloc(1, sizeof *n);
 	if (!n)
 		return NULL;
 	/* acq_rel: a reader that loads the pointer sees the zeroed ext. */
-	if (atomic_compare_exchange_strong_explicit(&t->ext, &x, n, memory_order_acq_rel, memory_order_acquire))
+	if (atomic_compare_exchange_strong_explicit(weft__task_extp(t), &x, n, memory_order_acq_rel, memory_order_acquire))
 		return n;
 	free(n); /* someone else installed one first */
 	return x;
@@ -156,8 +176,8 @@ weft_task_ext *weft__task_ext(weft_task *t)
 
 static void task_release_record(weft_task *t)
 {
-	struct weft_runtime *rt = t->rt;
-	ext_free(t);
+	struct weft_runtime *rt = weft__task_rt(t);
+	ext_free(weft__task_extp(t));
 	uint64_t id = atomic_load_explicit(&t->id, memory_order_relaxed);
 	/* Next generation: every handle to the old task is now stale. */
 	uint64_t gen = (id + ((uint64_t)1 << 32)) & WEFT_ID_GEN_MASK;
@@ -241,8 +261,8 @@ void weft__task_free_all(struct weft_runtime *rt)
 	for (uint32_t i = 0; i < n; i++) {
 		weft_task *slab = atomic_load(&rt->slabs[i]);
 		for (uint32_t j = 0; j < WEFT_SLAB_TASKS; j++)
-			ext_free(&slab[j]); /* records of finished, never-joined tasks */
-		munmap(slab, sizeof(weft_task) * WEFT_SLAB_TASKS);
+			ext_free(weft__slab_exts(slab) + j); /* records of finished, never-joined tasks */
+		munmap(slab, WEFT_SLAB_BYTES);
 	}
 }
 
@@ -301,7 +321,6 @@ static int spawn_locked(struct weft_runtime *rt, weft_task_t *out, bool step, vo
 	if (!t)
 		return -ENOMEM;
 	t->stack = NULL;
-	t->rt = rt;
 	atomic_store_explicit(&t->flags, step ? WEFT_TF_STEP : 0, memory_order_relaxed);
 	weft_group_t *group = o ? o->group : NULL;
 	if (group || (o && o->name)) {
@@ -385,8 +404,8 @@ int weft_spawn_step(weft_task_t *out, weft_step_fn_t step, void *state, const we
 /* On the worker, the task off its stack (or its step returned DONE). */
 void weft__task_finish(weft_worker *w, weft_task *t)
 {
-	struct weft_runtime *rt = t->rt;
-	weft_task_ext *x = atomic_load_explicit(&t->ext, memory_order_acquire);
+	struct weft_runtime *rt = weft__task_rt(t);
+	weft_task_ext *x = atomic_load_explicit(weft__task_extp(t), memory_order_acquire);
 	if (x && x->tls) {
 		for (int k = 0; k < WEFT_TLS_KEYS; k++) {
 			void (*d)(void *) = atomic_load_explicit(&tls_dtor[k], memory_order_acquire);
@@ -422,7 +441,7 @@ void weft__task_finish(weft_worker *w, weft_task *t)
 		weft__group_done(x->group, t);
 	/* WAITING: the joiner installed the ext and wrote its waker before. */
 	if (atomic_exchange(&t->join_state, WEFT_JOIN_WAKING) == WEFT_JOIN_WAITING)
-		weft_unpark(atomic_load_explicit(&t->ext, memory_order_acquire)->join_waker, 0);
+		weft_unpark(atomic_load_explicit(weft__task_extp(t), memory_order_acquire)->join_waker, 0);
 	atomic_store(&t->join_state, WEFT_JOIN_DONE);
 	weft__task_unref(t);
 }
@@ -586,7 +605,7 @@ int weft_task_name(weft_task_t id, char *buf, size_t len)
 	weft_task *t = weft__task_ref(weft_runtime_current(), id);
 	if (!t)
 		return -ESRCH;
-	weft_task_ext *x = atomic_load_explicit(&t->ext, memory_order_acquire);
+	weft_task_ext *x = atomic_load_explicit(weft__task_extp(t), memory_order_acquire);
 	size_t n = x ? strnlen(x->name, WEFT_NAME_LEN) : 0;
 	if (n >= len)
 		n = len - 1;
@@ -661,7 +680,7 @@ int weft_tls_set(weft_tls_key_t key, void *value)
 void *weft_tls_get(weft_tls_key_t key)
 {
 	weft_task *t = weft__cur_task();
-	weft_task_ext *x = t ? atomic_load_explicit(&t->ext, memory_order_acquire) : NULL;
+	weft_task_ext *x = t ? atomic_load_explicit(weft__task_extp(t), memory_order_acquire) : NULL;
 	if (!x || !x->tls || key < 0 || key >= WEFT_TLS_KEYS)
 		return NULL;
 	return x->tls[key];

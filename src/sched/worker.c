@@ -227,7 +227,7 @@ void weft__ready(weft_task *t)
 {
 	weft_worker *w = weft__self_worker;
 	atomic_store_explicit(&t->run_state, WEFT_RS_RUNNABLE, memory_order_relaxed);
-	if (w && w->rt == t->rt) {
+	if (w && w->rt == weft__task_rt(t)) {
 		if (w->dispatching) {
 			/* A poller is handing out ready tasks: queue them all here; the
 			 * worker wakes helpers once the batch is in (poll_once). */
@@ -238,12 +238,12 @@ void weft__ready(weft_task *t)
 		 * the task as soon as the current one blocks or yields: waking
 		 * another worker for it would only pull a message exchange across
 		 * cores. A task kicked out of the slot is work to share. */
-		if (weft__runq_put(w, t, true) == WEFT_RUNQ_NEXT && t->rt->has_monitor)
+		if (weft__runq_put(w, t, true) == WEFT_RUNQ_NEXT && weft__task_rt(t)->has_monitor)
 			return; /* if the current task runs on, the monitor sees it stuck */
 	} else {
-		weft__gq_put(t->rt, t, t, 1);
+		weft__gq_put(weft__task_rt(t), t, t, 1);
 	}
-	weft__wakep(t->rt);
+	weft__wakep(weft__task_rt(t));
 }
 
 /* ------------------------------------------------------------ polling */
