@@ -394,6 +394,41 @@ static void test_task_local_storage(void **state)
 	assert_int_equal(weft_tls_key_delete(key), -EINVAL);
 }
 
+/* Records live in slabs of 4096 with each record's extension pointer and
+ * the runtime in the slab's tail (found by masking the record's address):
+ * names set on tasks in several slabs must come back from the right one. */
+#define NSLABBED (3 * 4096 + 5)
+static weft_task_t slabbed[NSLABBED];
+
+static void *names_across_slabs(void *a)
+{
+	(void)a;
+	char want[16], got[16];
+	for (int i = 0; i < NSLABBED; i++) { /* joinable: each record stays taken until joined */
+		snprintf(want, sizeof want, "s%d", i);
+		weft_spawn_opts_t o = {.name = want};
+		TCHECK_EQ(weft_spawn_step(&slabbed[i], step_ret, (void *)(intptr_t)i, &o), 0);
+	}
+	for (int i = 0; i < NSLABBED; i++) {
+		snprintf(want, sizeof want, "s%d", i);
+		TCHECK_EQ(weft_task_name(slabbed[i], got, sizeof got), 0);
+		TCHECK(strcmp(got, want) == 0);
+	}
+	for (int i = 0; i < NSLABBED; i++) {
+		void *r = NULL;
+		TCHECK_EQ(weft_join(slabbed[i], &r), 0);
+		TCHECK_EQ((intptr_t)r, i);
+		TCHECK_EQ(weft_task_name(slabbed[i], got, sizeof got), -ESRCH);
+	}
+	return NULL;
+}
+
+static void test_names_across_slabs(void **state)
+{
+	(void)state;
+	wt_run(names_across_slabs, NULL, 2);
+}
+
 static void *exit_early(void *a)
 {
 	(void)a;
@@ -433,6 +468,7 @@ int main(void)
 		cmocka_unit_test(test_errno_is_per_task),
 		cmocka_unit_test(test_task_local_storage),
 		cmocka_unit_test(test_exit_ends_the_task),
+		cmocka_unit_test(test_names_across_slabs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
