@@ -50,11 +50,11 @@ typedef struct weft_io weft_io;
  * the caller is a coroutine (which can park); else NULL. */
 io_slot *weft__io_lookup(int fd, weft_io **io);
 /* weft__io_wait on a slot from weft__io_lookup, for generation gen. With
- * drained (weft_read after a short read of a stream), a POLLIN bit that no
- * report has set since in_edges was `drained_at` is stale (the read that
- * emptied the queue came after it) and is dropped instead of ending the wait. */
+ * since (weft_read: in_edges before the read that found the queue empty),
+ * the wait ends at once if a POLLIN report came since, consumed or not; if
+ * none did, a POLLIN bit still set is stale and is dropped (poll.c). */
 int weft__io_slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline,
-		       bool drained);
+		       const uint32_t *since);
 
 /* Stackless tasks (the _step calls). weft__io_step_finish ends the wait
  * that op started, if any: 0 (none), the ready mask (retry the operation),

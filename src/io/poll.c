@@ -384,13 +384,17 @@ static int thread_wait(int fd, uint32_t events, weft_time_t deadline)
  * > 0, the ready mask (the bits were set: consumed, nothing linked); < 0,
  * an error (-EBADF: the generation moved on from gen) or WAIT_NOROOM;
  * 0, n is linked and the backend armed: park, then call wait_end. With
- * `drained` (weft_read after a short read of a stream), a POLLIN bit that
- * no report has set since in_edges was `drained_at` is stale (the read that
- * emptied the queue came after it) and is dropped instead of ending the
- * wait. `foreign` (weft_fd_wait): with io_uring, arm one-shot polls for the
+ * `since` (weft_read: s->in_edges as it was before the read that found the
+ * queue empty), the count of POLLIN reports decides, not the bit: none
+ * since, and a POLLIN bit still set is stale (that read came after it) and
+ * is dropped; one or more since, and the wait ends at once, even if another
+ * task already consumed the bit. That matters when several tasks read one
+ * descriptor: a report of three bytes wakes the readers that were linked,
+ * and every reader whose empty read came before it must retry too, not
+ * only the first one to look at the bit. `foreign` (weft_fd_wait): with io_uring, arm one-shot polls for the
  * wanted directions instead of the registered multishot poll. */
-static int wait_begin(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, bool foreign, bool drained,
-		      io_waiter *n)
+static int wait_begin(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, bool foreign,
+		      const uint32_t *since, io_waiter *n)
 {
 	n->match = events | ERRBITS | ((events & POLLIN) ? POLLRDHUP : 0);
 	n->status = 0;
@@ -402,10 +406,14 @@ static int wait_begin(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t ev
 		nwait_add(io, -1);
 		return -EBADF;
 	}
-	if (drained && atomic_load_explicit(&s->in_edges, memory_order_relaxed) ==
-			       atomic_load_explicit(&s->drained_at, memory_order_relaxed))
-		atomic_fetch_and_explicit(&s->ready, ~(uint32_t)POLLIN, memory_order_relaxed); /* stale */
-	uint32_t r = atomic_load_explicit(&s->ready, memory_order_relaxed) & n->match;
+	uint32_t r = 0;
+	if (since) {
+		if (atomic_load_explicit(&s->in_edges, memory_order_relaxed) == *since)
+			atomic_fetch_and_explicit(&s->ready, ~(uint32_t)POLLIN, memory_order_relaxed); /* stale */
+		else
+			r = POLLIN; /* reported since the caller's read began */
+	}
+	r |= atomic_load_explicit(&s->ready, memory_order_relaxed) & n->match;
 	if (r) {
 		atomic_fetch_and_explicit(&s->ready, ~n->match, memory_order_relaxed);
 		slot_unlock(s);
@@ -452,11 +460,11 @@ static int wait_end(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t even
 /* Park on slot s until one of events (or an error bit) is reported, the
  * generation moves on from gen (closed: -EBADF), or the deadline. */
 static int slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline,
-		     bool foreign, bool drained)
+		     bool foreign, const uint32_t *since)
 {
 	io_waiter n;
 	n.waker = weft_park_prepare();
-	int r = wait_begin(io, s, fd, gen, events, foreign, drained, &n);
+	int r = wait_begin(io, s, fd, gen, events, foreign, since, &n);
 	if (r == WAIT_NOROOM) {
 		weft_yield();
 		return (int)events;
@@ -565,7 +573,7 @@ int weft__io_wait(int fd, uint32_t events, weft_time_t deadline)
 	io_slot *s = wait_slot(io, fd, events, &gen, &err);
 	if (!s)
 		return err;
-	return slot_wait(io, s, fd, gen, events, deadline, false, false);
+	return slot_wait(io, s, fd, gen, events, deadline, false, NULL);
 }
 
 static int check_fd_wait(int fd, uint32_t events)
@@ -632,7 +640,7 @@ int weft_fd_wait(int fd, uint32_t events, weft_time_t deadline)
 		r = foreign_check(io, s, fd, events, &gen);
 		if (r != 0)
 			return r;
-		r = slot_wait(io, s, fd, gen, events, deadline, true, false);
+		r = slot_wait(io, s, fd, gen, events, deadline, true, NULL);
 		if (r < 0)
 			return r;
 	}
@@ -675,7 +683,7 @@ static int step_begin(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t ev
 		      weft_time_t deadline, io_op *op)
 {
 	op->n.waker = weft_park_prepare();
-	int r = wait_begin(io, s, fd, gen, events, foreign, false, &op->n);
+	int r = wait_begin(io, s, fd, gen, events, foreign, NULL, &op->n);
 	if (r == WAIT_NOROOM) { /* come back after the others (and the poller) ran */
 		op->events = events;
 		op->state = OP_RETRY;
@@ -758,9 +766,9 @@ io_slot *weft__io_lookup(int fd, weft_io **out)
 }
 
 int weft__io_slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline,
-		       bool drained)
+		       const uint32_t *since)
 {
-	return slot_wait(io, s, fd, gen, events, deadline, false, drained);
+	return slot_wait(io, s, fd, gen, events, deadline, false, since);
 }
 
 void weft__io_connected(int fd)

@@ -279,11 +279,11 @@ static ssize_t read_slot(weft_io *io, io_slot *s, int fd, void *buf, size_t len,
 		uint32_t ready = atomic_load_explicit(&s->ready, memory_order_acquire);
 		/* Drained, and no POLLIN report since the read that drained it:
 		 * wait (a POLLIN bit still set is stale, see weft__io_slot_wait). */
+		uint32_t at = atomic_load_explicit(&s->drained_at, memory_order_relaxed);
 		bool drained = (atomic_load_explicit(&s->flags, memory_order_relaxed) & IO_DRAINED) &&
-			       atomic_load_explicit(&s->in_edges, memory_order_acquire) ==
-				       atomic_load_explicit(&s->drained_at, memory_order_relaxed);
+			       atomic_load_explicit(&s->in_edges, memory_order_acquire) == at;
 		if (drained && !(ready & (IN_BITS & ~(uint32_t)POLLIN)) && !atomic_load_explicit(&s->seen, memory_order_relaxed)) {
-			int w = weft__io_slot_wait(io, s, fd, gen, POLLIN, deadline, true);
+			int w = weft__io_slot_wait(io, s, fd, gen, POLLIN, deadline, &at);
 			if (w < 0)
 				return w;
 		} else if (ready & POLLIN) {
@@ -321,7 +321,7 @@ static ssize_t read_slot(weft_io *io, io_slot *s, int fd, void *buf, size_t len,
 			atomic_store_explicit(&s->drained_at, edges, memory_order_relaxed);
 			if (!(f & IO_DRAINED))
 				atomic_fetch_or_explicit(&s->flags, IO_DRAINED, memory_order_relaxed);
-			int w = weft__io_slot_wait(io, s, fd, gen, POLLIN, deadline, true);
+			int w = weft__io_slot_wait(io, s, fd, gen, POLLIN, deadline, &edges);
 			if (w < 0)
 				return w;
 			continue;
@@ -339,7 +339,24 @@ ssize_t weft_read(int fd, void *buf, size_t len, weft_time_t deadline)
 	io_slot *s = len ? weft__io_lookup(fd, &io) : NULL;
 	if (s)
 		return read_slot(io, s, fd, buf, len, deadline);
-	IO_RETRY(fd, POLLIN, deadline, read(fd, buf, len));
+	for (;;) {
+		ssize_t n = read(fd, buf, len);
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		/* Empty, and not registered yet: register it (its first wait
+		 * would) and go on in read_slot, which counts the reports that
+		 * come after each read, so several readers of one descriptor
+		 * all retry after a report (see wait_begin in poll.c). */
+		if (len && weft__io_own(fd, false) == 0 && (s = weft__io_lookup(fd, &io)) != NULL)
+			return read_slot(io, s, fd, buf, len, deadline);
+		int w = weft__io_wait(fd, POLLIN, deadline);
+		if (w < 0)
+			return w;
+	}
 }
 
 ssize_t weft_write(int fd, const void *buf, size_t len, weft_time_t deadline)
