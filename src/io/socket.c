@@ -351,7 +351,7 @@ ssize_t weft_read(int fd, void *buf, size_t len, weft_time_t deadline)
 		 * would) and go on in read_slot, which counts the reports that
 		 * come after each read, so several readers of one descriptor
 		 * all retry after a report (see wait_begin in poll.c). */
-		if (len && weft__io_own(fd, false) == 0 && (s = weft__io_lookup(fd, &io)) != NULL)
+		if (weft__io_own(fd, false) == 0 && (s = weft__io_lookup(fd, &io)) != NULL)
 			return read_slot(io, s, fd, buf, len, deadline);
 		int w = weft__io_wait(fd, POLLIN, deadline);
 		if (w < 0)

@@ -177,10 +177,16 @@ static inline _Atomic(weft_task_ext *) *weft__task_extp(weft_task *t)
 	return weft__slab_exts(slab) + (t - slab);
 }
 
+/* Where a slab records the runtime that owns it. */
+static inline struct weft_runtime **weft__slab_owner(weft_task *slab)
+{
+	return (struct weft_runtime **)(weft__slab_exts(slab) + WEFT_SLAB_TASKS);
+}
+
 /* The runtime t belongs to. */
 static inline struct weft_runtime *weft__task_rt(weft_task *t)
 {
-	return *(struct weft_runtime **)(weft__slab_exts(weft__task_slab(t)) + WEFT_SLAB_TASKS);
+	return *weft__slab_owner(weft__task_slab(t));
 }
 
 /* ------------------------------------------------------------------ worker */

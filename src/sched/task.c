@@ -56,12 +56,13 @@ weft_task *weft__task_at(struct weft_runtime *rt, uint32_t slot)
 	return slab ? &slab[slot % WEFT_SLAB_TASKS] : NULL;
 }
 
-/* A new slab at a WEFT_SLAB_ALIGN boundary (records find their slab's
- * tail by masking their address): map twice the alignment, keep the aligned
- * part. NULL when out of memory. */
+/* A new slab of WEFT_SLAB_ALIGN bytes at a WEFT_SLAB_ALIGN boundary
+ * (records find their slab's tail by masking their address): map twice
+ * that, keep the aligned half (both cuts are multiples of the page size,
+ * whatever it is; the unused end costs address space only). NULL when out
+ * of memory. */
 static void *slab_map(void)
 {
-	size_t len = (WEFT_SLAB_BYTES + 4095) & ~(size_t)4095;
 	char *m = mmap(NULL, 2 * WEFT_SLAB_ALIGN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
 		       -1, 0);
 	if (m == MAP_FAILED)
@@ -69,7 +70,7 @@ static void *slab_map(void)
 	char *a = (char *)(((uintptr_t)m + WEFT_SLAB_ALIGN - 1) & ~(WEFT_SLAB_ALIGN - 1));
 	if (a > m)
 		munmap(m, (size_t)(a - m));
-	munmap(a + len, (size_t)(m + 2 * WEFT_SLAB_ALIGN - (a + len)));
+	munmap(a + WEFT_SLAB_ALIGN, (size_t)(m + WEFT_SLAB_ALIGN - a));
 	return a;
 }
 
@@ -113,8 +114,7 @@ static weft_task *alloc_slow(struct weft_runtime *rt, weft_worker *w)
 			void *m = slab_map();
 			if (!m)
 				break;
-			/* The tail: ext pointers (zero), then the owner. */
-			*(struct weft_runtime **)(weft__slab_exts(m) + WEFT_SLAB_TASKS) = rt;
+			*weft__slab_owner(m) = rt; /* the ext pointers are zero already */
 			atomic_store_explicit(&rt->slabs[si], (weft_task *)m, memory_order_release);
 			atomic_store_explicit(&rt->nslabs, si + 1, memory_order_release);
 		}
@@ -161,14 +161,15 @@ static void ext_free(_Atomic(weft_task_ext *) *xp)
 
 weft_task_ext *weft__task_ext(weft_task *t)
 {
-	weft_task_ext *x = atomic_load_explicit(weft__task_extp(t), memory_order_acquire);
+	_Atomic(weft_task_ext *) *xp = weft__task_extp(t);
+	weft_task_ext *x = atomic_load_explicit(xp, memory_order_acquire);
 	if (x)
 		return x;
 	weft_task_ext *n = calloc(1, sizeof *n);
 	if (!n)
 		return NULL;
 	/* acq_rel: a reader that loads the pointer sees the zeroed ext. */
-	if (atomic_compare_exchange_strong_explicit(weft__task_extp(t), &x, n, memory_order_acq_rel, memory_order_acquire))
+	if (atomic_compare_exchange_strong_explicit(xp, &x, n, memory_order_acq_rel, memory_order_acquire))
 		return n;
 	free(n); /* someone else installed one first */
 	return x;
@@ -262,7 +263,7 @@ void weft__task_free_all(struct weft_runtime *rt)
 		weft_task *slab = atomic_load(&rt->slabs[i]);
 		for (uint32_t j = 0; j < WEFT_SLAB_TASKS; j++)
 			ext_free(weft__slab_exts(slab) + j); /* records of finished, never-joined tasks */
-		munmap(slab, WEFT_SLAB_BYTES);
+		munmap(slab, WEFT_SLAB_ALIGN);
 	}
 }
 

@@ -226,8 +226,9 @@ void weft__worker_kick(weft_worker *v)
 void weft__ready(weft_task *t)
 {
 	weft_worker *w = weft__self_worker;
+	struct weft_runtime *rt = weft__task_rt(t);
 	atomic_store_explicit(&t->run_state, WEFT_RS_RUNNABLE, memory_order_relaxed);
-	if (w && w->rt == weft__task_rt(t)) {
+	if (w && w->rt == rt) {
 		if (w->dispatching) {
 			/* A poller is handing out ready tasks: queue them all here; the
 			 * worker wakes helpers once the batch is in (poll_once). */
@@ -238,12 +239,12 @@ void weft__ready(weft_task *t)
 		 * the task as soon as the current one blocks or yields: waking
 		 * another worker for it would only pull a message exchange across
 		 * cores. A task kicked out of the slot is work to share. */
-		if (weft__runq_put(w, t, true) == WEFT_RUNQ_NEXT && weft__task_rt(t)->has_monitor)
+		if (weft__runq_put(w, t, true) == WEFT_RUNQ_NEXT && rt->has_monitor)
 			return; /* if the current task runs on, the monitor sees it stuck */
 	} else {
-		weft__gq_put(weft__task_rt(t), t, t, 1);
+		weft__gq_put(rt, t, t, 1);
 	}
-	weft__wakep(weft__task_rt(t));
+	weft__wakep(rt);
 }
 
 /* ------------------------------------------------------------ polling */
