@@ -31,7 +31,7 @@
  * the next worker that polls. The wake eventfd's poll is queued at start
  * for the first worker to submit; the thread that sets the ring up only
  * submits a probe, which it removes again. Two rare paths still submit
- * from the calling thread: a removal (weft_close, the end of a foreign
+ * from the calling thread: a cancel (weft_close, the end of a foreign
  * wait) first submits what is queued, so that it finds those polls armed,
  * and a full submission queue is submitted by whoever needs an entry.
  *
@@ -137,7 +137,11 @@ static void uring_cancel(weft_io *io, int fd, uint32_t gen, uint32_t dirs)
 		struct io_uring_sqe *sqe = sqe_get(io);
 		if (!sqe)
 			break;
-		io_uring_prep_poll_remove(sqe, d | tags[i]);
+		/* An async cancel, not a poll removal: a removal fails with
+		 * -EALREADY while the poll's task work is pending (a readiness
+		 * report under way) and leaves the poll armed; a cancel marks
+		 * it, and the task work ends it with -ECANCELED. */
+		io_uring_prep_cancel64(sqe, d | tags[i], 0);
 		io_uring_sqe_set_data64(sqe, TAG_IGNORE);
 	}
 	atomic_store(&io->sq_pending, false);
@@ -310,7 +314,7 @@ int weft__uring_init(weft_io *io)
 	}
 	if (r == 0) {
 		sqe = io_uring_get_sqe(&io->ring);
-		io_uring_prep_poll_remove(sqe, TAG_IGNORE);
+		io_uring_prep_cancel64(sqe, TAG_IGNORE, 0);
 		io_uring_sqe_set_data64(sqe, TAG_IGNORE);
 		r = io_uring_submit(&io->ring);
 		if (r >= 0) {
