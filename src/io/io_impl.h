@@ -23,7 +23,8 @@ typedef struct io_slot {
 	_Atomic uint32_t gen;	/* bumped at every (re)registration and close */
 	_Atomic uint32_t flags; /* IO_REG, IO_NOTSOCK, IO_DRAINED */
 	_Atomic uint32_t seen;	/* POLLRDHUP/POLLHUP/POLLERR ever reported (never consumed) */
-	_Atomic uint32_t in_edges;   /* reports with POLLIN so far (bumped under lock) */
+	_Atomic uint32_t in_edges;   /* reports that end a read wait, so far (bumped under lock) */
+	_Atomic uint32_t out_edges;  /* reports that end a write wait, so far (bumped under lock) */
 	_Atomic uint32_t drained_at; /* in_edges before the read that set IO_DRAINED */
 	io_waiter *head;	/* under lock */
 	/* io_uring only, under lock: */
@@ -41,20 +42,33 @@ typedef struct io_slot {
 /* Register a descriptor weft created or will do I/O on (once; later calls
  * are cheap). notsock: it is known not to be a socket. 0 or -errno. */
 int weft__io_own(int fd, bool notsock);
+
+/* The reports a registered descriptor had had in each direction, taken
+ * right before an operation on it; the wait after the operation says EAGAIN
+ * ends at once if a report came since, whether or not another task took
+ * its bit (see "Several tasks on one descriptor" in poll.c). valid: fd was
+ * registered with the current runtime's poller and the caller can park. */
+typedef struct io_mark {
+	uint32_t in, out;
+	bool valid;
+} io_mark;
+io_mark weft__io_mark(int fd);
+
 /* After an operation on fd returned EAGAIN: wait until it may succeed.
- * Returns the ready mask (> 0) or a negative errno. Registers fd first if
- * it is not yet registered. */
-int weft__io_wait(int fd, uint32_t events, weft_time_t deadline);
+ * Returns the ready mask (> 0) or a negative errno. With the mark taken
+ * before the operation, reports counted since decide; a mark that is not
+ * valid registers fd and returns at once (take a new mark and retry); NULL
+ * (single-owner waits, or no way to take a mark) waits for the ready bits
+ * and consumes them. */
+int weft__io_wait(int fd, uint32_t events, weft_time_t deadline, const io_mark *m);
 typedef struct weft_io weft_io;
 /* The slot of fd if fd is registered with the current runtime's poller and
  * the caller is a coroutine (which can park); else NULL. */
 io_slot *weft__io_lookup(int fd, weft_io **io);
-/* weft__io_wait on a slot from weft__io_lookup, for generation gen. With
- * since (weft_read: in_edges before the read that found the queue empty),
- * the wait ends at once if a POLLIN report came since, consumed or not; if
- * none did, a POLLIN bit still set is stale and is dropped (poll.c). */
+/* weft__io_wait on a slot from weft__io_lookup, for generation gen, with a
+ * mark (valid) taken before the operation. */
 int weft__io_slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline,
-		       const uint32_t *since);
+		       const io_mark *since);
 
 /* Stackless tasks (the _step calls). weft__io_step_finish ends the wait
  * that op started, if any: 0 (none), the ready mask (retry the operation),
@@ -64,7 +78,7 @@ int weft__io_slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t e
  * return WEFT_STEP_PARKED, then call again). From coroutines and threads
  * it blocks like weft__io_wait. */
 int weft__io_step_finish(weft_io_op_t *op);
-int weft__io_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op_t *op);
+int weft__io_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op_t *op, const io_mark *m);
 
 /* Forget the hang-ups reported so far (an unconnected TCP socket polls as
  * POLLHUP; weft_connect calls this once connected). */

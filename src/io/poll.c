@@ -33,8 +33,6 @@
  * else; a report is never lost because the bit stays until someone retries.
  * A report is recorded even when it wakes a parked waiter: another task may
  * have had EAGAIN on the same descriptor and not have linked itself yet.
- * (weft_read's drained shortcut tells a stale POLLIN bit from a new one by
- * counting POLLIN reports, slot->in_edges; see socket.c.)
  * POLLERR and POLLHUP are consumed like the others, not kept: a real
  * hang-up or error makes the operation fail instead of saying EAGAIN, so
  * nobody waits after it; a stale one (io_uring reports the state at arming
@@ -46,6 +44,22 @@
  * lock a waiter checks the bits (and the generation it started from) before
  * it links itself. Either the waiter sees the bit, or the poller sees the
  * waiter. weft_unpark remembers a wake that comes before the park.
+ *
+ * Several tasks on one descriptor. A bit is not enough when several tasks
+ * read (or accept, or write) one descriptor: three readers get EAGAIN, a
+ * write of three bytes arrives and is reported once, and the first reader
+ * to look at the bit consumes it; a second reader whose EAGAIN came before
+ * the report finds no bit, parks, and stays parked with a byte queued. So
+ * the poller also counts reports per direction (in_edges: POLLIN,
+ * POLLRDHUP, POLLERR, POLLHUP; out_edges: POLLOUT, POLLERR, POLLHUP), and
+ * weft's own operations take a mark of both counts right before each
+ * attempt (weft__io_mark). The wait after an EAGAIN ends at once if its
+ * direction's count moved since the mark; if not, any bit still set came
+ * before the attempt, which saw its data gone, so it is ignored. A marked
+ * wait neither reads nor consumes bits, so no task can take another's
+ * report. The count is bumped under the slot's lock, so the rule above
+ * holds for it too. Waits without a mark (weft_fd_wait, which asks poll(2)
+ * itself) use and consume the bits.
  *
  * Who polls: the scheduler (src/sched/worker.c) calls poll(ctx, 0) between
  * tasks and poll(ctx, timeout) in the one idle worker that sleeps in it; at
@@ -165,6 +179,20 @@ static int wake_matching(io_slot *s, uint32_t mask, int status)
 	return woke;
 }
 
+#define IN_EDGE_BITS (POLLIN | POLLRDHUP | ERRBITS)
+#define OUT_EDGE_BITS (POLLOUT | ERRBITS)
+
+/* Under the slot lock: count a report in the directions it ends waits of. */
+static void count_report(io_slot *s, uint32_t events)
+{
+	if (events & IN_EDGE_BITS)
+		atomic_store_explicit(&s->in_edges, atomic_load_explicit(&s->in_edges, memory_order_relaxed) + 1,
+				      memory_order_release);
+	if (events & OUT_EDGE_BITS)
+		atomic_store_explicit(&s->out_edges, atomic_load_explicit(&s->out_edges, memory_order_relaxed) + 1,
+				      memory_order_release);
+}
+
 int weft__io_report(io_slot *s, uint32_t events, uint32_t seen)
 {
 	if (events & seen)
@@ -172,9 +200,7 @@ int weft__io_report(io_slot *s, uint32_t events, uint32_t seen)
 	/* Recorded even when it wakes someone: another task may have had
 	 * EAGAIN and not be linked yet (several tasks on one descriptor); a
 	 * stale bit costs one EAGAIN, a missing one a lost wake-up. */
-	if (events & POLLIN)
-		atomic_store_explicit(&s->in_edges, atomic_load_explicit(&s->in_edges, memory_order_relaxed) + 1,
-				      memory_order_release);
+	count_report(s, events);
 	atomic_fetch_or_explicit(&s->ready, events, memory_order_release);
 	return wake_matching(s, events, 0);
 }
@@ -380,21 +406,24 @@ static int thread_wait(int fd, uint32_t events, weft_time_t deadline)
  * retries its operation. */
 #define WAIT_NOROOM (-EAGAIN)
 
+/* Whether a report that ends a wait for events came after mark m. */
+static bool moved_since(const io_slot *s, uint32_t events, const io_mark *m)
+{
+	return ((events & POLLIN) && atomic_load_explicit(&s->in_edges, memory_order_relaxed) != m->in) ||
+	       ((events & POLLOUT) && atomic_load_explicit(&s->out_edges, memory_order_relaxed) != m->out);
+}
+
 /* First half of a wait on slot s for events (n->waker already prepared):
  * > 0, the ready mask (the bits were set: consumed, nothing linked); < 0,
  * an error (-EBADF: the generation moved on from gen) or WAIT_NOROOM;
- * 0, n is linked and the backend armed: park, then call wait_end. With
- * `since` (weft_read: s->in_edges as it was before the read that found the
- * queue empty), the count of POLLIN reports decides, not the bit: none
- * since, and a POLLIN bit still set is stale (that read came after it) and
- * is dropped; one or more since, and the wait ends at once, even if another
- * task already consumed the bit. That matters when several tasks read one
- * descriptor: a report of three bytes wakes the readers that were linked,
- * and every reader whose empty read came before it must retry too, not
- * only the first one to look at the bit. `foreign` (weft_fd_wait): with io_uring, arm one-shot polls for the
- * wanted directions instead of the registered multishot poll. */
+ * 0, n is linked and the backend armed: park, then call wait_end. With a
+ * mark (`since`, taken before the operation that said EAGAIN) the counts
+ * decide and the bits are left alone (see "Several tasks on one
+ * descriptor" above). `foreign` (weft_fd_wait): with io_uring, arm one-shot
+ * polls for the wanted directions instead of the registered multishot
+ * poll. */
 static int wait_begin(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, bool foreign,
-		      const uint32_t *since, io_waiter *n)
+		      const io_mark *since, io_waiter *n)
 {
 	n->match = events | ERRBITS | ((events & POLLIN) ? POLLRDHUP : 0);
 	n->status = 0;
@@ -406,16 +435,15 @@ static int wait_begin(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t ev
 		nwait_add(io, -1);
 		return -EBADF;
 	}
-	uint32_t r = 0;
+	uint32_t r;
 	if (since) {
-		if (atomic_load_explicit(&s->in_edges, memory_order_relaxed) == *since)
-			atomic_fetch_and_explicit(&s->ready, ~(uint32_t)POLLIN, memory_order_relaxed); /* stale */
-		else
-			r = POLLIN; /* reported since the caller's read began */
+		r = moved_since(s, events, since) ? events : 0;
+	} else {
+		r = atomic_load_explicit(&s->ready, memory_order_relaxed) & n->match;
+		if (r)
+			atomic_fetch_and_explicit(&s->ready, ~n->match, memory_order_relaxed);
 	}
-	r |= atomic_load_explicit(&s->ready, memory_order_relaxed) & n->match;
 	if (r) {
-		atomic_fetch_and_explicit(&s->ready, ~n->match, memory_order_relaxed);
 		slot_unlock(s);
 		nwait_add(io, -1);
 		return (int)r;
@@ -460,7 +488,7 @@ static int wait_end(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t even
 /* Park on slot s until one of events (or an error bit) is reported, the
  * generation moves on from gen (closed: -EBADF), or the deadline. */
 static int slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline,
-		     bool foreign, const uint32_t *since)
+		     bool foreign, const io_mark *since)
 {
 	io_waiter n;
 	n.waker = weft_park_prepare();
@@ -557,7 +585,20 @@ static io_slot *wait_slot(weft_io *io, int fd, uint32_t events, uint32_t *gen, i
 	return s;
 }
 
-int weft__io_wait(int fd, uint32_t events, weft_time_t deadline)
+io_mark weft__io_mark(int fd)
+{
+	io_mark m = {0, 0, false};
+	weft_io *io = io_peek();
+	io_slot *s = io ? weft__io_slot(io, fd, false) : NULL;
+	if (s && (atomic_load_explicit(&s->flags, memory_order_acquire) & IO_REG)) {
+		m.in = atomic_load_explicit(&s->in_edges, memory_order_acquire);
+		m.out = atomic_load_explicit(&s->out_edges, memory_order_acquire);
+		m.valid = true;
+	}
+	return m;
+}
+
+int weft__io_wait(int fd, uint32_t events, weft_time_t deadline, const io_mark *m)
 {
 	if (fd < 0)
 		return -EBADF;
@@ -573,7 +614,9 @@ int weft__io_wait(int fd, uint32_t events, weft_time_t deadline)
 	io_slot *s = wait_slot(io, fd, events, &gen, &err);
 	if (!s)
 		return err;
-	return slot_wait(io, s, fd, gen, events, deadline, false, NULL);
+	if (m && !m->valid) /* registered by now: retry, with a mark this time */
+		return (int)events;
+	return slot_wait(io, s, fd, gen, events, deadline, false, m);
 }
 
 static int check_fd_wait(int fd, uint32_t events)
@@ -680,10 +723,10 @@ int weft__io_step_finish(weft_io_op_t *opaque)
 
 /* Start a stackless wait; see wait_begin. -EINPROGRESS: parked. */
 static int step_begin(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, bool foreign,
-		      weft_time_t deadline, io_op *op)
+		      const io_mark *since, weft_time_t deadline, io_op *op)
 {
 	op->n.waker = weft_park_prepare();
-	int r = wait_begin(io, s, fd, gen, events, foreign, NULL, &op->n);
+	int r = wait_begin(io, s, fd, gen, events, foreign, since, &op->n);
 	if (r == WAIT_NOROOM) { /* come back after the others (and the poller) ran */
 		op->events = events;
 		op->state = OP_RETRY;
@@ -706,13 +749,13 @@ static int step_begin(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t ev
 	return -EINPROGRESS;
 }
 
-int weft__io_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op_t *op)
+int weft__io_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op_t *op, const io_mark *m)
 {
 	int r;
 	if (fd < 0)
 		return -EBADF;
 	if (!weft_self() || weft_can_park())
-		return weft__io_wait(fd, events, deadline);
+		return weft__io_wait(fd, events, deadline, m);
 	weft_io *io = io_get();
 	if (!io)
 		return -ENOMEM;
@@ -720,7 +763,9 @@ int weft__io_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op
 	io_slot *s = wait_slot(io, fd, events, &gen, &r);
 	if (!s)
 		return r;
-	return step_begin(io, s, fd, gen, events, false, deadline, (io_op *)op);
+	if (m && !m->valid) /* registered by now: retry, with a mark this time */
+		return (int)events;
+	return step_begin(io, s, fd, gen, events, false, m, deadline, (io_op *)op);
 }
 
 int weft_fd_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op_t *op)
@@ -746,7 +791,7 @@ int weft_fd_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op_
 		r = foreign_check(io, s, fd, events, &gen);
 		if (r != 0)
 			return r;
-		r = step_begin(io, s, fd, gen, events, true, deadline, (io_op *)op);
+		r = step_begin(io, s, fd, gen, events, true, NULL, deadline, (io_op *)op);
 		if (r <= 0)
 			return r;
 	}
@@ -766,7 +811,7 @@ io_slot *weft__io_lookup(int fd, weft_io **out)
 }
 
 int weft__io_slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline,
-		       const uint32_t *since)
+		       const io_mark *since)
 {
 	return slot_wait(io, s, fd, gen, events, deadline, false, since);
 }
@@ -786,6 +831,7 @@ void weft__io_kick(weft_runtime_t *rt, int fd, uint32_t events)
 	if (!s)
 		return;
 	slot_lock(s);
+	count_report(s, events);
 	atomic_fetch_or_explicit(&s->ready, events, memory_order_release);
 	wake_matching(s, events, 0);
 	slot_unlock(s);

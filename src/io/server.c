@@ -8,9 +8,10 @@
  * so under mu and wakes the queue after, so no change goes unseen.
  *
  * Stopping: stop sets `stopping`, then makes the listener look readable
- * (weft__io_kick). serve checks `stopping` before every wait for a
- * connection, and a kick that comes before that wait leaves the ready bit
- * set, so the wait returns at once: serve always sees the flag.
+ * (weft__io_kick). serve marks the listener's reports, then checks
+ * `stopping`, before every accept; a kick that comes after the mark counts
+ * as a report, so the wait after the accept returns at once: serve always
+ * sees the flag.
  *
  * Lifetime: the server is reference-counted (the owner, serve while it
  * runs, every connection task), because a connection task touches the
@@ -229,7 +230,12 @@ int weft_server_serve(weft_server_t *s)
 	atomic_fetch_add(&s->refs, 1);
 	int result = 0;
 	weft_time_t backoff = 0;
-	while (!atomic_load(&s->stopping)) {
+	for (;;) {
+		/* The mark before the flag: a stop's kick after it ends the
+		 * wait below (see the top). */
+		io_mark mark = weft__io_mark(s->lfd);
+		if (atomic_load(&s->stopping))
+			break;
 		if (s->opts.max_conns > 0 && atomic_load(&s->nconns) >= s->opts.max_conns) {
 			int r = srv_wait(s, has_slot, WEFT_NEVER);
 			if (r < 0) {
@@ -259,7 +265,7 @@ int weft_server_serve(weft_server_t *s)
 		if (e == -EINTR || transient(e))
 			continue;
 		if (e == -EAGAIN && fd < 0) {
-			int w = weft__io_wait(s->lfd, POLLIN, WEFT_NEVER);
+			int w = weft__io_wait(s->lfd, POLLIN, WEFT_NEVER, &mark);
 			if (w < 0 && w != -EBADF) {
 				result = w;
 				break;

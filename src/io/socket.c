@@ -26,9 +26,13 @@
 #include <unistd.h>
 
 /* Retry `call` (an expression giving ssize_t, setting errno) until it
- * succeeds, fails with something other than EAGAIN, or the wait fails. */
-#define IO_RETRY_WITH(call, wait)                                             \
+ * succeeds, fails with something other than EAGAIN, or the wait fails.
+ * Each attempt is preceded by a mark of fd's reports (m_), which the wait
+ * takes, so that several tasks on one descriptor cannot take each other's
+ * wake-ups (see "Several tasks on one descriptor" in poll.c). */
+#define IO_RETRY_WITH(fd, call, wait)                                         \
 	for (;;) {                                                            \
+		io_mark m_ = weft__io_mark(fd);                               \
 		ssize_t n_ = (call);                                          \
 		if (n_ >= 0)                                                  \
 			return n_;                                            \
@@ -41,7 +45,7 @@
 		if (w_ < 0)                                                   \
 			return w_;                                            \
 	}
-#define IO_RETRY(fd, events, deadline, call) IO_RETRY_WITH(call, weft__io_wait((fd), (events), (deadline)))
+#define IO_RETRY(fd, events, deadline, call) IO_RETRY_WITH(fd, call, weft__io_wait((fd), (events), (deadline), &m_))
 
 /* The hot transfers go straight to the kernel: glibc's recv/send wrap the
  * system call in cancellation-point bookkeeping (two calls each) that weft,
@@ -170,6 +174,7 @@ static int connect_start(int fd, const struct sockaddr *addr, socklen_t len)
 int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, weft_time_t deadline)
 {
 	int r;
+	io_mark m = weft__io_mark(fd);
 	while ((r = connect_start(fd, addr, len)) == -EAGAIN && addr->sa_family == AF_UNIX) {
 		if (deadline != WEFT_NEVER && weft_now() >= deadline)
 			return -ETIMEDOUT;
@@ -178,9 +183,10 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, weft_time_t
 			return r;
 	}
 	while (r == -EINPROGRESS) {
-		int w = weft__io_wait(fd, POLLOUT, deadline);
+		int w = weft__io_wait(fd, POLLOUT, deadline, &m);
 		if (w < 0)
 			return w;
+		m = weft__io_mark(fd);
 		r = connect_check(fd);
 	}
 	return r;
@@ -196,11 +202,13 @@ int weft_connect_step(int fd, const struct sockaddr *addr, socklen_t len, weft_t
 	if (!weft_self() || weft_can_park())
 		return weft_connect(fd, addr, len, deadline);
 	/* Called again after a wait (w > 0): the connection was started. */
+	io_mark m = weft__io_mark(fd);
 	int r = w > 0 ? connect_check(fd) : connect_start(fd, addr, len);
 	while (r == -EINPROGRESS) {
-		w = weft__io_wait_step(fd, POLLOUT, deadline, op);
+		w = weft__io_wait_step(fd, POLLOUT, deadline, op, &m);
 		if (w < 0)
 			return w;
+		m = weft__io_mark(fd);
 		r = connect_check(fd);
 	}
 	return r;
@@ -256,8 +264,8 @@ int weft_shutdown(int fd, int how)
  * on a TCP socket, a read that returns fewer bytes than asked for (or
  * EAGAIN) marks the slot IO_DRAINED and remembers how many POLLIN reports
  * had been counted before it (drained_at); the next read waits first if no
- * report has come since, treating a POLLIN bit still set as stale (reports
- * are recorded even when they wake someone, see poll.c). Safe because data
+ * report has come since, whatever the POLLIN bit says (its wait is marked,
+ * see "Several tasks on one descriptor" in poll.c). Safe because data
  * that arrives after the draining read began is reported again, and every
  * report bumps in_edges (epoll: a new edge; io_uring: a multishot completion,
  * or the poll armed by the wait, which checks the queue when armed). A short
@@ -268,8 +276,9 @@ int weft_shutdown(int fd, int how)
  * stops at the urgent mark). End of file and errors persist without new
  * reports, so once a hang-up or error has been reported (slot->seen, never
  * consumed) reads always try the system call. Other reads of the same
- * descriptor (weft_readv, weft_recvfrom, weft_fd_wait then read(2)) may
- * consume a report, so their waits clear IO_DRAINED. */
+ * descriptor (weft_readv, weft_recvfrom, weft_fd_wait then read(2)) read
+ * what a report announced without weft_read seeing it, so their waits clear
+ * IO_DRAINED (the next weft_read tries the system call). */
 #define IN_BITS (POLLIN | POLLRDHUP | POLLERR | POLLHUP)
 
 static ssize_t read_slot(weft_io *io, io_slot *s, int fd, void *buf, size_t len, weft_time_t deadline)
@@ -283,11 +292,10 @@ static ssize_t read_slot(weft_io *io, io_slot *s, int fd, void *buf, size_t len,
 		bool drained = (atomic_load_explicit(&s->flags, memory_order_relaxed) & IO_DRAINED) &&
 			       atomic_load_explicit(&s->in_edges, memory_order_acquire) == at;
 		if (drained && !(ready & (IN_BITS & ~(uint32_t)POLLIN)) && !atomic_load_explicit(&s->seen, memory_order_relaxed)) {
-			int w = weft__io_slot_wait(io, s, fd, gen, POLLIN, deadline, &at);
+			io_mark since = {.in = at, .valid = true};
+			int w = weft__io_slot_wait(io, s, fd, gen, POLLIN, deadline, &since);
 			if (w < 0)
 				return w;
-		} else if (ready & POLLIN) {
-			atomic_fetch_and_explicit(&s->ready, ~(uint32_t)POLLIN, memory_order_acq_rel);
 		}
 		/* Reports counted before the read: one that comes after it may
 		 * carry data the read did not see. */
@@ -321,7 +329,8 @@ static ssize_t read_slot(weft_io *io, io_slot *s, int fd, void *buf, size_t len,
 			atomic_store_explicit(&s->drained_at, edges, memory_order_relaxed);
 			if (!(f & IO_DRAINED))
 				atomic_fetch_or_explicit(&s->flags, IO_DRAINED, memory_order_relaxed);
-			int w = weft__io_slot_wait(io, s, fd, gen, POLLIN, deadline, &edges);
+			io_mark since = {.in = edges, .valid = true};
+			int w = weft__io_slot_wait(io, s, fd, gen, POLLIN, deadline, &since);
 			if (w < 0)
 				return w;
 			continue;
@@ -353,7 +362,7 @@ ssize_t weft_read(int fd, void *buf, size_t len, weft_time_t deadline)
 		 * all retry after a report (see wait_begin in poll.c). */
 		if (weft__io_own(fd, false) == 0 && (s = weft__io_lookup(fd, &io)) != NULL)
 			return read_slot(io, s, fd, buf, len, deadline);
-		int w = weft__io_wait(fd, POLLIN, deadline);
+		int w = weft__io_wait(fd, POLLIN, deadline, NULL); /* a thread: poll(2) */
 		if (w < 0)
 			return w;
 	}
@@ -435,6 +444,7 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, weft_t
 	size_t sent = 0;
 	while (sent < count) {
 		size_t chunk = count - sent > (1u << 30) ? (1u << 30) : count - sent;
+		io_mark m = weft__io_mark(out_fd);
 		ssize_t n = sendfile(out_fd, in_fd, offset, chunk);
 		if (n > 0) {
 			sent += (size_t)n;
@@ -447,7 +457,7 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, weft_t
 			continue;
 		if (e != EAGAIN && e != EWOULDBLOCK)
 			return sent ? (ssize_t)sent : -e;
-		int w = weft__io_wait(out_fd, POLLOUT, deadline);
+		int w = weft__io_wait(out_fd, POLLOUT, deadline, &m);
 		if (w < 0)
 			return sent ? (ssize_t)sent : w;
 	}
@@ -466,7 +476,7 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, weft_t
 		int f_ = weft__io_step_finish(op);                            \
 		if (f_ < 0)                                                   \
 			return f_;                                            \
-		IO_RETRY_WITH(call, weft__io_wait_step((fd), (events), (deadline), (op)));         \
+		IO_RETRY_WITH(fd, call, weft__io_wait_step((fd), (events), (deadline), (op), &m_)); \
 	} while (0)
 
 ssize_t weft_read_step(int fd, void *buf, size_t len, weft_time_t deadline, weft_io_op_t *op)

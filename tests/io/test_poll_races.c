@@ -1,12 +1,16 @@
 /* test_poll_races.c - readiness is never lost when several tasks use one
- * descriptor, when the first waits on a foreign descriptor race, or when a
- * short read does not mean "empty" (datagrams). Run on both backends. */
+ * descriptor (reading with weft_read or weft_readv, accepting, writing),
+ * when the first waits on a foreign descriptor race, or when a short read
+ * does not mean "empty" (datagrams). Run on both backends. */
 #include "wt_io.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define ROUNDS WT_SIZE(300, 40)
@@ -57,6 +61,193 @@ static void test_several_readers_one_descriptor(void **state)
 	wt_run(readers_main, NULL, 2);
 }
 
+/* The generic retry (weft_readv, weft_accept, weft_write): K tasks share
+ * one descriptor and each must complete M operations, while a plain thread
+ * feeds it one item at a time (a byte, a connection, room for a byte), so
+ * reports keep landing while some tasks are between an EAGAIN and their
+ * wait. A report taken by the wrong task leaves one parked with its item
+ * queued: at the end nobody else would take it, and it times out. */
+#define K_TASKS 4
+#define M_ITEMS WT_SIZE(64, 16)
+#define FEED_ROUNDS WT_SIZE(40, 8)
+
+typedef struct feed {
+	int fd;	 /* the shared descriptor (the tasks' end) */
+	int peer; /* the feeder's end (a listener's port for accept) */
+} feed;
+
+static void *readv_task(void *a)
+{
+	feed *f = a;
+	for (int i = 0; i < M_ITEMS; i++) {
+		char c;
+		struct iovec iov = {.iov_base = &c, .iov_len = 1};
+		ssize_t n = weft_readv(f->fd, &iov, 1, weft_deadline_in(2 * WEFT_SEC));
+		if (n != 1) {
+			atomic_fetch_add(&failed, 1);
+			return NULL;
+		}
+		atomic_fetch_add(&got, 1);
+	}
+	return NULL;
+}
+
+static void *byte_feeder(void *a)
+{
+	feed *f = a;
+	for (int i = 0, n; i < K_TASKS * M_ITEMS; i += n) { /* 1-3 bytes per write: one report for several readers */
+		n = 1 + i % 3 < K_TASKS * M_ITEMS - i ? 1 + i % 3 : K_TASKS * M_ITEMS - i;
+		TCHECK_EQ(write(f->peer, "bbb", (size_t)n), n);
+		sched_yield();
+	}
+	return NULL;
+}
+
+static void *accept_task(void *a)
+{
+	feed *f = a;
+	for (int i = 0; i < M_ITEMS; i++) {
+		int fd = weft_accept(f->fd, NULL, NULL, weft_deadline_in(2 * WEFT_SEC));
+		if (fd < 0) {
+			atomic_fetch_add(&failed, 1);
+			return NULL;
+		}
+		atomic_fetch_add(&got, 1);
+		weft_close(fd);
+	}
+	return NULL;
+}
+
+static void *conn_feeder(void *a)
+{
+	feed *f = a;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->peer),
+				 .sin_addr.s_addr = htonl(0x7f000001)};
+	for (int i = 0; i < K_TASKS * M_ITEMS; i++) {
+		int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		TCHECK(c >= 0);
+		TCHECK_EQ(connect(c, (struct sockaddr *)&sa, sizeof sa), 0);
+		close(c);
+	}
+	return NULL;
+}
+
+static void *write_task(void *a)
+{
+	feed *f = a;
+	for (int i = 0; i < M_ITEMS; i++) {
+		if (weft_write(f->fd, "w", 1, weft_deadline_in(2 * WEFT_SEC)) != 1) {
+			atomic_fetch_add(&failed, 1);
+			return NULL;
+		}
+		atomic_fetch_add(&got, 1);
+	}
+	return NULL;
+}
+
+/* Reads what the writers write, 1-3 bytes at a time, so room for a few
+ * more keeps appearing; gives up after 3 s without a byte. */
+static void *room_feeder(void *a)
+{
+	feed *f = a;
+	for (int i = 0; i < K_TASKS * M_ITEMS;) {
+		struct pollfd p = {.fd = f->peer, .events = POLLIN};
+		if (poll(&p, 1, 3000) != 1) {
+			atomic_fetch_add(&failed, 1);
+			return NULL;
+		}
+		char c[3];
+		ssize_t n = read(f->peer, c, 1 + (size_t)i % 3);
+		TCHECK(n > 0);
+		if (n <= 0)
+			return NULL;
+		i += (int)n;
+	}
+	return NULL;
+}
+
+static void run_feed(void *(*task)(void *), void *(*feeder)(void *), feed *f)
+{
+	weft_task_t t[K_TASKS];
+	for (int k = 0; k < K_TASKS; k++)
+		t[k] = wt_spawn(task, f);
+	pthread_t th;
+	TCHECK_EQ(pthread_create(&th, NULL, feeder, f), 0);
+	for (int k = 0; k < K_TASKS; k++)
+		wt_join(t[k]);
+	pthread_join(th, NULL);
+}
+
+static void *readv_main(void *a)
+{
+	(void)a;
+	for (int i = 0; i < FEED_ROUNDS; i++) {
+		int sv[2];
+		TCHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+		feed f = {sv[0], sv[1]};
+		run_feed(readv_task, byte_feeder, &f);
+		weft_close(sv[0]);
+		close(sv[1]);
+	}
+	return NULL;
+}
+
+static void *accept_main(void *a)
+{
+	(void)a;
+	for (int i = 0; i < FEED_ROUNDS; i++) {
+		int lfd = weft_tcp_listen("127.0.0.1", 0, 1024);
+		TCHECK(lfd >= 0);
+		feed f = {lfd, weft_local_port(lfd)};
+		run_feed(accept_task, conn_feeder, &f);
+		weft_close(lfd);
+	}
+	return NULL;
+}
+
+static void *write_main(void *a)
+{
+	(void)a;
+	for (int i = 0; i < FEED_ROUNDS; i++) {
+		int sv[2];
+		TCHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+		int small = 1; /* the kernel's minimum: a few one-byte messages fill it */
+		TCHECK_EQ(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+		feed f = {sv[0], sv[1]};
+		run_feed(write_task, room_feeder, &f);
+		weft_close(sv[0]);
+		close(sv[1]);
+	}
+	return NULL;
+}
+
+static void run_feed_test(void *(*main_fn)(void *))
+{
+	atomic_store(&got, 0);
+	atomic_store(&failed, 0);
+	wt_run(main_fn, NULL, 2);
+	assert_int_equal(atomic_load(&failed), 0);
+	assert_int_equal(atomic_load(&got), FEED_ROUNDS * K_TASKS * M_ITEMS);
+}
+
+static void test_several_readv_one_descriptor(void **state)
+{
+	(void)state;
+	run_feed_test(readv_main);
+}
+
+static void test_several_acceptors_one_listener(void **state)
+{
+	(void)state;
+	run_feed_test(accept_main);
+}
+
+static void test_several_writers_one_descriptor(void **state)
+{
+	(void)state;
+	run_feed_test(write_main);
+}
+
 /* Two datagrams arrive together: a short read of the first must not make
  * the second wait for a report that will not come. */
 static int udp_port;
@@ -102,6 +293,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		WT_IO_TEST(test_several_readers_one_descriptor),
+		WT_IO_TEST(test_several_readv_one_descriptor),
+		WT_IO_TEST(test_several_acceptors_one_listener),
+		WT_IO_TEST(test_several_writers_one_descriptor),
 		WT_IO_TEST(test_datagrams_in_one_report),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
