@@ -26,18 +26,19 @@
  *
  * Edge-triggered rules: the kernel reports a descriptor when it becomes
  * ready (and again at every new arrival), never "it is still ready". So the
- * poller records every report in slot->ready, and a task consumes it only
- * right before retrying its operation: a task waits only after its
- * operation said EAGAIN, and a wait returns at once when the wanted bit is
- * set. A stale bit (its data already read) costs one EAGAIN and nothing
- * else; a report is never lost because the bit stays until someone retries.
- * A report is recorded even when it wakes a parked waiter: another task may
- * have had EAGAIN on the same descriptor and not have linked itself yet.
- * POLLERR and POLLHUP are consumed like the others, not kept: a real
- * hang-up or error makes the operation fail instead of saying EAGAIN, so
- * nobody waits after it; a stale one (io_uring reports the state at arming
- * time, and an unconnected TCP socket polls as POLLOUT|POLLHUP) must not
- * make every later wait return at once.
+ * poller records every report, and a task waits only after its operation
+ * said EAGAIN, and its wait returns at once if a report came after the
+ * operation began. weft's own operations know that by counting reports
+ * (see "Several tasks on one descriptor" below); weft_fd_wait uses the bits
+ * in slot->ready, consumed by the wait that returns on them. A stale report
+ * (its data already read) costs one EAGAIN and nothing else. A report is
+ * recorded even when it wakes a parked waiter: another task may have had
+ * EAGAIN on the same descriptor and not have linked itself yet. POLLERR
+ * and POLLHUP end a wait once, like the others: a real hang-up or error
+ * makes the operation fail instead of saying EAGAIN, so nobody waits after
+ * it; a stale one (io_uring reports the state at arming time, and an
+ * unconnected TCP socket polls as POLLOUT|POLLHUP) must not make every
+ * later wait return at once.
  *
  * Why no wake-up is lost: under the slot's lock the poller sets the bits and
  * then unlinks and unparks every waiter whose bits are set; under the same

@@ -279,19 +279,17 @@ int weft_shutdown(int fd, int how)
  * descriptor (weft_readv, weft_recvfrom, weft_fd_wait then read(2)) read
  * what a report announced without weft_read seeing it, so their waits clear
  * IO_DRAINED (the next weft_read tries the system call). */
-#define IN_BITS (POLLIN | POLLRDHUP | POLLERR | POLLHUP)
-
 static ssize_t read_slot(weft_io *io, io_slot *s, int fd, void *buf, size_t len, weft_time_t deadline)
 {
 	uint32_t gen = atomic_load_explicit(&s->gen, memory_order_acquire);
 	for (;;) {
-		uint32_t ready = atomic_load_explicit(&s->ready, memory_order_acquire);
-		/* Drained, and no POLLIN report since the read that drained it:
-		 * wait (a POLLIN bit still set is stale, see weft__io_slot_wait). */
+		/* Drained, and no report for readers since the read that drained
+		 * it (a hang-up or error counts too, see count_report in poll.c),
+		 * and none ever (slot->seen): wait, whatever the bits say. */
 		uint32_t at = atomic_load_explicit(&s->drained_at, memory_order_relaxed);
 		bool drained = (atomic_load_explicit(&s->flags, memory_order_relaxed) & IO_DRAINED) &&
 			       atomic_load_explicit(&s->in_edges, memory_order_acquire) == at;
-		if (drained && !(ready & (IN_BITS & ~(uint32_t)POLLIN)) && !atomic_load_explicit(&s->seen, memory_order_relaxed)) {
+		if (drained && !atomic_load_explicit(&s->seen, memory_order_relaxed)) {
 			io_mark since = {.in = at, .valid = true};
 			int w = weft__io_slot_wait(io, s, fd, gen, POLLIN, deadline, &since);
 			if (w < 0)
