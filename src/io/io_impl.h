@@ -55,11 +55,9 @@ typedef struct io_mark {
 io_mark weft__io_mark(int fd);
 
 /* After an operation on fd returned EAGAIN: wait until it may succeed.
- * Returns the ready mask (> 0) or a negative errno. With the mark taken
- * before the operation, reports counted since decide; a mark that is not
- * valid registers fd and returns at once (take a new mark and retry); NULL
- * (single-owner waits, or no way to take a mark) waits for the ready bits
- * and consumes them. */
+ * Returns the ready mask (> 0) or a negative errno. m is the mark taken
+ * before the operation: reports counted since decide. A mark that is not
+ * valid registers fd and returns at once (take a new mark and retry). */
 int weft__io_wait(int fd, uint32_t events, weft_time_t deadline, const io_mark *m);
 typedef struct weft_io weft_io;
 /* The slot of fd if fd is registered with the current runtime's poller and

@@ -560,9 +560,10 @@ int weft__io_own(int fd, bool notsock)
 }
 
 /* The slot a registered wait on fd uses, registering fd first if needed,
- * and its generation. NULL with *err: -EBADF, -ENOMEM, or a positive mask
- * (a regular file, always ready). */
-static io_slot *wait_slot(weft_io *io, int fd, uint32_t events, uint32_t *gen, int *err)
+ * and its generation. NULL with *err: -EBADF, -ENOMEM, or a positive mask:
+ * a regular file (always ready), or a mark m that was not valid (fd is
+ * registered by now: retry the operation, with a mark this time). */
+static io_slot *wait_slot(weft_io *io, int fd, uint32_t events, const io_mark *m, uint32_t *gen, int *err)
 {
 	io_slot *s = weft__io_slot(io, fd, true);
 	if (!s) {
@@ -580,8 +581,12 @@ static io_slot *wait_slot(weft_io *io, int fd, uint32_t events, uint32_t *gen, i
 			return NULL;
 		}
 	}
+	if (!m->valid) {
+		*err = (int)events;
+		return NULL;
+	}
 	*gen = atomic_load_explicit(&s->gen, memory_order_acquire);
-	if (events & POLLIN) /* a POLLIN report consumed outside weft_read (see socket.c) */
+	if (events & POLLIN) /* data read outside weft_read (see socket.c) */
 		atomic_fetch_and_explicit(&s->flags, ~IO_DRAINED, memory_order_relaxed);
 	return s;
 }
@@ -612,11 +617,9 @@ int weft__io_wait(int fd, uint32_t events, weft_time_t deadline, const io_mark *
 		return thread_wait(fd, events, deadline);
 	uint32_t gen;
 	int err;
-	io_slot *s = wait_slot(io, fd, events, &gen, &err);
+	io_slot *s = wait_slot(io, fd, events, m, &gen, &err);
 	if (!s)
 		return err;
-	if (m && !m->valid) /* registered by now: retry, with a mark this time */
-		return (int)events;
 	return slot_wait(io, s, fd, gen, events, deadline, false, m);
 }
 
@@ -761,11 +764,9 @@ int weft__io_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op
 	if (!io)
 		return -ENOMEM;
 	uint32_t gen;
-	io_slot *s = wait_slot(io, fd, events, &gen, &r);
+	io_slot *s = wait_slot(io, fd, events, m, &gen, &r);
 	if (!s)
 		return r;
-	if (m && !m->valid) /* registered by now: retry, with a mark this time */
-		return (int)events;
 	return step_begin(io, s, fd, gen, events, false, m, deadline, (io_op *)op);
 }
 

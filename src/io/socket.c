@@ -347,6 +347,7 @@ ssize_t weft_read(int fd, void *buf, size_t len, weft_time_t deadline)
 	if (s)
 		return read_slot(io, s, fd, buf, len, deadline);
 	for (;;) {
+		io_mark m = weft__io_mark(fd);
 		ssize_t n = read(fd, buf, len);
 		if (n >= 0)
 			return n;
@@ -360,7 +361,7 @@ ssize_t weft_read(int fd, void *buf, size_t len, weft_time_t deadline)
 		 * all retry after a report (see wait_begin in poll.c). */
 		if (weft__io_own(fd, false) == 0 && (s = weft__io_lookup(fd, &io)) != NULL)
 			return read_slot(io, s, fd, buf, len, deadline);
-		int w = weft__io_wait(fd, POLLIN, deadline, NULL); /* a thread: poll(2) */
+		int w = weft__io_wait(fd, POLLIN, deadline, &m); /* a thread (poll(2)), or fd cannot be registered */
 		if (w < 0)
 			return w;
 	}
