@@ -367,10 +367,45 @@ ssize_t weft_read(int fd, void *buf, size_t len, weft_time_t deadline)
 	}
 }
 
+/* weft_write on a registered descriptor: one slot lookup serves the mark,
+ * the socket-or-not choice and the wait (IO_RETRY looks the slot up for
+ * each of them). */
+static ssize_t write_slot(weft_io *io, io_slot *s, int fd, const void *buf, size_t len, weft_time_t deadline)
+{
+	uint32_t gen = atomic_load_explicit(&s->gen, memory_order_acquire);
+	for (;;) {
+		io_mark m = {.in = atomic_load_explicit(&s->in_edges, memory_order_acquire),
+			     .out = atomic_load_explicit(&s->out_edges, memory_order_acquire),
+			     .valid = true};
+		bool notsock = atomic_load_explicit(&s->flags, memory_order_relaxed) & IO_NOTSOCK;
+		if (notsock)
+			weft__io_sigpipe();
+		ssize_t n = notsock ? write(fd, buf, len) : sys_send(fd, buf, len);
+		if (n >= 0)
+			return n;
+		int e = errno;
+		if (e == ENOTSOCK && !notsock) {
+			atomic_fetch_or_explicit(&s->flags, IO_NOTSOCK, memory_order_relaxed);
+			continue;
+		}
+		if (e == EINTR)
+			continue;
+		if (e != EAGAIN && e != EWOULDBLOCK)
+			return -e;
+		int w = weft__io_slot_wait(io, s, fd, gen, POLLOUT, deadline, &m);
+		if (w < 0)
+			return w;
+	}
+}
+
 ssize_t weft_write(int fd, const void *buf, size_t len, weft_time_t deadline)
 {
 	if (!buf && len)
 		return -EINVAL;
+	weft_io *io;
+	io_slot *s = len ? weft__io_lookup(fd, &io) : NULL;
+	if (s)
+		return write_slot(io, s, fd, buf, len, deadline);
 	IO_RETRY(fd, POLLOUT, deadline, write_once(fd, buf, len));
 }
 
