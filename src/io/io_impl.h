@@ -53,6 +53,13 @@ typedef struct io_mark {
 	bool valid;
 } io_mark;
 io_mark weft__io_mark(int fd);
+/* The same for a registered slot the caller already holds. */
+static inline io_mark weft__io_slot_mark(const io_slot *s)
+{
+	return (io_mark){.in = atomic_load_explicit(&s->in_edges, memory_order_acquire),
+			 .out = atomic_load_explicit(&s->out_edges, memory_order_acquire),
+			 .valid = true};
+}
 
 /* After an operation on fd returned EAGAIN: wait until it may succeed.
  * Returns the ready mask (> 0) or a negative errno. m is the mark taken

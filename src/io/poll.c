@@ -593,15 +593,11 @@ static io_slot *wait_slot(weft_io *io, int fd, uint32_t events, const io_mark *m
 
 io_mark weft__io_mark(int fd)
 {
-	io_mark m = {0, 0, false};
 	weft_io *io = io_peek();
 	io_slot *s = io ? weft__io_slot(io, fd, false) : NULL;
-	if (s && (atomic_load_explicit(&s->flags, memory_order_acquire) & IO_REG)) {
-		m.in = atomic_load_explicit(&s->in_edges, memory_order_acquire);
-		m.out = atomic_load_explicit(&s->out_edges, memory_order_acquire);
-		m.valid = true;
-	}
-	return m;
+	if (s && (atomic_load_explicit(&s->flags, memory_order_acquire) & IO_REG))
+		return weft__io_slot_mark(s);
+	return (io_mark){0, 0, false};
 }
 
 int weft__io_wait(int fd, uint32_t events, weft_time_t deadline, const io_mark *m)

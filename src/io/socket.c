@@ -374,9 +374,7 @@ static ssize_t write_slot(weft_io *io, io_slot *s, int fd, const void *buf, size
 {
 	uint32_t gen = atomic_load_explicit(&s->gen, memory_order_acquire);
 	for (;;) {
-		io_mark m = {.in = atomic_load_explicit(&s->in_edges, memory_order_acquire),
-			     .out = atomic_load_explicit(&s->out_edges, memory_order_acquire),
-			     .valid = true};
+		io_mark m = weft__io_slot_mark(s);
 		bool notsock = atomic_load_explicit(&s->flags, memory_order_relaxed) & IO_NOTSOCK;
 		if (notsock)
 			weft__io_sigpipe();
