@@ -10,10 +10,14 @@
  */
 #include <weft.h>
 
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static int g_argc;
@@ -676,10 +680,15 @@ static void bench_mutex(void)
 
 /* ------------------------------------------------------------ echo */
 
-/* The TCP echo server of bench/peers/README.md: one task per connection
- * (the io module's server helper: an accept loop spawning a coroutine per
- * connection, TCP_NODELAY set); each reads up to 4096 bytes and writes back
- * exactly those until end of file or an error. Serves until killed. */
+/* The TCP echo server of bench/peers/README.md: one task per connection,
+ * TCP_NODELAY set; each reads up to 4096 bytes and writes back exactly
+ * those until end of file or an error. Serves until killed.
+ *
+ * variant=stackless (the default, like Tokio's tasks): the main coroutine
+ * accepts and spawns a detached stackless task per connection whose state
+ * (the 4096-byte buffer included, as in Tokio's future) is one allocation.
+ * variant=stackful: the io module's server helper, a coroutine per
+ * connection with the buffer on its stack. */
 static void echo_conn(int fd, void *ctx)
 {
 	(void)ctx;
@@ -688,6 +697,76 @@ static void echo_conn(int fd, void *ctx)
 		ssize_t n = weft_read(fd, buf, sizeof buf, WEFT_NEVER);
 		if (n <= 0 || weft_write_all(fd, buf, (size_t)n, WEFT_NEVER) != n)
 			return;
+	}
+}
+
+typedef struct echo_conn_st {
+	weft_io_op_t op;
+	int fd;
+	bool writing;	/* writing buf[off..n) back */
+	size_t n, off;
+	char buf[4096];
+} echo_conn_st;
+
+static weft_step_t echo_conn_step(void *a, void **res)
+{
+	echo_conn_st *c = a;
+	for (;;) {
+		if (!c->writing) {
+			ssize_t n = weft_read_step(c->fd, c->buf, sizeof c->buf, WEFT_NEVER, &c->op);
+			if (n == -EINPROGRESS)
+				return WEFT_STEP_PARKED;
+			if (n <= 0)
+				break;
+			c->n = (size_t)n;
+			c->off = 0;
+			c->writing = true;
+		}
+		ssize_t w = weft_write_step(c->fd, c->buf + c->off, c->n - c->off, WEFT_NEVER, &c->op);
+		if (w == -EINPROGRESS)
+			return WEFT_STEP_PARKED;
+		if (w <= 0)
+			break;
+		c->off += (size_t)w;
+		if (c->off == c->n)
+			c->writing = false;
+	}
+	/* The runtime does not touch the state after the step that returns
+	 * DONE (weft/sched.h), so the task frees its own. */
+	weft_close(c->fd);
+	free(c);
+	*res = NULL;
+	return WEFT_STEP_DONE;
+}
+
+static void echo_serve_stackless(int lfd)
+{
+	static const weft_spawn_opts_t det = {.detached = true};
+	for (;;) {
+		int fd = weft_accept(lfd, NULL, NULL, WEFT_NEVER);
+		if (fd == -EINTR || fd == -ECONNABORTED || fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS ||
+		    fd == -ENOMEM) {
+			if (fd != -EINTR && fd != -ECONNABORTED)
+				weft_sleep(WEFT_MSEC); /* out of descriptors: let connections end */
+			continue;
+		}
+		if (fd < 0)
+			fail("accept", fd);
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		echo_conn_st *c = malloc(sizeof *c);
+		if (!c) {
+			weft_close(fd);
+			continue;
+		}
+		*c = (echo_conn_st){.op = WEFT_IO_OP_INIT, .fd = fd};
+		int e = weft_spawn_step(NULL, echo_conn_step, c, &det);
+		if (e) {
+			weft_close(fd);
+			free(c);
+			if (e != -ENOMEM)
+				fail("spawn", e);
+		}
 	}
 }
 
@@ -705,6 +784,8 @@ static void bench_echo(void)
 		fail("listen", lfd);
 	printf("port=%d pid=%d\n", weft_local_port(lfd), (int)getpid());
 	fflush(stdout);
+	if (!stackful)
+		echo_serve_stackless(lfd);
 	weft_server_t *srv;
 	int r = weft_server_create(&srv, lfd, echo_conn, NULL, NULL);
 	if (r == 0)

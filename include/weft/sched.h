@@ -105,7 +105,9 @@ typedef struct weft_spawn_opts {
  * there is none; -ENOMEM. Callable from tasks and from any thread. */
 int weft_spawn(weft_task_t *out, weft_fn_t fn, void *arg, const weft_spawn_opts_t *opts);
 /* Spawn a stackless task. state is owned by the caller and must outlive the
- * task. Same errors as weft_spawn. */
+ * task's last step: the runtime never touches it after the call that returns
+ * WEFT_STEP_DONE, so that call may free it (a detached task that owns its
+ * state). Same errors as weft_spawn. */
 int weft_spawn_step(weft_task_t *out, weft_step_fn_t step, void *state, const weft_spawn_opts_t *opts);
 
 /* Wait for t to finish and get its result (may be NULL). From a task it parks;

@@ -2,6 +2,8 @@
 #include "weft_test.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void *ret_arg(void *a)
@@ -454,6 +456,59 @@ static void test_exit_ends_the_task(void **state)
 	assert_int_equal(weft_exit(NULL), -EPERM);
 }
 
+/* A stackless task may free its state in the step that returns DONE
+ * (weft/sched.h): the runtime never reads it afterwards. Under ASan a read
+ * of the freed state would be a use-after-free. */
+typedef struct owned_st {
+	int yields;
+	intptr_t result;
+} owned_st;
+
+static _Atomic int owned_done;
+
+static weft_step_t owned_step(void *a, void **r)
+{
+	owned_st *st = a;
+	if (st->yields-- > 0)
+		return WEFT_STEP_YIELD;
+	*r = (void *)st->result;
+	memset(st, 0xa5, sizeof *st);
+	free(st);
+	atomic_fetch_add(&owned_done, 1);
+	return WEFT_STEP_DONE;
+}
+
+static void *owned_main(void *a)
+{
+	(void)a;
+	enum { N = 2000, JOINED = 100 };
+	weft_task_t joined[JOINED];
+	for (int i = 0; i < N; i++) {
+		owned_st *st = malloc(sizeof *st);
+		TCHECK(st != NULL);
+		*st = (owned_st){.yields = i % 5, .result = i};
+		if (i < JOINED)
+			TCHECK_EQ(weft_spawn_step(&joined[i], owned_step, st, NULL), 0);
+		else
+			TCHECK_EQ(weft_spawn_step(NULL, owned_step, st, &(weft_spawn_opts_t){.detached = true}), 0);
+	}
+	for (int i = 0; i < JOINED; i++) {
+		void *r = NULL;
+		TCHECK_EQ(weft_join(joined[i], &r), 0);
+		TCHECK_EQ((intptr_t)r, i);
+	}
+	while (atomic_load(&owned_done) < N)
+		weft_yield();
+	return NULL;
+}
+
+static void test_step_may_free_its_state_when_done(void **state)
+{
+	(void)state;
+	wt_run(owned_main, NULL, 2);
+	assert_int_equal(atomic_load(&owned_done), 2000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -469,6 +524,7 @@ int main(void)
 		cmocka_unit_test(test_task_local_storage),
 		cmocka_unit_test(test_exit_ends_the_task),
 		cmocka_unit_test(test_names_across_slabs),
+		cmocka_unit_test(test_step_may_free_its_state_when_done),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
