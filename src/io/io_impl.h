@@ -70,6 +70,8 @@ typedef struct weft_io weft_io;
 /* The slot of fd if fd is registered with the current runtime's poller and
  * the caller is a coroutine (which can park); else NULL. */
 io_slot *weft__io_lookup(int fd, weft_io **io);
+/* The same for a stackless task (which waits through an op). */
+io_slot *weft__io_lookup_step(int fd, weft_io **io);
 /* weft__io_wait on a slot from weft__io_lookup, for generation gen, with a
  * mark (valid) taken before the operation. */
 int weft__io_slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline,
@@ -84,6 +86,9 @@ int weft__io_slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t e
  * it blocks like weft__io_wait. */
 int weft__io_step_finish(weft_io_op_t *op);
 int weft__io_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op_t *op, const io_mark *m);
+/* weft__io_slot_wait for a stackless task: op idle; -EINPROGRESS as above. */
+int weft__io_slot_wait_step(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline,
+			    weft_io_op_t *op, const io_mark *since);
 
 /* Forget the hang-ups reported so far (an unconnected TCP socket polls as
  * POLLHUP; weft_connect calls this once connected). */

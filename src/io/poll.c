@@ -766,6 +766,12 @@ int weft__io_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op
 	return step_begin(io, s, fd, gen, events, false, m, deadline, (io_op *)op);
 }
 
+int weft__io_slot_wait_step(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline,
+			    weft_io_op_t *op, const io_mark *since)
+{
+	return step_begin(io, s, fd, gen, events, false, since, deadline, (io_op *)op);
+}
+
 int weft_fd_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op_t *op)
 {
 	if (!op)
@@ -797,15 +803,27 @@ int weft_fd_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op_
 
 /* ------------------------------------------------------------ the socket code's view */
 
-io_slot *weft__io_lookup(int fd, weft_io **out)
+/* A registered slot of fd for a task that can park (coroutine) or not
+ * (stackless), as `park` says. */
+static io_slot *lookup(int fd, weft_io **out, bool park)
 {
 	weft_io *io = io_peek();
 	io_slot *s = io ? weft__io_slot(io, fd, false) : NULL;
 	if (!s || !(atomic_load_explicit(&s->flags, memory_order_acquire) & IO_REG) || !weft_self() ||
-	    !weft_can_park())
+	    weft_can_park() != park)
 		return NULL;
 	*out = io;
 	return s;
+}
+
+io_slot *weft__io_lookup(int fd, weft_io **out)
+{
+	return lookup(fd, out, true);
+}
+
+io_slot *weft__io_lookup_step(int fd, weft_io **out)
+{
+	return lookup(fd, out, false);
 }
 
 int weft__io_slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline,

@@ -278,8 +278,21 @@ int weft_shutdown(int fd, int how)
  * consumed) reads always try the system call. Other reads of the same
  * descriptor (weft_readv, weft_recvfrom, weft_fd_wait then read(2)) read
  * what a report announced without weft_read seeing it, so their waits clear
- * IO_DRAINED (the next weft_read tries the system call). */
-static ssize_t read_slot(weft_io *io, io_slot *s, int fd, void *buf, size_t len, weft_time_t deadline)
+ * IO_DRAINED (the next weft_read tries the system call).
+ *
+ * weft_read_step in a stackless task takes the same path: op is where its
+ * waits register (they return -EINPROGRESS, and the repeated call, once
+ * weft__io_step_finish has ended the wait, starts over at the top);
+ * coroutines pass NULL and park. */
+static int read_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, weft_time_t deadline, weft_io_op_t *op,
+		     const io_mark *since)
+{
+	return op ? weft__io_slot_wait_step(io, s, fd, gen, POLLIN, deadline, op, since)
+		  : weft__io_slot_wait(io, s, fd, gen, POLLIN, deadline, since);
+}
+
+static ssize_t read_slot(weft_io *io, io_slot *s, int fd, void *buf, size_t len, weft_time_t deadline,
+			 weft_io_op_t *op)
 {
 	uint32_t gen = atomic_load_explicit(&s->gen, memory_order_acquire);
 	for (;;) {
@@ -291,7 +304,7 @@ static ssize_t read_slot(weft_io *io, io_slot *s, int fd, void *buf, size_t len,
 			       atomic_load_explicit(&s->in_edges, memory_order_acquire) == at;
 		if (drained && !atomic_load_explicit(&s->seen, memory_order_relaxed)) {
 			io_mark since = {.in = at, .valid = true};
-			int w = weft__io_slot_wait(io, s, fd, gen, POLLIN, deadline, &since);
+			int w = read_wait(io, s, fd, gen, deadline, op, &since);
 			if (w < 0)
 				return w;
 		}
@@ -328,7 +341,7 @@ static ssize_t read_slot(weft_io *io, io_slot *s, int fd, void *buf, size_t len,
 			if (!(f & IO_DRAINED))
 				atomic_fetch_or_explicit(&s->flags, IO_DRAINED, memory_order_relaxed);
 			io_mark since = {.in = edges, .valid = true};
-			int w = weft__io_slot_wait(io, s, fd, gen, POLLIN, deadline, &since);
+			int w = read_wait(io, s, fd, gen, deadline, op, &since);
 			if (w < 0)
 				return w;
 			continue;
@@ -345,7 +358,7 @@ ssize_t weft_read(int fd, void *buf, size_t len, weft_time_t deadline)
 	weft_io *io;
 	io_slot *s = len ? weft__io_lookup(fd, &io) : NULL;
 	if (s)
-		return read_slot(io, s, fd, buf, len, deadline);
+		return read_slot(io, s, fd, buf, len, deadline, NULL);
 	for (;;) {
 		io_mark m = weft__io_mark(fd);
 		ssize_t n = read(fd, buf, len);
@@ -360,7 +373,7 @@ ssize_t weft_read(int fd, void *buf, size_t len, weft_time_t deadline)
 		 * come after each read, so several readers of one descriptor
 		 * all retry after a report (see wait_begin in poll.c). */
 		if (weft__io_own(fd, false) == 0 && (s = weft__io_lookup(fd, &io)) != NULL)
-			return read_slot(io, s, fd, buf, len, deadline);
+			return read_slot(io, s, fd, buf, len, deadline, NULL);
 		int w = weft__io_wait(fd, POLLIN, deadline, &m); /* a thread (poll(2)), or fd cannot be registered */
 		if (w < 0)
 			return w;
@@ -511,11 +524,22 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, weft_t
 		IO_RETRY_WITH(fd, call, weft__io_wait_step((fd), (events), (deadline), (op), &m_)); \
 	} while (0)
 
+/* Like weft_read: a registered descriptor goes through read_slot, so a
+ * stackless reader skips the system call that would only say EAGAIN too. */
 ssize_t weft_read_step(int fd, void *buf, size_t len, weft_time_t deadline, weft_io_op_t *op)
 {
-	if (!buf && len)
+	if ((!buf && len) || !op)
 		return -EINVAL;
-	IO_STEP(fd, POLLIN, deadline, op, read_once(fd, buf, len));
+	int f = weft__io_step_finish(op);
+	if (f < 0)
+		return f;
+	if (!weft_self() || weft_can_park())
+		return weft_read(fd, buf, len, deadline);
+	weft_io *io;
+	io_slot *s = len ? weft__io_lookup_step(fd, &io) : NULL;
+	if (s)
+		return read_slot(io, s, fd, buf, len, deadline, op);
+	IO_RETRY_WITH(fd, read_once(fd, buf, len), weft__io_wait_step(fd, POLLIN, deadline, op, &m_));
 }
 
 ssize_t weft_write_step(int fd, const void *buf, size_t len, weft_time_t deadline, weft_io_op_t *op)

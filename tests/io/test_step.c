@@ -287,6 +287,104 @@ static void test_stackless_deadline(void **state)
 	wt_run(deadline_main, NULL, 2);
 }
 
+/* ------------------------------------------------------------ TCP reads after a short read */
+
+/* On TCP, a short read marks the socket drained and the next read waits
+ * for a report before its system call (socket.c, read_slot); stackless
+ * readers take that path too. Data that comes after a short read, in
+ * pieces or all at once, and the end of file must all be seen. */
+typedef struct sink_st {
+	int fd;
+	weft_io_op_t op;
+	long got, bad;
+	char buf[4096];
+} sink_st;
+
+static weft_step_t sink_step(void *a, void **res)
+{
+	sink_st *k = a;
+	for (;;) {
+		ssize_t n = weft_read_step(k->fd, k->buf, sizeof k->buf, weft_deadline_in(10 * WEFT_SEC), &k->op);
+		if (n == -EINPROGRESS)
+			return WEFT_STEP_PARKED;
+		if (n <= 0) {
+			*res = (void *)(intptr_t)n;
+			return WEFT_STEP_DONE;
+		}
+		for (ssize_t i = 0; i < n; i++)
+			if ((unsigned char)k->buf[i] != (unsigned char)((k->got + i) * 7))
+				k->bad++;
+		k->got += n;
+	}
+}
+
+static void *tcp_short_reads_main(void *a)
+{
+	(void)a;
+	int lfd = weft_tcp_listen("127.0.0.1", 0, 4);
+	TCHECK(lfd >= 0);
+	int c = weft_tcp_connect("127.0.0.1", (uint16_t)weft_local_port(lfd), weft_deadline_in(5 * WEFT_SEC));
+	TCHECK(c >= 0);
+	int s = weft_accept(lfd, NULL, NULL, weft_deadline_in(5 * WEFT_SEC));
+	TCHECK(s >= 0);
+	reader_st r = {.fd = s, .deadline = weft_deadline_in(5 * WEFT_SEC)};
+	/* A short read, then nothing: the next read waits until its deadline. */
+	TCHECK_EQ(weft_write(c, "hello", 5, WEFT_NEVER), 5);
+	TCHECK_EQ(run_reader(&r), 5);
+	r.deadline = weft_deadline_in(20 * WEFT_MSEC);
+	TCHECK_EQ(run_reader(&r), -ETIMEDOUT);
+	/* Data after the short read wakes it; two writes queued before the
+	 * read are read together or one after the other, never lost. */
+	r.deadline = weft_deadline_in(5 * WEFT_SEC);
+	TCHECK_EQ(weft_write(c, "abc", 3, WEFT_NEVER), 3);
+	TCHECK_EQ(run_reader(&r), 3);
+	TCHECK_EQ(memcmp(r.buf, "abc", 3), 0);
+	TCHECK_EQ(weft_write(c, "def", 3, WEFT_NEVER), 3);
+	TCHECK_EQ(weft_write(c, "ghij", 4, WEFT_NEVER), 4);
+	weft_sleep(2 * WEFT_MSEC);
+	intptr_t n = run_reader(&r);
+	TCHECK(n == 3 || n == 7);
+	if (n == 3)
+		TCHECK_EQ(run_reader(&r), 4);
+	/* A stream in uneven pieces, some written while the reader waits,
+	 * some while it runs, then the end of file. */
+	sink_st *k = calloc(1, sizeof *k);
+	TCHECK(k != NULL);
+	k->fd = s;
+	weft_task_t t;
+	TCHECK_EQ(weft_spawn_step(&t, sink_step, k, NULL), 0);
+	long sent = 0;
+	char chunk[600];
+	for (int i = 0; i < WT_SIZE(3000, 500); i++) {
+		size_t len = 1 + (size_t)(i * 131) % sizeof chunk;
+		for (size_t j = 0; j < len; j++)
+			chunk[j] = (char)((sent + (long)j) * 7);
+		TCHECK_EQ(weft_write_all(c, chunk, len, weft_deadline_in(5 * WEFT_SEC)), (ssize_t)len);
+		sent += (long)len;
+		if (i % 7 == 0)
+			weft_yield();
+		if (i % 101 == 0)
+			weft_sleep(WEFT_MSEC);
+	}
+	TCHECK_EQ(weft_shutdown(c, SHUT_WR), 0);
+	void *res;
+	TCHECK_EQ(weft_join(t, &res), 0);
+	TCHECK_EQ((intptr_t)res, 0);
+	TCHECK_EQ(k->got, sent);
+	TCHECK_EQ(k->bad, 0);
+	free(k);
+	weft_close(s);
+	weft_close(c);
+	weft_close(lfd);
+	return NULL;
+}
+
+static void test_stackless_tcp_reads_after_a_short_read(void **state)
+{
+	(void)state;
+	wt_run(tcp_short_reads_main, NULL, 2);
+}
+
 /* ------------------------------------------------------------ cancellation, close */
 
 static void *cancel_main(void *a)
@@ -539,6 +637,7 @@ int main(void)
 		WT_IO_TEST(test_stackless_echo),
 		WT_IO_TEST(test_stackless_writer_waits_for_room),
 		WT_IO_TEST(test_stackless_deadline),
+		WT_IO_TEST(test_stackless_tcp_reads_after_a_short_read),
 		WT_IO_TEST(test_stackless_cancel_and_close),
 		WT_IO_TEST(test_stackless_foreign_fd),
 		WT_IO_TEST(test_stackless_connect),
