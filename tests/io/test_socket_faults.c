@@ -263,12 +263,8 @@ static void *urgent_main(void *a)
 	(void)a;
 	if (strcmp(weft_io_backend(NULL), "epoll") != 0)
 		return NULL;
-	int lfd = weft_tcp_listen("127.0.0.1", 0, 4);
-	TCHECK(lfd >= 0);
-	int c = weft_tcp_connect("127.0.0.1", (uint16_t)weft_local_port(lfd), weft_deadline_in(5 * WEFT_SEC));
-	TCHECK(c >= 0);
-	int s = weft_accept(lfd, NULL, NULL, weft_deadline_in(5 * WEFT_SEC));
-	TCHECK(s >= 0);
+	int lfd, c, s;
+	wt_tcp_pair(&lfd, &c, &s);
 	char buf[64];
 	TCHECK_EQ(weft_write(c, "A", 1, WEFT_NEVER), 1);
 	TCHECK_EQ(weft_read(s, buf, sizeof buf, weft_deadline_in(5 * WEFT_SEC)), 1);

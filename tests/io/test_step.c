@@ -321,12 +321,8 @@ static weft_step_t sink_step(void *a, void **res)
 static void *tcp_short_reads_main(void *a)
 {
 	(void)a;
-	int lfd = weft_tcp_listen("127.0.0.1", 0, 4);
-	TCHECK(lfd >= 0);
-	int c = weft_tcp_connect("127.0.0.1", (uint16_t)weft_local_port(lfd), weft_deadline_in(5 * WEFT_SEC));
-	TCHECK(c >= 0);
-	int s = weft_accept(lfd, NULL, NULL, weft_deadline_in(5 * WEFT_SEC));
-	TCHECK(s >= 0);
+	int lfd, c, s;
+	wt_tcp_pair(&lfd, &c, &s);
 	reader_st r = {.fd = s, .deadline = weft_deadline_in(5 * WEFT_SEC)};
 	/* A short read, then nothing: the next read waits until its deadline. */
 	TCHECK_EQ(weft_write(c, "hello", 5, WEFT_NEVER), 5);

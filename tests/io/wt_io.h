@@ -1,5 +1,6 @@
 /* wt_io.h - helpers for the netpoller, socket and server tests: counting
- * open descriptors (every test must leave as many as it found). */
+ * open descriptors (every test must leave as many as it found), a connected
+ * pair of TCP sockets over loopback. */
 #ifndef WT_IO_H
 #define WT_IO_H
 
@@ -41,5 +42,17 @@ static inline int wt_fd_teardown(void **state)
 	return 0;
 }
 #define WT_IO_TEST(fn) cmocka_unit_test_setup_teardown(fn, wt_fd_setup, wt_fd_teardown)
+
+/* From a coroutine: a listener on a free loopback port (*lfd), a client
+ * connected to it (*c) and the server's end (*s). Checks each step. */
+static inline void wt_tcp_pair(int *lfd, int *c, int *s)
+{
+	*lfd = weft_tcp_listen("127.0.0.1", 0, 4);
+	TCHECK(*lfd >= 0);
+	*c = weft_tcp_connect("127.0.0.1", (uint16_t)weft_local_port(*lfd), weft_deadline_in(5 * WEFT_SEC));
+	TCHECK(*c >= 0);
+	*s = weft_accept(*lfd, NULL, NULL, weft_deadline_in(5 * WEFT_SEC));
+	TCHECK(*s >= 0);
+}
 
 #endif
