@@ -70,7 +70,8 @@ typedef struct weft_io weft_io;
 /* The slot of fd if fd is registered with the current runtime's poller and
  * the caller is a coroutine (which can park); else NULL. */
 io_slot *weft__io_lookup(int fd, weft_io **io);
-/* The same for a stackless task (which waits through an op). */
+/* The same for a caller known to be a stackless task (it waits through an
+ * op): only the registration is checked. */
 io_slot *weft__io_lookup_step(int fd, weft_io **io);
 /* weft__io_wait on a slot from weft__io_lookup, for generation gen, with a
  * mark (valid) taken before the operation. */

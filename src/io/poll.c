@@ -754,7 +754,7 @@ int weft__io_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op
 	int r;
 	if (fd < 0)
 		return -EBADF;
-	if (!weft_self() || weft_can_park())
+	if (weft_can_park()) /* a coroutine or a plain thread */
 		return weft__io_wait(fd, events, deadline, m);
 	weft_io *io = io_get();
 	if (!io)
@@ -779,7 +779,7 @@ int weft_fd_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op_
 	int r = weft__io_step_finish(op);
 	if (r < 0)
 		return r;
-	if (!weft_self() || weft_can_park())
+	if (weft_can_park()) /* a coroutine or a plain thread */
 		return weft_fd_wait(fd, events, deadline);
 	r = check_fd_wait(fd, events);
 	if (r < 0)
@@ -803,14 +803,12 @@ int weft_fd_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op_
 
 /* ------------------------------------------------------------ the socket code's view */
 
-/* A registered slot of fd for a task that can park (coroutine) or not
- * (stackless), as `park` says. */
-static io_slot *lookup(int fd, weft_io **out, bool park)
+/* fd's slot in the current runtime's poller, if registered there. */
+static io_slot *registered_slot(int fd, weft_io **out)
 {
 	weft_io *io = io_peek();
 	io_slot *s = io ? weft__io_slot(io, fd, false) : NULL;
-	if (!s || !(atomic_load_explicit(&s->flags, memory_order_acquire) & IO_REG) || !weft_self() ||
-	    weft_can_park() != park)
+	if (!s || !(atomic_load_explicit(&s->flags, memory_order_acquire) & IO_REG))
 		return NULL;
 	*out = io;
 	return s;
@@ -818,12 +816,12 @@ static io_slot *lookup(int fd, weft_io **out, bool park)
 
 io_slot *weft__io_lookup(int fd, weft_io **out)
 {
-	return lookup(fd, out, true);
+	return weft_self() && weft_can_park() ? registered_slot(fd, out) : NULL;
 }
 
 io_slot *weft__io_lookup_step(int fd, weft_io **out)
 {
-	return lookup(fd, out, false);
+	return registered_slot(fd, out);
 }
 
 int weft__io_slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline,

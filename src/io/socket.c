@@ -199,7 +199,7 @@ int weft_connect_step(int fd, const struct sockaddr *addr, socklen_t len, weft_t
 	int w = weft__io_step_finish(op);
 	if (w < 0)
 		return w;
-	if (!weft_self() || weft_can_park())
+	if (weft_can_park()) /* a coroutine or a plain thread */
 		return weft_connect(fd, addr, len, deadline);
 	/* Called again after a wait (w > 0): the connection was started. */
 	io_mark m = weft__io_mark(fd);
@@ -533,7 +533,7 @@ ssize_t weft_read_step(int fd, void *buf, size_t len, weft_time_t deadline, weft
 	int f = weft__io_step_finish(op);
 	if (f < 0)
 		return f;
-	if (!weft_self() || weft_can_park())
+	if (weft_can_park()) /* a coroutine or a plain thread */
 		return weft_read(fd, buf, len, deadline);
 	weft_io *io;
 	io_slot *s = len ? weft__io_lookup_step(fd, &io) : NULL;

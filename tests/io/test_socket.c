@@ -323,24 +323,16 @@ static void test_deadline_cancel(void **state)
 
 /* ------------------------------------------------------------ faults */
 
-static void pair(int lfd, int port, int *c, int *s)
-{
-	*c = weft_tcp_connect("127.0.0.1", (uint16_t)port, weft_deadline_in(WEFT_SEC));
-	*s = weft_accept(lfd, NULL, NULL, weft_deadline_in(WEFT_SEC));
-	TCHECK(*c >= 0 && *s >= 0);
-}
-
 static void *faults_main(void *a)
 {
 	(void)a;
 	int lfd = weft_tcp_listen(NULL, 0, 16);
 	TCHECK(lfd >= 0);
-	int port = weft_local_port(lfd);
 	int c, s;
 	char b[MSG];
 
 	/* EOF in the middle of a message, and at a message boundary. */
-	pair(lfd, port, &c, &s);
+	wt_tcp_accepted(lfd, &c, &s);
 	TCHECK_EQ(weft_write_all(c, "0123456789", 10, WEFT_NEVER), 10);
 	TCHECK_EQ(weft_shutdown(c, SHUT_WR), 0);
 	TCHECK_EQ(weft_read_full(s, b, MSG, weft_deadline_in(WEFT_SEC)), -EPROTO);
@@ -353,7 +345,7 @@ static void *faults_main(void *a)
 	 * read is followed by end of file, not by a wait for a report that
 	 * never comes. */
 	for (int i = 0; i < 20; i++) {
-		pair(lfd, port, &c, &s);
+		wt_tcp_accepted(lfd, &c, &s);
 		weft_task_t rd = wt_spawn(read_forever, (void *)(intptr_t)s);
 		weft_sleep(WEFT_MSEC);
 		TCHECK_EQ(weft_write_all(c, "abc", 3, WEFT_NEVER), 3);
@@ -366,7 +358,7 @@ static void *faults_main(void *a)
 
 	/* A short weft_read, then a readv that waits and fills its buffer, then
 	 * weft_read again: the rest must come without a new report. */
-	pair(lfd, port, &c, &s);
+	wt_tcp_accepted(lfd, &c, &s);
 	TCHECK_EQ(weft_write_all(c, "ab", 2, WEFT_NEVER), 2);
 	TCHECK_EQ(weft_read(s, b, MSG, weft_deadline_in(WEFT_SEC)), 2);
 	weft_task_t rv = wt_spawn(readv10, (void *)(intptr_t)s);
@@ -380,7 +372,7 @@ static void *faults_main(void *a)
 	weft_close(s);
 
 	/* Peer reset: SO_LINGER 0 makes close send RST. */
-	pair(lfd, port, &c, &s);
+	wt_tcp_accepted(lfd, &c, &s);
 	struct linger lg = {.l_onoff = 1, .l_linger = 0};
 	TCHECK_EQ(setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
 	weft_task_t t = wt_spawn(read_forever, (void *)(intptr_t)s);
@@ -390,7 +382,7 @@ static void *faults_main(void *a)
 	weft_close(s);
 
 	/* Writing to a closed peer: -EPIPE or -ECONNRESET, never SIGPIPE. */
-	pair(lfd, port, &c, &s);
+	wt_tcp_accepted(lfd, &c, &s);
 	weft_close(s);
 	weft_sleep(2 * WEFT_MSEC);
 	ssize_t w = 0;
@@ -450,9 +442,8 @@ static void *vectors_main(void *a)
 	(void)a;
 	int lfd = weft_tcp_listen("localhost", 0, 16); /* a name: resolved on the blocking pool */
 	TCHECK(lfd >= 0);
-	int port = weft_local_port(lfd);
 	int c, s;
-	pair(lfd, port, &c, &s);
+	wt_tcp_accepted(lfd, &c, &s);
 	struct iovec out[3] = {{"abc", 3}, {"defg", 4}, {"h", 1}};
 	TCHECK_EQ(weft_writev(c, out, 3, WEFT_NEVER), 8);
 	char x[3], y[5];

@@ -43,16 +43,21 @@ static inline int wt_fd_teardown(void **state)
 }
 #define WT_IO_TEST(fn) cmocka_unit_test_setup_teardown(fn, wt_fd_setup, wt_fd_teardown)
 
-/* From a coroutine: a listener on a free loopback port (*lfd), a client
- * connected to it (*c) and the server's end (*s). Checks each step. */
+/* From a coroutine: a client connected to TCP listener lfd (*c) and the
+ * listener's end of it (*s). Checks both. */
+static inline void wt_tcp_accepted(int lfd, int *c, int *s)
+{
+	*c = weft_tcp_connect("127.0.0.1", (uint16_t)weft_local_port(lfd), weft_deadline_in(5 * WEFT_SEC));
+	*s = weft_accept(lfd, NULL, NULL, weft_deadline_in(5 * WEFT_SEC));
+	TCHECK(*c >= 0 && *s >= 0);
+}
+
+/* The same on a new listener on a free loopback port (*lfd). */
 static inline void wt_tcp_pair(int *lfd, int *c, int *s)
 {
 	*lfd = weft_tcp_listen("127.0.0.1", 0, 4);
 	TCHECK(*lfd >= 0);
-	*c = weft_tcp_connect("127.0.0.1", (uint16_t)weft_local_port(*lfd), weft_deadline_in(5 * WEFT_SEC));
-	TCHECK(*c >= 0);
-	*s = weft_accept(*lfd, NULL, NULL, weft_deadline_in(5 * WEFT_SEC));
-	TCHECK(*s >= 0);
+	wt_tcp_accepted(*lfd, c, s);
 }
 
 #endif
