@@ -129,13 +129,14 @@ elif newer "$BIN/boost_bench" boost/bench.cpp; then
     else rm -f "$BIN/boost_bench"; skip boost "g++ failed"; fi
 else ok boost; fi
 
-# echo load generator -> bin/echo_load
+# echo load generator -> bin/echo_load, and the echo floor server -> bin/echo_floor
 if ! command -v gcc >/dev/null; then
     skip loadgen "no gcc"
-elif newer "$BIN/echo_load" loadgen/echo_load.c; then
-    building "loadgen: building bin/echo_load"
-    if gcc -O2 -Wall -o "$BIN/echo_load" loadgen/echo_load.c -pthread; then ok loadgen
-    else rm -f "$BIN/echo_load"; skip loadgen "gcc failed"; fi
+elif newer "$BIN/echo_load" loadgen/echo_load.c || newer "$BIN/echo_floor" loadgen/echo_floor.c; then
+    building "loadgen: building bin/echo_load, bin/echo_floor"
+    if gcc -O2 -Wall -o "$BIN/echo_load" loadgen/echo_load.c -pthread &&
+       gcc -O2 -Wall -o "$BIN/echo_floor" loadgen/echo_floor.c; then ok loadgen
+    else rm -f "$BIN/echo_load" "$BIN/echo_floor"; skip loadgen "gcc failed"; fi
 else ok loadgen; fi
 
 # lua: interpreted, nothing to build
