@@ -138,6 +138,12 @@ elif newer "$BIN/echo_load" loadgen/echo_load.c || newer "$BIN/echo_floor" loadg
        gcc -O2 -Wall -o "$BIN/echo_floor" loadgen/echo_floor.c; then ok loadgen
     else rm -f "$BIN/echo_load" "$BIN/echo_floor"; skip loadgen "gcc failed"; fi
 else ok loadgen; fi
+# the io_uring floor (not a compare row; see loadgen/echo_floor_uring.c) -> bin/echo_floor_uring
+if command -v gcc >/dev/null && [ -f /usr/include/liburing.h ] && newer "$BIN/echo_floor_uring" loadgen/echo_floor_uring.c; then
+    building "loadgen: building bin/echo_floor_uring"
+    gcc -O2 -Wall -o "$BIN/echo_floor_uring" loadgen/echo_floor_uring.c -luring || {
+        rm -f "$BIN/echo_floor_uring"; warn "echo_floor_uring: gcc failed (liburing-dev too old?)"; }
+fi
 
 # lua: interpreted, nothing to build
 if command -v lua5.4 >/dev/null; then ok lua5.4; else skip lua5.4 "no lua5.4 (Debian package lua5.4)"; fi
