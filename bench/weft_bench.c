@@ -5,8 +5,9 @@
  *   name=<workload> n=<sizes> ns_per_op=<f> ops=<n> wall_s=<f> [key=value ...]
  * It exits 1 with "FAIL: ..." on stderr when the self-check fails.
  * WEFT_BENCH_VARIANT=stackless|stackful picks the task kind (default: the
- * lightest, stackless); the main body always runs as a coroutine, like Go's
- * main goroutine. WEFT_WORKERS sets the worker count (default: all CPUs).
+ * lightest, stackless; for churn, which is about stacks, stackful); the main
+ * body always runs as a coroutine, like Go's main goroutine. WEFT_WORKERS
+ * sets the worker count (default: all CPUs).
  */
 #include <weft.h>
 
@@ -678,6 +679,209 @@ static void bench_mutex(void)
 	report("mutex", n, tasks * mutex_iters, d, "");
 }
 
+/* ------------------------------------------------------------ churn */
+
+/* weft's own workload (bench/peers/README.md, "churn"): P parent coroutines;
+ * in each of R rounds every parent spawns C children, each with its own
+ * input channel (capacity 1) and a reference to its parent's reply channel
+ * (capacity C). A child signals its parent's `started` wait group, receives
+ * v, sends 2v + 1 back and exits. Each parent waits until its C children have
+ * started, then all parents meet at the round's wait group (P) before any
+ * value is sent: at that point all P*C children of the round are alive (each
+ * has run, none can have exited), by construction. Then the memory is
+ * watched coming back down (rss_after_kb, settle_s).
+ *
+ * variant=stackful (the default here: the workload is about stacks) runs the
+ * children as coroutines; variant=stackless as stackless tasks whose state is
+ * one malloc'd struct freed by the task. Parents are coroutines in both (they
+ * wait on wait groups). Channels are reference-counted: the parent and the
+ * child each hold a reference to the child's input channel and drop it when
+ * done with it; every child holds one on the reply channel. */
+static long churn_p, churn_c, churn_r;
+static weft_wg_t *churn_round; /* one per round, count P: the round barrier */
+static weft_wg_t churn_done = WEFT_WG_INIT;
+static _Atomic long long churn_sum;
+
+typedef struct churn_parent {
+	long p;
+	weft_chan_t *reply;
+	weft_wg_t started;
+	weft_chan_t **in;	   /* the current round's C input channels */
+	struct churn_slot *slots; /* stackful children's arguments */
+} churn_parent;
+
+typedef struct churn_slot {
+	churn_parent *par;
+	weft_chan_t *in;
+} churn_slot;
+
+static void *churn_child_fn(void *a)
+{
+	churn_slot *s = a; /* reused by the parent only after our reply */
+	weft_chan_t *in = s->in, *reply = s->par->reply;
+	weft_wg_done(&s->par->started);
+	long v;
+	if (weft_chan_recv(in, &v))
+		fail("churn child recv", 0);
+	weft_chan_release(in);
+	v = 2 * v + 1;
+	if (weft_chan_send(reply, &v))
+		fail("churn child send", 0);
+	weft_chan_release(reply);
+	return NULL;
+}
+
+typedef struct {
+	weft_chan_op_t op;
+	weft_chan_t *in, *reply;
+	weft_wg_t *started;
+	long v;
+	int phase; /* 0: not started, 1: receiving, 2: replying */
+} churn_child_st;
+
+static weft_step_t churn_child_step(void *a, void **r)
+{
+	churn_child_st *s = a;
+	int e;
+	switch (s->phase) {
+	case 0:
+		weft_wg_done(s->started);
+		s->phase = 1;
+		/* fall through */
+	case 1:
+		e = weft_chan_recv_step(s->in, &s->v, &s->op);
+		if (e == -EINPROGRESS)
+			return WEFT_STEP_PARKED;
+		if (e)
+			fail("churn child recv", e);
+		weft_chan_release(s->in);
+		s->v = 2 * s->v + 1;
+		s->phase = 2;
+		/* fall through */
+	default:
+		e = weft_chan_send_step(s->reply, &s->v, &s->op);
+		if (e == -EINPROGRESS)
+			return WEFT_STEP_PARKED;
+		if (e)
+			fail("churn child send", e);
+	}
+	weft_chan_release(s->reply);
+	free(s); /* the runtime does not touch the state after DONE */
+	*r = NULL;
+	return WEFT_STEP_DONE;
+}
+
+static void *churn_parent_fn(void *a)
+{
+	static const weft_spawn_opts_t det = {.detached = true};
+	churn_parent pp = {.p = (long)(intptr_t)a};
+	long c = churn_c;
+	long long sum = 0;
+	if (weft_chan_create(&pp.reply, sizeof(long), c))
+		fail("churn reply chan", pp.p);
+	weft_wg_init(&pp.started);
+	pp.in = malloc((size_t)c * sizeof *pp.in);
+	pp.slots = stackful ? malloc((size_t)c * sizeof *pp.slots) : NULL;
+	if (!pp.in || (stackful && !pp.slots))
+		fail("churn parent malloc", pp.p);
+	for (long r = 0; r < churn_r; r++) {
+		weft_wg_add(&pp.started, c);
+		for (long j = 0; j < c; j++) {
+			weft_chan_t *in;
+			if (weft_chan_create(&in, sizeof(long), 1))
+				fail("churn chan create", j);
+			pp.in[j] = in;
+			weft_chan_retain(in);	    /* the child's reference */
+			weft_chan_retain(pp.reply); /* the child's reference */
+			int e;
+			if (stackful) {
+				pp.slots[j] = (churn_slot){.par = &pp, .in = in};
+				e = weft_spawn(NULL, churn_child_fn, &pp.slots[j], &det);
+			} else {
+				churn_child_st *st = malloc(sizeof *st);
+				if (!st)
+					fail("churn child malloc", j);
+				*st = (churn_child_st){.op = WEFT_CHAN_OP_INIT, .in = in, .reply = pp.reply,
+						       .started = &pp.started};
+				e = weft_spawn_step(NULL, churn_child_step, st, &det);
+			}
+			if (e)
+				fail("churn spawn child, error", e);
+		}
+		weft_wg_wait(&pp.started); /* our C children have run */
+		weft_wg_done(&churn_round[r]);
+		weft_wg_wait(&churn_round[r]); /* everyone's have: P*C alive now */
+		for (long j = 0; j < c; j++) {
+			long v = (r * churn_p + pp.p) * c + j;
+			if (weft_chan_send(pp.in[j], &v))
+				fail("churn parent send", j);
+			weft_chan_release(pp.in[j]);
+		}
+		for (long j = 0; j < c; j++) {
+			long v;
+			if (weft_chan_recv(pp.reply, &v))
+				fail("churn parent recv", j);
+			sum += v;
+		}
+	}
+	weft_chan_release(pp.reply);
+	free(pp.in);
+	free(pp.slots);
+	atomic_fetch_add_explicit(&churn_sum, sum, memory_order_relaxed);
+	weft_wg_done(&churn_done);
+	return NULL;
+}
+
+static void bench_churn(void)
+{
+	const char *var = getenv("WEFT_BENCH_VARIANT");
+	if (!var || !*var)
+		stackful = true; /* this workload is about stacks: coroutines unless asked */
+	churn_p = arg(0, 1000);
+	churn_c = arg(1, 100);
+	churn_r = arg(2, 10);
+	long rss_base = proc_kb("VmRSS");
+	churn_round = malloc((size_t)churn_r * sizeof *churn_round);
+	if (!churn_round)
+		fail("malloc", 0);
+	for (long r = 0; r < churn_r; r++) {
+		weft_wg_init(&churn_round[r]);
+		weft_wg_add(&churn_round[r], churn_p);
+	}
+	weft_wg_add(&churn_done, churn_p);
+	weft_time_t t0 = weft_now();
+	for (long p = 0; p < churn_p; p++)
+		if (weft_spawn(NULL, churn_parent_fn, (void *)(intptr_t)p, &(weft_spawn_opts_t){.detached = true}))
+			fail("spawn parent", p);
+	weft_wg_wait(&churn_done);
+	weft_time_t t1 = weft_now();
+	long rss_peak = proc_kb("VmHWM");
+	long long n = (long long)churn_p * churn_c * churn_r;
+	if (atomic_load(&churn_sum) != n * n)
+		fail("churn sum", atomic_load(&churn_sum));
+	/* Memory after the spike: read VmRSS now and after each 100 ms sleep, up
+	 * to 5 s, until it is back under 1.2x the baseline. */
+	long rss_after = 0;
+	double settle_s = 5.0;
+	bool settled = false;
+	for (int k = 0; k <= 50; k++) {
+		if (k)
+			weft_sleep(100 * WEFT_MSEC);
+		rss_after = proc_kb("VmRSS");
+		if (rss_after * 5 <= rss_base * 6) {
+			settle_s = (double)(weft_now() - t1) / 1e9;
+			settled = true;
+			break;
+		}
+	}
+	free(churn_round);
+	char ns[64], extra[192];
+	snprintf(ns, sizeof ns, "%ldx%ldx%ld", churn_p, churn_c, churn_r);
+	snprintf(extra, sizeof extra, " rss_base_kb=%ld rss_peak_kb=%ld rss_after_kb=%ld settle_s=%.3f settled=%d",
+		 rss_base, rss_peak, rss_after, settle_s, settled);
+	report("churn", ns, n, t1 - t0, extra);
+}
+
 /* ------------------------------------------------------------ echo */
 
 /* The TCP echo server of bench/peers/README.md: one task per connection,
@@ -809,6 +1013,7 @@ static const struct {
 	{"fanin", bench_fanin},
 	{"mutex", bench_mutex},
 	{"echo", bench_echo},
+	{"churn", bench_churn},
 };
 
 static void *bench_main(void *a)
