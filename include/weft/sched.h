@@ -49,7 +49,7 @@ typedef uint64_t weft_task_t;
 typedef struct weft_config {
 	int workers;		  /* 0: WEFT_WORKERS from the environment, else the number of CPUs; max 256 */
 	size_t stack_size;	  /* default coroutine stack; 0: WEFT_STACK_SIZE or 64 KiB */
-	size_t stack_cache_bytes; /* free stacks kept resident beyond per-worker caches; 0: 64 MiB */
+	size_t stack_cache_bytes; /* free stacks of each size kept resident when demand falls; 0: 1 MiB */
 	bool no_monitor;	  /* do not start the monitor thread (stuck-worker detection) */
 	bool no_sigquit_dump;	  /* do not install the SIGQUIT task dump handler */
 	bool no_overflow_handler; /* do not install the SIGSEGV stack-overflow reporter */

@@ -133,10 +133,11 @@ struct weft_task {
 		void *result;	 /* from then on */
 	};
 	union {
-		void *sp;		/* coroutine: saved stack pointer */
+		void *sp;		/* coroutine, once it has run: saved stack pointer */
+		size_t stack_req;	/* coroutine, before its first run: the stack size asked for */
 		weft_tentry_t *timer;	/* stackless: deadline of the current wait */
 	};
-	weft_stack_t *stack;	 /* coroutine: its stack */
+	weft_stack_t *stack;	 /* coroutine: its stack, taken when it first runs */
 	/* Its runtime and its weft_task_ext are in its slab's tail, see
 	 * weft__task_rt and weft__task_extp. */
 #if defined(WEFT_ASAN)
@@ -292,9 +293,6 @@ struct weft_runtime {
 	weft_task *free_batches;     /* free records in chains of FREE_BATCH (under slab_lock) */
 	weft_task *free_tasks;	     /* free records one by one (under slab_lock) */
 	_Atomic uint32_t bump;	     /* records ever handed out: slots [0, bump) */
-	pthread_mutex_t ext_lock;    /* spawns from plain threads share ext_stacks */
-	weft_stack_cache_t ext_stacks;
-
 	weft_stack_pool_t *stacks;
 
 	/* Counters not owned by a worker (spawns/finishes from plain threads). */

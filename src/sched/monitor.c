@@ -129,6 +129,7 @@ static void *monitor_main(void *arg)
 			}
 		}
 		weft__poll_from_monitor(rt);
+		weft__stack_scavenge(rt->stacks, now);
 		if (stuck) {
 			weft__wakep(rt);
 			if (stuck == running && blocked && work_waiting(rt) && !atomic_load(&rt->halt))

@@ -137,10 +137,8 @@ static void destroy(struct weft_runtime *rt)
 			munmap(w->altstack, 64 * 1024);
 		free(w);
 	}
-	if (rt->stacks) {
-		weft__stack_cache_flush(rt->stacks, &rt->ext_stacks);
+	if (rt->stacks)
 		weft__stack_pool_destroy(rt->stacks);
-	}
 	if (rt->slabs) {
 		weft__task_free_all(rt);
 		munmap(rt->slabs, sizeof(*rt->slabs) * WEFT_MAX_SLABS);
@@ -150,7 +148,6 @@ static void destroy(struct weft_runtime *rt)
 	pthread_mutex_destroy(&rt->gq_lock);
 	pthread_mutex_destroy(&rt->idle_lock);
 	pthread_mutex_destroy(&rt->slab_lock);
-	pthread_mutex_destroy(&rt->ext_lock);
 	free(rt);
 }
 
@@ -175,7 +172,7 @@ int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg)
 		c.stack_size = s >= (long)WEFT_STACK_MIN && s <= (long)WEFT_STACK_MAX ? (size_t)s : WEFT_STACK_DEFAULT;
 	}
 	if (!c.stack_cache_bytes)
-		c.stack_cache_bytes = (size_t)64 << 20;
+		c.stack_cache_bytes = (size_t)1 << 20;
 
 	struct weft_runtime *rt;
 	if (posix_memalign((void **)&rt, 64, sizeof *rt))
@@ -200,7 +197,6 @@ int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg)
 	pthread_mutex_init(&rt->gq_lock, NULL);
 	pthread_mutex_init(&rt->idle_lock, NULL);
 	pthread_mutex_init(&rt->slab_lock, NULL);
-	pthread_mutex_init(&rt->ext_lock, NULL);
 	pthread_mutex_init(&rt->poller_lock, NULL);
 	int e = -ENOMEM;
 	void *m = mmap(NULL, sizeof(*rt->slabs) * WEFT_MAX_SLABS, PROT_READ | PROT_WRITE,

@@ -1,50 +1,44 @@
-/* stack.c - coroutine stacks: slabs, guard pages, per-worker caches, global pool.
+/* stack.c - coroutine stacks: slabs, guards, per-worker caches, the pool and
+ * its background release (the design is in stack.h).
  *
- * Design
+ * Layout
  * ------
  * A slab is one anonymous mapping holding `nslots` stacks of one size class.
- * Slot i is [base + i*slot, base + (i+1)*slot), slot = guard + class size: a
- * guard region of GUARD_PAGES pages, then the usable stack, lo = slot start +
- * guard. Slabs are never
- * unmapped before the pool is destroyed, so a descriptor (weft_stack_t) stays
- * valid for the life of the pool. Descriptors live in an array beside the
- * slab, not in the stack memory: MADV_DONTNEED zeroes the stack, and the
- * descriptor of a released stack must survive it.
+ * Slot i is [base + i*slot, base + (i+1)*slot), slot = guard + class size:
+ * a guard region of GUARD_PAGES pages, then the stack, whose top
+ * WEFT_STACK_DESC bytes hold its descriptor. Slabs are unmapped only when the
+ * pool is destroyed. A slab records no per-stack state: everything about a
+ * carved stack is in its descriptor (in the stack's top page) while it is
+ * resident, and in its cold-vector entry (descriptor address | guard kind)
+ * once its memory has been released.
  *
- * Where a free stack can be (each stack is in exactly one place):
- *   - handed out to a task            counted in `in_use`
- *   - in a weft_stack_cache_t         known only to its owner thread
- *   - in the global pool, resident    pool->cls[].res list
- *   - in the global pool, released    pool->cls[].rel list (MADV_DONTNEED'd)
- *   - not carved yet                  slab->used <= index < slab->nslots
+ * Lists
+ * -----
+ * A worker cache is singly linked per class (head = most recently freed, the
+ * warmest), with a tail pointer so that a flush splices it in one step. The
+ * pool's warm list is doubly linked (head = most recently given back; the
+ * background release takes from the tail, the coldest). The pool's cold
+ * vector is a stack of entries. The pool mutex covers the lists, slot
+ * reservation and slab creation; every system call (guards, populate,
+ * release) happens outside it, on stacks that are in transit and owned by
+ * the caller alone.
+ *
+ * Background release (weft__stack_scavenge)
+ * -----------------------------------------
+ * warm_min is the lowest length the warm list reached since the current
+ * period began: that many stacks sat in the pool through the whole period,
+ * unused. At each period boundary those beyond the floor (keep_bytes worth)
+ * are marked for release; each call then releases at most SCAVENGE_CHUNK of
+ * them (a few hundred process_madvise calls at most), so the thread running
+ * it is never held long. Demand that returns mid-way takes stacks off the
+ * warm list first, and the release never goes below the floor.
  *
  * Batched advice: where the kernel allows madvise advice on ourselves through
- * process_madvise (Linux >= 6.13), the guards of a carved batch and the
- * MADV_DONTNEED of a spilled batch are one system call, which also batches
- * the TLB flushes (an IPI to every CPU running the process, otherwise paid
- * per stack); else, or if the batched call falls short, one call per stack.
- *
- * Movement: alloc pops the cache; an empty cache takes a batch from the pool
- * (resident stacks first), and when the pool has none, carves a batch of new
- * slots from the class's current slab (mapping a new slab when it is full).
- * Free pushes onto the cache; a cache above its bound moves its coldest
- * stacks, in one batch, to the pool. Everything that is a syscall per stack
- * (installing a guard, MADV_DONTNEED) happens outside the pool mutex; the
- * mutex covers only list splicing, slot reservation and slab creation (one
- * mmap per 4..64 MiB of stacks).
- *
- * Resident budget: pool->resident_bytes sums the usable size of the resident
- * stacks in the pool (plus reservations for stacks about to enter it). A stack
- * enters the pool resident only if it can reserve its size under cache_bytes;
- * otherwise it is MADV_DONTNEED'd first. "Resident" is an upper bound: a stack
- * that ran counts its full usable size, whatever its task touched.
- *
- * Guards: chosen once per pool (probe of MADV_GUARD_INSTALL, or the
- * WEFT_STACK_GUARD environment variable) and installed once per slot, when it
- * is carved; guards survive MADV_DONTNEED of the usable range, so a recycled
- * slot keeps its guard. A guard that cannot be installed (mprotect budget
- * spent, or the call failing) leaves that stack with its canary only; its
- * s->guard says so.
+ * process_madvise (Linux >= 6.13), the guards of a carved batch, the
+ * population of a batch's top pages and the release of a batch are one
+ * system call each, which also batches the TLB flushes (an IPI to every CPU
+ * running the process, otherwise paid per stack); else, or if the batched
+ * call falls short, one call per stack. All three advices are idempotent.
  *
  * Signal safety: weft__stack_find_guard walks the slab list from pool->slabs.
  * A slab is fully built before it is published with a release store, and
@@ -68,20 +62,24 @@
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 #ifndef PIDFD_SELF
 #define PIDFD_SELF -10000 /* the calling process, for pidfd-taking calls (Linux >= 6.15) */
 #endif
 
-#define NCLASS 19			     /* 4 KiB << 0 .. 4 KiB << 18 = 1 GiB */
-#define SLAB_MIN ((size_t)4 << 20)	     /* first slab of a class */
-#define SLAB_MAX ((size_t)64 << 20)	     /* slabs double up to this */
-#define CACHE_MAX_STACKS 64u		     /* per class, per cache */
-#define CACHE_MAX_BYTES ((size_t)4 << 20)    /* per class, per cache */
+#define NCLASS WEFT_STACK_CLASSES
+#define SLAB_MIN ((size_t)4 << 20)	  /* first slab of a class */
+#define SLAB_MAX ((size_t)64 << 20)	  /* slabs double up to this */
+#define CACHE_MAX_STACKS 64u		  /* per class, per cache */
+#define CACHE_MAX_BYTES ((size_t)4 << 20) /* per class, per cache */
 #define GUARD_PAGES 16 /* 64 KiB with 4 KiB pages: frames up to that size are caught */
-#define CANARY_ZONE 256			     /* bytes above lo that count as the guard */
-#define NSHARD 16			     /* in_use counter shards */
+#define CANARY_ZONE 256			  /* bytes above lo that count as the guard */
+#define NSHARD 16			  /* in_use counter shards */
+#define ADVISE_MAX 64			  /* ranges per batched call (batches are at most 64 stacks) */
+#define SCAVENGE_CHUNK 4096		  /* stacks released per weft__stack_scavenge call at most */
 
-_Static_assert(NCLASS <= sizeof(((weft_stack_cache_t *)0)->head) / sizeof(void *), "cache has a slot per class");
 _Static_assert(((size_t)4096 << (NCLASS - 1)) == WEFT_STACK_MAX, "classes end at WEFT_STACK_MAX");
 
 typedef struct weft_slab {
@@ -91,13 +89,16 @@ typedef struct weft_slab {
 	size_t slot;   /* guard + class size */
 	uint32_t nslots;
 	uint32_t used; /* carved slots; under pool->lock */
-	weft_stack_t desc[];
 } weft_slab_t;
 
 typedef struct weft_stack_class {
-	weft_stack_t *res, *rel; /* free in the pool: resident / released */
-	size_t nres, nrel;
-	weft_slab_t *cur;	 /* slab being carved */
+	weft_stack_t *warm_head, *warm_tail; /* free and resident */
+	size_t nwarm;
+	size_t warm_min;   /* lowest nwarm since the period began */
+	size_t to_release; /* marked at the last period boundary, not released yet (under lock) */
+	uintptr_t *cold;   /* released: descriptor address | guard kind */
+	size_t ncold, cold_cap;
+	weft_slab_t *cur; /* slab being carved */
 	unsigned nslabs;
 } weft_stack_class_t;
 
@@ -113,22 +114,29 @@ typedef struct weft_stack_shard {
 struct weft_stack_pool {
 	pthread_mutex_t lock;
 	weft_stack_class_t cls[NCLASS];
-	size_t mapped_bytes, nslabs, nres, nrel; /* under lock */
-	size_t mprotect_used;			 /* under lock */
-	_Atomic(weft_slab_t *) slabs;		 /* newest first; see "Signal safety" */
-	size_t page, guard, cache_bytes, mprotect_budget; /* guard = GUARD_PAGES pages */
+	size_t mapped_bytes, nslabs;		       /* under lock */
+	size_t mprotect_used;			       /* under lock */
+	_Atomic(weft_slab_t *) slabs;		       /* newest first; see "Signal safety" */
+	size_t page, guard, keep_bytes, mprotect_budget; /* guard = GUARD_PAGES pages */
 	weft_guard_kind_t mode;
-	_Atomic bool batch_advice; /* process_madvise on ourselves works (cleared at its first refusal) */
-	alignas(64) _Atomic size_t resident_bytes;
+	_Atomic uint32_t advice_refused; /* bit per advice kind process_madvise refused (A_*) */
+	_Atomic bool populate_refused;	 /* madvise(MADV_POPULATE_WRITE) is not supported */
+	_Atomic bool release_refused;	 /* MADV_DONTNEED failed (locked memory): stop releasing */
+	_Atomic bool scavenging;	 /* one weft__stack_scavenge at a time */
+	_Atomic bool release_pending;	 /* some class has to_release > 0 */
+	_Atomic int64_t period_start;
+	_Atomic size_t populated, released;
 	weft_stack_shard_t shard[NSHARD];
 };
+
+enum { A_GUARD = 1, A_POPULATE = 2, A_RELEASE = 4 };
 
 static size_t class_size(unsigned cls)
 {
 	return (size_t)4096 << cls;
 }
 
-/* Smallest class holding `size` usable bytes, and at least a page. */
+/* Smallest class holding `size` bytes, and at least a page. */
 static unsigned class_of(const weft_stack_pool_t *p, size_t size)
 {
 	if (size < p->page)
@@ -153,6 +161,12 @@ static uint32_t batch_of(unsigned cls)
 {
 	uint32_t b = cache_limit(cls) / 2;
 	return b ? b : 1;
+}
+
+/* Free stacks of class k the background release leaves in the pool. */
+static size_t keep_of(const weft_stack_pool_t *p, unsigned k)
+{
+	return p->keep_bytes / class_size(k);
 }
 
 static weft_stack_shard_t *shard_of(weft_stack_pool_t *p, const weft_stack_cache_t *c)
@@ -185,13 +199,13 @@ static weft_guard_kind_t choose_guard(size_t page, size_t mprotect_budget)
 	return mprotect_budget ? WEFT_GUARD_MPROTECT : WEFT_GUARD_CANARY_ONLY;
 }
 
-int weft__stack_pool_create(weft_stack_pool_t **out, size_t cache_bytes, size_t mprotect_budget)
+int weft__stack_pool_create(weft_stack_pool_t **out, size_t keep_bytes, size_t mprotect_budget)
 {
 	if (!out)
 		return -EINVAL;
 	long pg = sysconf(_SC_PAGESIZE);
 	size_t page = pg > 0 ? (size_t)pg : 4096;
-	if (page > WEFT_STACK_MAX)
+	if (page > WEFT_STACK_MIN) /* the smallest class must hold a whole page */
 		return -EINVAL;
 	size_t sz = (sizeof(weft_stack_pool_t) + 63) & ~(size_t)63;
 	weft_stack_pool_t *p = aligned_alloc(64, sz);
@@ -207,12 +221,18 @@ int weft__stack_pool_create(weft_stack_pool_t **out, size_t cache_bytes, size_t 
 	 * larger than a page would step over a single guard page into the
 	 * neighbouring stack. The guard costs address space only. */
 	p->guard = GUARD_PAGES * page;
-	p->cache_bytes = cache_bytes;
+	p->keep_bytes = keep_bytes;
 	p->mprotect_budget = mprotect_budget;
 	p->mode = choose_guard(page, mprotect_budget);
-	atomic_init(&p->batch_advice, true);
 	atomic_init(&p->slabs, NULL);
-	atomic_init(&p->resident_bytes, 0);
+	atomic_init(&p->advice_refused, 0);
+	atomic_init(&p->populate_refused, false);
+	atomic_init(&p->release_refused, false);
+	atomic_init(&p->scavenging, false);
+	atomic_init(&p->release_pending, false);
+	atomic_init(&p->period_start, 0);
+	atomic_init(&p->populated, 0);
+	atomic_init(&p->released, 0);
 	for (int i = 0; i < NSHARD; i++)
 		atomic_init(&p->shard[i].in_use, 0);
 	*out = p;
@@ -239,6 +259,8 @@ void weft__stack_pool_destroy(weft_stack_pool_t *p)
 		free(sl);
 		sl = next;
 	}
+	for (unsigned k = 0; k < NCLASS; k++)
+		free(p->cls[k].cold);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -262,13 +284,13 @@ static int slab_new(weft_stack_pool_t *p, unsigned k)
 	if (n == 0)
 		n = 1;
 	size_t len = n * slot;
-	weft_slab_t *sl = malloc(sizeof *sl + n * sizeof(weft_stack_t));
+	weft_slab_t *sl = malloc(sizeof *sl);
 	if (!sl)
 		return -ENOMEM;
 	/* MAP_STACK makes the kernel (>= 6.7) keep transparent huge pages out,
 	 * which MADV_NOHUGEPAGE does on older ones: a 2 MiB page behind 30
-	 * small stacks would make each one resident in full and defeat
-	 * MADV_DONTNEED of a single stack. Failure of the hint is harmless. */
+	 * small stacks would make each one resident in full and defeat the
+	 * release of a single stack. Failure of the hint is harmless. */
 	char *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
 			  -1, 0);
 	if (base == MAP_FAILED) {
@@ -281,14 +303,6 @@ static int slab_new(weft_stack_pool_t *p, unsigned k)
 	sl->slot = slot;
 	sl->nslots = (uint32_t)n;
 	sl->used = 0;
-	for (size_t i = 0; i < n; i++) {
-		sl->desc[i] = (weft_stack_t){
-			.lo = base + i * slot + p->guard,
-			.size = class_size(k),
-			.cls = (uint8_t)k,
-			.guard = WEFT_GUARD_CANARY_ONLY,
-		};
-	}
 	sl->next = atomic_load_explicit(&p->slabs, memory_order_relaxed);
 	/* Release: a signal handler that finds this slab sees it built. */
 	atomic_store_explicit(&p->slabs, sl, memory_order_release);
@@ -297,6 +311,12 @@ static int slab_new(weft_stack_pool_t *p, unsigned k)
 	p->nslabs++;
 	p->mapped_bytes += len;
 	return 0;
+}
+
+/* The descriptor of slot i of a slab of class k. */
+static weft_stack_t *slot_desc(const weft_stack_pool_t *p, const weft_slab_t *sl, unsigned k, size_t i)
+{
+	return (weft_stack_t *)(sl->base + i * sl->slot + p->guard + class_size(k) - WEFT_STACK_DESC);
 }
 
 static bool install_guard(void *addr, size_t len, weft_guard_kind_t kind)
@@ -317,12 +337,13 @@ static bool install_guard(void *addr, size_t len, weft_guard_kind_t kind)
 }
 
 /* One process_madvise for n ranges; false if it is unavailable or did not
- * advise them all (the caller then goes range by range: both advices used
- * here are idempotent). */
-static bool advise_batch(weft_stack_pool_t *p, const struct iovec *iov, size_t n, int advice)
+ * advise them all (the caller then goes range by range). `kind` (A_*) names
+ * the advice for remembering a refusal: an old kernel allows process_madvise
+ * on ourselves for some advice only. */
+static bool advise_batch(weft_stack_pool_t *p, const struct iovec *iov, size_t n, int advice, uint32_t kind)
 {
 #ifdef SYS_process_madvise
-	if (n == 0 || !atomic_load_explicit(&p->batch_advice, memory_order_relaxed))
+	if (n == 0 || (atomic_load_explicit(&p->advice_refused, memory_order_relaxed) & kind))
 		return false;
 	size_t total = 0;
 	for (size_t i = 0; i < n; i++)
@@ -330,21 +351,58 @@ static bool advise_batch(weft_stack_pool_t *p, const struct iovec *iov, size_t n
 	long r = syscall(SYS_process_madvise, PIDFD_SELF, iov, n, advice, 0);
 	if (r == (long)total)
 		return true;
-	if (r < 0 && errno != EAGAIN && errno != EINTR)
-		atomic_store_explicit(&p->batch_advice, false, memory_order_relaxed); /* old kernel: stop trying */
+	if (r < 0 && errno != EAGAIN && errno != EINTR && errno != ENOMEM)
+		atomic_fetch_or_explicit(&p->advice_refused, kind, memory_order_relaxed); /* stop trying */
 	return false;
 #else
-	(void)p, (void)iov, (void)n, (void)advice;
+	(void)p, (void)iov, (void)n, (void)advice, (void)kind;
 	return false;
 #endif
 }
 
-#define ADVISE_MAX 64 /* ranges per batched call (batches are at most 32 stacks) */
-
-/* Scratch for batched advice, per thread: carve and put run on the spawning
- * or exiting task's stack, which may be as small as 4 KiB. */
+/* Scratch for batched advice, per thread (kept off the caller's stack). */
 static __thread struct iovec advise_iov[ADVISE_MAX];
-static __thread weft_stack_t *advise_which[ADVISE_MAX];
+static __thread weft_stack_t *batch_desc[ADVISE_MAX];
+static __thread uint8_t batch_guard[ADVISE_MAX];
+
+/* Make the top pages of n stacks resident (descriptors in `d`) in one call
+ * where possible: a page fault costs far more than populating a page in a
+ * batch. Best effort: a stack whose page is not populated faults it in. */
+static void populate_tops(weft_stack_pool_t *p, weft_stack_t **d, size_t n)
+{
+	if (n == 0 || atomic_load_explicit(&p->populate_refused, memory_order_relaxed))
+		return;
+	struct iovec *iov = advise_iov;
+	for (size_t i = 0; i < n; i++)
+		iov[i] = (struct iovec){(char *)d[i] + WEFT_STACK_DESC - p->page, p->page};
+	if (!advise_batch(p, iov, n, MADV_POPULATE_WRITE, A_POPULATE)) {
+		for (size_t i = 0; i < n; i++) {
+			if (madvise(iov[i].iov_base, iov[i].iov_len, MADV_POPULATE_WRITE) != 0 && errno == EINVAL) {
+				atomic_store_explicit(&p->populate_refused, true, memory_order_relaxed); /* kernel < 5.14 */
+				return;
+			}
+		}
+	}
+	atomic_fetch_add_explicit(&p->populated, n, memory_order_relaxed);
+}
+
+/* Write a fresh descriptor for a stack of class k whose memory is resident
+ * (or about to fault in) and push it on the cache. */
+static void push_new(weft_stack_pool_t *p, weft_stack_cache_t *c, unsigned k, weft_stack_t *s, uint8_t guard)
+{
+	*s = (weft_stack_t){
+		.next = c->head[k],
+		.lo = (char *)s + WEFT_STACK_DESC - class_size(k),
+		.size = class_size(k) - WEFT_STACK_DESC,
+		.cls = (uint8_t)k,
+		.guard = guard,
+	};
+	if (!c->head[k])
+		c->tail[k] = s;
+	c->head[k] = s;
+	c->count[k]++;
+	(void)p;
+}
 
 /* Carve up to `want` new stacks of class k onto the cache list. */
 static int carve(weft_stack_pool_t *p, weft_stack_cache_t *c, unsigned k, uint32_t want)
@@ -362,6 +420,8 @@ static int carve(weft_stack_pool_t *p, weft_stack_cache_t *c, unsigned k, uint32
 	uint32_t first = sl->used, n = sl->nslots - first;
 	if (n > want)
 		n = want;
+	if (n > ADVISE_MAX)
+		n = ADVISE_MAX;
 	sl->used += n;
 	size_t nmprotect = 0;
 	if (p->mode == WEFT_GUARD_MPROTECT) {
@@ -373,135 +433,106 @@ static int carve(weft_stack_pool_t *p, weft_stack_cache_t *c, unsigned k, uint32
 
 	/* The slots [first, first+n) are ours alone now. */
 	bool batched = false;
-	if (p->mode == WEFT_GUARD_MADVISE && n <= ADVISE_MAX) {
+	if (p->mode == WEFT_GUARD_MADVISE) {
 		struct iovec *iov = advise_iov;
 		for (uint32_t i = 0; i < n; i++)
-			iov[i] = (struct iovec){(char *)sl->desc[first + i].lo - p->guard, p->guard};
-		batched = advise_batch(p, iov, n, MADV_GUARD_INSTALL);
+			iov[i] = (struct iovec){sl->base + (first + i) * sl->slot, p->guard};
+		batched = advise_batch(p, iov, n, MADV_GUARD_INSTALL, A_GUARD);
 	}
-	/* Push them in reverse so that the cache hands them out in address
-	 * order. */
-	for (uint32_t i = n; i-- > 0;) {
-		weft_stack_t *s = &sl->desc[first + i];
+	for (uint32_t i = 0; i < n; i++) {
 		weft_guard_kind_t g = p->mode;
 		if (g == WEFT_GUARD_MPROTECT && i >= nmprotect)
 			g = WEFT_GUARD_CANARY_ONLY;
-		if (g != WEFT_GUARD_CANARY_ONLY && !batched && !install_guard((char *)s->lo - p->guard, p->guard, g))
+		if (g != WEFT_GUARD_CANARY_ONLY && !batched && !install_guard(sl->base + (first + i) * sl->slot, p->guard, g))
 			g = WEFT_GUARD_CANARY_ONLY;
-		s->guard = (uint8_t)g;
-		s->resident = false;
-		s->next = c->head[k];
-		c->head[k] = s;
-		c->count[k]++;
+		batch_desc[i] = slot_desc(p, sl, k, first + i);
+		batch_guard[i] = (uint8_t)g;
 	}
+	populate_tops(p, batch_desc, n);
+	/* Pushed in reverse so that the cache hands them out in address order. */
+	for (uint32_t i = n; i-- > 0;)
+		push_new(p, c, k, batch_desc[i], batch_guard[i]);
 	return 0;
 }
 
-/* Move up to `want` stacks of class k from the pool onto the cache list:
- * resident ones first, and on top of the list, so that the cache hands out
- * warm memory before released memory. Returns how many. */
-static uint32_t take(weft_stack_pool_t *p, weft_stack_cache_t *c, unsigned k, uint32_t want)
+/* Move up to `want` warm stacks of class k from the pool onto the cache
+ * list. Returns how many. */
+static uint32_t take_warm(weft_stack_pool_t *p, weft_stack_cache_t *c, unsigned k, uint32_t want)
 {
 	weft_stack_class_t *cl = &p->cls[k];
-	size_t res_bytes = 0;
+	uint32_t n = 0;
 	pthread_mutex_lock(&p->lock);
-	uint32_t nres = cl->nres < want ? (uint32_t)cl->nres : want;
-	uint32_t nrel = cl->nrel < want - nres ? (uint32_t)cl->nrel : want - nres;
-	for (uint32_t i = 0; i < nrel; i++) {
-		weft_stack_t *s = cl->rel;
-		cl->rel = s->next;
-		s->next = c->head[k];
-		c->head[k] = s;
-	}
-	for (uint32_t i = 0; i < nres; i++) {
-		weft_stack_t *s = cl->res;
-		cl->res = s->next;
-		res_bytes += s->size;
-		s->next = c->head[k];
-		c->head[k] = s;
-	}
-	cl->nrel -= nrel;
-	cl->nres -= nres;
-	p->nrel -= nrel;
-	p->nres -= nres;
-	pthread_mutex_unlock(&p->lock);
-	c->count[k] += nres + nrel;
-	/* Relaxed: a budget, not a publication; the stacks went through the lock. */
-	atomic_fetch_sub_explicit(&p->resident_bytes, res_bytes, memory_order_relaxed);
-	return nres + nrel;
-}
-
-/* Reserve `size` bytes of the pool's resident budget. */
-static bool reserve_resident(weft_stack_pool_t *p, size_t size)
-{
-	size_t cur = atomic_load_explicit(&p->resident_bytes, memory_order_relaxed);
-	do {
-		if (size > p->cache_bytes || cur > p->cache_bytes - size)
-			return false;
-	} while (!atomic_compare_exchange_weak_explicit(&p->resident_bytes, &cur, cur + size, memory_order_relaxed,
-							memory_order_relaxed));
-	return true;
-}
-
-/* MADV_DONTNEED m stacks: batched, else one by one. Locked memory
- * (mlockall) refuses DONTNEED: such a stack stays resident, over budget, and
- * is counted so. */
-static void release_chunk(weft_stack_pool_t *p, const struct iovec *iov, weft_stack_t **which, size_t m)
-{
-	if (m == 0)
-		return;
-	bool batched = advise_batch(p, iov, m, MADV_DONTNEED);
-	for (size_t i = 0; i < m; i++) {
-		if (batched || madvise(iov[i].iov_base, iov[i].iov_len, MADV_DONTNEED) == 0)
-			which[i]->resident = false;
+	while (n < want && cl->warm_head) {
+		weft_stack_t *s = cl->warm_head;
+		cl->warm_head = s->next;
+		if (cl->warm_head)
+			cl->warm_head->prev = NULL;
 		else
-			atomic_fetch_add_explicit(&p->resident_bytes, which[i]->size, memory_order_relaxed);
+			cl->warm_tail = NULL;
+		s->prev = NULL;
+		s->next = c->head[k];
+		if (!c->head[k])
+			c->tail[k] = s;
+		c->head[k] = s;
+		n++;
 	}
+	cl->nwarm -= n;
+	if (cl->nwarm < cl->warm_min)
+		cl->warm_min = cl->nwarm;
+	pthread_mutex_unlock(&p->lock);
+	c->count[k] += n;
+	return n;
 }
 
-/* Give a list of n stacks of class k to the pool. */
-static void put(weft_stack_pool_t *p, unsigned k, weft_stack_t *list, uint32_t n)
+/* Move up to `want` cold stacks of class k onto the cache list, populating
+ * their top pages first. Returns how many. */
+static uint32_t take_cold(weft_stack_pool_t *p, weft_stack_cache_t *c, unsigned k, uint32_t want)
 {
-	/* Those over the resident budget give their memory back, a chunk of
-	 * them per system call where possible (release_chunk). */
-	struct iovec *iov = advise_iov;
-	weft_stack_t **which = advise_which;
-	size_t m = 0;
-	for (weft_stack_t *s = list; s; s = s->next) {
-		assert(s->cls == k);
-		if (!s->resident || reserve_resident(p, s->size))
-			continue;
-		iov[m] = (struct iovec){s->lo, s->size};
-		which[m++] = s;
-		if (m == ADVISE_MAX) {
-			release_chunk(p, iov, which, m);
-			m = 0;
-		}
-	}
-	release_chunk(p, iov, which, m);
 	weft_stack_class_t *cl = &p->cls[k];
-	uint32_t seen = 0;
+	if (want > ADVISE_MAX)
+		want = ADVISE_MAX;
+	uint32_t n = 0;
 	pthread_mutex_lock(&p->lock);
-	while (list) {
-		weft_stack_t *s = list;
-		list = s->next;
-		if (s->resident) {
-			s->next = cl->res;
-			cl->res = s;
-			cl->nres++;
-			p->nres++;
-		} else {
-			s->next = cl->rel;
-			cl->rel = s;
-			cl->nrel++;
-			p->nrel++;
-		}
-		seen++;
+	while (n < want && cl->ncold) {
+		uintptr_t e = cl->cold[--cl->ncold];
+		batch_desc[n] = (weft_stack_t *)(e & ~(uintptr_t)3);
+		batch_guard[n] = (uint8_t)(e & 3);
+		n++;
 	}
 	pthread_mutex_unlock(&p->lock);
+	populate_tops(p, batch_desc, n);
+	for (uint32_t i = 0; i < n; i++)
+		push_new(p, c, k, batch_desc[i], batch_guard[i]);
+	return n;
+}
+
+/* Give a list of stacks of class k (singly linked, `first` .. `last`, n
+ * of them, owned by the caller) to the head of the pool's warm list. */
+static void put_warm(weft_stack_pool_t *p, unsigned k, weft_stack_t *first, weft_stack_t *last, uint32_t n)
+{
+	/* Link the batch both ways before taking the lock: it is ours. */
+	weft_stack_t *prev = NULL;
+	uint32_t seen = 0;
+	for (weft_stack_t *s = first;; s = s->next) {
+		assert(s->cls == k);
+		s->prev = prev;
+		prev = s;
+		seen++;
+		if (s == last)
+			break;
+	}
 	assert(seen == n);
 	(void)seen;
-	(void)n;
+	weft_stack_class_t *cl = &p->cls[k];
+	pthread_mutex_lock(&p->lock);
+	last->next = cl->warm_head;
+	if (cl->warm_head)
+		cl->warm_head->prev = last;
+	else
+		cl->warm_tail = last;
+	cl->warm_head = first;
+	cl->nwarm += n;
+	pthread_mutex_unlock(&p->lock);
 }
 
 int weft__stack_alloc(weft_stack_pool_t *p, weft_stack_cache_t *c, size_t size, weft_stack_t **out)
@@ -516,7 +547,7 @@ int weft__stack_alloc(weft_stack_pool_t *p, weft_stack_cache_t *c, size_t size, 
 	if (!c->head[k]) {
 		assert(c->count[k] == 0);
 		uint32_t want = batch_of(k);
-		if (take(p, c, k, want) == 0) {
+		if (take_warm(p, c, k, want) == 0 && take_cold(p, c, k, want) == 0) {
 			int e = carve(p, c, k, want);
 			if (e)
 				return e;
@@ -525,14 +556,15 @@ int weft__stack_alloc(weft_stack_pool_t *p, weft_stack_cache_t *c, size_t size, 
 	weft_stack_t *s = c->head[k];
 	assert(s && s->cls == k && c->count[k] > 0);
 	c->head[k] = s->next;
+	if (!c->head[k])
+		c->tail[k] = NULL;
 	c->count[k]--;
-	s->next = NULL;
+	s->next = s->prev = NULL;
 	/* Canary-only stacks: every time (the task before may have smashed it,
-	 * DONTNEED zeroed it). Guarded stacks get none: writing it would make the
-	 * stack's lowest page resident for every task. */
+	 * a release zeroed it). Guarded stacks get none: writing it would make
+	 * the stack's lowest page resident for every task. */
 	if (s->guard == WEFT_GUARD_CANARY_ONLY)
 		*(volatile uint64_t *)s->lo = WEFT_STACK_CANARY;
-	s->resident = true;
 	atomic_fetch_add_explicit(&shard_of(p, c)->in_use, 1, memory_order_relaxed);
 	*out = s;
 	return 0;
@@ -544,9 +576,11 @@ void weft__stack_free(weft_stack_pool_t *p, weft_stack_cache_t *c, weft_stack_t 
 		return;
 	assert(p && c);
 	unsigned k = s->cls;
-	assert(k < NCLASS && s->size == class_size(k) && s->resident);
+	assert(k < NCLASS && s->size == class_size(k) - WEFT_STACK_DESC);
 	atomic_fetch_sub_explicit(&shard_of(p, c)->in_use, 1, memory_order_relaxed);
 	s->next = c->head[k];
+	if (!c->head[k])
+		c->tail[k] = s;
 	c->head[k] = s;
 	uint32_t lim = cache_limit(k);
 	if (++c->count[k] <= lim)
@@ -554,19 +588,21 @@ void weft__stack_free(weft_stack_pool_t *p, weft_stack_cache_t *c, weft_stack_t 
 	/* Over the bound: keep the lim/2 most recently freed (warmest), give
 	 * the colder rest to the pool in one batch. */
 	uint32_t keep = lim / 2, n = c->count[k] - keep;
-	weft_stack_t *spill;
+	weft_stack_t *spill, *last = NULL;
 	if (keep == 0) {
 		spill = c->head[k];
 		c->head[k] = NULL;
 	} else {
-		weft_stack_t *last = c->head[k];
+		last = c->head[k];
 		for (uint32_t i = 1; i < keep; i++)
 			last = last->next;
 		spill = last->next;
 		last->next = NULL;
 	}
+	weft_stack_t *spill_last = c->tail[k];
+	c->tail[k] = last;
 	c->count[k] = keep;
-	put(p, k, spill, n);
+	put_warm(p, k, spill, spill_last, n);
 }
 
 void weft__stack_cache_flush(weft_stack_pool_t *p, weft_stack_cache_t *c)
@@ -574,11 +610,127 @@ void weft__stack_cache_flush(weft_stack_pool_t *p, weft_stack_cache_t *c)
 	for (unsigned k = 0; k < NCLASS; k++) {
 		if (!c->head[k])
 			continue;
-		put(p, k, c->head[k], c->count[k]);
-		c->head[k] = NULL;
+		put_warm(p, k, c->head[k], c->tail[k], c->count[k]);
+		c->head[k] = c->tail[k] = NULL;
 		c->count[k] = 0;
 	}
 }
+
+/* ------------------------------------------------------------ background release */
+
+/* Release up to `max` warm stacks of class k from the cold end of the warm
+ * list. Returns how many. */
+static size_t release_class(weft_stack_pool_t *p, unsigned k, size_t max)
+{
+	weft_stack_class_t *cl = &p->cls[k];
+	size_t done = 0;
+	while (done < max && !atomic_load_explicit(&p->release_refused, memory_order_relaxed)) {
+		/* Under the lock: detach a batch from the tail, and make room in
+		 * the cold vector first, so that nothing can fail once the memory
+		 * is gone. */
+		size_t keep = keep_of(p, k), n = 0;
+		pthread_mutex_lock(&p->lock);
+		size_t avail = cl->nwarm > keep ? cl->nwarm - keep : 0;
+		size_t want = cl->to_release < avail ? cl->to_release : avail;
+		if (want > max - done)
+			want = max - done;
+		if (want > ADVISE_MAX)
+			want = ADVISE_MAX;
+		if (want && cl->ncold + want > cl->cold_cap) {
+			size_t cap = cl->cold_cap ? 2 * cl->cold_cap : 1024;
+			while (cap < cl->ncold + want)
+				cap *= 2;
+			uintptr_t *v = realloc(cl->cold, cap * sizeof *v);
+			if (!v)
+				want = 0;
+			else
+				cl->cold = v, cl->cold_cap = cap;
+		}
+		while (n < want) {
+			weft_stack_t *s = cl->warm_tail;
+			cl->warm_tail = s->prev;
+			if (cl->warm_tail)
+				cl->warm_tail->next = NULL;
+			else
+				cl->warm_head = NULL;
+			batch_desc[n++] = s;
+		}
+		cl->nwarm -= n;
+		cl->to_release -= n;
+		if (cl->nwarm < cl->warm_min)
+			cl->warm_min = cl->nwarm;
+		pthread_mutex_unlock(&p->lock);
+		if (n == 0)
+			break;
+
+		struct iovec *iov = advise_iov;
+		for (size_t i = 0; i < n; i++) {
+			weft_stack_t *s = batch_desc[i];
+			batch_guard[i] = s->guard;
+			iov[i] = (struct iovec){s->lo, class_size(k)};
+		}
+		bool batched = advise_batch(p, iov, n, MADV_DONTNEED, A_RELEASE);
+		size_t kept = 0;
+		pthread_mutex_lock(&p->lock);
+		for (size_t i = 0; i < n; i++) {
+			weft_stack_t *s = batch_desc[i];
+			if (batched || madvise(iov[i].iov_base, iov[i].iov_len, MADV_DONTNEED) == 0) {
+				cl->cold[cl->ncold++] = (uintptr_t)s | batch_guard[i];
+				continue;
+			}
+			/* Locked memory (mlockall) refuses: the stack stays warm, and
+			 * the pool stops trying. */
+			atomic_store_explicit(&p->release_refused, true, memory_order_relaxed);
+			s->prev = NULL;
+			s->next = cl->warm_head;
+			if (cl->warm_head)
+				cl->warm_head->prev = s;
+			else
+				cl->warm_tail = s;
+			cl->warm_head = s;
+			cl->nwarm++;
+			kept++;
+		}
+		pthread_mutex_unlock(&p->lock);
+		atomic_fetch_add_explicit(&p->released, n - kept, memory_order_relaxed);
+		done += n - kept;
+	}
+	return done;
+}
+
+size_t weft__stack_scavenge(weft_stack_pool_t *p, int64_t now)
+{
+	if (!p || atomic_load_explicit(&p->scavenging, memory_order_relaxed) ||
+	    atomic_exchange_explicit(&p->scavenging, true, memory_order_acquire))
+		return 0;
+	int64_t start = atomic_load_explicit(&p->period_start, memory_order_relaxed);
+	if (now - start >= WEFT_STACK_SCAVENGE_NS) {
+		/* A period ended: what never left the warm list is surplus. */
+		atomic_store_explicit(&p->period_start, now, memory_order_relaxed);
+		bool any = false;
+		pthread_mutex_lock(&p->lock);
+		for (unsigned k = 0; k < NCLASS; k++) {
+			weft_stack_class_t *cl = &p->cls[k];
+			size_t keep = keep_of(p, k);
+			cl->to_release = cl->warm_min > keep ? cl->warm_min - keep : 0;
+			cl->warm_min = cl->nwarm;
+			any |= cl->to_release != 0;
+		}
+		pthread_mutex_unlock(&p->lock);
+		atomic_store_explicit(&p->release_pending, any, memory_order_relaxed);
+	}
+	size_t done = 0;
+	if (atomic_load_explicit(&p->release_pending, memory_order_relaxed)) {
+		for (unsigned k = 0; k < NCLASS && done < SCAVENGE_CHUNK; k++)
+			done += release_class(p, k, SCAVENGE_CHUNK - done);
+		if (done < SCAVENGE_CHUNK) /* every class had less than a chunk left: all done */
+			atomic_store_explicit(&p->release_pending, false, memory_order_relaxed);
+	}
+	atomic_store_explicit(&p->scavenging, false, memory_order_release);
+	return done;
+}
+
+/* ------------------------------------------------------------ lookups */
 
 weft_stack_t *weft__stack_find_guard(weft_stack_pool_t *p, const void *addr)
 {
@@ -591,16 +743,13 @@ weft_stack_t *weft__stack_find_guard(weft_stack_pool_t *p, const void *addr)
 		if (a < base || a - base >= sl->len)
 			continue;
 		size_t i = (a - base) / sl->slot, off = (a - base) % sl->slot;
-		return off < p->guard + CANARY_ZONE ? &sl->desc[i] : NULL;
+		if (off >= p->guard + CANARY_ZONE)
+			return NULL;
+		return (weft_stack_t *)(sl->base + (i + 1) * sl->slot - WEFT_STACK_DESC);
 	}
 	return NULL;
 }
 
-/* in_use: handed out and not freed. cached: free in the global pool and
- * resident. released: free in the global pool and holding no memory (returned
- * with MADV_DONTNEED, or carved and never used). Stacks in per-worker caches
- * are in none of them. slabs: mmaps made (the kernel may merge neighbours,
- * and mprotect guards split them, so /proc/self/maps differs). */
 void weft__stack_stats(weft_stack_pool_t *p, weft_stack_stats_t *out)
 {
 	memset(out, 0, sizeof *out);
@@ -608,9 +757,13 @@ void weft__stack_stats(weft_stack_pool_t *p, weft_stack_stats_t *out)
 		return;
 	pthread_mutex_lock(&p->lock);
 	out->mapped_bytes = p->mapped_bytes;
-	out->cached = p->nres;
-	out->released = p->nrel;
+	for (unsigned k = 0; k < NCLASS; k++) {
+		out->warm += p->cls[k].nwarm;
+		out->cold += p->cls[k].ncold;
+	}
 	out->slabs = p->nslabs;
 	pthread_mutex_unlock(&p->lock);
 	out->in_use = in_use(p);
+	out->populated = atomic_load_explicit(&p->populated, memory_order_relaxed);
+	out->released = atomic_load_explicit(&p->released, memory_order_relaxed);
 }

@@ -343,32 +343,12 @@ static int spawn_locked(struct weft_runtime *rt, weft_task_t *out, bool step, vo
 			return e;
 		}
 	}
-	if (!step) {
-		int e;
-		if (w) {
-			e = weft__stack_alloc(rt->stacks, &w->stacks, ssize, &t->stack);
-		} else {
-			pthread_mutex_lock(&rt->ext_lock);
-			e = weft__stack_alloc(rt->stacks, &rt->ext_stacks, ssize, &t->stack);
-			pthread_mutex_unlock(&rt->ext_lock);
-		}
-		if (e) {
-			if (group) {
-				t->result = NULL; /* never ran: no failure to report (the record's old result is stale) */
-				weft__group_done(group, t);
-			}
-			atomic_store(&t->refs, 1);
-			weft__task_unref(t);
-			return e;
-		}
-#ifdef WEFT_HAVE_VALGRIND
-		t->stack->valgrind_id =
-			VALGRIND_STACK_REGISTER(t->stack->lo, (char *)t->stack->lo + t->stack->size);
-#endif
-	}
 	t->fn = (weft_fn_t)fn;
 	t->arg = arg;
-	t->sp = NULL; /* and timer */
+	if (step)
+		t->timer = NULL;
+	else
+		t->stack_req = ssize; /* the worker that first runs it takes the stack */
 	bool detached = (o && o->detached) || group;
 	atomic_store_explicit(&t->handle, detached ? WEFT_H_DETACHED : WEFT_H_LIVE, memory_order_relaxed);
 	atomic_store_explicit(&t->join_state, WEFT_JOIN_NONE, memory_order_relaxed);
@@ -429,6 +409,7 @@ void weft__task_finish(weft_worker *w, weft_task *t)
 		weft__stack_free(rt->stacks, &w->stacks, t->stack);
 		t->stack = NULL;
 	}
+	t->sp = NULL;
 #ifdef WEFT_TSAN
 	if (t->tsan_fiber) {
 		__tsan_destroy_fiber(t->tsan_fiber);

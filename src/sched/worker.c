@@ -45,6 +45,7 @@
  */
 #include "internal.h"
 
+#include <assert.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,12 +102,28 @@ static void coro_entry(void *arg)
 	__builtin_unreachable();
 }
 
-static void run_coro(weft_worker *w, weft_task *t)
+/* A coroutine's first run: take a stack from this worker's cache, where the
+ * stacks of the coroutines it has finished went (stack.h). False if none can
+ * be had: the coroutine then ends without running, with result -ENOMEM. */
+static bool bind_stack(weft_worker *w, weft_task *t)
 {
-	if (unlikely(t->sp == NULL)) {
-		void *top = (char *)t->stack->lo + t->stack->size;
-		t->sp = weft__ctx_make(top, coro_entry, t);
-	}
+	assert(t->stack == NULL);
+	weft_stack_t *s;
+	if (unlikely(weft__stack_alloc(w->rt->stacks, &w->stacks, t->stack_req, &s) != 0))
+		return false;
+	t->stack = s;
+#ifdef WEFT_HAVE_VALGRIND
+	s->valgrind_id = VALGRIND_STACK_REGISTER(s->lo, (char *)s->lo + s->size);
+#endif
+	t->sp = weft__ctx_make(weft__stack_top(s), coro_entry, t);
+	return true;
+}
+
+/* Returns false if the coroutine could not start (no stack). */
+static bool run_coro(weft_worker *w, weft_task *t)
+{
+	if (unlikely(t->stack == NULL) && !bind_stack(w, t))
+		return false;
 #ifdef WEFT_ASAN
 	__sanitizer_start_switch_fiber(&w->asan_fake, t->stack->lo, t->stack->size);
 #endif
@@ -119,6 +136,7 @@ static void run_coro(weft_worker *w, weft_task *t)
 #endif
 	if (unlikely(!weft__stack_canary_ok(t->stack)))
 		weft__fatal_task(t, "stack overflow (canary overwritten)");
+	return true;
 }
 
 static void run_task(weft_worker *w, weft_task *t)
@@ -146,9 +164,11 @@ static void run_task(weft_worker *w, weft_task *t)
 		} else {
 			action = r == WEFT_STEP_PARKED ? WEFT_ACT_PARK : WEFT_ACT_YIELD;
 		}
-	} else {
-		run_coro(w, t);
+	} else if (likely(run_coro(w, t))) {
 		action = w->action;
+	} else {
+		t->result = (void *)(intptr_t)-ENOMEM;
+		action = WEFT_ACT_EXIT;
 	}
 	atomic_store_explicit(&w->in_task, 0, memory_order_relaxed);
 	w->cur = NULL;
@@ -438,6 +458,12 @@ static void park_worker(weft_worker *w)
 		leave_idle(rt, w);
 		return;
 	}
+	/* Going to sleep: this worker's free stacks go to the pool, where the
+	 * others can take them and the background release sees them (stack.h).
+	 * Without a monitor, the release runs here. */
+	weft__stack_cache_flush(rt->stacks, &w->stacks);
+	if (!rt->has_monitor)
+		weft__stack_scavenge(rt->stacks, now);
 	atomic_store_explicit(&w->st_parks, atomic_load_explicit(&w->st_parks, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
 	atomic_store_explicit(&w->st_park_start, now, memory_order_relaxed);
