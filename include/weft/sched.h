@@ -61,8 +61,14 @@ typedef struct weft_config {
 int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg);
 /* Stop: cancel every task still alive (their blocking calls return
  * -ECANCELED), wait for them to finish, join every thread, free everything.
- * Must be called from outside the runtime (not from one of its tasks);
- * returns -EDEADLK if called from a task. */
+ * Must be called from outside the runtime: -EDEADLK from one of its own
+ * tasks (a task of another runtime may stop it; that task's worker blocks
+ * meanwhile). -EINVAL if it was stopped already. Calls that other threads
+ * (or other runtimes' tasks) make on the runtime or its tasks while it
+ * stops are safe: they complete, or fail with -ESRCH / -ESHUTDOWN. The
+ * runtime's memory is never returned, so a pointer to a stopped runtime
+ * stays harmless: calls on it fail, until a later runtime started with
+ * weft_runtime_start reuses it (as a later runtime may reuse its task ids). */
 int weft_runtime_stop(weft_runtime_t *rt);
 /* Ask weft_runtime_wait() to return; callable from anywhere (a task too). */
 void weft_runtime_shutdown(weft_runtime_t *rt);
@@ -75,7 +81,8 @@ int weft_runtime_workers(const weft_runtime_t *rt);
 /* Convenience entry: start a runtime with cfg, run fn(arg) as a coroutine
  * named "main", wait for it, stop the runtime. Returns fn's int result cast
  * from its return value (intptr_t), or a negative errno if the runtime could
- * not start. */
+ * not start. Called from a task of another runtime, it runs a runtime of
+ * its own inside it (that task's worker blocks while it stops). */
 int weft_main(void *(*fn)(void *), void *arg, const weft_config_t *cfg);
 
 /* ------------------------------------------------------------------ tasks */
@@ -87,7 +94,10 @@ typedef enum weft_step {
 	WEFT_STEP_YIELD = 1, /* call me again after others have run */
 	WEFT_STEP_PARKED = 2 /* a weft_waker_t was armed (weft_park_prepare); call me again when woken */
 } weft_step_t;
-/* A stackless task's step function. state is the pointer given at spawn. */
+/* A stackless task's step function. state is the pointer given at spawn.
+ * Any other return value is a programming error: it is reported on stderr
+ * with the task's id and name, and the task ends with the result
+ * (void *)(intptr_t)-EINVAL. */
 typedef weft_step_t (*weft_step_fn_t)(void *state, void **result);
 
 typedef struct weft_group weft_group_t;
@@ -102,7 +112,12 @@ typedef struct weft_spawn_opts {
 
 /* Spawn a coroutine running fn(arg). *out (may be NULL) receives its handle.
  * -EINVAL: NULL fn or bad stack size; -ESHUTDOWN: the runtime is stopping or
- * there is none; -ENOMEM. Callable from tasks and from any thread. */
+ * there is none; -ENOMEM. Callable from tasks and from any thread. The
+ * coroutine's stack is taken when it first runs, by the worker that runs
+ * it; the size asked for is rounded up to a power of two, of which the top
+ * 64 bytes hold weft's bookkeeping. If no stack can be had then (out of
+ * memory or address space), the coroutine ends without running, with the
+ * result (void *)(intptr_t)-ENOMEM. */
 int weft_spawn(weft_task_t *out, weft_fn_t fn, void *arg, const weft_spawn_opts_t *opts);
 /* Spawn a stackless task. state is owned by the caller and must outlive the
  * task's last step: the runtime never touches it after the call that returns
@@ -152,7 +167,9 @@ int weft_set_name(const char *name);
 
 /* Task-local storage: a key per use; values are per task, NULL initially.
  * The destructor (may be NULL) runs at task exit for non-NULL values.
- * -EAGAIN when all 64 keys are taken; -EPERM outside tasks. */
+ * -EAGAIN when all 64 keys are taken; -EPERM outside tasks. A deleted key's
+ * handle stops working (-EINVAL; get returns NULL), no destructor runs for
+ * the values stored under it, and no key created later sees them. */
 typedef int weft_tls_key_t;
 int weft_tls_key_create(weft_tls_key_t *key, void (*destructor)(void *));
 int weft_tls_key_delete(weft_tls_key_t key);
@@ -220,7 +237,10 @@ bool weft_unpark(weft_waker_t w, int reason);
 /* A FIFO wait queue, the building block of channels and locks. A waiter
  * links a node (with its waker and a payload pointer) under the queue's lock
  * and parks; a waker pops nodes and unparks them. Nodes are owned by the
- * waiter (usually on its stack). Typical waiter:
+ * waiter (usually on its stack). The pop is the delivery: a waker sets
+ * n->status (and hands over n->data) under the lock as it pops, and the
+ * waiter honours it even if its wait ended at the same moment (timeout,
+ * cancellation). Typical waiter:
  *
  *     weft_waitq_node_t n;
  *     weft_waitq_lock(q);
@@ -228,14 +248,17 @@ bool weft_unpark(weft_waker_t w, int reason);
  *     weft_waitq_push(q, &n);          // arms n.waker with a new wait
  *     weft_waitq_unlock(q);
  *     int r = weft_park(n.waker, deadline);
- *     if (r != 0) {                    // timed out or cancelled
- *         weft_waitq_remove(q, &n);    // unlink if still queued
- *         return r;                    // a waker that popped n got false from
- *     }                                // its unpark and moved on: nothing was
- *     // r == 0: a waker popped n       // handed to us
- *     //         and its unpark won (n.status / n.data carry the handoff)
- * A waker must treat a false weft_unpark as "this waiter is gone" and pass
- * what it meant to hand over to the next one (weft_waitq_wake_one does).
+ *     if (r != 0 && weft_waitq_remove(q, &n))
+ *         return r;                    // timed out or cancelled, still queued:
+ *                                      // nothing was delivered
+ *     // popped by a waker: n.status / n.data carry what it delivered
+ *
+ * Wakers unpark after releasing the lock and touch nothing of the queue
+ * afterwards, so the woken side may free the object holding the queue as
+ * soon as it returns (when no other call on it is in progress). A waker
+ * copies n->waker before unlocking: once the lock is free, a waiter whose
+ * wait ended may return and its node vanish; unparking a wait that has
+ * already ended is harmless (weft_unpark returns false).
  */
 typedef struct weft_waitq_node {
 	struct weft_waitq_node *next, *prev;
@@ -262,10 +285,11 @@ void weft_waitq_push(weft_waitq_t *q, weft_waitq_node_t *n);
 weft_waitq_node_t *weft_waitq_pop(weft_waitq_t *q);
 /* Takes the lock: unlink n if it is still queued; true if it was. */
 bool weft_waitq_remove(weft_waitq_t *q, weft_waitq_node_t *n);
-/* Takes the lock: pop and unpark waiters with status until one wake
- * succeeds (skipping waits that already ended); returns how many woke (0/1). */
+/* Takes the lock: pop the first waiter, deliver status to it and unpark it
+ * (after unlocking). Returns how many were popped (0/1). */
 int weft_waitq_wake_one(weft_waitq_t *q, int status);
-/* Takes the lock: wake every waiter; returns how many woke. */
+/* Takes the lock: the same for every waiter queued when the call began;
+ * returns how many were popped. */
 int weft_waitq_wake_all(weft_waitq_t *q, int status);
 
 /* Per-runtime state of the modules above the core (the io module's blocking
@@ -340,12 +364,15 @@ typedef struct weft_stats {
 } weft_stats_t;
 
 /* Read the statistics at any time, without stopping anything (each counter is
- * read atomically; the set is not a consistent snapshot). rt NULL = current. */
+ * read atomically; the set is not a consistent snapshot). rt NULL = current.
+ * -EINVAL: out is NULL; -ESHUTDOWN: no runtime, or it has stopped. */
 int weft_stats(weft_runtime_t *rt, weft_stats_t *out);
-/* Print statistics, one line per worker, to fd. */
+/* Print statistics, one line per worker, to fd. 0, or the errors of
+ * weft_stats, or the negative errno of the first failed write (-EBADF...). */
 int weft_stats_print(weft_runtime_t *rt, int fd);
-/* Print every live task (id, name, state, what it waits on, where spawned)
- * to fd. Also done on SIGQUIT (to stderr) unless disabled in the config. */
+/* Print every live task (id, name, state, what it waits on, what it runs)
+ * to fd. Also done on SIGQUIT (to stderr) unless disabled in the config.
+ * Returns the number of tasks printed, or an error as weft_stats_print. */
 int weft_task_dump(weft_runtime_t *rt, int fd);
 
 #ifdef __cplusplus

@@ -36,6 +36,20 @@
  * A waiter popped by a waker that lost the claim (the wait had already been
  * claimed elsewhere, timed out or been cancelled) is simply dropped from the
  * queue; its owner finds it unqueued when it cleans up.
+ *
+ * Lifetime: the party a channel operation completes for may release the
+ * channel the moment its call returns, while the other party's call is
+ * still unwinding (the POSIX rule for mutexes). So:
+ *  - a waker unparks under the channel's lock and touches nothing after
+ *    releasing it; a woken waiter waits until the lock is free
+ *    (chan_settle) before it returns;
+ *  - a lock-free ring operation that completes settles the same way, since
+ *    the change it completed on (a slot filled or freed, the close bit) may
+ *    have been made by a holder of the lock;
+ *  - a lock-free ring operation that must notify waiters after publishing
+ *    (when the other side may already have taken its element and released
+ *    the channel) holds a reference from before publishing until it has
+ *    unlocked (waiters_before_publish).
  */
 #include "chan_impl.h"
 
@@ -55,6 +69,16 @@ void chan_lock(weft_chan_t *ch)
 void chan_unlock(weft_chan_t *ch)
 {
 	weft__spin_unlock(&ch->lock);
+}
+
+void chan_settle(weft_chan_t *ch)
+{
+	for (int n = 0; atomic_load_explicit(&ch->lock, memory_order_acquire) != 0; n++) {
+		if (n < 64)
+			weft__cpu_relax();
+		else
+			sched_yield();
+	}
 }
 
 int weft_chan_create(weft_chan_t **out, size_t elem_size, ssize_t capacity)
@@ -105,18 +129,23 @@ int weft_chan_retain(weft_chan_t *ch)
 	return 0;
 }
 
-int weft_chan_release(weft_chan_t *ch)
+void chan_unref(weft_chan_t *ch)
 {
-	if (!ch)
-		return -EINVAL;
-	if (atomic_load(&ch->refs) == 1 && (atomic_load(&ch->nrecvw) || atomic_load(&ch->nsendw)))
-		return -EBUSY;
 	/* acq_rel: the last owner sees every other owner's writes before freeing. */
 	if (atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) == 1) {
 		if (ch->kind == CHAN_UNBOUNDED)
 			free(UNBOUNDED(ch)->buf);
 		free(ch);
 	}
+}
+
+int weft_chan_release(weft_chan_t *ch)
+{
+	if (!ch)
+		return -EINVAL;
+	if (atomic_load(&ch->refs) == 1 && (atomic_load(&ch->nrecvw) || atomic_load(&ch->nsendw)))
+		return -EBUSY;
+	chan_unref(ch);
 	return 0;
 }
 
@@ -150,12 +179,26 @@ static inline void wait_in_flight(int *spins)
 		weft__cpu_relax();
 }
 
+/* After a slot is claimed, before the change is published: whether waiters
+ * of the other side must be notified (the load half of the protocol, the
+ * top comment). A notifier that does not hold the lock will take it after
+ * publishing, when the other side may already have taken the element and
+ * released the channel: it holds a reference until it is done. */
+static inline bool waiters_before_publish(weft_chan_t *ch, _Atomic uint32_t *waiters, bool locked)
+{
+	if (!atomic_load(waiters))
+		return false;
+	if (!locked)
+		atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
+	return true;
+}
+
 /* Slot sequence numbers are doubled so that a one-slot ring works too:
  * seq == 2*pos      the slot is free for the enqueue at pos;
  * seq == 2*pos + 1  the slot holds the element enqueued at pos.
  * (With the classic seq == pos / pos + 1 a ring of one slot cannot tell
  * "holds pos" from "free for pos + 1".) */
-static int ring_put(weft_chan_t *ch, const void *v)
+static int ring_put(weft_chan_t *ch, const void *v, bool locked, bool *notify)
 {
 	chan_bounded *b = BOUNDED(ch);
 	uint64_t pos = atomic_load_explicit(&b->tail, memory_order_relaxed);
@@ -171,6 +214,9 @@ static int ring_put(weft_chan_t *ch, const void *v)
 			 * (the top comment); a locked instruction on x86 either way. */
 			if (atomic_compare_exchange_weak_explicit(&b->tail, &pos, pos + 1, memory_order_seq_cst,
 								  memory_order_relaxed)) {
+				/* The load half, before the element is published: once
+				 * it is, a receiver may take it and release the channel. */
+				*notify = waiters_before_publish(ch, &ch->nrecvw, locked);
 				copy_elem(s->data, v, ch->esize);
 				/* release: the receiver that acquires seq sees the data. */
 				atomic_store_explicit(&s->seq, 2 * pos + 1, memory_order_release);
@@ -190,7 +236,7 @@ static int ring_put(weft_chan_t *ch, const void *v)
 	}
 }
 
-static int ring_get(weft_chan_t *ch, void *out)
+static int ring_get(weft_chan_t *ch, void *out, bool locked, bool *notify)
 {
 	chan_bounded *b = BOUNDED(ch);
 	uint64_t pos = atomic_load_explicit(&b->head, memory_order_relaxed);
@@ -203,6 +249,7 @@ static int ring_get(weft_chan_t *ch, void *out)
 			/* seq_cst: the store half of the protocol with waiting senders. */
 			if (atomic_compare_exchange_weak_explicit(&b->head, &pos, pos + 1, memory_order_seq_cst,
 								  memory_order_relaxed)) {
+				*notify = waiters_before_publish(ch, &ch->nsendw, locked);
 				copy_elem(out, s->data, ch->esize);
 				/* release: the sender of the next lap sees the slot free. */
 				atomic_store_explicit(&s->seq, 2 * (pos + b->cap), memory_order_release);
@@ -304,17 +351,25 @@ void chan_notify_one(weft_chan_t *ch, bool send)
 	}
 }
 
-/* The producer/consumer side of the bounded protocol (see the top comment). */
-static void kick(weft_chan_t *ch, bool send_waiters, bool locked)
+/* A lock-free change of a bounded channel is published; notify one waiter of
+ * the other side if there were any (waiters_before_publish), or else let a
+ * holder of the lock finish: the change this caller completed on may have
+ * been made under it (see "Lifetime"). */
+static void after_ring_op(weft_chan_t *ch, bool send_waiters, bool locked, bool notify)
 {
-	/* seq_cst: the load half, after the seq_cst CAS that moved the ring. */
-	if (!atomic_load(send_waiters ? &ch->nsendw : &ch->nrecvw))
+	if (locked) {
+		if (notify)
+			chan_notify_one(ch, send_waiters);
 		return;
-	if (!locked)
-		chan_lock(ch);
+	}
+	if (!notify) {
+		chan_settle(ch);
+		return;
+	}
+	chan_lock(ch);
 	chan_notify_one(ch, send_waiters);
-	if (!locked)
-		chan_unlock(ch);
+	chan_unlock(ch);
+	chan_unref(ch); /* taken before publishing */
 }
 
 /* ------------------------------------------------------------ attempts */
@@ -339,13 +394,13 @@ bool chan_try_send(weft_chan_t *ch, const void *v, int *res, bool locked)
 {
 	*res = 0;
 	if (ch->kind == CHAN_BOUNDED) {
-		int r = ring_put(ch, v);
+		bool notify = false;
+		int r = ring_put(ch, v, locked, &notify);
 		if (r == RING_FULL)
 			return false;
 		if (r == RING_CLOSED)
 			*res = -EPIPE;
-		else
-			kick(ch, false, locked);
+		after_ring_op(ch, false, locked, notify);
 		return true;
 	}
 	if (!locked)
@@ -382,13 +437,13 @@ bool chan_try_recv(weft_chan_t *ch, void *out, int *res, bool locked)
 {
 	*res = 0;
 	if (ch->kind == CHAN_BOUNDED) {
-		int r = ring_get(ch, out);
+		bool notify = false;
+		int r = ring_get(ch, out, locked, &notify);
 		if (r == RING_EMPTY)
 			return false;
 		if (r == RING_CLOSED)
 			*res = -EPIPE;
-		else
-			kick(ch, true, locked);
+		after_ring_op(ch, true, locked, notify);
 		return true;
 	}
 	if (!locked)
@@ -465,7 +520,11 @@ int weft_chan_close(weft_chan_t *ch)
 
 bool weft_chan_closed(const weft_chan_t *ch)
 {
-	return ch && atomic_load(&((weft_chan_t *)ch)->closed);
+	weft_chan_t *c = (weft_chan_t *)ch;
+	if (!c || !atomic_load(&c->closed))
+		return false;
+	chan_settle(c); /* the closer may still be waking waiters under the lock */
+	return true;
 }
 
 ssize_t weft_chan_len(const weft_chan_t *ch)

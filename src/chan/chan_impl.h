@@ -90,6 +90,10 @@ typedef struct chan_bounded {
 
 void chan_lock(weft_chan_t *ch);
 void chan_unlock(weft_chan_t *ch);
+/* Wait until ch's lock is free (see chan.c, "Lifetime"). */
+void chan_settle(weft_chan_t *ch);
+/* Drop a reference; the last one frees the channel. */
+void chan_unref(weft_chan_t *ch);
 
 /* Non-blocking attempts. Return true when the operation is done (*res = 0,
  * -EPIPE or -ENOMEM), false when it would block. `locked`: the caller holds

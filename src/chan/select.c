@@ -125,6 +125,9 @@ static int resolve(weft_select_case_t *c, size_t n, chan_waiter *nodes, int r, w
 			 * through the unpark, no lock needed. (A stackless task run
 			 * again without that wake finds done still 0.) */
 			int st = nodes[0].status;
+			/* The waker unparked us holding the lock: let it finish
+			 * before the caller may release the channel. */
+			chan_settle(c[0].ch);
 			if (st == W_DELIVERED || st == W_CLOSED) {
 				c[0].result = st == W_CLOSED ? -EPIPE : 0;
 				return 0;

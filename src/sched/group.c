@@ -18,7 +18,6 @@ struct weft_group {
 	int first_error;
 	bool cancel_on_error;
 	bool cancelling;
-	struct weft_runtime *rt;
 };
 
 int weft_group_create(weft_group_t **out, bool cancel_on_error)
@@ -49,7 +48,6 @@ int weft__group_add(weft_group_t *g, weft_task *t)
 	}
 	g->ids[g->nids++] = atomic_load_explicit(&t->id, memory_order_relaxed);
 	g->running++;
-	g->rt = weft__task_rt(t);
 	if (g->cancelling)
 		atomic_fetch_or(&t->flags, WEFT_TF_CANCELLED);
 	weft_waitq_unlock(&g->waiters);
@@ -57,15 +55,15 @@ int weft__group_add(weft_group_t *g, weft_task *t)
 }
 
 
-/* Outside the group's lock; g itself may be gone by now, so only rt and the
- * copied ids are used. */
-static void cancel_members(struct weft_runtime *rt, weft_task_t *ids, size_t n)
+/* Outside the group's lock; g itself may be gone by now, so only the
+ * copied ids are used (each names its runtime). */
+static void cancel_members(weft_task_t *ids, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		weft_task *t = weft__task_ref(rt, ids[i]);
+		weft_task *t = weft__task_get(ids[i]);
 		if (t) {
 			weft__task_cancel(t);
-			weft__task_unref(t);
+			weft__task_put(t);
 		}
 	}
 }
@@ -85,7 +83,6 @@ void weft__group_done(weft_group_t *g, weft_task *t)
 	/* Copy the ids to cancel outside the lock (cancelling takes other locks). */
 	weft_task_t *ids = NULL;
 	size_t n = 0;
-	struct weft_runtime *rt = g->rt;
 	if (cancel_now && !last) {
 		ids = malloc(g->nids * sizeof *ids);
 		if (ids) {
@@ -99,7 +96,7 @@ void weft__group_done(weft_group_t *g, weft_task *t)
 		weft_unpark(w->waker, 0);
 	weft_waitq_unlock(&g->waiters);
 	if (ids) {
-		cancel_members(rt, ids, n);
+		cancel_members(ids, n);
 		free(ids);
 	}
 }
@@ -141,9 +138,8 @@ int weft_group_cancel(weft_group_t *g)
 	}
 	for (size_t i = 0; i < n; i++)
 		ids[i] = g->ids[i];
-	struct weft_runtime *rt = g->rt;
 	weft_waitq_unlock(&g->waiters);
-	cancel_members(rt, ids, n);
+	cancel_members(ids, n);
 	free(ids);
 	return 0;
 }

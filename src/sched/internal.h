@@ -105,7 +105,10 @@ enum { WEFT_H_LIVE = 0, WEFT_H_DETACHED = 1, WEFT_H_JOINING = 2 };
  * holds a reference to the task. */
 typedef struct weft_task_ext {
 	char name[WEFT_NAME_LEN];
-	void **tls;		 /* WEFT_TLS_KEYS slots, allocated on first set */
+	struct weft_tls_value {
+		void *value;
+		uint32_t gen; /* the generation of the key it was stored under (task.c) */
+	} *tls;			 /* WEFT_TLS_KEYS slots, allocated on first set */
 	weft_group_t *group;
 	weft_waker_t join_waker; /* written by the joiner before join_state WAITING */
 } weft_task_ext;
@@ -253,8 +256,18 @@ typedef struct weft_worker {
 /* ----------------------------------------------------------------- runtime */
 
 struct weft_runtime {
-	uint32_t index;			/* 1..WEFT_MAX_RUNTIMES: the top byte of its task ids */
-	int nbase;			/* configured workers */
+	/* Permanent: a runtime's struct is never freed; the next runtime to
+	 * take its index reuses it (runtime.c, "Lifetime"), so these survive
+	 * from one to the next and everything from `nbase` on is reset. */
+	uint32_t index;		   /* 1..WEFT_MAX_RUNTIMES: the top byte of its task ids */
+	bool claimed;		   /* taken by a runtime (under runtime.c's live_lock) */
+	_Atomic bool live;	   /* started and not yet being destroyed */
+	_Atomic uint32_t users;	   /* calls from outside its workers holding it (weft__rt_hold) */
+	/* Spawns in flight from threads that are not rt's workers, drained by
+	 * stop; on its own line, away from what workers read in their loop. */
+	alignas(64) _Atomic uint32_t spawning;
+
+	alignas(64) int nbase;		/* configured workers; the reset part starts here */
 	_Atomic int nworkers;		/* base + extra started so far */
 	_Atomic(weft_worker *) workers[WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS]; /* set once per slot */
 	weft_shard_t *shards;		/* nbase shards */
@@ -313,9 +326,6 @@ struct weft_runtime {
 	_Atomic uint32_t monitor_futex;
 	weft_config_t cfg;
 	struct weft_runtime *next_rt; /* list of live runtimes, for signal handlers */
-	/* Spawns in flight from threads that are not rt's workers, drained by
-	 * stop; on its own line, away from what workers read in their loop. */
-	alignas(64) _Atomic uint32_t spawning;
 };
 
 /* A full (seq_cst) fence between a store and a load to other locations, the
@@ -373,13 +383,18 @@ void weft__poll_from_monitor(struct weft_runtime *rt);
 void *weft__worker_main(void *arg);
 
 /* task.c */
-weft_task *weft__task_ref(struct weft_runtime *rt, weft_task_t id); /* +1 ref or NULL */
+weft_task *weft__task_ref(struct weft_runtime *rt, weft_task_t id); /* +1 ref or NULL; rt is id's */
 void weft__task_unref(weft_task *t);
+/* The task an id names, in any runtime, with a reference, its runtime held
+ * if the caller is not one of its workers; NULL if there is none. Give it
+ * back with weft__task_put. */
+weft_task *weft__task_get(weft_task_t id);
+void weft__task_put(weft_task *t);
 void weft__task_finish(weft_worker *w, weft_task *t);
 void weft__task_free_all(struct weft_runtime *rt);
 void weft__task_cache_flush(weft_worker *w);
 weft_task *weft__task_at(struct weft_runtime *rt, uint32_t slot);
-int weft__join_in(struct weft_runtime *rt, weft_task_t id, void **result, weft_time_t deadline);
+int weft__join(weft_task_t id, void **result, weft_time_t deadline);
 int weft__task_cancel(weft_task *t);
 weft_task_ext *weft__task_ext(weft_task *t); /* get or create; NULL: out of memory */
 /* Park the calling coroutine, recording what it waits on for dumps. */
@@ -389,6 +404,10 @@ void weft__group_done(weft_group_t *g, weft_task *t);
 
 /* park.c */
 void weft__parker_init(weft_parker_t *p);
+/* Tests only: called after every successful weft_unpark, on the waker's
+ * thread (a test stretches the moment after a wake-up to catch a waker
+ * that still touches the object it woke someone on). NULL otherwise. */
+extern _Atomic(void (*)(void)) weft__unpark_hook;
 int weft__park_commit(weft_task *t); /* after a task asked to park: 1 parked, 0 already woken */
 
 /* time: timer.c */
@@ -399,6 +418,7 @@ bool weft__tentry_cancel(weft_tentry_t *e); /* true if it had not fired; waits o
 void weft__tentry_done(weft_tentry_t *e);   /* a fire function's last touch of its entry */
 size_t weft__timers_run(struct weft_runtime *rt, weft_shard_t *s, uint64_t now_tick);
 size_t weft__timers_poll(weft_worker *w, bool all_shards);
+size_t weft__timers_run_due(struct weft_runtime *rt, weft_shard_t *s); /* any thread (the monitor) */
 weft_time_t weft__timers_next_deadline(struct weft_runtime *rt);
 void weft__park_timer_fire(weft_tentry_t *e);
 
@@ -408,17 +428,33 @@ void weft__monitor_stop(struct weft_runtime *rt);
 void weft__signals_install(struct weft_runtime *rt);
 void weft__signals_remove(struct weft_runtime *rt);
 void weft__fatal_task(weft_task *t, const char *what) __attribute__((noreturn));
+/* "weft: <what> in task <id> '<name>': <value>" on stderr (signal-safe). */
+void weft__report_task(weft_task *t, const char *what, long value);
 
 /* runtime.c */
 extern struct weft_runtime *weft__default_rt;
 extern struct weft_runtime *weft__live_rts;
 
 /* Task ids: runtime index << 56 | generation (24 bits) << 32 | slot, so an
- * id names its runtime and resolves from anywhere (weft__task_ref). */
+ * id names its runtime and resolves from anywhere (weft__task_get). */
 #define WEFT_MAX_RUNTIMES 255
 #define WEFT_ID_RT_SHIFT 56
 #define WEFT_ID_GEN_MASK ((uint64_t)0xffffff << 32)
-extern struct weft_runtime *_Atomic weft__rt_by_index[WEFT_MAX_RUNTIMES + 1];
+/* The runtime struct an id names (live or not), or NULL. */
+struct weft_runtime *weft__rt_of_id(weft_task_t id);
+/* A call from outside rt's workers holds rt while it uses it: true if rt is
+ * live (then weft__rt_unhold it), false if it is gone or going. Destroying
+ * a runtime waits until nobody holds it. */
+bool weft__rt_hold(struct weft_runtime *rt);
+void weft__rt_unhold(struct weft_runtime *rt);
+
+/* Whether the caller is one of rt's workers (or a task running on one): it
+ * needs no hold, because rt outlives its workers' tasks. */
+static inline bool weft__on_rt(const struct weft_runtime *rt)
+{
+	weft_worker *w = weft__self_worker;
+	return w && w->rt == rt;
+}
 
 /* misc */
 static inline uint64_t weft__rand(uint64_t *s)

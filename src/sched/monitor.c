@@ -4,9 +4,11 @@
  * worker it compares the run counter it published at its last task start with
  * what it saw before: a worker that has been inside the same task run for
  * more than 10 ms is "stuck" (a long C loop, a raw blocking system call). The
- * monitor then wakes an idle worker, which steals the stuck worker's queue
- * (its next-task slot included, since its owner is busy) and runs its overdue
- * timers. A stuck worker is either computing (its thread is running or
+ * monitor runs the due timers of the stuck worker's shard itself (their
+ * fire functions only wake tasks, or call a user timer's function, which
+ * must not block) and wakes an idle worker, which steals the stuck worker's
+ * queue (its next-task slot included, since its owner is busy) and runs the
+ * tasks the timers woke. A stuck worker is either computing (its thread is running or
  * waiting for a CPU) or blocked (asleep in the kernel: a raw system call). If every
  * worker is stuck, work is waiting and at least one stuck worker is blocked -
  * so a CPU is free - the monitor starts an extra worker (up to
@@ -131,6 +133,15 @@ static void *monitor_main(void *arg)
 		weft__poll_from_monitor(rt);
 		weft__stack_scavenge(rt->stacks, now);
 		if (stuck) {
+			/* A stuck worker runs no timers: run the due ones of its
+			 * shard here. The tasks they wake go to the global queue,
+			 * which a free worker - or, if all are blocked, an extra
+			 * one started below - runs. */
+			for (int i = 0; i < rt->nbase; i++) {
+				weft_worker *w = rt->workers[i];
+				if (w && atomic_load_explicit(&w->stuck, memory_order_relaxed))
+					weft__timers_run_due(rt, w->shard);
+			}
 			weft__wakep(rt);
 			if (stuck == running && blocked && work_waiting(rt) && !atomic_load(&rt->halt))
 				start_extra(rt);
@@ -173,8 +184,22 @@ static void put_u64(uint64_t v)
 	put(buf + i);
 }
 
-/* Async-signal-safe report of a task's death. */
-static void report_task(weft_task *t, const char *what)
+static void put_hex(uint64_t v)
+{
+	char buf[24];
+	int i = sizeof buf - 1;
+	buf[i] = 0;
+	do {
+		buf[--i] = "0123456789abcdef"[v & 15];
+		v >>= 4;
+	} while (v);
+	buf[--i] = 'x';
+	buf[--i] = '0';
+	put(buf + i);
+}
+
+/* Async-signal-safe report about a task (its death, a misuse). */
+static void report_task_value(weft_task *t, const char *what, bool with_value, long value)
 {
 	char name[WEFT_NAME_LEN] = {0};
 	weft_task_ext *x = atomic_load_explicit(weft__task_extp(t), memory_order_relaxed);
@@ -183,7 +208,7 @@ static void report_task(weft_task *t, const char *what)
 	put("weft: ");
 	put(what);
 	put(" in task ");
-	put_u64(atomic_load_explicit(&t->id, memory_order_relaxed));
+	put_hex(atomic_load_explicit(&t->id, memory_order_relaxed));
 	put(" '");
 	put(name);
 	put("'");
@@ -192,7 +217,23 @@ static void report_task(weft_task *t, const char *what)
 		put_u64(t->stack->size);
 		put(" bytes)");
 	}
+	if (with_value) {
+		put(": ");
+		if (value < 0)
+			put("-");
+		put_u64(value < 0 ? -(uint64_t)value : (uint64_t)value);
+	}
 	put("\n");
+}
+
+static void report_task(weft_task *t, const char *what)
+{
+	report_task_value(t, what, false, 0);
+}
+
+void weft__report_task(weft_task *t, const char *what, long value)
+{
+	report_task_value(t, what, true, value);
 }
 
 void weft__fatal_task(weft_task *t, const char *what)

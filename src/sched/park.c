@@ -38,29 +38,110 @@
  *
  * Memory safety: a waker reads the parker's state word, so the parker must
  * outlive every waker that may still touch it. Task records live in slabs
- * that are only unmapped when the runtime is destroyed. Wait-queue wakers
- * call weft_unpark while holding the queue lock, and a waiter that gives up
- * takes that lock to unlink itself, so no waker is left holding a pointer to
- * a node that has gone out of scope. Timers are cancelled synchronously
- * (weft__tentry_cancel waits out a running fire) before a park returns.
+ * that are only unmapped when the runtime is destroyed, and a plain thread's
+ * parker in memory that is never freed (it passes to the next thread when
+ * its thread exits), so a late unpark meets at worst a later wait of the
+ * same parker, and fails its epoch check. Wait-queue wakers may therefore
+ * unpark after releasing the queue's lock: a waiter that gave up takes that
+ * lock to unlink itself, and a node it finds popped was delivered to it.
+ * Timers are cancelled synchronously (weft__tentry_cancel waits out a
+ * running fire) before a park returns.
  */
 #include "internal.h"
 
+#include <pthread.h>
+#include <stdalign.h>
 #include <stdlib.h>
 
 #include "spin.h"
-
-static __thread weft_parker_t thread_parker;
 
 void weft__parker_init(weft_parker_t *p)
 {
 	atomic_init(&p->state, WEFT_PS(0, 0, WEFT_PH_IDLE));
 }
 
-/* Each thread's epochs start from their own range: a waker that outlives
- * its thread (a stale pointer into reused thread-local memory) then fails
- * the epoch check instead of waking the next thread's first waits. */
-static _Atomic uint64_t thread_epoch_base;
+/* Plain threads' parkers. A waker may still hold a thread's waker after
+ * the thread has returned from its wait (a wait queue's waker unparks after
+ * releasing the queue's lock, when a timed-out waiter may already have left)
+ * and even after the thread has exited, so a thread parker lives in memory
+ * that is never freed: a thread takes one on its first wait and gives it
+ * back when it exits (a pthread key destructor), and the next thread to take
+ * it continues its epochs. A stale waker then fails the epoch check, whoever
+ * holds the parker now. Each parker has a cache line of its own (its state
+ * word is a futex, woken from other CPUs). */
+typedef struct thread_parker {
+	alignas(64) weft_parker_t p;
+	struct thread_parker *next_free;
+} thread_parker_t;
+
+#define TP_RESERVE 256 /* in static memory, for when malloc fails */
+#define TP_CHUNK 64
+
+static thread_parker_t tp_reserve[TP_RESERVE];
+static unsigned tp_reserve_used;
+static thread_parker_t *tp_free;
+static pthread_mutex_t tp_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_key_t tp_key;
+static pthread_once_t tp_once = PTHREAD_ONCE_INIT;
+static bool tp_key_ok;
+static __thread thread_parker_t *tp_mine;
+
+static void tp_give_back(void *arg)
+{
+	thread_parker_t *tp = arg;
+	if (tp_mine == tp)
+		tp_mine = NULL;
+	pthread_mutex_lock(&tp_lock);
+	tp->next_free = tp_free;
+	tp_free = tp;
+	pthread_mutex_unlock(&tp_lock);
+}
+
+static void tp_init_key(void)
+{
+	tp_key_ok = pthread_key_create(&tp_key, tp_give_back) == 0;
+}
+
+/* The calling thread's parker, taken on first use; NULL only when memory
+ * for one cannot be had. */
+static __attribute__((noinline)) weft_parker_t *thread_parker_slow(void)
+{
+	pthread_once(&tp_once, tp_init_key);
+	pthread_mutex_lock(&tp_lock);
+	thread_parker_t *tp = tp_free;
+	if (!tp) {
+		thread_parker_t *chunk = NULL;
+		if (posix_memalign((void **)&chunk, 64, TP_CHUNK * sizeof *chunk) == 0) {
+			for (int i = 0; i < TP_CHUNK; i++) {
+				weft__parker_init(&chunk[i].p);
+				chunk[i].next_free = i + 1 < TP_CHUNK ? &chunk[i + 1] : NULL;
+			}
+			tp_free = chunk;
+		} else if (tp_reserve_used < TP_RESERVE) {
+			tp_free = &tp_reserve[tp_reserve_used++];
+			weft__parker_init(&tp_free->p);
+			tp_free->next_free = NULL;
+		}
+		tp = tp_free;
+	}
+	if (tp)
+		tp_free = tp->next_free;
+	pthread_mutex_unlock(&tp_lock);
+	if (!tp)
+		return NULL;
+	/* Without the key (it failed to be created), the parker is simply
+	 * never given back. */
+	if (tp_key_ok)
+		pthread_setspecific(tp_key, tp);
+	tp_mine = tp;
+	return &tp->p;
+}
+
+static inline weft_parker_t *thread_parker(void)
+{
+	thread_parker_t *tp = tp_mine;
+	return likely(tp != NULL) ? &tp->p : thread_parker_slow();
+}
 
 static weft_parker_t *current_parker(weft_task **task)
 {
@@ -68,18 +149,15 @@ static weft_parker_t *current_parker(weft_task **task)
 	*task = t;
 	if (t)
 		return &t->park;
-	if (unlikely(atomic_load_explicit(&thread_parker.state, memory_order_relaxed) == 0)) {
-		uint64_t base = (atomic_fetch_add_explicit(&thread_epoch_base, 1, memory_order_relaxed) + 1) << 24;
-		atomic_store_explicit(&thread_parker.state, WEFT_PS(base & ((1ull << 48) - 1), 0, WEFT_PH_IDLE),
-				      memory_order_relaxed);
-	}
-	return &thread_parker;
+	return thread_parker();
 }
 
 weft_waker_t weft_park_prepare(void)
 {
 	weft_task *t;
 	weft_parker_t *p = current_parker(&t);
+	if (unlikely(!p))
+		return (weft_waker_t){0}; /* its park returns -ENOMEM */
 	uint64_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
 	uint64_t e = WEFT_PS_EPOCH(s) + 1;
 	atomic_store_explicit(&p->state, WEFT_PS(e, 0, WEFT_PH_OPEN), memory_order_release);
@@ -102,11 +180,15 @@ weft_waker_t weft_park_prepare_uncancellable(void)
 {
 	weft_task *t;
 	weft_parker_t *p = current_parker(&t);
+	if (unlikely(!p))
+		return (weft_waker_t){0};
 	uint64_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
 	uint64_t e = WEFT_PS_EPOCH(s) + 1;
 	atomic_store_explicit(&p->state, WEFT_PS(e, 0, WEFT_PH_OPEN) | WEFT_PS_NOCANCEL, memory_order_release);
 	return (weft_waker_t){.parker = p, .epoch = t ? e : e | WEFT_WAKER_THREAD};
 }
+
+_Atomic(void (*)(void)) weft__unpark_hook;
 
 bool weft_unpark(weft_waker_t w, int reason)
 {
@@ -131,12 +213,15 @@ bool weft_unpark(weft_waker_t w, int reason)
 		if (!(w.epoch & WEFT_WAKER_THREAD)) {
 			weft__ready((weft_task *)p);
 		} else {
-			/* No write after the CAS: the thread may have returned and
-			 * exited already (its parker is thread-local). A wake aimed at
-			 * memory reused since is a spurious futex wake-up, harmless. */
+			/* The thread may have returned from its wait already; its
+			 * parker outlives it, and a futex wake-up that reaches the
+			 * parker's next wait is spurious, which park_thread allows. */
 			weft__futex_wake(state_futex(p), 1);
 		}
 	}
+	void (*hook)(void) = atomic_load_explicit(&weft__unpark_hook, memory_order_relaxed);
+	if (unlikely(hook != NULL))
+		hook();
 	return true;
 }
 
@@ -179,9 +264,8 @@ void weft__park_timer_fire(weft_tentry_t *e)
 	weft__tentry_done(e);
 }
 
-static int park_thread(weft_waker_t w, weft_time_t deadline)
+static int park_thread(weft_parker_t *p, weft_waker_t w, weft_time_t deadline)
 {
-	weft_parker_t *p = &thread_parker;
 	uint64_t epoch = w.epoch & ~WEFT_WAKER_THREAD;
 	uint64_t s = atomic_load(&p->state);
 	if (WEFT_PS_EPOCH(s) == epoch && WEFT_PS_PHASE(s) == WEFT_PH_OPEN) {
@@ -211,10 +295,12 @@ int weft__park_on(weft_waker_t w, weft_time_t deadline, int what)
 {
 	weft_task *t;
 	weft_parker_t *p = current_parker(&t);
+	if (unlikely(!w.parker))
+		return p ? -EINVAL : -ENOMEM;
 	if (w.parker != p)
 		return -EINVAL;
 	if (!t)
-		return park_thread(w, deadline);
+		return park_thread(p, w, deadline);
 	if (weft__is_step(t))
 		return -EPERM;
 	uint64_t s0 = atomic_load_explicit(&p->state, memory_order_acquire);
@@ -274,7 +360,7 @@ int weft_park_result(void)
 {
 	weft_task *t;
 	weft_parker_t *p = current_parker(&t);
-	return current_result(p);
+	return p ? current_result(p) : -ENOMEM;
 }
 
 /* ------------------------------------------------------------ wait queue */
@@ -342,28 +428,52 @@ bool weft_waitq_remove(weft_waitq_t *q, weft_waitq_node_t *n)
 	return was;
 }
 
+/* Wakers pop under the lock (the pop is the delivery: the node's owner
+ * honours it even if its wait ended meanwhile) and unpark after unlocking,
+ * so that a waiter that returns the moment it is woken, and frees the
+ * object holding the queue, never has its lock touched by the waker
+ * afterwards. The wakers are copied out first: a node may vanish once the
+ * lock is free. */
 int weft_waitq_wake_one(weft_waitq_t *q, int status)
 {
-	int woke = 0;
 	weft_waitq_lock(q);
-	weft_waitq_node_t *n;
-	while (!woke && (n = weft_waitq_pop(q)) != NULL) {
+	weft_waitq_node_t *n = weft_waitq_pop(q);
+	weft_waker_t w = {0};
+	if (n) {
 		n->status = status;
-		woke = weft_unpark(n->waker, 0);
+		w = n->waker;
 	}
 	weft_waitq_unlock(q);
-	return woke;
+	if (!n)
+		return 0;
+	weft_unpark(w, 0);
+	return 1;
 }
+
+#define WAKE_CHUNK 16
 
 int weft_waitq_wake_all(weft_waitq_t *q, int status)
 {
+	/* In chunks, each unparked after its unlock. Only the waiters queued
+	 * when the call began are woken: later ones wait for the next wake. */
+	weft_waker_t w[WAKE_CHUNK];
 	int woke = 0;
 	weft_waitq_lock(q);
-	weft_waitq_node_t *n;
-	while ((n = weft_waitq_pop(q)) != NULL) {
-		n->status = status;
-		woke += weft_unpark(n->waker, 0);
+	size_t left = q->len;
+	for (;;) {
+		int k = 0;
+		weft_waitq_node_t *n;
+		while (left && k < WAKE_CHUNK && (n = weft_waitq_pop(q)) != NULL) {
+			n->status = status;
+			w[k++] = n->waker;
+			left--;
+		}
+		weft_waitq_unlock(q);
+		for (int i = 0; i < k; i++)
+			weft_unpark(w[i], 0);
+		woke += k;
+		if (k < WAKE_CHUNK || !left)
+			return woke;
+		weft_waitq_lock(q);
 	}
-	weft_waitq_unlock(q);
-	return woke;
 }

@@ -5,9 +5,30 @@
  * must finish by itself), waits until every spawned task has finished, then
  * stops and joins the workers and the monitor and frees everything. Records
  * of finished tasks that nobody joined are freed with their slabs.
+ *
+ * Lifetime. Calls from outside a runtime's workers - a plain thread or a
+ * task of another runtime joining, cancelling, naming or spawning a task of
+ * it - may race its stop. Two things make that safe:
+ *  - A runtime's struct is never freed. There is one per index (the top
+ *    byte of its task ids), made the first time the index is used and
+ *    taken again by the next runtime that gets the index, so a pointer to
+ *    a runtime, or the runtime an id names, always points to valid memory.
+ *    Its permanent fields (index, claimed, live, users, spawning) carry
+ *    over; the rest is reset by each start.
+ *  - Such a call holds the runtime while it uses it (weft__rt_hold: users++
+ *    then a check of `live`, both seq_cst), and destroy clears `live`
+ *    (seq_cst) and then waits until `users` is zero before it frees what
+ *    the runtime owns. So a holder either sees the runtime live, and keeps
+ *    it whole until it lets go, or does not, and touches nothing. A joiner
+ *    from outside holds it across its whole wait: stop cancels the task it
+ *    waits for, the task ends, the joiner returns and lets go.
+ * The index, and the struct with it, goes back to the free ones only once
+ * destroy is done; a stale pointer or id may then reach a later runtime
+ * that took the same index (documented in sched.h).
  */
 #include "internal.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +41,33 @@
 struct weft_runtime *weft__default_rt;
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 struct weft_runtime *weft__live_rts; /* for signal handlers (stats.c) */
-struct weft_runtime *_Atomic weft__rt_by_index[WEFT_MAX_RUNTIMES + 1]; /* under live_lock for writes */
+/* The struct of each index, once made; written under live_lock. */
+static struct weft_runtime *_Atomic rt_by_index[WEFT_MAX_RUNTIMES + 1];
+
+struct weft_runtime *weft__rt_of_id(weft_task_t id)
+{
+	uint32_t index = (uint32_t)(id >> WEFT_ID_RT_SHIFT);
+	if (index == 0)
+		return NULL;
+	return atomic_load_explicit(&rt_by_index[index], memory_order_acquire);
+}
+
+bool weft__rt_hold(struct weft_runtime *rt)
+{
+	atomic_fetch_add(&rt->users, 1);
+	if (atomic_load(&rt->live))
+		return true;
+	atomic_fetch_sub_explicit(&rt->users, 1, memory_order_release);
+	return false;
+}
+
+void weft__rt_unhold(struct weft_runtime *rt)
+{
+	/* release: destroy, which acquires zero, sees everything we did. */
+	uint32_t prev = atomic_fetch_sub_explicit(&rt->users, 1, memory_order_release);
+	assert(prev > 0);
+	(void)prev;
+}
 
 weft_runtime_t *weft_runtime_current(void)
 {
@@ -119,10 +166,14 @@ void *weft_runtime_attached(weft_runtime_t *rt, const weft_runtime_ext_t *key)
 
 static void destroy(struct weft_runtime *rt)
 {
-	pthread_mutex_lock(&live_lock);
-	if (rt->index) /* its task ids resolve to nothing from now on */
-		atomic_store_explicit(&weft__rt_by_index[rt->index], NULL, memory_order_release);
-	pthread_mutex_unlock(&live_lock);
+	/* Calls from outside that hold it finish first (see "Lifetime"). */
+	atomic_store(&rt->live, false);
+	for (int n = 0; atomic_load_explicit(&rt->users, memory_order_acquire) != 0; n++) {
+		if (n < 100)
+			sched_yield();
+		else
+			nanosleep(&(struct timespec){0, 100000}, NULL);
+	}
 	for (int i = atomic_load(&rt->next_ext) - 1; i >= 0; i--)
 		if (rt->ext_keys[i]->destroy)
 			rt->ext_keys[i]->destroy(rt->ext_ctx[i]);
@@ -148,7 +199,9 @@ static void destroy(struct weft_runtime *rt)
 	pthread_mutex_destroy(&rt->gq_lock);
 	pthread_mutex_destroy(&rt->idle_lock);
 	pthread_mutex_destroy(&rt->slab_lock);
-	free(rt);
+	pthread_mutex_lock(&live_lock);
+	rt->claimed = false; /* the index, and this struct, may be taken again */
+	pthread_mutex_unlock(&live_lock);
 }
 
 int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg)
@@ -174,23 +227,31 @@ int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg)
 	if (!c.stack_cache_bytes)
 		c.stack_cache_bytes = (size_t)1 << 20;
 
-	struct weft_runtime *rt;
-	if (posix_memalign((void **)&rt, 64, sizeof *rt))
-		return -ENOMEM;
-	memset(rt, 0, sizeof *rt);
-	/* An index for its task ids, published now (before any task exists):
-	 * ids of its tasks resolve through it from any thread. */
+	/* An index for its task ids, with the struct that goes with it (see
+	 * "Lifetime"): a free one whose last holders have let go, or a new
+	 * one. */
+	struct weft_runtime *rt = NULL;
 	pthread_mutex_lock(&live_lock);
-	for (uint32_t i = 1; i <= WEFT_MAX_RUNTIMES && !rt->index; i++)
-		if (!atomic_load_explicit(&weft__rt_by_index[i], memory_order_relaxed)) {
-			rt->index = i;
-			atomic_store_explicit(&weft__rt_by_index[i], rt, memory_order_release);
+	for (uint32_t i = 1; i <= WEFT_MAX_RUNTIMES && !rt; i++) {
+		struct weft_runtime *r = atomic_load_explicit(&rt_by_index[i], memory_order_relaxed);
+		if (!r) {
+			if (posix_memalign((void **)&r, 64, sizeof *r)) {
+				pthread_mutex_unlock(&live_lock);
+				return -ENOMEM;
+			}
+			memset(r, 0, sizeof *r);
+			r->index = i;
+			atomic_store_explicit(&rt_by_index[i], r, memory_order_release);
+		} else if (r->claimed || atomic_load(&r->users) || atomic_load(&r->spawning)) {
+			continue;
 		}
-	pthread_mutex_unlock(&live_lock);
-	if (!rt->index) {
-		free(rt);
-		return -EAGAIN; /* WEFT_MAX_RUNTIMES running */
+		r->claimed = true;
+		rt = r;
 	}
+	pthread_mutex_unlock(&live_lock);
+	if (!rt)
+		return -EAGAIN; /* WEFT_MAX_RUNTIMES running */
+	memset(&rt->nbase, 0, sizeof *rt - offsetof(struct weft_runtime, nbase));
 	rt->cfg = c;
 	rt->nbase = c.workers;
 	rt->stack_default = c.stack_size;
@@ -210,6 +271,7 @@ int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg)
 		goto fail;
 	atomic_store(&rt->nworkers, rt->nbase);
 	rt->has_monitor = !c.no_monitor; /* before the workers: they read it */
+	atomic_store(&rt->live, true); /* whole now: calls from outside may hold it */
 	for (int i = 0; i < rt->nbase; i++) {
 		if ((e = weft__worker_start(rt, i, false)) != 0) {
 			atomic_store(&rt->nworkers, i);
@@ -260,8 +322,10 @@ int weft_runtime_stop(weft_runtime_t *rt)
 {
 	if (!rt)
 		return -EINVAL;
-	if (weft__self_worker)
-		return -EDEADLK;
+	if (weft__on_rt(rt))
+		return -EDEADLK; /* it would wait for itself */
+	if (!atomic_load(&rt->live))
+		return -EINVAL; /* stopped already (a struct is never freed: see "Lifetime") */
 	/* Under poller_lock: an attach or a poller install either completes
 	 * before this or sees stopping (destroy reads the slots unlocked). */
 	pthread_mutex_lock(&rt->poller_lock);
@@ -318,7 +382,7 @@ int weft_runtime_wait(weft_runtime_t *rt)
 {
 	if (!rt)
 		return -EINVAL;
-	if (weft__self_worker)
+	if (weft__on_rt(rt))
 		return -EDEADLK;
 	for (;;) {
 		uint32_t f = atomic_load(&rt->shutdown_futex);
@@ -340,7 +404,9 @@ int weft_main(void *(*fn)(void *), void *arg, const weft_config_t *cfg)
 	e = weft_spawn(&t, fn, arg, &(weft_spawn_opts_t){.name = "main", .runtime = rt});
 	void *res = NULL;
 	if (!e)
-		e = weft__join_in(rt, t, &res, WEFT_NEVER);
-	weft_runtime_stop(rt);
+		e = weft__join(t, &res, WEFT_NEVER);
+	int s = weft_runtime_stop(rt);
+	assert(s == 0);
+	(void)s;
 	return e ? e : (int)(intptr_t)res;
 }

@@ -10,20 +10,19 @@
 #include "internal.h"
 
 #include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static uint64_t ld(_Atomic uint64_t *p)
 {
 	return atomic_load_explicit(p, memory_order_relaxed);
 }
 
-int weft_stats(weft_runtime_t *rt, weft_stats_t *out)
+static void read_stats(struct weft_runtime *rt, weft_stats_t *out)
 {
-	if (!rt)
-		rt = weft_runtime_current();
-	if (!rt || !out)
-		return -EINVAL;
 	memset(out, 0, sizeof *out);
 	weft_time_t now = weft_now();
 	uint64_t spawned = ld(&rt->ext_spawned), finished = ld(&rt->ext_finished);
@@ -76,31 +75,90 @@ int weft_stats(weft_runtime_t *rt, weft_stats_t *out)
 	weft__stack_stats(rt->stacks, &ss);
 	out->stacks_in_use = ss.in_use;
 	out->stack_bytes_mapped = ss.mapped_bytes;
+}
+
+/* Run fn on rt (NULL: the current one) holding it if the caller is not one
+ * of its workers, so that a stop racing the call cannot free it meanwhile. */
+static int with_rt(weft_runtime_t *rt, int (*fn)(struct weft_runtime *rt, void *arg), void *arg)
+{
+	if (!rt)
+		rt = weft_runtime_current();
+	if (!rt)
+		return -ESHUTDOWN;
+	bool outside = !weft__on_rt(rt);
+	if (outside && !weft__rt_hold(rt))
+		return -ESHUTDOWN;
+	int r = fn(rt, arg);
+	if (outside)
+		weft__rt_unhold(rt);
+	return r;
+}
+
+static int stats_fn(struct weft_runtime *rt, void *out)
+{
+	read_stats(rt, out);
 	return 0;
+}
+
+int weft_stats(weft_runtime_t *rt, weft_stats_t *out)
+{
+	if (!out)
+		return -EINVAL;
+	return with_rt(rt, stats_fn, out);
+}
+
+/* Format one line (at most 1 KiB; longer is cut) and write it all to fd,
+ * remembering the first failure (-errno) in *err and doing nothing after
+ * it. (Not dprintf: glibc's leaks its buffer when the write fails.) */
+__attribute__((format(printf, 3, 4))) static void say(int *err, int fd, const char *fmt, ...)
+{
+	if (*err)
+		return;
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		*err = -EINVAL;
+		return;
+	}
+	size_t len = (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1;
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(fd, buf + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			*err = w < 0 ? -errno : -EIO;
+			return;
+		}
+		off += (size_t)w;
+	}
 }
 
 int weft_stats_print(weft_runtime_t *rt, int fd)
 {
+	if (fd < 0)
+		return -EBADF;
 	weft_stats_t s;
 	int e = weft_stats(rt, &s);
 	if (e)
 		return e;
-	dprintf(fd,
-		"weft: tasks spawned=%llu finished=%llu live=%llu switches=%llu timers active=%llu fired=%llu "
-		"global_queue=%llu stacks=%llu (%llu MiB mapped) imbalance=%.2f\n",
-		(unsigned long long)s.spawned, (unsigned long long)s.finished, (unsigned long long)s.live,
-		(unsigned long long)s.switches, (unsigned long long)s.timers_active,
-		(unsigned long long)s.timers_fired, (unsigned long long)s.global_queue_len,
-		(unsigned long long)s.stacks_in_use, (unsigned long long)(s.stack_bytes_mapped >> 20),
-		s.load_imbalance);
+	say(&e, fd,
+	    "weft: tasks spawned=%llu finished=%llu live=%llu switches=%llu timers active=%llu fired=%llu "
+	    "global_queue=%llu stacks=%llu (%llu MiB mapped) imbalance=%.2f\n",
+	    (unsigned long long)s.spawned, (unsigned long long)s.finished, (unsigned long long)s.live,
+	    (unsigned long long)s.switches, (unsigned long long)s.timers_active, (unsigned long long)s.timers_fired,
+	    (unsigned long long)s.global_queue_len, (unsigned long long)s.stacks_in_use,
+	    (unsigned long long)(s.stack_bytes_mapped >> 20), s.load_imbalance);
 	for (int i = 0; i < s.workers; i++) {
 		weft_worker_stats_t *w = &s.per_worker[i];
-		dprintf(fd, "  worker %d%s: run=%llu steals=%llu stolen=%llu parks=%llu queue=%u busy=%.3fs%s\n", i,
-			w->extra ? " (extra)" : "", (unsigned long long)w->tasks_run, (unsigned long long)w->steals,
-			(unsigned long long)w->stolen, (unsigned long long)w->parks, w->queue_len,
-			(double)w->busy_ns / 1e9, w->stuck ? " STUCK" : "");
+		say(&e, fd, "  worker %d%s: run=%llu steals=%llu stolen=%llu parks=%llu queue=%u busy=%.3fs%s\n", i,
+		    w->extra ? " (extra)" : "", (unsigned long long)w->tasks_run, (unsigned long long)w->steals,
+		    (unsigned long long)w->stolen, (unsigned long long)w->parks, w->queue_len,
+		    (double)w->busy_ns / 1e9, w->stuck ? " STUCK" : "");
 	}
-	return 0;
+	return e;
 }
 
 static const char *state_name(int st)
@@ -119,17 +177,14 @@ static const char *state_name(int st)
 	}
 }
 
-int weft_task_dump(weft_runtime_t *rt, int fd)
+static int dump_fn(struct weft_runtime *rt, void *arg)
 {
-	if (!rt)
-		rt = weft_runtime_current();
-	if (!rt)
-		return -EINVAL;
+	int fd = *(int *)arg, err = 0;
 	uint32_t n = atomic_load(&rt->bump);
 	int count = 0;
-	dprintf(fd, "weft: task dump\n");
+	say(&err, fd, "weft: task dump\n");
 	static const char *const what_name[] = {"park", "join", "group", "sleep"};
-	for (uint32_t slot = 0; slot < n; slot++) {
+	for (uint32_t slot = 0; slot < n && !err; slot++) {
 		weft_task *r = weft__task_at(rt, slot);
 		if (!r || WEFT_RS_STATE(atomic_load_explicit(&r->run_state, memory_order_relaxed)) == WEFT_RS_FREE)
 			continue;
@@ -150,12 +205,19 @@ int weft_task_dump(weft_runtime_t *rt, int fd)
 		const char *sym = "?";
 		if (fn && dladdr(fn, &di) && di.dli_sname)
 			sym = di.dli_sname;
-		dprintf(fd, "  task %#llx '%s' %s %s%s%s%s runs %s (%p)\n", (unsigned long long)atomic_load(&t->id), name,
-			weft__is_step(t) ? "stackless" : "coroutine", state_name(st), what ? " on " : "", what ? what : "",
-			weft__task_cancelled(t) ? " (cancelled)" : "", sym, fn);
+		say(&err, fd, "  task %#llx '%s' %s %s%s%s%s runs %s (%p)\n", (unsigned long long)atomic_load(&t->id),
+		    name, weft__is_step(t) ? "stackless" : "coroutine", state_name(st), what ? " on " : "",
+		    what ? what : "", weft__task_cancelled(t) ? " (cancelled)" : "", sym, fn);
 		weft__task_unref(t);
 		count++;
 	}
-	dprintf(fd, "weft: %d tasks\n", count);
-	return count;
+	say(&err, fd, "weft: %d tasks\n", count);
+	return err ? err : count;
+}
+
+int weft_task_dump(weft_runtime_t *rt, int fd)
+{
+	if (fd < 0)
+		return -EBADF;
+	return with_rt(rt, dump_fn, &fd);
 }

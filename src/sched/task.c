@@ -6,9 +6,10 @@
  * slab pointers; slot s is record s % WEFT_SLAB_TASKS of slab s /
  * WEFT_SLAB_TASKS. A task's id is (runtime index << 56) | (generation <<
  * 32) | slot: the runtime index (internal.h) lets an id resolve from any
- * thread, whatever runtime is current there; the 24-bit generation is
- * bumped when the record is freed, so ids are not reused (for 2^24 reuses
- * of one slot) and a stale id is detected, not obeyed.
+ * thread, whatever runtime is current there; the 24-bit generation (1 ..
+ * 2^24 - 1) is bumped when the record is freed, and a slot whose
+ * generations are used up is retired, so an id never names two tasks in a
+ * runtime's life and a stale id is detected, not obeyed.
  * Slabs are unmapped only when the runtime is destroyed, so reading a record
  * through a stale id is always safe. A slab sits at a WEFT_SLAB_ALIGN
  * boundary and ends with one extension pointer per record and its runtime
@@ -43,9 +44,18 @@
 
 #define FREE_BATCH 64
 
-/* Task-local storage keys: process-wide, like pthread keys. */
+/* Task-local storage keys: process-wide, like pthread keys. A key handle is
+ * slot | generation << TLS_GEN_SHIFT; deleting a key bumps its slot's
+ * generation, so the old handle stops working and values stored under it
+ * are seen by no later key of that slot (each value carries the generation
+ * it was stored under). */
+#define TLS_GEN_SHIFT 6
+#define TLS_GEN_MAX ((1u << (31 - TLS_GEN_SHIFT)) - 1)
+_Static_assert(WEFT_TLS_KEYS == 1 << TLS_GEN_SHIFT, "a key's slot is its low bits");
 static _Atomic uint64_t tls_used;
 static void (*_Atomic tls_dtor[WEFT_TLS_KEYS])(void *);
+static _Atomic uint32_t tls_gen[WEFT_TLS_KEYS];
+static int tls_slot(weft_tls_key_t key);
 
 weft_task *weft__task_at(struct weft_runtime *rt, uint32_t slot)
 {
@@ -184,6 +194,13 @@ static void task_release_record(weft_task *t)
 	uint64_t gen = (id + ((uint64_t)1 << 32)) & WEFT_ID_GEN_MASK;
 	atomic_store_explicit(&t->id, (id & ~WEFT_ID_GEN_MASK) | gen, memory_order_release);
 	atomic_store_explicit(&t->run_state, WEFT_RS_FREE, memory_order_relaxed);
+	if (unlikely(gen == 0)) {
+		/* Every generation of this slot has been used: retire it for
+		 * good, so that no id ever names two tasks. Generation 0 is never
+		 * handed out, so no handle matches it. (64 bytes per 2^24 tasks
+		 * of one slot.) */
+		return;
+	}
 	weft_worker *w = weft__self_worker;
 	if (w && w->rt == rt) {
 		t->next = w->free_tasks;
@@ -232,14 +249,7 @@ void weft__task_unref(weft_task *t)
 
 weft_task *weft__task_ref(struct weft_runtime *rt, weft_task_t id)
 {
-	if (id == 0)
-		return NULL;
-	/* The id names its runtime: rt (the caller's) is only a shortcut. Using
-	 * a runtime that another thread is stopping is the caller's race. */
-	uint32_t index = (uint32_t)(id >> WEFT_ID_RT_SHIFT);
-	if (!rt || rt->index != index)
-		rt = index ? atomic_load_explicit(&weft__rt_by_index[index], memory_order_acquire) : NULL;
-	if (!rt)
+	if (id == 0 || !rt || (uint32_t)(id >> WEFT_ID_RT_SHIFT) != rt->index)
 		return NULL;
 	weft_task *t = weft__task_at(rt, (uint32_t)id);
 	if (!t)
@@ -254,6 +264,29 @@ weft_task *weft__task_ref(struct weft_runtime *rt, weft_task_t id)
 		return NULL;
 	}
 	return t;
+}
+
+weft_task *weft__task_get(weft_task_t id)
+{
+	struct weft_runtime *rt = weft__rt_of_id(id);
+	if (!rt)
+		return NULL;
+	bool outside = !weft__on_rt(rt);
+	if (outside && !weft__rt_hold(rt))
+		return NULL;
+	weft_task *t = weft__task_ref(rt, id);
+	if (!t && outside)
+		weft__rt_unhold(rt);
+	return t;
+}
+
+void weft__task_put(weft_task *t)
+{
+	struct weft_runtime *rt = weft__task_rt(t);
+	bool outside = !weft__on_rt(rt);
+	weft__task_unref(t); /* may free the record: rt was read first */
+	if (outside)
+		weft__rt_unhold(rt);
 }
 
 void weft__task_free_all(struct weft_runtime *rt)
@@ -307,7 +340,9 @@ static int spawn_common(weft_task_t *out, bool step, void *fn, void *arg, const 
 static int spawn_locked(struct weft_runtime *rt, weft_task_t *out, bool step, void *fn, void *arg,
 			const weft_spawn_opts_t *o)
 {
-	if (atomic_load(&rt->stopping))
+	/* live: a stale pointer may name a runtime that is gone, or one being
+	 * started in its struct (runtime.c, "Lifetime"). */
+	if (atomic_load(&rt->stopping) || !atomic_load(&rt->live))
 		return -ESHUTDOWN;
 	size_t ssize = 0;
 	if (!step) {
@@ -388,10 +423,14 @@ void weft__task_finish(weft_worker *w, weft_task *t)
 	struct weft_runtime *rt = weft__task_rt(t);
 	weft_task_ext *x = atomic_load_explicit(weft__task_extp(t), memory_order_acquire);
 	if (x && x->tls) {
+		/* Destructors of the keys in use now, for values stored under
+		 * them (not under a deleted key that had the same slot). */
 		for (int k = 0; k < WEFT_TLS_KEYS; k++) {
+			if (!x->tls[k].value || tls_slot((weft_tls_key_t)(k | x->tls[k].gen << TLS_GEN_SHIFT)) < 0)
+				continue;
 			void (*d)(void *) = atomic_load_explicit(&tls_dtor[k], memory_order_acquire);
-			if (x->tls[k] && d)
-				d(x->tls[k]);
+			if (d)
+				d(x->tls[k].value);
 		}
 		free(x->tls);
 		x->tls = NULL;
@@ -430,30 +469,30 @@ void weft__task_finish(weft_worker *w, weft_task *t)
 
 /* ------------------------------------------------------------ join & co */
 
-int weft__join_in(struct weft_runtime *rt, weft_task_t id, void **result, weft_time_t deadline)
+int weft__join(weft_task_t id, void **result, weft_time_t deadline)
 {
 	if (result)
 		*result = NULL;
 	weft_task *self = weft__cur_task();
 	if (self && weft__is_step(self))
 		return -EPERM;
-	weft_task *t = weft__task_ref(rt, id);
+	weft_task *t = weft__task_get(id);
 	if (!t)
 		return -ESRCH;
 	if (t == self) {
-		weft__task_unref(t);
+		weft__task_put(t);
 		return -EINVAL;
 	}
 	uint8_t h = WEFT_H_LIVE;
 	if (!atomic_compare_exchange_strong(&t->handle, &h, WEFT_H_JOINING)) {
-		weft__task_unref(t);
+		weft__task_put(t);
 		return h == WEFT_H_DETACHED ? -EINVAL : -ESRCH;
 	}
 	if (atomic_load(&t->join_state) != WEFT_JOIN_DONE) {
 		weft_task_ext *x = weft__task_ext(t);
 		if (!x) {
 			atomic_store(&t->handle, WEFT_H_LIVE);
-			weft__task_unref(t);
+			weft__task_put(t);
 			return -ENOMEM;
 		}
 		weft_waker_t wk = weft_park_prepare();
@@ -465,7 +504,7 @@ int weft__join_in(struct weft_runtime *rt, weft_task_t id, void **result, weft_t
 				js = WEFT_JOIN_WAITING;
 				if (atomic_compare_exchange_strong(&t->join_state, &js, WEFT_JOIN_NONE)) {
 					atomic_store(&t->handle, WEFT_H_LIVE);
-					weft__task_unref(t);
+					weft__task_put(t);
 					return r;
 				}
 				/* It finished meanwhile: the join succeeds after all. */
@@ -479,33 +518,33 @@ int weft__join_in(struct weft_runtime *rt, weft_task_t id, void **result, weft_t
 		sched_yield();
 	if (result)
 		*result = t->result;
-	weft__task_unref(t); /* the lookup */
 	weft__task_unref(t); /* the handle */
+	weft__task_put(t);   /* the lookup, and the hold on its runtime */
 	return 0;
 }
 
 int weft_join_until(weft_task_t t, void **result, weft_time_t deadline)
 {
-	return weft__join_in(weft_runtime_current(), t, result, deadline);
+	return weft__join(t, result, deadline);
 }
 
 int weft_join(weft_task_t t, void **result)
 {
-	return weft_join_until(t, result, WEFT_NEVER);
+	return weft__join(t, result, WEFT_NEVER);
 }
 
 int weft_detach(weft_task_t id)
 {
-	weft_task *t = weft__task_ref(weft_runtime_current(), id);
+	weft_task *t = weft__task_get(id);
 	if (!t)
 		return -ESRCH;
 	uint8_t h = WEFT_H_LIVE;
 	if (!atomic_compare_exchange_strong(&t->handle, &h, WEFT_H_DETACHED)) {
-		weft__task_unref(t);
+		weft__task_put(t);
 		return h == WEFT_H_DETACHED ? -EINVAL : -ESRCH;
 	}
-	weft__task_unref(t);
 	weft__task_unref(t); /* the handle */
+	weft__task_put(t);
 	return 0;
 }
 
@@ -523,11 +562,11 @@ int weft__task_cancel(weft_task *t)
 
 int weft_cancel(weft_task_t id)
 {
-	weft_task *t = weft__task_ref(weft_runtime_current(), id);
+	weft_task *t = weft__task_get(id);
 	if (!t)
 		return -ESRCH;
 	int r = weft__task_cancel(t);
-	weft__task_unref(t);
+	weft__task_put(t);
 	return r;
 }
 
@@ -584,7 +623,7 @@ int weft_task_name(weft_task_t id, char *buf, size_t len)
 {
 	if (!buf || len == 0)
 		return -EINVAL;
-	weft_task *t = weft__task_ref(weft_runtime_current(), id);
+	weft_task *t = weft__task_get(id);
 	if (!t)
 		return -ESRCH;
 	weft_task_ext *x = atomic_load_explicit(weft__task_extp(t), memory_order_acquire);
@@ -594,7 +633,7 @@ int weft_task_name(weft_task_t id, char *buf, size_t len)
 	if (n)
 		memcpy(buf, x->name, n);
 	buf[n] = 0;
-	weft__task_unref(t);
+	weft__task_put(t);
 	return 0;
 }
 
@@ -625,18 +664,36 @@ int weft_tls_key_create(weft_tls_key_t *key, void (*destructor)(void *))
 		int k = __builtin_ctzll(~used);
 		if (atomic_compare_exchange_weak(&tls_used, &used, used | ((uint64_t)1 << k))) {
 			atomic_store_explicit(&tls_dtor[k], destructor, memory_order_release);
-			*key = k;
+			*key = (weft_tls_key_t)(k | atomic_load(&tls_gen[k]) << TLS_GEN_SHIFT);
 			return 0;
 		}
 	}
 }
 
+/* The slot of a key handle that names a key in use now, else -1. */
+static int tls_slot(weft_tls_key_t key)
+{
+	if (key < 0)
+		return -1;
+	int k = key & (WEFT_TLS_KEYS - 1);
+	uint32_t gen = (uint32_t)key >> TLS_GEN_SHIFT;
+	if (!(atomic_load_explicit(&tls_used, memory_order_acquire) & ((uint64_t)1 << k)) ||
+	    atomic_load_explicit(&tls_gen[k], memory_order_acquire) != gen)
+		return -1;
+	return k;
+}
+
 int weft_tls_key_delete(weft_tls_key_t key)
 {
-	if (key < 0 || key >= WEFT_TLS_KEYS || !(atomic_load(&tls_used) & ((uint64_t)1 << key)))
+	int k = tls_slot(key);
+	if (k < 0)
 		return -EINVAL;
-	atomic_store(&tls_dtor[key], NULL);
-	atomic_fetch_and(&tls_used, ~((uint64_t)1 << key));
+	uint32_t gen = (uint32_t)key >> TLS_GEN_SHIFT;
+	/* Only the deleter that moves the generation on frees the slot. */
+	if (!atomic_compare_exchange_strong(&tls_gen[k], &gen, gen == TLS_GEN_MAX ? 0 : gen + 1))
+		return -EINVAL;
+	atomic_store(&tls_dtor[k], NULL);
+	atomic_fetch_and(&tls_used, ~((uint64_t)1 << k));
 	return 0;
 }
 
@@ -645,17 +702,19 @@ int weft_tls_set(weft_tls_key_t key, void *value)
 	weft_task *t = weft__cur_task();
 	if (!t)
 		return -EPERM;
-	if (key < 0 || key >= WEFT_TLS_KEYS || !(atomic_load_explicit(&tls_used, memory_order_relaxed) & ((uint64_t)1 << key)))
+	int k = tls_slot(key);
+	if (k < 0)
 		return -EINVAL;
 	weft_task_ext *x = weft__task_ext(t);
 	if (!x)
 		return -ENOMEM;
 	if (!x->tls) {
-		x->tls = calloc(WEFT_TLS_KEYS, sizeof(void *));
+		x->tls = calloc(WEFT_TLS_KEYS, sizeof *x->tls);
 		if (!x->tls)
 			return -ENOMEM;
 	}
-	x->tls[key] = value;
+	x->tls[k].value = value;
+	x->tls[k].gen = (uint32_t)key >> TLS_GEN_SHIFT;
 	return 0;
 }
 
@@ -663,7 +722,8 @@ void *weft_tls_get(weft_tls_key_t key)
 {
 	weft_task *t = weft__cur_task();
 	weft_task_ext *x = t ? atomic_load_explicit(weft__task_extp(t), memory_order_acquire) : NULL;
-	if (!x || !x->tls || key < 0 || key >= WEFT_TLS_KEYS)
+	int k = tls_slot(key);
+	if (!x || !x->tls || k < 0 || x->tls[k].gen != (uint32_t)key >> TLS_GEN_SHIFT)
 		return NULL;
-	return x->tls[key];
+	return x->tls[k].value;
 }

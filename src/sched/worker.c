@@ -161,8 +161,13 @@ static void run_task(weft_worker *w, weft_task *t)
 		if (r == WEFT_STEP_DONE) {
 			t->result = res;
 			action = WEFT_ACT_EXIT;
-		} else {
+		} else if (likely(r == WEFT_STEP_PARKED || r == WEFT_STEP_YIELD)) {
 			action = r == WEFT_STEP_PARKED ? WEFT_ACT_PARK : WEFT_ACT_YIELD;
+		} else {
+			/* A programming error: say so, and end the task. */
+			weft__report_task(t, "step function returned a value that is not a weft_step_t", (long)r);
+			t->result = (void *)(intptr_t)-EINVAL;
+			action = WEFT_ACT_EXIT;
 		}
 	} else if (likely(run_coro(w, t))) {
 		action = w->action;

@@ -14,14 +14,26 @@
  *    makes "leave the queue" and "stop being counted" one atomic step, which
  *    weft_waitq_remove alone (it takes the lock itself) cannot give.
  *
- * This is not the pattern of weft/sched.h, where a false weft_unpark means
- * "the waiter is gone" and the waker passes its item on to the next one.
  * Committing at the pop lets a waker update the primitive's counts in the
- * same critical section as the pop, without first learning whether its
- * unpark won; the waiter, which takes the queue lock after any failed park,
- * learns what it got either way. The two disciplines never meet: sync's
- * queues are woken only by sync's own wakers, never by weft_waitq_wake_one
- * or weft_waitq_wake_all.
+ * same critical section as the pop; the waiter, which takes the queue lock
+ * after any failed park, learns what it got either way. Wakers here unpark
+ * while holding the queue lock (a broadcast wakes any number of waiters, and
+ * their nodes may vanish once the lock is free), which weft/sched.h's
+ * wake_one and wake_all do not do; sync's queues are woken only by sync's
+ * own wakers.
+ *
+ * Lifetime (the POSIX rule: a primitive may be destroyed as soon as no call
+ * on it is in progress, and in particular by a caller the moment its own
+ * call returns):
+ *  - A waker's last touch of the primitive is the release of its lock; the
+ *    state change that lets someone else return (a permit, a zero count, a
+ *    free lock) is made while the lock is held, or is itself the waker's
+ *    last touch (the mutex's and the rwlock's unlock fast paths).
+ *  - Whoever returns because of a change made under the lock waits until the
+ *    lock is free before returning (weft__sync_settle): a woken waiter, and
+ *    a fast path that saw the change without the lock. The change is a
+ *    release operation and the fast path's check an acquire, so a lock word
+ *    read as free after it is the waker's unlock or later.
  */
 #ifndef WEFT_SYNC_INTERNAL_H
 #define WEFT_SYNC_INTERNAL_H
@@ -32,6 +44,7 @@
 
 #include <assert.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 #define likely(x) __builtin_expect(!!(x), 1)
@@ -90,6 +103,21 @@ static inline weft_waitq_node_t *weft__sync_pop(weft_waitq_t *q)
 	return n;
 }
 
+/* Wait until q's lock is free: whoever changed the primitive under it, and
+ * so let the caller return, is then done with it (see "Lifetime"). The
+ * holder is inside a short critical section; if it was preempted there,
+ * give it the CPU. */
+static inline void weft__sync_settle(weft_waitq_t *q)
+{
+	_Atomic uint32_t *l = (_Atomic uint32_t *)&q->lock;
+	for (int n = 0; atomic_load_explicit(l, memory_order_acquire) != 0; n++) {
+		if (n < 64)
+			weft__sync_pause();
+		else
+			sched_yield();
+	}
+}
+
 /* Under q's lock: deliver status to n (already popped) and wake it. n may
  * return from its wait as soon as the unpark lands, so it is not touched
  * after; the waker is copied out first. */
@@ -111,9 +139,12 @@ static inline int weft__sync_wait(weft_waitq_t *lock, weft_waitq_t *q, weft_wait
 	int r = weft_park(n->waker, deadline);
 	if (r == 0) {
 		/* Only our queue's wakers hold this waker, and they deliver
-		 * before they unpark; the unpark/park pair orders the status. */
+		 * before they unpark; the unpark/park pair orders the status.
+		 * The waker unparked us holding the lock: let it finish. */
 		assert(n->status > 0);
-		return n->status;
+		int st = n->status;
+		weft__sync_settle(lock);
+		return st;
 	}
 	weft_waitq_lock(lock);
 	if (n->queued && n->status == WEFT__SYNC_WAITING) {

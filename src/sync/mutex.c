@@ -33,11 +33,18 @@
  * loses the race again sets STARVING as it parks again, and parks in
  * `front`, ahead of the queue (its place in line is its first arrival, as
  * with Go's LIFO requeue). While STARVING is set nobody grabs the mutex:
- * lockers queue behind the waiters, and unlock (which still clears LOCKED)
- * counts the first waiter out and sets LOCKED for it in one CAS, then hands
- * it over (status GRANTED). The new owner leaves the mode if it waited
- * under 1 ms or nobody else waits; if every waiter gave up, the unlock that
- * finds none just clears STARVING.
+ * lockers queue behind the waiters, and unlock keeps LOCKED set, counts the
+ * first waiter out and hands the mutex over to it as it is (status
+ * GRANTED). The new owner leaves the mode if it waited under 1 ms or nobody
+ * else waits; if every waiter gave up, the unlock that finds none clears
+ * LOCKED and STARVING together.
+ *
+ * Unlock and lifetime. Unlock does whatever it must with the queue while it
+ * still holds the mutex (wake or hand over under q's lock), and the release
+ * of LOCKED - or the handoff - is its last touch of the mutex, so that
+ * whoever takes the mutex next may destroy it at once (the POSIX rule; see
+ * internal.h). A woken or granted waiter settles on q's lock before it
+ * returns.
  *
  * Invariants
  *  (1) Whenever q's lock is free, waiters == (front != NULL) + the queued,
@@ -45,10 +52,11 @@
  *      q's lock, together with the matching queue change (a waiter counts
  *      itself in and pushes; a waker counts one out and pops; a waiter that
  *      gives up counts itself out and withdraws its node).
- *  (2) While STARVING is set, only a handoff sets LOCKED: every grab tests
- *      LOCKED | STARVING. STARVING is set only by a CAS that sees LOCKED
- *      (so a holder exists, whose unlock will hand over), and cleared by a
- *      new owner or by the handoff that finds nobody.
+ *  (2) While STARVING is set, LOCKED is set too and nobody grabs: every
+ *      grab tests LOCKED | STARVING. STARVING is set only by a CAS that
+ *      sees LOCKED (so a holder exists, whose unlock will hand over), and
+ *      cleared by a new owner, or together with LOCKED by the unlock that
+ *      finds nobody to hand over to.
  *  (3) At most one woken waiter is in flight: unlock wakes only when WOKEN
  *      is clear and sets it in the same CAS; the woken waiter clears it in
  *      its next CAS (grab, requeue or give up). Only that waiter fills
@@ -153,8 +161,11 @@ static void mx_enqueue(weft_mutex_t *m, struct mx_wait *w, bool requeue)
  * waiter has left the line and counted itself out. */
 static int mx_settle(weft_mutex_t *m, struct mx_wait *w, int r)
 {
-	if (r == 0)
-		return w->n.status;
+	if (r == 0) {
+		int st = w->n.status;
+		weft__sync_settle(&m->q); /* the unlocker woke us holding q's lock */
+		return st;
+	}
 	weft_waitq_lock(&m->q);
 	bool in_front = m->front == &w->n;
 	bool in_q = w->n.queued && w->n.status == WEFT__SYNC_WAITING;
@@ -277,8 +288,9 @@ __attribute__((noinline)) static int mx_lock_slow(weft_mutex_t *m, uint64_t self
 		if (r < 0)
 			return r;
 		if (r == WEFT__SYNC_GRANTED) {
-			/* Handed over: the unlocker set LOCKED for us and counted us
-			 * out. Leave starvation mode if it is no longer needed. */
+			/* Handed over: the unlocker left LOCKED set for us and
+			 * counted us out. Leave starvation mode if it is no longer
+			 * needed. */
 			bool long_wait = weft_now() - w.start > MX_STARVE_NS;
 			s = atomic_load_explicit(st, memory_order_relaxed);
 			while ((s & MX_STARVING) && (!long_wait || MX_WAITERS(s) == 0) &&
@@ -348,49 +360,57 @@ int weft_mutex_trylock(weft_mutex_t *m)
 	return 0;
 }
 
-/* Starvation mode, after LOCKED was cleared: give the mutex to the first in
- * line by setting LOCKED for it. */
-static void mx_handoff(weft_mutex_t *m)
+/* The contended unlock: s (LOCKED set) shows waiters, starvation mode or a
+ * woken waiter in flight. Whatever has to be done with the queue is done
+ * while the mutex is still held, and the release of LOCKED (or the handoff
+ * that passes it on) comes last: once the mutex is seen free, this call
+ * touches it no more, so whoever takes it next may destroy it (see
+ * internal.h, "Lifetime"). */
+__attribute__((noinline)) static void mx_unlock_slow(weft_mutex_t *m, uint32_t s)
 {
 	_Atomic uint32_t *st = mx_state(m);
-	weft_waitq_lock(&m->q);
-	uint32_t s = atomic_load_explicit(st, memory_order_relaxed);
-	assert(!(s & MX_LOCKED) && (s & MX_STARVING));
-	if (MX_WAITERS(s) == 0) {
-		/* Everyone gave up: the mode ends, the mutex is free. */
-		while (!atomic_compare_exchange_weak_explicit(st, &s, s & ~MX_STARVING, memory_order_relaxed,
-							      memory_order_relaxed))
-			;
-		weft_waitq_unlock(&m->q);
-		return;
-	}
-	weft_waitq_node_t *n = mx_next(m);
-	/* Under q's lock the count does not change, and while STARVING is set
-	 * nobody else sets LOCKED; only WOKEN may change. */
-	while (!atomic_compare_exchange_weak_explicit(st, &s, (s - MX_WAITER) | MX_LOCKED, memory_order_acq_rel,
-						      memory_order_relaxed))
-		;
-	weft__sync_deliver(n, WEFT__SYNC_GRANTED);
-	weft_waitq_unlock(&m->q);
-}
-
-/* Normal mode, after LOCKED was cleared: wake one waiter if needed. */
-static void mx_wake(weft_mutex_t *m)
-{
-	_Atomic uint32_t *st = mx_state(m);
-	weft_waitq_lock(&m->q);
-	uint32_t s = atomic_load_explicit(st, memory_order_relaxed);
 	for (;;) {
-		if (MX_WAITERS(s) == 0 || (s & (MX_LOCKED | MX_WOKEN | MX_STARVING))) {
-			weft_waitq_unlock(&m->q);
+		assert(s & MX_LOCKED);
+		bool wake = MX_WAITERS(s) != 0 && !(s & (MX_WOKEN | MX_STARVING));
+		bool handoff = (s & MX_STARVING) && MX_WAITERS(s) != 0;
+		if (!wake && !handoff) {
+			/* Nobody to wake (a woken waiter or a spinner will take it),
+			 * or starvation mode with nobody left: release, ending the
+			 * mode. */
+			if (atomic_compare_exchange_weak_explicit(st, &s, s & ~(MX_LOCKED | MX_STARVING),
+								  memory_order_release, memory_order_relaxed))
+				return;
+			continue;
+		}
+		weft_waitq_lock(&m->q);
+		s = atomic_load_explicit(st, memory_order_relaxed);
+		if ((s & MX_STARVING) && MX_WAITERS(s) != 0) {
+			/* Starvation mode: the first in line gets the mutex as it
+			 * is, LOCKED and all (invariant (2)). Under q's lock the count
+			 * does not change; only WOKEN may. */
+			weft_waitq_node_t *n = mx_next(m);
+			while (!atomic_compare_exchange_weak_explicit(st, &s, s - MX_WAITER, memory_order_acq_rel,
+								      memory_order_relaxed))
+				;
+			weft__sync_deliver(n, WEFT__SYNC_GRANTED);
+			weft_waitq_unlock(&m->q); /* the new owner settles on it: our last touch */
 			return;
 		}
-		if (atomic_compare_exchange_weak_explicit(st, &s, (s - MX_WAITER) | MX_WOKEN, memory_order_relaxed,
-							  memory_order_relaxed))
-			break;
+		if (MX_WAITERS(s) != 0 && !(s & (MX_WOKEN | MX_STARVING))) {
+			/* Normal mode: wake one to compete (invariant (3)), then
+			 * release. */
+			while (!atomic_compare_exchange_weak_explicit(st, &s, (s - MX_WAITER) | MX_WOKEN,
+								      memory_order_relaxed, memory_order_relaxed))
+				;
+			weft__sync_deliver(mx_next(m), WEFT__SYNC_WOKEN);
+			weft_waitq_unlock(&m->q);
+			/* The woken waiter cannot take the mutex before this, and
+			 * settles on q's lock, released above. */
+			atomic_fetch_and_explicit(st, ~MX_LOCKED, memory_order_release);
+			return;
+		}
+		weft_waitq_unlock(&m->q); /* changed meanwhile: look again */
 	}
-	weft__sync_deliver(mx_next(m), WEFT__SYNC_WOKEN);
-	weft_waitq_unlock(&m->q);
 }
 
 static inline void mx_unlock(weft_mutex_t *m)
@@ -399,14 +419,17 @@ static inline void mx_unlock(weft_mutex_t *m)
 	/* Only the holder writes gen: no read-modify-write needed. */
 	atomic_store_explicit(mx_gen(m), atomic_load_explicit(mx_gen(m), memory_order_relaxed) + 1,
 			      memory_order_relaxed);
-	uint32_t s = atomic_fetch_sub_explicit(mx_state(m), MX_LOCKED, memory_order_release) - MX_LOCKED;
-	if (likely(s == 0))
+	uint32_t s = MX_LOCKED;
+	if (likely(atomic_compare_exchange_strong_explicit(mx_state(m), &s, 0, memory_order_release,
+							   memory_order_relaxed)))
 		return;
-	assert(!(s & MX_LOCKED));
-	if (s & MX_STARVING)
-		mx_handoff(m);
-	else if (MX_WAITERS(s) != 0 && !(s & MX_WOKEN))
-		mx_wake(m);
+	if (!(s & MX_STARVING) && (MX_WAITERS(s) == 0 || (s & MX_WOKEN))) {
+		/* Waiters or a woken one, but nobody to wake now: release. */
+		if (atomic_compare_exchange_strong_explicit(mx_state(m), &s, s & ~MX_LOCKED, memory_order_release,
+							    memory_order_relaxed))
+			return;
+	}
+	mx_unlock_slow(m, s);
 }
 
 void weft__mutex_unlock(weft_mutex_t *m)

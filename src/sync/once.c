@@ -1,14 +1,18 @@
 /* once.c - run a function exactly once.
  *
  * State: NEW -> RUNNING (the CAS that elects the runner) -> DONE (a release
- * store after fn returned). Callers that find it RUNNING queue on q; the
- * runner, after its DONE store, takes q's lock and wakes everyone queued.
- * A waiter checks the state again under q's lock before it links its node,
- * so it either sees DONE (and does not wait) or is linked before the runner
- * takes the lock to wake: no wake-up is lost. The DONE store is release and
- * every check of it acquire, so fn's effects are visible to each caller
- * that returns 0. runner records who runs fn, to turn a call from inside fn
- * (which would wait for itself) into -EDEADLK.
+ * store after fn returned, made under q's lock). Callers that find it
+ * RUNNING queue on q; the runner, holding q's lock, stores DONE and wakes
+ * everyone queued. A waiter checks the state again under q's lock before it
+ * links its node, so it either sees DONE (and does not wait) or is linked
+ * before the runner takes the lock: no wake-up is lost. The DONE store is
+ * release and every check of it acquire, so fn's effects are visible to
+ * each caller that returns 0. runner records who runs fn, to turn a call
+ * from inside fn (which would wait for itself) into -EDEADLK.
+ *
+ * Lifetime: whoever sees DONE settles on q's lock before returning (see
+ * internal.h), so a caller may destroy the once as soon as its call
+ * returned, even while the runner is still waking the others.
  */
 #include "internal.h"
 
@@ -28,23 +32,27 @@ int weft_once_until(weft_once_t *once, void (*fn)(void *), void *arg, weft_time_
 		return -EINVAL;
 	_Atomic uint32_t *st = WEFT__A32(&once->state);
 	uint32_t s = atomic_load_explicit(st, memory_order_acquire);
-	if (likely(s == ONCE_DONE))
+	if (likely(s == ONCE_DONE)) {
+		weft__sync_settle(&once->q);
 		return 0;
+	}
 	uint64_t self = weft__sync_self();
 	if (s == ONCE_NEW &&
 	    atomic_compare_exchange_strong_explicit(st, &s, ONCE_RUNNING, memory_order_acquire, memory_order_acquire)) {
 		atomic_store_explicit(WEFT__A64(&once->runner), self, memory_order_relaxed);
 		fn(arg);
-		atomic_store_explicit(st, ONCE_DONE, memory_order_release);
 		weft_waitq_lock(&once->q);
+		atomic_store_explicit(st, ONCE_DONE, memory_order_release);
 		weft_waitq_node_t *n;
 		while ((n = weft__sync_pop(&once->q)) != NULL)
 			weft__sync_deliver(n, WEFT__SYNC_GRANTED);
 		weft_waitq_unlock(&once->q);
 		return 0;
 	}
-	if (s == ONCE_DONE)
+	if (s == ONCE_DONE) {
+		weft__sync_settle(&once->q);
 		return 0;
+	}
 	if (atomic_load_explicit(WEFT__A64(&once->runner), memory_order_relaxed) == self)
 		return -EDEADLK;
 	if (deadline != WEFT_NEVER && weft_now() >= deadline)

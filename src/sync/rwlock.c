@@ -30,6 +30,12 @@
  * under the master lock, and links its node before releasing it; an
  * unlock whose CAS follows sees WAIT and takes the master lock (after the
  * node is linked); one that precedes it lets the waiter's CAS take the lock.
+ *
+ * Lifetime: an unlock's last touch is its fast CAS, or the release of the
+ * master lock. Whatever lets someone in under the master lock (a grant,
+ * clearing WAIT) is therefore seen before that release, so the granted
+ * waiters and every fast path that gets in settle on the master lock before
+ * returning (internal.h): the lock may then be destroyed at once.
  */
 #include "internal.h"
 
@@ -69,8 +75,10 @@ int weft_rwlock_destroy(weft_rwlock_t *rw)
 /* Under the master lock: keep WAIT equal to "someone is queued". */
 static void rw_sync_wait_bit(weft_rwlock_t *rw)
 {
+	/* release: a fast path that now gets in settles on the master lock
+	 * (see "Lifetime"). */
 	if (rw->nwr + rw->nrd == 0)
-		atomic_fetch_and_explicit(rw_state(rw), ~RW_WAIT, memory_order_relaxed);
+		atomic_fetch_and_explicit(rw_state(rw), ~RW_WAIT, memory_order_release);
 }
 
 static void rw_grant_readers(weft_rwlock_t *rw)
@@ -171,6 +179,7 @@ int weft_rwlock_tryrdlock(weft_rwlock_t *rw)
 			return -EAGAIN;
 	} while (!atomic_compare_exchange_weak_explicit(st, &s, s + RW_READER, memory_order_acquire,
 							memory_order_relaxed));
+	weft__sync_settle(&rw->wq);
 	return 0;
 }
 
@@ -222,6 +231,7 @@ int weft_rwlock_trywrlock(weft_rwlock_t *rw)
 	if (!atomic_compare_exchange_strong_explicit(rw_state(rw), &s, RW_WRITER, memory_order_acquire,
 						     memory_order_relaxed))
 		return -EBUSY;
+	weft__sync_settle(&rw->wq);
 	atomic_store_explicit(WEFT__A64(&rw->owner), weft__sync_self(), memory_order_relaxed);
 	return 0;
 }
@@ -234,8 +244,10 @@ int weft_rwlock_wrlock_until(weft_rwlock_t *rw, weft_time_t deadline)
 	uint64_t self = weft__sync_self();
 	uint32_t s = 0;
 	if (likely(atomic_compare_exchange_strong_explicit(st, &s, RW_WRITER, memory_order_acquire,
-							   memory_order_relaxed)))
+							   memory_order_relaxed))) {
+		weft__sync_settle(&rw->wq);
 		goto got;
+	}
 	if ((s & RW_WRITER) && atomic_load_explicit(WEFT__A64(&rw->owner), memory_order_relaxed) == self)
 		return -EDEADLK;
 	if (deadline != WEFT_NEVER && weft_now() >= deadline)

@@ -18,6 +18,9 @@
  * up (every acquire takes one from the count or from a release).
  * No lost wake-up: the same argument as in waitgroup.c, with "permits > 0"
  * in place of "count == 0".
+ * Lifetime: a release with waiters hands out permits and adds what is left
+ * under q's lock; an acquire that took a permit without the lock settles on
+ * q's lock before returning, as woken waiters do (internal.h).
  */
 #include "internal.h"
 
@@ -66,6 +69,8 @@ int weft_sem_tryacquire(weft_sem_t *s)
 			return -EBUSY;
 	} while (!atomic_compare_exchange_weak_explicit(st, &v, v - SEM_ONE, memory_order_acquire,
 							memory_order_relaxed));
+	/* The permit may have been left by a release still holding q's lock. */
+	weft__sync_settle(&s->q);
 	return 0;
 }
 

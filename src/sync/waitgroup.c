@@ -1,9 +1,16 @@
 /* waitgroup.c - wait groups (Go's sync.WaitGroup).
  *
  * State word: count << 1 | WAIT, WAIT meaning "waiters may be queued".
- * done is one fetch_sub; add is a CAS loop, so that a count that would go
- * negative or overflow changes nothing. Whoever takes the count to zero
- * and sees WAIT takes q's lock and wakes every queued waiter.
+ * done and add are CAS loops, so that a count that would go negative or
+ * overflow changes nothing. A change that takes the count to zero while
+ * WAIT is set is made under q's lock, together with waking every queued
+ * waiter and clearing WAIT; any other change is one CAS with no lock.
+ *
+ * Lifetime: a waiter may destroy the group as soon as its wait returns.
+ * The zero that lets it return is made either without the lock (WAIT clear:
+ * the CAS is that call's last touch) or under q's lock, and whoever sees it
+ * (a woken waiter, or a wait that finds zero at once) settles on q's lock
+ * before returning, so the waker has let go of the group by then.
  *
  * No lost wake-up: a waiter, holding q's lock, sets WAIT by a CAS that sees
  * a non-zero count, and links its node before releasing the lock. The
@@ -11,11 +18,10 @@
  * the word's order (it sees WAIT and takes q's lock, so it finds the node)
  * or before it (the waiter's CAS sees zero and it returns at once).
  *
- * WAIT is cleared only under q's lock, when the count is zero and the queue
- * has been emptied; a waiter that gives up leaves it set (the next zero
- * just finds fewer waiters). A done that finds the count already zero is a
- * caller's error: it adds the one back and reports -EINVAL; until then the
- * word is briefly one below zero, which only that misuse can make visible.
+ * WAIT is cleared only under q's lock, by the change that zeroes the count
+ * as the queue is emptied; a waiter that gives up leaves it set (the next
+ * zero just finds fewer waiters). A done that finds the count already zero
+ * is a caller's error (-EINVAL) and changes nothing.
  *
  * Memory order: done and add are acq_rel and the zero-checking loads
  * acquire, so the work before every done is visible to whoever sees zero;
@@ -55,59 +61,68 @@ int64_t weft_wg_count(const weft_wg_t *wg)
 {
 	if (!wg)
 		return -EINVAL;
-	return WG_COUNT(atomic_load_explicit(WEFT__A64(&wg->state), memory_order_acquire));
+	int64_t c = WG_COUNT(atomic_load_explicit(WEFT__A64(&wg->state), memory_order_acquire));
+	if (c == 0) /* as in wait: a zero seen may let the caller destroy the group */
+		weft__sync_settle((weft_waitq_t *)&wg->q);
+	return c;
 }
 
-/* The count reached zero with waiters queued: release them all. */
-static void wg_wake(weft_wg_t *wg)
+/* Change the count by n (a CAS loop; -EINVAL below zero, -EOVERFLOW above
+ * WG_MAX). A change that zeroes the count while WAIT is set is made under
+ * q's lock, with every queued waiter released in the same critical section
+ * (see "Lifetime"). */
+static int wg_change(weft_wg_t *wg, int64_t n)
 {
 	_Atomic uint64_t *st = wg_state(wg);
-	weft_waitq_lock(&wg->q);
-	weft_waitq_node_t *n;
-	while ((n = weft__sync_pop(&wg->q)) != NULL)
-		weft__sync_deliver(n, WEFT__SYNC_GRANTED);
 	uint64_t s = atomic_load_explicit(st, memory_order_relaxed);
-	while (WG_COUNT(s) == 0 && (s & WG_WAIT) &&
-	       !atomic_compare_exchange_weak_explicit(st, &s, s & ~(uint64_t)WG_WAIT, memory_order_relaxed,
-						      memory_order_relaxed))
-		;
+	for (;;) {
+		int64_t c = WG_COUNT(s);
+		if (n < 0 ? c + n < 0 : n > WG_MAX - c)
+			return n < 0 ? -EINVAL : -EOVERFLOW;
+		c += n;
+		if (c == 0 && n != 0 && (s & WG_WAIT))
+			break;
+		/* release: the work before a done is visible to whoever sees
+		 * the count it leaves. */
+		if (atomic_compare_exchange_weak_explicit(st, &s, ((uint64_t)c << 1) | (s & WG_WAIT),
+							  memory_order_acq_rel, memory_order_relaxed))
+			return 0;
+	}
+	weft_waitq_lock(&wg->q);
+	s = atomic_load_explicit(st, memory_order_relaxed);
+	int64_t c;
+	for (;;) {
+		c = WG_COUNT(s);
+		if (n < 0 ? c + n < 0 : n > WG_MAX - c) {
+			weft_waitq_unlock(&wg->q);
+			return n < 0 ? -EINVAL : -EOVERFLOW;
+		}
+		c += n;
+		/* Waiters queue only under this lock: WAIT and the queue agree
+		 * now. Zero releases them all and clears WAIT. */
+		uint64_t nw = c == 0 ? 0 : ((uint64_t)c << 1) | (s & WG_WAIT);
+		if (atomic_compare_exchange_weak_explicit(st, &s, nw, memory_order_acq_rel, memory_order_relaxed))
+			break;
+	}
+	weft_waitq_node_t *w;
+	while (c == 0 && (w = weft__sync_pop(&wg->q)) != NULL)
+		weft__sync_deliver(w, WEFT__SYNC_GRANTED);
 	weft_waitq_unlock(&wg->q);
+	return 0;
 }
 
 int weft_wg_add(weft_wg_t *wg, int64_t n)
 {
 	if (!wg)
 		return -EINVAL;
-	_Atomic uint64_t *st = wg_state(wg);
-	uint64_t s = atomic_load_explicit(st, memory_order_relaxed);
-	int64_t c;
-	do {
-		c = WG_COUNT(s);
-		if (n < 0 ? c + n < 0 : n > WG_MAX - c)
-			return n < 0 ? -EINVAL : -EOVERFLOW;
-		c += n;
-	} while (!atomic_compare_exchange_weak_explicit(st, &s, ((uint64_t)c << 1) | (s & WG_WAIT),
-							memory_order_acq_rel, memory_order_relaxed));
-	if (c == 0 && n != 0 && (s & WG_WAIT))
-		wg_wake(wg);
-	return 0;
+	return wg_change(wg, n);
 }
 
 int weft_wg_done(weft_wg_t *wg)
 {
 	if (!wg)
 		return -EINVAL;
-	_Atomic uint64_t *st = wg_state(wg);
-	uint64_t s = atomic_fetch_sub_explicit(st, WG_ONE, memory_order_acq_rel);
-	if (likely(WG_COUNT(s) > 1))
-		return 0;
-	if (unlikely(WG_COUNT(s) <= 0)) {
-		atomic_fetch_add_explicit(st, WG_ONE, memory_order_relaxed);
-		return -EINVAL;
-	}
-	if (s & WG_WAIT)
-		wg_wake(wg);
-	return 0;
+	return wg_change(wg, -1);
 }
 
 int weft_wg_wait_until(weft_wg_t *wg, weft_time_t deadline)
@@ -116,8 +131,10 @@ int weft_wg_wait_until(weft_wg_t *wg, weft_time_t deadline)
 		return -EINVAL;
 	_Atomic uint64_t *st = wg_state(wg);
 	uint64_t s = atomic_load_explicit(st, memory_order_acquire);
-	if (WG_COUNT(s) == 0)
+	if (WG_COUNT(s) == 0) {
+		weft__sync_settle(&wg->q); /* the zero may have been made under the lock */
 		return 0;
+	}
 	if (deadline != WEFT_NEVER && weft_now() >= deadline)
 		return -ETIMEDOUT;
 	int r = weft__sync_can_park();

@@ -175,6 +175,14 @@ size_t weft__timers_run(struct weft_runtime *rt, weft_shard_t *s, uint64_t tick)
 	return n;
 }
 
+size_t weft__timers_run_due(struct weft_runtime *rt, weft_shard_t *s)
+{
+	uint64_t tick = now_tick();
+	if (atomic_load_explicit(&s->next_tick, memory_order_acquire) > tick)
+		return 0;
+	return weft__timers_run(rt, s, tick);
+}
+
 size_t weft__timers_poll(weft_worker *w, bool all_shards)
 {
 	struct weft_runtime *rt = w->rt;
@@ -287,6 +295,22 @@ static void user_timers_free(struct weft_runtime *rt)
 	rt->user_timers = NULL;
 }
 
+/* The first period boundary after now: last + k * period, k >= 1, missed
+ * periods skipped (not bunched); WEFT_NEVER if it would not fit. */
+static weft_time_t next_due(weft_time_t last, weft_time_t period, weft_time_t now)
+{
+	weft_time_t next;
+	if (__builtin_add_overflow(last, period, &next) || next >= WEFT_NEVER)
+		return WEFT_NEVER;
+	if (next > now)
+		return next;
+	weft_time_t skip, k = (now - next) / period + 1;
+	if (__builtin_mul_overflow(k, period, &skip) || __builtin_add_overflow(next, skip, &next) ||
+	    next >= WEFT_NEVER)
+		return WEFT_NEVER;
+	return next;
+}
+
 static void timer_fire(weft_tentry_t *e)
 {
 	weft_timer_t *t = (weft_timer_t *)e;
@@ -304,12 +328,14 @@ static void timer_fire(weft_tentry_t *e)
 	}
 	if (t->period > 0 && !t->stopped) {
 		weft_time_t now = weft_now();
-		t->next += t->period;
-		if (t->next <= now) /* skip missed periods, do not bunch them */
-			t->next += ((now - t->next) / t->period + 1) * t->period;
-		arm_in(e->shard, e, t->next);
-		weft__spin_unlock(&t->lk);
-		return;
+		t->next = next_due(t->next, t->period, now);
+		if (t->next != WEFT_NEVER) {
+			arm_in(e->shard, e, t->next);
+			weft__spin_unlock(&t->lk);
+			return;
+		}
+		/* The next one is beyond the end of time: the timer stays
+		 * started (stop frees it) but never fires again. */
 	}
 	weft__tentry_done(e); /* a stop waiting in weft__tentry_cancel frees it after this */
 	weft__spin_unlock(&t->lk);
@@ -337,7 +363,8 @@ int weft_timer_start(weft_timer_t **out, weft_time_t first, weft_time_t period, 
 	rt->user_timers = t;
 	pthread_mutex_unlock(&rt->user_timers_lock);
 	*out = t;
-	weft__tentry_arm(&t->e, first, timer_fire);
+	if (first != WEFT_NEVER) /* else: started, never due */
+		weft__tentry_arm(&t->e, first, timer_fire);
 	return 0;
 }
 
