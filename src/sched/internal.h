@@ -149,20 +149,33 @@ struct weft_task {
 #if defined(WEFT_TSAN)
 	void *tsan_fiber;
 #endif
-};
+} __attribute__((aligned(64))); /* sanitizer builds: 128 bytes, so that records tile pages */
 typedef struct weft_task weft_task;
 #if !defined(WEFT_ASAN) && !defined(WEFT_TSAN) && UINTPTR_MAX == UINT64_MAX
 _Static_assert(sizeof(struct weft_task) == 64, "a task record is one cache line: keep cold fields in weft_task_ext");
 #endif
 
+/* Where a page of records given back to the OS left off (task.c, "Giving
+ * memory back"): its records' next generation and parker epoch start here. */
+typedef struct weft_page_floor {
+	uint64_t epoch;
+	uint32_t gen;
+} weft_page_floor_t;
+#define WEFT_SLAB_RPAGES (WEFT_SLAB_TASKS * sizeof(weft_task) / 4096) /* record pages per slab, at most (4 KiB pages) */
+#define WEFT_SLAB_RWORDS ((WEFT_SLAB_RPAGES + 63) / 64)
+
 /* A slab (task.c) is one mapping, aligned to WEFT_SLAB_ALIGN:
  * WEFT_SLAB_TASKS records, then one weft_task_ext pointer per record, then
- * the runtime that owns the slab. A record finds both from its own address. */
+ * the runtime that owns the slab, then the floors of its record pages. A
+ * record finds the first two from its own address. */
 #define WEFT_SLAB_BYTES                                                                                       \
-	(WEFT_SLAB_TASKS * (sizeof(weft_task) + sizeof(_Atomic(weft_task_ext *))) + sizeof(struct weft_runtime *))
+	(WEFT_SLAB_TASKS * (sizeof(weft_task) + sizeof(_Atomic(weft_task_ext *))) + sizeof(struct weft_runtime *) + \
+	 WEFT_SLAB_RWORDS * sizeof(uint64_t) + WEFT_SLAB_RPAGES * sizeof(weft_page_floor_t))
 #define WEFT_SLAB_ALIGN ((uintptr_t)1 << 20) /* a power of two >= WEFT_SLAB_BYTES */
 
 _Static_assert(WEFT_SLAB_BYTES <= WEFT_SLAB_ALIGN, "a slab fits its alignment");
+_Static_assert(WEFT_SLAB_RPAGES <= 256, "a record page's index fits a byte");
+_Static_assert(4096 % sizeof(struct weft_task) == 0, "records tile pages");
 
 static inline _Atomic(weft_task_ext *) *weft__slab_exts(weft_task *slab)
 {
@@ -185,6 +198,23 @@ static inline _Atomic(weft_task_ext *) *weft__task_extp(weft_task *t)
 static inline struct weft_runtime **weft__slab_owner(weft_task *slab)
 {
 	return (struct weft_runtime **)(weft__slab_exts(slab) + WEFT_SLAB_TASKS);
+}
+
+/* Which of a slab's record pages are given back (bit per page), and their
+ * floors. */
+static inline uint64_t *weft__slab_released(weft_task *slab)
+{
+	return (uint64_t *)(weft__slab_owner(slab) + 1);
+}
+
+static inline weft_page_floor_t *weft__slab_floors(weft_task *slab)
+{
+	return (weft_page_floor_t *)(weft__slab_released(slab) + WEFT_SLAB_RWORDS);
+}
+
+static inline bool weft__slab_page_released(weft_task *slab, uint32_t pi)
+{
+	return weft__slab_released(slab)[pi / 64] >> (pi % 64) & 1;
 }
 
 /* The runtime t belongs to. */
@@ -305,6 +335,11 @@ struct weft_runtime {
 	_Atomic uint32_t nslabs;
 	weft_task *free_batches;     /* free records in chains of FREE_BATCH (under slab_lock) */
 	weft_task *free_tasks;	     /* free records one by one (under slab_lock) */
+	size_t nfree, nfree_min;     /* records on those lists; its lowest since the period began */
+	uint32_t *released;	     /* record pages given back to the OS: slab << 8 | page (under slab_lock) */
+	size_t nreleased, released_cap;
+	weft_time_t records_period;  /* when the current release period began (under slab_lock) */
+	_Atomic size_t released_since_trim; /* bytes given back since the last malloc_trim */
 	_Atomic uint32_t bump;	     /* records ever handed out: slots [0, bump) */
 	weft_stack_pool_t *stacks;
 
@@ -393,6 +428,8 @@ void weft__task_put(weft_task *t);
 void weft__task_finish(weft_worker *w, weft_task *t);
 void weft__task_free_all(struct weft_runtime *rt);
 void weft__task_cache_flush(weft_worker *w);
+/* The background release of free records' memory (the monitor, each tick). */
+size_t weft__task_scavenge(struct weft_runtime *rt, weft_time_t now);
 weft_task *weft__task_at(struct weft_runtime *rt, uint32_t slot);
 int weft__join(weft_task_t id, void **result, weft_time_t deadline);
 int weft__task_cancel(weft_task *t);
@@ -424,6 +461,9 @@ void weft__park_timer_fire(weft_tentry_t *e);
 
 /* stats.c / monitor.c */
 int weft__monitor_start(struct weft_runtime *rt);
+/* Give memory nobody needed for a while back to the OS (the monitor, every
+ * tick; a parking worker when there is no monitor). */
+void weft__release_memory(struct weft_runtime *rt, weft_time_t now);
 void weft__monitor_stop(struct weft_runtime *rt);
 void weft__signals_install(struct weft_runtime *rt);
 void weft__signals_remove(struct weft_runtime *rt);

@@ -25,6 +25,7 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -47,14 +48,15 @@ static void start_extra(struct weft_runtime *rt)
 	for (int i = rt->nbase; i < nw; i++) {
 		weft_worker *w = rt->workers[i];
 		if (w && atomic_load(&w->exited)) {
-			pthread_join(w->thread, NULL);
+			if (w->joinable)
+				pthread_join(w->thread, NULL);
 			w->joinable = false;
 			weft__worker_start(rt, i, true);
 			return;
 		}
 	}
-	if (nw < rt->nbase + WEFT_EXTRA_WORKERS && weft__worker_start(rt, nw, true) == 0)
-		atomic_store_explicit(&rt->nworkers, nw + 1, memory_order_release);
+	if (nw < rt->nbase + WEFT_EXTRA_WORKERS)
+		weft__worker_start(rt, nw, true); /* counts it in nworkers before it runs */
 }
 
 static bool work_waiting(struct weft_runtime *rt)
@@ -131,7 +133,7 @@ static void *monitor_main(void *arg)
 			}
 		}
 		weft__poll_from_monitor(rt);
-		weft__stack_scavenge(rt->stacks, now);
+		weft__release_memory(rt, now);
 		if (stuck) {
 			/* A stuck worker runs no timers: run the due ones of its
 			 * shard here. The tasks they wake go to the global queue,
@@ -149,6 +151,26 @@ static void *monitor_main(void *arg)
 		sleep_ns = idle == running ? 20 * WEFT_MSEC : 2 * WEFT_MSEC;
 	}
 	return NULL;
+}
+
+/* Memory nobody needed for a while goes back to the OS: free stacks and
+ * records (stack.c, task.c). After a spike that freed a lot of both, the
+ * channels and task extensions freed with them are in malloc's free lists:
+ * ask malloc to give back its free pages too, once the release is done. */
+#define TRIM_AFTER ((size_t)8 << 20)
+
+void weft__release_memory(struct weft_runtime *rt, weft_time_t now)
+{
+	size_t stacks = weft__stack_scavenge(rt->stacks, now);
+	size_t records = weft__task_scavenge(rt, now);
+	size_t bytes = stacks * (size_t)4096 + records * sizeof(weft_task);
+	if (bytes) {
+		atomic_fetch_add_explicit(&rt->released_since_trim, bytes, memory_order_relaxed);
+		return;
+	}
+	if (atomic_load_explicit(&rt->released_since_trim, memory_order_relaxed) >= TRIM_AFTER &&
+	    atomic_exchange_explicit(&rt->released_since_trim, 0, memory_order_relaxed) >= TRIM_AFTER)
+		malloc_trim(0);
 }
 
 int weft__monitor_start(struct weft_runtime *rt)

@@ -7,18 +7,19 @@
  * Slot i is [base + i*slot, base + (i+1)*slot), slot = guard + class size:
  * a guard region of GUARD_PAGES pages, then the stack, whose top
  * WEFT_STACK_DESC bytes hold its descriptor. Slabs are unmapped only when the
- * pool is destroyed. A slab records no per-stack state: everything about a
- * carved stack is in its descriptor (in the stack's top page) while it is
- * resident, and in its cold-vector entry (descriptor address | guard kind)
- * once its memory has been released.
+ * pool is destroyed. While a stack is resident, everything about it is in
+ * its descriptor (in the stack's top page); its slab keeps only what must
+ * survive the release of its memory: the guard kind of each slot and a
+ * bitmap of the slots that are cold (released), with a count, so that a
+ * class finds cold stacks through the list of its slabs that have some.
  *
  * Lists
  * -----
  * A worker cache is singly linked per class (head = most recently freed, the
  * warmest), with a tail pointer so that a flush splices it in one step. The
  * pool's warm list is doubly linked (head = most recently given back; the
- * background release takes from the tail, the coldest). The pool's cold
- * vector is a stack of entries. The pool mutex covers the lists, slot
+ * background release takes from the tail, the coldest). Cold stacks are
+ * bits in their slabs' bitmaps. The pool mutex covers the lists, slot
  * reservation and slab creation; every system call (guards, populate,
  * release) happens outside it, on stacks that are in transit and owned by
  * the caller alone.
@@ -88,7 +89,11 @@ typedef struct weft_slab {
 	size_t len;    /* nslots * slot */
 	size_t slot;   /* guard + class size */
 	uint32_t nslots;
-	uint32_t used; /* carved slots; under pool->lock */
+	uint32_t used;		     /* carved slots; under pool->lock */
+	uint32_t ncold;		     /* set bits of cold (under pool->lock) */
+	struct weft_slab *next_cold; /* the class's slabs with cold stacks (under pool->lock) */
+	uint8_t *guard;		     /* each carved slot's weft_guard_kind_t */
+	uint64_t cold[];	     /* slot i is cold (released) iff bit i is set */
 } weft_slab_t;
 
 typedef struct weft_stack_class {
@@ -96,8 +101,8 @@ typedef struct weft_stack_class {
 	size_t nwarm;
 	size_t warm_min;   /* lowest nwarm since the period began */
 	size_t to_release; /* marked at the last period boundary, not released yet (under lock) */
-	uintptr_t *cold;   /* released: descriptor address | guard kind */
-	size_t ncold, cold_cap;
+	weft_slab_t *cold_slabs; /* slabs with cold stacks */
+	size_t ncold;
 	weft_slab_t *cur; /* slab being carved */
 	unsigned nslabs;
 } weft_stack_class_t;
@@ -259,8 +264,6 @@ void weft__stack_pool_destroy(weft_stack_pool_t *p)
 		free(sl);
 		sl = next;
 	}
-	for (unsigned k = 0; k < NCLASS; k++)
-		free(p->cls[k].cold);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -283,10 +286,11 @@ static int slab_new(weft_stack_pool_t *p, unsigned k)
 	size_t n = target / slot;
 	if (n == 0)
 		n = 1;
-	size_t len = n * slot;
-	weft_slab_t *sl = malloc(sizeof *sl);
+	size_t len = n * slot, words = (n + 63) / 64;
+	weft_slab_t *sl = calloc(1, sizeof *sl + words * sizeof(uint64_t) + n);
 	if (!sl)
 		return -ENOMEM;
+	sl->guard = (uint8_t *)(sl->cold + words);
 	/* MAP_STACK makes the kernel (>= 6.7) keep transparent huge pages out,
 	 * which MADV_NOHUGEPAGE does on older ones: a 2 MiB page behind 30
 	 * small stacks would make each one resident in full and defeat the
@@ -363,7 +367,8 @@ static bool advise_batch(weft_stack_pool_t *p, const struct iovec *iov, size_t n
 /* Scratch for batched advice, per thread (kept off the caller's stack). */
 static __thread struct iovec advise_iov[ADVISE_MAX];
 static __thread weft_stack_t *batch_desc[ADVISE_MAX];
-static __thread uint8_t batch_guard[ADVISE_MAX];
+static __thread weft_slab_t *batch_slab[ADVISE_MAX];
+static __thread uint32_t batch_slot[ADVISE_MAX];
 
 /* Make the top pages of n stacks resident (descriptors in `d`) in one call
  * where possible: a page fault costs far more than populating a page in a
@@ -388,14 +393,17 @@ static void populate_tops(weft_stack_pool_t *p, weft_stack_t **d, size_t n)
 
 /* Write a fresh descriptor for a stack of class k whose memory is resident
  * (or about to fault in) and push it on the cache. */
-static void push_new(weft_stack_pool_t *p, weft_stack_cache_t *c, unsigned k, weft_stack_t *s, uint8_t guard)
+static void push_new(weft_stack_pool_t *p, weft_stack_cache_t *c, unsigned k, weft_slab_t *sl, uint32_t slot)
 {
+	weft_stack_t *s = slot_desc(p, sl, k, slot);
 	*s = (weft_stack_t){
 		.next = c->head[k],
 		.lo = (char *)s + WEFT_STACK_DESC - class_size(k),
 		.size = class_size(k) - WEFT_STACK_DESC,
+		.slab = sl,
+		.slot = slot,
 		.cls = (uint8_t)k,
-		.guard = guard,
+		.guard = sl->guard[slot],
 	};
 	if (!c->head[k])
 		c->tail[k] = s;
@@ -445,13 +453,13 @@ static int carve(weft_stack_pool_t *p, weft_stack_cache_t *c, unsigned k, uint32
 			g = WEFT_GUARD_CANARY_ONLY;
 		if (g != WEFT_GUARD_CANARY_ONLY && !batched && !install_guard(sl->base + (first + i) * sl->slot, p->guard, g))
 			g = WEFT_GUARD_CANARY_ONLY;
+		sl->guard[first + i] = (uint8_t)g; /* the slots are ours: no lock */
 		batch_desc[i] = slot_desc(p, sl, k, first + i);
-		batch_guard[i] = (uint8_t)g;
 	}
 	populate_tops(p, batch_desc, n);
 	/* Pushed in reverse so that the cache hands them out in address order. */
 	for (uint32_t i = n; i-- > 0;)
-		push_new(p, c, k, batch_desc[i], batch_guard[i]);
+		push_new(p, c, k, sl, first + i);
 	return 0;
 }
 
@@ -493,16 +501,27 @@ static uint32_t take_cold(weft_stack_pool_t *p, weft_stack_cache_t *c, unsigned 
 		want = ADVISE_MAX;
 	uint32_t n = 0;
 	pthread_mutex_lock(&p->lock);
-	while (n < want && cl->ncold) {
-		uintptr_t e = cl->cold[--cl->ncold];
-		batch_desc[n] = (weft_stack_t *)(e & ~(uintptr_t)3);
-		batch_guard[n] = (uint8_t)(e & 3);
-		n++;
+	while (n < want && cl->cold_slabs) {
+		weft_slab_t *sl = cl->cold_slabs;
+		for (uint32_t w = 0; n < want && sl->ncold; w++) {
+			while (sl->cold[w] && n < want) {
+				uint32_t bit = (uint32_t)__builtin_ctzll(sl->cold[w]);
+				sl->cold[w] &= sl->cold[w] - 1;
+				sl->ncold--;
+				batch_slab[n] = sl;
+				batch_slot[n] = w * 64 + bit;
+				batch_desc[n] = slot_desc(p, sl, k, w * 64 + bit);
+				n++;
+			}
+		}
+		if (sl->ncold == 0)
+			cl->cold_slabs = sl->next_cold;
 	}
+	cl->ncold -= n;
 	pthread_mutex_unlock(&p->lock);
 	populate_tops(p, batch_desc, n);
 	for (uint32_t i = 0; i < n; i++)
-		push_new(p, c, k, batch_desc[i], batch_guard[i]);
+		push_new(p, c, k, batch_slab[i], batch_slot[i]);
 	return n;
 }
 
@@ -636,16 +655,6 @@ static size_t release_class(weft_stack_pool_t *p, unsigned k, size_t max)
 			want = max - done;
 		if (want > ADVISE_MAX)
 			want = ADVISE_MAX;
-		if (want && cl->ncold + want > cl->cold_cap) {
-			size_t cap = cl->cold_cap ? 2 * cl->cold_cap : 1024;
-			while (cap < cl->ncold + want)
-				cap *= 2;
-			uintptr_t *v = realloc(cl->cold, cap * sizeof *v);
-			if (!v)
-				want = 0;
-			else
-				cl->cold = v, cl->cold_cap = cap;
-		}
 		while (n < want) {
 			weft_stack_t *s = cl->warm_tail;
 			cl->warm_tail = s->prev;
@@ -666,7 +675,9 @@ static size_t release_class(weft_stack_pool_t *p, unsigned k, size_t max)
 		struct iovec *iov = advise_iov;
 		for (size_t i = 0; i < n; i++) {
 			weft_stack_t *s = batch_desc[i];
-			batch_guard[i] = s->guard;
+			assert(s->slab->guard[s->slot] == s->guard);
+			batch_slab[i] = s->slab; /* the descriptor goes with the memory */
+			batch_slot[i] = s->slot;
 			iov[i] = (struct iovec){s->lo, class_size(k)};
 		}
 		bool batched = advise_batch(p, iov, n, MADV_DONTNEED, A_RELEASE);
@@ -675,7 +686,15 @@ static size_t release_class(weft_stack_pool_t *p, unsigned k, size_t max)
 		for (size_t i = 0; i < n; i++) {
 			weft_stack_t *s = batch_desc[i];
 			if (batched || madvise(iov[i].iov_base, iov[i].iov_len, MADV_DONTNEED) == 0) {
-				cl->cold[cl->ncold++] = (uintptr_t)s | batch_guard[i];
+				weft_slab_t *sl = batch_slab[i];
+				uint32_t slot = batch_slot[i];
+				assert(!(sl->cold[slot / 64] >> (slot % 64) & 1));
+				sl->cold[slot / 64] |= (uint64_t)1 << (slot % 64);
+				if (sl->ncold++ == 0) {
+					sl->next_cold = cl->cold_slabs;
+					cl->cold_slabs = sl;
+				}
+				cl->ncold++;
 				continue;
 			}
 			/* Locked memory (mlockall) refuses: the stack stays warm, and

@@ -23,7 +23,7 @@
  *   - bound to a task                      counted in `in_use`
  *   - in a worker's weft_stack_cache_t     known only to its owner thread
  *   - in the pool, warm (resident)         pool->cls[k] warm list
- *   - in the pool, cold (memory released)  pool->cls[k] cold vector
+ *   - in the pool, cold (memory released)  a bit in its slab's cold bitmap
  *   - not carved yet                       slab->used <= slot < slab->nslots
  *
  * Memory: a spawn does not take a stack; the worker that first runs the
@@ -73,6 +73,8 @@ typedef struct weft_stack {
 	struct weft_stack *next, *prev; /* list links, owned by whoever holds the stack */
 	void *lo;			/* lowest usable byte (just above the guard); canary lives here */
 	size_t size;			/* usable bytes: lo .. lo + size == (char *)this descriptor */
+	struct weft_slab *slab;		/* where it was carved, and its slot there */
+	uint32_t slot;
 	uint8_t cls;			/* size class index */
 	uint8_t guard;			/* weft_guard_kind_t */
 	unsigned valgrind_id;		/* VALGRIND_STACK_REGISTER id while a task uses it */

@@ -36,9 +36,11 @@
  */
 #include "internal.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "../arch/context.h"
 
@@ -84,6 +86,65 @@ static void *slab_map(void)
 	return a;
 }
 
+/* Under slab_lock: n records left the runtime's free lists. */
+static inline void took_free(struct weft_runtime *rt, size_t n)
+{
+	assert(rt->nfree >= n);
+	rt->nfree -= n;
+	if (rt->nfree < rt->nfree_min)
+		rt->nfree_min = rt->nfree;
+}
+
+static size_t page_bytes(void)
+{
+	static _Atomic size_t pg; /* every thread computes the same value */
+	size_t v = atomic_load_explicit(&pg, memory_order_relaxed);
+	if (!v) {
+		long l = sysconf(_SC_PAGESIZE);
+		v = l >= 4096 && l <= (long)(WEFT_SLAB_TASKS * sizeof(weft_task)) ? (size_t)l : 4096;
+		atomic_store_explicit(&pg, v, memory_order_relaxed);
+	}
+	return v;
+}
+
+/* Records per page of records. */
+static uint32_t page_records(void)
+{
+	return (uint32_t)(page_bytes() / sizeof(weft_task));
+}
+
+/* Under slab_lock: bring back a page of records given back to the OS (see
+ * "Giving memory back"), each with the next generation and epoch of its
+ * page's floor, onto `got`; up to *want are taken, the rest go on the free
+ * list. Returns the new head of `got`. */
+static weft_task *reuse_page(struct weft_runtime *rt, weft_task *got, uint32_t *want)
+{
+	uint32_t id = rt->released[--rt->nreleased];
+	uint32_t si = id >> 8, pi = id & 0xff, rpp = page_records();
+	weft_task *slab = atomic_load_explicit(&rt->slabs[si], memory_order_relaxed);
+	weft_page_floor_t f = weft__slab_floors(slab)[pi];
+	assert(f.gen != 0 && weft__slab_page_released(slab, pi));
+	weft__slab_released(slab)[pi / 64] &= ~((uint64_t)1 << (pi % 64));
+	for (uint32_t i = 0; i < rpp; i++) {
+		uint32_t slot = si * WEFT_SLAB_TASKS + pi * rpp + i;
+		weft_task *t = &slab[pi * rpp + i];
+		atomic_store_explicit(&t->park.state, WEFT_PS(f.epoch, 0, WEFT_PH_IDLE), memory_order_relaxed);
+		atomic_store_explicit(&t->id, (uint64_t)rt->index << WEFT_ID_RT_SHIFT | (uint64_t)f.gen << 32 | slot,
+				      memory_order_release);
+		atomic_store_explicit(&t->run_state, WEFT_RS_FREE, memory_order_relaxed);
+		if (*want) {
+			t->next = got;
+			got = t;
+			(*want)--;
+		} else {
+			t->next = rt->free_tasks;
+			rt->free_tasks = t;
+			rt->nfree++;
+		}
+	}
+	return got;
+}
+
 /* Take records for a worker cache (or one for a plain thread). */
 static weft_task *alloc_slow(struct weft_runtime *rt, weft_worker *w)
 {
@@ -92,6 +153,7 @@ static weft_task *alloc_slow(struct weft_runtime *rt, weft_worker *w)
 	if (w && rt->free_batches) {
 		weft_task *first = rt->free_batches;
 		rt->free_batches = first->next_batch;
+		took_free(rt, FREE_BATCH);
 		pthread_mutex_unlock(&rt->slab_lock);
 		w->free_tasks = first->next;
 		w->nfree_tasks = FREE_BATCH - 1;
@@ -114,7 +176,10 @@ static weft_task *alloc_slow(struct weft_runtime *rt, weft_worker *w)
 		t->next = got;
 		got = t;
 		want--;
+		took_free(rt, 1);
 	}
+	while (want && rt->nreleased)
+		got = reuse_page(rt, got, &want);
 	while (want) {
 		uint32_t slot = atomic_load_explicit(&rt->bump, memory_order_relaxed);
 		uint32_t si = slot / WEFT_SLAB_TASKS;
@@ -217,27 +282,202 @@ static void task_release_record(weft_task *t)
 		pthread_mutex_lock(&rt->slab_lock);
 		head->next_batch = rt->free_batches;
 		rt->free_batches = head;
+		rt->nfree += FREE_BATCH;
 		pthread_mutex_unlock(&rt->slab_lock);
 		return;
 	}
 	pthread_mutex_lock(&rt->slab_lock);
 	t->next = rt->free_tasks;
 	rt->free_tasks = t;
+	rt->nfree++;
 	pthread_mutex_unlock(&rt->slab_lock);
 }
 
 void weft__task_cache_flush(weft_worker *w)
 {
 	struct weft_runtime *rt = w->rt;
+	if (!w->free_tasks)
+		return;
+	weft_task *last = w->free_tasks;
+	while (last->next)
+		last = last->next;
 	pthread_mutex_lock(&rt->slab_lock);
-	while (w->free_tasks) {
-		weft_task *t = w->free_tasks;
-		w->free_tasks = t->next;
-		t->next = rt->free_tasks;
-		rt->free_tasks = t;
-	}
-	w->nfree_tasks = 0;
+	last->next = rt->free_tasks;
+	rt->free_tasks = w->free_tasks;
+	rt->nfree += w->nfree_tasks;
 	pthread_mutex_unlock(&rt->slab_lock);
+	w->free_tasks = NULL;
+	w->nfree_tasks = 0;
+}
+
+/* ------------------------------------------------------------ giving memory back */
+
+/* The free lists' low watermark over a period says how many free records
+ * nobody needed. When that is more than KEEP_RECORDS, the monitor gives back
+ * the pages of records that are all free (MADV_DONTNEED), down to that
+ * many. A page's memory then reads as zero: id 0 (generation 0, which no
+ * handle has) and refs 0, so a stale lookup finds nothing, and a stale
+ * waker fails its epoch check; its floor (in the slab's tail) records the
+ * next generation and epoch of its records, with which the page comes back
+ * when the free lists run dry (reuse_page), so ids and epochs never repeat.
+ * Workers give their cached records back when they park, like stacks. */
+#define KEEP_RECORDS 4096
+
+/* Record page pi of slab was given back: give back the page of extension
+ * pointers it shares with its neighbours too, once all of them are (those
+ * pointers are NULL: a free record has no extension). */
+static void release_ext_page(weft_task *slab, uint32_t pi)
+{
+	uint32_t rpp = page_records();
+	size_t per_ext = page_bytes() / sizeof(_Atomic(weft_task_ext *)); /* records an ext page covers */
+	if (per_ext < rpp || per_ext % rpp)
+		return;
+	uint32_t span = (uint32_t)(per_ext / rpp), first = pi / span * span;
+	for (uint32_t i = first; i < first + span; i++)
+		if (!weft__slab_page_released(slab, i))
+			return;
+	(void)madvise(weft__slab_exts(slab) + (size_t)first * rpp, page_bytes(), MADV_DONTNEED);
+}
+
+static void release_pages(struct weft_runtime *rt, size_t max)
+{
+	uint32_t rpp = page_records(), per_slab = WEFT_SLAB_TASKS / rpp;
+	uint32_t nslabs = atomic_load_explicit(&rt->nslabs, memory_order_relaxed);
+	size_t nbits = (size_t)nslabs * WEFT_SLAB_TASKS;
+	uint64_t *freebit = calloc((nbits + 63) / 64, sizeof *freebit);
+	if (!freebit)
+		return;
+	/* Mark every listed record; a page whose records are all marked is
+	 * free (retired records are on no list: their pages stay). */
+	for (weft_task *b = rt->free_batches; b; b = b->next_batch)
+		for (weft_task *t = b; t; t = t->next) {
+			uint32_t slot = (uint32_t)atomic_load_explicit(&t->id, memory_order_relaxed);
+			freebit[slot / 64] |= (uint64_t)1 << (slot % 64);
+		}
+	for (weft_task *t = rt->free_tasks; t; t = t->next) {
+		uint32_t slot = (uint32_t)atomic_load_explicit(&t->id, memory_order_relaxed);
+		freebit[slot / 64] |= (uint64_t)1 << (slot % 64);
+	}
+	/* Choose pages, up to max records, and make room to list them. */
+	size_t npages = 0, room = rt->released_cap - rt->nreleased;
+	for (uint32_t si = 0; si < nslabs && (npages + 1) * rpp <= max; si++) {
+		for (uint32_t pi = 0; pi < per_slab && (npages + 1) * rpp <= max; pi++) {
+			size_t first = (size_t)si * WEFT_SLAB_TASKS + (size_t)pi * rpp;
+			bool all = true;
+			for (uint32_t i = 0; i < rpp && all; i += 64)
+				all = rpp - i >= 64 ? freebit[(first + i) / 64] == ~(uint64_t)0
+						    : (freebit[(first + i) / 64] >> ((first + i) % 64) & (((uint64_t)1 << (rpp - i)) - 1)) ==
+							      (((uint64_t)1 << (rpp - i)) - 1);
+			if (!all)
+				continue;
+			if (npages == room) {
+				size_t cap = rt->released_cap ? 2 * rt->released_cap : 256;
+				uint32_t *v = realloc(rt->released, cap * sizeof *v);
+				if (!v)
+					goto pick_done;
+				rt->released = v;
+				rt->released_cap = cap;
+				room = cap - rt->nreleased;
+			}
+			rt->released[rt->nreleased + npages++] = si << 8 | pi;
+		}
+	}
+pick_done:
+	if (npages == 0) {
+		free(freebit);
+		return;
+	}
+	/* Unmark the chosen pages' records: they leave the lists. */
+	for (size_t k = 0; k < npages; k++) {
+		uint32_t id = rt->released[rt->nreleased + k];
+		size_t first = (size_t)(id >> 8) * WEFT_SLAB_TASKS + (size_t)(id & 0xff) * rpp;
+		for (uint32_t i = 0; i < rpp; i++)
+			freebit[(first + i) / 64] &= ~((uint64_t)1 << ((first + i) % 64));
+	}
+	/* Rebuild the lists from what stays, in chains of FREE_BATCH. */
+	weft_task *all = NULL;
+	size_t kept = 0;
+	weft_task *b = rt->free_batches;
+	while (b) {
+		weft_task *nb = b->next_batch;
+		for (weft_task *t = b, *nt; t; t = nt) {
+			nt = t->next;
+			uint32_t slot = (uint32_t)atomic_load_explicit(&t->id, memory_order_relaxed);
+			if (freebit[slot / 64] >> (slot % 64) & 1) {
+				t->next = all;
+				all = t;
+				kept++;
+			}
+		}
+		b = nb;
+	}
+	for (weft_task *t = rt->free_tasks, *nt; t; t = nt) {
+		nt = t->next;
+		uint32_t slot = (uint32_t)atomic_load_explicit(&t->id, memory_order_relaxed);
+		if (freebit[slot / 64] >> (slot % 64) & 1) {
+			t->next = all;
+			all = t;
+			kept++;
+		}
+	}
+	free(freebit);
+	rt->free_batches = rt->free_tasks = NULL;
+	while (all) {
+		weft_task *head = all, *tail = all;
+		size_t n = 1;
+		while (n < FREE_BATCH && tail->next)
+			tail = tail->next, n++;
+		all = tail->next;
+		tail->next = NULL;
+		if (n == FREE_BATCH) {
+			head->next_batch = rt->free_batches;
+			rt->free_batches = head;
+		} else {
+			tail->next = rt->free_tasks;
+			rt->free_tasks = head;
+		}
+	}
+	rt->nfree = rt->nfree_min = kept;
+	/* Record each page's floor, then give its memory back. Under the
+	 * lock: a page becomes reusable (reuse_page) only once it is zeroed. */
+	for (size_t k = 0; k < npages; k++) {
+		uint32_t id = rt->released[rt->nreleased + k];
+		uint32_t si = id >> 8, pi = id & 0xff;
+		weft_task *slab = atomic_load_explicit(&rt->slabs[si], memory_order_relaxed);
+		weft_page_floor_t f = {0, 0};
+		for (uint32_t i = 0; i < rpp; i++) {
+			weft_task *t = &slab[pi * rpp + i];
+			uint32_t gen = (uint32_t)((atomic_load_explicit(&t->id, memory_order_relaxed) & WEFT_ID_GEN_MASK) >> 32);
+			uint64_t epoch = WEFT_PS_EPOCH(atomic_load_explicit(&t->park.state, memory_order_relaxed)) + 1;
+			assert(gen != 0 && atomic_load_explicit(&t->refs, memory_order_relaxed) == 0);
+			if (gen > f.gen)
+				f.gen = gen;
+			if (epoch > f.epoch)
+				f.epoch = epoch;
+		}
+		weft__slab_floors(slab)[pi] = f;
+		weft__slab_released(slab)[pi / 64] |= (uint64_t)1 << (pi % 64);
+		(void)madvise(&slab[pi * rpp], page_bytes(), MADV_DONTNEED);
+		release_ext_page(slab, pi);
+	}
+	rt->nreleased += npages;
+}
+
+size_t weft__task_scavenge(struct weft_runtime *rt, weft_time_t now)
+{
+	pthread_mutex_lock(&rt->slab_lock);
+	if (now - rt->records_period < 200 * WEFT_MSEC) {
+		pthread_mutex_unlock(&rt->slab_lock);
+		return 0;
+	}
+	rt->records_period = now;
+	size_t idle = rt->nfree_min, before = rt->nreleased;
+	rt->nfree_min = rt->nfree;
+	if (idle > KEEP_RECORDS)
+		release_pages(rt, idle - KEEP_RECORDS);
+	size_t n = (rt->nreleased - before) * page_records();
+	pthread_mutex_unlock(&rt->slab_lock);
+	return n;
 }
 
 void weft__task_unref(weft_task *t)
@@ -291,6 +531,7 @@ void weft__task_put(weft_task *t)
 
 void weft__task_free_all(struct weft_runtime *rt)
 {
+	free(rt->released);
 	uint32_t n = atomic_load(&rt->nslabs);
 	for (uint32_t i = 0; i < n; i++) {
 		weft_task *slab = atomic_load(&rt->slabs[i]);

@@ -463,12 +463,14 @@ static void park_worker(weft_worker *w)
 		leave_idle(rt, w);
 		return;
 	}
-	/* Going to sleep: this worker's free stacks go to the pool, where the
-	 * others can take them and the background release sees them (stack.h).
-	 * Without a monitor, the release runs here. */
+	/* Going to sleep: this worker's free stacks and records go back to
+	 * the runtime, where the others can take them and the background
+	 * release sees them (stack.h, task.c). Without a monitor, the release
+	 * runs here. */
 	weft__stack_cache_flush(rt->stacks, &w->stacks);
+	weft__task_cache_flush(w);
 	if (!rt->has_monitor)
-		weft__stack_scavenge(rt->stacks, now);
+		weft__release_memory(rt, now);
 	atomic_store_explicit(&w->st_parks, atomic_load_explicit(&w->st_parks, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
 	atomic_store_explicit(&w->st_park_start, now, memory_order_relaxed);
@@ -617,11 +619,18 @@ int weft__worker_start(struct weft_runtime *rt, int index, bool extra)
 	atomic_store(&w->stuck, 0);
 	if (rt->workers[index] != w)
 		rt->workers[index] = w;
+	/* Counted before it runs: every loop over the workers (stealing, the
+	 * re-checks before parking, the monitor, statistics) must see a worker
+	 * that may already hold tasks. (Base workers are counted by start.) */
+	if (index >= atomic_load_explicit(&rt->nworkers, memory_order_relaxed))
+		atomic_store_explicit(&rt->nworkers, index + 1, memory_order_release);
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 256 * 1024);
 	int e = pthread_create(&w->thread, &attr, weft__worker_main, w);
 	pthread_attr_destroy(&attr);
 	w->joinable = e == 0;
+	if (e)
+		atomic_store(&w->exited, true); /* never ran: its slot may be taken again */
 	return -e;
 }
