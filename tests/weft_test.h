@@ -45,14 +45,36 @@ static _Atomic int tcheck_failures;
 #define WT_SIZE(release, sanitized) (release)
 #endif
 
-/* Run fn(arg) as the main coroutine of a fresh runtime with `workers`
- * workers (0 = default), then stop it; asserts on the test thread. */
-static inline void *wt_run(void *(*fn)(void *), void *arg, int workers)
+/* Hang guard: how long a test waits for something that must happen (a
+ * wake-up, a reply, a thread that must start) before it reports a failure
+ * instead of hanging. Only a bug reaches it, so it is generous: a TSan
+ * build on a loaded machine is slower than an idle release build by far.
+ * It is never a claim that the thing happens quickly - tests assert no
+ * timing, rate or interleaving that load can change. */
+#define WT_HANG_NS (60 * WEFT_SEC)
+
+static inline weft_time_t wt_hang_deadline(void)
+{
+	return weft_deadline_in(WT_HANG_NS);
+}
+
+/* Wait until cond holds, polling every 250 us (parking a task, sleeping a
+ * plain thread); a failed TCHECK if the hang guard passes first. */
+#define WT_WAIT_UNTIL(cond)                                                                             \
+	do {                                                                                            \
+		weft_time_t wt_give_up_ = wt_hang_deadline();                                           \
+		while (!(cond) && weft_now() < wt_give_up_)                                             \
+			weft_sleep(WEFT_MSEC / 4);                                                      \
+		TCHECK(cond);                                                                           \
+	} while (0)
+
+/* Run fn(arg) as the main coroutine of a fresh runtime configured by cfg,
+ * then stop it; asserts on the test thread. */
+static inline void *wt_run_cfg(void *(*fn)(void *), void *arg, const weft_config_t *cfg)
 {
 	atomic_store(&tcheck_failures, 0);
-	weft_config_t cfg = {.workers = workers};
 	weft_runtime_t *rt;
-	assert_int_equal(weft_runtime_start(&rt, &cfg), 0);
+	assert_int_equal(weft_runtime_start(&rt, cfg), 0);
 	weft_task_t t;
 	assert_int_equal(weft_spawn(&t, fn, arg, &(weft_spawn_opts_t){.name = "test-main", .runtime = rt}), 0);
 	void *res = NULL;
@@ -60,6 +82,12 @@ static inline void *wt_run(void *(*fn)(void *), void *arg, int workers)
 	assert_int_equal(weft_runtime_stop(rt), 0);
 	assert_int_equal(atomic_load(&tcheck_failures), 0);
 	return res;
+}
+
+/* The same with `workers` workers (0 = default) and everything else default. */
+static inline void *wt_run(void *(*fn)(void *), void *arg, int workers)
+{
+	return wt_run_cfg(fn, arg, &(weft_config_t){.workers = workers});
 }
 
 /* Spawn a joinable coroutine (checked) and join it (checked). */

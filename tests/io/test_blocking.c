@@ -141,10 +141,7 @@ static void *growth_main(void *a)
 	for (int i = 0; i < GROW; i++)
 		t[i] = wt_spawn(blocking_task, (void *)hold_until_released);
 	/* Every call runs at once, each on its own thread. */
-	weft_time_t give_up = weft_deadline_in(10 * WEFT_SEC);
-	while (atomic_load(&inside) < GROW && weft_now() < give_up)
-		weft_sleep(WEFT_MSEC);
-	TCHECK_EQ(atomic_load(&inside), GROW);
+	WT_WAIT_UNTIL(atomic_load(&inside) == GROW);
 	weft_blocking_stats_t st;
 	weft_blocking_stats(NULL, &st);
 	TCHECK_EQ(st.threads, GROW);
@@ -155,12 +152,7 @@ static void *growth_main(void *a)
 	for (int i = 0; i < GROW; i++)
 		wt_join(t[i]);
 	/* Idle threads exit after the idle time (30 ms). */
-	give_up = weft_deadline_in(10 * WEFT_SEC);
-	do {
-		weft_sleep(5 * WEFT_MSEC);
-		weft_blocking_stats(NULL, &st);
-	} while (st.threads > 0 && weft_now() < give_up);
-	TCHECK_EQ(st.threads, 0);
+	WT_WAIT_UNTIL(weft_blocking_stats(NULL, &st) == 0 && st.threads == 0);
 	TCHECK_EQ(st.idle, 0);
 	TCHECK_EQ(st.completed, GROW);
 	/* And the pool grows again from nothing. */
@@ -208,11 +200,8 @@ static void *limit_main(void *a)
 	for (int i = 0; i < NHELD; i++)
 		held[i] = wt_spawn(blocking_task, (void *)hold_until_released);
 	weft_blocking_stats_t st;
-	weft_time_t give_up = weft_deadline_in(10 * WEFT_SEC);
-	do {
-		weft_sleep(WEFT_MSEC);
-		weft_blocking_stats(NULL, &st);
-	} while ((atomic_load(&inside) < LIMIT || st.queued < NHELD - LIMIT) && weft_now() < give_up);
+	WT_WAIT_UNTIL(weft_blocking_stats(NULL, &st) == 0 && atomic_load(&inside) >= LIMIT &&
+		      st.queued >= NHELD - LIMIT);
 	weft_sleep(10 * WEFT_MSEC); /* room for a thread too many to show up */
 	weft_blocking_stats(NULL, &st);
 	TCHECK_EQ(atomic_load(&inside), LIMIT);
@@ -242,23 +231,17 @@ static void *limit_main(void *a)
 
 	/* Lowering the limit sends idle threads above it away at once. */
 	reset_counters();
-	TCHECK_EQ(weft_blocking_set_limits(NULL, 2 * LIMIT, 10 * WEFT_SEC), 0);
+	TCHECK_EQ(weft_blocking_set_limits(NULL, 2 * LIMIT, WEFT_NEVER), 0);
 	for (int i = 0; i < 2 * LIMIT; i++)
 		held[i] = wt_spawn(blocking_task, (void *)hold_until_released);
-	give_up = weft_deadline_in(10 * WEFT_SEC);
-	while (atomic_load(&inside) < 2 * LIMIT && weft_now() < give_up)
-		weft_sleep(WEFT_MSEC);
+	WT_WAIT_UNTIL(atomic_load(&inside) == 2 * LIMIT);
 	atomic_store(&released, 1);
 	for (int i = 0; i < 2 * LIMIT; i++)
 		wt_join(held[i]);
 	weft_blocking_stats(NULL, &st);
-	TCHECK_EQ(st.threads, 2 * LIMIT); /* idle, kept for 10 s */
+	TCHECK_EQ(st.threads, 2 * LIMIT); /* idle, kept (they never time out) */
 	TCHECK_EQ(weft_blocking_set_limits(NULL, 2, 0), 0);
-	give_up = weft_deadline_in(5 * WEFT_SEC);
-	do {
-		weft_sleep(WEFT_MSEC);
-		weft_blocking_stats(NULL, &st);
-	} while (st.threads > 2 && weft_now() < give_up);
+	WT_WAIT_UNTIL(weft_blocking_stats(NULL, &st) == 0 && st.threads <= 2);
 	TCHECK_EQ(st.threads, 2);
 	return NULL;
 }
@@ -292,11 +275,16 @@ static void test_env_limit(void **state)
 static _Atomic long ticks;
 static _Atomic int sleeper_done;
 
-static void *sleep_50ms(void *a)
+/* On a pool thread: returns once the ticker task has ticked 3 more times -
+ * which it can only do if the one worker is free meanwhile (if
+ * weft_blocking held the worker, it would wait for the hang guard). */
+static void *wait_for_ticks(void *a)
 {
-	(void)a;
-	nap_ms(50);
-	return NULL;
+	long until = *(long *)a;
+	weft_time_t give_up = wt_hang_deadline();
+	while (atomic_load(&ticks) < until && weft_now() < give_up)
+		nap_ms(1);
+	return (void *)(intptr_t)(atomic_load(&ticks) >= until);
 }
 
 static void *ticker_task(void *a)
@@ -315,13 +303,12 @@ static void *worker_free_main(void *a)
 	atomic_store(&ticks, 0);
 	atomic_store(&sleeper_done, 0);
 	weft_task_t t = wt_spawn(ticker_task, NULL);
-	weft_sleep(2 * WEFT_MSEC);
-	long before = atomic_load(&ticks);
-	TCHECK_EQ(weft_blocking(sleep_50ms, NULL, NULL), 0);
-	long during = atomic_load(&ticks) - before;
+	long until = atomic_load(&ticks) + 3;
+	void *saw = NULL;
+	TCHECK_EQ(weft_blocking(wait_for_ticks, &until, &saw), 0);
 	atomic_store(&sleeper_done, 1);
 	wt_join(t);
-	TCHECK(during >= 10); /* the one worker ran the ticker meanwhile */
+	TCHECK(saw != NULL); /* the one worker ran the ticker meanwhile */
 	return NULL;
 }
 
@@ -338,11 +325,17 @@ struct slow_arg {
 	int finished; /* written by fn, on the caller's stack */
 };
 
+/* Set by slow_fn once it runs; slow_fn returns only after slow_release. */
+static _Atomic int slow_running, slow_release;
+
 static void *slow_fn(void *a)
 {
 	struct slow_arg *s = a;
 	atomic_store(&s->started, 1);
-	nap_ms(30);
+	atomic_store(&slow_running, 1);
+	weft_time_t give_up = wt_hang_deadline();
+	while (!atomic_load(&slow_release) && weft_now() < give_up)
+		nap_ms(1);
 	s->finished = 1;
 	return (void *)(intptr_t)42;
 }
@@ -353,17 +346,14 @@ static void *cancelled_caller(void *a)
 	struct slow_arg s = {0};
 	void *r = NULL;
 	int e = weft_blocking(slow_fn, &s, &r);
-	if (!atomic_load(&s.started)) {
-		TCHECK_EQ(e, -ECANCELED); /* the cancel came first: fn never ran */
-		return (void *)0;
-	}
 	/* Cancelled while fn ran: the call waited for it and reports it. */
+	TCHECK_EQ(atomic_load(&s.started), 1);
 	TCHECK_EQ(e, 0);
 	TCHECK_EQ(s.finished, 1);
 	TCHECK_EQ((intptr_t)r, 42);
 	TCHECK(weft_cancelled());
 	TCHECK_EQ(weft_blocking(slow_fn, &s, &r), -ECANCELED); /* the cancel shows now */
-	return (void *)1;
+	return NULL;
 }
 
 static void *precancelled(void *a)
@@ -380,16 +370,18 @@ static void *precancelled(void *a)
 static void *cancel_main(void *a)
 {
 	(void)a;
-	int mid_run = 0;
-	for (int round = 0; round < 5; round++) {
+	/* The cancel lands while fn runs: fn is seen running first, and is
+	 * let go only once the cancel is in. */
+	for (int round = 0; round < 3; round++) {
+		atomic_store(&slow_running, 0);
+		atomic_store(&slow_release, 0);
 		weft_task_t t = wt_spawn(cancelled_caller, NULL);
-		weft_sleep((1 + round % 3) * 5 * WEFT_MSEC);
-		weft_cancel(t);
-		void *r = NULL;
-		TCHECK_EQ(weft_join(t, &r), 0);
-		mid_run += (int)(intptr_t)r;
+		WT_WAIT_UNTIL(atomic_load(&slow_running));
+		TCHECK_EQ(weft_cancel(t), 0);
+		atomic_store(&slow_release, 1);
+		wt_join(t);
 	}
-	TCHECK(mid_run >= 1);
+	/* The cancel comes first: fn never runs. */
 	weft_task_t t = wt_spawn(precancelled, NULL);
 	weft_cancel(t);
 	void *r = NULL;
@@ -530,7 +522,10 @@ static void test_stop_drains(void **state)
 	int n = WT_SIZE(200, 50);
 	for (int i = 0; i < n; i++)
 		assert_int_equal(weft_spawn(NULL, loop_blocking, NULL, &(weft_spawn_opts_t){.runtime = rt, .detached = true}), 0);
-	nap_ms(30);
+	/* Calls are under way (at least one has run) before the stop. */
+	weft_time_t give_up = wt_hang_deadline();
+	while (atomic_load(&drained) < 1 && weft_now() < give_up)
+		nap_ms(1);
 	assert_int_equal(weft_runtime_stop(rt), 0); /* cancels them mid-call */
 	/* Every call that was queued ran: a cancelled precheck never queues, so
 	 * calls started = calls run + calls refused at once. */

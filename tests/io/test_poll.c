@@ -6,7 +6,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static void mkpipe(int p[2])
@@ -67,7 +69,7 @@ static void *task_wait_main(void *a)
 	printf("netpoller backend: %s (WEFT_IO=%s)\n", b ? b : "none", want ? want : "");
 	TCHECK_EQ(pipe2(g_pipe, O_NONBLOCK | O_CLOEXEC), 0);
 	weft_task_t w = wt_spawn(writer_later, (void *)(intptr_t)(5 * WEFT_MSEC));
-	TCHECK_EQ(weft_fd_wait(g_pipe[0], POLLIN, weft_deadline_in(5 * WEFT_SEC)), POLLIN);
+	TCHECK_EQ(weft_fd_wait(g_pipe[0], POLLIN, wt_hang_deadline()), POLLIN);
 	char c;
 	TCHECK_EQ(read(g_pipe[0], &c, 1), 1);
 	wt_join(w);
@@ -81,7 +83,7 @@ static void *task_wait_main(void *a)
 	TCHECK_EQ(weft_fd_wait(g_pipe[0], POLLIN | POLLOUT, WEFT_NEVER), POLLIN);
 	/* The writer end closes: the reader sees POLLHUP. */
 	TCHECK_EQ(weft_close(g_pipe[1]), 0);
-	TCHECK(weft_fd_wait(g_pipe[0], POLLIN, weft_deadline_in(WEFT_SEC)) & POLLHUP);
+	TCHECK(weft_fd_wait(g_pipe[0], POLLIN, wt_hang_deadline()) & POLLHUP);
 	TCHECK_EQ(weft_close(g_pipe[0]), 0);
 	return NULL;
 }
@@ -157,7 +159,7 @@ static void *play(void *a)
 			if (n == 1)
 				break;
 			TCHECK(n < 0 && errno == EAGAIN);
-			int r = weft_fd_wait(p->in, POLLIN, weft_deadline_in(20 * WEFT_SEC));
+			int r = weft_fd_wait(p->in, POLLIN, wt_hang_deadline());
 			TCHECK(r > 0);
 			if (r <= 0)
 				return NULL;
@@ -240,42 +242,59 @@ static void test_stackless(void **state)
 	wt_run(stackless_main, NULL, 1);
 }
 
-/* The voluntary context switches of this process's threads named `name`
- * (the runtime's threads are named; summed, in case an earlier test left a
- * runtime running), -1 if there is none. */
-static long thread_switches(const char *name)
+/* The monitor thread (named weft-monitor): its id, 0 if there is none. */
+static pid_t monitor_tid(void)
 {
 	DIR *d = opendir("/proc/self/task");
 	if (!d)
-		return -1;
-	long total = -1;
+		return 0;
+	pid_t tid = 0;
 	struct dirent *e;
-	while ((e = readdir(d)) != NULL) {
+	while (!tid && (e = readdir(d)) != NULL) {
 		if (e->d_name[0] == '.')
 			continue;
-		char path[300], buf[4096];
+		char path[300], buf[64];
 		snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
 		FILE *f = fopen(path, "r");
 		if (!f)
 			continue;
-		bool match = fgets(buf, sizeof buf, f) && strncmp(buf, name, strlen(name)) == 0 && buf[strlen(name)] == '\n';
-		fclose(f);
-		if (!match)
-			continue;
-		snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		long n;
-		while (fgets(buf, sizeof buf, f))
-			if (sscanf(buf, "voluntary_ctxt_switches: %ld", &n) == 1) {
-				total = (total < 0 ? 0 : total) + n;
-				break;
-			}
+		if (fgets(buf, sizeof buf, f) && strcmp(buf, "weft-monitor\n") == 0)
+			tid = (pid_t)atoi(e->d_name);
 		fclose(f);
 	}
 	closedir(d);
-	return total;
+	return tid;
+}
+
+/* Its voluntary context switches so far (-1 if unknown): one per sleep. */
+static long tid_switches(pid_t tid)
+{
+	char path[64], buf[256];
+	snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	long n = -1;
+	while (fgets(buf, sizeof buf, f))
+		if (sscanf(buf, "voluntary_ctxt_switches: %ld", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
+/* The system call it is blocked in, -1 if it is running (or unknown). */
+static long tid_syscall(pid_t tid)
+{
+	char path[64], buf[256];
+	snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	long n = -1;
+	if (!fgets(buf, sizeof buf, f) || sscanf(buf, "%ld", &n) != 1)
+		n = -1;
+	fclose(f);
+	return n;
 }
 
 #define QUIET_ROUNDS 2000
@@ -305,6 +324,8 @@ static void *quiet_main(void *a)
 {
 	(void)a;
 	atomic_store(&quiet_phase, 0);
+	pid_t mon = 0; /* named by the monitor thread itself once it runs */
+	WT_WAIT_UNTIL((mon = monitor_tid()) > 0);
 	int lfd = weft_tcp_listen("127.0.0.1", 0, 16);
 	TCHECK(lfd >= 0);
 	weft_task_t e = wt_spawn(quiet_echo, (void *)(intptr_t)lfd);
@@ -313,31 +334,82 @@ static void *quiet_main(void *a)
 	while (atomic_load(&quiet_phase) != 1)
 		weft_yield();
 	/* One yield lets the echo task start its first read, whose poll is
-	 * queued for submission; then the only worker stays busy for 30 ms
-	 * without polling. The monitor polls meanwhile (nobody else has for
-	 * 10 ms), and that poll must not make the connection's readiness its
-	 * business. */
+	 * queued for submission; then the only worker stays busy without
+	 * polling until the monitor has polled (nobody else has for 10 ms):
+	 * that poll must not make the connection's readiness its business.
+	 * The monitor sleeps between its checks; two of its sleeps ending
+	 * after the 10 ms mark mean one whole check ran after it. */
 	atomic_store(&quiet_phase, 2);
 	weft_yield();
-	weft_time_t until = weft_now() + 30 * WEFT_MSEC;
-	while (weft_now() < until) {
+	weft_time_t busy = weft_now(), give_up = wt_hang_deadline();
+	long mark = -1;
+	for (;;) {
+		weft_time_t now = weft_now();
+		if (mark < 0 && now - busy >= 10 * WEFT_MSEC)
+			mark = tid_switches(mon);
+		if (mark >= 0 && now - busy >= 30 * WEFT_MSEC && tid_switches(mon) >= mark + 3)
+			break;
+		if (now > give_up) {
+			TCHECK(!"the monitor never polled");
+			break;
+		}
 	}
-	long before = thread_switches("weft-monitor");
-	TCHECK(before >= 0);
-	weft_time_t t0 = weft_now();
+	/* Freeze the monitor where nothing wakes it: a task dump (SIGQUIT)
+	 * to a stderr that is a full pipe nobody reads. A thread blocked in
+	 * that write wakes only for a signal or for task work - which is how
+	 * io_uring would run the connection's poll reports on the monitor if
+	 * it had submitted the poll: one wake-up per report. So during the
+	 * round trips its count of sleeps must not move at all; no rate, no
+	 * elapsed time. Nothing may print to stderr meanwhile: failures are
+	 * counted and checked after it is restored. */
+	int p[2], saved = dup(STDERR_FILENO);
+	TCHECK(saved >= 0);
+	TCHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+	static char junk[4096];
+	TCHECK_EQ(fcntl(p[1], F_SETFL, O_NONBLOCK), 0);
+	while (write(p[1], junk, sizeof junk) > 0) {
+	}
+	TCHECK_EQ(fcntl(p[1], F_SETFL, 0), 0);
+	TCHECK_EQ(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
+	raise(SIGQUIT); /* to this thread: handled now, the monitor is woken to dump */
+	bool frozen = false;
+	for (weft_time_t until = wt_hang_deadline(); !frozen && weft_now() < until;) {
+		frozen = tid_syscall(mon) == SYS_write;
+		if (!frozen)
+			weft_sleep(WEFT_MSEC / 4);
+	}
+	long before = tid_switches(mon);
+	int bad = 0;
 	char b[8] = "ping";
-	for (int i = 0; i < QUIET_ROUNDS; i++) {
-		TCHECK_EQ(weft_write_all(c, b, 4, WEFT_NEVER), 4);
-		TCHECK_EQ(weft_read_full(c, b, 4, WEFT_NEVER), 4);
+	for (int i = 0; frozen && i < QUIET_ROUNDS; i++)
+		bad += weft_write_all(c, b, 4, WEFT_NEVER) != 4 || weft_read_full(c, b, 4, WEFT_NEVER) != 4;
+	long woken = tid_switches(mon) - before;
+	long in_call = tid_syscall(mon);
+	/* Thaw: the rest of the dump goes to /dev/null; drain the pipe until
+	 * the monitor is back in its futex wait. */
+	int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	dup2(devnull, STDERR_FILENO);
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	bool thawed = false;
+	for (weft_time_t until = wt_hang_deadline(); !thawed && weft_now() < until;) {
+		while (read(p[0], junk, sizeof junk) > 0) {
+		}
+		thawed = tid_syscall(mon) == SYS_futex;
+		if (!thawed)
+			weft_sleep(WEFT_MSEC / 4);
 	}
-	long ms = (long)((weft_now() - t0) / WEFT_MSEC);
-	long woken = thread_switches("weft-monitor") - before;
-	/* The monitor wakes every 2 ms on its own; one wake-up per round trip
-	 * would be QUIET_ROUNDS more. */
-	long limit = QUIET_ROUNDS / 2 + ms / 2 + 10;
-	if (woken >= limit)
-		fprintf(stderr, "monitor woken %ld times in %ld round trips (%ld ms)\n", woken, (long)QUIET_ROUNDS, ms);
-	TCHECK(woken < limit);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	close(devnull);
+	close(p[0]);
+	close(p[1]);
+	TCHECK(frozen);
+	TCHECK(thawed);
+	TCHECK_EQ(bad, 0);
+	TCHECK_EQ(in_call, SYS_write); /* still frozen: nothing ended the write */
+	if (woken != 0)
+		fprintf(stderr, "monitor woken %ld times in %d round trips\n", woken, QUIET_ROUNDS);
+	TCHECK_EQ(woken, 0);
 	weft_close(c);
 	wt_join(e);
 	weft_close(lfd);

@@ -23,7 +23,7 @@ static void *one_byte_reader(void *a)
 {
 	int fd = (int)(intptr_t)a;
 	char c;
-	ssize_t n = weft_read(fd, &c, 1, weft_deadline_in(2 * WEFT_SEC));
+	ssize_t n = weft_read(fd, &c, 1, wt_hang_deadline());
 	if (n == 1)
 		atomic_fetch_add(&got, 1);
 	else if (n == -EBADF)
@@ -82,7 +82,7 @@ static void *readv_task(void *a)
 	for (int i = 0; i < M_ITEMS; i++) {
 		char c;
 		struct iovec iov = {.iov_base = &c, .iov_len = 1};
-		ssize_t n = weft_readv(f->fd, &iov, 1, weft_deadline_in(2 * WEFT_SEC));
+		ssize_t n = weft_readv(f->fd, &iov, 1, wt_hang_deadline());
 		if (n != 1) {
 			atomic_fetch_add(&failed, 1);
 			return NULL;
@@ -107,7 +107,7 @@ static void *accept_task(void *a)
 {
 	feed *f = a;
 	for (int i = 0; i < M_ITEMS; i++) {
-		int fd = weft_accept(f->fd, NULL, NULL, weft_deadline_in(2 * WEFT_SEC));
+		int fd = weft_accept(f->fd, NULL, NULL, wt_hang_deadline());
 		if (fd < 0) {
 			atomic_fetch_add(&failed, 1);
 			return NULL;
@@ -136,7 +136,7 @@ static void *write_task(void *a)
 {
 	feed *f = a;
 	for (int i = 0; i < M_ITEMS; i++) {
-		if (weft_write(f->fd, "w", 1, weft_deadline_in(2 * WEFT_SEC)) != 1) {
+		if (weft_write(f->fd, "w", 1, wt_hang_deadline()) != 1) {
 			atomic_fetch_add(&failed, 1);
 			return NULL;
 		}
@@ -146,13 +146,13 @@ static void *write_task(void *a)
 }
 
 /* Reads what the writers write, 1-3 bytes at a time, so room for a few
- * more keeps appearing; gives up after 3 s without a byte. */
+ * more keeps appearing; gives up after the hang guard without a byte. */
 static void *room_feeder(void *a)
 {
 	feed *f = a;
 	for (int i = 0; i < K_TASKS * M_ITEMS;) {
 		struct pollfd p = {.fd = f->peer, .events = POLLIN};
-		if (poll(&p, 1, 3000) != 1) {
+		if (poll(&p, 1, (int)(WT_HANG_NS / WEFT_MSEC)) != 1) {
 			atomic_fetch_add(&failed, 1);
 			return NULL;
 		}
@@ -275,8 +275,8 @@ static void *udp_main(void *a)
 		pthread_t th;
 		TCHECK_EQ(pthread_create(&th, NULL, udp_sender, NULL), 0);
 		char buf[256];
-		TCHECK_EQ(weft_read(fd, buf, sizeof buf, weft_deadline_in(2 * WEFT_SEC)), 3);
-		TCHECK_EQ(weft_read(fd, buf, sizeof buf, weft_deadline_in(2 * WEFT_SEC)), 3);
+		TCHECK_EQ(weft_read(fd, buf, sizeof buf, wt_hang_deadline()), 3);
+		TCHECK_EQ(weft_read(fd, buf, sizeof buf, wt_hang_deadline()), 3);
 		pthread_join(th, NULL);
 		weft_close(fd);
 	}

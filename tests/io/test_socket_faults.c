@@ -101,10 +101,10 @@ static void stopping_handler(int fd, void *ctx)
 {
 	(void)ctx;
 	char c;
-	if (weft_read(fd, &c, 1, weft_deadline_in(5 * WEFT_SEC)) != 1)
+	if (weft_read(fd, &c, 1, wt_hang_deadline()) != 1)
 		return;
 	/* An admin "shutdown" request: stop the server from its own handler. */
-	atomic_store(&stop_result, weft_server_stop(g_srv, weft_deadline_in(200 * WEFT_MSEC)));
+	atomic_store(&stop_result, weft_server_stop(g_srv, wt_hang_deadline()));
 	weft_write(fd, "k", 1, WEFT_NEVER);
 }
 
@@ -112,7 +112,7 @@ static void idle_handler(int fd, void *ctx)
 {
 	(void)ctx;
 	char c;
-	while (weft_read(fd, &c, 1, weft_deadline_in(10 * WEFT_SEC)) > 0) {
+	while (weft_read(fd, &c, 1, wt_hang_deadline()) > 0) {
 	}
 }
 
@@ -129,12 +129,12 @@ static void *stop_from_handler_main(void *a)
 	int port = weft_local_port(lfd);
 	TCHECK_EQ(weft_server_create(&g_srv, lfd, stopping_handler, NULL, NULL), 0);
 	weft_task_t serve = wt_spawn(serve_task, g_srv);
-	int c = weft_tcp_connect("127.0.0.1", (uint16_t)port, weft_deadline_in(5 * WEFT_SEC));
+	int c = weft_tcp_connect("127.0.0.1", (uint16_t)port, wt_hang_deadline());
 	TCHECK(c >= 0);
 	TCHECK_EQ(weft_write(c, "s", 1, WEFT_NEVER), 1);
 	char k;
 	/* The handler's stop returns (it does not wait for its own connection). */
-	TCHECK_EQ(weft_read(c, &k, 1, weft_deadline_in(5 * WEFT_SEC)), 1);
+	TCHECK_EQ(weft_read(c, &k, 1, wt_hang_deadline()), 1);
 	TCHECK_EQ(atomic_load(&stop_result), 0);
 	void *r;
 	TCHECK_EQ(weft_join(serve, &r), 0);
@@ -175,7 +175,7 @@ static void *other_runtime_main(void *a)
 	TCHECK_EQ(weft_server_create(&s, lfd, idle_handler, NULL, &o), 0);
 	weft_task_t serve = wt_spawn(serve_task, s);
 	for (int i = 0; i < 20; i++) {
-		int c = weft_tcp_connect("127.0.0.1", (uint16_t)port, weft_deadline_in(5 * WEFT_SEC));
+		int c = weft_tcp_connect("127.0.0.1", (uint16_t)port, wt_hang_deadline());
 		TCHECK(c >= 0);
 		TCHECK_EQ(weft_write(c, "abc", 3, WEFT_NEVER), 3);
 		weft_close(c);
@@ -187,14 +187,14 @@ static void *other_runtime_main(void *a)
 		TCHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
 		char b;
 		TCHECK_EQ(write(sv[1], "z", 1), 1);
-		TCHECK_EQ(weft_read(sv[0], &b, 1, weft_deadline_in(5 * WEFT_SEC)), 1);
+		TCHECK_EQ(weft_read(sv[0], &b, 1, wt_hang_deadline()), 1);
 		weft_sleep(WEFT_MSEC);
 		TCHECK_EQ(write(sv[1], "y", 1), 1);
-		TCHECK_EQ(weft_read(sv[0], &b, 1, weft_deadline_in(2 * WEFT_SEC)), 1);
+		TCHECK_EQ(weft_read(sv[0], &b, 1, wt_hang_deadline()), 1);
 		weft_close(sv[0]);
 		close(sv[1]);
 	}
-	TCHECK_EQ(weft_server_stop(s, weft_deadline_in(5 * WEFT_SEC)), 0);
+	TCHECK_EQ(weft_server_stop(s, wt_hang_deadline()), 0);
 	void *r;
 	TCHECK_EQ(weft_join(serve, &r), 0);
 	TCHECK_EQ(weft_server_destroy(s), 0);
@@ -220,7 +220,7 @@ static void *scm_rights_main(void *a)
 	char buf[64];
 	/* Register sv[0] and let it see one report first. */
 	TCHECK_EQ(write(sv[1], "A", 1), 1);
-	TCHECK_EQ(weft_read(sv[0], buf, sizeof buf, weft_deadline_in(5 * WEFT_SEC)), 1);
+	TCHECK_EQ(weft_read(sv[0], buf, sizeof buf, wt_hang_deadline()), 1);
 	/* "AAAA" with a descriptor attached, then "CCCC", both queued before
 	 * the next reads. */
 	int pass = dup(1);
@@ -237,9 +237,9 @@ static void *scm_rights_main(void *a)
 	close(pass);
 	TCHECK_EQ(write(sv[1], "CCCC", 4), 4);
 	weft_sleep(2 * WEFT_MSEC); /* the reports are seen before the reads */
-	TCHECK_EQ(weft_read(sv[0], buf, sizeof buf, weft_deadline_in(5 * WEFT_SEC)), 4); /* stops after the message */
+	TCHECK_EQ(weft_read(sv[0], buf, sizeof buf, wt_hang_deadline()), 4); /* stops after the message */
 	/* The rest is queued: it must come without a new report. */
-	ssize_t n = weft_read(sv[0], buf, sizeof buf, weft_deadline_in(500 * WEFT_MSEC));
+	ssize_t n = weft_read(sv[0], buf, sizeof buf, wt_hang_deadline());
 	TCHECK_EQ(n, 4);
 	TCHECK_EQ(memcmp(buf, "CCCC", 4), 0);
 	/* The descriptor that came with it was discarded by recv; nothing leaks
@@ -267,14 +267,14 @@ static void *urgent_main(void *a)
 	wt_tcp_pair(&lfd, &c, &s);
 	char buf[64];
 	TCHECK_EQ(weft_write(c, "A", 1, WEFT_NEVER), 1);
-	TCHECK_EQ(weft_read(s, buf, sizeof buf, weft_deadline_in(5 * WEFT_SEC)), 1);
+	TCHECK_EQ(weft_read(s, buf, sizeof buf, wt_hang_deadline()), 1);
 	TCHECK_EQ(send(c, "AAAA", 4, 0), 4);
 	TCHECK_EQ(send(c, "B", 1, MSG_OOB), 1);
 	TCHECK_EQ(send(c, "CCCC", 4, 0), 4);
 	weft_sleep(5 * WEFT_MSEC);
 	size_t got = 0;
 	while (got < 8) {
-		ssize_t n = weft_read(s, buf + got, sizeof buf - got, weft_deadline_in(500 * WEFT_MSEC));
+		ssize_t n = weft_read(s, buf + got, sizeof buf - got, wt_hang_deadline());
 		TCHECK(n > 0);
 		if (n <= 0)
 			break;

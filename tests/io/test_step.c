@@ -71,7 +71,7 @@ static weft_step_t accept_step(void *a, void **res)
 {
 	accept_st *s = a;
 	while (s->accepted < CLIENTS) {
-		int fd = weft_accept_step(s->lfd, NULL, NULL, weft_deadline_in(10 * WEFT_SEC), &s->op);
+		int fd = weft_accept_step(s->lfd, NULL, NULL, wt_hang_deadline(), &s->op);
 		if (fd == -EINPROGRESS)
 			return WEFT_STEP_PARKED;
 		if (fd < 0) {
@@ -98,7 +98,7 @@ static _Atomic long client_bytes;
 static void *echo_client(void *a)
 {
 	int port = (int)(intptr_t)a;
-	int fd = weft_tcp_connect("127.0.0.1", (uint16_t)port, weft_deadline_in(5 * WEFT_SEC));
+	int fd = weft_tcp_connect("127.0.0.1", (uint16_t)port, wt_hang_deadline());
 	if (fd < 0) {
 		atomic_fetch_add(&client_failures, 1);
 		return NULL;
@@ -108,8 +108,8 @@ static void *echo_client(void *a)
 		size_t len = 1 + (size_t)(r * 37 + fd) % sizeof out;
 		for (size_t i = 0; i < len; i++)
 			out[i] = (char)(fd * 7 + r * 13 + (int)i);
-		if (weft_write_all(fd, out, len, weft_deadline_in(5 * WEFT_SEC)) != (ssize_t)len ||
-		    weft_read_full(fd, in, len, weft_deadline_in(5 * WEFT_SEC)) != (ssize_t)len ||
+		if (weft_write_all(fd, out, len, wt_hang_deadline()) != (ssize_t)len ||
+		    weft_read_full(fd, in, len, wt_hang_deadline()) != (ssize_t)len ||
 		    memcmp(in, out, len) != 0) {
 			atomic_fetch_add(&client_failures, 1);
 			break;
@@ -167,14 +167,14 @@ typedef struct writer_st {
 	size_t off;
 	const unsigned char *data;
 	weft_io_op_t op;
-	int waits; /* times the step parked */
+	_Atomic int waits; /* times the step parked */
 } writer_st;
 
 static weft_step_t writer_step(void *a, void **res)
 {
 	writer_st *w = a;
 	while (w->off < BIG) {
-		ssize_t n = weft_write_step(w->fd, w->data + w->off, BIG - w->off, weft_deadline_in(10 * WEFT_SEC), &w->op);
+		ssize_t n = weft_write_step(w->fd, w->data + w->off, BIG - w->off, wt_hang_deadline(), &w->op);
 		if (n == -EINPROGRESS) {
 			w->waits++;
 			return WEFT_STEP_PARKED;
@@ -201,10 +201,11 @@ static void *big_main(void *a)
 	writer_st w = {.fd = sv[0], .data = data};
 	weft_task_t t;
 	TCHECK_EQ(weft_spawn_step(&t, writer_step, &w, NULL), 0);
-	weft_sleep(5 * WEFT_MSEC); /* let the writer fill the buffer and park */
+	/* Nobody reads yet: the writer fills the buffer and must park. */
+	WT_WAIT_UNTIL(atomic_load(&w.waits) > 0);
 	size_t off = 0;
 	while (off < BIG) {
-		ssize_t n = weft_read(sv[1], got + off, 65536 < BIG - off ? 65536 : BIG - off, weft_deadline_in(10 * WEFT_SEC));
+		ssize_t n = weft_read(sv[1], got + off, 65536 < BIG - off ? 65536 : BIG - off, wt_hang_deadline());
 		TCHECK(n > 0);
 		off += (size_t)n;
 	}
@@ -262,14 +263,25 @@ static void *deadline_main(void *a)
 	(void)a;
 	int sv[2];
 	TCHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-	reader_st r = {.fd = sv[0], .deadline = weft_deadline_in(20 * WEFT_MSEC)};
-	weft_time_t t0 = weft_now();
-	TCHECK_EQ(run_reader(&r), -ETIMEDOUT);
-	TCHECK(weft_now() - t0 >= 19 * WEFT_MSEC);
-	TCHECK(r.parks >= 1);
+	/* Nothing comes: -ETIMEDOUT, never before the deadline. The step
+	 * parks if it runs before the deadline, which no load can promise:
+	 * when it did not, try again with a deadline twice as long, until it
+	 * parked and the deadline ended the park. */
+	reader_st r = {.fd = sv[0]};
+	for (weft_time_t wait = 20 * WEFT_MSEC;; wait *= 2) {
+		r.deadline = weft_deadline_in(wait);
+		atomic_store(&r.parks, 0);
+		TCHECK_EQ(run_reader(&r), -ETIMEDOUT);
+		TCHECK(weft_now() >= r.deadline);
+		if (atomic_load(&r.parks) >= 1)
+			break;
+		TCHECK(wait < WT_HANG_NS);
+		if (wait >= WT_HANG_NS)
+			break;
+	}
 	/* The op is idle again: a later read with it gets the data. */
 	TCHECK_EQ(write(sv[1], "hello", 5), 5);
-	r.deadline = weft_deadline_in(5 * WEFT_SEC);
+	r.deadline = wt_hang_deadline();
 	TCHECK_EQ(run_reader(&r), 5);
 	TCHECK_EQ(memcmp(r.buf, "hello", 5), 0);
 	/* A deadline already past: no wait at all when data is there, a
@@ -304,7 +316,7 @@ static weft_step_t sink_step(void *a, void **res)
 {
 	sink_st *k = a;
 	for (;;) {
-		ssize_t n = weft_read_step(k->fd, k->buf, sizeof k->buf, weft_deadline_in(10 * WEFT_SEC), &k->op);
+		ssize_t n = weft_read_step(k->fd, k->buf, sizeof k->buf, wt_hang_deadline(), &k->op);
 		if (n == -EINPROGRESS)
 			return WEFT_STEP_PARKED;
 		if (n <= 0) {
@@ -323,7 +335,7 @@ static void *tcp_short_reads_main(void *a)
 	(void)a;
 	int lfd, c, s;
 	wt_tcp_pair(&lfd, &c, &s);
-	reader_st r = {.fd = s, .deadline = weft_deadline_in(5 * WEFT_SEC)};
+	reader_st r = {.fd = s, .deadline = wt_hang_deadline()};
 	/* A short read, then nothing: the next read waits until its deadline. */
 	TCHECK_EQ(weft_write(c, "hello", 5, WEFT_NEVER), 5);
 	TCHECK_EQ(run_reader(&r), 5);
@@ -331,7 +343,7 @@ static void *tcp_short_reads_main(void *a)
 	TCHECK_EQ(run_reader(&r), -ETIMEDOUT);
 	/* Data after the short read wakes it; two writes queued before the
 	 * read are read together or one after the other, never lost. */
-	r.deadline = weft_deadline_in(5 * WEFT_SEC);
+	r.deadline = wt_hang_deadline();
 	TCHECK_EQ(weft_write(c, "abc", 3, WEFT_NEVER), 3);
 	TCHECK_EQ(run_reader(&r), 3);
 	TCHECK_EQ(memcmp(r.buf, "abc", 3), 0);
@@ -355,7 +367,7 @@ static void *tcp_short_reads_main(void *a)
 		size_t len = 1 + (size_t)(i * 131) % sizeof chunk;
 		for (size_t j = 0; j < len; j++)
 			chunk[j] = (char)((sent + (long)j) * 7);
-		TCHECK_EQ(weft_write_all(c, chunk, len, weft_deadline_in(5 * WEFT_SEC)), (ssize_t)len);
+		TCHECK_EQ(weft_write_all(c, chunk, len, wt_hang_deadline()), (ssize_t)len);
 		sent += (long)len;
 		if (i % 7 == 0)
 			weft_yield();
@@ -404,14 +416,14 @@ static void *cancel_main(void *a)
 		 * coroutine reads from it normally. */
 		TCHECK_EQ(write(sv[1], "x", 1), 1);
 		char c;
-		TCHECK_EQ(weft_read(sv[0], &c, 1, weft_deadline_in(5 * WEFT_SEC)), 1);
+		TCHECK_EQ(weft_read(sv[0], &c, 1, wt_hang_deadline()), 1);
 		weft_close(sv[0]);
 		close(sv[1]);
 	}
 	/* weft_close of a descriptor a stackless task waits on: -EBADF. */
 	int sv[2];
 	TCHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-	reader_st r = {.fd = sv[0], .deadline = weft_deadline_in(5 * WEFT_SEC)};
+	reader_st r = {.fd = sv[0], .deadline = wt_hang_deadline()};
 	weft_task_t t;
 	TCHECK_EQ(weft_spawn_step(&t, reader_step, &r, NULL), 0);
 	while (r.parks == 0)
@@ -441,7 +453,7 @@ typedef struct fdwait_st {
 static weft_step_t fdwait_step(void *a, void **res)
 {
 	fdwait_st *f = a;
-	int r = weft_fd_wait_step(f->fd, POLLIN, weft_deadline_in(5 * WEFT_SEC), &f->op);
+	int r = weft_fd_wait_step(f->fd, POLLIN, wt_hang_deadline(), &f->op);
 	if (r == -EINPROGRESS) {
 		f->parks++;
 		return WEFT_STEP_PARKED;
@@ -500,7 +512,7 @@ typedef struct connect_st {
 static weft_step_t connect_step(void *a, void **res)
 {
 	connect_st *c = a;
-	int r = weft_connect_step(c->fd, (struct sockaddr *)&c->sa, sizeof c->sa, weft_deadline_in(5 * WEFT_SEC), &c->op);
+	int r = weft_connect_step(c->fd, (struct sockaddr *)&c->sa, sizeof c->sa, wt_hang_deadline(), &c->op);
 	if (r == -EINPROGRESS)
 		return WEFT_STEP_PARKED;
 	*res = (void *)(intptr_t)r;
@@ -521,11 +533,11 @@ static void *connect_main(void *a)
 	void *res;
 	TCHECK_EQ(weft_join(t, &res), 0);
 	TCHECK_EQ((intptr_t)res, 0);
-	int afd = weft_accept(lfd, NULL, NULL, weft_deadline_in(5 * WEFT_SEC));
+	int afd = weft_accept(lfd, NULL, NULL, wt_hang_deadline());
 	TCHECK(afd >= 0);
 	TCHECK_EQ(weft_write(c.fd, "ok", 2, WEFT_NEVER), 2);
 	char b[2];
-	TCHECK_EQ(weft_read_full(afd, b, 2, weft_deadline_in(5 * WEFT_SEC)), 2);
+	TCHECK_EQ(weft_read_full(afd, b, 2, wt_hang_deadline()), 2);
 	weft_close(afd);
 	weft_close(c.fd);
 	/* A port bound but not listening: refused. */
@@ -560,7 +572,7 @@ static void test_stackless_connect(void **state)
  * the other case.) */
 static void *accept_forever(void *a)
 {
-	return (void *)(intptr_t)weft_accept((int)(intptr_t)a, NULL, NULL, weft_deadline_in(10 * WEFT_SEC));
+	return (void *)(intptr_t)weft_accept((int)(intptr_t)a, NULL, NULL, wt_hang_deadline());
 }
 
 static weft_step_t close_step(void *a, void **res)
@@ -582,7 +594,7 @@ static void *stackless_close_main(void *a)
 	void *r = (void *)1;
 	TCHECK_EQ(weft_join(cl, &r), 0);
 	TCHECK_EQ((intptr_t)r, 0);
-	TCHECK_EQ(weft_tcp_connect("127.0.0.1", (uint16_t)port, weft_deadline_in(WEFT_SEC)), -ECONNREFUSED);
+	TCHECK_EQ(weft_tcp_connect("127.0.0.1", (uint16_t)port, wt_hang_deadline()), -ECONNREFUSED);
 	TCHECK_EQ(weft_join(acc, &r), 0);
 	TCHECK_EQ((intptr_t)r, -EBADF);
 	return NULL;
@@ -604,7 +616,7 @@ static void *coroutine_main(void *a)
 	/* Blocks like weft_read: times out, never -EINPROGRESS. */
 	TCHECK_EQ(weft_read_step(sv[0], b, sizeof b, weft_deadline_in(10 * WEFT_MSEC), &op), -ETIMEDOUT);
 	TCHECK_EQ(weft_write_step(sv[1], "abc", 3, WEFT_NEVER, &op), 3);
-	TCHECK_EQ(weft_read_step(sv[0], b, sizeof b, weft_deadline_in(5 * WEFT_SEC), &op), 3);
+	TCHECK_EQ(weft_read_step(sv[0], b, sizeof b, wt_hang_deadline(), &op), 3);
 	TCHECK_EQ(weft_fd_wait_step(sv[1], POLLOUT, WEFT_NEVER, &op) & POLLOUT, POLLOUT);
 	weft_close(sv[0]);
 	weft_close(sv[1]);

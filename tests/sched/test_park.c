@@ -80,8 +80,7 @@ static void *park_many(void *a)
 			weft_spawn(NULL, parker, (void *)i, &(weft_spawn_opts_t){.group = g, .stack_size = 8192});
 		}
 	}
-	while (atomic_load(&parked) != nwait)
-		weft_sleep(WEFT_MSEC);
+	WT_WAIT_UNTIL(atomic_load(&parked) == nwait);
 	long wins = 0;
 	for (long i = 0; i < nwait; i++) {
 		wins += weft_unpark(wakers[i], 0);
@@ -179,14 +178,19 @@ static void *waitq_main(void *a)
 		while (atomic_load(&queued) != i + 1)
 			weft_yield();
 	}
-	weft_sleep(10 * WEFT_MSEC); /* waiter 3 times out */
+	/* Waiter 3 times out and removes itself. Wait for that to be done, not
+	 * a fixed 10 ms: a wait whose deadline fired is not woken by a wake_all,
+	 * but its node stays queued until the waiter runs, and a wake_all that
+	 * popped it first would leave the waiter's remove nothing to find. */
+	wt_join(t[3]);
 	TCHECK_EQ(weft_waitq_wake_one(&q, 10), 1);
 	TCHECK_EQ(weft_waitq_wake_one(&q, 11), 1);
 	TCHECK_EQ(weft_waitq_wake_one(&q, 12), 1);
 	TCHECK_EQ(weft_waitq_wake_all(&q, 2), 2);
 	TCHECK_EQ(weft_waitq_wake_one(&q, 1), 0);
 	for (int i = 0; i < 6; i++)
-		weft_join(t[i], NULL);
+		if (i != 3)
+			weft_join(t[i], NULL);
 	return NULL;
 }
 

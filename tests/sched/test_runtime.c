@@ -4,20 +4,35 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Uneven load: one task spawns every CPU-bound task onto its own worker's
- * queue; the other worker must steal and run a fair share. */
-static _Atomic uint64_t sink;
+/* Stealing. The test-main task spawns tasks onto its own worker's queue
+ * (its next-task slot and ring; nothing goes to the global queue) and then
+ * keeps that worker busy - it spins, never yields or parks - until every
+ * one of them has run. So none can run on that worker: another worker must
+ * steal them all, whatever the load and however long it takes (the spin
+ * ends when the work is done; only the hang guard bounds it). */
+#define NSTEAL 64
+static _Atomic int steal_ran, ran_on_owner, owner_worker;
 
-static void *cpu_task(void *a)
+static void note_worker(void)
 {
-	uint64_t x = (uint64_t)(uintptr_t)a | 1;
-	for (long i = 0; i < WT_SIZE(4000000, 400000); i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-	}
-	atomic_fetch_xor(&sink, x);
+	if (weft_worker_index() == atomic_load(&owner_worker))
+		atomic_fetch_add(&ran_on_owner, 1);
+	atomic_fetch_add(&steal_ran, 1);
+}
+
+static void *note_task(void *a)
+{
+	(void)a;
+	note_worker();
 	return NULL;
+}
+
+static weft_step_t note_step(void *s, void **r)
+{
+	(void)s;
+	note_worker();
+	*r = NULL;
+	return WEFT_STEP_DONE;
 }
 
 static weft_stats_t after;
@@ -25,36 +40,55 @@ static weft_stats_t after;
 static void *uneven(void *a)
 {
 	(void)a;
+	atomic_store(&owner_worker, weft_worker_index());
 	weft_group_t *g;
-	weft_group_create(&g, false);
-	for (long i = 0; i < 64; i++)
-		weft_spawn(NULL, cpu_task, (void *)i, &(weft_spawn_opts_t){.group = g});
-	weft_group_wait(g);
-	weft_group_destroy(g);
+	TCHECK_EQ(weft_group_create(&g, false), 0);
+	for (long i = 0; i < NSTEAL; i++) {
+		weft_spawn_opts_t o = {.group = g};
+		TCHECK_EQ(i & 1 ? weft_spawn_step(NULL, note_step, NULL, &o) : weft_spawn(NULL, note_task, NULL, &o), 0);
+	}
+	/* Hold this worker until all have run elsewhere. */
+	weft_time_t give_up = wt_hang_deadline();
+	while (atomic_load(&steal_ran) < NSTEAL && weft_now() < give_up) {
+	}
+	TCHECK_EQ(atomic_load(&steal_ran), NSTEAL);
+	TCHECK_EQ(weft_worker_index(), atomic_load(&owner_worker)); /* it never left */
+	TCHECK_EQ(weft_group_wait(g), 0);
+	TCHECK_EQ(weft_group_destroy(g), 0);
 	weft_stats(NULL, &after);
 	return NULL;
 }
 
-static void test_stealing_balances_load(void **state)
+static void test_stealing_empties_a_busy_workers_queue(void **state)
 {
 	(void)state;
+	atomic_store(&steal_ran, 0);
+	atomic_store(&ran_on_owner, 0);
 	wt_run(uneven, NULL, 2);
-	assert_int_equal(after.workers, 2);
-	uint64_t steals = after.per_worker[0].steals + after.per_worker[1].steals;
-	assert_true(steals > 0);
-	/* Both workers ran a real share of the 64 tasks. */
-	assert_true(after.per_worker[0].tasks_run >= 8);
-	assert_true(after.per_worker[1].tasks_run >= 8);
-	assert_true(after.spawned >= 65);
+	assert_int_equal(atomic_load(&ran_on_owner), 0);
+	int owner = atomic_load(&owner_worker);
+	assert_true(owner >= 0 && owner < after.workers);
+	uint64_t steals = 0, runs = 0;
+	for (int i = 0; i < after.workers; i++) {
+		if (i == owner)
+			continue;
+		steals += after.per_worker[i].steals;
+		runs += after.per_worker[i].tasks_run;
+	}
+	assert_true(steals >= 1);
+	assert_true(runs >= NSTEAL); /* (a resumed task counts again: >=) */
+	assert_true(after.spawned >= NSTEAL + 1);
 }
 
 /* The monitor: with one worker, a task stuck in a raw blocking system call
  * does not stall the others - an extra worker is started and runs them. */
 static int pipefd[2];
+static _Atomic int stuck_on = -1, released_on = -1;
 
 static void *releaser(void *a)
 {
 	(void)a;
+	atomic_store(&released_on, weft_worker_index());
 	TCHECK_EQ(write(pipefd[1], "x", 1), 1);
 	return NULL;
 }
@@ -62,6 +96,7 @@ static void *releaser(void *a)
 static void *stuck(void *a)
 {
 	(void)a;
+	atomic_store(&stuck_on, weft_worker_index());
 	/* r waits in this worker's queue while we block the worker. */
 	weft_spawn(NULL, releaser, NULL, &(weft_spawn_opts_t){.detached = true});
 	char c;
@@ -75,9 +110,15 @@ static void *monitor_main(void *a)
 	weft_task_t s;
 	weft_spawn(&s, stuck, NULL, NULL);
 	weft_join(s, NULL);
+	/* The releaser ran while the only base worker was blocked: on an
+	 * extra worker. */
+	TCHECK_EQ(atomic_load(&stuck_on), 0);
+	TCHECK(atomic_load(&released_on) >= 1);
+	/* The monitor publishes the extra worker (nworkers) only after its
+	 * thread has started, and that thread may run the releaser first:
+	 * wait for the statistics to show it, do not expect them at once. */
 	weft_stats_t st;
-	weft_stats(NULL, &st);
-	TCHECK(st.workers >= 2); /* an extra worker was started */
+	WT_WAIT_UNTIL(weft_stats(NULL, &st) == 0 && st.workers >= 2);
 	return NULL;
 }
 
@@ -105,8 +146,10 @@ static void *stats_main(void *a)
 	(void)a;
 	for (int i = 0; i < 10; i++)
 		weft_spawn(NULL, parked_forever, NULL, &(weft_spawn_opts_t){.detached = true});
-	weft_sleep(10 * WEFT_MSEC);
+	/* Until all ten have armed their sleep (the test-main task's own
+	 * sleep timer is cancelled before its sleep returns). */
 	weft_stats_t s;
+	WT_WAIT_UNTIL(weft_stats(NULL, &s) == 0 && s.timers_active >= 10);
 	TCHECK_EQ(weft_stats(NULL, &s), 0);
 	TCHECK(s.live >= 11);
 	TCHECK(s.timers_active >= 10);
@@ -133,12 +176,13 @@ static void test_stats_and_dump_while_running(void **state)
 }
 
 /* Shutdown with tasks parked forever in every kind of wait. */
-static _Atomic int cancelled_seen;
+static _Atomic int cancelled_seen, waits_opened;
 
 static void *wait_forever(void *a)
 {
 	(void)a;
 	weft_waker_t w = weft_park_prepare();
+	atomic_fetch_add(&waits_opened, 1);
 	if (weft_park(w, WEFT_NEVER) == -ECANCELED)
 		atomic_fetch_add(&cancelled_seen, 1);
 	return NULL;
@@ -150,6 +194,7 @@ static weft_step_t step_forever(void *s, void **r)
 	int *phase = s;
 	if ((*phase)++ == 0) {
 		weft_park_prepare();
+		atomic_fetch_add(&waits_opened, 1);
 		return WEFT_STEP_PARKED;
 	}
 	if (weft_park_result() == -ECANCELED)
@@ -168,7 +213,11 @@ static void test_shutdown_with_parked_tasks(void **state)
 		assert_int_equal(weft_spawn(NULL, wait_forever, NULL, NULL), 0); /* never joined */
 		assert_int_equal(weft_spawn_step(NULL, step_forever, &phases[i], NULL), 0);
 	}
-	usleep(20000);
+	/* Every task has opened its wait (and parks, or is about to). */
+	weft_time_t give_up = wt_hang_deadline();
+	while (atomic_load(&waits_opened) < 200 && weft_now() < give_up)
+		usleep(1000);
+	assert_int_equal(atomic_load(&waits_opened), 200);
 	assert_int_equal(weft_runtime_stop(rt), 0);
 	assert_int_equal(atomic_load(&cancelled_seen), 200);
 	assert_int_equal(weft_spawn(NULL, wait_forever, NULL, NULL), -ESHUTDOWN);
@@ -206,7 +255,7 @@ static void *return_arg(void *a)
 static void *sleep_long(void *a)
 {
 	(void)a;
-	return (void *)(intptr_t)weft_sleep(60 * WEFT_SEC);
+	return (void *)(intptr_t)weft_sleep(3600 * WEFT_SEC); /* only the cancel ends it in time */
 }
 
 static void *join_other(void *a)
@@ -254,7 +303,7 @@ static void test_ids_resolve_across_runtimes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_stealing_balances_load),
+		cmocka_unit_test(test_stealing_empties_a_busy_workers_queue),
 		cmocka_unit_test(test_monitor_unsticks_a_blocked_worker),
 		cmocka_unit_test(test_stats_and_dump_while_running),
 		cmocka_unit_test(test_shutdown_with_parked_tasks),

@@ -255,7 +255,7 @@ static void *writer_starvation_main(void *a)
 	while (RW_READERS(&wrw) < R)
 		weft_sleep(WEFT_MSEC / 4);
 	/* A generous deadline only so that a bug fails instead of hanging. */
-	TCHECK_EQ(weft_rwlock_wrlock_until(&wrw, weft_deadline_in(30 * WEFT_SEC)), 0);
+	TCHECK_EQ(weft_rwlock_wrlock_until(&wrw, wt_hang_deadline()), 0);
 	TCHECK_EQ(RW_READERS(&wrw), 0);
 	atomic_store(&writer_done, 1);
 	TCHECK_EQ(weft_rwlock_unlock(&wrw), 0);
@@ -276,10 +276,12 @@ static void test_writer_not_starved(void **state)
 static weft_rwlock_t drw = WEFT_RWLOCK_INIT;
 static _Atomic int dstage, writer_done;
 
+static weft_time_t writer_wait; /* the timed writer's deadline, from now */
+
 static void *timed_writer(void *a)
 {
 	(void)a;
-	weft_time_t dl = weft_deadline_in(WT_SIZE(5, 20) * WEFT_MSEC);
+	weft_time_t dl = weft_deadline_in(writer_wait);
 	TCHECK_EQ(weft_rwlock_wrlock_until(&drw, dl), -ETIMEDOUT);
 	TCHECK(weft_now() >= dl);
 	TCHECK_EQ(weft_rwlock_wrlock_until(&drw, weft_now() - 1), -ETIMEDOUT);
@@ -309,10 +311,13 @@ static void *deadline_main(void *a)
 {
 	(void)a;
 	/* A writer times out behind a reader; a reader that queued behind the
-	 * writer then gets in (while the first reader still holds it). On a
-	 * loaded machine the writer may time out before the reader has queued
-	 * (the reader then just gets in): try again until the order happened. */
-	for (int attempt = 0;; attempt++) {
+	 * writer then gets in (while the first reader still holds it). The
+	 * reader must queue before the writer's deadline, which no load can
+	 * promise: when it did not (it then just got in), try again with a
+	 * deadline twice as long, until the order happened. Every attempt
+	 * checks only what holds either way. */
+	writer_wait = WT_SIZE(5, 20) * WEFT_MSEC;
+	for (;; writer_wait *= 2) {
 		atomic_store(&dstage, 0);
 		atomic_store(&writer_done, 0);
 		TCHECK_EQ(weft_rwlock_rdlock(&drw), 0);
@@ -329,8 +334,8 @@ static void *deadline_main(void *a)
 		TCHECK_EQ(weft_rwlock_unlock(&drw), 0);
 		if (queued_behind)
 			break;
-		TCHECK(attempt < 20);
-		if (attempt >= 20)
+		TCHECK(writer_wait < WT_HANG_NS);
+		if (writer_wait >= WT_HANG_NS)
 			return NULL;
 	}
 	/* A reader times out behind a writer. */
