@@ -39,12 +39,16 @@
  * else waits; if every waiter gave up, the unlock that finds none clears
  * LOCKED and STARVING together.
  *
- * Unlock and lifetime. Unlock does whatever it must with the queue while it
- * still holds the mutex (wake or hand over under q's lock), and the release
- * of LOCKED - or the handoff - is its last touch of the mutex, so that
- * whoever takes the mutex next may destroy it at once (the POSIX rule; see
- * internal.h). A woken or granted waiter settles on q's lock before it
- * returns.
+ * Unlock and lifetime (the POSIX rule: whoever takes the mutex next may
+ * destroy it at once; see internal.h). An unlock that wakes or hands over
+ * does so holding q's lock from before it lets the mutex go (the release
+ * CAS, or the handoff, under that lock) until its last touch, the unlock
+ * of q; the woken or granted waiter's call is in progress until then, since
+ * it settles on q's lock before it returns. Between a waiter's withdrawal
+ * (timeout, cancellation) and the release there is therefore no moment at
+ * which the mutex is free, nobody is waiting and the unlock still has the
+ * queue to touch. An unlock that wakes nobody releases with one CAS and
+ * touches nothing after.
  *
  * Invariants
  *  (1) Whenever q's lock is free, waiters == (front != NULL) + the queued,
@@ -396,18 +400,20 @@ __attribute__((noinline)) static void mx_unlock_slow(weft_mutex_t *m, uint32_t s
 			weft_waitq_unlock(&m->q); /* the new owner settles on it: our last touch */
 			return;
 		}
-		if (MX_WAITERS(s) != 0 && !(s & (MX_WOKEN | MX_STARVING))) {
-			/* Normal mode: wake one to compete (invariant (3)), then
-			 * release. */
-			while (!atomic_compare_exchange_weak_explicit(st, &s, (s - MX_WAITER) | MX_WOKEN,
-								      memory_order_relaxed, memory_order_relaxed))
-				;
-			weft__sync_deliver(mx_next(m), WEFT__SYNC_WOKEN);
-			weft_waitq_unlock(&m->q);
-			/* The woken waiter cannot take the mutex before this, and
-			 * settles on q's lock, released above. */
-			atomic_fetch_and_explicit(st, ~MX_LOCKED, memory_order_release);
-			return;
+		/* Normal mode: release, and in the same CAS count one waiter out
+		 * as the woken one (invariant (3)), while q's lock is held: it
+		 * cannot requeue before the mutex is free, and it settles on q's
+		 * lock, so no caller may destroy the mutex before this call's
+		 * unlock of q (its last touch): the woken waiter's call is still
+		 * in progress. A spinner may take the woken role (WOKEN)
+		 * meanwhile: then there is nobody to wake. */
+		while (MX_WAITERS(s) != 0 && !(s & (MX_WOKEN | MX_STARVING))) {
+			if (atomic_compare_exchange_weak_explicit(st, &s, ((s - MX_WAITER) | MX_WOKEN) & ~MX_LOCKED,
+								  memory_order_release, memory_order_relaxed)) {
+				weft__sync_deliver(mx_next(m), WEFT__SYNC_WOKEN);
+				weft_waitq_unlock(&m->q);
+				return;
+			}
 		}
 		weft_waitq_unlock(&m->q); /* changed meanwhile: look again */
 	}
