@@ -157,7 +157,7 @@ static void *monitor_main(void *arg)
  * records (stack.c, task.c). After a spike that freed a lot of both, the
  * channels and task extensions freed with them are in malloc's free lists:
  * ask malloc to give back its free pages too, once the release is done. */
-#define TRIM_AFTER ((size_t)8 << 20)
+#define TRIM_AFTER ((size_t)1 << 20)
 
 void weft__release_memory(struct weft_runtime *rt, weft_time_t now)
 {

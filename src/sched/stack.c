@@ -92,7 +92,8 @@ typedef struct weft_slab {
 	uint32_t used;		     /* carved slots; under pool->lock */
 	uint32_t ncold;		     /* set bits of cold (under pool->lock) */
 	struct weft_slab *next_cold; /* the class's slabs with cold stacks (under pool->lock) */
-	uint8_t *guard;		     /* each carved slot's weft_guard_kind_t */
+	_Atomic(uint8_t *) guard;    /* each carved slot's weft_guard_kind_t; NULL while every
+				      * slot has the pool's mode (made when one does not) */
 	uint64_t cold[];	     /* slot i is cold (released) iff bit i is set */
 } weft_slab_t;
 
@@ -116,8 +117,19 @@ typedef struct weft_stack_shard {
 	alignas(64) _Atomic size_t in_use;
 } weft_stack_shard_t;
 
+/* Slab descriptors come from chunks of the pool's own (meta_alloc), not from
+ * malloc: they live as long as the pool, and scattered among a program's
+ * short-lived allocations each would pin a page of malloc's heap that could
+ * otherwise go back to the OS after a spike. */
+#define META_CHUNK ((size_t)64 << 10)
+typedef struct meta_chunk {
+	struct meta_chunk *next;
+	size_t used, size;
+} meta_chunk_t;
+
 struct weft_stack_pool {
 	pthread_mutex_t lock;
+	meta_chunk_t *meta;			       /* newest first; under lock */
 	weft_stack_class_t cls[NCLASS];
 	size_t mapped_bytes, nslabs;		       /* under lock */
 	size_t mprotect_used;			       /* under lock */
@@ -257,12 +269,12 @@ void weft__stack_pool_destroy(weft_stack_pool_t *p)
 	if (!p)
 		return;
 	assert(in_use(p) == 0);
-	weft_slab_t *sl = atomic_load_explicit(&p->slabs, memory_order_relaxed);
-	while (sl) {
-		weft_slab_t *next = sl->next;
+	for (weft_slab_t *sl = atomic_load_explicit(&p->slabs, memory_order_relaxed); sl; sl = sl->next)
 		munmap(sl->base, sl->len);
-		free(sl);
-		sl = next;
+	while (p->meta) {
+		meta_chunk_t *next = p->meta->next;
+		munmap(p->meta, p->meta->size);
+		p->meta = next;
 	}
 	pthread_mutex_destroy(&p->lock);
 	free(p);
@@ -271,6 +283,28 @@ void weft__stack_pool_destroy(weft_stack_pool_t *p)
 weft_guard_kind_t weft__stack_guard_kind(const weft_stack_pool_t *p)
 {
 	return p->mode;
+}
+
+/* Zeroed memory for a slab descriptor, living as long as the pool. Under
+ * the lock. NULL when out of memory. */
+static void *meta_alloc(weft_stack_pool_t *p, size_t size)
+{
+	size = (size + 15) & ~(size_t)15;
+	meta_chunk_t *c = p->meta;
+	size_t hdr = (sizeof *c + 15) & ~(size_t)15;
+	if (!c || c->size - c->used < size) {
+		size_t len = hdr + size > META_CHUNK ? (hdr + size + p->page - 1) & ~(p->page - 1) : META_CHUNK;
+		c = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (c == MAP_FAILED)
+			return NULL;
+		c->next = p->meta;
+		c->used = hdr;
+		c->size = len;
+		p->meta = c;
+	}
+	void *m = (char *)c + c->used;
+	c->used += size;
+	return m; /* fresh anonymous memory: zero */
 }
 
 /* Map a new slab for class k and make it current. Called with the lock held:
@@ -287,20 +321,18 @@ static int slab_new(weft_stack_pool_t *p, unsigned k)
 	if (n == 0)
 		n = 1;
 	size_t len = n * slot, words = (n + 63) / 64;
-	weft_slab_t *sl = calloc(1, sizeof *sl + words * sizeof(uint64_t) + n);
+	weft_slab_t *sl = meta_alloc(p, sizeof *sl + words * sizeof(uint64_t));
 	if (!sl)
 		return -ENOMEM;
-	sl->guard = (uint8_t *)(sl->cold + words);
+	atomic_init(&sl->guard, NULL);
 	/* MAP_STACK makes the kernel (>= 6.7) keep transparent huge pages out,
 	 * which MADV_NOHUGEPAGE does on older ones: a 2 MiB page behind 30
 	 * small stacks would make each one resident in full and defeat the
 	 * release of a single stack. Failure of the hint is harmless. */
 	char *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
 			  -1, 0);
-	if (base == MAP_FAILED) {
-		free(sl);
-		return -ENOMEM;
-	}
+	if (base == MAP_FAILED)
+		return -ENOMEM; /* sl stays in the pool's metadata, unused */
 	(void)madvise(base, len, MADV_NOHUGEPAGE);
 	sl->base = base;
 	sl->len = len;
@@ -369,6 +401,7 @@ static __thread struct iovec advise_iov[ADVISE_MAX];
 static __thread weft_stack_t *batch_desc[ADVISE_MAX];
 static __thread weft_slab_t *batch_slab[ADVISE_MAX];
 static __thread uint32_t batch_slot[ADVISE_MAX];
+static __thread uint8_t batch_guard[ADVISE_MAX];
 
 /* Make the top pages of n stacks resident (descriptors in `d`) in one call
  * where possible: a page fault costs far more than populating a page in a
@@ -391,6 +424,13 @@ static void populate_tops(weft_stack_pool_t *p, weft_stack_t **d, size_t n)
 	atomic_fetch_add_explicit(&p->populated, n, memory_order_relaxed);
 }
 
+/* A carved slot's guard kind. */
+static uint8_t slot_guard(const weft_stack_pool_t *p, const weft_slab_t *sl, uint32_t slot)
+{
+	uint8_t *kinds = atomic_load_explicit(&sl->guard, memory_order_acquire);
+	return kinds ? kinds[slot] : (uint8_t)p->mode;
+}
+
 /* Write a fresh descriptor for a stack of class k whose memory is resident
  * (or about to fault in) and push it on the cache. */
 static void push_new(weft_stack_pool_t *p, weft_stack_cache_t *c, unsigned k, weft_slab_t *sl, uint32_t slot)
@@ -403,7 +443,7 @@ static void push_new(weft_stack_pool_t *p, weft_stack_cache_t *c, unsigned k, we
 		.slab = sl,
 		.slot = slot,
 		.cls = (uint8_t)k,
-		.guard = sl->guard[slot],
+		.guard = slot_guard(p, sl, slot),
 	};
 	if (!c->head[k])
 		c->tail[k] = s;
@@ -453,13 +493,31 @@ static int carve(weft_stack_pool_t *p, weft_stack_cache_t *c, unsigned k, uint32
 			g = WEFT_GUARD_CANARY_ONLY;
 		if (g != WEFT_GUARD_CANARY_ONLY && !batched && !install_guard(sl->base + (first + i) * sl->slot, p->guard, g))
 			g = WEFT_GUARD_CANARY_ONLY;
-		sl->guard[first + i] = (uint8_t)g; /* the slots are ours: no lock */
+		uint8_t *kinds = atomic_load_explicit(&sl->guard, memory_order_acquire);
+		if (g != p->mode && !kinds) {
+			/* The first slot of this slab without the pool's guard:
+			 * record every slot's kind from now on (release: a
+			 * reader that finds the array sees it filled). */
+			pthread_mutex_lock(&p->lock);
+			kinds = atomic_load_explicit(&sl->guard, memory_order_relaxed);
+			if (!kinds && (kinds = meta_alloc(p, sl->nslots)) != NULL) {
+				memset(kinds, p->mode, sl->nslots);
+				atomic_store_explicit(&sl->guard, kinds, memory_order_release);
+			}
+			pthread_mutex_unlock(&p->lock);
+		}
+		if (kinds)
+			kinds[first + i] = (uint8_t)g; /* the slot is ours: no lock */
+		else if (g != p->mode)
+			g = 0xff; /* its kind cannot be kept: the slot is not used */
+		batch_guard[i] = (uint8_t)g;
 		batch_desc[i] = slot_desc(p, sl, k, first + i);
 	}
 	populate_tops(p, batch_desc, n);
 	/* Pushed in reverse so that the cache hands them out in address order. */
 	for (uint32_t i = n; i-- > 0;)
-		push_new(p, c, k, sl, first + i);
+		if (batch_guard[i] != 0xff)
+			push_new(p, c, k, sl, first + i);
 	return 0;
 }
 
@@ -675,7 +733,7 @@ static size_t release_class(weft_stack_pool_t *p, unsigned k, size_t max)
 		struct iovec *iov = advise_iov;
 		for (size_t i = 0; i < n; i++) {
 			weft_stack_t *s = batch_desc[i];
-			assert(s->slab->guard[s->slot] == s->guard);
+			assert(slot_guard(p, s->slab, s->slot) == s->guard || s->guard == WEFT_GUARD_CANARY_ONLY);
 			batch_slab[i] = s->slab; /* the descriptor goes with the memory */
 			batch_slot[i] = s->slot;
 			iov[i] = (struct iovec){s->lo, class_size(k)};

@@ -321,7 +321,7 @@ void weft__task_cache_flush(weft_worker *w)
  * next generation and epoch of its records, with which the page comes back
  * when the free lists run dry (reuse_page), so ids and epochs never repeat.
  * Workers give their cached records back when they park, like stacks. */
-#define KEEP_RECORDS 4096
+#define KEEP_RECORDS 1024
 
 /* Record page pi of slab was given back: give back the page of extension
  * pointers it shares with its neighbours too, once all of them are (those

@@ -89,9 +89,9 @@ static void test_records_go_back_and_return_with_fresh_ids(void **state)
 	size_t n = weft__task_scavenge(r, far);
 	n += weft__task_scavenge(r, far + WEFT_SEC);
 	long after = rss_kb();
-	/* All but KEEP_RECORDS (4096) records were idle; whole free pages go,
+	/* All but KEEP_RECORDS (1024) records were idle; whole free pages go,
 	 * to within a page of that. */
-	assert_true(n + 4096 + 64 >= (size_t)N);
+	assert_true(n + 1024 + 64 >= (size_t)N);
 	assert_true(before - after >= (long)(n * sizeof(weft_task) / 1024) / 2);
 	/* Their ids resolve to nothing. */
 	for (int i = 0; i < N; i += 101)
