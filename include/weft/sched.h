@@ -154,6 +154,13 @@ int weft_exit(void *r);
  * which must use the non-blocking and _step forms instead. */
 bool weft_can_park(void);
 
+/* Whether waiting by spinning for a resource that another thread holds is
+ * worth it now (a lock's slow path asks before it spins instead of parking):
+ * true on plain threads; in a task, only when another worker of its runtime
+ * may be running the holder and this worker has no other task to run (as Go
+ * decides). */
+bool weft_spin_worthwhile(void);
+
 /* The calling task's id, 0 outside tasks. */
 weft_task_t weft_self(void);
 /* The index (0 .. workers-1, then extra workers) of the worker thread the

@@ -172,11 +172,16 @@ static inline void copy_elem(void *dst, const void *src, uint32_t size)
 
 /* Wait for the other side's in-flight copy of a slot it has claimed: a few
  * loads cover it almost always; pause (which costs ~100 cycles on recent
- * x86) only after that. */
+ * x86) only after that, and give the CPU away after a while: the other side
+ * may have been preempted (by the OS, or the hypervisor) between its claim
+ * and its copy, and spinning would only burn the time it needs. */
 static inline void wait_in_flight(int *spins)
 {
-	if (++*spins > 32)
+	int n = ++*spins;
+	if (n > 32 && n <= 1024)
 		weft__cpu_relax();
+	else if (n > 1024)
+		sched_yield();
 }
 
 /* After a slot is claimed, before the change is published: whether waiters

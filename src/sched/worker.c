@@ -272,6 +272,17 @@ void weft__ready(weft_task *t)
 	weft__wakep(rt);
 }
 
+bool weft_spin_worthwhile(void)
+{
+	weft_worker *w = weft__self_worker;
+	if (!w)
+		return true;
+	struct weft_runtime *rt = w->rt;
+	int nw = atomic_load_explicit(&rt->nworkers, memory_order_relaxed);
+	/* Somebody else must be running, and nothing else waits here. */
+	return nw > 1 && atomic_load_explicit(&rt->nidle, memory_order_relaxed) < nw - 1 && weft__runq_empty(w);
+}
+
 /* ------------------------------------------------------------ polling */
 
 /* The poller's ops if the runtime has one and the caller got poll_busy

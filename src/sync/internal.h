@@ -76,15 +76,6 @@ static inline int weft__sync_can_park(void)
 	return weft_can_park() ? 0 : -EPERM;
 }
 
-/* Whether spinning can help: the holder may be running elsewhere. */
-static inline bool weft__sync_can_spin(void)
-{
-	if (weft_self() == 0)
-		return true;
-	weft_runtime_t *rt = weft_runtime_current();
-	return rt && weft_runtime_workers(rt) > 1;
-}
-
 static inline void weft__sync_pause(void)
 {
 #if defined(__x86_64__) || defined(__i386__)

@@ -207,7 +207,7 @@ __attribute__((noinline)) static int mx_lock_slow(weft_mutex_t *m, uint64_t self
 	w.start = 0;		/* not queued yet */
 	bool awoke = false;	/* WOKEN is ours to clear */
 	bool starving = false;	/* waited over MX_STARVE_NS */
-	bool spin = weft__sync_can_spin();
+	bool spin = weft_spin_worthwhile();
 	int iter = 0, stale = 0, can_park = 1; /* 1: not checked yet */
 	uint32_t gen = atomic_load_explicit(mx_gen(m), memory_order_relaxed);
 	for (;;) {
