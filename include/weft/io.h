@@ -31,18 +31,48 @@ extern "C" {
  * between tasks and sleep in it when idle; there is no poller thread.
  * See docs/io.md.
  *
- * Descriptors: every descriptor weft creates is O_NONBLOCK|O_CLOEXEC and
- * belongs to the runtime that created it; close it with weft_close. Writes
- * to sockets use MSG_NOSIGNAL and the first I/O call ignores SIGPIPE if its
- * disposition is the default, so a vanished peer gives -EPIPE, never a
- * signal. Reads and writes return the byte count (> 0), 0 at end of file
+ * Descriptors: every descriptor weft creates is O_NONBLOCK|O_CLOEXEC; close
+ * it with weft_close (from any task or thread).
+ *
+ * Descriptors you pass in are made non-blocking. A deadline cannot end a
+ * system call that blocks, so the first weft call that does I/O on a
+ * descriptor in blocking mode (a pipe(2), a socket(2), an inherited stdin;
+ * weft_read, weft_write, their vector, datagram, sendfile and _step forms,
+ * weft_accept, weft_connect, and the listener given to weft_server_create)
+ * sets O_NONBLOCK on it, and weft never clears it. O_NONBLOCK belongs to
+ * the open file description, not to the number: every duplicate shares it
+ * - dup(2)s, and the copies other processes hold (a terminal or pipe
+ * inherited as stdin is shared with the shell and with siblings). Their
+ * plain read(2)/write(2) then fail with EAGAIN where they used to wait, and
+ * the change outlives this process. To keep another user's description
+ * blocking, give weft a description of its own: open("/proc/self/fd/0",
+ * O_RDONLY) (or "/dev/tty") opens a new one on the same pipe or terminal.
+ * Do not clear O_NONBLOCK while weft uses a descriptor: a blocking call
+ * would hold the worker past every deadline. weft_fd_wait only polls and
+ * leaves the descriptor alone.
+ *
+ * SIGPIPE: a vanished reader gives -EPIPE, never a signal that kills.
+ * Writes to sockets use MSG_NOSIGNAL; for writes that cannot (pipes,
+ * sendfile), the first I/O call installs a SIGPIPE handler if SIGPIPE has
+ * its default disposition. The handler lets weft's own writes fail with
+ * EPIPE and does what the default does for every other SIGPIPE (the
+ * program's own writes still end the process). It is not SIG_IGN, so
+ * children started by other code (system, popen) inherit the default
+ * (exec resets a handler, but keeps an ignored signal ignored). A program
+ * that sets SIGPIPE itself (SIG_IGN, its own handler) keeps its setting;
+ * one that resets it to SIG_DFL after weft's first I/O call exposes weft's
+ * pipe writes to the default action again.
+ *
+ * Reads and writes return the byte count (> 0), 0 at end of file
  * (reads), or a negative errno: -ETIMEDOUT (deadline), -ECANCELED (the task
  * was cancelled), -EBADF (bad descriptor, or closed by weft_close while
  * waiting), -ECONNRESET, -EPIPE, ... Stackless tasks cannot park: there the
  * calls that would block return -EWOULDBLOCK. */
 
 /* The backend of rt's netpoller ("epoll" or "uring"), installing it if
- * needed. rt NULL = current. NULL if it cannot be installed. */
+ * needed; rt may be any running runtime (NULL: the current one), asked
+ * from any task or thread. NULL if there is no runtime or the poller
+ * cannot be installed. */
 const char *weft_io_backend(weft_runtime_t *rt);
 
 /* Wait until fd is ready for `events` (POLLIN and/or POLLOUT, from
@@ -57,10 +87,11 @@ const char *weft_io_backend(weft_runtime_t *rt);
  * -EBADF; a plain close(2) leaves them waiting until their deadline). */
 int weft_fd_wait(int fd, uint32_t events, weft_time_t deadline);
 
-/* Close fd: waiters on it (in this runtime's poller) are woken with -EBADF,
- * its registration is dropped, then close(2). Every descriptor passed to
- * weft_read, weft_write, weft_accept... must be closed this way (a plain
- * close(2) would leave its registration behind). 0 or -EBADF. */
+/* Close fd: its waiters are woken with -EBADF, its registration is
+ * dropped, then close(2). Every descriptor passed to weft_read, weft_write,
+ * weft_accept... must be closed this way (a plain close(2) would leave its
+ * registration behind). Callable from any task or plain thread, whichever
+ * runtime registered fd. 0 or -EBADF. */
 int weft_close(int fd);
 
 /* Name resolution, run off the workers (getaddrinfo on another thread while
@@ -313,11 +344,11 @@ ssize_t weft_file_pwrite(int fd, const void *buf, size_t len, int64_t offset);
  * task at a time, and is not closed while a call on it is running. wait and
  * kill may be called from any number of tasks.
  *
- * SIGPIPE: the first spawn with a piped stdin sets SIGPIPE to SIG_IGN if it
- * still has its default action, so that writing to a child that has exited
- * returns -EPIPE instead of killing the process (the child gets the default
- * back). Do not set SIGCHLD to SIG_IGN: the kernel would reap children
- * itself and wait would fail with -ECHILD. */
+ * SIGPIPE: writing to a child that has exited returns -EPIPE (weft's
+ * SIGPIPE handler, see the top of this header); weft does not ignore
+ * SIGPIPE, and every child it starts gets the default disposition of every
+ * signal, whatever the parent's. Do not set SIGCHLD to SIG_IGN: the kernel
+ * would reap children itself and wait would fail with -ECHILD. */
 typedef struct weft_process weft_process_t;
 
 enum {

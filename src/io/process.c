@@ -69,16 +69,6 @@ static int above_stdio(int fd)
 	return moved;
 }
 
-static void ignore_sigpipe(void)
-{
-	struct sigaction old;
-	if (sigaction(SIGPIPE, NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL) {
-		struct sigaction ign = {.sa_handler = SIG_IGN};
-		sigemptyset(&ign.sa_mask);
-		sigaction(SIGPIPE, &ign, NULL);
-	}
-}
-
 /* Make the descriptors of stdio slot i: *parent (-1 if none) and *child. */
 static int make_stdio(int i, int mode, int *parent, int *child)
 {
@@ -124,8 +114,6 @@ int weft_process_spawn(weft_process_t **out, const char *const *argv, const weft
 	for (int i = 0; i < 3; i++)
 		if (opts->stdio[i] < WEFT_STDIO_INHERIT || opts->stdio[i] > WEFT_STDIO_NULL)
 			return -EINVAL;
-	if (opts->stdio[WEFT_STDIN] == WEFT_STDIO_PIPE)
-		ignore_sigpipe();
 	struct weft_process *p = calloc(1, sizeof *p);
 	if (!p)
 		return -ENOMEM;
@@ -212,10 +200,10 @@ ssize_t weft_process_write(weft_process_t *p, const void *buf, size_t len, weft_
 	int fd = p->fds[WEFT_STDIN];
 	if (fd < 0)
 		return -EBADF;
-	weft__io_sigpipe(); /* a child that exits early gives -EPIPE */
 	size_t done = 0;
 	while (done < len) {
-		ssize_t n = write(fd, (const char *)buf + done, len - done);
+		/* A child that exits early gives -EPIPE, not SIGPIPE. */
+		ssize_t n = IO_NOSIGPIPE(write(fd, (const char *)buf + done, len - done));
 		if (n >= 0) {
 			done += (size_t)n;
 			continue;

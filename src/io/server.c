@@ -222,7 +222,7 @@ int weft_server_serve(weft_server_t *s)
 	 * one made by the first wait could wipe a stop's kick. */
 	if (atomic_load(&s->serve_state) != 0)
 		return -EBUSY;
-	int reg = weft__io_own(s->lfd, false);
+	int reg = weft__io_own(s->lfd, 0); /* made non-blocking: accept4 below must not wait */
 	if (reg < 0)
 		return reg;
 	if (!atomic_compare_exchange_strong(&s->serve_state, &expect, 1))
