@@ -82,8 +82,11 @@ check-aarch64:
 	cmake --build build/aarch64 -j$(JOBS)
 	cd build/aarch64 && WEFT_TEST_EMULATED=1 ctest --output-on-failure -j2 -E '^io/|sched/test_overflow'
 
+# The prefix is given at install time: build/release may have been
+# configured (with another PREFIX) before, and weft.pc is written by the
+# install for the prefix it installs into.
 install: build
-	cmake --install build/release
+	cmake --install build/release --prefix "$(PREFIX)"
 
 clean:
 	rm -rf build
