@@ -5,6 +5,13 @@
  * an absolute deadline (WEFT_NEVER for none; -ETIMEDOUT when it passes), and
  * returns -ECANCELED when the task is cancelled. From a plain thread the
  * calls block the thread. Errors are negative errno values (weft_strerror).
+ *
+ * Lifetime (the POSIX destroy rule, for every object here): an object may
+ * be closed, destroyed or freed as soon as every call on it has returned -
+ * in particular by the task a wake-up let go, while whoever woke it is
+ * still finishing: weft touches nothing of the object (nor a descriptor's
+ * registration) after the wake-up that may let its owner free it. Each
+ * section below says what this means for its objects.
  */
 #ifndef WEFT_IO_H
 #define WEFT_IO_H
@@ -67,7 +74,12 @@ extern "C" {
  * (reads), or a negative errno: -ETIMEDOUT (deadline), -ECANCELED (the task
  * was cancelled), -EBADF (bad descriptor, or closed by weft_close while
  * waiting), -ECONNRESET, -EPIPE, ... Stackless tasks cannot park: there the
- * calls that would block return -EWOULDBLOCK. */
+ * calls that would block return -EWOULDBLOCK.
+ *
+ * Lifetime: a descriptor may be closed with weft_close as soon as the calls
+ * on it have returned, e.g. by a reader right after its weft_read returned,
+ * while the poller that woke it is still handling the same batch of
+ * reports; its number may be reused at once. */
 
 /* The backend of rt's netpoller ("epoll" or "uring"), installing it if
  * needed; rt may be any running runtime (NULL: the current one), asked
@@ -169,7 +181,9 @@ int weft_shutdown(int fd, int how);
  * that completed leaves it ready for the next one; one that returned
  * -EINPROGRESS must be repeated before op is reused or freed (the task's
  * waiter is linked in it). In coroutines and plain threads the _step forms
- * block like the others (op is left idle). */
+ * block like the others (op is left idle). An op (and the state holding
+ * it) may be freed as soon as a call on it completed, e.g. in the step
+ * that returns WEFT_STEP_DONE right after its read. */
 typedef struct weft_io_op {
 	uint64_t opaque[8];
 } weft_io_op_t;
@@ -187,7 +201,12 @@ int weft_connect_step(int fd, const struct sockaddr *addr, socklen_t len, weft_t
 
 /* An accept loop that hands each connection to a new task. The server owns
  * the listening socket (closed when serving ends) and each connection's fd
- * (closed after the handler returns: the handler must not close it). */
+ * (closed after the handler returns: the handler must not close it).
+ * Lifetime: when weft_server_stop returns, serve has ended and every
+ * connection's handler has returned and its descriptor (and the listener)
+ * has been closed; the server may then be destroyed at once, even though
+ * serve's and the connections' tasks may still be finishing (they hold
+ * references of their own to what they still touch). */
 typedef struct weft_server weft_server_t;
 /* Runs in the connection's task. */
 typedef void (*weft_conn_fn_t)(int fd, void *ctx);
@@ -256,7 +275,10 @@ int weft_server_destroy(weft_server_t *s);
  * Errors: -EINVAL (fn NULL), -EWOULDBLOCK (from a stackless task, which
  * cannot park; fn does not run), -ECANCELED, -ESHUTDOWN (the runtime is
  * stopping and has no pool yet), -ENOMEM (no memory, or no pool thread could
- * be started while none is running). */
+ * be started while none is running).
+ * Lifetime: when weft_blocking returns, the pool is done with the call: arg
+ * (and whatever fn used) may be freed at once, and the calling task may
+ * end (the pool thread touches nothing of the call after waking it). */
 int weft_blocking(weft_fn_t fn, void *arg, void **result);
 
 /* Set rt's pool limits (rt NULL: the current runtime): max_threads in
@@ -343,6 +365,10 @@ ssize_t weft_file_pwrite(int fd, const void *buf, size_t len, int64_t offset);
  * large data goes through a filter without deadlock). One pipe is used by one
  * task at a time, and is not closed while a call on it is running. wait and
  * kill may be called from any number of tasks.
+ *
+ * Lifetime: p may be destroyed as soon as every call on it has returned,
+ * e.g. by the only task using it right after its weft_process_wait
+ * returned; weft_process_destroy must not overlap another call on p.
  *
  * SIGPIPE: writing to a child that has exited returns -EPIPE (weft's
  * SIGPIPE handler, see the top of this header); weft does not ignore
@@ -432,6 +458,10 @@ int weft_process_destroy(weft_process_t *p);
  * threads; workers inherit it) is recommended: then they never interrupt
  * system calls with EINTR. The signal's previous disposition is restored
  * when the last channel stops listening for it.
+ *
+ * Lifetime: when weft_signal_stop(ch) returns, nothing of weft touches ch
+ * any more: the channel may be released at once, e.g. by a receiver right
+ * after it received a signal.
  *
  * Not allowed (-EINVAL): SIGKILL, SIGSTOP and the synchronous faults
  * (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS), and numbers outside
