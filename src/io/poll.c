@@ -17,7 +17,11 @@
  *
  * Registration: a descriptor weft does I/O on is registered once
  * (weft__io_own; weft's sockets at creation, other descriptors at their first
- * wait) and must then be closed with weft_close. epoll: EPOLL_CTL_ADD with
+ * wait), made O_NONBLOCK first if it was not (a deadline cannot end a system
+ * call that blocks; calls on a descriptor not registered yet make it
+ * non-blocking themselves, weft__io_prepare), and must then be closed with
+ * weft_close - from any thread: every poller is on a process-wide list
+ * that weft_close also looks in ("every poller" below). epoll: EPOLL_CTL_ADD with
  * EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET; io_uring: one multishot poll for the
  * same bits, armed at the first wait. Reports carry (generation << 32 | fd).
  * weft_close bumps the generation (reports of the old registration are
@@ -93,6 +97,7 @@
  */
 #include "poll_impl.h"
 
+#include <assert.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
@@ -411,6 +416,7 @@ static void pollers_remove(weft_io *io)
 	io->dying = true;
 	while (io->users > 0)
 		pthread_cond_wait(&pollers.cv, &pollers.mu);
+	assert(io->users == 0);
 	weft_io **pp = &pollers.head;
 	while (*pp != io)
 		pp = &(*pp)->next_io;
@@ -612,6 +618,7 @@ static int own_slot(weft_io *io, io_slot *s, int fd, unsigned how)
 		if (r < 0)
 			return r;
 	}
+	assert(fcntl(fd, F_GETFL) < 0 || (fcntl(fd, F_GETFL) & O_NONBLOCK)); /* IO_OWN_NONBLOCK was true */
 	bool notsock = how & IO_OWN_NOTSOCK;
 	/* The drained-read shortcut (socket.c) needs "a short read emptied the
 	 * queue", which holds for TCP only: a Unix stream read stops at a
@@ -1053,6 +1060,7 @@ static void close_elsewhere(weft_io *cur, int fd)
 		pthread_mutex_lock(&pollers.mu);
 		/* Still listed (a dying poller waits for its users before it
 		 * unlinks), so io->next_io is current. */
+		assert(io->listed && io->users > 0);
 		if (--io->users == 0 && io->dying)
 			pthread_cond_broadcast(&pollers.cv);
 	}

@@ -29,6 +29,7 @@
  */
 #include "io_impl.h"
 
+#include <assert.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -159,7 +160,9 @@ static void conn_end(weft_server_t *s, conn *c)
 	pthread_mutex_unlock(&s->mu);
 	weft_close(c->fd);
 	pthread_mutex_lock(&s->mu);
-	atomic_fetch_sub(&s->nconns, 1);
+	int was = atomic_fetch_sub(&s->nconns, 1);
+	assert(was > 0);
+	(void)was;
 	pthread_mutex_unlock(&s->mu);
 }
 
