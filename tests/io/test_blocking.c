@@ -292,12 +292,16 @@ static void test_env_limit(void **state)
 static _Atomic long ticks;
 static _Atomic int sleeper_done;
 
-static void *sleep_50ms(void *a)
+/* Runs on a pool thread until the ticker, a task on the runtime's only
+ * worker, has ticked 10 times (at most 20 s): it can only tick while the
+ * worker is free, so this asserts that weft_blocking parked the task, not
+ * the worker, without betting on how many ticks fit in a fixed time (under
+ * load or Valgrind, few did). */
+static void *wait_for_ticks(void *a)
 {
-	(void)a;
-	/* Valgrind runs one thread at a time and each 1 ms tick of the ticker
-	 * costs it several: give the ticker 500 ms there. */
-	nap_ms(getenv("WEFT_TEST_VALGRIND") ? 500 : 50);
+	long before = *(long *)a;
+	for (int i = 0; i < 20000 && atomic_load(&ticks) - before < 10; i++)
+		nap_ms(1);
 	return NULL;
 }
 
@@ -319,7 +323,7 @@ static void *worker_free_main(void *a)
 	weft_task_t t = wt_spawn(ticker_task, NULL);
 	weft_sleep(2 * WEFT_MSEC);
 	long before = atomic_load(&ticks);
-	TCHECK_EQ(weft_blocking(sleep_50ms, NULL, NULL), 0);
+	TCHECK_EQ(weft_blocking(wait_for_ticks, &before, NULL), 0);
 	long during = atomic_load(&ticks) - before;
 	atomic_store(&sleeper_done, 1);
 	wt_join(t);
