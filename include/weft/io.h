@@ -60,10 +60,11 @@ extern "C" {
  *
  * SIGPIPE: a vanished reader gives -EPIPE, never a signal that kills.
  * Writes to sockets use MSG_NOSIGNAL; for writes that cannot (pipes,
- * sendfile), the first I/O call installs a SIGPIPE handler if SIGPIPE has
- * its default disposition. The handler lets weft's own writes fail with
- * EPIPE and does what the default does for every other SIGPIPE (the
- * program's own writes still end the process). It is not SIG_IGN, so
+ * sendfile), weft installs a SIGPIPE handler if SIGPIPE has its default
+ * disposition (when a runtime's poller is installed, or at weft's first
+ * such write, whichever comes first). The handler lets weft's own writes
+ * fail with EPIPE and does what the default does for every other SIGPIPE
+ * (the program's own writes still end the process). It is not SIG_IGN, so
  * children started by other code (system, popen) inherit the default
  * (exec resets a handler, but keeps an ignored signal ignored). A program
  * that sets SIGPIPE itself (SIG_IGN, its own handler) keeps its setting;
