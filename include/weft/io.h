@@ -5,6 +5,13 @@
  * an absolute deadline (WEFT_NEVER for none; -ETIMEDOUT when it passes), and
  * returns -ECANCELED when the task is cancelled. From a plain thread the
  * calls block the thread. Errors are negative errno values (weft_strerror).
+ *
+ * Lifetime (the POSIX destroy rule, for every object here): an object may
+ * be closed, destroyed or freed as soon as every call on it has returned -
+ * in particular by the task a wake-up let go, while whoever woke it is
+ * still finishing: weft touches nothing of the object (nor a descriptor's
+ * registration) after the wake-up that may let its owner free it. Each
+ * section below says what this means for its objects.
  */
 #ifndef WEFT_IO_H
 #define WEFT_IO_H
@@ -31,18 +38,54 @@ extern "C" {
  * between tasks and sleep in it when idle; there is no poller thread.
  * See docs/io.md.
  *
- * Descriptors: every descriptor weft creates is O_NONBLOCK|O_CLOEXEC and
- * belongs to the runtime that created it; close it with weft_close. Writes
- * to sockets use MSG_NOSIGNAL and the first I/O call ignores SIGPIPE if its
- * disposition is the default, so a vanished peer gives -EPIPE, never a
- * signal. Reads and writes return the byte count (> 0), 0 at end of file
+ * Descriptors: every descriptor weft creates is O_NONBLOCK|O_CLOEXEC; close
+ * it with weft_close (from any task or thread).
+ *
+ * Descriptors you pass in are made non-blocking. A deadline cannot end a
+ * system call that blocks, so the first weft call that does I/O on a
+ * descriptor in blocking mode (a pipe(2), a socket(2), an inherited stdin;
+ * weft_read, weft_write, their vector, datagram, sendfile and _step forms,
+ * weft_accept, weft_connect, and the listener given to weft_server_create)
+ * sets O_NONBLOCK on it, and weft never clears it. O_NONBLOCK belongs to
+ * the open file description, not to the number: every duplicate shares it
+ * - dup(2)s, and the copies other processes hold (a terminal or pipe
+ * inherited as stdin is shared with the shell and with siblings). Their
+ * plain read(2)/write(2) then fail with EAGAIN where they used to wait, and
+ * the change outlives this process. To keep another user's description
+ * blocking, give weft a description of its own: open("/proc/self/fd/0",
+ * O_RDONLY) (or "/dev/tty") opens a new one on the same pipe or terminal.
+ * Do not clear O_NONBLOCK while weft uses a descriptor: a blocking call
+ * would hold the worker past every deadline. weft_fd_wait only polls and
+ * leaves the descriptor alone.
+ *
+ * SIGPIPE: a vanished reader gives -EPIPE, never a signal that kills.
+ * Writes to sockets use MSG_NOSIGNAL; for writes that cannot (pipes,
+ * sendfile), weft installs a SIGPIPE handler if SIGPIPE has its default
+ * disposition (when a runtime's poller is installed, or at weft's first
+ * such write, whichever comes first). The handler lets weft's own writes
+ * fail with EPIPE and does what the default does for every other SIGPIPE
+ * (the program's own writes still end the process). It is not SIG_IGN, so
+ * children started by other code (system, popen) inherit the default
+ * (exec resets a handler, but keeps an ignored signal ignored). A program
+ * that sets SIGPIPE itself (SIG_IGN, its own handler) keeps its setting;
+ * one that resets it to SIG_DFL after weft's first I/O call exposes weft's
+ * pipe writes to the default action again.
+ *
+ * Reads and writes return the byte count (> 0), 0 at end of file
  * (reads), or a negative errno: -ETIMEDOUT (deadline), -ECANCELED (the task
  * was cancelled), -EBADF (bad descriptor, or closed by weft_close while
  * waiting), -ECONNRESET, -EPIPE, ... Stackless tasks cannot park: there the
- * calls that would block return -EWOULDBLOCK. */
+ * calls that would block return -EWOULDBLOCK.
+ *
+ * Lifetime: a descriptor may be closed with weft_close as soon as the calls
+ * on it have returned, e.g. by a reader right after its weft_read returned,
+ * while the poller that woke it is still handling the same batch of
+ * reports; its number may be reused at once. */
 
 /* The backend of rt's netpoller ("epoll" or "uring"), installing it if
- * needed. rt NULL = current. NULL if it cannot be installed. */
+ * needed; rt may be any running runtime (NULL: the current one), asked
+ * from any task or thread. NULL if there is no runtime or the poller
+ * cannot be installed. */
 const char *weft_io_backend(weft_runtime_t *rt);
 
 /* Wait until fd is ready for `events` (POLLIN and/or POLLOUT, from
@@ -57,10 +100,11 @@ const char *weft_io_backend(weft_runtime_t *rt);
  * -EBADF; a plain close(2) leaves them waiting until their deadline). */
 int weft_fd_wait(int fd, uint32_t events, weft_time_t deadline);
 
-/* Close fd: waiters on it (in this runtime's poller) are woken with -EBADF,
- * its registration is dropped, then close(2). Every descriptor passed to
- * weft_read, weft_write, weft_accept... must be closed this way (a plain
- * close(2) would leave its registration behind). 0 or -EBADF. */
+/* Close fd: its waiters are woken with -EBADF, its registration is
+ * dropped, then close(2). Every descriptor passed to weft_read, weft_write,
+ * weft_accept... must be closed this way (a plain close(2) would leave its
+ * registration behind). Callable from any task or plain thread, whichever
+ * runtime registered fd. 0 or -EBADF. */
 int weft_close(int fd);
 
 /* Name resolution, run off the workers (getaddrinfo on another thread while
@@ -138,7 +182,9 @@ int weft_shutdown(int fd, int how);
  * that completed leaves it ready for the next one; one that returned
  * -EINPROGRESS must be repeated before op is reused or freed (the task's
  * waiter is linked in it). In coroutines and plain threads the _step forms
- * block like the others (op is left idle). */
+ * block like the others (op is left idle). An op (and the state holding
+ * it) may be freed as soon as a call on it completed, e.g. in the step
+ * that returns WEFT_STEP_DONE right after its read. */
 typedef struct weft_io_op {
 	uint64_t opaque[8];
 } weft_io_op_t;
@@ -156,7 +202,12 @@ int weft_connect_step(int fd, const struct sockaddr *addr, socklen_t len, weft_t
 
 /* An accept loop that hands each connection to a new task. The server owns
  * the listening socket (closed when serving ends) and each connection's fd
- * (closed after the handler returns: the handler must not close it). */
+ * (closed after the handler returns: the handler must not close it).
+ * Lifetime: when weft_server_stop returns, serve has ended and every
+ * connection's handler has returned and its descriptor (and the listener)
+ * has been closed; the server may then be destroyed at once, even though
+ * serve's and the connections' tasks may still be finishing (they hold
+ * references of their own to what they still touch). */
 typedef struct weft_server weft_server_t;
 /* Runs in the connection's task. */
 typedef void (*weft_conn_fn_t)(int fd, void *ctx);
@@ -225,7 +276,10 @@ int weft_server_destroy(weft_server_t *s);
  * Errors: -EINVAL (fn NULL), -EWOULDBLOCK (from a stackless task, which
  * cannot park; fn does not run), -ECANCELED, -ESHUTDOWN (the runtime is
  * stopping and has no pool yet), -ENOMEM (no memory, or no pool thread could
- * be started while none is running). */
+ * be started while none is running).
+ * Lifetime: when weft_blocking returns, the pool is done with the call: arg
+ * (and whatever fn used) may be freed at once, and the calling task may
+ * end (the pool thread touches nothing of the call after waking it). */
 int weft_blocking(weft_fn_t fn, void *arg, void **result);
 
 /* Set rt's pool limits (rt NULL: the current runtime): max_threads in
@@ -313,11 +367,15 @@ ssize_t weft_file_pwrite(int fd, const void *buf, size_t len, int64_t offset);
  * task at a time, and is not closed while a call on it is running. wait and
  * kill may be called from any number of tasks.
  *
- * SIGPIPE: the first spawn with a piped stdin sets SIGPIPE to SIG_IGN if it
- * still has its default action, so that writing to a child that has exited
- * returns -EPIPE instead of killing the process (the child gets the default
- * back). Do not set SIGCHLD to SIG_IGN: the kernel would reap children
- * itself and wait would fail with -ECHILD. */
+ * Lifetime: p may be destroyed as soon as every call on it has returned,
+ * e.g. by the only task using it right after its weft_process_wait
+ * returned; weft_process_destroy must not overlap another call on p.
+ *
+ * SIGPIPE: writing to a child that has exited returns -EPIPE (weft's
+ * SIGPIPE handler, see the top of this header); weft does not ignore
+ * SIGPIPE, and every child it starts gets the default disposition of every
+ * signal, whatever the parent's. Do not set SIGCHLD to SIG_IGN: the kernel
+ * would reap children itself and wait would fail with -ECHILD. */
 typedef struct weft_process weft_process_t;
 
 enum {
@@ -401,6 +459,10 @@ int weft_process_destroy(weft_process_t *p);
  * threads; workers inherit it) is recommended: then they never interrupt
  * system calls with EINTR. The signal's previous disposition is restored
  * when the last channel stops listening for it.
+ *
+ * Lifetime: when weft_signal_stop(ch) returns, nothing of weft touches ch
+ * any more: the channel may be released at once, e.g. by a receiver right
+ * after it received a signal.
  *
  * Not allowed (-EINVAL): SIGKILL, SIGSTOP and the synchronous faults
  * (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS), and numbers outside

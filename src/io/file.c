@@ -126,9 +126,10 @@ struct write_all {
 
 static int write_fd_all(int fd, const char *p, size_t len)
 {
-	weft__io_sigpipe(); /* the path may name a FIFO */
 	while (len > 0) {
-		ssize_t n = write(fd, p, len);
+		/* The path may name a FIFO whose reader is gone: -EPIPE. (Pool
+		 * threads block SIGPIPE anyway; a plain thread runs this itself.) */
+		ssize_t n = IO_NOSIGPIPE(write(fd, p, len));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -302,8 +303,6 @@ static ssize_t rw_at(int fd, void *buf, size_t len, int64_t off, bool write)
 		return -EBADF;
 	if (!buf || off < 0 || len > SSIZE_MAX || (uint64_t)off + len > (uint64_t)INT64_MAX)
 		return -EINVAL;
-	if (write)
-		weft__io_sigpipe();
 	struct rw_at x = {.fd = fd, .buf = buf, .len = len, .off = off, .write = write};
 	int e = weft_blocking(rw_at_job, &x, NULL);
 	return e ? e : x.r;

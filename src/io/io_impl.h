@@ -40,8 +40,21 @@ typedef struct io_slot {
 #define IO_STREAM 8u  /* a TCP socket: a short read means the queue is empty (see poll.c own_slot) */
 
 /* Register a descriptor weft created or will do I/O on (once; later calls
- * are cheap). notsock: it is known not to be a socket. 0 or -errno. */
-int weft__io_own(int fd, bool notsock);
+ * are cheap), making it non-blocking first unless `how` says it is; from a
+ * plain thread it is only made non-blocking. 0 or -errno. */
+#define IO_OWN_NOTSOCK 1u  /* known not to be a socket */
+#define IO_OWN_NONBLOCK 2u /* known to be O_NONBLOCK (weft created it so, or prepared it) */
+int weft__io_own(int fd, unsigned how);
+
+/* Every call that does I/O on a descriptor it was given runs this first:
+ * a descriptor in blocking mode would block the worker (or the thread) in
+ * the system call, past any deadline, so it is switched to O_NONBLOCK
+ * (see io.h). Free for a descriptor registered with the current runtime's
+ * poller (registration made it non-blocking); one fcntl otherwise.
+ * 0 or -errno (-EBADF). */
+int weft__io_prepare(int fd);
+/* Set O_NONBLOCK on fd if it is not set. 0 or -errno. */
+int weft__io_nonblock(int fd);
 
 /* The reports a registered descriptor had had in each direction, taken
  * right before an operation on it; the wait after the operation says EAGAIN
@@ -61,7 +74,8 @@ static inline io_mark weft__io_slot_mark(const io_slot *s)
 			 .valid = true};
 }
 
-/* After an operation on fd returned EAGAIN: wait until it may succeed.
+/* After an operation on fd (prepared: non-blocking) returned EAGAIN: wait
+ * until it may succeed.
  * Returns the ready mask (> 0) or a negative errno. m is the mark taken
  * before the operation: reports counted since decide. A mark that is not
  * valid registers fd and returns at once (take a new mark and retry). */
@@ -98,9 +112,23 @@ void weft__io_connected(int fd);
 /* Pretend fd became ready for events: wakes its waiters and sets its ready
  * bits (the server uses it to interrupt its accept loop). */
 void weft__io_kick(weft_runtime_t *rt, int fd, uint32_t events); /* rt NULL: the current one */
-/* Make sure SIGPIPE cannot kill the process (see poll.c); every write path
- * calls it (cheap after the first call). */
+/* Install weft's SIGPIPE handler if SIGPIPE has its default disposition
+ * (once; see poll.c). */
 void weft__io_sigpipe(void);
+/* Set (on this thread) while a write of weft's that may raise SIGPIPE runs. */
+extern __thread bool weft__io_in_write __attribute__((tls_model("initial-exec")));
+/* Evaluate `call`, a write(2)-like call on a pipe, or a sendfile(2), that
+ * may raise SIGPIPE: with weft's handler installed and the flag set, a
+ * vanished reader gives EPIPE and the process lives. No weft call (no
+ * park, so no move to another thread) may run inside. */
+#define IO_NOSIGPIPE(call)                                                    \
+	__extension__({                                                       \
+		weft__io_sigpipe();                                           \
+		weft__io_in_write = true;                                     \
+		__typeof__(call) r_nsp_ = (call);                             \
+		weft__io_in_write = false;                                    \
+		r_nsp_;                                                       \
+	})
 /* Whether writes to fd must use write(2) (not a socket). */
 bool weft__io_notsock(int fd);
 void weft__io_set_notsock(int fd);

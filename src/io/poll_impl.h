@@ -50,6 +50,12 @@ struct weft_io {
 	struct io_uring ring;
 #endif
 	uint64_t efd_buf; /* the poller's read target for the eventfd */
+	/* The list of every installed poller (poll.c, "Closing"), under its
+	 * lock: */
+	struct weft_io *next_io;
+	int users;  /* weft_close calls working on this poller from outside it */
+	bool dying; /* io_destroy is waiting for users to leave */
+	bool listed;
 	struct epoll_event ev[IO_EVENTS];
 };
 

@@ -33,14 +33,25 @@
 #include <weft/time.h>
 
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define WEFT_HAVE_VALGRIND 1
+#endif
+#endif
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -69,15 +80,74 @@ static int above_stdio(int fd)
 	return moved;
 }
 
-static void ignore_sigpipe(void)
+#ifdef WEFT_HAVE_VALGRIND
+/* Under Valgrind, posix_spawn cannot report exec's error. glibc runs the
+ * child with CLONE_VM|CLONE_VFORK, and the child writes exec's errno into
+ * the parent's memory; Valgrind cannot model a child that shares its
+ * parent's memory and runs that clone as a fork, so the error is lost:
+ * the spawn succeeds and the child exits with 127. There (only), the
+ * parent makes the checks exec would make first - the working directory,
+ * then the command, searched in PATH like execvp - so that a missing
+ * command is still -ENOENT (or -EACCES) from weft_process_spawn, as io.h
+ * says. */
+static int can_exec(const char *path)
 {
-	struct sigaction old;
-	if (sigaction(SIGPIPE, NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL) {
-		struct sigaction ign = {.sa_handler = SIG_IGN};
-		sigemptyset(&ign.sa_mask);
-		sigaction(SIGPIPE, &ign, NULL);
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return -errno;
+	return S_ISREG(st.st_mode) && access(path, X_OK) == 0 ? 0 : -EACCES;
+}
+
+/* dir/name into buf (dir relative to cwd, if given and dir is relative). */
+static int join_path(char *buf, size_t cap, const char *cwd, const char *dir, size_t dlen, const char *name)
+{
+	int n;
+	if (cwd && (dlen == 0 || dir[0] != '/'))
+		n = snprintf(buf, cap, "%s/%.*s%s%s", cwd, (int)dlen, dir, dlen ? "/" : "", name);
+	else
+		n = snprintf(buf, cap, "%.*s%s%s", (int)dlen, dir, dlen ? "/" : "", name);
+	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+static int exec_precheck(const char *cmd, const char *cwd)
+{
+	char buf[PATH_MAX];
+	if (cwd) {
+		struct stat st;
+		if (stat(cwd, &st) < 0)
+			return -errno;
+		if (!S_ISDIR(st.st_mode))
+			return -ENOTDIR;
+		if (access(cwd, X_OK) < 0)
+			return -errno;
+	}
+	if (strchr(cmd, '/')) {
+		if (cmd[0] == '/')
+			return can_exec(cmd);
+		int r = join_path(buf, sizeof buf, cwd, "", 0, cmd);
+		return r < 0 ? r : can_exec(cwd ? buf : cmd);
+	}
+	const char *path = getenv("PATH");
+	if (!path)
+		path = "/bin:/usr/bin"; /* glibc's default */
+	int err = -ENOENT;
+	for (const char *d = path;;) {
+		const char *end = strchrnul(d, ':');
+		/* An empty entry is the (child's) current directory. */
+		int r = join_path(buf, sizeof buf, cwd, end == d ? "." : d, end == d ? 1 : (size_t)(end - d), cmd);
+		if (r == 0) {
+			r = can_exec(buf);
+			if (r == 0)
+				return 0;
+			if (r == -EACCES)
+				err = -EACCES; /* found, not executable: execvp's answer unless found elsewhere */
+		}
+		if (!*end)
+			return err;
+		d = end + 1;
 	}
 }
+#endif
 
 /* Make the descriptors of stdio slot i: *parent (-1 if none) and *child. */
 static int make_stdio(int i, int mode, int *parent, int *child)
@@ -124,8 +194,13 @@ int weft_process_spawn(weft_process_t **out, const char *const *argv, const weft
 	for (int i = 0; i < 3; i++)
 		if (opts->stdio[i] < WEFT_STDIO_INHERIT || opts->stdio[i] > WEFT_STDIO_NULL)
 			return -EINVAL;
-	if (opts->stdio[WEFT_STDIN] == WEFT_STDIO_PIPE)
-		ignore_sigpipe();
+#ifdef WEFT_HAVE_VALGRIND
+	if (RUNNING_ON_VALGRIND) {
+		int r = exec_precheck(argv[0], opts->cwd);
+		if (r < 0)
+			return r;
+	}
+#endif
 	struct weft_process *p = calloc(1, sizeof *p);
 	if (!p)
 		return -ENOMEM;
@@ -212,10 +287,10 @@ ssize_t weft_process_write(weft_process_t *p, const void *buf, size_t len, weft_
 	int fd = p->fds[WEFT_STDIN];
 	if (fd < 0)
 		return -EBADF;
-	weft__io_sigpipe(); /* a child that exits early gives -EPIPE */
 	size_t done = 0;
 	while (done < len) {
-		ssize_t n = write(fd, (const char *)buf + done, len - done);
+		/* A child that exits early gives -EPIPE, not SIGPIPE. */
+		ssize_t n = IO_NOSIGPIPE(write(fd, (const char *)buf + done, len - done));
 		if (n >= 0) {
 			done += (size_t)n;
 			continue;

@@ -13,15 +13,23 @@
  * as a report, so the wait after the accept returns at once: serve always
  * sees the flag.
  *
- * Lifetime: the server is reference-counted (the owner, serve while it
- * runs, every connection task), because a connection task touches the
- * server after the state change that lets stop return; the last reference
- * frees it. A connection's fd is shut down by stop (at its deadline) only
- * while the connection is on the list, and its task unlinks it before
- * closing it, so stop never touches a closed (or reused) descriptor.
+ * Lifetime: stop returns, and the owner may destroy the server and take
+ * its descriptors to be gone, once every connection and serve have ended
+ * (all_done). So each of them closes its descriptors before the state
+ * change that all_done reads (nconns, serve_state), never after: a
+ * connection's task takes it off the list, closes its fd, then drops
+ * nconns; serve moves to SERVE_CLOSING (stop no longer kicks the
+ * listener), closes the listener, then moves to SERVE_DONE. Stop shuts a
+ * connection's fd down (at its deadline) only while the connection is on
+ * the list, so it never touches a closed (or reused) descriptor. What a
+ * connection task and serve still do after their state change - wake
+ * stop's queue, drop their reference - touches only the server struct,
+ * which is reference-counted (the owner, serve while it runs, every
+ * connection task) and freed by the last reference.
  */
 #include "io_impl.h"
 
+#include <assert.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -44,7 +52,7 @@ struct weft_server {
 	_Atomic int refs;
 	_Atomic bool stopping;
 	_Atomic bool stop_called;
-	_Atomic int serve_state; /* 0 never called, 1 running, 2 returned */
+	_Atomic int serve_state; /* SERVE_* */
 	_Atomic(weft_runtime_t *) rt; /* where serve runs: stop may come from a plain thread */
 	_Atomic int nconns;
 	_Atomic uint64_t accepted;
@@ -52,6 +60,13 @@ struct weft_server {
 	conn *conns;	/* under mu */
 	conn *stopper;	/* under mu: the connection whose handler called stop */
 	weft_waitq_t q;
+};
+
+enum {
+	SERVE_NEVER,   /* serve not called: the listener is the owner's to close (destroy) */
+	SERVE_RUNNING, /* stop kicks the listener */
+	SERVE_CLOSING, /* serve is closing the listener */
+	SERVE_DONE     /* the listener is closed; serve returns */
 };
 
 static void srv_unref(weft_server_t *s)
@@ -93,7 +108,8 @@ static bool has_slot(weft_server_t *s)
  * weft_server_stop and ends after it returns). Under mu. */
 static bool all_done(weft_server_t *s)
 {
-	return atomic_load(&s->nconns) == (s->stopper ? 1 : 0) && atomic_load(&s->serve_state) != 1;
+	int st = atomic_load(&s->serve_state);
+	return atomic_load(&s->nconns) == (s->stopper ? 1 : 0) && (st == SERVE_NEVER || st == SERVE_DONE);
 }
 
 /* The connection whose handler is the caller, if any. Under mu. */
@@ -130,8 +146,9 @@ int weft_server_create(weft_server_t **out, int lfd, weft_conn_fn_t fn, void *ct
 	return 0;
 }
 
-/* Take c off the server's list of connections. */
-static void conn_unlink(weft_server_t *s, conn *c)
+/* Take c off the server's list of connections (stop no longer shuts its fd
+ * down), close the fd, then let it stop counting (stop may return). */
+static void conn_end(weft_server_t *s, conn *c)
 {
 	pthread_mutex_lock(&s->mu);
 	if (c->prev)
@@ -140,7 +157,12 @@ static void conn_unlink(weft_server_t *s, conn *c)
 		s->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	atomic_fetch_sub(&s->nconns, 1);
+	pthread_mutex_unlock(&s->mu);
+	weft_close(c->fd);
+	pthread_mutex_lock(&s->mu);
+	int was = atomic_fetch_sub(&s->nconns, 1);
+	assert(was > 0);
+	(void)was;
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -153,10 +175,9 @@ static void *conn_main(void *a)
 	c->thread = pthread_self();
 	pthread_mutex_unlock(&s->mu);
 	s->fn(c->fd, s->ctx);
-	conn_unlink(s, c);
-	weft_close(c->fd);
+	conn_end(s, c);
 	free(c);
-	weft_waitq_wake_all(&s->q, 0);
+	weft_waitq_wake_all(&s->q, 0); /* s is still ours: our reference */
 	srv_unref(s);
 	return NULL;
 }
@@ -190,8 +211,7 @@ static int start_conn(weft_server_t *s, int fd)
 		r = weft_spawn(NULL, conn_main, c,
 			       &(weft_spawn_opts_t){.detached = true, .stack_size = s->opts.stack_size, .name = "conn"});
 	if (r < 0) {
-		conn_unlink(s, c);
-		weft_close(fd);
+		conn_end(s, c);
 		free(c);
 		srv_unref(s);
 	}
@@ -216,16 +236,16 @@ int weft_server_serve(weft_server_t *s)
 {
 	if (!s)
 		return -EINVAL;
-	int expect = 0;
+	int expect = SERVE_NEVER;
 	atomic_store(&s->rt, weft_runtime_current()); /* before state 1: stop reads it after */
 	/* Registered before state 1: a registration resets the ready bits, so
 	 * one made by the first wait could wipe a stop's kick. */
-	if (atomic_load(&s->serve_state) != 0)
+	if (atomic_load(&s->serve_state) != SERVE_NEVER)
 		return -EBUSY;
-	int reg = weft__io_own(s->lfd, false);
+	int reg = weft__io_own(s->lfd, 0); /* made non-blocking: accept4 below must not wait */
 	if (reg < 0)
 		return reg;
-	if (!atomic_compare_exchange_strong(&s->serve_state, &expect, 1))
+	if (!atomic_compare_exchange_strong(&s->serve_state, &expect, SERVE_RUNNING))
 		return -EBUSY;
 	atomic_fetch_add(&s->refs, 1);
 	int result = 0;
@@ -285,10 +305,13 @@ int weft_server_serve(weft_server_t *s)
 		break;
 	}
 	pthread_mutex_lock(&s->mu);
-	atomic_store(&s->serve_state, 2);
+	atomic_store(&s->serve_state, SERVE_CLOSING); /* stop no longer kicks the listener */
 	pthread_mutex_unlock(&s->mu);
-	weft_close(s->lfd); /* after the state change: stop no longer kicks it */
-	weft_waitq_wake_all(&s->q, 0);
+	weft_close(s->lfd);
+	pthread_mutex_lock(&s->mu);
+	atomic_store(&s->serve_state, SERVE_DONE); /* stop may return */
+	pthread_mutex_unlock(&s->mu);
+	weft_waitq_wake_all(&s->q, 0); /* s is still ours: our reference */
 	srv_unref(s);
 	return result;
 }
@@ -302,8 +325,8 @@ int weft_server_stop(weft_server_t *s, weft_time_t deadline)
 	pthread_mutex_lock(&s->mu);
 	atomic_store(&s->stopping, true);
 	s->stopper = own_conn(s); /* a handler stopping its own server: do not wait for itself */
-	if (atomic_load(&s->serve_state) == 1)
-		weft__io_kick(atomic_load(&s->rt), s->lfd, POLLIN); /* serve closes lfd only after leaving state 1 under mu */
+	if (atomic_load(&s->serve_state) == SERVE_RUNNING)
+		weft__io_kick(atomic_load(&s->rt), s->lfd, POLLIN); /* serve closes lfd only after leaving RUNNING under mu */
 	pthread_mutex_unlock(&s->mu);
 	weft_waitq_wake_all(&s->q, 0);
 	int r = srv_wait(s, all_done, deadline);
@@ -333,12 +356,12 @@ int weft_server_destroy(weft_server_t *s)
 	if (!s)
 		return -EINVAL;
 	pthread_mutex_lock(&s->mu);
-	bool busy = atomic_load(&s->serve_state) == 1 || atomic_load(&s->nconns) > 0;
 	int state = atomic_load(&s->serve_state);
+	bool busy = state == SERVE_RUNNING || state == SERVE_CLOSING || atomic_load(&s->nconns) > 0;
 	pthread_mutex_unlock(&s->mu);
 	if (busy)
 		return -EBUSY;
-	if (state == 0)
+	if (state == SERVE_NEVER)
 		weft_close(s->lfd); /* never served: the listener is still ours */
 	srv_unref(s);
 	return 0;

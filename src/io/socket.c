@@ -5,10 +5,12 @@
  * non-blocking descriptor; on EAGAIN wait for readiness (weft__io_wait,
  * which parks the task, or poll(2)s in a plain thread) and retry. The wait
  * carries the deadline and returns -ECANCELED for a cancelled task, so
- * every operation has both for free. Writes to sockets use MSG_NOSIGNAL; a
- * descriptor found not to be a socket (ENOTSOCK) is remembered in its slot
- * and written with write(2) from then on (SIGPIPE is ignored by the poller's
- * installation when nobody handles it).
+ * every operation has both for free. A descriptor the caller passed in is
+ * made non-blocking before the first attempt (weft__io_prepare), or the
+ * system call itself would wait, past the deadline. Writes to sockets use
+ * MSG_NOSIGNAL; a descriptor found not to be a socket (ENOTSOCK) is
+ * remembered in its slot and written with write(2) from then on, marked so
+ * that SIGPIPE cannot kill (IO_NOSIGPIPE, see poll.c).
  */
 #include "io_impl.h"
 
@@ -25,12 +27,16 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* Retry `call` (an expression giving ssize_t, setting errno) until it
+/* Make fd non-blocking (if it is not registered, and so known to be), then
+ * retry `call` (an expression giving ssize_t, setting errno) until it
  * succeeds, fails with something other than EAGAIN, or the wait fails.
  * Each attempt is preceded by a mark of fd's reports (m_), which the wait
  * takes, so that several tasks on one descriptor cannot take each other's
  * wake-ups (see "Several tasks on one descriptor" in poll.c). */
 #define IO_RETRY_WITH(fd, call, wait)                                         \
+	int p_ = weft__io_prepare(fd);                                        \
+	if (p_ < 0)                                                           \
+		return p_;                                                    \
 	for (;;) {                                                            \
 		io_mark m_ = weft__io_mark(fd);                               \
 		ssize_t n_ = (call);                                          \
@@ -82,8 +88,7 @@ static ssize_t write_once(int fd, const void *buf, size_t len)
 			return n;
 		weft__io_set_notsock(fd);
 	}
-	weft__io_sigpipe();
-	return write(fd, buf, len);
+	return IO_NOSIGPIPE(write(fd, buf, len));
 }
 
 static ssize_t writev_once(int fd, const struct iovec *iov, int iovcnt)
@@ -95,8 +100,7 @@ static ssize_t writev_once(int fd, const struct iovec *iov, int iovcnt)
 			return n;
 		weft__io_set_notsock(fd);
 	}
-	weft__io_sigpipe();
-	return writev(fd, iov, iovcnt);
+	return IO_NOSIGPIPE(writev(fd, iov, iovcnt));
 }
 
 /* ------------------------------------------------------------ sockets */
@@ -109,7 +113,7 @@ int weft_socket(int domain, int type, int protocol)
 	int fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
 	if (fd < 0)
 		return -errno;
-	int r = weft__io_own(fd, false);
+	int r = weft__io_own(fd, IO_OWN_NONBLOCK);
 	if (r < 0) {
 		close(fd);
 		return r;
@@ -173,7 +177,9 @@ static int connect_start(int fd, const struct sockaddr *addr, socklen_t len)
 
 int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, weft_time_t deadline)
 {
-	int r;
+	int r = weft__io_prepare(fd); /* a blocking connect would wait out its own timeout */
+	if (r < 0)
+		return r;
 	io_mark m = weft__io_mark(fd);
 	while ((r = connect_start(fd, addr, len)) == -EAGAIN && addr->sa_family == AF_UNIX) {
 		if (deadline != WEFT_NEVER && weft_now() >= deadline)
@@ -201,6 +207,9 @@ int weft_connect_step(int fd, const struct sockaddr *addr, socklen_t len, weft_t
 		return w;
 	if (weft_can_park()) /* a coroutine or a plain thread */
 		return weft_connect(fd, addr, len, deadline);
+	int p = weft__io_prepare(fd);
+	if (p < 0)
+		return p;
 	/* Called again after a wait (w > 0): the connection was started. */
 	io_mark m = weft__io_mark(fd);
 	int r = w > 0 ? connect_check(fd) : connect_start(fd, addr, len);
@@ -219,7 +228,7 @@ static int accept_once(int lfd, struct sockaddr *addr, socklen_t *len)
 {
 	int fd = accept4(lfd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd >= 0) {
-		int r = weft__io_own(fd, false);
+		int r = weft__io_own(fd, IO_OWN_NONBLOCK);
 		if (r < 0) {
 			close(fd);
 			errno = -r;
@@ -359,6 +368,9 @@ ssize_t weft_read(int fd, void *buf, size_t len, weft_time_t deadline)
 	io_slot *s = len ? weft__io_lookup(fd, &io) : NULL;
 	if (s)
 		return read_slot(io, s, fd, buf, len, deadline, NULL);
+	int p = weft__io_prepare(fd);
+	if (p < 0)
+		return p;
 	for (;;) {
 		io_mark m = weft__io_mark(fd);
 		ssize_t n = read(fd, buf, len);
@@ -372,7 +384,7 @@ ssize_t weft_read(int fd, void *buf, size_t len, weft_time_t deadline)
 		 * would) and go on in read_slot, which counts the reports that
 		 * come after each read, so several readers of one descriptor
 		 * all retry after a report (see wait_begin in poll.c). */
-		if (weft__io_own(fd, false) == 0 && (s = weft__io_lookup(fd, &io)) != NULL)
+		if (weft__io_own(fd, IO_OWN_NONBLOCK) == 0 && (s = weft__io_lookup(fd, &io)) != NULL)
 			return read_slot(io, s, fd, buf, len, deadline, NULL);
 		int w = weft__io_wait(fd, POLLIN, deadline, &m); /* a thread (poll(2)), or fd cannot be registered */
 		if (w < 0)
@@ -389,9 +401,7 @@ static ssize_t write_slot(weft_io *io, io_slot *s, int fd, const void *buf, size
 	for (;;) {
 		io_mark m = weft__io_slot_mark(s);
 		bool notsock = atomic_load_explicit(&s->flags, memory_order_relaxed) & IO_NOTSOCK;
-		if (notsock)
-			weft__io_sigpipe();
-		ssize_t n = notsock ? write(fd, buf, len) : sys_send(fd, buf, len);
+		ssize_t n = notsock ? IO_NOSIGPIPE(write(fd, buf, len)) : sys_send(fd, buf, len);
 		if (n >= 0)
 			return n;
 		int e = errno;
@@ -481,16 +491,18 @@ ssize_t weft_sendto(int fd, const void *buf, size_t len, const struct sockaddr *
 
 ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, weft_time_t deadline)
 {
-	weft__io_sigpipe();
 	if (out_fd < 0 || in_fd < 0)
 		return -EBADF;
 	if (count > (size_t)SSIZE_MAX)
 		return -EINVAL;
+	int p = weft__io_prepare(out_fd); /* in_fd is a regular file: its reads do not wait */
+	if (p < 0)
+		return p;
 	size_t sent = 0;
 	while (sent < count) {
 		size_t chunk = count - sent > (1u << 30) ? (1u << 30) : count - sent;
 		io_mark m = weft__io_mark(out_fd);
-		ssize_t n = sendfile(out_fd, in_fd, offset, chunk);
+		ssize_t n = IO_NOSIGPIPE(sendfile(out_fd, in_fd, offset, chunk)); /* no MSG_NOSIGNAL here */
 		if (n > 0) {
 			sent += (size_t)n;
 			continue;

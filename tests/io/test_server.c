@@ -303,6 +303,11 @@ static void *emfile_main(void *a)
 static void test_emfile(void **state)
 {
 	(void)state;
+	/* Valgrind emulates RLIMIT_NOFILE (the kernel's limit stays): it closes
+	 * a descriptor that accept4 returned above its limit and reports
+	 * EMFILE, so the connection is lost instead of waiting in the queue. */
+	if (getenv("WEFT_TEST_VALGRIND"))
+		skip();
 	wt_run(emfile_main, NULL, 2);
 }
 
