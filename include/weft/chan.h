@@ -18,12 +18,12 @@
  * and weft_chan_release drops one; the channel is freed with the last. No task
  * may be blocked on a channel when its last reference is dropped (release
  * returns -EBUSY then and keeps it alive). Closing does not free. The last
- * reference may be dropped as soon as every call on the channel has returned,
- * and by the party an operation completed for the moment its own call
- * returns (a receiver that got the last value, a sender whose value was
- * taken), even if the other party's call is still returning: weft never
- * touches a channel after the point where another caller can see that its
- * operation completed.
+ * reference may be dropped as soon as no other call on the channel is in
+ * progress - and either party of a completed operation may drop it the
+ * moment its own call returns, even while the other party's call is still
+ * returning (a receiver that got the value, a sender whose value was taken,
+ * a caller that saw -EPIPE): weft never touches a channel after the point
+ * where another caller can see that its operation completed.
  *
  * Stackless tasks use the _step forms: the call either completes (0 or an
  * error) or registers the task to be woken and returns -EINPROGRESS; the step

@@ -143,7 +143,8 @@ int weft_cancel(weft_task_t t);
 bool weft_cancelled(void);
 
 /* Give other tasks a turn. From a plain thread: sched_yield(). Returns 0, or
- * -ECANCELED if the task has been cancelled (it still yielded). */
+ * -ECANCELED if the task has been cancelled (it still yielded); -EPERM in a
+ * stackless task, which yields by returning WEFT_STEP_YIELD. */
 int weft_yield(void);
 /* End the calling coroutine with result r (stackless tasks return DONE).
  * From outside a coroutine: returns -EPERM. */
@@ -174,7 +175,9 @@ int weft_set_name(const char *name);
 
 /* Task-local storage: a key per use; values are per task, NULL initially.
  * The destructor (may be NULL) runs at task exit for non-NULL values.
- * -EAGAIN when all 64 keys are taken; -EPERM outside tasks. A deleted key's
+ * Keys are process-wide and may be created and deleted from anywhere;
+ * create: -EAGAIN when all 64 keys are taken; set: -EPERM outside tasks
+ * (get returns NULL there). A deleted key's
  * handle stops working (-EINVAL; get returns NULL), no destructor runs for
  * the values stored under it, and no key created later sees them. */
 typedef int weft_tls_key_t;
@@ -240,6 +243,18 @@ int weft_park_result(void);
  * see). True iff this call woke it. Callable from tasks, timer callbacks and
  * plain threads (not from signal handlers). */
 bool weft_unpark(weft_waker_t w, int reason);
+/* Two-phase wake, for a waker that finds the waiter under a lock and must
+ * not touch the object holding that lock once the waiter may run (the
+ * waiter may free it the moment its wait ends). weft_unpark_claim(w) claims
+ * w's wait: true if it was open and unclaimed; from then on nothing else
+ * can end it (no deadline, no cancellation, no other unpark), so the waiter
+ * and whatever it handed over (a buffer on its stack) stay put. The claimer
+ * hands over what it must, releases its lock, and then calls
+ * weft_unpark_finish(w, reason), exactly once, which wakes the waiter with
+ * that result. False from claim: the wait has ended, or another waker has
+ * it; hand nothing over. */
+bool weft_unpark_claim(weft_waker_t w);
+void weft_unpark_finish(weft_waker_t w, int reason);
 
 /* A FIFO wait queue, the building block of channels and locks. A waiter
  * links a node (with its waker and a payload pointer) under the queue's lock

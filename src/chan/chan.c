@@ -37,19 +37,24 @@
  * claimed elsewhere, timed out or been cancelled) is simply dropped from the
  * queue; its owner finds it unqueued when it cleans up.
  *
- * Lifetime: the party a channel operation completes for may release the
- * channel the moment its call returns, while the other party's call is
- * still unwinding (the POSIX rule for mutexes). So:
- *  - a waker unparks under the channel's lock and touches nothing after
- *    releasing it; a woken waiter waits until the lock is free
- *    (chan_settle) before it returns;
- *  - a lock-free ring operation that completes settles the same way, since
- *    the change it completed on (a slot filled or freed, the close bit) may
- *    have been made by a holder of the lock;
- *  - a lock-free ring operation that must notify waiters after publishing
- *    (when the other side may already have taken its element and released
- *    the channel) holds a reference from before publishing until it has
- *    unlocked (waiters_before_publish).
+ * Lifetime: either party of an operation may release the channel the
+ * moment its own call returns, while the other party's call is still
+ * unwinding (the POSIX rule for mutexes, in both directions). So no call
+ * touches the channel after the point where the other party can see its
+ * operation completed:
+ *  - a waker claims the waiter's wait under the lock (claim_waiter:
+ *    weft_unpark_claim), hands over, releases the lock and only then wakes
+ *    it (weft_unpark_finish, through a chan_wakes list). A claimed wait
+ *    cannot end otherwise (no timeout, no cancellation), so its node stays
+ *    put until then; and the woken waiter touches the channel no more;
+ *  - a lock-free ring operation loads the other side's waiter count before
+ *    it publishes; with no waiters it touches nothing after publishing;
+ *    with waiters it holds a reference from before publishing until it has
+ *    notified one and unlocked (waiters_before_publish);
+ *  - whoever publishes while holding the lock (select, the waits' locked
+ *    attempts, close) holds a reference across the locked section, since a
+ *    lock-free operation may take what was published and its caller
+ *    release the channel before the unlock.
  */
 #include "chan_impl.h"
 
@@ -71,13 +76,16 @@ void chan_unlock(weft_chan_t *ch)
 	weft__spin_unlock(&ch->lock);
 }
 
-void chan_settle(weft_chan_t *ch)
+void chan_wake_claimed(chan_wakes *wk)
 {
-	for (int n = 0; atomic_load_explicit(&ch->lock, memory_order_acquire) != 0; n++) {
-		if (n < 64)
-			weft__cpu_relax();
-		else
-			sched_yield();
+	chan_waiter *w = wk->head;
+	wk->head = NULL;
+	while (w) {
+		/* Read before the wake: the node may vanish with it. */
+		chan_waiter *next = w->next;
+		weft_waker_t k = w->waker;
+		weft_unpark_finish(k, 0);
+		w = next;
 	}
 }
 
@@ -193,7 +201,7 @@ static inline bool waiters_before_publish(weft_chan_t *ch, _Atomic uint32_t *wai
 {
 	if (!atomic_load(waiters))
 		return false;
-	if (!locked)
+	if (!locked) /* (a caller holding the lock holds a reference already) */
 		atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
 	return true;
 }
@@ -325,7 +333,13 @@ void chan_dequeue_waiter(weft_chan_t *ch, chan_waiter *w, bool send)
 	atomic_store_explicit(cnt, atomic_load_explicit(cnt, memory_order_relaxed) - 1, memory_order_relaxed);
 }
 
-/* Under the lock: pop waiters until one can be claimed; NULL if none. */
+/* Under the lock: pop waiters until one can be claimed; NULL if none. The
+ * claim has two steps: the wait's own claim word (a select's cases share
+ * one: at most one case of it is completed by others), then the waiter's
+ * parker (weft_unpark_claim: from then on no deadline or cancellation can
+ * end the wait, so the node and its buffer stay put until it is woken). A
+ * waiter whose wait has ended already is dropped: its owner finds the node
+ * unqueued, with nothing delivered, when it cleans up. */
 static chan_waiter *claim_waiter(weft_chan_t *ch, bool send)
 {
 	chan_waiter **q = queue_of(ch, send);
@@ -333,47 +347,54 @@ static chan_waiter *claim_waiter(weft_chan_t *ch, bool send)
 		chan_waiter *w = *q;
 		chan_dequeue_waiter(ch, w, send);
 		if (w->single) {
-			/* Unqueued under the lock: ours (chan_impl.h). The plain
-			 * store only tells a task run again without this wake (a
-			 * stackless op) that it was claimed. */
+			/* Unqueued under the lock: ours among wakers (chan_impl.h).
+			 * The plain store only tells a task run again without this
+			 * wake (a stackless op) that it was taken. */
 			atomic_store_explicit(&w->done, 1, memory_order_relaxed);
-			return w;
+		} else {
+			int zero = 0;
+			if (!atomic_compare_exchange_strong(chan_waiter_done(w), &zero, 1))
+				continue;
 		}
-		int zero = 0;
-		if (atomic_compare_exchange_strong(chan_waiter_done(w), &zero, 1))
+		if (weft_unpark_claim(w->waker))
 			return w;
 	}
 	return NULL;
 }
 
+static inline void add_wake(chan_wakes *wk, chan_waiter *w)
+{
+	w->next = wk->head;
+	wk->head = w;
+}
+
 /* Under the lock: tell one waiter to retry. */
-void chan_notify_one(weft_chan_t *ch, bool send)
+void chan_notify_one(weft_chan_t *ch, bool send, chan_wakes *wk)
 {
 	chan_waiter *w = claim_waiter(ch, send);
 	if (w) {
 		w->status = W_NOTIFIED;
-		weft_unpark(w->waker, 0);
+		add_wake(wk, w);
 	}
 }
 
 /* A lock-free change of a bounded channel is published; notify one waiter of
- * the other side if there were any (waiters_before_publish), or else let a
- * holder of the lock finish: the change this caller completed on may have
- * been made under it (see "Lifetime"). */
-static void after_ring_op(weft_chan_t *ch, bool send_waiters, bool locked, bool notify)
+ * the other side if there were any (waiters_before_publish). Without the
+ * lock, this takes it, holding the reference taken before publishing (see
+ * "Lifetime"); nothing is touched after a plain publish. */
+static void after_ring_op(weft_chan_t *ch, bool send_waiters, chan_wakes *wk, bool notify)
 {
-	if (locked) {
-		if (notify)
-			chan_notify_one(ch, send_waiters);
+	if (!notify)
+		return;
+	if (wk) {
+		chan_notify_one(ch, send_waiters, wk);
 		return;
 	}
-	if (!notify) {
-		chan_settle(ch);
-		return;
-	}
+	chan_wakes mine = CHAN_WAKES_INIT;
 	chan_lock(ch);
-	chan_notify_one(ch, send_waiters);
+	chan_notify_one(ch, send_waiters, &mine);
 	chan_unlock(ch);
+	chan_wake_claimed(&mine);
 	chan_unref(ch); /* taken before publishing */
 }
 
@@ -395,20 +416,22 @@ static bool unbounded_grow(chan_unbounded *u)
 	return true;
 }
 
-bool chan_try_send(weft_chan_t *ch, const void *v, int *res, bool locked)
+bool chan_try_send(weft_chan_t *ch, const void *v, int *res, chan_wakes *wk)
 {
 	*res = 0;
 	if (ch->kind == CHAN_BOUNDED) {
 		bool notify = false;
-		int r = ring_put(ch, v, locked, &notify);
+		int r = ring_put(ch, v, wk != NULL, &notify);
 		if (r == RING_FULL)
 			return false;
 		if (r == RING_CLOSED)
 			*res = -EPIPE;
-		after_ring_op(ch, false, locked, notify);
+		after_ring_op(ch, false, wk, notify);
 		return true;
 	}
-	if (!locked)
+	chan_wakes mine = CHAN_WAKES_INIT;
+	chan_wakes *w_ = wk ? wk : &mine;
+	if (!wk)
 		chan_lock(ch);
 	bool done = true;
 	if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
@@ -418,7 +441,7 @@ bool chan_try_send(weft_chan_t *ch, const void *v, int *res, bool locked)
 		if (w) {
 			memcpy(w->data, v, ch->esize);
 			w->status = W_DELIVERED;
-			weft_unpark(w->waker, 0);
+			add_wake(w_, w);
 		} else {
 			done = false;
 		}
@@ -430,28 +453,32 @@ bool chan_try_send(weft_chan_t *ch, const void *v, int *res, bool locked)
 			memcpy(u->buf + ((u->head + u->len) % u->cap) * ch->esize, v, ch->esize);
 			u->len++;
 			if (ch->recvq)
-				chan_notify_one(ch, false);
+				chan_notify_one(ch, false, w_);
 		}
 	}
-	if (!locked)
+	if (!wk) {
 		chan_unlock(ch);
+		chan_wake_claimed(&mine);
+	}
 	return done;
 }
 
-bool chan_try_recv(weft_chan_t *ch, void *out, int *res, bool locked)
+bool chan_try_recv(weft_chan_t *ch, void *out, int *res, chan_wakes *wk)
 {
 	*res = 0;
 	if (ch->kind == CHAN_BOUNDED) {
 		bool notify = false;
-		int r = ring_get(ch, out, locked, &notify);
+		int r = ring_get(ch, out, wk != NULL, &notify);
 		if (r == RING_EMPTY)
 			return false;
 		if (r == RING_CLOSED)
 			*res = -EPIPE;
-		after_ring_op(ch, true, locked, notify);
+		after_ring_op(ch, true, wk, notify);
 		return true;
 	}
-	if (!locked)
+	chan_wakes mine = CHAN_WAKES_INIT;
+	chan_wakes *w_ = wk ? wk : &mine;
+	if (!wk)
 		chan_lock(ch);
 	bool done = true;
 	if (ch->kind == CHAN_RENDEZVOUS) {
@@ -459,7 +486,7 @@ bool chan_try_recv(weft_chan_t *ch, void *out, int *res, bool locked)
 		if (w) {
 			memcpy(out, w->data, ch->esize);
 			w->status = W_DELIVERED;
-			weft_unpark(w->waker, 0);
+			add_wake(w_, w);
 		} else if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
 			*res = -EPIPE;
 		} else {
@@ -475,8 +502,10 @@ bool chan_try_recv(weft_chan_t *ch, void *out, int *res, bool locked)
 	} else {
 		done = false;
 	}
-	if (!locked)
+	if (!wk) {
 		chan_unlock(ch);
+		chan_wake_claimed(&mine);
+	}
 	return done;
 }
 
@@ -485,7 +514,7 @@ int weft_chan_try_send(weft_chan_t *ch, const void *elem)
 	if (!ch || !elem)
 		return -EINVAL;
 	int res;
-	return chan_try_send(ch, elem, &res, false) ? res : -EAGAIN;
+	return chan_try_send(ch, elem, &res, NULL) ? res : -EAGAIN;
 }
 
 int weft_chan_try_recv(weft_chan_t *ch, void *out)
@@ -493,7 +522,7 @@ int weft_chan_try_recv(weft_chan_t *ch, void *out)
 	if (!ch || !out)
 		return -EINVAL;
 	int res;
-	return chan_try_recv(ch, out, &res, false) ? res : -EAGAIN;
+	return chan_try_recv(ch, out, &res, NULL) ? res : -EAGAIN;
 }
 
 /* ------------------------------------------------------------ close & co */
@@ -502,34 +531,39 @@ int weft_chan_close(weft_chan_t *ch)
 {
 	if (!ch)
 		return -EINVAL;
+	/* A reference for the call: once closed is visible, a lock-free ring
+	 * operation may return -EPIPE and its caller release the channel while
+	 * this still holds the lock. */
+	atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
+	chan_wakes wk = CHAN_WAKES_INIT;
 	chan_lock(ch);
+	int e = 0;
 	if (atomic_load(&ch->closed)) {
-		chan_unlock(ch);
-		return -EPIPE;
-	}
-	atomic_store(&ch->closed, true);
-	if (ch->kind == CHAN_BOUNDED)
-		atomic_fetch_or(&BOUNDED(ch)->tail, CHAN_CLOSED_BIT);
-	/* Rendezvous waiters are done (-EPIPE); buffered ones retry and see it. */
-	int status = ch->kind == CHAN_RENDEZVOUS ? W_CLOSED : W_NOTIFIED;
-	for (int q = 0; q < 2; q++) {
-		chan_waiter *w;
-		while ((w = claim_waiter(ch, q == 1)) != NULL) {
-			w->status = status;
-			weft_unpark(w->waker, 0);
+		e = -EPIPE;
+	} else {
+		atomic_store(&ch->closed, true);
+		if (ch->kind == CHAN_BOUNDED)
+			atomic_fetch_or(&BOUNDED(ch)->tail, CHAN_CLOSED_BIT);
+		/* Rendezvous waiters are done (-EPIPE); buffered ones retry and see
+		 * it. */
+		int status = ch->kind == CHAN_RENDEZVOUS ? W_CLOSED : W_NOTIFIED;
+		for (int q = 0; q < 2; q++) {
+			chan_waiter *w;
+			while ((w = claim_waiter(ch, q == 1)) != NULL) {
+				w->status = status;
+				add_wake(&wk, w);
+			}
 		}
 	}
 	chan_unlock(ch);
-	return 0;
+	chan_wake_claimed(&wk);
+	chan_unref(ch);
+	return e;
 }
 
 bool weft_chan_closed(const weft_chan_t *ch)
 {
-	weft_chan_t *c = (weft_chan_t *)ch;
-	if (!c || !atomic_load(&c->closed))
-		return false;
-	chan_settle(c); /* the closer may still be waking waiters under the lock */
-	return true;
+	return ch && atomic_load(&((weft_chan_t *)ch)->closed);
 }
 
 ssize_t weft_chan_len(const weft_chan_t *ch)

@@ -90,22 +90,34 @@ typedef struct chan_bounded {
 
 void chan_lock(weft_chan_t *ch);
 void chan_unlock(weft_chan_t *ch);
-/* Wait until ch's lock is free (see chan.c, "Lifetime"). */
-void chan_settle(weft_chan_t *ch);
 /* Drop a reference; the last one frees the channel. */
 void chan_unref(weft_chan_t *ch);
 
+/* Waiters claimed under a channel's lock (weft_unpark_claim), to be woken
+ * (weft_unpark_finish) once every lock is released: chan.c, "Lifetime". A
+ * claimed node is unqueued and stays put until it is woken, so the list
+ * links it through its own `next`. */
+typedef struct chan_wakes {
+	chan_waiter *head;
+} chan_wakes;
+#define CHAN_WAKES_INIT {NULL}
+void chan_wake_claimed(chan_wakes *wk);
+
 /* Non-blocking attempts. Return true when the operation is done (*res = 0,
- * -EPIPE or -ENOMEM), false when it would block. `locked`: the caller holds
- * ch's lock. */
-bool chan_try_send(weft_chan_t *ch, const void *v, int *res, bool locked);
-bool chan_try_recv(weft_chan_t *ch, void *out, int *res, bool locked);
+ * -EPIPE or -ENOMEM), false when it would block. wk NULL: the caller does
+ * not hold ch's lock; else it does, and wakes what the attempt claimed
+ * (chan_wake_claimed) once it has let go of every lock. A caller holding a
+ * bounded channel's lock also holds a reference to it: an element published
+ * under the lock may be taken, and the channel released, before the unlock. */
+bool chan_try_send(weft_chan_t *ch, const void *v, int *res, chan_wakes *wk);
+bool chan_try_recv(weft_chan_t *ch, void *out, int *res, chan_wakes *wk);
 
 /* Under the lock: queue / unqueue a waiter. */
 void chan_enqueue_waiter(weft_chan_t *ch, chan_waiter *w, bool send);
 void chan_dequeue_waiter(weft_chan_t *ch, chan_waiter *w, bool send);
 
-/* Under the lock: claim one queued waiter, mark it NOTIFIED and unpark it. */
-void chan_notify_one(weft_chan_t *ch, bool send);
+/* Under the lock: claim one queued waiter and mark it NOTIFIED (woken
+ * through wk). */
+void chan_notify_one(weft_chan_t *ch, bool send, chan_wakes *wk);
 
 #endif

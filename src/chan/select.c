@@ -28,6 +28,7 @@
  */
 #include "chan_impl.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_CASES 64
@@ -46,10 +47,27 @@ static uint64_t next_rand(void)
 	return x;
 }
 
-static bool try_case(weft_select_case_t *c, bool locked)
+/* wk NULL: without the lock; else under it, with what it claims to wake. */
+static bool try_case(weft_select_case_t *c, chan_wakes *wk)
 {
-	return c->op == WEFT_SELECT_SEND ? chan_try_send(c->ch, c->buf, &c->result, locked)
-					 : chan_try_recv(c->ch, c->buf, &c->result, locked);
+	return c->op == WEFT_SELECT_SEND ? chan_try_send(c->ch, c->buf, &c->result, wk)
+					 : chan_try_recv(c->ch, c->buf, &c->result, wk);
+}
+
+/* A reference on each channel of a blocking select, for its whole wait
+ * (delta +1 before, -1 after): a locked section may publish into a bounded
+ * ring (chan_impl.h, chan_try_send), and after a wake-up the select takes
+ * every lock again to take its other cases' nodes out - including, for a
+ * channel named in two cases, the one whose waker may already have
+ * released it. */
+static void hold_all(weft_chan_t **chs, size_t k, int delta)
+{
+	for (size_t i = 0; i < k; i++) {
+		if (delta > 0)
+			atomic_fetch_add_explicit(&chs[i]->refs, 1, memory_order_relaxed);
+		else
+			chan_unref(chs[i]);
+	}
 }
 
 static size_t lock_order(weft_select_case_t *c, size_t n, weft_chan_t **locks)
@@ -83,7 +101,7 @@ static void unlock_all(weft_chan_t **locks, size_t k)
 
 /* Under the locks, with the nodes queued: the buffered re-try of step 2.
  * Returns the index of a case that completed, or -1. */
-static int recheck_buffered(weft_select_case_t *c, size_t n, const uint8_t *order, chan_waiter *nodes)
+static int recheck_buffered(weft_select_case_t *c, size_t n, const uint8_t *order, chan_waiter *nodes, chan_wakes *wk)
 {
 	_Atomic int *done = &nodes[0].done;
 	bool any = false;
@@ -94,7 +112,7 @@ static int recheck_buffered(weft_select_case_t *c, size_t n, const uint8_t *orde
 	if (n == 1) {
 		/* One node, one channel, whose lock we hold: nobody can claim it
 		 * meanwhile, and a retry cannot notify its own queue. */
-		if (!try_case(&c[0], true))
+		if (!try_case(&c[0], wk))
 			return -1;
 		chan_dequeue_waiter(c[0].ch, &nodes[0], c[0].op == WEFT_SELECT_SEND);
 		return 0;
@@ -102,7 +120,7 @@ static int recheck_buffered(weft_select_case_t *c, size_t n, const uint8_t *orde
 	atomic_store(done, 2);
 	for (size_t k = 0; k < n; k++) {
 		size_t i = order[k];
-		if (c[i].ch->kind == CHAN_BOUNDED && try_case(&c[i], true)) {
+		if (c[i].ch->kind == CHAN_BOUNDED && try_case(&c[i], wk)) {
 			for (size_t j = 0; j < n; j++)
 				chan_dequeue_waiter(c[j].ch, &nodes[j], c[j].op == WEFT_SELECT_SEND);
 			return (int)i;
@@ -121,13 +139,11 @@ static int resolve(weft_select_case_t *c, size_t n, chan_waiter *nodes, int r, w
 	if (n == 1) {
 		if (r == 0 && atomic_load_explicit(done, memory_order_relaxed) == 1) {
 			/* The common wake: a waker unqueued our node (and so claimed
-			 * it), gave it its status and unparked us - all visible
-			 * through the unpark, no lock needed. (A stackless task run
-			 * again without that wake finds done still 0.) */
+			 * it), gave it its status and woke us once it had let go of
+			 * the channel - all visible through the wake, no lock
+			 * needed, and the channel is not touched again. (A stackless
+			 * task run again without that wake finds done still 0.) */
 			int st = nodes[0].status;
-			/* The waker unparked us holding the lock: let it finish
-			 * before the caller may release the channel. */
-			chan_settle(c[0].ch);
 			if (st == W_DELIVERED || st == W_CLOSED) {
 				c[0].result = st == W_CLOSED ? -EPIPE : 0;
 				return 0;
@@ -148,6 +164,7 @@ static int resolve(weft_select_case_t *c, size_t n, chan_waiter *nodes, int r, w
 	for (size_t i = 0; i < n; i++)
 		chan_dequeue_waiter(c[i].ch, &nodes[i], c[i].op == WEFT_SELECT_SEND);
 	int out = r != 0 ? r : -EAGAIN;
+	chan_wakes wk = CHAN_WAKES_INIT;
 	if (!withdrew) {
 		for (size_t i = 0; i < n; i++) {
 			int st = nodes[i].status;
@@ -156,11 +173,12 @@ static int resolve(weft_select_case_t *c, size_t n, chan_waiter *nodes, int r, w
 				out = (int)i;
 				break;
 			}
-			if (st == W_NOTIFIED && r != 0)
-				chan_notify_one(c[i].ch, c[i].op == WEFT_SELECT_SEND); /* not taking it: pass it on */
+			if (st == W_NOTIFIED && r != 0) /* not taking it: pass it on */
+				chan_notify_one(c[i].ch, c[i].op == WEFT_SELECT_SEND, &wk);
 		}
 	}
 	unlock_all(locks, k);
+	chan_wake_claimed(&wk);
 	return out;
 }
 
@@ -178,6 +196,53 @@ static void shuffle(uint8_t *order, size_t n)
 	}
 }
 
+/* The blocking part of weft_select (steps 2-4), with its arrays. */
+static int select_wait(weft_select_case_t *c, size_t n, weft_time_t deadline, uint8_t *order, weft_chan_t **locks,
+		       chan_waiter *nodes)
+{
+	size_t nlocks = lock_order(c, n, locks);
+	hold_all(locks, nlocks, +1);
+	int out;
+	for (;;) {
+		chan_wakes wk = CHAN_WAKES_INIT;
+		lock_all(locks, nlocks);
+		int got = -1;
+		for (size_t k = 0; k < n && got < 0; k++)
+			if (try_case(&c[order[k]], &wk))
+				got = order[k];
+		if (got >= 0) {
+			unlock_all(locks, nlocks);
+			chan_wake_claimed(&wk);
+			out = got;
+			break;
+		}
+		weft_waker_t w = weft_park_prepare();
+		for (size_t i = 0; i < n; i++) {
+			nodes[i] = (chan_waiter){.waker = w, .data = c[i].buf, .index = (uint8_t)i, .single = n == 1};
+			chan_enqueue_waiter(c[i].ch, &nodes[i], c[i].op == WEFT_SELECT_SEND);
+		}
+		got = recheck_buffered(c, n, order, nodes, &wk);
+		unlock_all(locks, nlocks);
+		chan_wake_claimed(&wk);
+		if (got >= 0) {
+			out = got;
+			break;
+		}
+		int r = weft_park(w, deadline);
+		out = resolve(c, n, nodes, r, locks, nlocks);
+		if (out != -EAGAIN)
+			break;
+		shuffle(order, n);
+	}
+	hold_all(locks, nlocks, -1);
+	return out;
+}
+
+/* Selects of up to this many cases keep their arrays on the stack (a select
+ * must fit the smallest stack, 4 KiB, with the frames below it); larger ones
+ * allocate them. */
+#define STACK_CASES 8
+
 int weft_select(weft_select_case_t *c, size_t n, weft_time_t deadline, bool nonblocking)
 {
 	if (!c || n == 0 || n > MAX_CASES)
@@ -187,44 +252,28 @@ int weft_select(weft_select_case_t *c, size_t n, weft_time_t deadline, bool nonb
 			return -EINVAL;
 		c[i].result = 0;
 	}
-	/* Sized by n: a coroutine's stack is mostly untouched memory, and a
-	 * one-case select should not make a second page of it resident. */
-	uint8_t order[n];
+	uint8_t order[MAX_CASES];
 	shuffle(order, n);
 	/* A lock-free attempt first where there is one (bounded channels); the
 	 * others are tried under the locks below anyway. */
 	for (size_t k = 0; k < n; k++)
-		if ((nonblocking || c[order[k]].ch->kind == CHAN_BOUNDED) && try_case(&c[order[k]], false))
+		if ((nonblocking || c[order[k]].ch->kind == CHAN_BOUNDED) && try_case(&c[order[k]], NULL))
 			return order[k];
 	if (nonblocking)
 		return -EAGAIN;
-
-	weft_chan_t *locks[n];
-	size_t nlocks = lock_order(c, n, locks);
-	chan_waiter nodes[n];
-	for (;;) {
-		lock_all(locks, nlocks);
-		for (size_t k = 0; k < n; k++) {
-			if (try_case(&c[order[k]], true)) {
-				unlock_all(locks, nlocks);
-				return order[k];
-			}
-		}
-		weft_waker_t w = weft_park_prepare();
-		for (size_t i = 0; i < n; i++) {
-			nodes[i] = (chan_waiter){.waker = w, .data = c[i].buf, .index = (uint8_t)i, .single = n == 1};
-			chan_enqueue_waiter(c[i].ch, &nodes[i], c[i].op == WEFT_SELECT_SEND);
-		}
-		int got = recheck_buffered(c, n, order, nodes);
-		unlock_all(locks, nlocks);
-		if (got >= 0)
-			return got;
-		int r = weft_park(w, deadline);
-		int out = resolve(c, n, nodes, r, locks, nlocks);
-		if (out != -EAGAIN)
-			return out;
-		shuffle(order, n);
+	if (n <= STACK_CASES) {
+		weft_chan_t *locks[STACK_CASES];
+		chan_waiter nodes[STACK_CASES];
+		return select_wait(c, n, deadline, order, locks, nodes);
 	}
+	void *mem = malloc(n * (sizeof(weft_chan_t *) + sizeof(chan_waiter)));
+	if (!mem)
+		return -ENOMEM;
+	chan_waiter *nodes = mem; /* first: it needs the stricter alignment */
+	weft_chan_t **locks = (weft_chan_t **)(nodes + n);
+	int out = select_wait(c, n, deadline, order, locks, nodes);
+	free(mem);
+	return out;
 }
 
 /* ------------------------------------------------------------ send & recv */
@@ -236,19 +285,26 @@ int weft_select(weft_select_case_t *c, size_t n, weft_time_t deadline, bool nonb
  * send/recv and the stackless ops. */
 static bool wait_one_begin(weft_select_case_t *c, chan_waiter *node)
 {
-	if (c->ch->kind == CHAN_BOUNDED && try_case(c, false))
+	weft_chan_t *ch = c->ch;
+	bool bounded = ch->kind == CHAN_BOUNDED;
+	if (bounded && try_case(c, NULL))
 		return true;
-	chan_lock(c->ch);
-	if (try_case(c, true)) {
-		chan_unlock(c->ch);
-		return true;
+	if (bounded) /* a reference across a locked section that may publish */
+		atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
+	chan_wakes wk = CHAN_WAKES_INIT;
+	chan_lock(ch);
+	bool done = try_case(c, &wk);
+	if (!done) {
+		*node = (chan_waiter){.waker = weft_park_prepare(), .data = c->buf, .single = 1};
+		chan_enqueue_waiter(ch, node, c->op == WEFT_SELECT_SEND);
+		uint8_t order[1] = {0};
+		done = recheck_buffered(c, 1, order, node, &wk) >= 0;
 	}
-	*node = (chan_waiter){.waker = weft_park_prepare(), .data = c->buf, .single = 1};
-	chan_enqueue_waiter(c->ch, node, c->op == WEFT_SELECT_SEND);
-	uint8_t order[1] = {0};
-	int got = recheck_buffered(c, 1, order, node);
-	chan_unlock(c->ch);
-	return got >= 0;
+	chan_unlock(ch);
+	chan_wake_claimed(&wk);
+	if (bounded)
+		chan_unref(ch);
+	return done;
 }
 
 static int one(weft_chan_t *ch, int op, void *buf, weft_time_t deadline)

@@ -50,6 +50,7 @@ enum weft_phase {
 #define WEFT_PS_EPOCH(s) ((s) >> 16)
 #define WEFT_PH_MASK 0x03
 #define WEFT_PS_NOCANCEL 0x80 /* in the phase byte: cancellation does not end this wait */
+#define WEFT_PS_CLAIMED 0x40  /* in the phase byte: a waker claimed it; only weft_unpark_finish ends it */
 #define WEFT_PS_PHASE(s) ((int)((s)&WEFT_PH_MASK))
 #define WEFT_PS_RESULT(s) (-(int)(((s) >> 8) & 0xff))
 
@@ -296,8 +297,16 @@ struct weft_runtime {
 	/* Spawns in flight from threads that are not rt's workers, drained by
 	 * stop; on its own line, away from what workers read in their loop. */
 	alignas(64) _Atomic uint32_t spawning;
+	/* The task table's slabs outlive a runtime too (task.c, "Giving memory
+	 * back"): a stale waker or id may point into them at any time. Slab
+	 * pointers, then records; under slab_lock for writes. */
+	_Atomic(weft_task *) *slabs; /* WEFT_MAX_SLABS entries, mmap'd once */
+	_Atomic uint32_t nslabs;
+	_Atomic uint32_t bump;	     /* records ever handed out: slots [0, bump) */
+	uint32_t *released;	     /* record pages given back to the OS: slab << 8 | page */
+	size_t nreleased, released_cap;
 
-	alignas(64) int nbase;		/* configured workers; the reset part starts here */
+	alignas(64) int nbase; /* configured workers; the reset part starts here */
 	_Atomic int nworkers;		/* base + extra started so far */
 	_Atomic(weft_worker *) workers[WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS]; /* set once per slot */
 	weft_shard_t *shards;		/* nbase shards */
@@ -329,18 +338,13 @@ struct weft_runtime {
 	_Atomic bool poll_busy;
 	_Atomic weft_time_t last_poll;
 
-	/* Task table: slab pointers, then records; ids encode the slot. */
+	/* Task table (the rest): free records; ids encode the slot. */
 	alignas(64) pthread_mutex_t slab_lock;
-	_Atomic(weft_task *) *slabs; /* WEFT_MAX_SLABS entries, mmap'd */
-	_Atomic uint32_t nslabs;
 	weft_task *free_batches;     /* free records in chains of FREE_BATCH (under slab_lock) */
 	weft_task *free_tasks;	     /* free records one by one (under slab_lock) */
 	size_t nfree, nfree_min;     /* records on those lists; its lowest since the period began */
-	uint32_t *released;	     /* record pages given back to the OS: slab << 8 | page (under slab_lock) */
-	size_t nreleased, released_cap;
 	weft_time_t records_period;  /* when the current release period began (under slab_lock) */
 	_Atomic size_t released_since_trim; /* bytes given back since the last malloc_trim */
-	_Atomic uint32_t bump;	     /* records ever handed out: slots [0, bump) */
 	weft_stack_pool_t *stacks;
 
 	/* Counters not owned by a worker (spawns/finishes from plain threads). */
@@ -426,7 +430,7 @@ void weft__task_unref(weft_task *t);
 weft_task *weft__task_get(weft_task_t id);
 void weft__task_put(weft_task *t);
 void weft__task_finish(weft_worker *w, weft_task *t);
-void weft__task_free_all(struct weft_runtime *rt);
+void weft__task_park_all(struct weft_runtime *rt); /* at destroy: every record's memory goes back */
 void weft__task_cache_flush(weft_worker *w);
 /* The background release of free records' memory (the monitor, each tick). */
 size_t weft__task_scavenge(struct weft_runtime *rt, weft_time_t now);

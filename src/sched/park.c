@@ -19,7 +19,18 @@
  *
  * Exactly one unpark wins per wait (the CAS out of OPEN/PARKED), so a task
  * is made runnable exactly once and the winner's result is what the owner
- * sees. An unpark for an older epoch fails its epoch check, so a late timer
+ * sees.
+ *
+ * Claims: a waker that must hand something over outside the lock it found
+ * the waiter under (a channel: the woken side may free the channel the
+ * moment it returns, so the waker may touch neither it nor its lock after
+ * the wake) claims the wait first (weft_unpark_claim: CLAIMED set by a CAS
+ * from OPEN/PARKED, same epoch). From then on every other unpark - a
+ * deadline's timer, a cancellation, stop - fails, and the owner's park
+ * keeps the bit (OPEN|CLAIMED -> PARKED|CLAIMED) and waits: the wait ends
+ * only through weft_unpark_finish, which the claimer calls when it is done
+ * (after its unlock). So a claimed waiter, and the node it handed over, stay
+ * put until then. An unpark for an older epoch fails its epoch check, so a late timer
  * or a slow waker can never wake a later wait. The park CAS fails only if the
  * state is already WOKEN: the owner then continues at once, so a wake that
  * comes before the park is never lost.
@@ -49,6 +60,7 @@
  */
 #include "internal.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdlib.h>
@@ -190,6 +202,8 @@ weft_waker_t weft_park_prepare_uncancellable(void)
 
 _Atomic(void (*)(void)) weft__unpark_hook;
 
+static void woke(weft_waker_t w, uint64_t s);
+
 bool weft_unpark(weft_waker_t w, int reason)
 {
 	weft_parker_t *p = w.parker;
@@ -201,7 +215,7 @@ bool weft_unpark(weft_waker_t w, int reason)
 		if (WEFT_PS_EPOCH(s) != epoch)
 			return false;
 		int ph = WEFT_PS_PHASE(s);
-		if (ph != WEFT_PH_OPEN && ph != WEFT_PH_PARKED)
+		if ((ph != WEFT_PH_OPEN && ph != WEFT_PH_PARKED) || (s & WEFT_PS_CLAIMED))
 			return false;
 		/* acq_rel: whatever the waker wrote before (a handoff) is visible to
 		 * the owner, which acquires the state when it resumes. */
@@ -209,6 +223,46 @@ bool weft_unpark(weft_waker_t w, int reason)
 							  memory_order_acq_rel, memory_order_acquire))
 			break;
 	}
+	woke(w, s);
+	return true;
+}
+
+bool weft_unpark_claim(weft_waker_t w)
+{
+	weft_parker_t *p = w.parker;
+	if (!p)
+		return false;
+	uint64_t epoch = w.epoch & ~WEFT_WAKER_THREAD;
+	uint64_t s = atomic_load(&p->state);
+	for (;;) {
+		int ph = WEFT_PS_PHASE(s);
+		if (WEFT_PS_EPOCH(s) != epoch || (ph != WEFT_PH_OPEN && ph != WEFT_PH_PARKED) ||
+		    (s & WEFT_PS_CLAIMED))
+			return false;
+		if (atomic_compare_exchange_weak_explicit(&p->state, &s, s | WEFT_PS_CLAIMED, memory_order_acq_rel,
+							  memory_order_acquire))
+			return true;
+	}
+}
+
+void weft_unpark_finish(weft_waker_t w, int reason)
+{
+	weft_parker_t *p = w.parker;
+	uint64_t epoch = w.epoch & ~WEFT_WAKER_THREAD;
+	uint64_t s = atomic_load(&p->state);
+	/* Only the owner's park (OPEN -> PARKED) can change it meanwhile. */
+	do
+		assert(WEFT_PS_EPOCH(s) == epoch && (s & WEFT_PS_CLAIMED) &&
+		       (WEFT_PS_PHASE(s) == WEFT_PH_OPEN || WEFT_PS_PHASE(s) == WEFT_PH_PARKED));
+	while (!atomic_compare_exchange_weak_explicit(&p->state, &s, WEFT_PS(epoch, reason, WEFT_PH_WOKEN),
+						      memory_order_acq_rel, memory_order_acquire));
+	woke(w, s);
+}
+
+/* After the CAS that ended w's wait, from state s: make its owner run. */
+static void woke(weft_waker_t w, uint64_t s)
+{
+	weft_parker_t *p = w.parker;
 	if (WEFT_PS_PHASE(s) == WEFT_PH_PARKED) {
 		if (!(w.epoch & WEFT_WAKER_THREAD)) {
 			weft__ready((weft_task *)p);
@@ -222,7 +276,6 @@ bool weft_unpark(weft_waker_t w, int reason)
 	void (*hook)(void) = atomic_load_explicit(&weft__unpark_hook, memory_order_relaxed);
 	if (unlikely(hook != NULL))
 		hook();
-	return true;
 }
 
 int weft__park_commit(weft_task *t)
@@ -235,7 +288,7 @@ int weft__park_commit(weft_task *t)
 		return 0;
 	/* The owner's half of the cancellation pairing (top comment): a cancel
 	 * that read the state before our CAS made it visible is seen here. */
-	if (unlikely(!(parked & WEFT_PS_NOCANCEL) && weft__task_cancelled(t))) {
+	if (unlikely(!(parked & (WEFT_PS_NOCANCEL | WEFT_PS_CLAIMED)) && weft__task_cancelled(t))) {
 		uint64_t woken = WEFT_PS(WEFT_PS_EPOCH(parked), -ECANCELED, WEFT_PH_WOKEN);
 		if (atomic_compare_exchange_strong(&t->park.state, &parked, woken))
 			return 0; /* ended here: the caller runs it again */
@@ -276,7 +329,8 @@ static int park_thread(weft_parker_t *p, weft_waker_t w, weft_time_t deadline)
 		s = atomic_load(&p->state);
 		if (WEFT_PS_PHASE(s) != WEFT_PH_PARKED)
 			break;
-		if (deadline == WEFT_NEVER) {
+		if (deadline == WEFT_NEVER || (s & WEFT_PS_CLAIMED)) {
+			/* A claimed wait ends only by its claimer, soon. */
 			weft__futex_wait(state_futex(p), (uint32_t)s, NULL);
 			continue;
 		}
@@ -315,11 +369,13 @@ int weft__park_on(weft_waker_t w, weft_time_t deadline, int what)
 		if (WEFT_PS_PHASE(s) != WEFT_PH_OPEN || WEFT_PS_EPOCH(s) != w.epoch)
 			return current_result(p);
 		if (deadline <= weft_now()) {
-			weft_unpark(w, -ETIMEDOUT);
-			return current_result(p);
+			if (weft_unpark(w, -ETIMEDOUT) || !(atomic_load(&p->state) & WEFT_PS_CLAIMED))
+				return current_result(p);
+			timed = false; /* claimed: only its claimer ends it now, soon */
+		} else {
+			pt.w = w;
+			weft__tentry_arm(&pt.e, deadline, weft__park_timer_fire);
 		}
-		pt.w = w;
-		weft__tentry_arm(&pt.e, deadline, weft__park_timer_fire);
 	}
 	weft__self_worker->wait_what = (uint8_t)what;
 	weft__switch_to_sched(weft__self_worker, WEFT_ACT_PARK);

@@ -3,8 +3,10 @@
  * Shutdown: weft_runtime_stop refuses new spawns, cancels every live task
  * (their blocking calls return -ECANCELED; a task that never blocks again
  * must finish by itself), waits until every spawned task has finished, then
- * stops and joins the workers and the monitor and frees everything. Records
- * of finished tasks that nobody joined are freed with their slabs.
+ * stops and joins the workers and the monitor and frees everything. The
+ * task table's memory goes back to the OS, but its slabs stay mapped (a
+ * stale waker may still point into them) and are reused by the next runtime
+ * of the same index, with ids and epochs that go on from where they were.
  *
  * Lifetime. Calls from outside a runtime's workers - a plain thread or a
  * task of another runtime joining, cancelling, naming or spawning a task of
@@ -13,8 +15,8 @@
  *    byte of its task ids), made the first time the index is used and
  *    taken again by the next runtime that gets the index, so a pointer to
  *    a runtime, or the runtime an id names, always points to valid memory.
- *    Its permanent fields (index, claimed, live, users, spawning) carry
- *    over; the rest is reset by each start.
+ *    Its permanent fields (index, claimed, live, users, spawning, and the
+ *    task table: task.c) carry over; the rest is reset by each start.
  *  - Such a call holds the runtime while it uses it (weft__rt_hold: users++
  *    then a check of `live`, both seq_cst), and destroy clears `live`
  *    (seq_cst) and then waits until `users` is zero before it frees what
@@ -190,10 +192,8 @@ static void destroy(struct weft_runtime *rt)
 	}
 	if (rt->stacks)
 		weft__stack_pool_destroy(rt->stacks);
-	if (rt->slabs) {
-		weft__task_free_all(rt);
-		munmap(rt->slabs, sizeof(*rt->slabs) * WEFT_MAX_SLABS);
-	}
+	if (rt->slabs)
+		weft__task_park_all(rt);
 	weft__shards_destroy(rt);
 	pthread_mutex_destroy(&rt->poller_lock);
 	pthread_mutex_destroy(&rt->gq_lock);
@@ -260,11 +260,13 @@ int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg)
 	pthread_mutex_init(&rt->slab_lock, NULL);
 	pthread_mutex_init(&rt->poller_lock, NULL);
 	int e = -ENOMEM;
-	void *m = mmap(NULL, sizeof(*rt->slabs) * WEFT_MAX_SLABS, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (m == MAP_FAILED)
-		goto fail;
-	rt->slabs = m;
+	if (!rt->slabs) { /* the first runtime of this index; later ones keep it */
+		void *m = mmap(NULL, sizeof(*rt->slabs) * WEFT_MAX_SLABS, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (m == MAP_FAILED)
+			goto fail;
+		rt->slabs = m;
+	}
 	if ((e = weft__stack_pool_create(&rt->stacks, c.stack_cache_bytes, 16000)) != 0)
 		goto fail;
 	if ((e = weft__shards_create(rt)) != 0)

@@ -54,6 +54,7 @@
  * it was stored under). */
 #define TLS_GEN_SHIFT 6
 #define TLS_GEN_MAX ((1u << (31 - TLS_GEN_SHIFT)) - 1)
+#define TLS_GEN_RETIRED (TLS_GEN_MAX + 1) /* matches no handle */
 _Static_assert(WEFT_TLS_KEYS == 1 << TLS_GEN_SHIFT, "a key's slot is its low bits");
 static _Atomic uint64_t tls_used;
 static void (*_Atomic tls_dtor[WEFT_TLS_KEYS])(void *);
@@ -550,16 +551,67 @@ void weft__task_put(weft_task *t)
 		weft__rt_unhold(rt);
 }
 
-void weft__task_free_all(struct weft_runtime *rt)
+/* A page's floor: the next generation and parker epoch its records may
+ * take (see "Giving memory back"); gen 0: the page may never be used again
+ * (a record in it has used up its generations). A record still referenced
+ * (a finished task nobody joined, at destroy) keeps its generation in use. */
+static weft_page_floor_t page_floor(weft_task *first, uint32_t rpp)
 {
-	free(rt->released);
-	uint32_t n = atomic_load(&rt->nslabs);
-	for (uint32_t i = 0; i < n; i++) {
-		weft_task *slab = atomic_load(&rt->slabs[i]);
+	weft_page_floor_t f = {0, 0};
+	for (uint32_t i = 0; i < rpp; i++) {
+		weft_task *t = &first[i];
+		uint64_t gen = (atomic_load_explicit(&t->id, memory_order_relaxed) & WEFT_ID_GEN_MASK) >> 32;
+		if (gen == 0) /* retired */
+			return (weft_page_floor_t){0, 0};
+		if (atomic_load_explicit(&t->refs, memory_order_relaxed) != 0)
+			gen++;
+		if (gen > (WEFT_ID_GEN_MASK >> 32))
+			return (weft_page_floor_t){0, 0};
+		uint64_t epoch = WEFT_PS_EPOCH(atomic_load_explicit(&t->park.state, memory_order_relaxed)) + 1;
+		if (gen > f.gen)
+			f.gen = (uint32_t)gen;
+		if (epoch > f.epoch)
+			f.epoch = epoch;
+	}
+	return f;
+}
+
+void weft__task_park_all(struct weft_runtime *rt)
+{
+	/* Every worker has exited and nothing outside holds the runtime: the
+	 * table is ours. Each page gets its floor and is given back; the
+	 * slabs stay, for stale wakers and for the next runtime of this
+	 * index, which takes pages back as it needs them (reuse_page). */
+	uint32_t n = atomic_load(&rt->nslabs), rpp = page_records(), per_slab = WEFT_SLAB_TASKS / rpp;
+	size_t need = (size_t)n * per_slab;
+	if (need > rt->released_cap) {
+		uint32_t *v = realloc(rt->released, need * sizeof *v);
+		if (v) {
+			rt->released = v;
+			rt->released_cap = need;
+		}
+	}
+	rt->nreleased = 0;
+	for (uint32_t si = 0; si < n; si++) {
+		weft_task *slab = atomic_load(&rt->slabs[si]);
 		for (uint32_t j = 0; j < WEFT_SLAB_TASKS; j++)
 			ext_free(weft__slab_exts(slab) + j); /* records of finished, never-joined tasks */
-		munmap(slab, WEFT_SLAB_ALIGN);
+		uint64_t *mask = weft__slab_released(slab);
+		memset(mask, 0, WEFT_SLAB_RWORDS * sizeof *mask);
+		for (uint32_t pi = 0; pi < per_slab; pi++) {
+			weft_page_floor_t f = page_floor(&slab[pi * rpp], rpp);
+			weft__slab_floors(slab)[pi] = f;
+			if (f.gen == 0 || rt->nreleased == rt->released_cap)
+				continue; /* never used again (or no room to list it: same) */
+			mask[pi / 64] |= (uint64_t)1 << (pi % 64);
+			rt->released[rt->nreleased++] = si << 8 | pi;
+		}
+		/* Records and extension pointers go back in one call; the tail
+		 * (owner, masks, floors) stays. */
+		(void)madvise(slab, WEFT_SLAB_TASKS * (sizeof(weft_task) + sizeof(weft_task_ext *)), MADV_DONTNEED);
 	}
+	rt->free_batches = rt->free_tasks = NULL;
+	rt->nfree = rt->nfree_min = 0;
 }
 
 /* ------------------------------------------------------------ spawn */
@@ -951,11 +1003,16 @@ int weft_tls_key_delete(weft_tls_key_t key)
 	if (k < 0)
 		return -EINVAL;
 	uint32_t gen = (uint32_t)key >> TLS_GEN_SHIFT;
-	/* Only the deleter that moves the generation on frees the slot. */
-	if (!atomic_compare_exchange_strong(&tls_gen[k], &gen, gen == TLS_GEN_MAX ? 0 : gen + 1))
+	/* Only the deleter that moves the generation on frees the slot. A slot
+	 * whose generations are used up is retired, its bit left set for
+	 * good, so that no handle ever names two keys (64 slots x 2^25
+	 * deletions before keys run out). */
+	bool last = gen == TLS_GEN_MAX;
+	if (!atomic_compare_exchange_strong(&tls_gen[k], &gen, last ? TLS_GEN_RETIRED : gen + 1))
 		return -EINVAL;
 	atomic_store(&tls_dtor[k], NULL);
-	atomic_fetch_and(&tls_used, ~((uint64_t)1 << k));
+	if (!last)
+		atomic_fetch_and(&tls_used, ~((uint64_t)1 << k));
 	return 0;
 }
 

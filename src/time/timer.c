@@ -346,11 +346,25 @@ int weft_timer_start(weft_timer_t **out, weft_time_t first, weft_time_t period, 
 	if (!out || !fn || period < 0)
 		return -EINVAL;
 	struct weft_runtime *rt;
-	if (!arming_shard(&rt) || atomic_load(&rt->stopping))
+	if (!arming_shard(&rt))
 		return -ESHUTDOWN;
-	weft_timer_t *t = calloc(1, sizeof *t);
-	if (!t)
-		return -ENOMEM;
+	/* From outside the runtime's workers, hold it: a stop racing this call
+	 * must not free its shards and timer list under it (runtime.c,
+	 * "Lifetime"); a stop that has begun refuses the timer. */
+	bool outside = !weft__on_rt(rt);
+	if (outside && !weft__rt_hold(rt))
+		return -ESHUTDOWN;
+	int e = 0;
+	weft_timer_t *t = NULL;
+	if (atomic_load(&rt->stopping))
+		e = -ESHUTDOWN;
+	else if (!(t = calloc(1, sizeof *t)))
+		e = -ENOMEM;
+	if (e) {
+		if (outside)
+			weft__rt_unhold(rt);
+		return e;
+	}
 	t->fn = fn;
 	t->arg = arg;
 	t->next = first;
@@ -365,6 +379,8 @@ int weft_timer_start(weft_timer_t **out, weft_time_t first, weft_time_t period, 
 	*out = t;
 	if (first != WEFT_NEVER) /* else: started, never due */
 		weft__tentry_arm(&t->e, first, timer_fire);
+	if (outside)
+		weft__rt_unhold(rt);
 	return 0;
 }
 

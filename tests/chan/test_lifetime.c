@@ -6,6 +6,7 @@
  * of the freed channel. */
 #include "wt_lifetime.h"
 
+#include <sched.h>
 #include <string.h>
 
 #define ROUNDS WT_SIZE(40, 24)
@@ -225,6 +226,124 @@ static void test_stackless_recv(void **state)
 	wt_rounds(ROUNDS, new_bounded, step_recv_then_release, send_armed);
 }
 
+/* ------------------------------------------------------------ the waker releases */
+
+/* The other direction: the waker's call returns first and it releases the
+ * only reference while the side it woke is still returning; that side must
+ * not touch the channel after its wake-up either. */
+static void *recv_keep(void *a)
+{
+	wt_round_t *r = a;
+	long v = 0;
+	atomic_store(&r->waiting, 1);
+	TCHECK_EQ(weft_chan_recv(r->obj, &v), 0);
+	TCHECK_EQ(v, 42);
+	atomic_store(&r->done, 1);
+	return NULL;
+}
+
+static void *send_then_release_waker(void *a)
+{
+	wt_round_t *r = a;
+	long v = 42;
+	wt_until_waiting(r);
+	TCHECK_EQ(weft_chan_send(r->obj, &v), 0);
+	TCHECK_EQ(weft_chan_release(r->obj), 0);
+	return NULL;
+}
+
+static void *select_keep(void *a)
+{
+	wt_round_t *r = a;
+	weft_chan_t *other = new_chan(0);
+	long v = 0, w = 0;
+	weft_select_case_t c[2] = {
+		{.ch = other, .op = WEFT_SELECT_RECV, .buf = &w},
+		{.ch = r->obj, .op = WEFT_SELECT_RECV, .buf = &v},
+	};
+	atomic_store(&r->waiting, 1);
+	TCHECK_EQ(weft_select(c, 2, WEFT_NEVER, false), 1);
+	TCHECK_EQ(v, 42);
+	TCHECK_EQ(weft_chan_release(other), 0);
+	atomic_store(&r->done, 1);
+	return NULL;
+}
+
+static void *send_keep(void *a)
+{
+	wt_round_t *r = a;
+	long v = 42;
+	atomic_store(&r->waiting, 1);
+	TCHECK_EQ(weft_chan_send(r->obj, &v), 0);
+	atomic_store(&r->done, 1);
+	return NULL;
+}
+
+static void *recv_then_release_waker(void *a)
+{
+	wt_round_t *r = a;
+	long v = 0;
+	wt_until_waiting(r);
+	TCHECK_EQ(weft_chan_recv(r->obj, &v), 0);
+	TCHECK_EQ(v, 42);
+	TCHECK_EQ(weft_chan_release(r->obj), 0);
+	return NULL;
+}
+
+static void test_waker_releases(void **state)
+{
+	(void)state;
+	/* Rendezvous only: a send completes the receiver's operation there; into a
+	 * buffer it does not, and a sender that released the channel then would
+	 * pull it from under a receiver still on its way. */
+	wt_rounds(ROUNDS, new_rendezvous, recv_keep, send_then_release_waker);
+	wt_rounds(ROUNDS, new_rendezvous, select_keep, send_then_release_waker);
+	wt_rounds(ROUNDS, new_rendezvous, send_keep, recv_then_release_waker);
+}
+
+/* No wake-up at all: a bounded channel's lock-free receiver takes the value
+ * a lock-free sender has just published and releases the channel, while
+ * the sender's call is still returning. */
+static _Atomic(weft_chan_t *) lf_ch;
+static _Atomic int lf_stop;
+
+static void *lf_receiver(void *a)
+{
+	(void)a;
+	for (;;) {
+		weft_chan_t *ch;
+		while ((ch = atomic_load(&lf_ch)) == NULL)
+			if (atomic_load(&lf_stop))
+				return NULL;
+		long v;
+		while (weft_chan_try_recv(ch, &v) != 0)
+			;
+		atomic_store(&lf_ch, NULL);
+		TCHECK_EQ(weft_chan_release(ch), 0); /* the only reference */
+	}
+}
+
+static void test_lock_free_taker_releases(void **state)
+{
+	(void)state;
+	atomic_store(&tcheck_failures, 0);
+	atomic_store(&lf_stop, 0);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, lf_receiver, NULL), 0);
+	for (int i = 0; i < WT_SIZE(200000, 20000); i++) {
+		weft_chan_t *ch = new_chan(1);
+		assert_non_null(ch);
+		atomic_store(&lf_ch, ch);
+		long v = i;
+		assert_int_equal(weft_chan_try_send(ch, &v), 0); /* then never touched again */
+		while (atomic_load(&lf_ch) != NULL)
+			sched_yield();
+	}
+	atomic_store(&lf_stop, 1);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(atomic_load(&tcheck_failures), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -236,6 +355,8 @@ int main(void)
 		cmocka_unit_test(test_close_wakes_receiver),
 		cmocka_unit_test(test_select),
 		cmocka_unit_test(test_stackless_recv),
+		cmocka_unit_test(test_waker_releases),
+		cmocka_unit_test(test_lock_free_taker_releases),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -135,6 +136,59 @@ static void test_calls_racing_a_stop(void **state)
 		assert_int_equal(weft_join(jr[0].id, NULL), -ESRCH);
 	}
 	assert_int_equal(weft_runtime_stop(other), 0);
+}
+
+/* A waker kept past its runtime's stop (the task it names is gone) unparks
+ * nothing and does not crash; the next runtime of the same index reuses
+ * the task table with epochs and ids that go on, so the old waker and the
+ * old ids reach none of its tasks. */
+static weft_waker_t kept_waker;
+static _Atomic int kept;
+
+static void *park_and_keep(void *a)
+{
+	(void)a;
+	kept_waker = weft_park_prepare();
+	atomic_store(&kept, 1);
+	return (void *)(intptr_t)weft_park(kept_waker, WEFT_NEVER); /* until stop cancels it */
+}
+
+static void *short_wait(void *a)
+{
+	(void)a;
+	weft_waker_t w = weft_park_prepare();
+	return (void *)(intptr_t)weft_park(w, weft_now() + 2 * WEFT_MSEC);
+}
+
+static void test_waker_and_ids_outlive_their_runtime(void **state)
+{
+	(void)state;
+	weft_runtime_t *rt;
+	assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.workers = 1}), 0);
+	weft_task_t t;
+	assert_int_equal(weft_spawn(&t, park_and_keep, NULL, &(weft_spawn_opts_t){.runtime = rt}), 0);
+	while (!atomic_load(&kept))
+		sched_yield();
+	assert_int_equal(weft_runtime_stop(rt), 0);
+	assert_false(weft_unpark(kept_waker, 0));
+	assert_false(weft_unpark_claim(kept_waker));
+	/* The next runtime takes the same index, and the same records. */
+	weft_runtime_t *again;
+	assert_int_equal(weft_runtime_start(&again, &(weft_config_t){.workers = 1}), 0);
+	enum { M = 2000 };
+	weft_task_t ids[M];
+	for (int i = 0; i < M; i++)
+		assert_int_equal(weft_spawn(&ids[i], short_wait, NULL, &(weft_spawn_opts_t){.runtime = again}), 0);
+	for (int k = 0; k < 200; k++)
+		assert_false(weft_unpark(kept_waker, 0)); /* wakes none of them */
+	for (int i = 0; i < M; i++) {
+		assert_true(ids[i] != t);
+		void *r;
+		assert_int_equal(weft_join(ids[i], &r), 0);
+		assert_int_equal((intptr_t)r, -ETIMEDOUT);
+	}
+	assert_int_equal(weft_join(t, NULL), -ESRCH);
+	assert_int_equal(weft_runtime_stop(again), 0);
 }
 
 /* ------------------------------------------------------------ nested weft_main */
@@ -293,6 +347,70 @@ static void test_tls_key_deleted_and_recreated(void **state)
 	assert_int_equal(weft_tls_key_delete((weft_tls_key_t)(intptr_t)k2), 0);
 }
 
+/* A slot whose key generations are used up is retired: no handle ever
+ * names two keys (2^25 deletions of one slot; release builds only, as the
+ * sanitizers make it too slow). */
+static void test_tls_key_generations_do_not_wrap(void **state)
+{
+	(void)state;
+#ifdef WEFT_SANITIZED
+	skip();
+#else
+	weft_tls_key_t first, k;
+	assert_int_equal(weft_tls_key_create(&first, NULL), 0);
+	assert_int_equal(weft_tls_key_delete(first), 0);
+	int slot = first & 63;
+	long n = 0;
+	for (;;) {
+		assert_int_equal(weft_tls_key_create(&k, NULL), 0);
+		if ((k & 63) != slot) { /* the slot was retired: keys go elsewhere */
+			assert_int_equal(weft_tls_key_delete(k), 0);
+			break;
+		}
+		assert_true(k != first || n == 0);
+		assert_int_equal(weft_tls_key_delete(k), 0);
+		n++;
+		assert_true(n <= (1L << 25) + 1);
+	}
+	assert_true(n >= (1L << 25) - 64); /* all the slot's generations, less those used before */
+	assert_int_equal(weft_tls_key_delete(first), -EINVAL);
+#endif
+}
+
+/* ------------------------------------------------------------ a select on the smallest stack */
+
+static void *wide_select(void *a)
+{
+	(void)a;
+	enum { N = 64 };
+	weft_chan_t *ch[N];
+	long v[N];
+	weft_select_case_t c[N];
+	for (int i = 0; i < N; i++) {
+		TCHECK_EQ(weft_chan_create(&ch[i], sizeof(long), 0), 0);
+		c[i] = (weft_select_case_t){.ch = ch[i], .op = WEFT_SELECT_RECV, .buf = &v[i]};
+	}
+	TCHECK_EQ(weft_select(c, N, weft_now() + WEFT_MSEC, false), -ETIMEDOUT);
+	for (int i = 0; i < N; i++)
+		TCHECK_EQ(weft_chan_release(ch[i]), 0);
+	return NULL;
+}
+
+static void *wide_select_main(void *a)
+{
+	(void)a;
+	weft_task_t t;
+	TCHECK_EQ(weft_spawn(&t, wide_select, NULL, &(weft_spawn_opts_t){.stack_size = 16 * 1024}), 0);
+	TCHECK_EQ(weft_join(t, NULL), 0);
+	return NULL;
+}
+
+static void test_select_of_64_cases_fits_a_small_stack(void **state)
+{
+	(void)state;
+	wt_run(wide_select_main, NULL, 1);
+}
+
 /* ------------------------------------------------------------ ids */
 
 static void *nothing(void *a)
@@ -428,10 +546,13 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_calls_racing_a_stop),
+		cmocka_unit_test(test_waker_and_ids_outlive_their_runtime),
 		cmocka_unit_test(test_weft_main_inside_a_task),
 		cmocka_unit_test(test_stop_from_its_own_task_is_refused),
 		cmocka_unit_test(test_timers_fire_while_every_worker_is_stuck),
 		cmocka_unit_test(test_tls_key_deleted_and_recreated),
+		cmocka_unit_test(test_tls_key_generations_do_not_wrap),
+		cmocka_unit_test(test_select_of_64_cases_fits_a_small_stack),
 		cmocka_unit_test(test_ids_are_never_reused),
 		cmocka_unit_test(test_step_returning_garbage_ends_the_task),
 		cmocka_unit_test(test_periodic_timer_with_huge_period),
