@@ -281,11 +281,14 @@ static void woke(weft_waker_t w, uint64_t s)
 int weft__park_commit(weft_task *t)
 {
 	uint64_t s = atomic_load_explicit(&t->park.state, memory_order_relaxed);
-	if (WEFT_PS_PHASE(s) != WEFT_PH_OPEN)
-		return 0;
-	uint64_t parked = (s & ~(uint64_t)WEFT_PH_MASK) | WEFT_PH_PARKED;
-	if (!atomic_compare_exchange_strong(&t->park.state, &s, parked))
-		return 0;
+	uint64_t parked;
+	/* OPEN -> PARKED, keeping the flags: a claim (CLAIMED) may come in
+	 * meanwhile, which still parks; only a wake (WOKEN) does not. */
+	do {
+		if (WEFT_PS_PHASE(s) != WEFT_PH_OPEN)
+			return 0;
+		parked = (s & ~(uint64_t)WEFT_PH_MASK) | WEFT_PH_PARKED;
+	} while (!atomic_compare_exchange_weak(&t->park.state, &s, parked));
 	/* The owner's half of the cancellation pairing (top comment): a cancel
 	 * that read the state before our CAS made it visible is seen here. */
 	if (unlikely(!(parked & (WEFT_PS_NOCANCEL | WEFT_PS_CLAIMED)) && weft__task_cancelled(t))) {
@@ -321,10 +324,11 @@ static int park_thread(weft_parker_t *p, weft_waker_t w, weft_time_t deadline)
 {
 	uint64_t epoch = w.epoch & ~WEFT_WAKER_THREAD;
 	uint64_t s = atomic_load(&p->state);
-	if (WEFT_PS_EPOCH(s) == epoch && WEFT_PS_PHASE(s) == WEFT_PH_OPEN) {
-		uint64_t parked = (s & ~(uint64_t)WEFT_PH_MASK) | WEFT_PH_PARKED;
-		atomic_compare_exchange_strong(&p->state, &s, parked);
-	}
+	/* OPEN -> PARKED, keeping the flags; a claim may set CLAIMED meanwhile,
+	 * so retry while the wait is still open. */
+	while (WEFT_PS_EPOCH(s) == epoch && WEFT_PS_PHASE(s) == WEFT_PH_OPEN &&
+	       !atomic_compare_exchange_weak(&p->state, &s, (s & ~(uint64_t)WEFT_PH_MASK) | WEFT_PH_PARKED))
+		;
 	for (;;) {
 		s = atomic_load(&p->state);
 		if (WEFT_PS_PHASE(s) != WEFT_PH_PARKED)
