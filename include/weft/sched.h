@@ -103,7 +103,7 @@ typedef weft_step_t (*weft_step_fn_t)(void *state, void **result);
 typedef struct weft_group weft_group_t;
 
 typedef struct weft_spawn_opts {
-	size_t stack_size;   /* coroutines: 0 = runtime default; 4 KiB .. 1 GiB, else -EINVAL */
+	size_t stack_size;   /* coroutines: 0 = runtime default; 8 KiB .. 1 GiB, else -EINVAL */
 	const char *name;    /* copied (first 15 bytes); NULL = unnamed */
 	bool detached;	     /* no join: the record is freed when the task ends */
 	weft_group_t *group; /* join this task group (implies the group joins it) */

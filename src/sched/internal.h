@@ -95,7 +95,9 @@ enum weft_wait_what { WEFT_WAIT_PARK = 0, WEFT_WAIT_JOIN, WEFT_WAIT_GROUP, WEFT_
  * that timed out does not return (and a plain thread exit, taking its parker
  * with it) before the finisher is done with its waker. */
 enum { WEFT_JOIN_NONE = 0, WEFT_JOIN_WAITING = 1, WEFT_JOIN_DONE = 2, WEFT_JOIN_WAKING = 3 };
-enum { WEFT_H_LIVE = 0, WEFT_H_DETACHED = 1, WEFT_H_JOINING = 2 };
+/* JOINED: a join succeeded; the id resolves no more, even while the
+ * finishing worker still holds its reference on the record. */
+enum { WEFT_H_LIVE = 0, WEFT_H_DETACHED = 1, WEFT_H_JOINING = 2, WEFT_H_JOINED = 3 };
 /* task->flags */
 #define WEFT_TF_CANCELLED 0x01 /* sticky; set by weft_cancel */
 #define WEFT_TF_STEP 0x02      /* a stackless task (fixed at spawn) */

@@ -81,7 +81,7 @@
 #define ADVISE_MAX 64			  /* ranges per batched call (batches are at most 64 stacks) */
 #define SCAVENGE_CHUNK 4096		  /* stacks released per weft__stack_scavenge call at most */
 
-_Static_assert(((size_t)4096 << (NCLASS - 1)) == WEFT_STACK_MAX, "classes end at WEFT_STACK_MAX");
+_Static_assert((WEFT_STACK_MIN << (NCLASS - 1)) == WEFT_STACK_MAX, "classes end at WEFT_STACK_MAX");
 
 typedef struct weft_slab {
 	struct weft_slab *next; /* older slab; immutable once published */
@@ -150,7 +150,7 @@ enum { A_GUARD = 1, A_POPULATE = 2, A_RELEASE = 4 };
 
 static size_t class_size(unsigned cls)
 {
-	return (size_t)4096 << cls;
+	return WEFT_STACK_MIN << cls;
 }
 
 /* Smallest class holding `size` bytes, and at least a page. */

@@ -54,12 +54,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WEFT_STACK_MIN ((size_t)4096)
+/* The smallest stack: every weft call (a 64-case select with a deadline is
+ * the deepest) fits in it with room to spare, in the sanitizer builds too. */
+#define WEFT_STACK_MIN ((size_t)8192)
 #define WEFT_STACK_DEFAULT ((size_t)64 * 1024)
 #define WEFT_STACK_MAX ((size_t)1 << 30)
 #define WEFT_STACK_DESC ((size_t)64) /* bytes at the top of each stack holding its descriptor */
 #define WEFT_STACK_CANARY 0x5745465443414e59ull /* "WEFTCANY" */
-#define WEFT_STACK_CLASSES 19			 /* 4 KiB << 0 .. 4 KiB << 18 = 1 GiB */
+#define WEFT_STACK_CLASSES 18			 /* 8 KiB << 0 .. 8 KiB << 17 = 1 GiB */
 
 typedef enum weft_guard_kind {
 	WEFT_GUARD_MADVISE, /* MADV_GUARD_INSTALL */

@@ -26,7 +26,10 @@
  * and moves join_state NONE -> WAITING; the finishing task exchanges
  * join_state to DONE and, if it saw WAITING, wakes the joiner. A joiner that
  * times out moves WAITING -> NONE; if that fails the task has finished and
- * the join succeeds after all.
+ * the join succeeds after all. A join that succeeds sets the handle JOINED
+ * before dropping its reference: the finishing worker may still hold one for
+ * a moment, and lookups refuse a JOINED record, so the id is dead (-ESRCH)
+ * from the moment weft_join returns.
  *
  * Free records are cached per worker (no lock) and exchanged in batches with
  * the runtime (slab_lock). A worker gives back FREE_BATCH records as one
@@ -521,7 +524,7 @@ weft_task *weft__task_ref(struct weft_runtime *rt, weft_task_t id)
 		if (r == 0)
 			return NULL;
 	} while (!atomic_compare_exchange_weak(&t->refs, &r, r + 1));
-	if (atomic_load(&t->id) != id) {
+	if (atomic_load(&t->id) != id || atomic_load(&t->handle) == WEFT_H_JOINED) {
 		weft__task_unref(t);
 		return NULL;
 	}
@@ -832,6 +835,7 @@ int weft__join(weft_task_t id, void **result, weft_time_t deadline)
 		sched_yield();
 	if (result)
 		*result = t->result;
+	atomic_store(&t->handle, WEFT_H_JOINED);
 	weft__task_unref(t); /* the handle */
 	weft__task_put(t);   /* the lookup, and the hold on its runtime */
 	return 0;

@@ -18,6 +18,7 @@
  */
 #include "../sched/internal.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -94,10 +95,11 @@ static bool arm_in(weft_shard_t *s, weft_tentry_t *e, weft_time_t deadline)
 	return earlier;
 }
 
-void weft__tentry_arm(weft_tentry_t *e, weft_time_t deadline, void (*fire)(weft_tentry_t *))
+/* Arms e in shard s of runtime rt (which the caller keeps alive). */
+static void tentry_arm_in(struct weft_runtime *rt, weft_shard_t *s, weft_tentry_t *e, weft_time_t deadline,
+			  void (*fire)(weft_tentry_t *))
 {
-	struct weft_runtime *rt;
-	weft_shard_t *s = arming_shard(&rt);
+	assert(s);
 	e->fire = fire;
 	e->node.linked = false;
 	/* Parked workers sleep until the deadline they saw when they parked: if
@@ -105,6 +107,13 @@ void weft__tentry_arm(weft_tentry_t *e, weft_time_t deadline, void (*fire)(weft_
 	 * so it re-computes its sleep. */
 	if (arm_in(s, e, deadline) || !weft__self_worker)
 		weft__wakep(rt);
+}
+
+void weft__tentry_arm(weft_tentry_t *e, weft_time_t deadline, void (*fire)(weft_tentry_t *))
+{
+	struct weft_runtime *rt;
+	weft_shard_t *s = arming_shard(&rt);
+	tentry_arm_in(rt, s, e, deadline, fire);
 }
 
 void weft__tentry_done(weft_tentry_t *e)
@@ -377,8 +386,10 @@ int weft_timer_start(weft_timer_t **out, weft_time_t first, weft_time_t period, 
 	rt->user_timers = t;
 	pthread_mutex_unlock(&rt->user_timers_lock);
 	*out = t;
+	/* Arm in the runtime held above, not the one current now: a plain
+	 * thread's default runtime may have changed (or gone) meanwhile. */
 	if (first != WEFT_NEVER) /* else: started, never due */
-		weft__tentry_arm(&t->e, first, timer_fire);
+		tentry_arm_in(rt, outside ? &rt->shards[0] : weft__self_worker->shard, &t->e, first, timer_fire);
 	if (outside)
 		weft__rt_unhold(rt);
 	return 0;

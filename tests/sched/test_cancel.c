@@ -289,7 +289,7 @@ static void test_uncancellable_wait(void **state)
 	wt_run(uncancellable_main, NULL, 2);
 }
 
-/* A 4 KiB coroutine spawning coroutines of fresh stack classes: the stack
+/* A coroutine on the smallest stack spawning coroutines of fresh stack classes: the stack
  * allocator's carving runs on that small stack and must fit. */
 static void *small_child(void *a)
 {
@@ -307,9 +307,9 @@ static void *small_parent(void *a)
 static void *small_stack_main(void *a)
 {
 	(void)a;
-	for (size_t sz = 8192; sz <= ((size_t)1 << 20); sz *= 2) {
+	for (size_t sz = 16384; sz <= ((size_t)1 << 20); sz *= 2) {
 		weft_task_t t;
-		TCHECK_EQ(weft_spawn(&t, small_parent, (void *)(uintptr_t)sz, &(weft_spawn_opts_t){.stack_size = 4096}), 0);
+		TCHECK_EQ(weft_spawn(&t, small_parent, (void *)(uintptr_t)sz, &(weft_spawn_opts_t){.stack_size = 8192}), 0);
 		TCHECK_EQ(weft_join(t, NULL), 0);
 	}
 	return NULL;

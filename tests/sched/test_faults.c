@@ -138,6 +138,84 @@ static void test_calls_racing_a_stop(void **state)
 	assert_int_equal(weft_runtime_stop(other), 0);
 }
 
+/* A plain thread starts timers on the default runtime while the main
+ * thread starts and stops it: each start either succeeds (and the stop
+ * frees the timer) or fails with -ESHUTDOWN; none reaches a freed shard. */
+static _Atomic int timers_done;
+static _Atomic long timers_started, timers_bad;
+
+static void no_op(void *a)
+{
+	(void)a;
+}
+
+static void *timer_starter(void *a)
+{
+	(void)a;
+	while (!atomic_load(&timers_done)) {
+		weft_timer_t *t;
+		int e = weft_timer_start(&t, weft_now() + WEFT_SEC, 0, no_op, NULL);
+		if (e == 0)
+			atomic_fetch_add(&timers_started, 1);
+		else if (e != -ESHUTDOWN)
+			atomic_fetch_add(&timers_bad, 1);
+	}
+	return NULL;
+}
+
+static void test_timer_start_racing_a_stop(void **state)
+{
+	(void)state;
+	pthread_t th;
+	atomic_store(&timers_done, 0);
+	assert_int_equal(pthread_create(&th, NULL, timer_starter, NULL), 0);
+	for (int round = 0; round < WT_SIZE(1000, 200); round++) {
+		weft_runtime_t *rt;
+		assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.workers = 1, .no_monitor = true}), 0);
+		for (int k = 0; k < round % 8; k++)
+			sched_yield();
+		assert_int_equal(weft_runtime_stop(rt), 0);
+	}
+	atomic_store(&timers_done, 1);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(atomic_load(&timers_bad), 0);
+}
+
+/* Once weft_join returns, the id is dead even if the finishing worker still
+ * holds its reference on the record (held here by an internal lookup, the
+ * way the worker holds it between waking the joiner and letting go). */
+static void *return_nine(void *a)
+{
+	(void)a;
+	return (void *)9;
+}
+
+static void *joined_main(void *a)
+{
+	(void)a;
+	weft_task_t t;
+	TCHECK_EQ(weft_spawn(&t, return_nine, NULL, NULL), 0);
+	weft_task *held = weft__task_get(t);
+	TCHECK(held != NULL);
+	void *r = NULL;
+	TCHECK_EQ(weft_join(t, &r), 0);
+	TCHECK_EQ((intptr_t)r, 9);
+	char name[16];
+	TCHECK_EQ(weft_task_name(t, name, sizeof name), -ESRCH);
+	TCHECK_EQ(weft_cancel(t), -ESRCH);
+	TCHECK_EQ(weft_join(t, NULL), -ESRCH);
+	TCHECK_EQ(weft_detach(t), -ESRCH);
+	if (held)
+		weft__task_put(held);
+	return NULL;
+}
+
+static void test_joined_id_is_dead_at_once(void **state)
+{
+	(void)state;
+	wt_run(joined_main, NULL, 1);
+}
+
 /* A waker kept past its runtime's stop (the task it names is gone) unparks
  * nothing and does not crash; the next runtime of the same index reuses
  * the task table with epochs and ids that go on, so the old waker and the
@@ -546,6 +624,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_calls_racing_a_stop),
+		cmocka_unit_test(test_timer_start_racing_a_stop),
+		cmocka_unit_test(test_joined_id_is_dead_at_once),
 		cmocka_unit_test(test_waker_and_ids_outlive_their_runtime),
 		cmocka_unit_test(test_weft_main_inside_a_task),
 		cmocka_unit_test(test_stop_from_its_own_task_is_refused),

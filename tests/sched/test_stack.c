@@ -166,7 +166,7 @@ static void test_sizes_round_up_to_power_of_two_classes(void **state)
 	(void)state;
 	weft_stack_pool_t *p = pool_new(64 * MiB, 100, NULL);
 	weft_stack_cache_t c = {0};
-	static const size_t req[] = {4096, 4097, 5000, 8192, 20000, 65536, 65537, 1000000, 3 * MiB};
+	static const size_t req[] = {8192, 8193, 10000, 16384, 20000, 65536, 65537, 1000000, 3 * MiB};
 	weft_stack_t *s[sizeof req / sizeof req[0]];
 	for (size_t i = 0; i < sizeof req / sizeof req[0]; i++) {
 		assert_int_equal(weft__stack_alloc(p, &c, req[i], &s[i]), 0);
@@ -230,7 +230,7 @@ static void test_whole_usable_range_is_writable(void **state)
 	(void)state;
 	weft_stack_pool_t *p = pool_new(64 * MiB, 100, NULL);
 	weft_stack_cache_t c = {0};
-	static const size_t sz[] = {4 * KiB, 64 * KiB, 1 * MiB};
+	static const size_t sz[] = {8 * KiB, 64 * KiB, 1 * MiB};
 	for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++) {
 		/* Three neighbours: writing one whole stack must not disturb
 		 * the next (nor fault on its guard). */
@@ -394,7 +394,7 @@ static void test_mprotect_budget_then_canary_only(void **state)
 	weft_stack_t *s[10];
 	int nprot = 0, ncanary = 0;
 	for (int i = 0; i < 10; i++) {
-		assert_int_equal(weft__stack_alloc(p, &c, 4 * KiB, &s[i]), 0);
+		assert_int_equal(weft__stack_alloc(p, &c, 8 * KiB, &s[i]), 0);
 		nprot += s[i]->guard == WEFT_GUARD_MPROTECT;
 		ncanary += s[i]->guard == WEFT_GUARD_CANARY_ONLY;
 		assert_true(s[i]->guard != WEFT_GUARD_CANARY_ONLY || canary_word(s[i]) == WEFT_STACK_CANARY);
@@ -533,7 +533,7 @@ static void test_cache_flush_returns_everything_to_pool(void **state)
 	for (int i = 0; i < 10; i++)
 		assert_int_equal(weft__stack_alloc(p, &c, 64 * KiB, &s[i]), 0);
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(weft__stack_alloc(p, &c, 4 * KiB, &t[i]), 0);
+		assert_int_equal(weft__stack_alloc(p, &c, 8 * KiB, &t[i]), 0);
 	for (int i = 0; i < 10; i++)
 		weft__stack_free(p, &c, s[i]);
 	for (int i = 0; i < 3; i++)
