@@ -354,13 +354,15 @@ int weft_timer_start(weft_timer_t **out, weft_time_t first, weft_time_t period, 
 {
 	if (!out || !fn || period < 0)
 		return -EINVAL;
-	struct weft_runtime *rt;
-	if (!arming_shard(&rt))
-		return -ESHUTDOWN;
 	/* From outside the runtime's workers, hold it: a stop racing this call
 	 * must not free its shards and timer list under it (runtime.c,
-	 * "Lifetime"); a stop that has begun refuses the timer. */
-	bool outside = !weft__on_rt(rt);
+	 * "Lifetime"); a stop that has begun refuses the timer. Nothing of the
+	 * runtime is read before the hold. */
+	weft_worker *w = weft__self_worker;
+	struct weft_runtime *rt = w ? w->rt : weft_runtime_current();
+	if (!rt)
+		return -ESHUTDOWN;
+	bool outside = !w;
 	if (outside && !weft__rt_hold(rt))
 		return -ESHUTDOWN;
 	int e = 0;
@@ -389,7 +391,7 @@ int weft_timer_start(weft_timer_t **out, weft_time_t first, weft_time_t period, 
 	/* Arm in the runtime held above, not the one current now: a plain
 	 * thread's default runtime may have changed (or gone) meanwhile. */
 	if (first != WEFT_NEVER) /* else: started, never due */
-		tentry_arm_in(rt, outside ? &rt->shards[0] : weft__self_worker->shard, &t->e, first, timer_fire);
+		tentry_arm_in(rt, outside ? &rt->shards[0] : w->shard, &t->e, first, timer_fire);
 	if (outside)
 		weft__rt_unhold(rt);
 	return 0;
