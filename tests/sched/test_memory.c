@@ -12,13 +12,8 @@
 
 #include "sched/internal.h"
 
-/* TSan gives each coroutine a fiber whose state costs it milliseconds to
- * set up: fewer there, still well above the records a runtime keeps. */
-#ifdef __SANITIZE_THREAD__
-#define N 2048
-#else
-#define N WT_SIZE(40000, 8000)
-#endif
+/* Well above the 1024 records a runtime keeps, in every build. */
+#define N WT_SIZE3(40000, 8000, 2048)
 
 /* How many pages of the runtime's task records are resident (mincore: the
  * pages given back read as absent, whatever else the process maps). */

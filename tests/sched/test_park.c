@@ -96,7 +96,7 @@ static void *park_many(void *a)
 static void test_park_and_wake_many(void **state)
 {
 	(void)state;
-	nwait = WT_SIZE(1000000, 20000);
+	nwait = WT_SIZE3(1000000, 20000, 4000);
 	wakers = calloc((size_t)nwait, sizeof *wakers);
 	atomic_store(&parked, 0);
 	atomic_store(&woken, 0);

@@ -189,7 +189,7 @@ static void test_spawn_from_foreign_threads(void **state)
  * single records for plain threads: churn them from workers, then hold many
  * tasks live at once, spawned from two workers and two plain threads, and
  * check that no record (slot) was handed out twice. */
-#define NLIVE 1500
+#define NLIVE WT_SIZE3(1500, 1500, 500)
 static weft_chan_t *gate;
 static weft_task_t live_ids[4][NLIVE];
 
@@ -313,7 +313,7 @@ static void test_million_tasks_spawn_and_complete(void **state)
 	atomic_store(&ran, 0);
 	wt_run(spawn_many, (void *)1, 0);
 	assert_int_equal(atomic_load(&ran), nstress);
-	nstress = WT_SIZE(300000, 5000); /* TSan allows ~8000 live fibers */
+	nstress = WT_SIZE3(300000, 5000, 1500);
 	atomic_store(&ran, 0);
 	wt_run(spawn_many, NULL, 0);
 	assert_int_equal(atomic_load(&ran), nstress);

@@ -76,7 +76,7 @@ static void *thread_waiter(void *a)
 static void *many_main(void *a)
 {
 	(void)a;
-	long n = WT_SIZE(100000, 3000);
+	long n = WT_SIZE3(100000, 3000, 1000);
 	for (int round = 0; round < 3; round++) { /* reused round after round */
 		atomic_store(&finished, 0);
 		atomic_store(&waiters_back, 0);
