@@ -370,8 +370,11 @@ int weft_timer_start(weft_timer_t **out, weft_time_t first, weft_time_t period, 
 {
 	if (!out || !fn || period < 0)
 		return -EINVAL;
-	struct weft_runtime *rt;
-	if (!arming_shard(&rt))
+	/* Only the runtime, not its shards: a stop racing this call may be
+	 * freeing them until we hold it (below). */
+	weft_worker *w = weft__self_worker;
+	struct weft_runtime *rt = w ? w->rt : weft_runtime_current();
+	if (!rt)
 		return -ESHUTDOWN;
 	/* From outside the runtime's workers, hold it: a stop racing this call
 	 * must not free its shards and timer list under it (runtime.c,
