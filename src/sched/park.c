@@ -164,13 +164,13 @@ static weft_parker_t *current_parker(weft_task **task)
 	return thread_parker();
 }
 
-/* For assert(): whether a parker's owner, running, may open a new wait over state s: it
- * is not parked (it runs), and no waker has claimed its last wait without
- * finishing it (a claimed wait ends only by weft_unpark_finish, whose CAS
- * needs the claimed epoch; its owner parks until then). The epoch stays
- * below 2^48 (internal.h), so it fits its field and never meets the thread
- * bit of a waker. */
-#define PRIOR_WAIT_OVER(s)                                                                 \
+/* For assert(): whether a parker's owner, running, may open a new wait
+ * over state s: it is not parked (it runs), and no waker has claimed its
+ * last wait without finishing it (a claimed wait ends only by
+ * weft_unpark_finish, whose CAS needs the claimed epoch; its owner parks
+ * until then). The epoch stays below 2^48 (internal.h), so it fits its
+ * field and never meets the thread bit of a waker. */
+#define PRIOR_WAIT_OVER(s)                                               \
 	(WEFT_PS_PHASE(s) != WEFT_PH_PARKED && !((s)&WEFT_PS_CLAIMED) && \
 	 WEFT_PS_EPOCH(s) + 1 < ((uint64_t)1 << 48))
 
@@ -219,7 +219,7 @@ static void woke(weft_waker_t w, uint64_t s);
 /* For assert(): a wait's result lives in one byte of the state word
  * (WEFT_PS); whether parker p's current wait is `epoch` and in `phase`. */
 #define RESULT_FITS(r) ((r) <= 0 && (r) >= -255)
-#define WAIT_IS(p, epoch, phase)                                                                 \
+#define WAIT_IS(p, epoch, phase)                                                              \
 	(WEFT_PS_EPOCH(atomic_load_explicit(&(p)->state, memory_order_relaxed)) == (epoch) && \
 	 WEFT_PS_PHASE(atomic_load_explicit(&(p)->state, memory_order_relaxed)) == (phase))
 
@@ -477,8 +477,8 @@ void weft_waitq_lock(weft_waitq_t *q)
 	weft__spin_lock((_Atomic uint32_t *)&q->lock);
 }
 
-/* For assert(): q's lock is held (by the caller, for a "Under the lock"
- * function), and its list and length agree at both ends. */
+/* For assert(): q's lock is held (by the caller, in an "Under the lock"
+ * function), and its list and length agree. */
 #define WAITQ_LOCKED(q) weft__spin_held((_Atomic uint32_t *)&(q)->lock)
 #define WAITQ_SANE(q) (((q)->head == NULL) == ((q)->tail == NULL) && ((q)->head == NULL) == ((q)->len == 0))
 

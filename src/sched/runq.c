@@ -208,8 +208,8 @@ uint32_t weft__runq_steal(weft_worker *thief, weft_worker *victim, bool take_nex
 }
 
 /* For assert(), under gq_lock: the list and its length agree. */
-#define GQ_SANE(rt)                                            \
-	(((rt)->gq_head == NULL) == ((rt)->gq_tail == NULL) && \
+#define GQ_SANE(rt)                                                                                   \
+	(((rt)->gq_head == NULL) == ((rt)->gq_tail == NULL) &&                                        \
 	 ((rt)->gq_head == NULL) == (atomic_load_explicit(&(rt)->gq_len, memory_order_relaxed) == 0))
 
 void weft__gq_put(struct weft_runtime *rt, weft_task *head, weft_task *tail, uint32_t n)
