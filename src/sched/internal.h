@@ -1,4 +1,4 @@
-/* internal.h - the scheduler's data structures, shared by src/sched and src/time.
+/* internal.h - the core's data structures: the scheduler's and the timers'.
  *
  * Vocabulary (docs/scheduler.md has the whole design):
  *   runtime  one weft_runtime_t: workers, the global queue, the task table.
@@ -19,8 +19,8 @@
 #include <sys/types.h>
 
 #include "../arch/context.h"
-#include "../time/wheel.h"
 #include "stack.h"
+#include "wheel.h"
 
 #define WEFT_MAX_WORKERS 256
 #define WEFT_EXTRA_WORKERS 64 /* the monitor may add this many when all are stuck */
@@ -453,7 +453,7 @@ void weft__parker_init(weft_parker_t *p);
 extern _Atomic(void (*)(void)) weft__unpark_hook;
 int weft__park_commit(weft_task *t); /* after a task asked to park: 1 parked, 0 already woken */
 
-/* time: timer.c */
+/* timer.c */
 int weft__shards_create(struct weft_runtime *rt);
 void weft__shards_destroy(struct weft_runtime *rt);
 void weft__tentry_arm(weft_tentry_t *e, weft_time_t deadline, void (*fire)(weft_tentry_t *));

@@ -16,14 +16,14 @@
  * returns the entry's memory may be reused - a coroutine's deadline lives on
  * its stack.
  */
-#include "../sched/internal.h"
+#include "internal.h"
 
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "../sched/spin.h"
+#include "spin.h"
 
 static uint64_t self_thread_id(void)
 {
