@@ -110,6 +110,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../base/list.h"
+
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
@@ -154,22 +156,13 @@ io_slot *weft__io_slot(weft_io *io, int fd, bool create)
 
 static void unlink_waiter(io_slot *s, io_waiter *n)
 {
-	if (n->prev)
-		n->prev->next = n->next;
-	else
-		s->head = n->next;
-	if (n->next)
-		n->next->prev = n->prev;
+	WEFT_LIST_UNLINK(s->head, n, next, prev);
 	n->linked = false;
 }
 
 static void link_waiter(io_slot *s, io_waiter *n)
 {
-	n->next = s->head;
-	n->prev = NULL;
-	if (s->head)
-		s->head->prev = n;
-	s->head = n;
+	WEFT_LIST_PUSH(s->head, n, next, prev);
 	n->linked = true;
 }
 
@@ -293,7 +286,7 @@ void weft__io_log_fallback(const char *why, int err)
 
 static weft_io *io_create(void)
 {
-	weft_io *io = aligned_alloc(64, (sizeof(weft_io) + 63) & ~(size_t)63);
+	weft_io *io = aligned_alloc(WEFT_CACHELINE, (sizeof(weft_io) + WEFT_CACHELINE - 1) & ~(size_t)(WEFT_CACHELINE - 1));
 	if (!io)
 		return NULL;
 	memset(io, 0, sizeof *io);

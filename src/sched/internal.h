@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 #include "../arch/context.h"
+#include "../base/cpu.h"
 #include "stack.h"
 #include "wheel.h"
 
@@ -31,10 +32,6 @@
 #define WEFT_MAX_SLABS (1u << 20) /* 4096 * 2^20 = 2^32 records at most */
 #define WEFT_RUNNEXT_STREAK 16	  /* runs from the next-task slot before the queue gets a turn */
 #define WEFT_GLOBAL_CHECK 61	  /* every this many runs, look at the global queue first */
-
-/* Hints for the compiler (and the reader). */
-#define likely(x) __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
 
 /* ------------------------------------------------------------------ parker */
 
@@ -78,7 +75,7 @@ typedef struct weft_tentry {
 enum { WEFT_TE_IDLE = 0, WEFT_TE_PENDING = 1, WEFT_TE_FIRING = 2 };
 
 typedef struct weft_shard {
-	alignas(64) _Atomic uint32_t lock;
+	alignas(WEFT_CACHELINE) _Atomic uint32_t lock;
 	weft_wheel_t wheel;
 	_Atomic uint64_t next_tick; /* wheel's next expiry, readable without the lock */
 	_Atomic uint64_t fired;
@@ -152,7 +149,7 @@ struct weft_task {
 #if defined(WEFT_TSAN)
 	void *tsan_fiber;
 #endif
-} __attribute__((aligned(64))); /* sanitizer builds: 128 bytes, so that records tile pages */
+} __attribute__((aligned(WEFT_CACHELINE))); /* sanitizer builds: 128 bytes, so that records tile pages */
 typedef struct weft_task weft_task;
 #if !defined(WEFT_ASAN) && !defined(WEFT_TSAN) && UINTPTR_MAX == UINT64_MAX
 _Static_assert(sizeof(struct weft_task) == 64, "a task record is one cache line: keep cold fields in weft_task_ext");
@@ -233,13 +230,13 @@ enum weft_action { WEFT_ACT_NONE = 0, WEFT_ACT_YIELD, WEFT_ACT_PARK, WEFT_ACT_EX
 typedef struct weft_worker {
 	/* Run queue (runq.c): head is advanced by the owner and by thieves (CAS),
 	 * tail only by the owner. */
-	alignas(64) _Atomic uint32_t head;
-	alignas(64) _Atomic uint32_t tail;
+	alignas(WEFT_CACHELINE) _Atomic uint32_t head;
+	alignas(WEFT_CACHELINE) _Atomic uint32_t tail;
 	_Atomic(weft_task *) runnext;
 	_Atomic(weft_task *) buf[WEFT_RUNQ_SIZE];
 
 	/* Owner-private. */
-	alignas(64) struct weft_runtime *rt;
+	alignas(WEFT_CACHELINE) struct weft_runtime *rt;
 	int index;
 	bool extra;	     /* started by the monitor */
 	bool spinning;	     /* counted in rt->nspinning */
@@ -268,7 +265,7 @@ typedef struct weft_worker {
 #endif
 
 	/* Parking (worker.c). */
-	alignas(64) _Atomic uint32_t park_word;
+	alignas(WEFT_CACHELINE) _Atomic uint32_t park_word;
 	_Atomic bool woken_spinning; /* set by wakep when it hands us the spinning role */
 	_Atomic bool parked;
 	_Atomic bool in_poll;	     /* parked inside the poller's blocking poll, not the futex */
@@ -282,7 +279,7 @@ typedef struct weft_worker {
 	_Atomic pid_t tid;   /* its thread, for the monitor's computing-or-blocked check */
 
 	/* Statistics: written by the owner (relaxed), read by anyone. */
-	alignas(64) _Atomic uint64_t st_runs, st_steals, st_stolen, st_parks, st_spawned, st_finished;
+	alignas(WEFT_CACHELINE) _Atomic uint64_t st_runs, st_steals, st_stolen, st_parks, st_spawned, st_finished;
 	_Atomic int64_t st_idle_ns, st_park_start, st_start;
 } weft_worker;
 
@@ -298,7 +295,7 @@ struct weft_runtime {
 	_Atomic uint32_t users;	   /* calls from outside its workers holding it (weft__rt_hold) */
 	/* Spawns in flight from threads that are not rt's workers, drained by
 	 * stop; on its own line, away from what workers read in their loop. */
-	alignas(64) _Atomic uint32_t spawning;
+	alignas(WEFT_CACHELINE) _Atomic uint32_t spawning;
 	/* The task table's slabs outlive a runtime too (task.c, "Giving memory
 	 * back"): a stale waker or id may point into them at any time. Slab
 	 * pointers, then records; under slab_lock for writes. */
@@ -308,19 +305,19 @@ struct weft_runtime {
 	uint32_t *released;	     /* record pages given back to the OS: slab << 8 | page */
 	size_t nreleased, released_cap;
 
-	alignas(64) int nbase; /* configured workers; the reset part starts here */
+	alignas(WEFT_CACHELINE) int nbase; /* configured workers; the reset part starts here */
 	_Atomic int nworkers;		/* base + extra started so far */
 	_Atomic(weft_worker *) workers[WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS]; /* set once per slot */
 	weft_shard_t *shards;		/* nbase shards */
 	size_t stack_default;
 
 	/* Global injection queue. */
-	alignas(64) pthread_mutex_t gq_lock;
+	alignas(WEFT_CACHELINE) pthread_mutex_t gq_lock;
 	weft_task *gq_head, *gq_tail;
 	_Atomic uint32_t gq_len;
 
 	/* Idle workers and spinning. */
-	alignas(64) pthread_mutex_t idle_lock;
+	alignas(WEFT_CACHELINE) pthread_mutex_t idle_lock;
 	weft_worker *idle[WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS];
 	_Atomic int nidle;
 	_Atomic int nspinning;
@@ -329,7 +326,7 @@ struct weft_runtime {
 	/* The poller (worker.c, poller section). ops is set once, under
 	 * poller_lock, and never cleared while workers run; poll_busy admits one
 	 * poller at a time. */
-	alignas(64) _Atomic(const weft_poller_ops_t *) poller_ops;
+	alignas(WEFT_CACHELINE) _Atomic(const weft_poller_ops_t *) poller_ops;
 	/* Attached module state (runtime.c): slots fill in order under
 	 * poller_lock; next_ext is published after the slot is written. */
 	const weft_runtime_ext_t *ext_keys[16];
@@ -341,7 +338,7 @@ struct weft_runtime {
 	_Atomic weft_time_t last_poll;
 
 	/* Task table (the rest): free records; ids encode the slot. */
-	alignas(64) pthread_mutex_t slab_lock;
+	alignas(WEFT_CACHELINE) pthread_mutex_t slab_lock;
 	weft_task *free_batches;     /* free records in chains of FREE_BATCH (under slab_lock) */
 	weft_task *free_tasks;	     /* free records one by one (under slab_lock) */
 	size_t nfree, nfree_min;     /* records on those lists; its lowest since the period began */
@@ -350,7 +347,7 @@ struct weft_runtime {
 	weft_stack_pool_t *stacks;
 
 	/* Counters not owned by a worker (spawns/finishes from plain threads). */
-	alignas(64) _Atomic uint64_t ext_spawned, ext_finished;
+	alignas(WEFT_CACHELINE) _Atomic uint64_t ext_spawned, ext_finished;
 	_Atomic uint64_t timers_active;
 	pthread_mutex_t user_timers_lock; /* timer.c: weft_timer_t's still started, freed at stop */
 	struct weft_timer *user_timers;

@@ -32,7 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "spin.h"
+#include "futex.h"
 
 #define STUCK_NS (10 * WEFT_MSEC)
 

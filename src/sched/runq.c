@@ -30,7 +30,6 @@
  * gq_len is read without the lock as a hint.
  */
 #include "internal.h"
-#include "spin.h"
 
 #define MASK (WEFT_RUNQ_SIZE - 1)
 

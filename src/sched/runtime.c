@@ -38,7 +38,7 @@
 #include <sched.h>
 #include <unistd.h>
 
-#include "spin.h"
+#include "futex.h"
 
 struct weft_runtime *weft__default_rt;
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -235,7 +235,7 @@ int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg)
 	for (uint32_t i = 1; i <= WEFT_MAX_RUNTIMES && !rt; i++) {
 		struct weft_runtime *r = atomic_load_explicit(&rt_by_index[i], memory_order_relaxed);
 		if (!r) {
-			if (posix_memalign((void **)&r, 64, sizeof *r)) {
+			if (posix_memalign((void **)&r, WEFT_CACHELINE, sizeof *r)) {
 				pthread_mutex_unlock(&live_lock);
 				return -ENOMEM;
 			}
