@@ -3,7 +3,6 @@
 #ifndef WEFT_CHAN_IMPL_H
 #define WEFT_CHAN_IMPL_H
 
-#include <weft.h>
 #include <weft/chan.h>
 
 #include <stdalign.h>

@@ -3,7 +3,8 @@
 #ifndef WEFT_IO_IMPL_H
 #define WEFT_IO_IMPL_H
 
-#include <weft.h>
+#include <weft/io.h>
+#include <weft/time.h>
 
 #include <stdatomic.h>
 

@@ -11,7 +11,8 @@
 #ifndef WEFT_SCHED_INTERNAL_H
 #define WEFT_SCHED_INTERNAL_H
 
-#include <weft.h>
+#include <weft/sched.h>
+#include <weft/time.h>
 
 #include <pthread.h>
 #include <stdalign.h>
