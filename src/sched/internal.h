@@ -100,11 +100,11 @@ enum { WEFT_H_LIVE = 0, WEFT_H_DETACHED = 1, WEFT_H_JOINING = 2, WEFT_H_JOINED =
 #define WEFT_TF_CANCELLED 0x01 /* sticky; set by weft_cancel */
 #define WEFT_TF_STEP 0x02      /* a stackless task (fixed at spawn) */
 
-/* The cold part of a task, allocated the first time one of its fields is
- * needed (a name, task-local storage, a group, a joiner), installed once by
- * CAS and freed with the record. Owned by the record: whoever may read it
- * holds a reference to the task. */
-typedef struct weft_task_ext {
+/* A task's aux record: its cold part, allocated the first time one of its
+ * fields is needed (a name, task-local storage, a group, a joiner), installed
+ * once by CAS and freed with the record. Owned by the record: whoever may
+ * read it holds a reference to the task. */
+typedef struct weft_task_aux {
 	char name[WEFT_NAME_LEN];
 	struct weft_tls_value {
 		void *value;
@@ -112,11 +112,11 @@ typedef struct weft_task_ext {
 	} *tls;			 /* WEFT_TLS_KEYS slots, allocated on first set */
 	weft_group_t *group;
 	weft_waker_t join_waker; /* written by the joiner before join_state WAITING */
-} weft_task_ext;
+} weft_task_aux;
 
 /* A task record: 64 bytes, one cache line (slabs are page-aligned), so a
  * record handed from the spawning worker to the running one moves one line,
- * and records never share a line. With the 8-byte ext pointer in the slab's
+ * and records never share a line. With the 8-byte aux pointer in the slab's
  * tail, 72 bytes are the whole cost of a parked stackless task. */
 struct weft_task {
 	weft_parker_t park;	 /* first: a weft_waker_t's parker points here */
@@ -142,8 +142,8 @@ struct weft_task {
 		weft_tentry_t *timer;	/* stackless: deadline of the current wait */
 	};
 	weft_stack_t *stack;	 /* coroutine: its stack, taken when it first runs */
-	/* Its runtime and its weft_task_ext are in its slab's tail, see
-	 * weft__task_rt and weft__task_extp. */
+	/* Its runtime and its weft_task_aux are in its slab's tail, see
+	 * weft__task_rt and weft__task_auxp. */
 #if defined(WEFT_ASAN)
 	void *asan_fake;
 #endif
@@ -153,7 +153,7 @@ struct weft_task {
 } __attribute__((aligned(WEFT_CACHELINE))); /* sanitizer builds: 128 bytes, so that records tile pages */
 typedef struct weft_task weft_task;
 #if !defined(WEFT_ASAN) && !defined(WEFT_TSAN) && UINTPTR_MAX == UINT64_MAX
-_Static_assert(sizeof(struct weft_task) == 64, "a task record is one cache line: keep cold fields in weft_task_ext");
+_Static_assert(sizeof(struct weft_task) == 64, "a task record is one cache line: keep cold fields in weft_task_aux");
 #endif
 
 /* Where a page of records given back to the OS left off (task.c, "Giving
@@ -166,11 +166,11 @@ typedef struct weft_page_floor {
 #define WEFT_SLAB_RWORDS ((WEFT_SLAB_RPAGES + 63) / 64)
 
 /* A slab (task.c) is one mapping, aligned to WEFT_SLAB_ALIGN:
- * WEFT_SLAB_TASKS records, then one weft_task_ext pointer per record, then
+ * WEFT_SLAB_TASKS records, then one weft_task_aux pointer per record, then
  * the runtime that owns the slab, then the floors of its record pages. A
  * record finds the first two from its own address. */
 #define WEFT_SLAB_BYTES                                                                                       \
-	(WEFT_SLAB_TASKS * (sizeof(weft_task) + sizeof(_Atomic(weft_task_ext *))) + sizeof(struct weft_runtime *) + \
+	(WEFT_SLAB_TASKS * (sizeof(weft_task) + sizeof(_Atomic(weft_task_aux *))) + sizeof(struct weft_runtime *) + \
 	 WEFT_SLAB_RWORDS * sizeof(uint64_t) + WEFT_SLAB_RPAGES * sizeof(weft_page_floor_t))
 #define WEFT_SLAB_ALIGN ((uintptr_t)1 << 20) /* a power of two >= WEFT_SLAB_BYTES */
 
@@ -178,9 +178,9 @@ _Static_assert(WEFT_SLAB_BYTES <= WEFT_SLAB_ALIGN, "a slab fits its alignment");
 _Static_assert(WEFT_SLAB_RPAGES <= 256, "a record page's index fits a byte");
 _Static_assert(4096 % sizeof(struct weft_task) == 0, "records tile pages");
 
-static inline _Atomic(weft_task_ext *) *weft__slab_exts(weft_task *slab)
+static inline _Atomic(weft_task_aux *) *weft__slab_aux(weft_task *slab)
 {
-	return (_Atomic(weft_task_ext *) *)(slab + WEFT_SLAB_TASKS);
+	return (_Atomic(weft_task_aux *) *)(slab + WEFT_SLAB_TASKS);
 }
 
 static inline weft_task *weft__task_slab(weft_task *t)
@@ -188,17 +188,17 @@ static inline weft_task *weft__task_slab(weft_task *t)
 	return (weft_task *)((uintptr_t)t & ~(WEFT_SLAB_ALIGN - 1));
 }
 
-/* Where t's weft_task_ext pointer is (NULL until weft__task_ext makes one). */
-static inline _Atomic(weft_task_ext *) *weft__task_extp(weft_task *t)
+/* Where t's weft_task_aux pointer is (NULL until weft__task_aux makes one). */
+static inline _Atomic(weft_task_aux *) *weft__task_auxp(weft_task *t)
 {
 	weft_task *slab = weft__task_slab(t);
-	return weft__slab_exts(slab) + (t - slab);
+	return weft__slab_aux(slab) + (t - slab);
 }
 
 /* Where a slab records the runtime that owns it. */
 static inline struct weft_runtime **weft__slab_owner(weft_task *slab)
 {
-	return (struct weft_runtime **)(weft__slab_exts(slab) + WEFT_SLAB_TASKS);
+	return (struct weft_runtime **)(weft__slab_aux(slab) + WEFT_SLAB_TASKS);
 }
 
 /* Which of a slab's record pages are given back (bit per page), and their
@@ -328,7 +328,8 @@ struct weft_runtime {
 	 * poller_lock, and never cleared while workers run; poll_busy admits one
 	 * poller at a time. */
 	alignas(WEFT_CACHELINE) _Atomic(const weft_poller_ops_t *) poller_ops;
-	/* Attached module state (runtime.c): slots fill in order under
+	/* Runtime extensions, the attached state of modules (runtime.c; the
+	 * one meaning of "ext" in the core): slots fill in order under
 	 * poller_lock; next_ext is published after the slot is written. */
 	const weft_runtime_ext_t *ext_keys[16];
 	void *ext_ctx[16];
@@ -347,8 +348,8 @@ struct weft_runtime {
 	_Atomic size_t released_since_trim; /* bytes given back since the last malloc_trim */
 	weft_stack_pool_t *stacks;
 
-	/* Counters not owned by a worker (spawns/finishes from plain threads). */
-	alignas(WEFT_CACHELINE) _Atomic uint64_t ext_spawned, ext_finished;
+	/* Counters not owned by a worker. */
+	alignas(WEFT_CACHELINE) _Atomic uint64_t thread_spawned; /* spawns from plain threads (tasks finish on workers) */
 	_Atomic uint64_t timers_active;
 	pthread_mutex_t user_timers_lock; /* timer.c: weft_timer_t's still started, freed at stop */
 	struct weft_timer *user_timers;
@@ -437,7 +438,7 @@ size_t weft__task_scavenge(struct weft_runtime *rt, weft_time_t now);
 weft_task *weft__task_at(struct weft_runtime *rt, uint32_t slot);
 int weft__join(weft_task_t id, void **result, weft_time_t deadline);
 int weft__task_cancel(weft_task *t);
-weft_task_ext *weft__task_ext(weft_task *t); /* get or create; NULL: out of memory */
+weft_task_aux *weft__task_aux(weft_task *t); /* get or create; NULL: out of memory */
 /* Park the calling coroutine, recording what it waits on for dumps. */
 int weft__park_on(weft_waker_t w, weft_time_t deadline, int what);
 int weft__group_add(weft_group_t *g, weft_task *t);

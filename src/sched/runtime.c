@@ -104,8 +104,8 @@ static long env_long(const char *name, long def)
 
 static void count_tasks(struct weft_runtime *rt, uint64_t *sp, uint64_t *fin)
 {
-	*sp = atomic_load(&rt->ext_spawned);
-	*fin = atomic_load(&rt->ext_finished);
+	*sp = atomic_load(&rt->thread_spawned);
+	*fin = 0;
 	int nw = atomic_load(&rt->nworkers);
 	for (int i = 0; i < nw; i++) {
 		weft_worker *w = rt->workers[i];
