@@ -623,7 +623,7 @@ static int own_slot(weft_io *io, io_slot *s, int fd, unsigned how)
 	 * turns the shortcut off (slot->seen); see socket.c for io_uring. */
 	int proto = 0;
 	socklen_t plen = sizeof proto;
-	bool stream = !notsock && getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &plen) == 0 && proto == IPPROTO_TCP;
+	bool tcp = !notsock && getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &plen) == 0 && proto == IPPROTO_TCP;
 	slot_lock(s);
 	if (atomic_load_explicit(&s->flags, memory_order_relaxed) & IO_REG) {
 		slot_unlock(s); /* registered meanwhile by another task's first wait */
@@ -633,7 +633,7 @@ static int own_slot(weft_io *io, io_slot *s, int fd, unsigned how)
 	atomic_store_explicit(&s->gen, gen, memory_order_relaxed);
 	atomic_store_explicit(&s->ready, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->seen, 0, memory_order_relaxed);
-	atomic_store_explicit(&s->flags, IO_REG | (notsock ? IO_NOTSOCK : 0) | (stream ? IO_STREAM : 0),
+	atomic_store_explicit(&s->flags, IO_REG | (notsock ? IO_NOTSOCK : 0) | (tcp ? IO_TCP : 0),
 			      memory_order_release);
 	s->armed = 0; /* polls of an earlier file are ignored (their generation is old) */
 	wake_matching(s, 0, -EBADF); /* waiters of a file that had this number */
