@@ -21,6 +21,7 @@
 
 #include "../arch/context.h"
 #include "../base/cpu.h"
+#include "../base/rand.h"
 #include "stack.h"
 #include "wheel.h"
 
@@ -499,18 +500,6 @@ static inline bool weft__on_rt(const struct weft_runtime *rt)
 {
 	weft_worker *w = weft__self_worker;
 	return w && w->rt == rt;
-}
-
-/* misc */
-static inline uint64_t weft__rand(uint64_t *s)
-{
-	/* xorshift64* */
-	uint64_t x = *s;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545F4914F6CDD1Dull;
 }
 
 #endif
