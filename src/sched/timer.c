@@ -351,8 +351,9 @@ int weft_timer_start(weft_timer_t **out, weft_time_t first, weft_time_t period, 
 {
 	if (!out || !fn || period < 0)
 		return -EINVAL;
-	struct weft_runtime *rt;
-	if (!arming_shard(&rt))
+	/* Which runtime, without touching its shards before it is held. */
+	struct weft_runtime *rt = weft__self_worker ? weft__self_worker->rt : weft_runtime_current();
+	if (!rt)
 		return -ESHUTDOWN;
 	/* From outside the runtime's workers, hold it: a stop racing this call
 	 * must not free its shards and timer list under it (runtime.c,
