@@ -3,7 +3,8 @@
 # and run.
 #
 #   make run            build (release) and run the demo with live statistics
-#   make check          run the test suite in three builds: release, ASan+UBSan, TSan
+#   make check          check the include ladder, then run the test suite in three builds: release, ASan+UBSan, TSan
+#   make check-layout   only the include ladder (tools/check-includes, docs/layout.md)
 #   make bench          build weft-bench (release); bench/compare runs the comparison
 #   make check-valgrind run the suite under Valgrind on the epoll backend (Valgrind does not model io_uring; not part of CI)
 #   make check-aarch64  cross-build for aarch64 and run the core suite under qemu (not part of CI)
@@ -14,7 +15,7 @@ JOBS ?= $(shell nproc)
 DEPS = cmake make gcc pkg-config libcmocka-dev valgrind liburing-dev
 CMAKE_COMMON = -DCMAKE_C_FLAGS_RELEASE="-O2 -g -DNDEBUG" -DCMAKE_C_FLAGS_DEBUG="-O1 -g"
 
-.PHONY: all deps build run check check-release check-asan check-tsan bench check-valgrind check-aarch64 install clean
+.PHONY: all deps build run check check-layout check-release check-asan check-tsan bench check-valgrind check-aarch64 install clean
 
 all: build
 
@@ -44,6 +45,10 @@ build: build/release/Makefile
 run: build
 	./build/release/weft demo
 
+# Cheap, and first: a layering mistake is reported before the long builds.
+check-layout:
+	sh tools/check-includes
+
 check-release: build
 	cd build/release && ctest --output-on-failure -j1
 
@@ -56,8 +61,8 @@ check-tsan: build/tsan/Makefile
 	cmake --build build/tsan -j$(JOBS)
 	cd build/tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 setarch $$(uname -m) -R ctest --output-on-failure -j1
 
-check: check-release check-asan check-tsan
-	@echo "make check: release, ASan+UBSan and TSan suites passed"
+check: check-layout check-release check-asan check-tsan
+	@echo "make check: include ladder, release, ASan+UBSan and TSan suites passed"
 
 bench: build
 	@echo "built build/release/bench/weft-bench; run bench/compare for ratios to peers"

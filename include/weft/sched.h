@@ -314,11 +314,12 @@ int weft_waitq_wake_one(weft_waitq_t *q, int status);
  * returns how many were popped. */
 int weft_waitq_wake_all(weft_waitq_t *q, int status);
 
-/* Per-runtime state of the modules above the core (the io module's blocking
- * pool, ...). `key` identifies the module (its address is the key); ctx is
- * owned by the runtime from a successful attach on and is passed to
- * key->destroy at weft_runtime_stop, after every task has ended and every
- * worker has exited, in reverse order of attachment. At most 16 per runtime.
+/* Runtime extensions: per-runtime state of the modules above the core (the
+ * io module's blocking pool, ...). `key` identifies the module (its address
+ * is the key); ctx is owned by the runtime from a successful attach on and
+ * is passed to key->destroy at weft_runtime_stop, after every task has ended
+ * and every worker has exited, in reverse order of attachment. At most 16
+ * per runtime.
  * -EBUSY: key already attached (the caller keeps ctx; use the attached one);
  * -ESHUTDOWN: the runtime is stopping; -ENOSPC: no slot left. */
 typedef struct weft_runtime_ext {

@@ -62,7 +62,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../sched/spin.h"
+#include "../base/spin.h"
 
 #define MAX_ELEM ((size_t)64 * 1024)
 #define MAX_CAP ((ssize_t)1 << 30)
@@ -115,7 +115,7 @@ int weft_chan_create(weft_chan_t **out, size_t elem_size, ssize_t capacity)
 		size_t stride = (sizeof(chan_slot) + elem_size + 7) & ~(size_t)7;
 		size_t bytes = sizeof(chan_bounded) + stride * (size_t)capacity;
 		chan_bounded *b;
-		if (posix_memalign((void **)&b, 64, bytes))
+		if (posix_memalign((void **)&b, WEFT_CACHELINE, bytes))
 			return -ENOMEM;
 		memset(b, 0, sizeof *b);
 		b->cap = (uint64_t)capacity;

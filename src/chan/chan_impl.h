@@ -3,11 +3,12 @@
 #ifndef WEFT_CHAN_IMPL_H
 #define WEFT_CHAN_IMPL_H
 
-#include <weft.h>
 #include <weft/chan.h>
 
 #include <stdalign.h>
 #include <stdatomic.h>
+
+#include "../base/cpu.h"
 
 enum chan_kind { CHAN_RENDEZVOUS, CHAN_BOUNDED, CHAN_UNBOUNDED };
 
@@ -80,9 +81,9 @@ typedef struct chan_bounded {
 	struct weft_chan c;
 	uint64_t cap, mask; /* mask = cap - 1 when cap is a power of two, else 0 */
 	size_t stride;
-	alignas(64) _Atomic uint64_t head;
-	alignas(64) _Atomic uint64_t tail; /* CHAN_CLOSED_BIT once closed */
-	alignas(64) unsigned char ring[];
+	alignas(WEFT_CACHELINE) _Atomic uint64_t head;
+	alignas(WEFT_CACHELINE) _Atomic uint64_t tail; /* CHAN_CLOSED_BIT once closed */
+	alignas(WEFT_CACHELINE) unsigned char ring[];
 } chan_bounded;
 
 #define BOUNDED(ch) ((chan_bounded *)(ch))

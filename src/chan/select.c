@@ -32,20 +32,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../base/rand.h"
+
 #define MAX_CASES 64
 
 static __thread uint64_t select_rng;
 
 static uint64_t next_rand(void)
 {
-	uint64_t x = select_rng;
-	if (!x)
-		x = (uint64_t)(uintptr_t)&select_rng ^ (uint64_t)weft_now() ^ 0x9e3779b97f4a7c15ull;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	select_rng = x;
-	return x;
+	if (!select_rng)
+		select_rng = ((uint64_t)(uintptr_t)&select_rng ^ (uint64_t)weft_now() ^ 0x9e3779b97f4a7c15ull) | 1;
+	return weft__rand(&select_rng);
 }
 
 /* wk NULL: without the lock; else under it, with what it claims to wake. */

@@ -46,6 +46,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "../base/list.h"
+
 #define POOL_MAX_DEFAULT 128
 #define POOL_MAX_LIMIT 4096
 #define POOL_IDLE_DEFAULT (10 * WEFT_SEC)
@@ -83,16 +85,6 @@ static const weft_runtime_ext_t pool_key = {.name = "io.blocking", .destroy = po
 static struct timespec mono_ts(weft_time_t t)
 {
 	return (struct timespec){.tv_sec = t / WEFT_SEC, .tv_nsec = t % WEFT_SEC};
-}
-
-static void unlink_live(struct pool *p, struct pthr *t)
-{
-	if (t->prev)
-		t->prev->next = t->next;
-	else
-		p->live = t->next;
-	if (t->next)
-		t->next->prev = t->prev;
 }
 
 static void *pool_thread(void *a)
@@ -143,7 +135,7 @@ static void *pool_thread(void *a)
 		p->idle--;
 	}
 	p->threads--;
-	unlink_live(p, self);
+	WEFT_LIST_UNLINK(p->live, self, next, prev);
 	self->next = p->dead;
 	p->dead = self;
 	if (p->stopping)
@@ -191,10 +183,7 @@ static int start_thread(struct pool *p)
 		free(t);
 		return -ENOMEM; /* EAGAIN from pthread_create: out of threads or memory */
 	}
-	t->next = p->live;
-	if (p->live)
-		p->live->prev = t;
-	p->live = t;
+	WEFT_LIST_PUSH(p->live, t, next, prev);
 	return 0;
 }
 

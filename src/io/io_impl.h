@@ -3,7 +3,8 @@
 #ifndef WEFT_IO_IMPL_H
 #define WEFT_IO_IMPL_H
 
-#include <weft.h>
+#include <weft/io.h>
+#include <weft/time.h>
 
 #include <stdatomic.h>
 
@@ -37,7 +38,7 @@ typedef struct io_slot {
 #define IO_REG 1u     /* registered with the backend for good (closed with weft_close) */
 #define IO_NOTSOCK 2u /* writes use write(2), not send(MSG_NOSIGNAL) */
 #define IO_DRAINED 4u /* the last read found the receive queue empty (see weft_read) */
-#define IO_STREAM 8u  /* a TCP socket: a short read means the queue is empty (see poll.c own_slot) */
+#define IO_TCP 8u     /* a TCP socket: a short read means the queue is empty (see poll.c own_slot) */
 
 /* Register a descriptor weft created or will do I/O on (once; later calls
  * are cheap), making it non-blocking first unless `how` says it is; from a

@@ -110,6 +110,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../base/list.h"
+
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
@@ -158,23 +160,14 @@ static void unlink_waiter(io_slot *s, io_waiter *n)
 {
 	assert(slot_locked(s) && n->linked && s->head != NULL);
 	assert((n->prev == NULL) == (s->head == n) && (!n->next || n->next->prev == n));
-	if (n->prev)
-		n->prev->next = n->next;
-	else
-		s->head = n->next;
-	if (n->next)
-		n->next->prev = n->prev;
+	WEFT_LIST_UNLINK(s->head, n, next, prev);
 	n->linked = false;
 }
 
 static void link_waiter(io_slot *s, io_waiter *n)
 {
 	assert(slot_locked(s) && !n->linked && (!s->head || s->head->prev == NULL));
-	n->next = s->head;
-	n->prev = NULL;
-	if (s->head)
-		s->head->prev = n;
-	s->head = n;
+	WEFT_LIST_PUSH(s->head, n, next, prev);
 	n->linked = true;
 }
 
@@ -302,7 +295,7 @@ void weft__io_log_fallback(const char *why, int err)
 
 static weft_io *io_create(void)
 {
-	weft_io *io = aligned_alloc(64, (sizeof(weft_io) + 63) & ~(size_t)63);
+	weft_io *io = aligned_alloc(WEFT_CACHELINE, (sizeof(weft_io) + WEFT_CACHELINE - 1) & ~(size_t)(WEFT_CACHELINE - 1));
 	if (!io)
 		return NULL;
 	memset(io, 0, sizeof *io);
@@ -644,7 +637,7 @@ static int own_slot(weft_io *io, io_slot *s, int fd, unsigned how)
 	 * turns the shortcut off (slot->seen); see socket.c for io_uring. */
 	int proto = 0;
 	socklen_t plen = sizeof proto;
-	bool stream = !notsock && getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &plen) == 0 && proto == IPPROTO_TCP;
+	bool tcp = !notsock && getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &plen) == 0 && proto == IPPROTO_TCP;
 	slot_lock(s);
 	if (atomic_load_explicit(&s->flags, memory_order_relaxed) & IO_REG) {
 		slot_unlock(s); /* registered meanwhile by another task's first wait */
@@ -654,7 +647,7 @@ static int own_slot(weft_io *io, io_slot *s, int fd, unsigned how)
 	atomic_store_explicit(&s->gen, gen, memory_order_relaxed);
 	atomic_store_explicit(&s->ready, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->seen, 0, memory_order_relaxed);
-	atomic_store_explicit(&s->flags, IO_REG | (notsock ? IO_NOTSOCK : 0) | (stream ? IO_STREAM : 0),
+	atomic_store_explicit(&s->flags, IO_REG | (notsock ? IO_NOTSOCK : 0) | (tcp ? IO_TCP : 0),
 			      memory_order_release);
 	s->armed = 0; /* polls of an earlier file are ignored (their generation is old) */
 	wake_matching(s, 0, -EBADF); /* waiters of a file that had this number */

@@ -9,6 +9,9 @@
 #include <stdalign.h>
 #include <sys/epoll.h>
 
+#include "../base/cpu.h"
+#include "../base/spin.h"
+
 #ifdef WEFT_HAVE_URING
 #include <liburing.h>
 #include <pthread.h>
@@ -41,10 +44,10 @@ struct weft_io {
 	int backend;
 	int epfd; /* epoll backend */
 	int efd;  /* wake eventfd */
-	alignas(64) _Atomic long nwait;	 /* tasks parked on descriptors (epoll only) */
-	alignas(64) _Atomic(io_slot *) chunks[IO_NCHUNKS];
+	alignas(WEFT_CACHELINE) _Atomic long nwait;	 /* tasks parked on descriptors (epoll only) */
+	alignas(WEFT_CACHELINE) _Atomic(io_slot *) chunks[IO_NCHUNKS];
 #ifdef WEFT_HAVE_URING
-	alignas(64) pthread_mutex_t sq_lock;
+	alignas(WEFT_CACHELINE) pthread_mutex_t sq_lock;
 	_Atomic bool sq_pending; /* queued submissions the poller has not submitted */
 	_Atomic bool in_wait;	 /* the poller is (about to be) blocked in the kernel */
 	struct io_uring ring;
@@ -61,24 +64,17 @@ struct weft_io {
 
 /* ------------------------------------------------------------ core (poll.c) */
 
+/* The slot lock (base/spin.h). Its sections are short, but with io_uring
+ * one may wait for sq_lock or submit a full ring: a waiter whose holder is
+ * off CPU yields instead of spinning out its time slice. */
 static inline void slot_lock(io_slot *s)
 {
-	for (;;) {
-		/* acquire: the section reads what the previous holder wrote. */
-		if (!atomic_load_explicit(&s->lock, memory_order_relaxed) &&
-		    !atomic_exchange_explicit(&s->lock, 1, memory_order_acquire))
-			return;
-#if defined(__x86_64__)
-		__builtin_ia32_pause();
-#elif defined(__aarch64__)
-		__asm__ __volatile__("yield" ::: "memory");
-#endif
-	}
+	weft__spin_lock(&s->lock);
 }
 
 static inline void slot_unlock(io_slot *s)
 {
-	atomic_store_explicit(&s->lock, 0, memory_order_release);
+	weft__spin_unlock(&s->lock);
 }
 
 /* For assert() only: whether s's lock is held (by the caller, where a

@@ -36,6 +36,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "../base/list.h"
+
 typedef struct conn {
 	struct conn *next, *prev;
 	weft_server_t *srv;
@@ -151,12 +153,7 @@ int weft_server_create(weft_server_t **out, int lfd, weft_conn_fn_t fn, void *ct
 static void conn_end(weft_server_t *s, conn *c)
 {
 	pthread_mutex_lock(&s->mu);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		s->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	WEFT_LIST_UNLINK(s->conns, c, next, prev);
 	pthread_mutex_unlock(&s->mu);
 	weft_close(c->fd);
 	pthread_mutex_lock(&s->mu);
@@ -192,15 +189,11 @@ static int start_conn(weft_server_t *s, int fd)
 	}
 	c->srv = s;
 	c->fd = fd;
-	c->prev = NULL;
 	c->task = 0;
 	c->thread = (pthread_t)0;
 	atomic_fetch_add(&s->refs, 1);
 	pthread_mutex_lock(&s->mu);
-	c->next = s->conns;
-	if (s->conns)
-		s->conns->prev = c;
-	s->conns = c;
+	WEFT_LIST_PUSH(s->conns, c, next, prev);
 	atomic_fetch_add(&s->nconns, 1);
 	pthread_mutex_unlock(&s->mu);
 	atomic_fetch_add_explicit(&s->accepted, 1, memory_order_relaxed);

@@ -338,9 +338,10 @@ static ssize_t read_slot(weft_io *io, io_slot *s, int fd, void *buf, size_t len,
 			return n;
 		}
 		if (n > 0) {
-			/* Only a stream's short read empties its queue; a datagram
-			 * (or a pipe, a terminal) may leave more queued behind it. */
-			if (f & IO_STREAM) {
+			/* Only a TCP socket's short read empties its queue; a
+			 * datagram, a Unix stream (see own_slot), a pipe or a
+			 * terminal may leave more queued behind it. */
+			if (f & IO_TCP) {
 				atomic_store_explicit(&s->drained_at, edges, memory_order_relaxed);
 				if (!(f & IO_DRAINED))
 					atomic_fetch_or_explicit(&s->flags, IO_DRAINED, memory_order_relaxed);

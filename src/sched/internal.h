@@ -1,4 +1,4 @@
-/* internal.h - the scheduler's data structures, shared by src/sched and src/time.
+/* internal.h - the core's data structures: the scheduler's and the timers'.
  *
  * Vocabulary (docs/scheduler.md has the whole design):
  *   runtime  one weft_runtime_t: workers, the global queue, the task table.
@@ -11,7 +11,8 @@
 #ifndef WEFT_SCHED_INTERNAL_H
 #define WEFT_SCHED_INTERNAL_H
 
-#include <weft.h>
+#include <weft/sched.h>
+#include <weft/time.h>
 
 #include <pthread.h>
 #include <stdalign.h>
@@ -20,8 +21,10 @@
 #include <unistd.h>
 
 #include "../arch/context.h"
-#include "../time/wheel.h"
+#include "../base/cpu.h"
+#include "../base/rand.h"
 #include "stack.h"
+#include "wheel.h"
 
 #define WEFT_MAX_WORKERS 256
 #define WEFT_EXTRA_WORKERS 64 /* the monitor may add this many when all are stuck */
@@ -32,10 +35,6 @@
 #define WEFT_MAX_SLABS (1u << 20) /* 4096 * 2^20 = 2^32 records at most */
 #define WEFT_RUNNEXT_STREAK 16	  /* runs from the next-task slot before the queue gets a turn */
 #define WEFT_GLOBAL_CHECK 61	  /* every this many runs, look at the global queue first */
-
-/* Hints for the compiler (and the reader). */
-#define likely(x) __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
 
 /* For assert() only: whether the calling thread holds m. glibc records the
  * owner's thread id in a mutex it locks (unless lock elision is switched on,
@@ -92,7 +91,7 @@ typedef struct weft_tentry {
 enum { WEFT_TE_IDLE = 0, WEFT_TE_PENDING = 1, WEFT_TE_FIRING = 2 };
 
 typedef struct weft_shard {
-	alignas(64) _Atomic uint32_t lock;
+	alignas(WEFT_CACHELINE) _Atomic uint32_t lock;
 	weft_wheel_t wheel;
 	_Atomic uint64_t next_tick; /* wheel's next expiry, readable without the lock */
 	_Atomic uint64_t fired;
@@ -116,11 +115,11 @@ enum { WEFT_H_LIVE = 0, WEFT_H_DETACHED = 1, WEFT_H_JOINING = 2, WEFT_H_JOINED =
 #define WEFT_TF_CANCELLED 0x01 /* sticky; set by weft_cancel */
 #define WEFT_TF_STEP 0x02      /* a stackless task (fixed at spawn) */
 
-/* The cold part of a task, allocated the first time one of its fields is
- * needed (a name, task-local storage, a group, a joiner), installed once by
- * CAS and freed with the record. Owned by the record: whoever may read it
- * holds a reference to the task. */
-typedef struct weft_task_ext {
+/* A task's aux record: its cold part, allocated the first time one of its
+ * fields is needed (a name, task-local storage, a group, a joiner), installed
+ * once by CAS and freed with the record. Owned by the record: whoever may
+ * read it holds a reference to the task. */
+typedef struct weft_task_aux {
 	char name[WEFT_NAME_LEN];
 	struct weft_tls_value {
 		void *value;
@@ -128,11 +127,11 @@ typedef struct weft_task_ext {
 	} *tls;			 /* WEFT_TLS_KEYS slots, allocated on first set */
 	weft_group_t *group;
 	weft_waker_t join_waker; /* written by the joiner before join_state WAITING */
-} weft_task_ext;
+} weft_task_aux;
 
 /* A task record: 64 bytes, one cache line (slabs are page-aligned), so a
  * record handed from the spawning worker to the running one moves one line,
- * and records never share a line. With the 8-byte ext pointer in the slab's
+ * and records never share a line. With the 8-byte aux pointer in the slab's
  * tail, 72 bytes are the whole cost of a parked stackless task. */
 struct weft_task {
 	weft_parker_t park;	 /* first: a weft_waker_t's parker points here */
@@ -158,18 +157,18 @@ struct weft_task {
 		weft_tentry_t *timer;	/* stackless: deadline of the current wait */
 	};
 	weft_stack_t *stack;	 /* coroutine: its stack, taken when it first runs */
-	/* Its runtime and its weft_task_ext are in its slab's tail, see
-	 * weft__task_rt and weft__task_extp. */
+	/* Its runtime and its weft_task_aux are in its slab's tail, see
+	 * weft__task_rt and weft__task_auxp. */
 #if defined(WEFT_ASAN)
 	void *asan_fake;
 #endif
 #if defined(WEFT_TSAN)
 	void *tsan_fiber;
 #endif
-} __attribute__((aligned(64))); /* sanitizer builds: 128 bytes, so that records tile pages */
+} __attribute__((aligned(WEFT_CACHELINE))); /* sanitizer builds: 128 bytes, so that records tile pages */
 typedef struct weft_task weft_task;
 #if !defined(WEFT_ASAN) && !defined(WEFT_TSAN) && UINTPTR_MAX == UINT64_MAX
-_Static_assert(sizeof(struct weft_task) == 64, "a task record is one cache line: keep cold fields in weft_task_ext");
+_Static_assert(sizeof(struct weft_task) == 64, "a task record is one cache line: keep cold fields in weft_task_aux");
 #endif
 
 /* Where a page of records given back to the OS left off (task.c, "Giving
@@ -182,11 +181,11 @@ typedef struct weft_page_floor {
 #define WEFT_SLAB_RWORDS ((WEFT_SLAB_RPAGES + 63) / 64)
 
 /* A slab (task.c) is one mapping, aligned to WEFT_SLAB_ALIGN:
- * WEFT_SLAB_TASKS records, then one weft_task_ext pointer per record, then
+ * WEFT_SLAB_TASKS records, then one weft_task_aux pointer per record, then
  * the runtime that owns the slab, then the floors of its record pages. A
  * record finds the first two from its own address. */
 #define WEFT_SLAB_BYTES                                                                                       \
-	(WEFT_SLAB_TASKS * (sizeof(weft_task) + sizeof(_Atomic(weft_task_ext *))) + sizeof(struct weft_runtime *) + \
+	(WEFT_SLAB_TASKS * (sizeof(weft_task) + sizeof(_Atomic(weft_task_aux *))) + sizeof(struct weft_runtime *) + \
 	 WEFT_SLAB_RWORDS * sizeof(uint64_t) + WEFT_SLAB_RPAGES * sizeof(weft_page_floor_t))
 #define WEFT_SLAB_ALIGN ((uintptr_t)1 << 20) /* a power of two >= WEFT_SLAB_BYTES */
 
@@ -194,9 +193,9 @@ _Static_assert(WEFT_SLAB_BYTES <= WEFT_SLAB_ALIGN, "a slab fits its alignment");
 _Static_assert(WEFT_SLAB_RPAGES <= 256, "a record page's index fits a byte");
 _Static_assert(4096 % sizeof(struct weft_task) == 0, "records tile pages");
 
-static inline _Atomic(weft_task_ext *) *weft__slab_exts(weft_task *slab)
+static inline _Atomic(weft_task_aux *) *weft__slab_aux(weft_task *slab)
 {
-	return (_Atomic(weft_task_ext *) *)(slab + WEFT_SLAB_TASKS);
+	return (_Atomic(weft_task_aux *) *)(slab + WEFT_SLAB_TASKS);
 }
 
 static inline weft_task *weft__task_slab(weft_task *t)
@@ -204,17 +203,17 @@ static inline weft_task *weft__task_slab(weft_task *t)
 	return (weft_task *)((uintptr_t)t & ~(WEFT_SLAB_ALIGN - 1));
 }
 
-/* Where t's weft_task_ext pointer is (NULL until weft__task_ext makes one). */
-static inline _Atomic(weft_task_ext *) *weft__task_extp(weft_task *t)
+/* Where t's weft_task_aux pointer is (NULL until weft__task_aux makes one). */
+static inline _Atomic(weft_task_aux *) *weft__task_auxp(weft_task *t)
 {
 	weft_task *slab = weft__task_slab(t);
-	return weft__slab_exts(slab) + (t - slab);
+	return weft__slab_aux(slab) + (t - slab);
 }
 
 /* Where a slab records the runtime that owns it. */
 static inline struct weft_runtime **weft__slab_owner(weft_task *slab)
 {
-	return (struct weft_runtime **)(weft__slab_exts(slab) + WEFT_SLAB_TASKS);
+	return (struct weft_runtime **)(weft__slab_aux(slab) + WEFT_SLAB_TASKS);
 }
 
 /* Which of a slab's record pages are given back (bit per page), and their
@@ -247,13 +246,13 @@ enum weft_action { WEFT_ACT_NONE = 0, WEFT_ACT_YIELD, WEFT_ACT_PARK, WEFT_ACT_EX
 typedef struct weft_worker {
 	/* Run queue (runq.c): head is advanced by the owner and by thieves (CAS),
 	 * tail only by the owner. */
-	alignas(64) _Atomic uint32_t head;
-	alignas(64) _Atomic uint32_t tail;
+	alignas(WEFT_CACHELINE) _Atomic uint32_t head;
+	alignas(WEFT_CACHELINE) _Atomic uint32_t tail;
 	_Atomic(weft_task *) runnext;
 	_Atomic(weft_task *) buf[WEFT_RUNQ_SIZE];
 
 	/* Owner-private. */
-	alignas(64) struct weft_runtime *rt;
+	alignas(WEFT_CACHELINE) struct weft_runtime *rt;
 	int index;
 	bool extra;	     /* started by the monitor */
 	bool spinning;	     /* counted in rt->nspinning */
@@ -282,7 +281,7 @@ typedef struct weft_worker {
 #endif
 
 	/* Parking (worker.c). */
-	alignas(64) _Atomic uint32_t park_word;
+	alignas(WEFT_CACHELINE) _Atomic uint32_t park_word;
 	_Atomic bool woken_spinning; /* set by wakep when it hands us the spinning role */
 	_Atomic bool parked;
 	_Atomic bool in_poll;	     /* parked inside the poller's blocking poll, not the futex */
@@ -296,7 +295,7 @@ typedef struct weft_worker {
 	_Atomic pid_t tid;   /* its thread, for the monitor's computing-or-blocked check */
 
 	/* Statistics: written by the owner (relaxed), read by anyone. */
-	alignas(64) _Atomic uint64_t st_runs, st_steals, st_stolen, st_parks, st_spawned, st_finished;
+	alignas(WEFT_CACHELINE) _Atomic uint64_t st_runs, st_steals, st_stolen, st_parks, st_spawned, st_finished;
 	_Atomic int64_t st_idle_ns, st_park_start, st_start;
 } weft_worker;
 
@@ -312,7 +311,7 @@ struct weft_runtime {
 	_Atomic uint32_t users;	   /* calls from outside its workers holding it (weft__rt_hold) */
 	/* Spawns in flight from threads that are not rt's workers, drained by
 	 * stop; on its own line, away from what workers read in their loop. */
-	alignas(64) _Atomic uint32_t spawning;
+	alignas(WEFT_CACHELINE) _Atomic uint32_t spawning;
 	/* The task table's slabs outlive a runtime too (task.c, "Giving memory
 	 * back"): a stale waker or id may point into them at any time. Slab
 	 * pointers, then records; under slab_lock for writes. */
@@ -322,19 +321,19 @@ struct weft_runtime {
 	uint32_t *released;	     /* record pages given back to the OS: slab << 8 | page */
 	size_t nreleased, released_cap;
 
-	alignas(64) int nbase; /* configured workers; the reset part starts here */
+	alignas(WEFT_CACHELINE) int nbase; /* configured workers; the reset part starts here */
 	_Atomic int nworkers;		/* base + extra started so far */
 	_Atomic(weft_worker *) workers[WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS]; /* set once per slot */
 	weft_shard_t *shards;		/* nbase shards */
 	size_t stack_default;
 
 	/* Global injection queue. */
-	alignas(64) pthread_mutex_t gq_lock;
+	alignas(WEFT_CACHELINE) pthread_mutex_t gq_lock;
 	weft_task *gq_head, *gq_tail;
 	_Atomic uint32_t gq_len;
 
 	/* Idle workers and spinning. */
-	alignas(64) pthread_mutex_t idle_lock;
+	alignas(WEFT_CACHELINE) pthread_mutex_t idle_lock;
 	weft_worker *idle[WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS];
 	_Atomic int nidle;
 	_Atomic int nspinning;
@@ -343,8 +342,9 @@ struct weft_runtime {
 	/* The poller (worker.c, poller section). ops is set once, under
 	 * poller_lock, and never cleared while workers run; poll_busy admits one
 	 * poller at a time. */
-	alignas(64) _Atomic(const weft_poller_ops_t *) poller_ops;
-	/* Attached module state (runtime.c): slots fill in order under
+	alignas(WEFT_CACHELINE) _Atomic(const weft_poller_ops_t *) poller_ops;
+	/* Runtime extensions, the attached state of modules (runtime.c; the
+	 * one meaning of "ext" in the core): slots fill in order under
 	 * poller_lock; next_ext is published after the slot is written. */
 	const weft_runtime_ext_t *ext_keys[16];
 	void *ext_ctx[16];
@@ -355,7 +355,7 @@ struct weft_runtime {
 	_Atomic weft_time_t last_poll;
 
 	/* Task table (the rest): free records; ids encode the slot. */
-	alignas(64) pthread_mutex_t slab_lock;
+	alignas(WEFT_CACHELINE) pthread_mutex_t slab_lock;
 	weft_task *free_batches;     /* free records in chains of FREE_BATCH (under slab_lock) */
 	weft_task *free_tasks;	     /* free records one by one (under slab_lock) */
 	size_t nfree, nfree_min;     /* records on those lists; its lowest since the period began */
@@ -363,8 +363,8 @@ struct weft_runtime {
 	_Atomic size_t released_since_trim; /* bytes given back since the last malloc_trim */
 	weft_stack_pool_t *stacks;
 
-	/* Counters not owned by a worker (spawns/finishes from plain threads). */
-	alignas(64) _Atomic uint64_t ext_spawned, ext_finished;
+	/* Counters not owned by a worker. */
+	alignas(WEFT_CACHELINE) _Atomic uint64_t thread_spawned; /* spawns from plain threads (tasks finish on workers) */
 	_Atomic uint64_t timers_active;
 	pthread_mutex_t user_timers_lock; /* timer.c: weft_timer_t's still started, freed at stop */
 	struct weft_timer *user_timers;
@@ -453,7 +453,7 @@ size_t weft__task_scavenge(struct weft_runtime *rt, weft_time_t now);
 weft_task *weft__task_at(struct weft_runtime *rt, uint32_t slot);
 int weft__join(weft_task_t id, void **result, weft_time_t deadline);
 int weft__task_cancel(weft_task *t);
-weft_task_ext *weft__task_ext(weft_task *t); /* get or create; NULL: out of memory */
+weft_task_aux *weft__task_aux(weft_task *t); /* get or create; NULL: out of memory */
 /* Park the calling coroutine, recording what it waits on for dumps. */
 int weft__park_on(weft_waker_t w, weft_time_t deadline, int what);
 int weft__group_add(weft_group_t *g, weft_task *t);
@@ -467,7 +467,7 @@ void weft__parker_init(weft_parker_t *p);
 extern _Atomic(void (*)(void)) weft__unpark_hook;
 int weft__park_commit(weft_task *t); /* after a task asked to park: 1 parked, 0 already woken */
 
-/* time: timer.c */
+/* timer.c */
 int weft__shards_create(struct weft_runtime *rt);
 void weft__shards_destroy(struct weft_runtime *rt);
 void weft__tentry_arm(weft_tentry_t *e, weft_time_t deadline, void (*fire)(weft_tentry_t *));
@@ -514,18 +514,6 @@ static inline bool weft__on_rt(const struct weft_runtime *rt)
 {
 	weft_worker *w = weft__self_worker;
 	return w && w->rt == rt;
-}
-
-/* misc */
-static inline uint64_t weft__rand(uint64_t *s)
-{
-	/* xorshift64* */
-	uint64_t x = *s;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545F4914F6CDD1Dull;
 }
 
 #endif

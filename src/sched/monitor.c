@@ -32,7 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "spin.h"
+#include "futex.h"
 
 #define STUCK_NS (10 * WEFT_MSEC)
 
@@ -155,7 +155,7 @@ static void *monitor_main(void *arg)
 
 /* Memory nobody needed for a while goes back to the OS: free stacks and
  * records (stack.c, task.c). After a spike that freed a lot of both, the
- * channels and task extensions freed with them are in malloc's free lists:
+ * channels and tasks' aux records freed with them are in malloc's free lists:
  * ask malloc to give back its free pages too, once the release is done. */
 #define TRIM_AFTER ((size_t)1 << 20)
 
@@ -224,7 +224,7 @@ static void put_hex(uint64_t v)
 static void report_task_value(weft_task *t, const char *what, bool with_value, long value)
 {
 	char name[WEFT_NAME_LEN] = {0};
-	weft_task_ext *x = atomic_load_explicit(weft__task_extp(t), memory_order_relaxed);
+	weft_task_aux *x = atomic_load_explicit(weft__task_auxp(t), memory_order_relaxed);
 	if (x)
 		memcpy(name, x->name, sizeof name - 1);
 	put("weft: ");

@@ -65,7 +65,8 @@
 #include <stdalign.h>
 #include <stdlib.h>
 
-#include "spin.h"
+#include "../base/spin.h"
+#include "futex.h"
 
 void weft__parker_init(weft_parker_t *p)
 {
@@ -82,7 +83,7 @@ void weft__parker_init(weft_parker_t *p)
  * holds the parker now. Each parker has a cache line of its own (its state
  * word is a futex, woken from other CPUs). */
 typedef struct thread_parker {
-	alignas(64) weft_parker_t p;
+	alignas(WEFT_CACHELINE) weft_parker_t p;
 	struct thread_parker *next_free;
 } thread_parker_t;
 
@@ -123,7 +124,7 @@ static __attribute__((noinline)) weft_parker_t *thread_parker_slow(void)
 	thread_parker_t *tp = tp_free;
 	if (!tp) {
 		thread_parker_t *chunk = NULL;
-		if (posix_memalign((void **)&chunk, 64, TP_CHUNK * sizeof *chunk) == 0) {
+		if (posix_memalign((void **)&chunk, WEFT_CACHELINE, TP_CHUNK * sizeof *chunk) == 0) {
 			for (int i = 0; i < TP_CHUNK; i++) {
 				weft__parker_init(&chunk[i].p);
 				chunk[i].next_free = i + 1 < TP_CHUNK ? &chunk[i + 1] : NULL;

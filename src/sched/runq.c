@@ -33,8 +33,6 @@
 
 #include <assert.h>
 
-#include "spin.h"
-
 #define MASK (WEFT_RUNQ_SIZE - 1)
 
 /* For assert(): what may enter a queue is a runnable task (each made

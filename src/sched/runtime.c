@@ -38,7 +38,7 @@
 #include <sched.h>
 #include <unistd.h>
 
-#include "spin.h"
+#include "futex.h"
 
 struct weft_runtime *weft__default_rt;
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -104,8 +104,8 @@ static long env_long(const char *name, long def)
 
 static void count_tasks(struct weft_runtime *rt, uint64_t *sp, uint64_t *fin)
 {
-	*sp = atomic_load(&rt->ext_spawned);
-	*fin = atomic_load(&rt->ext_finished);
+	*sp = atomic_load(&rt->thread_spawned);
+	*fin = 0;
 	int nw = atomic_load(&rt->nworkers);
 	for (int i = 0; i < nw; i++) {
 		weft_worker *w = rt->workers[i];
@@ -235,7 +235,7 @@ int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg)
 	for (uint32_t i = 1; i <= WEFT_MAX_RUNTIMES && !rt; i++) {
 		struct weft_runtime *r = atomic_load_explicit(&rt_by_index[i], memory_order_relaxed);
 		if (!r) {
-			if (posix_memalign((void **)&r, 64, sizeof *r)) {
+			if (posix_memalign((void **)&r, WEFT_CACHELINE, sizeof *r)) {
 				pthread_mutex_unlock(&live_lock);
 				return -ENOMEM;
 			}

@@ -60,6 +60,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "../base/cpu.h"
+
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
@@ -114,7 +116,7 @@ typedef struct weft_stack_class {
  * stack freed through another cache than it came from only moves the count
  * between shards (the sum, modulo 2^64, stays right). */
 typedef struct weft_stack_shard {
-	alignas(64) _Atomic size_t in_use;
+	alignas(WEFT_CACHELINE) _Atomic size_t in_use;
 } weft_stack_shard_t;
 
 /* Slab descriptors come from chunks of the pool's own (meta_alloc), not from
@@ -225,7 +227,7 @@ int weft__stack_pool_create(weft_stack_pool_t **out, size_t keep_bytes, size_t m
 	if (page > WEFT_STACK_MIN) /* the smallest class must hold a whole page */
 		return -EINVAL;
 	size_t sz = (sizeof(weft_stack_pool_t) + 63) & ~(size_t)63;
-	weft_stack_pool_t *p = aligned_alloc(64, sz);
+	weft_stack_pool_t *p = aligned_alloc(WEFT_CACHELINE, sz);
 	if (!p)
 		return -ENOMEM;
 	memset(p, 0, sizeof *p);

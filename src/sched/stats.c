@@ -25,7 +25,7 @@ static void read_stats(struct weft_runtime *rt, weft_stats_t *out)
 {
 	memset(out, 0, sizeof *out);
 	weft_time_t now = weft_now();
-	uint64_t spawned = ld(&rt->ext_spawned), finished = ld(&rt->ext_finished);
+	uint64_t spawned = ld(&rt->thread_spawned), finished = 0;
 	int nw = atomic_load(&rt->nworkers);
 	double bmin = 0, bmax = 0, bsum = 0;
 	int nb = 0;
@@ -188,7 +188,7 @@ static int dump_fn(struct weft_runtime *rt, void *arg)
 		weft_task *r = weft__task_at(rt, slot);
 		if (!r || WEFT_RS_STATE(atomic_load_explicit(&r->run_state, memory_order_relaxed)) == WEFT_RS_FREE)
 			continue;
-		/* A reference keeps the record and its ext from being freed while we
+		/* A reference keeps the record and its aux record from being freed while we
 		 * read them. */
 		weft_task *t = weft__task_ref(rt, atomic_load(&r->id));
 		if (!t)
@@ -196,7 +196,7 @@ static int dump_fn(struct weft_runtime *rt, void *arg)
 		int v = atomic_load_explicit(&t->run_state, memory_order_acquire);
 		int st = WEFT_RS_STATE(v);
 		char name[WEFT_NAME_LEN] = {0};
-		weft_task_ext *x = atomic_load_explicit(weft__task_extp(t), memory_order_acquire);
+		weft_task_aux *x = atomic_load_explicit(weft__task_auxp(t), memory_order_acquire);
 		if (x)
 			memcpy(name, x->name, sizeof name - 1);
 		const char *what = st == WEFT_RS_WAITING ? what_name[WEFT_RS_WHAT(v) & 3] : NULL;

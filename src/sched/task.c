@@ -12,7 +12,7 @@
  * runtime's life and a stale id is detected, not obeyed.
  * Slabs are unmapped only when the runtime is destroyed, so reading a record
  * through a stale id is always safe. A slab sits at a WEFT_SLAB_ALIGN
- * boundary and ends with one extension pointer per record and its runtime
+ * boundary and ends with one aux pointer per record and its runtime
  * (internal.h), so a 64-byte record needs neither field of its own.
  *
  * Lifetime: refs counts the running task (until it finishes), the handle (a
@@ -217,7 +217,7 @@ static weft_task *alloc_slow(struct weft_runtime *rt, weft_worker *w)
 			void *m = slab_map();
 			if (!m)
 				break;
-			*weft__slab_owner(m) = rt; /* the ext pointers are zero already */
+			*weft__slab_owner(m) = rt; /* the aux pointers are zero already */
 			atomic_store_explicit(&rt->slabs[si], (weft_task *)m, memory_order_release);
 			atomic_store_explicit(&rt->nslabs, si + 1, memory_order_release);
 		}
@@ -255,9 +255,9 @@ static weft_task *task_alloc(struct weft_runtime *rt, weft_worker *w)
 	return alloc_slow(rt, w);
 }
 
-static void ext_free(_Atomic(weft_task_ext *) *xp)
+static void aux_free(_Atomic(weft_task_aux *) *xp)
 {
-	weft_task_ext *x = atomic_load_explicit(xp, memory_order_relaxed);
+	weft_task_aux *x = atomic_load_explicit(xp, memory_order_relaxed);
 	if (!x)
 		return;
 	free(x->tls);
@@ -265,16 +265,16 @@ static void ext_free(_Atomic(weft_task_ext *) *xp)
 	atomic_store_explicit(xp, NULL, memory_order_relaxed);
 }
 
-weft_task_ext *weft__task_ext(weft_task *t)
+weft_task_aux *weft__task_aux(weft_task *t)
 {
-	_Atomic(weft_task_ext *) *xp = weft__task_extp(t);
-	weft_task_ext *x = atomic_load_explicit(xp, memory_order_acquire);
+	_Atomic(weft_task_aux *) *xp = weft__task_auxp(t);
+	weft_task_aux *x = atomic_load_explicit(xp, memory_order_acquire);
 	if (x)
 		return x;
-	weft_task_ext *n = calloc(1, sizeof *n);
+	weft_task_aux *n = calloc(1, sizeof *n);
 	if (!n)
 		return NULL;
-	/* acq_rel: a reader that loads the pointer sees the zeroed ext. */
+	/* acq_rel: a reader that loads the pointer sees the zeroed record. */
 	if (atomic_compare_exchange_strong_explicit(xp, &x, n, memory_order_acq_rel, memory_order_acquire))
 		return n;
 	free(n); /* someone else installed one first */
@@ -289,7 +289,7 @@ static void task_release_record(weft_task *t)
 	assert(atomic_load_explicit(&t->refs, memory_order_relaxed) == 0);
 	assert(atomic_load_explicit(&t->run_state, memory_order_relaxed) == WEFT_RS_DONE ||
 	       atomic_load_explicit(&t->run_state, memory_order_relaxed) == WEFT_RS_FREE);
-	ext_free(weft__task_extp(t));
+	aux_free(weft__task_auxp(t));
 	uint64_t id = atomic_load_explicit(&t->id, memory_order_relaxed);
 	/* Next generation: every handle to the old task is now stale. */
 	uint64_t gen = (id + ((uint64_t)1 << 32)) & WEFT_ID_GEN_MASK;
@@ -360,20 +360,20 @@ void weft__task_cache_flush(weft_worker *w)
  * Workers give their cached records back when they park, like stacks. */
 #define KEEP_RECORDS 1024
 
-/* Record page pi of slab was given back: give back the page of extension
+/* Record page pi of slab was given back: give back the page of aux
  * pointers it shares with its neighbours too, once all of them are (those
- * pointers are NULL: a free record has no extension). */
-static void release_ext_page(weft_task *slab, uint32_t pi)
+ * pointers are NULL: a free record has no aux record). */
+static void release_aux_page(weft_task *slab, uint32_t pi)
 {
 	uint32_t rpp = page_records();
-	size_t per_ext = page_bytes() / sizeof(_Atomic(weft_task_ext *)); /* records an ext page covers */
-	if (per_ext < rpp || per_ext % rpp)
+	size_t per_page = page_bytes() / sizeof(_Atomic(weft_task_aux *)); /* records a page of aux pointers covers */
+	if (per_page < rpp || per_page % rpp)
 		return;
-	uint32_t span = (uint32_t)(per_ext / rpp), first = pi / span * span;
+	uint32_t span = (uint32_t)(per_page / rpp), first = pi / span * span;
 	for (uint32_t i = first; i < first + span; i++)
 		if (!weft__slab_page_released(slab, i))
 			return;
-	(void)madvise(weft__slab_exts(slab) + (size_t)first * rpp, page_bytes(), MADV_DONTNEED);
+	(void)madvise(weft__slab_aux(slab) + (size_t)first * rpp, page_bytes(), MADV_DONTNEED);
 }
 
 static void release_pages(struct weft_runtime *rt, size_t max)
@@ -497,7 +497,7 @@ pick_done:
 		weft__slab_floors(slab)[pi] = f;
 		weft__slab_released(slab)[pi / 64] |= (uint64_t)1 << (pi % 64);
 		(void)madvise(&slab[pi * rpp], page_bytes(), MADV_DONTNEED);
-		release_ext_page(slab, pi);
+		release_aux_page(slab, pi);
 	}
 	rt->nreleased += npages;
 }
@@ -614,7 +614,7 @@ void weft__task_park_all(struct weft_runtime *rt)
 	for (uint32_t si = 0; si < n; si++) {
 		weft_task *slab = atomic_load(&rt->slabs[si]);
 		for (uint32_t j = 0; j < WEFT_SLAB_TASKS; j++)
-			ext_free(weft__slab_exts(slab) + j); /* records of finished, never-joined tasks */
+			aux_free(weft__slab_aux(slab) + j); /* records of finished, never-joined tasks */
 		uint64_t *mask = weft__slab_released(slab);
 		memset(mask, 0, WEFT_SLAB_RWORDS * sizeof *mask);
 		for (uint32_t pi = 0; pi < per_slab; pi++) {
@@ -625,9 +625,9 @@ void weft__task_park_all(struct weft_runtime *rt)
 			mask[pi / 64] |= (uint64_t)1 << (pi % 64);
 			rt->released[rt->nreleased++] = si << 8 | pi;
 		}
-		/* Records and extension pointers go back in one call; the tail
+		/* Records and aux pointers go back in one call; the tail
 		 * (owner, masks, floors) stays. */
-		(void)madvise(slab, WEFT_SLAB_TASKS * (sizeof(weft_task) + sizeof(weft_task_ext *)), MADV_DONTNEED);
+		(void)madvise(slab, WEFT_SLAB_TASKS * (sizeof(weft_task) + sizeof(weft_task_aux *)), MADV_DONTNEED);
 	}
 	rt->free_batches = rt->free_tasks = NULL;
 	rt->nfree = rt->nfree_min = 0;
@@ -700,7 +700,7 @@ static int spawn_locked(struct weft_runtime *rt, weft_task_t *out, bool step, vo
 	atomic_store_explicit(&t->flags, step ? WEFT_TF_STEP : 0, memory_order_relaxed);
 	weft_group_t *group = o ? o->group : NULL;
 	if (group || (o && o->name)) {
-		weft_task_ext *x = weft__task_ext(t);
+		weft_task_aux *x = weft__task_aux(t);
 		if (!x) {
 			atomic_store(&t->refs, 1);
 			weft__task_unref(t);
@@ -740,7 +740,7 @@ static int spawn_locked(struct weft_runtime *rt, weft_task_t *out, bool step, vo
 		atomic_store_explicit(&w->st_spawned, atomic_load_explicit(&w->st_spawned, memory_order_relaxed) + 1,
 				      memory_order_relaxed);
 	else
-		atomic_fetch_add_explicit(&rt->ext_spawned, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&rt->thread_spawned, 1, memory_order_relaxed);
 	if (out)
 		*out = id;
 	weft__ready(t);
@@ -766,7 +766,7 @@ void weft__task_finish(weft_worker *w, weft_task *t)
 	assert(atomic_load_explicit(&t->run_state, memory_order_relaxed) == WEFT_RS_RUNNING);
 	assert(atomic_load_explicit(&t->refs, memory_order_relaxed) > 0);
 	assert(!weft__is_step(t) || t->stack == NULL);
-	weft_task_ext *x = atomic_load_explicit(weft__task_extp(t), memory_order_acquire);
+	weft_task_aux *x = atomic_load_explicit(weft__task_auxp(t), memory_order_acquire);
 	if (x && x->tls) {
 		/* Destructors of the keys in use now, for values stored under
 		 * them (not under a deleted key that had the same slot). */
@@ -805,11 +805,11 @@ void weft__task_finish(weft_worker *w, weft_task *t)
 			      memory_order_release);
 	if (x && x->group)
 		weft__group_done(x->group, t);
-	/* WAITING: the joiner installed the ext and wrote its waker before. */
+	/* WAITING: the joiner installed the aux record and wrote its waker before. */
 	uint8_t js = atomic_exchange(&t->join_state, WEFT_JOIN_WAKING);
 	assert(js == WEFT_JOIN_NONE || js == WEFT_JOIN_WAITING); /* the task ends once */
 	if (js == WEFT_JOIN_WAITING)
-		weft_unpark(atomic_load_explicit(weft__task_extp(t), memory_order_acquire)->join_waker, 0);
+		weft_unpark(atomic_load_explicit(weft__task_auxp(t), memory_order_acquire)->join_waker, 0);
 	atomic_store(&t->join_state, WEFT_JOIN_DONE);
 	weft__task_unref(t);
 }
@@ -841,7 +841,7 @@ int weft__join(weft_task_t id, void **result, weft_time_t deadline)
 		return h == WEFT_H_DETACHED ? -EINVAL : -ESRCH;
 	}
 	if (atomic_load(&t->join_state) != WEFT_JOIN_DONE) {
-		weft_task_ext *x = weft__task_ext(t);
+		weft_task_aux *x = weft__task_aux(t);
 		if (!x) {
 			atomic_store(&t->handle, WEFT_H_LIVE);
 			weft__task_put(t);
@@ -988,7 +988,7 @@ int weft_task_name(weft_task_t id, char *buf, size_t len)
 	weft_task *t = weft__task_get(id);
 	if (!t)
 		return -ESRCH;
-	weft_task_ext *x = atomic_load_explicit(weft__task_extp(t), memory_order_acquire);
+	weft_task_aux *x = atomic_load_explicit(weft__task_auxp(t), memory_order_acquire);
 	size_t n = x ? strnlen(x->name, WEFT_NAME_LEN) : 0;
 	if (n >= len)
 		n = len - 1;
@@ -1006,7 +1006,7 @@ int weft_set_name(const char *name)
 		return -EPERM;
 	if (!name)
 		return -EINVAL;
-	weft_task_ext *x = weft__task_ext(t);
+	weft_task_aux *x = weft__task_aux(t);
 	if (!x)
 		return -ENOMEM;
 	strncpy(x->name, name, WEFT_NAME_LEN - 1);
@@ -1072,7 +1072,7 @@ int weft_tls_set(weft_tls_key_t key, void *value)
 	int k = tls_slot(key);
 	if (k < 0)
 		return -EINVAL;
-	weft_task_ext *x = weft__task_ext(t);
+	weft_task_aux *x = weft__task_aux(t);
 	if (!x)
 		return -ENOMEM;
 	if (!x->tls) {
@@ -1088,7 +1088,7 @@ int weft_tls_set(weft_tls_key_t key, void *value)
 void *weft_tls_get(weft_tls_key_t key)
 {
 	weft_task *t = weft__cur_task();
-	weft_task_ext *x = t ? atomic_load_explicit(weft__task_extp(t), memory_order_acquire) : NULL;
+	weft_task_aux *x = t ? atomic_load_explicit(weft__task_auxp(t), memory_order_acquire) : NULL;
 	int k = tls_slot(key);
 	if (!x || !x->tls || k < 0 || x->tls[k].gen != (uint32_t)key >> TLS_GEN_SHIFT)
 		return NULL;

@@ -54,7 +54,7 @@
 #include <unistd.h>
 
 #include "../arch/context.h"
-#include "spin.h"
+#include "futex.h"
 
 __thread weft_worker *weft__self_worker __attribute__((tls_model("initial-exec")));
 
@@ -658,7 +658,7 @@ int weft__worker_start(struct weft_runtime *rt, int index, bool extra)
 {
 	weft_worker *w = rt->workers[index];
 	if (!w) {
-		if (posix_memalign((void **)&w, 64, sizeof *w))
+		if (posix_memalign((void **)&w, WEFT_CACHELINE, sizeof *w))
 			return -ENOMEM;
 		memset(w, 0, sizeof *w);
 		w->rt = rt;

@@ -44,11 +44,9 @@
 
 #include <assert.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 
-#define likely(x) __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
+#include "../base/spin.h"
 
 /* The public structs hold plain integers (so that the header also serves
  * C++); every access goes through these. */
@@ -76,15 +74,6 @@ static inline int weft__sync_can_park(void)
 	return weft_can_park() ? 0 : -EPERM;
 }
 
-static inline void weft__sync_pause(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#endif
-}
-
 /* Under q's lock: pop the first node that has not been withdrawn. */
 static inline weft_waitq_node_t *weft__sync_pop(weft_waitq_t *q)
 {
@@ -101,12 +90,8 @@ static inline weft_waitq_node_t *weft__sync_pop(weft_waitq_t *q)
 static inline void weft__sync_settle(weft_waitq_t *q)
 {
 	_Atomic uint32_t *l = (_Atomic uint32_t *)&q->lock;
-	for (int n = 0; atomic_load_explicit(l, memory_order_acquire) != 0; n++) {
-		if (n < 64)
-			weft__sync_pause();
-		else
-			sched_yield();
-	}
+	for (int n = 0; atomic_load_explicit(l, memory_order_acquire) != 0; n++)
+		weft__spin_backoff(n);
 }
 
 /* Under q's lock: deliver status to n (already popped) and wake it. n may

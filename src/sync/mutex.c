@@ -193,7 +193,7 @@ static void mx_spin(int round)
 {
 	int n = MX_SPIN_PAUSES << (round < MX_SPIN_GROW ? round : MX_SPIN_GROW);
 	for (int i = 0; i < n; i++)
-		weft__sync_pause();
+		weft__cpu_relax();
 }
 
 /* The contended lock; s is the state the fast path saw. */

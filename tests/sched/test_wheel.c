@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "time/wheel.h"
+#include "sched/wheel.h"
 
 #define BLOCK 64u
 #define SPAN ((uint64_t)1 << 36) /* 64^6: the ticks the levels cover */

@@ -9,11 +9,11 @@
  * never a walk over empty slots. Insert and delete are O(1); advancing costs
  * O(expired + cascaded).
  *
- * The caller (src/time/timer.c) owns locking: one lock per shard, so there is
+ * The caller (timer.c) owns locking: one lock per shard, so there is
  * no global lock on the hot path.
  */
-#ifndef WEFT_TIME_WHEEL_H
-#define WEFT_TIME_WHEEL_H
+#ifndef WEFT_SCHED_WHEEL_H
+#define WEFT_SCHED_WHEEL_H
 
 #include <stdbool.h>
 #include <stddef.h>

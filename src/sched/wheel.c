@@ -48,6 +48,9 @@
 
 #include <assert.h>
 
+#include "../base/cpu.h"
+#include "../base/list.h"
+
 #define WEFT__WBITS 6
 #define WEFT__WTOP (WEFT_WHEEL_LEVELS - 1)
 #define WEFT__WTOP_SHIFT (WEFT__WBITS * WEFT__WTOP)
@@ -92,7 +95,7 @@ static inline void weft__wheel_place(weft_wheel_t *w, weft_tnode_t *n)
 	assert(e > now);
 	unsigned l = (unsigned)(63 - __builtin_clzll(e ^ now)) / WEFT__WBITS;
 	uint64_t d;
-	if (__builtin_expect(l >= WEFT__WTOP, 0)) {
+	if (unlikely(l >= WEFT__WTOP)) {
 		uint64_t cur = now >> WEFT__WTOP_SHIFT;
 		l = WEFT__WTOP;
 		d = e >> WEFT__WTOP_SHIFT;
@@ -102,12 +105,7 @@ static inline void weft__wheel_place(weft_wheel_t *w, weft_tnode_t *n)
 		d = e >> (WEFT__WBITS * l);
 	}
 	unsigned s = (unsigned)d & (WEFT_WHEEL_SLOTS - 1);
-	weft_tnode_t **h = &w->slots[l][s], *head = *h;
-	n->next = head;
-	n->prev = NULL;
-	if (head)
-		head->prev = n;
-	*h = n;
+	WEFT_LIST_PUSH(w->slots[l][s], n, next, prev);
 	n->level = (uint8_t)l;
 	n->slot = (uint8_t)s;
 	n->linked = true;
@@ -133,18 +131,9 @@ bool weft__wheel_del(weft_wheel_t *w, weft_tnode_t *n)
 	assert(w && n);
 	if (!n->linked)
 		return false;
-	weft_tnode_t *next = n->next, *prev = n->prev;
-	if (next)
-		next->prev = prev;
-	if (prev) {
-		prev->next = next;
-	} else {
-		assert(w->slots[n->level][n->slot] == n);
-		w->slots[n->level][n->slot] = next;
-		if (!next)
-			w->occupied[n->level] &= ~((uint64_t)1 << n->slot);
-	}
-	n->next = n->prev = NULL;
+	WEFT_LIST_UNLINK(w->slots[n->level][n->slot], n, next, prev);
+	if (!w->slots[n->level][n->slot])
+		w->occupied[n->level] &= ~((uint64_t)1 << n->slot);
 	n->linked = false;
 	weft__wheel_set_count(w, w->count - 1);
 	return true;

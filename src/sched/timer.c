@@ -16,14 +16,16 @@
  * returns the entry's memory may be reused - a coroutine's deadline lives on
  * its stack.
  */
-#include "../sched/internal.h"
+#include "internal.h"
 
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "../sched/spin.h"
+#include "../base/list.h"
+#include "../base/spin.h"
+#include "futex.h"
 
 static uint64_t self_thread_id(void)
 {
@@ -39,7 +41,7 @@ static uint64_t now_tick(void)
 int weft__shards_create(struct weft_runtime *rt)
 {
 	weft_shard_t *s;
-	if (posix_memalign((void **)&s, 64, sizeof *s * (size_t)rt->nbase))
+	if (posix_memalign((void **)&s, WEFT_CACHELINE, sizeof *s * (size_t)rt->nbase))
 		return -ENOMEM;
 	memset(s, 0, sizeof *s * (size_t)rt->nbase);
 	uint64_t now = now_tick();
@@ -295,12 +297,7 @@ static void timer_unlist(weft_timer_t *t)
 	struct weft_runtime *rt = t->rt;
 	pthread_mutex_lock(&rt->user_timers_lock);
 	assert((t->prev == NULL) == (rt->user_timers == t) && (!t->next_timer || t->next_timer->prev == t));
-	if (t->prev)
-		t->prev->next_timer = t->next_timer;
-	else
-		rt->user_timers = t->next_timer;
-	if (t->next_timer)
-		t->next_timer->prev = t->prev;
+	WEFT_LIST_UNLINK(rt->user_timers, t, next_timer, prev);
 	pthread_mutex_unlock(&rt->user_timers_lock);
 }
 
@@ -398,10 +395,7 @@ int weft_timer_start(weft_timer_t **out, weft_time_t first, weft_time_t period, 
 	t->period = period;
 	t->rt = rt;
 	pthread_mutex_lock(&rt->user_timers_lock);
-	t->next_timer = rt->user_timers;
-	if (t->next_timer)
-		t->next_timer->prev = t;
-	rt->user_timers = t;
+	WEFT_LIST_PUSH(rt->user_timers, t, next_timer, prev);
 	pthread_mutex_unlock(&rt->user_timers_lock);
 	*out = t;
 	/* Arm in the runtime held above, not the one current now: a plain
