@@ -124,6 +124,10 @@ int weft_spawn(weft_task_t *out, weft_fn_t fn, void *arg, const weft_spawn_opts_
  * WEFT_STEP_DONE, so that call may free it (a detached task that owns its
  * state). Same errors as weft_spawn. */
 int weft_spawn_step(weft_task_t *out, weft_step_fn_t step, void *state, const weft_spawn_opts_t *opts);
+/* Go's `go f(x)`: a detached coroutine running fn(arg) on the current
+ * runtime (the default one from a plain thread), with the default stack.
+ * Same errors as weft_spawn. */
+int weft_go(weft_fn_t fn, void *arg);
 
 /* Wait for t to finish and get its result (may be NULL). From a task it parks;
  * from a plain thread it blocks the thread. Errors: -ESRCH (no such task, or

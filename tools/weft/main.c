@@ -147,7 +147,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (strcmp(argv[1], "version") == 0) {
-		printf("weft %d.%d.%d\n", WEFT_VERSION_MAJOR, WEFT_VERSION_MINOR, WEFT_VERSION_PATCH);
+		printf("weft %s\n", weft_version_string()); /* the library's, not the header's */
 		return 0;
 	}
 	if (strcmp(argv[1], "demo") == 0) {
