@@ -199,8 +199,11 @@ void *weft_tls_get(weft_tls_key_t key);
 int weft_group_create(weft_group_t **out, bool cancel_on_error);
 /* Wait until every member has finished. Returns 0, or the first failure
  * (negative errno) reported by a member; -ECANCELED if the waiter itself is
- * cancelled. */
+ * cancelled; -ETIMEDOUT from weft_group_wait_until when the deadline passes
+ * first (a past deadline polls); -EPERM in a stackless task. From a plain
+ * thread it blocks the thread. */
 int weft_group_wait(weft_group_t *g);
+int weft_group_wait_until(weft_group_t *g, weft_time_t deadline);
 /* Cancel every member still running. */
 int weft_group_cancel(weft_group_t *g);
 /* Free the group. -EBUSY if members are still running. */
