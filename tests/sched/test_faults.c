@@ -468,7 +468,7 @@ static void *wide_select(void *a)
 		TCHECK_EQ(weft_chan_create(&ch[i], sizeof(long), 0), 0);
 		c[i] = (weft_select_case_t){.ch = ch[i], .op = WEFT_SELECT_RECV, .buf = &v[i]};
 	}
-	TCHECK_EQ(weft_select(c, N, weft_now() + WEFT_MSEC, false), -ETIMEDOUT);
+	TCHECK_EQ(weft_select(c, N, weft_now() + WEFT_MSEC), -ETIMEDOUT);
 	for (int i = 0; i < N; i++)
 		TCHECK_EQ(weft_chan_release(ch[i]), 0);
 	return NULL;
