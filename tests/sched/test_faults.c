@@ -615,7 +615,7 @@ static void test_dump_and_stats_on_bad_descriptors(void **state)
 	close(ro);
 	assert_int_equal(weft_stats(rt, NULL), -EINVAL);
 	assert_int_equal(weft_runtime_stop(rt), 0);
-	weft_stats_t s;
+	weft_stats_t s = {0};
 	assert_int_equal(weft_stats(rt, &s), -ESHUTDOWN); /* a stopped runtime */
 	assert_int_equal(weft_task_dump(rt, 2), -ESHUTDOWN);
 }
