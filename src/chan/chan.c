@@ -58,6 +58,7 @@
  */
 #include "chan_impl.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,8 +72,18 @@ void chan_lock(weft_chan_t *ch)
 	weft__spin_lock(&ch->lock);
 }
 
+/* For assert(), under the lock: each queue is empty exactly when its count
+ * says so (counts change only under the lock), and the unbounded buffer
+ * holds no more than its capacity. */
+#define QUEUES_SANE(ch)                                                                                            \
+	(((ch)->recvq == NULL) == (atomic_load_explicit(&(ch)->nrecvw, memory_order_relaxed) == 0) &&              \
+	 ((ch)->sendq == NULL) == (atomic_load_explicit(&(ch)->nsendw, memory_order_relaxed) == 0) &&              \
+	 ((ch)->kind != CHAN_UNBOUNDED || (UNBOUNDED(ch)->len <= UNBOUNDED(ch)->cap &&                             \
+					  (UNBOUNDED(ch)->cap == 0 || UNBOUNDED(ch)->head < UNBOUNDED(ch)->cap))))
+
 void chan_unlock(weft_chan_t *ch)
 {
+	assert(chan_locked(ch) && QUEUES_SANE(ch));
 	weft__spin_unlock(&ch->lock);
 }
 
@@ -81,6 +92,9 @@ void chan_wake_claimed(chan_wakes *wk)
 	chan_waiter *w = wk->head;
 	wk->head = NULL;
 	while (w) {
+		/* Claimed (so unqueued, and put until its finish) and given a
+		 * status by its claimer. */
+		assert(!w->queued && w->status != W_WAITING);
 		/* Read before the wake: the node may vanish with it. */
 		chan_waiter *next = w->next;
 		weft_waker_t k = w->waker;
@@ -133,6 +147,7 @@ int weft_chan_retain(weft_chan_t *ch)
 {
 	if (!ch)
 		return -EINVAL;
+	assert(atomic_load_explicit(&ch->refs, memory_order_relaxed) > 0); /* the caller holds one */
 	atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
 	return 0;
 }
@@ -140,7 +155,12 @@ int weft_chan_retain(weft_chan_t *ch)
 void chan_unref(weft_chan_t *ch)
 {
 	/* acq_rel: the last owner sees every other owner's writes before freeing. */
-	if (atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) == 1) {
+	uint32_t was = atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel);
+	assert(was > 0); /* never below zero */
+	if (was == 1) {
+		/* Nobody waits on a channel nobody holds: each waiter's call
+		 * holds a reference (its caller's, or its own). */
+		assert(ch->recvq == NULL && ch->sendq == NULL);
 		if (ch->kind == CHAN_UNBOUNDED)
 			free(UNBOUNDED(ch)->buf);
 		free(ch);
@@ -201,6 +221,8 @@ static inline bool waiters_before_publish(weft_chan_t *ch, _Atomic uint32_t *wai
 {
 	if (!atomic_load(waiters))
 		return false;
+	assert(!locked || chan_locked(ch));
+	assert(atomic_load_explicit(&ch->refs, memory_order_relaxed) > 0); /* the caller's */
 	if (!locked) /* (a caller holding the lock holds a reference already) */
 		atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
 	return true;
@@ -227,6 +249,10 @@ static int ring_put(weft_chan_t *ch, const void *v, bool locked, bool *notify)
 			 * (the top comment); a locked instruction on x86 either way. */
 			if (atomic_compare_exchange_weak_explicit(&b->tail, &pos, pos + 1, memory_order_seq_cst,
 								  memory_order_relaxed)) {
+				/* The slot was free for pos: the receive of pos - cap
+				 * has moved head past it, so with ours the ring holds
+				 * at most cap elements. */
+				assert(pos + 1 - atomic_load_explicit(&b->head, memory_order_relaxed) <= b->cap);
 				/* The load half, before the element is published: once
 				 * it is, a receiver may take it and release the channel. */
 				*notify = waiters_before_publish(ch, &ch->nrecvw, locked);
@@ -262,6 +288,9 @@ static int ring_get(weft_chan_t *ch, void *out, bool locked, bool *notify)
 			/* seq_cst: the store half of the protocol with waiting senders. */
 			if (atomic_compare_exchange_weak_explicit(&b->head, &pos, pos + 1, memory_order_seq_cst,
 								  memory_order_relaxed)) {
+				/* The slot held the element of pos: its send moved
+				 * tail past pos before publishing it. */
+				assert((atomic_load_explicit(&b->tail, memory_order_relaxed) & ~CHAN_CLOSED_BIT) > pos);
 				*notify = waiters_before_publish(ch, &ch->nsendw, locked);
 				copy_elem(out, s->data, ch->esize);
 				/* release: the sender of the next lap sees the slot free. */
@@ -290,6 +319,15 @@ static chan_waiter **queue_of(weft_chan_t *ch, bool send)
 
 void chan_enqueue_waiter(weft_chan_t *ch, chan_waiter *w, bool send)
 {
+	assert(chan_locked(ch) && QUEUES_SANE(ch));
+	/* A fresh node, of an open wait, single only if alone in its wait. */
+	assert(!w->queued && w->status == W_WAITING && (!w->single || w->index == 0));
+	assert(atomic_load_explicit(chan_waiter_done(w), memory_order_relaxed) == 0);
+	/* Under the lock a case of a closed channel completes (-EPIPE, or a
+	 * buffered element), and an unbounded channel's send always does;
+	 * its receive waits only on an empty buffer. */
+	assert(!atomic_load_explicit(&ch->closed, memory_order_relaxed));
+	assert(ch->kind != CHAN_UNBOUNDED || (!send && UNBOUNDED(ch)->len == 0));
 	chan_waiter **q = queue_of(ch, send);
 	chan_waiter *head = *q;
 	if (!head) {
@@ -312,13 +350,17 @@ void chan_enqueue_waiter(weft_chan_t *ch, chan_waiter *w, bool send)
 		atomic_store(cnt, v);
 	else
 		atomic_store_explicit(cnt, v, memory_order_relaxed);
+	assert(QUEUES_SANE(ch));
 }
 
 void chan_dequeue_waiter(weft_chan_t *ch, chan_waiter *w, bool send)
 {
+	assert(chan_locked(ch));
 	if (!w->queued)
 		return;
 	chan_waiter **q = queue_of(ch, send);
+	assert(*q != NULL && w->next != NULL && w->prev != NULL && w->next->prev == w && w->prev->next == w);
+	assert(atomic_load_explicit(send ? &ch->nsendw : &ch->nrecvw, memory_order_relaxed) > 0);
 	if (w->next == w) {
 		*q = NULL;
 	} else {
@@ -331,6 +373,7 @@ void chan_dequeue_waiter(weft_chan_t *ch, chan_waiter *w, bool send)
 	w->queued = false;
 	_Atomic uint32_t *cnt = send ? &ch->nsendw : &ch->nrecvw;
 	atomic_store_explicit(cnt, atomic_load_explicit(cnt, memory_order_relaxed) - 1, memory_order_relaxed);
+	assert(QUEUES_SANE(ch));
 }
 
 /* Under the lock: pop waiters until one can be claimed; NULL if none. The
@@ -342,11 +385,14 @@ void chan_dequeue_waiter(weft_chan_t *ch, chan_waiter *w, bool send)
  * unqueued, with nothing delivered, when it cleans up. */
 static chan_waiter *claim_waiter(weft_chan_t *ch, bool send)
 {
+	assert(chan_locked(ch));
 	chan_waiter **q = queue_of(ch, send);
 	while (*q) {
 		chan_waiter *w = *q;
 		chan_dequeue_waiter(ch, w, send);
 		if (w->single) {
+			/* Queued until now, so nobody has claimed it. */
+			assert(atomic_load_explicit(&w->done, memory_order_relaxed) == 0);
 			/* Unqueued under the lock: ours among wakers (chan_impl.h).
 			 * The plain store only tells a task run again without this
 			 * wake (a stackless op) that it was taken. */
@@ -356,14 +402,18 @@ static chan_waiter *claim_waiter(weft_chan_t *ch, bool send)
 			if (!atomic_compare_exchange_strong(chan_waiter_done(w), &zero, 1))
 				continue;
 		}
-		if (weft_unpark_claim(w->waker))
+		if (weft_unpark_claim(w->waker)) {
+			/* Ours alone now: no other waker has given it a status. */
+			assert(w->status == W_WAITING);
 			return w;
+		}
 	}
 	return NULL;
 }
 
 static inline void add_wake(chan_wakes *wk, chan_waiter *w)
 {
+	assert(!w->queued && w->status != W_WAITING);
 	w->next = wk->head;
 	wk->head = w;
 }
@@ -385,7 +435,8 @@ void chan_notify_one(weft_chan_t *ch, bool send, chan_wakes *wk)
 static void after_ring_op(weft_chan_t *ch, bool send_waiters, chan_wakes *wk, bool notify)
 {
 	if (!notify)
-		return;
+		return; /* (ch may be gone already: nothing of it is read) */
+	assert(ch->kind == CHAN_BOUNDED && (!wk || chan_locked(ch)));
 	if (wk) {
 		chan_notify_one(ch, send_waiters, wk);
 		return;
@@ -418,6 +469,7 @@ static bool unbounded_grow(chan_unbounded *u)
 
 bool chan_try_send(weft_chan_t *ch, const void *v, int *res, chan_wakes *wk)
 {
+	assert(!wk || chan_locked(ch));
 	*res = 0;
 	if (ch->kind == CHAN_BOUNDED) {
 		bool notify = false;
@@ -450,6 +502,7 @@ bool chan_try_send(weft_chan_t *ch, const void *v, int *res, chan_wakes *wk)
 		if (u->len == u->cap && !unbounded_grow(u)) {
 			*res = -ENOMEM;
 		} else {
+			assert(u->len < u->cap);
 			memcpy(u->buf + ((u->head + u->len) % u->cap) * ch->esize, v, ch->esize);
 			u->len++;
 			if (ch->recvq)
@@ -465,6 +518,7 @@ bool chan_try_send(weft_chan_t *ch, const void *v, int *res, chan_wakes *wk)
 
 bool chan_try_recv(weft_chan_t *ch, void *out, int *res, chan_wakes *wk)
 {
+	assert(!wk || chan_locked(ch));
 	*res = 0;
 	if (ch->kind == CHAN_BOUNDED) {
 		bool notify = false;
@@ -494,6 +548,7 @@ bool chan_try_recv(weft_chan_t *ch, void *out, int *res, chan_wakes *wk)
 		}
 	} else if (UNBOUNDED(ch)->len) {
 		chan_unbounded *u = UNBOUNDED(ch);
+		assert(u->len <= u->cap && u->head < u->cap);
 		memcpy(out, u->buf + u->head * ch->esize, ch->esize);
 		u->head = (u->head + 1) % u->cap;
 		u->len--;
@@ -534,6 +589,7 @@ int weft_chan_close(weft_chan_t *ch)
 	/* A reference for the call: once closed is visible, a lock-free ring
 	 * operation may return -EPIPE and its caller release the channel while
 	 * this still holds the lock. */
+	assert(atomic_load_explicit(&ch->refs, memory_order_relaxed) > 0); /* the caller's */
 	atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
 	chan_wakes wk = CHAN_WAKES_INIT;
 	chan_lock(ch);
@@ -554,6 +610,9 @@ int weft_chan_close(weft_chan_t *ch)
 				add_wake(&wk, w);
 			}
 		}
+		/* Every waiter is claimed or dropped, and none can queue again
+		 * (see chan_enqueue_waiter). */
+		assert(ch->recvq == NULL && ch->sendq == NULL);
 	}
 	chan_unlock(ch);
 	chan_wake_claimed(&wk);

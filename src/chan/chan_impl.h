@@ -90,6 +90,9 @@ typedef struct chan_bounded {
 
 void chan_lock(weft_chan_t *ch);
 void chan_unlock(weft_chan_t *ch);
+/* For assert() only: whether ch's lock is held (by the caller, where a
+ * comment says "under the lock"; the spinlock records no owner). */
+#define chan_locked(ch) (atomic_load_explicit(&(ch)->lock, memory_order_relaxed) != 0)
 /* Drop a reference; the last one frees the channel. */
 void chan_unref(weft_chan_t *ch);
 

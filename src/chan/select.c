@@ -28,6 +28,7 @@
  */
 #include "chan_impl.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +64,7 @@ static bool try_case(weft_select_case_t *c, chan_wakes *wk)
 static void hold_all(weft_chan_t **chs, size_t k, int delta)
 {
 	for (size_t i = 0; i < k; i++) {
+		assert(atomic_load_explicit(&chs[i]->refs, memory_order_relaxed) > 0); /* the caller's, at least */
 		if (delta > 0)
 			atomic_fetch_add_explicit(&chs[i]->refs, 1, memory_order_relaxed);
 		else
@@ -84,13 +86,18 @@ static size_t lock_order(weft_select_case_t *c, size_t n, weft_chan_t **locks)
 		locks[j] = ch;
 		k++;
 	}
+	assert(k >= 1 && k <= n);
 	return k;
 }
 
 static void lock_all(weft_chan_t **locks, size_t k)
 {
-	for (size_t i = 0; i < k; i++)
+	for (size_t i = 0; i < k; i++) {
+		/* Address order, each channel once: no deadlock with another
+		 * select, no self-deadlock on a channel named twice. */
+		assert(i == 0 || (uintptr_t)locks[i - 1] < (uintptr_t)locks[i]);
 		chan_lock(locks[i]);
+	}
 }
 
 static void unlock_all(weft_chan_t **locks, size_t k)
@@ -104,9 +111,13 @@ static void unlock_all(weft_chan_t **locks, size_t k)
 static int recheck_buffered(weft_select_case_t *c, size_t n, const uint8_t *order, chan_waiter *nodes, chan_wakes *wk)
 {
 	_Atomic int *done = &nodes[0].done;
+	/* Every lock is held, so no waker has claimed the wait yet. */
+	assert(atomic_load_explicit(done, memory_order_relaxed) == 0);
 	bool any = false;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		assert(nodes[i].queued && nodes[i].index == i && chan_locked(c[i].ch));
 		any |= c[i].ch->kind == CHAN_BOUNDED;
+	}
 	if (!any)
 		return -1;
 	if (n == 1) {
@@ -129,6 +140,17 @@ static int recheck_buffered(weft_select_case_t *c, size_t n, const uint8_t *orde
 	atomic_store(done, 0);
 	return -1;
 }
+
+#ifndef NDEBUG
+/* For assert(): whether one of a wait's nodes has been given a status. */
+static bool status_set(const chan_waiter *nodes, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (nodes[i].status != W_WAITING)
+			return true;
+	return false;
+}
+#endif
 
 /* After a wake: withdraw, unqueue, and work out what happened. Returns a case
  * index, -EAGAIN to try again, or the park's error. */
@@ -161,8 +183,11 @@ static int resolve(weft_select_case_t *c, size_t n, chan_waiter *nodes, int r, w
 		withdrew = atomic_load(done) == 0 && atomic_compare_exchange_strong(done, &zero, 2);
 		lock_all(locks, k);
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		chan_dequeue_waiter(c[i].ch, &nodes[i], c[i].op == WEFT_SELECT_SEND);
+		/* A wait we withdrew from was claimed by nobody: no status. */
+		assert(!nodes[i].queued && (!withdrew || nodes[i].status == W_WAITING));
+	}
 	int out = r != 0 ? r : -EAGAIN;
 	chan_wakes wk = CHAN_WAKES_INIT;
 	if (!withdrew) {
@@ -176,6 +201,10 @@ static int resolve(weft_select_case_t *c, size_t n, chan_waiter *nodes, int r, w
 			if (st == W_NOTIFIED && r != 0) /* not taking it: pass it on */
 				chan_notify_one(c[i].ch, c[i].op == WEFT_SELECT_SEND, &wk);
 		}
+		/* A select parked (weft_park) until its wait ended: with 0, only
+		 * by a claimer's finish, which came after the status. (A
+		 * stackless op, n == 1, may run again on another wait's wake.) */
+		assert(n == 1 || r != 0 || out != -EAGAIN || status_set(nodes, n));
 	}
 	unlock_all(locks, k);
 	chan_wake_claimed(&wk);
@@ -222,6 +251,8 @@ static int select_wait(weft_select_case_t *c, size_t n, weft_time_t deadline, ui
 			chan_enqueue_waiter(c[i].ch, &nodes[i], c[i].op == WEFT_SELECT_SEND);
 		}
 		got = recheck_buffered(c, n, order, nodes, &wk);
+		/* The re-try that completed a case took every node out again. */
+		assert(got < 0 || !nodes[0].queued);
 		unlock_all(locks, nlocks);
 		chan_wake_claimed(&wk);
 		if (got >= 0) {
@@ -301,6 +332,7 @@ static bool wait_one_begin(weft_select_case_t *c, chan_waiter *node)
 		chan_enqueue_waiter(ch, node, c->op == WEFT_SELECT_SEND);
 		uint8_t order[1] = {0};
 		done = recheck_buffered(c, 1, order, node, &wk) >= 0;
+		assert(done == !node->queued); /* under the lock: nobody else took it */
 	}
 	chan_unlock(ch);
 	chan_wake_claimed(&wk);
@@ -372,6 +404,8 @@ static int step(weft_chan_t *ch, int op, void *buf, weft_chan_op_t *opaque)
 	chan_waiter *node = (chan_waiter *)opaque;
 	weft_select_case_t c = {.ch = ch, .op = op, .buf = buf};
 	if (node->registered) {
+		/* A registered op is that wait's single node. */
+		assert(node->single && node->index == 0);
 		node->registered = false;
 		int out = resolve(&c, 1, node, weft_park_result(), &ch, 1);
 		if (out != -EAGAIN)

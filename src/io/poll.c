@@ -124,6 +124,8 @@ static const weft_poller_ops_t io_ops;
  * in memory, so its waits do not pay for two shared atomics. */
 static inline void nwait_add(weft_io *io, long d)
 {
+	/* A wait leaving the count is in it: never below zero. */
+	assert(d > 0 || io->backend != BACKEND_EPOLL || atomic_load_explicit(&io->nwait, memory_order_relaxed) >= -d);
 	if (io->backend == BACKEND_EPOLL)
 		atomic_fetch_add_explicit(&io->nwait, d, d > 0 ? memory_order_seq_cst : memory_order_relaxed);
 }
@@ -154,6 +156,8 @@ io_slot *weft__io_slot(weft_io *io, int fd, bool create)
 
 static void unlink_waiter(io_slot *s, io_waiter *n)
 {
+	assert(slot_locked(s) && n->linked && s->head != NULL);
+	assert((n->prev == NULL) == (s->head == n) && (!n->next || n->next->prev == n));
 	if (n->prev)
 		n->prev->next = n->next;
 	else
@@ -165,6 +169,7 @@ static void unlink_waiter(io_slot *s, io_waiter *n)
 
 static void link_waiter(io_slot *s, io_waiter *n)
 {
+	assert(slot_locked(s) && !n->linked && (!s->head || s->head->prev == NULL));
 	n->next = s->head;
 	n->prev = NULL;
 	if (s->head)
@@ -177,9 +182,11 @@ static void link_waiter(io_slot *s, io_waiter *n)
  * negative status). */
 static int wake_matching(io_slot *s, uint32_t mask, int status)
 {
+	assert(slot_locked(s));
 	int woke = 0;
 	for (io_waiter *n = s->head, *next; n; n = next) {
 		next = n->next;
+		assert(n->linked && n->status == 0); /* nothing delivered to a linked waiter yet */
 		if (status < 0 || (n->match & mask)) {
 			unlink_waiter(s, n);
 			n->status = status < 0 ? status : (int)(mask & n->match);
@@ -198,6 +205,7 @@ static int wake_matching(io_slot *s, uint32_t mask, int status)
 /* Under the slot lock: count a report in the directions it ends waits of. */
 static void count_report(io_slot *s, uint32_t events)
 {
+	assert(slot_locked(s)); /* the counts are bumped under the lock only */
 	if (events & IN_EDGE_BITS)
 		atomic_store_explicit(&s->in_edges, atomic_load_explicit(&s->in_edges, memory_order_relaxed) + 1,
 				      memory_order_release);
@@ -208,6 +216,7 @@ static void count_report(io_slot *s, uint32_t events)
 
 int weft__io_report(io_slot *s, uint32_t events, uint32_t seen)
 {
+	assert(slot_locked(s));
 	if (events & seen)
 		atomic_fetch_or_explicit(&s->seen, events & seen, memory_order_relaxed);
 	/* Recorded even when it wakes someone: another task may have had
@@ -553,6 +562,7 @@ static int wait_begin(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t ev
 	if (io->backend == BACKEND_URING && !weft__uring_arm(io, s, fd, gen, events, !foreign)) {
 		unlink_waiter(s, n);
 		slot_unlock(s);
+		assert(io->backend != BACKEND_EPOLL); /* so no waiter count to give back */
 		return WAIT_NOROOM;
 	}
 #else
@@ -570,11 +580,15 @@ static int wait_end(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t even
 	nwait_add(io, -1);
 	/* Woken (e == 0): whoever woke us unlinked us first and handed us the
 	 * bits (wake_matching), so there is nothing to undo. */
-	if (e == 0 && !(foreign && io->backend == BACKEND_URING))
+	if (e == 0 && !(foreign && io->backend == BACKEND_URING)) {
+		assert(!n->linked && n->status != 0);
 		return n->status;
+	}
 	slot_lock(s);
 	if (n->linked)
 		unlink_waiter(s, n);
+	/* Unlinked by a report (a status) or by us (none yet). */
+	assert(!n->linked);
 #ifdef WEFT_HAVE_URING
 	if (foreign && io->backend == BACKEND_URING)
 		weft__uring_disarm(io, s, fd, gen, events);
@@ -644,6 +658,7 @@ static int own_slot(weft_io *io, io_slot *s, int fd, unsigned how)
 			      memory_order_release);
 	s->armed = 0; /* polls of an earlier file are ignored (their generation is old) */
 	wake_matching(s, 0, -EBADF); /* waiters of a file that had this number */
+	assert(s->head == NULL);
 	slot_unlock(s);
 	/* epoll: register for good; io_uring arms its poll at the first wait. */
 	int r = io->backend == BACKEND_EPOLL ? weft__epoll_register(io, fd, gen) : 0;
@@ -837,6 +852,7 @@ int weft__io_step_finish(weft_io_op_t *opaque)
 {
 	io_op *op = (io_op *)opaque;
 	uint8_t state = op->state;
+	assert(state == OP_IDLE || state == OP_PARKED || state == OP_RETRY);
 	op->state = OP_IDLE;
 	if (state == OP_RETRY)
 		return (int)op->events;
@@ -845,7 +861,8 @@ int weft__io_step_finish(weft_io_op_t *opaque)
 	int e = weft_park_result();
 	weft_io *io = io_peek();
 	io_slot *s = io ? weft__io_slot(io, op->fd, false) : NULL;
-	if (!s) /* cannot be: the slot was linked into */
+	assert(s != NULL); /* the slot was linked into, in this runtime's poller */
+	if (!s)
 		return e < 0 ? e : op->n.status;
 	return wait_end(io, s, op->fd, op->gen, op->events, op->foreign, &op->n, e);
 }
@@ -854,6 +871,8 @@ int weft__io_step_finish(weft_io_op_t *opaque)
 static int step_begin(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, bool foreign,
 		      const io_mark *since, weft_time_t deadline, io_op *op)
 {
+	/* Every _step call finished the op's last wait first (weft__io_step_finish). */
+	assert(op->state == OP_IDLE && !weft_can_park());
 	op->n.waker = weft_park_prepare();
 	int r = wait_begin(io, s, fd, gen, events, foreign, since, &op->n);
 	if (r == WAIT_NOROOM) { /* come back after the others (and the poller) ran */
@@ -1014,6 +1033,7 @@ static void slot_close(weft_io *io, int fd)
 	atomic_store_explicit(&s->flags, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->ready, 0, memory_order_relaxed);
 	wake_matching(s, 0, -EBADF);
+	assert(s->head == NULL); /* every waiter of the old generation is gone */
 #ifdef WEFT_HAVE_URING
 	if (io->backend == BACKEND_URING && weft__uring_close(io, s, fd, gen) && weft_can_park()) {
 		closer.waker = weft_park_prepare();

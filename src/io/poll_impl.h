@@ -81,6 +81,10 @@ static inline void slot_unlock(io_slot *s)
 	atomic_store_explicit(&s->lock, 0, memory_order_release);
 }
 
+/* For assert() only: whether s's lock is held (by the caller, where a
+ * comment says "under the slot lock"; the spinlock records no owner). */
+#define slot_locked(s) (atomic_load_explicit(&(s)->lock, memory_order_relaxed) != 0)
+
 static inline uint64_t slot_data(int fd, uint32_t gen)
 {
 	return (uint64_t)(gen & GEN_MASK) << 32 | (uint32_t)fd;

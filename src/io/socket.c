@@ -15,6 +15,7 @@
 #include "io_impl.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -48,6 +49,7 @@
 		if (e_ != EAGAIN && e_ != EWOULDBLOCK)                        \
 			return -e_;                                           \
 		int w_ = (wait);                                              \
+		assert(w_ != 0); /* a ready mask, or an error */              \
 		if (w_ < 0)                                                   \
 			return w_;                                            \
 	}
@@ -303,6 +305,8 @@ static int read_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, weft_time_t 
 static ssize_t read_slot(weft_io *io, io_slot *s, int fd, void *buf, size_t len, weft_time_t deadline,
 			 weft_io_op_t *op)
 {
+	/* Coroutines park (no op); stackless tasks register in op. */
+	assert((op != NULL) == !weft_can_park() && len > 0);
 	uint32_t gen = atomic_load_explicit(&s->gen, memory_order_acquire);
 	for (;;) {
 		/* Drained, and no report for readers since the read that drained
@@ -314,6 +318,7 @@ static ssize_t read_slot(weft_io *io, io_slot *s, int fd, void *buf, size_t len,
 		if (drained && !atomic_load_explicit(&s->seen, memory_order_relaxed)) {
 			io_mark since = {.in = at, .valid = true};
 			int w = read_wait(io, s, fd, gen, deadline, op, &since);
+			assert(w != 0);
 			if (w < 0)
 				return w;
 		}
@@ -326,6 +331,7 @@ static ssize_t read_slot(weft_io *io, io_slot *s, int fd, void *buf, size_t len,
 			atomic_fetch_or_explicit(&s->flags, IO_NOTSOCK, memory_order_relaxed);
 			continue;
 		}
+		assert(n < 0 || (size_t)n <= len);
 		if (n == 0 || (size_t)n == len) { /* end of file persists: no report would come */
 			if (f & IO_DRAINED)
 				atomic_fetch_and_explicit(&s->flags, ~IO_DRAINED, memory_order_relaxed);
@@ -351,6 +357,7 @@ static ssize_t read_slot(weft_io *io, io_slot *s, int fd, void *buf, size_t len,
 				atomic_fetch_or_explicit(&s->flags, IO_DRAINED, memory_order_relaxed);
 			io_mark since = {.in = edges, .valid = true};
 			int w = read_wait(io, s, fd, gen, deadline, op, &since);
+			assert(w != 0);
 			if (w < 0)
 				return w;
 			continue;
@@ -402,6 +409,7 @@ static ssize_t write_slot(weft_io *io, io_slot *s, int fd, const void *buf, size
 		io_mark m = weft__io_slot_mark(s);
 		bool notsock = atomic_load_explicit(&s->flags, memory_order_relaxed) & IO_NOTSOCK;
 		ssize_t n = notsock ? IO_NOSIGPIPE(write(fd, buf, len)) : sys_send(fd, buf, len);
+		assert(n < 0 || (size_t)n <= len);
 		if (n >= 0)
 			return n;
 		int e = errno;
@@ -414,6 +422,7 @@ static ssize_t write_slot(weft_io *io, io_slot *s, int fd, const void *buf, size
 		if (e != EAGAIN && e != EWOULDBLOCK)
 			return -e;
 		int w = weft__io_slot_wait(io, s, fd, gen, POLLOUT, deadline, &m);
+		assert(w != 0);
 		if (w < 0)
 			return w;
 	}
@@ -454,6 +463,7 @@ ssize_t weft_read_full(int fd, void *buf, size_t len, weft_time_t deadline, size
 	ssize_t r = (ssize_t)len;
 	while (got < len) {
 		ssize_t n = weft_read(fd, (char *)buf + got, len - got, deadline);
+		assert(n <= (ssize_t)(len - got)); /* never past the buffer */
 		if (n <= 0) {
 			r = n < 0 ? n : got == 0 ? 0 : -EPROTO;
 			break;
@@ -475,6 +485,7 @@ ssize_t weft_write_all(int fd, const void *buf, size_t len, weft_time_t deadline
 	ssize_t r = (ssize_t)len;
 	while (put < len) {
 		ssize_t n = weft_write(fd, (const char *)buf + put, len - put, deadline);
+		assert(n <= (ssize_t)(len - put));
 		if (n < 0) {
 			r = n;
 			break;
@@ -515,6 +526,7 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, weft_t
 		size_t chunk = count - sent > (1u << 30) ? (1u << 30) : count - sent;
 		io_mark m = weft__io_mark(out_fd);
 		ssize_t n = IO_NOSIGPIPE(sendfile(out_fd, in_fd, offset, chunk)); /* no MSG_NOSIGNAL here */
+		assert(n <= (ssize_t)chunk);
 		if (n > 0) {
 			sent += (size_t)n;
 			continue;
@@ -527,9 +539,11 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, weft_t
 		if (e != EAGAIN && e != EWOULDBLOCK)
 			return sent ? (ssize_t)sent : -e;
 		int w = weft__io_wait(out_fd, POLLOUT, deadline, &m);
+		assert(w != 0);
 		if (w < 0)
 			return sent ? (ssize_t)sent : w;
 	}
+	assert(sent <= count);
 	return (ssize_t)sent;
 }
 
@@ -635,6 +649,7 @@ int weft_getaddrinfo(const char *host, const char *service, const struct addrinf
 		return r;
 	}
 	r = gai_errno(j.rc, j.err);
+	assert(r != 0 || j.res != NULL); /* a lookup that succeeds finds something */
 	if (r == 0)
 		*res = j.res;
 	return r;
@@ -734,6 +749,7 @@ static int unix_addr(const char *path, struct sockaddr_un *sa, socklen_t *len)
 	} else {
 		*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
 	}
+	assert(*len <= sizeof *sa);
 	return 0;
 }
 

@@ -17,6 +17,7 @@
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "../arch/context.h"
 #include "../time/wheel.h"
@@ -35,6 +36,19 @@
 /* Hints for the compiler (and the reader). */
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* For assert() only: whether the calling thread holds m. glibc records the
+ * owner's thread id in a mutex it locks (unless lock elision is switched on,
+ * which it is not by default); with another C library the check passes. */
+static inline bool weft__mutex_held(pthread_mutex_t *m)
+{
+#ifdef __GLIBC__
+	return m->__data.__owner == gettid();
+#else
+	(void)m;
+	return true;
+#endif
+}
 
 /* ------------------------------------------------------------------ parker */
 

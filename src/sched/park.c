@@ -164,6 +164,16 @@ static weft_parker_t *current_parker(weft_task **task)
 	return thread_parker();
 }
 
+/* For assert(): whether a parker's owner, running, may open a new wait
+ * over state s: it is not parked (it runs), and no waker has claimed its
+ * last wait without finishing it (a claimed wait ends only by
+ * weft_unpark_finish, whose CAS needs the claimed epoch; its owner parks
+ * until then). The epoch stays below 2^48 (internal.h), so it fits its
+ * field and never meets the thread bit of a waker. */
+#define PRIOR_WAIT_OVER(s)                                               \
+	(WEFT_PS_PHASE(s) != WEFT_PH_PARKED && !((s)&WEFT_PS_CLAIMED) && \
+	 WEFT_PS_EPOCH(s) + 1 < ((uint64_t)1 << 48))
+
 weft_waker_t weft_park_prepare(void)
 {
 	weft_task *t;
@@ -171,6 +181,7 @@ weft_waker_t weft_park_prepare(void)
 	if (unlikely(!p))
 		return (weft_waker_t){0}; /* its park returns -ENOMEM */
 	uint64_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
+	assert(PRIOR_WAIT_OVER(s));
 	uint64_t e = WEFT_PS_EPOCH(s) + 1;
 	atomic_store_explicit(&p->state, WEFT_PS(e, 0, WEFT_PH_OPEN), memory_order_release);
 	if (t && unlikely(atomic_load_explicit(&t->flags, memory_order_relaxed) & WEFT_TF_CANCELLED)) {
@@ -195,6 +206,7 @@ weft_waker_t weft_park_prepare_uncancellable(void)
 	if (unlikely(!p))
 		return (weft_waker_t){0};
 	uint64_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
+	assert(PRIOR_WAIT_OVER(s));
 	uint64_t e = WEFT_PS_EPOCH(s) + 1;
 	atomic_store_explicit(&p->state, WEFT_PS(e, 0, WEFT_PH_OPEN) | WEFT_PS_NOCANCEL, memory_order_release);
 	return (weft_waker_t){.parker = p, .epoch = t ? e : e | WEFT_WAKER_THREAD};
@@ -204,8 +216,16 @@ _Atomic(void (*)(void)) weft__unpark_hook;
 
 static void woke(weft_waker_t w, uint64_t s);
 
+/* For assert(): a wait's result lives in one byte of the state word
+ * (WEFT_PS); whether parker p's current wait is `epoch` and in `phase`. */
+#define RESULT_FITS(r) ((r) <= 0 && (r) >= -255)
+#define WAIT_IS(p, epoch, phase)                                                              \
+	(WEFT_PS_EPOCH(atomic_load_explicit(&(p)->state, memory_order_relaxed)) == (epoch) && \
+	 WEFT_PS_PHASE(atomic_load_explicit(&(p)->state, memory_order_relaxed)) == (phase))
+
 bool weft_unpark(weft_waker_t w, int reason)
 {
+	assert(RESULT_FITS(reason));
 	weft_parker_t *p = w.parker;
 	if (!p)
 		return false;
@@ -247,6 +267,7 @@ bool weft_unpark_claim(weft_waker_t w)
 
 void weft_unpark_finish(weft_waker_t w, int reason)
 {
+	assert(RESULT_FITS(reason));
 	weft_parker_t *p = w.parker;
 	uint64_t epoch = w.epoch & ~WEFT_WAKER_THREAD;
 	uint64_t s = atomic_load(&p->state);
@@ -263,8 +284,15 @@ void weft_unpark_finish(weft_waker_t w, int reason)
 static void woke(weft_waker_t w, uint64_t s)
 {
 	weft_parker_t *p = w.parker;
+	/* s is the state our CAS replaced: the wait was open or parked, its
+	 * epoch ours. */
+	assert(WEFT_PS_EPOCH(s) == (w.epoch & ~WEFT_WAKER_THREAD));
+	assert(WEFT_PS_PHASE(s) == WEFT_PH_OPEN || WEFT_PS_PHASE(s) == WEFT_PH_PARKED);
 	if (WEFT_PS_PHASE(s) == WEFT_PH_PARKED) {
 		if (!(w.epoch & WEFT_WAKER_THREAD)) {
+			/* Parked, so the owner cannot have opened another wait:
+			 * ours is still the one that ended. */
+			assert(WAIT_IS(p, WEFT_PS_EPOCH(s), WEFT_PH_WOKEN));
 			weft__ready((weft_task *)p);
 		} else {
 			/* The thread may have returned from its wait already; its
@@ -280,6 +308,8 @@ static void woke(weft_waker_t w, uint64_t s)
 
 int weft__park_commit(weft_task *t)
 {
+	/* On the worker, the task just off its stack (or out of its step). */
+	assert(weft__self_worker != NULL && weft__self_worker->cur == NULL);
 	uint64_t s = atomic_load_explicit(&t->park.state, memory_order_relaxed);
 	uint64_t parked;
 	/* OPEN -> PARKED, keeping the flags: a claim (CLAIMED) may come in
@@ -295,6 +325,9 @@ int weft__park_commit(weft_task *t)
 		uint64_t woken = WEFT_PS(WEFT_PS_EPOCH(parked), -ECANCELED, WEFT_PH_WOKEN);
 		if (atomic_compare_exchange_strong(&t->park.state, &parked, woken))
 			return 0; /* ended here: the caller runs it again */
+		/* Lost to a waker: its unpark ended the wait (and made the task
+		 * ready), or its claim did (and its finish will). */
+		assert(WEFT_PS_PHASE(parked) == WEFT_PH_WOKEN || (parked & WEFT_PS_CLAIMED));
 	}
 	return 1;
 }
@@ -322,6 +355,7 @@ void weft__park_timer_fire(weft_tentry_t *e)
 
 static int park_thread(weft_parker_t *p, weft_waker_t w, weft_time_t deadline)
 {
+	assert(w.epoch & WEFT_WAKER_THREAD);
 	uint64_t epoch = w.epoch & ~WEFT_WAKER_THREAD;
 	uint64_t s = atomic_load(&p->state);
 	/* OPEN -> PARKED, keeping the flags; a claim may set CLAIMED meanwhile,
@@ -346,6 +380,9 @@ static int park_thread(weft_parker_t *p, weft_waker_t w, weft_time_t deadline)
 		struct timespec ts = weft__ts_of(deadline - now);
 		weft__futex_wait(state_futex(p), (uint32_t)s, &ts);
 	}
+	/* Only the owner opens a wait: its own one has ended (a waker of
+	 * an older wait passed in returns at once, with the current result). */
+	assert(WEFT_PS_EPOCH(s) != epoch || WEFT_PS_PHASE(s) == WEFT_PH_WOKEN);
 	return current_result(p);
 }
 
@@ -381,8 +418,13 @@ int weft__park_on(weft_waker_t w, weft_time_t deadline, int what)
 			weft__tentry_arm(&pt.e, deadline, weft__park_timer_fire);
 		}
 	}
+	assert(t == weft__self_worker->cur);
 	weft__self_worker->wait_what = (uint8_t)what;
 	weft__switch_to_sched(weft__self_worker, WEFT_ACT_PARK);
+	/* Resumed: only the end of this wait makes the task run again (a
+	 * waker's ready, or the commit finding it ended), and the owner alone
+	 * opens the next one. */
+	assert(WAIT_IS(p, w.epoch, WEFT_PH_WOKEN));
 	if (timed)
 		weft__tentry_cancel(&pt.e);
 	return current_result(p);
@@ -435,13 +477,20 @@ void weft_waitq_lock(weft_waitq_t *q)
 	weft__spin_lock((_Atomic uint32_t *)&q->lock);
 }
 
+/* For assert(): q's lock is held (by the caller, in an "Under the lock"
+ * function), and its list and length agree. */
+#define WAITQ_LOCKED(q) weft__spin_held((_Atomic uint32_t *)&(q)->lock)
+#define WAITQ_SANE(q) (((q)->head == NULL) == ((q)->tail == NULL) && ((q)->head == NULL) == ((q)->len == 0))
+
 void weft_waitq_unlock(weft_waitq_t *q)
 {
+	assert(WAITQ_LOCKED(q) && WAITQ_SANE(q));
 	weft__spin_unlock((_Atomic uint32_t *)&q->lock);
 }
 
 void weft_waitq_push(weft_waitq_t *q, weft_waitq_node_t *n)
 {
+	assert(WAITQ_LOCKED(q) && WAITQ_SANE(q));
 	n->waker = weft_park_prepare();
 	n->status = 0;
 	n->next = NULL;
@@ -457,6 +506,8 @@ void weft_waitq_push(weft_waitq_t *q, weft_waitq_node_t *n)
 
 static void unlink_node(weft_waitq_t *q, weft_waitq_node_t *n)
 {
+	assert(WAITQ_LOCKED(q) && n->queued && q->len > 0);
+	assert((n->prev == NULL) == (q->head == n) && (n->next == NULL) == (q->tail == n));
 	if (n->prev)
 		n->prev->next = n->next;
 	else
@@ -468,10 +519,12 @@ static void unlink_node(weft_waitq_t *q, weft_waitq_node_t *n)
 	n->next = n->prev = NULL;
 	n->queued = false;
 	q->len--;
+	assert(WAITQ_SANE(q));
 }
 
 weft_waitq_node_t *weft_waitq_pop(weft_waitq_t *q)
 {
+	assert(WAITQ_LOCKED(q) && WAITQ_SANE(q));
 	weft_waitq_node_t *n = q->head;
 	if (n)
 		unlink_node(q, n);

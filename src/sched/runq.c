@@ -30,9 +30,16 @@
  * gq_len is read without the lock as a hint.
  */
 #include "internal.h"
+
+#include <assert.h>
+
 #include "spin.h"
 
 #define MASK (WEFT_RUNQ_SIZE - 1)
+
+/* For assert(): what may enter a queue is a runnable task (each made
+ * runnable once per wake: ready, yield, a park that did not happen). */
+#define QUEUEABLE(t) (WEFT_RS_STATE(atomic_load_explicit(&(t)->run_state, memory_order_relaxed)) == WEFT_RS_RUNNABLE)
 
 uint32_t weft__runq_len(weft_worker *w)
 {
@@ -55,6 +62,7 @@ static bool runq_put_slow(weft_worker *w, weft_task *t, uint32_t h, uint32_t tai
 {
 	enum { HALF = WEFT_RUNQ_SIZE / 2 };
 	weft_task *batch[HALF + 1];
+	assert(tail - h <= WEFT_RUNQ_SIZE);
 	if (tail - h != WEFT_RUNQ_SIZE)
 		return false;
 	for (uint32_t i = 0; i < HALF; i++)
@@ -76,6 +84,7 @@ static bool runq_put_slow(weft_worker *w, weft_task *t, uint32_t h, uint32_t tai
  * else needs waking), RUNQ_RING, or RUNQ_GLOBAL (the ring overflowed). */
 int weft__runq_put(weft_worker *w, weft_task *t, bool next)
 {
+	assert(w == weft__self_worker && t != NULL && QUEUEABLE(t));
 	if (next) {
 		/* Only the owner stores a task into the slot; thieves only take
 		 * one out (CAS to NULL). So an empty slot stays empty until we fill
@@ -94,6 +103,9 @@ int weft__runq_put(weft_worker *w, weft_task *t, bool next)
 	for (;;) {
 		uint32_t h = atomic_load_explicit(&w->head, memory_order_acquire);
 		uint32_t tail = atomic_load_explicit(&w->tail, memory_order_relaxed);
+		/* Only we move tail, and head never passes it: an older head
+		 * (thieves move it on) is at most a ring behind. */
+		assert(tail - h <= WEFT_RUNQ_SIZE);
 		if (tail - h < WEFT_RUNQ_SIZE) {
 			atomic_store_explicit(&w->buf[tail & MASK], t, memory_order_relaxed);
 			/* release: a thief that acquires tail sees the slot and the task. */
@@ -108,6 +120,7 @@ int weft__runq_put(weft_worker *w, weft_task *t, bool next)
 /* Pop (owner only): the next-task slot first, unless it has had its streak. */
 weft_task *weft__runq_get(weft_worker *w)
 {
+	assert(w == weft__self_worker);
 	if (w->runnext_streak < WEFT_RUNNEXT_STREAK && atomic_load_explicit(&w->runnext, memory_order_relaxed)) {
 		weft_task *t = atomic_exchange_explicit(&w->runnext, NULL, memory_order_acq_rel);
 		if (t) {
@@ -119,6 +132,7 @@ weft_task *weft__runq_get(weft_worker *w)
 	for (;;) {
 		uint32_t h = atomic_load_explicit(&w->head, memory_order_acquire);
 		uint32_t tail = atomic_load_explicit(&w->tail, memory_order_relaxed);
+		assert(tail - h <= WEFT_RUNQ_SIZE);
 		if (h == tail)
 			break;
 		weft_task *t = atomic_load_explicit(&w->buf[h & MASK], memory_order_relaxed);
@@ -137,11 +151,13 @@ weft_task *weft__runq_get(weft_worker *w)
  * Returns how many were taken. */
 uint32_t weft__runq_steal(weft_worker *thief, weft_worker *victim, bool take_next)
 {
+	assert(thief == weft__self_worker && thief != victim);
 	uint32_t ttail = atomic_load_explicit(&thief->tail, memory_order_relaxed);
 	/* The thief's ring need not be empty (a poll or a timer run may just
 	 * have queued work in it): take no more than fits. Its own thieves only
 	 * move its head forward, so the room can only grow meanwhile. */
 	uint32_t room = WEFT_RUNQ_SIZE - (ttail - atomic_load_explicit(&thief->head, memory_order_acquire));
+	assert(room <= WEFT_RUNQ_SIZE);
 	if (room == 0)
 		return 0;
 	for (;;) {
@@ -183,22 +199,33 @@ uint32_t weft__runq_steal(weft_worker *thief, weft_worker *victim, bool take_nex
 		}
 		if (atomic_compare_exchange_strong_explicit(&victim->head, &h, h + n, memory_order_acq_rel,
 							    memory_order_relaxed)) {
+			/* Half the victim's ring at most, and it fits ours. */
+			assert(n > 0 && n <= room && n <= WEFT_RUNQ_SIZE - WEFT_RUNQ_SIZE / 2);
 			atomic_store_explicit(&thief->tail, ttail + n, memory_order_release);
 			return n;
 		}
 	}
 }
 
+/* For assert(), under gq_lock: the list and its length agree. */
+#define GQ_SANE(rt)                                                                                   \
+	(((rt)->gq_head == NULL) == ((rt)->gq_tail == NULL) &&                                        \
+	 ((rt)->gq_head == NULL) == (atomic_load_explicit(&(rt)->gq_len, memory_order_relaxed) == 0))
+
 void weft__gq_put(struct weft_runtime *rt, weft_task *head, weft_task *tail, uint32_t n)
 {
+	assert(n > 0 && head != NULL && tail != NULL && QUEUEABLE(head) && QUEUEABLE(tail));
+	assert(n > 1 || head == tail);
 	tail->next = NULL;
 	pthread_mutex_lock(&rt->gq_lock);
+	assert(GQ_SANE(rt));
 	if (rt->gq_tail)
 		rt->gq_tail->next = head;
 	else
 		rt->gq_head = head;
 	rt->gq_tail = tail;
 	atomic_fetch_add_explicit(&rt->gq_len, n, memory_order_relaxed);
+	assert(GQ_SANE(rt));
 	pthread_mutex_unlock(&rt->gq_lock);
 }
 
@@ -209,6 +236,7 @@ weft_task *weft__gq_get(struct weft_runtime *rt, weft_worker *w, uint32_t max)
 	if (atomic_load_explicit(&rt->gq_len, memory_order_relaxed) == 0)
 		return NULL;
 	pthread_mutex_lock(&rt->gq_lock);
+	assert(GQ_SANE(rt));
 	uint32_t len = atomic_load_explicit(&rt->gq_len, memory_order_relaxed);
 	int nw = atomic_load_explicit(&rt->nworkers, memory_order_relaxed);
 	uint32_t n = len / (uint32_t)nw + 1;
@@ -225,11 +253,14 @@ weft_task *weft__gq_get(struct weft_runtime *rt, weft_worker *w, uint32_t max)
 	}
 	for (uint32_t i = 1; i < n; i++)
 		t = t->next;
+	assert(t != NULL && n <= len); /* gq_len counts the list */
 	rt->gq_head = t->next;
 	if (!rt->gq_head)
 		rt->gq_tail = NULL;
 	atomic_fetch_sub_explicit(&rt->gq_len, n, memory_order_relaxed);
+	assert(GQ_SANE(rt));
 	pthread_mutex_unlock(&rt->gq_lock);
+	assert(QUEUEABLE(first));
 	t->next = NULL;
 	for (weft_task *x = first->next; x;) {
 		weft_task *nx = x->next;

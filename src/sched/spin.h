@@ -40,6 +40,11 @@ static inline void weft__spin_unlock(_Atomic uint32_t *l)
 	atomic_store_explicit(l, 0, memory_order_release);
 }
 
+/* For assert() only: whether l is held. A spinlock records no owner, so this
+ * says that somebody holds it - the caller, where a comment says "under the
+ * lock" and the code is right. */
+#define weft__spin_held(l) (atomic_load_explicit((l), memory_order_relaxed) != 0)
+
 static inline void weft__futex_wait(_Atomic uint32_t *addr, uint32_t val, const struct timespec *rel)
 {
 	syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, rel, NULL, 0);

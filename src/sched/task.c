@@ -94,6 +94,7 @@ static void *slab_map(void)
 /* Under slab_lock: n records left the runtime's free lists. */
 static inline void took_free(struct weft_runtime *rt, size_t n)
 {
+	assert(weft__mutex_held(&rt->slab_lock));
 	assert(rt->nfree >= n);
 	rt->nfree -= n;
 	if (rt->nfree < rt->nfree_min)
@@ -124,6 +125,7 @@ static uint32_t page_records(void)
  * list. Returns the new head of `got`. */
 static weft_task *reuse_page(struct weft_runtime *rt, weft_task *got, uint32_t *want)
 {
+	assert(weft__mutex_held(&rt->slab_lock) && rt->nreleased > 0);
 	uint32_t id = rt->released[--rt->nreleased];
 	uint32_t si = id >> 8, pi = id & 0xff, rpp = page_records();
 	weft_task *slab = atomic_load_explicit(&rt->slabs[si], memory_order_relaxed);
@@ -133,6 +135,9 @@ static weft_task *reuse_page(struct weft_runtime *rt, weft_task *got, uint32_t *
 	for (uint32_t i = 0; i < rpp; i++) {
 		uint32_t slot = si * WEFT_SLAB_TASKS + pi * rpp + i;
 		weft_task *t = &slab[pi * rpp + i];
+		/* Given back, so zero: nobody holds it (a lookup adds to refs
+		 * only when it is not 0). */
+		assert(atomic_load_explicit(&t->refs, memory_order_relaxed) == 0);
 		atomic_store_explicit(&t->park.state, WEFT_PS(f.epoch, 0, WEFT_PH_IDLE), memory_order_relaxed);
 		atomic_store_explicit(&t->id, (uint64_t)rt->index << WEFT_ID_RT_SHIFT | (uint64_t)f.gen << 32 | slot,
 				      memory_order_release);
@@ -241,6 +246,7 @@ static weft_task *alloc_slow(struct weft_runtime *rt, weft_worker *w)
 static weft_task *task_alloc(struct weft_runtime *rt, weft_worker *w)
 {
 	if (w && w->free_tasks) {
+		assert(w->nfree_tasks > 0);
 		weft_task *t = w->free_tasks;
 		w->free_tasks = t->next;
 		w->nfree_tasks--;
@@ -278,6 +284,11 @@ weft_task_ext *weft__task_ext(weft_task *t)
 static void task_release_record(weft_task *t)
 {
 	struct weft_runtime *rt = weft__task_rt(t);
+	/* The last reference is gone: the task finished (DONE), or a spawn
+	 * gave up on the record before the task existed (FREE). */
+	assert(atomic_load_explicit(&t->refs, memory_order_relaxed) == 0);
+	assert(atomic_load_explicit(&t->run_state, memory_order_relaxed) == WEFT_RS_DONE ||
+	       atomic_load_explicit(&t->run_state, memory_order_relaxed) == WEFT_RS_FREE);
 	ext_free(weft__task_extp(t));
 	uint64_t id = atomic_load_explicit(&t->id, memory_order_relaxed);
 	/* Next generation: every handle to the old task is now stale. */
@@ -326,6 +337,7 @@ void weft__task_cache_flush(weft_worker *w)
 	weft_task *last = w->free_tasks;
 	while (last->next)
 		last = last->next;
+	assert(w == weft__self_worker && w->nfree_tasks > 0);
 	pthread_mutex_lock(&rt->slab_lock);
 	last->next = rt->free_tasks;
 	rt->free_tasks = w->free_tasks;
@@ -366,6 +378,7 @@ static void release_ext_page(weft_task *slab, uint32_t pi)
 
 static void release_pages(struct weft_runtime *rt, size_t max)
 {
+	assert(weft__mutex_held(&rt->slab_lock));
 	uint32_t rpp = page_records(), per_slab = WEFT_SLAB_TASKS / rpp;
 	uint32_t nslabs = atomic_load_explicit(&rt->nslabs, memory_order_relaxed);
 	size_t nbits = (size_t)nslabs * WEFT_SLAB_TASKS;
@@ -462,6 +475,7 @@ pick_done:
 			rt->free_tasks = head;
 		}
 	}
+	assert(kept + npages * rpp == rt->nfree); /* every record of a chosen page was listed */
 	rt->nfree = rt->nfree_min = kept;
 	/* Record each page's floor, then give its memory back. Under the
 	 * lock: a page becomes reusable (reuse_page) only once it is zeroed. */
@@ -508,7 +522,9 @@ size_t weft__task_scavenge(struct weft_runtime *rt, weft_time_t now)
 void weft__task_unref(weft_task *t)
 {
 	/* acq_rel: the last owner sees every write of the others before freeing. */
-	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
+	uint32_t was = atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel);
+	assert(was > 0); /* never below zero */
+	if (was == 1)
 		task_release_record(t);
 }
 
@@ -673,6 +689,13 @@ static int spawn_locked(struct weft_runtime *rt, weft_task_t *out, bool step, vo
 	weft_task *t = task_alloc(rt, w);
 	if (!t)
 		return -ENOMEM;
+	/* A free record of rt: nobody holds it, and its id is that of the task
+	 * it is about to be (rt's index, a live generation, its own slot). */
+	assert(atomic_load_explicit(&t->refs, memory_order_relaxed) == 0);
+	assert(atomic_load_explicit(&t->run_state, memory_order_relaxed) == WEFT_RS_FREE);
+	assert((atomic_load_explicit(&t->id, memory_order_relaxed) >> WEFT_ID_RT_SHIFT) == rt->index &&
+	       (atomic_load_explicit(&t->id, memory_order_relaxed) & WEFT_ID_GEN_MASK) != 0 &&
+	       weft__task_at(rt, (uint32_t)atomic_load_explicit(&t->id, memory_order_relaxed)) == t);
 	t->stack = NULL;
 	atomic_store_explicit(&t->flags, step ? WEFT_TF_STEP : 0, memory_order_relaxed);
 	weft_group_t *group = o ? o->group : NULL;
@@ -744,6 +767,11 @@ int weft_go(weft_fn_t fn, void *arg)
 void weft__task_finish(weft_worker *w, weft_task *t)
 {
 	struct weft_runtime *rt = weft__task_rt(t);
+	/* Once, by the worker that ran it last, with the running reference. */
+	assert(w == weft__self_worker && w->cur == NULL);
+	assert(atomic_load_explicit(&t->run_state, memory_order_relaxed) == WEFT_RS_RUNNING);
+	assert(atomic_load_explicit(&t->refs, memory_order_relaxed) > 0);
+	assert(!weft__is_step(t) || t->stack == NULL);
 	weft_task_ext *x = atomic_load_explicit(weft__task_extp(t), memory_order_acquire);
 	if (x && x->tls) {
 		/* Destructors of the keys in use now, for values stored under
@@ -784,13 +812,20 @@ void weft__task_finish(weft_worker *w, weft_task *t)
 	if (x && x->group)
 		weft__group_done(x->group, t);
 	/* WAITING: the joiner installed the ext and wrote its waker before. */
-	if (atomic_exchange(&t->join_state, WEFT_JOIN_WAKING) == WEFT_JOIN_WAITING)
+	uint8_t js = atomic_exchange(&t->join_state, WEFT_JOIN_WAKING);
+	assert(js == WEFT_JOIN_NONE || js == WEFT_JOIN_WAITING); /* the task ends once */
+	if (js == WEFT_JOIN_WAITING)
 		weft_unpark(atomic_load_explicit(weft__task_extp(t), memory_order_acquire)->join_waker, 0);
 	atomic_store(&t->join_state, WEFT_JOIN_DONE);
 	weft__task_unref(t);
 }
 
 /* ------------------------------------------------------------ join & co */
+
+/* For assert(): only the joiner (holding the handle JOINING) moves
+ * join_state between NONE and WAITING, so a CAS of its that fails has met
+ * the finisher's WAKING or DONE. */
+#define JOIN_ENDED(js) ((js) == WEFT_JOIN_WAKING || (js) == WEFT_JOIN_DONE)
 
 int weft__join(weft_task_t id, void **result, weft_time_t deadline)
 {
@@ -831,7 +866,10 @@ int weft__join(weft_task_t id, void **result, weft_time_t deadline)
 					return r;
 				}
 				/* It finished meanwhile: the join succeeds after all. */
+				assert(JOIN_ENDED(js));
 			}
+		} else {
+			assert(JOIN_ENDED(js));
 		}
 	}
 	/* The result is visible: we acquired join_state == DONE (a seq_cst load
@@ -839,9 +877,14 @@ int weft__join(weft_task_t id, void **result, weft_time_t deadline)
 	/* The finisher may still be unparking our (timed-out) wait. */
 	while (atomic_load(&t->join_state) == WEFT_JOIN_WAKING)
 		sched_yield();
+	assert(atomic_load_explicit(&t->join_state, memory_order_relaxed) == WEFT_JOIN_DONE);
+	assert(atomic_load_explicit(&t->run_state, memory_order_relaxed) == WEFT_RS_DONE);
+	assert(atomic_load_explicit(&t->handle, memory_order_relaxed) == WEFT_H_JOINING);
 	if (result)
 		*result = t->result;
 	atomic_store(&t->handle, WEFT_H_JOINED);
+	/* The handle's reference and the lookup's are both still held. */
+	assert(atomic_load_explicit(&t->refs, memory_order_relaxed) >= 2);
 	weft__task_unref(t); /* the handle */
 	weft__task_put(t);   /* the lookup, and the hold on its runtime */
 	return 0;
@@ -867,6 +910,7 @@ int weft_detach(weft_task_t id)
 		weft__task_put(t);
 		return h == WEFT_H_DETACHED ? -EINVAL : -ESRCH;
 	}
+	assert(atomic_load_explicit(&t->refs, memory_order_relaxed) >= 2); /* the handle's and ours */
 	weft__task_unref(t); /* the handle */
 	weft__task_put(t);
 	return 0;

@@ -73,6 +73,9 @@ __attribute__((noinline, noipa)) static int *errno_here(void)
 void weft__switch_to_sched(weft_worker *w, int action)
 {
 	weft_task *t = w->cur;
+	/* Only a coroutine has a stack of its own to switch away from. */
+	assert(w == weft__self_worker && t != NULL && !weft__is_step(t));
+	assert(action == WEFT_ACT_YIELD || action == WEFT_ACT_PARK || action == WEFT_ACT_EXIT);
 	w->action = action;
 	int e = *errno_here();
 #ifdef WEFT_ASAN
@@ -141,6 +144,11 @@ static bool run_coro(weft_worker *w, weft_task *t)
 
 static void run_task(weft_worker *w, weft_task *t)
 {
+	/* Out of exactly one queue, and alive: the running reference is held
+	 * until weft__task_finish. */
+	assert(w->cur == NULL);
+	assert(WEFT_RS_STATE(atomic_load_explicit(&t->run_state, memory_order_relaxed)) == WEFT_RS_RUNNABLE);
+	assert(atomic_load_explicit(&t->refs, memory_order_relaxed) > 0);
 	w->cur = t;
 	w->tick++;
 	atomic_store_explicit(&w->mon_tick, w->tick, memory_order_relaxed);
@@ -176,6 +184,9 @@ static void run_task(weft_worker *w, weft_task *t)
 		action = WEFT_ACT_EXIT;
 	}
 	atomic_store_explicit(&w->in_task, 0, memory_order_relaxed);
+	/* Nobody changes the state of a running task (weft__ready only takes
+	 * a parked one). */
+	assert(w->cur == t && atomic_load_explicit(&t->run_state, memory_order_relaxed) == WEFT_RS_RUNNING);
 	w->cur = NULL;
 	switch (action) {
 	case WEFT_ACT_YIELD:
@@ -185,6 +196,13 @@ static void run_task(weft_worker *w, weft_task *t)
 		weft__wakep(w->rt);
 		break;
 	case WEFT_ACT_PARK:
+		/* A coroutine parks in an open wait (weft__park_on checked it),
+		 * which a waker may have ended since; only this worker's commit
+		 * below moves it to PARKED. (A step function may return PARKED
+		 * without a wait: it then runs again.) */
+		assert(weft__is_step(t) ||
+		       WEFT_PS_PHASE(atomic_load_explicit(&t->park.state, memory_order_relaxed)) == WEFT_PH_OPEN ||
+		       WEFT_PS_PHASE(atomic_load_explicit(&t->park.state, memory_order_relaxed)) == WEFT_PH_WOKEN);
 		atomic_store_explicit(&t->run_state, (uint8_t)(WEFT_RS_WAITING | w->wait_what << 4), memory_order_relaxed);
 		w->wait_what = WEFT_WAIT_PARK;
 		if (!weft__park_commit(t)) {
@@ -216,8 +234,10 @@ void weft__wakep(struct weft_runtime *rt)
 	pthread_mutex_lock(&rt->idle_lock);
 	int n = atomic_load_explicit(&rt->nidle, memory_order_relaxed);
 	weft_worker *v = NULL;
+	assert(n >= 0 && n <= WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS);
 	if (n > 0) {
 		v = rt->idle[n - 1];
+		assert(atomic_load_explicit(&v->parked, memory_order_relaxed));
 		atomic_store(&rt->nidle, n - 1);
 		atomic_store_explicit(&v->parked, false, memory_order_relaxed);
 		/* Under the lock: a worker that fails to find itself in remove_idle
@@ -226,6 +246,7 @@ void weft__wakep(struct weft_runtime *rt)
 	}
 	pthread_mutex_unlock(&rt->idle_lock);
 	if (!v) {
+		assert(atomic_load_explicit(&rt->nspinning, memory_order_relaxed) > 0); /* our claim is in it */
 		atomic_fetch_sub(&rt->nspinning, 1);
 		return;
 	}
@@ -242,6 +263,7 @@ void weft__worker_kick(weft_worker *v)
 	if (atomic_load(&v->in_poll)) {
 		struct weft_runtime *rt = v->rt;
 		const weft_poller_ops_t *ops = atomic_load_explicit(&rt->poller_ops, memory_order_acquire);
+		assert(ops != NULL); /* in_poll: it got into the poller, which stays installed */
 		ops->wake(rt->poller_ctx);
 	} else {
 		weft__futex_wake(&v->park_word, 1);
@@ -252,6 +274,13 @@ void weft__ready(weft_task *t)
 {
 	weft_worker *w = weft__self_worker;
 	struct weft_runtime *rt = weft__task_rt(t);
+	/* Two ways in: a new task (FREE, from spawn) or one whose park a waker
+	 * has just ended (WAITING, from PARKED: woke in park.c). Either way it
+	 * is alive and in no queue, and its wait is not PARKED. */
+	assert(WEFT_RS_STATE(atomic_load_explicit(&t->run_state, memory_order_relaxed)) == WEFT_RS_FREE ||
+	       WEFT_RS_STATE(atomic_load_explicit(&t->run_state, memory_order_relaxed)) == WEFT_RS_WAITING);
+	assert(WEFT_PS_PHASE(atomic_load_explicit(&t->park.state, memory_order_relaxed)) != WEFT_PH_PARKED);
+	assert(atomic_load_explicit(&t->refs, memory_order_relaxed) > 0);
 	atomic_store_explicit(&t->run_state, WEFT_RS_RUNNABLE, memory_order_relaxed);
 	if (w && w->rt == rt) {
 		if (w->dispatching) {
@@ -297,6 +326,7 @@ static const weft_poller_ops_t *poll_claim(struct weft_runtime *rt)
 
 static void poll_release(struct weft_runtime *rt)
 {
+	assert(atomic_load_explicit(&rt->poll_busy, memory_order_relaxed)); /* ours, from poll_claim */
 	atomic_store_explicit(&rt->last_poll, weft_now(), memory_order_relaxed);
 	atomic_store(&rt->poll_busy, false);
 }
@@ -306,6 +336,9 @@ static void poll_release(struct weft_runtime *rt)
  * queue, as any thread does. Returns poll's result. */
 static int poll_call(struct weft_runtime *rt, const weft_poller_ops_t *ops, weft_worker *w, weft_time_t timeout)
 {
+	/* One poller at a time, never nested (poll only readies tasks). */
+	assert(atomic_load_explicit(&rt->poll_busy, memory_order_relaxed));
+	assert(!w || (w == weft__self_worker && !w->dispatching));
 	if (w)
 		w->dispatching = true;
 	int n = ops->poll(rt->poller_ctx, timeout);
@@ -416,6 +449,7 @@ static void stop_spinning(weft_worker *w)
 {
 	if (w->spinning) {
 		w->spinning = false;
+		assert(atomic_load_explicit(&w->rt->nspinning, memory_order_relaxed) > 0); /* counts us */
 		if (atomic_fetch_sub(&w->rt->nspinning, 1) == 1)
 			weft__wakep(w->rt); /* we were the last spinner: hand the role on */
 	}
@@ -425,8 +459,10 @@ static void remove_idle(struct weft_runtime *rt, weft_worker *w)
 {
 	pthread_mutex_lock(&rt->idle_lock);
 	int n = atomic_load_explicit(&rt->nidle, memory_order_relaxed);
+	assert(n >= 0 && n <= WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS);
 	for (int i = 0; i < n; i++) {
 		if (rt->idle[i] == w) {
+			assert(atomic_load_explicit(&w->parked, memory_order_relaxed));
 			rt->idle[i] = rt->idle[n - 1];
 			atomic_store(&rt->nidle, n - 1);
 			atomic_store_explicit(&w->parked, false, memory_order_relaxed);
@@ -443,6 +479,7 @@ static void remove_idle(struct weft_runtime *rt, weft_worker *w)
 static void leave_idle(struct weft_runtime *rt, weft_worker *w)
 {
 	remove_idle(rt, w);
+	assert(!atomic_load_explicit(&w->parked, memory_order_relaxed));
 	if (atomic_exchange(&w->woken_spinning, false))
 		w->spinning = true;
 }
@@ -453,11 +490,16 @@ static void park_worker(weft_worker *w)
 	struct weft_runtime *rt = w->rt;
 	if (w->spinning) {
 		w->spinning = false;
+		assert(atomic_load_explicit(&rt->nspinning, memory_order_relaxed) > 0); /* counts us */
 		atomic_fetch_sub(&rt->nspinning, 1);
 	}
 	uint32_t word = atomic_load(&w->park_word);
 	pthread_mutex_lock(&rt->idle_lock);
 	int n = atomic_load_explicit(&rt->nidle, memory_order_relaxed);
+	/* On the idle list at most once (every way off it clears parked), so
+	 * the list has room. */
+	assert(!atomic_load_explicit(&w->parked, memory_order_relaxed));
+	assert(n >= 0 && n < WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS);
 	rt->idle[n] = w;
 	atomic_store_explicit(&w->parked, true, memory_order_relaxed);
 	atomic_store(&rt->nidle, n + 1);
@@ -556,6 +598,7 @@ static weft_task *find_work(weft_worker *w)
 				 * producer that saw us spinning did not wake anyone. */
 				if (w->spinning) {
 					w->spinning = false;
+					assert(atomic_load_explicit(&rt->nspinning, memory_order_relaxed) > 0);
 					atomic_fetch_sub(&rt->nspinning, 1);
 				}
 				weft__full_fence(rt);
@@ -594,8 +637,10 @@ void *weft__worker_main(void *arg)
 			stop_spinning(w);
 		run_task(w, t);
 	}
+	assert(w->cur == NULL && !atomic_load_explicit(&w->parked, memory_order_relaxed));
 	if (w->spinning) {
 		w->spinning = false;
+		assert(atomic_load_explicit(&rt->nspinning, memory_order_relaxed) > 0);
 		atomic_fetch_sub(&rt->nspinning, 1);
 	}
 	weft__task_cache_flush(w);

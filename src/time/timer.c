@@ -66,6 +66,7 @@ void weft__shards_destroy(struct weft_runtime *rt)
 
 static void publish_next(weft_shard_t *s)
 {
+	assert(weft__spin_held(&s->lock)); /* the wheel changes under the lock only */
 	atomic_store_explicit(&s->next_tick, weft__wheel_next_expiry(&s->wheel), memory_order_release);
 }
 
@@ -85,6 +86,9 @@ static weft_shard_t *arming_shard(struct weft_runtime **rtp)
 static bool arm_in(weft_shard_t *s, weft_tentry_t *e, weft_time_t deadline)
 {
 	weft__spin_lock(&s->lock);
+	/* Fresh, or re-armed by its own fire function (FIRING on this
+	 * thread): in no wheel either way. */
+	assert(!e->node.linked);
 	uint64_t before = atomic_load_explicit(&s->next_tick, memory_order_relaxed);
 	e->shard = s;
 	atomic_store_explicit(&e->state, WEFT_TE_PENDING, memory_order_relaxed);
@@ -118,6 +122,9 @@ void weft__tentry_arm(weft_tentry_t *e, weft_time_t deadline, void (*fire)(weft_
 
 void weft__tentry_done(weft_tentry_t *e)
 {
+	/* Only its fire function ends a FIRING entry. */
+	assert(atomic_load_explicit(&e->state, memory_order_relaxed) == WEFT_TE_FIRING &&
+	       atomic_load_explicit(&e->firing_thread, memory_order_relaxed) == self_thread_id() && !e->node.linked);
 	atomic_store_explicit(&e->firing_thread, 0, memory_order_relaxed);
 	/* release: the canceller that sees IDLE may reuse the memory. */
 	atomic_store_explicit(&e->state, WEFT_TE_IDLE, memory_order_release);
@@ -138,6 +145,7 @@ bool weft__tentry_cancel(weft_tentry_t *e)
 		weft_shard_t *s = e->shard;
 		weft__spin_lock(&s->lock);
 		if (atomic_load_explicit(&e->state, memory_order_relaxed) == WEFT_TE_PENDING && e->shard == s) {
+			assert(e->node.linked); /* PENDING: in s's wheel */
 			weft__wheel_del(&s->wheel, &e->node);
 			atomic_store_explicit(&e->state, WEFT_TE_IDLE, memory_order_relaxed);
 			publish_next(s);
@@ -162,6 +170,9 @@ size_t weft__timers_run(struct weft_runtime *rt, weft_shard_t *s, uint64_t tick)
 	uint64_t me = self_thread_id();
 	for (weft_tnode_t *x = list; x; x = x->next) {
 		weft_tentry_t *e = (weft_tentry_t *)x;
+		/* Taken off the wheel now: it was PENDING in this shard. */
+		assert(!x->linked && e->shard == s &&
+		       atomic_load_explicit(&e->state, memory_order_relaxed) == WEFT_TE_PENDING);
 		atomic_store_explicit(&e->firing_thread, me, memory_order_relaxed);
 		/* release: a canceller that acquires FIRING sees this firing_thread. */
 		atomic_store_explicit(&e->state, WEFT_TE_FIRING, memory_order_release);
@@ -283,6 +294,7 @@ static void timer_unlist(weft_timer_t *t)
 {
 	struct weft_runtime *rt = t->rt;
 	pthread_mutex_lock(&rt->user_timers_lock);
+	assert((t->prev == NULL) == (rt->user_timers == t) && (!t->next_timer || t->next_timer->prev == t));
 	if (t->prev)
 		t->prev->next_timer = t->next_timer;
 	else
@@ -323,6 +335,7 @@ static weft_time_t next_due(weft_time_t last, weft_time_t period, weft_time_t no
 static void timer_fire(weft_tentry_t *e)
 {
 	weft_timer_t *t = (weft_timer_t *)e;
+	assert(in_fire && atomic_load_explicit(&e->state, memory_order_relaxed) == WEFT_TE_FIRING);
 	weft__spin_lock(&t->lk);
 	bool run = !t->stopped;
 	weft__spin_unlock(&t->lk);
@@ -339,6 +352,9 @@ static void timer_fire(weft_tentry_t *e)
 		weft_time_t now = weft_now();
 		t->next = next_due(t->next, t->period, now);
 		if (t->next != WEFT_NEVER) {
+			/* FIRING -> PENDING, under lk: a stop that sets stopped
+			 * later finds it in a wheel and cancels it there. */
+			assert(atomic_load_explicit(&e->state, memory_order_relaxed) == WEFT_TE_FIRING);
 			arm_in(e->shard, e, t->next);
 			weft__spin_unlock(&t->lk);
 			return;
@@ -417,6 +433,9 @@ int weft_timer_stop(weft_timer_t *t)
 	/* Not re-armed from here on; a fire already under way ends without
 	 * calling fn again (it saw stopped) or finishes its current call. */
 	weft__tentry_cancel(&t->e);
+	/* Stopped, so not re-armed: the entry is in no wheel and no fire
+	 * function has it. */
+	assert(atomic_load_explicit(&t->e.state, memory_order_acquire) == WEFT_TE_IDLE);
 	/* A fire that just ended the entry (IDLE) still holds lk for one more
 	 * store: let it go before freeing. */
 	weft__spin_lock(&t->lk);

@@ -21,8 +21,11 @@ static weft_worker *worker_new(int index)
 	return w;
 }
 
+/* The calling thread plays the owner of each ring it drives (the rings
+ * assert that only their owner pushes and pops). */
 static void drain(weft_worker *w)
 {
+	weft__self_worker = w;
 	weft_task *t;
 	while ((t = weft__runq_get(w)) != NULL) {
 		long i = t - tasks;
@@ -36,16 +39,20 @@ static void check_fill(uint32_t in_thief)
 	memset(seen, 0, sizeof seen);
 	weft_worker *thief = worker_new(0), *victim = worker_new(1);
 	uint32_t k = 0;
+	weft__self_worker = thief;
 	for (uint32_t i = 0; i < in_thief; i++)
 		assert_int_equal(weft__runq_put(thief, &tasks[k++], false), WEFT_RUNQ_RING);
+	weft__self_worker = victim;
 	for (uint32_t i = 0; i < WEFT_RUNQ_SIZE; i++)
 		assert_int_equal(weft__runq_put(victim, &tasks[k++], false), WEFT_RUNQ_RING);
+	weft__self_worker = thief;
 	uint32_t got = weft__runq_steal(thief, victim, true);
 	assert_true(got <= WEFT_RUNQ_SIZE - in_thief);
 	assert_true(weft__runq_len(thief) <= WEFT_RUNQ_SIZE);
 	assert_int_equal(weft__runq_len(thief) + weft__runq_len(victim), k);
 	drain(thief);
 	drain(victim);
+	weft__self_worker = NULL;
 	for (uint32_t i = 0; i < k; i++)
 		assert_int_equal(seen[i], 1); /* every task exactly once */
 	free(thief);
