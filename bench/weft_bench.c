@@ -934,7 +934,7 @@ static void echo_conn(int fd, void *ctx)
 	char buf[4096];
 	for (;;) {
 		ssize_t n = weft_read(fd, buf, sizeof buf, WEFT_NEVER);
-		if (n <= 0 || weft_write_all(fd, buf, (size_t)n, WEFT_NEVER) != n)
+		if (n <= 0 || weft_write_all(fd, buf, (size_t)n, WEFT_NEVER, NULL) != n)
 			return;
 	}
 }

@@ -54,7 +54,7 @@ static void *main_task(void *arg)
 	for (int got = 0; got < JOBS;) {
 		struct result r;
 		weft_select_case_t c = {p.results, WEFT_SELECT_RECV, &r, 0};
-		int k = weft_select(&c, 1, weft_deadline_in(WEFT_SEC), false);
+		int k = weft_select(&c, 1, weft_deadline_in(WEFT_SEC));
 		if (k == -ETIMEDOUT) {
 			printf("no result for a second, giving up\n");
 			break;

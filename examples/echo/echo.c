@@ -22,7 +22,7 @@ static void echo_conn(int fd, void *ctx)
 		ssize_t n = weft_read(fd, buf, sizeof buf, weft_deadline_in(60 * WEFT_SEC));
 		if (n <= 0)
 			return;
-		if (weft_write_all(fd, buf, (size_t)n, weft_deadline_in(10 * WEFT_SEC)) < 0)
+		if (weft_write_all(fd, buf, (size_t)n, weft_deadline_in(10 * WEFT_SEC), NULL) < 0)
 			return;
 	}
 }

@@ -87,7 +87,7 @@ static void http_conn(int fd, void *ctx)
 			else if (http10 && !(v && vlen == 10 && strncasecmp(v, "keep-alive", 10) == 0))
 				close_after = true;
 			if (olen + 256 > sizeof out) {
-				if (weft_write_all(fd, out, olen, weft_deadline_in(IDLE_TIMEOUT)) < 0)
+				if (weft_write_all(fd, out, olen, weft_deadline_in(IDLE_TIMEOUT), NULL) < 0)
 					return;
 				olen = 0;
 			}
@@ -98,7 +98,7 @@ static void http_conn(int fd, void *ctx)
 			if (close_after)
 				break;
 		}
-		if (olen && weft_write_all(fd, out, olen, weft_deadline_in(IDLE_TIMEOUT)) < 0)
+		if (olen && weft_write_all(fd, out, olen, weft_deadline_in(IDLE_TIMEOUT), NULL) < 0)
 			return;
 		if (close_after)
 			return;

@@ -15,11 +15,20 @@ extern "C" {
 #define WEFT_VERSION_MINOR 1
 #define WEFT_VERSION_PATCH 0
 
+/* The version of the library linked (the header's WEFT_VERSION_* may be
+ * older or newer): (major << 16) | (minor << 8) | patch, and "major.minor.patch". */
+unsigned weft_version(void);
+const char *weft_version_string(void);
+
 /* Errors: every public function returns 0 (or a count) on success and a
- * negative errno value on failure. weft_strerror() turns one into text; it
- * also explains the weft-specific meaning where one exists (-EPIPE is "channel
- * closed", -ESRCH "no such task, or already joined", ...). Never NULL. */
+ * negative errno value on failure; what a code means for a call is in that
+ * call's header comment (-EPIPE from a channel: closed; from a socket: the
+ * peer is gone). weft_strerror() gives the C library's text for the code
+ * ("Broken pipe"), weft_err_name() its name ("EPIPE"); 0 gives "Success"
+ * and "OK". Anything that is not 0 or a negative errno gives "Unknown error"
+ * and "UNKNOWN". Never NULL; the strings are static. */
 const char *weft_strerror(int err);
+const char *weft_err_name(int err);
 
 /* Time: nanoseconds on CLOCK_MONOTONIC. Deadlines are absolute weft_time_t;
  * WEFT_NEVER means "no deadline". */

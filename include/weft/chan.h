@@ -86,13 +86,14 @@ typedef struct weft_select_case {
 	int result;	/* out: 0, or -EPIPE (closed) for the chosen case */
 } weft_select_case_t;
 
-/* Wait until one of the n cases can proceed, perform it and return its index.
- * Among several ready cases one is chosen uniformly at random. A receive on a
- * closed, drained channel and a send on a closed channel are "ready" with
- * result -EPIPE. nonblocking: return -EAGAIN at once if none is ready (Go's
- * default case). Errors: -EINVAL (bad case), -ETIMEDOUT, -ECANCELED. A
- * channel may appear in several cases. n <= 64. */
-int weft_select(weft_select_case_t *cases, size_t n, weft_time_t deadline, bool nonblocking);
+/* Wait until one of the n cases can proceed or the deadline passes, perform
+ * the case and return its index. Among several ready cases one is chosen
+ * uniformly at random. A receive on a closed, drained channel and a send on
+ * a closed channel are "ready" with result -EPIPE. A deadline already past
+ * (0, say) polls: -ETIMEDOUT at once if none is ready (Go's default case);
+ * WEFT_NEVER waits for ever. Errors: -EINVAL (bad case), -ETIMEDOUT,
+ * -ECANCELED. A channel may appear in several cases. n <= 64. */
+int weft_select(weft_select_case_t *cases, size_t n, weft_time_t deadline);
 
 /* ----------------------------------------------------------- stackless */
 

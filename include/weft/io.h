@@ -152,10 +152,11 @@ ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt, weft_time_t dead
 ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline);
 /* Exactly len bytes: weft_read_full returns len, 0 if end of file comes
  * before the first byte, -EPROTO if it comes after some bytes but before
- * len (a truncated message); weft_write_all returns len. On any error the
- * bytes already transferred are lost to the caller. */
-ssize_t weft_read_full(int fd, void *buf, size_t len, weft_time_t deadline);
-ssize_t weft_write_all(int fd, const void *buf, size_t len, weft_time_t deadline);
+ * len (a truncated message); weft_write_all returns len. *done (done may be
+ * NULL) gets the bytes transferred in every case, so that after an error
+ * (-ETIMEDOUT, -EPIPE, ...) the caller knows how far it got. */
+ssize_t weft_read_full(int fd, void *buf, size_t len, weft_time_t deadline, size_t *done);
+ssize_t weft_write_all(int fd, const void *buf, size_t len, weft_time_t deadline, size_t *done);
 /* Datagrams: one message each. addr/len may be NULL. */
 ssize_t weft_recvfrom(int fd, void *buf, size_t len, struct sockaddr *addr, socklen_t *alen, weft_time_t deadline);
 ssize_t weft_sendto(int fd, const void *buf, size_t len, const struct sockaddr *addr, socklen_t alen,

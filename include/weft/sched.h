@@ -46,7 +46,13 @@ typedef uint64_t weft_task_t;
 
 /* ---------------------------------------------------------------- runtime */
 
+/* Configuration and statistics structs carry their size, so that later
+ * versions can add fields at the end: set `size` to sizeof the struct, or
+ * leave it 0, which means the first version's size (the fields below). A
+ * size below that is -EINVAL; a larger one (a newer header than the library)
+ * is -E2BIG unless the bytes the library does not know are all zero. */
 typedef struct weft_config {
+	size_t size;		  /* 0 or sizeof(weft_config_t) */
 	int workers;		  /* 0: WEFT_WORKERS from the environment, else the number of CPUs; max 256 */
 	size_t stack_size;	  /* default coroutine stack; 0: WEFT_STACK_SIZE or 64 KiB */
 	size_t stack_cache_bytes; /* free stacks of each size kept resident when demand falls; 0: 1 MiB */
@@ -124,6 +130,10 @@ int weft_spawn(weft_task_t *out, weft_fn_t fn, void *arg, const weft_spawn_opts_
  * WEFT_STEP_DONE, so that call may free it (a detached task that owns its
  * state). Same errors as weft_spawn. */
 int weft_spawn_step(weft_task_t *out, weft_step_fn_t step, void *state, const weft_spawn_opts_t *opts);
+/* Go's `go f(x)`: a detached coroutine running fn(arg) on the current
+ * runtime (the default one from a plain thread), with the default stack.
+ * Same errors as weft_spawn. */
+int weft_go(weft_fn_t fn, void *arg);
 
 /* Wait for t to finish and get its result (may be NULL). From a task it parks;
  * from a plain thread it blocks the thread. Errors: -ESRCH (no such task, or
@@ -195,8 +205,11 @@ void *weft_tls_get(weft_tls_key_t key);
 int weft_group_create(weft_group_t **out, bool cancel_on_error);
 /* Wait until every member has finished. Returns 0, or the first failure
  * (negative errno) reported by a member; -ECANCELED if the waiter itself is
- * cancelled. */
+ * cancelled; -ETIMEDOUT from weft_group_wait_until when the deadline passes
+ * first (a past deadline polls); -EPERM in a stackless task. From a plain
+ * thread it blocks the thread. */
 int weft_group_wait(weft_group_t *g);
+int weft_group_wait_until(weft_group_t *g, weft_time_t deadline);
 /* Cancel every member still running. */
 int weft_group_cancel(weft_group_t *g);
 /* Free the group. -EBUSY if members are still running. */
@@ -376,19 +389,24 @@ typedef struct weft_worker_stats {
 } weft_worker_stats_t;
 
 typedef struct weft_stats {
+	size_t size;			  /* in: 0 or sizeof(weft_stats_t) */
 	uint64_t spawned, finished, live; /* tasks */
 	uint64_t switches;		  /* context switches into tasks (both kinds) */
 	uint64_t timers_active, timers_fired;
 	uint64_t global_queue_len;
 	uint64_t stacks_in_use, stack_bytes_mapped;
 	double load_imbalance; /* (max - min) / mean of per-worker busy time; 0 = even */
-	int workers;	       /* entries filled in per_worker */
-	weft_worker_stats_t per_worker[64];
+	int workers;	       /* out: the runtime's workers now, extra ones included */
+	int per_worker_len;    /* in: entries per_worker has room for (0: none) */
+	weft_worker_stats_t *per_worker; /* in: where the first min(workers, per_worker_len) go */
 } weft_stats_t;
 
 /* Read the statistics at any time, without stopping anything (each counter is
  * read atomically; the set is not a consistent snapshot). rt NULL = current.
- * -EINVAL: out is NULL; -ESHUTDOWN: no runtime, or it has stopped. */
+ * The caller sets size, per_worker and per_worker_len; the call fills the
+ * rest. -EINVAL: out is NULL, a bad size, per_worker_len < 0, or NULL
+ * per_worker with a length; -E2BIG (see weft_config_t); -ESHUTDOWN: no
+ * runtime, or it has stopped. */
 int weft_stats(weft_runtime_t *rt, weft_stats_t *out);
 /* Print statistics, one line per worker, to fd. 0, or the errors of
  * weft_stats, or the negative errno of the first failed write (-EBADF...). */

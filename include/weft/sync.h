@@ -17,7 +17,8 @@
  *    returns -EPERM there (nothing changes). Use the try forms and retry
  *    from a later step.
  *  - Errors are negative errno values: -EINVAL for a NULL object or a bad
- *    argument, -EBUSY from try forms and destroy, -EPERM for unlocking what
+ *    argument, -EAGAIN from try forms that would have to wait, -EBUSY from
+ *    destroy of an object in use, -EPERM for unlocking what
  *    the caller does not hold, -EDEADLK for relocking what it already holds.
  *  - Objects are plain structs owned by the caller, placed anywhere; the
  *    fields are internal. Each has a static initializer (except the barrier,
@@ -66,8 +67,8 @@ int weft_mutex_destroy(weft_mutex_t *m);
  * -ETIMEDOUT, -ECANCELED, -EPERM (stackless task) as above. */
 int weft_mutex_lock(weft_mutex_t *m);
 int weft_mutex_lock_until(weft_mutex_t *m, weft_time_t deadline);
-/* 0, or -EBUSY if held by anyone (or handed over in starvation mode). */
-int weft_mutex_trylock(weft_mutex_t *m);
+/* 0, or -EAGAIN if held by anyone (or handed over in starvation mode). */
+int weft_mutex_try_lock(weft_mutex_t *m);
 /* -EPERM if the mutex is not locked or the caller does not hold it. */
 int weft_mutex_unlock(weft_mutex_t *m);
 
@@ -92,15 +93,15 @@ typedef struct weft_rwlock {
 int weft_rwlock_init(weft_rwlock_t *rw);
 /* -EBUSY if held or waited on. */
 int weft_rwlock_destroy(weft_rwlock_t *rw);
-/* Shared: 0, -EAGAIN (2^29 readers), -ETIMEDOUT, -ECANCELED, -EPERM. */
+/* Shared: 0, -EOVERFLOW (2^29 readers), -ETIMEDOUT, -ECANCELED, -EPERM. */
 int weft_rwlock_rdlock(weft_rwlock_t *rw);
 int weft_rwlock_rdlock_until(weft_rwlock_t *rw, weft_time_t deadline);
-int weft_rwlock_tryrdlock(weft_rwlock_t *rw); /* -EBUSY: a writer holds or waits */
+int weft_rwlock_try_rdlock(weft_rwlock_t *rw); /* -EAGAIN: a writer holds or waits */
 /* Exclusive: 0, -EDEADLK (the caller holds it as writer), -ETIMEDOUT,
  * -ECANCELED, -EPERM. */
 int weft_rwlock_wrlock(weft_rwlock_t *rw);
 int weft_rwlock_wrlock_until(weft_rwlock_t *rw, weft_time_t deadline);
-int weft_rwlock_trywrlock(weft_rwlock_t *rw); /* -EBUSY: held or waited on */
+int weft_rwlock_try_wrlock(weft_rwlock_t *rw); /* -EAGAIN: held or waited on */
 /* Release a read or write hold. -EPERM if it is write-locked by someone
  * else, or not locked at all. (Readers are not recorded: a task that
  * releases a read hold it does not have releases someone else's.) */
@@ -180,8 +181,8 @@ int weft_sem_destroy(weft_sem_t *s);
 /* Take one permit: 0, -ETIMEDOUT, -ECANCELED, -EPERM. */
 int weft_sem_acquire(weft_sem_t *s);
 int weft_sem_acquire_until(weft_sem_t *s, weft_time_t deadline);
-/* 0, or -EBUSY if no permit is free (or others wait for one). */
-int weft_sem_tryacquire(weft_sem_t *s);
+/* 0, or -EAGAIN if no permit is free (or others wait for one). */
+int weft_sem_try_acquire(weft_sem_t *s);
 /* Return n permits (waking up to n waiters). -EOVERFLOW if the count would
  * pass WEFT_SEM_MAX (nothing changes); n == 0 does nothing. */
 int weft_sem_release(weft_sem_t *s, unsigned n);

@@ -267,11 +267,11 @@ static int select_wait(weft_select_case_t *c, size_t n, weft_time_t deadline, ui
 }
 
 /* Selects of up to this many cases keep their arrays on the stack (a select
- * must fit the smallest stack, 4 KiB, with the frames below it); larger ones
+ * must fit the smallest stack, 8 KiB, with the frames below it); larger ones
  * allocate them. */
 #define STACK_CASES 8
 
-int weft_select(weft_select_case_t *c, size_t n, weft_time_t deadline, bool nonblocking)
+int weft_select(weft_select_case_t *c, size_t n, weft_time_t deadline)
 {
 	if (!c || n == 0 || n > MAX_CASES)
 		return -EINVAL;
@@ -280,15 +280,17 @@ int weft_select(weft_select_case_t *c, size_t n, weft_time_t deadline, bool nonb
 			return -EINVAL;
 		c[i].result = 0;
 	}
+	/* A deadline already past polls: Go's select with a default case. */
+	bool poll = deadline != WEFT_NEVER && deadline <= weft_now();
 	uint8_t order[MAX_CASES];
 	shuffle(order, n);
 	/* A lock-free attempt first where there is one (bounded channels); the
 	 * others are tried under the locks below anyway. */
 	for (size_t k = 0; k < n; k++)
-		if ((nonblocking || c[order[k]].ch->kind == CHAN_BOUNDED) && try_case(&c[order[k]], NULL))
+		if ((poll || c[order[k]].ch->kind == CHAN_BOUNDED) && try_case(&c[order[k]], NULL))
 			return order[k];
-	if (nonblocking)
-		return -EAGAIN;
+	if (poll)
+		return -ETIMEDOUT;
 	if (n <= STACK_CASES) {
 		weft_chan_t *locks[STACK_CASES];
 		chan_waiter nodes[STACK_CASES];

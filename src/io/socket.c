@@ -454,36 +454,48 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, weft_time_t dea
 	IO_RETRY(fd, POLLOUT, deadline, writev_once(fd, iov, iovcnt));
 }
 
-ssize_t weft_read_full(int fd, void *buf, size_t len, weft_time_t deadline)
+ssize_t weft_read_full(int fd, void *buf, size_t len, weft_time_t deadline, size_t *done)
 {
+	size_t got = 0;
+	if (done)
+		*done = 0;
 	if ((!buf && len) || len > (size_t)SSIZE_MAX)
 		return -EINVAL;
-	size_t got = 0;
+	ssize_t r = (ssize_t)len;
 	while (got < len) {
 		ssize_t n = weft_read(fd, (char *)buf + got, len - got, deadline);
 		assert(n <= (ssize_t)(len - got)); /* never past the buffer */
-		if (n < 0)
-			return n;
-		if (n == 0)
-			return got == 0 ? 0 : -EPROTO;
+		if (n <= 0) {
+			r = n < 0 ? n : got == 0 ? 0 : -EPROTO;
+			break;
+		}
 		got += (size_t)n;
 	}
-	return (ssize_t)len;
+	if (done)
+		*done = got;
+	return r;
 }
 
-ssize_t weft_write_all(int fd, const void *buf, size_t len, weft_time_t deadline)
+ssize_t weft_write_all(int fd, const void *buf, size_t len, weft_time_t deadline, size_t *done)
 {
+	size_t put = 0;
+	if (done)
+		*done = 0;
 	if ((!buf && len) || len > (size_t)SSIZE_MAX)
 		return -EINVAL;
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = weft_write(fd, (const char *)buf + done, len - done, deadline);
-		assert(n <= (ssize_t)(len - done));
-		if (n < 0)
-			return n;
-		done += (size_t)n;
+	ssize_t r = (ssize_t)len;
+	while (put < len) {
+		ssize_t n = weft_write(fd, (const char *)buf + put, len - put, deadline);
+		assert(n <= (ssize_t)(len - put));
+		if (n < 0) {
+			r = n;
+			break;
+		}
+		put += (size_t)n;
 	}
-	return (ssize_t)len;
+	if (done)
+		*done = put;
+	return r;
 }
 
 ssize_t weft_recvfrom(int fd, void *buf, size_t len, struct sockaddr *addr, socklen_t *alen, weft_time_t deadline)

@@ -1,45 +1,37 @@
-/* error.c - weft_strerror, the clock. */
+/* error.c - error texts and names, the version, the clock. */
 #include "internal.h"
 
 #include <string.h>
 #include <time.h>
 
+/* glibc's own tables (2.32 and later) give both the text and the name. */
 const char *weft_strerror(int err)
 {
-	switch (err) {
-	case 0:
-		return "success";
-	case -EINVAL:
-		return "invalid argument";
-	case -ENOMEM:
-		return "out of memory";
-	case -ETIMEDOUT:
-		return "deadline passed";
-	case -ECANCELED:
-		return "task cancelled";
-	case -EPIPE:
-		return "channel closed";
-	case -ESRCH:
-		return "no such task (finished and joined or detached, or never existed)";
-	case -ESHUTDOWN:
-		return "runtime not running or stopping";
-	case -EPERM:
-		return "not allowed from this context (e.g. a blocking call from a stackless task, or outside a task)";
-	case -EDEADLK:
-		return "would deadlock (e.g. stopping the runtime from one of its own tasks)";
-	case -EBUSY:
-		return "resource busy (e.g. a task group with running members)";
-	case -EAGAIN:
-		return "resource temporarily unavailable";
-	default:
-		break;
-	}
-	if (err < 0 && err > -4096) {
-		static const char *const unknown = "unknown error";
-		const char *s = strerrordesc_np(-err);
-		return s ? s : unknown;
-	}
-	return "not an error code";
+	if (err == 0)
+		return "Success";
+	const char *s = err < 0 && err > -4096 ? strerrordesc_np(-err) : NULL;
+	return s ? s : "Unknown error";
+}
+
+const char *weft_err_name(int err)
+{
+	if (err == 0)
+		return "OK";
+	const char *s = err < 0 && err > -4096 ? strerrorname_np(-err) : NULL;
+	return s ? s : "UNKNOWN";
+}
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+unsigned weft_version(void)
+{
+	return (unsigned)WEFT_VERSION_MAJOR << 16 | (unsigned)WEFT_VERSION_MINOR << 8 | (unsigned)WEFT_VERSION_PATCH;
+}
+
+const char *weft_version_string(void)
+{
+	return STR(WEFT_VERSION_MAJOR) "." STR(WEFT_VERSION_MINOR) "." STR(WEFT_VERSION_PATCH);
 }
 
 weft_time_t weft_now(void)

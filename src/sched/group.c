@@ -103,6 +103,11 @@ void weft__group_done(weft_group_t *g, weft_task *t)
 
 int weft_group_wait(weft_group_t *g)
 {
+	return weft_group_wait_until(g, WEFT_NEVER);
+}
+
+int weft_group_wait_until(weft_group_t *g, weft_time_t deadline)
+{
 	if (!g)
 		return -EINVAL;
 	weft_task *self = weft__cur_task();
@@ -115,10 +120,14 @@ int weft_group_wait(weft_group_t *g)
 			weft_waitq_unlock(&g->waiters);
 			return e;
 		}
+		if (deadline != WEFT_NEVER && deadline <= weft_now()) {
+			weft_waitq_unlock(&g->waiters);
+			return -ETIMEDOUT; /* a past deadline polls */
+		}
 		weft_waitq_node_t n;
 		weft_waitq_push(&g->waiters, &n);
 		weft_waitq_unlock(&g->waiters);
-		int r = weft__park_on(n.waker, WEFT_NEVER, WEFT_WAIT_GROUP);
+		int r = weft__park_on(n.waker, deadline, WEFT_WAIT_GROUP);
 		if (r != 0 && weft_waitq_remove(&g->waiters, &n))
 			return r;
 	}

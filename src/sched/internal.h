@@ -516,4 +516,23 @@ static inline bool weft__on_rt(const struct weft_runtime *rt)
 	return w && w->rt == rt;
 }
 
+/* Sized structs (weft_config_t, weft_stats_t): how many bytes of the
+ * caller's struct to use. size 0 means the first version (v1 bytes); less
+ * than v1 is -EINVAL; more than this library knows is -E2BIG unless the
+ * bytes it does not know are zero. When a version adds fields, v1 stays the
+ * first version's size (offsetof its first added field). */
+#define WEFT__CONFIG_V1 sizeof(weft_config_t)
+#define WEFT__STATS_V1 sizeof(weft_stats_t)
+static inline long weft__sized(const void *p, size_t size, size_t v1, size_t known)
+{
+	if (size == 0)
+		return (long)v1;
+	if (size < v1)
+		return -EINVAL;
+	for (size_t i = known; i < size; i++)
+		if (((const unsigned char *)p)[i])
+			return -E2BIG;
+	return (long)(size < known ? size : known);
+}
+
 #endif

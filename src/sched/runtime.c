@@ -209,7 +209,13 @@ int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg)
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
-	weft_config_t c = cfg ? *cfg : (weft_config_t){0};
+	weft_config_t c = {0};
+	if (cfg) {
+		long n = weft__sized(cfg, cfg->size, WEFT__CONFIG_V1, sizeof c);
+		if (n < 0)
+			return (int)n;
+		memcpy(&c, cfg, (size_t)n);
+	}
 	if (c.workers < 0 || c.workers > WEFT_MAX_WORKERS)
 		return -EINVAL;
 	if (c.stack_size && (c.stack_size < WEFT_STACK_MIN || c.stack_size > WEFT_STACK_MAX))

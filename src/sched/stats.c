@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -21,9 +22,17 @@ static uint64_t ld(_Atomic uint64_t *p)
 	return atomic_load_explicit(p, memory_order_relaxed);
 }
 
+/* Fills out (all of it but the caller's size, per_worker and
+ * per_worker_len), and per_worker[0 .. per_worker_len). */
 static void read_stats(struct weft_runtime *rt, weft_stats_t *out)
 {
+	weft_worker_stats_t *pw = out->per_worker;
+	int cap = out->per_worker_len;
+	size_t size = out->size;
 	memset(out, 0, sizeof *out);
+	out->size = size;
+	out->per_worker = pw;
+	out->per_worker_len = cap;
 	weft_time_t now = weft_now();
 	uint64_t spawned = ld(&rt->thread_spawned), finished = 0;
 	int nw = atomic_load(&rt->nworkers);
@@ -36,9 +45,9 @@ static void read_stats(struct weft_runtime *rt, weft_stats_t *out)
 		spawned += ld(&w->st_spawned);
 		finished += ld(&w->st_finished);
 		out->switches += ld(&w->st_runs);
-		if (out->workers >= 64)
-			continue;
-		weft_worker_stats_t *s = &out->per_worker[out->workers++];
+		weft_worker_stats_t tmp, *s = out->workers < cap ? &pw[out->workers] : &tmp;
+		out->workers++;
+		memset(s, 0, sizeof *s);
 		s->tasks_run = ld(&w->st_runs);
 		s->steals = ld(&w->st_steals);
 		s->stolen = ld(&w->st_stolen);
@@ -102,8 +111,12 @@ static int stats_fn(struct weft_runtime *rt, void *out)
 
 int weft_stats(weft_runtime_t *rt, weft_stats_t *out)
 {
-	if (!out)
+	if (!out || out->per_worker_len < 0 || (out->per_worker_len && !out->per_worker))
 		return -EINVAL;
+	long n = weft__sized(out, out->size, WEFT__STATS_V1, sizeof *out);
+	if (n < 0)
+		return (int)n;
+	/* This version knows all of weft_stats_t: n == sizeof *out. */
 	return with_rt(rt, stats_fn, out);
 }
 
@@ -140,10 +153,16 @@ int weft_stats_print(weft_runtime_t *rt, int fd)
 {
 	if (fd < 0)
 		return -EBADF;
-	weft_stats_t s;
+	/* On the heap: a task calling this may have the smallest stack. Out of
+	 * memory, the per-worker lines are left out. */
+	enum { MAXW = WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS };
+	weft_worker_stats_t *pw = malloc(MAXW * sizeof *pw);
+	weft_stats_t s = {.size = sizeof s, .per_worker = pw, .per_worker_len = pw ? MAXW : 0};
 	int e = weft_stats(rt, &s);
-	if (e)
+	if (e) {
+		free(pw);
 		return e;
+	}
 	say(&e, fd,
 	    "weft: tasks spawned=%llu finished=%llu live=%llu switches=%llu timers active=%llu fired=%llu "
 	    "global_queue=%llu stacks=%llu (%llu MiB mapped) imbalance=%.2f\n",
@@ -151,13 +170,14 @@ int weft_stats_print(weft_runtime_t *rt, int fd)
 	    (unsigned long long)s.switches, (unsigned long long)s.timers_active, (unsigned long long)s.timers_fired,
 	    (unsigned long long)s.global_queue_len, (unsigned long long)s.stacks_in_use,
 	    (unsigned long long)(s.stack_bytes_mapped >> 20), s.load_imbalance);
-	for (int i = 0; i < s.workers; i++) {
+	for (int i = 0; i < s.workers && i < s.per_worker_len; i++) {
 		weft_worker_stats_t *w = &s.per_worker[i];
 		say(&e, fd, "  worker %d%s: run=%llu steals=%llu stolen=%llu parks=%llu queue=%u busy=%.3fs%s\n", i,
 		    w->extra ? " (extra)" : "", (unsigned long long)w->tasks_run, (unsigned long long)w->steals,
 		    (unsigned long long)w->stolen, (unsigned long long)w->parks, w->queue_len,
 		    (double)w->busy_ns / 1e9, w->stuck ? " STUCK" : "");
 	}
+	free(pw);
 	return e;
 }
 

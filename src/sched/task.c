@@ -757,6 +757,12 @@ int weft_spawn_step(weft_task_t *out, weft_step_fn_t step, void *state, const we
 	return spawn_common(out, true, (void *)step, state, opts);
 }
 
+int weft_go(weft_fn_t fn, void *arg)
+{
+	static const weft_spawn_opts_t detached = {.detached = true};
+	return spawn_common(NULL, false, (void *)fn, arg, &detached);
+}
+
 /* On the worker, the task off its stack (or its step returned DONE). */
 void weft__task_finish(weft_worker *w, weft_task *t)
 {

@@ -349,7 +349,7 @@ int weft_mutex_lock(weft_mutex_t *m)
 	return mx_lock(m, weft__sync_self(), WEFT_NEVER);
 }
 
-int weft_mutex_trylock(weft_mutex_t *m)
+int weft_mutex_try_lock(weft_mutex_t *m)
 {
 	if (!m)
 		return -EINVAL;
@@ -357,7 +357,7 @@ int weft_mutex_trylock(weft_mutex_t *m)
 	uint32_t s = atomic_load_explicit(st, memory_order_relaxed);
 	do {
 		if (s & (MX_LOCKED | MX_STARVING))
-			return -EBUSY;
+			return -EAGAIN;
 	} while (!atomic_compare_exchange_weak_explicit(st, &s, s | MX_LOCKED, memory_order_acquire,
 							memory_order_relaxed));
 	atomic_store_explicit(mx_owner(m), weft__sync_self(), memory_order_relaxed);

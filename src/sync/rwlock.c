@@ -166,7 +166,7 @@ static int rw_park(weft_rwlock_t *rw, bool writer, weft_time_t deadline)
 
 /* ------------------------------------------------------------ readers */
 
-int weft_rwlock_tryrdlock(weft_rwlock_t *rw)
+int weft_rwlock_try_rdlock(weft_rwlock_t *rw)
 {
 	if (!rw)
 		return -EINVAL;
@@ -174,9 +174,9 @@ int weft_rwlock_tryrdlock(weft_rwlock_t *rw)
 	uint32_t s = atomic_load_explicit(st, memory_order_relaxed);
 	do {
 		if (s & (RW_WRITER | RW_WAIT))
-			return -EBUSY;
-		if (RW_READERS(s) >= RW_MAX_READERS)
 			return -EAGAIN;
+		if (RW_READERS(s) >= RW_MAX_READERS)
+			return -EOVERFLOW;
 	} while (!atomic_compare_exchange_weak_explicit(st, &s, s + RW_READER, memory_order_acquire,
 							memory_order_relaxed));
 	weft__sync_settle(&rw->wq);
@@ -185,8 +185,8 @@ int weft_rwlock_tryrdlock(weft_rwlock_t *rw)
 
 int weft_rwlock_rdlock_until(weft_rwlock_t *rw, weft_time_t deadline)
 {
-	int r = weft_rwlock_tryrdlock(rw);
-	if (r != -EBUSY)
+	int r = weft_rwlock_try_rdlock(rw);
+	if (r != -EAGAIN)
 		return r;
 	if (deadline != WEFT_NEVER && weft_now() >= deadline)
 		return -ETIMEDOUT;
@@ -199,7 +199,7 @@ int weft_rwlock_rdlock_until(weft_rwlock_t *rw, weft_time_t deadline)
 		if (!(s & RW_WRITER) && rw->nwr == 0) {
 			if (RW_READERS(s) >= RW_MAX_READERS) {
 				weft_waitq_unlock(&rw->wq);
-				return -EAGAIN;
+				return -EOVERFLOW;
 			}
 			if (atomic_compare_exchange_weak_explicit(st, &s, s + RW_READER, memory_order_acquire,
 								  memory_order_relaxed)) {
@@ -223,14 +223,14 @@ int weft_rwlock_rdlock(weft_rwlock_t *rw)
 
 /* ------------------------------------------------------------ writers */
 
-int weft_rwlock_trywrlock(weft_rwlock_t *rw)
+int weft_rwlock_try_wrlock(weft_rwlock_t *rw)
 {
 	if (!rw)
 		return -EINVAL;
 	uint32_t s = 0;
 	if (!atomic_compare_exchange_strong_explicit(rw_state(rw), &s, RW_WRITER, memory_order_acquire,
 						     memory_order_relaxed))
-		return -EBUSY;
+		return -EAGAIN;
 	weft__sync_settle(&rw->wq);
 	atomic_store_explicit(WEFT__A64(&rw->owner), weft__sync_self(), memory_order_relaxed);
 	return 0;

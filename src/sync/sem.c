@@ -58,7 +58,7 @@ unsigned weft_sem_value(const weft_sem_t *s)
 	return (unsigned)SEM_COUNT(atomic_load_explicit(WEFT__A64(&s->state), memory_order_relaxed));
 }
 
-int weft_sem_tryacquire(weft_sem_t *s)
+int weft_sem_try_acquire(weft_sem_t *s)
 {
 	if (!s)
 		return -EINVAL;
@@ -66,7 +66,7 @@ int weft_sem_tryacquire(weft_sem_t *s)
 	uint64_t v = atomic_load_explicit(st, memory_order_relaxed);
 	do {
 		if ((v & SEM_WAIT) || SEM_COUNT(v) == 0)
-			return -EBUSY;
+			return -EAGAIN;
 	} while (!atomic_compare_exchange_weak_explicit(st, &v, v - SEM_ONE, memory_order_acquire,
 							memory_order_relaxed));
 	/* The permit may have been left by a release still holding q's lock. */
@@ -84,8 +84,8 @@ static void sem_withdraw(void *ctx)
 
 int weft_sem_acquire_until(weft_sem_t *s, weft_time_t deadline)
 {
-	int r = weft_sem_tryacquire(s);
-	if (r != -EBUSY)
+	int r = weft_sem_try_acquire(s);
+	if (r != -EAGAIN)
 		return r;
 	if (deadline != WEFT_NEVER && weft_now() >= deadline)
 		return -ETIMEDOUT;

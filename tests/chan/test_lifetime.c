@@ -132,7 +132,7 @@ static void *select_then_release(void *a)
 		{.ch = ch, .op = WEFT_SELECT_RECV, .buf = &v},
 	};
 	atomic_store(&r->waiting, 1);
-	TCHECK_EQ(weft_select(c, 2, WEFT_NEVER, false), 1);
+	TCHECK_EQ(weft_select(c, 2, WEFT_NEVER), 1);
 	TCHECK_EQ(v, 42);
 	TCHECK_EQ(weft_chan_release(ch), 0);
 	TCHECK_EQ(weft_chan_release(other), 0);
@@ -262,7 +262,7 @@ static void *select_keep(void *a)
 		{.ch = r->obj, .op = WEFT_SELECT_RECV, .buf = &v},
 	};
 	atomic_store(&r->waiting, 1);
-	TCHECK_EQ(weft_select(c, 2, WEFT_NEVER, false), 1);
+	TCHECK_EQ(weft_select(c, 2, WEFT_NEVER), 1);
 	TCHECK_EQ(v, 42);
 	TCHECK_EQ(weft_chan_release(other), 0);
 	atomic_store(&r->done, 1);

@@ -19,7 +19,7 @@ static void test_select_is_fair(void **state)
 		weft_chan_send(b, &one);
 		int x, y;
 		weft_select_case_t cs[2] = {{a, WEFT_SELECT_RECV, &x, 0}, {b, WEFT_SELECT_RECV, &y, 0}};
-		int k = weft_select(cs, 2, WEFT_NEVER, false);
+		int k = weft_select(cs, 2, WEFT_NEVER);
 		assert_true(k == 0 || k == 1);
 		picks[k]++;
 		/* drain the other so both are ready again next time */
@@ -38,18 +38,18 @@ static void test_select_default_and_deadline(void **state)
 	weft_chan_create(&b, sizeof(int), 1);
 	int x = 5, y;
 	weft_select_case_t cs[2] = {{a, WEFT_SELECT_RECV, &y, 0}, {b, WEFT_SELECT_RECV, &y, 0}};
-	assert_int_equal(weft_select(cs, 2, WEFT_NEVER, true), -EAGAIN);
+	assert_int_equal(weft_select(cs, 2, 0), -ETIMEDOUT);
 	weft_time_t t0 = weft_now();
-	assert_int_equal(weft_select(cs, 2, weft_deadline_in(3 * WEFT_MSEC), false), -ETIMEDOUT);
+	assert_int_equal(weft_select(cs, 2, weft_deadline_in(3 * WEFT_MSEC)), -ETIMEDOUT);
 	assert_true(weft_now() - t0 >= 3 * WEFT_MSEC);
 	/* A send case on a buffered channel with room is ready. */
 	weft_select_case_t sc[2] = {{a, WEFT_SELECT_SEND, &x, 0}, {b, WEFT_SELECT_SEND, &x, 0}};
-	assert_int_equal(weft_select(sc, 2, WEFT_NEVER, true), 1);
+	assert_int_equal(weft_select(sc, 2, 0), 1);
 	assert_int_equal(weft_chan_recv(b, &y), 0);
 	assert_int_equal(y, 5);
 	/* Closed channels are ready with -EPIPE. */
 	weft_chan_close(a);
-	assert_int_equal(weft_select(cs, 2, WEFT_NEVER, false), 0);
+	assert_int_equal(weft_select(cs, 2, WEFT_NEVER), 0);
 	assert_int_equal(cs[0].result, -EPIPE);
 	weft_chan_release(a);
 	weft_chan_release(b);
@@ -64,13 +64,13 @@ static void test_same_channel_twice(void **state)
 	weft_chan_create(&c, sizeof(int), 1);
 	int in = 3, out = 0;
 	weft_select_case_t cs[2] = {{c, WEFT_SELECT_RECV, &out, 0}, {c, WEFT_SELECT_SEND, &in, 0}};
-	assert_int_equal(weft_select(cs, 2, WEFT_NEVER, false), 1); /* empty: only the send is ready */
-	assert_int_equal(weft_select(cs, 2, WEFT_NEVER, false), 0); /* full: only the receive */
+	assert_int_equal(weft_select(cs, 2, WEFT_NEVER), 1); /* empty: only the send is ready */
+	assert_int_equal(weft_select(cs, 2, WEFT_NEVER), 0); /* full: only the receive */
 	assert_int_equal(out, 3);
 	weft_chan_release(c);
 	weft_chan_create(&c, sizeof(int), 0);
 	weft_select_case_t rz[2] = {{c, WEFT_SELECT_RECV, &out, 0}, {c, WEFT_SELECT_SEND, &in, 0}};
-	assert_int_equal(weft_select(rz, 2, weft_deadline_in(2 * WEFT_MSEC), false), -ETIMEDOUT);
+	assert_int_equal(weft_select(rz, 2, weft_deadline_in(2 * WEFT_MSEC)), -ETIMEDOUT);
 	weft_chan_release(c);
 }
 
@@ -100,7 +100,7 @@ static void *selector(void *a)
 		weft_select_case_t cs[2];
 		for (size_t i = 0; i < n; i++)
 			cs[i] = (weft_select_case_t){chs[i], WEFT_SELECT_RECV, &v, 0};
-		int k = weft_select(cs, n, WEFT_NEVER, false);
+		int k = weft_select(cs, n, WEFT_NEVER);
 		TCHECK(k >= 0);
 		if (k < 0)
 			return NULL;
@@ -157,7 +157,7 @@ static void *send_selector(void *a)
 	(void)a;
 	long v1 = 11, v2 = 22;
 	weft_select_case_t cs[2] = {{s1, WEFT_SELECT_SEND, &v1, 0}, {s2, WEFT_SELECT_SEND, &v2, 0}};
-	return (void *)(intptr_t)weft_select(cs, 2, WEFT_NEVER, false);
+	return (void *)(intptr_t)weft_select(cs, 2, WEFT_NEVER);
 }
 
 static void *send_select_main(void *a)

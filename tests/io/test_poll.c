@@ -314,7 +314,7 @@ static void *quiet_echo(void *a)
 		ssize_t n = weft_read(c, b, sizeof b, WEFT_NEVER);
 		if (n <= 0)
 			break;
-		TCHECK_EQ(weft_write_all(c, b, (size_t)n, WEFT_NEVER), n);
+		TCHECK_EQ(weft_write_all(c, b, (size_t)n, WEFT_NEVER, NULL), n);
 	}
 	weft_close(c);
 	return NULL;
@@ -382,7 +382,7 @@ static void *quiet_main(void *a)
 	int bad = 0;
 	char b[8] = "ping";
 	for (int i = 0; frozen && i < QUIET_ROUNDS; i++)
-		bad += weft_write_all(c, b, 4, WEFT_NEVER) != 4 || weft_read_full(c, b, 4, WEFT_NEVER) != 4;
+		bad += weft_write_all(c, b, 4, WEFT_NEVER, NULL) != 4 || weft_read_full(c, b, 4, WEFT_NEVER, NULL) != 4;
 	long woken = tid_switches(mon) - before;
 	long in_call = tid_syscall(mon);
 	/* Thaw: the rest of the dump goes to /dev/null; drain the pipe until

@@ -22,7 +22,7 @@ static void echo_handler(int fd, void *ctx)
 	char buf[4096];
 	for (;;) {
 		ssize_t r = weft_read(fd, buf, sizeof buf, WEFT_NEVER);
-		if (r <= 0 || weft_write_all(fd, buf, (size_t)r, WEFT_NEVER) != r)
+		if (r <= 0 || weft_write_all(fd, buf, (size_t)r, WEFT_NEVER, NULL) != r)
 			break;
 	}
 	atomic_fetch_sub(&live, 1);
@@ -58,9 +58,9 @@ static void *client(void *a)
 		for (int i = 0; i < MSG; i++)
 			out[i] = (unsigned char)(fd * 7 + r * 13 + i);
 		/* A queued connection waits for every one served before it. */
-		if (weft_write_all(fd, out, MSG, wt_hang_deadline()) != MSG)
+		if (weft_write_all(fd, out, MSG, wt_hang_deadline(), NULL) != MSG)
 			break;
-		if (weft_read_full(fd, in, MSG, wt_hang_deadline()) != MSG || memcmp(in, out, MSG))
+		if (weft_read_full(fd, in, MSG, wt_hang_deadline(), NULL) != MSG || memcmp(in, out, MSG))
 			break;
 		if (done++ == 0 && barrier_n > 0) {
 			/* The first barrier_n clients through their first echo wait
@@ -248,8 +248,8 @@ static void *emfile_client(void *a)
 	emc *c = a;
 	unsigned char out[MSG], in[MSG];
 	memset(out, c->fd, MSG);
-	if (weft_write_all(c->fd, out, MSG, wt_hang_deadline()) == MSG &&
-	    weft_read_full(c->fd, in, MSG, wt_hang_deadline()) == MSG && memcmp(in, out, MSG) == 0)
+	if (weft_write_all(c->fd, out, MSG, wt_hang_deadline(), NULL) == MSG &&
+	    weft_read_full(c->fd, in, MSG, wt_hang_deadline(), NULL) == MSG && memcmp(in, out, MSG) == 0)
 		c->done = 1;
 	weft_close(c->fd); /* frees a descriptor: the server can accept one more */
 	return NULL;

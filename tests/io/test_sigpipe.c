@@ -140,7 +140,7 @@ static void *pipe_writes(void *a)
 	struct iovec iov = {"y", 1};
 	if (weft_writev(p[1], &iov, 1, WEFT_NEVER) != -EPIPE)
 		bad |= 4;
-	if (weft_write_all(p[1], "zz", 2, WEFT_NEVER) != -EPIPE)
+	if (weft_write_all(p[1], "zz", 2, WEFT_NEVER, NULL) != -EPIPE)
 		bad |= 8;
 	weft_close(p[1]);
 	return (void *)(intptr_t)bad;

@@ -9,6 +9,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -24,7 +25,7 @@ static void *echo_conn(void *a)
 		ssize_t n = weft_read(fd, buf, sizeof buf, WEFT_NEVER);
 		if (n <= 0)
 			break;
-		if (weft_write_all(fd, buf, (size_t)n, WEFT_NEVER) != n)
+		if (weft_write_all(fd, buf, (size_t)n, WEFT_NEVER, NULL) != n)
 			break;
 	}
 	weft_close(fd);
@@ -73,8 +74,8 @@ static void *client_fn(void *a)
 	unsigned char out[MSG], in[MSG];
 	for (int r = 0; r < c->rounds; r++) {
 		fill(out, c->id, r);
-		TCHECK_EQ(weft_write_all(fd, out, MSG, wt_hang_deadline()), MSG);
-		ssize_t n = weft_read_full(fd, in, MSG, wt_hang_deadline());
+		TCHECK_EQ(weft_write_all(fd, out, MSG, wt_hang_deadline(), NULL), MSG);
+		ssize_t n = weft_read_full(fd, in, MSG, wt_hang_deadline(), NULL);
 		TCHECK_EQ(n, MSG);
 		if (n != MSG)
 			break;
@@ -283,14 +284,14 @@ static void *deadline_cancel_main(void *a)
 	t0 = weft_now();
 	TCHECK_EQ(weft_read(s, b, sizeof b, weft_deadline_in(10 * WEFT_MSEC)), -ETIMEDOUT);
 	TCHECK(weft_now() - t0 >= 10 * WEFT_MSEC);
-	TCHECK_EQ(weft_read_full(s, b, sizeof b, weft_now()), -ETIMEDOUT);
+	TCHECK_EQ(weft_read_full(s, b, sizeof b, weft_now(), NULL), -ETIMEDOUT);
 	t = wt_spawn(read_forever, (void *)(intptr_t)s);
 	weft_sleep(5 * WEFT_MSEC);
 	weft_cancel(t);
 	TCHECK_EQ(join_result(t), -ECANCELED);
 	/* The connection still works after the cancelled read. */
-	TCHECK_EQ(weft_write_all(c, "hello", 5, WEFT_NEVER), 5);
-	TCHECK_EQ(weft_read_full(s, b, 5, wt_hang_deadline()), 5);
+	TCHECK_EQ(weft_write_all(c, "hello", 5, WEFT_NEVER, NULL), 5);
+	TCHECK_EQ(weft_read_full(s, b, 5, wt_hang_deadline(), NULL), 5);
 	TCHECK(memcmp(b, "hello", 5) == 0);
 	/* write: fill the socket buffers until a deadline stops us. */
 	static char big[1 << 16];
@@ -359,10 +360,10 @@ static void *faults_main(void *a)
 
 	/* EOF in the middle of a message, and at a message boundary. */
 	wt_tcp_accepted(lfd, &c, &s);
-	TCHECK_EQ(weft_write_all(c, "0123456789", 10, WEFT_NEVER), 10);
+	TCHECK_EQ(weft_write_all(c, "0123456789", 10, WEFT_NEVER, NULL), 10);
 	TCHECK_EQ(weft_shutdown(c, SHUT_WR), 0);
-	TCHECK_EQ(weft_read_full(s, b, MSG, wt_hang_deadline()), -EPROTO);
-	TCHECK_EQ(weft_read_full(s, b, MSG, wt_hang_deadline()), 0);
+	TCHECK_EQ(weft_read_full(s, b, MSG, wt_hang_deadline(), NULL), -EPROTO);
+	TCHECK_EQ(weft_read_full(s, b, MSG, wt_hang_deadline(), NULL), 0);
 	TCHECK_EQ(weft_read(s, b, MSG, wt_hang_deadline()), 0);
 	weft_close(c);
 	weft_close(s);
@@ -374,7 +375,7 @@ static void *faults_main(void *a)
 		wt_tcp_accepted(lfd, &c, &s);
 		weft_task_t rd = wt_spawn(read_forever, (void *)(intptr_t)s);
 		weft_sleep(WEFT_MSEC);
-		TCHECK_EQ(weft_write_all(c, "abc", 3, WEFT_NEVER), 3);
+		TCHECK_EQ(weft_write_all(c, "abc", 3, WEFT_NEVER, NULL), 3);
 		TCHECK_EQ(weft_shutdown(c, SHUT_WR), 0);
 		TCHECK_EQ(join_result(rd), 3);
 		TCHECK_EQ(weft_read(s, b, MSG, wt_hang_deadline()), 0);
@@ -385,14 +386,14 @@ static void *faults_main(void *a)
 	/* A short weft_read, then a readv that waits and fills its buffer, then
 	 * weft_read again: the rest must come without a new report. */
 	wt_tcp_accepted(lfd, &c, &s);
-	TCHECK_EQ(weft_write_all(c, "ab", 2, WEFT_NEVER), 2);
+	TCHECK_EQ(weft_write_all(c, "ab", 2, WEFT_NEVER, NULL), 2);
 	TCHECK_EQ(weft_read(s, b, MSG, wt_hang_deadline()), 2);
 	weft_task_t rv = wt_spawn(readv10, (void *)(intptr_t)s);
 	weft_sleep(2 * WEFT_MSEC);
 	static char hundred[100];
-	TCHECK_EQ(weft_write_all(c, hundred, sizeof hundred, WEFT_NEVER), 100);
+	TCHECK_EQ(weft_write_all(c, hundred, sizeof hundred, WEFT_NEVER, NULL), 100);
 	TCHECK_EQ(join_result(rv), 10);
-	TCHECK_EQ(weft_read_full(s, b, 60, wt_hang_deadline()), 60);
+	TCHECK_EQ(weft_read_full(s, b, 60, wt_hang_deadline(), NULL), 60);
 	TCHECK_EQ(weft_read(s, b, MSG, wt_hang_deadline()), 30);
 	weft_close(c);
 	weft_close(s);
@@ -465,7 +466,7 @@ typedef struct {
 static void *read_job_fn(void *p)
 {
 	read_job *r = p;
-	return (void *)(intptr_t)weft_read_full(r->s, r->back, r->n, wt_hang_deadline());
+	return (void *)(intptr_t)weft_read_full(r->s, r->back, r->n, wt_hang_deadline(), NULL);
 }
 
 static void *vectors_main(void *a)
@@ -510,7 +511,7 @@ static void *vectors_main(void *a)
 	TCHECK(memcmp(data, back, fsz) == 0);
 	off = (off_t)fsz - 10;
 	TCHECK_EQ(weft_sendfile(c, f, &off, 100, WEFT_NEVER), 10);
-	TCHECK_EQ(weft_read_full(s, back, 10, wt_hang_deadline()), 10);
+	TCHECK_EQ(weft_read_full(s, back, 10, wt_hang_deadline(), NULL), 10);
 	TCHECK(memcmp(back, data + fsz - 10, 10) == 0);
 	close(f);
 	free(data);
@@ -574,13 +575,50 @@ static void test_thread_clients(void **state)
 	wt_run(threads_main, NULL, 2);
 }
 
+/* write_all and read_full say how far they got when they fail: a write
+ * into a pipe nobody reads stops at the deadline with *done bytes in the
+ * pipe, exactly; a read that meets end of file early has *done bytes. */
+static void *partial_main(void *a)
+{
+	(void)a;
+	int p[2];
+	TCHECK_EQ(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+	enum { BIG = 1 << 20 };
+	char *big = calloc(1, BIG);
+	size_t done = 12345;
+	TCHECK_EQ(weft_write_all(p[1], big, BIG, weft_deadline_in(5 * WEFT_MSEC), &done), -ETIMEDOUT);
+	TCHECK(done > 0 && done < BIG);
+	size_t drained = 0;
+	for (ssize_t n; (n = read(p[0], big, BIG)) > 0;)
+		drained += (size_t)n;
+	TCHECK_EQ(drained, done);
+	TCHECK_EQ(weft_write_all(p[1], "0123456789", 10, WEFT_NEVER, &done), 10);
+	TCHECK_EQ(done, 10);
+	TCHECK_EQ(weft_close(p[1]), 0);
+	TCHECK_EQ(weft_read_full(p[0], big, 20, WEFT_NEVER, &done), -EPROTO);
+	TCHECK_EQ(done, 10);
+	TCHECK_EQ(weft_read_full(p[0], big, 20, WEFT_NEVER, &done), 0); /* end of file first */
+	TCHECK_EQ(done, 0);
+	TCHECK_EQ(weft_write_all(-1, NULL, 1, WEFT_NEVER, &done), -EINVAL);
+	TCHECK_EQ(done, 0);
+	TCHECK_EQ(weft_close(p[0]), 0);
+	free(big);
+	return NULL;
+}
+
+static void test_partial_transfers(void **state)
+{
+	(void)state;
+	wt_run(partial_main, NULL, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		WT_IO_TEST(test_tcp_echo),	  WT_IO_TEST(test_unix_echo),
 		WT_IO_TEST(test_udp),		  WT_IO_TEST(test_deadline_cancel),
 		WT_IO_TEST(test_faults),	  WT_IO_TEST(test_vectors_sendfile_names),
-		WT_IO_TEST(test_thread_clients),
+		WT_IO_TEST(test_thread_clients),	  WT_IO_TEST(test_partial_transfers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -108,8 +108,8 @@ static void *echo_client(void *a)
 		size_t len = 1 + (size_t)(r * 37 + fd) % sizeof out;
 		for (size_t i = 0; i < len; i++)
 			out[i] = (char)(fd * 7 + r * 13 + (int)i);
-		if (weft_write_all(fd, out, len, wt_hang_deadline()) != (ssize_t)len ||
-		    weft_read_full(fd, in, len, wt_hang_deadline()) != (ssize_t)len ||
+		if (weft_write_all(fd, out, len, wt_hang_deadline(), NULL) != (ssize_t)len ||
+		    weft_read_full(fd, in, len, wt_hang_deadline(), NULL) != (ssize_t)len ||
 		    memcmp(in, out, len) != 0) {
 			atomic_fetch_add(&client_failures, 1);
 			break;
@@ -367,7 +367,7 @@ static void *tcp_short_reads_main(void *a)
 		size_t len = 1 + (size_t)(i * 131) % sizeof chunk;
 		for (size_t j = 0; j < len; j++)
 			chunk[j] = (char)((sent + (long)j) * 7);
-		TCHECK_EQ(weft_write_all(c, chunk, len, wt_hang_deadline()), (ssize_t)len);
+		TCHECK_EQ(weft_write_all(c, chunk, len, wt_hang_deadline(), NULL), (ssize_t)len);
 		sent += (long)len;
 		if (i % 7 == 0)
 			weft_yield();
@@ -537,7 +537,7 @@ static void *connect_main(void *a)
 	TCHECK(afd >= 0);
 	TCHECK_EQ(weft_write(c.fd, "ok", 2, WEFT_NEVER), 2);
 	char b[2];
-	TCHECK_EQ(weft_read_full(afd, b, 2, wt_hang_deadline()), 2);
+	TCHECK_EQ(weft_read_full(afd, b, 2, wt_hang_deadline(), NULL), 2);
 	weft_close(afd);
 	weft_close(c.fd);
 	/* A port bound but not listening: refused. */

@@ -236,11 +236,17 @@ static void *group_main(void *a)
 	for (long i = 0; i < 5; i++)
 		weft_spawn(NULL, member, (void *)HOUR_MS, &(weft_spawn_opts_t){.group = g});
 	TCHECK_EQ(weft_group_destroy(g), -EBUSY);
+	/* Members sleep for an hour: a deadline ends the wait, a past one polls,
+	 * and the group is untouched by either. */
+	TCHECK_EQ(weft_group_wait_until(g, weft_deadline_in(2 * WEFT_MSEC)), -ETIMEDOUT);
+	TCHECK_EQ(weft_group_wait_until(g, 0), -ETIMEDOUT);
+	TCHECK_EQ(atomic_load(&finished_cancelled), 10);
 	TCHECK_EQ(weft_group_cancel(g), 0);
 	TCHECK_EQ(weft_group_wait(g), -ECANCELED); /* the members' first failure */
 	TCHECK_EQ(atomic_load(&finished_cancelled), 15);
 	TCHECK_EQ(weft_group_destroy(g), 0);
 	TCHECK_EQ(weft_group_wait(NULL), -EINVAL);
+	TCHECK_EQ(weft_group_wait_until(NULL, WEFT_NEVER), -EINVAL);
 	return NULL;
 }
 

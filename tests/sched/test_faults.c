@@ -468,7 +468,7 @@ static void *wide_select(void *a)
 		TCHECK_EQ(weft_chan_create(&ch[i], sizeof(long), 0), 0);
 		c[i] = (weft_select_case_t){.ch = ch[i], .op = WEFT_SELECT_RECV, .buf = &v[i]};
 	}
-	TCHECK_EQ(weft_select(c, N, weft_now() + WEFT_MSEC, false), -ETIMEDOUT);
+	TCHECK_EQ(weft_select(c, N, weft_now() + WEFT_MSEC), -ETIMEDOUT);
 	for (int i = 0; i < N; i++)
 		TCHECK_EQ(weft_chan_release(ch[i]), 0);
 	return NULL;
@@ -615,7 +615,7 @@ static void test_dump_and_stats_on_bad_descriptors(void **state)
 	close(ro);
 	assert_int_equal(weft_stats(rt, NULL), -EINVAL);
 	assert_int_equal(weft_runtime_stop(rt), 0);
-	weft_stats_t s;
+	weft_stats_t s = {0};
 	assert_int_equal(weft_stats(rt, &s), -ESHUTDOWN); /* a stopped runtime */
 	assert_int_equal(weft_task_dump(rt, 2), -ESHUTDOWN);
 }

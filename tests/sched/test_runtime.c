@@ -35,7 +35,8 @@ static weft_step_t note_step(void *s, void **r)
 	return WEFT_STEP_DONE;
 }
 
-static weft_stats_t after;
+static weft_worker_stats_t after_pw[8];
+static weft_stats_t after = {.size = sizeof after, .per_worker = after_pw, .per_worker_len = 8};
 
 static void *uneven(void *a)
 {
@@ -116,7 +117,7 @@ static void *monitor_main(void *a)
 	TCHECK(atomic_load(&released_on) >= 1);
 	/* A worker is counted before its thread starts, so the one that ran
 	 * the releaser is in the statistics already. */
-	weft_stats_t st;
+	weft_stats_t st = {0};
 	TCHECK_EQ(weft_stats(NULL, &st), 0);
 	TCHECK(st.workers >= 2);
 	TCHECK(st.workers > atomic_load(&released_on));
@@ -149,7 +150,7 @@ static void *stats_main(void *a)
 		weft_spawn(NULL, parked_forever, NULL, &(weft_spawn_opts_t){.detached = true});
 	/* Until all ten have armed their sleep (the test-main task's own
 	 * sleep timer is cancelled before its sleep returns). */
-	weft_stats_t s;
+	weft_stats_t s = {0};
 	WT_WAIT_UNTIL(weft_stats(NULL, &s) == 0 && s.timers_active >= 10);
 	TCHECK_EQ(weft_stats(NULL, &s), 0);
 	TCHECK(s.live >= 11);
@@ -301,6 +302,44 @@ static void test_ids_resolve_across_runtimes(void **state)
 	assert_int_equal(atomic_load(&tcheck_failures), 0);
 }
 
+/* Sized structs: size 0 or sizeof; below the first version -EINVAL; a
+ * larger (newer) struct only with zeros past what the library knows. The
+ * statistics of every worker, into an array of the caller's length. */
+static void test_sized_config_and_stats(void **state)
+{
+	(void)state;
+	weft_runtime_t *rt;
+	assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.size = 4, .workers = 2}), -EINVAL);
+	struct {
+		weft_config_t c;
+		uint64_t newer;
+	} big = {.c = {.size = sizeof big, .workers = 2, .no_monitor = true}, .newer = 1};
+	assert_int_equal(weft_runtime_start(&rt, &big.c), -E2BIG);
+	big.newer = 0;
+	assert_int_equal(weft_runtime_start(&rt, &big.c), 0);
+	assert_int_equal(weft_runtime_workers(rt), 2);
+
+	weft_worker_stats_t pw[2];
+	memset(pw, 0xee, sizeof pw);
+	weft_stats_t s = {.size = sizeof s, .per_worker = pw, .per_worker_len = 1};
+	assert_int_equal(weft_stats(rt, &s), 0);
+	assert_int_equal(s.workers, 2); /* all of them counted, */
+	assert_int_equal(s.per_worker_len, 1);
+	assert_ptr_equal(s.per_worker, pw);
+	assert_false(pw[0].extra);	  /* one filled in, */
+	assert_int_equal(pw[1].queue_len, 0xeeeeeeee); /* the rest untouched */
+	s = (weft_stats_t){.per_worker_len = -1};
+	assert_int_equal(weft_stats(rt, &s), -EINVAL);
+	s = (weft_stats_t){.per_worker_len = 1};
+	assert_int_equal(weft_stats(rt, &s), -EINVAL);
+	s = (weft_stats_t){.size = 3};
+	assert_int_equal(weft_stats(rt, &s), -EINVAL);
+	s = (weft_stats_t){0};
+	assert_int_equal(weft_stats(rt, &s), 0);
+	assert_int_equal(s.workers, 2);
+	assert_int_equal(weft_runtime_stop(rt), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -310,6 +349,7 @@ int main(void)
 		cmocka_unit_test(test_shutdown_with_parked_tasks),
 		cmocka_unit_test(test_stop_from_inside_is_refused),
 		cmocka_unit_test(test_ids_resolve_across_runtimes),
+		cmocka_unit_test(test_sized_config_and_stats),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

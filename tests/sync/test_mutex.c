@@ -23,7 +23,7 @@ static void *unlock_foreign(void *a)
 {
 	(void)a;
 	TCHECK_EQ(weft_mutex_unlock(&em), -EPERM); /* held by the test-main task */
-	TCHECK_EQ(weft_mutex_trylock(&em), -EBUSY);
+	TCHECK_EQ(weft_mutex_try_lock(&em), -EAGAIN);
 	return NULL;
 }
 
@@ -33,7 +33,7 @@ static void *errors_main(void *a)
 	TCHECK_EQ(weft_mutex_init(NULL), -EINVAL);
 	TCHECK_EQ(weft_mutex_lock(NULL), -EINVAL);
 	TCHECK_EQ(weft_mutex_lock_until(NULL, WEFT_NEVER), -EINVAL);
-	TCHECK_EQ(weft_mutex_trylock(NULL), -EINVAL);
+	TCHECK_EQ(weft_mutex_try_lock(NULL), -EINVAL);
 	TCHECK_EQ(weft_mutex_unlock(NULL), -EINVAL);
 	TCHECK_EQ(weft_mutex_destroy(NULL), -EINVAL);
 
@@ -49,8 +49,8 @@ static void *errors_main(void *a)
 
 	weft_mutex_t m;
 	TCHECK_EQ(weft_mutex_init(&m), 0);
-	TCHECK_EQ(weft_mutex_trylock(&m), 0);
-	TCHECK_EQ(weft_mutex_trylock(&m), -EBUSY);
+	TCHECK_EQ(weft_mutex_try_lock(&m), 0);
+	TCHECK_EQ(weft_mutex_try_lock(&m), -EAGAIN);
 	TCHECK_EQ(weft_mutex_unlock(&m), 0);
 	TCHECK_EQ(weft_mutex_destroy(&m), 0);
 	return NULL;
@@ -66,7 +66,7 @@ static void test_errors(void **state)
 static void *unlock_thread_held(void *a)
 {
 	TCHECK_EQ(weft_mutex_unlock(a), -EPERM);
-	TCHECK_EQ(weft_mutex_trylock(a), -EBUSY);
+	TCHECK_EQ(weft_mutex_try_lock(a), -EAGAIN);
 	return NULL;
 }
 
@@ -420,7 +420,7 @@ static weft_step_t step_locker(void *s, void **r)
 {
 	(void)s;
 	(void)r;
-	TCHECK_EQ(weft_mutex_trylock(&pm), -EBUSY); /* held by test-main */
+	TCHECK_EQ(weft_mutex_try_lock(&pm), -EAGAIN); /* held by test-main */
 	TCHECK_EQ(weft_mutex_lock(&pm), -EPERM);    /* would have to wait */
 	TCHECK_EQ(weft_mutex_lock_until(&pm, weft_deadline_in(WEFT_MSEC)), -EPERM);
 	TCHECK_EQ(MX_WAITERS(&pm), 0);
@@ -433,7 +433,7 @@ static weft_step_t step_free_locker(void *s, void **r)
 	(void)r;
 	TCHECK_EQ(weft_mutex_lock(&pm), 0); /* no wait needed */
 	TCHECK_EQ(weft_mutex_unlock(&pm), 0);
-	TCHECK_EQ(weft_mutex_trylock(&pm), 0);
+	TCHECK_EQ(weft_mutex_try_lock(&pm), 0);
 	TCHECK_EQ(weft_mutex_unlock(&pm), 0);
 	return WEFT_STEP_DONE;
 }

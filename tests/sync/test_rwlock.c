@@ -28,8 +28,8 @@ static void *foreign_unlock(void *a)
 {
 	(void)a;
 	TCHECK_EQ(weft_rwlock_unlock(&erw), -EPERM); /* write-held by test-main */
-	TCHECK_EQ(weft_rwlock_tryrdlock(&erw), -EBUSY);
-	TCHECK_EQ(weft_rwlock_trywrlock(&erw), -EBUSY);
+	TCHECK_EQ(weft_rwlock_try_rdlock(&erw), -EAGAIN);
+	TCHECK_EQ(weft_rwlock_try_wrlock(&erw), -EAGAIN);
 	return NULL;
 }
 
@@ -39,8 +39,8 @@ static void *errors_main(void *a)
 	TCHECK_EQ(weft_rwlock_init(NULL), -EINVAL);
 	TCHECK_EQ(weft_rwlock_rdlock(NULL), -EINVAL);
 	TCHECK_EQ(weft_rwlock_wrlock(NULL), -EINVAL);
-	TCHECK_EQ(weft_rwlock_tryrdlock(NULL), -EINVAL);
-	TCHECK_EQ(weft_rwlock_trywrlock(NULL), -EINVAL);
+	TCHECK_EQ(weft_rwlock_try_rdlock(NULL), -EINVAL);
+	TCHECK_EQ(weft_rwlock_try_wrlock(NULL), -EINVAL);
 	TCHECK_EQ(weft_rwlock_unlock(NULL), -EINVAL);
 	TCHECK_EQ(weft_rwlock_destroy(NULL), -EINVAL);
 
@@ -53,13 +53,13 @@ static void *errors_main(void *a)
 	TCHECK_EQ(weft_rwlock_unlock(&erw), -EPERM);
 
 	TCHECK_EQ(weft_rwlock_rdlock(&erw), 0);
-	TCHECK_EQ(weft_rwlock_tryrdlock(&erw), 0); /* readers share */
-	TCHECK_EQ(weft_rwlock_trywrlock(&erw), -EBUSY);
+	TCHECK_EQ(weft_rwlock_try_rdlock(&erw), 0); /* readers share */
+	TCHECK_EQ(weft_rwlock_try_wrlock(&erw), -EAGAIN);
 	TCHECK_EQ(weft_rwlock_destroy(&erw), -EBUSY);
 	TCHECK_EQ(weft_rwlock_unlock(&erw), 0);
 	TCHECK_EQ(weft_rwlock_unlock(&erw), 0);
 	TCHECK_EQ(weft_rwlock_unlock(&erw), -EPERM);
-	TCHECK_EQ(weft_rwlock_trywrlock(&erw), 0);
+	TCHECK_EQ(weft_rwlock_try_wrlock(&erw), 0);
 	TCHECK_EQ(weft_rwlock_unlock(&erw), 0);
 	TCHECK_EQ(weft_rwlock_destroy(&erw), 0);
 	return NULL;
@@ -232,12 +232,12 @@ static void *relay_reader(void *a)
 	while (!atomic_load(&writer_done)) {
 		weft_sleep(WEFT_MSEC / 10);
 		/* Hand over to a fresh read hold: the count never drops to 0. */
-		int r = weft_rwlock_tryrdlock(&wrw);
+		int r = weft_rwlock_try_rdlock(&wrw);
 		if (r == 0) {
 			TCHECK_EQ(weft_rwlock_unlock(&wrw), 0);
 			continue;
 		}
-		TCHECK_EQ(r, -EBUSY); /* a writer waits: new readers are refused */
+		TCHECK_EQ(r, -EAGAIN); /* a writer waits: new readers are refused */
 		TCHECK_EQ(weft_rwlock_unlock(&wrw), 0);
 		TCHECK_EQ(weft_rwlock_rdlock(&wrw), 0); /* queues behind the writer */
 	}
@@ -481,7 +481,7 @@ static weft_step_t step_user(void *s, void **r)
 {
 	(void)s;
 	(void)r;
-	TCHECK_EQ(weft_rwlock_tryrdlock(&prw), -EBUSY);
+	TCHECK_EQ(weft_rwlock_try_rdlock(&prw), -EAGAIN);
 	TCHECK_EQ(weft_rwlock_rdlock(&prw), -EPERM);
 	TCHECK_EQ(weft_rwlock_wrlock(&prw), -EPERM);
 	TCHECK_EQ(rw_queued(&prw), 0);

@@ -28,13 +28,13 @@ static void test_errors(void **state)
 	assert_int_equal(weft_sem_init(&s, (unsigned)WEFT_SEM_MAX + 1), -EINVAL);
 	assert_int_equal(weft_sem_init(&s, 2), 0);
 	assert_int_equal(weft_sem_acquire(NULL), -EINVAL);
-	assert_int_equal(weft_sem_tryacquire(NULL), -EINVAL);
+	assert_int_equal(weft_sem_try_acquire(NULL), -EINVAL);
 	assert_int_equal(weft_sem_release(NULL, 1), -EINVAL);
 	assert_int_equal(weft_sem_destroy(NULL), -EINVAL);
 
-	assert_int_equal(weft_sem_tryacquire(&s), 0);
+	assert_int_equal(weft_sem_try_acquire(&s), 0);
 	assert_int_equal(weft_sem_acquire(&s), 0); /* free: no wait, fine on a plain thread */
-	assert_int_equal(weft_sem_tryacquire(&s), -EBUSY);
+	assert_int_equal(weft_sem_try_acquire(&s), -EAGAIN);
 	assert_int_equal(weft_sem_value(&s), 0);
 	assert_int_equal(weft_sem_acquire_until(&s, weft_deadline_in(2 * WEFT_MSEC)), -ETIMEDOUT);
 	assert_int_equal(weft_sem_release(&s, 0), 0);
@@ -137,7 +137,7 @@ static void *all_main(void *a)
 	t[PERMITS] = wt_spawn(all_holder, NULL);
 	wait_sem_waiters(&as, 1); /* one more has to wait */
 	TCHECK_EQ(atomic_load(&all_in), PERMITS);
-	TCHECK_EQ(weft_sem_tryacquire(&as), -EBUSY);
+	TCHECK_EQ(weft_sem_try_acquire(&as), -EAGAIN);
 	atomic_store(&all_release, 1);
 	for (int i = 0; i <= PERMITS; i++)
 		wt_join(t[i]);
@@ -212,11 +212,11 @@ static void *fifo_main(void *a)
 		wait_sem_waiters(&fs, (uint32_t)i + 1);
 	}
 	TCHECK_EQ(weft_sem_destroy(&fs), -EBUSY);
-	TCHECK_EQ(weft_sem_tryacquire(&fs), -EBUSY);
+	TCHECK_EQ(weft_sem_try_acquire(&fs), -EAGAIN);
 	for (int i = 0; i < NF; i++) {
 		/* A newcomer does not barge: the permit goes to the queue. */
 		TCHECK_EQ(weft_sem_release(&fs, 1), 0);
-		TCHECK_EQ(weft_sem_tryacquire(&fs), -EBUSY);
+		TCHECK_EQ(weft_sem_try_acquire(&fs), -EAGAIN);
 		wt_join(t[i]);
 	}
 	for (int i = 0; i < NF; i++)
@@ -314,7 +314,7 @@ static weft_step_t step_user(void *s, void **r)
 	(void)s;
 	(void)r;
 	TCHECK_EQ(weft_sem_acquire(&ps), 0); /* a permit is free: no wait */
-	TCHECK_EQ(weft_sem_tryacquire(&ps), -EBUSY);
+	TCHECK_EQ(weft_sem_try_acquire(&ps), -EAGAIN);
 	TCHECK_EQ(weft_sem_acquire(&ps), -EPERM);
 	TCHECK_EQ(sem_waiters(&ps), 0);
 	TCHECK_EQ(weft_sem_release(&ps, 1), 0);
