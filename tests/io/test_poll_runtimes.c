@@ -67,8 +67,19 @@ static void *reuse_number(void *a)
 	int want = (int)(intptr_t)a;
 	int sv[2];
 	TCHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-	TCHECK_EQ(dup3(sv[0], want, O_CLOEXEC), want); /* want is free: nothing is replaced */
-	close(sv[0]);
+	/* want is free, so the pair may have got it (the lowest free number,
+	 * when the other ends' closes have not completed yet): move things so
+	 * that sv[0]'s socket is `want` and sv[1] is not. */
+	if (sv[1] == want) {
+		int moved = fcntl(sv[1], F_DUPFD_CLOEXEC, want + 1);
+		TCHECK(moved > want);
+		close(sv[1]);
+		sv[1] = moved;
+	}
+	if (sv[0] != want) {
+		TCHECK_EQ(dup3(sv[0], want, O_CLOEXEC), want); /* want is free: nothing is replaced */
+		close(sv[0]);
+	}
 	for (int round = 0; round < 2; round++) { /* the first read registers, the second waits registered */
 		pthread_t th;
 		TCHECK_EQ(pthread_create(&th, NULL, write_later, (void *)(intptr_t)sv[1]), 0);
