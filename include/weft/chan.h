@@ -28,11 +28,11 @@
  * Stackless tasks use the _step forms: the call either completes (0 or an
  * error) or registers the task to be woken and returns -EINPROGRESS; the step
  * function then returns WEFT_STEP_PARKED and, when called again, repeats the
- * same call with the same weft_chan_op_t, which completes it. A task waits
- * for one registration at a time: registering another op (or opening any
- * other wait) before repeating the first call means the first will not wake
- * the task; nothing is lost (no value is handed to an op whose wake-up would
- * be lost), and repeating its call completes it when it can.
+ * same call with the same weft_chan_op_t, which completes it. A task has
+ * one registration at a time: it must repeat the registered call until it
+ * completes before it registers another op or opens any other wait (a
+ * second registration while a waker is completing the first is not yet
+ * refused with an error; until it is, it is a programming error).
  */
 #ifndef WEFT_CHAN_H
 #define WEFT_CHAN_H
