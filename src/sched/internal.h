@@ -156,7 +156,10 @@ struct weft_task {
 		size_t stack_req;	/* coroutine, before its first run: the stack size asked for */
 		weft_tentry_t *timer;	/* stackless: deadline of the current wait */
 	};
-	weft_stack_t *stack;	 /* coroutine: its stack, taken when it first runs */
+	union {
+		weft_stack_t *stack; /* coroutine: its stack, taken when it first runs */
+		void *step_op;	     /* stackless: its registered op (park.c, "Step registrations"), or NULL */
+	};
 	/* Its runtime and its weft_task_aux are in its slab's tail, see
 	 * weft__task_rt and weft__task_auxp. */
 #if defined(WEFT_ASAN)
@@ -466,6 +469,9 @@ void weft__parker_init(weft_parker_t *p);
  * that still touches the object it woke someone on). NULL otherwise. */
 extern _Atomic(void (*)(void)) weft__unpark_hook;
 int weft__park_commit(weft_task *t); /* after a task asked to park: 1 parked, 0 already woken */
+/* The failed waker weft_park_prepare returns: no parker, the error's
+ * positive value as its epoch (weft_park and weft_park_deadline return it). */
+#define WEFT_WAKER_FAILED(err) ((weft_waker_t){.parker = NULL, .epoch = (uint64_t)(err)})
 
 /* timer.c */
 int weft__shards_create(struct weft_runtime *rt);

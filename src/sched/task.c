@@ -696,7 +696,7 @@ static int spawn_locked(struct weft_runtime *rt, weft_task_t *out, bool step, vo
 	assert((atomic_load_explicit(&t->id, memory_order_relaxed) >> WEFT_ID_RT_SHIFT) == rt->index &&
 	       (atomic_load_explicit(&t->id, memory_order_relaxed) & WEFT_ID_GEN_MASK) != 0 &&
 	       weft__task_at(rt, (uint32_t)atomic_load_explicit(&t->id, memory_order_relaxed)) == t);
-	t->stack = NULL;
+	t->stack = NULL; /* (a stackless task's step_op: no registration) */
 	atomic_store_explicit(&t->flags, step ? WEFT_TF_STEP : 0, memory_order_relaxed);
 	weft_group_t *group = o ? o->group : NULL;
 	if (group || (o && o->name)) {
@@ -771,7 +771,8 @@ void weft__task_finish(weft_worker *w, weft_task *t)
 	assert(w == weft__self_worker && w->cur == NULL);
 	assert(atomic_load_explicit(&t->run_state, memory_order_relaxed) == WEFT_RS_RUNNING);
 	assert(atomic_load_explicit(&t->refs, memory_order_relaxed) > 0);
-	assert(!weft__is_step(t) || t->stack == NULL);
+	/* A stackless task ends with no op registered (run_task checks it). */
+	assert(!weft__is_step(t) || t->step_op == NULL);
 	weft_task_aux *x = atomic_load_explicit(weft__task_auxp(t), memory_order_acquire);
 	if (x && x->tls) {
 		/* Destructors of the keys in use now, for values stored under
@@ -792,7 +793,7 @@ void weft__task_finish(weft_worker *w, weft_task *t)
 		free(t->timer);
 		t->timer = NULL;
 	}
-	if (t->stack) {
+	if (!weft__is_step(t) && t->stack) {
 #ifdef WEFT_HAVE_VALGRIND
 		VALGRIND_STACK_DEREGISTER(t->stack->valgrind_id);
 #endif
