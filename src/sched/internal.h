@@ -460,6 +460,8 @@ weft_task_aux *weft__task_aux(weft_task *t); /* get or create; NULL: out of memo
 /* Park the calling coroutine, recording what it waits on for dumps. */
 int weft__park_on(weft_waker_t w, weft_time_t deadline, int what);
 int weft__group_add(weft_group_t *g, weft_task *t);
+/* The core's _step calls' ids (weft_step_begin). */
+enum { WEFT__STEP_JOIN = WEFT_STEP_ID_SCHED + 1, WEFT__STEP_GROUP_WAIT };
 void weft__group_done(weft_group_t *g, weft_task *t);
 
 /* park.c */

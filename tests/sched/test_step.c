@@ -16,7 +16,9 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+#include <weft/sync.h>
 
 #include "sched/internal.h"
 
@@ -391,6 +393,361 @@ static void test_ending_registered_aborts(void **state)
 	assert_int_equal(WTERMSIG(status), SIGABRT);
 }
 
+/* ------------------------------------------------------------ join */
+
+#define NJOIN WT_SIZE(64, 16)
+
+static void *returns_arg(void *a)
+{
+	weft_yield();
+	return a;
+}
+
+static weft_step_t returns_arg_step(void *a, void **res)
+{
+	*res = a;
+	return WEFT_STEP_DONE;
+}
+
+typedef struct {
+	weft_op_t op;
+	weft_task_t target;
+	intptr_t want;
+	int result;
+	void *got;
+	_Atomic int registered;
+	_Atomic int runs;
+	weft_time_t dl;
+	int phase;
+} join_st;
+
+static weft_step_t join_step(void *a, void **res)
+{
+	join_st *s = a;
+	*res = NULL;
+	s->runs++;
+	int r = weft_join_step(s->target, &s->got, s->dl ? s->dl : WEFT_NEVER, &s->op);
+	if (r == -EINPROGRESS) {
+		atomic_store(&s->registered, 1);
+		return WEFT_STEP_PARKED;
+	}
+	s->result = r;
+	return WEFT_STEP_DONE;
+}
+
+/* Stackless joiners of coroutines and of stackless tasks get each result
+ * once; a second joiner of the same task gets -ESRCH; coroutines and
+ * threads may call the step form, which blocks there. */
+static void *join_thread(void *a)
+{
+	weft_task_t t = (weft_task_t)(uintptr_t)a;
+	weft_op_t op;
+	void *r;
+	TCHECK_EQ(weft_join_step(t, &r, WEFT_NEVER, &op), 0);
+	TCHECK_EQ((intptr_t)r, 77);
+	return NULL;
+}
+
+static void *join_main(void *a)
+{
+	(void)a;
+	join_st *st = calloc(2 * NJOIN, sizeof *st);
+	weft_task_t *j = calloc(2 * NJOIN, sizeof *j);
+	for (int i = 0; i < NJOIN; i++) {
+		intptr_t v = 1000 + i;
+		if (i % 2)
+			TCHECK_EQ(weft_spawn_step(&st[i].target, returns_arg_step, (void *)v, NULL), 0);
+		else
+			st[i].target = wt_spawn(returns_arg, (void *)v);
+		st[i].want = v;
+		st[NJOIN + i].target = st[i].target; /* a second joiner of the same task */
+		st[NJOIN + i].want = v;
+	}
+	for (int i = 0; i < 2 * NJOIN; i++)
+		TCHECK_EQ(weft_spawn_step(&j[i], join_step, &st[i], NULL), 0);
+	for (int i = 0; i < 2 * NJOIN; i++)
+		wt_join(j[i]);
+	for (int i = 0; i < NJOIN; i++) {
+		join_st *x = &st[i], *y = &st[NJOIN + i];
+		/* Exactly one of the two joined it, and got its result. */
+		TCHECK((x->result == 0) != (y->result == 0));
+		join_st *w = x->result == 0 ? x : y, *l = x->result == 0 ? y : x;
+		TCHECK_EQ((intptr_t)w->got, w->want);
+		TCHECK_EQ(l->result, -ESRCH);
+		TCHECK(l->got == NULL);
+		TCHECK_EQ(weft_join(x->target, NULL), -ESRCH); /* dead */
+	}
+	/* Step forms in a coroutine and a plain thread block there. */
+	weft_task_t t = wt_spawn(returns_arg, (void *)77);
+	weft_op_t op;
+	void *r;
+	TCHECK_EQ(weft_join_step(t, &r, WEFT_NEVER, &op), 0);
+	TCHECK_EQ((intptr_t)r, 77);
+	t = wt_spawn(returns_arg, (void *)77);
+	pthread_t th;
+	TCHECK_EQ(pthread_create(&th, NULL, join_thread, (void *)(uintptr_t)t), 0);
+	pthread_join(th, NULL);
+	free(st);
+	free(j);
+	return NULL;
+}
+
+static void test_join_step(void **state)
+{
+	(void)state;
+	wt_run(join_main, NULL, 2);
+}
+
+/* A target that runs until told. */
+static _Atomic int target_go;
+static void *waits_for_go(void *a)
+{
+	WT_WAIT_UNTIL(atomic_load(&target_go));
+	return a;
+}
+
+/* Deadlines: a past one polls (-ETIMEDOUT, nothing registered); one that
+ * passes while registered gives -ETIMEDOUT; either way the target stays
+ * joinable. Cancellation while registered: -ECANCELED, joinable too. */
+static weft_step_t join_poll_step(void *a, void **res)
+{
+	join_st *s = a;
+	*res = NULL;
+	if (s->phase++ == 0) {
+		TCHECK_EQ(weft_join_step(s->target, &s->got, weft_now() - 1, &s->op), -ETIMEDOUT);
+		TCHECK_EQ(weft_join_step(s->target, &s->got, 1, &s->op), -ETIMEDOUT);
+		s->dl = weft_deadline_in(2 * WEFT_MSEC); /* (registers, unless it has passed already) */
+	}
+	return join_step(a, res);
+}
+
+static void *join_deadline_main(void *a)
+{
+	(void)a;
+	atomic_store(&target_go, 0);
+	weft_task_t target = wt_spawn(waits_for_go, (void *)5);
+	join_st s = {.target = target};
+	weft_task_t j;
+	TCHECK_EQ(weft_spawn_step(&j, join_poll_step, &s, NULL), 0);
+	wt_join(j);
+	TCHECK_EQ(s.result, -ETIMEDOUT);
+
+	join_st c = {.target = target};
+	TCHECK_EQ(weft_spawn_step(&j, join_step, &c, NULL), 0);
+	WT_WAIT_UNTIL(atomic_load(&c.registered));
+	TCHECK_EQ(weft_join(target, NULL), -ESRCH); /* taken by the registered joiner */
+	TCHECK_EQ(weft_cancel(j), 0);
+	wt_join(j);
+	TCHECK_EQ(c.result, -ECANCELED);
+
+	atomic_store(&target_go, 1);
+	void *r;
+	TCHECK_EQ(weft_join(target, &r), 0); /* still joinable */
+	TCHECK_EQ((intptr_t)r, 5);
+	return NULL;
+}
+
+static void test_join_step_deadline_cancel(void **state)
+{
+	(void)state;
+	wt_run(join_deadline_main, NULL, 2);
+}
+
+/* ------------------------------------------------------------ group wait */
+
+#define NMEMBERS 6
+
+static void *member(void *a)
+{
+	WT_WAIT_UNTIL(atomic_load(&target_go));
+	return a;
+}
+
+typedef struct {
+	weft_op_t op;
+	weft_group_t *g;
+	int result;
+	int phase;
+	weft_time_t dl;
+	bool destroy; /* the group, the moment the wait returns */
+	_Atomic int registered;
+} group_st;
+
+static weft_step_t group_step(void *a, void **res)
+{
+	group_st *s = a;
+	*res = NULL;
+	if (s->phase++ == 0) {
+		TCHECK_EQ(weft_group_wait_step(s->g, weft_now() - 1, &s->op), -ETIMEDOUT); /* polls */
+	}
+	int r = weft_group_wait_step(s->g, s->dl ? s->dl : WEFT_NEVER, &s->op);
+	if (r == -EINPROGRESS) {
+		atomic_store(&s->registered, 1);
+		return WEFT_STEP_PARKED;
+	}
+	s->result = r;
+	if (s->destroy)
+		TCHECK_EQ(weft_group_destroy(s->g), 0);
+	return WEFT_STEP_DONE;
+}
+
+static void *group_thread(void *a)
+{
+	weft_op_t op;
+	TCHECK_EQ(weft_group_wait_step(a, WEFT_NEVER, &op), -EPIPE);
+	return NULL;
+}
+
+/* Stackless waiters, a coroutine and a plain thread (the step form,
+ * blocking there) all see the first failure once every member ended; a
+ * deadline passes (-ETIMEDOUT) and a cancellation ends a registered wait
+ * (-ECANCELED) without changing the group. */
+static void *group_main(void *a)
+{
+	(void)a;
+	atomic_store(&target_go, 0);
+	weft_group_t *g;
+	TCHECK_EQ(weft_group_create(&g, false), 0);
+	for (int i = 0; i < NMEMBERS; i++)
+		TCHECK_EQ(weft_spawn(NULL, member, (void *)(intptr_t)(i == 3 ? -EPIPE : 0),
+				     &(weft_spawn_opts_t){.group = g}),
+			  0);
+	group_st w[4] = {{.g = g}, {.g = g}, {.g = g, .dl = weft_deadline_in(2 * WEFT_MSEC)}, {.g = g}};
+	weft_task_t t[4];
+	for (int i = 0; i < 4; i++)
+		TCHECK_EQ(weft_spawn_step(&t[i], group_step, &w[i], NULL), 0);
+	WT_WAIT_UNTIL(atomic_load(&w[0].registered) && atomic_load(&w[1].registered));
+	wt_join(t[2]);
+	TCHECK_EQ(w[2].result, -ETIMEDOUT);
+	WT_WAIT_UNTIL(atomic_load(&w[3].registered));
+	TCHECK_EQ(weft_cancel(t[3]), 0);
+	wt_join(t[3]);
+	TCHECK_EQ(w[3].result, -ECANCELED);
+	pthread_t th;
+	TCHECK_EQ(pthread_create(&th, NULL, group_thread, g), 0);
+	atomic_store(&target_go, 1);
+	weft_op_t op;
+	TCHECK_EQ(weft_group_wait_step(g, WEFT_NEVER, &op), -EPIPE);
+	wt_join(t[0]);
+	wt_join(t[1]);
+	TCHECK_EQ(w[0].result, -EPIPE);
+	TCHECK_EQ(w[1].result, -EPIPE);
+	pthread_join(th, NULL);
+	TCHECK_EQ(weft_group_destroy(g), 0);
+	return NULL;
+}
+
+static void test_group_wait_step(void **state)
+{
+	(void)state;
+	wt_run(group_main, NULL, 2);
+}
+
+/* Lifetime: the stackless waiter destroys the group the moment its wait
+ * returns, while the last member's end, which woke it, is stretched right
+ * after the wake-up (the unpark hook); ASan and TSan see any later touch. */
+#define GROUNDS WT_SIZE(24, 12)
+static _Atomic int stretch_armed;
+static __thread bool armed_here;
+static void stretch_hook(void)
+{
+	if (!armed_here)
+		return;
+	armed_here = false;
+	atomic_fetch_add(&stretch_armed, 1);
+	struct timespec ts = {0, 2 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+}
+
+static void *last_member(void *a)
+{
+	group_st *s = a;
+	WT_WAIT_UNTIL(atomic_load(&s->registered));
+	armed_here = true; /* group_done, on this worker, wakes the waiter */
+	return NULL;
+}
+
+static void *group_life_main(void *a)
+{
+	(void)a;
+	atomic_store(&weft__unpark_hook, stretch_hook);
+	for (int round = 0; round < GROUNDS; round++) {
+		weft_group_t *g;
+		TCHECK_EQ(weft_group_create(&g, false), 0);
+		group_st s = {.g = g, .destroy = true};
+		TCHECK_EQ(weft_spawn(NULL, last_member, &s, &(weft_spawn_opts_t){.group = g}), 0);
+		weft_task_t t;
+		TCHECK_EQ(weft_spawn_step(&t, group_step, &s, NULL), 0);
+		wt_join(t);
+		TCHECK_EQ(s.result, 0);
+	}
+	atomic_store(&weft__unpark_hook, NULL);
+	TCHECK(atomic_load(&stretch_armed) > 0);
+	return NULL;
+}
+
+static void test_group_destroyed_at_once(void **state)
+{
+	(void)state;
+	wt_run(group_life_main, NULL, 2);
+}
+
+/* One registration at a time, across modules: registered in a join, a
+ * stackless task is refused a group wait, a lock, a channel receive and a
+ * wait of its own; the same op is refused in the other call. */
+static weft_step_t join_busy_step(void *a, void **res)
+{
+	join_st *s = a;
+	*res = NULL;
+	int r = weft_join_step(s->target, &s->got, WEFT_NEVER, &s->op);
+	if (s->phase++ > 0) {
+		s->result = r;
+		return WEFT_STEP_DONE;
+	}
+	TCHECK_EQ(r, -EINPROGRESS);
+	weft_group_t *g;
+	TCHECK_EQ(weft_group_create(&g, false), 0);
+	weft_mutex_t m = WEFT_MUTEX_INIT;
+	weft_chan_t *ch;
+	TCHECK_EQ(weft_chan_create(&ch, sizeof(long), 0), 0);
+	weft_op_t op2;
+	weft_chan_op_t cop;
+	long v;
+	TCHECK_EQ(weft_group_wait_step(g, WEFT_NEVER, &op2), -EBUSY);
+	TCHECK_EQ(weft_group_wait_step(g, WEFT_NEVER, &s->op), -EBUSY);
+	TCHECK_EQ(weft_mutex_lock_step(&m, WEFT_NEVER, &op2), -EBUSY); /* even one that would not wait */
+	TCHECK_EQ(weft_mutex_try_lock(&m), 0);				/* untouched */
+	TCHECK_EQ(weft_mutex_unlock(&m), 0);
+	TCHECK_EQ(weft_chan_recv_step(ch, &v, WEFT_NEVER, &cop), -EBUSY);
+	TCHECK(weft_park_prepare().parker == NULL);
+	TCHECK_EQ(weft_join_step(s->target, &s->got, WEFT_NEVER, &s->op), -EINPROGRESS);
+	TCHECK_EQ(weft_group_destroy(g), 0);
+	TCHECK_EQ(weft_chan_release(ch), 0);
+	atomic_store(&s->registered, 1);
+	return WEFT_STEP_PARKED;
+}
+
+static void *join_busy_main(void *a)
+{
+	(void)a;
+	atomic_store(&target_go, 0);
+	join_st s = {.target = wt_spawn(waits_for_go, (void *)6)};
+	weft_task_t j;
+	TCHECK_EQ(weft_spawn_step(&j, join_busy_step, &s, NULL), 0);
+	WT_WAIT_UNTIL(atomic_load(&s.registered));
+	atomic_store(&target_go, 1);
+	wt_join(j);
+	TCHECK_EQ(s.result, 0);
+	TCHECK_EQ((intptr_t)s.got, 6);
+	return NULL;
+}
+
+static void test_join_one_registration(void **state)
+{
+	(void)state;
+	wt_run(join_busy_main, NULL, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -399,6 +756,11 @@ int main(void)
 		cmocka_unit_test(test_claimed_wait_refuses),
 		cmocka_unit_test(test_open_registration_refuses),
 		cmocka_unit_test(test_retry_and_own_step_form),
+		cmocka_unit_test(test_join_step),
+		cmocka_unit_test(test_join_step_deadline_cancel),
+		cmocka_unit_test(test_join_one_registration),
+		cmocka_unit_test(test_group_wait_step),
+		cmocka_unit_test(test_group_destroyed_at_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
