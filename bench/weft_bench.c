@@ -639,10 +639,11 @@ static void bench_fanin(void)
 
 /* ------------------------------------------------------------ mutex */
 
-/* T tasks x I times lock; counter++; unlock on one weft_mutex_t. Blocking on
- * a mutex needs a stack, so the tasks are coroutines whatever the variant
- * (stackless tasks get -EPERM from a lock that would wait); the line says
- * variant=stackful. */
+/* T tasks x I times lock; counter++; unlock on one weft_mutex_t. The tasks
+ * are coroutines whatever the variant, calling weft_mutex_lock, as the
+ * peers' tasks call theirs; the line says variant=stackful. (A stackless
+ * task locks with weft_mutex_lock_step, which waits in the same queue; this
+ * workload does not measure it.) */
 static weft_mutex_t mutex_mu = WEFT_MUTEX_INIT;
 static weft_wg_t mutex_wg = WEFT_WG_INIT;
 static long mutex_counter; /* plain: the mutex is what protects it */
