@@ -25,14 +25,16 @@
  * a caller that saw -EPIPE): weft never touches a channel after the point
  * where another caller can see that its operation completed.
  *
- * Stackless tasks use the _step forms: the call either completes (0 or an
- * error) or registers the task to be woken and returns -EINPROGRESS; the step
- * function then returns WEFT_STEP_PARKED and, when called again, repeats the
- * same call with the same weft_chan_op_t, which completes it. A task has
- * one registration at a time: it must repeat the registered call until it
- * completes before it registers another op or opens any other wait (a
- * second registration while a waker is completing the first is not yet
- * refused with an error; until it is, it is a programming error).
+ * Stackless tasks use the _step forms, which keep the step protocol of
+ * weft/sched.h ("Step forms"): the call either completes (0 or an error)
+ * or registers the task to be woken and returns -EINPROGRESS; the step
+ * function then returns WEFT_STEP_PARKED and, when called again, repeats
+ * the same call with the same weft_chan_op_t, which completes it or
+ * registers again. A task has one registration at a time: until the
+ * registered call has completed, every other _step call returns -EBUSY and
+ * weft_park_prepare refuses, changing nothing - a second wait opened while
+ * a waker was completing the first used to overwrite the wait that waker
+ * had claimed.
  */
 #ifndef WEFT_CHAN_H
 #define WEFT_CHAN_H
@@ -97,13 +99,17 @@ int weft_select(weft_select_case_t *cases, size_t n, weft_time_t deadline);
 
 /* ----------------------------------------------------------- stackless */
 
+/* A channel's op: weft_op_t's rules, in 48 bytes rather than 64 (a task
+ * idle on a channel is the commonest stackless task, and this is most of
+ * its state). */
 typedef struct weft_chan_op {
-	uint64_t opaque[6]; /* owned by the channel while -EINPROGRESS */
+	uint64_t opaque[6]; /* internal: owned by the channel while registered */
 } weft_chan_op_t;
 
 #define WEFT_CHAN_OP_INIT {{0}}
-int weft_chan_send_step(weft_chan_t *ch, const void *elem, weft_chan_op_t *op);
-int weft_chan_recv_step(weft_chan_t *ch, void *out, weft_chan_op_t *op);
+/* weft_chan_send_until and weft_chan_recv_until, the stackless way. */
+int weft_chan_send_step(weft_chan_t *ch, const void *elem, weft_time_t deadline, weft_chan_op_t *op);
+int weft_chan_recv_step(weft_chan_t *ch, void *out, weft_time_t deadline, weft_chan_op_t *op);
 
 #ifdef __cplusplus
 }

@@ -173,32 +173,26 @@ int weft_shutdown(int fd, int how);
 /* ------------------------------------------------------------ stackless tasks */
 
 /* A stackless task cannot park, so the calls above return -EWOULDBLOCK
- * there instead of waiting. The _step forms wait the stackless way, like the
- * channels' (weft/chan.h): a call either completes, with the same results
- * as the blocking form, or registers the task to be woken and returns
- * -EINPROGRESS; the step function then returns WEFT_STEP_PARKED and, when
- * called again, repeats the same call with the same op, which finishes the
- * wait and retries (it may register again). The deadline is absolute, so
- * repeating the call keeps it; cancelling the task ends the wait with
- * -ECANCELED. Zero an op (WEFT_IO_OP_INIT) before its first use; a call
- * that completed leaves it ready for the next one; one that returned
- * -EINPROGRESS must be repeated before op is reused or freed (the task's
- * waiter is linked in it). In coroutines and plain threads the _step forms
- * block like the others (op is left idle). An op (and the state holding
- * it) may be freed as soon as a call on it completed, e.g. in the step
- * that returns WEFT_STEP_DONE right after its read. */
-typedef struct weft_io_op {
-	uint64_t opaque[8];
-} weft_io_op_t;
-#define WEFT_IO_OP_INIT {{0}}
-
-int weft_fd_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op_t *op);
-ssize_t weft_read_step(int fd, void *buf, size_t len, weft_time_t deadline, weft_io_op_t *op);
-ssize_t weft_write_step(int fd, const void *buf, size_t len, weft_time_t deadline, weft_io_op_t *op);
-int weft_accept_step(int lfd, struct sockaddr *addr, socklen_t *len, weft_time_t deadline, weft_io_op_t *op);
+ * there instead of waiting. The _step forms wait the stackless way and
+ * keep the step protocol of weft/sched.h ("Step forms"): a call either
+ * completes, with the same results as the blocking form, or registers the
+ * task to be woken (in op, a weft_op_t) and returns -EINPROGRESS; the step
+ * function then returns WEFT_STEP_PARKED and, when called again, repeats
+ * the same call with the same op, which finishes the wait and retries (it
+ * may register again). The deadline is absolute, so repeating the call
+ * keeps it; cancelling the task, or weft_close of the descriptor, ends the
+ * wait. While the call is registered, op must not be reused or freed (the
+ * task's waiter is linked in it); once it has completed, op (and the state
+ * holding it) may be freed at once, e.g. in the step that returns
+ * WEFT_STEP_DONE right after its read. In coroutines and plain threads the
+ * _step forms block like the others. */
+int weft_fd_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_op_t *op);
+ssize_t weft_read_step(int fd, void *buf, size_t len, weft_time_t deadline, weft_op_t *op);
+ssize_t weft_write_step(int fd, const void *buf, size_t len, weft_time_t deadline, weft_op_t *op);
+int weft_accept_step(int lfd, struct sockaddr *addr, socklen_t *len, weft_time_t deadline, weft_op_t *op);
 /* A Unix listener whose backlog is full gives -EAGAIN here (the blocking
  * form sleeps and retries until its deadline). */
-int weft_connect_step(int fd, const struct sockaddr *addr, socklen_t len, weft_time_t deadline, weft_io_op_t *op);
+int weft_connect_step(int fd, const struct sockaddr *addr, socklen_t len, weft_time_t deadline, weft_op_t *op);
 
 /* ------------------------------------------------------------ servers */
 

@@ -8,7 +8,9 @@
  *    sockets) parks the coroutine, never the worker thread.
  *  - stackless tasks: a step function called again and again with its state
  *    struct; it returns WEFT_STEP_DONE, WEFT_STEP_YIELD or WEFT_STEP_PARKED.
- *    A parked stackless task holds no C stack at all.
+ *    A parked stackless task holds no C stack at all. It waits through the
+ *    _step forms of the blocking calls, which all keep one protocol ("Step
+ *    forms" below).
  *
  * Rules for code running in a coroutine (see docs/scheduler.md):
  *  - A coroutine may resume on a different OS thread after any blocking weft
@@ -107,6 +109,7 @@ typedef enum weft_step {
 typedef weft_step_t (*weft_step_fn_t)(void *state, void **result);
 
 typedef struct weft_group weft_group_t;
+typedef struct weft_op weft_op_t; /* a stackless task's wait: "Step forms" below */
 
 typedef struct weft_spawn_opts {
 	size_t stack_size;   /* coroutines: 0 = runtime default; 8 KiB .. 1 GiB, else -EINVAL */
@@ -139,10 +142,16 @@ int weft_go(weft_fn_t fn, void *arg);
  * from a plain thread it blocks the thread. Errors: -ESRCH (no such task, or
  * already joined), -EINVAL (t is detached, or t is the caller), -ECANCELED
  * (the caller was cancelled: t keeps running and can be joined later),
- * -ETIMEDOUT (weft_join_until). A task that was cancelled and exited through
- * weft_exit or returned still delivers its result. */
+ * -ETIMEDOUT (weft_join_until; a past deadline polls), -EPERM (a stackless
+ * task in weft_join or weft_join_until, when t has not finished). A task
+ * that was cancelled and exited through weft_exit or returned still
+ * delivers its result. */
 int weft_join(weft_task_t t, void **result);
 int weft_join_until(weft_task_t t, void **result, weft_time_t deadline);
+/* weft_join_until for stackless tasks ("Step forms" below): while the call
+ * is registered, t's handle is taken (another join gets -ESRCH); a
+ * deadline or a cancellation gives it back, as in weft_join_until. */
+int weft_join_step(weft_task_t t, void **result, weft_time_t deadline, weft_op_t *op);
 /* Let t's record be freed when it ends. -ESRCH, -EINVAL (already detached). */
 int weft_detach(weft_task_t t);
 /* Ask t to stop: its current or next blocking weft call returns -ECANCELED,
@@ -206,10 +215,12 @@ int weft_group_create(weft_group_t **out, bool cancel_on_error);
 /* Wait until every member has finished. Returns 0, or the first failure
  * (negative errno) reported by a member; -ECANCELED if the waiter itself is
  * cancelled; -ETIMEDOUT from weft_group_wait_until when the deadline passes
- * first (a past deadline polls); -EPERM in a stackless task. From a plain
- * thread it blocks the thread. */
+ * first (a past deadline polls); -EPERM in a stackless task, which uses
+ * weft_group_wait_step ("Step forms" below). From a plain thread it blocks
+ * the thread. */
 int weft_group_wait(weft_group_t *g);
 int weft_group_wait_until(weft_group_t *g, weft_time_t deadline);
+int weft_group_wait_step(weft_group_t *g, weft_time_t deadline, weft_op_t *op);
 /* Cancel every member still running. */
 int weft_group_cancel(weft_group_t *g);
 /* Free the group. -EBUSY if members are still running. */
@@ -240,6 +251,11 @@ typedef struct weft_waker {
 } weft_waker_t;
 
 weft_waker_t weft_park_prepare(void);
+/* When no wait can be opened, the waker returned has a NULL parker, and
+ * weft_park and weft_park_deadline on it return why: -ENOMEM (a plain
+ * thread found no memory for its parker), or -EBUSY (a stackless task whose
+ * op is registered, or a waker claimed its current wait: see "Step forms"
+ * below); weft_unpark of it does nothing. */
 /* The same, for a wait that cancellation must not end: the caller waits for
  * something it cannot abandon (a blocking-pool job using the caller's
  * memory, a cleanup). weft_cancel still marks the task; its next ordinary
@@ -249,7 +265,8 @@ weft_waker_t weft_park_prepare_uncancellable(void);
  * caller's own current wait. */
 int weft_park(weft_waker_t w, weft_time_t deadline);
 /* Stackless tasks: arm a deadline on the current wait before returning
- * WEFT_STEP_PARKED (0, or -ENOMEM), and read the outcome after being resumed. */
+ * WEFT_STEP_PARKED (0, or -ENOMEM; a deadline armed earlier in the same
+ * step is replaced), and read the outcome after being resumed. */
 int weft_park_deadline(weft_waker_t w, weft_time_t deadline);
 int weft_park_result(void);
 /* Wake w's wait with result `reason` (0, or a negative errno the parker will
@@ -326,6 +343,107 @@ int weft_waitq_wake_one(weft_waitq_t *q, int status);
 /* Takes the lock: the same for every waiter queued when the call began;
  * returns how many were popped. */
 int weft_waitq_wake_all(weft_waitq_t *q, int status);
+
+/* ------------------------------------------------------------ step forms */
+
+/* The step protocol: how a stackless task waits inside a weft call. Every
+ * blocking call a stackless task needs has a _step form (join, group wait,
+ * the sync primitives, channel send and receive, the socket calls), and
+ * they all keep these rules (docs/api.md, "Who may call"):
+ *
+ *  - A _step form takes the blocking call's arguments, an absolute deadline
+ *    (WEFT_NEVER: none) and an op, a struct the caller owns (weft_op_t;
+ *    channels take the smaller weft_chan_op_t). It either completes,
+ *    returning what the blocking call would (0, a count, a negative
+ *    errno), or registers the task to be woken and returns -EINPROGRESS.
+ *  - After -EINPROGRESS the step function returns WEFT_STEP_PARKED. When
+ *    it is called again it repeats the same call, with the same arguments
+ *    and the same op: that finishes the wait and completes, or registers
+ *    again (-EINPROGRESS again). A repeat made before the wait has ended
+ *    (after a WEFT_STEP_YIELD, say) returns -EINPROGRESS and changes
+ *    nothing.
+ *  - Deadlines: a repeat keeps the deadline (it is absolute). One already
+ *    past polls: the call completes if it can without waiting, else
+ *    returns -ETIMEDOUT, registering nothing. One that passes while the
+ *    task is registered makes the repeat return -ETIMEDOUT.
+ *  - Cancellation: weft_cancel ends the registered wait and the repeat
+ *    returns -ECANCELED - unless what the call waited for was handed to it
+ *    at that moment (a lock, a permit, a value): then it completes as
+ *    usual, and nothing is lost. As with the blocking calls, a call that
+ *    completes without waiting succeeds in a cancelled task too.
+ *  - One registration at a time: from the -EINPROGRESS to the repeat that
+ *    completes, op is the task's registration and owns its wait. Meanwhile
+ *    every other _step call (another op, or the same op in another call)
+ *    returns -EBUSY and changes nothing, and weft_park_prepare refuses
+ *    (-EBUSY). A wait the task opened itself with weft_park_prepare is
+ *    abandoned (its waker wakes nothing any more) when it opens another or
+ *    begins a _step call - except while a waker has claimed it
+ *    (weft_unpark_claim): until the claimer's weft_unpark_finish, both are
+ *    -EBUSY too.
+ *  - The op needs no initialisation (WEFT_OP_INIT zeroes one). While it is
+ *    registered it belongs to the call: do not move, reuse or free it (a
+ *    wait queue may link it). Once its call has completed it is the
+ *    caller's again, to reuse for any call or free at once - in the step
+ *    that returns WEFT_STEP_DONE, say. A stackless task that ends with an
+ *    op registered is a fatal programming error (reported on stderr; the
+ *    process aborts).
+ *  - Lifetimes are the blocking calls': the object waited on (a lock, a
+ *    channel, a socket, a group) may be destroyed as soon as no call on it
+ *    is in progress, and a registered call is in progress until its repeat
+ *    has completed.
+ *  - Coroutines and plain threads may call the _step forms too: they block
+ *    as the blocking call does and never return -EINPROGRESS (op stays
+ *    idle).
+ *
+ * In a step function:
+ *
+ *     int r = weft_mutex_lock_step(&s->m, WEFT_NEVER, &s->op);
+ *     if (r == -EINPROGRESS)
+ *         return WEFT_STEP_PARKED;   // called again once woken: repeats this
+ *     if (r < 0)
+ *         ...                        // -ECANCELED, -ETIMEDOUT, ...
+ *     ... the mutex is held ...
+ */
+struct weft_op {
+	uint64_t opaque[8]; /* internal: the wait of the call registered in it */
+};
+#define WEFT_OP_INIT {{0}}
+
+/* Writing a _step form (as the modules do; a program may write its own).
+ * The first byte of an op names the call registered in it: each module
+ * numbers its calls from its own base. */
+enum {
+	WEFT_STEP_ID_SCHED = 0x10, /* join, group wait */
+	WEFT_STEP_ID_CHAN = 0x20,
+	WEFT_STEP_ID_SYNC = 0x30,
+	WEFT_STEP_ID_IO = 0x40,
+	WEFT_STEP_ID_USER = 0xf0 /* 0xf0 .. 0xff: a program's own */
+};
+/* First thing in a _step call on op, `call` its id (not 0). In a coroutine
+ * or a plain thread: 0 (block as the blocking call does). In a stackless
+ * task:
+ *   0             op is not registered: start the operation (op's first
+ *                 byte is now `call`; the rest is the caller's to set up);
+ *   1             op was registered by this call and its wait has ended:
+ *                 it is registered no more. Finish that wait now (its result
+ *                 is weft_park_result()), then complete or register again;
+ *   -EINPROGRESS  op is registered by this call, its wait not ended yet;
+ *   -EBUSY        another registration, or a claimed wait, is pending;
+ *   -EINVAL       op NULL or call 0.
+ * The call returns the negative ones as they are. */
+int weft_step_begin(void *op, uint8_t call);
+/* The call has opened a wait (weft_park_prepare, or weft_waitq_push),
+ * handed its waker to its wakers and armed its deadline
+ * (weft_park_deadline): make op the task's registration. Returns
+ * -EINPROGRESS, for the call to return; -EPERM outside a stackless task;
+ * -EBUSY if an op is registered already. */
+int weft_step_register(void *op);
+/* Register op with a wait that has ended already: the task runs again once
+ * the others have had a turn, and the repeat's weft_step_begin returns 1
+ * with a result of 0 (-ECANCELED in a cancelled task). For a call that
+ * must try again later with nothing to wait for. -EINPROGRESS, or the
+ * errors of weft_park_prepare and weft_step_register. */
+int weft_step_retry(void *op);
 
 /* Runtime extensions: per-runtime state of the modules above the core (the
  * io module's blocking pool, ...). `key` identifies the module (its address

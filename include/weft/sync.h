@@ -13,9 +13,15 @@
  *    (like weft_join of a finished task). On -ETIMEDOUT and -ECANCELED
  *    nothing was acquired and nothing changed, except where a function
  *    says otherwise (weft_cond_wait reacquires its mutex).
- *  - A stackless task cannot wait: a blocking call that would have to wait
- *    returns -EPERM there (nothing changes). Use the try forms and retry
- *    from a later step.
+ *  - A stackless task cannot park: there a blocking call that would have
+ *    to wait returns -EPERM (nothing changes). Every blocking call has a
+ *    _step form instead (weft_mutex_lock_step, ...), which keeps the step
+ *    protocol of weft/sched.h ("Step forms"): it takes the call's
+ *    arguments, an absolute deadline (WEFT_NEVER: none) and a weft_op_t,
+ *    and completes with the blocking call's results or registers the task
+ *    and returns -EINPROGRESS, to be repeated with the same op once the
+ *    task runs again. In coroutines and plain threads the _step forms
+ *    block as the _until forms do.
  *  - Errors are negative errno values: -EINVAL for a NULL object or a bad
  *    argument, -EAGAIN from try forms that would have to wait, -EBUSY from
  *    destroy of an object in use, -EPERM for unlocking what
@@ -64,9 +70,11 @@ int weft_mutex_init(weft_mutex_t *m);
 /* -EBUSY if locked or waited on. */
 int weft_mutex_destroy(weft_mutex_t *m);
 /* 0 with the mutex held; -EDEADLK if the caller already holds it;
- * -ETIMEDOUT, -ECANCELED, -EPERM (stackless task) as above. */
+ * -ETIMEDOUT, -ECANCELED, -EPERM (stackless task, blocking forms) as
+ * above. */
 int weft_mutex_lock(weft_mutex_t *m);
 int weft_mutex_lock_until(weft_mutex_t *m, weft_time_t deadline);
+int weft_mutex_lock_step(weft_mutex_t *m, weft_time_t deadline, weft_op_t *op);
 /* 0, or -EAGAIN if held by anyone (or handed over in starvation mode). */
 int weft_mutex_try_lock(weft_mutex_t *m);
 /* -EPERM if the mutex is not locked or the caller does not hold it. */
@@ -96,11 +104,13 @@ int weft_rwlock_destroy(weft_rwlock_t *rw);
 /* Shared: 0, -EOVERFLOW (2^29 readers), -ETIMEDOUT, -ECANCELED, -EPERM. */
 int weft_rwlock_rdlock(weft_rwlock_t *rw);
 int weft_rwlock_rdlock_until(weft_rwlock_t *rw, weft_time_t deadline);
+int weft_rwlock_rdlock_step(weft_rwlock_t *rw, weft_time_t deadline, weft_op_t *op);
 int weft_rwlock_try_rdlock(weft_rwlock_t *rw); /* -EAGAIN: a writer holds or waits */
 /* Exclusive: 0, -EDEADLK (the caller holds it as writer), -ETIMEDOUT,
  * -ECANCELED, -EPERM. */
 int weft_rwlock_wrlock(weft_rwlock_t *rw);
 int weft_rwlock_wrlock_until(weft_rwlock_t *rw, weft_time_t deadline);
+int weft_rwlock_wrlock_step(weft_rwlock_t *rw, weft_time_t deadline, weft_op_t *op);
 int weft_rwlock_try_wrlock(weft_rwlock_t *rw); /* -EAGAIN: held or waited on */
 /* Release a read or write hold. -EPERM if it is write-locked by someone
  * else, or not locked at all. (Readers are not recorded: a task that
@@ -123,9 +133,14 @@ int weft_cond_destroy(weft_cond_t *c);
  * the result: 0 (signalled, or possibly a spurious wake: always re-check the
  * condition in a loop), -ETIMEDOUT, -ECANCELED. A waiter that times out or
  * is cancelled just as it is signalled returns 0, so no signal is lost.
- * A cancelled task reacquires m by retrying without parking. */
+ * A deadline already past returns -ETIMEDOUT at once, m held throughout.
+ * A cancelled task reacquires m by retrying without parking. The step
+ * form's repeats first finish the wait for the signal, then reacquire m,
+ * which may register again (on m): it completes, with m held, only once m
+ * is back. */
 int weft_cond_wait(weft_cond_t *c, weft_mutex_t *m);
 int weft_cond_wait_until(weft_cond_t *c, weft_mutex_t *m, weft_time_t deadline);
+int weft_cond_wait_step(weft_cond_t *c, weft_mutex_t *m, weft_time_t deadline, weft_op_t *op);
 /* Wake the longest waiter / every waiter. Holding the mutex is not needed.
  * Return how many waiters were woken. */
 int weft_cond_signal(weft_cond_t *c);
@@ -157,6 +172,7 @@ int weft_wg_done(weft_wg_t *wg);
 /* Wait until the count is zero: 0, -ETIMEDOUT, -ECANCELED, -EPERM. */
 int weft_wg_wait(weft_wg_t *wg);
 int weft_wg_wait_until(weft_wg_t *wg, weft_time_t deadline);
+int weft_wg_wait_step(weft_wg_t *wg, weft_time_t deadline, weft_op_t *op);
 /* The current count (for diagnostics: it may change at once). */
 int64_t weft_wg_count(const weft_wg_t *wg);
 
@@ -181,6 +197,7 @@ int weft_sem_destroy(weft_sem_t *s);
 /* Take one permit: 0, -ETIMEDOUT, -ECANCELED, -EPERM. */
 int weft_sem_acquire(weft_sem_t *s);
 int weft_sem_acquire_until(weft_sem_t *s, weft_time_t deadline);
+int weft_sem_acquire_step(weft_sem_t *s, weft_time_t deadline, weft_op_t *op);
 /* 0, or -EAGAIN if no permit is free (or others wait for one). */
 int weft_sem_try_acquire(weft_sem_t *s);
 /* Return n permits (waking up to n waiters). -EOVERFLOW if the count would
@@ -209,6 +226,8 @@ int weft_once_init(weft_once_t *once);
  * fn runs it all the same. */
 int weft_once(weft_once_t *once, void (*fn)(void *arg), void *arg);
 int weft_once_until(weft_once_t *once, void (*fn)(void *arg), void *arg, weft_time_t deadline);
+/* A stackless caller elected to run fn runs it inside the call. */
+int weft_once_step(weft_once_t *once, void (*fn)(void *arg), void *arg, weft_time_t deadline, weft_op_t *op);
 
 /* ---------------------------------------------------------------- barrier */
 
@@ -230,6 +249,7 @@ int weft_barrier_destroy(weft_barrier_t *b);
  * initialised. */
 int weft_barrier_wait(weft_barrier_t *b);
 int weft_barrier_wait_until(weft_barrier_t *b, weft_time_t deadline);
+int weft_barrier_wait_step(weft_barrier_t *b, weft_time_t deadline, weft_op_t *op);
 
 #ifdef __cplusplus
 }

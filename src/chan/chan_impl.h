@@ -32,15 +32,15 @@ enum {
  * for the common hand-over). Queues are circular doubly linked lists
  * reached through their first node. */
 typedef struct chan_waiter {
-	struct chan_waiter *next, *prev;
-	weft_waker_t waker;
-	void *data;	    /* the case's buffer */
-	_Atomic int done;   /* node 0 only: the wait's claim word */
+	uint8_t call;	    /* stackless ops: the step call's id (first: weft_step_begin) */
 	uint8_t status;	    /* W_*, set by the waker that claimed the wait */
 	bool queued;
 	uint8_t index : 7;  /* this node's position in its array */
 	uint8_t single : 1; /* the wait's only node: claimed by being unqueued */
-	bool registered;    /* stackless ops: a wait is registered */
+	_Atomic int done;   /* node 0 only: the wait's claim word */
+	struct chan_waiter *next, *prev;
+	weft_waker_t waker;
+	void *data; /* the case's buffer */
 } chan_waiter;
 
 static inline _Atomic int *chan_waiter_done(chan_waiter *w)

@@ -29,6 +29,7 @@
 #include "chan_impl.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,7 +162,8 @@ static int resolve(weft_select_case_t *c, size_t n, chan_waiter *nodes, int r, w
 			 * it), gave it its status and woke us once it had let go of
 			 * the channel - all visible through the wake, no lock
 			 * needed, and the channel is not touched again. (A stackless
-			 * task run again without that wake finds done still 0.) */
+			 * op's repeat comes after its wait has ended, too: the
+			 * result is that wait's.) */
 			int st = nodes[0].status;
 			if (st == W_DELIVERED || st == W_CLOSED) {
 				c[0].result = st == W_CLOSED ? -EPIPE : 0;
@@ -169,8 +171,7 @@ static int resolve(weft_select_case_t *c, size_t n, chan_waiter *nodes, int r, w
 			}
 			return -EAGAIN;
 		}
-		/* Timed out, cancelled, or run again without a wake: still
-		 * queued means nobody claimed it. */
+		/* Timed out or cancelled: still queued means nobody claimed it. */
 		lock_all(locks, k);
 		withdrew = nodes[0].queued;
 	} else {
@@ -198,10 +199,10 @@ static int resolve(weft_select_case_t *c, size_t n, chan_waiter *nodes, int r, w
 			if (st == W_NOTIFIED && r != 0) /* not taking it: pass it on */
 				chan_notify_one(c[i].ch, c[i].op == WEFT_SELECT_SEND, &wk);
 		}
-		/* A select parked (weft_park) until its wait ended: with 0, only
-		 * by a claimer's finish, which came after the status. (A
-		 * stackless op, n == 1, may run again on another wait's wake.) */
-		assert(n == 1 || r != 0 || out != -EAGAIN || status_set(nodes, n));
+		/* A wait ended with 0 only by a claimer's finish, which came
+		 * after the status (a stackless op's too: its repeat comes once
+		 * its own wait has ended, weft_step_begin). */
+		assert(r != 0 || out != -EAGAIN || status_set(nodes, n));
 	}
 	unlock_all(locks, k);
 	chan_wake_claimed(&wk);
@@ -313,7 +314,7 @@ int weft_select(weft_select_case_t *c, size_t n, weft_time_t deadline)
  * queue `node`. Returns true when the case completed (c->result), false
  * when the node is queued (the caller parks, then calls resolve). Shared by
  * send/recv and the stackless ops. */
-static bool wait_one_begin(weft_select_case_t *c, chan_waiter *node)
+static bool wait_one_begin(weft_select_case_t *c, chan_waiter *node, uint8_t call)
 {
 	weft_chan_t *ch = c->ch;
 	bool bounded = ch->kind == CHAN_BOUNDED;
@@ -325,7 +326,9 @@ static bool wait_one_begin(weft_select_case_t *c, chan_waiter *node)
 	chan_lock(ch);
 	bool done = try_case(c, &wk);
 	if (!done) {
-		*node = (chan_waiter){.waker = weft_park_prepare(), .data = c->buf, .single = 1};
+		*node = (chan_waiter){.call = call, .waker = weft_park_prepare(), .data = c->buf, .single = 1};
+		/* A stackless op opens its wait here: weft_step_begin let it. */
+		assert(node->waker.parker != NULL);
 		chan_enqueue_waiter(ch, node, c->op == WEFT_SELECT_SEND);
 		uint8_t order[1] = {0};
 		done = recheck_buffered(c, 1, order, node, &wk) >= 0;
@@ -345,7 +348,7 @@ static int one(weft_chan_t *ch, int op, void *buf, weft_time_t deadline)
 	weft_select_case_t c = {.ch = ch, .op = op, .buf = buf};
 	chan_waiter node;
 	for (;;) {
-		if (wait_one_begin(&c, &node))
+		if (wait_one_begin(&c, &node, 0))
 			return c.result;
 		int r = weft_park(node.waker, deadline);
 		int out = resolve(&c, 1, &node, r, &ch, 1);
@@ -390,36 +393,53 @@ int weft_chan_recv_sized(weft_chan_t *ch, void *out, size_t size)
 
 /* ------------------------------------------------------------ stackless */
 
-/* A stackless op is one waiter node (chan_impl.h), registered across steps. */
+/* A stackless op is one waiter node (chan_impl.h): the step protocol of
+ * weft/sched.h, with the wait engine's two halves around the step's
+ * return - wait_one_begin before, resolve in the repeated call. */
 _Static_assert(sizeof(chan_waiter) <= sizeof(weft_chan_op_t), "weft_chan_op_t too small");
 _Static_assert(_Alignof(chan_waiter) <= _Alignof(weft_chan_op_t), "weft_chan_op_t under-aligned");
+_Static_assert(offsetof(chan_waiter, call) == 0, "an op's first byte is its call's id");
 
-static int step(weft_chan_t *ch, int op, void *buf, weft_chan_op_t *opaque)
+enum { STEP_SEND = WEFT_STEP_ID_CHAN + 1, STEP_RECV = WEFT_STEP_ID_CHAN + 2 };
+
+static int step(weft_chan_t *ch, int op, void *buf, weft_time_t deadline, weft_chan_op_t *opaque)
 {
 	if (!ch || !buf || !opaque)
 		return -EINVAL;
+	int b = weft_step_begin(opaque, op == WEFT_SELECT_SEND ? STEP_SEND : STEP_RECV);
+	if (b < 0)
+		return b;
+	if (b == 0 && weft_can_park()) /* a coroutine or a plain thread */
+		return one(ch, op, buf, deadline);
 	chan_waiter *node = (chan_waiter *)opaque;
 	weft_select_case_t c = {.ch = ch, .op = op, .buf = buf};
-	if (node->registered) {
-		/* A registered op is that wait's single node. */
+	if (b == 1) {
+		/* The registered op is that wait's single node, and its wait has
+		 * ended (weft_step_begin): as after a park. */
 		assert(node->single && node->index == 0);
-		node->registered = false;
 		int out = resolve(&c, 1, node, weft_park_result(), &ch, 1);
 		if (out != -EAGAIN)
 			return out < 0 ? out : c.result;
 	}
-	if (wait_one_begin(&c, node))
+	if (deadline != WEFT_NEVER && deadline <= weft_now()) {
+		/* A past deadline polls. */
+		int res;
+		bool done = op == WEFT_SELECT_SEND ? chan_try_send(ch, buf, &res, NULL) : chan_try_recv(ch, buf, &res, NULL);
+		return done ? res : -ETIMEDOUT;
+	}
+	if (wait_one_begin(&c, node, node->call))
 		return c.result;
-	node->registered = true;
-	return -EINPROGRESS;
+	if (weft_park_deadline(node->waker, deadline) != 0)
+		weft_unpark(node->waker, -ENOMEM); /* no timer: the repeat gives up */
+	return weft_step_register(opaque);
 }
 
-int weft_chan_send_step(weft_chan_t *ch, const void *elem, weft_chan_op_t *op)
+int weft_chan_send_step(weft_chan_t *ch, const void *elem, weft_time_t deadline, weft_chan_op_t *op)
 {
-	return step(ch, WEFT_SELECT_SEND, (void *)elem, op);
+	return step(ch, WEFT_SELECT_SEND, (void *)elem, deadline, op);
 }
 
-int weft_chan_recv_step(weft_chan_t *ch, void *out, weft_chan_op_t *op)
+int weft_chan_recv_step(weft_chan_t *ch, void *out, weft_time_t deadline, weft_chan_op_t *op)
 {
-	return step(ch, WEFT_SELECT_RECV, out, op);
+	return step(ch, WEFT_SELECT_RECV, out, deadline, op);
 }

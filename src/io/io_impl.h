@@ -95,16 +95,25 @@ int weft__io_slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t e
 
 /* Stackless tasks (the _step calls). weft__io_step_finish ends the wait
  * that op started, if any: 0 (none), the ready mask (retry the operation),
- * or a negative errno; every _step call runs it first. weft__io_wait_step
+ * or a negative errno (-EINPROGRESS and -EBUSY from weft_step_begin among
+ * them); every _step call runs it first, with its id. weft__io_wait_step
  * (op idle, i.e. finished) is weft__io_wait for them: the ready mask, a
  * negative errno, or -EINPROGRESS (the task is registered in op and must
  * return WEFT_STEP_PARKED, then call again). From coroutines and threads
  * it blocks like weft__io_wait. */
-int weft__io_step_finish(weft_io_op_t *op);
-int weft__io_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op_t *op, const io_mark *m);
+int weft__io_step_finish(weft_op_t *op, uint8_t call);
+/* The _step calls' ids (weft_step_begin). */
+enum {
+	WEFT__IO_FD_WAIT_STEP = WEFT_STEP_ID_IO + 1,
+	WEFT__IO_READ_STEP,
+	WEFT__IO_WRITE_STEP,
+	WEFT__IO_ACCEPT_STEP,
+	WEFT__IO_CONNECT_STEP,
+};
+int weft__io_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_op_t *op, const io_mark *m);
 /* weft__io_slot_wait for a stackless task: op idle; -EINPROGRESS as above. */
 int weft__io_slot_wait_step(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline,
-			    weft_io_op_t *op, const io_mark *since);
+			    weft_op_t *op, const io_mark *since);
 
 /* Forget the hang-ups reported so far (an unconnected TCP socket polls as
  * POLLHUP; weft_connect calls this once connected). */

@@ -87,7 +87,7 @@
  *
  * Stackless tasks cannot park inside a call, so a wait is cut in two
  * (wait_begin, wait_end) around the step function's return: the _step
- * calls keep the waiter node in the caller's weft_io_op_t, which is linked
+ * calls keep the waiter node in the caller's weft_op_t, which is linked
  * on the slot while the task is parked, and the next call with the same op
  * finishes the wait (unlinks it if nobody did) before retrying. Coroutines
  * and threads run both halves around weft_park in one call (slot_wait).
@@ -102,6 +102,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -829,28 +830,37 @@ int weft_fd_wait(int fd, uint32_t events, weft_time_t deadline)
 /* ------------------------------------------------------------ stackless waits */
 
 typedef struct io_op {
-	io_waiter n;
-	int fd;
-	uint32_t gen, events;
+	uint8_t call;  /* the step call's id (first: weft_step_begin) */
 	uint8_t state; /* OP_IDLE, OP_PARKED, OP_RETRY */
 	bool foreign;
+	int fd;
+	uint32_t gen, events;
+	io_waiter n;
 } io_op;
 
 enum { OP_IDLE, OP_PARKED, OP_RETRY };
 
-_Static_assert(sizeof(io_op) <= sizeof(weft_io_op_t), "weft_io_op_t too small");
-_Static_assert(_Alignof(io_op) <= _Alignof(weft_io_op_t), "weft_io_op_t under-aligned");
+_Static_assert(sizeof(io_op) <= sizeof(weft_op_t), "weft_op_t too small");
+_Static_assert(_Alignof(io_op) <= _Alignof(weft_op_t), "weft_op_t under-aligned");
+_Static_assert(offsetof(io_op, call) == 0, "an op's first byte is its call's id");
 
-int weft__io_step_finish(weft_io_op_t *opaque)
+int weft__io_step_finish(weft_op_t *opaque, uint8_t call)
 {
 	io_op *op = (io_op *)opaque;
+	int b = weft_step_begin(opaque, call);
+	if (b <= 0) {
+		/* Not registered (whatever op held): idle. -EBUSY, -EINPROGRESS:
+		 * the call returns it, changing nothing. */
+		if (b == 0)
+			op->state = OP_IDLE;
+		return b;
+	}
 	uint8_t state = op->state;
-	assert(state == OP_IDLE || state == OP_PARKED || state == OP_RETRY);
+	/* Registered by this call (weft_step_begin): parked or to retry. */
+	assert(state == OP_PARKED || state == OP_RETRY);
 	op->state = OP_IDLE;
 	if (state == OP_RETRY)
 		return (int)op->events;
-	if (state != OP_PARKED)
-		return 0;
 	int e = weft_park_result();
 	weft_io *io = io_peek();
 	io_slot *s = io ? weft__io_slot(io, op->fd, false) : NULL;
@@ -867,12 +877,14 @@ static int step_begin(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t ev
 	/* Every _step call finished the op's last wait first (weft__io_step_finish). */
 	assert(op->state == OP_IDLE && !weft_can_park());
 	op->n.waker = weft_park_prepare();
+	/* weft__io_step_finish (weft_step_begin) let the task open a wait. */
+	assert(op->n.waker.parker != NULL);
 	int r = wait_begin(io, s, fd, gen, events, foreign, since, &op->n);
 	if (r == WAIT_NOROOM) { /* come back after the others (and the poller) ran */
 		op->events = events;
 		op->state = OP_RETRY;
 		weft_unpark(op->n.waker, 0);
-		return -EINPROGRESS;
+		return weft_step_register(op);
 	}
 	if (r != 0)
 		return r;
@@ -887,10 +899,10 @@ static int step_begin(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t ev
 		r = wait_end(io, s, fd, gen, events, foreign, &op->n, r);
 		return r < 0 ? r : (int)events;
 	}
-	return -EINPROGRESS;
+	return weft_step_register(op);
 }
 
-int weft__io_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op_t *op, const io_mark *m)
+int weft__io_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_op_t *op, const io_mark *m)
 {
 	int r;
 	if (fd < 0)
@@ -908,16 +920,16 @@ int weft__io_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op
 }
 
 int weft__io_slot_wait_step(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline,
-			    weft_io_op_t *op, const io_mark *since)
+			    weft_op_t *op, const io_mark *since)
 {
 	return step_begin(io, s, fd, gen, events, false, since, deadline, (io_op *)op);
 }
 
-int weft_fd_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_io_op_t *op)
+int weft_fd_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_op_t *op)
 {
 	if (!op)
 		return -EINVAL;
-	int r = weft__io_step_finish(op);
+	int r = weft__io_step_finish(op, WEFT__IO_FD_WAIT_STEP);
 	if (r < 0)
 		return r;
 	if (weft_can_park()) /* a coroutine or a plain thread */

@@ -200,11 +200,11 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, weft_time_t
 	return r;
 }
 
-int weft_connect_step(int fd, const struct sockaddr *addr, socklen_t len, weft_time_t deadline, weft_io_op_t *op)
+int weft_connect_step(int fd, const struct sockaddr *addr, socklen_t len, weft_time_t deadline, weft_op_t *op)
 {
 	if (!op)
 		return -EINVAL;
-	int w = weft__io_step_finish(op);
+	int w = weft__io_step_finish(op, WEFT__IO_CONNECT_STEP);
 	if (w < 0)
 		return w;
 	if (weft_can_park()) /* a coroutine or a plain thread */
@@ -295,7 +295,7 @@ int weft_shutdown(int fd, int how)
  * waits register (they return -EINPROGRESS, and the repeated call, once
  * weft__io_step_finish has ended the wait, starts over at the top);
  * coroutines pass NULL and park. */
-static int read_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, weft_time_t deadline, weft_io_op_t *op,
+static int read_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, weft_time_t deadline, weft_op_t *op,
 		     const io_mark *since)
 {
 	return op ? weft__io_slot_wait_step(io, s, fd, gen, POLLIN, deadline, op, since)
@@ -303,7 +303,7 @@ static int read_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, weft_time_t 
 }
 
 static ssize_t read_slot(weft_io *io, io_slot *s, int fd, void *buf, size_t len, weft_time_t deadline,
-			 weft_io_op_t *op)
+			 weft_op_t *op)
 {
 	/* Coroutines park (no op); stackless tasks register in op. */
 	assert((op != NULL) == !weft_can_park() && len > 0);
@@ -553,11 +553,11 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, weft_t
 /* IO_RETRY for the _step calls: finish the wait the last call started (if
  * any), then try; on EAGAIN start a wait, which returns -EINPROGRESS from a
  * stackless task (and blocks elsewhere). */
-#define IO_STEP(fd, events, deadline, op, call)                               \
+#define IO_STEP(fd, events, deadline, op, id, call)                           \
 	do {                                                                  \
 		if (!(op))                                                    \
 			return -EINVAL;                                       \
-		int f_ = weft__io_step_finish(op);                            \
+		int f_ = weft__io_step_finish((op), (id));                    \
 		if (f_ < 0)                                                   \
 			return f_;                                            \
 		IO_RETRY_WITH(fd, call, weft__io_wait_step((fd), (events), (deadline), (op), &m_)); \
@@ -565,11 +565,11 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, weft_t
 
 /* Like weft_read: a registered descriptor goes through read_slot, so a
  * stackless reader skips the system call that would only say EAGAIN too. */
-ssize_t weft_read_step(int fd, void *buf, size_t len, weft_time_t deadline, weft_io_op_t *op)
+ssize_t weft_read_step(int fd, void *buf, size_t len, weft_time_t deadline, weft_op_t *op)
 {
 	if ((!buf && len) || !op)
 		return -EINVAL;
-	int f = weft__io_step_finish(op);
+	int f = weft__io_step_finish(op, WEFT__IO_READ_STEP);
 	if (f < 0)
 		return f;
 	if (weft_can_park()) /* a coroutine or a plain thread */
@@ -581,20 +581,20 @@ ssize_t weft_read_step(int fd, void *buf, size_t len, weft_time_t deadline, weft
 	IO_RETRY_WITH(fd, read_once(fd, buf, len), weft__io_wait_step(fd, POLLIN, deadline, op, &m_));
 }
 
-ssize_t weft_write_step(int fd, const void *buf, size_t len, weft_time_t deadline, weft_io_op_t *op)
+ssize_t weft_write_step(int fd, const void *buf, size_t len, weft_time_t deadline, weft_op_t *op)
 {
 	if (!buf && len)
 		return -EINVAL;
-	IO_STEP(fd, POLLOUT, deadline, op, write_once(fd, buf, len));
+	IO_STEP(fd, POLLOUT, deadline, op, WEFT__IO_WRITE_STEP, write_once(fd, buf, len));
 }
 
-int weft_accept_step(int lfd, struct sockaddr *addr, socklen_t *len, weft_time_t deadline, weft_io_op_t *op)
+int weft_accept_step(int lfd, struct sockaddr *addr, socklen_t *len, weft_time_t deadline, weft_op_t *op)
 {
 	if (lfd < 0)
 		return -EBADF;
 	if (addr && !len)
 		return -EINVAL;
-	IO_STEP(lfd, POLLIN, deadline, op, accept_once(lfd, addr, len));
+	IO_STEP(lfd, POLLIN, deadline, op, WEFT__IO_ACCEPT_STEP, accept_once(lfd, addr, len));
 }
 
 /* ------------------------------------------------------------ names */

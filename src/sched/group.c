@@ -5,6 +5,13 @@
  * has finished is a harmless -ESRCH), a count of running members and the
  * first failure, all under one spinlock-protected wait queue's lock. Members
  * are spawned detached: the group, not a joiner, collects their results.
+ *
+ * Waiters queue on that wait queue; the last member to end wakes them all
+ * under the lock, and a waiter returns only after taking the lock again
+ * (group_queue), so the group may be destroyed the moment a wait returns.
+ * A stackless waiter (weft_group_wait_step) keeps its node in its op and
+ * registers where a coroutine parks; its repeat does what the coroutine
+ * does after the park.
  */
 #include "internal.h"
 
@@ -106,31 +113,75 @@ int weft_group_wait(weft_group_t *g)
 	return weft_group_wait_until(g, WEFT_NEVER);
 }
 
+/* Whether g's members have all ended (then *res: the first failure, or 0),
+ * the deadline has passed (*res -ETIMEDOUT: a past deadline polls), or the
+ * caller may not wait (*res -EPERM); else n is queued for the last member's
+ * wake-up. Only a waiter that has taken the lock after its wake-up returns,
+ * so group_done's wake (under the lock) is over by then, and the group
+ * may be destroyed at once. */
+static bool group_queue(weft_group_t *g, weft_time_t deadline, weft_waitq_node_t *n, bool step, int *res)
+{
+	bool queued = false;
+	weft_waitq_lock(&g->waiters);
+	if (g->running == 0)
+		*res = g->first_error;
+	else if (deadline != WEFT_NEVER && deadline <= weft_now())
+		*res = -ETIMEDOUT;
+	else if (!step && !weft_can_park())
+		*res = -EPERM; /* a stackless task: weft_group_wait_step */
+	else {
+		weft_waitq_push(&g->waiters, n);
+		queued = true;
+	}
+	weft_waitq_unlock(&g->waiters);
+	return queued;
+}
+
 int weft_group_wait_until(weft_group_t *g, weft_time_t deadline)
 {
 	if (!g)
 		return -EINVAL;
-	weft_task *self = weft__cur_task();
-	if (self && weft__is_step(self))
-		return -EPERM;
 	for (;;) {
-		weft_waitq_lock(&g->waiters);
-		if (g->running == 0) {
-			int e = g->first_error;
-			weft_waitq_unlock(&g->waiters);
-			return e;
-		}
-		if (deadline != WEFT_NEVER && deadline <= weft_now()) {
-			weft_waitq_unlock(&g->waiters);
-			return -ETIMEDOUT; /* a past deadline polls */
-		}
 		weft_waitq_node_t n;
-		weft_waitq_push(&g->waiters, &n);
-		weft_waitq_unlock(&g->waiters);
+		int res;
+		if (!group_queue(g, deadline, &n, false, &res))
+			return res;
 		int r = weft__park_on(n.waker, deadline, WEFT_WAIT_GROUP);
 		if (r != 0 && weft_waitq_remove(&g->waiters, &n))
 			return r;
 	}
+}
+
+/* A stackless waiter's op: its call's id (first: weft_step_begin), and its
+ * node, queued from the call that registers to the repeat. */
+typedef struct group_op {
+	uint8_t call;
+	weft_waitq_node_t n;
+} group_op;
+_Static_assert(sizeof(group_op) <= sizeof(weft_op_t), "weft_op_t too small");
+
+int weft_group_wait_step(weft_group_t *g, weft_time_t deadline, weft_op_t *op)
+{
+	if (!g || !op)
+		return -EINVAL;
+	int b = weft_step_begin(op, WEFT__STEP_GROUP_WAIT);
+	if (b < 0)
+		return b;
+	group_op *o = (group_op *)op;
+	if (b == 1) {
+		/* As after weft_group_wait_until's park. */
+		int r = weft_park_result();
+		if (r != 0 && weft_waitq_remove(&g->waiters, &o->n))
+			return r;
+	} else if (weft_can_park()) { /* a coroutine or a plain thread */
+		return weft_group_wait_until(g, deadline);
+	}
+	int res;
+	if (!group_queue(g, deadline, &o->n, true, &res))
+		return res;
+	if (weft_park_deadline(o->n.waker, deadline) != 0)
+		weft_unpark(o->n.waker, -ENOMEM); /* no timer: the repeat gives up */
+	return weft_step_register(op);
 }
 
 int weft_group_cancel(weft_group_t *g)

@@ -156,7 +156,10 @@ struct weft_task {
 		size_t stack_req;	/* coroutine, before its first run: the stack size asked for */
 		weft_tentry_t *timer;	/* stackless: deadline of the current wait */
 	};
-	weft_stack_t *stack;	 /* coroutine: its stack, taken when it first runs */
+	union {
+		weft_stack_t *stack; /* coroutine: its stack, taken when it first runs */
+		void *step_op;	     /* stackless: its registered op (park.c, "Step registrations"), or NULL */
+	};
 	/* Its runtime and its weft_task_aux are in its slab's tail, see
 	 * weft__task_rt and weft__task_auxp. */
 #if defined(WEFT_ASAN)
@@ -457,6 +460,8 @@ weft_task_aux *weft__task_aux(weft_task *t); /* get or create; NULL: out of memo
 /* Park the calling coroutine, recording what it waits on for dumps. */
 int weft__park_on(weft_waker_t w, weft_time_t deadline, int what);
 int weft__group_add(weft_group_t *g, weft_task *t);
+/* The core's _step calls' ids (weft_step_begin). */
+enum { WEFT__STEP_JOIN = WEFT_STEP_ID_SCHED + 1, WEFT__STEP_GROUP_WAIT };
 void weft__group_done(weft_group_t *g, weft_task *t);
 
 /* park.c */
@@ -466,6 +471,9 @@ void weft__parker_init(weft_parker_t *p);
  * that still touches the object it woke someone on). NULL otherwise. */
 extern _Atomic(void (*)(void)) weft__unpark_hook;
 int weft__park_commit(weft_task *t); /* after a task asked to park: 1 parked, 0 already woken */
+/* The failed waker weft_park_prepare returns: no parker, the error's
+ * positive value as its epoch (weft_park and weft_park_deadline return it). */
+#define WEFT_WAKER_FAILED(err) ((weft_waker_t){.parker = NULL, .epoch = (uint64_t)(err)})
 
 /* timer.c */
 int weft__shards_create(struct weft_runtime *rt);

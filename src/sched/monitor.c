@@ -234,7 +234,7 @@ static void report_task_value(weft_task *t, const char *what, bool with_value, l
 	put(" '");
 	put(name);
 	put("'");
-	if (t->stack) {
+	if (!weft__is_step(t) && t->stack) {
 		put(" (stack of ");
 		put_u64(t->stack->size);
 		put(" bytes)");
@@ -267,7 +267,8 @@ void weft__fatal_task(weft_task *t, const char *what)
 static void on_segv(int sig, siginfo_t *si, void *uc)
 {
 	weft_worker *w = weft__self_worker;
-	if (w && w->cur && w->cur->stack && weft__stack_find_guard(w->rt->stacks, si->si_addr)) {
+	if (w && w->cur && !weft__is_step(w->cur) && w->cur->stack &&
+	    weft__stack_find_guard(w->rt->stacks, si->si_addr)) {
 		report_task(w->cur, "stack overflow");
 		signal(SIGSEGV, SIG_DFL);
 		return; /* the access faults again and the default action ends the process */

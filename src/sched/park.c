@@ -47,6 +47,32 @@
  * also publishes the state; prepare only checks the flag early, to end a
  * wait of an already cancelled task at once.
  *
+ * Step registrations: a stackless task cannot sit in a park, so a _step
+ * call opens a wait, links its waker where its wakers look (a wait queue,
+ * through the caller's op) and returns -EINPROGRESS; the task's step
+ * returns PARKED, and the repeated call finishes the wait (the protocol in
+ * weft/sched.h). The task record keeps the registered op (step_op; a
+ * stackless task has no stack to keep), and three rules make a
+ * registration and the task's current wait one thing:
+ *  (1) While step_op is set, the task's wait is that op's: no other wait
+ *      opens (weft_park_prepare and weft_step_begin refuse with -EBUSY), so
+ *      the repeat reads its own wait's result, and no epoch is reused
+ *      under a waker that has claimed it.
+ *  (2) step_op is cleared only by the repeat that finds the wait ended
+ *      (weft_step_begin returning 1), which finishes it before anything
+ *      else runs in the task; a repeat that comes earlier changes nothing.
+ *  (3) A stackless task's own wait, not registered, is abandoned when the
+ *      task opens another or begins a _step call: a CAS moves it OPEN ->
+ *      WOKEN first, after which no waker can claim it - unless one has
+ *      claimed it already: its finish needs that epoch, so nothing new
+ *      opens (-EBUSY) until the claimer is done.
+ * Only the task itself sets and clears step_op, while it runs (the worker
+ * checks it, on the same thread, when the task ends), so a plain field
+ * will do. Without (1) and (3), a wait opened while a claimer held the
+ * previous one overwrote the claimed state: the finish then wrote the old
+ * epoch back over the new wait, so epochs repeated and a late waker could
+ * wake the wrong wait (tests/sched/test_step.c).
+ *
  * Memory safety: a waker reads the parker's state word, so the parker must
  * outlive every waker that may still touch it. Task records live in slabs
  * that are only unmapped when the runtime is destroyed, and a plain thread's
@@ -175,12 +201,39 @@ static weft_parker_t *current_parker(weft_task **task)
 	(WEFT_PS_PHASE(s) != WEFT_PH_PARKED && !((s)&WEFT_PS_CLAIMED) && \
 	 WEFT_PS_EPOCH(s) + 1 < ((uint64_t)1 << 48))
 
+/* In a stackless task t, which runs, before a wait of its own opens: true
+ * if one may. Not while an op is registered: it owns the task's wait (see
+ * "Step registrations"). An open wait is abandoned - moved to WOKEN, after
+ * which no waker can claim or end it - unless a waker has claimed it
+ * already: its finish needs that epoch, so the new wait must not open
+ * before it (false). */
+static bool step_may_open(weft_task *t)
+{
+	if (t->step_op)
+		return false;
+	uint64_t s = atomic_load_explicit(&t->park.state, memory_order_relaxed);
+	for (;;) {
+		assert(WEFT_PS_PHASE(s) != WEFT_PH_PARKED); /* it runs */
+		if (s & WEFT_PS_CLAIMED)
+			return false;
+		if (WEFT_PS_PHASE(s) != WEFT_PH_OPEN)
+			return true;
+		/* One word: whoever moves it first decides (a claim, a wake, or
+		 * this); nothing handed over is read, so relaxed. */
+		if (atomic_compare_exchange_weak_explicit(&t->park.state, &s, WEFT_PS(WEFT_PS_EPOCH(s), 0, WEFT_PH_WOKEN),
+							  memory_order_relaxed, memory_order_relaxed))
+			return true;
+	}
+}
+
 weft_waker_t weft_park_prepare(void)
 {
 	weft_task *t;
 	weft_parker_t *p = current_parker(&t);
 	if (unlikely(!p))
-		return (weft_waker_t){0}; /* its park returns -ENOMEM */
+		return WEFT_WAKER_FAILED(ENOMEM);
+	if (t && weft__is_step(t) && unlikely(!step_may_open(t)))
+		return WEFT_WAKER_FAILED(EBUSY);
 	uint64_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
 	assert(PRIOR_WAIT_OVER(s));
 	uint64_t e = WEFT_PS_EPOCH(s) + 1;
@@ -205,7 +258,9 @@ weft_waker_t weft_park_prepare_uncancellable(void)
 	weft_task *t;
 	weft_parker_t *p = current_parker(&t);
 	if (unlikely(!p))
-		return (weft_waker_t){0};
+		return WEFT_WAKER_FAILED(ENOMEM);
+	if (t && weft__is_step(t) && unlikely(!step_may_open(t)))
+		return WEFT_WAKER_FAILED(EBUSY);
 	uint64_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
 	assert(PRIOR_WAIT_OVER(s));
 	uint64_t e = WEFT_PS_EPOCH(s) + 1;
@@ -392,7 +447,7 @@ int weft__park_on(weft_waker_t w, weft_time_t deadline, int what)
 	weft_task *t;
 	weft_parker_t *p = current_parker(&t);
 	if (unlikely(!w.parker))
-		return p ? -EINVAL : -ENOMEM;
+		return w.epoch ? -(int)w.epoch : -EINVAL; /* a failed prepare's error */
 	if (w.parker != p)
 		return -EINVAL;
 	if (!t)
@@ -438,6 +493,8 @@ int weft_park(weft_waker_t w, weft_time_t deadline)
 
 int weft_park_deadline(weft_waker_t w, weft_time_t deadline)
 {
+	if (unlikely(!w.parker))
+		return w.epoch ? -(int)w.epoch : -EINVAL; /* a failed prepare's error */
 	weft_task *t;
 	weft_parker_t *p = current_parker(&t);
 	if (!t || !weft__is_step(t) || w.parker != p)
@@ -448,8 +505,14 @@ int weft_park_deadline(weft_waker_t w, weft_time_t deadline)
 		weft_unpark(w, -ETIMEDOUT);
 		return 0;
 	}
-	if (t->timer)
-		return -EBUSY;
+	if (t->timer) {
+		/* Armed earlier in this run (the worker drops the last run's):
+		 * for a wait this one replaced, or for this one. The new
+		 * deadline replaces it. */
+		weft__tentry_cancel(t->timer);
+		free(t->timer);
+		t->timer = NULL;
+	}
 	struct park_timer *pt = malloc(sizeof *pt);
 	if (!pt)
 		return -ENOMEM;
@@ -464,6 +527,61 @@ int weft_park_result(void)
 	weft_task *t;
 	weft_parker_t *p = current_parker(&t);
 	return p ? current_result(p) : -ENOMEM;
+}
+
+/* ------------------------------------------------------------ step registrations */
+
+int weft_step_begin(void *op, uint8_t call)
+{
+	weft_task *t = weft__cur_task();
+	if (!t || !weft__is_step(t))
+		return 0; /* coroutines and threads block: nothing to register */
+	if (!op || !call)
+		return -EINVAL;
+	uint8_t *id = op;
+	if (!t->step_op) {
+		if (!step_may_open(t))
+			return -EBUSY; /* a waker claimed its own wait */
+		*id = call;
+		return 0;
+	}
+	if (t->step_op != op || *id != call)
+		return -EBUSY;
+	/* acquire: what a waker handed over before it ended the wait. */
+	uint64_t s = atomic_load_explicit(&t->park.state, memory_order_acquire);
+	/* Nothing else opens a wait while op is registered, so the task's
+	 * wait is op's: open (perhaps claimed), or ended. */
+	assert(WEFT_PS_PHASE(s) == WEFT_PH_OPEN || WEFT_PS_PHASE(s) == WEFT_PH_WOKEN);
+	if (WEFT_PS_PHASE(s) != WEFT_PH_WOKEN)
+		return -EINPROGRESS;
+	t->step_op = NULL;
+	return 1;
+}
+
+int weft_step_register(void *op)
+{
+	weft_task *t = weft__cur_task();
+	if (!t || !weft__is_step(t) || !op)
+		return -EPERM;
+	if (t->step_op)
+		return -EBUSY;
+	/* Every registration went through weft_step_begin, which named op's
+	 * call, and opened its wait after that: open, or already ended (woken,
+	 * a past deadline, a cancelled task), when the task runs again at once. */
+	assert(*(uint8_t *)op != 0);
+	assert(WEFT_PS_PHASE(atomic_load_explicit(&t->park.state, memory_order_relaxed)) == WEFT_PH_OPEN ||
+	       WEFT_PS_PHASE(atomic_load_explicit(&t->park.state, memory_order_relaxed)) == WEFT_PH_WOKEN);
+	t->step_op = op;
+	return -EINPROGRESS;
+}
+
+int weft_step_retry(void *op)
+{
+	weft_waker_t w = weft_park_prepare();
+	if (!w.parker)
+		return w.epoch ? -(int)w.epoch : -EPERM;
+	weft_unpark(w, 0); /* (a cancelled task's wait has ended already) */
+	return weft_step_register(op);
 }
 
 /* ------------------------------------------------------------ wait queue */

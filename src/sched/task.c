@@ -29,7 +29,10 @@
  * the join succeeds after all. A join that succeeds sets the handle JOINED
  * before dropping its reference: the finishing worker may still hold one for
  * a moment, and lookups refuse a JOINED record, so the id is dead (-ESRCH)
- * from the moment weft_join returns.
+ * from the moment weft_join returns. A stackless joiner (weft_join_step)
+ * does the same in two halves around its step's return: the call that
+ * registers keeps the looked-up record in its op, and the repeat finishes
+ * (join_woke), as weft_join does after its park.
  *
  * Free records are cached per worker (no lock) and exchanged in batches with
  * the runtime (slab_lock). A worker gives back FREE_BATCH records as one
@@ -696,7 +699,7 @@ static int spawn_locked(struct weft_runtime *rt, weft_task_t *out, bool step, vo
 	assert((atomic_load_explicit(&t->id, memory_order_relaxed) >> WEFT_ID_RT_SHIFT) == rt->index &&
 	       (atomic_load_explicit(&t->id, memory_order_relaxed) & WEFT_ID_GEN_MASK) != 0 &&
 	       weft__task_at(rt, (uint32_t)atomic_load_explicit(&t->id, memory_order_relaxed)) == t);
-	t->stack = NULL;
+	t->stack = NULL; /* (a stackless task's step_op: no registration) */
 	atomic_store_explicit(&t->flags, step ? WEFT_TF_STEP : 0, memory_order_relaxed);
 	weft_group_t *group = o ? o->group : NULL;
 	if (group || (o && o->name)) {
@@ -771,7 +774,8 @@ void weft__task_finish(weft_worker *w, weft_task *t)
 	assert(w == weft__self_worker && w->cur == NULL);
 	assert(atomic_load_explicit(&t->run_state, memory_order_relaxed) == WEFT_RS_RUNNING);
 	assert(atomic_load_explicit(&t->refs, memory_order_relaxed) > 0);
-	assert(!weft__is_step(t) || t->stack == NULL);
+	/* A stackless task ends with no op registered (run_task checks it). */
+	assert(!weft__is_step(t) || t->step_op == NULL);
 	weft_task_aux *x = atomic_load_explicit(weft__task_auxp(t), memory_order_acquire);
 	if (x && x->tls) {
 		/* Destructors of the keys in use now, for values stored under
@@ -792,7 +796,7 @@ void weft__task_finish(weft_worker *w, weft_task *t)
 		free(t->timer);
 		t->timer = NULL;
 	}
-	if (t->stack) {
+	if (!weft__is_step(t) && t->stack) {
 #ifdef WEFT_HAVE_VALGRIND
 		VALGRIND_STACK_DEREGISTER(t->stack->valgrind_id);
 #endif
@@ -827,54 +831,12 @@ void weft__task_finish(weft_worker *w, weft_task *t)
  * the finisher's WAKING or DONE. */
 #define JOIN_ENDED(js) ((js) == WEFT_JOIN_WAKING || (js) == WEFT_JOIN_DONE)
 
-int weft__join(weft_task_t id, void **result, weft_time_t deadline)
+/* The end of a join whose target has finished: take the result, let the
+ * record go. The finisher may still be unparking our (timed-out) wait. */
+static int join_finish(weft_task *t, void **result)
 {
-	if (result)
-		*result = NULL;
-	weft_task *self = weft__cur_task();
-	if (self && weft__is_step(self))
-		return -EPERM;
-	weft_task *t = weft__task_get(id);
-	if (!t)
-		return -ESRCH;
-	if (t == self) {
-		weft__task_put(t);
-		return -EINVAL;
-	}
-	uint8_t h = WEFT_H_LIVE;
-	if (!atomic_compare_exchange_strong(&t->handle, &h, WEFT_H_JOINING)) {
-		weft__task_put(t);
-		return h == WEFT_H_DETACHED ? -EINVAL : -ESRCH;
-	}
-	if (atomic_load(&t->join_state) != WEFT_JOIN_DONE) {
-		weft_task_aux *x = weft__task_aux(t);
-		if (!x) {
-			atomic_store(&t->handle, WEFT_H_LIVE);
-			weft__task_put(t);
-			return -ENOMEM;
-		}
-		weft_waker_t wk = weft_park_prepare();
-		x->join_waker = wk;
-		uint8_t js = WEFT_JOIN_NONE;
-		if (atomic_compare_exchange_strong(&t->join_state, &js, WEFT_JOIN_WAITING)) {
-			int r = weft__park_on(wk, deadline, WEFT_WAIT_JOIN);
-			if (r != 0) {
-				js = WEFT_JOIN_WAITING;
-				if (atomic_compare_exchange_strong(&t->join_state, &js, WEFT_JOIN_NONE)) {
-					atomic_store(&t->handle, WEFT_H_LIVE);
-					weft__task_put(t);
-					return r;
-				}
-				/* It finished meanwhile: the join succeeds after all. */
-				assert(JOIN_ENDED(js));
-			}
-		} else {
-			assert(JOIN_ENDED(js));
-		}
-	}
 	/* The result is visible: we acquired join_state == DONE (a seq_cst load
 	 * or failed CAS), or the wake that the finisher sent after storing it. */
-	/* The finisher may still be unparking our (timed-out) wait. */
 	while (atomic_load(&t->join_state) == WEFT_JOIN_WAKING)
 		sched_yield();
 	assert(atomic_load_explicit(&t->join_state, memory_order_relaxed) == WEFT_JOIN_DONE);
@@ -890,6 +852,96 @@ int weft__join(weft_task_t id, void **result, weft_time_t deadline)
 	return 0;
 }
 
+/* The joiner's wait on t ended with r: the join completes, unless r is an
+ * error and t had not finished (it can be joined later). */
+static int join_woke(weft_task *t, void **result, int r)
+{
+	if (r != 0) {
+		uint8_t js = WEFT_JOIN_WAITING;
+		if (atomic_compare_exchange_strong(&t->join_state, &js, WEFT_JOIN_NONE)) {
+			atomic_store(&t->handle, WEFT_H_LIVE);
+			weft__task_put(t);
+			return r;
+		}
+		/* It finished meanwhile: the join succeeds after all. */
+		assert(JOIN_ENDED(js));
+	}
+	return join_finish(t, result);
+}
+
+/* A stackless joiner's op: its call's id (first: weft_step_begin), then the
+ * task it joins, held (looked up, handle taken) from the call that
+ * registers to the repeat that completes. */
+typedef struct join_op {
+	uint8_t call;
+	weft_task *t;
+} join_op;
+_Static_assert(sizeof(join_op) <= sizeof(weft_op_t), "weft_op_t too small");
+
+/* The start of a join: t (looked up, its handle taken) has finished, or the
+ * joiner waits for it - parking, or, a stackless joiner's op given,
+ * registering there (-EINPROGRESS; its repeat calls join_woke). */
+static int join_start(weft_task *t, void **result, weft_time_t deadline, weft_op_t *op)
+{
+	uint8_t js = atomic_load(&t->join_state);
+	if (JOIN_ENDED(js))
+		return join_finish(t, result);
+	int err = 0;
+	if (deadline != WEFT_NEVER && deadline <= weft_now())
+		err = -ETIMEDOUT; /* a past deadline polls */
+	else if (!op && !weft_can_park())
+		err = -EPERM; /* a stackless task: weft_join_step */
+	weft_task_aux *x = err ? NULL : weft__task_aux(t);
+	if (!x) {
+		atomic_store(&t->handle, WEFT_H_LIVE);
+		weft__task_put(t);
+		return err ? err : -ENOMEM;
+	}
+	weft_waker_t wk = weft_park_prepare();
+	/* A stackless joiner got past weft_step_begin: it may open a wait. */
+	assert(wk.parker != NULL || !op);
+	x->join_waker = wk;
+	js = WEFT_JOIN_NONE;
+	if (!atomic_compare_exchange_strong(&t->join_state, &js, WEFT_JOIN_WAITING)) {
+		assert(JOIN_ENDED(js));
+		return join_finish(t, result);
+	}
+	if (!op)
+		return join_woke(t, result, weft__park_on(wk, deadline, WEFT_WAIT_JOIN));
+	((join_op *)op)->t = t; /* held across the steps */
+	if (weft_park_deadline(wk, deadline) != 0)
+		weft_unpark(wk, -ENOMEM); /* no timer: the repeat gives up */
+	return weft_step_register(op);
+}
+
+/* Look id up and take its handle (LIVE -> JOINING); 0 or the error. */
+static int join_take(weft_task_t id, weft_task **out)
+{
+	weft_task *t = weft__task_get(id);
+	if (!t)
+		return -ESRCH;
+	if (t == weft__cur_task()) {
+		weft__task_put(t);
+		return -EINVAL;
+	}
+	uint8_t h = WEFT_H_LIVE;
+	if (!atomic_compare_exchange_strong(&t->handle, &h, WEFT_H_JOINING)) {
+		weft__task_put(t);
+		return h == WEFT_H_DETACHED ? -EINVAL : -ESRCH;
+	}
+	*out = t;
+	return 0;
+}
+
+int weft__join(weft_task_t id, void **result, weft_time_t deadline)
+{
+	if (result)
+		*result = NULL;
+	weft_task *t;
+	int r = join_take(id, &t);
+	return r ? r : join_start(t, result, deadline, NULL);
+}
+
 int weft_join_until(weft_task_t t, void **result, weft_time_t deadline)
 {
 	return weft__join(t, result, deadline);
@@ -898,6 +950,24 @@ int weft_join_until(weft_task_t t, void **result, weft_time_t deadline)
 int weft_join(weft_task_t t, void **result)
 {
 	return weft__join(t, result, WEFT_NEVER);
+}
+
+int weft_join_step(weft_task_t id, void **result, weft_time_t deadline, weft_op_t *op)
+{
+	if (!op)
+		return -EINVAL;
+	int b = weft_step_begin(op, WEFT__STEP_JOIN);
+	if (b < 0)
+		return b;
+	if (result)
+		*result = NULL;
+	if (b == 1)
+		return join_woke(((join_op *)op)->t, result, weft_park_result());
+	if (weft_can_park()) /* a coroutine or a plain thread */
+		return weft__join(id, result, deadline);
+	weft_task *t;
+	int r = join_take(id, &t);
+	return r ? r : join_start(t, result, deadline, op);
 }
 
 int weft_detach(weft_task_t id)

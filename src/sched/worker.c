@@ -177,6 +177,10 @@ static void run_task(weft_worker *w, weft_task *t)
 			t->result = (void *)(intptr_t)-EINVAL;
 			action = WEFT_ACT_EXIT;
 		}
+		/* Its op may be freed with its state now, while a wait queue
+		 * still links it: nothing can be saved. */
+		if (unlikely(action == WEFT_ACT_EXIT && t->step_op != NULL))
+			weft__fatal_task(t, "ended with a _step call registered (repeat it until it completes first)");
 	} else if (likely(run_coro(w, t))) {
 		action = w->action;
 	} else {

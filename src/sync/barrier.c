@@ -40,10 +40,9 @@ static void barrier_withdraw(void *ctx)
 	b->arrived--;
 }
 
-int weft_barrier_wait_until(weft_barrier_t *b, weft_time_t deadline)
+/* o: a stackless task's op, where it registers instead of parking. */
+static int barrier_wait(weft_barrier_t *b, weft_time_t deadline, weft__sync_op *o)
 {
-	if (!b)
-		return -EINVAL;
 	weft_waitq_lock(&b->q);
 	if (b->n == 0) {
 		weft_waitq_unlock(&b->q);
@@ -60,21 +59,46 @@ int weft_barrier_wait_until(weft_barrier_t *b, weft_time_t deadline)
 	int r = 0;
 	if (deadline != WEFT_NEVER && weft_now() >= deadline)
 		r = -ETIMEDOUT;
-	else
+	else if (!o)
 		r = weft__sync_can_park();
 	if (r) {
 		weft_waitq_unlock(&b->q);
 		return r;
 	}
 	b->arrived++;
-	weft_waitq_node_t n;
-	weft_waitq_push(&b->q, &n);
+	weft_waitq_node_t local;
+	weft_waitq_node_t *n = o ? &o->n : &local;
+	weft_waitq_push(&b->q, n);
 	weft_waitq_unlock(&b->q);
-	r = weft__sync_wait(&b->q, &b->q, &n, deadline, barrier_withdraw, b);
+	if (o)
+		return weft__sync_step_park(o, deadline);
+	r = weft__sync_wait(&b->q, &b->q, n, deadline, barrier_withdraw, b);
 	return r < 0 ? r : 0;
+}
+
+int weft_barrier_wait_until(weft_barrier_t *b, weft_time_t deadline)
+{
+	if (!b)
+		return -EINVAL;
+	return barrier_wait(b, deadline, NULL);
 }
 
 int weft_barrier_wait(weft_barrier_t *b)
 {
 	return weft_barrier_wait_until(b, WEFT_NEVER);
+}
+
+int weft_barrier_wait_step(weft_barrier_t *b, weft_time_t deadline, weft_op_t *op)
+{
+	if (!b || !op)
+		return -EINVAL;
+	int bg = weft_step_begin(op, WEFT__SYNC_BARRIER_WAIT);
+	if (bg < 0)
+		return bg;
+	weft__sync_op *o = (weft__sync_op *)op;
+	if (bg == 1) {
+		int r = weft__sync_woke(&b->q, &b->q, &o->n, weft_park_result(), barrier_withdraw, b);
+		return r < 0 ? r : 0;
+	}
+	return barrier_wait(b, deadline, weft_can_park() ? NULL : o);
 }

@@ -14,7 +14,16 @@
  * After the wait the mutex is reacquired whatever happened. A cancelled
  * task cannot park any more (every wait it opens ends at once), so it
  * reacquires by retrying the lock between yields; in starvation mode that
- * lasts until the queue ahead of it drains.
+ * lasts until the queue ahead of it drains. A deadline already past
+ * returns -ETIMEDOUT before anything is released: nothing could signal
+ * the waiter in between that it may not miss.
+ *
+ * A stackless waiter (weft_cond_wait_step) registers twice at most per
+ * wait, one wait at a time, in one op: first for the signal (COND_SIGNAL),
+ * then, if the mutex is taken, for the mutex (COND_MUTEX: the mutex's own
+ * step path, weft__mutex_lock_step) - or, cancelled, for a retry
+ * (COND_RETRY, its yield). The op keeps which, and the signal wait's
+ * result, returned once the mutex is back.
  */
 #include "internal.h"
 
@@ -43,6 +52,8 @@ int weft_cond_wait_until(weft_cond_t *c, weft_mutex_t *m, weft_time_t deadline)
 	uint64_t self = weft__sync_self();
 	if (atomic_load_explicit(WEFT__A64(&m->owner), memory_order_relaxed) != self)
 		return -EPERM;
+	if (deadline != WEFT_NEVER && weft_now() >= deadline)
+		return -ETIMEDOUT;
 	int r = weft__sync_can_park();
 	if (r)
 		return r;
@@ -64,6 +75,62 @@ int weft_cond_wait_until(weft_cond_t *c, weft_mutex_t *m, weft_time_t deadline)
 int weft_cond_wait(weft_cond_t *c, weft_mutex_t *m)
 {
 	return weft_cond_wait_until(c, m, WEFT_NEVER);
+}
+
+enum { COND_SIGNAL = 1, COND_MUTEX, COND_RETRY };
+
+/* The stackless reacquisition of m, o's signal wait over (its result in
+ * o->result): resumed, the repeat of a registration on m. */
+static int cond_relock(weft_mutex_t *m, uint64_t self, weft__sync_op *o, bool resumed)
+{
+	int r = weft__mutex_lock_step(m, self, WEFT_NEVER, o, resumed);
+	if (r == -EINPROGRESS) {
+		o->phase = COND_MUTEX;
+		return r;
+	}
+	if (r == 0)
+		return o->result;
+	/* A cancelled task cannot wait for m: try again after a yield. */
+	assert(r == -ECANCELED && weft_cancelled());
+	o->phase = COND_RETRY;
+	return weft_step_retry(o);
+}
+
+int weft_cond_wait_step(weft_cond_t *c, weft_mutex_t *m, weft_time_t deadline, weft_op_t *op)
+{
+	if (!c || !m || !op)
+		return -EINVAL;
+	int b = weft_step_begin(op, WEFT__SYNC_COND_WAIT);
+	if (b < 0)
+		return b;
+	if (b == 0 && weft_can_park()) /* a coroutine or a plain thread */
+		return weft_cond_wait_until(c, m, deadline);
+	weft__sync_op *o = (weft__sync_op *)op;
+	uint64_t self = weft__sync_self();
+	if (b == 1) {
+		switch (o->phase) {
+		case COND_SIGNAL: {
+			int r = weft__sync_woke(&c->q, &c->q, &o->n, weft_park_result(), NULL, NULL);
+			o->result = r > 0 ? 0 : r;
+			return cond_relock(m, self, o, false);
+		}
+		case COND_MUTEX:
+			return cond_relock(m, self, o, true);
+		default:
+			assert(o->phase == COND_RETRY);
+			return cond_relock(m, self, o, false);
+		}
+	}
+	if (atomic_load_explicit(WEFT__A64(&m->owner), memory_order_relaxed) != self)
+		return -EPERM;
+	if (deadline != WEFT_NEVER && weft_now() >= deadline)
+		return -ETIMEDOUT;
+	weft_waitq_lock(&c->q);
+	weft_waitq_push(&c->q, &o->n);
+	weft_waitq_unlock(&c->q);
+	weft__mutex_unlock(m);
+	o->phase = COND_SIGNAL;
+	return weft__sync_step_park(o, deadline);
 }
 
 int weft_cond_signal(weft_cond_t *c)

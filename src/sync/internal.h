@@ -1,5 +1,6 @@
 /* internal.h - what the sync primitives share: owner tokens, the stackless
- * check, and the wait-queue discipline every primitive follows.
+ * check, the wait-queue discipline every primitive follows, and the halves
+ * of a wait that the _step forms run on either side of a step's return.
  *
  * The discipline (on top of weft_waitq_t, see weft/sched.h):
  *  - A waker pops a node under the queue lock and sets node->status to what
@@ -45,6 +46,7 @@
 #include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 
 #include "../base/spin.h"
 
@@ -104,15 +106,14 @@ static inline void weft__sync_deliver(weft_waitq_node_t *n, int status)
 	weft_unpark(w, 0);
 }
 
-/* Park on n, which the caller pushed on q (q unlocked). Returns what a
- * waker delivered (> 0), or the park's error after withdrawing n; in that
- * case withdraw(ctx), if given, ran under q's lock to undo the caller's
- * bookkeeping. lock is the lock that guards q's pops: q's own, or the
- * primitive's master queue (rwlock readers). */
-static inline int weft__sync_wait(weft_waitq_t *lock, weft_waitq_t *q, weft_waitq_node_t *n, weft_time_t deadline,
+/* The wait on n, which the caller pushed on q, has ended with r (the
+ * park's result). Returns what a waker delivered (> 0), or r after
+ * withdrawing n; in that case withdraw(ctx), if given, ran under q's lock
+ * to undo the caller's bookkeeping. lock is the lock that guards q's pops:
+ * q's own, or the primitive's master queue (rwlock readers). */
+static inline int weft__sync_woke(weft_waitq_t *lock, weft_waitq_t *q, weft_waitq_node_t *n, int r,
 				  void (*withdraw)(void *ctx), void *ctx)
 {
-	int r = weft_park(n->waker, deadline);
 	if (r == 0) {
 		/* Only our queue's wakers hold this waker, and they deliver
 		 * before they unpark; the unpark/park pair orders the status.
@@ -136,9 +137,64 @@ static inline int weft__sync_wait(weft_waitq_t *lock, weft_waitq_t *q, weft_wait
 	return n->status; /* delivered as the wait ended: honour it */
 }
 
+/* Park on n, which the caller pushed on q (q unlocked): weft__sync_woke
+ * after weft_park. */
+static inline int weft__sync_wait(weft_waitq_t *lock, weft_waitq_t *q, weft_waitq_node_t *n, weft_time_t deadline,
+				  void (*withdraw)(void *ctx), void *ctx)
+{
+	return weft__sync_woke(lock, q, n, weft_park(n->waker, deadline), withdraw, ctx);
+}
+
+/* ------------------------------------------------------------ step forms */
+
+/* A stackless task's wait in a primitive lives in its weft_op_t (the step
+ * protocol of weft/sched.h): the _step call pushes the node and registers
+ * (weft__sync_step_park) where the blocking call would park, and the
+ * repeated call, once weft_step_begin says the wait has ended, finishes it
+ * with weft__sync_woke(..., weft_park_result(), ...) - the same two halves
+ * as a park, with the task's return in between. The fields past the node
+ * keep what the blocking call keeps in locals across its park. */
+typedef struct weft__sync_op {
+	uint8_t call;	   /* the step call's id (first: weft_step_begin) */
+	uint8_t phase;	   /* cond: which wait is registered (cond.c) */
+	bool starving;	   /* mutex: has waited over 1 ms in all */
+	int32_t result;	   /* cond: its wait's result, returned once the mutex is back */
+	weft_time_t start; /* mutex: when it first queued; 0: not yet */
+	weft_waitq_node_t n;
+} weft__sync_op;
+_Static_assert(sizeof(weft__sync_op) <= sizeof(weft_op_t), "weft_op_t too small");
+_Static_assert(_Alignof(weft__sync_op) <= _Alignof(weft_op_t), "weft_op_t under-aligned");
+_Static_assert(offsetof(weft__sync_op, call) == 0, "an op's first byte is its call's id");
+
+/* The step calls' ids. */
+enum {
+	WEFT__SYNC_MUTEX_LOCK = WEFT_STEP_ID_SYNC + 1,
+	WEFT__SYNC_RDLOCK,
+	WEFT__SYNC_WRLOCK,
+	WEFT__SYNC_COND_WAIT,
+	WEFT__SYNC_WG_WAIT,
+	WEFT__SYNC_SEM_ACQUIRE,
+	WEFT__SYNC_ONCE,
+	WEFT__SYNC_BARRIER_WAIT,
+};
+
+/* Where a stackless task would park on o's node (pushed, q unlocked): arm
+ * the deadline and register. Returns -EINPROGRESS. Without memory for the
+ * timer the wait ends at once with -ENOMEM, which the repeat reports after
+ * withdrawing, as for any other error. */
+static inline int weft__sync_step_park(weft__sync_op *o, weft_time_t deadline)
+{
+	if (weft_park_deadline(o->n.waker, deadline) != 0)
+		weft_unpark(o->n.waker, -ENOMEM); /* (false: delivered already) */
+	return weft_step_register(o);
+}
+
 /* mutex.c, for cond.c: the lock and unlock behind the public calls, with
- * the owner token already computed. */
+ * the owner token already computed. weft__mutex_lock_step is the step
+ * form's lock in a stackless task, waiting in o: resumed, the repeat of a
+ * registered wait (weft_step_begin returned 1); else a fresh lock. */
 int weft__mutex_lock(weft_mutex_t *m, uint64_t self, weft_time_t deadline);
+int weft__mutex_lock_step(weft_mutex_t *m, uint64_t self, weft_time_t deadline, weft__sync_op *o, bool resumed);
 void weft__mutex_unlock(weft_mutex_t *m);
 
 #endif

@@ -74,6 +74,13 @@
  * instead. A waiter that gives up while WOKEN is its own clears it only by a
  * CAS that sees LOCKED, so the holder's unlock will wake the next one.
  *
+ * Stackless lockers (weft_mutex_lock_step) take the same slow path with
+ * the waiter's state - its node, when it first queued, whether it starves -
+ * in their op instead of on a stack: where a coroutine parks they register
+ * and return -EINPROGRESS, and the repeated call picks up after the park
+ * (mx_woke), WOKEN theirs to clear as it is a woken coroutine's. Nothing
+ * above changes for them: the node is in the queue (or `front`) either way.
+ *
  * Memory order: the grabbing CAS is acquire and the releasing fetch_sub
  * release, so the critical sections are ordered; a handoff is ordered by
  * the handoff CAS (acq_rel), q's lock and the unpark/park pair. Pure
@@ -94,12 +101,6 @@
 #define MX_SPIN_PAUSES 30      /* pause instructions in the first round... */
 #define MX_SPIN_GROW 4	       /* ...doubling for this many rounds */
 #define MX_SPIN_STALE 2	       /* rounds without an unlock: the holder is slow, park */
-
-/* A parked locker: its node and when it first queued. */
-struct mx_wait {
-	weft_waitq_node_t n;
-	weft_time_t start;
-};
 
 static inline _Atomic uint32_t *mx_state(weft_mutex_t *m)
 {
@@ -148,7 +149,7 @@ static weft_waitq_node_t *mx_next(weft_mutex_t *m)
 
 /* Wait in line once more. Called with q's lock held and the caller counted
  * in. A waiter that has queued before goes to the front. */
-static void mx_enqueue(weft_mutex_t *m, struct mx_wait *w, bool requeue)
+static void mx_enqueue(weft_mutex_t *m, weft__sync_op *w, bool requeue)
 {
 	if (requeue) {
 		assert(m->front == NULL); /* invariant (3) */
@@ -163,7 +164,7 @@ static void mx_enqueue(weft_mutex_t *m, struct mx_wait *w, bool requeue)
 
 /* After the park: what was delivered (> 0), or the park's error once the
  * waiter has left the line and counted itself out. */
-static int mx_settle(weft_mutex_t *m, struct mx_wait *w, int r)
+static int mx_settle(weft_mutex_t *m, weft__sync_op *w, int r)
 {
 	if (r == 0) {
 		int st = w->n.status;
@@ -189,6 +190,31 @@ static int mx_settle(weft_mutex_t *m, struct mx_wait *w, int r)
 	return w->n.status;
 }
 
+/* After a wait on w ended with r: 0 the mutex was handed over (leaving
+ * starvation mode if it is no longer needed), 1 woken to compete again
+ * (the unlocker counted w out and set WOKEN for it), or r once w has left
+ * the line. */
+static int mx_woke(weft_mutex_t *m, weft__sync_op *w, int r)
+{
+	_Atomic uint32_t *st = mx_state(m);
+	r = mx_settle(m, w, r);
+	if (r < 0)
+		return r;
+	if (r == WEFT__SYNC_GRANTED) {
+		/* The unlocker left LOCKED set for us and counted us out. */
+		bool long_wait = weft_now() - w->start > MX_STARVE_NS;
+		uint32_t s = atomic_load_explicit(st, memory_order_relaxed);
+		while ((s & MX_STARVING) && (!long_wait || MX_WAITERS(s) == 0) &&
+		       !atomic_compare_exchange_weak_explicit(st, &s, s & ~MX_STARVING, memory_order_relaxed,
+							      memory_order_relaxed))
+			;
+		return 0;
+	}
+	assert(r == WEFT__SYNC_WOKEN);
+	w->starving = w->starving || weft_now() - w->start > MX_STARVE_NS;
+	return 1;
+}
+
 static void mx_spin(int round)
 {
 	int n = MX_SPIN_PAUSES << (round < MX_SPIN_GROW ? round : MX_SPIN_GROW);
@@ -196,19 +222,28 @@ static void mx_spin(int round)
 		weft__cpu_relax();
 }
 
-/* The contended lock; s is the state the fast path saw. */
-__attribute__((noinline)) static int mx_lock_slow(weft_mutex_t *m, uint64_t self, weft_time_t deadline, uint32_t s)
+/* The contended lock; s is the state the fast path saw. w: the waiter's
+ * state across parks - NULL for a coroutine or a thread, which keep it
+ * here and park; a stackless task's op, where it registers instead (and
+ * returns -EINPROGRESS) and whose repeat comes back with awoke set when it
+ * was woken to compete again (WOKEN is then ours to clear). */
+__attribute__((noinline)) static int mx_lock_slow(weft_mutex_t *m, uint64_t self, weft_time_t deadline, uint32_t s,
+						   weft__sync_op *w, bool awoke)
 {
 	_Atomic uint32_t *st = mx_state(m);
 	if (atomic_load_explicit(mx_owner(m), memory_order_relaxed) == self)
 		return -EDEADLK;
 
-	struct mx_wait w;
-	w.start = 0;		/* not queued yet */
-	bool awoke = false;	/* WOKEN is ours to clear */
-	bool starving = false;	/* waited over MX_STARVE_NS */
+	weft__sync_op local;
+	bool step = w != NULL;
+	if (!step) {
+		w = &local;
+		w->start = 0;	     /* not queued yet */
+		w->starving = false; /* waited over MX_STARVE_NS */
+	}
+	assert(!awoke || (step && w->start != 0));
 	bool spin = weft_spin_worthwhile();
-	int iter = 0, stale = 0, can_park = 1; /* 1: not checked yet */
+	int iter = 0, stale = 0, can_park = step ? 0 : 1; /* 1: not checked yet */
 	uint32_t gen = atomic_load_explicit(mx_gen(m), memory_order_relaxed);
 	for (;;) {
 		/* Spin while the holder keeps unlocking (so it is running) and the
@@ -243,9 +278,9 @@ __attribute__((noinline)) static int mx_lock_slow(weft_mutex_t *m, uint64_t self
 			err = can_park = weft__sync_can_park();
 		else
 			err = can_park;
-		bool requeue = w.start != 0;
+		bool requeue = w->start != 0;
 		if (!requeue)
-			w.start = weft_now();
+			w->start = weft_now();
 		weft_waitq_lock(&m->q);
 		s = atomic_load_explicit(st, memory_order_relaxed);
 		bool got = false;
@@ -270,7 +305,7 @@ __attribute__((noinline)) static int mx_lock_slow(weft_mutex_t *m, uint64_t self
 				continue;
 			}
 			n = s + MX_WAITER;
-			if (starving)
+			if (w->starving)
 				n |= MX_STARVING; /* s has LOCKED, or STARVING already: invariant (2) */
 			if (awoke)
 				n &= ~MX_WOKEN;
@@ -285,29 +320,18 @@ __attribute__((noinline)) static int mx_lock_slow(weft_mutex_t *m, uint64_t self
 			return err;
 		}
 		awoke = false;
-		mx_enqueue(m, &w, requeue);
+		mx_enqueue(m, w, requeue);
 		weft_waitq_unlock(&m->q);
+		if (step)
+			return weft__sync_step_park(w, deadline);
 
-		int r = mx_settle(m, &w, weft_park(w.n.waker, deadline));
+		int r = mx_woke(m, w, weft_park(w->n.waker, deadline));
 		if (r < 0)
 			return r;
-		if (r == WEFT__SYNC_GRANTED) {
-			/* Handed over: the unlocker left LOCKED set for us and
-			 * counted us out. Leave starvation mode if it is no longer
-			 * needed. */
-			bool long_wait = weft_now() - w.start > MX_STARVE_NS;
-			s = atomic_load_explicit(st, memory_order_relaxed);
-			while ((s & MX_STARVING) && (!long_wait || MX_WAITERS(s) == 0) &&
-			       !atomic_compare_exchange_weak_explicit(st, &s, s & ~MX_STARVING, memory_order_relaxed,
-								      memory_order_relaxed))
-				;
-			break;
-		}
-		/* Woken: the unlocker counted us out and set WOKEN for us. */
-		assert(r == WEFT__SYNC_WOKEN);
+		if (r == 0)
+			break; /* handed over */
 		awoke = true;
 		iter = stale = 0;
-		starving = starving || weft_now() - w.start > MX_STARVE_NS;
 		s = atomic_load_explicit(st, memory_order_relaxed);
 	}
 	atomic_store_explicit(mx_owner(m), self, memory_order_relaxed);
@@ -327,12 +351,51 @@ static inline int mx_lock(weft_mutex_t *m, uint64_t self, weft_time_t deadline)
 		atomic_store_explicit(mx_owner(m), self, memory_order_relaxed);
 		return 0;
 	}
-	return mx_lock_slow(m, self, deadline, s);
+	return mx_lock_slow(m, self, deadline, s, NULL, false);
 }
 
 int weft__mutex_lock(weft_mutex_t *m, uint64_t self, weft_time_t deadline)
 {
 	return mx_lock(m, self, deadline);
+}
+
+int weft__mutex_lock_step(weft_mutex_t *m, uint64_t self, weft_time_t deadline, weft__sync_op *o, bool resumed)
+{
+	assert(!weft_can_park());
+	_Atomic uint32_t *st = mx_state(m);
+	if (resumed) {
+		int r = mx_woke(m, o, weft_park_result());
+		if (r < 0)
+			return r;
+		if (r == 0) { /* handed over */
+			atomic_store_explicit(mx_owner(m), self, memory_order_relaxed);
+			return 0;
+		}
+		return mx_lock_slow(m, self, deadline, atomic_load_explicit(st, memory_order_relaxed), o, true);
+	}
+	uint32_t s = 0;
+	if (atomic_compare_exchange_strong_explicit(st, &s, MX_LOCKED, memory_order_acquire, memory_order_relaxed) ||
+	    (!(s & (MX_LOCKED | MX_STARVING)) &&
+	     atomic_compare_exchange_strong_explicit(st, &s, s | MX_LOCKED, memory_order_acquire,
+						     memory_order_relaxed))) {
+		atomic_store_explicit(mx_owner(m), self, memory_order_relaxed);
+		return 0;
+	}
+	o->start = 0;
+	o->starving = false;
+	return mx_lock_slow(m, self, deadline, s, o, false);
+}
+
+int weft_mutex_lock_step(weft_mutex_t *m, weft_time_t deadline, weft_op_t *op)
+{
+	if (!m || !op)
+		return -EINVAL;
+	int b = weft_step_begin(op, WEFT__SYNC_MUTEX_LOCK);
+	if (b < 0)
+		return b;
+	if (b == 0 && weft_can_park()) /* a coroutine or a plain thread */
+		return mx_lock(m, weft__sync_self(), deadline);
+	return weft__mutex_lock_step(m, weft__sync_self(), deadline, (weft__sync_op *)op, b == 1);
 }
 
 int weft_mutex_lock_until(weft_mutex_t *m, weft_time_t deadline)

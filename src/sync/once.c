@@ -26,10 +26,9 @@ int weft_once_init(weft_once_t *once)
 	return 0;
 }
 
-int weft_once_until(weft_once_t *once, void (*fn)(void *), void *arg, weft_time_t deadline)
+/* o: a stackless task's op, where it registers instead of parking. */
+static int once_run(weft_once_t *once, void (*fn)(void *), void *arg, weft_time_t deadline, weft__sync_op *o)
 {
-	if (!once || !fn)
-		return -EINVAL;
 	_Atomic uint32_t *st = WEFT__A32(&once->state);
 	uint32_t s = atomic_load_explicit(st, memory_order_acquire);
 	if (likely(s == ONCE_DONE)) {
@@ -57,7 +56,7 @@ int weft_once_until(weft_once_t *once, void (*fn)(void *), void *arg, weft_time_
 		return -EDEADLK;
 	if (deadline != WEFT_NEVER && weft_now() >= deadline)
 		return -ETIMEDOUT;
-	int r = weft__sync_can_park();
+	int r = o ? 0 : weft__sync_can_park();
 	if (r)
 		return r;
 	weft_waitq_lock(&once->q);
@@ -65,14 +64,39 @@ int weft_once_until(weft_once_t *once, void (*fn)(void *), void *arg, weft_time_
 		weft_waitq_unlock(&once->q);
 		return 0;
 	}
-	weft_waitq_node_t n;
-	weft_waitq_push(&once->q, &n);
+	weft_waitq_node_t local;
+	weft_waitq_node_t *n = o ? &o->n : &local;
+	weft_waitq_push(&once->q, n);
 	weft_waitq_unlock(&once->q);
-	r = weft__sync_wait(&once->q, &once->q, &n, deadline, NULL, NULL);
+	if (o)
+		return weft__sync_step_park(o, deadline);
+	r = weft__sync_wait(&once->q, &once->q, n, deadline, NULL, NULL);
 	return r < 0 ? r : 0;
+}
+
+int weft_once_until(weft_once_t *once, void (*fn)(void *), void *arg, weft_time_t deadline)
+{
+	if (!once || !fn)
+		return -EINVAL;
+	return once_run(once, fn, arg, deadline, NULL);
 }
 
 int weft_once(weft_once_t *once, void (*fn)(void *), void *arg)
 {
 	return weft_once_until(once, fn, arg, WEFT_NEVER);
+}
+
+int weft_once_step(weft_once_t *once, void (*fn)(void *), void *arg, weft_time_t deadline, weft_op_t *op)
+{
+	if (!once || !fn || !op)
+		return -EINVAL;
+	int b = weft_step_begin(op, WEFT__SYNC_ONCE);
+	if (b < 0)
+		return b;
+	weft__sync_op *o = (weft__sync_op *)op;
+	if (b == 1) {
+		int r = weft__sync_woke(&once->q, &once->q, &o->n, weft_park_result(), NULL, NULL);
+		return r < 0 ? r : 0;
+	}
+	return once_run(once, fn, arg, deadline, weft_can_park() ? NULL : o);
 }

@@ -31,6 +31,9 @@
  * unlock whose CAS follows sees WAIT and takes the master lock (after the
  * node is linked); one that precedes it lets the waiter's CAS take the lock.
  *
+ * Stackless waiters (the _step forms) queue their node from their op and
+ * register where others park; the repeat finishes the wait (rw_woke).
+ *
  * Lifetime: an unlock's last touch is its fast CAS, or the release of the
  * master lock. Whatever lets someone in under the master lock (a grant,
  * clearing WAIT) is therefore seen before that release, so the granted
@@ -144,24 +147,34 @@ static void rw_withdraw(void *ctx)
 	rw_grant(w->rw, false);
 }
 
-/* Queue (master lock held, WAIT set, caller counted in) and park. 0 once
- * granted, or the park's error. */
-static int rw_park(weft_rwlock_t *rw, bool writer, weft_time_t deadline)
+/* The wait on n ended with r: 0 once granted, or r after withdrawing. */
+static int rw_woke(weft_rwlock_t *rw, bool writer, weft_waitq_node_t *n, int r)
 {
-	weft_waitq_node_t n;
-	weft_waitq_t *q = writer ? &rw->wq : &rw->rq;
-	if (!writer)
-		weft_waitq_lock(q);
-	weft_waitq_push(q, &n);
-	if (!writer)
-		weft_waitq_unlock(q);
-	weft_waitq_unlock(&rw->wq);
 	struct rw_wait w = {rw, writer};
-	int r = weft__sync_wait(&rw->wq, q, &n, deadline, rw_withdraw, &w);
+	r = weft__sync_woke(&rw->wq, writer ? &rw->wq : &rw->rq, n, r, rw_withdraw, &w);
 	if (r < 0)
 		return r;
 	assert(r == WEFT__SYNC_GRANTED);
 	return 0;
+}
+
+/* Queue (master lock held, WAIT set, caller counted in) and park - or, a
+ * stackless task's op o given, register there (-EINPROGRESS; its repeat
+ * calls rw_woke). 0 once granted, or the park's error. */
+static int rw_park(weft_rwlock_t *rw, bool writer, weft_time_t deadline, weft__sync_op *o)
+{
+	weft_waitq_node_t local;
+	weft_waitq_node_t *n = o ? &o->n : &local;
+	weft_waitq_t *q = writer ? &rw->wq : &rw->rq;
+	if (!writer)
+		weft_waitq_lock(q);
+	weft_waitq_push(q, n);
+	if (!writer)
+		weft_waitq_unlock(q);
+	weft_waitq_unlock(&rw->wq);
+	if (o)
+		return weft__sync_step_park(o, deadline);
+	return rw_woke(rw, writer, n, weft_park(n->waker, deadline));
 }
 
 /* ------------------------------------------------------------ readers */
@@ -183,14 +196,15 @@ int weft_rwlock_try_rdlock(weft_rwlock_t *rw)
 	return 0;
 }
 
-int weft_rwlock_rdlock_until(weft_rwlock_t *rw, weft_time_t deadline)
+/* o: a stackless task's op, where it registers instead of parking. */
+static int rw_rdlock(weft_rwlock_t *rw, weft_time_t deadline, weft__sync_op *o)
 {
 	int r = weft_rwlock_try_rdlock(rw);
 	if (r != -EAGAIN)
 		return r;
 	if (deadline != WEFT_NEVER && weft_now() >= deadline)
 		return -ETIMEDOUT;
-	if ((r = weft__sync_can_park()) != 0)
+	if (!o && (r = weft__sync_can_park()) != 0)
 		return r;
 	_Atomic uint32_t *st = rw_state(rw);
 	weft_waitq_lock(&rw->wq);
@@ -213,12 +227,30 @@ int weft_rwlock_rdlock_until(weft_rwlock_t *rw, weft_time_t deadline)
 			break;
 	}
 	rw->nrd++;
-	return rw_park(rw, false, deadline);
+	return rw_park(rw, false, deadline, o);
+}
+
+int weft_rwlock_rdlock_until(weft_rwlock_t *rw, weft_time_t deadline)
+{
+	return rw_rdlock(rw, deadline, NULL);
 }
 
 int weft_rwlock_rdlock(weft_rwlock_t *rw)
 {
-	return weft_rwlock_rdlock_until(rw, WEFT_NEVER);
+	return rw_rdlock(rw, WEFT_NEVER, NULL);
+}
+
+int weft_rwlock_rdlock_step(weft_rwlock_t *rw, weft_time_t deadline, weft_op_t *op)
+{
+	if (!rw || !op)
+		return -EINVAL;
+	int b = weft_step_begin(op, WEFT__SYNC_RDLOCK);
+	if (b < 0)
+		return b;
+	weft__sync_op *o = (weft__sync_op *)op;
+	if (b == 1)
+		return rw_woke(rw, false, &o->n, weft_park_result());
+	return rw_rdlock(rw, deadline, weft_can_park() ? NULL : o);
 }
 
 /* ------------------------------------------------------------ writers */
@@ -236,7 +268,8 @@ int weft_rwlock_try_wrlock(weft_rwlock_t *rw)
 	return 0;
 }
 
-int weft_rwlock_wrlock_until(weft_rwlock_t *rw, weft_time_t deadline)
+/* o: a stackless task's op, where it registers instead of parking. */
+static int rw_wrlock(weft_rwlock_t *rw, weft_time_t deadline, weft__sync_op *o)
 {
 	if (!rw)
 		return -EINVAL;
@@ -252,7 +285,7 @@ int weft_rwlock_wrlock_until(weft_rwlock_t *rw, weft_time_t deadline)
 		return -EDEADLK;
 	if (deadline != WEFT_NEVER && weft_now() >= deadline)
 		return -ETIMEDOUT;
-	int r = weft__sync_can_park();
+	int r = o ? 0 : weft__sync_can_park();
 	if (r)
 		return r;
 	weft_waitq_lock(&rw->wq);
@@ -272,16 +305,38 @@ int weft_rwlock_wrlock_until(weft_rwlock_t *rw, weft_time_t deadline)
 			break;
 	}
 	rw->nwr++;
-	if ((r = rw_park(rw, true, deadline)) != 0)
+	if ((r = rw_park(rw, true, deadline, o)) != 0)
 		return r;
 got:
 	atomic_store_explicit(WEFT__A64(&rw->owner), self, memory_order_relaxed);
 	return 0;
 }
 
+int weft_rwlock_wrlock_until(weft_rwlock_t *rw, weft_time_t deadline)
+{
+	return rw_wrlock(rw, deadline, NULL);
+}
+
 int weft_rwlock_wrlock(weft_rwlock_t *rw)
 {
-	return weft_rwlock_wrlock_until(rw, WEFT_NEVER);
+	return rw_wrlock(rw, WEFT_NEVER, NULL);
+}
+
+int weft_rwlock_wrlock_step(weft_rwlock_t *rw, weft_time_t deadline, weft_op_t *op)
+{
+	if (!rw || !op)
+		return -EINVAL;
+	int b = weft_step_begin(op, WEFT__SYNC_WRLOCK);
+	if (b < 0)
+		return b;
+	weft__sync_op *o = (weft__sync_op *)op;
+	if (b == 1) {
+		int r = rw_woke(rw, true, &o->n, weft_park_result());
+		if (r == 0)
+			atomic_store_explicit(WEFT__A64(&rw->owner), weft__sync_self(), memory_order_relaxed);
+		return r;
+	}
+	return rw_wrlock(rw, deadline, weft_can_park() ? NULL : o);
 }
 
 /* ------------------------------------------------------------ unlock */

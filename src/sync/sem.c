@@ -82,14 +82,15 @@ static void sem_withdraw(void *ctx)
 		atomic_fetch_and_explicit(sem_state(s), ~(uint64_t)SEM_WAIT, memory_order_relaxed);
 }
 
-int weft_sem_acquire_until(weft_sem_t *s, weft_time_t deadline)
+/* o: a stackless task's op, where it registers instead of parking. */
+static int sem_acquire(weft_sem_t *s, weft_time_t deadline, weft__sync_op *o)
 {
 	int r = weft_sem_try_acquire(s);
 	if (r != -EAGAIN)
 		return r;
 	if (deadline != WEFT_NEVER && weft_now() >= deadline)
 		return -ETIMEDOUT;
-	if ((r = weft__sync_can_park()) != 0)
+	if (!o && (r = weft__sync_can_park()) != 0)
 		return r;
 	_Atomic uint64_t *st = sem_state(s);
 	weft_waitq_lock(&s->q);
@@ -108,16 +109,39 @@ int weft_sem_acquire_until(weft_sem_t *s, weft_time_t deadline)
 			break;
 	}
 	s->nwait++;
-	weft_waitq_node_t n;
-	weft_waitq_push(&s->q, &n);
+	weft_waitq_node_t local;
+	weft_waitq_node_t *n = o ? &o->n : &local;
+	weft_waitq_push(&s->q, n);
 	weft_waitq_unlock(&s->q);
-	r = weft__sync_wait(&s->q, &s->q, &n, deadline, sem_withdraw, s);
+	if (o)
+		return weft__sync_step_park(o, deadline);
+	r = weft__sync_wait(&s->q, &s->q, n, deadline, sem_withdraw, s);
 	return r < 0 ? r : 0;
+}
+
+int weft_sem_acquire_until(weft_sem_t *s, weft_time_t deadline)
+{
+	return sem_acquire(s, deadline, NULL);
 }
 
 int weft_sem_acquire(weft_sem_t *s)
 {
-	return weft_sem_acquire_until(s, WEFT_NEVER);
+	return sem_acquire(s, WEFT_NEVER, NULL);
+}
+
+int weft_sem_acquire_step(weft_sem_t *s, weft_time_t deadline, weft_op_t *op)
+{
+	if (!s || !op)
+		return -EINVAL;
+	int b = weft_step_begin(op, WEFT__SYNC_SEM_ACQUIRE);
+	if (b < 0)
+		return b;
+	weft__sync_op *o = (weft__sync_op *)op;
+	if (b == 1) {
+		int r = weft__sync_woke(&s->q, &s->q, &o->n, weft_park_result(), sem_withdraw, s);
+		return r < 0 ? r : 0;
+	}
+	return sem_acquire(s, deadline, weft_can_park() ? NULL : o);
 }
 
 int weft_sem_release(weft_sem_t *s, unsigned n)

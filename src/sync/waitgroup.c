@@ -125,10 +125,9 @@ int weft_wg_done(weft_wg_t *wg)
 	return wg_change(wg, -1);
 }
 
-int weft_wg_wait_until(weft_wg_t *wg, weft_time_t deadline)
+/* o: a stackless task's op, where it registers instead of parking. */
+static int wg_wait(weft_wg_t *wg, weft_time_t deadline, weft__sync_op *o)
 {
-	if (!wg)
-		return -EINVAL;
 	_Atomic uint64_t *st = wg_state(wg);
 	uint64_t s = atomic_load_explicit(st, memory_order_acquire);
 	if (WG_COUNT(s) == 0) {
@@ -137,7 +136,7 @@ int weft_wg_wait_until(weft_wg_t *wg, weft_time_t deadline)
 	}
 	if (deadline != WEFT_NEVER && weft_now() >= deadline)
 		return -ETIMEDOUT;
-	int r = weft__sync_can_park();
+	int r = o ? 0 : weft__sync_can_park();
 	if (r)
 		return r;
 	weft_waitq_lock(&wg->q);
@@ -149,14 +148,39 @@ int weft_wg_wait_until(weft_wg_t *wg, weft_time_t deadline)
 		}
 	} while (!(s & WG_WAIT) && !atomic_compare_exchange_weak_explicit(st, &s, s | WG_WAIT, memory_order_acq_rel,
 									   memory_order_acquire));
-	weft_waitq_node_t node;
-	weft_waitq_push(&wg->q, &node);
+	weft_waitq_node_t local;
+	weft_waitq_node_t *n = o ? &o->n : &local;
+	weft_waitq_push(&wg->q, n);
 	weft_waitq_unlock(&wg->q);
-	r = weft__sync_wait(&wg->q, &wg->q, &node, deadline, NULL, NULL);
+	if (o)
+		return weft__sync_step_park(o, deadline);
+	r = weft__sync_wait(&wg->q, &wg->q, n, deadline, NULL, NULL);
 	return r < 0 ? r : 0;
+}
+
+int weft_wg_wait_until(weft_wg_t *wg, weft_time_t deadline)
+{
+	if (!wg)
+		return -EINVAL;
+	return wg_wait(wg, deadline, NULL);
 }
 
 int weft_wg_wait(weft_wg_t *wg)
 {
 	return weft_wg_wait_until(wg, WEFT_NEVER);
+}
+
+int weft_wg_wait_step(weft_wg_t *wg, weft_time_t deadline, weft_op_t *op)
+{
+	if (!wg || !op)
+		return -EINVAL;
+	int b = weft_step_begin(op, WEFT__SYNC_WG_WAIT);
+	if (b < 0)
+		return b;
+	weft__sync_op *o = (weft__sync_op *)op;
+	if (b == 1) {
+		int r = weft__sync_woke(&wg->q, &wg->q, &o->n, weft_park_result(), NULL, NULL);
+		return r < 0 ? r : 0;
+	}
+	return wg_wait(wg, deadline, weft_can_park() ? NULL : o);
 }

@@ -434,7 +434,7 @@ static weft_step_t relay(void *s_, void **res)
 	for (;;) {
 		int e;
 		if (s->phase == 0) {
-			e = weft_chan_recv_step(s->in, &s->v, &s->op);
+			e = weft_chan_recv_step(s->in, &s->v, WEFT_NEVER, &s->op);
 			if (e == -EINPROGRESS)
 				return WEFT_STEP_PARKED;
 			if (e == -EPIPE) {
@@ -445,7 +445,7 @@ static weft_step_t relay(void *s_, void **res)
 			s->v *= 2;
 			s->phase = 1;
 		}
-		e = weft_chan_send_step(s->out, &s->v, &s->op);
+		e = weft_chan_send_step(s->out, &s->v, WEFT_NEVER, &s->op);
 		if (e == -EINPROGRESS)
 			return WEFT_STEP_PARKED;
 		TCHECK_EQ(e, 0);
@@ -484,6 +484,83 @@ static void test_stackless_step_forms(void **state)
 	wt_run(relay_main, NULL, 2);
 }
 
+/* The step forms' deadlines and cancellation, on every kind: a past
+ * deadline polls (-ETIMEDOUT, nothing registered); one that passes while
+ * registered gives -ETIMEDOUT, a cancellation -ECANCELED, and nothing was
+ * sent or taken either way. In a coroutine the step form blocks. */
+typedef struct {
+	weft_chan_t *ch;
+	weft_chan_op_t op;
+	long v;
+	int phase, result;
+	bool send, timed;
+	weft_time_t dl;
+	_Atomic int registered;
+} dl_state;
+
+static int dl_call(dl_state *s, weft_time_t deadline)
+{
+	return s->send ? weft_chan_send_step(s->ch, &s->v, deadline, &s->op)
+		       : weft_chan_recv_step(s->ch, &s->v, deadline, &s->op);
+}
+
+static weft_step_t dl_step(void *s_, void **res)
+{
+	dl_state *s = s_;
+	*res = NULL;
+	if (s->phase++ == 0) {
+		TCHECK_EQ(dl_call(s, weft_now() - 1), -ETIMEDOUT);
+		s->dl = s->timed ? weft_deadline_in(2 * WEFT_MSEC) : WEFT_NEVER;
+	}
+	int e = dl_call(s, s->dl);
+	if (e == -EINPROGRESS) {
+		atomic_store(&s->registered, 1);
+		return WEFT_STEP_PARKED;
+	}
+	s->result = e;
+	return WEFT_STEP_DONE;
+}
+
+static void *dl_main(void *a)
+{
+	(void)a;
+	for (int k = 0; k < NKINDS; k++) {
+		for (int send = 0; send < 2; send++) {
+			if (send && kinds[k] == WEFT_CHAN_UNBOUNDED)
+				continue; /* its sends never wait */
+			weft_chan_t *ch;
+			weft_chan_create(&ch, sizeof(long), kinds[k]);
+			long v = 5;
+			for (ssize_t i = 0; send && i < weft_chan_cap(ch); i++)
+				TCHECK_EQ(weft_chan_send(ch, &v), 0); /* full: a send waits */
+			ssize_t len = weft_chan_len(ch);
+			dl_state t1 = {.ch = ch, .send = send, .timed = true}, t2 = {.ch = ch, .send = send};
+			weft_task_t a1, a2;
+			weft_spawn_step(&a1, dl_step, &t1, NULL);
+			wt_join(a1);
+			TCHECK_EQ(t1.result, -ETIMEDOUT);
+			weft_spawn_step(&a2, dl_step, &t2, NULL);
+			WT_WAIT_UNTIL(atomic_load(&t2.registered));
+			TCHECK_EQ(weft_cancel(a2), 0);
+			wt_join(a2);
+			TCHECK_EQ(t2.result, -ECANCELED);
+			TCHECK_EQ(weft_chan_len(ch), len); /* nothing sent or taken */
+			dl_state mine = {.ch = ch, .send = send};
+			TCHECK_EQ(dl_call(&mine, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT); /* blocks here */
+			while (weft_chan_try_recv(ch, &v) == 0)
+				;
+			TCHECK_EQ(weft_chan_release(ch), 0);
+		}
+	}
+	return NULL;
+}
+
+static void test_step_deadlines_and_cancel(void **state)
+{
+	(void)state;
+	wt_run(dl_main, NULL, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -496,6 +573,7 @@ int main(void)
 		cmocka_unit_test(test_conservation_every_kind),
 		cmocka_unit_test(test_close_races_send_recv),
 		cmocka_unit_test(test_stackless_step_forms),
+		cmocka_unit_test(test_step_deadlines_and_cancel),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

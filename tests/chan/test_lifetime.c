@@ -152,7 +152,7 @@ static weft_step_t step_recv(void *s, void **res)
 	(void)res;
 	step_recv_t *st = s;
 	atomic_store(&st->r->waiting, 1);
-	int e = weft_chan_recv_step(st->r->obj, &st->v, &st->op);
+	int e = weft_chan_recv_step(st->r->obj, &st->v, WEFT_NEVER, &st->op);
 	if (e == -EINPROGRESS)
 		return WEFT_STEP_PARKED;
 	TCHECK_EQ(e, 0);

@@ -434,7 +434,7 @@ typedef struct step_st {
 	int fd;
 	weft_time_t start, deadline, end;
 	ssize_t r;
-	weft_io_op_t op;
+	weft_op_t op;
 } step_st;
 
 static weft_step_t read_step(void *a, void **res)
@@ -457,7 +457,7 @@ static void *step_main(void *a)
 	TCHECK_EQ(pipe2(p, O_CLOEXEC), 0);
 	rescuer r;
 	rescue_start(&r, write_byte, (void *)(intptr_t)p[1]);
-	step_st st = {.fd = p[0], .op = WEFT_IO_OP_INIT};
+	step_st st = {.fd = p[0], .op = WEFT_OP_INIT};
 	st.start = weft_now();
 	st.deadline = st.start + DEADLINE;
 	weft_task_t t;

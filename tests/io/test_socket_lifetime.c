@@ -93,7 +93,7 @@ static void test_reader_closes_at_once(void **state)
 
 typedef struct sread {
 	int fd;
-	weft_io_op_t op;
+	weft_op_t op;
 	char buf[16];
 } sread;
 

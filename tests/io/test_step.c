@@ -25,7 +25,7 @@ typedef struct conn_st {
 	ssize_t n, off;
 	long served;
 	char buf[512];
-	weft_io_op_t op;
+	weft_op_t op;
 } conn_st;
 
 static weft_step_t conn_step(void *a, void **res)
@@ -64,7 +64,7 @@ typedef struct accept_st {
 	int lfd, accepted;
 	conn_st conns[CLIENTS];
 	weft_task_t tasks[CLIENTS];
-	weft_io_op_t op;
+	weft_op_t op;
 } accept_st;
 
 static weft_step_t accept_step(void *a, void **res)
@@ -166,7 +166,7 @@ typedef struct writer_st {
 	int fd;
 	size_t off;
 	const unsigned char *data;
-	weft_io_op_t op;
+	weft_op_t op;
 	_Atomic int waits; /* times the step parked */
 } writer_st;
 
@@ -232,7 +232,7 @@ static void test_stackless_writer_waits_for_room(void **state)
 typedef struct reader_st {
 	int fd;
 	weft_time_t deadline;
-	weft_io_op_t op;
+	weft_op_t op;
 	_Atomic int parks;
 	char buf[16];
 } reader_st;
@@ -307,7 +307,7 @@ static void test_stackless_deadline(void **state)
  * pieces or all at once, and the end of file must all be seen. */
 typedef struct sink_st {
 	int fd;
-	weft_io_op_t op;
+	weft_op_t op;
 	long got, bad;
 	char buf[4096];
 } sink_st;
@@ -446,7 +446,7 @@ static void test_stackless_cancel_and_close(void **state)
 
 typedef struct fdwait_st {
 	int fd;
-	weft_io_op_t op;
+	weft_op_t op;
 	_Atomic int parks;
 } fdwait_st;
 
@@ -487,7 +487,7 @@ static void *foreign_main(void *a)
 		close(p[1]);
 	}
 	/* Bad arguments. */
-	weft_io_op_t op = WEFT_IO_OP_INIT;
+	weft_op_t op = WEFT_OP_INIT;
 	TCHECK_EQ(weft_fd_wait_step(-1, POLLIN, WEFT_NEVER, &op), -EBADF);
 	TCHECK_EQ(weft_fd_wait_step(0, 0, WEFT_NEVER, &op), -EINVAL);
 	TCHECK_EQ(weft_fd_wait_step(0, POLLIN, WEFT_NEVER, NULL), -EINVAL);
@@ -506,7 +506,7 @@ static void test_stackless_foreign_fd(void **state)
 typedef struct connect_st {
 	int fd;
 	struct sockaddr_in sa;
-	weft_io_op_t op;
+	weft_op_t op;
 } connect_st;
 
 static weft_step_t connect_step(void *a, void **res)
@@ -611,7 +611,7 @@ static void *coroutine_main(void *a)
 	(void)a;
 	int sv[2];
 	TCHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-	weft_io_op_t op = WEFT_IO_OP_INIT;
+	weft_op_t op = WEFT_OP_INIT;
 	char b[4];
 	/* Blocks like weft_read: times out, never -EINPROGRESS. */
 	TCHECK_EQ(weft_read_step(sv[0], b, sizeof b, weft_deadline_in(10 * WEFT_MSEC), &op), -ETIMEDOUT);
@@ -630,7 +630,7 @@ static void test_blocking_contexts(void **state)
 	/* A plain thread outside any runtime. */
 	int sv[2];
 	TCHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-	weft_io_op_t op = WEFT_IO_OP_INIT;
+	weft_op_t op = WEFT_OP_INIT;
 	char b[4];
 	TCHECK_EQ(weft_read_step(sv[0], b, sizeof b, weft_deadline_in(10 * WEFT_MSEC), &op), -ETIMEDOUT);
 	TCHECK_EQ(weft_write_step(sv[1], "de", 2, WEFT_NEVER, &op), 2);
