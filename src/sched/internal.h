@@ -372,8 +372,8 @@ struct weft_runtime {
 	/* Lifecycle. */
 	_Atomic bool stopping;	/* no new spawns */
 	_Atomic bool halt;	/* workers exit */
-	_Atomic bool shutdown_requested;
-	_Atomic uint32_t shutdown_futex;
+	_Atomic bool stop_requested;	     /* weft_runtime_request_stop, or the stop began */
+	_Atomic uint32_t stop_request_futex; /* bumped by each request: waiters sleep on it */
 	pthread_t monitor;
 	bool has_monitor;     /* configured (the workers read it) */
 	bool monitor_started; /* its thread runs */
