@@ -366,7 +366,7 @@ struct weft_runtime {
 	/* Counters not owned by a worker. */
 	alignas(WEFT_CACHELINE) _Atomic uint64_t thread_spawned; /* spawns from plain threads (tasks finish on workers) */
 	_Atomic uint64_t timers_active;
-	pthread_mutex_t user_timers_lock; /* timer.c: weft_timer_t's still started, freed at stop */
+	pthread_mutex_t user_timers_lock; /* timer.c: weft_timer_t's not destroyed, freed at stop */
 	struct weft_timer *user_timers;
 
 	/* Lifecycle. */

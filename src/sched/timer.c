@@ -267,9 +267,9 @@ int weft_sleep(weft_time_t ns)
 
 /* ------------------------------------------------------------ user timers */
 
-/* A user timer (weft_timer_t): an entry and a schedule. Starts, stops and
- * destroys race each other and the timer's fires; the timer's spinlock `lk`
- * orders them.
+/* A user timer (weft_timer_t): an entry and a schedule. Calls on a timer
+ * race each other and the timer's fires; the timer's spinlock `lk` orders
+ * them.
  *  - Under lk the entry's state changes only in these ways: IDLE -> PENDING
  *    by an arming (every arming of a user timer holds lk), FIRING -> PENDING
  *    or IDLE at the end of timer_fire (under lk), and PENDING -> FIRING by
@@ -284,14 +284,15 @@ int weft_sleep(weft_time_t ns)
  *    `orphaned`), or arms the schedule a start set meanwhile, or re-arms its
  *    periodic one, or ends the entry (IDLE); then it bumps `fires`, its last
  *    touch of the timer but for unlocking lk.
- *  - So start and stop need not wait: they take a PENDING entry off its
- *    wheel (start then arms an IDLE one at once) and leave a FIRING one to
- *    timer_fire, which sees the new gen: it does not call fn (if it has not
- *    yet) and arms the new schedule, if any. A stop from outside the timer
- *    functions then waits until `fires` moves: the fire that had the entry
- *    is over, fn is not running. From a timer function it must not wait
- *    (two timers stopping each other would wait for ever): a call begun on
- *    another worker may still be running when it returns.
+ *  - So neither start nor stop waits to change the schedule: they take a
+ *    PENDING entry off its wheel (start then arms an IDLE one at once) and
+ *    leave a FIRING one to timer_fire, which sees the new gen: it does not
+ *    call fn (if it has not yet) and arms the new schedule, if any. A stop
+ *    from outside the timer functions then waits until `fires` moves: the
+ *    fire that had the entry is over, fn is not running. From a timer
+ *    function it must not wait (two timers stopping each other would wait
+ *    for ever): a call begun on another worker may still be running when
+ *    it returns.
  *  - destroy is a stop that also frees the timer: at once, after that wait,
  *    or - from a timer function, of an entry still FIRING - by timer_fire
  *    when the fire ends (`orphaned`).
