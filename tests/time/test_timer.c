@@ -488,6 +488,36 @@ static void test_timer_restart_and_destroy_from_its_function(void **state)
 	wt_run(from_fn_main, NULL, 2);
 }
 
+/* A timer belongs to the runtime it was created in; a task of another
+ * runtime starts, stops and destroys it (the calls hold the timer's
+ * runtime and arm in its shards), and it is called there. */
+static void *other_runtime_body(void *a)
+{
+	weft_timer_t *t = a;
+	TCHECK_EQ(weft_timer_start(t, weft_deadline_in(WEFT_MSEC), WEFT_MSEC), 0);
+	WT_WAIT_UNTIL(atomic_load(&calls) >= 3);
+	TCHECK_EQ(weft_timer_stop(t), 0);
+	int n = atomic_load(&calls);
+	weft_sleep(20 * WEFT_MSEC); /* room for a call that should not come */
+	TCHECK_EQ(atomic_load(&calls), n);
+	TCHECK_EQ(weft_timer_start(t, weft_deadline_in(WEFT_MSEC), 0), 0);
+	WT_WAIT_UNTIL(atomic_load(&calls) == n + 1);
+	TCHECK_EQ(weft_timer_destroy(t), 0);
+	return NULL;
+}
+
+static void test_timer_used_from_another_runtime(void **state)
+{
+	(void)state;
+	atomic_store(&calls, 0);
+	weft_runtime_t *owner;
+	assert_int_equal(weft_runtime_start(&owner, &(weft_config_t){.workers = 1}), 0);
+	weft_timer_t *t;
+	assert_int_equal(weft_timer_create(&t, count_call, NULL), 0); /* the default runtime: owner */
+	wt_run(other_runtime_body, t, 1);
+	assert_int_equal(weft_runtime_stop(owner), 0);
+}
+
 /* Arguments: NULL objects and a negative period are -EINVAL; a failed
  * create leaves NULL in *out. */
 static void *args_main(void *a)
@@ -530,6 +560,7 @@ int main(void)
 		cmocka_unit_test(test_timer_stop_and_destroy_wait_for_a_call),
 		cmocka_unit_test(test_timer_restart_replaces_the_schedule),
 		cmocka_unit_test(test_timer_restart_and_destroy_from_its_function),
+		cmocka_unit_test(test_timer_used_from_another_runtime),
 		cmocka_unit_test(test_timer_arguments),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
