@@ -252,10 +252,12 @@ static void *cross_stop_main(void *a)
 		weft_timer_t *x, *y;
 		TCHECK_EQ(weft_timer_create(&x, stop_partner, &pairs[i].t[1]), 0);
 		TCHECK_EQ(weft_timer_create(&y, stop_partner, &pairs[i].t[0]), 0);
-		atomic_store(&pairs[i].t[0], x);
+		/* Each is handed to its partner after our last call on it: the
+		 * partner may destroy it at once. */
 		TCHECK_EQ(weft_timer_start(x, at, WEFT_MSEC), 0);
-		atomic_store(&pairs[i].t[1], y);
+		atomic_store(&pairs[i].t[0], x);
 		TCHECK_EQ(weft_timer_start(y, at, WEFT_MSEC), 0);
+		atomic_store(&pairs[i].t[1], y);
 	}
 	/* Every pair loses a timer: the second one's first call stops the
 	 * first (which was stored before the second started), unless the
