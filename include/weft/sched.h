@@ -67,8 +67,9 @@ typedef struct weft_config {
  * The first runtime started becomes the process default used by calls made
  * outside any runtime (weft_spawn from a plain thread). */
 int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg);
-/* Stop: cancel every task still alive (their blocking calls return
- * -ECANCELED), wait for them to finish, join every thread, free everything.
+/* Stop: wake the threads waiting for a stop request (below), cancel every
+ * task still alive (their blocking calls return -ECANCELED), wait for them
+ * to finish, join every thread, free everything.
  * Must be called from outside the runtime: -EDEADLK from one of its own
  * tasks (a task of another runtime may stop it; that task's worker blocks
  * meanwhile). -EINVAL if it was stopped already. Calls that other threads
@@ -78,10 +79,26 @@ int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg);
  * stays harmless: calls on it fail, until a later runtime started with
  * weft_runtime_start reuses it (as a later runtime may reuse its task ids). */
 int weft_runtime_stop(weft_runtime_t *rt);
-/* Ask weft_runtime_wait() to return; callable from anywhere (a task too). */
-void weft_runtime_shutdown(weft_runtime_t *rt);
-/* Block the calling (non-runtime) thread until weft_runtime_shutdown(). */
-int weft_runtime_wait(weft_runtime_t *rt);
+/* Stop requests, for a program whose main thread only waits until some
+ * task, timer or thread decides that the program is done, then stops the
+ * runtime (a task cannot stop its own runtime: -EDEADLK):
+ *
+ *     weft_runtime_wait_stop_request(rt);    (main thread)
+ *     weft_runtime_stop(rt);
+ *
+ * weft_runtime_request_stop asks for that: it records the request and
+ * wakes the waiters, and stops nothing itself. Callable from anywhere
+ * (tasks, timer functions, plain threads), any number of times. 0, or
+ * -EINVAL for NULL. */
+int weft_runtime_request_stop(weft_runtime_t *rt);
+/* Block the calling thread until a stop of rt has been requested
+ * (weft_runtime_request_stop) or has begun (weft_runtime_stop from another
+ * thread) - at once if either happened already. 0; -ETIMEDOUT from the
+ * _until form when the deadline passes first (a past deadline polls);
+ * -EINVAL for NULL; -EDEADLK from a task of rt. From a task of another
+ * runtime it blocks that task's worker thread. */
+int weft_runtime_wait_stop_request(weft_runtime_t *rt);
+int weft_runtime_wait_stop_request_until(weft_runtime_t *rt, weft_time_t deadline);
 /* The runtime the caller runs in (a task or a worker), else the default. */
 weft_runtime_t *weft_runtime_current(void);
 int weft_runtime_workers(const weft_runtime_t *rt);

@@ -1,5 +1,5 @@
 /* futex.h - the futex calls the core sleeps and wakes with (parked workers,
- * plain threads waiting in weft_park, the monitor, weft_runtime_wait). */
+ * plain threads waiting in weft_park, the monitor, waits for a stop request). */
 #ifndef WEFT_SCHED_FUTEX_H
 #define WEFT_SCHED_FUTEX_H
 

@@ -369,14 +369,14 @@ struct weft_runtime {
 	/* Counters not owned by a worker. */
 	alignas(WEFT_CACHELINE) _Atomic uint64_t thread_spawned; /* spawns from plain threads (tasks finish on workers) */
 	_Atomic uint64_t timers_active;
-	pthread_mutex_t user_timers_lock; /* timer.c: weft_timer_t's still started, freed at stop */
+	pthread_mutex_t user_timers_lock; /* timer.c: weft_timer_t's not destroyed, freed at stop */
 	struct weft_timer *user_timers;
 
 	/* Lifecycle. */
 	_Atomic bool stopping;	/* no new spawns */
 	_Atomic bool halt;	/* workers exit */
-	_Atomic bool shutdown_requested;
-	_Atomic uint32_t shutdown_futex;
+	_Atomic bool stop_requested;	     /* weft_runtime_request_stop, or the stop began */
+	_Atomic uint32_t stop_request_futex; /* bumped by each request: waiters sleep on it */
 	pthread_t monitor;
 	bool has_monitor;     /* configured (the workers read it) */
 	bool monitor_started; /* its thread runs */

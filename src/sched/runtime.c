@@ -341,6 +341,9 @@ int weft_runtime_stop(weft_runtime_t *rt)
 	pthread_mutex_unlock(&rt->poller_lock);
 	if (already)
 		return -EINVAL; /* already stopping */
+	/* A stop that has begun ends every wait for a stop request (the flag
+	 * stays set until a later runtime takes this struct). */
+	weft_runtime_request_stop(rt);
 	/* Spawns that passed the stopping check before we set it finish first
 	 * (seq_cst on both sides: a spawner either sees stopping or is counted). */
 	while (atomic_load(&rt->spawning) != 0)
@@ -377,27 +380,43 @@ int weft_runtime_stop(weft_runtime_t *rt)
 	return 0;
 }
 
-void weft_runtime_shutdown(weft_runtime_t *rt)
+int weft_runtime_request_stop(weft_runtime_t *rt)
 {
 	if (!rt)
-		return;
-	atomic_store(&rt->shutdown_requested, true);
-	atomic_fetch_add(&rt->shutdown_futex, 1);
-	weft__futex_wake(&rt->shutdown_futex, INT32_MAX);
+		return -EINVAL;
+	/* The flag, then the futex word: a waiter that read the word before
+	 * this bump sleeps on its old value and returns at once. */
+	atomic_store(&rt->stop_requested, true);
+	atomic_fetch_add(&rt->stop_request_futex, 1);
+	weft__futex_wake(&rt->stop_request_futex, INT32_MAX);
+	return 0;
 }
 
-int weft_runtime_wait(weft_runtime_t *rt)
+int weft_runtime_wait_stop_request_until(weft_runtime_t *rt, weft_time_t deadline)
 {
 	if (!rt)
 		return -EINVAL;
 	if (weft__on_rt(rt))
 		return -EDEADLK;
 	for (;;) {
-		uint32_t f = atomic_load(&rt->shutdown_futex);
-		if (atomic_load(&rt->shutdown_requested))
+		uint32_t f = atomic_load(&rt->stop_request_futex);
+		if (atomic_load(&rt->stop_requested))
 			return 0;
-		weft__futex_wait(&rt->shutdown_futex, f, NULL);
+		struct timespec ts, *rel = NULL;
+		if (deadline != WEFT_NEVER) {
+			weft_time_t now = weft_now();
+			if (now >= deadline)
+				return -ETIMEDOUT;
+			ts = weft__ts_of(deadline - now);
+			rel = &ts;
+		}
+		weft__futex_wait(&rt->stop_request_futex, f, rel);
 	}
+}
+
+int weft_runtime_wait_stop_request(weft_runtime_t *rt)
+{
+	return weft_runtime_wait_stop_request_until(rt, WEFT_NEVER);
 }
 
 int weft_main(void *(*fn)(void *), void *arg, const weft_config_t *cfg)

@@ -1,4 +1,4 @@
-/* timer.c - timer shards, deadlines of waits, sleep, periodic timers.
+/* timer.c - timer shards, deadlines of waits, sleep, user timers.
  *
  * Each base worker owns a shard: a timing wheel (wheel.c) behind a spinlock.
  * A task arms its timers in the shard of the worker it runs on, so the lock is
@@ -158,9 +158,9 @@ bool weft__tentry_cancel(weft_tentry_t *e)
 	}
 }
 
-/* Whether this thread is running timer fire functions (weft_timer_stop
- * must not wait for another thread's fire from inside one: two timers
- * stopping each other would wait forever). */
+/* Whether this thread is running timer fire functions (weft_timer_stop and
+ * weft_timer_destroy must not wait for another thread's fire from inside
+ * one: two timers stopping each other would wait forever). */
 static __thread bool in_fire;
 
 size_t weft__timers_run(struct weft_runtime *rt, weft_shard_t *s, uint64_t tick)
@@ -265,31 +265,55 @@ int weft_sleep(weft_time_t ns)
 	return weft_sleep_until(weft_deadline_in(ns));
 }
 
-/* ------------------------------------------------------------ periodic timers */
+/* ------------------------------------------------------------ user timers */
 
-/* A user timer. Stopping it races with firing it; `lk` orders the two:
- *  - timer_fire reads `stopped` under lk before calling fn and again after,
- *    and re-arms or ends the entry (IDLE) under lk, so once a stop has set
- *    `stopped` under lk, fn runs at most to the end of a call already begun
- *    and the timer is never re-armed;
- *  - a stop that finds the entry FIRING on its own thread (from fn, or from
- *    another timer's fn in the same batch) or on another thread while this
- *    thread is itself inside a fire function sets `orphaned` instead of
- *    waiting: the firing side frees the timer when it is done with it. Any
- *    other stop waits for the entry to leave FIRING (weft__tentry_cancel),
- *    then frees it.
- * Live timers are on the runtime's list; weft_runtime_stop frees those still
- * started. */
+/* A user timer (weft_timer_t): an entry and a schedule. Calls on a timer
+ * race each other and the timer's fires; the timer's spinlock `lk` orders
+ * them.
+ *  - Under lk the entry's state changes only in these ways: IDLE -> PENDING
+ *    by an arming (every arming of a user timer holds lk), FIRING -> PENDING
+ *    or IDLE at the end of timer_fire (under lk), and PENDING -> FIRING by
+ *    weft__timers_run (under the shard lock only). So a holder of lk that
+ *    sees IDLE or FIRING sees it stay so, and one that sees PENDING takes
+ *    the entry off its wheel under the shard lock unless it is FIRING by
+ *    then (timer_unarm).
+ *  - Every start and stop bumps `gen`; an arming records the gen it arms
+ *    for (`armed_gen`). timer_fire calls fn only if that schedule is still
+ *    in force (started, armed_gen == gen, read under lk). After fn, under
+ *    lk, it frees the timer (destroyed from a timer function meanwhile:
+ *    `orphaned`), or arms the schedule a start set meanwhile, or re-arms its
+ *    periodic one, or ends the entry (IDLE); then it bumps `fires`, its last
+ *    touch of the timer but for unlocking lk.
+ *  - So neither start nor stop waits to change the schedule: they take a
+ *    PENDING entry off its wheel (start then arms an IDLE one at once) and
+ *    leave a FIRING one to timer_fire, which sees the new gen: it does not
+ *    call fn (if it has not yet) and arms the new schedule, if any. A stop
+ *    from outside the timer functions then waits until `fires` moves: the
+ *    fire that had the entry is over, fn is not running. From a timer
+ *    function it must not wait (two timers stopping each other would wait
+ *    for ever): a call begun on another worker may still be running when
+ *    it returns.
+ *  - destroy is a stop that also frees the timer: at once, after that wait,
+ *    or - from a timer function, of an entry still FIRING - by timer_fire
+ *    when the fire ends (`orphaned`).
+ * Lock order: lk, then a shard lock. Timers are on the runtime's list from
+ * create to destroy; weft_runtime_stop frees the ones left (its workers have
+ * exited by then, so nothing fires any more). */
 struct weft_timer {
 	weft_tentry_t e;
 	void (*fn)(void *);
 	void *arg;
-	weft_time_t next, period;
 	struct weft_runtime *rt;
-	struct weft_timer *prev, *next_timer; /* rt->user_timers */
+	struct weft_timer *prev, *next_timer; /* rt->user_timers, under its lock */
 	_Atomic uint32_t lk;
-	bool stopped;
-	bool orphaned;
+	/* Under lk: */
+	weft_time_t next, period; /* the schedule: the next call's deadline; 0 or the period */
+	uint64_t gen;		  /* bumped by every start and stop */
+	uint64_t armed_gen;	  /* the gen of the schedule the entry was armed for */
+	bool started;		  /* a schedule is in force */
+	bool destroyed;		  /* weft_timer_destroy has begun */
+	bool orphaned;		  /* destroyed while FIRING, from a timer function: timer_fire frees it */
+	_Atomic uint64_t fires;	  /* fires ended; bumped under lk */
 };
 
 static void timer_unlist(weft_timer_t *t)
@@ -307,6 +331,7 @@ static void user_timers_free(struct weft_runtime *rt)
 	weft_timer_t *t = rt->user_timers;
 	while (t) {
 		weft_timer_t *n = t->next_timer;
+		assert(atomic_load_explicit(&t->e.state, memory_order_relaxed) != WEFT_TE_FIRING && !t->orphaned);
 		free(t);
 		t = n;
 	}
@@ -329,12 +354,50 @@ static weft_time_t next_due(weft_time_t last, weft_time_t period, weft_time_t no
 	return next;
 }
 
+/* Under lk: takes t's entry off its wheel if it is PENDING. Returns the state
+ * it is in now, IDLE or FIRING (a fire has it; only timer_fire ends that). */
+static int timer_unarm(weft_timer_t *t)
+{
+	assert(weft__spin_held(&t->lk));
+	weft_tentry_t *e = &t->e;
+	int st = atomic_load_explicit(&e->state, memory_order_acquire);
+	if (st == WEFT_TE_PENDING) {
+		weft_shard_t *s = e->shard; /* set by the arming, under lk: stable */
+		weft__spin_lock(&s->lock);
+		st = atomic_load_explicit(&e->state, memory_order_relaxed);
+		if (st == WEFT_TE_PENDING) {
+			assert(e->node.linked && e->shard == s); /* PENDING: in s's wheel */
+			weft__wheel_del(&s->wheel, &e->node);
+			atomic_store_explicit(&e->state, WEFT_TE_IDLE, memory_order_relaxed);
+			publish_next(s);
+			st = WEFT_TE_IDLE;
+		}
+		weft__spin_unlock(&s->lock);
+	}
+	/* A fire of this thread's batch runs with in_fire set. */
+	assert(st != WEFT_TE_FIRING || in_fire ||
+	       atomic_load_explicit(&e->firing_thread, memory_order_relaxed) != self_thread_id());
+	return st;
+}
+
+/* Under lk, the entry IDLE or FIRING on this thread: arms it in shard s for
+ * the schedule in force. Returns whether the shard's next expiry moved
+ * earlier (a parked worker may need waking). */
+static bool timer_arm(weft_timer_t *t, weft_shard_t *s)
+{
+	assert(weft__spin_held(&t->lk) && t->started && !t->destroyed);
+	t->armed_gen = t->gen;
+	if (t->next == WEFT_NEVER)
+		return false; /* started, never due */
+	return arm_in(s, &t->e, t->next);
+}
+
 static void timer_fire(weft_tentry_t *e)
 {
 	weft_timer_t *t = (weft_timer_t *)e;
 	assert(in_fire && atomic_load_explicit(&e->state, memory_order_relaxed) == WEFT_TE_FIRING);
 	weft__spin_lock(&t->lk);
-	bool run = !t->stopped;
+	bool run = t->started && t->armed_gen == t->gen;
 	weft__spin_unlock(&t->lk);
 	if (run)
 		t->fn(t->arg);
@@ -345,38 +408,58 @@ static void timer_fire(weft_tentry_t *e)
 		free(t);
 		return;
 	}
-	if (t->period > 0 && !t->stopped) {
-		weft_time_t now = weft_now();
-		t->next = next_due(t->next, t->period, now);
-		if (t->next != WEFT_NEVER) {
-			/* FIRING -> PENDING, under lk: a stop that sets stopped
-			 * later finds it in a wheel and cancels it there. */
-			assert(atomic_load_explicit(&e->state, memory_order_relaxed) == WEFT_TE_FIRING);
-			arm_in(e->shard, e, t->next);
-			weft__spin_unlock(&t->lk);
-			return;
-		}
-		/* The next one is beyond the end of time: the timer stays
-		 * started (stop frees it) but never fires again. */
+	if (t->started && t->armed_gen == t->gen) {
+		/* The schedule this fire was armed for: its call is done. (gen
+		 * only grows, and started only turns true with a new gen: the
+		 * same schedule now means the same before fn, so fn ran.) */
+		assert(run);
+		if (t->period > 0)
+			t->next = next_due(t->next, t->period, weft_now()); /* WEFT_NEVER: beyond the end of time */
+		else
+			t->started = false; /* a one-shot timer's call */
 	}
-	weft__tentry_done(e); /* a stop waiting in weft__tentry_cancel frees it after this */
+	/* Else a start or stop replaced the schedule while the fire had the
+	 * entry: a start left its first deadline in next, for us to arm. */
+	if (t->started && t->next != WEFT_NEVER) {
+		/* FIRING -> PENDING, under lk. The worker running this fire
+		 * re-reads the shards' next expiries before it parks: no wake. */
+		timer_arm(t, e->shard);
+	} else {
+		weft__tentry_done(e); /* FIRING -> IDLE */
+	}
+	/* release: a stop that waits for this fire to end (it acquires the
+	 * bump) sees everything it did. */
+	atomic_fetch_add_explicit(&t->fires, 1, memory_order_release);
 	weft__spin_unlock(&t->lk);
 }
 
-int weft_timer_start(weft_timer_t **out, weft_time_t first, weft_time_t period, void (*fn)(void *), void *arg)
+/* Calls on a timer made outside its runtime's workers (plain threads, tasks
+ * and timers of other runtimes) hold the runtime: its shards and timer list
+ * stay whole until they let go (runtime.c, "Lifetime"). Returns whether the
+ * caller is outside; false in *ok if the runtime's destroy has begun. */
+static bool timer_hold(struct weft_runtime *rt, bool *ok)
 {
-	if (!out || !fn || period < 0)
-		return -EINVAL;
-	/* From outside the runtime's workers, hold it: a stop racing this call
-	 * must not free its shards and timer list under it (runtime.c,
-	 * "Lifetime"); a stop that has begun refuses the timer. Nothing of the
-	 * runtime is read before the hold. */
 	weft_worker *w = weft__self_worker;
-	struct weft_runtime *rt = w ? w->rt : weft_runtime_current();
+	bool outside = !w || w->rt != rt;
+	*ok = !outside || weft__rt_hold(rt);
+	return outside;
+}
+
+int weft_timer_create(weft_timer_t **out, void (*fn)(void *), void *arg)
+{
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!fn)
+		return -EINVAL;
+	/* Nothing of the runtime is read before the hold: a stop racing this
+	 * call must not free its timer list under it; a stop that has begun
+	 * refuses the timer. */
+	struct weft_runtime *rt = weft_runtime_current();
 	if (!rt)
 		return -ESHUTDOWN;
-	bool outside = !w;
-	if (outside && !weft__rt_hold(rt))
+	bool ok, outside = timer_hold(rt, &ok);
+	if (!ok)
 		return -ESHUTDOWN;
 	int e = 0;
 	weft_timer_t *t = NULL;
@@ -384,26 +467,89 @@ int weft_timer_start(weft_timer_t **out, weft_time_t first, weft_time_t period, 
 		e = -ESHUTDOWN;
 	else if (!(t = calloc(1, sizeof *t)))
 		e = -ENOMEM;
-	if (e) {
-		if (outside)
-			weft__rt_unhold(rt);
-		return e;
+	if (!e) {
+		t->e.fire = timer_fire;
+		t->fn = fn;
+		t->arg = arg;
+		t->rt = rt;
+		pthread_mutex_lock(&rt->user_timers_lock);
+		WEFT_LIST_PUSH(rt->user_timers, t, next_timer, prev);
+		pthread_mutex_unlock(&rt->user_timers_lock);
+		*out = t;
 	}
-	t->fn = fn;
-	t->arg = arg;
-	t->next = first;
-	t->period = period;
-	t->rt = rt;
-	pthread_mutex_lock(&rt->user_timers_lock);
-	WEFT_LIST_PUSH(rt->user_timers, t, next_timer, prev);
-	pthread_mutex_unlock(&rt->user_timers_lock);
-	*out = t;
-	/* Arm in the runtime held above, not the one current now: a plain
-	 * thread's default runtime may have changed (or gone) meanwhile. */
-	if (first != WEFT_NEVER) /* else: started, never due */
-		tentry_arm_in(rt, outside ? &rt->shards[0] : w->shard, &t->e, first, timer_fire);
 	if (outside)
 		weft__rt_unhold(rt);
+	return e;
+}
+
+int weft_timer_start(weft_timer_t *t, weft_time_t first, weft_time_t period)
+{
+	if (!t || period < 0)
+		return -EINVAL;
+	struct weft_runtime *rt = t->rt;
+	bool ok, outside = timer_hold(rt, &ok);
+	if (!ok)
+		return -ESHUTDOWN;
+	int e = 0;
+	bool wake = false;
+	weft__spin_lock(&t->lk);
+	if (t->destroyed) {
+		e = -EINVAL; /* destroyed from its function, which still runs */
+	} else if (atomic_load(&rt->stopping)) {
+		e = -ESHUTDOWN;
+	} else {
+		t->gen++;
+		t->started = true;
+		t->next = first;
+		t->period = period;
+		/* IDLE: arm it here (in this worker's shard, or the first
+		 * one from outside, waking a worker to see it). FIRING:
+		 * timer_fire arms the new schedule when the fire ends. */
+		if (timer_unarm(t) == WEFT_TE_IDLE)
+			wake = timer_arm(t, outside ? &rt->shards[0] : weft__self_worker->shard) ||
+			       (outside && first != WEFT_NEVER);
+	}
+	weft__spin_unlock(&t->lk);
+	if (wake)
+		weft__wakep(rt);
+	if (outside)
+		weft__rt_unhold(rt);
+	return e;
+}
+
+/* Ends t's schedule; with destroy, also marks it destroyed. Returns
+ * -EINVAL if it was destroyed already, 1 if timer_fire will free it, else 0
+ * once no fire has it any more - unless called from a timer function, which
+ * does not wait for a fire running on another worker. */
+static int timer_disarm(weft_timer_t *t, bool destroy)
+{
+	weft__spin_lock(&t->lk);
+	if (t->destroyed) {
+		weft__spin_unlock(&t->lk);
+		return -EINVAL;
+	}
+	t->gen++;
+	t->started = false;
+	t->destroyed = destroy;
+	if (timer_unarm(t) == WEFT_TE_IDLE) {
+		weft__spin_unlock(&t->lk);
+		return 0;
+	}
+	/* FIRING: that fire sees the new gen - it calls fn no more and does
+	 * not re-arm. */
+	if (in_fire) {
+		t->orphaned = destroy;
+		weft__spin_unlock(&t->lk);
+		return destroy ? 1 : 0;
+	}
+	uint64_t f = atomic_load_explicit(&t->fires, memory_order_relaxed);
+	weft__spin_unlock(&t->lk);
+	for (int n = 0; atomic_load_explicit(&t->fires, memory_order_acquire) == f; n++)
+		weft__spin_backoff(n);
+	/* The fire bumped fires under lk: let it unlock before a destroy
+	 * frees the timer. */
+	weft__spin_lock(&t->lk);
+	weft__spin_unlock(&t->lk);
 	return 0;
 }
 
@@ -411,31 +557,31 @@ int weft_timer_stop(weft_timer_t *t)
 {
 	if (!t)
 		return -EINVAL;
-	weft__spin_lock(&t->lk);
-	if (t->stopped) {
-		weft__spin_unlock(&t->lk);
-		return -EINVAL; /* stopped twice (from fn, then again) */
-	}
-	t->stopped = true;
-	if (atomic_load_explicit(&t->e.state, memory_order_acquire) == WEFT_TE_FIRING &&
-	    (in_fire || atomic_load_explicit(&t->e.firing_thread, memory_order_relaxed) == self_thread_id())) {
-		t->orphaned = true; /* the firing side frees it */
-		weft__spin_unlock(&t->lk);
-		return 0;
-	}
-	weft__spin_unlock(&t->lk);
-	/* Not re-armed from here on; a fire already under way ends without
-	 * calling fn again (it saw stopped) or finishes its current call. */
-	weft__tentry_cancel(&t->e);
-	/* Stopped, so not re-armed: the entry is in no wheel and no fire
-	 * function has it. */
-	assert(atomic_load_explicit(&t->e.state, memory_order_acquire) == WEFT_TE_IDLE);
-	/* A fire that just ended the entry (IDLE) still holds lk for one more
-	 * store: let it go before freeing. */
-	weft__spin_lock(&t->lk);
-	weft__spin_unlock(&t->lk);
-	timer_unlist(t);
-	free(t);
-	return 0;
+	bool ok, outside = timer_hold(t->rt, &ok);
+	if (!ok)
+		return -ESHUTDOWN;
+	int e = timer_disarm(t, false);
+	if (outside)
+		weft__rt_unhold(t->rt);
+	return e;
 }
 
+int weft_timer_destroy(weft_timer_t *t)
+{
+	if (!t)
+		return -EINVAL;
+	struct weft_runtime *rt = t->rt;
+	bool ok, outside = timer_hold(rt, &ok);
+	if (!ok)
+		return -ESHUTDOWN;
+	int e = timer_disarm(t, true);
+	if (e == 0) {
+		/* IDLE for good: nothing arms a destroyed timer. */
+		assert(atomic_load_explicit(&t->e.state, memory_order_acquire) == WEFT_TE_IDLE);
+		timer_unlist(t);
+		free(t);
+	}
+	if (outside)
+		weft__rt_unhold(rt);
+	return e < 0 ? e : 0;
+}

@@ -138,9 +138,12 @@ static void test_calls_racing_a_stop(void **state)
 	assert_int_equal(weft_runtime_stop(other), 0);
 }
 
-/* A plain thread starts timers on the default runtime while the main
- * thread starts and stops it: each start either succeeds (and the stop
- * frees the timer) or fails with -ESHUTDOWN; none reaches a freed shard. */
+/* A plain thread creates timers on the default runtime while the main
+ * thread starts and stops it: each create either succeeds (and the stop
+ * frees the timer: LeakSanitizer checks) or fails with -ESHUTDOWN; none
+ * reaches a freed timer list. (The thread makes no other call on its
+ * timers: the stop may free them at any moment. Calls during a stop are
+ * test_timer_calls_while_stopping's.) */
 static _Atomic int timers_done;
 static _Atomic long timers_started, timers_bad;
 
@@ -154,16 +157,16 @@ static void *timer_starter(void *a)
 	(void)a;
 	while (!atomic_load(&timers_done)) {
 		weft_timer_t *t;
-		int e = weft_timer_start(&t, weft_now() + WEFT_SEC, 0, no_op, NULL);
+		int e = weft_timer_create(&t, no_op, NULL);
 		if (e == 0)
 			atomic_fetch_add(&timers_started, 1);
-		else if (e != -ESHUTDOWN)
+		else if (e != -ESHUTDOWN || t != NULL)
 			atomic_fetch_add(&timers_bad, 1);
 	}
 	return NULL;
 }
 
-static void test_timer_start_racing_a_stop(void **state)
+static void test_timer_create_racing_a_stop(void **state)
 {
 	(void)state;
 	pthread_t th;
@@ -179,6 +182,72 @@ static void test_timer_start_racing_a_stop(void **state)
 	atomic_store(&timers_done, 1);
 	assert_int_equal(pthread_join(th, NULL), 0);
 	assert_int_equal(atomic_load(&timers_bad), 0);
+}
+
+/* Timer calls while the runtime stops. A task that the stop cancels, and a
+ * plain thread while that task holds the stop back (the stop waits for
+ * every task, so the timers stay whole), find create and start refused
+ * with -ESHUTDOWN and stop and destroy working. The timers left - armed,
+ * stopped, never started - are freed by the stop (LeakSanitizer checks). */
+enum { NSTOPPING = 5 };
+static weft_timer_t *stopping_timers[NSTOPPING];
+static _Atomic int stopping_phase; /* 1: the task has made its calls; 2: the thread too */
+
+static void *stopping_task(void *a)
+{
+	(void)a;
+	weft_time_t give_up = wt_hang_deadline();
+	while (weft_sleep(WEFT_MSEC) != -ECANCELED && weft_now() < give_up)
+		;
+	weft_timer_t *t = stopping_timers[0];
+	TCHECK_EQ(weft_timer_create(&t, no_op, NULL), -ESHUTDOWN);
+	TCHECK(t == NULL);
+	TCHECK_EQ(weft_timer_start(stopping_timers[0], weft_deadline_in(WEFT_MSEC), WEFT_MSEC), -ESHUTDOWN);
+	TCHECK_EQ(weft_timer_stop(stopping_timers[0]), 0);
+	TCHECK_EQ(weft_timer_destroy(stopping_timers[0]), 0);
+	atomic_store(&stopping_phase, 1);
+	while (atomic_load(&stopping_phase) != 2 && weft_now() < give_up)
+		usleep(100);
+	return NULL;
+}
+
+static void *stopping_thread(void *a)
+{
+	(void)a;
+	weft_time_t give_up = wt_hang_deadline();
+	while (atomic_load(&stopping_phase) != 1 && weft_now() < give_up)
+		usleep(100);
+	weft_timer_t *t = stopping_timers[1];
+	TCHECK_EQ(weft_timer_create(&t, no_op, NULL), -ESHUTDOWN); /* the default runtime, stopping */
+	TCHECK(t == NULL);
+	TCHECK_EQ(weft_timer_start(stopping_timers[1], weft_deadline_in(WEFT_MSEC), 0), -ESHUTDOWN);
+	TCHECK_EQ(weft_timer_stop(stopping_timers[1]), 0);
+	TCHECK_EQ(weft_timer_destroy(stopping_timers[1]), 0);
+	TCHECK_EQ(weft_timer_stop(stopping_timers[2]), 0);
+	atomic_store(&stopping_phase, 2);
+	return NULL;
+}
+
+static void test_timer_calls_while_stopping(void **state)
+{
+	(void)state;
+	weft_runtime_t *rt;
+	assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.workers = 2}), 0);
+	assert_ptr_equal(weft_runtime_current(), rt); /* the default: the thread's calls go to it */
+	atomic_store(&tcheck_failures, 0);
+	atomic_store(&stopping_phase, 0);
+	for (int i = 0; i < NSTOPPING; i++) {
+		assert_int_equal(weft_timer_create(&stopping_timers[i], no_op, NULL), 0);
+		if (i < NSTOPPING - 1) /* the last is never started */
+			assert_int_equal(weft_timer_start(stopping_timers[i], weft_deadline_in(WEFT_MSEC), WEFT_MSEC), 0);
+	}
+	assert_int_equal(weft_spawn(NULL, stopping_task, NULL, &(weft_spawn_opts_t){.detached = true}), 0);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, stopping_thread, NULL), 0);
+	assert_int_equal(weft_runtime_stop(rt), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(atomic_load(&stopping_phase), 2);
+	assert_int_equal(atomic_load(&tcheck_failures), 0);
 }
 
 /* Once weft_join returns, the id is dead even if the finishing worker still
@@ -571,20 +640,25 @@ static void *huge_period_main(void *a)
 	for (size_t i = 0; i < sizeof periods / sizeof periods[0]; i++) {
 		atomic_store(&fired, 0);
 		weft_timer_t *t;
-		TCHECK_EQ(weft_timer_start(&t, weft_now() + WEFT_MSEC, periods[i], tick, NULL), 0);
+		TCHECK_EQ(weft_timer_create(&t, tick, NULL), 0);
+		TCHECK_EQ(weft_timer_start(t, weft_now() + WEFT_MSEC, periods[i]), 0);
 		while (atomic_load(&fired) == 0)
 			weft_sleep(WEFT_MSEC);
 		weft_sleep(20 * WEFT_MSEC);
 		TCHECK_EQ(atomic_load(&fired), 1); /* the next one is beyond the end of time */
-		TCHECK_EQ(weft_timer_stop(t), 0);
+		/* It stays started, never due. The first is stopped and the
+		 * second destroyed; the runtime's stop frees the first and the
+		 * last (LeakSanitizer checks). */
+		TCHECK_EQ(i == 0 ? weft_timer_stop(t) : i == 1 ? weft_timer_destroy(t) : 0, 0);
 	}
 	/* A first deadline of WEFT_NEVER: started, never due. */
 	weft_timer_t *t;
 	atomic_store(&fired, 0);
-	TCHECK_EQ(weft_timer_start(&t, WEFT_NEVER, WEFT_MSEC, tick, NULL), 0);
+	TCHECK_EQ(weft_timer_create(&t, tick, NULL), 0);
+	TCHECK_EQ(weft_timer_start(t, WEFT_NEVER, WEFT_MSEC), 0);
 	weft_sleep(10 * WEFT_MSEC);
 	TCHECK_EQ(atomic_load(&fired), 0);
-	TCHECK_EQ(weft_timer_stop(t), 0);
+	TCHECK_EQ(weft_timer_destroy(t), 0);
 	return NULL;
 }
 
@@ -624,7 +698,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_calls_racing_a_stop),
-		cmocka_unit_test(test_timer_start_racing_a_stop),
+		cmocka_unit_test(test_timer_create_racing_a_stop),
+		cmocka_unit_test(test_timer_calls_while_stopping),
 		cmocka_unit_test(test_joined_id_is_dead_at_once),
 		cmocka_unit_test(test_waker_and_ids_outlive_their_runtime),
 		cmocka_unit_test(test_weft_main_inside_a_task),

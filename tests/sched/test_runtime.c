@@ -1,6 +1,7 @@
 /* test_runtime.c - stealing, the monitor, statistics, dumps, shutdown. */
 #include "weft_test.h"
 
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -228,8 +229,9 @@ static void test_shutdown_with_parked_tasks(void **state)
 static void *stop_from_task(void *a)
 {
 	TCHECK_EQ(weft_runtime_stop(a), -EDEADLK);
-	TCHECK_EQ(weft_runtime_wait(a), -EDEADLK);
-	weft_runtime_shutdown(a);
+	TCHECK_EQ(weft_runtime_wait_stop_request(a), -EDEADLK);
+	TCHECK_EQ(weft_runtime_wait_stop_request_until(a, 0), -EDEADLK);
+	TCHECK_EQ(weft_runtime_request_stop(a), 0);
 	return NULL;
 }
 
@@ -240,7 +242,7 @@ static void test_stop_from_inside_is_refused(void **state)
 	assert_int_equal(weft_runtime_start(&rt, NULL), 0);
 	atomic_store(&tcheck_failures, 0);
 	assert_int_equal(weft_spawn(NULL, stop_from_task, rt, &(weft_spawn_opts_t){.detached = true}), 0);
-	assert_int_equal(weft_runtime_wait(rt), 0);
+	assert_int_equal(weft_runtime_wait_stop_request(rt), 0);
 	assert_int_equal(weft_runtime_stop(rt), 0);
 	assert_int_equal(atomic_load(&tcheck_failures), 0);
 }
@@ -340,6 +342,50 @@ static void test_sized_config_and_stats(void **state)
 	assert_int_equal(weft_runtime_stop(rt), 0);
 }
 
+/* Stop requests: a wait returns once a stop has been requested (at once
+ * if it was before), or once a stop has begun; it times out when neither
+ * happened; requesting stops nothing. */
+static void *wait_for_request(void *a)
+{
+	return (void *)(intptr_t)weft_runtime_wait_stop_request(a);
+}
+
+static void test_stop_request(void **state)
+{
+	(void)state;
+	assert_int_equal(weft_runtime_request_stop(NULL), -EINVAL);
+	assert_int_equal(weft_runtime_wait_stop_request(NULL), -EINVAL);
+	assert_int_equal(weft_runtime_wait_stop_request_until(NULL, 0), -EINVAL);
+	weft_runtime_t *rt;
+	assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.workers = 1}), 0);
+	/* Nothing requested: the deadline passes. */
+	assert_int_equal(weft_runtime_wait_stop_request_until(rt, 0), -ETIMEDOUT);
+	weft_time_t deadline = weft_deadline_in(2 * WEFT_MSEC);
+	assert_int_equal(weft_runtime_wait_stop_request_until(rt, deadline), -ETIMEDOUT);
+	assert_true(weft_now() >= deadline);
+	/* Requested (twice): every wait returns, now and later; the runtime
+	 * still runs. */
+	assert_int_equal(weft_runtime_request_stop(rt), 0);
+	assert_int_equal(weft_runtime_request_stop(rt), 0);
+	assert_int_equal(weft_runtime_wait_stop_request(rt), 0);
+	assert_int_equal(weft_runtime_wait_stop_request_until(rt, 0), 0);
+	weft_task_t t;
+	assert_int_equal(weft_spawn(&t, return_arg, (void *)7, &(weft_spawn_opts_t){.runtime = rt}), 0);
+	void *r = NULL;
+	assert_int_equal(weft_join(t, &r), 0);
+	assert_ptr_equal(r, (void *)7);
+	assert_int_equal(weft_runtime_stop(rt), 0);
+
+	/* A thread waiting when another thread stops the runtime returns. */
+	assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.workers = 1}), 0);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, wait_for_request, rt), 0);
+	assert_int_equal(weft_runtime_stop(rt), 0);
+	void *res = (void *)1;
+	assert_int_equal(pthread_join(th, &res), 0);
+	assert_ptr_equal(res, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -348,6 +394,7 @@ int main(void)
 		cmocka_unit_test(test_stats_and_dump_while_running),
 		cmocka_unit_test(test_shutdown_with_parked_tasks),
 		cmocka_unit_test(test_stop_from_inside_is_refused),
+		cmocka_unit_test(test_stop_request),
 		cmocka_unit_test(test_ids_resolve_across_runtimes),
 		cmocka_unit_test(test_sized_config_and_stats),
 	};

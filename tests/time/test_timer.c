@@ -1,7 +1,11 @@
-/* test_timer.c - sleep, deadlines, periodic timers. No timing asserts but
+/* test_timer.c - sleep, deadlines, timers. No timing asserts but
  * "never early" (weft/time.h's promise), and ordering only where one
  * thread runs all the timers of one shard (the wheel fires them sorted). */
 #include "weft_test.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
 
 /* Sleepers with distinct deadlines: each wakes no earlier than its own.
  * (Which wakes first is not promised: timers of different workers' shards
@@ -68,11 +72,12 @@ static void *order_main(void *a)
 	weft_time_t base = weft_deadline_in(5 * WEFT_MSEC);
 	for (long i = NORDER - 1; i >= 0; i--) {
 		order_deadline[i] = base + i * 2 * WEFT_MSEC; /* two ticks apart: distinct ticks */
-		TCHECK_EQ(weft_timer_start(&t[i], order_deadline[i], 0, on_order_timer, (void *)i), 0);
+		TCHECK_EQ(weft_timer_create(&t[i], on_order_timer, (void *)i), 0);
+		TCHECK_EQ(weft_timer_start(t[i], order_deadline[i], 0), 0);
 	}
 	WT_WAIT_UNTIL(atomic_load(&fired_n) == NORDER);
 	for (int i = 0; i < NORDER; i++)
-		TCHECK_EQ(weft_timer_stop(t[i]), 0);
+		TCHECK_EQ(weft_timer_destroy(t[i]), 0);
 	return NULL;
 }
 
@@ -144,8 +149,10 @@ static void *ticker_main(void *a)
 {
 	(void)a;
 	weft_timer_t *t;
-	TCHECK_EQ(weft_timer_start(&t, weft_deadline_in(2 * WEFT_MSEC), 2 * WEFT_MSEC, on_tick, NULL), 0);
-	TCHECK_EQ(weft_timer_start(&self_timer, weft_deadline_in(WEFT_MSEC), WEFT_MSEC, on_self_tick, NULL), 0);
+	TCHECK_EQ(weft_timer_create(&t, on_tick, NULL), 0);
+	TCHECK_EQ(weft_timer_start(t, weft_deadline_in(2 * WEFT_MSEC), 2 * WEFT_MSEC), 0);
+	TCHECK_EQ(weft_timer_create(&self_timer, on_self_tick, NULL), 0);
+	TCHECK_EQ(weft_timer_start(self_timer, weft_deadline_in(WEFT_MSEC), WEFT_MSEC), 0);
 	WT_WAIT_UNTIL(atomic_load(&ticks) >= 5);
 	TCHECK_EQ(weft_timer_stop(t), 0);
 	int seen = atomic_load(&ticks);
@@ -154,15 +161,15 @@ static void *ticker_main(void *a)
 	weft_sleep(20 * WEFT_MSEC); /* room for a call that should not come */
 	TCHECK_EQ(atomic_load(&ticks), seen); /* no fire after stop returned */
 	TCHECK_EQ(atomic_load(&self_ticks), 3); /* none after it stopped itself */
+	TCHECK_EQ(weft_timer_destroy(t), 0);
+	TCHECK_EQ(weft_timer_destroy(self_timer), 0);
 	weft_timer_t *one;
-	TCHECK_EQ(weft_timer_start(&one, weft_deadline_in(WEFT_MSEC), 0, on_tick, NULL), 0);
+	TCHECK_EQ(weft_timer_create(&one, on_tick, NULL), 0);
+	TCHECK_EQ(weft_timer_start(one, weft_deadline_in(WEFT_MSEC), 0), 0);
 	WT_WAIT_UNTIL(atomic_load(&ticks) >= seen + 1);
 	weft_sleep(20 * WEFT_MSEC); /* room for a second call that should not come */
 	TCHECK_EQ(atomic_load(&ticks), seen + 1); /* one-shot: exactly once */
-	TCHECK_EQ(weft_timer_stop(one), 0);
-	TCHECK_EQ(weft_timer_start(NULL, 0, 0, on_tick, NULL), -EINVAL);
-	TCHECK_EQ(weft_timer_start(&one, 0, -1, on_tick, NULL), -EINVAL);
-	TCHECK_EQ(weft_timer_stop(NULL), -EINVAL);
+	TCHECK_EQ(weft_timer_destroy(one), 0);
 	return NULL;
 }
 
@@ -210,11 +217,12 @@ static void test_stackless_deadline(void **state)
 	assert_true(weft_now() - t0 >= 2 * WEFT_MSEC);
 }
 
-/* Timers whose functions stop each other, firing at once on both workers:
- * no stop may wait for the other's running function (that would deadlock).
- * Each timer is stopped at most once (the exchange), the survivors of each
- * pair keep ticking and are freed by the runtime's stop (LeakSanitizer
- * checks that). */
+/* Timers whose functions stop or destroy each other (pairs alternate),
+ * firing at once on both workers: no stop or destroy may wait for the
+ * other's running function (that would deadlock). Each timer is stopped or
+ * destroyed at most once (the exchange); the survivors of each pair keep
+ * ticking, and they and the stopped ones are freed by the runtime's stop
+ * (LeakSanitizer checks that; ASan that none is freed twice). */
 #define PAIRS 200
 typedef struct {
 	_Atomic(weft_timer_t *) t[2];
@@ -228,9 +236,9 @@ static void stop_partner(void *a)
 	atomic_fetch_add(&pair_fires, 1);
 	weft_timer_t *p = atomic_exchange(partner, NULL);
 	if (p) {
-		TCHECK_EQ(weft_timer_stop(p), 0);
-		atomic_fetch_add(&pair_stops, 1);
 		size_t i = (size_t)((char *)partner - (char *)pairs) / sizeof(timer_pair);
+		TCHECK_EQ(i % 2 ? weft_timer_stop(p) : weft_timer_destroy(p), 0);
+		atomic_fetch_add(&pair_stops, 1);
 		if (atomic_exchange(&pair_hit[i], 1) == 0)
 			atomic_fetch_add(&pairs_hit, 1);
 	}
@@ -242,9 +250,13 @@ static void *cross_stop_main(void *a)
 	weft_time_t at = weft_deadline_in(5 * WEFT_MSEC);
 	for (int i = 0; i < PAIRS; i++) {
 		weft_timer_t *x, *y;
-		TCHECK_EQ(weft_timer_start(&x, at, WEFT_MSEC, stop_partner, &pairs[i].t[1]), 0);
+		TCHECK_EQ(weft_timer_create(&x, stop_partner, &pairs[i].t[1]), 0);
+		TCHECK_EQ(weft_timer_create(&y, stop_partner, &pairs[i].t[0]), 0);
+		/* Each is handed to its partner after our last call on it: the
+		 * partner may destroy it at once. */
+		TCHECK_EQ(weft_timer_start(x, at, WEFT_MSEC), 0);
 		atomic_store(&pairs[i].t[0], x);
-		TCHECK_EQ(weft_timer_start(&y, at, WEFT_MSEC, stop_partner, &pairs[i].t[0]), 0);
+		TCHECK_EQ(weft_timer_start(y, at, WEFT_MSEC), 0);
 		atomic_store(&pairs[i].t[1], y);
 	}
 	/* Every pair loses a timer: the second one's first call stops the
@@ -266,6 +278,277 @@ static void test_timers_stop_each_other(void **state)
 	wt_run(cross_stop_main, NULL, 2);
 }
 
+/* ------------------------------------------------------------ lifecycle
+ *
+ * create / start / stop / destroy. Each test asserts what the header
+ * promises - after stop returns the count of calls does not move, a
+ * replaced schedule's calls stop coming - never how soon or how often a
+ * timer fires. "Room for a call that should not come" sleeps only make a
+ * broken guarantee likely to show; they cannot make a kept one fail. */
+static _Atomic int calls;
+
+static void count_call(void *a)
+{
+	(void)a;
+	atomic_fetch_add(&calls, 1);
+}
+
+/* Stop, then start again: the timer stays allocated and works again.
+ * Stopping a timer that is not started does nothing. */
+static void *restart_body(void *a)
+{
+	(void)a;
+	atomic_store(&calls, 0);
+	weft_timer_t *t;
+	TCHECK_EQ(weft_timer_create(&t, count_call, NULL), 0);
+	TCHECK_EQ(weft_timer_stop(t), 0); /* never started */
+	TCHECK_EQ(weft_timer_start(t, weft_deadline_in(WEFT_MSEC), 0), 0);
+	WT_WAIT_UNTIL(atomic_load(&calls) == 1);
+	TCHECK_EQ(weft_timer_stop(t), 0); /* a one-shot timer whose call came */
+	TCHECK_EQ(weft_timer_start(t, weft_deadline_in(WEFT_MSEC), WEFT_MSEC), 0); /* again, periodic */
+	WT_WAIT_UNTIL(atomic_load(&calls) >= 4);
+	TCHECK_EQ(weft_timer_stop(t), 0);
+	int n = atomic_load(&calls);
+	weft_sleep(20 * WEFT_MSEC); /* room for a call that should not come */
+	TCHECK_EQ(atomic_load(&calls), n);
+	TCHECK_EQ(weft_timer_stop(t), 0); /* stopped already */
+	TCHECK_EQ(weft_timer_start(t, weft_deadline_in(WEFT_MSEC), 0), 0); /* and once more */
+	WT_WAIT_UNTIL(atomic_load(&calls) == n + 1);
+	weft_sleep(20 * WEFT_MSEC);
+	TCHECK_EQ(atomic_load(&calls), n + 1);
+	TCHECK_EQ(weft_timer_destroy(t), 0);
+	return NULL;
+}
+
+/* From a coroutine, then from a plain thread (the default runtime's timer). */
+static void run_in_task_and_thread(void *(*body)(void *))
+{
+	wt_run(body, NULL, 2);
+	weft_runtime_t *rt;
+	assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.workers = 2}), 0);
+	atomic_store(&tcheck_failures, 0);
+	body(NULL);
+	assert_int_equal(weft_runtime_stop(rt), 0);
+	assert_int_equal(atomic_load(&tcheck_failures), 0);
+}
+
+static void test_timer_restart_after_stop(void **state)
+{
+	(void)state;
+	run_in_task_and_thread(restart_body);
+}
+
+/* A timer function whose first call stays until a helper thread releases
+ * it, a few milliseconds after the call began; stop and destroy from
+ * outside the timer functions must wait for a call under way. The caller
+ * sees `entered` while that call is under way (it cannot end before the
+ * release) and stops the timer - before the release, or, if the caller was
+ * slow (its own wake-up may wait for that call: a timer function holds up
+ * its worker's timers), after it: either way, once the stop returns no call
+ * is running, the release has come, and no call comes any more. (The
+ * release must not wait for the caller: a timer function that waits for a
+ * task may wait for ever.) */
+static _Atomic int slow_entered, slow_release, slow_running;
+
+static void slow_call(void *a)
+{
+	(void)a;
+	atomic_store(&slow_running, 1);
+	atomic_store(&slow_entered, 1);
+	weft_time_t give_up = wt_hang_deadline();
+	while (!atomic_load(&slow_release) && weft_now() < give_up)
+		sched_yield();
+	atomic_store(&slow_running, 0);
+	atomic_fetch_add(&calls, 1);
+}
+
+static void *release_later(void *a)
+{
+	(void)a;
+	weft_time_t give_up = wt_hang_deadline();
+	while (!atomic_load(&slow_entered) && weft_now() < give_up)
+		usleep(100);
+	usleep(5000);
+	atomic_store(&slow_release, 1);
+	return NULL;
+}
+
+static void *stop_waits_body(void *a)
+{
+	(void)a;
+	atomic_store(&calls, 0);
+	weft_timer_t *t;
+	TCHECK_EQ(weft_timer_create(&t, slow_call, NULL), 0);
+	for (int destroy = 0; destroy <= 1; destroy++) {
+		atomic_store(&slow_entered, 0);
+		atomic_store(&slow_release, 0);
+		pthread_t th;
+		TCHECK_EQ(pthread_create(&th, NULL, release_later, NULL), 0);
+		TCHECK_EQ(weft_timer_start(t, weft_deadline_in(WEFT_MSEC), WEFT_MSEC), 0);
+		WT_WAIT_UNTIL(atomic_load(&slow_entered));
+		TCHECK_EQ(destroy ? weft_timer_destroy(t) : weft_timer_stop(t), 0);
+		TCHECK_EQ(atomic_load(&slow_release), 1); /* the call ended before the stop returned */
+		TCHECK_EQ(atomic_load(&slow_running), 0);
+		int n = atomic_load(&calls);
+		weft_sleep(20 * WEFT_MSEC); /* room for a call that should not come */
+		TCHECK_EQ(atomic_load(&calls), n);
+		TCHECK_EQ(pthread_join(th, NULL), 0);
+	}
+	return NULL;
+}
+
+static void test_timer_stop_and_destroy_wait_for_a_call(void **state)
+{
+	(void)state;
+	run_in_task_and_thread(stop_waits_body);
+}
+
+/* A start while the timer is started replaces its schedule: an entry armed
+ * for an hour from now, re-started for a millisecond from now, is called
+ * (once); a periodic timer re-started as never due stops being called (but
+ * for a call already under way when the start came). */
+static void *replace_body(void *a)
+{
+	(void)a;
+	atomic_store(&calls, 0);
+	weft_timer_t *t;
+	TCHECK_EQ(weft_timer_create(&t, count_call, NULL), 0);
+	TCHECK_EQ(weft_timer_start(t, weft_deadline_in(3600 * WEFT_SEC), WEFT_SEC), 0);
+	TCHECK_EQ(weft_timer_start(t, weft_deadline_in(WEFT_MSEC), 0), 0);
+	WT_WAIT_UNTIL(atomic_load(&calls) == 1);
+	weft_sleep(20 * WEFT_MSEC); /* room for a second call that should not come */
+	TCHECK_EQ(atomic_load(&calls), 1);
+
+	TCHECK_EQ(weft_timer_start(t, weft_deadline_in(WEFT_MSEC), WEFT_MSEC), 0);
+	WT_WAIT_UNTIL(atomic_load(&calls) >= 4);
+	TCHECK_EQ(weft_timer_start(t, WEFT_NEVER, WEFT_MSEC), 0);
+	int n = atomic_load(&calls);
+	weft_sleep(20 * WEFT_MSEC);
+	TCHECK(atomic_load(&calls) <= n + 1); /* at most the one under way */
+	TCHECK_EQ(weft_timer_stop(t), 0);
+	n = atomic_load(&calls);
+	weft_sleep(20 * WEFT_MSEC);
+	TCHECK_EQ(atomic_load(&calls), n);
+	TCHECK_EQ(weft_timer_destroy(t), 0);
+	return NULL;
+}
+
+static void test_timer_restart_replaces_the_schedule(void **state)
+{
+	(void)state;
+	run_in_task_and_thread(replace_body);
+}
+
+/* From its own function: a periodic timer re-starts itself as a one-shot
+ * timer on its third call (exactly one more call comes), and another
+ * destroys itself on its third call (after which calls on it from that
+ * function are refused, and no call comes). */
+static weft_timer_t *self_restart, *self_destroy;
+static _Atomic int restart_calls, destroy_calls, destroyed_checked;
+
+static void restart_self(void *a)
+{
+	(void)a;
+	if (atomic_fetch_add(&restart_calls, 1) == 2)
+		TCHECK_EQ(weft_timer_start(self_restart, weft_deadline_in(WEFT_MSEC), 0), 0);
+}
+
+static void destroy_self(void *a)
+{
+	(void)a;
+	if (atomic_fetch_add(&destroy_calls, 1) != 2)
+		return;
+	TCHECK_EQ(weft_timer_destroy(self_destroy), 0);
+	/* Destroyed; freed when this call returns. */
+	TCHECK_EQ(weft_timer_start(self_destroy, 0, 0), -EINVAL);
+	TCHECK_EQ(weft_timer_stop(self_destroy), -EINVAL);
+	TCHECK_EQ(weft_timer_destroy(self_destroy), -EINVAL);
+	atomic_store(&destroyed_checked, 1);
+}
+
+static void *from_fn_main(void *a)
+{
+	(void)a;
+	atomic_store(&restart_calls, 0);
+	atomic_store(&destroy_calls, 0);
+	atomic_store(&destroyed_checked, 0);
+	TCHECK_EQ(weft_timer_create(&self_restart, restart_self, NULL), 0);
+	TCHECK_EQ(weft_timer_create(&self_destroy, destroy_self, NULL), 0);
+	TCHECK_EQ(weft_timer_start(self_restart, weft_deadline_in(WEFT_MSEC), WEFT_MSEC), 0);
+	TCHECK_EQ(weft_timer_start(self_destroy, weft_deadline_in(WEFT_MSEC), WEFT_MSEC), 0);
+	WT_WAIT_UNTIL(atomic_load(&restart_calls) == 4 && atomic_load(&destroyed_checked));
+	weft_sleep(20 * WEFT_MSEC); /* room for calls that should not come */
+	TCHECK_EQ(atomic_load(&restart_calls), 4);
+	TCHECK_EQ(atomic_load(&destroy_calls), 3);
+	TCHECK_EQ(weft_timer_destroy(self_restart), 0);
+	return NULL;
+}
+
+static void test_timer_restart_and_destroy_from_its_function(void **state)
+{
+	(void)state;
+	wt_run(from_fn_main, NULL, 2);
+}
+
+/* A timer belongs to the runtime it was created in; a task of another
+ * runtime starts, stops and destroys it (the calls hold the timer's
+ * runtime and arm in its shards), and it is called there. */
+static void *other_runtime_body(void *a)
+{
+	weft_timer_t *t = a;
+	TCHECK_EQ(weft_timer_start(t, weft_deadline_in(WEFT_MSEC), WEFT_MSEC), 0);
+	WT_WAIT_UNTIL(atomic_load(&calls) >= 3);
+	TCHECK_EQ(weft_timer_stop(t), 0);
+	int n = atomic_load(&calls);
+	weft_sleep(20 * WEFT_MSEC); /* room for a call that should not come */
+	TCHECK_EQ(atomic_load(&calls), n);
+	TCHECK_EQ(weft_timer_start(t, weft_deadline_in(WEFT_MSEC), 0), 0);
+	WT_WAIT_UNTIL(atomic_load(&calls) == n + 1);
+	TCHECK_EQ(weft_timer_destroy(t), 0);
+	return NULL;
+}
+
+static void test_timer_used_from_another_runtime(void **state)
+{
+	(void)state;
+	atomic_store(&calls, 0);
+	weft_runtime_t *owner;
+	assert_int_equal(weft_runtime_start(&owner, &(weft_config_t){.workers = 1}), 0);
+	weft_timer_t *t;
+	assert_int_equal(weft_timer_create(&t, count_call, NULL), 0); /* the default runtime: owner */
+	wt_run(other_runtime_body, t, 1);
+	assert_int_equal(weft_runtime_stop(owner), 0);
+}
+
+/* Arguments: NULL objects and a negative period are -EINVAL; a failed
+ * create leaves NULL in *out. */
+static void *args_main(void *a)
+{
+	(void)a;
+	weft_timer_t *t = (weft_timer_t *)&t;
+	TCHECK_EQ(weft_timer_create(NULL, count_call, NULL), -EINVAL);
+	TCHECK_EQ(weft_timer_create(&t, NULL, NULL), -EINVAL);
+	TCHECK(t == NULL);
+	TCHECK_EQ(weft_timer_start(NULL, 0, 0), -EINVAL);
+	TCHECK_EQ(weft_timer_stop(NULL), -EINVAL);
+	TCHECK_EQ(weft_timer_destroy(NULL), -EINVAL);
+	TCHECK_EQ(weft_timer_create(&t, count_call, NULL), 0);
+	TCHECK_EQ(weft_timer_start(t, 0, -1), -EINVAL);
+	TCHECK_EQ(weft_timer_start(t, 0, INT64_MIN), -EINVAL);
+	TCHECK_EQ(weft_timer_destroy(t), 0); /* never started */
+	return NULL;
+}
+
+static void test_timer_arguments(void **state)
+{
+	(void)state;
+	wt_run(args_main, NULL, 1);
+	/* No runtime at all. */
+	weft_timer_t *t = (weft_timer_t *)&t;
+	assert_int_equal(weft_timer_create(&t, count_call, NULL), -ESHUTDOWN);
+	assert_null(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -275,6 +558,12 @@ int main(void)
 		cmocka_unit_test(test_periodic_timer),
 		cmocka_unit_test(test_stackless_deadline),
 		cmocka_unit_test(test_timers_stop_each_other),
+		cmocka_unit_test(test_timer_restart_after_stop),
+		cmocka_unit_test(test_timer_stop_and_destroy_wait_for_a_call),
+		cmocka_unit_test(test_timer_restart_replaces_the_schedule),
+		cmocka_unit_test(test_timer_restart_and_destroy_from_its_function),
+		cmocka_unit_test(test_timer_used_from_another_runtime),
+		cmocka_unit_test(test_timer_arguments),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

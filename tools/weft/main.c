@@ -94,8 +94,9 @@ static void *demo_main(void *a)
 	demo_t0 = weft_now();
 	printf("weft demo: %d workers; 64 prime-counting coroutines in a task group, 20000 stackless sleepers\n",
 	       weft_runtime_workers(rt));
-	weft_timer_t *tick;
-	weft_timer_start(&tick, weft_deadline_in(250 * WEFT_MSEC), 250 * WEFT_MSEC, ticker, rt);
+	weft_timer_t *tick = NULL; /* statistics every 250 ms (none if the timer cannot be had) */
+	if (weft_timer_create(&tick, ticker, rt) == 0)
+		weft_timer_start(tick, weft_deadline_in(250 * WEFT_MSEC), 250 * WEFT_MSEC);
 
 	enum { NSLEEP = 20000 };
 	struct napper *nappers = calloc(NSLEEP, sizeof *nappers);
@@ -124,7 +125,8 @@ static void *demo_main(void *a)
 	printf("primes below %ld: %ld (%.2fs, group result %d)\n", limit, total, (double)(weft_now() - t0) / 1e9, e);
 	weft_group_wait(sleepers);
 	printf("sleepers done: %ld naps\n", atomic_load(&naps));
-	weft_timer_stop(tick);
+	if (tick)
+		weft_timer_destroy(tick);
 	weft_group_destroy(g);
 	weft_group_destroy(sleepers);
 	free(nappers);
