@@ -76,19 +76,25 @@ int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg);
  * stays harmless: calls on it fail, until a later runtime started with
  * weft_runtime_start reuses it (as a later runtime may reuse its task ids). */
 int weft_runtime_stop(weft_runtime_t *rt);
-/* Ask weft_runtime_wait() to return; callable from anywhere (a task too). */
+/* Ask weft_runtime_wait() to return; callable from anywhere (a task too).
+ * Does nothing for NULL or a stopped runtime. */
 void weft_runtime_shutdown(weft_runtime_t *rt);
-/* Block the calling (non-runtime) thread until weft_runtime_shutdown(). */
+/* Block the calling (non-runtime) thread until weft_runtime_shutdown():
+ * 0. -EINVAL for NULL, -EDEADLK from one of rt's own tasks, -ESHUTDOWN if
+ * rt stops (or has stopped) without a shutdown. */
 int weft_runtime_wait(weft_runtime_t *rt);
 /* The runtime the caller runs in (a task or a worker), else the default. */
 weft_runtime_t *weft_runtime_current(void);
+/* The number of workers rt was started with; -EINVAL for NULL, -ESHUTDOWN
+ * once it has stopped. */
 int weft_runtime_workers(const weft_runtime_t *rt);
 
 /* Convenience entry: start a runtime with cfg, run fn(arg) as a coroutine
  * named "main", wait for it, stop the runtime. Returns fn's int result cast
  * from its return value (intptr_t), or a negative errno if the runtime could
- * not start. Called from a task of another runtime, it runs a runtime of
- * its own inside it (that task's worker blocks while it stops). */
+ * not start (-EINVAL for a NULL fn). Called from a task of another runtime,
+ * it runs a runtime of its own inside it (that task's worker blocks while
+ * it stops); -EPERM from a stackless task, which cannot wait for fn. */
 int weft_main(void *(*fn)(void *), void *arg, const weft_config_t *cfg);
 
 /* ------------------------------------------------------------------ tasks */
@@ -333,14 +339,16 @@ int weft_waitq_wake_all(weft_waitq_t *q, int status);
  * is passed to key->destroy at weft_runtime_stop, after every task has ended
  * and every worker has exited, in reverse order of attachment. At most 16
  * per runtime.
- * -EBUSY: key already attached (the caller keeps ctx; use the attached one);
- * -ESHUTDOWN: the runtime is stopping; -ENOSPC: no slot left. */
+ * -EINVAL: rt or key NULL; -EBUSY: key already attached (the caller keeps
+ * ctx; use the attached one); -ESHUTDOWN: the runtime is stopping or has
+ * stopped; -ENOSPC: no slot left. */
 typedef struct weft_runtime_ext {
 	const char *name;
 	void (*destroy)(void *ctx);
 } weft_runtime_ext_t;
 int weft_runtime_attach(weft_runtime_t *rt, const weft_runtime_ext_t *key, void *ctx);
-/* The ctx attached under key, or NULL. Lock-free; safe from any thread. */
+/* The ctx attached under key, or NULL (also for NULL arguments and a
+ * stopped runtime). Lock-free; safe from any thread. */
 void *weft_runtime_attached(weft_runtime_t *rt, const weft_runtime_ext_t *key);
 
 /* ------------------------------------------------------------ pollers */
@@ -369,10 +377,12 @@ typedef struct weft_poller_ops {
 	void (*destroy)(void *ctx);
 } weft_poller_ops_t;
 
-/* Install the runtime's poller (once). -EBUSY if one is installed already
- * (the caller keeps ctx), -ESHUTDOWN if the runtime is stopping. */
+/* Install the runtime's poller (once). -EINVAL if rt or ops is NULL or ops
+ * lacks poll or wake; -EBUSY if one is installed already (the caller keeps
+ * ctx); -ESHUTDOWN if the runtime is stopping or has stopped. */
 int weft_runtime_set_poller(weft_runtime_t *rt, const weft_poller_ops_t *ops, void *ctx);
-/* The installed poller's ctx if its ops are `ops`, else NULL. */
+/* The installed poller's ctx if its ops are `ops`, else NULL (also for NULL
+ * arguments and a stopped runtime). */
 void *weft_runtime_poller(weft_runtime_t *rt, const weft_poller_ops_t *ops);
 
 /* ------------------------------------------------------------ statistics */
