@@ -145,8 +145,10 @@ int weft_go(weft_fn_t fn, void *arg);
  * from a plain thread it blocks the thread. Errors: -ESRCH (no such task, or
  * already joined), -EINVAL (t is detached, or t is the caller), -ECANCELED
  * (the caller was cancelled: t keeps running and can be joined later),
- * -ETIMEDOUT (weft_join_until). A task that was cancelled and exited through
- * weft_exit or returned still delivers its result. */
+ * -ETIMEDOUT (weft_join_until; a past deadline polls), -EPERM (a stackless
+ * task, which cannot park, joining a task that has not finished). A task
+ * that was cancelled and exited through weft_exit or returned still
+ * delivers its result. */
 int weft_join(weft_task_t t, void **result);
 int weft_join_until(weft_task_t t, void **result, weft_time_t deadline);
 /* Let t's record be freed when it ends. -ESRCH, -EINVAL (already detached). */
@@ -212,13 +214,14 @@ int weft_group_create(weft_group_t **out, bool cancel_on_error);
 /* Wait until every member has finished. Returns 0, or the first failure
  * (negative errno) reported by a member; -ECANCELED if the waiter itself is
  * cancelled; -ETIMEDOUT from weft_group_wait_until when the deadline passes
- * first (a past deadline polls); -EPERM in a stackless task. From a plain
- * thread it blocks the thread. */
+ * first (a past deadline polls); -EPERM in a stackless task when members
+ * are still running (it would have to wait); -EINVAL for NULL. From a
+ * plain thread it blocks the thread. */
 int weft_group_wait(weft_group_t *g);
 int weft_group_wait_until(weft_group_t *g, weft_time_t deadline);
-/* Cancel every member still running. */
+/* Cancel every member still running. -EINVAL for NULL. */
 int weft_group_cancel(weft_group_t *g);
-/* Free the group. -EBUSY if members are still running. */
+/* Free the group. -EBUSY if members are still running; -EINVAL for NULL. */
 int weft_group_destroy(weft_group_t *g);
 
 /* ------------------------------------------------------------ parking */

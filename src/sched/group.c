@@ -110,9 +110,6 @@ int weft_group_wait_until(weft_group_t *g, weft_time_t deadline)
 {
 	if (!g)
 		return -EINVAL;
-	weft_task *self = weft__cur_task();
-	if (self && weft__is_step(self))
-		return -EPERM;
 	for (;;) {
 		weft_waitq_lock(&g->waiters);
 		if (g->running == 0) {
@@ -123,6 +120,10 @@ int weft_group_wait_until(weft_group_t *g, weft_time_t deadline)
 		if (deadline != WEFT_NEVER && deadline <= weft_now()) {
 			weft_waitq_unlock(&g->waiters);
 			return -ETIMEDOUT; /* a past deadline polls */
+		}
+		if (!weft_can_park()) {
+			weft_waitq_unlock(&g->waiters);
+			return -EPERM; /* a stackless task would have to wait */
 		}
 		weft_waitq_node_t n;
 		weft_waitq_push(&g->waiters, &n);

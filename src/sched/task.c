@@ -832,8 +832,6 @@ int weft__join(weft_task_t id, void **result, weft_time_t deadline)
 	if (result)
 		*result = NULL;
 	weft_task *self = weft__cur_task();
-	if (self && weft__is_step(self))
-		return -EPERM;
 	weft_task *t = weft__task_get(id);
 	if (!t)
 		return -ESRCH;
@@ -845,6 +843,14 @@ int weft__join(weft_task_t id, void **result, weft_time_t deadline)
 	if (!atomic_compare_exchange_strong(&t->handle, &h, WEFT_H_JOINING)) {
 		weft__task_put(t);
 		return h == WEFT_H_DETACHED ? -EINVAL : -ESRCH;
+	}
+	if (self && weft__is_step(self) && atomic_load(&t->join_state) == WEFT_JOIN_NONE) {
+		/* A stackless task cannot park: t has not finished, so a past
+		 * deadline has passed, and any other would have to be waited
+		 * for. (WAKING: t has finished, the finisher is on its way out.) */
+		atomic_store(&t->handle, WEFT_H_LIVE);
+		weft__task_put(t);
+		return deadline != WEFT_NEVER && deadline <= weft_now() ? -ETIMEDOUT : -EPERM;
 	}
 	if (atomic_load(&t->join_state) != WEFT_JOIN_DONE) {
 		weft_task_aux *x = weft__task_aux(t);

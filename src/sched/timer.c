@@ -246,8 +246,8 @@ int weft_sleep_until(weft_time_t deadline)
 			;
 		return 0;
 	}
-	if (weft__is_step(t))
-		return -EPERM;
+	if (weft__is_step(t)) /* it cannot park: only a deadline that has passed is kept */
+		return deadline != WEFT_NEVER && deadline <= weft_now() ? 0 : -EPERM;
 	for (;;) {
 		weft_waker_t w = weft_park_prepare();
 		int r = weft__park_on(w, deadline, WEFT_WAIT_SLEEP);
