@@ -255,15 +255,21 @@ weft_waker_t weft_park_prepare(void);
  * wait ends with -ECANCELED. Deadlines work as usual. */
 weft_waker_t weft_park_prepare_uncancellable(void);
 /* Block until w's wait is woken, or the deadline passes. w must be the
- * caller's own current wait. */
+ * caller's own current wait (-EINVAL otherwise, e.g. the waker of a wait
+ * that has ended since); -EPERM in a stackless task. */
 int weft_park(weft_waker_t w, weft_time_t deadline);
 /* Stackless tasks: arm a deadline on the current wait before returning
- * WEFT_STEP_PARKED (0, or -ENOMEM), and read the outcome after being resumed. */
+ * WEFT_STEP_PARKED (0, or -ENOMEM; a past deadline ends the wait at once),
+ * and read the outcome after being resumed. -EPERM outside stackless
+ * tasks, -EINVAL if w is not the caller's current wait, -EBUSY if a
+ * deadline is armed already in this step (one per step). */
 int weft_park_deadline(weft_waker_t w, weft_time_t deadline);
 int weft_park_result(void);
 /* Wake w's wait with result `reason` (0, or a negative errno the parker will
- * see). True iff this call woke it. Callable from tasks, timer callbacks and
- * plain threads (not from signal handlers). */
+ * see; anything outside 0..-255 is delivered as -EINVAL). True iff this
+ * call woke it (false for a waker naming no wait: {0}, or a wait that has
+ * ended). Callable from tasks, timer callbacks and plain threads (not from
+ * signal handlers). */
 bool weft_unpark(weft_waker_t w, int reason);
 /* Two-phase wake, for a waker that finds the waiter under a lock and must
  * not touch the object holding that lock once the waiter may run (the
@@ -273,8 +279,9 @@ bool weft_unpark(weft_waker_t w, int reason);
  * and whatever it handed over (a buffer on its stack) stay put. The claimer
  * hands over what it must, releases its lock, and then calls
  * weft_unpark_finish(w, reason), exactly once, which wakes the waiter with
- * that result. False from claim: the wait has ended, or another waker has
- * it; hand nothing over. */
+ * that result (reasons as for weft_unpark). False from claim: the wait has
+ * ended, or another waker has it; hand nothing over. A finish for a wait w
+ * does not name claimed (ended, or never claimed) does nothing. */
 bool weft_unpark_claim(weft_waker_t w);
 void weft_unpark_finish(weft_waker_t w, int reason);
 
@@ -319,6 +326,8 @@ typedef struct weft_waitq {
 } weft_waitq_t;
 
 #define WEFT_WAITQ_INIT {0, NULL, NULL, 0}
+/* A NULL queue or node makes each of these do nothing (pop: NULL, remove:
+ * false, wake_one and wake_all: -EINVAL). */
 void weft_waitq_init(weft_waitq_t *q);
 void weft_waitq_lock(weft_waitq_t *q);
 void weft_waitq_unlock(weft_waitq_t *q);
