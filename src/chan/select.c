@@ -291,6 +291,14 @@ int weft_select(weft_select_case_t *c, size_t n, weft_time_t deadline)
 			return order[k];
 	if (poll)
 		return -ETIMEDOUT;
+	if (!weft_can_park()) {
+		/* A stackless task cannot park (it has the _step forms): try the
+		 * other cases too, then give up, having queued nothing. */
+		for (size_t k = 0; k < n; k++)
+			if (c[order[k]].ch->kind != CHAN_BOUNDED && try_case(&c[order[k]], NULL))
+				return order[k];
+		return -EPERM;
+	}
 	if (n <= STACK_CASES) {
 		weft_chan_t *locks[STACK_CASES];
 		chan_waiter nodes[STACK_CASES];
@@ -310,21 +318,25 @@ int weft_select(weft_select_case_t *c, size_t n, weft_time_t deadline)
 
 /* A wait of one case skips the select machinery (no shuffle, no lock
  * ordering, no arrays): under the channel's lock, try, else open a wait and
- * queue `node`. Returns true when the case completed (c->result), false
- * when the node is queued (the caller parks, then calls resolve). Shared by
- * send/recv and the stackless ops. */
-static bool wait_one_begin(weft_select_case_t *c, chan_waiter *node)
+ * queue `node`. Returns 1 when the case completed (c->result), 0 when the
+ * node is queued (the caller parks, then calls resolve; a waker may take
+ * the node off the queue the moment the lock is free), or -1 when a
+ * blocking form (`blocking`) called by a stackless task, which cannot park,
+ * would have had to wait (nothing queued). Shared by send/recv and the
+ * stackless ops. */
+static int wait_one_begin(weft_select_case_t *c, chan_waiter *node, bool blocking)
 {
 	weft_chan_t *ch = c->ch;
 	bool bounded = ch->kind == CHAN_BOUNDED;
 	if (bounded && try_case(c, NULL))
-		return true;
+		return 1;
 	if (bounded) /* a reference across a locked section that may publish */
 		atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
 	chan_wakes wk = CHAN_WAKES_INIT;
 	chan_lock(ch);
 	bool done = try_case(c, &wk);
-	if (!done) {
+	bool refused = !done && blocking && !weft_can_park();
+	if (!done && !refused) {
 		*node = (chan_waiter){.waker = weft_park_prepare(), .data = c->buf, .single = 1};
 		chan_enqueue_waiter(ch, node, c->op == WEFT_SELECT_SEND);
 		uint8_t order[1] = {0};
@@ -335,7 +347,7 @@ static bool wait_one_begin(weft_select_case_t *c, chan_waiter *node)
 	chan_wake_claimed(&wk);
 	if (bounded)
 		chan_unref(ch);
-	return done;
+	return done ? 1 : refused ? -1 : 0;
 }
 
 static int one(weft_chan_t *ch, int op, void *buf, weft_time_t deadline)
@@ -345,8 +357,11 @@ static int one(weft_chan_t *ch, int op, void *buf, weft_time_t deadline)
 	weft_select_case_t c = {.ch = ch, .op = op, .buf = buf};
 	chan_waiter node;
 	for (;;) {
-		if (wait_one_begin(&c, &node))
+		int b = wait_one_begin(&c, &node, true);
+		if (b > 0)
 			return c.result;
+		if (b < 0) /* a stackless task: it cannot wait */
+			return deadline != WEFT_NEVER && deadline <= weft_now() ? -ETIMEDOUT : -EPERM;
 		int r = weft_park(node.waker, deadline);
 		int out = resolve(&c, 1, &node, r, &ch, 1);
 		if (out != -EAGAIN)
@@ -408,7 +423,7 @@ static int step(weft_chan_t *ch, int op, void *buf, weft_chan_op_t *opaque)
 		if (out != -EAGAIN)
 			return out < 0 ? out : c.result;
 	}
-	if (wait_one_begin(&c, node))
+	if (wait_one_begin(&c, node, false) > 0)
 		return c.result;
 	node->registered = true;
 	return -EINPROGRESS;
