@@ -123,7 +123,9 @@ int weft_cond_destroy(weft_cond_t *c);
  * the result: 0 (signalled, or possibly a spurious wake: always re-check the
  * condition in a loop), -ETIMEDOUT, -ECANCELED. A waiter that times out or
  * is cancelled just as it is signalled returns 0, so no signal is lost.
- * A cancelled task reacquires m by retrying without parking. */
+ * A cancelled task reacquires m by retrying without parking. A stackless
+ * task cannot wait: -ETIMEDOUT for a deadline already past (m held
+ * throughout), else -EPERM. */
 int weft_cond_wait(weft_cond_t *c, weft_mutex_t *m);
 int weft_cond_wait_until(weft_cond_t *c, weft_mutex_t *m, weft_time_t deadline);
 /* Wake the longest waiter / every waiter. Holding the mutex is not needed.

@@ -44,8 +44,8 @@ int weft_cond_wait_until(weft_cond_t *c, weft_mutex_t *m, weft_time_t deadline)
 	if (atomic_load_explicit(WEFT__A64(&m->owner), memory_order_relaxed) != self)
 		return -EPERM;
 	int r = weft__sync_can_park();
-	if (r)
-		return r;
+	if (r) /* a stackless task: a past deadline polls (m stays held), any other would be waited for */
+		return deadline != WEFT_NEVER && deadline <= weft_now() ? -ETIMEDOUT : r;
 	weft_waitq_node_t n;
 	weft_waitq_lock(&c->q);
 	weft_waitq_push(&c->q, &n);
