@@ -50,7 +50,8 @@ static inline void wt_kinds_in(weft_runtime_t *rt, wt_body_t fn, void *arg)
 		} else {
 			weft_task_t t;
 			weft_spawn_opts_t o = {.runtime = rt, .name = "args"};
-			int e = k == WT_CORO ? weft_spawn(&t, wt_kind_coro, &c, &o) : weft_spawn_step(&t, wt_kind_step, &c, &o);
+			int e = k == WT_CORO ? weft_spawn(&t, wt_kind_coro, &c, &o)
+					     : weft_spawn_step(&t, wt_kind_step, &c, &o);
 			assert_int_equal(e, 0);
 			assert_int_equal(weft_join(t, NULL), 0);
 		}

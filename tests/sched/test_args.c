@@ -73,6 +73,8 @@ static void test_error_texts_of_any_int(void **state)
 		assert_string_equal(weft_strerror(odd[i]), "Unknown error");
 		assert_string_equal(weft_err_name(odd[i]), "UNKNOWN");
 	}
+	assert_true(weft_version() == (WEFT_VERSION_MAJOR << 16 | WEFT_VERSION_MINOR << 8 | WEFT_VERSION_PATCH));
+	assert_non_null(weft_version_string());
 	assert_string_equal(weft_strerror(0), "Success");
 	assert_string_equal(weft_err_name(0), "OK");
 	assert_string_equal(weft_err_name(-EPIPE), "EPIPE");
@@ -768,7 +770,7 @@ static void unpark_body(enum wt_kind kind, void *arg)
 	/* A reason that is not 0 or a negative errno a wait can carry. */
 	static const int odd[] = {1, INT_MAX, INT_MIN, -256, -4096};
 	for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
-		w = weft_park_prepare();
+		w = i & 1 ? weft_park_prepare_uncancellable() : weft_park_prepare();
 		TCHECK(weft_unpark(w, odd[i]));
 		TCHECK_EQ(wait_result(kind, w), -EINVAL);
 		w = weft_park_prepare();
