@@ -8,8 +8,9 @@
  *   WEFT_CHAN_UNBOUNDED        unbounded buffer: send never blocks.
  *
  * Blocking calls park the calling task (or block the calling plain thread);
- * every blocking call has a deadline form (-ETIMEDOUT) and returns -ECANCELED
- * when the task is cancelled. Closing: receivers first drain what is
+ * every blocking call has a deadline form (-ETIMEDOUT; a deadline already
+ * past polls) and returns -ECANCELED when the task is cancelled. -EINVAL:
+ * a NULL channel, element or buffer. Closing: receivers first drain what is
  * buffered, then get -EPIPE; a send on a closed channel returns -EPIPE (and a
  * send blocked when the channel closes returns -EPIPE; its value was not
  * delivered). On an error return, a receive's output buffer is unspecified.
@@ -34,7 +35,10 @@
  * registered call has completed, every other _step call returns -EBUSY and
  * weft_park_prepare refuses, changing nothing - a second wait opened while
  * a waker was completing the first used to overwrite the wait that waker
- * had claimed.
+ * had claimed. -EINVAL for a NULL op. The blocking forms and weft_select
+ * never wait in a stackless task: what cannot complete at once returns
+ * -ETIMEDOUT if the deadline has passed, else -EPERM, and nothing is
+ * registered.
  */
 #ifndef WEFT_CHAN_H
 #define WEFT_CHAN_H
@@ -50,8 +54,10 @@ typedef struct weft_chan weft_chan_t;
 
 #define WEFT_CHAN_UNBOUNDED ((ssize_t)-1)
 
-/* -EINVAL: elem_size 0 or > 64 KiB, capacity < -1 or > 2^30. -ENOMEM. */
+/* -EINVAL: out NULL, elem_size 0 or > 64 KiB, capacity < -1 or > 2^30
+ * (*out is NULL then). -ENOMEM. */
 int weft_chan_create(weft_chan_t **out, size_t elem_size, ssize_t capacity);
+/* -EINVAL for NULL; release: -EBUSY (see "Lifetime"). */
 int weft_chan_retain(weft_chan_t *ch);
 int weft_chan_release(weft_chan_t *ch);
 
@@ -66,7 +72,8 @@ int weft_chan_try_recv(weft_chan_t *ch, void *out); /* -EAGAIN: nothing ready */
  * once the buffer is drained, every receiver (-EPIPE). */
 int weft_chan_close(weft_chan_t *ch);
 bool weft_chan_closed(const weft_chan_t *ch);
-/* Elements buffered now (0 for rendezvous), and the capacity (-1 unbounded). */
+/* Elements buffered now (0 for rendezvous), and the capacity (-1 unbounded);
+ * -EINVAL for NULL. The element size (0 for NULL). closed: false for NULL. */
 ssize_t weft_chan_len(const weft_chan_t *ch);
 ssize_t weft_chan_cap(const weft_chan_t *ch);
 size_t weft_chan_elem_size(const weft_chan_t *ch);
@@ -93,8 +100,10 @@ typedef struct weft_select_case {
  * uniformly at random. A receive on a closed, drained channel and a send on
  * a closed channel are "ready" with result -EPIPE. A deadline already past
  * (0, say) polls: -ETIMEDOUT at once if none is ready (Go's default case);
- * WEFT_NEVER waits for ever. Errors: -EINVAL (bad case), -ETIMEDOUT,
- * -ECANCELED. A channel may appear in several cases. n <= 64. */
+ * WEFT_NEVER waits for ever. Errors: -EINVAL (cases NULL, n 0 or above 64,
+ * or a case with a NULL channel or buffer or another op; nothing is done
+ * then), -ETIMEDOUT, -ECANCELED, -EPERM (a stackless task, when no case is
+ * ready: it cannot wait). A channel may appear in several cases. */
 int weft_select(weft_select_case_t *cases, size_t n, weft_time_t deadline);
 
 /* ----------------------------------------------------------- stackless */

@@ -73,10 +73,12 @@ extern "C" {
  * pipe writes to the default action again.
  *
  * Reads and writes return the byte count (> 0), 0 at end of file
- * (reads), or a negative errno: -ETIMEDOUT (deadline), -ECANCELED (the task
- * was cancelled), -EBADF (bad descriptor, or closed by weft_close while
- * waiting), -ECONNRESET, -EPIPE, ... Stackless tasks cannot park: there the
- * calls that would block return -EWOULDBLOCK.
+ * (reads), or a negative errno: -ETIMEDOUT (deadline; one already past
+ * polls), -ECANCELED (the task was cancelled), -EBADF (bad descriptor, or
+ * closed by weft_close while waiting), -EINVAL (a NULL buffer with a
+ * length, a length above SSIZE_MAX), -ECONNRESET, -EPIPE, ... Stackless
+ * tasks cannot park: there the calls that would block return -EWOULDBLOCK
+ * (-ETIMEDOUT if the deadline has passed already).
  *
  * Lifetime: a descriptor may be closed with weft_close as soon as the calls
  * on it have returned, e.g. by a reader right after its weft_read returned,
@@ -85,8 +87,8 @@ extern "C" {
 
 /* The backend of rt's netpoller ("epoll" or "uring"), installing it if
  * needed; rt may be any running runtime (NULL: the current one), asked
- * from any task or thread. NULL if there is no runtime or the poller
- * cannot be installed. */
+ * from any task or thread. NULL if there is no runtime, it has stopped, or
+ * the poller cannot be installed. */
 const char *weft_io_backend(weft_runtime_t *rt);
 
 /* Wait until fd is ready for `events` (POLLIN and/or POLLOUT, from
@@ -96,9 +98,12 @@ const char *weft_io_backend(weft_runtime_t *rt);
  * (sockets, pipes, eventfds, pidfds, signalfds, ...), including ones created
  * by other libraries; fd need not be non-blocking, but the usual pattern is:
  * try the operation on a non-blocking fd, and on EAGAIN wait. In a task it
- * parks the task; in a plain thread it is poll(2). The descriptor must stay
- * open while waited on (closing it with weft_close wakes the waiters with
- * -EBADF; a plain close(2) leaves them waiting until their deadline). */
+ * parks the task; in a plain thread it is poll(2); in a stackless task it
+ * asks poll(2) without waiting (-EWOULDBLOCK if not ready). -EINVAL:
+ * events without POLLIN or POLLOUT, or with bits other than those, POLLPRI
+ * and POLLRDHUP. The descriptor must stay open while waited on (closing
+ * it with weft_close wakes the waiters with -EBADF; a plain close(2)
+ * leaves them waiting until their deadline). */
 int weft_fd_wait(int fd, uint32_t events, weft_time_t deadline);
 
 /* Close fd: its waiters are woken with -EBADF, its registration is
@@ -173,7 +178,7 @@ int weft_shutdown(int fd, int how);
 /* ------------------------------------------------------------ stackless tasks */
 
 /* A stackless task cannot park, so the calls above return -EWOULDBLOCK
- * there instead of waiting. The _step forms wait the stackless way and
+ * there instead of waiting (-ETIMEDOUT when the deadline has passed). The _step forms wait the stackless way and
  * keep the step protocol of weft/sched.h ("Step forms"): a call either
  * completes, with the same results as the blocking form, or registers the
  * task to be woken (in op, a weft_op_t) and returns -EINPROGRESS; the step
@@ -184,7 +189,7 @@ int weft_shutdown(int fd, int how);
  * wait. While the call is registered, op must not be reused or freed (the
  * task's waiter is linked in it); once it has completed, op (and the state
  * holding it) may be freed at once, e.g. in the step that returns
- * WEFT_STEP_DONE right after its read. In coroutines and plain threads the
+ * WEFT_STEP_DONE right after its read. -EINVAL for a NULL op. In coroutines and plain threads the
  * _step forms block like the others. */
 int weft_fd_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_op_t *op);
 ssize_t weft_read_step(int fd, void *buf, size_t len, weft_time_t deadline, weft_op_t *op);
@@ -222,7 +227,8 @@ typedef struct weft_server_opts {
 } weft_server_opts_t;
 
 /* Create a server on listening socket lfd (ownership passes to the server,
- * even on failure). opts may be NULL. */
+ * even on failure). opts may be NULL. -EBADF: lfd is not an open
+ * descriptor; -EINVAL: out or fn NULL, max_conns < 0. */
 int weft_server_create(weft_server_t **out, int lfd, weft_conn_fn_t fn, void *ctx, const weft_server_opts_t *opts);
 /* Run the accept loop in the calling task until weft_server_stop (returns
  * 0) or a fatal error on the listener (negative errno). Accepted TCP
@@ -230,20 +236,26 @@ int weft_server_create(weft_server_t **out, int lfd, weft_conn_fn_t fn, void *ct
  * errors are skipped; when descriptors run out (EMFILE/ENFILE/ENOBUFS/
  * ENOMEM) it backs off (1 ms doubling to 100 ms) and keeps serving the
  * connections it has; pending connections wait in the listen queue.
- * -ECANCELED if the calling task is cancelled. Call it once. */
+ * -ECANCELED if the calling task is cancelled. Call it once: -EBUSY
+ * after that. -EWOULDBLOCK from a stackless task (nothing changes: the
+ * server can be served from a coroutine or thread). */
 int weft_server_serve(weft_server_t *s);
 /* Stop accepting (the listener is closed), then wait until every connection
  * has ended or the deadline passes; at the deadline the remaining
  * connections are shut down (their reads see end of file) and waited for.
  * Callable from any task or thread, once, including a connection's handler
  * (its own connection is neither waited for nor shut down). Returns 0, or
- * -ETIMEDOUT when connections had to be shut down. */
+ * -ETIMEDOUT when connections had to be shut down; -EALREADY if it was
+ * called before; -EWOULDBLOCK from a stackless task when it would have to
+ * wait (it stopped accepting; weft_server_destroy says -EBUSY until the
+ * connections have ended). */
 int weft_server_stop(weft_server_t *s, weft_time_t deadline);
-/* Live connections, accepted connections in total. */
+/* Live connections (-EINVAL for NULL), accepted connections in total (0
+ * for NULL). */
 int weft_server_conns(const weft_server_t *s);
 uint64_t weft_server_accepted(const weft_server_t *s);
 /* Free a server whose serve has returned and whose connections have all
- * ended (after weft_server_stop): -EBUSY otherwise. */
+ * ended (after weft_server_stop): -EBUSY otherwise; -EINVAL for NULL. */
 int weft_server_destroy(weft_server_t *s);
 
 
@@ -283,7 +295,8 @@ int weft_blocking(weft_fn_t fn, void *arg, void **result);
  * (0 keeps the current value; WEFT_NEVER: idle threads never exit). Idle threads above a lower limit exit at
  * once, busy ones when their job ends; idle threads pick up a new idle time
  * at once.
- * -EINVAL, -ESHUTDOWN, -ENOMEM. */
+ * -EINVAL (also: no runtime), -ESHUTDOWN (rt is stopping or has stopped),
+ * -ENOMEM. */
 int weft_blocking_set_limits(weft_runtime_t *rt, int max_threads, weft_time_t idle);
 
 typedef struct weft_blocking_stats {
@@ -296,7 +309,8 @@ typedef struct weft_blocking_stats {
 } weft_blocking_stats_t;
 
 /* Read rt's pool statistics (rt NULL: the current runtime); all zero but
- * max when no pool has been created yet. -EINVAL (no runtime, out NULL). */
+ * max when no pool has been created yet. -EINVAL (no runtime, out NULL),
+ * -ESHUTDOWN (rt has stopped). */
 int weft_blocking_stats(weft_runtime_t *rt, weft_blocking_stats_t *out);
 
 /* --- Files ---------------------------------------------------------------
@@ -327,12 +341,12 @@ enum {
 /* Write len bytes to path, created with mode 0666 & ~umask if missing
  * (ATOMIC keeps an existing file's mode). flags: WEFT_FILE_*. Returns 0.
  * Errors: the system calls' (-ENOENT for a missing directory, -EISDIR,
- * -ENOSPC, ...), -EINVAL (bad flags, data NULL with len > 0). An ATOMIC
- * write that fails before its rename leaves path untouched and no temporary
- * file behind; if only the final fsync of the directory fails, the new
- * contents are in place and the error is returned. ATOMIC replaces a
- * symbolic link at path with a regular file and keeps the old file's mode,
- * not its owner. */
+ * -ENOSPC, ...), -EINVAL (bad flags, data NULL with len > 0, len above
+ * SSIZE_MAX). An ATOMIC write that fails before its rename leaves path
+ * untouched and no temporary file behind; if only the final fsync of the
+ * directory fails, the new contents are in place and the error is returned.
+ * ATOMIC replaces a symbolic link at path with a regular file and keeps the
+ * old file's mode, not its owner. */
 int weft_file_write_all(const char *path, const void *data, size_t len, unsigned flags);
 
 /* open(2) on the pool; O_CLOEXEC is always added. Returns the descriptor. */
@@ -407,11 +421,13 @@ int weft_process_fd(const weft_process_t *p, int which);
  * Returns len; or, if an error or the deadline stops it after some bytes
  * went through, the count so far (the next call reports the error); else a
  * negative errno: -EPIPE (the child closed its stdin or exited), -ETIMEDOUT,
- * -ECANCELED, -EBADF (not piped, or closed). */
+ * -ECANCELED, -EBADF (not piped, or closed), -EINVAL (p NULL, buf NULL
+ * with len > 0, len above SSIZE_MAX). */
 ssize_t weft_process_write(weft_process_t *p, const void *buf, size_t len, weft_time_t deadline);
 /* Read up to len bytes from the child's stdout or stderr (which), parking
  * until some are there. Returns the count, 0 at end of file, or -ETIMEDOUT,
- * -ECANCELED, -EBADF, -EINVAL. */
+ * -ECANCELED, -EBADF, -EINVAL (p NULL, which not WEFT_STDOUT/STDERR, buf
+ * NULL with len > 0, len above SSIZE_MAX). */
 ssize_t weft_process_read(weft_process_t *p, int which, void *buf, size_t len, weft_time_t deadline);
 /* Close the parent's end of a pipe (stdin: the child sees end of file).
  * -EBADF if not piped or already closed. */

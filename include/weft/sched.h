@@ -101,13 +101,16 @@ int weft_runtime_wait_stop_request(weft_runtime_t *rt);
 int weft_runtime_wait_stop_request_until(weft_runtime_t *rt, weft_time_t deadline);
 /* The runtime the caller runs in (a task or a worker), else the default. */
 weft_runtime_t *weft_runtime_current(void);
+/* The number of workers rt was started with; -EINVAL for NULL, -ESHUTDOWN
+ * once it has stopped. */
 int weft_runtime_workers(const weft_runtime_t *rt);
 
 /* Convenience entry: start a runtime with cfg, run fn(arg) as a coroutine
  * named "main", wait for it, stop the runtime. Returns fn's int result cast
  * from its return value (intptr_t), or a negative errno if the runtime could
- * not start. Called from a task of another runtime, it runs a runtime of
- * its own inside it (that task's worker blocks while it stops). */
+ * not start (-EINVAL for a NULL fn). Called from a task of another runtime,
+ * it runs a runtime of its own inside it (that task's worker blocks while
+ * it stops); -EPERM from a stackless task, which cannot wait for fn. */
 int weft_main(void *(*fn)(void *), void *arg, const weft_config_t *cfg);
 
 /* ------------------------------------------------------------------ tasks */
@@ -232,15 +235,15 @@ int weft_group_create(weft_group_t **out, bool cancel_on_error);
 /* Wait until every member has finished. Returns 0, or the first failure
  * (negative errno) reported by a member; -ECANCELED if the waiter itself is
  * cancelled; -ETIMEDOUT from weft_group_wait_until when the deadline passes
- * first (a past deadline polls); -EPERM in a stackless task, which uses
- * weft_group_wait_step ("Step forms" below). From a plain thread it blocks
- * the thread. */
+ * first (a past deadline polls); -EPERM in a stackless task when members
+ * are still running (it uses weft_group_wait_step, "Step forms" below);
+ * -EINVAL for NULL. From a plain thread it blocks the thread. */
 int weft_group_wait(weft_group_t *g);
 int weft_group_wait_until(weft_group_t *g, weft_time_t deadline);
 int weft_group_wait_step(weft_group_t *g, weft_time_t deadline, weft_op_t *op);
-/* Cancel every member still running. */
+/* Cancel every member still running. -EINVAL for NULL. */
 int weft_group_cancel(weft_group_t *g);
-/* Free the group. -EBUSY if members are still running. */
+/* Free the group. -EBUSY if members are still running; -EINVAL for NULL. */
 int weft_group_destroy(weft_group_t *g);
 
 /* ------------------------------------------------------------ parking */
@@ -279,16 +282,21 @@ weft_waker_t weft_park_prepare(void);
  * wait ends with -ECANCELED. Deadlines work as usual. */
 weft_waker_t weft_park_prepare_uncancellable(void);
 /* Block until w's wait is woken, or the deadline passes. w must be the
- * caller's own current wait. */
+ * caller's own current wait (-EINVAL otherwise, e.g. the waker of a wait
+ * that has ended since); -EPERM in a stackless task. */
 int weft_park(weft_waker_t w, weft_time_t deadline);
 /* Stackless tasks: arm a deadline on the current wait before returning
  * WEFT_STEP_PARKED (0, or -ENOMEM; a deadline armed earlier in the same
- * step is replaced), and read the outcome after being resumed. */
+ * step is replaced; a past deadline ends the wait at once), and read the
+ * outcome after being resumed. -EPERM outside stackless tasks, -EINVAL if w
+ * is not the caller's current wait. */
 int weft_park_deadline(weft_waker_t w, weft_time_t deadline);
 int weft_park_result(void);
 /* Wake w's wait with result `reason` (0, or a negative errno the parker will
- * see). True iff this call woke it. Callable from tasks, timer callbacks and
- * plain threads (not from signal handlers). */
+ * see; anything outside 0..-255 is delivered as -EINVAL). True iff this
+ * call woke it (false for a waker naming no wait: {0}, or a wait that has
+ * ended). Callable from tasks, timer callbacks and plain threads (not from
+ * signal handlers). */
 bool weft_unpark(weft_waker_t w, int reason);
 /* Two-phase wake, for a waker that finds the waiter under a lock and must
  * not touch the object holding that lock once the waiter may run (the
@@ -298,8 +306,9 @@ bool weft_unpark(weft_waker_t w, int reason);
  * and whatever it handed over (a buffer on its stack) stay put. The claimer
  * hands over what it must, releases its lock, and then calls
  * weft_unpark_finish(w, reason), exactly once, which wakes the waiter with
- * that result. False from claim: the wait has ended, or another waker has
- * it; hand nothing over. */
+ * that result (reasons as for weft_unpark). False from claim: the wait has
+ * ended, or another waker has it; hand nothing over. A finish for a wait w
+ * does not name claimed (ended, or never claimed) does nothing. */
 bool weft_unpark_claim(weft_waker_t w);
 void weft_unpark_finish(weft_waker_t w, int reason);
 
@@ -344,6 +353,8 @@ typedef struct weft_waitq {
 } weft_waitq_t;
 
 #define WEFT_WAITQ_INIT {0, NULL, NULL, 0}
+/* A NULL queue or node makes each of these do nothing (pop: NULL, remove:
+ * false, wake_one and wake_all: -EINVAL). */
 void weft_waitq_init(weft_waitq_t *q);
 void weft_waitq_lock(weft_waitq_t *q);
 void weft_waitq_unlock(weft_waitq_t *q);
@@ -468,14 +479,16 @@ int weft_step_retry(void *op);
  * is passed to key->destroy at weft_runtime_stop, after every task has ended
  * and every worker has exited, in reverse order of attachment. At most 16
  * per runtime.
- * -EBUSY: key already attached (the caller keeps ctx; use the attached one);
- * -ESHUTDOWN: the runtime is stopping; -ENOSPC: no slot left. */
+ * -EINVAL: rt or key NULL; -EBUSY: key already attached (the caller keeps
+ * ctx; use the attached one); -ESHUTDOWN: the runtime is stopping or has
+ * stopped; -ENOSPC: no slot left. */
 typedef struct weft_runtime_ext {
 	const char *name;
 	void (*destroy)(void *ctx);
 } weft_runtime_ext_t;
 int weft_runtime_attach(weft_runtime_t *rt, const weft_runtime_ext_t *key, void *ctx);
-/* The ctx attached under key, or NULL. Lock-free; safe from any thread. */
+/* The ctx attached under key, or NULL (also for NULL arguments and a
+ * stopped runtime). Lock-free; safe from any thread. */
 void *weft_runtime_attached(weft_runtime_t *rt, const weft_runtime_ext_t *key);
 
 /* ------------------------------------------------------------ pollers */
@@ -504,10 +517,12 @@ typedef struct weft_poller_ops {
 	void (*destroy)(void *ctx);
 } weft_poller_ops_t;
 
-/* Install the runtime's poller (once). -EBUSY if one is installed already
- * (the caller keeps ctx), -ESHUTDOWN if the runtime is stopping. */
+/* Install the runtime's poller (once). -EINVAL if rt or ops is NULL or ops
+ * lacks poll or wake; -EBUSY if one is installed already (the caller keeps
+ * ctx); -ESHUTDOWN if the runtime is stopping or has stopped. */
 int weft_runtime_set_poller(weft_runtime_t *rt, const weft_poller_ops_t *ops, void *ctx);
-/* The installed poller's ctx if its ops are `ops`, else NULL. */
+/* The installed poller's ctx if its ops are `ops`, else NULL (also for NULL
+ * arguments and a stopped runtime). */
 void *weft_runtime_poller(weft_runtime_t *rt, const weft_poller_ops_t *ops);
 
 /* ------------------------------------------------------------ statistics */

@@ -13,7 +13,9 @@ extern "C" {
 #endif
 
 /* Park the calling task (or block the calling thread) for ns nanoseconds /
- * until deadline. 0, or -ECANCELED if the task is cancelled first. */
+ * until deadline. 0, or -ECANCELED if the task is cancelled first. A
+ * stackless task cannot park: 0 if the deadline has passed (ns <= 0),
+ * else -EPERM. */
 int weft_sleep(weft_time_t ns);
 int weft_sleep_until(weft_time_t deadline);
 

@@ -292,6 +292,14 @@ int weft_select(weft_select_case_t *c, size_t n, weft_time_t deadline)
 			return order[k];
 	if (poll)
 		return -ETIMEDOUT;
+	if (!weft_can_park()) {
+		/* A stackless task cannot park (it has the _step forms): try the
+		 * other cases too, then give up, having queued nothing. */
+		for (size_t k = 0; k < n; k++)
+			if (c[order[k]].ch->kind != CHAN_BOUNDED && try_case(&c[order[k]], NULL))
+				return order[k];
+		return -EPERM;
+	}
 	if (n <= STACK_CASES) {
 		weft_chan_t *locks[STACK_CASES];
 		chan_waiter nodes[STACK_CASES];
@@ -311,21 +319,25 @@ int weft_select(weft_select_case_t *c, size_t n, weft_time_t deadline)
 
 /* A wait of one case skips the select machinery (no shuffle, no lock
  * ordering, no arrays): under the channel's lock, try, else open a wait and
- * queue `node`. Returns true when the case completed (c->result), false
- * when the node is queued (the caller parks, then calls resolve). Shared by
- * send/recv and the stackless ops. */
-static bool wait_one_begin(weft_select_case_t *c, chan_waiter *node, uint8_t call)
+ * queue `node`. Returns 1 when the case completed (c->result), 0 when the
+ * node is queued (the caller parks, then calls resolve; a waker may take
+ * the node off the queue the moment the lock is free), or -1 when a
+ * blocking form (call 0) called by a stackless task, which cannot park,
+ * would have had to wait (nothing queued). Shared by send/recv and the
+ * stackless ops (call: the op's id). */
+static int wait_one_begin(weft_select_case_t *c, chan_waiter *node, uint8_t call)
 {
 	weft_chan_t *ch = c->ch;
 	bool bounded = ch->kind == CHAN_BOUNDED;
 	if (bounded && try_case(c, NULL))
-		return true;
+		return 1;
 	if (bounded) /* a reference across a locked section that may publish */
 		atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
 	chan_wakes wk = CHAN_WAKES_INIT;
 	chan_lock(ch);
 	bool done = try_case(c, &wk);
-	if (!done) {
+	bool refused = !done && call == 0 && !weft_can_park();
+	if (!done && !refused) {
 		*node = (chan_waiter){.call = call, .waker = weft_park_prepare(), .data = c->buf, .single = 1};
 		/* A stackless op opens its wait here: weft_step_begin let it. */
 		assert(node->waker.parker != NULL);
@@ -338,7 +350,7 @@ static bool wait_one_begin(weft_select_case_t *c, chan_waiter *node, uint8_t cal
 	chan_wake_claimed(&wk);
 	if (bounded)
 		chan_unref(ch);
-	return done;
+	return done ? 1 : refused ? -1 : 0;
 }
 
 static int one(weft_chan_t *ch, int op, void *buf, weft_time_t deadline)
@@ -348,8 +360,11 @@ static int one(weft_chan_t *ch, int op, void *buf, weft_time_t deadline)
 	weft_select_case_t c = {.ch = ch, .op = op, .buf = buf};
 	chan_waiter node;
 	for (;;) {
-		if (wait_one_begin(&c, &node, 0))
+		int b = wait_one_begin(&c, &node, 0);
+		if (b > 0)
 			return c.result;
+		if (b < 0) /* a stackless task: it cannot wait */
+			return deadline != WEFT_NEVER && deadline <= weft_now() ? -ETIMEDOUT : -EPERM;
 		int r = weft_park(node.waker, deadline);
 		int out = resolve(&c, 1, &node, r, &ch, 1);
 		if (out != -EAGAIN)
@@ -427,7 +442,7 @@ static int step(weft_chan_t *ch, int op, void *buf, weft_time_t deadline, weft_c
 		bool done = op == WEFT_SELECT_SEND ? chan_try_send(ch, buf, &res, NULL) : chan_try_recv(ch, buf, &res, NULL);
 		return done ? res : -ETIMEDOUT;
 	}
-	if (wait_one_begin(&c, node, node->call))
+	if (wait_one_begin(&c, node, node->call) > 0)
 		return c.result;
 	if (weft_park_deadline(node->waker, deadline) != 0)
 		weft_unpark(node->waker, -ENOMEM); /* no timer: the repeat gives up */

@@ -124,13 +124,18 @@ static void *pool_thread(void *a)
 		if (p->idle_ns == WEFT_NEVER) { /* threads never time out */
 			pthread_cond_wait(&p->work_cv, &p->mu);
 		} else {
-			weft_time_t deadline = idle_since + p->idle_ns;
+			/* Saturating: an idle time near WEFT_NEVER is "for ever". */
+			weft_time_t deadline =
+				p->idle_ns > WEFT_NEVER - idle_since ? WEFT_NEVER : idle_since + p->idle_ns;
 			if (weft_now() >= deadline) {
 				p->idle--;
 				break;
 			}
 			struct timespec ts = mono_ts(deadline);
-			pthread_cond_timedwait(&p->work_cv, &p->mu, &ts);
+			if (deadline == WEFT_NEVER)
+				pthread_cond_wait(&p->work_cv, &p->mu);
+			else
+				pthread_cond_timedwait(&p->work_cv, &p->mu, &ts);
 		}
 		p->idle--;
 	}
@@ -365,6 +370,9 @@ int weft_blocking_stats(weft_runtime_t *rt, weft_blocking_stats_t *out)
 		rt = weft_runtime_current();
 	if (!rt || !out)
 		return -EINVAL;
+	int w = weft_runtime_workers(rt);
+	if (w < 0)
+		return w; /* stopped: -ESHUTDOWN */
 	struct pool *p = weft_runtime_attached(rt, &pool_key);
 	if (!p) {
 		*out = (weft_blocking_stats_t){.max = (uint32_t)env_max()};

@@ -229,7 +229,7 @@ static void *write_all_job(void *a)
 int weft_file_write_all(const char *path, const void *data, size_t len, unsigned flags)
 {
 	const unsigned known = WEFT_FILE_APPEND | WEFT_FILE_SYNC | WEFT_FILE_ATOMIC;
-	if (!path || (!data && len > 0) || (flags & ~known) ||
+	if (!path || (!data && len > 0) || len > (size_t)SSIZE_MAX || (flags & ~known) ||
 	    ((flags & WEFT_FILE_ATOMIC) && (flags & WEFT_FILE_APPEND)))
 		return -EINVAL;
 	struct write_all wa = {.path = path, .data = data, .len = len, .flags = flags};

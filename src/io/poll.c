@@ -485,11 +485,13 @@ static int thread_wait(int fd, uint32_t events, weft_time_t deadline)
 	for (;;) {
 		int ms = -1;
 		if (deadline != WEFT_NEVER) {
-			weft_time_t left = deadline - weft_now();
-			if (left <= 0)
+			weft_time_t now = weft_now();
+			if (deadline <= now) { /* (deadline - now would overflow for INT64_MIN) */
 				ms = 0;
-			else
+			} else {
+				weft_time_t left = deadline - now;
 				ms = left / WEFT_MSEC + 1 > INT_MAX ? INT_MAX : (int)(left / WEFT_MSEC + 1);
+			}
 		}
 		int r = poll(&p, 1, ms);
 		if (r < 0) {
@@ -678,8 +680,8 @@ int weft__io_own(int fd, unsigned how)
 	if (!io)
 		return 0;
 	io_slot *s = weft__io_slot(io, fd, true);
-	if (!s)
-		return -ENOMEM;
+	if (!s) /* beyond the table (no such descriptor, normally), or no memory */
+		return fcntl(fd, F_GETFD) < 0 ? -errno : -ENOMEM;
 	if (atomic_load_explicit(&s->flags, memory_order_acquire) & IO_REG)
 		return 0;
 	return own_slot(io, s, fd, how);
@@ -744,8 +746,8 @@ int weft__io_wait(int fd, uint32_t events, weft_time_t deadline, const io_mark *
 		return -EBADF;
 	if (!weft_self())
 		return thread_wait(fd, events, deadline);
-	if (!weft_can_park())
-		return -EWOULDBLOCK;
+	if (!weft_can_park()) /* a stackless task: a past deadline has passed, any other would be waited for */
+		return deadline != WEFT_NEVER && deadline <= weft_now() ? -ETIMEDOUT : -EWOULDBLOCK;
 	weft_io *io = io_get();
 	if (!io)
 		return thread_wait(fd, events, deadline);
@@ -806,8 +808,13 @@ int weft_fd_wait(int fd, uint32_t events, weft_time_t deadline)
 		return r;
 	if (!weft_self())
 		return thread_wait(fd, events, deadline);
-	if (!weft_can_park())
-		return -EWOULDBLOCK;
+	if (!weft_can_park()) {
+		/* A stackless task cannot park: ask poll(2) what holds now. */
+		r = thread_wait(fd, events, 0);
+		if (r == -ETIMEDOUT && (deadline == WEFT_NEVER || deadline > weft_now()))
+			r = -EWOULDBLOCK;
+		return r;
+	}
 	weft_io *io = io_get();
 	if (!io)
 		return thread_wait(fd, events, deadline);
@@ -876,6 +883,8 @@ static int step_begin(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t ev
 {
 	/* Every _step call finished the op's last wait first (weft__io_step_finish). */
 	assert(op->state == OP_IDLE && !weft_can_park());
+	if (deadline != WEFT_NEVER && deadline <= weft_now())
+		return -ETIMEDOUT; /* a past deadline polls: nothing to register */
 	op->n.waker = weft_park_prepare();
 	/* weft__io_step_finish (weft_step_begin) let the task open a wait. */
 	assert(op->n.waker.parker != NULL);

@@ -282,7 +282,7 @@ int weft_process_fd(const weft_process_t *p, int which)
 
 ssize_t weft_process_write(weft_process_t *p, const void *buf, size_t len, weft_time_t deadline)
 {
-	if (!p || (!buf && len > 0))
+	if (!p || (!buf && len > 0) || len > (size_t)SSIZE_MAX)
 		return -EINVAL;
 	int fd = p->fds[WEFT_STDIN];
 	if (fd < 0)
@@ -311,7 +311,7 @@ ssize_t weft_process_write(weft_process_t *p, const void *buf, size_t len, weft_
 
 ssize_t weft_process_read(weft_process_t *p, int which, void *buf, size_t len, weft_time_t deadline)
 {
-	if (!p || (which != WEFT_STDOUT && which != WEFT_STDERR) || (!buf && len > 0))
+	if (!p || (which != WEFT_STDOUT && which != WEFT_STDERR) || (!buf && len > 0) || len > (size_t)SSIZE_MAX)
 		return -EINVAL;
 	int fd = p->fds[which];
 	if (fd < 0)

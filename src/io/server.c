@@ -30,6 +30,7 @@
 #include "io_impl.h"
 
 #include <assert.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -89,6 +90,10 @@ static int srv_wait(weft_server_t *s, bool (*ok)(weft_server_t *), weft_time_t d
 			pthread_mutex_unlock(&s->mu);
 			return 0;
 		}
+		if (!weft_can_park()) { /* a stackless task: it cannot wait (opens no wait) */
+			pthread_mutex_unlock(&s->mu);
+			return -EWOULDBLOCK;
+		}
 		weft_waitq_lock(&s->q);
 		weft_waitq_push(&s->q, &n);
 		weft_waitq_unlock(&s->q);
@@ -126,10 +131,11 @@ static conn *own_conn(weft_server_t *s)
 
 int weft_server_create(weft_server_t **out, int lfd, weft_conn_fn_t fn, void *ctx, const weft_server_opts_t *opts)
 {
-	if (!out || !fn || lfd < 0 || (opts && opts->max_conns < 0)) {
-		if (lfd >= 0)
+	bool badf = lfd < 0 || fcntl(lfd, F_GETFD) < 0;
+	if (badf || !out || !fn || (opts && opts->max_conns < 0)) {
+		if (!badf)
 			weft_close(lfd);
-		return lfd < 0 ? -EBADF : -EINVAL;
+		return badf ? -EBADF : -EINVAL;
 	}
 	weft_server_t *s = calloc(1, sizeof *s);
 	if (!s) {
@@ -229,6 +235,8 @@ int weft_server_serve(weft_server_t *s)
 {
 	if (!s)
 		return -EINVAL;
+	if (!weft_can_park())
+		return -EWOULDBLOCK; /* it waits for connections: not in a stackless task */
 	int expect = SERVE_NEVER;
 	atomic_store(&s->rt, weft_runtime_current()); /* before state 1: stop reads it after */
 	/* Registered before state 1: a registration resets the ready bits, so

@@ -370,7 +370,7 @@ static ssize_t read_slot(weft_io *io, io_slot *s, int fd, void *buf, size_t len,
 
 ssize_t weft_read(int fd, void *buf, size_t len, weft_time_t deadline)
 {
-	if (!buf && len)
+	if ((!buf && len) || len > (size_t)SSIZE_MAX) /* the count must fit the result */
 		return -EINVAL;
 	weft_io *io;
 	io_slot *s = len ? weft__io_lookup(fd, &io) : NULL;
@@ -431,7 +431,7 @@ static ssize_t write_slot(weft_io *io, io_slot *s, int fd, const void *buf, size
 
 ssize_t weft_write(int fd, const void *buf, size_t len, weft_time_t deadline)
 {
-	if (!buf && len)
+	if ((!buf && len) || len > (size_t)SSIZE_MAX)
 		return -EINVAL;
 	weft_io *io;
 	io_slot *s = len ? weft__io_lookup(fd, &io) : NULL;
@@ -500,7 +500,7 @@ ssize_t weft_write_all(int fd, const void *buf, size_t len, weft_time_t deadline
 
 ssize_t weft_recvfrom(int fd, void *buf, size_t len, struct sockaddr *addr, socklen_t *alen, weft_time_t deadline)
 {
-	if ((!buf && len) || (addr && !alen))
+	if ((!buf && len) || len > (size_t)SSIZE_MAX || (addr && !alen))
 		return -EINVAL;
 	IO_RETRY(fd, POLLIN, deadline, recvfrom(fd, buf, len, 0, addr, alen));
 }
@@ -508,7 +508,7 @@ ssize_t weft_recvfrom(int fd, void *buf, size_t len, struct sockaddr *addr, sock
 ssize_t weft_sendto(int fd, const void *buf, size_t len, const struct sockaddr *addr, socklen_t alen,
 		    weft_time_t deadline)
 {
-	if (!buf && len)
+	if ((!buf && len) || len > (size_t)SSIZE_MAX)
 		return -EINVAL;
 	IO_RETRY(fd, POLLOUT, deadline, sendto(fd, buf, len, MSG_NOSIGNAL, addr, alen));
 }
@@ -567,7 +567,7 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, weft_t
  * stackless reader skips the system call that would only say EAGAIN too. */
 ssize_t weft_read_step(int fd, void *buf, size_t len, weft_time_t deadline, weft_op_t *op)
 {
-	if ((!buf && len) || !op)
+	if ((!buf && len) || len > (size_t)SSIZE_MAX || !op)
 		return -EINVAL;
 	int f = weft__io_step_finish(op, WEFT__IO_READ_STEP);
 	if (f < 0)
@@ -583,7 +583,7 @@ ssize_t weft_read_step(int fd, void *buf, size_t len, weft_time_t deadline, weft
 
 ssize_t weft_write_step(int fd, const void *buf, size_t len, weft_time_t deadline, weft_op_t *op)
 {
-	if (!buf && len)
+	if ((!buf && len) || len > (size_t)SSIZE_MAX)
 		return -EINVAL;
 	IO_STEP(fd, POLLOUT, deadline, op, WEFT__IO_WRITE_STEP, write_once(fd, buf, len));
 }

@@ -281,7 +281,8 @@ static void woke(weft_waker_t w, uint64_t s);
 
 bool weft_unpark(weft_waker_t w, int reason)
 {
-	assert(RESULT_FITS(reason));
+	if (unlikely(!RESULT_FITS(reason)))
+		reason = -EINVAL; /* not a result a wait can carry (sched.h) */
 	weft_parker_t *p = w.parker;
 	if (!p)
 		return false;
@@ -323,14 +324,20 @@ bool weft_unpark_claim(weft_waker_t w)
 
 void weft_unpark_finish(weft_waker_t w, int reason)
 {
-	assert(RESULT_FITS(reason));
+	if (unlikely(!RESULT_FITS(reason)))
+		reason = -EINVAL;
 	weft_parker_t *p = w.parker;
+	if (unlikely(!p))
+		return;
 	uint64_t epoch = w.epoch & ~WEFT_WAKER_THREAD;
 	uint64_t s = atomic_load(&p->state);
-	/* Only the owner's park (OPEN -> PARKED) can change it meanwhile. */
+	/* A wait w's claim holds: only the owner's park (OPEN -> PARKED) can
+	 * change it meanwhile. Anything else (an ended wait, one nobody
+	 * claimed) is a caller's mistake, and left alone. */
 	do
-		assert(WEFT_PS_EPOCH(s) == epoch && (s & WEFT_PS_CLAIMED) &&
-		       (WEFT_PS_PHASE(s) == WEFT_PH_OPEN || WEFT_PS_PHASE(s) == WEFT_PH_PARKED));
+		if (unlikely(WEFT_PS_EPOCH(s) != epoch || !(s & WEFT_PS_CLAIMED) ||
+			     (WEFT_PS_PHASE(s) != WEFT_PH_OPEN && WEFT_PS_PHASE(s) != WEFT_PH_PARKED)))
+			return;
 	while (!atomic_compare_exchange_weak_explicit(&p->state, &s, WEFT_PS(epoch, reason, WEFT_PH_WOKEN),
 						      memory_order_acq_rel, memory_order_acquire));
 	woke(w, s);
@@ -450,8 +457,13 @@ int weft__park_on(weft_waker_t w, weft_time_t deadline, int what)
 		return w.epoch ? -(int)w.epoch : -EINVAL; /* a failed prepare's error */
 	if (w.parker != p)
 		return -EINVAL;
-	if (!t)
+	if (!t) {
+		/* Only the owner opens waits, so the epoch read here stays. */
+		uint64_t cur = WEFT_PS_EPOCH(atomic_load_explicit(&p->state, memory_order_relaxed));
+		if (!(w.epoch & WEFT_WAKER_THREAD) || (w.epoch & ~WEFT_WAKER_THREAD) != cur)
+			return -EINVAL; /* not the caller's current wait */
 		return park_thread(p, w, deadline);
+	}
 	if (weft__is_step(t))
 		return -EPERM;
 	uint64_t s0 = atomic_load_explicit(&p->state, memory_order_acquire);
@@ -497,8 +509,10 @@ int weft_park_deadline(weft_waker_t w, weft_time_t deadline)
 		return w.epoch ? -(int)w.epoch : -EINVAL; /* a failed prepare's error */
 	weft_task *t;
 	weft_parker_t *p = current_parker(&t);
-	if (!t || !weft__is_step(t) || w.parker != p)
+	if (!t || !weft__is_step(t))
 		return -EPERM;
+	if (w.parker != p || w.epoch != WEFT_PS_EPOCH(atomic_load_explicit(&p->state, memory_order_relaxed)))
+		return -EINVAL; /* not the caller's current wait */
 	if (deadline == WEFT_NEVER)
 		return 0;
 	if (deadline <= weft_now()) {
@@ -586,14 +600,19 @@ int weft_step_retry(void *op)
 
 /* ------------------------------------------------------------ wait queue */
 
+/* NULL (a queue or a node) makes each call a no-op (or NULL, false,
+ * -EINVAL): callers check nothing on the primitives' hot paths, which never
+ * pass NULL. */
 void weft_waitq_init(weft_waitq_t *q)
 {
-	*q = (weft_waitq_t)WEFT_WAITQ_INIT;
+	if (q)
+		*q = (weft_waitq_t)WEFT_WAITQ_INIT;
 }
 
 void weft_waitq_lock(weft_waitq_t *q)
 {
-	weft__spin_lock((_Atomic uint32_t *)&q->lock);
+	if (q)
+		weft__spin_lock((_Atomic uint32_t *)&q->lock);
 }
 
 /* For assert(): q's lock is held (by the caller, in an "Under the lock"
@@ -603,12 +622,16 @@ void weft_waitq_lock(weft_waitq_t *q)
 
 void weft_waitq_unlock(weft_waitq_t *q)
 {
+	if (!q)
+		return;
 	assert(WAITQ_LOCKED(q) && WAITQ_SANE(q));
 	weft__spin_unlock((_Atomic uint32_t *)&q->lock);
 }
 
 void weft_waitq_push(weft_waitq_t *q, weft_waitq_node_t *n)
 {
+	if (!q || !n)
+		return;
 	assert(WAITQ_LOCKED(q) && WAITQ_SANE(q));
 	n->waker = weft_park_prepare();
 	n->status = 0;
@@ -643,6 +666,8 @@ static void unlink_node(weft_waitq_t *q, weft_waitq_node_t *n)
 
 weft_waitq_node_t *weft_waitq_pop(weft_waitq_t *q)
 {
+	if (!q)
+		return NULL;
 	assert(WAITQ_LOCKED(q) && WAITQ_SANE(q));
 	weft_waitq_node_t *n = q->head;
 	if (n)
@@ -652,6 +677,8 @@ weft_waitq_node_t *weft_waitq_pop(weft_waitq_t *q)
 
 bool weft_waitq_remove(weft_waitq_t *q, weft_waitq_node_t *n)
 {
+	if (!q || !n)
+		return false;
 	weft_waitq_lock(q);
 	bool was = n->queued;
 	if (was)
@@ -668,6 +695,8 @@ bool weft_waitq_remove(weft_waitq_t *q, weft_waitq_node_t *n)
  * lock is free. */
 int weft_waitq_wake_one(weft_waitq_t *q, int status)
 {
+	if (!q)
+		return -EINVAL;
 	weft_waitq_lock(q);
 	weft_waitq_node_t *n = weft_waitq_pop(q);
 	weft_waker_t w = {0};
@@ -688,6 +717,8 @@ int weft_waitq_wake_all(weft_waitq_t *q, int status)
 {
 	/* In chunks, each unparked after its unlock. Only the waiters queued
 	 * when the call began are woken: later ones wait for the next wake. */
+	if (!q)
+		return -EINVAL;
 	weft_waker_t w[WAKE_CHUNK];
 	int woke = 0;
 	weft_waitq_lock(q);

@@ -81,7 +81,9 @@ weft_runtime_t *weft_runtime_current(void)
 
 int weft_runtime_workers(const weft_runtime_t *rt)
 {
-	return rt ? rt->nbase : -EINVAL;
+	if (!rt)
+		return -EINVAL;
+	return atomic_load(&((struct weft_runtime *)rt)->live) ? rt->nbase : -ESHUTDOWN;
 }
 
 static long env_long(const char *name, long def)
@@ -137,6 +139,8 @@ int weft_runtime_attach(weft_runtime_t *rt, const weft_runtime_ext_t *key, void 
 {
 	if (!rt || !key)
 		return -EINVAL;
+	if (!atomic_load(&rt->live))
+		return -ESHUTDOWN; /* stopped: its lock is destroyed (see "Lifetime") */
 	int e = 0;
 	pthread_mutex_lock(&rt->poller_lock);
 	int n = atomic_load_explicit(&rt->next_ext, memory_order_relaxed);
@@ -157,7 +161,8 @@ int weft_runtime_attach(weft_runtime_t *rt, const weft_runtime_ext_t *key, void 
 
 void *weft_runtime_attached(weft_runtime_t *rt, const weft_runtime_ext_t *key)
 {
-	if (!rt)
+	/* A stopped runtime's slots name contexts its stop destroyed. */
+	if (!rt || !key || !atomic_load_explicit(&rt->live, memory_order_acquire))
 		return NULL;
 	int n = atomic_load_explicit(&rt->next_ext, memory_order_acquire);
 	for (int i = 0; i < n; i++)
@@ -423,6 +428,8 @@ int weft_main(void *(*fn)(void *), void *arg, const weft_config_t *cfg)
 {
 	if (!fn)
 		return -EINVAL;
+	if (!weft_can_park())
+		return -EPERM; /* a stackless task cannot wait for fn */
 	weft_runtime_t *rt;
 	int e = weft_runtime_start(&rt, cfg);
 	if (e)

@@ -246,8 +246,8 @@ int weft_sleep_until(weft_time_t deadline)
 			;
 		return 0;
 	}
-	if (weft__is_step(t))
-		return -EPERM;
+	if (weft__is_step(t)) /* it cannot park: only a deadline that has passed is kept */
+		return deadline != WEFT_NEVER && deadline <= weft_now() ? 0 : -EPERM;
 	for (;;) {
 		weft_waker_t w = weft_park_prepare();
 		int r = weft__park_on(w, deadline, WEFT_WAIT_SLEEP);
@@ -347,11 +347,14 @@ static weft_time_t next_due(weft_time_t last, weft_time_t period, weft_time_t no
 		return WEFT_NEVER;
 	if (next > now)
 		return next;
-	weft_time_t skip, k = (now - next) / period + 1;
-	if (__builtin_mul_overflow(k, period, &skip) || __builtin_add_overflow(next, skip, &next) ||
-	    next >= WEFT_NEVER)
+	/* now - next in unsigned: a first deadline long past (INT64_MIN) is
+	 * further from now than int64_t reaches. The boundary after now is
+	 * now + (period - (now - next) % period), in (now, now + period]. */
+	uint64_t behind = (uint64_t)now - (uint64_t)next;
+	weft_time_t left = period - (weft_time_t)(behind % (uint64_t)period);
+	if (left >= WEFT_NEVER - now)
 		return WEFT_NEVER;
-	return next;
+	return now + left;
 }
 
 /* Under lk: takes t's entry off its wheel if it is PENDING. Returns the state

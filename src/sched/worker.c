@@ -383,6 +383,8 @@ int weft_runtime_set_poller(weft_runtime_t *rt, const weft_poller_ops_t *ops, vo
 {
 	if (!rt || !ops || !ops->poll || !ops->wake)
 		return -EINVAL;
+	if (!atomic_load(&rt->live))
+		return -ESHUTDOWN; /* stopped: its lock is destroyed (runtime.c, "Lifetime") */
 	int e = 0;
 	pthread_mutex_lock(&rt->poller_lock);
 	if (atomic_load(&rt->stopping))
@@ -399,7 +401,8 @@ int weft_runtime_set_poller(weft_runtime_t *rt, const weft_poller_ops_t *ops, vo
 
 void *weft_runtime_poller(weft_runtime_t *rt, const weft_poller_ops_t *ops)
 {
-	if (!rt)
+	/* A stopped runtime's poller was destroyed by its stop. */
+	if (!rt || !ops || !atomic_load_explicit(&rt->live, memory_order_acquire))
 		return NULL;
 	return atomic_load_explicit(&rt->poller_ops, memory_order_acquire) == ops ? rt->poller_ctx : NULL;
 }

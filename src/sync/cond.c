@@ -55,8 +55,8 @@ int weft_cond_wait_until(weft_cond_t *c, weft_mutex_t *m, weft_time_t deadline)
 	if (deadline != WEFT_NEVER && weft_now() >= deadline)
 		return -ETIMEDOUT;
 	int r = weft__sync_can_park();
-	if (r)
-		return r;
+	if (r) /* a stackless task: a past deadline polls (m stays held), any other would be waited for */
+		return deadline != WEFT_NEVER && deadline <= weft_now() ? -ETIMEDOUT : r;
 	weft_waitq_node_t n;
 	weft_waitq_lock(&c->q);
 	weft_waitq_push(&c->q, &n);
