@@ -223,26 +223,22 @@ static void shuffle(uint8_t *order, size_t n)
 	}
 }
 
-/* The blocking part of weft_select (steps 2-4), with its arrays. */
-static int select_wait(weft_select_case_t *c, size_t n, weft_time_t deadline, uint8_t *order, weft_chan_t **locks,
-		       chan_waiter *nodes)
+/* Step 2, with the locks ordered (lock_order) and a reference held on each
+ * channel (hold_all): under every lock, try the cases in `order`, else open
+ * a wait and queue one node per case (then the buffered re-try). Returns
+ * the index of the case that completed, or -1: the nodes are queued, and
+ * nodes[0].waker is the wait to park on (weft_select) or to register (a
+ * stackless select) before resolve finishes it. */
+static int select_begin(weft_select_case_t *c, size_t n, const uint8_t *order, weft_chan_t **locks, size_t nlocks,
+			chan_waiter *nodes)
 {
-	size_t nlocks = lock_order(c, n, locks);
-	hold_all(locks, nlocks, +1);
-	int out;
-	for (;;) {
-		chan_wakes wk = CHAN_WAKES_INIT;
-		lock_all(locks, nlocks);
-		int got = -1;
-		for (size_t k = 0; k < n && got < 0; k++)
-			if (try_case(&c[order[k]], &wk))
-				got = order[k];
-		if (got >= 0) {
-			unlock_all(locks, nlocks);
-			chan_wake_claimed(&wk);
-			out = got;
-			break;
-		}
+	chan_wakes wk = CHAN_WAKES_INIT;
+	lock_all(locks, nlocks);
+	int got = -1;
+	for (size_t k = 0; k < n && got < 0; k++)
+		if (try_case(&c[order[k]], &wk))
+			got = order[k];
+	if (got < 0) {
 		weft_waker_t w = weft_park_prepare();
 		for (size_t i = 0; i < n; i++) {
 			nodes[i] = (chan_waiter){.waker = w, .data = c[i].buf, .index = (uint8_t)i, .single = n == 1};
@@ -251,13 +247,24 @@ static int select_wait(weft_select_case_t *c, size_t n, weft_time_t deadline, ui
 		got = recheck_buffered(c, n, order, nodes, &wk);
 		/* The re-try that completed a case took every node out again. */
 		assert(got < 0 || !nodes[0].queued);
-		unlock_all(locks, nlocks);
-		chan_wake_claimed(&wk);
-		if (got >= 0) {
-			out = got;
+	}
+	unlock_all(locks, nlocks);
+	chan_wake_claimed(&wk);
+	return got;
+}
+
+/* The blocking part of weft_select (steps 2-4), with its arrays. */
+static int select_wait(weft_select_case_t *c, size_t n, weft_time_t deadline, uint8_t *order, weft_chan_t **locks,
+		       chan_waiter *nodes)
+{
+	size_t nlocks = lock_order(c, n, locks);
+	hold_all(locks, nlocks, +1);
+	int out;
+	for (;;) {
+		out = select_begin(c, n, order, locks, nlocks, nodes);
+		if (out >= 0)
 			break;
-		}
-		int r = weft_park(w, deadline);
+		int r = weft_park(nodes[0].waker, deadline);
 		out = resolve(c, n, nodes, r, locks, nlocks);
 		if (out != -EAGAIN)
 			break;
@@ -272,15 +279,24 @@ static int select_wait(weft_select_case_t *c, size_t n, weft_time_t deadline, ui
  * allocate them. */
 #define STACK_CASES 8
 
-int weft_select(weft_select_case_t *c, size_t n, weft_time_t deadline)
+/* -EINVAL for what weft_select refuses (chan.h), else 0; reads only. */
+static int check_cases(const weft_select_case_t *c, size_t n)
 {
 	if (!c || n == 0 || n > MAX_CASES)
 		return -EINVAL;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		if (!c[i].ch || !c[i].buf || (c[i].op != WEFT_SELECT_SEND && c[i].op != WEFT_SELECT_RECV))
 			return -EINVAL;
+	return 0;
+}
+
+int weft_select(weft_select_case_t *c, size_t n, weft_time_t deadline)
+{
+	int e = check_cases(c, n);
+	if (e)
+		return e;
+	for (size_t i = 0; i < n; i++)
 		c[i].result = 0;
-	}
 	/* A deadline already past polls: Go's select with a default case. */
 	bool poll = deadline != WEFT_NEVER && deadline <= weft_now();
 	uint8_t order[MAX_CASES];
@@ -458,3 +474,4 @@ int weft_chan_recv_step(weft_chan_t *ch, void *out, weft_time_t deadline, weft_c
 {
 	return step(ch, WEFT_SELECT_RECV, out, deadline, op);
 }
+
