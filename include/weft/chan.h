@@ -30,15 +30,15 @@
  * weft/sched.h ("Step forms"): the call either completes (0 or an error)
  * or registers the task to be woken and returns -EINPROGRESS; the step
  * function then returns WEFT_STEP_PARKED and, when called again, repeats
- * the same call with the same weft_chan_op_t, which completes it or
- * registers again. A task has one registration at a time: until the
- * registered call has completed, every other _step call returns -EBUSY and
- * weft_park_prepare refuses, changing nothing - a second wait opened while
- * a waker was completing the first used to overwrite the wait that waker
- * had claimed. -EINVAL for a NULL op. The blocking forms and weft_select
- * never wait in a stackless task: what cannot complete at once returns
- * -ETIMEDOUT if the deadline has passed, else -EPERM, and nothing is
- * registered.
+ * the same call with the same op (a weft_chan_op_t; weft_select_step's is
+ * a weft_op_t), which completes it or registers again. A task has one
+ * registration at a time: until the registered call has completed, every
+ * other _step call returns -EBUSY and weft_park_prepare refuses, changing
+ * nothing - a second wait opened while a waker was completing the first
+ * used to overwrite the wait that waker had claimed. -EINVAL for a NULL op.
+ * The blocking forms and weft_select never wait in a stackless task (their
+ * _step forms do): what cannot complete at once returns -ETIMEDOUT if the
+ * deadline has passed, else -EPERM, and nothing is registered.
  */
 #ifndef WEFT_CHAN_H
 #define WEFT_CHAN_H
@@ -103,7 +103,8 @@ typedef struct weft_select_case {
  * WEFT_NEVER waits for ever. Errors: -EINVAL (cases NULL, n 0 or above 64,
  * or a case with a NULL channel or buffer or another op; nothing is done
  * then), -ETIMEDOUT, -ECANCELED, -EPERM (a stackless task, when no case is
- * ready: it cannot wait). A channel may appear in several cases. */
+ * ready: it cannot wait; weft_select_step waits there). A channel may
+ * appear in several cases. */
 int weft_select(weft_select_case_t *cases, size_t n, weft_time_t deadline);
 
 /* ----------------------------------------------------------- stackless */
@@ -119,6 +120,30 @@ typedef struct weft_chan_op {
 /* weft_chan_send_until and weft_chan_recv_until, the stackless way. */
 int weft_chan_send_step(weft_chan_t *ch, const void *elem, weft_time_t deadline, weft_chan_op_t *op);
 int weft_chan_recv_step(weft_chan_t *ch, void *out, weft_time_t deadline, weft_chan_op_t *op);
+
+/* weft_select, the stackless way (weft/sched.h, "Step forms"): the index of
+ * the case that fired, its result in cases[i].result, as weft_select - or
+ * -EINPROGRESS: the task is registered; return WEFT_STEP_PARKED and, when
+ * called again, repeat the call with the same cases array (the same
+ * address, n and contents) and the same op. Its errors are weft_select's
+ * and the step protocol's: -EINVAL also for a NULL op; -ETIMEDOUT when the
+ * deadline passes while registered (one already past polls, registering
+ * nothing); -ECANCELED when the task is cancelled while registered, unless
+ * a case was completed for it at that moment (then that case's index:
+ * nothing is lost); -EBUSY while another call is registered; -ENOMEM. In
+ * coroutines and plain threads it is weft_select (it blocks).
+ *
+ * Memory: a select waits with one node per case, more than op holds. When
+ * the call first has to wait, weft allocates the nodes (56 bytes a case on
+ * 64-bit systems) and op points to them; they stay put while the call is
+ * registered, linked into the channels' queues, and the repeat that
+ * completes the call frees them. A call that completes without waiting
+ * allocates nothing. While the call is registered, cases and the buffers
+ * they name belong to it (a sender may copy into a receive case's buffer
+ * at any moment): do not move, change or free them; the call also holds a
+ * reference on each channel until it completes. Once it has completed, op
+ * and cases are the caller's again, to reuse or free at once. */
+int weft_select_step(weft_select_case_t *cases, size_t n, weft_time_t deadline, weft_op_t *op);
 
 #ifdef __cplusplus
 }

@@ -475,3 +475,130 @@ int weft_chan_recv_step(weft_chan_t *ch, void *out, weft_time_t deadline, weft_c
 	return step(ch, WEFT_SELECT_RECV, out, deadline, op);
 }
 
+/* ------------------------------------------------------------ stackless select */
+
+/* weft_select_step is weft_select's engine cut around the step's return, as
+ * send/recv's step is: select_begin before it, resolve in the repeated
+ * call. A select waits with one node per case, up to 64 of them, which a
+ * 64-byte weft_op_t cannot hold (a node is 48 bytes): the op holds a pointer
+ * to a block allocated when the call first has to wait - its n nodes, then
+ * its distinct channels in lock order - and freed by the repeat that
+ * completes the call. From that allocation to that free the call also holds
+ * a reference on each of its channels (hold_all), as the blocking select
+ * does for its wait. A repeat told to try again (NOTIFIED) keeps the block
+ * and queues the same nodes again. A call that completes without waiting
+ * (something ready, or a past deadline) allocates nothing. So: while the
+ * call is registered its nodes stay put and may be linked into the
+ * channels' queues (wakers write through them into the cases' buffers);
+ * once it has completed nothing of it is left in op or anywhere else. */
+typedef struct select_op {
+	uint8_t call;		   /* STEP_SELECT (first: weft_step_begin) */
+	uint8_t n, nlocks;	   /* the registered call's cases, and its distinct channels */
+	weft_select_case_t *cases; /* the registered call's: its repeats pass them again */
+	chan_waiter *nodes;	   /* n nodes, then the nlocks channels (weft_chan_t *) */
+} select_op;
+
+_Static_assert(sizeof(select_op) <= sizeof(weft_op_t), "weft_op_t too small");
+_Static_assert(_Alignof(select_op) <= _Alignof(weft_op_t), "weft_op_t under-aligned");
+_Static_assert(offsetof(select_op, call) == 0, "an op's first byte is its call's id");
+_Static_assert(MAX_CASES <= UINT8_MAX, "select_op counts cases in a byte");
+
+enum { STEP_SELECT = WEFT_STEP_ID_CHAN + 3 };
+
+static weft_chan_t **op_locks(select_op *s)
+{
+	return (weft_chan_t **)(s->nodes + s->n);
+}
+
+/* The call has to wait: its block, and a reference on each channel. */
+static int op_start(select_op *s, weft_select_case_t *c, size_t n)
+{
+	/* Zeroed: no node is queued until select_begin queues them. */
+	chan_waiter *nodes = calloc(n, sizeof(chan_waiter) + sizeof(weft_chan_t *));
+	if (!nodes)
+		return -ENOMEM;
+	s->n = (uint8_t)n;
+	s->cases = c;
+	s->nodes = nodes; /* first: they need the stricter alignment */
+	s->nlocks = (uint8_t)lock_order(c, n, op_locks(s));
+	hold_all(op_locks(s), s->nlocks, +1);
+	return 0;
+}
+
+/* The call completes: nothing of it may stay linked anywhere. */
+static void op_end(select_op *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		assert(!s->nodes[i].queued);
+	hold_all(op_locks(s), s->nlocks, -1);
+	free(s->nodes);
+}
+
+/* Every case once without waiting, in `order`: the index of the first that
+ * completed, else -ETIMEDOUT. */
+static int poll_cases(weft_select_case_t *c, size_t n, const uint8_t *order)
+{
+	for (size_t k = 0; k < n; k++)
+		if (try_case(&c[order[k]], NULL))
+			return order[k];
+	return -ETIMEDOUT;
+}
+
+int weft_select_step(weft_select_case_t *c, size_t n, weft_time_t deadline, weft_op_t *op)
+{
+	if (!op)
+		return -EINVAL;
+	int e = check_cases(c, n);
+	if (e)
+		return e;
+	int b = weft_step_begin(op, STEP_SELECT);
+	if (b < 0)
+		return b;
+	if (b == 0 && weft_can_park()) /* a coroutine or a plain thread */
+		return weft_select(c, n, deadline);
+	select_op *s = (select_op *)op;
+	if (b == 1) {
+		/* The repeat names the registered call's cases (sched.h); if a
+		 * caller broke that, finish the wait the nodes belong to. */
+		assert(s->cases == c && s->n == n);
+		c = s->cases;
+		n = s->n;
+	}
+	bool poll = deadline != WEFT_NEVER && deadline <= weft_now();
+	uint8_t order[MAX_CASES];
+	shuffle(order, n);
+	if (b == 1) {
+		/* The registered call, whose wait has ended (weft_step_begin): as
+		 * after a park. */
+		int out = resolve(c, n, s->nodes, weft_park_result(), op_locks(s), s->nlocks);
+		if (out == -EAGAIN && poll)
+			out = poll_cases(c, n, order);
+		if (out != -EAGAIN) {
+			op_end(s);
+			return out;
+		}
+	} else {
+		for (size_t i = 0; i < n; i++)
+			c[i].result = 0;
+		/* What is ready needs no nodes; a past deadline only polls. */
+		int out = poll_cases(c, n, order);
+		if (out >= 0 || poll)
+			return out;
+		if (op_start(s, c, n) != 0)
+			return -ENOMEM;
+	}
+	int got = select_begin(c, n, order, op_locks(s), s->nlocks, s->nodes);
+	if (got >= 0) {
+		op_end(s);
+		return got;
+	}
+	weft_waker_t w = s->nodes[0].waker;
+	/* A stackless select opens its wait here: weft_step_begin let it. */
+	assert(w.parker != NULL);
+	if (weft_park_deadline(w, deadline) != 0)
+		weft_unpark(w, -ENOMEM); /* no timer: the repeat gives up */
+	e = weft_step_register(op);
+	/* Nothing else is registered (weft_step_begin), in a stackless task. */
+	assert(e == -EINPROGRESS);
+	return e;
+}
