@@ -1,6 +1,6 @@
 /* test_args.c - every call of weft/chan.h fed NULLs, invalid handles
  * (closed channels, a last reference with waiters) and out-of-range values
- * (sizes, capacities, deadlines, select cases), from a plain thread, a
+ * (sizes, capacities, deadlines, select cases, ops), from a plain thread, a
  * coroutine and a stackless task: each returns what the header documents,
  * and nothing crashes, hangs or asserts. */
 #include "wt_kinds.h"
@@ -421,6 +421,72 @@ static void test_select_with_nothing_ready(void **state)
 	wt_each_kind(select_past_body, NULL);
 }
 
+/* weft_select_step refuses what weft_select refuses, and a NULL op, before
+ * anything else (-EINVAL, nothing done, nothing registered); what needs no
+ * wait completes in every kind of caller, and a past deadline polls. */
+static void select_step_body(enum wt_kind kind, void *arg)
+{
+	(void)kind, (void)arg;
+	weft_chan_t *ch[3];
+	three(ch);
+	int v = 4, out = 0;
+	TCHECK_EQ(weft_chan_send(ch[1], &v), 0); /* a ready receive */
+	weft_select_case_t good = {ch[1], WEFT_SELECT_RECV, &out, 0};
+	weft_op_t op = WEFT_OP_INIT;
+	TCHECK_EQ(weft_select_step(NULL, 1, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_select_step(NULL, 3, INT64_MIN, &op), -EINVAL);
+	TCHECK_EQ(weft_select_step(NULL, 0, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_select_step(&good, 0, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_select_step(&good, (size_t)-1, WEFT_NEVER, &op), -EINVAL); /* n < 0 */
+	TCHECK_EQ(weft_select_step(&good, (size_t)INT_MIN, WEFT_NEVER, &op), -EINVAL);
+	weft_select_case_t many[65];
+	for (int i = 0; i < 65; i++)
+		many[i] = good;
+	TCHECK_EQ(weft_select_step(many, 65, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_select_step(&good, 1, WEFT_NEVER, NULL), -EINVAL);
+	TCHECK_EQ(weft_select_step(&good, 1, INT64_MIN, NULL), -EINVAL);
+	TCHECK_EQ(weft_select_step(NULL, 1, WEFT_NEVER, NULL), -EINVAL);
+	TCHECK_EQ(weft_chan_len(ch[1]), 1);
+	weft_select_case_t bad[] = {
+		{NULL, WEFT_SELECT_RECV, &out, 0},
+		{NULL, WEFT_SELECT_SEND, &v, 0},
+		{ch[1], WEFT_SELECT_RECV, NULL, 0},
+		{ch[0], WEFT_SELECT_SEND, NULL, 0},
+		{ch[1], 2, &out, 0},
+		{ch[1], -1, &out, 0},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		weft_select_case_t cs[2] = {good, bad[i]};
+		TCHECK_EQ(weft_select_step(cs, 2, WEFT_NEVER, &op), -EINVAL);
+		TCHECK_EQ(weft_select_step(cs, 2, INT64_MIN, &op), -EINVAL);
+		TCHECK_EQ(weft_select_step(&bad[i], 1, WEFT_NEVER, &op), -EINVAL);
+		TCHECK_EQ(weft_chan_len(ch[1]), 1);
+	}
+	/* Nothing was registered by any of them: a past deadline polls... */
+	weft_select_case_t idle[] = {
+		{ch[0], WEFT_SELECT_RECV, &out, 0},
+		{ch[0], WEFT_SELECT_SEND, &v, 0},
+		{ch[2], WEFT_SELECT_RECV, &out, 0},
+	};
+	static const weft_time_t past[] = {INT64_MIN, -1, 0};
+	for (size_t i = 0; i < sizeof past / sizeof past[0]; i++)
+		TCHECK_EQ(weft_select_step(idle, 3, past[i], &op), -ETIMEDOUT);
+	TCHECK_EQ(weft_chan_try_send(ch[0], &v), -EAGAIN); /* nothing left queued */
+	/* ... and what is ready is taken, with any deadline. */
+	TCHECK_EQ(weft_select_step(&good, 1, WEFT_NEVER, &op), 0);
+	TCHECK_EQ(out, 4);
+	TCHECK_EQ(weft_chan_close(ch[2]), 0);
+	TCHECK_EQ(weft_select_step(idle, 3, INT64_MIN, &op), 2);
+	TCHECK_EQ(idle[2].result, -EPIPE);
+	release3(ch);
+}
+
+static void test_select_step_refuses_bad_input(void **state)
+{
+	(void)state;
+	wt_each_kind(select_step_body, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -436,6 +502,7 @@ int main(void)
 		cmocka_unit_test(test_step_forms_refuse_null),
 		cmocka_unit_test(test_select_refuses_bad_cases),
 		cmocka_unit_test(test_select_with_nothing_ready),
+		cmocka_unit_test(test_select_step_refuses_bad_input),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
