@@ -376,14 +376,15 @@ int weft_waitq_wake_all(weft_waitq_t *q, int status);
 
 /* The step protocol: how a stackless task waits inside a weft call. Every
  * blocking call a stackless task needs has a _step form (join, group wait,
- * the sync primitives, channel send and receive, the socket calls), and
- * they all keep these rules (docs/api.md, "Who may call"):
+ * the sync primitives, channel send, receive and select, the socket
+ * calls), and they all keep these rules (docs/api.md, "Who may call"):
  *
  *  - A _step form takes the blocking call's arguments, an absolute deadline
  *    (WEFT_NEVER: none) and an op, a struct the caller owns (weft_op_t;
- *    channels take the smaller weft_chan_op_t). It either completes,
- *    returning what the blocking call would (0, a count, a negative
- *    errno), or registers the task to be woken and returns -EINPROGRESS.
+ *    channel send and receive take the smaller weft_chan_op_t). It either
+ *    completes, returning what the blocking call would (0, a count, a
+ *    negative errno), or registers the task to be woken and returns
+ *    -EINPROGRESS.
  *  - After -EINPROGRESS the step function returns WEFT_STEP_PARKED. When
  *    it is called again it repeats the same call, with the same arguments
  *    and the same op: that finishes the wait and completes, or registers
