@@ -2,7 +2,9 @@
  * send, recv and the stackless ops are waits of one case, with a shorter
  * path of their own (wait_one_begin, below: no shuffle, no lock ordering, a
  * node claimed by being unqueued - see chan_impl.h); a select of n cases
- * goes through the steps below.
+ * goes through the steps below (select_begin is step 2, resolve step 4), and
+ * so does a stackless select, cut at the park (weft_select_step, at the
+ * end: its nodes live outside its op).
  *
  * 1. Try every case without waiting, in a random order (fairness: among
  *    ready cases each is equally likely to be picked first).
