@@ -1,4 +1,4 @@
-/* ring.c - N coroutines in a ring pass a token around M times, each hop a
+/* ring.c - N coroutines in a ring pass a token around LAPS times, each hop a
  * rendezvous channel send. */
 #include <weft.h>
 

@@ -24,8 +24,9 @@
  *    readable after it in the same function.
  *  - Raw blocking system calls and long loops block the worker. The monitor
  *    notices a worker stuck in one task for more than 10 ms and lets the other
- *    workers take its queue (and starts an extra worker if all are stuck), but
- *    the stuck task itself is not preempted.
+ *    workers take its queue (and starts an extra worker if all are stuck, one
+ *    of them in a blocking system call, and work waits), but the stuck task
+ *    itself is not preempted.
  *
  * Task handles: a weft_task_t is the task's id, unique for the life of the
  * runtime (ids are not reused); it names its runtime, so joins, cancels and

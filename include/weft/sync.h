@@ -166,8 +166,7 @@ int weft_wg_destroy(weft_wg_t *wg);
  * -EOVERFLOW above 2^62 - 1; nothing changes then. Reaching zero wakes every
  * waiter. */
 int weft_wg_add(weft_wg_t *wg, int64_t n);
-/* weft_wg_add(wg, -1): one atomic decrement. -EINVAL if the count was zero
- * (the count is restored). */
+/* weft_wg_add(wg, -1). -EINVAL if the count was zero (nothing changes). */
 int weft_wg_done(weft_wg_t *wg);
 /* Wait until the count is zero: 0, -ETIMEDOUT, -ECANCELED, -EPERM. */
 int weft_wg_wait(weft_wg_t *wg);
