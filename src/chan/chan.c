@@ -65,6 +65,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../base/pool.h"
 #include "../base/spin.h"
 
 #define MAX_ELEM ((size_t)64 * 1024)
@@ -106,6 +107,18 @@ void chan_wake_claimed(chan_wakes *wk)
 	}
 }
 
+/* A channel's memory, cache-line aligned: from the base pool when it is
+ * small (most channels: made and freed at a high rate, often on different
+ * workers - pool.h says why not malloc), else from malloc. */
+static void *chan_mem(size_t bytes, bool *pooled)
+{
+	void *m = weft__pool_alloc(bytes);
+	*pooled = m != NULL;
+	if (!m && posix_memalign(&m, WEFT_CACHELINE, bytes))
+		m = NULL;
+	return m;
+}
+
 int weft_chan_create(weft_chan_t **out, size_t elem_size, ssize_t capacity)
 {
 	if (!out)
@@ -114,11 +127,12 @@ int weft_chan_create(weft_chan_t **out, size_t elem_size, ssize_t capacity)
 	if (elem_size == 0 || elem_size > MAX_ELEM || capacity < WEFT_CHAN_UNBOUNDED || capacity > MAX_CAP)
 		return -EINVAL;
 	weft_chan_t *ch;
+	bool pooled;
 	if (capacity > 0) {
 		size_t stride = (sizeof(chan_slot) + elem_size + 7) & ~(size_t)7;
 		size_t bytes = sizeof(chan_bounded) + stride * (size_t)capacity;
-		chan_bounded *b;
-		if (posix_memalign((void **)&b, WEFT_CACHELINE, bytes))
+		chan_bounded *b = chan_mem(bytes, &pooled);
+		if (!b)
 			return -ENOMEM;
 		memset(b, 0, sizeof *b);
 		b->cap = (uint64_t)capacity;
@@ -129,17 +143,20 @@ int weft_chan_create(weft_chan_t **out, size_t elem_size, ssize_t capacity)
 		ch = &b->c;
 		ch->kind = CHAN_BOUNDED;
 	} else if (capacity == 0) {
-		ch = calloc(1, sizeof *ch);
+		ch = chan_mem(sizeof *ch, &pooled);
 		if (!ch)
 			return -ENOMEM;
+		memset(ch, 0, sizeof *ch);
 		ch->kind = CHAN_RENDEZVOUS;
 	} else {
-		chan_unbounded *u = calloc(1, sizeof *u);
+		chan_unbounded *u = chan_mem(sizeof *u, &pooled);
 		if (!u)
 			return -ENOMEM;
+		memset(u, 0, sizeof *u);
 		ch = &u->c;
 		ch->kind = CHAN_UNBOUNDED;
 	}
+	ch->pooled = pooled;
 	ch->esize = (uint32_t)elem_size;
 	atomic_init(&ch->refs, 1);
 	*out = ch;
@@ -166,7 +183,10 @@ void chan_unref(weft_chan_t *ch)
 		assert(ch->recvq == NULL && ch->sendq == NULL);
 		if (ch->kind == CHAN_UNBOUNDED)
 			free(UNBOUNDED(ch)->buf);
-		free(ch);
+		if (ch->pooled)
+			weft__pool_free(ch);
+		else
+			free(ch);
 	}
 }
 

@@ -63,6 +63,7 @@ struct weft_chan {
 	uint32_t esize;
 	uint8_t kind;
 	_Atomic bool closed;
+	bool pooled; /* its memory came from the base pool (else malloc) */
 	_Atomic uint32_t refs;
 	_Atomic uint32_t lock;		 /* protects the lists and the unbounded buffer */
 	_Atomic uint32_t nrecvw, nsendw; /* queued waiters, readable without the lock */
