@@ -861,13 +861,16 @@ static weft_time_t churn_run(long p, long c, long r)
 	return d;
 }
 
-/* VmRSS at rest: once it has stayed within 1 % for a second (readings 100 ms
- * apart), or after 10 s. */
+/* VmRSS at rest: once it has stayed within 1 % for two seconds (readings
+ * 100 ms apart), or after 10 s. Two seconds: longer than the runtime waits
+ * before it gives memory that sat unused back (the stacks' release window,
+ * sched/stack.h), so the baseline is a program at rest, not one still
+ * holding the warm-up's stacks. */
 static long churn_settled_rss(void)
 {
 	long ref = proc_kb("VmRSS");
 	int stable = 0;
-	for (int k = 0; k < 100 && stable < 10; k++) {
+	for (int k = 0; k < 100 && stable < 20; k++) {
 		weft_sleep(100 * WEFT_MSEC);
 		long now = proc_kb("VmRSS");
 		if (labs(now - ref) * 100 <= ref) {
@@ -892,6 +895,7 @@ static void bench_churn(void)
 	 * has run, not a fresh process. */
 	churn_run(p >= 100 ? p / 100 : 1, c, 1);
 	long rss_base = churn_settled_rss();
+	char cmd[256]; snprintf(cmd, sizeof cmd, "awk '/^[0-9a-f]+-/{m=$1\" \"$6} /^Rss/{if ($2>=64) print $2, m}' /proc/%d/smaps > /tmp/smaps_base", getpid()); system(cmd);
 	weft_time_t d = churn_run(p, c, r);
 	weft_time_t t1 = weft_now();
 	long rss_peak = proc_kb("VmHWM");
@@ -911,6 +915,8 @@ static void bench_churn(void)
 			break;
 		}
 	}
+	weft_sleep(3000*WEFT_MSEC); fprintf(stderr, "at +8s: %ld\n", proc_kb("VmRSS"));
+	snprintf(cmd, sizeof cmd, "awk '/^[0-9a-f]+-/{m=$1\" \"$6} /^Rss/{if ($2>=64) print $2, m}' /proc/%d/smaps > /tmp/smaps_after; grep -c . /proc/%d/maps; ls /proc/%d/task | wc -l", getpid(), getpid(), getpid()); system(cmd);
 	char ns[64], extra[192];
 	snprintf(ns, sizeof ns, "%ldx%ldx%ld", p, c, r);
 	snprintf(extra, sizeof extra, " rss_base_kb=%ld rss_peak_kb=%ld rss_after_kb=%ld settle_s=%.3f settled=%d",

@@ -12,8 +12,11 @@
  *
  *  bounded     a lock-free ring (Vyukov's bounded MPMC queue): a send or a
  *              receive that neither fills nor empties the ring takes no lock.
- *              Waiters queue under the lock and are only *notified* (claimed,
- *              marked NOTIFIED, unparked); a notified task retries. The
+ *              Waiters queue under the lock. The one that a change frees
+ *              is claimed and handed its operation done where the ring
+ *              allows (a sender's element put into the freed slot, a
+ *              receiver given the published element: DELIVERED), else
+ *              told to retry (NOTIFIED); see chan_notify_one. The
  *              protocol that keeps wake-ups from being lost is a store->load
  *              pairing of seq_cst operations, with no fence on the fast path:
  *              a sender claims its slot with a seq_cst CAS on tail and then
@@ -62,6 +65,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../base/pool.h"
 #include "../base/spin.h"
 
 #define MAX_ELEM ((size_t)64 * 1024)
@@ -103,6 +107,18 @@ void chan_wake_claimed(chan_wakes *wk)
 	}
 }
 
+/* A channel's memory, cache-line aligned: from the base pool when it is
+ * small (most channels: made and freed at a high rate, often on different
+ * workers - pool.h says why not malloc), else from malloc. */
+static void *chan_mem(size_t bytes, bool *pooled)
+{
+	void *m = weft__pool_alloc(bytes);
+	*pooled = m != NULL;
+	if (!m && posix_memalign(&m, WEFT_CACHELINE, bytes))
+		m = NULL;
+	return m;
+}
+
 int weft_chan_create(weft_chan_t **out, size_t elem_size, ssize_t capacity)
 {
 	if (!out)
@@ -111,11 +127,12 @@ int weft_chan_create(weft_chan_t **out, size_t elem_size, ssize_t capacity)
 	if (elem_size == 0 || elem_size > MAX_ELEM || capacity < WEFT_CHAN_UNBOUNDED || capacity > MAX_CAP)
 		return -EINVAL;
 	weft_chan_t *ch;
+	bool pooled;
 	if (capacity > 0) {
 		size_t stride = (sizeof(chan_slot) + elem_size + 7) & ~(size_t)7;
 		size_t bytes = sizeof(chan_bounded) + stride * (size_t)capacity;
-		chan_bounded *b;
-		if (posix_memalign((void **)&b, WEFT_CACHELINE, bytes))
+		chan_bounded *b = chan_mem(bytes, &pooled);
+		if (!b)
 			return -ENOMEM;
 		memset(b, 0, sizeof *b);
 		b->cap = (uint64_t)capacity;
@@ -126,17 +143,20 @@ int weft_chan_create(weft_chan_t **out, size_t elem_size, ssize_t capacity)
 		ch = &b->c;
 		ch->kind = CHAN_BOUNDED;
 	} else if (capacity == 0) {
-		ch = calloc(1, sizeof *ch);
+		ch = chan_mem(sizeof *ch, &pooled);
 		if (!ch)
 			return -ENOMEM;
+		memset(ch, 0, sizeof *ch);
 		ch->kind = CHAN_RENDEZVOUS;
 	} else {
-		chan_unbounded *u = calloc(1, sizeof *u);
+		chan_unbounded *u = chan_mem(sizeof *u, &pooled);
 		if (!u)
 			return -ENOMEM;
+		memset(u, 0, sizeof *u);
 		ch = &u->c;
 		ch->kind = CHAN_UNBOUNDED;
 	}
+	ch->pooled = pooled;
 	ch->esize = (uint32_t)elem_size;
 	atomic_init(&ch->refs, 1);
 	*out = ch;
@@ -163,7 +183,10 @@ void chan_unref(weft_chan_t *ch)
 		assert(ch->recvq == NULL && ch->sendq == NULL);
 		if (ch->kind == CHAN_UNBOUNDED)
 			free(UNBOUNDED(ch)->buf);
-		free(ch);
+		if (ch->pooled)
+			weft__pool_free(ch);
+		else
+			free(ch);
 	}
 }
 
@@ -418,14 +441,43 @@ static inline void add_wake(chan_wakes *wk, chan_waiter *w)
 	wk->head = w;
 }
 
-/* Under the lock: tell one waiter to retry. */
+/* Under the lock: something changed for the waiters of one side (`send`:
+ * a slot was freed; else an element was published). Claim one of them
+ * and, on a bounded channel, complete its operation for it - a waiting
+ * sender's element goes into the ring, a waiting receiver gets the oldest
+ * one - so that it wakes done (W_DELIVERED) instead of retrying against
+ * the running tasks that may take the slot first (Go hands over the same
+ * way). If the ring changed back meanwhile (lock-free operations do not
+ * take the lock), the waiter is told to retry (W_NOTIFIED), as it is on
+ * the other kinds. A hand-over that publishes with waiters of the other
+ * side queued notifies one of them too (a select may wait on both sides
+ * of one channel). */
 void chan_notify_one(weft_chan_t *ch, bool send, chan_wakes *wk)
 {
+	assert(chan_locked(ch));
 	chan_waiter *w = claim_waiter(ch, send);
-	if (w) {
-		w->status = W_NOTIFIED;
+	if (!w)
+		return;
+	w->status = W_NOTIFIED;
+	if (ch->kind == CHAN_BOUNDED) {
+		bool other = false;
+		int r = send ? ring_put(ch, w->data, true, &other) : ring_get(ch, w->data, true, &other);
+		/* Closing claims every waiter under the lock, and none queues
+		 * on a closed channel. */
+		assert(r != RING_CLOSED);
+		if (r == RING_OK)
+			w->status = W_DELIVERED;
 		add_wake(wk, w);
+		/* Waiters of the other side queue only under the lock, so this
+		 * one level is all: the waiter it claims is told to retry. */
+		chan_waiter *o = other ? claim_waiter(ch, !send) : NULL;
+		if (o) {
+			o->status = W_NOTIFIED;
+			add_wake(wk, o);
+		}
+		return;
 	}
+	add_wake(wk, w);
 }
 
 /* A lock-free change of a bounded channel is published; notify one waiter of

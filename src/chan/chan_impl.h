@@ -15,7 +15,7 @@ enum chan_kind { CHAN_RENDEZVOUS, CHAN_BOUNDED, CHAN_UNBOUNDED };
 /* What a waker did to a waiter's node (node->n.status). */
 enum {
 	W_WAITING = 0,	 /* still queued, or popped by a waker that lost the claim */
-	W_DELIVERED = 1, /* rendezvous: the value was handed over (the case is done) */
+	W_DELIVERED = 1, /* the value was handed over (the case is done) */
 	W_NOTIFIED = 2,	 /* buffered: something changed, try again */
 	W_CLOSED = 3,	 /* rendezvous: the channel closed (the case is done: -EPIPE) */
 };
@@ -63,6 +63,7 @@ struct weft_chan {
 	uint32_t esize;
 	uint8_t kind;
 	_Atomic bool closed;
+	bool pooled; /* its memory came from the base pool (else malloc) */
 	_Atomic uint32_t refs;
 	_Atomic uint32_t lock;		 /* protects the lists and the unbounded buffer */
 	_Atomic uint32_t nrecvw, nsendw; /* queued waiters, readable without the lock */

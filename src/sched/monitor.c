@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "futex.h"
+#include "../base/pool.h"
 
 #define STUCK_NS (10 * WEFT_MSEC)
 
@@ -161,6 +162,7 @@ static void *monitor_main(void *arg)
 
 void weft__release_memory(struct weft_runtime *rt, weft_time_t now)
 {
+	weft__pool_release(now); /* the base layer's blocks (channels): malloc is not involved */
 	size_t stacks = weft__stack_scavenge(rt->stacks, now);
 	size_t records = weft__task_scavenge(rt, now);
 	size_t bytes = stacks * (size_t)4096 + records * sizeof(weft_task);

@@ -28,8 +28,13 @@
  * -----------------------------------------
  * warm_min is the lowest length the warm list reached since the current
  * period began: that many stacks sat in the pool through the whole period,
- * unused. At each period boundary those beyond the floor (keep_bytes worth)
- * are marked for release; each call then releases at most SCAVENGE_CHUNK of
+ * unused. The lows of the last WEFT_STACK_SCAVENGE_WINDOW periods are kept (each
+ * lowered as stacks are released, since those are gone): their minimum is
+ * what sat unused through the whole window, and at each period boundary
+ * that many beyond the floor (keep_bytes worth) are marked for release -
+ * so work that comes back in bursts less than a window apart (rounds of
+ * spawns) keeps its stacks, and a spike's stacks go back a window after
+ * it ends; each call then releases at most SCAVENGE_CHUNK of
  * them (a few hundred process_madvise calls at most), so the thread running
  * it is never held long. Demand that returns mid-way takes stacks off the
  * warm list first, and the release never goes below the floor.
@@ -103,6 +108,7 @@ typedef struct weft_stack_class {
 	weft_stack_t *warm_head, *warm_tail; /* free and resident */
 	size_t nwarm;
 	size_t warm_min;   /* lowest nwarm since the period began */
+	size_t lows[WEFT_STACK_SCAVENGE_WINDOW]; /* warm_min of the last periods, less what was released since */
 	size_t to_release; /* marked at the last period boundary, not released yet (under lock) */
 	weft_slab_t *cold_slabs; /* slabs with cold stacks */
 	size_t ncold;
@@ -726,6 +732,8 @@ static size_t release_class(weft_stack_pool_t *p, unsigned k, size_t max)
 		}
 		cl->nwarm -= n;
 		cl->to_release -= n;
+		for (int w = 0; w < WEFT_STACK_SCAVENGE_WINDOW; w++)
+			cl->lows[w] = cl->lows[w] > n ? cl->lows[w] - n : 0;
 		if (cl->nwarm < cl->warm_min)
 			cl->warm_min = cl->nwarm;
 		pthread_mutex_unlock(&p->lock);
@@ -790,8 +798,13 @@ size_t weft__stack_scavenge(weft_stack_pool_t *p, int64_t now)
 		pthread_mutex_lock(&p->lock);
 		for (unsigned k = 0; k < NCLASS; k++) {
 			weft_stack_class_t *cl = &p->cls[k];
-			size_t keep = keep_of(p, k);
-			cl->to_release = cl->warm_min > keep ? cl->warm_min - keep : 0;
+			size_t keep = keep_of(p, k), low = cl->warm_min;
+			memmove(cl->lows + 1, cl->lows, (WEFT_STACK_SCAVENGE_WINDOW - 1) * sizeof cl->lows[0]);
+			cl->lows[0] = low;
+			for (int w = 1; w < WEFT_STACK_SCAVENGE_WINDOW; w++)
+				if (cl->lows[w] < low)
+					low = cl->lows[w];
+			cl->to_release = low > keep ? low - keep : 0;
 			cl->warm_min = cl->nwarm;
 			any |= cl->to_release != 0;
 		}

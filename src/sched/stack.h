@@ -109,11 +109,12 @@ void weft__stack_cache_flush(weft_stack_pool_t *p, weft_stack_cache_t *c);
 
 /* The background release. Call it often (every few milliseconds) from any
  * thread; it does nothing until a period (WEFT_STACK_SCAVENGE_NS) has passed
- * since it last looked. Then, per class, the warm stacks that were never
- * taken during the period, beyond the floor, are released to the OS, a
- * bounded number per call. now: monotonic ns. Returns how many stacks it
- * released in this call. */
+ * since it last looked. Then, per class, the warm stacks that sat untaken
+ * through the last WEFT_STACK_SCAVENGE_WINDOW periods, beyond the floor,
+ * are released to the OS, a bounded number per call. now: monotonic ns.
+ * Returns how many stacks it released in this call. */
 #define WEFT_STACK_SCAVENGE_NS ((int64_t)200 * 1000 * 1000)
+#define WEFT_STACK_SCAVENGE_WINDOW 4
 size_t weft__stack_scavenge(weft_stack_pool_t *p, int64_t now);
 
 /* False when a canary-guarded stack's canary has been overwritten. */

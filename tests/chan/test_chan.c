@@ -2,6 +2,7 @@
 #include "weft_test.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 
 static const ssize_t kinds[] = {0, 1, 16, WEFT_CHAN_UNBOUNDED};
@@ -561,6 +562,97 @@ static void test_step_deadlines_and_cancel(void **state)
 	wt_run(dl_main, NULL, 2);
 }
 
+/* ------------------------------------------------------------ hand-over */
+
+/* A waiter of a bounded channel that a change frees wakes with its
+ * operation done: a receive that frees a slot puts the waiting sender's
+ * element in it, and a send that publishes gives its element to the
+ * waiting receiver - before the woken task runs. The only worker is held
+ * busy by a spinning coroutine, so the woken task provably has not run
+ * when the plain thread looks. */
+typedef struct {
+	weft_chan_t *ch;
+	bool send;
+	long v;
+	_Atomic bool registered;
+	weft_chan_op_t op;
+} ho_state;
+
+static weft_step_t ho_step(void *a, void **res)
+{
+	ho_state *s = a;
+	int e = s->send ? weft_chan_send_step(s->ch, &s->v, WEFT_NEVER, &s->op)
+			: weft_chan_recv_step(s->ch, &s->v, WEFT_NEVER, &s->op);
+	if (e == -EINPROGRESS) {
+		atomic_store(&s->registered, true);
+		return WEFT_STEP_PARKED;
+	}
+	*res = (void *)(intptr_t)e;
+	return WEFT_STEP_DONE;
+}
+
+static _Atomic int ho_hold; /* 1: the blocker holds the worker; 2: let go */
+
+static void *ho_blocker(void *a)
+{
+	(void)a;
+	atomic_store(&ho_hold, 1);
+	while (atomic_load(&ho_hold) != 2)
+		sched_yield(); /* the OS thread; the worker stays ours */
+	return NULL;
+}
+
+static void test_bounded_hands_over_to_waiters(void **state)
+{
+	(void)state;
+	weft_runtime_t *rt;
+	assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.workers = 1, .no_monitor = true}), 0);
+	for (int side = 0; side < 2; side++) {
+		bool send = side == 0;
+		weft_chan_t *ch;
+		assert_int_equal(weft_chan_create(&ch, sizeof(long), 1), 0);
+		long x = 1;
+		if (send)
+			assert_int_equal(weft_chan_try_send(ch, &x), 0); /* full */
+		ho_state s = {.ch = ch, .send = send, .v = send ? 2 : 0};
+		weft_task_t t, b;
+		assert_int_equal(weft_spawn_step(&t, ho_step, &s, NULL), 0);
+		WT_WAIT_UNTIL(atomic_load(&s.registered));
+		atomic_store(&ho_hold, 0);
+		assert_int_equal(weft_spawn(&b, ho_blocker, NULL, NULL), 0);
+		WT_WAIT_UNTIL(atomic_load(&ho_hold) == 1);
+		if (send) {
+			assert_int_equal(weft_chan_try_recv(ch, &x), 0);
+			assert_int_equal(x, 1);
+			/* The sender's element took the freed slot. */
+			assert_int_equal(weft_chan_len(ch), 1);
+			assert_int_equal(weft_chan_try_recv(ch, &x), 0);
+			assert_int_equal(x, 2);
+		} else {
+			x = 7;
+			assert_int_equal(weft_chan_try_send(ch, &x), 0);
+			/* The receiver has it: the ring is empty again. */
+			assert_int_equal(weft_chan_len(ch), 0);
+			x = 8;
+			assert_int_equal(weft_chan_try_send(ch, &x), 0);
+		}
+		atomic_store(&ho_hold, 2);
+		assert_int_equal(weft_join(b, NULL), 0);
+		void *r;
+		assert_int_equal(weft_join(t, &r), 0);
+		assert_int_equal((intptr_t)r, 0);
+		if (!send) {
+			assert_int_equal(s.v, 7);
+			assert_int_equal(weft_chan_try_recv(ch, &x), 0);
+			assert_int_equal(x, 8);
+		}
+		/* Nothing duplicated. */
+		assert_int_equal(weft_chan_try_recv(ch, &x), -EAGAIN);
+		assert_int_equal(weft_chan_release(ch), 0);
+	}
+	assert_int_equal(weft_runtime_stop(rt), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -574,6 +666,7 @@ int main(void)
 		cmocka_unit_test(test_close_races_send_recv),
 		cmocka_unit_test(test_stackless_step_forms),
 		cmocka_unit_test(test_step_deadlines_and_cancel),
+		cmocka_unit_test(test_bounded_hands_over_to_waiters),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -80,11 +80,20 @@ static size_t scavenge(weft_stack_pool_t *p)
 	return n;
 }
 
-/* Two periods: the first marks what sat unused, the second releases it. */
+/* What sat unused through a whole window is released at the period after
+ * it: the first periods only watch. */
+static void watch_window(weft_stack_pool_t *p)
+{
+	for (int i = 0; i < WEFT_STACK_SCAVENGE_WINDOW; i++)
+		assert_int_equal(scavenge(p), 0);
+}
+
 static size_t release_idle(weft_stack_pool_t *p)
 {
-	size_t n = scavenge(p);
-	return n + scavenge(p);
+	size_t n = 0;
+	for (int i = 0; i <= WEFT_STACK_SCAVENGE_WINDOW; i++)
+		n += scavenge(p);
+	return n;
 }
 
 /* Whether the page holding addr is resident. */
@@ -611,7 +620,7 @@ static void test_idle_stacks_are_released_in_the_background(void **state)
 		weft__stack_free(p, &c, s[i]);
 	weft__stack_cache_flush(p, &c);
 	size_t rss_before = rss_bytes();
-	assert_int_equal(scavenge(p), 0); /* the first period only marks */
+	watch_window(p); /* the first periods only watch */
 	assert_int_equal(stats(p).warm, N);
 	assert_int_equal(scavenge(p), N - 16);
 	size_t rss_after = rss_bytes();
@@ -626,7 +635,7 @@ static void test_idle_stacks_are_released_in_the_background(void **state)
 }
 
 /* Hysteresis: a stack taken from the pool during a period was needed, so
- * the release leaves as many as the pool's lowest level in that period. */
+ * the release leaves as many as the pool's lowest level in the window. */
 static void test_release_spares_what_was_used(void **state)
 {
 	(void)state;
@@ -639,8 +648,9 @@ static void test_release_spares_what_was_used(void **state)
 	for (int i = 0; i < N; i++)
 		weft__stack_free(p, &c, s[i]);
 	weft__stack_cache_flush(p, &c);
-	assert_int_equal(scavenge(p), 0); /* a period begins with N warm */
-	/* During it, demand takes USED stacks and gives them back. */
+	watch_window(p); /* N sat warm since */
+	/* During the next period, demand takes USED stacks and gives them
+	 * back. */
 	for (int i = 0; i < USED; i++)
 		assert_int_equal(weft__stack_alloc(p, &c, 64 * KiB, &s[i]), 0);
 	for (int i = 0; i < USED; i++)
@@ -649,9 +659,37 @@ static void test_release_spares_what_was_used(void **state)
 	size_t low = N - 160; /* USED were taken in batches of 32 */
 	assert_int_equal(scavenge(p), low);
 	assert_int_equal(stats(p).warm, N - low);
-	/* A period with no demand at all releases the rest. */
+	/* A whole window with no demand at all releases the rest. */
+	for (int i = 1; i < WEFT_STACK_SCAVENGE_WINDOW; i++)
+		assert_int_equal(scavenge(p), 0);
 	assert_int_equal(scavenge(p), N - low);
 	assert_int_equal(stats(p).warm, 0);
+	weft__stack_pool_destroy(p);
+}
+
+/* Demand that comes back in bursts less than a window apart (rounds of
+ * spawns with quiet periods between them) keeps its stacks: nothing is
+ * released, so no burst pays to fault them in again. */
+static void test_bursts_within_a_window_keep_their_stacks(void **state)
+{
+	(void)state;
+	enum { N = 192 };
+	weft_stack_pool_t *p = pool_new(0, 100, NULL);
+	weft_stack_cache_t c = {0};
+	weft_stack_t *s[N];
+	for (int round = 0; round < 4 * WEFT_STACK_SCAVENGE_WINDOW; round++) {
+		for (int i = 0; i < N; i++)
+			assert_int_equal(weft__stack_alloc(p, &c, 64 * KiB, &s[i]), 0);
+		for (int i = 0; i < N; i++)
+			weft__stack_free(p, &c, s[i]);
+		weft__stack_cache_flush(p, &c);
+		/* Quiet periods between bursts, a window less one. */
+		for (int i = 0; i < WEFT_STACK_SCAVENGE_WINDOW - 1; i++)
+			assert_int_equal(scavenge(p), 0);
+	}
+	weft_stack_stats_t st = stats(p);
+	assert_int_equal(st.released, 0);
+	assert_int_equal(st.warm, N);
 	weft__stack_pool_destroy(p);
 }
 
@@ -921,6 +959,7 @@ int main(void)
 		cmocka_unit_test(test_free_path_keeps_memory),
 		cmocka_unit_test(test_idle_stacks_are_released_in_the_background),
 		cmocka_unit_test(test_release_spares_what_was_used),
+		cmocka_unit_test(test_bursts_within_a_window_keep_their_stacks),
 		cmocka_unit_test(test_released_stack_comes_back_zeroed_and_populated),
 		cmocka_unit_test(test_carved_batch_has_top_pages_populated),
 		cmocka_unit_test(test_100k_live_stacks_in_few_mappings),
