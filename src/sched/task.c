@@ -10,10 +10,10 @@
  * 2^24 - 1) is bumped when the record is freed, and a slot whose
  * generations are used up is retired, so an id never names two tasks in a
  * runtime's life and a stale id is detected, not obeyed.
- * Slabs are unmapped only when the runtime is destroyed, so reading a record
- * through a stale id is always safe. A slab sits at a WEFT_SLAB_ALIGN
- * boundary and ends with one aux pointer per record and its runtime
- * (internal.h), so a 64-byte record needs neither field of its own.
+ * Slabs are never unmapped (a later runtime of the same index reuses them),
+ * so reading a record through a stale id is always safe. A slab sits at a
+ * WEFT_SLAB_ALIGN boundary and ends with one aux pointer per record and its
+ * runtime (internal.h), so a 64-byte record needs neither field of its own.
  *
  * Lifetime: refs counts the running task (until it finishes), the handle (a
  * joinable, not yet joined task), and transient lookups (weft__task_ref). The
