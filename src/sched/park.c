@@ -75,8 +75,8 @@
  *
  * Memory safety: a waker reads the parker's state word, so the parker must
  * outlive every waker that may still touch it. Task records live in slabs
- * that are never unmapped (their free pages may go back to the OS, and read
- * as zero then), and a plain thread's
+ * that are never unmapped (see task.c for the pages of free records given
+ * back to the OS), and a plain thread's
  * parker in memory that is never freed (it passes to the next thread when
  * its thread exits), so a late unpark meets at worst a later wait of the
  * same parker, and fails its epoch check. Wait-queue wakers may therefore
