@@ -66,7 +66,8 @@ typedef struct weft_config {
 
 /* Start a runtime. cfg may be NULL (all defaults, environment honoured).
  * The first runtime started becomes the process default used by calls made
- * outside any runtime (weft_spawn from a plain thread). */
+ * outside any runtime (weft_spawn from a plain thread); when it stops,
+ * another runtime still running takes its place. */
 int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg);
 /* Stop: wake the threads waiting for a stop request (below), cancel every
  * task still alive (their blocking calls return -ECANCELED), wait for them
@@ -77,7 +78,8 @@ int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg);
  * (or other runtimes' tasks) make on the runtime or its tasks while it
  * stops are safe: they complete, or fail with -ESRCH / -ESHUTDOWN. The
  * runtime's memory is never returned, so a pointer to a stopped runtime
- * stays harmless: calls on it fail, until a later runtime started with
+ * stays harmless: calls on it fail (the stop requests below succeed: there
+ * is nothing left to wait for), until a later runtime started with
  * weft_runtime_start reuses it (as a later runtime may reuse its task ids). */
 int weft_runtime_stop(weft_runtime_t *rt);
 /* Stop requests, for a program whose main thread only waits until some
