@@ -302,7 +302,7 @@ static void test_stackless_deadline(void **state)
 /* ------------------------------------------------------------ TCP reads after a short read */
 
 /* On TCP, a short read marks the socket drained and the next read waits
- * for a report before its system call (socket.c, read_slot); stackless
+ * for a report before its system call (socket.c, read_some); stackless
  * readers take that path too. Data that comes after a short read, in
  * pieces or all at once, and the end of file must all be seen. */
 typedef struct sink_st {
