@@ -15,6 +15,11 @@
  * sockets use MSG_NOSIGNAL; a descriptor found not to be a socket
  * (ENOTSOCK) is remembered in its slot and written with write(2) from then
  * on, marked so that SIGPIPE cannot kill (IO_NOSIGPIPE, see poll.c).
+ *
+ * The calls that move a whole buffer (weft_read_full, weft_write_all) and
+ * weft_sendfile count the bytes moved in io_call.progress, which the op of
+ * their _step forms keeps from the registration to the repeat: the repeat
+ * goes on from there, with the same buffer and length (begin_whole).
  */
 #include "io_impl.h"
 
@@ -433,36 +438,72 @@ static bool bad_iov(const struct iovec *iov, int iovcnt)
 	return (!iov && iovcnt) || iovcnt < 0 || iovcnt > IOV_MAX;
 }
 
-ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline)
+static ssize_t readv_call(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline, weft_op_t *op)
 {
 	if (bad_iov(iov, iovcnt))
 		return -EINVAL;
 	io_call c;
-	int w = weft__io_begin(&c, fd, deadline, NULL, 0, 0);
+	int w = weft__io_begin(&c, fd, deadline, op, WEFT__IO_READV_STEP, 0);
 	if (w < 0)
 		return w;
 	IO_RETRY(&c, POLLIN, readv(fd, iov, iovcnt));
 }
 
-ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline)
+ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline)
+{
+	return readv_call(fd, iov, iovcnt, deadline, NULL);
+}
+
+ssize_t weft_readv_step(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline, weft_op_t *op)
+{
+	return op ? readv_call(fd, iov, iovcnt, deadline, op) : -EINVAL;
+}
+
+static ssize_t writev_call(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline, weft_op_t *op)
 {
 	if (bad_iov(iov, iovcnt))
 		return -EINVAL;
 	io_call c;
-	int w = weft__io_begin(&c, fd, deadline, NULL, 0, 0);
+	int w = weft__io_begin(&c, fd, deadline, op, WEFT__IO_WRITEV_STEP, 0);
 	if (w < 0)
 		return w;
 	IO_RETRY(&c, POLLOUT, writev_once(&c, iov, iovcnt));
 }
 
-ssize_t weft_read_full(int fd, void *buf, size_t len, weft_time_t deadline, size_t *done)
+ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline)
+{
+	return writev_call(fd, iov, iovcnt, deadline, NULL);
+}
+
+ssize_t weft_writev_step(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline, weft_op_t *op)
+{
+	return op ? writev_call(fd, iov, iovcnt, deadline, op) : -EINVAL;
+}
+
+/* The whole-buffer calls (and sendfile) begin where the call got to: 0 for
+ * a new call, the op's count for the repeat of a registered one. A count
+ * beyond the buffer means the repeat did not pass the length the call was
+ * registered with (io.h: it must): refused, with nothing moved. */
+static int begin_whole(io_call *c, int fd, weft_time_t deadline, weft_op_t *op, uint8_t call, unsigned how,
+		       size_t len)
+{
+	int w = weft__io_begin(c, fd, deadline, op, call, how);
+	if (c->progress > len) {
+		c->progress = 0;
+		if (w >= 0)
+			w = -EINVAL;
+	}
+	return w;
+}
+
+static ssize_t read_full_call(int fd, void *buf, size_t len, weft_time_t deadline, size_t *done, weft_op_t *op)
 {
 	if (done)
 		*done = 0;
 	if ((!buf && len) || len > (size_t)SSIZE_MAX)
 		return -EINVAL;
 	io_call c;
-	ssize_t r = weft__io_begin(&c, fd, deadline, NULL, 0, IO_CALL_READ);
+	ssize_t r = begin_whole(&c, fd, deadline, op, WEFT__IO_READ_FULL_STEP, IO_CALL_READ, len);
 	if (r >= 0)
 		r = (ssize_t)len;
 	while (r > 0 && c.progress < len) {
@@ -473,19 +514,35 @@ ssize_t weft_read_full(int fd, void *buf, size_t len, weft_time_t deadline, size
 		else
 			c.progress += (size_t)n;
 	}
+	assert(c.progress <= len);
 	if (done)
 		*done = c.progress;
 	return r;
 }
 
-ssize_t weft_write_all(int fd, const void *buf, size_t len, weft_time_t deadline, size_t *done)
+ssize_t weft_read_full(int fd, void *buf, size_t len, weft_time_t deadline, size_t *done)
+{
+	return read_full_call(fd, buf, len, deadline, done, NULL);
+}
+
+ssize_t weft_read_full_step(int fd, void *buf, size_t len, weft_time_t deadline, size_t *done, weft_op_t *op)
+{
+	if (op)
+		return read_full_call(fd, buf, len, deadline, done, op);
+	if (done)
+		*done = 0;
+	return -EINVAL;
+}
+
+static ssize_t write_all_call(int fd, const void *buf, size_t len, weft_time_t deadline, size_t *done,
+			      weft_op_t *op)
 {
 	if (done)
 		*done = 0;
 	if ((!buf && len) || len > (size_t)SSIZE_MAX)
 		return -EINVAL;
 	io_call c;
-	ssize_t r = weft__io_begin(&c, fd, deadline, NULL, 0, 0);
+	ssize_t r = begin_whole(&c, fd, deadline, op, WEFT__IO_WRITE_ALL_STEP, 0, len);
 	if (r >= 0)
 		r = (ssize_t)len;
 	while (r > 0 && c.progress < len) {
@@ -496,42 +553,83 @@ ssize_t weft_write_all(int fd, const void *buf, size_t len, weft_time_t deadline
 		else
 			c.progress += (size_t)n;
 	}
+	assert(c.progress <= len);
 	if (done)
 		*done = c.progress;
 	return r;
 }
 
-ssize_t weft_recvfrom(int fd, void *buf, size_t len, struct sockaddr *addr, socklen_t *alen, weft_time_t deadline)
+ssize_t weft_write_all(int fd, const void *buf, size_t len, weft_time_t deadline, size_t *done)
+{
+	return write_all_call(fd, buf, len, deadline, done, NULL);
+}
+
+ssize_t weft_write_all_step(int fd, const void *buf, size_t len, weft_time_t deadline, size_t *done,
+			    weft_op_t *op)
+{
+	if (op)
+		return write_all_call(fd, buf, len, deadline, done, op);
+	if (done)
+		*done = 0;
+	return -EINVAL;
+}
+
+static ssize_t recvfrom_call(int fd, void *buf, size_t len, struct sockaddr *addr, socklen_t *alen,
+			     weft_time_t deadline, weft_op_t *op)
 {
 	if ((!buf && len) || len > (size_t)SSIZE_MAX || (addr && !alen))
 		return -EINVAL;
 	io_call c;
-	int w = weft__io_begin(&c, fd, deadline, NULL, 0, 0);
+	int w = weft__io_begin(&c, fd, deadline, op, WEFT__IO_RECVFROM_STEP, 0);
 	if (w < 0)
 		return w;
 	IO_RETRY(&c, POLLIN, recvfrom(fd, buf, len, 0, addr, alen));
 }
 
-ssize_t weft_sendto(int fd, const void *buf, size_t len, const struct sockaddr *addr, socklen_t alen,
-		    weft_time_t deadline)
+ssize_t weft_recvfrom(int fd, void *buf, size_t len, struct sockaddr *addr, socklen_t *alen, weft_time_t deadline)
+{
+	return recvfrom_call(fd, buf, len, addr, alen, deadline, NULL);
+}
+
+ssize_t weft_recvfrom_step(int fd, void *buf, size_t len, struct sockaddr *addr, socklen_t *alen,
+			   weft_time_t deadline, weft_op_t *op)
+{
+	return op ? recvfrom_call(fd, buf, len, addr, alen, deadline, op) : -EINVAL;
+}
+
+static ssize_t sendto_call(int fd, const void *buf, size_t len, const struct sockaddr *addr, socklen_t alen,
+			   weft_time_t deadline, weft_op_t *op)
 {
 	if ((!buf && len) || len > (size_t)SSIZE_MAX)
 		return -EINVAL;
 	io_call c;
-	int w = weft__io_begin(&c, fd, deadline, NULL, 0, 0);
+	int w = weft__io_begin(&c, fd, deadline, op, WEFT__IO_SENDTO_STEP, 0);
 	if (w < 0)
 		return w;
 	IO_RETRY(&c, POLLOUT, sendto(fd, buf, len, MSG_NOSIGNAL, addr, alen));
 }
 
-ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, weft_time_t deadline)
+ssize_t weft_sendto(int fd, const void *buf, size_t len, const struct sockaddr *addr, socklen_t alen,
+		    weft_time_t deadline)
+{
+	return sendto_call(fd, buf, len, addr, alen, deadline, NULL);
+}
+
+ssize_t weft_sendto_step(int fd, const void *buf, size_t len, const struct sockaddr *addr, socklen_t alen,
+			 weft_time_t deadline, weft_op_t *op)
+{
+	return op ? sendto_call(fd, buf, len, addr, alen, deadline, op) : -EINVAL;
+}
+
+static ssize_t sendfile_call(int out_fd, int in_fd, off_t *offset, size_t count, weft_time_t deadline,
+			     weft_op_t *op)
 {
 	if (out_fd < 0 || in_fd < 0)
 		return -EBADF;
 	if (count > (size_t)SSIZE_MAX)
 		return -EINVAL;
 	io_call c; /* out_fd; in_fd is a regular file: its reads do not wait */
-	int w = weft__io_begin(&c, out_fd, deadline, NULL, 0, 0);
+	int w = begin_whole(&c, out_fd, deadline, op, WEFT__IO_SENDFILE_STEP, 0, count);
 	while (w >= 0 && c.progress < count) {
 		size_t chunk = count - c.progress > (1u << 30) ? (1u << 30) : count - c.progress;
 		io_mark m = weft__io_call_mark(&c);
@@ -550,8 +648,20 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, weft_t
 		assert(w != 0);
 	}
 	assert(c.progress <= count);
-	/* An error after some bytes went is not reported (io.h). */
-	return w < 0 && c.progress == 0 ? w : (ssize_t)c.progress;
+	/* An error after some bytes went is not reported (io.h); a
+	 * registration is, whatever went before it (the op keeps the count). */
+	return w < 0 && (c.progress == 0 || w == -EINPROGRESS) ? w : (ssize_t)c.progress;
+}
+
+ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, weft_time_t deadline)
+{
+	return sendfile_call(out_fd, in_fd, offset, count, deadline, NULL);
+}
+
+ssize_t weft_sendfile_step(int out_fd, int in_fd, off_t *offset, size_t count, weft_time_t deadline,
+			   weft_op_t *op)
+{
+	return op ? sendfile_call(out_fd, in_fd, offset, count, deadline, op) : -EINVAL;
 }
 
 /* ------------------------------------------------------------ names */
