@@ -76,7 +76,8 @@ extern "C" {
  * (reads), or a negative errno: -ETIMEDOUT (deadline; one already past
  * polls), -ECANCELED (the task was cancelled), -EBADF (bad descriptor, or
  * closed by weft_close while waiting), -EINVAL (a NULL buffer with a
- * length, a length above SSIZE_MAX), -ECONNRESET, -EPIPE, ... Stackless
+ * length, a length above SSIZE_MAX - for the vector calls, a sum of
+ * lengths, or a count outside 0..IOV_MAX), -ECONNRESET, -EPIPE, ... Stackless
  * tasks cannot park: there the calls that would block return -EWOULDBLOCK
  * (-ETIMEDOUT if the deadline has passed already).
  *

@@ -433,9 +433,20 @@ ssize_t weft_write_step(int fd, const void *buf, size_t len, weft_time_t deadlin
 	return op ? write_call(fd, buf, len, deadline, op) : -EINVAL;
 }
 
+/* A vector the calls refuse (-EINVAL): a count out of range, or lengths
+ * whose sum does not fit the result (the kernel refuses one length above
+ * SSIZE_MAX, but cuts a larger sum short, or says EFAULT). */
 static bool bad_iov(const struct iovec *iov, int iovcnt)
 {
-	return (!iov && iovcnt) || iovcnt < 0 || iovcnt > IOV_MAX;
+	if ((!iov && iovcnt) || iovcnt < 0 || iovcnt > IOV_MAX)
+		return true;
+	size_t total = 0;
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len > (size_t)SSIZE_MAX - total)
+			return true;
+		total += iov[i].iov_len;
+	}
+	return false;
 }
 
 static ssize_t readv_call(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline, weft_op_t *op)
