@@ -204,7 +204,8 @@ static void settle(call_st *c)
 		got = malloc(c->len + 1);
 		TCHECK(got != NULL);
 		if (dgram(c->f))
-			TCHECK_EQ(weft_recvfrom(c->peer, got, c->len + 1, NULL, NULL, wt_hang_deadline()), (ssize_t)c->len);
+			TCHECK_EQ(weft_recvfrom(c->peer, got, c->len + 1, NULL, NULL, wt_hang_deadline()),
+				  (ssize_t)c->len);
 		else
 			TCHECK_EQ(weft_read_full(c->peer, got, c->len, wt_hang_deadline(), NULL), (ssize_t)c->len);
 	}
