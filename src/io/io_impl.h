@@ -97,14 +97,15 @@ enum {
 	IO_PARK,     /* a coroutine: park on fd's slot */
 	IO_REGISTER, /* a stackless task with an op (a _step form): register in it */
 	IO_POLL,     /* a plain thread (or no poller could be had): poll(2) */
-	IO_REFUSE    /* a stackless task without an op: -EWOULDBLOCK, or -ETIMEDOUT for a past deadline */
+	IO_REFUSE,   /* a stackless task without an op: -EWOULDBLOCK, or -ETIMEDOUT for a past deadline */
+	IO_KIND_LATER /* not asked yet (weft__io_kind) */
 };
 
 typedef struct weft_io weft_io;
 
 typedef struct io_call {
 	int fd;
-	uint8_t kind;	 /* IO_PARK ... */
+	uint8_t kind;	 /* IO_PARK ..., or IO_KIND_LATER: read it with weft__io_kind */
 	bool foreign;	 /* weft_fd_wait: fd is not weft's (IO_CALL_FOREIGN) */
 	bool reader;	 /* weft_read's own path (IO_CALL_READ): its waits keep IO_DRAINED */
 	uint32_t gen;	 /* s's generation when the call took it (a close moves it on: -EBADF) */
@@ -129,6 +130,13 @@ typedef struct io_call {
  * -ECANCELED, -EBADF...), -EBADF (fd). c->progress is the op's on a
  * repeat (-EINPROGRESS included), else 0. */
 int weft__io_begin(io_call *c, int fd, weft_time_t deadline, weft_op_t *op, uint8_t call, unsigned how);
+/* The kind of caller (IO_PARK ... IO_REFUSE): asked of the scheduler the
+ * first time a call needs it, which a call that does not wait may never. */
+uint8_t weft__io_kind_of(io_call *c);
+static inline uint8_t weft__io_kind(io_call *c)
+{
+	return c->kind != IO_KIND_LATER ? c->kind : weft__io_kind_of(c);
+}
 /* The mark to take right before each attempt. */
 static inline io_mark weft__io_call_mark(const io_call *c)
 {

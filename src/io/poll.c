@@ -89,7 +89,7 @@
  * server's accept loop) is written once, as "attempt; if it would block,
  * wait" (the loop is in io_impl.h): weft__io_begin starts it, and after
  * each attempt that says EAGAIN, weft__io_wait waits the way the caller
- * can, decided once per call (io_call.kind):
+ * can (io_call.kind, asked of the scheduler at most once per call):
  *  - a coroutine parks on the slot (slot_wait: wait_begin, weft_park,
  *    wait_end);
  *  - a plain thread poll(2)s (thread_wait): its registrations would land
@@ -781,51 +781,77 @@ static int op_finish(io_op *op)
 	return wait_end(io, s, op->fd, op->gen, op->events, op->foreign, &op->n, e);
 }
 
-int weft__io_begin(io_call *c, int fd, weft_time_t deadline, weft_op_t *opaque, uint8_t call, unsigned how)
+uint8_t weft__io_kind_of(io_call *c)
 {
-	*c = (io_call){.fd = fd,
-		       .deadline = deadline,
-		       .foreign = how & IO_CALL_FOREIGN,
-		       .reader = how & IO_CALL_READ};
-	c->kind = !weft_self() ? IO_POLL : weft_can_park() ? IO_PARK : opaque ? IO_REGISTER : IO_REFUSE;
+	assert(c->kind == IO_KIND_LATER);
+	c->kind = !weft_can_park() ? (c->op ? IO_REGISTER : IO_REFUSE) : weft_self() ? IO_PARK : IO_POLL;
+	return c->kind;
+}
+
+/* weft__io_begin's part for _step forms and foreign descriptors (the
+ * blocking calls on weft's own descriptors skip it): the caller's kind now,
+ * the op's last wait finished, a foreign call's slot. */
+static __attribute__((noinline)) int begin_more(io_call *c, weft_op_t *opaque, uint8_t call)
+{
 	int w = 0;
 	if (opaque) {
 		io_op *op = (io_op *)opaque;
 		/* 0 in coroutines and threads, which block as the blocking form
 		 * does and leave op alone. */
 		int b = weft_step_begin(opaque, call);
-		assert(b == 0 || b == -EBUSY || c->kind == IO_REGISTER);
 		if (b == 1 || b == -EINPROGRESS)
 			c->progress = op->progress; /* registered by this call: how far it got */
 		if (b < 0)
 			return b;
-		if (c->kind == IO_REGISTER) {
+		assert(b == 0 || !weft_can_park()); /* only a stackless task registers */
+		if (b == 1 || !weft_can_park()) {
 			c->op = opaque;
+			c->kind = IO_REGISTER;
 			if (b == 0)
 				op->state = OP_IDLE;
 			else if ((w = op_finish(op)) < 0)
 				return w;
 		}
 	}
-	if (c->foreign) {
-		/* Not weft's descriptor: its mode stays; waits use any slot. */
-		if (c->kind != IO_PARK && c->kind != IO_REGISTER)
+	if (!c->foreign)
+		return w;
+	/* Not weft's descriptor: its mode stays; waits use any slot. */
+	uint8_t kind = weft__io_kind(c);
+	if (kind != IO_PARK && kind != IO_REGISTER)
+		return w;
+	weft_io *io = io_get();
+	if (!io) {
+		if (kind == IO_REGISTER)
+			return -ENOMEM;
+		c->kind = IO_POLL; /* no poller: poll(2), blocking the worker */
+		return w;
+	}
+	c->s = foreign_slot(io, c->fd);
+	c->io = io;
+	return c->s ? w : -EBADF;
+}
+
+int weft__io_begin(io_call *c, int fd, weft_time_t deadline, weft_op_t *op, uint8_t call, unsigned how)
+{
+	c->fd = fd;
+	c->kind = IO_KIND_LATER; /* asked when first needed: a call that does not wait may never need it */
+	c->foreign = how & IO_CALL_FOREIGN;
+	c->reader = how & IO_CALL_READ;
+	c->deadline = deadline;
+	c->op = NULL;
+	c->io = NULL;
+	c->s = NULL;
+	c->progress = 0;
+	int w = 0;
+	if (op || c->foreign) {
+		w = begin_more(c, op, call);
+		if (w < 0 || c->foreign)
 			return w;
-		weft_io *io = io_get();
-		if (!io) {
-			if (c->kind == IO_REGISTER)
-				return -ENOMEM;
-			c->kind = IO_POLL; /* no poller: poll(2), blocking the worker */
-			return w;
-		}
-		c->s = foreign_slot(io, fd);
-		c->io = io;
-		return c->s ? w : -EBADF;
 	}
 	if (fd < 0)
 		return -EBADF;
 	weft_io *io = io_peek();
-	if (io && take_registered(c, io, weft__io_slot(io, fd, false)))
+	if (io && take_registered(c, io, weft__io_slot_peek(io, fd)))
 		return w; /* made non-blocking when it was registered */
 	int r = set_nonblock(fd);
 	return r < 0 ? r : w;
@@ -836,7 +862,7 @@ int weft__io_begin(io_call *c, int fd, weft_time_t deadline, weft_op_t *opaque, 
  * events (try again), or a negative errno. */
 static int call_register(io_call *c, uint32_t events)
 {
-	assert(!c->foreign && (c->kind == IO_PARK || c->kind == IO_REGISTER));
+	assert(!c->foreign && (c->kind == IO_PARK || c->kind == IO_REGISTER)); /* (known by now) */
 	weft_io *io = io_get();
 	if (!io) /* no poller: a coroutine waits in poll(2), blocking its worker */
 		return c->kind == IO_PARK ? thread_wait(c->fd, events, c->deadline) : -ENOMEM;
@@ -894,9 +920,10 @@ static int step_wait(io_call *c, uint32_t events, const io_mark *since)
 int weft__io_wait(io_call *c, uint32_t events, const io_mark *m)
 {
 	assert(events != 0 && (c->foreign ? m == NULL : m != NULL));
+	uint8_t kind = weft__io_kind(c);
 	/* Only a stackless task in a _step form holds an op. */
-	assert((c->op != NULL) == (c->kind == IO_REGISTER));
-	switch (c->kind) {
+	assert((c->op != NULL) == (kind == IO_REGISTER));
+	switch (kind) {
 	case IO_POLL:
 		return thread_wait(c->fd, events, c->deadline);
 	case IO_REFUSE: /* a past deadline has passed; any other would be waited for */
@@ -914,7 +941,7 @@ int weft__io_wait(io_call *c, uint32_t events, const io_mark *m)
 	}
 	assert(c->s != NULL && c->io != NULL);
 	const io_mark *since = c->foreign ? NULL : m;
-	if (c->kind == IO_PARK)
+	if (kind == IO_PARK)
 		return slot_wait(c->io, c->s, c->fd, c->gen, events, c->deadline, c->foreign, since);
 	return step_wait(c, events, since);
 }

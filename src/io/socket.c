@@ -203,7 +203,8 @@ static int connect_call(int fd, const struct sockaddr *addr, socklen_t len, weft
 		/* The listener's backlog is full: nothing to wait for in the
 		 * poller, so a coroutine or thread sleeps and tries again; a
 		 * stackless task gets -EAGAIN (io.h). */
-		if (c.kind != IO_PARK && c.kind != IO_POLL)
+		uint8_t kind = weft__io_kind(&c);
+		if (kind != IO_PARK && kind != IO_POLL)
 			return r;
 		if (weft__io_deadline_passed(deadline))
 			return -ETIMEDOUT;
@@ -313,28 +314,33 @@ int weft_shutdown(int fd, int how)
  * what a report announced without weft_read seeing it, so their waits clear
  * IO_DRAINED (the next weft_read tries the system call).
  *
- * The shortcut is for callers that wait for reports in the poller: a
+ * Any reader keeps the mark (it says what the queue held), but only the
+ * callers that wait for reports in the poller may take the shortcut: a
  * coroutine, and a stackless task in a _step form, whose repeated call
  * starts over at the drained check. A plain thread waits with poll(2),
  * which counts no reports, and a stackless task in weft_read cannot wait
  * at all: both always try the system call; so does a call whose deadline
  * has passed (it polls: it must see data that came and was not reported
  * yet). */
+static bool waits_for_reports(io_call *c)
+{
+	uint8_t kind = weft__io_kind(c);
+	return (kind == IO_PARK || kind == IO_REGISTER) && !weft__io_deadline_passed(c->deadline);
+}
+
 static ssize_t read_some(io_call *c, void *buf, size_t len)
 {
 	assert(c->reader);
-	bool shortcut = len > 0 && (c->kind == IO_PARK || c->kind == IO_REGISTER);
 	for (;;) {
 		io_slot *s = c->s; /* set by the first wait, if fd was not registered */
 		uint32_t f = s ? atomic_load_explicit(&s->flags, memory_order_relaxed) : 0;
-		if (shortcut && (f & IO_DRAINED) && !atomic_load_explicit(&s->seen, memory_order_relaxed)) {
+		if ((f & IO_DRAINED) && len > 0 && !atomic_load_explicit(&s->seen, memory_order_relaxed)) {
 			/* Drained, and no report for readers since the read that
 			 * drained it (a hang-up or error counts too, see
 			 * count_report in poll.c), and none ever (slot->seen):
 			 * wait, whatever the bits say. */
 			uint32_t at = atomic_load_explicit(&s->drained_at, memory_order_relaxed);
-			if (atomic_load_explicit(&s->in_edges, memory_order_acquire) == at &&
-			    !weft__io_deadline_passed(c->deadline)) {
+			if (atomic_load_explicit(&s->in_edges, memory_order_acquire) == at && waits_for_reports(c)) {
 				io_mark since = {.in = at, .valid = true};
 				int w = weft__io_wait(c, POLLIN, &since);
 				assert(w != 0);
@@ -354,8 +360,8 @@ static ssize_t read_some(io_call *c, void *buf, size_t len)
 		}
 		assert(n < 0 || (size_t)n <= len);
 		if (n >= 0) {
-			if (!shortcut || !s) {
-				/* Not a reader of the slot's reports. */
+			if (!s) {
+				/* No slot: no mark to keep. */
 			} else if (n == 0 || (size_t)n == len || !(f & IO_TCP)) {
 				/* End of file persists: no report would come. Only a
 				 * TCP socket's short read empties its queue; a
@@ -375,7 +381,7 @@ static ssize_t read_some(io_call *c, void *buf, size_t len)
 			continue;
 		if (e != EAGAIN && e != EWOULDBLOCK)
 			return -e;
-		if (shortcut && s) {
+		if (s) {
 			/* Empty now: wait for a report newer than the read (a POLLIN
 			 * bit from before it is stale), whatever slot->seen says. */
 			atomic_store_explicit(&s->drained_at, m.in, memory_order_relaxed);
