@@ -76,7 +76,8 @@ extern "C" {
  * (reads), or a negative errno: -ETIMEDOUT (deadline; one already past
  * polls), -ECANCELED (the task was cancelled), -EBADF (bad descriptor, or
  * closed by weft_close while waiting), -EINVAL (a NULL buffer with a
- * length, a length above SSIZE_MAX), -ECONNRESET, -EPIPE, ... Stackless
+ * length, a length above SSIZE_MAX - for the vector calls, a sum of
+ * lengths, or a count outside 0..IOV_MAX), -ECONNRESET, -EPIPE, ... Stackless
  * tasks cannot park: there the calls that would block return -EWOULDBLOCK
  * (-ETIMEDOUT if the deadline has passed already).
  *
@@ -178,26 +179,71 @@ int weft_shutdown(int fd, int how);
 /* ------------------------------------------------------------ stackless tasks */
 
 /* A stackless task cannot park, so the calls above return -EWOULDBLOCK
- * there instead of waiting (-ETIMEDOUT when the deadline has passed). The _step forms wait the stackless way and
- * keep the step protocol of weft/sched.h ("Step forms"): a call either
- * completes, with the same results as the blocking form, or registers the
- * task to be woken (in op, a weft_op_t) and returns -EINPROGRESS; the step
- * function then returns WEFT_STEP_PARKED and, when called again, repeats
- * the same call with the same op, which finishes the wait and retries (it
- * may register again). The deadline is absolute, so repeating the call
- * keeps it; cancelling the task, or weft_close of the descriptor, ends the
- * wait. While the call is registered, op must not be reused or freed (the
- * task's waiter is linked in it); once it has completed, op (and the state
- * holding it) may be freed at once, e.g. in the step that returns
- * WEFT_STEP_DONE right after its read. -EINVAL for a NULL op. In coroutines and plain threads the
- * _step forms block like the others. */
+ * there instead of waiting (-ETIMEDOUT when the deadline has passed). Every
+ * one that waits on a descriptor has a _step form (below; not
+ * weft_tcp_connect and weft_unix_connect, which may look a name up on the
+ * blocking pool: a stackless task connects with weft_socket and
+ * weft_connect_step). A _step form waits the stackless way and keeps the
+ * step protocol of weft/sched.h ("Step forms"): it takes the blocking
+ * call's arguments and an op (a weft_op_t the caller owns, needing no
+ * initialisation), and either completes, returning exactly what the
+ * blocking call would, or registers the task to be woken (in op) and
+ * returns -EINPROGRESS. The step function then returns WEFT_STEP_PARKED
+ * and, when called again, repeats the same call with the same arguments
+ * and the same op, which finishes the wait and tries again (it may register
+ * again). A repeat made before the wait has ended returns -EINPROGRESS and
+ * changes nothing.
+ *  - Deadlines are absolute, so the repeat keeps it. One already past
+ *    polls: the call does what it can without waiting, else -ETIMEDOUT,
+ *    nothing registered. One that passes while the task is registered
+ *    makes the repeat return -ETIMEDOUT.
+ *  - weft_cancel of the task ends the wait: the repeat returns -ECANCELED.
+ *    weft_close of the descriptor ends it too: -EBADF.
+ *  - One registration at a time: while op is registered, every other _step
+ *    call of the task (another op, or this op in another call) returns
+ *    -EBUSY and changes nothing.
+ *  - While the call is registered, op must not be reused, moved or freed
+ *    (the task's waiter is linked in it); once it has completed, op (and
+ *    the state holding it) may be freed at once, e.g. in the step that
+ *    returns WEFT_STEP_DONE right after its read.
+ *  - -EINVAL for a NULL op. In coroutines and plain threads the _step forms
+ *    block like the blocking calls and leave op alone.
+ * The errors are the blocking calls' (above), plus -EINPROGRESS and -EBUSY. */
 int weft_fd_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_op_t *op);
 ssize_t weft_read_step(int fd, void *buf, size_t len, weft_time_t deadline, weft_op_t *op);
 ssize_t weft_write_step(int fd, const void *buf, size_t len, weft_time_t deadline, weft_op_t *op);
+ssize_t weft_readv_step(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline, weft_op_t *op);
+ssize_t weft_writev_step(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline, weft_op_t *op);
+ssize_t weft_recvfrom_step(int fd, void *buf, size_t len, struct sockaddr *addr, socklen_t *alen,
+			   weft_time_t deadline, weft_op_t *op);
+ssize_t weft_sendto_step(int fd, const void *buf, size_t len, const struct sockaddr *addr, socklen_t alen,
+			 weft_time_t deadline, weft_op_t *op);
 int weft_accept_step(int lfd, struct sockaddr *addr, socklen_t *len, weft_time_t deadline, weft_op_t *op);
 /* A Unix listener whose backlog is full gives -EAGAIN here (the blocking
  * form sleeps and retries until its deadline). */
 int weft_connect_step(int fd, const struct sockaddr *addr, socklen_t len, weft_time_t deadline, weft_op_t *op);
+/* The calls that move a whole buffer, and sendfile, may register several
+ * times before they complete. What they have moved so far lives in op
+ * while the call is registered, and the repeat goes on from there: so it
+ * must pass the same descriptor, buffer (and its contents, for writes) and
+ * length (sendfile: the same file, offset pointer and count; the kernel
+ * advances *offset, or in_fd's position, as bytes go). A repeat whose
+ * length is below what has moved already gets -EINVAL (its op is no longer
+ * registered). A call that is not a repeat (op not registered) starts at
+ * byte 0.
+ * weft_read_full_step and weft_write_all_step return what the blocking forms
+ * do (len; weft_read_full_step: 0, or -EPROTO for end of file after some
+ * bytes), and *done (done may be NULL) gets the bytes moved so far on every
+ * return: the count kept in op with -EINPROGRESS, the total when the call
+ * completes or fails (-ETIMEDOUT, -ECANCELED, -EPIPE...), 0 for -EINVAL and
+ * -EBUSY. weft_sendfile_step returns what weft_sendfile does (the bytes
+ * sent, also when a deadline, cancellation or error stops it after some
+ * went; -errno if none did), and -EINPROGRESS while registered. */
+ssize_t weft_read_full_step(int fd, void *buf, size_t len, weft_time_t deadline, size_t *done, weft_op_t *op);
+ssize_t weft_write_all_step(int fd, const void *buf, size_t len, weft_time_t deadline, size_t *done,
+			    weft_op_t *op);
+ssize_t weft_sendfile_step(int out_fd, int in_fd, off_t *offset, size_t count, weft_time_t deadline,
+			   weft_op_t *op);
 
 /* ------------------------------------------------------------ servers */
 

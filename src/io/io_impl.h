@@ -8,12 +8,14 @@
 
 #include <stdatomic.h>
 
-/* A task waiting on a descriptor: linked on its slot while parked. */
+/* A task waiting on a descriptor: linked on its slot while parked. 40
+ * bytes: a stackless task's waiter lives in its weft_op_t (64 bytes, see
+ * poll.c), next to the call's progress. */
 typedef struct io_waiter {
 	struct io_waiter *next, *prev;
 	weft_waker_t waker;
-	uint32_t match; /* readiness bits that end this wait */
 	int status;	/* the ready mask or -EBADF, set before the unpark */
+	uint16_t match; /* readiness bits that end this wait (all poll bits fit in 16) */
 	bool linked;
 } io_waiter;
 
@@ -47,27 +49,15 @@ typedef struct io_slot {
 #define IO_OWN_NONBLOCK 2u /* known to be O_NONBLOCK (weft created it so, or prepared it) */
 int weft__io_own(int fd, unsigned how);
 
-/* Every call that does I/O on a descriptor it was given runs this first:
- * a descriptor in blocking mode would block the worker (or the thread) in
- * the system call, past any deadline, so it is switched to O_NONBLOCK
- * (see io.h). Free for a descriptor registered with the current runtime's
- * poller (registration made it non-blocking); one fcntl otherwise.
- * 0 or -errno (-EBADF). */
-int weft__io_prepare(int fd);
-/* Set O_NONBLOCK on fd if it is not set. 0 or -errno. */
-int weft__io_nonblock(int fd);
-
 /* The reports a registered descriptor had had in each direction, taken
  * right before an operation on it; the wait after the operation says EAGAIN
  * ends at once if a report came since, whether or not another task took
- * its bit (see "Several tasks on one descriptor" in poll.c). valid: fd was
- * registered with the current runtime's poller and the caller can park. */
+ * its bit (see "Several tasks on one descriptor" in poll.c). valid: the
+ * call holds fd's registered slot (io_call.s). */
 typedef struct io_mark {
 	uint32_t in, out;
 	bool valid;
 } io_mark;
-io_mark weft__io_mark(int fd);
-/* The same for a registered slot the caller already holds. */
 static inline io_mark weft__io_slot_mark(const io_slot *s)
 {
 	return (io_mark){.in = atomic_load_explicit(&s->in_edges, memory_order_acquire),
@@ -75,33 +65,91 @@ static inline io_mark weft__io_slot_mark(const io_slot *s)
 			 .valid = true};
 }
 
-/* After an operation on fd (prepared: non-blocking) returned EAGAIN: wait
- * until it may succeed.
- * Returns the ready mask (> 0) or a negative errno. m is the mark taken
- * before the operation: reports counted since decide. A mark that is not
- * valid registers fd and returns at once (take a new mark and retry). */
-int weft__io_wait(int fd, uint32_t events, weft_time_t deadline, const io_mark *m);
-typedef struct weft_io weft_io;
-/* The slot of fd if fd is registered with the current runtime's poller and
- * the caller is a coroutine (which can park); else NULL. */
-io_slot *weft__io_lookup(int fd, weft_io **io);
-/* The same for a caller known to be a stackless task (it waits through an
- * op): only the registration is checked. */
-io_slot *weft__io_lookup_step(int fd, weft_io **io);
-/* weft__io_wait on a slot from weft__io_lookup, for generation gen, with a
- * mark (valid) taken before the operation. */
-int weft__io_slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline,
-		       const io_mark *since);
+/* ------------------------------------------------------------ the wait engine (poll.c) */
 
-/* Stackless tasks (the _step calls). weft__io_step_finish ends the wait
- * that op started, if any: 0 (none), the ready mask (retry the operation),
- * or a negative errno (-EINPROGRESS and -EBUSY from weft_step_begin among
- * them); every _step call runs it first, with its id. weft__io_wait_step
- * (op idle, i.e. finished) is weft__io_wait for them: the ready mask, a
- * negative errno, or -EINPROGRESS (the task is registered in op and must
- * return WEFT_STEP_PARKED, then call again). From coroutines and threads
- * it blocks like weft__io_wait. */
-int weft__io_step_finish(weft_op_t *op, uint8_t call);
+/* Whether an absolute deadline has passed (a past deadline polls). */
+static inline bool weft__io_deadline_passed(weft_time_t deadline)
+{
+	return deadline != WEFT_NEVER && deadline <= weft_now();
+}
+
+/* Every io call is written once, whoever calls it (the design comment in
+ * poll.c, "One wait engine"):
+ *
+ *     io_call c;
+ *     int w = weft__io_begin(&c, fd, deadline, op, call, how);
+ *     if (w < 0)
+ *         return w;                    // the step protocol's answers, or how a registered wait ended
+ *     for (;;) {
+ *         io_mark m = weft__io_call_mark(&c);
+ *         ... the system call; done: return ...
+ *         w = weft__io_wait(&c, events, &m);   // it said EAGAIN
+ *         if (w < 0)
+ *             return w;                // -ETIMEDOUT, -ECANCELED, -EBADF, ..., or -EINPROGRESS
+ *     }
+ *
+ * The engine waits the way the caller can (io_call.kind): a coroutine
+ * parks, a plain thread poll(2)s, a stackless task in a _step form
+ * registers in its op (-EINPROGRESS; the repeated call starts over at the
+ * top, where weft__io_begin finishes the wait), and a stackless task in a
+ * blocking form gets -EWOULDBLOCK. */
+enum {
+	IO_PARK,     /* a coroutine: park on fd's slot */
+	IO_REGISTER, /* a stackless task with an op (a _step form): register in it */
+	IO_POLL,     /* a plain thread (or no poller could be had): poll(2) */
+	IO_REFUSE,   /* a stackless task without an op: -EWOULDBLOCK, or -ETIMEDOUT for a past deadline */
+	IO_KIND_LATER /* not asked yet (weft__io_kind) */
+};
+
+typedef struct weft_io weft_io;
+
+typedef struct io_call {
+	int fd;
+	uint8_t kind;	 /* IO_PARK ..., or IO_KIND_LATER: read it with weft__io_kind */
+	bool foreign;	 /* weft_fd_wait: fd is not weft's (IO_CALL_FOREIGN) */
+	bool reader;	 /* weft_read's own path (IO_CALL_READ): its waits keep IO_DRAINED */
+	uint32_t gen;	 /* s's generation when the call took it (a close moves it on: -EBADF) */
+	weft_time_t deadline;
+	weft_op_t *op;	 /* IO_REGISTER: where the waits register; else NULL */
+	weft_io *io;	 /* with s: the current runtime's poller */
+	io_slot *s;	 /* fd's slot, registered (foreign: any), or NULL (not yet) */
+	size_t progress; /* bytes a whole-buffer call has moved; kept in the op across a registration */
+} io_call;
+
+#define IO_CALL_FOREIGN 1u /* weft_fd_wait: do not touch fd's mode; waits use the ready bits, no mark */
+#define IO_CALL_READ 2u	   /* weft_read and weft_read_full (see socket.c, read_some) */
+
+/* Start (or, for a _step form, continue) a call on fd; op NULL for the
+ * blocking forms, else the call's op with its id `call` (weft_step_begin).
+ * fd is made non-blocking (see io.h) unless foreign: free for a descriptor
+ * registered with the current runtime's poller, whose slot c then holds;
+ * one fcntl otherwise. Returns 0 (a new call), the ready mask of the
+ * registered wait that ended (> 0: a repeat; try again), or a negative
+ * errno to return as it is: -EINPROGRESS (a repeat before the wait ended),
+ * -EBUSY (another registration), how the wait ended (-ETIMEDOUT,
+ * -ECANCELED, -EBADF...), -EBADF (fd). c->progress is the op's on a
+ * repeat (-EINPROGRESS included), else 0. */
+int weft__io_begin(io_call *c, int fd, weft_time_t deadline, weft_op_t *op, uint8_t call, unsigned how);
+/* The kind of caller (IO_PARK ... IO_REFUSE): asked of the scheduler the
+ * first time a call needs it, which a call that does not wait may never. */
+uint8_t weft__io_kind_of(io_call *c);
+static inline uint8_t weft__io_kind(io_call *c)
+{
+	return c->kind != IO_KIND_LATER ? c->kind : weft__io_kind_of(c);
+}
+/* The mark to take right before each attempt. */
+static inline io_mark weft__io_call_mark(const io_call *c)
+{
+	return c->s ? weft__io_slot_mark(c->s) : (io_mark){0, 0, false};
+}
+/* The attempt said EAGAIN: wait until it may succeed. Returns the ready
+ * mask (> 0: try again) or a negative errno, -EINPROGRESS when it
+ * registered the task in c->op (the call returns it; its progress is kept).
+ * m is the mark taken before the attempt (NULL for foreign calls). A mark
+ * that is not valid registers fd (c->s is set) and returns at once: take a
+ * new mark and try again. */
+int weft__io_wait(io_call *c, uint32_t events, const io_mark *m);
+
 /* The _step calls' ids (weft_step_begin). */
 enum {
 	WEFT__IO_FD_WAIT_STEP = WEFT_STEP_ID_IO + 1,
@@ -109,11 +157,14 @@ enum {
 	WEFT__IO_WRITE_STEP,
 	WEFT__IO_ACCEPT_STEP,
 	WEFT__IO_CONNECT_STEP,
+	WEFT__IO_READV_STEP,
+	WEFT__IO_WRITEV_STEP,
+	WEFT__IO_RECVFROM_STEP,
+	WEFT__IO_SENDTO_STEP,
+	WEFT__IO_SENDFILE_STEP,
+	WEFT__IO_READ_FULL_STEP,
+	WEFT__IO_WRITE_ALL_STEP,
 };
-int weft__io_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_op_t *op, const io_mark *m);
-/* weft__io_slot_wait for a stackless task: op idle; -EINPROGRESS as above. */
-int weft__io_slot_wait_step(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline,
-			    weft_op_t *op, const io_mark *since);
 
 /* Forget the hang-ups reported so far (an unconnected TCP socket polls as
  * POLLHUP; weft_connect calls this once connected). */

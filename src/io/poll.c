@@ -19,7 +19,7 @@
  * (weft__io_own; weft's sockets at creation, other descriptors at their first
  * wait), made O_NONBLOCK first if it was not (a deadline cannot end a system
  * call that blocks; calls on a descriptor not registered yet make it
- * non-blocking themselves, weft__io_prepare), and must then be closed with
+ * non-blocking themselves, weft__io_begin), and must then be closed with
  * weft_close - from any thread: every poller is on a process-wide list
  * that weft_close also looks in ("every poller" below). epoll: EPOLL_CTL_ADD with
  * EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET; io_uring: one multishot poll for the
@@ -58,7 +58,7 @@
  * the poller also counts reports per direction (in_edges: POLLIN,
  * POLLRDHUP, POLLERR, POLLHUP; out_edges: POLLOUT, POLLERR, POLLHUP), and
  * weft's own operations take a mark of both counts right before each
- * attempt (weft__io_mark). The wait after an EAGAIN ends at once if its
+ * attempt (weft__io_call_mark). The wait after an EAGAIN ends at once if its
  * direction's count moved since the mark; if not, any bit still set came
  * before the attempt, which saw its data gone, so it is ignored. A marked
  * wait neither reads nor consumes bits, so no task can take another's
@@ -85,12 +85,33 @@
  * wanted direction, cancelled when the wait ends - parks until the poller
  * reports it, and asks poll(2) again (so its answer is never stale).
  *
- * Stackless tasks cannot park inside a call, so a wait is cut in two
- * (wait_begin, wait_end) around the step function's return: the _step
- * calls keep the waiter node in the caller's weft_op_t, which is linked
- * on the slot while the task is parked, and the next call with the same op
- * finishes the wait (unlinks it if nobody did) before retrying. Coroutines
- * and threads run both halves around weft_park in one call (slot_wait).
+ * One wait engine. Every io call (socket.c, weft_fd_wait below, the
+ * server's accept loop) is written once, as "attempt; if it would block,
+ * wait" (the loop is in io_impl.h): weft__io_begin starts it, and after
+ * each attempt that says EAGAIN, weft__io_wait waits the way the caller
+ * can (io_call.kind, asked of the scheduler at most once per call):
+ *  - a coroutine parks on the slot (slot_wait: wait_begin, weft_park,
+ *    wait_end);
+ *  - a plain thread poll(2)s (thread_wait): its registrations would land
+ *    in whatever runtime is current, so it keeps out of the slots;
+ *  - a stackless task in a _step form registers in its weft_op_t (the step
+ *    protocol of weft/sched.h): wait_begin links the waiter node kept in
+ *    the op, and the call returns -EINPROGRESS. The step function returns
+ *    WEFT_STEP_PARKED and repeats the same call, which starts over at the
+ *    top: weft__io_begin sees the op's wait has ended (weft_step_begin),
+ *    finishes it (wait_end, unlinking the node if no report did) and
+ *    either returns how it ended (-ETIMEDOUT, -ECANCELED, -EBADF) or lets
+ *    the call attempt again. So a wait is cut in two around the step
+ *    function's return, and the retry loop is the blocking one;
+ *  - a stackless task in a blocking form cannot wait: -EWOULDBLOCK
+ *    (-ETIMEDOUT once the deadline has passed), nothing registered.
+ * What a call has done before it waits is its own business, except for
+ * the calls that move a whole buffer (weft_read_full, weft_write_all,
+ * weft_sendfile): their count of bytes moved (io_call.progress) goes into
+ * the op with the registration and comes back out in the repeat, which
+ * goes on from there; the caller repeats with the same buffer and length.
+ * An op is 64 bytes: the waiter (40), what wait_end needs (16) and that
+ * count (8).
  *
  * io_uring specifics (submission batching, polls that end on their own,
  * closing a polled file) are described in poll_uring.c.
@@ -530,7 +551,7 @@ static bool moved_since(const io_slot *s, uint32_t events, const io_mark *m)
 static int wait_begin(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, bool foreign,
 		      const io_mark *since, io_waiter *n)
 {
-	n->match = events | ERRBITS | ((events & POLLIN) ? POLLRDHUP : 0);
+	n->match = (uint16_t)(events | ERRBITS | ((events & POLLIN) ? POLLRDHUP : 0));
 	n->status = 0;
 	n->linked = false;
 	nwait_add(io, 1);
@@ -612,7 +633,8 @@ static int slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t eve
 	return wait_end(io, s, fd, gen, events, foreign, &n, weft_park(n.waker, deadline));
 }
 
-int weft__io_nonblock(int fd)
+/* Set O_NONBLOCK on fd if it is not set. 0 or -errno. */
+static int set_nonblock(int fd)
 {
 	int fl = fcntl(fd, F_GETFL);
 	if (fl < 0)
@@ -624,10 +646,10 @@ int weft__io_nonblock(int fd)
 
 static int own_slot(weft_io *io, io_slot *s, int fd, unsigned how)
 {
-	/* A registered descriptor is non-blocking (weft__io_prepare relies on
+	/* A registered descriptor is non-blocking (weft__io_begin relies on
 	 * it): a wait with a deadline is no use if the call itself blocks. */
 	if (!(how & IO_OWN_NONBLOCK)) {
-		int r = weft__io_nonblock(fd);
+		int r = set_nonblock(fd);
 		if (r < 0)
 			return r;
 	}
@@ -675,7 +697,7 @@ int weft__io_own(int fd, unsigned how)
 	 * land in whatever runtime is current there. The first wait in a task
 	 * registers it. */
 	if (!weft_self())
-		return (how & IO_OWN_NONBLOCK) ? 0 : weft__io_nonblock(fd);
+		return (how & IO_OWN_NONBLOCK) ? 0 : set_nonblock(fd);
 	weft_io *io = io_get();
 	if (!io)
 		return 0;
@@ -687,107 +709,19 @@ int weft__io_own(int fd, unsigned how)
 	return own_slot(io, s, fd, how);
 }
 
-int weft__io_prepare(int fd)
+/* fd's slot if it is registered (IO_REG), with its generation. The flag
+ * before the generation: own_slot stores the generation, then the flag
+ * (release), so a registration seen here has its generation seen too.
+ * (Read the other way round, a first wait racing another task's
+ * registration could keep the old generation: a false -EBADF.) */
+static bool take_registered(io_call *c, weft_io *io, io_slot *s)
 {
-	if (fd < 0)
-		return -EBADF;
-	weft_io *io = io_peek();
-	io_slot *s = io ? weft__io_slot(io, fd, false) : NULL;
-	if (s && (atomic_load_explicit(&s->flags, memory_order_acquire) & IO_REG))
-		return 0; /* made non-blocking when it was registered */
-	return weft__io_nonblock(fd);
-}
-
-/* The slot a registered wait on fd uses, registering fd first if needed,
- * and its generation. NULL with *err: -EBADF, -ENOMEM, or a positive mask:
- * a regular file (always ready), or a mark m that was not valid (fd is
- * registered by now: retry the operation, with a mark this time). */
-static io_slot *wait_slot(weft_io *io, int fd, uint32_t events, const io_mark *m, uint32_t *gen, int *err)
-{
-	io_slot *s = weft__io_slot(io, fd, true);
-	if (!s) {
-		*err = -EBADF;
-		return NULL;
-	}
-	/* The flag before the generation: own_slot stores the generation, then
-	 * the flag (release), so a registration seen here has its generation
-	 * seen below. (Read the other way round, a first wait racing another
-	 * task's registration could keep the old generation: a false -EBADF.) */
-	if (!(atomic_load_explicit(&s->flags, memory_order_acquire) & IO_REG)) {
-		/* Non-blocking: every caller of weft__io_wait prepared fd. */
-		int r = own_slot(io, s, fd, IO_OWN_NONBLOCK);
-		if (r < 0) {
-			*err = r == -EPERM ? (int)events : r; /* -EPERM: a regular file, always ready */
-			return NULL;
-		}
-	}
-	if (!m->valid) {
-		*err = (int)events;
-		return NULL;
-	}
-	*gen = atomic_load_explicit(&s->gen, memory_order_acquire);
-	if (events & POLLIN) /* data read outside weft_read (see socket.c) */
-		atomic_fetch_and_explicit(&s->flags, ~IO_DRAINED, memory_order_relaxed);
-	return s;
-}
-
-io_mark weft__io_mark(int fd)
-{
-	weft_io *io = io_peek();
-	io_slot *s = io ? weft__io_slot(io, fd, false) : NULL;
-	if (s && (atomic_load_explicit(&s->flags, memory_order_acquire) & IO_REG))
-		return weft__io_slot_mark(s);
-	return (io_mark){0, 0, false};
-}
-
-int weft__io_wait(int fd, uint32_t events, weft_time_t deadline, const io_mark *m)
-{
-	if (fd < 0)
-		return -EBADF;
-	if (!weft_self())
-		return thread_wait(fd, events, deadline);
-	if (!weft_can_park()) /* a stackless task: a past deadline has passed, any other would be waited for */
-		return deadline != WEFT_NEVER && deadline <= weft_now() ? -ETIMEDOUT : -EWOULDBLOCK;
-	weft_io *io = io_get();
-	if (!io)
-		return thread_wait(fd, events, deadline);
-	uint32_t gen;
-	int err;
-	io_slot *s = wait_slot(io, fd, events, m, &gen, &err);
-	if (!s)
-		return err;
-	return slot_wait(io, s, fd, gen, events, deadline, false, m);
-}
-
-static int check_fd_wait(int fd, uint32_t events)
-{
-	if (fd < 0)
-		return -EBADF;
-	if ((events & (POLLIN | POLLOUT)) == 0 || (events & ~(uint32_t)(POLLIN | POLLOUT | POLLPRI | POLLRDHUP)))
-		return -EINVAL;
-	return 0;
-}
-
-/* weft_fd_wait's check before each wait: forget old reports, then ask the
- * kernel what holds now (anything that becomes ready after this point is
- * reported again), and arm the descriptor with epoll. Returns the ready
- * mask, or 0 and the generation to wait for, or a negative errno. */
-static int foreign_check(weft_io *io, io_slot *s, int fd, uint32_t events, uint32_t *gen)
-{
-	atomic_fetch_and_explicit(&s->ready, ~(events | ERRBITS | POLLRDHUP), memory_order_relaxed);
-	*gen = atomic_load_explicit(&s->gen, memory_order_acquire);
-	struct pollfd p = {.fd = fd, .events = (short)events};
-	int r = poll(&p, 1, 0);
-	if (r < 0)
-		return -errno;
-	if (r > 0)
-		return p.revents & POLLNVAL ? -EBADF : p.revents;
-	if (io->backend == BACKEND_EPOLL) {
-		r = weft__epoll_arm_foreign(io, fd, *gen);
-		if (r < 0)
-			return r == -EPERM ? (int)events : r; /* a regular file: always ready */
-	}
-	return 0;
+	if (!s || !(atomic_load_explicit(&s->flags, memory_order_acquire) & IO_REG))
+		return false;
+	c->io = io;
+	c->s = s;
+	c->gen = atomic_load_explicit(&s->gen, memory_order_acquire);
+	return true;
 }
 
 /* The slot weft_fd_wait uses (NULL: fd out of range or no memory). The
@@ -801,41 +735,12 @@ static io_slot *foreign_slot(weft_io *io, int fd)
 	return s;
 }
 
-int weft_fd_wait(int fd, uint32_t events, weft_time_t deadline)
-{
-	int r = check_fd_wait(fd, events);
-	if (r < 0)
-		return r;
-	if (!weft_self())
-		return thread_wait(fd, events, deadline);
-	if (!weft_can_park()) {
-		/* A stackless task cannot park: ask poll(2) what holds now. */
-		r = thread_wait(fd, events, 0);
-		if (r == -ETIMEDOUT && (deadline == WEFT_NEVER || deadline > weft_now()))
-			r = -EWOULDBLOCK;
-		return r;
-	}
-	weft_io *io = io_get();
-	if (!io)
-		return thread_wait(fd, events, deadline);
-	io_slot *s = foreign_slot(io, fd);
-	if (!s)
-		return -EBADF;
-	for (;;) {
-		/* Checking again after every wake-up keeps the answer exact (a
-		 * report may be stale, or a cancelled poll's). */
-		uint32_t gen;
-		r = foreign_check(io, s, fd, events, &gen);
-		if (r != 0)
-			return r;
-		r = slot_wait(io, s, fd, gen, events, deadline, true, NULL);
-		if (r < 0)
-			return r;
-	}
-}
+/* ------------------------------------------------------------ the wait engine */
 
-/* ------------------------------------------------------------ stackless waits */
-
+/* A stackless task's registration: the waiter node of its parked wait,
+ * what wait_end needs to finish that wait in the repeated call, and the
+ * call's progress (the bytes a whole-buffer call or sendfile has moved so
+ * far, which the repeat continues from). */
 typedef struct io_op {
 	uint8_t call;  /* the step call's id (first: weft_step_begin) */
 	uint8_t state; /* OP_IDLE, OP_PARKED, OP_RETRY */
@@ -843,25 +748,24 @@ typedef struct io_op {
 	int fd;
 	uint32_t gen, events;
 	io_waiter n;
+	size_t progress;
 } io_op;
 
-enum { OP_IDLE, OP_PARKED, OP_RETRY };
+enum {
+	OP_IDLE,   /* not registered (whatever it held before) */
+	OP_PARKED, /* n is (or was) linked on fd's slot: wait_end finishes it */
+	OP_RETRY   /* the backend had no room for a poll: nothing linked, try again */
+};
 
 _Static_assert(sizeof(io_op) <= sizeof(weft_op_t), "weft_op_t too small");
 _Static_assert(_Alignof(io_op) <= _Alignof(weft_op_t), "weft_op_t under-aligned");
 _Static_assert(offsetof(io_op, call) == 0, "an op's first byte is its call's id");
+_Static_assert((POLLIN | POLLOUT | POLLPRI | POLLRDHUP | ERRBITS) <= UINT16_MAX, "io_waiter.match is 16 bits");
 
-int weft__io_step_finish(weft_op_t *opaque, uint8_t call)
+/* The registered wait of op has ended (weft_step_begin returned 1): finish
+ * it. The ready mask, or how it ended (a negative errno). */
+static int op_finish(io_op *op)
 {
-	io_op *op = (io_op *)opaque;
-	int b = weft_step_begin(opaque, call);
-	if (b <= 0) {
-		/* Not registered (whatever op held): idle. -EBUSY, -EINPROGRESS:
-		 * the call returns it, changing nothing. */
-		if (b == 0)
-			op->state = OP_IDLE;
-		return b;
-	}
 	uint8_t state = op->state;
 	/* Registered by this call (weft_step_begin): parked or to retry. */
 	assert(state == OP_PARKED || state == OP_RETRY);
@@ -877,120 +781,242 @@ int weft__io_step_finish(weft_op_t *opaque, uint8_t call)
 	return wait_end(io, s, op->fd, op->gen, op->events, op->foreign, &op->n, e);
 }
 
-/* Start a stackless wait; see wait_begin. -EINPROGRESS: parked. */
-static int step_begin(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, bool foreign,
-		      const io_mark *since, weft_time_t deadline, io_op *op)
+uint8_t weft__io_kind_of(io_call *c)
 {
-	/* Every _step call finished the op's last wait first (weft__io_step_finish). */
-	assert(op->state == OP_IDLE && !weft_can_park());
-	if (deadline != WEFT_NEVER && deadline <= weft_now())
-		return -ETIMEDOUT; /* a past deadline polls: nothing to register */
-	op->n.waker = weft_park_prepare();
-	/* weft__io_step_finish (weft_step_begin) let the task open a wait. */
-	assert(op->n.waker.parker != NULL);
-	int r = wait_begin(io, s, fd, gen, events, foreign, since, &op->n);
-	if (r == WAIT_NOROOM) { /* come back after the others (and the poller) ran */
-		op->events = events;
-		op->state = OP_RETRY;
-		weft_unpark(op->n.waker, 0);
-		return weft_step_register(op);
-	}
-	if (r != 0)
-		return r;
-	op->fd = fd;
-	op->gen = gen;
-	op->events = events;
-	op->foreign = foreign;
-	op->state = OP_PARKED;
-	r = weft_park_deadline(op->n.waker, deadline);
-	if (r < 0) { /* no memory for the timer: give up the wait */
-		op->state = OP_IDLE;
-		r = wait_end(io, s, fd, gen, events, foreign, &op->n, r);
-		return r < 0 ? r : (int)events;
-	}
-	return weft_step_register(op);
+	assert(c->kind == IO_KIND_LATER);
+	c->kind = !weft_can_park() ? (c->op ? IO_REGISTER : IO_REFUSE) : weft_self() ? IO_PARK : IO_POLL;
+	return c->kind;
 }
 
-int weft__io_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_op_t *op, const io_mark *m)
+/* weft__io_begin's part for _step forms and foreign descriptors (the
+ * blocking calls on weft's own descriptors skip it): the caller's kind now,
+ * the op's last wait finished, a foreign call's slot. */
+static __attribute__((noinline)) int begin_more(io_call *c, weft_op_t *opaque, uint8_t call)
 {
-	int r;
+	int w = 0;
+	if (opaque) {
+		io_op *op = (io_op *)opaque;
+		/* 0 in coroutines and threads, which block as the blocking form
+		 * does and leave op alone. */
+		int b = weft_step_begin(opaque, call);
+		if (b == 1 || b == -EINPROGRESS)
+			c->progress = op->progress; /* registered by this call: how far it got */
+		if (b < 0)
+			return b;
+		assert(b == 0 || !weft_can_park()); /* only a stackless task registers */
+		if (b == 1 || !weft_can_park()) {
+			c->op = opaque;
+			c->kind = IO_REGISTER;
+			if (b == 0)
+				op->state = OP_IDLE;
+			else if ((w = op_finish(op)) < 0)
+				return w;
+		}
+	}
+	if (!c->foreign)
+		return w;
+	/* Not weft's descriptor: its mode stays; waits use any slot. */
+	uint8_t kind = weft__io_kind(c);
+	if (kind != IO_PARK && kind != IO_REGISTER)
+		return w;
+	weft_io *io = io_get();
+	if (!io) {
+		if (kind == IO_REGISTER)
+			return -ENOMEM;
+		c->kind = IO_POLL; /* no poller: poll(2), blocking the worker */
+		return w;
+	}
+	c->s = foreign_slot(io, c->fd);
+	c->io = io;
+	return c->s ? w : -EBADF;
+}
+
+int weft__io_begin(io_call *c, int fd, weft_time_t deadline, weft_op_t *op, uint8_t call, unsigned how)
+{
+	c->fd = fd;
+	c->kind = IO_KIND_LATER; /* asked when first needed: a call that does not wait may never need it */
+	c->foreign = how & IO_CALL_FOREIGN;
+	c->reader = how & IO_CALL_READ;
+	c->deadline = deadline;
+	c->op = NULL;
+	c->io = NULL;
+	c->s = NULL;
+	c->progress = 0;
+	int w = 0;
+	if (op || c->foreign) {
+		w = begin_more(c, op, call);
+		if (w < 0 || c->foreign)
+			return w;
+	}
 	if (fd < 0)
 		return -EBADF;
-	if (weft_can_park()) /* a coroutine or a plain thread */
-		return weft__io_wait(fd, events, deadline, m);
-	weft_io *io = io_get();
-	if (!io)
-		return -ENOMEM;
-	uint32_t gen;
-	io_slot *s = wait_slot(io, fd, events, m, &gen, &r);
-	if (!s)
-		return r;
-	return step_begin(io, s, fd, gen, events, false, m, deadline, (io_op *)op);
+	weft_io *io = io_peek();
+	if (io && take_registered(c, io, weft__io_slot_peek(io, fd)))
+		return w; /* made non-blocking when it was registered */
+	int r = set_nonblock(fd);
+	return r < 0 ? r : w;
 }
 
-int weft__io_slot_wait_step(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline,
-			    weft_op_t *op, const io_mark *since)
+/* The first wait of a call whose descriptor is not registered (it had no
+ * valid mark): register it, so that the next attempt takes a valid mark.
+ * events (try again), or a negative errno. */
+static int call_register(io_call *c, uint32_t events)
 {
-	return step_begin(io, s, fd, gen, events, false, since, deadline, (io_op *)op);
+	assert(!c->foreign && (c->kind == IO_PARK || c->kind == IO_REGISTER)); /* (known by now) */
+	weft_io *io = io_get();
+	if (!io) /* no poller: a coroutine waits in poll(2), blocking its worker */
+		return c->kind == IO_PARK ? thread_wait(c->fd, events, c->deadline) : -ENOMEM;
+	io_slot *s = weft__io_slot(io, c->fd, true);
+	if (!s) /* beyond the table (no such descriptor, normally), or no memory */
+		return fcntl(c->fd, F_GETFD) < 0 ? -errno : -ENOMEM;
+	if (!take_registered(c, io, s)) {
+		/* Non-blocking: weft__io_begin made it so. */
+		int r = own_slot(io, s, c->fd, IO_OWN_NONBLOCK);
+		if (r < 0)
+			return r == -EPERM ? (int)events : r; /* -EPERM: a regular file, always ready */
+		take_registered(c, io, s);
+	}
+	return (int)events;
+}
+
+/* Register a stackless task's wait in its op (see wait_begin): -EINPROGRESS,
+ * or the ready mask / an error when it did not have to wait. */
+static int step_wait(io_call *c, uint32_t events, const io_mark *since)
+{
+	io_op *op = (io_op *)c->op;
+	/* weft__io_begin finished the op's last wait: idle, and the task may
+	 * open a new one. */
+	assert(op != NULL && op->state == OP_IDLE && !weft_can_park());
+	if (weft__io_deadline_passed(c->deadline))
+		return -ETIMEDOUT; /* a past deadline polls: nothing to register */
+	op->n.waker = weft_park_prepare();
+	assert(op->n.waker.parker != NULL);
+	op->progress = c->progress;
+	op->events = events;
+	int r = wait_begin(c->io, c->s, c->fd, c->gen, events, c->foreign, since, &op->n);
+	if (r == WAIT_NOROOM) { /* come back after the others (and the poller) ran */
+		op->state = OP_RETRY;
+		weft_unpark(op->n.waker, 0);
+	} else if (r != 0) {
+		return r;
+	} else {
+		op->fd = c->fd;
+		op->gen = c->gen;
+		op->foreign = c->foreign;
+		op->state = OP_PARKED;
+		r = weft_park_deadline(op->n.waker, c->deadline);
+		if (r < 0) { /* no memory for the timer: give up the wait */
+			op->state = OP_IDLE;
+			r = wait_end(c->io, c->s, c->fd, c->gen, events, c->foreign, &op->n, r);
+			return r < 0 ? r : (int)events;
+		}
+	}
+	r = weft_step_register(op);
+	/* weft_step_begin let this task register, and nothing else has since. */
+	assert(r == -EINPROGRESS);
+	return r;
+}
+
+int weft__io_wait(io_call *c, uint32_t events, const io_mark *m)
+{
+	assert(events != 0 && (c->foreign ? m == NULL : m != NULL));
+	uint8_t kind = weft__io_kind(c);
+	/* Only a stackless task in a _step form holds an op. */
+	assert((c->op != NULL) == (kind == IO_REGISTER));
+	switch (kind) {
+	case IO_POLL:
+		return thread_wait(c->fd, events, c->deadline);
+	case IO_REFUSE: /* a past deadline has passed; any other would be waited for */
+		return weft__io_deadline_passed(c->deadline) ? -ETIMEDOUT : -EWOULDBLOCK;
+	default:
+		break;
+	}
+	if (!c->foreign) {
+		if (!m->valid)
+			return call_register(c, events);
+		/* Data read other than by weft_read (see socket.c, read_some). */
+		if ((events & POLLIN) && !c->reader &&
+		    (atomic_load_explicit(&c->s->flags, memory_order_relaxed) & IO_DRAINED))
+			atomic_fetch_and_explicit(&c->s->flags, ~IO_DRAINED, memory_order_relaxed);
+	}
+	assert(c->s != NULL && c->io != NULL);
+	const io_mark *since = c->foreign ? NULL : m;
+	if (kind == IO_PARK)
+		return slot_wait(c->io, c->s, c->fd, c->gen, events, c->deadline, c->foreign, since);
+	return step_wait(c, events, since);
+}
+
+/* ------------------------------------------------------------ weft_fd_wait */
+
+static int check_fd_wait(int fd, uint32_t events)
+{
+	if (fd < 0)
+		return -EBADF;
+	if ((events & (POLLIN | POLLOUT)) == 0 || (events & ~(uint32_t)(POLLIN | POLLOUT | POLLPRI | POLLRDHUP)))
+		return -EINVAL;
+	return 0;
+}
+
+/* weft_fd_wait's check before each wait: forget old reports, then ask the
+ * kernel what holds now (anything that becomes ready after this point is
+ * reported again), and arm the descriptor with epoll. Returns the ready
+ * mask, or 0 (c->gen: the generation to wait for), or a negative errno.
+ * Callers that do not wait in the poller (no slot) only ask. */
+static int foreign_check(io_call *c, uint32_t events)
+{
+	io_slot *s = c->s;
+	if (s) {
+		atomic_fetch_and_explicit(&s->ready, ~(events | ERRBITS | POLLRDHUP), memory_order_relaxed);
+		c->gen = atomic_load_explicit(&s->gen, memory_order_acquire);
+	}
+	struct pollfd p = {.fd = c->fd, .events = (short)events};
+	int r = poll(&p, 1, 0);
+	if (r < 0)
+		return -errno;
+	if (r > 0)
+		return p.revents & POLLNVAL ? -EBADF : p.revents;
+	if (s && c->io->backend == BACKEND_EPOLL) {
+		r = weft__epoll_arm_foreign(c->io, c->fd, c->gen);
+		if (r < 0)
+			return r == -EPERM ? (int)events : r; /* a regular file: always ready */
+	}
+	return 0;
+}
+
+/* weft_fd_wait and its _step form. It does not assume the descriptor is
+ * the same file from one call to the next (another library may close it
+ * and reuse the number), so poll(2) has the last word after every wake-up
+ * (a report may be stale, or a cancelled poll's). */
+static int fd_wait_call(int fd, uint32_t events, weft_time_t deadline, weft_op_t *op)
+{
+	int r = check_fd_wait(fd, events);
+	if (r < 0)
+		return r;
+	io_call c;
+	r = weft__io_begin(&c, fd, deadline, op, WEFT__IO_FD_WAIT_STEP, IO_CALL_FOREIGN);
+	if (r < 0)
+		return r;
+	for (;;) {
+		r = foreign_check(&c, events);
+		if (r != 0)
+			return r;
+		r = weft__io_wait(&c, events, NULL);
+		if (r < 0)
+			return r;
+	}
+}
+
+int weft_fd_wait(int fd, uint32_t events, weft_time_t deadline)
+{
+	return fd_wait_call(fd, events, deadline, NULL);
 }
 
 int weft_fd_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_op_t *op)
 {
-	if (!op)
-		return -EINVAL;
-	int r = weft__io_step_finish(op, WEFT__IO_FD_WAIT_STEP);
-	if (r < 0)
-		return r;
-	if (weft_can_park()) /* a coroutine or a plain thread */
-		return weft_fd_wait(fd, events, deadline);
-	r = check_fd_wait(fd, events);
-	if (r < 0)
-		return r;
-	weft_io *io = io_get();
-	if (!io)
-		return -ENOMEM;
-	io_slot *s = foreign_slot(io, fd);
-	if (!s)
-		return -EBADF;
-	for (;;) {
-		uint32_t gen;
-		r = foreign_check(io, s, fd, events, &gen);
-		if (r != 0)
-			return r;
-		r = step_begin(io, s, fd, gen, events, true, NULL, deadline, (io_op *)op);
-		if (r <= 0)
-			return r;
-	}
+	return op ? fd_wait_call(fd, events, deadline, op) : -EINVAL;
 }
 
 /* ------------------------------------------------------------ the socket code's view */
-
-/* fd's slot in the current runtime's poller, if registered there. */
-static io_slot *registered_slot(int fd, weft_io **out)
-{
-	weft_io *io = io_peek();
-	io_slot *s = io ? weft__io_slot(io, fd, false) : NULL;
-	if (!s || !(atomic_load_explicit(&s->flags, memory_order_acquire) & IO_REG))
-		return NULL;
-	*out = io;
-	return s;
-}
-
-io_slot *weft__io_lookup(int fd, weft_io **out)
-{
-	return weft_self() && weft_can_park() ? registered_slot(fd, out) : NULL;
-}
-
-io_slot *weft__io_lookup_step(int fd, weft_io **out)
-{
-	return registered_slot(fd, out);
-}
-
-int weft__io_slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline,
-		       const io_mark *since)
-{
-	return slot_wait(io, s, fd, gen, events, deadline, false, since);
-}
 
 void weft__io_connected(int fd)
 {

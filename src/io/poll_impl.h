@@ -89,6 +89,15 @@ static inline uint64_t slot_data(int fd, uint32_t gen)
 /* The slot of fd, creating its chunk if `create`. NULL for fd out of range
  * or (create) no memory. */
 io_slot *weft__io_slot(weft_io *io, int fd, bool create);
+/* The same without creating, inline: the lookup every io call begins with. */
+static inline io_slot *weft__io_slot_peek(weft_io *io, int fd)
+{
+	if ((unsigned)fd >= (unsigned)IO_NCHUNKS * IO_CHUNK) /* a negative fd too */
+		return NULL;
+	/* acquire: the chunk's zeroed contents are visible before we use it. */
+	io_slot *c = atomic_load_explicit(&io->chunks[(unsigned)fd >> IO_CHUNK_BITS], memory_order_acquire);
+	return c ? &c[fd & (IO_CHUNK - 1)] : NULL;
+}
 /* Under the slot lock: record a report of `events` (the generation already
  * checked) and wake the waiters it ends; the bits of `seen` it has are
  * remembered in slot->seen (a poll that ended with an error passes 0).

@@ -244,6 +244,9 @@ int weft_server_serve(weft_server_t *s)
 	if (atomic_load(&s->serve_state) != SERVE_NEVER)
 		return -EBUSY;
 	int reg = weft__io_own(s->lfd, 0); /* made non-blocking: accept4 below must not wait */
+	io_call c;
+	if (reg == 0)
+		reg = weft__io_begin(&c, s->lfd, WEFT_NEVER, NULL, 0, 0);
 	if (reg < 0)
 		return reg;
 	if (!atomic_compare_exchange_strong(&s->serve_state, &expect, SERVE_RUNNING))
@@ -254,7 +257,7 @@ int weft_server_serve(weft_server_t *s)
 	for (;;) {
 		/* The mark before the flag: a stop's kick after it ends the
 		 * wait below (see the top). */
-		io_mark mark = weft__io_mark(s->lfd);
+		io_mark mark = weft__io_call_mark(&c);
 		if (atomic_load(&s->stopping))
 			break;
 		if (s->opts.max_conns > 0 && atomic_load(&s->nconns) >= s->opts.max_conns) {
@@ -286,7 +289,7 @@ int weft_server_serve(weft_server_t *s)
 		if (e == -EINTR || transient(e))
 			continue;
 		if (e == -EAGAIN && fd < 0) {
-			int w = weft__io_wait(s->lfd, POLLIN, WEFT_NEVER, &mark);
+			int w = weft__io_wait(&c, POLLIN, &mark);
 			if (w < 0 && w != -EBADF) {
 				result = w;
 				break;

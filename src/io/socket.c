@@ -1,16 +1,25 @@
 /* socket.c - sockets on the netpoller: TCP, UDP and Unix; reads, writes,
- * vectors, sendfile; name resolution on the blocking pool.
+ * vectors, datagrams, sendfile; name resolution on the blocking pool.
  *
- * Every operation has the same shape: try the system call on the
- * non-blocking descriptor; on EAGAIN wait for readiness (weft__io_wait,
- * which parks the task, or poll(2)s in a plain thread) and retry. The wait
- * carries the deadline and returns -ECANCELED for a cancelled task, so
- * every operation has both for free. A descriptor the caller passed in is
- * made non-blocking before the first attempt (weft__io_prepare), or the
- * system call itself would wait, past the deadline. Writes to sockets use
- * MSG_NOSIGNAL; a descriptor found not to be a socket (ENOTSOCK) is
- * remembered in its slot and written with write(2) from then on, marked so
- * that SIGPIPE cannot kill (IO_NOSIGPIPE, see poll.c).
+ * Every operation is written once, for every kind of caller, in the shape
+ * of the wait engine (poll.c, "One wait engine"): weft__io_begin, then the
+ * system call on the non-blocking descriptor; on EAGAIN weft__io_wait,
+ * which parks a coroutine, poll(2)s in a plain thread or registers a
+ * stackless task's op (-EINPROGRESS: the step function returns, and the
+ * repeated call starts over at weft__io_begin), and the call tries again.
+ * A blocking form and its _step form differ only in the op they pass
+ * (none, or the caller's). The wait carries the deadline and returns
+ * -ECANCELED for a cancelled task, so every operation has both for free. A
+ * descriptor the caller passed in is made non-blocking by weft__io_begin,
+ * or the system call itself would wait, past the deadline. Writes to
+ * sockets use MSG_NOSIGNAL; a descriptor found not to be a socket
+ * (ENOTSOCK) is remembered in its slot and written with write(2) from then
+ * on, marked so that SIGPIPE cannot kill (IO_NOSIGPIPE, see poll.c).
+ *
+ * The calls that move a whole buffer (weft_read_full, weft_write_all) and
+ * weft_sendfile count the bytes moved in io_call.progress, which the op of
+ * their _step forms keeps from the registration to the repeat: the repeat
+ * goes on from there, with the same buffer and length (begin_whole).
  */
 #include "io_impl.h"
 
@@ -28,18 +37,17 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* Make fd non-blocking (if it is not registered, and so known to be), then
- * retry `call` (an expression giving ssize_t, setting errno) until it
- * succeeds, fails with something other than EAGAIN, or the wait fails.
- * Each attempt is preceded by a mark of fd's reports (m_), which the wait
- * takes, so that several tasks on one descriptor cannot take each other's
- * wake-ups (see "Several tasks on one descriptor" in poll.c). */
-#define IO_RETRY_WITH(fd, call, wait)                                         \
-	int p_ = weft__io_prepare(fd);                                        \
-	if (p_ < 0)                                                           \
-		return p_;                                                    \
+/* The retry loop of the operations on an io_call c that has begun: take a
+ * mark of fd's reports, then try `call` (an expression giving ssize_t,
+ * setting errno) until it succeeds, fails with something other than
+ * EAGAIN, or the wait fails (or registers: -EINPROGRESS); returns that from
+ * the enclosing function. The mark lets the wait see the reports that came
+ * after the attempt began, so that several tasks on one descriptor cannot
+ * take each other's wake-ups (see "Several tasks on one descriptor" in
+ * poll.c). */
+#define IO_RETRY(c, events, call)                                             \
 	for (;;) {                                                            \
-		io_mark m_ = weft__io_mark(fd);                               \
+		io_mark m_ = weft__io_call_mark(c);                           \
 		ssize_t n_ = (call);                                          \
 		if (n_ >= 0)                                                  \
 			return n_;                                            \
@@ -48,12 +56,11 @@
 			continue;                                             \
 		if (e_ != EAGAIN && e_ != EWOULDBLOCK)                        \
 			return -e_;                                           \
-		int w_ = (wait);                                              \
+		int w_ = weft__io_wait((c), (events), &m_);                   \
 		assert(w_ != 0); /* a ready mask, or an error */              \
 		if (w_ < 0)                                                   \
 			return w_;                                            \
 	}
-#define IO_RETRY(fd, events, deadline, call) IO_RETRY_WITH(fd, call, weft__io_wait((fd), (events), (deadline), &m_))
 
 /* The hot transfers go straight to the kernel: glibc's recv/send wrap the
  * system call in cancellation-point bookkeeping (two calls each) that weft,
@@ -68,41 +75,46 @@ static inline ssize_t sys_send(int fd, const void *buf, size_t len)
 	return syscall(SYS_sendto, fd, buf, len, MSG_NOSIGNAL, NULL, 0);
 }
 
-/* One read or write of any descriptor: recv/send, or read(2)/write(2) for
- * one known (or just found) not to be a socket. -1 and errno on failure.
- * Socket writes use MSG_NOSIGNAL; only the others need SIGPIPE handled. */
-static ssize_t read_once(int fd, void *buf, size_t len)
+/* Whether c's descriptor is known not to be a socket (writes use
+ * write(2)): its slot says, if the call holds it. */
+static bool notsock(const io_call *c)
 {
-	if (!weft__io_notsock(fd)) {
-		ssize_t n = sys_recv(fd, buf, len);
-		if (n >= 0 || errno != ENOTSOCK)
-			return n;
-		weft__io_set_notsock(fd);
-	}
-	return read(fd, buf, len);
+	return c->s ? atomic_load_explicit(&c->s->flags, memory_order_relaxed) & IO_NOTSOCK : weft__io_notsock(c->fd);
 }
 
-static ssize_t write_once(int fd, const void *buf, size_t len)
+static void set_notsock(io_call *c)
 {
-	if (!weft__io_notsock(fd)) {
-		ssize_t n = sys_send(fd, buf, len);
-		if (n >= 0 || errno != ENOTSOCK)
-			return n;
-		weft__io_set_notsock(fd);
-	}
-	return IO_NOSIGPIPE(write(fd, buf, len));
+	if (c->s)
+		atomic_fetch_or_explicit(&c->s->flags, IO_NOTSOCK, memory_order_relaxed);
+	else
+		weft__io_set_notsock(c->fd);
 }
 
-static ssize_t writev_once(int fd, const struct iovec *iov, int iovcnt)
+/* One write of any descriptor: send, or write(2) for one known (or just
+ * found) not to be a socket. -1 and errno on failure. Socket writes use
+ * MSG_NOSIGNAL; only the others need SIGPIPE handled. */
+static ssize_t write_once(io_call *c, const void *buf, size_t len)
 {
-	if (!weft__io_notsock(fd)) {
+	if (!notsock(c)) {
+		ssize_t n = sys_send(c->fd, buf, len);
+		assert(n < 0 || (size_t)n <= len);
+		if (n >= 0 || errno != ENOTSOCK)
+			return n;
+		set_notsock(c);
+	}
+	return IO_NOSIGPIPE(write(c->fd, buf, len));
+}
+
+static ssize_t writev_once(io_call *c, const struct iovec *iov, int iovcnt)
+{
+	if (!notsock(c)) {
 		struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
-		ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
+		ssize_t n = sendmsg(c->fd, &m, MSG_NOSIGNAL);
 		if (n >= 0 || errno != ENOTSOCK)
 			return n;
-		weft__io_set_notsock(fd);
+		set_notsock(c);
 	}
-	return IO_NOSIGPIPE(writev(fd, iov, iovcnt));
+	return IO_NOSIGPIPE(writev(c->fd, iov, iovcnt));
 }
 
 /* ------------------------------------------------------------ sockets */
@@ -165,10 +177,6 @@ static int connect_check(int fd)
  * (nothing to poll for; for TCP it means no free local port). */
 static int connect_start(int fd, const struct sockaddr *addr, socklen_t len)
 {
-	if (fd < 0)
-		return -EBADF;
-	if (!addr)
-		return -EINVAL;
 	if (connect(fd, addr, len) == 0) {
 		weft__io_connected(fd);
 		return 0;
@@ -177,52 +185,53 @@ static int connect_start(int fd, const struct sockaddr *addr, socklen_t len)
 	return errno == EINTR ? -EINPROGRESS : -errno;
 }
 
-int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, weft_time_t deadline)
+/* weft_connect and weft_connect_step. The _step form's repeat (w > 0, its
+ * wait for POLLOUT ended) asks how the connection it started went. */
+static int connect_call(int fd, const struct sockaddr *addr, socklen_t len, weft_time_t deadline, weft_op_t *op)
 {
-	int r = weft__io_prepare(fd); /* a blocking connect would wait out its own timeout */
-	if (r < 0)
-		return r;
-	io_mark m = weft__io_mark(fd);
-	while ((r = connect_start(fd, addr, len)) == -EAGAIN && addr->sa_family == AF_UNIX) {
-		if (deadline != WEFT_NEVER && weft_now() >= deadline)
+	if (fd < 0)
+		return -EBADF;
+	if (!addr)
+		return -EINVAL;
+	io_call c; /* non-blocking: a blocking connect would wait out its own timeout */
+	int w = weft__io_begin(&c, fd, deadline, op, WEFT__IO_CONNECT_STEP, 0);
+	if (w < 0)
+		return w;
+	io_mark m = weft__io_call_mark(&c);
+	int r = w > 0 ? connect_check(fd) : connect_start(fd, addr, len);
+	while (r == -EAGAIN && addr->sa_family == AF_UNIX) {
+		/* The listener's backlog is full: nothing to wait for in the
+		 * poller, so a coroutine or thread sleeps and tries again; a
+		 * stackless task gets -EAGAIN (io.h). */
+		uint8_t kind = weft__io_kind(&c);
+		if (kind != IO_PARK && kind != IO_POLL)
+			return r;
+		if (weft__io_deadline_passed(deadline))
 			return -ETIMEDOUT;
 		r = weft_sleep(WEFT_MSEC);
 		if (r < 0)
 			return r;
+		m = weft__io_call_mark(&c);
+		r = connect_start(fd, addr, len);
 	}
 	while (r == -EINPROGRESS) {
-		int w = weft__io_wait(fd, POLLOUT, deadline, &m);
+		w = weft__io_wait(&c, POLLOUT, &m);
 		if (w < 0)
 			return w;
-		m = weft__io_mark(fd);
+		m = weft__io_call_mark(&c);
 		r = connect_check(fd);
 	}
 	return r;
 }
 
+int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, weft_time_t deadline)
+{
+	return connect_call(fd, addr, len, deadline, NULL);
+}
+
 int weft_connect_step(int fd, const struct sockaddr *addr, socklen_t len, weft_time_t deadline, weft_op_t *op)
 {
-	if (!op)
-		return -EINVAL;
-	int w = weft__io_step_finish(op, WEFT__IO_CONNECT_STEP);
-	if (w < 0)
-		return w;
-	if (weft_can_park()) /* a coroutine or a plain thread */
-		return weft_connect(fd, addr, len, deadline);
-	int p = weft__io_prepare(fd);
-	if (p < 0)
-		return p;
-	/* Called again after a wait (w > 0): the connection was started. */
-	io_mark m = weft__io_mark(fd);
-	int r = w > 0 ? connect_check(fd) : connect_start(fd, addr, len);
-	while (r == -EINPROGRESS) {
-		w = weft__io_wait_step(fd, POLLOUT, deadline, op, &m);
-		if (w < 0)
-			return w;
-		m = weft__io_mark(fd);
-		r = connect_check(fd);
-	}
-	return r;
+	return op ? connect_call(fd, addr, len, deadline, op) : -EINVAL;
 }
 
 /* One accept4: the new fd (registered), or -1 and errno. */
@@ -240,13 +249,27 @@ static int accept_once(int lfd, struct sockaddr *addr, socklen_t *len)
 	return fd;
 }
 
-int weft_accept(int lfd, struct sockaddr *addr, socklen_t *len, weft_time_t deadline)
+static int accept_call(int lfd, struct sockaddr *addr, socklen_t *len, weft_time_t deadline, weft_op_t *op)
 {
 	if (lfd < 0)
 		return -EBADF;
 	if (addr && !len)
 		return -EINVAL;
-	IO_RETRY(lfd, POLLIN, deadline, accept_once(lfd, addr, len));
+	io_call c;
+	int w = weft__io_begin(&c, lfd, deadline, op, WEFT__IO_ACCEPT_STEP, 0);
+	if (w < 0)
+		return w;
+	IO_RETRY(&c, POLLIN, accept_once(lfd, addr, len));
+}
+
+int weft_accept(int lfd, struct sockaddr *addr, socklen_t *len, weft_time_t deadline)
+{
+	return accept_call(lfd, addr, len, deadline, NULL);
+}
+
+int weft_accept_step(int lfd, struct sockaddr *addr, socklen_t *len, weft_time_t deadline, weft_op_t *op)
+{
+	return op ? accept_call(lfd, addr, len, deadline, op) : -EINVAL;
 }
 
 int weft_local_port(int fd)
@@ -291,245 +314,346 @@ int weft_shutdown(int fd, int how)
  * what a report announced without weft_read seeing it, so their waits clear
  * IO_DRAINED (the next weft_read tries the system call).
  *
- * weft_read_step in a stackless task takes the same path: op is where its
- * waits register (they return -EINPROGRESS, and the repeated call, once
- * weft__io_step_finish has ended the wait, starts over at the top);
- * coroutines pass NULL and park. */
-static int read_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, weft_time_t deadline, weft_op_t *op,
-		     const io_mark *since)
+ * Any reader keeps the mark (it says what the queue held), but only the
+ * callers that wait for reports in the poller may take the shortcut: a
+ * coroutine, and a stackless task in a _step form, whose repeated call
+ * starts over at the drained check. A plain thread waits with poll(2),
+ * which counts no reports, and a stackless task in weft_read cannot wait
+ * at all: both always try the system call; so does a call whose deadline
+ * has passed (it polls: it must see data that came and was not reported
+ * yet). */
+static bool waits_for_reports(io_call *c)
 {
-	return op ? weft__io_slot_wait_step(io, s, fd, gen, POLLIN, deadline, op, since)
-		  : weft__io_slot_wait(io, s, fd, gen, POLLIN, deadline, since);
+	uint8_t kind = weft__io_kind(c);
+	return (kind == IO_PARK || kind == IO_REGISTER) && !weft__io_deadline_passed(c->deadline);
 }
 
-static ssize_t read_slot(weft_io *io, io_slot *s, int fd, void *buf, size_t len, weft_time_t deadline,
-			 weft_op_t *op)
+static ssize_t read_some(io_call *c, void *buf, size_t len)
 {
-	/* Coroutines park (no op); stackless tasks register in op. */
-	assert((op != NULL) == !weft_can_park() && len > 0);
-	uint32_t gen = atomic_load_explicit(&s->gen, memory_order_acquire);
+	assert(c->reader);
 	for (;;) {
-		/* Drained, and no report for readers since the read that drained
-		 * it (a hang-up or error counts too, see count_report in poll.c),
-		 * and none ever (slot->seen): wait, whatever the bits say. */
-		uint32_t at = atomic_load_explicit(&s->drained_at, memory_order_relaxed);
-		bool drained = (atomic_load_explicit(&s->flags, memory_order_relaxed) & IO_DRAINED) &&
-			       atomic_load_explicit(&s->in_edges, memory_order_acquire) == at;
-		if (drained && !atomic_load_explicit(&s->seen, memory_order_relaxed)) {
-			io_mark since = {.in = at, .valid = true};
-			int w = read_wait(io, s, fd, gen, deadline, op, &since);
-			assert(w != 0);
-			if (w < 0)
-				return w;
+		io_slot *s = c->s; /* set by the first wait, if fd was not registered */
+		uint32_t f = s ? atomic_load_explicit(&s->flags, memory_order_relaxed) : 0;
+		if ((f & IO_DRAINED) && len > 0 && !atomic_load_explicit(&s->seen, memory_order_relaxed)) {
+			/* Drained, and no report for readers since the read that
+			 * drained it (a hang-up or error counts too, see
+			 * count_report in poll.c), and none ever (slot->seen):
+			 * wait, whatever the bits say. */
+			uint32_t at = atomic_load_explicit(&s->drained_at, memory_order_relaxed);
+			if (atomic_load_explicit(&s->in_edges, memory_order_acquire) == at && waits_for_reports(c)) {
+				io_mark since = {.in = at, .valid = true};
+				int w = weft__io_wait(c, POLLIN, &since);
+				assert(w != 0);
+				if (w < 0)
+					return w;
+				continue;
+			}
 		}
 		/* Reports counted before the read: one that comes after it may
 		 * carry data the read did not see. */
-		uint32_t edges = atomic_load_explicit(&s->in_edges, memory_order_acquire);
-		uint32_t f = atomic_load_explicit(&s->flags, memory_order_relaxed);
-		ssize_t n = (f & IO_NOTSOCK) ? read(fd, buf, len) : sys_recv(fd, buf, len);
-		if (n < 0 && errno == ENOTSOCK) {
+		io_mark m = weft__io_call_mark(c);
+		ssize_t n = !s || (f & IO_NOTSOCK) ? read(c->fd, buf, len) : sys_recv(c->fd, buf, len);
+		if (n < 0 && errno == ENOTSOCK) { /* recv on a registered descriptor that is no socket */
+			assert(s != NULL);
 			atomic_fetch_or_explicit(&s->flags, IO_NOTSOCK, memory_order_relaxed);
 			continue;
 		}
 		assert(n < 0 || (size_t)n <= len);
-		if (n == 0 || (size_t)n == len) { /* end of file persists: no report would come */
-			if (f & IO_DRAINED)
-				atomic_fetch_and_explicit(&s->flags, ~IO_DRAINED, memory_order_relaxed);
-			return n;
-		}
-		if (n > 0) {
-			/* Only a TCP socket's short read empties its queue; a
-			 * datagram, a Unix stream (see own_slot), a pipe or a
-			 * terminal may leave more queued behind it. */
-			if (f & IO_TCP) {
-				atomic_store_explicit(&s->drained_at, edges, memory_order_relaxed);
+		if (n >= 0) {
+			if (!s) {
+				/* No slot: no mark to keep. */
+			} else if (n == 0 || (size_t)n == len || !(f & IO_TCP)) {
+				/* End of file persists: no report would come. Only a
+				 * TCP socket's short read empties its queue; a
+				 * datagram, a Unix stream (see own_slot), a pipe or a
+				 * terminal may leave more queued behind it. */
+				if (f & IO_DRAINED)
+					atomic_fetch_and_explicit(&s->flags, ~IO_DRAINED, memory_order_relaxed);
+			} else {
+				atomic_store_explicit(&s->drained_at, m.in, memory_order_relaxed);
 				if (!(f & IO_DRAINED))
 					atomic_fetch_or_explicit(&s->flags, IO_DRAINED, memory_order_relaxed);
-			} else if (f & IO_DRAINED) {
-				atomic_fetch_and_explicit(&s->flags, ~IO_DRAINED, memory_order_relaxed);
 			}
 			return n;
 		}
-		if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			/* Empty now: wait for a report newer than the read (a POLLIN
-			 * bit from before it is stale), whatever slot->seen says. */
-			atomic_store_explicit(&s->drained_at, edges, memory_order_relaxed);
-			if (!(f & IO_DRAINED))
-				atomic_fetch_or_explicit(&s->flags, IO_DRAINED, memory_order_relaxed);
-			io_mark since = {.in = edges, .valid = true};
-			int w = read_wait(io, s, fd, gen, deadline, op, &since);
-			assert(w != 0);
-			if (w < 0)
-				return w;
-			continue;
-		}
-		if (errno != EINTR)
-			return -errno;
-	}
-}
-
-ssize_t weft_read(int fd, void *buf, size_t len, weft_time_t deadline)
-{
-	if ((!buf && len) || len > (size_t)SSIZE_MAX) /* the count must fit the result */
-		return -EINVAL;
-	weft_io *io;
-	io_slot *s = len ? weft__io_lookup(fd, &io) : NULL;
-	if (s)
-		return read_slot(io, s, fd, buf, len, deadline, NULL);
-	int p = weft__io_prepare(fd);
-	if (p < 0)
-		return p;
-	for (;;) {
-		io_mark m = weft__io_mark(fd);
-		ssize_t n = read(fd, buf, len);
-		if (n >= 0)
-			return n;
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return -errno;
-		/* Empty, and not registered yet: register it (its first wait
-		 * would) and go on in read_slot, which counts the reports that
-		 * come after each read, so several readers of one descriptor
-		 * all retry after a report (see wait_begin in poll.c). */
-		if (weft__io_own(fd, IO_OWN_NONBLOCK) == 0 && (s = weft__io_lookup(fd, &io)) != NULL)
-			return read_slot(io, s, fd, buf, len, deadline, NULL);
-		int w = weft__io_wait(fd, POLLIN, deadline, &m); /* a thread (poll(2)), or fd cannot be registered */
-		if (w < 0)
-			return w;
-	}
-}
-
-/* weft_write on a registered descriptor: one slot lookup serves the mark,
- * the socket-or-not choice and the wait (IO_RETRY looks the slot up for
- * each of them). */
-static ssize_t write_slot(weft_io *io, io_slot *s, int fd, const void *buf, size_t len, weft_time_t deadline)
-{
-	uint32_t gen = atomic_load_explicit(&s->gen, memory_order_acquire);
-	for (;;) {
-		io_mark m = weft__io_slot_mark(s);
-		bool notsock = atomic_load_explicit(&s->flags, memory_order_relaxed) & IO_NOTSOCK;
-		ssize_t n = notsock ? IO_NOSIGPIPE(write(fd, buf, len)) : sys_send(fd, buf, len);
-		assert(n < 0 || (size_t)n <= len);
-		if (n >= 0)
-			return n;
 		int e = errno;
-		if (e == ENOTSOCK && !notsock) {
-			atomic_fetch_or_explicit(&s->flags, IO_NOTSOCK, memory_order_relaxed);
-			continue;
-		}
 		if (e == EINTR)
 			continue;
 		if (e != EAGAIN && e != EWOULDBLOCK)
 			return -e;
-		int w = weft__io_slot_wait(io, s, fd, gen, POLLOUT, deadline, &m);
+		if (s) {
+			/* Empty now: wait for a report newer than the read (a POLLIN
+			 * bit from before it is stale), whatever slot->seen says. */
+			atomic_store_explicit(&s->drained_at, m.in, memory_order_relaxed);
+			if (!(f & IO_DRAINED))
+				atomic_fetch_or_explicit(&s->flags, IO_DRAINED, memory_order_relaxed);
+		}
+		int w = weft__io_wait(c, POLLIN, &m);
 		assert(w != 0);
 		if (w < 0)
 			return w;
 	}
 }
 
-ssize_t weft_write(int fd, const void *buf, size_t len, weft_time_t deadline)
+static ssize_t read_call(int fd, void *buf, size_t len, weft_time_t deadline, weft_op_t *op)
+{
+	if ((!buf && len) || len > (size_t)SSIZE_MAX) /* the count must fit the result */
+		return -EINVAL;
+	io_call c;
+	int w = weft__io_begin(&c, fd, deadline, op, WEFT__IO_READ_STEP, IO_CALL_READ);
+	return w < 0 ? w : read_some(&c, buf, len);
+}
+
+ssize_t weft_read(int fd, void *buf, size_t len, weft_time_t deadline)
+{
+	return read_call(fd, buf, len, deadline, NULL);
+}
+
+ssize_t weft_read_step(int fd, void *buf, size_t len, weft_time_t deadline, weft_op_t *op)
+{
+	return op ? read_call(fd, buf, len, deadline, op) : -EINVAL;
+}
+
+/* One write: at least one byte, or an error (or -EINPROGRESS). */
+static ssize_t write_some(io_call *c, const void *buf, size_t len)
+{
+	IO_RETRY(c, POLLOUT, write_once(c, buf, len));
+}
+
+static ssize_t write_call(int fd, const void *buf, size_t len, weft_time_t deadline, weft_op_t *op)
 {
 	if ((!buf && len) || len > (size_t)SSIZE_MAX)
 		return -EINVAL;
-	weft_io *io;
-	io_slot *s = len ? weft__io_lookup(fd, &io) : NULL;
-	if (s)
-		return write_slot(io, s, fd, buf, len, deadline);
-	IO_RETRY(fd, POLLOUT, deadline, write_once(fd, buf, len));
+	io_call c;
+	int w = weft__io_begin(&c, fd, deadline, op, WEFT__IO_WRITE_STEP, 0);
+	return w < 0 ? w : write_some(&c, buf, len);
+}
+
+ssize_t weft_write(int fd, const void *buf, size_t len, weft_time_t deadline)
+{
+	return write_call(fd, buf, len, deadline, NULL);
+}
+
+ssize_t weft_write_step(int fd, const void *buf, size_t len, weft_time_t deadline, weft_op_t *op)
+{
+	return op ? write_call(fd, buf, len, deadline, op) : -EINVAL;
+}
+
+/* A vector the calls refuse (-EINVAL): a count out of range, or lengths
+ * whose sum does not fit the result (the kernel refuses one length above
+ * SSIZE_MAX, but cuts a larger sum short, or says EFAULT). */
+static bool bad_iov(const struct iovec *iov, int iovcnt)
+{
+	if ((!iov && iovcnt) || iovcnt < 0 || iovcnt > IOV_MAX)
+		return true;
+	size_t total = 0;
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len > (size_t)SSIZE_MAX - total)
+			return true;
+		total += iov[i].iov_len;
+	}
+	return false;
+}
+
+static ssize_t readv_call(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline, weft_op_t *op)
+{
+	if (bad_iov(iov, iovcnt))
+		return -EINVAL;
+	io_call c;
+	int w = weft__io_begin(&c, fd, deadline, op, WEFT__IO_READV_STEP, 0);
+	if (w < 0)
+		return w;
+	IO_RETRY(&c, POLLIN, readv(fd, iov, iovcnt));
 }
 
 ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline)
 {
-	if ((!iov && iovcnt) || iovcnt < 0 || iovcnt > IOV_MAX)
+	return readv_call(fd, iov, iovcnt, deadline, NULL);
+}
+
+ssize_t weft_readv_step(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline, weft_op_t *op)
+{
+	return op ? readv_call(fd, iov, iovcnt, deadline, op) : -EINVAL;
+}
+
+static ssize_t writev_call(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline, weft_op_t *op)
+{
+	if (bad_iov(iov, iovcnt))
 		return -EINVAL;
-	IO_RETRY(fd, POLLIN, deadline, readv(fd, iov, iovcnt));
+	io_call c;
+	int w = weft__io_begin(&c, fd, deadline, op, WEFT__IO_WRITEV_STEP, 0);
+	if (w < 0)
+		return w;
+	IO_RETRY(&c, POLLOUT, writev_once(&c, iov, iovcnt));
 }
 
 ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline)
 {
-	if ((!iov && iovcnt) || iovcnt < 0 || iovcnt > IOV_MAX)
-		return -EINVAL;
-	IO_RETRY(fd, POLLOUT, deadline, writev_once(fd, iov, iovcnt));
+	return writev_call(fd, iov, iovcnt, deadline, NULL);
 }
 
-ssize_t weft_read_full(int fd, void *buf, size_t len, weft_time_t deadline, size_t *done)
+ssize_t weft_writev_step(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline, weft_op_t *op)
 {
-	size_t got = 0;
+	return op ? writev_call(fd, iov, iovcnt, deadline, op) : -EINVAL;
+}
+
+/* The whole-buffer calls (and sendfile) begin where the call got to: 0 for
+ * a new call, the op's count for the repeat of a registered one. A count
+ * beyond the buffer means the repeat did not pass the length the call was
+ * registered with (io.h: it must): refused, with nothing moved. */
+static int begin_whole(io_call *c, int fd, weft_time_t deadline, weft_op_t *op, uint8_t call, unsigned how,
+		       size_t len)
+{
+	int w = weft__io_begin(c, fd, deadline, op, call, how);
+	if (c->progress > len) {
+		c->progress = 0;
+		if (w >= 0)
+			w = -EINVAL;
+	}
+	return w;
+}
+
+static ssize_t read_full_call(int fd, void *buf, size_t len, weft_time_t deadline, size_t *done, weft_op_t *op)
+{
 	if (done)
 		*done = 0;
 	if ((!buf && len) || len > (size_t)SSIZE_MAX)
 		return -EINVAL;
-	ssize_t r = (ssize_t)len;
-	while (got < len) {
-		ssize_t n = weft_read(fd, (char *)buf + got, len - got, deadline);
-		assert(n <= (ssize_t)(len - got)); /* never past the buffer */
-		if (n <= 0) {
-			r = n < 0 ? n : got == 0 ? 0 : -EPROTO;
-			break;
-		}
-		got += (size_t)n;
+	io_call c;
+	ssize_t r = begin_whole(&c, fd, deadline, op, WEFT__IO_READ_FULL_STEP, IO_CALL_READ, len);
+	if (r >= 0)
+		r = (ssize_t)len;
+	while (r > 0 && c.progress < len) {
+		ssize_t n = read_some(&c, (char *)buf + c.progress, len - c.progress);
+		assert(n <= (ssize_t)(len - c.progress)); /* never past the buffer */
+		if (n <= 0)
+			r = n < 0 ? n : c.progress == 0 ? 0 : -EPROTO;
+		else
+			c.progress += (size_t)n;
 	}
+	assert(c.progress <= len);
 	if (done)
-		*done = got;
+		*done = c.progress;
+	return r;
+}
+
+ssize_t weft_read_full(int fd, void *buf, size_t len, weft_time_t deadline, size_t *done)
+{
+	return read_full_call(fd, buf, len, deadline, done, NULL);
+}
+
+ssize_t weft_read_full_step(int fd, void *buf, size_t len, weft_time_t deadline, size_t *done, weft_op_t *op)
+{
+	if (op)
+		return read_full_call(fd, buf, len, deadline, done, op);
+	if (done)
+		*done = 0;
+	return -EINVAL;
+}
+
+static ssize_t write_all_call(int fd, const void *buf, size_t len, weft_time_t deadline, size_t *done,
+			      weft_op_t *op)
+{
+	if (done)
+		*done = 0;
+	if ((!buf && len) || len > (size_t)SSIZE_MAX)
+		return -EINVAL;
+	io_call c;
+	ssize_t r = begin_whole(&c, fd, deadline, op, WEFT__IO_WRITE_ALL_STEP, 0, len);
+	if (r >= 0)
+		r = (ssize_t)len;
+	while (r > 0 && c.progress < len) {
+		ssize_t n = write_some(&c, (const char *)buf + c.progress, len - c.progress);
+		assert(n <= (ssize_t)(len - c.progress));
+		if (n < 0)
+			r = n;
+		else
+			c.progress += (size_t)n;
+	}
+	assert(c.progress <= len);
+	if (done)
+		*done = c.progress;
 	return r;
 }
 
 ssize_t weft_write_all(int fd, const void *buf, size_t len, weft_time_t deadline, size_t *done)
 {
-	size_t put = 0;
+	return write_all_call(fd, buf, len, deadline, done, NULL);
+}
+
+ssize_t weft_write_all_step(int fd, const void *buf, size_t len, weft_time_t deadline, size_t *done,
+			    weft_op_t *op)
+{
+	if (op)
+		return write_all_call(fd, buf, len, deadline, done, op);
 	if (done)
 		*done = 0;
-	if ((!buf && len) || len > (size_t)SSIZE_MAX)
+	return -EINVAL;
+}
+
+static ssize_t recvfrom_call(int fd, void *buf, size_t len, struct sockaddr *addr, socklen_t *alen,
+			     weft_time_t deadline, weft_op_t *op)
+{
+	if ((!buf && len) || len > (size_t)SSIZE_MAX || (addr && !alen))
 		return -EINVAL;
-	ssize_t r = (ssize_t)len;
-	while (put < len) {
-		ssize_t n = weft_write(fd, (const char *)buf + put, len - put, deadline);
-		assert(n <= (ssize_t)(len - put));
-		if (n < 0) {
-			r = n;
-			break;
-		}
-		put += (size_t)n;
-	}
-	if (done)
-		*done = put;
-	return r;
+	io_call c;
+	int w = weft__io_begin(&c, fd, deadline, op, WEFT__IO_RECVFROM_STEP, 0);
+	if (w < 0)
+		return w;
+	IO_RETRY(&c, POLLIN, recvfrom(fd, buf, len, 0, addr, alen));
 }
 
 ssize_t weft_recvfrom(int fd, void *buf, size_t len, struct sockaddr *addr, socklen_t *alen, weft_time_t deadline)
 {
-	if ((!buf && len) || len > (size_t)SSIZE_MAX || (addr && !alen))
+	return recvfrom_call(fd, buf, len, addr, alen, deadline, NULL);
+}
+
+ssize_t weft_recvfrom_step(int fd, void *buf, size_t len, struct sockaddr *addr, socklen_t *alen,
+			   weft_time_t deadline, weft_op_t *op)
+{
+	return op ? recvfrom_call(fd, buf, len, addr, alen, deadline, op) : -EINVAL;
+}
+
+static ssize_t sendto_call(int fd, const void *buf, size_t len, const struct sockaddr *addr, socklen_t alen,
+			   weft_time_t deadline, weft_op_t *op)
+{
+	if ((!buf && len) || len > (size_t)SSIZE_MAX)
 		return -EINVAL;
-	IO_RETRY(fd, POLLIN, deadline, recvfrom(fd, buf, len, 0, addr, alen));
+	io_call c;
+	int w = weft__io_begin(&c, fd, deadline, op, WEFT__IO_SENDTO_STEP, 0);
+	if (w < 0)
+		return w;
+	IO_RETRY(&c, POLLOUT, sendto(fd, buf, len, MSG_NOSIGNAL, addr, alen));
 }
 
 ssize_t weft_sendto(int fd, const void *buf, size_t len, const struct sockaddr *addr, socklen_t alen,
 		    weft_time_t deadline)
 {
-	if ((!buf && len) || len > (size_t)SSIZE_MAX)
-		return -EINVAL;
-	IO_RETRY(fd, POLLOUT, deadline, sendto(fd, buf, len, MSG_NOSIGNAL, addr, alen));
+	return sendto_call(fd, buf, len, addr, alen, deadline, NULL);
 }
 
-ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, weft_time_t deadline)
+ssize_t weft_sendto_step(int fd, const void *buf, size_t len, const struct sockaddr *addr, socklen_t alen,
+			 weft_time_t deadline, weft_op_t *op)
+{
+	return op ? sendto_call(fd, buf, len, addr, alen, deadline, op) : -EINVAL;
+}
+
+static ssize_t sendfile_call(int out_fd, int in_fd, off_t *offset, size_t count, weft_time_t deadline,
+			     weft_op_t *op)
 {
 	if (out_fd < 0 || in_fd < 0)
 		return -EBADF;
 	if (count > (size_t)SSIZE_MAX)
 		return -EINVAL;
-	int p = weft__io_prepare(out_fd); /* in_fd is a regular file: its reads do not wait */
-	if (p < 0)
-		return p;
-	size_t sent = 0;
-	while (sent < count) {
-		size_t chunk = count - sent > (1u << 30) ? (1u << 30) : count - sent;
-		io_mark m = weft__io_mark(out_fd);
+	io_call c; /* out_fd; in_fd is a regular file: its reads do not wait */
+	int w = begin_whole(&c, out_fd, deadline, op, WEFT__IO_SENDFILE_STEP, 0, count);
+	while (w >= 0 && c.progress < count) {
+		size_t chunk = count - c.progress > (1u << 30) ? (1u << 30) : count - c.progress;
+		io_mark m = weft__io_call_mark(&c);
 		ssize_t n = IO_NOSIGPIPE(sendfile(out_fd, in_fd, offset, chunk)); /* no MSG_NOSIGNAL here */
 		assert(n <= (ssize_t)chunk);
 		if (n > 0) {
-			sent += (size_t)n;
+			c.progress += (size_t)n;
 			continue;
 		}
 		if (n == 0)
@@ -537,64 +661,24 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, weft_t
 		int e = errno;
 		if (e == EINTR)
 			continue;
-		if (e != EAGAIN && e != EWOULDBLOCK)
-			return sent ? (ssize_t)sent : -e;
-		int w = weft__io_wait(out_fd, POLLOUT, deadline, &m);
+		w = e == EAGAIN || e == EWOULDBLOCK ? weft__io_wait(&c, POLLOUT, &m) : -e;
 		assert(w != 0);
-		if (w < 0)
-			return sent ? (ssize_t)sent : w;
 	}
-	assert(sent <= count);
-	return (ssize_t)sent;
+	assert(c.progress <= count);
+	/* An error after some bytes went is not reported (io.h); a
+	 * registration is, whatever went before it (the op keeps the count). */
+	return w < 0 && (c.progress == 0 || w == -EINPROGRESS) ? w : (ssize_t)c.progress;
 }
 
-/* ------------------------------------------------------------ stackless forms */
-
-/* IO_RETRY for the _step calls: finish the wait the last call started (if
- * any), then try; on EAGAIN start a wait, which returns -EINPROGRESS from a
- * stackless task (and blocks elsewhere). */
-#define IO_STEP(fd, events, deadline, op, id, call)                           \
-	do {                                                                  \
-		if (!(op))                                                    \
-			return -EINVAL;                                       \
-		int f_ = weft__io_step_finish((op), (id));                    \
-		if (f_ < 0)                                                   \
-			return f_;                                            \
-		IO_RETRY_WITH(fd, call, weft__io_wait_step((fd), (events), (deadline), (op), &m_)); \
-	} while (0)
-
-/* Like weft_read: a registered descriptor goes through read_slot, so a
- * stackless reader skips the system call that would only say EAGAIN too. */
-ssize_t weft_read_step(int fd, void *buf, size_t len, weft_time_t deadline, weft_op_t *op)
+ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, weft_time_t deadline)
 {
-	if ((!buf && len) || len > (size_t)SSIZE_MAX || !op)
-		return -EINVAL;
-	int f = weft__io_step_finish(op, WEFT__IO_READ_STEP);
-	if (f < 0)
-		return f;
-	if (weft_can_park()) /* a coroutine or a plain thread */
-		return weft_read(fd, buf, len, deadline);
-	weft_io *io;
-	io_slot *s = len ? weft__io_lookup_step(fd, &io) : NULL;
-	if (s)
-		return read_slot(io, s, fd, buf, len, deadline, op);
-	IO_RETRY_WITH(fd, read_once(fd, buf, len), weft__io_wait_step(fd, POLLIN, deadline, op, &m_));
+	return sendfile_call(out_fd, in_fd, offset, count, deadline, NULL);
 }
 
-ssize_t weft_write_step(int fd, const void *buf, size_t len, weft_time_t deadline, weft_op_t *op)
+ssize_t weft_sendfile_step(int out_fd, int in_fd, off_t *offset, size_t count, weft_time_t deadline,
+			   weft_op_t *op)
 {
-	if ((!buf && len) || len > (size_t)SSIZE_MAX)
-		return -EINVAL;
-	IO_STEP(fd, POLLOUT, deadline, op, WEFT__IO_WRITE_STEP, write_once(fd, buf, len));
-}
-
-int weft_accept_step(int lfd, struct sockaddr *addr, socklen_t *len, weft_time_t deadline, weft_op_t *op)
-{
-	if (lfd < 0)
-		return -EBADF;
-	if (addr && !len)
-		return -EINVAL;
-	IO_STEP(lfd, POLLIN, deadline, op, WEFT__IO_ACCEPT_STEP, accept_once(lfd, addr, len));
+	return op ? sendfile_call(out_fd, in_fd, offset, count, deadline, op) : -EINVAL;
 }
 
 /* ------------------------------------------------------------ names */

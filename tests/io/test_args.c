@@ -172,6 +172,14 @@ static void rw_bad_args_body(enum wt_kind kind, void *arg)
 	}
 	TCHECK_EQ(weft_readv(p[0], NULL, 1, WEFT_NEVER), -EINVAL);
 	TCHECK_EQ(weft_writev(p[1], NULL, 1, WEFT_NEVER), -EINVAL);
+	/* Vectors whose lengths add up to more than SSIZE_MAX. */
+	struct iovec huge_iov[][2] = {{{buf, (size_t)SSIZE_MAX + 1}, {buf, 0}},
+				      {{buf, (size_t)SSIZE_MAX}, {buf, 1}},
+				      {{buf, SIZE_MAX}, {buf, SIZE_MAX}}};
+	for (size_t i = 0; i < sizeof huge_iov / sizeof huge_iov[0]; i++) {
+		TCHECK_EQ(weft_readv(p[0], huge_iov[i], 2, WEFT_NEVER), -EINVAL);
+		TCHECK_EQ(weft_writev(p[1], huge_iov[i], 2, WEFT_NEVER), -EINVAL);
+	}
 	/* Nothing was written by any of them. */
 	TCHECK_EQ(weft_read(p[0], buf, sizeof buf, INT64_MIN), -ETIMEDOUT);
 	close_pipe(p);
@@ -323,6 +331,120 @@ static void test_step_forms_refuse_bad_input(void **state)
 {
 	(void)state;
 	wt_each_kind(step_body, NULL);
+}
+
+/* The _step forms of the vector, datagram, sendfile and whole-buffer
+ * calls. None of these calls may register (a stackless body that ended
+ * with its op registered would be fatal): they are refused, poll a past
+ * deadline, or have nothing to wait for. *done is 0 whenever a whole-buffer
+ * call is refused. */
+static void more_step_body(enum wt_kind kind, void *arg)
+{
+	(void)kind, (void)arg;
+	int p[2];
+	make_pipe(p);
+	int u = weft_udp_bind("127.0.0.1", 0);
+	TCHECK(u >= 0);
+	int f = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	TCHECK(f >= 0);
+	char buf[8] = {0};
+	struct iovec iov = {buf, sizeof buf};
+	struct sockaddr_storage sa;
+	socklen_t sl = sizeof sa;
+	weft_op_t op = WEFT_OP_INIT;
+	size_t done = 99;
+#define DONE_IS_0()                                                                                     \
+	do {                                                                                            \
+		TCHECK_EQ(done, 0);                                                                     \
+		done = 99;                                                                              \
+	} while (0)
+	/* A NULL op. */
+	TCHECK_EQ(weft_readv_step(p[0], &iov, 1, WEFT_NEVER, NULL), -EINVAL);
+	TCHECK_EQ(weft_writev_step(p[1], &iov, 1, WEFT_NEVER, NULL), -EINVAL);
+	TCHECK_EQ(weft_recvfrom_step(u, buf, sizeof buf, NULL, NULL, WEFT_NEVER, NULL), -EINVAL);
+	TCHECK_EQ(weft_sendto_step(u, buf, sizeof buf, NULL, 0, WEFT_NEVER, NULL), -EINVAL);
+	TCHECK_EQ(weft_sendfile_step(p[1], f, NULL, 1, WEFT_NEVER, NULL), -EINVAL);
+	TCHECK_EQ(weft_read_full_step(p[0], buf, sizeof buf, WEFT_NEVER, &done, NULL), -EINVAL);
+	DONE_IS_0();
+	TCHECK_EQ(weft_write_all_step(p[1], buf, sizeof buf, WEFT_NEVER, &done, NULL), -EINVAL);
+	DONE_IS_0();
+	/* Bad descriptors. */
+	for (size_t i = 0; i < NBAD_FDS; i++) {
+		int fd = bad_fds[i];
+		TCHECK_EQ(weft_readv_step(fd, &iov, 1, WEFT_NEVER, &op), -EBADF);
+		TCHECK_EQ(weft_writev_step(fd, &iov, 1, WEFT_NEVER, &op), -EBADF);
+		TCHECK_EQ(weft_recvfrom_step(fd, buf, sizeof buf, NULL, NULL, WEFT_NEVER, &op), -EBADF);
+		TCHECK_EQ(weft_sendto_step(fd, buf, sizeof buf, NULL, 0, WEFT_NEVER, &op), -EBADF);
+		TCHECK_EQ(weft_sendfile_step(fd, f, NULL, 1, WEFT_NEVER, &op), -EBADF);
+		TCHECK_EQ(weft_sendfile_step(p[1], fd, NULL, 1, WEFT_NEVER, &op), -EBADF);
+		TCHECK_EQ(weft_read_full_step(fd, buf, sizeof buf, WEFT_NEVER, &done, &op), -EBADF);
+		DONE_IS_0();
+		TCHECK_EQ(weft_write_all_step(fd, buf, sizeof buf, WEFT_NEVER, &done, &op), -EBADF);
+		DONE_IS_0();
+	}
+	TCHECK_EQ(weft_readv_step(p[1], &iov, 1, WEFT_NEVER, &op), -EBADF); /* the wrong end */
+	TCHECK_EQ(weft_write_all_step(p[0], buf, sizeof buf, WEFT_NEVER, &done, &op), -EBADF);
+	DONE_IS_0();
+	/* Lengths and counts out of range, NULL buffers. */
+	static const size_t huge[] = {(size_t)SSIZE_MAX + 1, SIZE_MAX};
+	for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+		struct iovec big[2] = {{buf, huge[i]}, {buf, 1}};
+		TCHECK_EQ(weft_readv_step(p[0], big, 2, WEFT_NEVER, &op), -EINVAL);
+		TCHECK_EQ(weft_writev_step(p[1], big, 2, WEFT_NEVER, &op), -EINVAL);
+		TCHECK_EQ(weft_recvfrom_step(u, buf, huge[i], NULL, NULL, WEFT_NEVER, &op), -EINVAL);
+		TCHECK_EQ(weft_sendto_step(u, buf, huge[i], NULL, 0, WEFT_NEVER, &op), -EINVAL);
+		TCHECK_EQ(weft_sendfile_step(p[1], f, NULL, huge[i], WEFT_NEVER, &op), -EINVAL);
+		TCHECK_EQ(weft_read_full_step(p[0], buf, huge[i], WEFT_NEVER, &done, &op), -EINVAL);
+		DONE_IS_0();
+		TCHECK_EQ(weft_write_all_step(p[1], buf, huge[i], WEFT_NEVER, &done, &op), -EINVAL);
+		DONE_IS_0();
+	}
+	struct iovec sum[2] = {{buf, (size_t)SSIZE_MAX}, {buf, 1}};
+	TCHECK_EQ(weft_readv_step(p[0], sum, 2, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_writev_step(p[1], sum, 2, WEFT_NEVER, &op), -EINVAL);
+	static const int counts[] = {-1, INT_MIN, IOV_MAX + 1, INT_MAX};
+	for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+		TCHECK_EQ(weft_readv_step(p[0], &iov, counts[i], WEFT_NEVER, &op), -EINVAL);
+		TCHECK_EQ(weft_writev_step(p[1], &iov, counts[i], WEFT_NEVER, &op), -EINVAL);
+	}
+	TCHECK_EQ(weft_readv_step(p[0], NULL, 1, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_writev_step(p[1], NULL, 1, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_recvfrom_step(u, NULL, 1, NULL, NULL, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_recvfrom_step(u, buf, sizeof buf, (struct sockaddr *)&sa, NULL, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_sendto_step(u, NULL, 1, NULL, 0, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_read_full_step(p[0], NULL, 1, WEFT_NEVER, &done, &op), -EINVAL);
+	DONE_IS_0();
+	TCHECK_EQ(weft_write_all_step(p[1], NULL, 1, WEFT_NEVER, &done, &op), -EINVAL);
+	DONE_IS_0();
+	off_t off = -1;
+	TCHECK_EQ(weft_sendfile_step(p[1], f, &off, 1, WEFT_NEVER, &op), -EINVAL);
+	/* A past deadline polls. */
+	for (size_t i = 0; i < NPAST; i++) {
+		TCHECK_EQ(weft_readv_step(p[0], &iov, 1, past[i], &op), -ETIMEDOUT);
+		TCHECK_EQ(weft_recvfrom_step(u, buf, sizeof buf, (struct sockaddr *)&sa, &sl, past[i], &op),
+			  -ETIMEDOUT);
+		TCHECK_EQ(weft_read_full_step(p[0], buf, sizeof buf, past[i], &done, &op), -ETIMEDOUT);
+		DONE_IS_0();
+	}
+	/* Nothing to move: done at once, whatever the deadline. */
+	TCHECK_EQ(weft_readv_step(p[0], &iov, 0, INT64_MIN, &op), 0);
+	TCHECK_EQ(weft_writev_step(p[1], &iov, 0, INT64_MIN, &op), 0);
+	TCHECK_EQ(weft_read_full_step(p[0], NULL, 0, INT64_MIN, &done, &op), 0);
+	DONE_IS_0();
+	TCHECK_EQ(weft_write_all_step(p[1], NULL, 0, INT64_MIN, NULL, &op), 0);
+	TCHECK_EQ(weft_sendfile_step(p[1], f, NULL, 0, INT64_MIN, &op), 0);
+	/* None of them wrote anything. */
+	TCHECK_EQ(weft_read(p[0], buf, sizeof buf, INT64_MIN), -ETIMEDOUT);
+#undef DONE_IS_0
+	close(f);
+	TCHECK_EQ(weft_close(u), 0);
+	close_pipe(p);
+}
+
+static void test_more_step_forms_refuse_bad_input(void **state)
+{
+	(void)state;
+	wt_each_kind(more_step_body, NULL);
 }
 
 /* ------------------------------------------------------------ sockets */
@@ -845,6 +967,7 @@ int main(void)
 		WT_IO_TEST(test_sendfile_refuses_bad_input),
 		WT_IO_TEST(test_shutdown_refuses_bad_input),
 		WT_IO_TEST(test_step_forms_refuse_bad_input),
+		WT_IO_TEST(test_more_step_forms_refuse_bad_input),
 		WT_IO_TEST(test_sockets_refuse_bad_input),
 		WT_IO_TEST(test_dialling_refuses_bad_input),
 		WT_IO_TEST(test_server_calls_refuse_bad_input),

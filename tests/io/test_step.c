@@ -302,7 +302,7 @@ static void test_stackless_deadline(void **state)
 /* ------------------------------------------------------------ TCP reads after a short read */
 
 /* On TCP, a short read marks the socket drained and the next read waits
- * for a report before its system call (socket.c, read_slot); stackless
+ * for a report before its system call (socket.c, read_some); stackless
  * readers take that path too. Data that comes after a short read, in
  * pieces or all at once, and the end of file must all be seen. */
 typedef struct sink_st {
@@ -341,6 +341,18 @@ static void *tcp_short_reads_main(void *a)
 	TCHECK_EQ(run_reader(&r), 5);
 	r.deadline = weft_deadline_in(20 * WEFT_MSEC);
 	TCHECK_EQ(run_reader(&r), -ETIMEDOUT);
+	/* Data after the short read, asked for with a past deadline: the read
+	 * polls, so it tries the system call whether or not the poller has
+	 * seen the data's report yet (poll(2) here says the data is in the
+	 * socket, and consumes no report). Stackless, then a coroutine. */
+	struct pollfd pfd = {.fd = s, .events = POLLIN};
+	TCHECK_EQ(weft_write(c, "xyz", 3, WEFT_NEVER), 3);
+	TCHECK_EQ(poll(&pfd, 1, (int)(WT_HANG_NS / WEFT_MSEC)), 1);
+	r.deadline = weft_now() - 1;
+	TCHECK_EQ(run_reader(&r), 3);
+	TCHECK_EQ(weft_write(c, "uv", 2, WEFT_NEVER), 2);
+	TCHECK_EQ(poll(&pfd, 1, (int)(WT_HANG_NS / WEFT_MSEC)), 1);
+	TCHECK_EQ(weft_read(s, r.buf, sizeof r.buf, INT64_MIN), 2);
 	/* Data after the short read wakes it; two writes queued before the
 	 * read are read together or one after the other, never lost. */
 	r.deadline = wt_hang_deadline();
