@@ -527,10 +527,15 @@ void weft__rt_unhold(struct weft_runtime *rt);
 
 /* Whether the caller is one of rt's workers (or a task running on one): it
  * needs no hold, because rt outlives its workers' tasks. */
+/* The runtime whose monitor runs on this thread (monitor.c), or NULL. The
+ * monitor runs a stuck worker's due timers, so it counts as the runtime's
+ * own thread: stop joins it before freeing anything. */
+extern __thread struct weft_runtime *weft__monitor_of;
+
 static inline bool weft__on_rt(const struct weft_runtime *rt)
 {
 	weft_worker *w = weft__self_worker;
-	return w && w->rt == rt;
+	return (w && w->rt == rt) || (!w && weft__monitor_of == rt);
 }
 
 /* Sized structs (weft_config_t, weft_stats_t): how many bytes of the

@@ -76,6 +76,8 @@ weft_runtime_t *weft_runtime_current(void)
 	weft_worker *w = weft__self_worker;
 	if (w)
 		return w->rt;
+	if (weft__monitor_of) /* running a stuck worker's timers */
+		return weft__monitor_of;
 	return __atomic_load_n(&weft__default_rt, __ATOMIC_ACQUIRE);
 }
 
