@@ -824,6 +824,37 @@ static void test_yield_while_registered_keeps_the_deadline(void **state)
 	wt_run(yd_main, NULL, 2);
 }
 
+/* weft_step_register with an op that did not go through weft_step_begin,
+ * or with no wait open, is refused: nothing could ever end such a
+ * registration (it asserted; in release the task could never finish). */
+static weft_step_t reg_step(void *a, void **res)
+{
+	(void)a;
+	weft_op_t op;
+	memset(&op, 0, sizeof op);
+	TCHECK_EQ(weft_step_register(&op), -EINVAL); /* never begun */
+	TCHECK_EQ(weft_step_begin(&op, 7), 0);
+	TCHECK_EQ(weft_step_register(&op), -EINVAL); /* no wait open */
+	TCHECK_EQ(weft_step_register(NULL), -EPERM);
+	*res = NULL;
+	return WEFT_STEP_DONE; /* nothing registered: it may end */
+}
+
+static void *reg_main(void *a)
+{
+	(void)a;
+	weft_task_t t;
+	TCHECK_EQ(weft_spawn_step(&t, reg_step, NULL, NULL), 0);
+	TCHECK_EQ(weft_join(t, NULL), 0);
+	return NULL;
+}
+
+static void test_register_refuses_what_could_never_end(void **state)
+{
+	(void)state;
+	wt_run(reg_main, NULL, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -838,6 +869,7 @@ int main(void)
 		cmocka_unit_test(test_group_wait_step),
 		cmocka_unit_test(test_group_destroyed_at_once),
 		cmocka_unit_test(test_yield_while_registered_keeps_the_deadline),
+		cmocka_unit_test(test_register_refuses_what_could_never_end),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
