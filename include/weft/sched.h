@@ -468,7 +468,9 @@ int weft_step_begin(void *op, uint8_t call);
  * handed its waker to its wakers and armed its deadline
  * (weft_park_deadline): make op the task's registration. Returns
  * -EINPROGRESS, for the call to return; -EPERM outside a stackless task;
- * -EBUSY if an op is registered already. */
+ * -EBUSY if an op is registered already; -EINVAL if op did not go through
+ * weft_step_begin (its first byte is 0) or no wait is open (nothing could
+ * ever end the registration). */
 int weft_step_register(void *op);
 /* Register op with a wait that has ended already: the task runs again once
  * the others have had a turn, and the repeat's weft_step_begin returns 1

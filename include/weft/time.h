@@ -23,14 +23,19 @@ int weft_sleep_until(weft_time_t deadline);
  * a period, at that deadline and then every period nanoseconds (a ticker:
  * missed periods are skipped, not bunched; a next call that would fall
  * beyond WEFT_NEVER never comes). fn runs outside any task: it must not
- * block. It may spawn, unpark, and create, start, stop or destroy timers,
- * its own included.
+ * block. It may spawn, unpark, cancel tasks, make calls that do not wait
+ * (try forms, requesting a stop), and create, start, stop or destroy
+ * timers, its own included.
  *
  * Lifecycle: create allocates a timer that is not started; start arms it
  * with a schedule (and arms it again with a new one); stop disarms it and
  * keeps it; destroy stops and frees it. A timer belongs to the runtime it
  * was created in (the caller's; from a plain thread the default runtime) and
- * is called on that runtime's workers; all four calls work from its tasks,
+ * is called on that runtime's workers - or, for the due timers of a worker
+ * that has been stuck in one task for 10 ms, on its monitor thread, which
+ * counts as the runtime's own (weft_runtime_current() is that runtime,
+ * weft_runtime_stop of it is -EDEADLK; weft_worker_index() is -1); all four
+ * calls work from its tasks,
  * its timer functions, plain threads and other runtimes' tasks.
  *
  * When the runtime stops: weft_runtime_stop frees the timers that were not

@@ -62,6 +62,19 @@ int weft__group_add(weft_group_t *g, weft_task *t)
 }
 
 
+_Atomic(void (*)(weft_group_t *g)) weft__group_spawn_hook;
+
+void weft__group_published(weft_group_t *g, weft_task *t)
+{
+	/* Under the lock: a cancel's section either came before this one (we
+	 * see cancelling) or comes after, and then its lookups come after our
+	 * publication and find the record. */
+	weft_waitq_lock(&g->waiters);
+	if (g->cancelling)
+		atomic_fetch_or(&t->flags, WEFT_TF_CANCELLED);
+	weft_waitq_unlock(&g->waiters);
+}
+
 /* Outside the group's lock; g itself may be gone by now, so only the
  * copied ids are used (each names its runtime). */
 static void cancel_members(weft_task_t *ids, size_t n)

@@ -459,7 +459,16 @@ int weft__task_cancel(weft_task *t);
 weft_task_aux *weft__task_aux(weft_task *t); /* get or create; NULL: out of memory */
 /* Park the calling coroutine, recording what it waits on for dumps. */
 int weft__park_on(weft_waker_t w, weft_time_t deadline, int what);
+/* A member joins its group in two steps around the publication of its
+ * record: weft__group_add before (counts it, records its id, marks it
+ * cancelled if the group is cancelling), weft__group_published after (a
+ * cancel that began in between could not look the record up: it marks it
+ * now). */
 int weft__group_add(weft_group_t *g, weft_task *t);
+void weft__group_published(weft_group_t *g, weft_task *t);
+/* Tests only: called by spawn between weft__group_add and the record's
+ * publication (a test cancels the group there). NULL otherwise. */
+extern _Atomic(void (*)(weft_group_t *g)) weft__group_spawn_hook;
 /* The core's _step calls' ids (weft_step_begin). */
 enum { WEFT__STEP_JOIN = WEFT_STEP_ID_SCHED + 1, WEFT__STEP_GROUP_WAIT };
 void weft__group_done(weft_group_t *g, weft_task *t);
@@ -518,10 +527,15 @@ void weft__rt_unhold(struct weft_runtime *rt);
 
 /* Whether the caller is one of rt's workers (or a task running on one): it
  * needs no hold, because rt outlives its workers' tasks. */
+/* The runtime whose monitor runs on this thread (monitor.c), or NULL. The
+ * monitor runs a stuck worker's due timers, so it counts as the runtime's
+ * own thread: stop joins it before freeing anything. */
+extern __thread struct weft_runtime *weft__monitor_of;
+
 static inline bool weft__on_rt(const struct weft_runtime *rt)
 {
 	weft_worker *w = weft__self_worker;
-	return w && w->rt == rt;
+	return (w && w->rt == rt) || (!w && weft__monitor_of == rt);
 }
 
 /* Sized structs (weft_config_t, weft_stats_t): how many bytes of the

@@ -89,9 +89,12 @@ static bool thread_blocked(weft_worker *w)
 	return p && p[1] == ' ' && (p[2] == 'S' || p[2] == 'D');
 }
 
+__thread struct weft_runtime *weft__monitor_of;
+
 static void *monitor_main(void *arg)
 {
 	struct weft_runtime *rt = arg;
+	weft__monitor_of = rt;
 	pthread_setname_np(pthread_self(), "weft-monitor");
 	uint32_t last[WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS] = {0};
 	weft_time_t since[WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS] = {0};

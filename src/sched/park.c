@@ -580,12 +580,14 @@ int weft_step_register(void *op)
 		return -EPERM;
 	if (t->step_op)
 		return -EBUSY;
-	/* Every registration went through weft_step_begin, which named op's
-	 * call, and opened its wait after that: open, or already ended (woken,
-	 * a past deadline, a cancelled task), when the task runs again at once. */
-	assert(*(uint8_t *)op != 0);
-	assert(WEFT_PS_PHASE(atomic_load_explicit(&t->park.state, memory_order_relaxed)) == WEFT_PH_OPEN ||
-	       WEFT_PS_PHASE(atomic_load_explicit(&t->park.state, memory_order_relaxed)) == WEFT_PH_WOKEN);
+	/* A registration goes through weft_step_begin, which names op's call,
+	 * and opens its wait after that: open, or already ended (woken, a past
+	 * deadline, a cancelled task), when the task runs again at once. A
+	 * caller that skipped either could never have the registration
+	 * cleared: refuse it. */
+	int ph = WEFT_PS_PHASE(atomic_load_explicit(&t->park.state, memory_order_relaxed));
+	if (*(uint8_t *)op == 0 || (ph != WEFT_PH_OPEN && ph != WEFT_PH_WOKEN))
+		return -EINVAL;
 	t->step_op = op;
 	return -EINPROGRESS;
 }

@@ -76,6 +76,8 @@ weft_runtime_t *weft_runtime_current(void)
 	weft_worker *w = weft__self_worker;
 	if (w)
 		return w->rt;
+	if (weft__monitor_of) /* running a stuck worker's timers */
+		return weft__monitor_of;
 	return __atomic_load_n(&weft__default_rt, __ATOMIC_ACQUIRE);
 }
 
@@ -331,7 +333,9 @@ static void cancel_all(struct weft_runtime *rt)
 	}
 }
 
-int weft_runtime_stop(weft_runtime_t *rt)
+/* The first half of a stop: make the caller the one that stops rt (0), or
+ * say why not. */
+static int stop_claim(struct weft_runtime *rt)
 {
 	if (!rt)
 		return -EINVAL;
@@ -344,8 +348,23 @@ int weft_runtime_stop(weft_runtime_t *rt)
 	pthread_mutex_lock(&rt->poller_lock);
 	bool already = atomic_exchange(&rt->stopping, true);
 	pthread_mutex_unlock(&rt->poller_lock);
-	if (already)
-		return -EINVAL; /* already stopping */
+	return already ? -EINVAL : 0; /* already stopping */
+}
+
+static void stop_finish(struct weft_runtime *rt);
+
+int weft_runtime_stop(weft_runtime_t *rt)
+{
+	int e = stop_claim(rt);
+	if (e)
+		return e;
+	stop_finish(rt);
+	return 0;
+}
+
+/* The rest of a stop, by the caller that claimed it. */
+static void stop_finish(struct weft_runtime *rt)
+{
 	/* A stop that has begun ends every wait for a stop request (the flag
 	 * stays set until a later runtime takes this struct). */
 	weft_runtime_request_stop(rt);
@@ -382,7 +401,6 @@ int weft_runtime_stop(weft_runtime_t *rt)
 		__atomic_store_n(&weft__default_rt, weft__live_rts, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&live_lock);
 	destroy(rt);
-	return 0;
 }
 
 int weft_runtime_request_stop(weft_runtime_t *rt)
@@ -434,13 +452,21 @@ int weft_main(void *(*fn)(void *), void *arg, const weft_config_t *cfg)
 	int e = weft_runtime_start(&rt, cfg);
 	if (e)
 		return e;
+	/* Held until we know who stops it: another thread may stop rt (as a
+	 * program whose watchdog waits for a stop request does), and then a
+	 * later runtime may take its struct - which we must not stop. While we
+	 * hold rt its destroy waits for us, so its struct cannot be taken. */
+	bool held = weft__rt_hold(rt);
+	assert(held); /* nobody else knows rt yet */
+	(void)held;
 	weft_task_t t;
 	e = weft_spawn(&t, fn, arg, &(weft_spawn_opts_t){.name = "main", .runtime = rt});
 	void *res = NULL;
 	if (!e)
 		e = weft__join(t, &res, WEFT_NEVER);
-	int s = weft_runtime_stop(rt);
-	assert(s == 0);
-	(void)s;
+	bool ours = stop_claim(rt) == 0; /* else another thread stops it */
+	weft__rt_unhold(rt);
+	if (ours)
+		stop_finish(rt);
 	return e ? e : (int)(intptr_t)res;
 }

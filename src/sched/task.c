@@ -737,8 +737,15 @@ static int spawn_locked(struct weft_runtime *rt, weft_task_t *out, bool step, vo
 	t->asan_fake = NULL;
 #endif
 	weft_task_t id = atomic_load_explicit(&t->id, memory_order_relaxed);
+	if (group) {
+		void (*hook)(weft_group_t *) = atomic_load_explicit(&weft__group_spawn_hook, memory_order_relaxed);
+		if (hook)
+			hook(group);
+	}
 	/* release: a lookup that sees refs > 0 sees the initialised record. */
 	atomic_store_explicit(&t->refs, detached ? 1 : 2, memory_order_release);
+	if (group) /* not running yet: weft__ready below queues it */
+		weft__group_published(group, t);
 	if (w)
 		atomic_store_explicit(&w->st_spawned, atomic_load_explicit(&w->st_spawned, memory_order_relaxed) + 1,
 				      memory_order_relaxed);

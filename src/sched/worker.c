@@ -158,8 +158,12 @@ static void run_task(weft_worker *w, weft_task *t)
 			      memory_order_relaxed);
 	int action;
 	if (weft__is_step(t)) {
-		if (unlikely(t->timer != NULL)) {
-			/* The wait it parked in has ended: its deadline must not fire later. */
+		if (unlikely(t->timer != NULL) &&
+		    WEFT_PS_PHASE(atomic_load_explicit(&t->park.state, memory_order_relaxed)) != WEFT_PH_OPEN) {
+			/* The wait it parked in has ended: its deadline must not
+			 * fire later. (A wait still open - the task yielded while
+			 * registered, and runs again before it ends - keeps its
+			 * deadline.) */
 			weft__tentry_cancel(t->timer);
 			free(t->timer);
 			t->timer = NULL;

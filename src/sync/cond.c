@@ -90,6 +90,10 @@ static int cond_relock(weft_mutex_t *m, uint64_t self, weft__sync_op *o, bool re
 	}
 	if (r == 0)
 		return o->result;
+	/* The caller took m itself meanwhile (its own try-lock while the wait
+	 * was registered): it holds m, as the call promises on return. */
+	if (r == -EDEADLK)
+		return o->result;
 	/* A cancelled task cannot wait for m: try again after a yield. */
 	assert(r == -ECANCELED && weft_cancelled());
 	o->phase = COND_RETRY;

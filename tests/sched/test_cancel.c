@@ -1,5 +1,6 @@
 /* test_cancel.c - cancellation and task groups. */
 #include "weft_test.h"
+#include "sched/internal.h"
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -256,6 +257,38 @@ static void test_task_groups(void **state)
 	wt_run(group_main, NULL, 2);
 }
 
+/* A cancel that begins while a member is being spawned - after the spawn
+ * has joined it to the group, before its record can be looked up - still
+ * reaches it. The hook cancels the group exactly there. */
+static void cancel_in_spawn(weft_group_t *g)
+{
+	atomic_store(&weft__group_spawn_hook, NULL); /* once */
+	TCHECK_EQ(weft_group_cancel(g), 0);
+}
+
+static void *group_spawn_race_main(void *a)
+{
+	(void)a;
+	for (int round = 0; round < 2; round++) {
+		bool on_error = round == 1;
+		weft_group_t *g;
+		TCHECK_EQ(weft_group_create(&g, on_error), 0);
+		atomic_store(&weft__group_spawn_hook, cancel_in_spawn);
+		weft_spawn(NULL, member, (void *)HOUR_MS, &(weft_spawn_opts_t){.group = g});
+		TCHECK(atomic_load(&weft__group_spawn_hook) == NULL); /* it ran */
+		/* Without the cancel the member sleeps its hour. */
+		TCHECK_EQ(weft_group_wait_until(g, weft_deadline_in(10 * WEFT_SEC)), -ECANCELED);
+		TCHECK_EQ(weft_group_destroy(g), 0);
+	}
+	return NULL;
+}
+
+static void test_group_cancel_reaches_a_member_being_spawned(void **state)
+{
+	(void)state;
+	wt_run(group_spawn_race_main, NULL, 2);
+}
+
 /* An uncancellable wait outlives a cancel: it ends only by its wake (or
  * deadline), and the cancel shows at the next ordinary wait. */
 static _Atomic int unc_stage;
@@ -401,6 +434,7 @@ int main(void)
 		cmocka_unit_test(test_cancel_races_wait_start),
 		cmocka_unit_test(test_cancelled_join_keeps_task_joinable),
 		cmocka_unit_test(test_task_groups),
+		cmocka_unit_test(test_group_cancel_reaches_a_member_being_spawned),
 		cmocka_unit_test(test_uncancellable_wait),
 		cmocka_unit_test(test_spawn_from_minimal_stack),
 		cmocka_unit_test(test_coroutine_without_a_stack_ends_with_enomem),

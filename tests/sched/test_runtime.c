@@ -386,6 +386,37 @@ static void test_stop_request(void **state)
 	assert_ptr_equal(res, NULL);
 }
 
+/* weft_main's runtime stopped by another thread - a watchdog that waits
+ * for a stop request and stops the runtime it was given - is not stopped
+ * again by weft_main (which asserted, and could have stopped a later
+ * runtime that took the same struct). */
+static void *watchdog(void *rt)
+{
+	TCHECK_EQ(weft_runtime_wait_stop_request(rt), 0);
+	TCHECK_EQ(weft_runtime_stop(rt), 0);
+	return NULL;
+}
+
+static void *main_stopped_from_outside(void *a)
+{
+	(void)a;
+	weft_runtime_t *rt = weft_runtime_current();
+	pthread_t th;
+	TCHECK_EQ(pthread_create(&th, NULL, watchdog, rt), 0);
+	TCHECK_EQ(pthread_detach(th), 0);
+	TCHECK_EQ(weft_runtime_request_stop(rt), 0);
+	int r = weft_sleep_until(WEFT_NEVER); /* until the watchdog's stop cancels us */
+	return (void *)(intptr_t)r;
+}
+
+static void test_main_whose_runtime_another_thread_stops(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(weft_main(main_stopped_from_outside, NULL, &(weft_config_t){.workers = 1}),
+				 -ECANCELED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -397,6 +428,7 @@ int main(void)
 		cmocka_unit_test(test_stop_request),
 		cmocka_unit_test(test_ids_resolve_across_runtimes),
 		cmocka_unit_test(test_sized_config_and_stats),
+		cmocka_unit_test(test_main_whose_runtime_another_thread_stops),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -748,6 +748,113 @@ static void test_join_one_registration(void **state)
 	wt_run(join_busy_main, NULL, 2);
 }
 
+/* ------------------------------------------------------------ a yield keeps the deadline */
+
+/* A stackless task registered with a deadline that returns WEFT_STEP_YIELD
+ * (allowed: its early repeat says -EINPROGRESS) and then parks still gets
+ * -ETIMEDOUT when the deadline passes: running again with its wait open
+ * must not drop the wait's timer. For a channel op, a semaphore and a bare
+ * park. */
+typedef struct {
+	int kind; /* 0 chan, 1 sem, 2 park */
+	int yields;
+	weft_chan_t *ch;
+	weft_sem_t *sem;
+	weft_time_t deadline;
+	weft_chan_op_t cop;
+	weft_op_t op;
+	long v;
+	weft_waker_t w;
+	bool waiting;
+} yd_state;
+
+static weft_step_t yd_step(void *a, void **res)
+{
+	yd_state *s = a;
+	int r;
+	if (s->kind == 0) {
+		r = weft_chan_recv_step(s->ch, &s->v, s->deadline, &s->cop);
+	} else if (s->kind == 1) {
+		r = weft_sem_acquire_step(s->sem, s->deadline, &s->op);
+	} else if (!s->waiting) {
+		s->w = weft_park_prepare();
+		TCHECK(s->w.parker != NULL);
+		TCHECK_EQ(weft_park_deadline(s->w, s->deadline), 0);
+		s->waiting = true;
+		r = -EINPROGRESS;
+	} else {
+		r = s->yields < 3 ? -EINPROGRESS : weft_park_result();
+	}
+	if (r != -EINPROGRESS) {
+		*res = (void *)(intptr_t)r;
+		return WEFT_STEP_DONE;
+	}
+	/* Registered (or the repeat came before the wake): yield twice, then
+	 * park. */
+	if (s->yields++ < 2)
+		return WEFT_STEP_YIELD;
+	return WEFT_STEP_PARKED;
+}
+
+static void *yd_main(void *a)
+{
+	(void)a;
+	for (int kind = 0; kind < 3; kind++) {
+		yd_state s = {.kind = kind, .deadline = weft_deadline_in(20 * WEFT_MSEC)};
+		weft_sem_t sem;
+		TCHECK_EQ(weft_chan_create(&s.ch, sizeof(long), 0), 0);
+		TCHECK_EQ(weft_sem_init(&sem, 0), 0);
+		s.sem = &sem;
+		weft_task_t t;
+		TCHECK_EQ(weft_spawn_step(&t, yd_step, &s, NULL), 0);
+		void *r;
+		/* Without its deadline the task would wait for ever. */
+		TCHECK_EQ(weft_join_until(t, &r, weft_deadline_in(30 * WEFT_SEC)), 0);
+		TCHECK_EQ((intptr_t)r, -ETIMEDOUT);
+		TCHECK(s.yields >= 3);
+		TCHECK_EQ(weft_chan_release(s.ch), 0);
+		TCHECK_EQ(weft_sem_destroy(&sem), 0);
+	}
+	return NULL;
+}
+
+static void test_yield_while_registered_keeps_the_deadline(void **state)
+{
+	(void)state;
+	wt_run(yd_main, NULL, 2);
+}
+
+/* weft_step_register with an op that did not go through weft_step_begin,
+ * or with no wait open, is refused: nothing could ever end such a
+ * registration (it asserted; in release the task could never finish). */
+static weft_step_t reg_step(void *a, void **res)
+{
+	(void)a;
+	weft_op_t op;
+	memset(&op, 0, sizeof op);
+	TCHECK_EQ(weft_step_register(&op), -EINVAL); /* never begun */
+	TCHECK_EQ(weft_step_begin(&op, 7), 0);
+	TCHECK_EQ(weft_step_register(&op), -EINVAL); /* no wait open */
+	TCHECK_EQ(weft_step_register(NULL), -EPERM);
+	*res = NULL;
+	return WEFT_STEP_DONE; /* nothing registered: it may end */
+}
+
+static void *reg_main(void *a)
+{
+	(void)a;
+	weft_task_t t;
+	TCHECK_EQ(weft_spawn_step(&t, reg_step, NULL, NULL), 0);
+	TCHECK_EQ(weft_join(t, NULL), 0);
+	return NULL;
+}
+
+static void test_register_refuses_what_could_never_end(void **state)
+{
+	(void)state;
+	wt_run(reg_main, NULL, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -761,6 +868,8 @@ int main(void)
 		cmocka_unit_test(test_join_one_registration),
 		cmocka_unit_test(test_group_wait_step),
 		cmocka_unit_test(test_group_destroyed_at_once),
+		cmocka_unit_test(test_yield_while_registered_keeps_the_deadline),
+		cmocka_unit_test(test_register_refuses_what_could_never_end),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1190,6 +1190,69 @@ static void test_lifetime(void **state)
 	assert_true(atomic_load(&wt_stretched) > 0);
 }
 
+/* A task that takes the mutex itself (a try-lock) while its condition wait
+ * is registered: the repeat finds it holds the mutex, which is what the
+ * call promises on return, and completes (it asserted, and in release
+ * retried for ever). */
+typedef struct {
+	weft_mutex_t m;
+	weft_cond_t c;
+	weft_op_t op;
+	int phase;
+	_Atomic bool registered;
+} ct_state;
+
+static weft_step_t ct_step(void *a, void **res)
+{
+	ct_state *s = a;
+	int r;
+	switch (s->phase) {
+	case 0:
+		TCHECK_EQ(weft_mutex_try_lock(&s->m), 0);
+		s->phase = 1;
+		/* fall through */
+	case 1:
+		r = weft_cond_wait_step(&s->c, &s->m, WEFT_NEVER, &s->op);
+		if (r == -EINPROGRESS) {
+			if (!atomic_load(&s->registered)) {
+				/* Registered, m released: take it back at once. */
+				TCHECK_EQ(weft_mutex_try_lock(&s->m), 0);
+				atomic_store(&s->registered, true);
+			}
+			return WEFT_STEP_PARKED;
+		}
+		*res = (void *)(intptr_t)r;
+		TCHECK_EQ(weft_mutex_unlock(&s->m), 0); /* held */
+		return WEFT_STEP_DONE;
+	}
+	return WEFT_STEP_DONE;
+}
+
+static void *ct_main(void *a)
+{
+	(void)a;
+	ct_state s = {.m = WEFT_MUTEX_INIT};
+	TCHECK_EQ(weft_cond_init(&s.c), 0);
+	weft_task_t t;
+	TCHECK_EQ(weft_spawn_step(&t, ct_step, &s, NULL), 0);
+	while (!atomic_load(&s.registered))
+		weft_yield();
+	TCHECK_EQ(weft_cond_signal(&s.c), 1);
+	void *r;
+	TCHECK_EQ(weft_join(t, &r), 0);
+	TCHECK_EQ((intptr_t)r, 0);
+	TCHECK_EQ(weft_mutex_try_lock(&s.m), 0); /* free again */
+	TCHECK_EQ(weft_mutex_unlock(&s.m), 0);
+	TCHECK_EQ(weft_cond_destroy(&s.c), 0);
+	return NULL;
+}
+
+static void test_cond_repeat_when_the_task_took_the_mutex(void **state)
+{
+	(void)state;
+	wt_run(ct_main, NULL, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1204,6 +1267,7 @@ int main(void)
 		cmocka_unit_test(test_deadlines),
 		cmocka_unit_test(test_cancel_while_registered),
 		cmocka_unit_test(test_lifetime),
+		cmocka_unit_test(test_cond_repeat_when_the_task_took_the_mutex),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

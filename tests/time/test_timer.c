@@ -549,6 +549,60 @@ static void test_timer_arguments(void **state)
 	assert_null(t);
 }
 
+/* ------------------------------------------------------------ stuck worker */
+
+/* The due timers of a worker stuck in one task run on its runtime's
+ * monitor, which counts as the runtime's own thread there: the runtime a
+ * timer function sees is its timer's (not the process default), and it
+ * cannot stop it. rt2 is not the default runtime; its only worker is held
+ * by a task that spins until the timer function has run, so the monitor
+ * is the only thread that can run it. */
+static weft_runtime_t *st_rt2;
+static _Atomic int st_done;
+static weft_runtime_t *_Atomic st_current;
+static _Atomic int st_stop_result, st_index;
+
+static void st_fire(void *a)
+{
+	(void)a;
+	weft_runtime_t *cur = weft_runtime_current();
+	atomic_store(&st_current, cur);
+	atomic_store(&st_index, weft_worker_index());
+	/* (Only if it is rt2's thread: else the stop would wait for the
+	 * spinner, which waits for us.) */
+	atomic_store(&st_stop_result, cur == st_rt2 ? weft_runtime_stop(st_rt2) : 1);
+	atomic_store(&st_done, 1);
+}
+
+static void *st_spinner(void *a)
+{
+	(void)a;
+	weft_timer_t *tm;
+	TCHECK_EQ(weft_timer_create(&tm, st_fire, NULL), 0); /* rt2's: made by its task */
+	TCHECK_EQ(weft_timer_start(tm, weft_now(), 0), 0);
+	while (!atomic_load(&st_done))
+		sched_yield(); /* the OS thread only: the worker stays ours */
+	TCHECK_EQ(weft_timer_destroy(tm), 0);
+	return NULL;
+}
+
+static void test_stuck_workers_timers_run_as_their_runtimes(void **state)
+{
+	(void)state;
+	weft_runtime_t *rt1;
+	assert_int_equal(weft_runtime_start(&rt1, &(weft_config_t){.workers = 1}), 0);
+	assert_int_equal(weft_runtime_start(&st_rt2, &(weft_config_t){.workers = 1}), 0);
+	assert_true(weft_runtime_current() == rt1); /* the default, from this thread */
+	weft_task_t t;
+	assert_int_equal(weft_spawn(&t, st_spinner, NULL, &(weft_spawn_opts_t){.runtime = st_rt2}), 0);
+	assert_int_equal(weft_join(t, NULL), 0);
+	assert_true(atomic_load(&st_current) == st_rt2);
+	assert_int_equal(atomic_load(&st_stop_result), -EDEADLK);
+	assert_int_equal(atomic_load(&st_index), -1); /* not a worker */
+	assert_int_equal(weft_runtime_stop(st_rt2), 0);
+	assert_int_equal(weft_runtime_stop(rt1), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -564,6 +618,7 @@ int main(void)
 		cmocka_unit_test(test_timer_restart_and_destroy_from_its_function),
 		cmocka_unit_test(test_timer_used_from_another_runtime),
 		cmocka_unit_test(test_timer_arguments),
+		cmocka_unit_test(test_stuck_workers_timers_run_as_their_runtimes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
