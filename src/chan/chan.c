@@ -455,29 +455,34 @@ static inline void add_wake(chan_wakes *wk, chan_waiter *w)
 void chan_notify_one(weft_chan_t *ch, bool send, chan_wakes *wk)
 {
 	assert(chan_locked(ch));
-	chan_waiter *w = claim_waiter(ch, send);
-	if (!w)
+	if (ch->kind != CHAN_BOUNDED) {
+		chan_waiter *w = claim_waiter(ch, send);
+		if (w) {
+			w->status = W_NOTIFIED;
+			add_wake(wk, w);
+		}
 		return;
-	w->status = W_NOTIFIED;
-	if (ch->kind == CHAN_BOUNDED) {
+	}
+	/* A hand-over changes the ring for the other side in turn: a sender's
+	 * element published with receivers queued, a slot freed with senders
+	 * queued. Hand that on as well, side after side, until a side has no
+	 * waiter or the ring refuses (each round moves one element, so this
+	 * ends; both sides have waiters only for a moment). */
+	for (;;) {
+		chan_waiter *w = claim_waiter(ch, send);
+		if (!w)
+			return;
 		bool other = false;
 		int r = send ? ring_put(ch, w->data, true, &other) : ring_get(ch, w->data, true, &other);
 		/* Closing claims every waiter under the lock, and none queues
 		 * on a closed channel. */
 		assert(r != RING_CLOSED);
-		if (r == RING_OK)
-			w->status = W_DELIVERED;
+		w->status = r == RING_OK ? W_DELIVERED : W_NOTIFIED;
 		add_wake(wk, w);
-		/* Waiters of the other side queue only under the lock, so this
-		 * one level is all: the waiter it claims is told to retry. */
-		chan_waiter *o = other ? claim_waiter(ch, !send) : NULL;
-		if (o) {
-			o->status = W_NOTIFIED;
-			add_wake(wk, o);
-		}
-		return;
+		if (r != RING_OK || !other)
+			return;
+		send = !send;
 	}
-	add_wake(wk, w);
 }
 
 /* A lock-free change of a bounded channel is published; notify one waiter of

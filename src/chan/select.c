@@ -342,18 +342,34 @@ int weft_select(weft_select_case_t *c, size_t n, weft_time_t deadline)
  * the node off the queue the moment the lock is free), or -1 when a
  * blocking form (call 0) called by a stackless task, which cannot park,
  * would have had to wait (nothing queued). Shared by send/recv and the
- * stackless ops (call: the op's id). */
-static int wait_one_begin(weft_select_case_t *c, chan_waiter *node, uint8_t call)
+ * stackless ops (call: the op's id). `notified`: the caller was woken
+ * NOTIFIED (told to retry), so it tries the ring even behind others. */
+static int wait_one_begin(weft_select_case_t *c, chan_waiter *node, uint8_t call, bool notified)
 {
 	weft_chan_t *ch = c->ch;
 	bool bounded = ch->kind == CHAN_BOUNDED;
-	if (bounded && try_case(c, NULL))
+	_Atomic uint32_t *ours = c->op == WEFT_SELECT_SEND ? &ch->nsendw : &ch->nrecvw;
+	/* Waiters of our own side queued on a bounded channel: the ring is
+	 * full (empty) for us, and each slot (element) that frees up is handed
+	 * to them in turn (chan_notify_one). Trying the ring would only move
+	 * its cache lines between cores and overtake them: queue behind them.
+	 * (A hint here; decided under the lock below.) A waiter told to retry
+	 * (NOTIFIED: something changed for it) does try: it may be the one an
+	 * element (a slot) is there for. */
+	bool behind = bounded && !notified && atomic_load_explicit(ours, memory_order_relaxed) != 0;
+	if (bounded && !behind && try_case(c, NULL))
 		return 1;
 	if (bounded) /* a reference across a locked section that may publish */
 		atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
 	chan_wakes wk = CHAN_WAKES_INIT;
 	chan_lock(ch);
-	bool done = try_case(c, &wk);
+	/* Under the lock the count is exact. A bounded channel's queued waiters
+	 * each re-tried the ring after queueing, and every slot (element) freed
+	 * since then is handed to the first of them: one queued behind them
+	 * needs no attempt of its own, then or after queueing. */
+	behind = bounded && !notified && atomic_load_explicit(ours, memory_order_relaxed) != 0 &&
+		 !atomic_load_explicit(&ch->closed, memory_order_relaxed);
+	bool done = !behind && try_case(c, &wk);
 	bool refused = !done && call == 0 && !weft_can_park();
 	if (!done && !refused) {
 		*node = (chan_waiter){.call = call, .waker = weft_park_prepare(), .data = c->buf, .single = 1};
@@ -361,7 +377,7 @@ static int wait_one_begin(weft_select_case_t *c, chan_waiter *node, uint8_t call
 		assert(node->waker.parker != NULL);
 		chan_enqueue_waiter(ch, node, c->op == WEFT_SELECT_SEND);
 		uint8_t order[1] = {0};
-		done = recheck_buffered(c, 1, order, node, &wk) >= 0;
+		done = !behind && recheck_buffered(c, 1, order, node, &wk) >= 0;
 		assert(done == !node->queued); /* under the lock: nobody else took it */
 	}
 	chan_unlock(ch);
@@ -377,8 +393,8 @@ static int one(weft_chan_t *ch, int op, void *buf, weft_time_t deadline)
 		return -EINVAL;
 	weft_select_case_t c = {.ch = ch, .op = op, .buf = buf};
 	chan_waiter node;
-	for (;;) {
-		int b = wait_one_begin(&c, &node, 0);
+	for (bool notified = false;; notified = true) {
+		int b = wait_one_begin(&c, &node, 0, notified);
 		if (b > 0)
 			return c.result;
 		if (b < 0) /* a stackless task: it cannot wait */
@@ -453,6 +469,7 @@ static int step(weft_chan_t *ch, int op, void *buf, weft_time_t deadline, weft_c
 		int out = resolve(&c, 1, node, weft_park_result(), &ch, 1);
 		if (out != -EAGAIN)
 			return out < 0 ? out : c.result;
+		/* NOTIFIED: try again below, without queueing behind. */
 	}
 	if (deadline != WEFT_NEVER && deadline <= weft_now()) {
 		/* A past deadline polls. */
@@ -460,7 +477,7 @@ static int step(weft_chan_t *ch, int op, void *buf, weft_time_t deadline, weft_c
 		bool done = op == WEFT_SELECT_SEND ? chan_try_send(ch, buf, &res, NULL) : chan_try_recv(ch, buf, &res, NULL);
 		return done ? res : -ETIMEDOUT;
 	}
-	if (wait_one_begin(&c, node, node->call) > 0)
+	if (wait_one_begin(&c, node, node->call, b == 1) > 0)
 		return c.result;
 	if (weft_park_deadline(node->waker, deadline) != 0)
 		weft_unpark(node->waker, -ENOMEM); /* no timer: the repeat gives up */
