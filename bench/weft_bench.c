@@ -310,7 +310,7 @@ static _Atomic long parked, idle_sum;
 
 /* A stackless idle task's whole state: 64 bytes. v < 0 until the first step. */
 typedef struct {
-	weft_chan_op_t op;
+	weft_op_t op;
 	weft_chan_t *c;
 	long v;
 } idle_state;
@@ -409,7 +409,7 @@ static void *echo_fn(void *a)
 }
 
 typedef struct {
-	weft_chan_op_t op;
+	weft_op_t op;
 	long v;
 	int phase; /* 0: receiving on ping, 1: sending on pong */
 } echo_state;
@@ -473,7 +473,7 @@ static long ring_n;
 
 typedef struct {
 	long i, t;
-	weft_chan_op_t op;
+	weft_op_t op;
 	int phase; /* 0 recv, 1 forward, 2 report done */
 } ring_state;
 
@@ -577,7 +577,7 @@ static long fan_m;
 
 typedef struct {
 	long p, j;
-	weft_chan_op_t op;
+	weft_op_t op;
 	long v;
 } fan_state;
 
@@ -733,7 +733,7 @@ static void *churn_child_fn(void *a)
 }
 
 typedef struct {
-	weft_chan_op_t op;
+	weft_op_t op;
 	weft_chan_t *in, *reply;
 	weft_wg_t *started;
 	long v;
@@ -802,7 +802,7 @@ static void *churn_parent_fn(void *a)
 				churn_child_st *st = malloc(sizeof *st);
 				if (!st)
 					fail("churn child malloc", j);
-				*st = (churn_child_st){.op = WEFT_CHAN_OP_INIT, .in = in, .reply = pp.reply,
+				*st = (churn_child_st){.op = WEFT_OP_INIT, .in = in, .reply = pp.reply,
 						       .started = &pp.started};
 				e = weft_spawn_step(NULL, churn_child_step, st, &det);
 			}

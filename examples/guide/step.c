@@ -7,7 +7,7 @@
 struct summer {
 	weft_chan_t *ch;
 	long v, sum;
-	weft_chan_op_t op; /* the registration while it waits: no initialisation needed */
+	weft_op_t op; /* the registration while it waits: no initialisation needed */
 };
 
 static weft_step_t summer_step(void *state, void **result)

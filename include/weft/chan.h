@@ -30,12 +30,14 @@
  * weft/sched.h ("Step forms"): the call either completes (0 or an error)
  * or registers the task to be woken and returns -EINPROGRESS; the step
  * function then returns WEFT_STEP_PARKED and, when called again, repeats
- * the same call with the same op (a weft_chan_op_t; weft_select_step's is
- * a weft_op_t), which completes it or registers again. A task has one
- * registration at a time: until the registered call has completed, every
- * other _step call returns -EBUSY and weft_park_prepare refuses, changing
- * nothing - a second wait opened while a waker was completing the first
- * used to overwrite the wait that waker had claimed. -EINVAL for a NULL op.
+ * the same call with the same op (a weft_op_t, as every step form takes),
+ * which completes it or registers again. A task has one registration at a
+ * time: until the registered call has completed, every other _step call
+ * (another op, call or channel) returns -EBUSY and weft_park_prepare
+ * refuses, changing nothing. -EINVAL for a NULL op. The element buffer
+ * (elem, out, a case's buf) belongs to the call until it completes, like
+ * the op: it must not live in the step function's frame, which is gone
+ * while the task waits - keep it in the task's state.
  * The blocking forms and weft_select never wait in a stackless task (their
  * _step forms do): what cannot complete at once returns -ETIMEDOUT if the
  * deadline has passed, else -EPERM, and nothing is registered.
@@ -109,17 +111,9 @@ int weft_select(weft_select_case_t *cases, size_t n, weft_time_t deadline);
 
 /* ----------------------------------------------------------- stackless */
 
-/* A channel's op: weft_op_t's rules, in 48 bytes rather than 64 (a task
- * idle on a channel is the commonest stackless task, and this is most of
- * its state). */
-typedef struct weft_chan_op {
-	uint64_t opaque[6]; /* internal: owned by the channel while registered */
-} weft_chan_op_t;
-
-#define WEFT_CHAN_OP_INIT {{0}}
 /* weft_chan_send_until and weft_chan_recv_until, the stackless way. */
-int weft_chan_send_step(weft_chan_t *ch, const void *elem, weft_time_t deadline, weft_chan_op_t *op);
-int weft_chan_recv_step(weft_chan_t *ch, void *out, weft_time_t deadline, weft_chan_op_t *op);
+int weft_chan_send_step(weft_chan_t *ch, const void *elem, weft_time_t deadline, weft_op_t *op);
+int weft_chan_recv_step(weft_chan_t *ch, void *out, weft_time_t deadline, weft_op_t *op);
 
 /* weft_select, the stackless way (weft/sched.h, "Step forms"): the index of
  * the case that fired, its result in cases[i].result, as weft_select - or
@@ -130,7 +124,8 @@ int weft_chan_recv_step(weft_chan_t *ch, void *out, weft_time_t deadline, weft_c
  * deadline passes while registered (one already past polls, registering
  * nothing); -ECANCELED when the task is cancelled while registered, unless
  * a case was completed for it at that moment (then that case's index:
- * nothing is lost); -EBUSY while another call is registered; -ENOMEM. In
+ * nothing is lost); -EBUSY while another call is registered (a repeat
+ * with another cases array or n is another call); -ENOMEM. In
  * coroutines and plain threads it is weft_select (it blocks).
  *
  * Memory: a select waits with one node per case, more than op holds. When

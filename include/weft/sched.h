@@ -383,8 +383,10 @@ int weft_waitq_wake_all(weft_waitq_t *q, int status);
  * calls), and they all keep these rules (docs/api.md, "Who may call"):
  *
  *  - A _step form takes the blocking call's arguments, an absolute deadline
- *    (WEFT_NEVER: none) and an op, a struct the caller owns (weft_op_t;
- *    channel send and receive take the smaller weft_chan_op_t). It either
+ *    (WEFT_NEVER: none) and an op, a struct the caller owns (weft_op_t). Its
+ *    buffers (what a read fills, what a send copies) belong to the call
+ *    like the op until it completes: not in the step function's frame,
+ *    which is gone while the task waits. It either
  *    completes, returning what the blocking call would (0, a count, a
  *    negative errno), or registers the task to be woken and returns
  *    -EINPROGRESS.
@@ -405,7 +407,8 @@ int weft_waitq_wake_all(weft_waitq_t *q, int status);
  *    completes without waiting succeeds in a cancelled task too.
  *  - One registration at a time: from the -EINPROGRESS to the repeat that
  *    completes, op is the task's registration and owns its wait. Meanwhile
- *    every other _step call (another op, or the same op in another call)
+ *    every other _step call (another op, or the same op in another call,
+ *    or on another object - another lock, channel, descriptor, task)
  *    returns -EBUSY and changes nothing, and weft_park_prepare refuses
  *    (-EBUSY). A wait the task opened itself with weft_park_prepare is
  *    abandoned (its waker wakes nothing any more) when it opens another or
@@ -437,9 +440,10 @@ int weft_waitq_wake_all(weft_waitq_t *q, int status);
  *     ... the mutex is held ...
  */
 struct weft_op {
-	uint64_t opaque[8]; /* internal: the wait of the call registered in it */
+	uint64_t opaque[9]; /* internal: the wait of the call registered in it */
+	const void *obj;    /* internal: the object that call works on */
 };
-#define WEFT_OP_INIT {{0}}
+#define WEFT_OP_INIT {{0}, 0}
 
 /* Writing a _step form (as the modules do; a program may write its own).
  * The first byte of an op names the call registered in it: each module
@@ -451,19 +455,24 @@ enum {
 	WEFT_STEP_ID_IO = 0x40,
 	WEFT_STEP_ID_USER = 0xf0 /* 0xf0 .. 0xff: a program's own */
 };
-/* First thing in a _step call on op, `call` its id (not 0). In a coroutine
- * or a plain thread: 0 (block as the blocking call does). In a stackless
- * task:
+/* First thing in a _step call on op, `call` its id (not 0), `obj` what it
+ * works on (the lock, channel, task...: a repeat on another object is
+ * another call). In a coroutine or a plain thread: 0 (block as the
+ * blocking call does). In a stackless task:
  *   0             op is not registered: start the operation (op's first
- *                 byte is now `call`; the rest is the caller's to set up);
- *   1             op was registered by this call and its wait has ended:
- *                 it is registered no more. Finish that wait now (its result
- *                 is weft_park_result()), then complete or register again;
- *   -EINPROGRESS  op is registered by this call, its wait not ended yet;
- *   -EBUSY        another registration, or a claimed wait, is pending;
+ *                 byte is now `call`, its obj `obj`; op->opaque is the
+ *                 caller's to set up, past that first byte);
+ *   1             op was registered by this call on obj and its wait has
+ *                 ended: it is registered no more. Finish that wait now
+ *                 (its result is weft_park_result()), then complete or
+ *                 register again;
+ *   -EINPROGRESS  op is registered by this call on obj, its wait not
+ *                 ended yet;
+ *   -EBUSY        another registration (another op, call or object), or a
+ *                 claimed wait, is pending;
  *   -EINVAL       op NULL or call 0.
  * The call returns the negative ones as they are. */
-int weft_step_begin(void *op, uint8_t call);
+int weft_step_begin(weft_op_t *op, uint8_t call, const void *obj);
 /* The call has opened a wait (weft_park_prepare, or weft_waitq_push),
  * handed its waker to its wakers and armed its deadline
  * (weft_park_deadline): make op the task's registration. Returns
@@ -471,13 +480,13 @@ int weft_step_begin(void *op, uint8_t call);
  * -EBUSY if an op is registered already; -EINVAL if op did not go through
  * weft_step_begin (its first byte is 0) or no wait is open (nothing could
  * ever end the registration). */
-int weft_step_register(void *op);
+int weft_step_register(weft_op_t *op);
 /* Register op with a wait that has ended already: the task runs again once
  * the others have had a turn, and the repeat's weft_step_begin returns 1
  * with a result of 0 (-ECANCELED in a cancelled task). For a call that
  * must try again later with nothing to wait for. -EINPROGRESS, or the
  * errors of weft_park_prepare and weft_step_register. */
-int weft_step_retry(void *op);
+int weft_step_retry(weft_op_t *op);
 
 /* Runtime extensions: per-runtime state of the modules above the core (the
  * io module's blocking pool, ...). `key` identifies the module (its address

@@ -20,7 +20,7 @@ enum {
 	W_CLOSED = 3,	 /* rendezvous: the channel closed (the case is done: -EPIPE) */
 };
 
-/* A waiting case: 48 bytes, so that a stackless task's weft_chan_op_t is
+/* A waiting case: 48 bytes, so that a stackless task's weft_op_t holds
  * one node. The cases of one wait are an array of nodes (a select's, or the
  * single node of a send, a recv or an op) and share one claim word, the
  * `done` of node 0 (chan_waiter_done): a waker claims the wait by moving it

@@ -445,17 +445,17 @@ int weft_chan_recv_sized(weft_chan_t *ch, void *out, size_t size)
 /* A stackless op is one waiter node (chan_impl.h): the step protocol of
  * weft/sched.h, with the wait engine's two halves around the step's
  * return - wait_one_begin before, resolve in the repeated call. */
-_Static_assert(sizeof(chan_waiter) <= sizeof(weft_chan_op_t), "weft_chan_op_t too small");
-_Static_assert(_Alignof(chan_waiter) <= _Alignof(weft_chan_op_t), "weft_chan_op_t under-aligned");
+_Static_assert(sizeof(chan_waiter) <= sizeof(((weft_op_t *)0)->opaque), "weft_op_t too small (its obj is the protocol's)");
+_Static_assert(_Alignof(chan_waiter) <= _Alignof(weft_op_t), "weft_op_t under-aligned");
 _Static_assert(offsetof(chan_waiter, call) == 0, "an op's first byte is its call's id");
 
 enum { STEP_SEND = WEFT_STEP_ID_CHAN + 1, STEP_RECV = WEFT_STEP_ID_CHAN + 2 };
 
-static int step(weft_chan_t *ch, int op, void *buf, weft_time_t deadline, weft_chan_op_t *opaque)
+static int step(weft_chan_t *ch, int op, void *buf, weft_time_t deadline, weft_op_t *opaque)
 {
 	if (!ch || !buf || !opaque)
 		return -EINVAL;
-	int b = weft_step_begin(opaque, op == WEFT_SELECT_SEND ? STEP_SEND : STEP_RECV);
+	int b = weft_step_begin(opaque, op == WEFT_SELECT_SEND ? STEP_SEND : STEP_RECV, ch);
 	if (b < 0)
 		return b;
 	if (b == 0 && weft_can_park()) /* a coroutine or a plain thread */
@@ -484,12 +484,12 @@ static int step(weft_chan_t *ch, int op, void *buf, weft_time_t deadline, weft_c
 	return weft_step_register(opaque);
 }
 
-int weft_chan_send_step(weft_chan_t *ch, const void *elem, weft_time_t deadline, weft_chan_op_t *op)
+int weft_chan_send_step(weft_chan_t *ch, const void *elem, weft_time_t deadline, weft_op_t *op)
 {
 	return step(ch, WEFT_SELECT_SEND, (void *)elem, deadline, op);
 }
 
-int weft_chan_recv_step(weft_chan_t *ch, void *out, weft_time_t deadline, weft_chan_op_t *op)
+int weft_chan_recv_step(weft_chan_t *ch, void *out, weft_time_t deadline, weft_op_t *op)
 {
 	return step(ch, WEFT_SELECT_RECV, out, deadline, op);
 }
@@ -517,7 +517,7 @@ typedef struct select_op {
 	chan_waiter *nodes;	   /* n nodes, then the nlocks channels (weft_chan_t *) */
 } select_op;
 
-_Static_assert(sizeof(select_op) <= sizeof(weft_op_t), "weft_op_t too small");
+_Static_assert(sizeof(select_op) <= sizeof(((weft_op_t *)0)->opaque), "weft_op_t too small (its obj is the protocol's)");
 _Static_assert(_Alignof(select_op) <= _Alignof(weft_op_t), "weft_op_t under-aligned");
 _Static_assert(offsetof(select_op, call) == 0, "an op's first byte is its call's id");
 _Static_assert(MAX_CASES <= UINT8_MAX, "select_op counts cases in a byte");
@@ -570,19 +570,23 @@ int weft_select_step(weft_select_case_t *c, size_t n, weft_time_t deadline, weft
 	int e = check_cases(c, n);
 	if (e)
 		return e;
-	int b = weft_step_begin(op, STEP_SELECT);
+	int b = weft_step_begin(op, STEP_SELECT, c);
+	select_op *s = (select_op *)op;
+	if (b == -EINPROGRESS && s->n != n)
+		return -EBUSY; /* registered on these cases, but not so many */
 	if (b < 0)
 		return b;
 	if (b == 0 && weft_can_park()) /* a coroutine or a plain thread */
 		return weft_select(c, n, deadline);
-	select_op *s = (select_op *)op;
-	if (b == 1) {
-		/* The repeat names the registered call's cases (sched.h); if a
-		 * caller broke that, finish the wait the nodes belong to. */
-		assert(s->cases == c && s->n == n);
-		c = s->cases;
-		n = s->n;
+	if (b == 1 && s->n != n) {
+		/* Another call (other cases): keep the registered one (its wait
+		 * has ended; its own repeat finishes it) and refuse this. */
+		int r = weft_step_register(op);
+		assert(r == -EINPROGRESS);
+		(void)r;
+		return -EBUSY;
 	}
+	assert(b == 0 || s->cases == c);
 	bool poll = deadline != WEFT_NEVER && deadline <= weft_now();
 	uint8_t order[MAX_CASES];
 	shuffle(order, n);

@@ -757,7 +757,7 @@ enum {
 	OP_RETRY   /* the backend had no room for a poll: nothing linked, try again */
 };
 
-_Static_assert(sizeof(io_op) <= sizeof(weft_op_t), "weft_op_t too small");
+_Static_assert(sizeof(io_op) <= sizeof(((weft_op_t *)0)->opaque), "weft_op_t too small (its obj is the protocol's)");
 _Static_assert(_Alignof(io_op) <= _Alignof(weft_op_t), "weft_op_t under-aligned");
 _Static_assert(offsetof(io_op, call) == 0, "an op's first byte is its call's id");
 _Static_assert((POLLIN | POLLOUT | POLLPRI | POLLRDHUP | ERRBITS) <= UINT16_MAX, "io_waiter.match is 16 bits");
@@ -798,7 +798,7 @@ static __attribute__((noinline)) int begin_more(io_call *c, weft_op_t *opaque, u
 		io_op *op = (io_op *)opaque;
 		/* 0 in coroutines and threads, which block as the blocking form
 		 * does and leave op alone. */
-		int b = weft_step_begin(opaque, call);
+		int b = weft_step_begin(opaque, call, (const void *)(intptr_t)c->fd);
 		if (b == 1 || b == -EINPROGRESS)
 			c->progress = op->progress; /* registered by this call: how far it got */
 		if (b < 0)
@@ -911,7 +911,7 @@ static int step_wait(io_call *c, uint32_t events, const io_mark *since)
 			return r < 0 ? r : (int)events;
 		}
 	}
-	r = weft_step_register(op);
+	r = weft_step_register(c->op);
 	/* weft_step_begin let this task register, and nothing else has since. */
 	assert(r == -EINPROGRESS);
 	return r;

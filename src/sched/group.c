@@ -171,13 +171,13 @@ typedef struct group_op {
 	uint8_t call;
 	weft_waitq_node_t n;
 } group_op;
-_Static_assert(sizeof(group_op) <= sizeof(weft_op_t), "weft_op_t too small");
+_Static_assert(sizeof(group_op) <= sizeof(((weft_op_t *)0)->opaque), "weft_op_t too small (its obj is the protocol's)");
 
 int weft_group_wait_step(weft_group_t *g, weft_time_t deadline, weft_op_t *op)
 {
 	if (!g || !op)
 		return -EINVAL;
-	int b = weft_step_begin(op, WEFT__STEP_GROUP_WAIT);
+	int b = weft_step_begin(op, WEFT__STEP_GROUP_WAIT, g);
 	if (b < 0)
 		return b;
 	group_op *o = (group_op *)op;

@@ -546,21 +546,24 @@ int weft_park_result(void)
 
 /* ------------------------------------------------------------ step registrations */
 
-int weft_step_begin(void *op, uint8_t call)
+int weft_step_begin(weft_op_t *op, uint8_t call, const void *obj)
 {
 	weft_task *t = weft__cur_task();
 	if (!t || !weft__is_step(t))
 		return 0; /* coroutines and threads block: nothing to register */
 	if (!op || !call)
 		return -EINVAL;
-	uint8_t *id = op;
+	uint8_t *id = (uint8_t *)op;
 	if (!t->step_op) {
 		if (!step_may_open(t))
 			return -EBUSY; /* a waker claimed its own wait */
 		*id = call;
+		op->obj = obj;
 		return 0;
 	}
-	if (t->step_op != op || *id != call)
+	/* Another op, another call, or the same call on another object (whose
+	 * finish would work on the wrong lock, queue or channel). */
+	if (t->step_op != op || *id != call || op->obj != obj)
 		return -EBUSY;
 	/* acquire: what a waker handed over before it ended the wait. */
 	uint64_t s = atomic_load_explicit(&t->park.state, memory_order_acquire);
@@ -573,7 +576,7 @@ int weft_step_begin(void *op, uint8_t call)
 	return 1;
 }
 
-int weft_step_register(void *op)
+int weft_step_register(weft_op_t *op)
 {
 	weft_task *t = weft__cur_task();
 	if (!t || !weft__is_step(t) || !op)
@@ -592,7 +595,7 @@ int weft_step_register(void *op)
 	return -EINPROGRESS;
 }
 
-int weft_step_retry(void *op)
+int weft_step_retry(weft_op_t *op)
 {
 	weft_waker_t w = weft_park_prepare();
 	if (!w.parker)

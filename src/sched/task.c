@@ -883,7 +883,7 @@ typedef struct join_op {
 	uint8_t call;
 	weft_task *t;
 } join_op;
-_Static_assert(sizeof(join_op) <= sizeof(weft_op_t), "weft_op_t too small");
+_Static_assert(sizeof(join_op) <= sizeof(((weft_op_t *)0)->opaque), "weft_op_t too small (its obj is the protocol's)");
 
 /* The start of a join: t (looked up, its handle taken) has finished, or the
  * joiner waits for it - parking, or, a stackless joiner's op given,
@@ -963,7 +963,7 @@ int weft_join_step(weft_task_t id, void **result, weft_time_t deadline, weft_op_
 {
 	if (!op)
 		return -EINVAL;
-	int b = weft_step_begin(op, WEFT__STEP_JOIN);
+	int b = weft_step_begin(op, WEFT__STEP_JOIN, (const void *)(uintptr_t)id);
 	if (b < 0)
 		return b;
 	if (result)

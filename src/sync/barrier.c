@@ -92,7 +92,7 @@ int weft_barrier_wait_step(weft_barrier_t *b, weft_time_t deadline, weft_op_t *o
 {
 	if (!b || !op)
 		return -EINVAL;
-	int bg = weft_step_begin(op, WEFT__SYNC_BARRIER_WAIT);
+	int bg = weft_step_begin(op, WEFT__SYNC_BARRIER_WAIT, b);
 	if (bg < 0)
 		return bg;
 	weft__sync_op *o = (weft__sync_op *)op;

@@ -97,19 +97,30 @@ static int cond_relock(weft_mutex_t *m, uint64_t self, weft__sync_op *o, bool re
 	/* A cancelled task cannot wait for m: try again after a yield. */
 	assert(r == -ECANCELED && weft_cancelled());
 	o->phase = COND_RETRY;
-	return weft_step_retry(o);
+	return weft_step_retry((weft_op_t *)o);
 }
 
 int weft_cond_wait_step(weft_cond_t *c, weft_mutex_t *m, weft_time_t deadline, weft_op_t *op)
 {
 	if (!c || !m || !op)
 		return -EINVAL;
-	int b = weft_step_begin(op, WEFT__SYNC_COND_WAIT);
+	int b = weft_step_begin(op, WEFT__SYNC_COND_WAIT, c);
+	weft__sync_op *o = (weft__sync_op *)op;
+	if (b == -EINPROGRESS && o->m != m)
+		return -EBUSY; /* registered on c with another mutex */
 	if (b < 0)
 		return b;
 	if (b == 0 && weft_can_park()) /* a coroutine or a plain thread */
 		return weft_cond_wait_until(c, m, deadline);
-	weft__sync_op *o = (weft__sync_op *)op;
+	if (b == 1 && o->m != m) {
+		/* The registered wait is on c with another mutex: another call.
+		 * Keep it registered (its wait has ended; the right repeat
+		 * finishes it) and refuse this one. */
+		int r = weft_step_register(op);
+		assert(r == -EINPROGRESS);
+		(void)r;
+		return -EBUSY;
+	}
 	uint64_t self = weft__sync_self();
 	if (b == 1) {
 		switch (o->phase) {
@@ -129,6 +140,7 @@ int weft_cond_wait_step(weft_cond_t *c, weft_mutex_t *m, weft_time_t deadline, w
 		return -EPERM;
 	if (deadline != WEFT_NEVER && weft_now() >= deadline)
 		return -ETIMEDOUT;
+	o->m = m;
 	weft_waitq_lock(&c->q);
 	weft_waitq_push(&c->q, &o->n);
 	weft_waitq_unlock(&c->q);

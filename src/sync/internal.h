@@ -161,8 +161,9 @@ typedef struct weft__sync_op {
 	int32_t result;	   /* cond: its wait's result, returned once the mutex is back */
 	weft_time_t start; /* mutex: when it first queued; 0: not yet */
 	weft_waitq_node_t n;
+	const weft_mutex_t *m; /* cond: the mutex of the registered wait */
 } weft__sync_op;
-_Static_assert(sizeof(weft__sync_op) <= sizeof(weft_op_t), "weft_op_t too small");
+_Static_assert(sizeof(weft__sync_op) <= sizeof(((weft_op_t *)0)->opaque), "weft_op_t too small (its obj is the protocol's)");
 _Static_assert(_Alignof(weft__sync_op) <= _Alignof(weft_op_t), "weft_op_t under-aligned");
 _Static_assert(offsetof(weft__sync_op, call) == 0, "an op's first byte is its call's id");
 
@@ -186,7 +187,7 @@ static inline int weft__sync_step_park(weft__sync_op *o, weft_time_t deadline)
 {
 	if (weft_park_deadline(o->n.waker, deadline) != 0)
 		weft_unpark(o->n.waker, -ENOMEM); /* (false: delivered already) */
-	return weft_step_register(o);
+	return weft_step_register((weft_op_t *)o);
 }
 
 /* mutex.c, for cond.c: the lock and unlock behind the public calls, with

@@ -390,7 +390,7 @@ int weft_mutex_lock_step(weft_mutex_t *m, weft_time_t deadline, weft_op_t *op)
 {
 	if (!m || !op)
 		return -EINVAL;
-	int b = weft_step_begin(op, WEFT__SYNC_MUTEX_LOCK);
+	int b = weft_step_begin(op, WEFT__SYNC_MUTEX_LOCK, m);
 	if (b < 0)
 		return b;
 	if (b == 0 && weft_can_park()) /* a coroutine or a plain thread */

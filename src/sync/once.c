@@ -90,7 +90,7 @@ int weft_once_step(weft_once_t *once, void (*fn)(void *), void *arg, weft_time_t
 {
 	if (!once || !fn || !op)
 		return -EINVAL;
-	int b = weft_step_begin(op, WEFT__SYNC_ONCE);
+	int b = weft_step_begin(op, WEFT__SYNC_ONCE, once);
 	if (b < 0)
 		return b;
 	weft__sync_op *o = (weft__sync_op *)op;

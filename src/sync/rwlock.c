@@ -244,7 +244,7 @@ int weft_rwlock_rdlock_step(weft_rwlock_t *rw, weft_time_t deadline, weft_op_t *
 {
 	if (!rw || !op)
 		return -EINVAL;
-	int b = weft_step_begin(op, WEFT__SYNC_RDLOCK);
+	int b = weft_step_begin(op, WEFT__SYNC_RDLOCK, rw);
 	if (b < 0)
 		return b;
 	weft__sync_op *o = (weft__sync_op *)op;
@@ -326,7 +326,7 @@ int weft_rwlock_wrlock_step(weft_rwlock_t *rw, weft_time_t deadline, weft_op_t *
 {
 	if (!rw || !op)
 		return -EINVAL;
-	int b = weft_step_begin(op, WEFT__SYNC_WRLOCK);
+	int b = weft_step_begin(op, WEFT__SYNC_WRLOCK, rw);
 	if (b < 0)
 		return b;
 	weft__sync_op *o = (weft__sync_op *)op;

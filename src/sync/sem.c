@@ -133,7 +133,7 @@ int weft_sem_acquire_step(weft_sem_t *s, weft_time_t deadline, weft_op_t *op)
 {
 	if (!s || !op)
 		return -EINVAL;
-	int b = weft_step_begin(op, WEFT__SYNC_SEM_ACQUIRE);
+	int b = weft_step_begin(op, WEFT__SYNC_SEM_ACQUIRE, s);
 	if (b < 0)
 		return b;
 	weft__sync_op *o = (weft__sync_op *)op;

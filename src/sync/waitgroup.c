@@ -174,7 +174,7 @@ int weft_wg_wait_step(weft_wg_t *wg, weft_time_t deadline, weft_op_t *op)
 {
 	if (!wg || !op)
 		return -EINVAL;
-	int b = weft_step_begin(op, WEFT__SYNC_WG_WAIT);
+	int b = weft_step_begin(op, WEFT__SYNC_WG_WAIT, wg);
 	if (b < 0)
 		return b;
 	weft__sync_op *o = (weft__sync_op *)op;

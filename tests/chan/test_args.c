@@ -259,7 +259,7 @@ static void closed_body(enum wt_kind kind, void *arg)
 		TCHECK_EQ(weft_chan_recv(ch[i], &out), -EPIPE);
 		TCHECK_EQ(weft_chan_recv_until(ch[i], &out, INT64_MIN), -EPIPE);
 		TCHECK_EQ(weft_chan_try_recv(ch[i], &out), -EPIPE);
-		weft_chan_op_t op = WEFT_CHAN_OP_INIT;
+		weft_op_t op = WEFT_OP_INIT;
 		TCHECK_EQ(weft_chan_send_step(ch[i], &v, WEFT_NEVER, &op), -EPIPE);
 		TCHECK_EQ(weft_chan_recv_step(ch[i], &out, WEFT_NEVER, &op), -EPIPE);
 	}
@@ -315,7 +315,7 @@ static void step_null_body(enum wt_kind kind, void *arg)
 	weft_chan_t *ch[3];
 	three(ch);
 	int v = 1;
-	weft_chan_op_t op = WEFT_CHAN_OP_INIT;
+	weft_op_t op = WEFT_OP_INIT;
 	TCHECK_EQ(weft_chan_send_step(NULL, &v, WEFT_NEVER, &op), -EINVAL);
 	TCHECK_EQ(weft_chan_recv_step(NULL, &v, WEFT_NEVER, &op), -EINVAL);
 	for (int i = 0; i < 3; i++) {

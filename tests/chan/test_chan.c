@@ -424,7 +424,7 @@ static void test_close_races_send_recv(void **state)
 /* A stackless task receives and sends with the _step forms. */
 typedef struct {
 	weft_chan_t *in, *out;
-	weft_chan_op_t op;
+	weft_op_t op;
 	long v, sum;
 	int phase;
 } relay_state;
@@ -491,7 +491,7 @@ static void test_stackless_step_forms(void **state)
  * sent or taken either way. In a coroutine the step form blocks. */
 typedef struct {
 	weft_chan_t *ch;
-	weft_chan_op_t op;
+	weft_op_t op;
 	long v;
 	int phase, result;
 	bool send, timed;
@@ -575,7 +575,7 @@ typedef struct {
 	bool send;
 	long v;
 	_Atomic bool registered;
-	weft_chan_op_t op;
+	weft_op_t op;
 } ho_state;
 
 static weft_step_t ho_step(void *a, void **res)

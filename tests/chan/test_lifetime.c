@@ -143,7 +143,7 @@ static void *select_then_release(void *a)
 /* A stackless receiver. */
 typedef struct {
 	wt_round_t *r;
-	weft_chan_op_t op;
+	weft_op_t op;
 	long v;
 } step_recv_t;
 
@@ -164,7 +164,7 @@ static weft_step_t step_recv(void *s, void **res)
 
 static void *step_recv_then_release(void *a)
 {
-	step_recv_t st = {.r = a, .op = WEFT_CHAN_OP_INIT};
+	step_recv_t st = {.r = a, .op = WEFT_OP_INIT};
 	if (weft_self() == 0) {
 		/* A plain thread waits like a coroutine. */
 		return recv_then_release(a);

@@ -431,7 +431,7 @@ typedef struct {
 	long in, x;
 	weft_select_case_t cs[2], cs2[1];
 	weft_op_t op, op2;
-	weft_chan_op_t cop;
+	weft_op_t cop;
 	int phase, result;
 	_Atomic int stage;
 } busy_state;

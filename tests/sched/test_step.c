@@ -30,7 +30,7 @@ static uint64_t my_state(void)
 
 /* The second registrations a stackless task with a pending one tries:
  * every one is refused with -EBUSY and changes nothing. */
-static void check_refused(weft_chan_op_t *registered, weft_chan_t *ch, uint8_t registered_call_is_recv)
+static void check_refused(weft_op_t *registered, weft_chan_t *ch, uint8_t registered_call_is_recv)
 {
 	uint64_t before = my_state();
 	weft_waker_t w = weft_park_prepare();
@@ -41,9 +41,9 @@ static void check_refused(weft_chan_op_t *registered, weft_chan_t *ch, uint8_t r
 
 	weft_chan_t *other;
 	TCHECK_EQ(weft_chan_create(&other, sizeof(long), 0), 0);
-	weft_chan_op_t op2;
+	weft_op_t op2;
 	memset(&op2, 0x5a, sizeof op2);
-	weft_chan_op_t copy = op2;
+	weft_op_t copy = op2;
 	long v = 7;
 	TCHECK_EQ(weft_chan_recv_step(other, &v, WEFT_NEVER, &op2), -EBUSY);
 	TCHECK_EQ(weft_chan_send_step(other, &v, WEFT_NEVER, &op2), -EBUSY);
@@ -67,7 +67,7 @@ static _Atomic int c_s_registered, c_t_registered, c_held, c_checked, c_hook_saw
 static _Atomic(weft_task *) c_s_task;
 
 typedef struct {
-	weft_chan_op_t op;
+	weft_op_t op;
 	long v;
 	int phase;
 	uint64_t epoch;
@@ -190,7 +190,7 @@ static weft_step_t raw_step(void *a, void **res)
 		TCHECK_EQ(weft_park_deadline(w2, WEFT_NEVER), -EBUSY);
 		weft_chan_t *ch;
 		TCHECK_EQ(weft_chan_create(&ch, sizeof(long), 0), 0);
-		weft_chan_op_t op;
+		weft_op_t op;
 		long v;
 		TCHECK_EQ(weft_chan_recv_step(ch, &v, WEFT_NEVER, &op), -EBUSY);
 		TCHECK_EQ(weft_chan_release(ch), 0);
@@ -233,7 +233,7 @@ static void test_claimed_wait_refuses(void **state)
 static weft_chan_t *och;
 
 typedef struct {
-	weft_chan_op_t op;
+	weft_op_t op;
 	long v;
 	int phase;
 } open_st;
@@ -303,7 +303,7 @@ typedef struct {
 static int my_step(weft_op_t *op)
 {
 	my_op *o = (my_op *)op;
-	int b = weft_step_begin(op, MY_CALL);
+	int b = weft_step_begin(op, MY_CALL, NULL);
 	if (b < 0)
 		return b;
 	if (b == 0)
@@ -326,7 +326,8 @@ static weft_step_t my_task(void *a, void **res)
 	s->runs++;
 	int r = my_step(&s->op);
 	if (r == -EINPROGRESS) {
-		TCHECK_EQ(weft_step_begin(&s->op, MY_CALL + 1), -EBUSY); /* the same op, another call */
+		TCHECK_EQ(weft_step_begin(&s->op, MY_CALL + 1, NULL), -EBUSY); /* the same op, another call */
+		TCHECK_EQ(weft_step_begin(&s->op, MY_CALL, s), -EBUSY);	/* the same call on another object */
 		return WEFT_STEP_PARKED;
 	}
 	TCHECK_EQ(r, 4);
@@ -345,7 +346,7 @@ static void *my_main(void *a)
 	TCHECK_EQ((intptr_t)r, 4);
 	/* Outside stackless tasks: nothing to register; calls block. */
 	weft_op_t op;
-	TCHECK_EQ(weft_step_begin(&op, MY_CALL), 0);
+	TCHECK_EQ(weft_step_begin(&op, MY_CALL, NULL), 0);
 	TCHECK_EQ(weft_step_register(&op), -EPERM);
 	return NULL;
 }
@@ -360,7 +361,7 @@ static void test_retry_and_own_step_form(void **state)
 
 static weft_step_t leaves_registered(void *a, void **res)
 {
-	weft_chan_op_t *op = a;
+	weft_op_t *op = a;
 	*res = NULL;
 	long v;
 	weft_chan_t *ch;
@@ -381,7 +382,7 @@ static void test_ending_registered_aborts(void **state)
 		weft_runtime_t *rt;
 		if (weft_runtime_start(&rt, &(weft_config_t){.workers = 1}) != 0)
 			_exit(2);
-		static weft_chan_op_t op;
+		static weft_op_t op;
 		weft_task_t t;
 		weft_spawn_step(&t, leaves_registered, &op, &(weft_spawn_opts_t){.runtime = rt});
 		weft_join(t, NULL);
@@ -711,7 +712,7 @@ static weft_step_t join_busy_step(void *a, void **res)
 	weft_chan_t *ch;
 	TCHECK_EQ(weft_chan_create(&ch, sizeof(long), 0), 0);
 	weft_op_t op2;
-	weft_chan_op_t cop;
+	weft_op_t cop;
 	long v;
 	TCHECK_EQ(weft_group_wait_step(g, WEFT_NEVER, &op2), -EBUSY);
 	TCHECK_EQ(weft_group_wait_step(g, WEFT_NEVER, &s->op), -EBUSY);
@@ -761,7 +762,7 @@ typedef struct {
 	weft_chan_t *ch;
 	weft_sem_t *sem;
 	weft_time_t deadline;
-	weft_chan_op_t cop;
+	weft_op_t cop;
 	weft_op_t op;
 	long v;
 	weft_waker_t w;
@@ -833,7 +834,7 @@ static weft_step_t reg_step(void *a, void **res)
 	weft_op_t op;
 	memset(&op, 0, sizeof op);
 	TCHECK_EQ(weft_step_register(&op), -EINVAL); /* never begun */
-	TCHECK_EQ(weft_step_begin(&op, 7), 0);
+	TCHECK_EQ(weft_step_begin(&op, 7, NULL), 0);
 	TCHECK_EQ(weft_step_register(&op), -EINVAL); /* no wait open */
 	TCHECK_EQ(weft_step_register(NULL), -EPERM);
 	*res = NULL;

@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <weft/chan.h>
 #include <weft/sync.h>
 
 #include "sync/internal.h"
@@ -1253,6 +1254,144 @@ static void test_cond_repeat_when_the_task_took_the_mutex(void **state)
 	wt_run(ct_main, NULL, 2);
 }
 
+/* A repeat of a registered call on another object (another semaphore,
+ * mutex, channel, task; the same condition with another mutex) is another
+ * call: -EBUSY, with nothing changed on either object, before the wake
+ * and after it; the right repeat then completes. (Each used to finish the
+ * wait against the wrong object: crashes, lost wake-ups, a mutex taken.) */
+enum { OB_SEM, OB_MUTEX, OB_CHAN, OB_COND, OB_JOIN, OB_KINDS };
+
+typedef struct {
+	int kind, phase;
+	weft_op_t op;
+	weft_sem_t sem[2];
+	weft_mutex_t mu[2];
+	weft_chan_t *ch[2];
+	weft_cond_t cond;
+	weft_task_t task[2];
+	long v;
+	_Atomic bool parked;
+} ob_state;
+
+/* The call on object i (0: the registered one, 1: the other). */
+static int ob_call(ob_state *s, int i)
+{
+	switch (s->kind) {
+	case OB_SEM:
+		return weft_sem_acquire_step(&s->sem[i], WEFT_NEVER, &s->op);
+	case OB_MUTEX:
+		return weft_mutex_lock_step(&s->mu[i], WEFT_NEVER, &s->op);
+	case OB_CHAN:
+		return weft_chan_recv_step(s->ch[i], &s->v, WEFT_NEVER, &s->op);
+	case OB_COND:
+		return weft_cond_wait_step(&s->cond, &s->mu[i], WEFT_NEVER, &s->op);
+	default:
+		return weft_join_step(s->task[i], NULL, WEFT_NEVER, &s->op);
+	}
+}
+
+static weft_step_t ob_step(void *a, void **res)
+{
+	ob_state *s = a;
+	if (s->phase == 0) {
+		if (s->kind == OB_COND)
+			TCHECK_EQ(weft_mutex_try_lock(&s->mu[0]), 0);
+		TCHECK_EQ(ob_call(s, 0), -EINPROGRESS);
+		TCHECK_EQ(ob_call(s, 1), -EBUSY); /* before the wake */
+		s->phase = 1;
+		atomic_store(&s->parked, true);
+		return WEFT_STEP_PARKED;
+	}
+	TCHECK_EQ(ob_call(s, 1), -EBUSY); /* after it */
+	int r = ob_call(s, 0);
+	if (r == -EINPROGRESS)
+		return WEFT_STEP_PARKED; /* (a mutex relock after the signal) */
+	if (r == 0 && (s->kind == OB_MUTEX || s->kind == OB_COND))
+		TCHECK_EQ(weft_mutex_unlock(&s->mu[0]), 0); /* ours: the call took it */
+	*res = (void *)(intptr_t)r;
+	return WEFT_STEP_DONE;
+}
+
+static void *ob_sleeper(void *a)
+{
+	(void)a;
+	weft_sleep_until(WEFT_NEVER);
+	return NULL;
+}
+
+static void *ob_main(void *a)
+{
+	(void)a;
+	for (int kind = 0; kind < OB_KINDS; kind++) {
+		ob_state s = {.kind = kind, .mu = {WEFT_MUTEX_INIT, WEFT_MUTEX_INIT}};
+		TCHECK_EQ(weft_sem_init(&s.sem[0], 0), 0);
+		TCHECK_EQ(weft_sem_init(&s.sem[1], 1), 0);
+		TCHECK_EQ(weft_cond_init(&s.cond), 0);
+		for (int i = 0; i < 2; i++) {
+			TCHECK_EQ(weft_chan_create(&s.ch[i], sizeof(long), 1), 0);
+			TCHECK_EQ(weft_spawn(&s.task[i], ob_sleeper, NULL, NULL), 0);
+		}
+		long one = 1;
+		TCHECK_EQ(weft_chan_try_send(s.ch[1], &one), 0); /* the other is ready */
+		if (kind == OB_MUTEX)
+			TCHECK_EQ(weft_mutex_lock(&s.mu[0]), 0);
+		weft_task_t t;
+		TCHECK_EQ(weft_spawn_step(&t, ob_step, &s, NULL), 0);
+		while (!atomic_load(&s.parked))
+			weft_yield();
+		switch (kind) { /* make the registered object ready */
+		case OB_SEM:
+			TCHECK_EQ(weft_sem_release(&s.sem[0], 1), 0);
+			break;
+		case OB_MUTEX:
+			TCHECK_EQ(weft_mutex_unlock(&s.mu[0]), 0);
+			break;
+		case OB_CHAN: {
+			long seven = 7;
+			TCHECK_EQ(weft_chan_send(s.ch[0], &seven), 0);
+			break;
+		}
+		case OB_COND:
+			TCHECK_EQ(weft_cond_signal(&s.cond), 1);
+			break;
+		default:
+			TCHECK_EQ(weft_cancel(s.task[0]), 0);
+		}
+		void *r;
+		TCHECK_EQ(weft_join(t, &r), 0);
+		TCHECK_EQ((intptr_t)r, 0);
+		/* The other objects are as they were. */
+		TCHECK_EQ(weft_sem_try_acquire(&s.sem[1]), 0);
+		TCHECK_EQ(weft_mutex_try_lock(&s.mu[1]), 0);
+		TCHECK_EQ(weft_mutex_unlock(&s.mu[1]), 0);
+		long v = 0;
+		TCHECK_EQ(weft_chan_try_recv(s.ch[1], &v), 0);
+		TCHECK_EQ(v, 1);
+		if (kind == OB_CHAN)
+			TCHECK_EQ(s.v, 7);
+		TCHECK_EQ(weft_mutex_try_lock(&s.mu[0]), 0); /* free again */
+		TCHECK_EQ(weft_mutex_unlock(&s.mu[0]), 0);
+		TCHECK_EQ(weft_cancel(s.task[1]), 0);
+		if (kind != OB_JOIN)
+			TCHECK_EQ(weft_cancel(s.task[0]), 0);
+		else
+			TCHECK_EQ(weft_join(s.task[0], NULL), -ESRCH); /* joined by the task */
+		TCHECK_EQ(weft_join(s.task[1], NULL), 0);
+		if (kind != OB_JOIN)
+			TCHECK_EQ(weft_join(s.task[0], NULL), 0);
+		for (int i = 0; i < 2; i++)
+			TCHECK_EQ(weft_chan_release(s.ch[i]), 0);
+		TCHECK_EQ(weft_cond_destroy(&s.cond), 0);
+	}
+	return NULL;
+}
+
+static void test_a_repeat_on_another_object_is_refused(void **state)
+{
+	(void)state;
+	wt_run(ob_main, NULL, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1268,6 +1407,7 @@ int main(void)
 		cmocka_unit_test(test_cancel_while_registered),
 		cmocka_unit_test(test_lifetime),
 		cmocka_unit_test(test_cond_repeat_when_the_task_took_the_mutex),
+		cmocka_unit_test(test_a_repeat_on_another_object_is_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
