@@ -457,8 +457,8 @@ enum {
 };
 /* First thing in a _step call on op, `call` its id (not 0), `obj` what it
  * works on (the lock, channel, task...: a repeat on another object is
- * another call). In a coroutine or a plain thread: 0 (block as the
- * blocking call does). In a stackless task:
+ * another call). In a coroutine or a plain thread: WEFT_STEP_BLOCKS (block
+ * as the blocking call does; op is left alone). In a stackless task:
  *   0             op is not registered: start the operation (op's first
  *                 byte is now `call`, its obj `obj`; op->opaque is the
  *                 caller's to set up, past that first byte);
@@ -473,6 +473,7 @@ enum {
  *   -EINVAL       op NULL or call 0.
  * The call returns the negative ones as they are. */
 int weft_step_begin(weft_op_t *op, uint8_t call, const void *obj);
+#define WEFT_STEP_BLOCKS 2
 /* The call has opened a wait (weft_park_prepare, or weft_waitq_push),
  * handed its waker to its wakers and armed its deadline
  * (weft_park_deadline): make op the task's registration. Returns

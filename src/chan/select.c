@@ -458,7 +458,7 @@ static int step(weft_chan_t *ch, int op, void *buf, weft_time_t deadline, weft_o
 	int b = weft_step_begin(opaque, op == WEFT_SELECT_SEND ? STEP_SEND : STEP_RECV, ch);
 	if (b < 0)
 		return b;
-	if (b == 0 && weft_can_park()) /* a coroutine or a plain thread */
+	if (b == WEFT_STEP_BLOCKS) /* a coroutine or a plain thread */
 		return one(ch, op, buf, deadline);
 	chan_waiter *node = (chan_waiter *)opaque;
 	weft_select_case_t c = {.ch = ch, .op = op, .buf = buf};
@@ -479,7 +479,7 @@ static int step(weft_chan_t *ch, int op, void *buf, weft_time_t deadline, weft_o
 	}
 	if (wait_one_begin(&c, node, node->call, b == 1) > 0)
 		return c.result;
-	if (weft_park_deadline(node->waker, deadline) != 0)
+	if (deadline != WEFT_NEVER && weft_park_deadline(node->waker, deadline) != 0)
 		weft_unpark(node->waker, -ENOMEM); /* no timer: the repeat gives up */
 	return weft_step_register(opaque);
 }
@@ -576,7 +576,7 @@ int weft_select_step(weft_select_case_t *c, size_t n, weft_time_t deadline, weft
 		return -EBUSY; /* registered on these cases, but not so many */
 	if (b < 0)
 		return b;
-	if (b == 0 && weft_can_park()) /* a coroutine or a plain thread */
+	if (b == WEFT_STEP_BLOCKS) /* a coroutine or a plain thread */
 		return weft_select(c, n, deadline);
 	if (b == 1 && s->n != n) {
 		/* Another call (other cases): keep the registered one (its wait
@@ -618,7 +618,7 @@ int weft_select_step(weft_select_case_t *c, size_t n, weft_time_t deadline, weft
 	weft_waker_t w = s->nodes[0].waker;
 	/* A stackless select opens its wait here: weft_step_begin let it. */
 	assert(w.parker != NULL);
-	if (weft_park_deadline(w, deadline) != 0)
+	if (deadline != WEFT_NEVER && weft_park_deadline(w, deadline) != 0)
 		weft_unpark(w, -ENOMEM); /* no timer: the repeat gives up */
 	e = weft_step_register(op);
 	/* Nothing else is registered (weft_step_begin), in a stackless task. */

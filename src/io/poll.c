@@ -803,8 +803,8 @@ static __attribute__((noinline)) int begin_more(io_call *c, weft_op_t *opaque, u
 			c->progress = op->progress; /* registered by this call: how far it got */
 		if (b < 0)
 			return b;
-		assert(b == 0 || !weft_can_park()); /* only a stackless task registers */
-		if (b == 1 || !weft_can_park()) {
+		assert(b == WEFT_STEP_BLOCKS || !weft_can_park()); /* only a stackless task registers */
+		if (b != WEFT_STEP_BLOCKS) {
 			c->op = opaque;
 			c->kind = IO_REGISTER;
 			if (b == 0)
@@ -904,7 +904,7 @@ static int step_wait(io_call *c, uint32_t events, const io_mark *since)
 		op->gen = c->gen;
 		op->foreign = c->foreign;
 		op->state = OP_PARKED;
-		r = weft_park_deadline(op->n.waker, c->deadline);
+		r = c->deadline == WEFT_NEVER ? 0 : weft_park_deadline(op->n.waker, c->deadline);
 		if (r < 0) { /* no memory for the timer: give up the wait */
 			op->state = OP_IDLE;
 			r = wait_end(c->io, c->s, c->fd, c->gen, events, c->foreign, &op->n, r);

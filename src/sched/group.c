@@ -192,7 +192,7 @@ int weft_group_wait_step(weft_group_t *g, weft_time_t deadline, weft_op_t *op)
 	int res;
 	if (!group_queue(g, deadline, &o->n, true, &res))
 		return res;
-	if (weft_park_deadline(o->n.waker, deadline) != 0)
+	if (deadline != WEFT_NEVER && weft_park_deadline(o->n.waker, deadline) != 0)
 		weft_unpark(o->n.waker, -ENOMEM); /* no timer: the repeat gives up */
 	return weft_step_register(op);
 }

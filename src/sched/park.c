@@ -550,7 +550,7 @@ int weft_step_begin(weft_op_t *op, uint8_t call, const void *obj)
 {
 	weft_task *t = weft__cur_task();
 	if (!t || !weft__is_step(t))
-		return 0; /* coroutines and threads block: nothing to register */
+		return WEFT_STEP_BLOCKS; /* coroutines and threads block: nothing to register */
 	if (!op || !call)
 		return -EINVAL;
 	uint8_t *id = (uint8_t *)op;

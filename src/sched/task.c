@@ -916,7 +916,7 @@ static int join_start(weft_task *t, void **result, weft_time_t deadline, weft_op
 	if (!op)
 		return join_woke(t, result, weft__park_on(wk, deadline, WEFT_WAIT_JOIN));
 	((join_op *)op)->t = t; /* held across the steps */
-	if (weft_park_deadline(wk, deadline) != 0)
+	if (deadline != WEFT_NEVER && weft_park_deadline(wk, deadline) != 0)
 		weft_unpark(wk, -ENOMEM); /* no timer: the repeat gives up */
 	return weft_step_register(op);
 }
@@ -970,7 +970,7 @@ int weft_join_step(weft_task_t id, void **result, weft_time_t deadline, weft_op_
 		*result = NULL;
 	if (b == 1)
 		return join_woke(((join_op *)op)->t, result, weft_park_result());
-	if (weft_can_park()) /* a coroutine or a plain thread */
+	if (b == WEFT_STEP_BLOCKS) /* a coroutine or a plain thread */
 		return weft__join(id, result, deadline);
 	weft_task *t;
 	int r = join_take(id, &t);

@@ -110,7 +110,7 @@ int weft_cond_wait_step(weft_cond_t *c, weft_mutex_t *m, weft_time_t deadline, w
 		return -EBUSY; /* registered on c with another mutex */
 	if (b < 0)
 		return b;
-	if (b == 0 && weft_can_park()) /* a coroutine or a plain thread */
+	if (b == WEFT_STEP_BLOCKS) /* a coroutine or a plain thread */
 		return weft_cond_wait_until(c, m, deadline);
 	if (b == 1 && o->m != m) {
 		/* The registered wait is on c with another mutex: another call.

@@ -185,7 +185,7 @@ enum {
  * withdrawing, as for any other error. */
 static inline int weft__sync_step_park(weft__sync_op *o, weft_time_t deadline)
 {
-	if (weft_park_deadline(o->n.waker, deadline) != 0)
+	if (deadline != WEFT_NEVER && weft_park_deadline(o->n.waker, deadline) != 0)
 		weft_unpark(o->n.waker, -ENOMEM); /* (false: delivered already) */
 	return weft_step_register((weft_op_t *)o);
 }

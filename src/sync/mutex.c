@@ -393,7 +393,7 @@ int weft_mutex_lock_step(weft_mutex_t *m, weft_time_t deadline, weft_op_t *op)
 	int b = weft_step_begin(op, WEFT__SYNC_MUTEX_LOCK, m);
 	if (b < 0)
 		return b;
-	if (b == 0 && weft_can_park()) /* a coroutine or a plain thread */
+	if (b == WEFT_STEP_BLOCKS) /* a coroutine or a plain thread */
 		return mx_lock(m, weft__sync_self(), deadline);
 	return weft__mutex_lock_step(m, weft__sync_self(), deadline, (weft__sync_op *)op, b == 1);
 }

@@ -250,7 +250,7 @@ int weft_rwlock_rdlock_step(weft_rwlock_t *rw, weft_time_t deadline, weft_op_t *
 	weft__sync_op *o = (weft__sync_op *)op;
 	if (b == 1)
 		return rw_woke(rw, false, &o->n, weft_park_result());
-	return rw_rdlock(rw, deadline, weft_can_park() ? NULL : o);
+	return rw_rdlock(rw, deadline, b == WEFT_STEP_BLOCKS ? NULL : o);
 }
 
 /* ------------------------------------------------------------ writers */
@@ -336,7 +336,7 @@ int weft_rwlock_wrlock_step(weft_rwlock_t *rw, weft_time_t deadline, weft_op_t *
 			atomic_store_explicit(WEFT__A64(&rw->owner), weft__sync_self(), memory_order_relaxed);
 		return r;
 	}
-	return rw_wrlock(rw, deadline, weft_can_park() ? NULL : o);
+	return rw_wrlock(rw, deadline, b == WEFT_STEP_BLOCKS ? NULL : o);
 }
 
 /* ------------------------------------------------------------ unlock */

@@ -346,7 +346,7 @@ static void *my_main(void *a)
 	TCHECK_EQ((intptr_t)r, 4);
 	/* Outside stackless tasks: nothing to register; calls block. */
 	weft_op_t op;
-	TCHECK_EQ(weft_step_begin(&op, MY_CALL, NULL), 0);
+	TCHECK_EQ(weft_step_begin(&op, MY_CALL, NULL), WEFT_STEP_BLOCKS);
 	TCHECK_EQ(weft_step_register(&op), -EPERM);
 	return NULL;
 }
