@@ -12,7 +12,7 @@
 
 PREFIX ?= /usr/local
 JOBS ?= $(shell nproc)
-DEPS = cmake make gcc pkg-config libcmocka-dev valgrind liburing-dev
+DEPS = cmake make gcc pkg-config libcmocka-dev valgrind liburing-dev clang-format
 CMAKE_COMMON = -DCMAKE_C_FLAGS_RELEASE="-O2 -g -DNDEBUG" -DCMAKE_C_FLAGS_DEBUG="-O1 -g"
 
 .PHONY: all deps build run check check-layout check-release check-asan check-tsan bench check-valgrind check-aarch64 install clean
@@ -46,8 +46,9 @@ run: build
 	./build/release/weft demo
 
 # Cheap, and first: a layering mistake is reported before the long builds.
-check-layout:
+check-layout: deps
 	sh tools/check-includes
+	sh tools/check-format
 
 check-release: build
 	cd build/release && ctest --output-on-failure -j1
@@ -62,7 +63,7 @@ check-tsan: build/tsan/Makefile
 	cd build/tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 setarch $$(uname -m) -R ctest --output-on-failure -j1
 
 check: check-layout check-release check-asan check-tsan
-	@echo "make check: include ladder, release, ASan+UBSan and TSan suites passed"
+	@echo "make check: include ladder, formatting, release, ASan+UBSan and TSan suites passed"
 
 bench: build
 	@echo "built build/release/bench/weft-bench; run bench/compare for ratios to peers"

@@ -289,7 +289,6 @@ static void bench_scale(void)
 	report("scale", ns, tasks * scale_iters, d, extra);
 }
 
-
 /* ------------------------------------------------------------ idle */
 
 static long proc_kb(const char *key)
@@ -636,7 +635,6 @@ static void bench_fanin(void)
 	report("fanin", ns, total, d, "");
 }
 
-
 /* ------------------------------------------------------------ mutex */
 
 /* T tasks x I times lock; counter++; unlock on one weft_mutex_t. The tasks
@@ -707,7 +705,7 @@ typedef struct churn_parent {
 	long p;
 	weft_chan_t *reply;
 	weft_wg_t started;
-	weft_chan_t **in;	   /* the current round's C input channels */
+	weft_chan_t **in;	  /* the current round's C input channels */
 	struct churn_slot *slots; /* stackful children's arguments */
 } churn_parent;
 
@@ -802,8 +800,8 @@ static void *churn_parent_fn(void *a)
 				churn_child_st *st = malloc(sizeof *st);
 				if (!st)
 					fail("churn child malloc", j);
-				*st = (churn_child_st){.op = WEFT_OP_INIT, .in = in, .reply = pp.reply,
-						       .started = &pp.started};
+				*st = (churn_child_st){
+					.op = WEFT_OP_INIT, .in = in, .reply = pp.reply, .started = &pp.started};
 				e = weft_spawn_step(NULL, churn_child_step, st, &det);
 			}
 			if (e)
@@ -895,7 +893,11 @@ static void bench_churn(void)
 	 * has run, not a fresh process. */
 	churn_run(p >= 100 ? p / 100 : 1, c, 1);
 	long rss_base = churn_settled_rss();
-	char cmd[256]; snprintf(cmd, sizeof cmd, "awk '/^[0-9a-f]+-/{m=$1\" \"$6} /^Rss/{if ($2>=64) print $2, m}' /proc/%d/smaps > /tmp/smaps_base", getpid()); system(cmd);
+	char cmd[256];
+	snprintf(cmd, sizeof cmd,
+		 "awk '/^[0-9a-f]+-/{m=$1\" \"$6} /^Rss/{if ($2>=64) print $2, m}' /proc/%d/smaps > /tmp/smaps_base",
+		 getpid());
+	system(cmd);
 	weft_time_t d = churn_run(p, c, r);
 	weft_time_t t1 = weft_now();
 	long rss_peak = proc_kb("VmHWM");
@@ -915,8 +917,13 @@ static void bench_churn(void)
 			break;
 		}
 	}
-	weft_sleep(3000*WEFT_MSEC); fprintf(stderr, "at +8s: %ld\n", proc_kb("VmRSS"));
-	snprintf(cmd, sizeof cmd, "awk '/^[0-9a-f]+-/{m=$1\" \"$6} /^Rss/{if ($2>=64) print $2, m}' /proc/%d/smaps > /tmp/smaps_after; grep -c . /proc/%d/maps; ls /proc/%d/task | wc -l", getpid(), getpid(), getpid()); system(cmd);
+	weft_sleep(3000 * WEFT_MSEC);
+	fprintf(stderr, "at +8s: %ld\n", proc_kb("VmRSS"));
+	snprintf(cmd, sizeof cmd,
+		 "awk '/^[0-9a-f]+-/{m=$1\" \"$6} /^Rss/{if ($2>=64) print $2, m}' /proc/%d/smaps > /tmp/smaps_after; "
+		 "grep -c . /proc/%d/maps; ls /proc/%d/task | wc -l",
+		 getpid(), getpid(), getpid());
+	system(cmd);
 	char ns[64], extra[192];
 	snprintf(ns, sizeof ns, "%ldx%ldx%ld", p, c, r);
 	snprintf(extra, sizeof extra, " rss_base_kb=%ld rss_peak_kb=%ld rss_after_kb=%ld settle_s=%.3f settled=%d",
@@ -949,7 +956,7 @@ static void echo_conn(int fd, void *ctx)
 typedef struct echo_conn_st {
 	weft_op_t op;
 	int fd;
-	bool writing;	/* writing buf[off..n) back */
+	bool writing; /* writing buf[off..n) back */
 	size_t n, off;
 	char buf[4096];
 } echo_conn_st;
@@ -1045,17 +1052,9 @@ static const struct {
 	const char *name;
 	void (*fn)(void);
 } workloads[] = {
-	{"spawn", bench_spawn},
-	{"yield", bench_yield},
-	{"timers", bench_timers},
-	{"scale", bench_scale},
-	{"idle", bench_idle},
-	{"pingpong", bench_pingpong},
-	{"ring", bench_ring},
-	{"fanin", bench_fanin},
-	{"mutex", bench_mutex},
-	{"echo", bench_echo},
-	{"churn", bench_churn},
+	{"spawn", bench_spawn}, {"yield", bench_yield},	      {"timers", bench_timers}, {"scale", bench_scale},
+	{"idle", bench_idle},	{"pingpong", bench_pingpong}, {"ring", bench_ring},	{"fanin", bench_fanin},
+	{"mutex", bench_mutex}, {"echo", bench_echo},	      {"churn", bench_churn},
 };
 
 static void *bench_main(void *a)

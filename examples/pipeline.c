@@ -33,8 +33,8 @@ static void *main_task(void *arg)
 {
 	(void)arg;
 	weft_chan_t *numbers, *squares;
-	weft_chan_create(&numbers, sizeof(long), 0);   /* rendezvous */
-	weft_chan_create(&squares, sizeof(long), 64);  /* bounded buffer */
+	weft_chan_create(&numbers, sizeof(long), 0);  /* rendezvous */
+	weft_chan_create(&squares, sizeof(long), 64); /* bounded buffer */
 	struct stage sq = {numbers, squares};
 	weft_spawn(NULL, generate, numbers, &(weft_spawn_opts_t){.detached = true, .name = "generate"});
 	weft_spawn(NULL, square, &sq, &(weft_spawn_opts_t){.detached = true, .name = "square"});

@@ -37,8 +37,8 @@ static void *main_task(void *arg)
 	weft_chan_send(ring[0], &hops);
 	weft_chan_recv(done, &last);
 	weft_time_t d = weft_now() - t0;
-	printf("%ld hops around %d coroutines in %.1f ms; the token stopped at member %ld\n", hops, N,
-	       (double)d / 1e6, last);
+	printf("%ld hops around %d coroutines in %.1f ms; the token stopped at member %ld\n", hops, N, (double)d / 1e6,
+	       last);
 	for (int i = 0; i < N; i++)
 		weft_chan_close(ring[i]); /* the other members return */
 	return NULL;

@@ -20,22 +20,22 @@
 
 static _Atomic int tcheck_failures;
 
-#define TCHECK(cond)                                                                                    \
-	do {                                                                                            \
-		if (!(cond)) {                                                                          \
-			atomic_fetch_add(&tcheck_failures, 1);                                          \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);        \
-		}                                                                                       \
+#define TCHECK(cond)                                                                                                   \
+	do {                                                                                                           \
+		if (!(cond)) {                                                                                         \
+			atomic_fetch_add(&tcheck_failures, 1);                                                         \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                       \
+		}                                                                                                      \
 	} while (0)
 
-#define TCHECK_EQ(a, b)                                                                                 \
-	do {                                                                                            \
-		long long a_ = (long long)(a), b_ = (long long)(b);                                     \
-		if (a_ != b_) {                                                                         \
-			atomic_fetch_add(&tcheck_failures, 1);                                          \
-			fprintf(stderr, "%s:%d: check failed: %s == %s (%lld != %lld)\n", __FILE__,     \
-				__LINE__, #a, #b, a_, b_);                                              \
-		}                                                                                       \
+#define TCHECK_EQ(a, b)                                                                                                \
+	do {                                                                                                           \
+		long long a_ = (long long)(a), b_ = (long long)(b);                                                    \
+		if (a_ != b_) {                                                                                        \
+			atomic_fetch_add(&tcheck_failures, 1);                                                         \
+			fprintf(stderr, "%s:%d: check failed: %s == %s (%lld != %lld)\n", __FILE__, __LINE__, #a, #b,  \
+				a_, b_);                                                                               \
+		}                                                                                                      \
 	} while (0)
 
 /* Sizes: full in release builds, smaller under the sanitizers. WT_SIZE3
@@ -67,12 +67,12 @@ static inline weft_time_t wt_hang_deadline(void)
 
 /* Wait until cond holds, polling every 250 us (parking a task, sleeping a
  * plain thread); a failed TCHECK if the hang guard passes first. */
-#define WT_WAIT_UNTIL(cond)                                                                             \
-	do {                                                                                            \
-		weft_time_t wt_give_up_ = wt_hang_deadline();                                           \
-		while (!(cond) && weft_now() < wt_give_up_)                                             \
-			weft_sleep(WEFT_MSEC / 4);                                                      \
-		TCHECK(cond);                                                                           \
+#define WT_WAIT_UNTIL(cond)                                                                                            \
+	do {                                                                                                           \
+		weft_time_t wt_give_up_ = wt_hang_deadline();                                                          \
+		while (!(cond) && weft_now() < wt_give_up_)                                                            \
+			weft_sleep(WEFT_MSEC / 4);                                                                     \
+		TCHECK(cond);                                                                                          \
 	} while (0)
 
 /* Run fn(arg) as the main coroutine of a fresh runtime configured by cfg,

@@ -91,9 +91,10 @@ static void http_conn(int fd, void *ctx)
 					return;
 				olen = 0;
 			}
-			olen += (size_t)snprintf(out + olen, sizeof out - olen,
-						 "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n%s\r\n%s",
-						 sizeof BODY - 1, close_after ? "Connection: close\r\n" : "", BODY);
+			olen += (size_t)snprintf(
+				out + olen, sizeof out - olen,
+				"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n%s\r\n%s",
+				sizeof BODY - 1, close_after ? "Connection: close\r\n" : "", BODY);
 			used += hend + body;
 			if (close_after)
 				break;

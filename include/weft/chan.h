@@ -92,9 +92,9 @@ enum { WEFT_SELECT_RECV = 0, WEFT_SELECT_SEND = 1 };
 
 typedef struct weft_select_case {
 	weft_chan_t *ch;
-	int op;	   /* WEFT_SELECT_RECV or WEFT_SELECT_SEND */
-	void *buf; /* recv: where the value goes; send: the value */
-	int result;	/* out: 0, or -EPIPE (closed) for the chosen case */
+	int op;	    /* WEFT_SELECT_RECV or WEFT_SELECT_SEND */
+	void *buf;  /* recv: where the value goes; send: the value */
+	int result; /* out: 0, or -EPIPE (closed) for the chosen case */
 } weft_select_case_t;
 
 /* Wait until one of the n cases can proceed or the deadline passes, perform

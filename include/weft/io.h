@@ -214,8 +214,8 @@ ssize_t weft_read_step(int fd, void *buf, size_t len, weft_time_t deadline, weft
 ssize_t weft_write_step(int fd, const void *buf, size_t len, weft_time_t deadline, weft_op_t *op);
 ssize_t weft_readv_step(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline, weft_op_t *op);
 ssize_t weft_writev_step(int fd, const struct iovec *iov, int iovcnt, weft_time_t deadline, weft_op_t *op);
-ssize_t weft_recvfrom_step(int fd, void *buf, size_t len, struct sockaddr *addr, socklen_t *alen,
-			   weft_time_t deadline, weft_op_t *op);
+ssize_t weft_recvfrom_step(int fd, void *buf, size_t len, struct sockaddr *addr, socklen_t *alen, weft_time_t deadline,
+			   weft_op_t *op);
 ssize_t weft_sendto_step(int fd, const void *buf, size_t len, const struct sockaddr *addr, socklen_t alen,
 			 weft_time_t deadline, weft_op_t *op);
 int weft_accept_step(int lfd, struct sockaddr *addr, socklen_t *len, weft_time_t deadline, weft_op_t *op);
@@ -240,10 +240,8 @@ int weft_connect_step(int fd, const struct sockaddr *addr, socklen_t len, weft_t
  * sent, also when a deadline, cancellation or error stops it after some
  * went; -errno if none did), and -EINPROGRESS while registered. */
 ssize_t weft_read_full_step(int fd, void *buf, size_t len, weft_time_t deadline, size_t *done, weft_op_t *op);
-ssize_t weft_write_all_step(int fd, const void *buf, size_t len, weft_time_t deadline, size_t *done,
-			    weft_op_t *op);
-ssize_t weft_sendfile_step(int out_fd, int in_fd, off_t *offset, size_t count, weft_time_t deadline,
-			   weft_op_t *op);
+ssize_t weft_write_all_step(int fd, const void *buf, size_t len, weft_time_t deadline, size_t *done, weft_op_t *op);
+ssize_t weft_sendfile_step(int out_fd, int in_fd, off_t *offset, size_t count, weft_time_t deadline, weft_op_t *op);
 
 /* ------------------------------------------------------------ servers */
 
@@ -266,8 +264,8 @@ typedef void (*weft_conn_fn_t)(int fd, void *ctx);
 typedef int (*weft_spawner_t)(void *spawn_ctx, weft_fn_t fn, void *arg);
 
 typedef struct weft_server_opts {
-	int max_conns;	     /* at most this many live connections; 0 = no limit */
-	size_t stack_size;   /* connection tasks' stacks (default spawner only); 0 = default */
+	int max_conns;	      /* at most this many live connections; 0 = no limit */
+	size_t stack_size;    /* connection tasks' stacks (default spawner only); 0 = default */
 	weft_spawner_t spawn; /* NULL: detached coroutines */
 	void *spawn_ctx;
 } weft_server_opts_t;
@@ -303,7 +301,6 @@ uint64_t weft_server_accepted(const weft_server_t *s);
 /* Free a server whose serve has returned and whose connections have all
  * ended (after weft_server_stop): -EBUSY otherwise; -EINVAL for NULL. */
 int weft_server_destroy(weft_server_t *s);
-
 
 /* ============================================= blocking pool, files, processes, signals */
 

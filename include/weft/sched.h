@@ -135,10 +135,10 @@ typedef struct weft_group weft_group_t;
 typedef struct weft_op weft_op_t; /* a stackless task's wait: "Step forms" below */
 
 typedef struct weft_spawn_opts {
-	size_t stack_size;   /* coroutines: 0 = runtime default; 8 KiB .. 1 GiB, else -EINVAL */
-	const char *name;    /* copied (first 15 bytes); NULL = unnamed */
-	bool detached;	     /* no join: the record is freed when the task ends */
-	weft_group_t *group; /* join this task group (implies the group joins it) */
+	size_t stack_size;	 /* coroutines: 0 = runtime default; 8 KiB .. 1 GiB, else -EINVAL */
+	const char *name;	 /* copied (first 15 bytes); NULL = unnamed */
+	bool detached;		 /* no join: the record is freed when the task ends */
+	weft_group_t *group;	 /* join this task group (implies the group joins it) */
 	weft_runtime_t *runtime; /* NULL: the current runtime, else the default */
 } weft_spawn_opts_t;
 
@@ -344,8 +344,8 @@ void weft_unpark_finish(weft_waker_t w, int reason);
 typedef struct weft_waitq_node {
 	struct weft_waitq_node *next, *prev;
 	weft_waker_t waker;
-	void *data;   /* payload for handoffs, owned by the waiter */
-	int status;   /* set by the waker before unparking */
+	void *data; /* payload for handoffs, owned by the waiter */
+	int status; /* set by the waker before unparking */
 	bool queued;
 } weft_waitq_node_t;
 
@@ -355,7 +355,9 @@ typedef struct weft_waitq {
 	size_t len;
 } weft_waitq_t;
 
+/* clang-format off */
 #define WEFT_WAITQ_INIT {0, NULL, NULL, 0}
+/* clang-format on */
 /* A NULL queue or node makes each of these do nothing (pop: NULL, remove:
  * false, wake_one and wake_all: -EINVAL). */
 void weft_waitq_init(weft_waitq_t *q);
@@ -443,7 +445,9 @@ struct weft_op {
 	uint64_t opaque[9]; /* internal: the wait of the call registered in it */
 	const void *obj;    /* internal: the object that call works on */
 };
+/* clang-format off */
 #define WEFT_OP_INIT {{0}, 0}
+/* clang-format on */
 
 /* Writing a _step form (as the modules do; a program may write its own).
  * The first byte of an op names the call registered in it: each module
@@ -544,14 +548,14 @@ void *weft_runtime_poller(weft_runtime_t *rt, const weft_poller_ops_t *ops);
 /* ------------------------------------------------------------ statistics */
 
 typedef struct weft_worker_stats {
-	uint64_t tasks_run;  /* task runs (a resumed task counts again) */
-	uint64_t steals;     /* successful steals from other workers */
-	uint64_t stolen;     /* tasks moved by those steals */
-	uint64_t parks;	     /* times the worker went to sleep */
-	uint64_t busy_ns;    /* time not parked since start */
-	uint32_t queue_len;  /* local run queue length now */
-	bool stuck;	     /* the monitor sees it stuck in one task > 10 ms */
-	bool extra;	     /* started by the monitor because all were stuck */
+	uint64_t tasks_run; /* task runs (a resumed task counts again) */
+	uint64_t steals;    /* successful steals from other workers */
+	uint64_t stolen;    /* tasks moved by those steals */
+	uint64_t parks;	    /* times the worker went to sleep */
+	uint64_t busy_ns;   /* time not parked since start */
+	uint32_t queue_len; /* local run queue length now */
+	bool stuck;	    /* the monitor sees it stuck in one task > 10 ms */
+	bool extra;	    /* started by the monitor because all were stuck */
 } weft_worker_stats_t;
 
 typedef struct weft_stats {
@@ -561,9 +565,9 @@ typedef struct weft_stats {
 	uint64_t timers_active, timers_fired;
 	uint64_t global_queue_len;
 	uint64_t stacks_in_use, stack_bytes_mapped;
-	double load_imbalance; /* (max - min) / mean of per-worker busy time; 0 = even */
-	int workers;	       /* out: the runtime's workers now, extra ones included */
-	int per_worker_len;    /* in: entries per_worker has room for (0: none) */
+	double load_imbalance;		 /* (max - min) / mean of per-worker busy time; 0 = even */
+	int workers;			 /* out: the runtime's workers now, extra ones included */
+	int per_worker_len;		 /* in: entries per_worker has room for (0: none) */
 	weft_worker_stats_t *per_worker; /* in: where the first min(workers, per_worker_len) go */
 } weft_stats_t;
 

@@ -64,7 +64,9 @@ typedef struct weft_mutex {
 	weft_waitq_t q;		  /* internal: parked waiters, FIFO */
 } weft_mutex_t;
 
+/* clang-format off */
 #define WEFT_MUTEX_INIT {0, 0, 0, NULL, WEFT_WAITQ_INIT}
+/* clang-format on */
 
 int weft_mutex_init(weft_mutex_t *m);
 /* -EBUSY if locked or waited on. */
@@ -89,14 +91,16 @@ int weft_mutex_unlock(weft_mutex_t *m);
  * Not recursive: a reader that read-locks again while a writer waits
  * deadlocks. */
 typedef struct weft_rwlock {
-	uint32_t state;	    /* internal: writer bit, waiters bit, reader count */
-	uint32_t nwr, nrd;  /* internal: waiting writers and readers (under wq's lock) */
-	uint64_t owner;	    /* internal: the writer's token */
-	weft_waitq_t wq;    /* internal: waiting writers; its lock guards the slow paths */
-	weft_waitq_t rq;    /* internal: waiting readers */
+	uint32_t state;	   /* internal: writer bit, waiters bit, reader count */
+	uint32_t nwr, nrd; /* internal: waiting writers and readers (under wq's lock) */
+	uint64_t owner;	   /* internal: the writer's token */
+	weft_waitq_t wq;   /* internal: waiting writers; its lock guards the slow paths */
+	weft_waitq_t rq;   /* internal: waiting readers */
 } weft_rwlock_t;
 
+/* clang-format off */
 #define WEFT_RWLOCK_INIT {0, 0, 0, 0, WEFT_WAITQ_INIT, WEFT_WAITQ_INIT}
+/* clang-format on */
 
 int weft_rwlock_init(weft_rwlock_t *rw);
 /* -EBUSY if held or waited on. */
@@ -123,7 +127,9 @@ typedef struct weft_cond {
 	weft_waitq_t q; /* internal: waiters, FIFO */
 } weft_cond_t;
 
+/* clang-format off */
 #define WEFT_COND_INIT {WEFT_WAITQ_INIT}
+/* clang-format on */
 
 int weft_cond_init(weft_cond_t *c);
 /* -EBUSY if tasks wait on it. */
@@ -157,7 +163,9 @@ typedef struct weft_wg {
 	weft_waitq_t q; /* internal: waiters */
 } weft_wg_t;
 
+/* clang-format off */
 #define WEFT_WG_INIT {0, WEFT_WAITQ_INIT}
+/* clang-format on */
 
 int weft_wg_init(weft_wg_t *wg);
 /* -EBUSY if the count is not zero or tasks wait. */
@@ -181,13 +189,15 @@ int64_t weft_wg_count(const weft_wg_t *wg);
  * waits, a newcomer queues behind it, and release hands permits directly to
  * the waiters in order. */
 typedef struct weft_sem {
-	uint64_t state;	/* internal: permits << 1 | waiters bit */
+	uint64_t state; /* internal: permits << 1 | waiters bit */
 	uint32_t nwait; /* internal: queued waiters (under q's lock) */
 	weft_waitq_t q; /* internal: waiters, FIFO */
 } weft_sem_t;
 
 #define WEFT_SEM_MAX 0x7fffffff
+/* clang-format off */
 #define WEFT_SEM_INIT(value) {(uint64_t)(value) << 1, 0, WEFT_WAITQ_INIT}
+/* clang-format on */
 
 /* value: 0 .. WEFT_SEM_MAX, else -EINVAL. */
 int weft_sem_init(weft_sem_t *s, unsigned value);
@@ -213,7 +223,9 @@ typedef struct weft_once {
 	weft_waitq_t q;	 /* internal: callers waiting for fn to finish */
 } weft_once_t;
 
+/* clang-format off */
 #define WEFT_ONCE_INIT {0, 0, WEFT_WAITQ_INIT}
+/* clang-format on */
 
 int weft_once_init(weft_once_t *once);
 

@@ -28,10 +28,10 @@ void *weft__ctx_make(void *stack_top, void (*entry)(void *), void *arg)
 #elif defined(__aarch64__)
 	uint64_t *sp = (uint64_t *)(top - 176);
 	memset(sp, 0, 176);
-	sp[0] = (uint64_t)(uintptr_t)arg;			  /* x19 */
-	sp[1] = (uint64_t)(uintptr_t)entry;			  /* x20 */
+	sp[0] = (uint64_t)(uintptr_t)arg;		    /* x19 */
+	sp[1] = (uint64_t)(uintptr_t)entry;		    /* x20 */
 	sp[11] = (uint64_t)(uintptr_t)weft__ctx_trampoline; /* x30 */
-	sp[20] = 0;						  /* fpcr: default */
+	sp[20] = 0;					    /* fpcr: default */
 	return sp;
 #else
 #error "weft: no context switch for this architecture"

@@ -16,29 +16,29 @@
 #include <stddef.h>
 
 /* Link n (not on any list) in front of the list. */
-#define WEFT_LIST_PUSH(head, n, next, prev)                   \
-	do {                                                  \
-		__typeof__(n) weft_list_n_ = (n);             \
-		weft_list_n_->next = (head);                  \
-		weft_list_n_->prev = NULL;                    \
-		if (weft_list_n_->next)                       \
-			weft_list_n_->next->prev = weft_list_n_; \
-		(head) = weft_list_n_;                        \
+#define WEFT_LIST_PUSH(head, n, next, prev)                                                                            \
+	do {                                                                                                           \
+		__typeof__(n) weft_list_n_ = (n);                                                                      \
+		weft_list_n_->next = (head);                                                                           \
+		weft_list_n_->prev = NULL;                                                                             \
+		if (weft_list_n_->next)                                                                                \
+			weft_list_n_->next->prev = weft_list_n_;                                                       \
+		(head) = weft_list_n_;                                                                                 \
 	} while (0)
 
 /* Unlink n, which is on the list; its links are left NULL. */
-#define WEFT_LIST_UNLINK(head, n, next, prev)                            \
-	do {                                                             \
-		__typeof__(n) weft_list_n_ = (n);                        \
-		if (weft_list_n_->prev) {                                \
-			weft_list_n_->prev->next = weft_list_n_->next;   \
-		} else {                                                 \
-			assert((head) == weft_list_n_);                  \
-			(head) = weft_list_n_->next;                     \
-		}                                                        \
-		if (weft_list_n_->next)                                  \
-			weft_list_n_->next->prev = weft_list_n_->prev;   \
-		weft_list_n_->next = weft_list_n_->prev = NULL;          \
+#define WEFT_LIST_UNLINK(head, n, next, prev)                                                                          \
+	do {                                                                                                           \
+		__typeof__(n) weft_list_n_ = (n);                                                                      \
+		if (weft_list_n_->prev) {                                                                              \
+			weft_list_n_->prev->next = weft_list_n_->next;                                                 \
+		} else {                                                                                               \
+			assert((head) == weft_list_n_);                                                                \
+			(head) = weft_list_n_->next;                                                                   \
+		}                                                                                                      \
+		if (weft_list_n_->next)                                                                                \
+			weft_list_n_->next->prev = weft_list_n_->prev;                                                 \
+		weft_list_n_->next = weft_list_n_->prev = NULL;                                                        \
 	} while (0)
 
 #endif

@@ -92,9 +92,9 @@ _Static_assert(RUNS * 64 <= RUN, "the headers fit run 0");
 
 typedef struct pool_class {
 	_Atomic uint32_t lock;
-	pool_run *partial;		/* doubly linked */
-	pool_run *empty, *empty_tail;	/* doubly linked, newest first */
-	size_t nruns, nempty, out;	/* runs of this class; EMPTY ones; blocks handed out of runs */
+	pool_run *partial;	      /* doubly linked */
+	pool_run *empty, *empty_tail; /* doubly linked, newest first */
+	size_t nruns, nempty, out;    /* runs of this class; EMPTY ones; blocks handed out of runs */
 } __attribute__((aligned(WEFT_CACHELINE))) pool_class;
 
 static pool_class classes[NCLASS];

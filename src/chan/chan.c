@@ -79,11 +79,11 @@ void chan_lock(weft_chan_t *ch)
 /* For assert(), under the lock: each queue is empty exactly when its count
  * says so (counts change only under the lock), and the unbounded buffer
  * holds no more than its capacity. */
-#define QUEUES_SANE(ch)                                                                                            \
-	(((ch)->recvq == NULL) == (atomic_load_explicit(&(ch)->nrecvw, memory_order_relaxed) == 0) &&              \
-	 ((ch)->sendq == NULL) == (atomic_load_explicit(&(ch)->nsendw, memory_order_relaxed) == 0) &&              \
-	 ((ch)->kind != CHAN_UNBOUNDED || (UNBOUNDED(ch)->len <= UNBOUNDED(ch)->cap &&                             \
-					  (UNBOUNDED(ch)->cap == 0 || UNBOUNDED(ch)->head < UNBOUNDED(ch)->cap))))
+#define QUEUES_SANE(ch)                                                                                                \
+	(((ch)->recvq == NULL) == (atomic_load_explicit(&(ch)->nrecvw, memory_order_relaxed) == 0) &&                  \
+	 ((ch)->sendq == NULL) == (atomic_load_explicit(&(ch)->nsendw, memory_order_relaxed) == 0) &&                  \
+	 ((ch)->kind != CHAN_UNBOUNDED || (UNBOUNDED(ch)->len <= UNBOUNDED(ch)->cap &&                                 \
+					   (UNBOUNDED(ch)->cap == 0 || UNBOUNDED(ch)->head < UNBOUNDED(ch)->cap))))
 
 void chan_unlock(weft_chan_t *ch)
 {
@@ -703,7 +703,9 @@ ssize_t weft_chan_cap(const weft_chan_t *ch)
 {
 	if (!ch)
 		return -EINVAL;
-	return ch->kind == CHAN_BOUNDED ? (ssize_t)BOUNDED(ch)->cap : ch->kind == CHAN_RENDEZVOUS ? 0 : WEFT_CHAN_UNBOUNDED;
+	return ch->kind == CHAN_BOUNDED	     ? (ssize_t)BOUNDED(ch)->cap
+	       : ch->kind == CHAN_RENDEZVOUS ? 0
+					     : WEFT_CHAN_UNBOUNDED;
 }
 
 size_t weft_chan_elem_size(const weft_chan_t *ch)

@@ -32,8 +32,8 @@ enum {
  * for the common hand-over). Queues are circular doubly linked lists
  * reached through their first node. */
 typedef struct chan_waiter {
-	uint8_t call;	    /* stackless ops: the step call's id (first: weft_step_begin) */
-	uint8_t status;	    /* W_*, set by the waker that claimed the wait */
+	uint8_t call;	/* stackless ops: the step call's id (first: weft_step_begin) */
+	uint8_t status; /* W_*, set by the waker that claimed the wait */
 	bool queued;
 	uint8_t index : 7;  /* this node's position in its array */
 	uint8_t single : 1; /* the wait's only node: claimed by being unqueued */
@@ -105,7 +105,9 @@ void chan_unref(weft_chan_t *ch);
 typedef struct chan_wakes {
 	chan_waiter *head;
 } chan_wakes;
+/* clang-format off */
 #define CHAN_WAKES_INIT {NULL}
+/* clang-format on */
 void chan_wake_claimed(chan_wakes *wk);
 
 /* Non-blocking attempts. Return true when the operation is done (*res = 0,

@@ -445,7 +445,8 @@ int weft_chan_recv_sized(weft_chan_t *ch, void *out, size_t size)
 /* A stackless op is one waiter node (chan_impl.h): the step protocol of
  * weft/sched.h, with the wait engine's two halves around the step's
  * return - wait_one_begin before, resolve in the repeated call. */
-_Static_assert(sizeof(chan_waiter) <= sizeof(((weft_op_t *)0)->opaque), "weft_op_t too small (its obj is the protocol's)");
+_Static_assert(sizeof(chan_waiter) <= sizeof(((weft_op_t *)0)->opaque),
+	       "weft_op_t too small (its obj is the protocol's)");
 _Static_assert(_Alignof(chan_waiter) <= _Alignof(weft_op_t), "weft_op_t under-aligned");
 _Static_assert(offsetof(chan_waiter, call) == 0, "an op's first byte is its call's id");
 
@@ -474,7 +475,8 @@ static int step(weft_chan_t *ch, int op, void *buf, weft_time_t deadline, weft_o
 	if (deadline != WEFT_NEVER && deadline <= weft_now()) {
 		/* A past deadline polls. */
 		int res;
-		bool done = op == WEFT_SELECT_SEND ? chan_try_send(ch, buf, &res, NULL) : chan_try_recv(ch, buf, &res, NULL);
+		bool done = op == WEFT_SELECT_SEND ? chan_try_send(ch, buf, &res, NULL)
+						   : chan_try_recv(ch, buf, &res, NULL);
 		return done ? res : -ETIMEDOUT;
 	}
 	if (wait_one_begin(&c, node, node->call, b == 1) > 0)
@@ -517,7 +519,8 @@ typedef struct select_op {
 	chan_waiter *nodes;	   /* n nodes, then the nlocks channels (weft_chan_t *) */
 } select_op;
 
-_Static_assert(sizeof(select_op) <= sizeof(((weft_op_t *)0)->opaque), "weft_op_t too small (its obj is the protocol's)");
+_Static_assert(sizeof(select_op) <= sizeof(((weft_op_t *)0)->opaque),
+	       "weft_op_t too small (its obj is the protocol's)");
 _Static_assert(_Alignof(select_op) <= _Alignof(weft_op_t), "weft_op_t under-aligned");
 _Static_assert(offsetof(select_op, call) == 0, "an op's first byte is its call's id");
 _Static_assert(MAX_CASES <= UINT8_MAX, "select_op counts cases in a byte");

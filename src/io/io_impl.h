@@ -22,14 +22,14 @@ typedef struct io_waiter {
 /* Per-descriptor state (see the design comment in poll.c). */
 typedef struct io_slot {
 	_Atomic uint32_t lock;
-	_Atomic uint32_t ready; /* readiness seen by the poller and not yet consumed */
-	_Atomic uint32_t gen;	/* bumped at every (re)registration and close */
-	_Atomic uint32_t flags; /* IO_REG, IO_NOTSOCK, IO_DRAINED */
-	_Atomic uint32_t seen;	/* POLLRDHUP/POLLHUP/POLLERR ever reported (never consumed) */
+	_Atomic uint32_t ready;	     /* readiness seen by the poller and not yet consumed */
+	_Atomic uint32_t gen;	     /* bumped at every (re)registration and close */
+	_Atomic uint32_t flags;	     /* IO_REG, IO_NOTSOCK, IO_DRAINED */
+	_Atomic uint32_t seen;	     /* POLLRDHUP/POLLHUP/POLLERR ever reported (never consumed) */
 	_Atomic uint32_t in_edges;   /* reports that end a read wait, so far (bumped under lock) */
 	_Atomic uint32_t out_edges;  /* reports that end a write wait, so far (bumped under lock) */
 	_Atomic uint32_t drained_at; /* in_edges before the read that set IO_DRAINED */
-	io_waiter *head;	/* under lock */
+	io_waiter *head;	     /* under lock */
 	/* io_uring only, under lock: */
 	uint32_t armed;		/* directions (POLLIN, POLLOUT) with a poll in flight */
 	uint32_t close_pending; /* polls weft_close is waiting to see cancelled */
@@ -94,10 +94,10 @@ static inline bool weft__io_deadline_passed(weft_time_t deadline)
  * top, where weft__io_begin finishes the wait), and a stackless task in a
  * blocking form gets -EWOULDBLOCK. */
 enum {
-	IO_PARK,     /* a coroutine: park on fd's slot */
-	IO_REGISTER, /* a stackless task with an op (a _step form): register in it */
-	IO_POLL,     /* a plain thread (or no poller could be had): poll(2) */
-	IO_REFUSE,   /* a stackless task without an op: -EWOULDBLOCK, or -ETIMEDOUT for a past deadline */
+	IO_PARK,      /* a coroutine: park on fd's slot */
+	IO_REGISTER,  /* a stackless task with an op (a _step form): register in it */
+	IO_POLL,      /* a plain thread (or no poller could be had): poll(2) */
+	IO_REFUSE,    /* a stackless task without an op: -EWOULDBLOCK, or -ETIMEDOUT for a past deadline */
 	IO_KIND_LATER /* not asked yet (weft__io_kind) */
 };
 
@@ -105,10 +105,10 @@ typedef struct weft_io weft_io;
 
 typedef struct io_call {
 	int fd;
-	uint8_t kind;	 /* IO_PARK ..., or IO_KIND_LATER: read it with weft__io_kind */
-	bool foreign;	 /* weft_fd_wait: fd is not weft's (IO_CALL_FOREIGN) */
-	bool reader;	 /* weft_read's own path (IO_CALL_READ): its waits keep IO_DRAINED */
-	uint32_t gen;	 /* s's generation when the call took it (a close moves it on: -EBADF) */
+	uint8_t kind; /* IO_PARK ..., or IO_KIND_LATER: read it with weft__io_kind */
+	bool foreign; /* weft_fd_wait: fd is not weft's (IO_CALL_FOREIGN) */
+	bool reader;  /* weft_read's own path (IO_CALL_READ): its waits keep IO_DRAINED */
+	uint32_t gen; /* s's generation when the call took it (a close moves it on: -EBADF) */
 	weft_time_t deadline;
 	weft_op_t *op;	 /* IO_REGISTER: where the waits register; else NULL */
 	weft_io *io;	 /* with s: the current runtime's poller */
@@ -182,13 +182,13 @@ extern __thread bool weft__io_in_write __attribute__((tls_model("initial-exec"))
  * may raise SIGPIPE: with weft's handler installed and the flag set, a
  * vanished reader gives EPIPE and the process lives. No weft call (no
  * park, so no move to another thread) may run inside. */
-#define IO_NOSIGPIPE(call)                                                    \
-	__extension__({                                                       \
-		weft__io_sigpipe();                                           \
-		weft__io_in_write = true;                                     \
-		__typeof__(call) r_nsp_ = (call);                             \
-		weft__io_in_write = false;                                    \
-		r_nsp_;                                                       \
+#define IO_NOSIGPIPE(call)                                                                                             \
+	__extension__({                                                                                                \
+		weft__io_sigpipe();                                                                                    \
+		weft__io_in_write = true;                                                                              \
+		__typeof__(call) r_nsp_ = (call);                                                                      \
+		weft__io_in_write = false;                                                                             \
+		r_nsp_;                                                                                                \
 	})
 /* Whether writes to fd must use write(2) (not a socket). */
 bool weft__io_notsock(int fd);

@@ -317,7 +317,8 @@ void weft__io_log_fallback(const char *why, int err)
 
 static weft_io *io_create(void)
 {
-	weft_io *io = aligned_alloc(WEFT_CACHELINE, (sizeof(weft_io) + WEFT_CACHELINE - 1) & ~(size_t)(WEFT_CACHELINE - 1));
+	weft_io *io =
+		aligned_alloc(WEFT_CACHELINE, (sizeof(weft_io) + WEFT_CACHELINE - 1) & ~(size_t)(WEFT_CACHELINE - 1));
 	if (!io)
 		return NULL;
 	memset(io, 0, sizeof *io);
@@ -591,8 +592,7 @@ static int wait_begin(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t ev
 
 /* Second half, after the park ended with e (0: woken, else -ETIMEDOUT,
  * -ECANCELED): the ready mask or a negative errno. */
-static int wait_end(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, bool foreign, io_waiter *n,
-		    int e)
+static int wait_end(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, bool foreign, io_waiter *n, int e)
 {
 	nwait_add(io, -1);
 	/* Woken (e == 0): whoever woke us unlinked us first and handed us the
@@ -618,8 +618,8 @@ static int wait_end(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t even
 
 /* Park on slot s until one of events (or an error bit) is reported, the
  * generation moves on from gen (closed: -EBADF), or the deadline. */
-static int slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline,
-		     bool foreign, const io_mark *since)
+static int slot_wait(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events, weft_time_t deadline, bool foreign,
+		     const io_mark *since)
 {
 	io_waiter n;
 	n.waker = weft_park_prepare();
@@ -674,7 +674,7 @@ static int own_slot(weft_io *io, io_slot *s, int fd, unsigned how)
 	atomic_store_explicit(&s->seen, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->flags, IO_REG | (notsock ? IO_NOTSOCK : 0) | (tcp ? IO_TCP : 0),
 			      memory_order_release);
-	s->armed = 0; /* polls of an earlier file are ignored (their generation is old) */
+	s->armed = 0;		     /* polls of an earlier file are ignored (their generation is old) */
 	wake_matching(s, 0, -EBADF); /* waiters of a file that had this number */
 	assert(s->head == NULL);
 	slot_unlock(s);

@@ -42,9 +42,9 @@ enum { BACKEND_EPOLL, BACKEND_URING };
 
 struct weft_io {
 	int backend;
-	int epfd; /* epoll backend */
-	int efd;  /* wake eventfd */
-	alignas(WEFT_CACHELINE) _Atomic long nwait;	 /* tasks parked on descriptors (epoll only) */
+	int epfd;				    /* epoll backend */
+	int efd;				    /* wake eventfd */
+	alignas(WEFT_CACHELINE) _Atomic long nwait; /* tasks parked on descriptors (epoll only) */
 	alignas(WEFT_CACHELINE) _Atomic(io_slot *) chunks[IO_NCHUNKS];
 #ifdef WEFT_HAVE_URING
 	alignas(WEFT_CACHELINE) pthread_mutex_t sq_lock;

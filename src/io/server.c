@@ -43,8 +43,8 @@ typedef struct conn {
 	struct conn *next, *prev;
 	weft_server_t *srv;
 	int fd;
-	weft_task_t task;  /* the task running it (0: a plain thread, below) */
-	pthread_t thread;  /* the thread running it, when a spawner used threads */
+	weft_task_t task; /* the task running it (0: a plain thread, below) */
+	pthread_t thread; /* the thread running it, when a spawner used threads */
 } conn;
 
 struct weft_server {
@@ -55,13 +55,13 @@ struct weft_server {
 	_Atomic int refs;
 	_Atomic bool stopping;
 	_Atomic bool stop_called;
-	_Atomic int serve_state; /* SERVE_* */
+	_Atomic int serve_state;      /* SERVE_* */
 	_Atomic(weft_runtime_t *) rt; /* where serve runs: stop may come from a plain thread */
 	_Atomic int nconns;
 	_Atomic uint64_t accepted;
 	pthread_mutex_t mu;
-	conn *conns;	/* under mu */
-	conn *stopper;	/* under mu: the connection whose handler called stop */
+	conn *conns;   /* under mu */
+	conn *stopper; /* under mu: the connection whose handler called stop */
 	weft_waitq_t q;
 };
 
@@ -207,8 +207,9 @@ static int start_conn(weft_server_t *s, int fd)
 	if (s->opts.spawn)
 		r = s->opts.spawn(s->opts.spawn_ctx, conn_main, c);
 	else
-		r = weft_spawn(NULL, conn_main, c,
-			       &(weft_spawn_opts_t){.detached = true, .stack_size = s->opts.stack_size, .name = "conn"});
+		r = weft_spawn(
+			NULL, conn_main, c,
+			&(weft_spawn_opts_t){.detached = true, .stack_size = s->opts.stack_size, .name = "conn"});
 	if (r < 0) {
 		conn_end(s, c);
 		free(c);
@@ -272,7 +273,8 @@ int weft_server_serve(weft_server_t *s)
 		int e = fd < 0 ? -errno : 0;
 		if (fd >= 0) {
 			backoff = 0;
-			int one = 1; /* like Go: no Nagle delay on accepted TCP connections (fails harmlessly elsewhere) */
+			int one =
+				1; /* like Go: no Nagle delay on accepted TCP connections (fails harmlessly elsewhere) */
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 			/* Not registered here: the connection's first wait registers
 			 * it with the poller of the runtime its task runs in (a
@@ -330,7 +332,8 @@ int weft_server_stop(weft_server_t *s, weft_time_t deadline)
 	atomic_store(&s->stopping, true);
 	s->stopper = own_conn(s); /* a handler stopping its own server: do not wait for itself */
 	if (atomic_load(&s->serve_state) == SERVE_RUNNING)
-		weft__io_kick(atomic_load(&s->rt), s->lfd, POLLIN); /* serve closes lfd only after leaving RUNNING under mu */
+		weft__io_kick(atomic_load(&s->rt), s->lfd,
+			      POLLIN); /* serve closes lfd only after leaving RUNNING under mu */
 	pthread_mutex_unlock(&s->mu);
 	weft_waitq_wake_all(&s->q, 0);
 	int r = srv_wait(s, all_done, deadline);

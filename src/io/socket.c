@@ -45,21 +45,21 @@
  * after the attempt began, so that several tasks on one descriptor cannot
  * take each other's wake-ups (see "Several tasks on one descriptor" in
  * poll.c). */
-#define IO_RETRY(c, events, call)                                             \
-	for (;;) {                                                            \
-		io_mark m_ = weft__io_call_mark(c);                           \
-		ssize_t n_ = (call);                                          \
-		if (n_ >= 0)                                                  \
-			return n_;                                            \
-		int e_ = errno;                                               \
-		if (e_ == EINTR)                                              \
-			continue;                                             \
-		if (e_ != EAGAIN && e_ != EWOULDBLOCK)                        \
-			return -e_;                                           \
-		int w_ = weft__io_wait((c), (events), &m_);                   \
-		assert(w_ != 0); /* a ready mask, or an error */              \
-		if (w_ < 0)                                                   \
-			return w_;                                            \
+#define IO_RETRY(c, events, call)                                                                                      \
+	for (;;) {                                                                                                     \
+		io_mark m_ = weft__io_call_mark(c);                                                                    \
+		ssize_t n_ = (call);                                                                                   \
+		if (n_ >= 0)                                                                                           \
+			return n_;                                                                                     \
+		int e_ = errno;                                                                                        \
+		if (e_ == EINTR)                                                                                       \
+			continue;                                                                                      \
+		if (e_ != EAGAIN && e_ != EWOULDBLOCK)                                                                 \
+			return -e_;                                                                                    \
+		int w_ = weft__io_wait((c), (events), &m_);                                                            \
+		assert(w_ != 0); /* a ready mask, or an error */                                                       \
+		if (w_ < 0)                                                                                            \
+			return w_;                                                                                     \
 	}
 
 /* The hot transfers go straight to the kernel: glibc's recv/send wrap the
@@ -501,8 +501,7 @@ ssize_t weft_writev_step(int fd, const struct iovec *iov, int iovcnt, weft_time_
  * a new call, the op's count for the repeat of a registered one. A count
  * beyond the buffer means the repeat did not pass the length the call was
  * registered with (io.h: it must): refused, with nothing moved. */
-static int begin_whole(io_call *c, int fd, weft_time_t deadline, weft_op_t *op, uint8_t call, unsigned how,
-		       size_t len)
+static int begin_whole(io_call *c, int fd, weft_time_t deadline, weft_op_t *op, uint8_t call, unsigned how, size_t len)
 {
 	int w = weft__io_begin(c, fd, deadline, op, call, how);
 	if (c->progress > len) {
@@ -551,8 +550,7 @@ ssize_t weft_read_full_step(int fd, void *buf, size_t len, weft_time_t deadline,
 	return -EINVAL;
 }
 
-static ssize_t write_all_call(int fd, const void *buf, size_t len, weft_time_t deadline, size_t *done,
-			      weft_op_t *op)
+static ssize_t write_all_call(int fd, const void *buf, size_t len, weft_time_t deadline, size_t *done, weft_op_t *op)
 {
 	if (done)
 		*done = 0;
@@ -581,8 +579,7 @@ ssize_t weft_write_all(int fd, const void *buf, size_t len, weft_time_t deadline
 	return write_all_call(fd, buf, len, deadline, done, NULL);
 }
 
-ssize_t weft_write_all_step(int fd, const void *buf, size_t len, weft_time_t deadline, size_t *done,
-			    weft_op_t *op)
+ssize_t weft_write_all_step(int fd, const void *buf, size_t len, weft_time_t deadline, size_t *done, weft_op_t *op)
 {
 	if (op)
 		return write_all_call(fd, buf, len, deadline, done, op);
@@ -608,8 +605,8 @@ ssize_t weft_recvfrom(int fd, void *buf, size_t len, struct sockaddr *addr, sock
 	return recvfrom_call(fd, buf, len, addr, alen, deadline, NULL);
 }
 
-ssize_t weft_recvfrom_step(int fd, void *buf, size_t len, struct sockaddr *addr, socklen_t *alen,
-			   weft_time_t deadline, weft_op_t *op)
+ssize_t weft_recvfrom_step(int fd, void *buf, size_t len, struct sockaddr *addr, socklen_t *alen, weft_time_t deadline,
+			   weft_op_t *op)
 {
 	return op ? recvfrom_call(fd, buf, len, addr, alen, deadline, op) : -EINVAL;
 }
@@ -638,8 +635,7 @@ ssize_t weft_sendto_step(int fd, const void *buf, size_t len, const struct socka
 	return op ? sendto_call(fd, buf, len, addr, alen, deadline, op) : -EINVAL;
 }
 
-static ssize_t sendfile_call(int out_fd, int in_fd, off_t *offset, size_t count, weft_time_t deadline,
-			     weft_op_t *op)
+static ssize_t sendfile_call(int out_fd, int in_fd, off_t *offset, size_t count, weft_time_t deadline, weft_op_t *op)
 {
 	if (out_fd < 0 || in_fd < 0)
 		return -EBADF;
@@ -675,8 +671,7 @@ ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, weft_t
 	return sendfile_call(out_fd, in_fd, offset, count, deadline, NULL);
 }
 
-ssize_t weft_sendfile_step(int out_fd, int in_fd, off_t *offset, size_t count, weft_time_t deadline,
-			   weft_op_t *op)
+ssize_t weft_sendfile_step(int out_fd, int in_fd, off_t *offset, size_t count, weft_time_t deadline, weft_op_t *op)
 {
 	return op ? sendfile_call(out_fd, in_fd, offset, count, deadline, op) : -EINVAL;
 }

@@ -61,7 +61,6 @@ int weft__group_add(weft_group_t *g, weft_task *t)
 	return 0;
 }
 
-
 _Atomic(void (*)(weft_group_t *g)) weft__group_spawn_hook;
 
 void weft__group_published(weft_group_t *g, weft_task *t)

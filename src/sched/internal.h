@@ -99,7 +99,13 @@ typedef struct weft_shard {
 
 /* -------------------------------------------------------------------- task */
 
-enum weft_run_state { WEFT_RS_RUNNABLE = 0, WEFT_RS_RUNNING = 1, WEFT_RS_WAITING = 2, WEFT_RS_DONE = 3, WEFT_RS_FREE = 4 };
+enum weft_run_state {
+	WEFT_RS_RUNNABLE = 0,
+	WEFT_RS_RUNNING = 1,
+	WEFT_RS_WAITING = 2,
+	WEFT_RS_DONE = 3,
+	WEFT_RS_FREE = 4
+};
 /* While WAITING, run_state's high nibble says on what (for dumps). */
 enum weft_wait_what { WEFT_WAIT_PARK = 0, WEFT_WAIT_JOIN, WEFT_WAIT_GROUP, WEFT_WAIT_SLEEP };
 #define WEFT_RS_STATE(v) ((v)&0x0f)
@@ -119,12 +125,14 @@ enum { WEFT_H_LIVE = 0, WEFT_H_DETACHED = 1, WEFT_H_JOINING = 2, WEFT_H_JOINED =
  * fields is needed (a name, task-local storage, a group, a joiner), installed
  * once by CAS and freed with the record. Owned by the record: whoever may
  * read it holds a reference to the task. */
+struct weft_tls_value {
+	void *value;
+	uint32_t gen; /* the generation of the key it was stored under (task.c) */
+};
+
 typedef struct weft_task_aux {
 	char name[WEFT_NAME_LEN];
-	struct weft_tls_value {
-		void *value;
-		uint32_t gen; /* the generation of the key it was stored under (task.c) */
-	} *tls;			 /* WEFT_TLS_KEYS slots, allocated on first set */
+	struct weft_tls_value *tls; /* WEFT_TLS_KEYS slots, allocated on first set */
 	weft_group_t *group;
 	weft_waker_t join_waker; /* written by the joiner before join_state WAITING */
 } weft_task_aux;
@@ -134,12 +142,12 @@ typedef struct weft_task_aux {
  * and records never share a line. With the 8-byte aux pointer in the slab's
  * tail, 72 bytes are the whole cost of a parked stackless task. */
 struct weft_task {
-	weft_parker_t park;	 /* first: a weft_waker_t's parker points here */
-	struct weft_task *next;	 /* global queue / free list link */
-	_Atomic uint64_t id;	 /* 0 when the record is free */
-	_Atomic uint32_t refs;	 /* running + handle + transient lookups */
-	_Atomic uint8_t flags;	 /* WEFT_TF_* */
-	_Atomic uint8_t handle;	 /* WEFT_H_*: who may still join */
+	weft_parker_t park;	   /* first: a weft_waker_t's parker points here */
+	struct weft_task *next;	   /* global queue / free list link */
+	_Atomic uint64_t id;	   /* 0 when the record is free */
+	_Atomic uint32_t refs;	   /* running + handle + transient lookups */
+	_Atomic uint8_t flags;	   /* WEFT_TF_* */
+	_Atomic uint8_t handle;	   /* WEFT_H_*: who may still join */
 	_Atomic uint8_t run_state; /* weft_run_state (| what << 4), for dumps and checks */
 	_Atomic uint8_t join_state;
 	union {
@@ -148,13 +156,13 @@ struct weft_task {
 		struct weft_task *next_batch; /* free: the next batch on rt->free_batches */
 	};
 	union {
-		void *arg;	 /* until the task ends */
-		void *result;	 /* from then on */
+		void *arg;    /* until the task ends */
+		void *result; /* from then on */
 	};
 	union {
-		void *sp;		/* coroutine, once it has run: saved stack pointer */
-		size_t stack_req;	/* coroutine, before its first run: the stack size asked for */
-		weft_tentry_t *timer;	/* stackless: deadline of the current wait */
+		void *sp;	      /* coroutine, once it has run: saved stack pointer */
+		size_t stack_req;     /* coroutine, before its first run: the stack size asked for */
+		weft_tentry_t *timer; /* stackless: deadline of the current wait */
 	};
 	union {
 		weft_stack_t *stack; /* coroutine: its stack, taken when it first runs */
@@ -187,8 +195,8 @@ typedef struct weft_page_floor {
  * WEFT_SLAB_TASKS records, then one weft_task_aux pointer per record, then
  * the runtime that owns the slab, then the floors of its record pages. A
  * record finds the first two from its own address. */
-#define WEFT_SLAB_BYTES                                                                                       \
-	(WEFT_SLAB_TASKS * (sizeof(weft_task) + sizeof(_Atomic(weft_task_aux *))) + sizeof(struct weft_runtime *) + \
+#define WEFT_SLAB_BYTES                                                                                                \
+	(WEFT_SLAB_TASKS * (sizeof(weft_task) + sizeof(_Atomic(weft_task_aux *))) + sizeof(struct weft_runtime *) +    \
 	 WEFT_SLAB_RWORDS * sizeof(uint64_t) + WEFT_SLAB_RPAGES * sizeof(weft_page_floor_t))
 #define WEFT_SLAB_ALIGN ((uintptr_t)1 << 20) /* a power of two >= WEFT_SLAB_BYTES */
 
@@ -257,15 +265,15 @@ typedef struct weft_worker {
 	/* Owner-private. */
 	alignas(WEFT_CACHELINE) struct weft_runtime *rt;
 	int index;
-	bool extra;	     /* started by the monitor */
-	bool spinning;	     /* counted in rt->nspinning */
+	bool extra;    /* started by the monitor */
+	bool spinning; /* counted in rt->nspinning */
 	bool stop_thread;
-	bool joinable;	     /* its thread has not been joined yet */
-	uint32_t tick;	     /* task runs, for fairness */
+	bool joinable; /* its thread has not been joined yet */
+	uint32_t tick; /* task runs, for fairness */
 	uint32_t runnext_streak;
 	uint64_t rng;
-	void *sched_sp;	     /* the worker's own context while a coroutine runs */
-	uint8_t wait_what;   /* set by a coroutine about to park (WEFT_WAIT_*) */
+	void *sched_sp;	   /* the worker's own context while a coroutine runs */
+	uint8_t wait_what; /* set by a coroutine about to park (WEFT_WAIT_*) */
 	weft_task *cur;
 	int action;	     /* what the coroutine asked for when it switched back */
 	weft_shard_t *shard; /* this worker's timer shard */
@@ -287,12 +295,12 @@ typedef struct weft_worker {
 	alignas(WEFT_CACHELINE) _Atomic uint32_t park_word;
 	_Atomic bool woken_spinning; /* set by wakep when it hands us the spinning role */
 	_Atomic bool parked;
-	_Atomic bool in_poll;	     /* parked inside the poller's blocking poll, not the futex */
-	bool dispatching;	     /* inside poll: readied tasks queue here without wakep */
+	_Atomic bool in_poll; /* parked inside the poller's blocking poll, not the futex */
+	bool dispatching;     /* inside poll: readied tasks queue here without wakep */
 
 	/* Monitor. */
-	_Atomic uint32_t mon_tick;   /* copy of tick, published at each run */
-	_Atomic uint8_t in_task;     /* running a task now */
+	_Atomic uint32_t mon_tick; /* copy of tick, published at each run */
+	_Atomic uint8_t in_task;   /* running a task now */
 	_Atomic uint8_t stuck;
 	_Atomic bool exited; /* an extra worker whose thread has ended (to be joined) */
 	_Atomic pid_t tid;   /* its thread, for the monitor's computing-or-blocked check */
@@ -308,10 +316,10 @@ struct weft_runtime {
 	/* Permanent: a runtime's struct is never freed; the next runtime to
 	 * take its index reuses it (runtime.c, "Lifetime"), so these survive
 	 * from one to the next and everything from `nbase` on is reset. */
-	uint32_t index;		   /* 1..WEFT_MAX_RUNTIMES: the top byte of its task ids */
-	bool claimed;		   /* taken by a runtime (under runtime.c's live_lock) */
-	_Atomic bool live;	   /* started and not yet being destroyed */
-	_Atomic uint32_t users;	   /* calls from outside its workers holding it (weft__rt_hold) */
+	uint32_t index;		/* 1..WEFT_MAX_RUNTIMES: the top byte of its task ids */
+	bool claimed;		/* taken by a runtime (under runtime.c's live_lock) */
+	_Atomic bool live;	/* started and not yet being destroyed */
+	_Atomic uint32_t users; /* calls from outside its workers holding it (weft__rt_hold) */
 	/* Spawns in flight from threads that are not rt's workers, drained by
 	 * stop; on its own line, away from what workers read in their loop. */
 	alignas(WEFT_CACHELINE) _Atomic uint32_t spawning;
@@ -320,14 +328,14 @@ struct weft_runtime {
 	 * pointers, then records; under slab_lock for writes. */
 	_Atomic(weft_task *) *slabs; /* WEFT_MAX_SLABS entries, mmap'd once */
 	_Atomic uint32_t nslabs;
-	_Atomic uint32_t bump;	     /* records ever handed out: slots [0, bump) */
-	uint32_t *released;	     /* record pages given back to the OS: slab << 8 | page */
+	_Atomic uint32_t bump; /* records ever handed out: slots [0, bump) */
+	uint32_t *released;    /* record pages given back to the OS: slab << 8 | page */
 	size_t nreleased, released_cap;
 
 	alignas(WEFT_CACHELINE) int nbase; /* configured workers; the reset part starts here */
-	_Atomic int nworkers;		/* base + extra started so far */
+	_Atomic int nworkers;		   /* base + extra started so far */
 	_Atomic(weft_worker *) workers[WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS]; /* set once per slot */
-	weft_shard_t *shards;		/* nbase shards */
+	weft_shard_t *shards;						       /* nbase shards */
 	size_t stack_default;
 
 	/* Global injection queue. */
@@ -359,22 +367,23 @@ struct weft_runtime {
 
 	/* Task table (the rest): free records; ids encode the slot. */
 	alignas(WEFT_CACHELINE) pthread_mutex_t slab_lock;
-	weft_task *free_batches;     /* free records in chains of FREE_BATCH (under slab_lock) */
-	weft_task *free_tasks;	     /* free records one by one (under slab_lock) */
-	size_t nfree, nfree_min;     /* records on those lists; its lowest since the period began */
-	weft_time_t records_period;  /* when the current release period began (under slab_lock) */
+	weft_task *free_batches;	    /* free records in chains of FREE_BATCH (under slab_lock) */
+	weft_task *free_tasks;		    /* free records one by one (under slab_lock) */
+	size_t nfree, nfree_min;	    /* records on those lists; its lowest since the period began */
+	weft_time_t records_period;	    /* when the current release period began (under slab_lock) */
 	_Atomic size_t released_since_trim; /* bytes given back since the last malloc_trim */
 	weft_stack_pool_t *stacks;
 
 	/* Counters not owned by a worker. */
-	alignas(WEFT_CACHELINE) _Atomic uint64_t thread_spawned; /* spawns from plain threads (tasks finish on workers) */
+	alignas(WEFT_CACHELINE) _Atomic uint64_t
+		thread_spawned; /* spawns from plain threads (tasks finish on workers) */
 	_Atomic uint64_t timers_active;
 	pthread_mutex_t user_timers_lock; /* timer.c: weft_timer_t's not destroyed, freed at stop */
 	struct weft_timer *user_timers;
 
 	/* Lifecycle. */
-	_Atomic bool stopping;	/* no new spawns */
-	_Atomic bool halt;	/* workers exit */
+	_Atomic bool stopping;		     /* no new spawns */
+	_Atomic bool halt;		     /* workers exit */
 	_Atomic bool stop_requested;	     /* weft_runtime_request_stop, or the stop began */
 	_Atomic uint32_t stop_request_futex; /* bumped by each request: waiters sleep on it */
 	pthread_t monitor;
@@ -432,7 +441,7 @@ void weft__gq_put(struct weft_runtime *rt, weft_task *head, weft_task *tail, uin
 weft_task *weft__gq_get(struct weft_runtime *rt, weft_worker *w, uint32_t max);
 
 /* worker.c */
-void weft__ready(weft_task *t);		 /* make a parked or new task runnable */
+void weft__ready(weft_task *t);		   /* make a parked or new task runnable */
 void weft__wakep(struct weft_runtime *rt); /* wake an idle worker if none spins */
 void weft__switch_to_sched(weft_worker *w, int action);
 int weft__worker_start(struct weft_runtime *rt, int index, bool extra);

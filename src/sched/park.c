@@ -198,9 +198,8 @@ static weft_parker_t *current_parker(weft_task **task)
  * weft_unpark_finish, whose CAS needs the claimed epoch; its owner parks
  * until then). The epoch stays below 2^48 (internal.h), so it fits its
  * field and never meets the thread bit of a waker. */
-#define PRIOR_WAIT_OVER(s)                                               \
-	(WEFT_PS_PHASE(s) != WEFT_PH_PARKED && !((s)&WEFT_PS_CLAIMED) && \
-	 WEFT_PS_EPOCH(s) + 1 < ((uint64_t)1 << 48))
+#define PRIOR_WAIT_OVER(s)                                                                                             \
+	(WEFT_PS_PHASE(s) != WEFT_PH_PARKED && !((s)&WEFT_PS_CLAIMED) && WEFT_PS_EPOCH(s) + 1 < ((uint64_t)1 << 48))
 
 /* In a stackless task t, which runs, before a wait of its own opens: true
  * if one may. Not while an op is registered: it owns the task's wait (see
@@ -221,7 +220,8 @@ static bool step_may_open(weft_task *t)
 			return true;
 		/* One word: whoever moves it first decides (a claim, a wake, or
 		 * this); nothing handed over is read, so relaxed. */
-		if (atomic_compare_exchange_weak_explicit(&t->park.state, &s, WEFT_PS(WEFT_PS_EPOCH(s), 0, WEFT_PH_WOKEN),
+		if (atomic_compare_exchange_weak_explicit(&t->park.state, &s,
+							  WEFT_PS(WEFT_PS_EPOCH(s), 0, WEFT_PH_WOKEN),
 							  memory_order_relaxed, memory_order_relaxed))
 			return true;
 	}
@@ -276,8 +276,8 @@ static void woke(weft_waker_t w, uint64_t s);
 /* For assert(): a wait's result lives in one byte of the state word
  * (WEFT_PS); whether parker p's current wait is `epoch` and in `phase`. */
 #define RESULT_FITS(r) ((r) <= 0 && (r) >= -255)
-#define WAIT_IS(p, epoch, phase)                                                              \
-	(WEFT_PS_EPOCH(atomic_load_explicit(&(p)->state, memory_order_relaxed)) == (epoch) && \
+#define WAIT_IS(p, epoch, phase)                                                                                       \
+	(WEFT_PS_EPOCH(atomic_load_explicit(&(p)->state, memory_order_relaxed)) == (epoch) &&                          \
 	 WEFT_PS_PHASE(atomic_load_explicit(&(p)->state, memory_order_relaxed)) == (phase))
 
 bool weft_unpark(weft_waker_t w, int reason)
@@ -314,8 +314,7 @@ bool weft_unpark_claim(weft_waker_t w)
 	uint64_t s = atomic_load(&p->state);
 	for (;;) {
 		int ph = WEFT_PS_PHASE(s);
-		if (WEFT_PS_EPOCH(s) != epoch || (ph != WEFT_PH_OPEN && ph != WEFT_PH_PARKED) ||
-		    (s & WEFT_PS_CLAIMED))
+		if (WEFT_PS_EPOCH(s) != epoch || (ph != WEFT_PH_OPEN && ph != WEFT_PH_PARKED) || (s & WEFT_PS_CLAIMED))
 			return false;
 		if (atomic_compare_exchange_weak_explicit(&p->state, &s, s | WEFT_PS_CLAIMED, memory_order_acq_rel,
 							  memory_order_acquire))

@@ -66,7 +66,8 @@ static bool runq_put_slow(weft_worker *w, weft_task *t, uint32_t h, uint32_t tai
 	for (uint32_t i = 0; i < HALF; i++)
 		batch[i] = atomic_load_explicit(&w->buf[(h + i) & MASK], memory_order_relaxed);
 	/* release: pairs with nothing in particular; the CAS claims the slots. */
-	if (!atomic_compare_exchange_strong_explicit(&w->head, &h, h + HALF, memory_order_acq_rel, memory_order_relaxed))
+	if (!atomic_compare_exchange_strong_explicit(&w->head, &h, h + HALF, memory_order_acq_rel,
+						     memory_order_relaxed))
 		return false;
 	batch[HALF] = t;
 	for (uint32_t i = 0; i < HALF; i++)
@@ -134,7 +135,8 @@ weft_task *weft__runq_get(weft_worker *w)
 		if (h == tail)
 			break;
 		weft_task *t = atomic_load_explicit(&w->buf[h & MASK], memory_order_relaxed);
-		if (atomic_compare_exchange_weak_explicit(&w->head, &h, h + 1, memory_order_acq_rel, memory_order_relaxed))
+		if (atomic_compare_exchange_weak_explicit(&w->head, &h, h + 1, memory_order_acq_rel,
+							  memory_order_relaxed))
 			return t;
 	}
 	/* Queue empty: the slot, even past its streak. */
@@ -179,7 +181,8 @@ uint32_t weft__runq_steal(weft_worker *thief, weft_worker *victim, bool take_nex
 			 * and take the slot only if the victim is still in the same
 			 * task run - pulling a ping-pong pair apart costs more. */
 			uint32_t tick = atomic_load_explicit(&victim->mon_tick, memory_order_relaxed);
-			for (int i = 0; i < 2000 && atomic_load_explicit(&victim->mon_tick, memory_order_relaxed) == tick; i++)
+			for (int i = 0;
+			     i < 2000 && atomic_load_explicit(&victim->mon_tick, memory_order_relaxed) == tick; i++)
 				weft__cpu_relax();
 			if (atomic_load_explicit(&victim->mon_tick, memory_order_relaxed) != tick ||
 			    !atomic_load_explicit(&victim->in_task, memory_order_relaxed))
@@ -206,8 +209,8 @@ uint32_t weft__runq_steal(weft_worker *thief, weft_worker *victim, bool take_nex
 }
 
 /* For assert(), under gq_lock: the list and its length agree. */
-#define GQ_SANE(rt)                                                                                   \
-	(((rt)->gq_head == NULL) == ((rt)->gq_tail == NULL) &&                                        \
+#define GQ_SANE(rt)                                                                                                    \
+	(((rt)->gq_head == NULL) == ((rt)->gq_tail == NULL) &&                                                         \
 	 ((rt)->gq_head == NULL) == (atomic_load_explicit(&(rt)->gq_len, memory_order_relaxed) == 0))
 
 void weft__gq_put(struct weft_runtime *rt, weft_task *head, weft_task *tail, uint32_t n)

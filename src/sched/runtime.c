@@ -286,7 +286,7 @@ int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg)
 		goto fail;
 	atomic_store(&rt->nworkers, rt->nbase);
 	rt->has_monitor = !c.no_monitor; /* before the workers: they read it */
-	atomic_store(&rt->live, true); /* whole now: calls from outside may hold it */
+	atomic_store(&rt->live, true);	 /* whole now: calls from outside may hold it */
 	for (int i = 0; i < rt->nbase; i++) {
 		if ((e = weft__worker_start(rt, i, false)) != 0) {
 			atomic_store(&rt->nworkers, i);

@@ -82,7 +82,7 @@
 #define SLAB_MAX ((size_t)64 << 20)	  /* slabs double up to this */
 #define CACHE_MAX_STACKS 64u		  /* per class, per cache */
 #define CACHE_MAX_BYTES ((size_t)4 << 20) /* per class, per cache */
-#define GUARD_PAGES 16 /* 64 KiB with 4 KiB pages: frames up to that size are caught */
+#define GUARD_PAGES 16			  /* 64 KiB with 4 KiB pages: frames up to that size are caught */
 #define CANARY_ZONE 256			  /* bytes above lo that count as the guard */
 #define NSHARD 16			  /* in_use counter shards */
 #define ADVISE_MAX 64			  /* ranges per batched call (batches are at most 64 stacks) */
@@ -93,8 +93,8 @@ _Static_assert((WEFT_STACK_MIN << (NCLASS - 1)) == WEFT_STACK_MAX, "classes end 
 typedef struct weft_slab {
 	struct weft_slab *next; /* older slab; immutable once published */
 	char *base;
-	size_t len;    /* nslots * slot */
-	size_t slot;   /* guard + class size */
+	size_t len;  /* nslots * slot */
+	size_t slot; /* guard + class size */
 	uint32_t nslots;
 	uint32_t used;		     /* carved slots; under pool->lock */
 	uint32_t ncold;		     /* set bits of cold (under pool->lock) */
@@ -107,10 +107,10 @@ typedef struct weft_slab {
 typedef struct weft_stack_class {
 	weft_stack_t *warm_head, *warm_tail; /* free and resident */
 	size_t nwarm;
-	size_t warm_min;   /* lowest nwarm since the period began */
+	size_t warm_min;			 /* lowest nwarm since the period began */
 	size_t lows[WEFT_STACK_SCAVENGE_WINDOW]; /* warm_min of the last periods, less what was released since */
-	size_t to_release; /* marked at the last period boundary, not released yet (under lock) */
-	weft_slab_t *cold_slabs; /* slabs with cold stacks */
+	size_t to_release;			 /* marked at the last period boundary, not released yet (under lock) */
+	weft_slab_t *cold_slabs;		 /* slabs with cold stacks */
 	size_t ncold;
 	weft_slab_t *cur; /* slab being carved */
 	unsigned nslabs;
@@ -137,11 +137,11 @@ typedef struct meta_chunk {
 
 struct weft_stack_pool {
 	pthread_mutex_t lock;
-	meta_chunk_t *meta;			       /* newest first; under lock */
+	meta_chunk_t *meta; /* newest first; under lock */
 	weft_stack_class_t cls[NCLASS];
-	size_t mapped_bytes, nslabs;		       /* under lock */
-	size_t mprotect_used;			       /* under lock */
-	_Atomic(weft_slab_t *) slabs;		       /* newest first; see "Signal safety" */
+	size_t mapped_bytes, nslabs;			 /* under lock */
+	size_t mprotect_used;				 /* under lock */
+	_Atomic(weft_slab_t *) slabs;			 /* newest first; see "Signal safety" */
 	size_t page, guard, keep_bytes, mprotect_budget; /* guard = GUARD_PAGES pages */
 	weft_guard_kind_t mode;
 	_Atomic uint32_t advice_refused; /* bit per advice kind process_madvise refused (A_*) */
@@ -337,8 +337,8 @@ static int slab_new(weft_stack_pool_t *p, unsigned k)
 	 * which MADV_NOHUGEPAGE does on older ones: a 2 MiB page behind 30
 	 * small stacks would make each one resident in full and defeat the
 	 * release of a single stack. Failure of the hint is harmless. */
-	char *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-			  -1, 0);
+	char *base =
+		mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
 	if (base == MAP_FAILED)
 		return -ENOMEM; /* sl stays in the pool's metadata, unused */
 	(void)madvise(base, len, MADV_NOHUGEPAGE);
@@ -424,7 +424,8 @@ static void populate_tops(weft_stack_pool_t *p, weft_stack_t **d, size_t n)
 	if (!advise_batch(p, iov, n, MADV_POPULATE_WRITE, A_POPULATE)) {
 		for (size_t i = 0; i < n; i++) {
 			if (madvise(iov[i].iov_base, iov[i].iov_len, MADV_POPULATE_WRITE) != 0 && errno == EINVAL) {
-				atomic_store_explicit(&p->populate_refused, true, memory_order_relaxed); /* kernel < 5.14 */
+				atomic_store_explicit(&p->populate_refused, true,
+						      memory_order_relaxed); /* kernel < 5.14 */
 				return;
 			}
 		}
@@ -499,7 +500,8 @@ static int carve(weft_stack_pool_t *p, weft_stack_cache_t *c, unsigned k, uint32
 		weft_guard_kind_t g = p->mode;
 		if (g == WEFT_GUARD_MPROTECT && i >= nmprotect)
 			g = WEFT_GUARD_CANARY_ONLY;
-		if (g != WEFT_GUARD_CANARY_ONLY && !batched && !install_guard(sl->base + (first + i) * sl->slot, p->guard, g))
+		if (g != WEFT_GUARD_CANARY_ONLY && !batched &&
+		    !install_guard(sl->base + (first + i) * sl->slot, p->guard, g))
 			g = WEFT_GUARD_CANARY_ONLY;
 		uint8_t *kinds = atomic_load_explicit(&sl->guard, memory_order_acquire);
 		if (g != p->mode && !kinds) {

@@ -59,9 +59,9 @@
 #define WEFT_STACK_MIN ((size_t)8192)
 #define WEFT_STACK_DEFAULT ((size_t)64 * 1024)
 #define WEFT_STACK_MAX ((size_t)1 << 30)
-#define WEFT_STACK_DESC ((size_t)64) /* bytes at the top of each stack holding its descriptor */
+#define WEFT_STACK_DESC ((size_t)64)		/* bytes at the top of each stack holding its descriptor */
 #define WEFT_STACK_CANARY 0x5745465443414e59ull /* "WEFTCANY" */
-#define WEFT_STACK_CLASSES 18			 /* 8 KiB << 0 .. 8 KiB << 17 = 1 GiB */
+#define WEFT_STACK_CLASSES 18			/* 8 KiB << 0 .. 8 KiB << 17 = 1 GiB */
 
 typedef enum weft_guard_kind {
 	WEFT_GUARD_MADVISE, /* MADV_GUARD_INSTALL */
@@ -77,9 +77,9 @@ typedef struct weft_stack {
 	size_t size;			/* usable bytes: lo .. lo + size == (char *)this descriptor */
 	struct weft_slab *slab;		/* where it was carved, and its slot there */
 	uint32_t slot;
-	uint8_t cls;			/* size class index */
-	uint8_t guard;			/* weft_guard_kind_t */
-	unsigned valgrind_id;		/* VALGRIND_STACK_REGISTER id while a task uses it */
+	uint8_t cls;	      /* size class index */
+	uint8_t guard;	      /* weft_guard_kind_t */
+	unsigned valgrind_id; /* VALGRIND_STACK_REGISTER id while a task uses it */
 } weft_stack_t;
 
 _Static_assert(sizeof(weft_stack_t) <= WEFT_STACK_DESC, "the descriptor fits its slot");

@@ -174,8 +174,8 @@ int weft_stats_print(weft_runtime_t *rt, int fd)
 		weft_worker_stats_t *w = &s.per_worker[i];
 		say(&e, fd, "  worker %d%s: run=%llu steals=%llu stolen=%llu parks=%llu queue=%u busy=%.3fs%s\n", i,
 		    w->extra ? " (extra)" : "", (unsigned long long)w->tasks_run, (unsigned long long)w->steals,
-		    (unsigned long long)w->stolen, (unsigned long long)w->parks, w->queue_len,
-		    (double)w->busy_ns / 1e9, w->stuck ? " STUCK" : "");
+		    (unsigned long long)w->stolen, (unsigned long long)w->parks, w->queue_len, (double)w->busy_ns / 1e9,
+		    w->stuck ? " STUCK" : "");
 	}
 	free(pw);
 	return e;

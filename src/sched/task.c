@@ -406,9 +406,10 @@ static void release_pages(struct weft_runtime *rt, size_t max)
 			size_t first = (size_t)si * WEFT_SLAB_TASKS + (size_t)pi * rpp;
 			bool all = true;
 			for (uint32_t i = 0; i < rpp && all; i += 64)
-				all = rpp - i >= 64 ? freebit[(first + i) / 64] == ~(uint64_t)0
-						    : (freebit[(first + i) / 64] >> ((first + i) % 64) & (((uint64_t)1 << (rpp - i)) - 1)) ==
-							      (((uint64_t)1 << (rpp - i)) - 1);
+				all = rpp - i >= 64
+					      ? freebit[(first + i) / 64] == ~(uint64_t)0
+					      : (freebit[(first + i) / 64] >> ((first + i) % 64) &
+						 (((uint64_t)1 << (rpp - i)) - 1)) == (((uint64_t)1 << (rpp - i)) - 1);
 			if (!all)
 				continue;
 			if (npages == room) {
@@ -489,7 +490,9 @@ pick_done:
 		weft_page_floor_t f = {0, 0};
 		for (uint32_t i = 0; i < rpp; i++) {
 			weft_task *t = &slab[pi * rpp + i];
-			uint32_t gen = (uint32_t)((atomic_load_explicit(&t->id, memory_order_relaxed) & WEFT_ID_GEN_MASK) >> 32);
+			uint32_t gen =
+				(uint32_t)((atomic_load_explicit(&t->id, memory_order_relaxed) & WEFT_ID_GEN_MASK) >>
+					   32);
 			uint64_t epoch = WEFT_PS_EPOCH(atomic_load_explicit(&t->park.state, memory_order_relaxed)) + 1;
 			assert(gen != 0 && atomic_load_explicit(&t->refs, memory_order_relaxed) == 0);
 			if (gen > f.gen)
@@ -644,7 +647,6 @@ static struct weft_runtime *pick_runtime(const weft_spawn_opts_t *o)
 		return o->runtime;
 	return weft_runtime_current();
 }
-
 
 static int spawn_locked(struct weft_runtime *rt, weft_task_t *out, bool step, void *fn, void *arg,
 			const weft_spawn_opts_t *o);
@@ -988,7 +990,7 @@ int weft_detach(weft_task_t id)
 		return h == WEFT_H_DETACHED ? -EINVAL : -ESRCH;
 	}
 	assert(atomic_load_explicit(&t->refs, memory_order_relaxed) >= 2); /* the handle's and ours */
-	weft__task_unref(t); /* the handle */
+	weft__task_unref(t);						   /* the handle */
 	weft__task_put(t);
 	return 0;
 }

@@ -31,10 +31,10 @@ typedef struct weft_tnode {
 } weft_tnode_t;
 
 typedef struct weft_wheel {
-	uint64_t now;				       /* current tick: everything <= now has been expired */
-	uint64_t occupied[WEFT_WHEEL_LEVELS];	       /* bit s set <=> slots[l][s] non-empty */
+	uint64_t now;			      /* current tick: everything <= now has been expired */
+	uint64_t occupied[WEFT_WHEEL_LEVELS]; /* bit s set <=> slots[l][s] non-empty */
 	weft_tnode_t *slots[WEFT_WHEEL_LEVELS][WEFT_WHEEL_SLOTS];
-	size_t count;				       /* linked nodes */
+	size_t count; /* linked nodes */
 } weft_wheel_t;
 
 /* now_tick, and every later now, must stay below WEFT_WHEEL_TICK_MAX. */

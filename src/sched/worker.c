@@ -211,7 +211,8 @@ static void run_task(weft_worker *w, weft_task *t)
 		assert(weft__is_step(t) ||
 		       WEFT_PS_PHASE(atomic_load_explicit(&t->park.state, memory_order_relaxed)) == WEFT_PH_OPEN ||
 		       WEFT_PS_PHASE(atomic_load_explicit(&t->park.state, memory_order_relaxed)) == WEFT_PH_WOKEN);
-		atomic_store_explicit(&t->run_state, (uint8_t)(WEFT_RS_WAITING | w->wait_what << 4), memory_order_relaxed);
+		atomic_store_explicit(&t->run_state, (uint8_t)(WEFT_RS_WAITING | w->wait_what << 4),
+				      memory_order_relaxed);
 		w->wait_what = WEFT_WAIT_PARK;
 		if (!weft__park_commit(t)) {
 			/* Woken before it got off the CPU: run it again soon, after the
@@ -425,7 +426,8 @@ static weft_task *steal_work(weft_worker *w)
 			if (v == w || v == NULL)
 				continue;
 			if (weft__runq_steal(w, v, last)) {
-				atomic_store_explicit(&w->st_steals, atomic_load_explicit(&w->st_steals, memory_order_relaxed) + 1,
+				atomic_store_explicit(&w->st_steals,
+						      atomic_load_explicit(&w->st_steals, memory_order_relaxed) + 1,
 						      memory_order_relaxed);
 				uint32_t got = weft__runq_len(w);
 				atomic_store_explicit(&w->st_stolen,
@@ -553,7 +555,8 @@ static void park_worker(weft_worker *w)
 		weft__futex_wait(&w->park_word, word, deadline == WEFT_NEVER ? NULL : &ts);
 	}
 	weft_time_t after = weft_now();
-	atomic_store_explicit(&w->st_idle_ns, atomic_load_explicit(&w->st_idle_ns, memory_order_relaxed) + (after - now),
+	atomic_store_explicit(&w->st_idle_ns,
+			      atomic_load_explicit(&w->st_idle_ns, memory_order_relaxed) + (after - now),
 			      memory_order_relaxed);
 	atomic_store_explicit(&w->st_park_start, 0, memory_order_relaxed);
 	leave_idle(rt, w);

@@ -163,7 +163,8 @@ typedef struct weft__sync_op {
 	weft_waitq_node_t n;
 	const weft_mutex_t *m; /* cond: the mutex of the registered wait */
 } weft__sync_op;
-_Static_assert(sizeof(weft__sync_op) <= sizeof(((weft_op_t *)0)->opaque), "weft_op_t too small (its obj is the protocol's)");
+_Static_assert(sizeof(weft__sync_op) <= sizeof(((weft_op_t *)0)->opaque),
+	       "weft_op_t too small (its obj is the protocol's)");
 _Static_assert(_Alignof(weft__sync_op) <= _Alignof(weft_op_t), "weft_op_t under-aligned");
 _Static_assert(offsetof(weft__sync_op, call) == 0, "an op's first byte is its call's id");
 

@@ -228,7 +228,7 @@ static void mx_spin(int round)
  * returns -EINPROGRESS) and whose repeat comes back with awoke set when it
  * was woken to compete again (WOKEN is then ours to clear). */
 __attribute__((noinline)) static int mx_lock_slow(weft_mutex_t *m, uint64_t self, weft_time_t deadline, uint32_t s,
-						   weft__sync_op *w, bool awoke)
+						  weft__sync_op *w, bool awoke)
 {
 	_Atomic uint32_t *st = mx_state(m);
 	if (atomic_load_explicit(mx_owner(m), memory_order_relaxed) == self)
@@ -298,9 +298,9 @@ __attribute__((noinline)) static int mx_lock_slow(weft_mutex_t *m, uint64_t self
 			if (err) {
 				/* Give up. Clearing WOKEN here is safe: LOCKED is set,
 				 * so the holder's unlock wakes the next waiter. */
-				if (!awoke || atomic_compare_exchange_weak_explicit(st, &s, s & ~MX_WOKEN,
-										    memory_order_relaxed,
-										    memory_order_relaxed))
+				if (!awoke ||
+				    atomic_compare_exchange_weak_explicit(st, &s, s & ~MX_WOKEN, memory_order_relaxed,
+									  memory_order_relaxed))
 					break;
 				continue;
 			}

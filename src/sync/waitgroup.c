@@ -147,7 +147,7 @@ static int wg_wait(weft_wg_t *wg, weft_time_t deadline, weft__sync_op *o)
 			return 0;
 		}
 	} while (!(s & WG_WAIT) && !atomic_compare_exchange_weak_explicit(st, &s, s | WG_WAIT, memory_order_acq_rel,
-									   memory_order_acquire));
+									  memory_order_acquire));
 	weft_waitq_node_t local;
 	weft_waitq_node_t *n = o ? &o->n : &local;
 	weft_waitq_push(&wg->q, n);

@@ -352,16 +352,11 @@ static void test_lock_free_taker_releases(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rendezvous_recv),
-		cmocka_unit_test(test_rendezvous_send),
-		cmocka_unit_test(test_bounded_recv),
-		cmocka_unit_test(test_bounded_send),
-		cmocka_unit_test(test_unbounded_recv),
-		cmocka_unit_test(test_close_wakes_receiver),
-		cmocka_unit_test(test_select),
-		cmocka_unit_test(test_stackless_recv),
-		cmocka_unit_test(test_waker_releases),
-		cmocka_unit_test(test_lock_free_taker_releases),
+		cmocka_unit_test(test_rendezvous_recv), cmocka_unit_test(test_rendezvous_send),
+		cmocka_unit_test(test_bounded_recv),	cmocka_unit_test(test_bounded_send),
+		cmocka_unit_test(test_unbounded_recv),	cmocka_unit_test(test_close_wakes_receiver),
+		cmocka_unit_test(test_select),		cmocka_unit_test(test_stackless_recv),
+		cmocka_unit_test(test_waker_releases),	cmocka_unit_test(test_lock_free_taker_releases),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,6 @@
 /* test_select.c - select: fairness, default, deadlines, duplicates, races. */
 #include "weft_test.h"
 
-
 /* Two always-ready cases: each must be picked about half the time. With
  * 20000 trials a fair coin lands in [45%, 55%] with overwhelming probability
  * (the bound is > 14 standard deviations wide). */

@@ -42,12 +42,12 @@ static inline void wt_dump_fds(void)
 }
 
 /* Assert (on the test thread) that the descriptor count is back to `before`. */
-#define WT_ASSERT_FDS(before)                                                                           \
-	do {                                                                                            \
-		int now_ = wt_count_fds();                                                              \
-		if (now_ != (before))                                                                   \
-			wt_dump_fds();                                                                  \
-		assert_int_equal(now_, (before));                                                       \
+#define WT_ASSERT_FDS(before)                                                                                          \
+	do {                                                                                                           \
+		int now_ = wt_count_fds();                                                                             \
+		if (now_ != (before))                                                                                  \
+			wt_dump_fds();                                                                                 \
+		assert_int_equal(now_, (before));                                                                      \
 	} while (0)
 
 /* True if some child of this process has ended and not been reaped. */

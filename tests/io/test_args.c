@@ -353,10 +353,10 @@ static void more_step_body(enum wt_kind kind, void *arg)
 	socklen_t sl = sizeof sa;
 	weft_op_t op = WEFT_OP_INIT;
 	size_t done = 99;
-#define DONE_IS_0()                                                                                     \
-	do {                                                                                            \
-		TCHECK_EQ(done, 0);                                                                     \
-		done = 99;                                                                              \
+#define DONE_IS_0()                                                                                                    \
+	do {                                                                                                           \
+		TCHECK_EQ(done, 0);                                                                                    \
+		done = 99;                                                                                             \
 	} while (0)
 	/* A NULL op. */
 	TCHECK_EQ(weft_readv_step(p[0], &iov, 1, WEFT_NEVER, NULL), -EINVAL);
@@ -865,7 +865,7 @@ static void process_body(enum wt_kind kind, void *arg)
 		TCHECK_EQ(weft_process_close(p, whiches[i]), -EINVAL);
 	}
 	TCHECK_EQ(weft_process_read(p, WEFT_STDIN, buf, 1, WEFT_NEVER), -EINVAL); /* not a readable one */
-	TCHECK_EQ(weft_process_fd(p, WEFT_STDERR), -EBADF);			     /* not piped */
+	TCHECK_EQ(weft_process_fd(p, WEFT_STDERR), -EBADF);			  /* not piped */
 	TCHECK_EQ(weft_process_read(p, WEFT_STDERR, buf, 1, WEFT_NEVER), -EBADF);
 	TCHECK_EQ(weft_process_close(p, WEFT_STDERR), -EBADF);
 	TCHECK_EQ(weft_process_read(p, WEFT_STDOUT, NULL, 1, WEFT_NEVER), -EINVAL);
@@ -915,9 +915,8 @@ static void signal_body(enum wt_kind kind, void *arg)
 	for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
 		TCHECK_EQ(weft_signal_notify(ch, &usr1, counts[i]), -EINVAL);
 	TCHECK_EQ(weft_signal_notify(wide, &usr1, 1), -EINVAL); /* not int-sized */
-	static const int bad[] = {0,	   -1,	    SIGKILL, SIGSTOP, SIGSEGV, SIGBUS,  SIGFPE,
-				  SIGILL,  SIGTRAP, SIGSYS,  32,      33,      NSIG,    INT_MAX,
-				  INT_MIN};
+	static const int bad[] = {0,	   -1,	   SIGKILL, SIGSTOP, SIGSEGV, SIGBUS,  SIGFPE, SIGILL,
+				  SIGTRAP, SIGSYS, 32,	    33,	     NSIG,    INT_MAX, INT_MIN};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		TCHECK_EQ(weft_signal_notify(ch, &bad[i], 1), -EINVAL);
 		int two[2] = {SIGUSR1, bad[i]};

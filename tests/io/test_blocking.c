@@ -521,7 +521,9 @@ static void test_stop_drains(void **state)
 	assert_int_equal(weft_blocking_set_limits(rt, 8, 0), 0);
 	int n = WT_SIZE(200, 50);
 	for (int i = 0; i < n; i++)
-		assert_int_equal(weft_spawn(NULL, loop_blocking, NULL, &(weft_spawn_opts_t){.runtime = rt, .detached = true}), 0);
+		assert_int_equal(
+			weft_spawn(NULL, loop_blocking, NULL, &(weft_spawn_opts_t){.runtime = rt, .detached = true}),
+			0);
 	/* Calls are under way (at least one has run) before the stop. */
 	weft_time_t give_up = wt_hang_deadline();
 	while (atomic_load(&drained) < 1 && weft_now() < give_up)

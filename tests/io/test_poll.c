@@ -180,7 +180,7 @@ static void *play(void *a)
 static void *pingpong_main(void *a)
 {
 	(void)a;
-	int (*fds)[4] = calloc(PAIRS, sizeof *fds);
+	int(*fds)[4] = calloc(PAIRS, sizeof *fds);
 	player *pl = calloc(2 * PAIRS, sizeof *pl);
 	weft_task_t *ts = calloc(2 * PAIRS, sizeof *ts);
 	for (int i = 0; i < PAIRS; i++) {
@@ -428,8 +428,12 @@ static void test_monitor_not_woken_per_event(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		WT_IO_TEST(test_bad_input),   WT_IO_TEST(test_thread_wait), WT_IO_TEST(test_task_wait),
-		WT_IO_TEST(test_cancel_close), WT_IO_TEST(test_pingpong),    WT_IO_TEST(test_stackless),
+		WT_IO_TEST(test_bad_input),
+		WT_IO_TEST(test_thread_wait),
+		WT_IO_TEST(test_task_wait),
+		WT_IO_TEST(test_cancel_close),
+		WT_IO_TEST(test_pingpong),
+		WT_IO_TEST(test_stackless),
 		WT_IO_TEST(test_monitor_not_woken_per_event),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -72,7 +72,7 @@ static void test_several_readers_one_descriptor(void **state)
 #define FEED_ROUNDS WT_SIZE(40, 8)
 
 typedef struct feed {
-	int fd;	 /* the shared descriptor (the tasks' end) */
+	int fd;	  /* the shared descriptor (the tasks' end) */
 	int peer; /* the feeder's end (a listener's port for accept) */
 } feed;
 
@@ -121,8 +121,8 @@ static void *accept_task(void *a)
 static void *conn_feeder(void *a)
 {
 	feed *f = a;
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->peer),
-				 .sin_addr.s_addr = htonl(0x7f000001)};
+	struct sockaddr_in sa = {
+		.sin_family = AF_INET, .sin_port = htons((uint16_t)f->peer), .sin_addr.s_addr = htonl(0x7f000001)};
 	for (int i = 0; i < K_TASKS * M_ITEMS; i++) {
 		int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		TCHECK(c >= 0);
@@ -256,8 +256,8 @@ static void *udp_sender(void *a)
 {
 	(void)a;
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)udp_port),
-				 .sin_addr.s_addr = htonl(0x7f000001)};
+	struct sockaddr_in sa = {
+		.sin_family = AF_INET, .sin_port = htons((uint16_t)udp_port), .sin_addr.s_addr = htonl(0x7f000001)};
 	usleep(2000);
 	sendto(s, "one", 3, 0, (struct sockaddr *)&sa, sizeof sa);
 	sendto(s, "two", 3, 0, (struct sockaddr *)&sa, sizeof sa);
@@ -292,10 +292,8 @@ static void test_datagrams_in_one_report(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		WT_IO_TEST(test_several_readers_one_descriptor),
-		WT_IO_TEST(test_several_readv_one_descriptor),
-		WT_IO_TEST(test_several_acceptors_one_listener),
-		WT_IO_TEST(test_several_writers_one_descriptor),
+		WT_IO_TEST(test_several_readers_one_descriptor), WT_IO_TEST(test_several_readv_one_descriptor),
+		WT_IO_TEST(test_several_acceptors_one_listener), WT_IO_TEST(test_several_writers_one_descriptor),
 		WT_IO_TEST(test_datagrams_in_one_report),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -216,7 +216,7 @@ static void test_backend_from_plain_thread(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		WT_IO_TEST(test_close_from_plain_thread),  WT_IO_TEST(test_close_from_other_runtime),
+		WT_IO_TEST(test_close_from_plain_thread),      WT_IO_TEST(test_close_from_other_runtime),
 		WT_IO_TEST(test_close_without_default_poller), WT_IO_TEST(test_backend_of_other_runtime),
 		WT_IO_TEST(test_backend_from_plain_thread),
 	};

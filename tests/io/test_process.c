@@ -151,7 +151,9 @@ static void *status_main(void *a)
 	weft_process_t *p;
 	weft_exit_status_t st;
 	const weft_process_opts_t outs = {.stdio = {WEFT_STDIO_NULL, WEFT_STDIO_PIPE, WEFT_STDIO_PIPE}};
-	TCHECK_EQ(weft_process_spawn(&p, (const char *const[]){"sh", "-c", "echo out; echo err >&2; exit 3", NULL}, &outs), 0);
+	TCHECK_EQ(weft_process_spawn(&p, (const char *const[]){"sh", "-c", "echo out; echo err >&2; exit 3", NULL},
+				     &outs),
+		  0);
 	char buf[64] = {0};
 	TCHECK_EQ(read_all(p, WEFT_STDOUT, buf, sizeof buf - 1), 4);
 	TCHECK(strcmp(buf, "out\n") == 0);
@@ -170,7 +172,8 @@ static void *status_main(void *a)
 
 	/* environment and working directory */
 	const char *env[] = {"WEFT_T=hello there", "PATH=/usr/bin:/bin", NULL};
-	weft_process_opts_t o = {.env = env, .cwd = "/tmp", .stdio = {WEFT_STDIO_NULL, WEFT_STDIO_PIPE, WEFT_STDIO_INHERIT}};
+	weft_process_opts_t o = {
+		.env = env, .cwd = "/tmp", .stdio = {WEFT_STDIO_NULL, WEFT_STDIO_PIPE, WEFT_STDIO_INHERIT}};
 	TCHECK_EQ(weft_process_spawn(&p, (const char *const[]){"sh", "-c", "echo \"$WEFT_T\"; pwd", NULL}, &o), 0);
 	memset(buf, 0, sizeof buf);
 	TCHECK_EQ(read_all(p, WEFT_STDOUT, buf, sizeof buf - 1), 17);
@@ -194,7 +197,12 @@ static void *status_main(void *a)
 	sigemptyset(&usr);
 	sigaddset(&usr, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &usr, &old);
-	TCHECK_EQ(weft_process_spawn(&p, (const char *const[]){"sh", "-c", "ls /proc/self/fd | wc -l; grep SigBlk /proc/self/status", NULL}, &o), 0);
+	TCHECK_EQ(weft_process_spawn(&p,
+				     (const char *const[]){"sh", "-c",
+							   "ls /proc/self/fd | wc -l; grep SigBlk /proc/self/status",
+							   NULL},
+				     &o),
+		  0);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	close(keep);
 	memset(buf, 0, sizeof buf);

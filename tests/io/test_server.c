@@ -280,7 +280,7 @@ static void *emfile_main(void *a)
 	TCHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
 	weft_task_t serve = wt_spawn(serve_task, s);
 	WT_WAIT_UNTIL(weft_server_accepted(s) >= 3);
-	weft_sleep(30 * WEFT_MSEC); /* room for an accept too many to show up */
+	weft_sleep(30 * WEFT_MSEC);	       /* room for an accept too many to show up */
 	TCHECK_EQ(weft_server_accepted(s), 3); /* the rest hit EMFILE */
 	TCHECK_EQ(weft_server_conns(s), 3);
 	weft_task_t ts[EMFILE_K];
@@ -346,8 +346,11 @@ static void test_cancel_bad_input(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		WT_IO_TEST(test_limit),	 WT_IO_TEST(test_stop),		    WT_IO_TEST(test_spawner),
-		WT_IO_TEST(test_emfile), WT_IO_TEST(test_cancel_bad_input),
+		WT_IO_TEST(test_limit),
+		WT_IO_TEST(test_stop),
+		WT_IO_TEST(test_spawner),
+		WT_IO_TEST(test_emfile),
+		WT_IO_TEST(test_cancel_bad_input),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

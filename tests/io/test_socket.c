@@ -51,7 +51,7 @@ static void *echo_acceptor(void *a)
 /* ------------------------------------------------------------ clients */
 
 typedef struct {
-	int port;      /* TCP port, or 0 */
+	int port;	  /* TCP port, or 0 */
 	const char *path; /* Unix path, or NULL */
 	int id, rounds;
 	long ok;
@@ -184,7 +184,8 @@ static void *udp_main(void *a)
 	TCHECK(s >= 0);
 	int c = weft_udp_bind(NULL, 0);
 	TCHECK(c >= 0);
-	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)weft_local_port(s)),
+	struct sockaddr_in to = {.sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)weft_local_port(s)),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	weft_task_t t = wt_spawn(udp_server, (void *)(intptr_t)s);
 	for (int i = 0; i < 100; i++) {
@@ -615,10 +616,14 @@ static void test_partial_transfers(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		WT_IO_TEST(test_tcp_echo),	  WT_IO_TEST(test_unix_echo),
-		WT_IO_TEST(test_udp),		  WT_IO_TEST(test_deadline_cancel),
-		WT_IO_TEST(test_faults),	  WT_IO_TEST(test_vectors_sendfile_names),
-		WT_IO_TEST(test_thread_clients),	  WT_IO_TEST(test_partial_transfers),
+		WT_IO_TEST(test_tcp_echo),
+		WT_IO_TEST(test_unix_echo),
+		WT_IO_TEST(test_udp),
+		WT_IO_TEST(test_deadline_cancel),
+		WT_IO_TEST(test_faults),
+		WT_IO_TEST(test_vectors_sendfile_names),
+		WT_IO_TEST(test_thread_clients),
+		WT_IO_TEST(test_partial_transfers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,8 +32,8 @@
 
 typedef struct rescuer {
 	pthread_t thread;
-	int efd;		 /* written to call it off */
-	void (*fn)(void *arg);	 /* what unblocks the call */
+	int efd;	       /* written to call it off */
+	void (*fn)(void *arg); /* what unblocks the call */
 	void *arg;
 	_Atomic bool rescued;
 } rescuer;
@@ -260,9 +260,8 @@ static void connect_to(void *a)
 {
 	int port = (int)(intptr_t)a;
 	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET,
-				 .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in sa = {
+		.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	if (connect(c, (struct sockaddr *)&sa, sizeof sa) == 0)
 		usleep(100 * 1000); /* let the accept take it */
 	close(c);
@@ -479,11 +478,16 @@ static void test_stackless_read_step(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		WT_IO_TEST(test_read_blocking_pipe),	     WT_IO_TEST(test_read_blocking_socketpair),
-		WT_IO_TEST(test_readv_blocking_tcp_socket),  WT_IO_TEST(test_recvfrom_blocking_udp_socket),
-		WT_IO_TEST(test_write_blocking_pipe),	     WT_IO_TEST(test_accept_blocking_listener),
-		WT_IO_TEST(test_connect_blocking_unix_socket), WT_IO_TEST(test_server_blocking_listener),
-		WT_IO_TEST(test_plain_thread_read),	     WT_IO_TEST(test_stackless_read_step),
+		WT_IO_TEST(test_read_blocking_pipe),
+		WT_IO_TEST(test_read_blocking_socketpair),
+		WT_IO_TEST(test_readv_blocking_tcp_socket),
+		WT_IO_TEST(test_recvfrom_blocking_udp_socket),
+		WT_IO_TEST(test_write_blocking_pipe),
+		WT_IO_TEST(test_accept_blocking_listener),
+		WT_IO_TEST(test_connect_blocking_unix_socket),
+		WT_IO_TEST(test_server_blocking_listener),
+		WT_IO_TEST(test_plain_thread_read),
+		WT_IO_TEST(test_stackless_read_step),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

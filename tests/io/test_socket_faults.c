@@ -236,7 +236,7 @@ static void *scm_rights_main(void *a)
 	TCHECK_EQ(sendmsg(sv[1], &m, 0), 4);
 	close(pass);
 	TCHECK_EQ(write(sv[1], "CCCC", 4), 4);
-	weft_sleep(2 * WEFT_MSEC); /* the reports are seen before the reads */
+	weft_sleep(2 * WEFT_MSEC);					     /* the reports are seen before the reads */
 	TCHECK_EQ(weft_read(sv[0], buf, sizeof buf, wt_hang_deadline()), 4); /* stops after the message */
 	/* The rest is queued: it must come without a new report. */
 	ssize_t n = weft_read(sv[0], buf, sizeof buf, wt_hang_deadline());
@@ -364,14 +364,10 @@ static void test_pool_idle_never(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		WT_IO_TEST(test_sigpipe_never_kills),
-		WT_IO_TEST(test_sigpipe_children_see_default),
-		WT_IO_TEST(test_stop_from_own_handler),
-		WT_IO_TEST(test_spawner_in_another_runtime),
-		WT_IO_TEST(test_unix_read_stops_at_rights),
-		WT_IO_TEST(test_tcp_urgent_data),
-		WT_IO_TEST(test_sendfile_partial_count),
-		WT_IO_TEST(test_pool_idle_never),
+		WT_IO_TEST(test_sigpipe_never_kills),	    WT_IO_TEST(test_sigpipe_children_see_default),
+		WT_IO_TEST(test_stop_from_own_handler),	    WT_IO_TEST(test_spawner_in_another_runtime),
+		WT_IO_TEST(test_unix_read_stops_at_rights), WT_IO_TEST(test_tcp_urgent_data),
+		WT_IO_TEST(test_sendfile_partial_count),    WT_IO_TEST(test_pool_idle_never),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

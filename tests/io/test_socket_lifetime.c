@@ -357,12 +357,9 @@ static void test_signal_channel_released_at_once(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		WT_IO_TEST(test_reader_closes_at_once),
-		WT_IO_TEST(test_stackless_frees_state),
-		WT_IO_TEST(test_blocking_caller_frees_at_once),
-		WT_IO_TEST(test_process_destroyed_at_once),
-		WT_IO_TEST(test_server_closed_when_stop_returns),
-		WT_IO_TEST(test_signal_channel_released_at_once),
+		WT_IO_TEST(test_reader_closes_at_once),		  WT_IO_TEST(test_stackless_frees_state),
+		WT_IO_TEST(test_blocking_caller_frees_at_once),	  WT_IO_TEST(test_process_destroyed_at_once),
+		WT_IO_TEST(test_server_closed_when_stop_returns), WT_IO_TEST(test_signal_channel_released_at_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

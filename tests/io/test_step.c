@@ -536,7 +536,8 @@ static void *connect_main(void *a)
 	(void)a;
 	int lfd = weft_tcp_listen("127.0.0.1", 0, 0);
 	TCHECK(lfd >= 0);
-	connect_st c = {.sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)weft_local_port(lfd)),
+	connect_st c = {.sa = {.sin_family = AF_INET,
+			       .sin_port = htons((uint16_t)weft_local_port(lfd)),
 			       .sin_addr.s_addr = htonl(INADDR_LOOPBACK)}};
 	c.fd = weft_socket(AF_INET, SOCK_STREAM, 0);
 	TCHECK(c.fd >= 0);

@@ -56,11 +56,11 @@ static unsigned char pattern(size_t i)
 /* One call of a form: its descriptors, buffer and arguments. */
 typedef struct call_st {
 	enum form f;
-	int fd;		/* the caller's end */
-	int peer;	/* the other end */
-	int file;	/* sendfile's source, len bytes of pattern() */
-	off_t off;	/* sendfile's offset, advanced by the kernel */
-	size_t len;	/* bytes the call moves */
+	int fd;		    /* the caller's end */
+	int peer;	    /* the other end */
+	int file;	    /* sendfile's source, len bytes of pattern() */
+	off_t off;	    /* sendfile's offset, advanced by the kernel */
+	size_t len;	    /* bytes the call moves */
 	unsigned char *buf; /* len bytes: pattern() to send, or room to receive */
 	weft_time_t deadline;
 	size_t done; /* *done of the whole-buffer forms */

@@ -303,7 +303,7 @@ static void *uncancellable_waiter(void *a)
 	TCHECK(weft_cancelled());
 	weft_waker_t d = weft_park_prepare_uncancellable();
 	TCHECK_EQ(weft_park(d, weft_deadline_in(WEFT_MSEC)), -ETIMEDOUT); /* deadlines still apply */
-	return (void *)(intptr_t)weft_sleep(WEFT_MSEC);			 /* ordinary: -ECANCELED */
+	return (void *)(intptr_t)weft_sleep(WEFT_MSEC);			  /* ordinary: -ECANCELED */
 }
 
 static void *uncancellable_main(void *a)
@@ -348,7 +348,8 @@ static void *small_stack_main(void *a)
 	(void)a;
 	for (size_t sz = 16384; sz <= ((size_t)1 << 20); sz *= 2) {
 		weft_task_t t;
-		TCHECK_EQ(weft_spawn(&t, small_parent, (void *)(uintptr_t)sz, &(weft_spawn_opts_t){.stack_size = 8192}), 0);
+		TCHECK_EQ(weft_spawn(&t, small_parent, (void *)(uintptr_t)sz, &(weft_spawn_opts_t){.stack_size = 8192}),
+			  0);
 		TCHECK_EQ(weft_join(t, NULL), 0);
 	}
 	return NULL;
@@ -398,7 +399,8 @@ static void *no_stack_main(void *a)
 	void *r = NULL;
 	TCHECK_EQ(weft_spawn(&c, big_child, NULL, &(weft_spawn_opts_t){.stack_size = (size_t)1 << 30}), 0);
 	TCHECK_EQ(weft_join(c, &r), 0); /* one worker: the child's first run is now */
-	TCHECK_EQ(weft_spawn(NULL, big_child, NULL, &(weft_spawn_opts_t){.group = g, .stack_size = (size_t)1 << 30}), 0);
+	TCHECK_EQ(weft_spawn(NULL, big_child, NULL, &(weft_spawn_opts_t){.group = g, .stack_size = (size_t)1 << 30}),
+		  0);
 	int e = weft_group_wait(g);
 	setrlimit(RLIMIT_AS, &old);
 	TCHECK_EQ((intptr_t)r, -ENOMEM);

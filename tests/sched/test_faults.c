@@ -102,7 +102,8 @@ static void test_calls_racing_a_stop(void **state)
 		pthread_t jt[NJ], ht[NH];
 		for (int i = 0; i < NJ; i++) {
 			jr[i] = (struct racer){.rt = rt, .go = &go};
-			assert_int_equal(weft_spawn(&jr[i].id, sleep_forever, NULL, &(weft_spawn_opts_t){.runtime = rt}), 0);
+			assert_int_equal(
+				weft_spawn(&jr[i].id, sleep_forever, NULL, &(weft_spawn_opts_t){.runtime = rt}), 0);
 			assert_int_equal(pthread_create(&jt[i], NULL, join_racer, &jr[i]), 0);
 		}
 		for (int i = 0; i < NH; i++) {
@@ -239,7 +240,8 @@ static void test_timer_calls_while_stopping(void **state)
 	for (int i = 0; i < NSTOPPING; i++) {
 		assert_int_equal(weft_timer_create(&stopping_timers[i], no_op, NULL), 0);
 		if (i < NSTOPPING - 1) /* the last is never started */
-			assert_int_equal(weft_timer_start(stopping_timers[i], weft_deadline_in(WEFT_MSEC), WEFT_MSEC), 0);
+			assert_int_equal(weft_timer_start(stopping_timers[i], weft_deadline_in(WEFT_MSEC), WEFT_MSEC),
+					 0);
 	}
 	assert_int_equal(weft_spawn(NULL, stopping_task, NULL, &(weft_spawn_opts_t){.detached = true}), 0);
 	pthread_t th;
@@ -472,9 +474,9 @@ static void *tls_main(void *a)
 	TCHECK_EQ(weft_tls_set(k1, &old_value), 0);
 	TCHECK_EQ(weft_tls_key_delete(k1), 0);
 	TCHECK_EQ(weft_tls_key_create(&k2, count_dtor), 0);
-	TCHECK(k2 != k1); /* the same slot, a new generation */
-	TCHECK((void *)weft_tls_get(k2) == NULL);  /* not the deleted key's value */
-	TCHECK((void *)weft_tls_get(k1) == NULL);  /* a deleted key reads nothing */
+	TCHECK(k2 != k1);			  /* the same slot, a new generation */
+	TCHECK((void *)weft_tls_get(k2) == NULL); /* not the deleted key's value */
+	TCHECK((void *)weft_tls_get(k1) == NULL); /* a deleted key reads nothing */
 	TCHECK_EQ(weft_tls_set(k1, &old_value), -EINVAL);
 	TCHECK_EQ(weft_tls_key_delete(k1), -EINVAL);
 	TCHECK_EQ(weft_tls_set(k2, &new_value), 0);

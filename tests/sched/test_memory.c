@@ -49,9 +49,9 @@ static void spike(weft_runtime_t *rt, const weft_task_t *old)
 	weft_wg_init(&gate);
 	weft_wg_add(&gate, 1);
 	for (int i = 0; i < N; i++)
-		assert_int_equal(weft_spawn(&ids[i], wait_gate, NULL,
-					    &(weft_spawn_opts_t){.runtime = rt, .stack_size = 8192}),
-				 0);
+		assert_int_equal(
+			weft_spawn(&ids[i], wait_gate, NULL, &(weft_spawn_opts_t){.runtime = rt, .stack_size = 8192}),
+			0);
 	weft_wg_done(&gate);
 	for (int i = 0; i < N; i++)
 		assert_int_equal(weft_join(ids[i], NULL), 0);
@@ -69,8 +69,8 @@ static void until_all_listed(struct weft_runtime *r)
 {
 	for (;;) {
 		pthread_mutex_lock(&r->slab_lock);
-		bool all = r->nfree + r->nreleased * (sysconf(_SC_PAGESIZE) / sizeof(weft_task)) ==
-			   atomic_load(&r->bump);
+		bool all =
+			r->nfree + r->nreleased * (sysconf(_SC_PAGESIZE) / sizeof(weft_task)) == atomic_load(&r->bump);
 		pthread_mutex_unlock(&r->slab_lock);
 		if (all)
 			return;
@@ -150,9 +150,9 @@ static void test_stale_waker_after_release(void **state)
 	/* Bring every page back, each record in a short wait, while the old
 	 * waker is fired at them all the time. */
 	for (int i = 0; i < N; i++)
-		assert_int_equal(weft_spawn(&ids[i], wait_short, NULL,
-					    &(weft_spawn_opts_t){.runtime = rt, .stack_size = 8192}),
-				 0);
+		assert_int_equal(
+			weft_spawn(&ids[i], wait_short, NULL, &(weft_spawn_opts_t){.runtime = rt, .stack_size = 8192}),
+			0);
 	for (int k = 0; k < 1000; k++)
 		assert_false(weft_unpark(old_waker, 0));
 	for (int i = 0; i < N; i++)

@@ -237,10 +237,8 @@ static void test_stackless_cannot_block(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_wake_before_park_is_kept),
-		cmocka_unit_test(test_park_and_wake_many),
-		cmocka_unit_test(test_plain_thread_parks),
-		cmocka_unit_test(test_waitq_fifo_and_timeout),
+		cmocka_unit_test(test_wake_before_park_is_kept), cmocka_unit_test(test_park_and_wake_many),
+		cmocka_unit_test(test_plain_thread_parks),	 cmocka_unit_test(test_waitq_fifo_and_timeout),
 		cmocka_unit_test(test_stackless_cannot_block),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -47,7 +47,8 @@ static void *uneven(void *a)
 	TCHECK_EQ(weft_group_create(&g, false), 0);
 	for (long i = 0; i < NSTEAL; i++) {
 		weft_spawn_opts_t o = {.group = g};
-		TCHECK_EQ(i & 1 ? weft_spawn_step(NULL, note_step, NULL, &o) : weft_spawn(NULL, note_task, NULL, &o), 0);
+		TCHECK_EQ(i & 1 ? weft_spawn_step(NULL, note_step, NULL, &o) : weft_spawn(NULL, note_task, NULL, &o),
+			  0);
 	}
 	/* Hold this worker until all have run elsewhere. */
 	weft_time_t give_up = wt_hang_deadline();
@@ -277,7 +278,8 @@ static void test_ids_resolve_across_runtimes(void **state)
 	assert_int_equal(weft_runtime_start(&second, &(weft_config_t){.workers = 1}), 0);
 	atomic_store(&tcheck_failures, 0);
 	weft_task_t a, b, c, j;
-	assert_int_equal(weft_spawn(&a, return_arg, (void *)7, &(weft_spawn_opts_t){.runtime = second, .name = "in-second"}), 0);
+	assert_int_equal(
+		weft_spawn(&a, return_arg, (void *)7, &(weft_spawn_opts_t){.runtime = second, .name = "in-second"}), 0);
 	assert_int_equal(weft_spawn(&b, sleep_long, NULL, &(weft_spawn_opts_t){.runtime = second}), 0);
 	assert_int_equal(weft_spawn(&c, return_arg, (void *)9, &(weft_spawn_opts_t){.runtime = second}), 0);
 	assert_true(a != b && (a >> 56) != 0);
@@ -328,7 +330,7 @@ static void test_sized_config_and_stats(void **state)
 	assert_int_equal(s.workers, 2); /* all of them counted, */
 	assert_int_equal(s.per_worker_len, 1);
 	assert_ptr_equal(s.per_worker, pw);
-	assert_false(pw[0].extra);	  /* one filled in, */
+	assert_false(pw[0].extra);		       /* one filled in, */
 	assert_int_equal(pw[1].queue_len, 0xeeeeeeee); /* the rest untouched */
 	s = (weft_stats_t){.per_worker_len = -1};
 	assert_int_equal(weft_stats(rt, &s), -EINVAL);

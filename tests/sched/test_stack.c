@@ -629,7 +629,7 @@ static void test_idle_stacks_are_released_in_the_background(void **state)
 	assert_int_equal(st.cold, N - 16);
 	assert_int_equal(st.released, N - 16);
 	assert_true(rss_before - rss_after >= (N - 32) * 64 * KiB); /* 16 MiB were touched */
-	assert_int_equal(scavenge(p), 0); /* the floor stays */
+	assert_int_equal(scavenge(p), 0);			    /* the floor stays */
 	assert_int_equal(stats(p).warm, 16);
 	weft__stack_pool_destroy(p);
 }

@@ -47,9 +47,9 @@ static void check_refused(weft_op_t *registered, weft_chan_t *ch, uint8_t regist
 	long v = 7;
 	TCHECK_EQ(weft_chan_recv_step(other, &v, WEFT_NEVER, &op2), -EBUSY);
 	TCHECK_EQ(weft_chan_send_step(other, &v, WEFT_NEVER, &op2), -EBUSY);
-	TCHECK(memcmp(&op2, &copy, sizeof op2) == 0); /* op2 untouched */
+	TCHECK(memcmp(&op2, &copy, sizeof op2) == 0);	   /* op2 untouched */
 	TCHECK_EQ(weft_chan_try_recv(other, &v), -EAGAIN); /* nobody queued a send */
-	TCHECK_EQ(weft_chan_release(other), 0);		    /* nobody waits on it */
+	TCHECK_EQ(weft_chan_release(other), 0);		   /* nobody waits on it */
 
 	/* The same op in the other call: another registration too. */
 	if (registered_call_is_recv)
@@ -327,7 +327,7 @@ static weft_step_t my_task(void *a, void **res)
 	int r = my_step(&s->op);
 	if (r == -EINPROGRESS) {
 		TCHECK_EQ(weft_step_begin(&s->op, MY_CALL + 1, NULL), -EBUSY); /* the same op, another call */
-		TCHECK_EQ(weft_step_begin(&s->op, MY_CALL, s), -EBUSY);	/* the same call on another object */
+		TCHECK_EQ(weft_step_begin(&s->op, MY_CALL, s), -EBUSY);	       /* the same call on another object */
 		return WEFT_STEP_PARKED;
 	}
 	TCHECK_EQ(r, 4);
@@ -717,7 +717,7 @@ static weft_step_t join_busy_step(void *a, void **res)
 	TCHECK_EQ(weft_group_wait_step(g, WEFT_NEVER, &op2), -EBUSY);
 	TCHECK_EQ(weft_group_wait_step(g, WEFT_NEVER, &s->op), -EBUSY);
 	TCHECK_EQ(weft_mutex_lock_step(&m, WEFT_NEVER, &op2), -EBUSY); /* even one that would not wait */
-	TCHECK_EQ(weft_mutex_try_lock(&m), 0);				/* untouched */
+	TCHECK_EQ(weft_mutex_try_lock(&m), 0);			       /* untouched */
 	TCHECK_EQ(weft_mutex_unlock(&m), 0);
 	TCHECK_EQ(weft_chan_recv_step(ch, &v, WEFT_NEVER, &cop), -EBUSY);
 	TCHECK(weft_park_prepare().parker == NULL);

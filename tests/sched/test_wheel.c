@@ -184,8 +184,17 @@ static void test_single_fires_exactly_at_its_tick(void **state)
 	(void)state;
 	/* {now, expiry}: within a block, across one, across higher boundaries. */
 	static const uint64_t cases[][2] = {
-		{0, 1}, {0, 63}, {0, 64}, {63, 64}, {60, 100}, {0, 4096}, {4095, 4097}, {4032, 4160},
-		{1000, 1000 + 262144 + 7}, {0, 262145}, {262143, 262144 + 4096 + 64 + 1},
+		{0, 1},
+		{0, 63},
+		{0, 64},
+		{63, 64},
+		{60, 100},
+		{0, 4096},
+		{4095, 4097},
+		{4032, 4160},
+		{1000, 1000 + 262144 + 7},
+		{0, 262145},
+		{262143, 262144 + 4096 + 64 + 1},
 	};
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
 		pop_t p;
@@ -360,8 +369,10 @@ static void test_far_expiries_fire_on_time(void **state)
 	(void)state;
 	static const uint64_t nows[] = {0, SPAN - 5, 3 * SPAN + 12345678, 1000};
 	static const uint64_t deltas[] = {
-		SPAN - 1, SPAN, SPAN + 1, 2 * SPAN - 1, 3 * SPAN + 12345, ((uint64_t)1 << 40) + 7,
-		64 * SPAN + 1, ((uint64_t)1 << 44) + ((uint64_t)1 << 30) - 1,
+		SPAN - 1,	  SPAN,
+		SPAN + 1,	  2 * SPAN - 1,
+		3 * SPAN + 12345, ((uint64_t)1 << 40) + 7,
+		64 * SPAN + 1,	  ((uint64_t)1 << 44) + ((uint64_t)1 << 30) - 1,
 	};
 	enum { ND = sizeof deltas / sizeof deltas[0] };
 	rng_t r = {99};

@@ -34,7 +34,7 @@ static void *errors_main(void *a)
 	TCHECK_EQ(weft_cond_broadcast(NULL), -EINVAL);
 	TCHECK_EQ(weft_cond_destroy(NULL), -EINVAL);
 	TCHECK_EQ(weft_cond_wait(&c, &m), -EPERM); /* mutex not held */
-	TCHECK_EQ(weft_cond_signal(&c), 0);	    /* nobody waits */
+	TCHECK_EQ(weft_cond_signal(&c), 0);	   /* nobody waits */
 	TCHECK_EQ(weft_cond_broadcast(&c), 0);
 	TCHECK_EQ(weft_cond_destroy(&c), 0);
 	return NULL;

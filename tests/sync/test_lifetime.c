@@ -319,12 +319,8 @@ static void test_barrier(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_mutex),
-		cmocka_unit_test(test_sem),
-		cmocka_unit_test(test_wait_group),
-		cmocka_unit_test(test_once),
-		cmocka_unit_test(test_rwlock),
-		cmocka_unit_test(test_cond),
+		cmocka_unit_test(test_mutex),	cmocka_unit_test(test_sem),    cmocka_unit_test(test_wait_group),
+		cmocka_unit_test(test_once),	cmocka_unit_test(test_rwlock), cmocka_unit_test(test_cond),
 		cmocka_unit_test(test_barrier),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -91,7 +91,7 @@ static void test_thread_owner(void **state)
 /* ------------------------------------------------------------ exclusion */
 
 static weft_mutex_t cm = WEFT_MUTEX_INIT;
-static long counter;   /* plain: only the mutex protects it */
+static long counter; /* plain: only the mutex protects it */
 static _Atomic int inside;
 static long iters;
 
@@ -281,7 +281,7 @@ static void *deadline_waiter(void *a)
 	TCHECK_EQ(weft_mutex_lock_until(&dm, dl), -ETIMEDOUT);
 	TCHECK(weft_now() >= dl);
 	TCHECK_EQ(weft_mutex_lock_until(&dm, weft_now() - 1), -ETIMEDOUT); /* past: no wait */
-	TCHECK_EQ(weft_mutex_unlock(&dm), -EPERM);			    /* it got nothing */
+	TCHECK_EQ(weft_mutex_unlock(&dm), -EPERM);			   /* it got nothing */
 	atomic_store(&dstage, 1);
 	while (atomic_load(&dstage) != 2)
 		weft_sleep(WEFT_MSEC / 4);
@@ -421,7 +421,7 @@ static weft_step_t step_locker(void *s, void **r)
 	(void)s;
 	(void)r;
 	TCHECK_EQ(weft_mutex_try_lock(&pm), -EAGAIN); /* held by test-main */
-	TCHECK_EQ(weft_mutex_lock(&pm), -EPERM);    /* would have to wait */
+	TCHECK_EQ(weft_mutex_lock(&pm), -EPERM);      /* would have to wait */
 	TCHECK_EQ(weft_mutex_lock_until(&pm, weft_deadline_in(WEFT_MSEC)), -EPERM);
 	TCHECK_EQ(MX_WAITERS(&pm), 0);
 	return WEFT_STEP_DONE;

@@ -285,7 +285,7 @@ static void *leaving_main(void *a)
 	weft_task_t s2 = wt_spawn(staying, NULL);
 	wait_queued(&lb.q, 2);
 	TCHECK_EQ(atomic_load(&lb_results), 0); /* two of three: still waiting */
-	TCHECK_EQ(weft_barrier_wait(&lb), 1);	 /* the third completes it */
+	TCHECK_EQ(weft_barrier_wait(&lb), 1);	/* the third completes it */
 	wt_join(s1);
 	wt_join(s2);
 	TCHECK_EQ(atomic_load(&lb_results), 2); /* both got 0 */

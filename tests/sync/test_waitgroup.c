@@ -88,7 +88,9 @@ static void *many_main(void *a)
 			w[i] = wt_spawn(waiter, (void *)n);
 		TCHECK_EQ(pthread_create(&th, NULL, thread_waiter, (void *)n), 0);
 		for (long i = 0; i < n; i++)
-			TCHECK_EQ(weft_spawn(NULL, worker, NULL, &(weft_spawn_opts_t){.detached = true, .stack_size = 8192}), 0);
+			TCHECK_EQ(weft_spawn(NULL, worker, NULL,
+					     &(weft_spawn_opts_t){.detached = true, .stack_size = 8192}),
+				  0);
 		TCHECK_EQ(weft_wg_wait(&wg), 0);
 		for (int i = 0; i < W; i++)
 			wt_join(w[i]);
@@ -168,8 +170,8 @@ static weft_step_t step_waiter(void *s, void **r)
 	(void)s;
 	(void)r;
 	TCHECK_EQ(weft_wg_wait(&pwg), -EPERM); /* count 1: would wait */
-	TCHECK_EQ(weft_wg_done(&pwg), 0);	/* done never waits */
-	TCHECK_EQ(weft_wg_wait(&pwg), 0);	/* zero: fine */
+	TCHECK_EQ(weft_wg_done(&pwg), 0);      /* done never waits */
+	TCHECK_EQ(weft_wg_wait(&pwg), 0);      /* zero: fine */
 	return WEFT_STEP_DONE;
 }
 

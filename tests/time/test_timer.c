@@ -158,8 +158,8 @@ static void *ticker_main(void *a)
 	int seen = atomic_load(&ticks);
 	/* The self-stopping timer stops on its third call (whenever that is). */
 	WT_WAIT_UNTIL(atomic_load(&self_ticks) >= 3);
-	weft_sleep(20 * WEFT_MSEC); /* room for a call that should not come */
-	TCHECK_EQ(atomic_load(&ticks), seen); /* no fire after stop returned */
+	weft_sleep(20 * WEFT_MSEC);		/* room for a call that should not come */
+	TCHECK_EQ(atomic_load(&ticks), seen);	/* no fire after stop returned */
 	TCHECK_EQ(atomic_load(&self_ticks), 3); /* none after it stopped itself */
 	TCHECK_EQ(weft_timer_destroy(t), 0);
 	TCHECK_EQ(weft_timer_destroy(self_timer), 0);
@@ -167,7 +167,7 @@ static void *ticker_main(void *a)
 	TCHECK_EQ(weft_timer_create(&one, on_tick, NULL), 0);
 	TCHECK_EQ(weft_timer_start(one, weft_deadline_in(WEFT_MSEC), 0), 0);
 	WT_WAIT_UNTIL(atomic_load(&ticks) >= seen + 1);
-	weft_sleep(20 * WEFT_MSEC); /* room for a second call that should not come */
+	weft_sleep(20 * WEFT_MSEC);		  /* room for a second call that should not come */
 	TCHECK_EQ(atomic_load(&ticks), seen + 1); /* one-shot: exactly once */
 	TCHECK_EQ(weft_timer_destroy(one), 0);
 	return NULL;
@@ -311,7 +311,7 @@ static void *restart_body(void *a)
 	int n = atomic_load(&calls);
 	weft_sleep(20 * WEFT_MSEC); /* room for a call that should not come */
 	TCHECK_EQ(atomic_load(&calls), n);
-	TCHECK_EQ(weft_timer_stop(t), 0); /* stopped already */
+	TCHECK_EQ(weft_timer_stop(t), 0);				   /* stopped already */
 	TCHECK_EQ(weft_timer_start(t, weft_deadline_in(WEFT_MSEC), 0), 0); /* and once more */
 	WT_WAIT_UNTIL(atomic_load(&calls) == n + 1);
 	weft_sleep(20 * WEFT_MSEC);

@@ -75,9 +75,9 @@ static void ticker(void *a)
 	weft_worker_stats_t pw[16];
 	weft_stats_t s = {.size = sizeof s, .per_worker = pw, .per_worker_len = 16};
 	weft_stats(rt, &s);
-	printf("[%6.2fs] live=%-6llu finished=%-7llu switches=%-9llu timers=%-5llu naps=%-6ld", (double)(weft_now() - demo_t0) / 1e9,
-	       (unsigned long long)s.live, (unsigned long long)s.finished, (unsigned long long)s.switches,
-	       (unsigned long long)s.timers_active, atomic_load(&naps));
+	printf("[%6.2fs] live=%-6llu finished=%-7llu switches=%-9llu timers=%-5llu naps=%-6ld",
+	       (double)(weft_now() - demo_t0) / 1e9, (unsigned long long)s.live, (unsigned long long)s.finished,
+	       (unsigned long long)s.switches, (unsigned long long)s.timers_active, atomic_load(&naps));
 	for (int i = 0; i < s.workers && i < s.per_worker_len; i++)
 		printf(" | w%d run=%llu steals=%llu q=%u", i, (unsigned long long)s.per_worker[i].tasks_run,
 		       (unsigned long long)s.per_worker[i].steals, s.per_worker[i].queue_len);
