@@ -30,7 +30,8 @@ static void *consumer(void *arg)
 	int e;
 	while ((e = weft_chan_recv(w->numbers, &v)) == 0)
 		sum += v;
-	EXPECT(e, -EPIPE);		      /* closed, and everything buffered was received */
+	EXPECT(e, -EPIPE); /* closed, and everything buffered was received */
+
 	CHECK(weft_chan_release(w->numbers)); /* the consumer's own reference */
 	/* Last: once main has the sum it may return, and w (in its frame) is gone. */
 	CHECK(weft_chan_send(w->sum, &sum));

@@ -17,7 +17,8 @@ static weft_step_t summer_step(void *state, void **result)
 		int r = weft_chan_recv_step(s->ch, &s->v, WEFT_NEVER, &s->op);
 		if (r == -EINPROGRESS)
 			return WEFT_STEP_PARKED; /* called again when woken: repeats the same call */
-		if (r < 0) {			 /* -EPIPE: closed and drained */
+
+		if (r < 0) { /* -EPIPE: closed and drained */
 			*result = (void *)(intptr_t)(r == -EPIPE ? s->sum : r);
 			return WEFT_STEP_DONE;
 		}
@@ -46,9 +47,11 @@ static weft_step_t napper_step(void *state, void **result)
 		*result = NULL;
 		return WEFT_STEP_DONE;
 	}
-	EXPECT(weft_sleep(WEFT_MSEC), -EPERM);			   /* a stackless task cannot park inside a call */
-	weft_waker_t w = weft_park_prepare();			   /* a wait that nobody wakes... */
-	CHECK(weft_park_deadline(w, weft_deadline_in(WEFT_MSEC))); /* ...ends at its deadline */
+	/* A stackless task cannot park inside a call; a wait that nobody wakes
+	 * ends at its deadline. */
+	EXPECT(weft_sleep(WEFT_MSEC), -EPERM);
+	weft_waker_t w = weft_park_prepare();
+	CHECK(weft_park_deadline(w, weft_deadline_in(WEFT_MSEC)));
 	s->napping = true;
 	return WEFT_STEP_PARKED;
 }
