@@ -414,6 +414,11 @@ static chan_waiter *claim_waiter(weft_chan_t *ch, bool send)
 		chan_waiter *w = *q;
 		chan_dequeue_waiter(ch, w, send);
 		if (w->single) {
+			/* Its owner holds this lock and is re-trying the ring
+			 * with it queued (select.c, recheck_buffered): that try
+			 * succeeded, so the owner is done with it. */
+			if (atomic_load_explicit(&w->done, memory_order_relaxed) == 2)
+				continue;
 			/* Queued until now, so nobody has claimed it. */
 			assert(atomic_load_explicit(&w->done, memory_order_relaxed) == 0);
 			/* Unqueued under the lock: ours among wakers (chan_impl.h).

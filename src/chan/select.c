@@ -121,10 +121,19 @@ static int recheck_buffered(weft_select_case_t *c, size_t n, const uint8_t *orde
 	if (!any)
 		return -1;
 	if (n == 1) {
-		/* One node, one channel, whose lock we hold: nobody can claim it
-		 * meanwhile, and a retry cannot notify its own queue. */
-		if (!try_case(&c[0], wk))
+		/* One node, one channel, whose lock we hold: nobody else can claim
+		 * it meanwhile. But a retry that succeeds hands its change on to
+		 * the channel's waiters (chan_notify_one), side after side, and
+		 * must not hand it to this node: done 2 says its owner is
+		 * re-trying, and claim_waiter drops it (the try succeeded, or it
+		 * would not notify anyone). The count stays: the waiter's store
+		 * before its retry is what keeps wake-ups from being lost. */
+		atomic_store_explicit(done, 2, memory_order_relaxed);
+		if (!try_case(&c[0], wk)) {
+			assert(nodes[0].queued); /* a failed try notifies nobody */
+			atomic_store_explicit(done, 0, memory_order_relaxed);
 			return -1;
+		}
 		chan_dequeue_waiter(c[0].ch, &nodes[0], c[0].op == WEFT_SELECT_SEND);
 		return 0;
 	}
