@@ -454,9 +454,9 @@ static inline void add_wake(chan_wakes *wk, chan_waiter *w)
  * the running tasks that may take the slot first (Go hands over the same
  * way). If the ring changed back meanwhile (lock-free operations do not
  * take the lock), the waiter is told to retry (W_NOTIFIED), as it is on
- * the other kinds. A hand-over that publishes with waiters of the other
- * side queued notifies one of them too (a select may wait on both sides
- * of one channel). */
+ * the other kinds. A hand-over is itself a change for the other side's
+ * waiters (an element published, a slot freed), so it is handed on to
+ * them in turn, side after side (the loop below). */
 void chan_notify_one(weft_chan_t *ch, bool send, chan_wakes *wk)
 {
 	assert(chan_locked(ch));

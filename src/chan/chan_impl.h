@@ -123,8 +123,10 @@ bool chan_try_recv(weft_chan_t *ch, void *out, int *res, chan_wakes *wk);
 void chan_enqueue_waiter(weft_chan_t *ch, chan_waiter *w, bool send);
 void chan_dequeue_waiter(weft_chan_t *ch, chan_waiter *w, bool send);
 
-/* Under the lock: claim one queued waiter and mark it NOTIFIED (woken
- * through wk). */
+/* Under the lock: something changed for the waiters of one side. Claim
+ * one (woken through wk) and, on a bounded channel, complete its operation
+ * for it (DELIVERED) where the ring allows, else mark it NOTIFIED (retry);
+ * a hand-over goes on to the other side's waiters in turn (chan.c). */
 void chan_notify_one(weft_chan_t *ch, bool send, chan_wakes *wk);
 
 #endif

@@ -372,10 +372,11 @@ static int wait_one_begin(weft_select_case_t *c, chan_waiter *node, uint8_t call
 		atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
 	chan_wakes wk = CHAN_WAKES_INIT;
 	chan_lock(ch);
-	/* Under the lock the count is exact. A bounded channel's queued waiters
-	 * each re-tried the ring after queueing, and every slot (element) freed
-	 * since then is handed to the first of them: one queued behind them
-	 * needs no attempt of its own, then or after queueing. */
+	/* Under the lock the count is exact. The first of a bounded channel's
+	 * queued waiters re-tried the ring after queueing, and every slot
+	 * (element) freed since then is handed to the first waiter queued: one
+	 * queued behind them needs no attempt of its own, then or after
+	 * queueing. */
 	behind = bounded && !notified && atomic_load_explicit(ours, memory_order_relaxed) != 0 &&
 		 !atomic_load_explicit(&ch->closed, memory_order_relaxed);
 	bool done = !behind && try_case(c, &wk);
