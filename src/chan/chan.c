@@ -71,11 +71,6 @@
 #define MAX_ELEM ((size_t)64 * 1024)
 #define MAX_CAP ((ssize_t)1 << 30)
 
-void chan_lock(weft_chan_t *ch)
-{
-	weft__spin_lock(&ch->lock);
-}
-
 /* For assert(), under the lock: each queue is empty exactly when its count
  * says so (counts change only under the lock), and the unbounded buffer
  * holds no more than its capacity. */
@@ -85,13 +80,14 @@ void chan_lock(weft_chan_t *ch)
 	 ((ch)->kind != CHAN_UNBOUNDED || (UNBOUNDED(ch)->len <= UNBOUNDED(ch)->cap &&                                 \
 					   (UNBOUNDED(ch)->cap == 0 || UNBOUNDED(ch)->head < UNBOUNDED(ch)->cap))))
 
-void chan_unlock(weft_chan_t *ch)
+#ifndef NDEBUG
+bool chan_queues_sane(weft_chan_t *ch)
 {
-	assert(chan_locked(ch) && QUEUES_SANE(ch));
-	weft__spin_unlock(&ch->lock);
+	return chan_locked(ch) && QUEUES_SANE(ch);
 }
+#endif
 
-void chan_wake_claimed(chan_wakes *wk)
+void chan_wake_claimed_list(chan_wakes *wk)
 {
 	chan_waiter *w = wk->head;
 	wk->head = NULL;
@@ -335,70 +331,6 @@ static int ring_get(weft_chan_t *ch, void *out, bool locked, bool *notify)
 
 /* ------------------------------------------------------------ waiters */
 
-static chan_waiter **queue_of(weft_chan_t *ch, bool send)
-{
-	return send ? &ch->sendq : &ch->recvq;
-}
-
-void chan_enqueue_waiter(weft_chan_t *ch, chan_waiter *w, bool send)
-{
-	assert(chan_locked(ch) && QUEUES_SANE(ch));
-	/* A fresh node, of an open wait, single only if alone in its wait. */
-	assert(!w->queued && w->status == W_WAITING && (!w->single || w->index == 0));
-	assert(atomic_load_explicit(chan_waiter_done(w), memory_order_relaxed) == 0);
-	/* Under the lock a case of a closed channel completes (-EPIPE, or a
-	 * buffered element), and an unbounded channel's send always does;
-	 * its receive waits only on an empty buffer. */
-	assert(!atomic_load_explicit(&ch->closed, memory_order_relaxed));
-	assert(ch->kind != CHAN_UNBOUNDED || (!send && UNBOUNDED(ch)->len == 0));
-	chan_waiter **q = queue_of(ch, send);
-	chan_waiter *head = *q;
-	if (!head) {
-		w->next = w->prev = w;
-		*q = w;
-	} else {
-		w->prev = head->prev;
-		w->next = head;
-		head->prev->next = w;
-		head->prev = w;
-	}
-	w->queued = true;
-	/* Under the lock, so a plain increment; atomic because the bounded fast
-	 * paths read it without the lock. seq_cst for bounded channels: the
-	 * store half of the waiter's side of the protocol (top comment), before
-	 * its retry; the others are only read under the lock. */
-	_Atomic uint32_t *cnt = send ? &ch->nsendw : &ch->nrecvw;
-	uint32_t v = atomic_load_explicit(cnt, memory_order_relaxed) + 1;
-	if (ch->kind == CHAN_BOUNDED)
-		atomic_store(cnt, v);
-	else
-		atomic_store_explicit(cnt, v, memory_order_relaxed);
-	assert(QUEUES_SANE(ch));
-}
-
-void chan_dequeue_waiter(weft_chan_t *ch, chan_waiter *w, bool send)
-{
-	assert(chan_locked(ch));
-	if (!w->queued)
-		return;
-	chan_waiter **q = queue_of(ch, send);
-	assert(*q != NULL && w->next != NULL && w->prev != NULL && w->next->prev == w && w->prev->next == w);
-	assert(atomic_load_explicit(send ? &ch->nsendw : &ch->nrecvw, memory_order_relaxed) > 0);
-	if (w->next == w) {
-		*q = NULL;
-	} else {
-		w->prev->next = w->next;
-		w->next->prev = w->prev;
-		if (*q == w)
-			*q = w->next;
-	}
-	w->next = w->prev = NULL;
-	w->queued = false;
-	_Atomic uint32_t *cnt = send ? &ch->nsendw : &ch->nrecvw;
-	atomic_store_explicit(cnt, atomic_load_explicit(cnt, memory_order_relaxed) - 1, memory_order_relaxed);
-	assert(QUEUES_SANE(ch));
-}
-
 /* Under the lock: pop waiters until one can be claimed; NULL if none. The
  * claim has two steps: the wait's own claim word (a select's cases share
  * one: at most one case of it is completed by others), then the waiter's
@@ -553,7 +485,7 @@ bool chan_try_send(weft_chan_t *ch, const void *v, int *res, chan_wakes *wk)
 	} else if (ch->kind == CHAN_RENDEZVOUS) {
 		chan_waiter *w = claim_waiter(ch, false);
 		if (w) {
-			memcpy(w->data, v, ch->esize);
+			copy_elem(w->data, v, ch->esize);
 			w->status = W_DELIVERED;
 			add_wake(w_, w);
 		} else {
@@ -565,7 +497,7 @@ bool chan_try_send(weft_chan_t *ch, const void *v, int *res, chan_wakes *wk)
 			*res = -ENOMEM;
 		} else {
 			assert(u->len < u->cap);
-			memcpy(u->buf + ((u->head + u->len) % u->cap) * ch->esize, v, ch->esize);
+			copy_elem(u->buf + ((u->head + u->len) % u->cap) * ch->esize, v, ch->esize);
 			u->len++;
 			if (ch->recvq)
 				chan_notify_one(ch, false, w_);
@@ -600,7 +532,7 @@ bool chan_try_recv(weft_chan_t *ch, void *out, int *res, chan_wakes *wk)
 	if (ch->kind == CHAN_RENDEZVOUS) {
 		chan_waiter *w = claim_waiter(ch, true);
 		if (w) {
-			memcpy(out, w->data, ch->esize);
+			copy_elem(out, w->data, ch->esize);
 			w->status = W_DELIVERED;
 			add_wake(w_, w);
 		} else if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
@@ -611,7 +543,7 @@ bool chan_try_recv(weft_chan_t *ch, void *out, int *res, chan_wakes *wk)
 	} else if (UNBOUNDED(ch)->len) {
 		chan_unbounded *u = UNBOUNDED(ch);
 		assert(u->len <= u->cap && u->head < u->cap);
-		memcpy(out, u->buf + u->head * ch->esize, ch->esize);
+		copy_elem(out, u->buf + u->head * ch->esize, ch->esize);
 		u->head = (u->head + 1) % u->cap;
 		u->len--;
 	} else if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {

@@ -5,10 +5,12 @@
 
 #include <weft/chan.h>
 
+#include <assert.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 
 #include "../base/cpu.h"
+#include "../base/spin.h"
 
 enum chan_kind { CHAN_RENDEZVOUS, CHAN_BOUNDED, CHAN_UNBOUNDED };
 
@@ -90,8 +92,18 @@ typedef struct chan_bounded {
 #define BOUNDED(ch) ((chan_bounded *)(ch))
 #define UNBOUNDED(ch) ((chan_unbounded *)(ch))
 
-void chan_lock(weft_chan_t *ch);
-void chan_unlock(weft_chan_t *ch);
+static inline void chan_lock(weft_chan_t *ch)
+{
+	weft__spin_lock(&ch->lock);
+}
+#ifndef NDEBUG
+bool chan_queues_sane(weft_chan_t *ch); /* for assert(), under the lock: chan.c */
+#endif
+static inline void chan_unlock(weft_chan_t *ch)
+{
+	assert(chan_queues_sane(ch));
+	weft__spin_unlock(&ch->lock);
+}
 /* For assert() only: whether ch's lock is held (by the caller, where a
  * comment says "under the lock"; the spinlock records no owner). */
 #define chan_locked(ch) (atomic_load_explicit(&(ch)->lock, memory_order_relaxed) != 0)
@@ -108,7 +120,12 @@ typedef struct chan_wakes {
 /* clang-format off */
 #define CHAN_WAKES_INIT {NULL}
 /* clang-format on */
-void chan_wake_claimed(chan_wakes *wk);
+void chan_wake_claimed_list(chan_wakes *wk);
+static inline void chan_wake_claimed(chan_wakes *wk)
+{
+	if (wk->head) /* mostly nobody: no call */
+		chan_wake_claimed_list(wk);
+}
 
 /* Non-blocking attempts. Return true when the operation is done (*res = 0,
  * -EPIPE or -ENOMEM), false when it would block. wk NULL: the caller does
@@ -119,9 +136,71 @@ void chan_wake_claimed(chan_wakes *wk);
 bool chan_try_send(weft_chan_t *ch, const void *v, int *res, chan_wakes *wk);
 bool chan_try_recv(weft_chan_t *ch, void *out, int *res, chan_wakes *wk);
 
-/* Under the lock: queue / unqueue a waiter. */
-void chan_enqueue_waiter(weft_chan_t *ch, chan_waiter *w, bool send);
-void chan_dequeue_waiter(weft_chan_t *ch, chan_waiter *w, bool send);
+/* Under the lock: queue / unqueue a waiter (inline: on every wait's path,
+ * with `send` mostly a constant). */
+static inline chan_waiter **queue_of(weft_chan_t *ch, bool send)
+{
+	return send ? &ch->sendq : &ch->recvq;
+}
+
+static inline void chan_enqueue_waiter(weft_chan_t *ch, chan_waiter *w, bool send)
+{
+	assert(chan_queues_sane(ch));
+	/* A fresh node, of an open wait, single only if alone in its wait. */
+	assert(!w->queued && w->status == W_WAITING && (!w->single || w->index == 0));
+	assert(atomic_load_explicit(chan_waiter_done(w), memory_order_relaxed) == 0);
+	/* Under the lock a case of a closed channel completes (-EPIPE, or a
+	 * buffered element), and an unbounded channel's send always does;
+	 * its receive waits only on an empty buffer. */
+	assert(!atomic_load_explicit(&ch->closed, memory_order_relaxed));
+	assert(ch->kind != CHAN_UNBOUNDED || (!send && UNBOUNDED(ch)->len == 0));
+	chan_waiter **q = queue_of(ch, send);
+	chan_waiter *head = *q;
+	if (!head) {
+		w->next = w->prev = w;
+		*q = w;
+	} else {
+		w->prev = head->prev;
+		w->next = head;
+		head->prev->next = w;
+		head->prev = w;
+	}
+	w->queued = true;
+	/* Under the lock, so a plain increment; atomic because the bounded fast
+	 * paths read it without the lock. seq_cst for bounded channels: the
+	 * store half of the waiter's side of the protocol (chan.c, top comment), before
+	 * its retry; the others are only read under the lock. */
+	_Atomic uint32_t *cnt = send ? &ch->nsendw : &ch->nrecvw;
+	uint32_t v = atomic_load_explicit(cnt, memory_order_relaxed) + 1;
+	if (ch->kind == CHAN_BOUNDED)
+		atomic_store(cnt, v);
+	else
+		atomic_store_explicit(cnt, v, memory_order_relaxed);
+	assert(chan_queues_sane(ch));
+}
+
+static inline void chan_dequeue_waiter(weft_chan_t *ch, chan_waiter *w, bool send)
+{
+	assert(chan_locked(ch));
+	if (!w->queued)
+		return;
+	chan_waiter **q = queue_of(ch, send);
+	assert(*q != NULL && w->next != NULL && w->prev != NULL && w->next->prev == w && w->prev->next == w);
+	assert(atomic_load_explicit(send ? &ch->nsendw : &ch->nrecvw, memory_order_relaxed) > 0);
+	if (w->next == w) {
+		*q = NULL;
+	} else {
+		w->prev->next = w->next;
+		w->next->prev = w->prev;
+		if (*q == w)
+			*q = w->next;
+	}
+	w->next = w->prev = NULL;
+	w->queued = false;
+	_Atomic uint32_t *cnt = send ? &ch->nsendw : &ch->nrecvw;
+	atomic_store_explicit(cnt, atomic_load_explicit(cnt, memory_order_relaxed) - 1, memory_order_relaxed);
+	assert(chan_queues_sane(ch));
+}
 
 /* Under the lock: something changed for the waiters of one side. Claim
  * one (woken through wk) and, on a bounded channel, complete its operation

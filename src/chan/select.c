@@ -353,7 +353,8 @@ int weft_select(weft_select_case_t *c, size_t n, weft_time_t deadline)
  * would have had to wait (nothing queued). Shared by send/recv and the
  * stackless ops (call: the op's id). `notified`: the caller was woken
  * NOTIFIED (told to retry), so it tries the ring even behind others. */
-static int wait_one_begin(weft_select_case_t *c, chan_waiter *node, uint8_t call, bool notified)
+static inline __attribute__((always_inline)) int wait_one_begin(weft_select_case_t *c, chan_waiter *node, uint8_t call,
+								bool notified)
 {
 	weft_chan_t *ch = c->ch;
 	bool bounded = ch->kind == CHAN_BOUNDED;
@@ -387,7 +388,8 @@ static int wait_one_begin(weft_select_case_t *c, chan_waiter *node, uint8_t call
 		assert(node->waker.parker != NULL);
 		chan_enqueue_waiter(ch, node, c->op == WEFT_SELECT_SEND);
 		uint8_t order[1] = {0};
-		done = !behind && recheck_buffered(c, 1, order, node, &wk) >= 0;
+		/* (Only a bounded channel has a ring to re-try.) */
+		done = bounded && !behind && recheck_buffered(c, 1, order, node, &wk) >= 0;
 		assert(done == !node->queued); /* under the lock: nobody else took it */
 	}
 	chan_unlock(ch);
@@ -462,21 +464,33 @@ _Static_assert(offsetof(chan_waiter, call) == 0, "an op's first byte is its call
 
 enum { STEP_SEND = WEFT_STEP_ID_CHAN + 1, STEP_RECV = WEFT_STEP_ID_CHAN + 2 };
 
-static int step(weft_chan_t *ch, int op, void *buf, weft_time_t deadline, weft_op_t *opaque)
+/* Inlined into each form, so that the case's direction is a constant. */
+static inline __attribute__((always_inline)) int step(weft_chan_t *ch, int op, void *buf, weft_time_t deadline,
+						      weft_op_t *opaque)
 {
-	if (!ch || !buf || !opaque)
+	if (unlikely(!ch || !buf || !opaque))
 		return -EINVAL;
 	int b = weft_step_begin(opaque, op == WEFT_SELECT_SEND ? STEP_SEND : STEP_RECV, ch);
-	if (b < 0)
+	if (unlikely(b < 0))
 		return b;
-	if (b == WEFT_STEP_BLOCKS) /* a coroutine or a plain thread */
+	if (unlikely(b == WEFT_STEP_BLOCKS)) /* a coroutine or a plain thread */
 		return one(ch, op, buf, deadline);
 	chan_waiter *node = (chan_waiter *)opaque;
 	weft_select_case_t c = {.ch = ch, .op = op, .buf = buf};
 	if (b == 1) {
 		/* The registered op is that wait's single node, and its wait has
-		 * ended (weft_step_begin): as after a park. */
+		 * ended (weft_step_begin, whose load of the wait's state acquired
+		 * what its waker wrote). The common end: a waker claimed the node
+		 * and completed it - a status it sets only once its claim of the
+		 * wait succeeded, so the wait's result is 0 (resolve's first
+		 * case, without asking for the result). */
 		assert(node->single && node->index == 0);
+		int st = node->status;
+		if (likely(st == W_DELIVERED || st == W_CLOSED) &&
+		    atomic_load_explicit(&node->done, memory_order_relaxed) == 1) {
+			assert(weft_park_result() == 0);
+			return st == W_CLOSED ? -EPIPE : 0;
+		}
 		int out = resolve(&c, 1, node, weft_park_result(), &ch, 1);
 		if (out != -EAGAIN)
 			return out < 0 ? out : c.result;
