@@ -893,11 +893,6 @@ static void bench_churn(void)
 	 * has run, not a fresh process. */
 	churn_run(p >= 100 ? p / 100 : 1, c, 1);
 	long rss_base = churn_settled_rss();
-	char cmd[256];
-	snprintf(cmd, sizeof cmd,
-		 "awk '/^[0-9a-f]+-/{m=$1\" \"$6} /^Rss/{if ($2>=64) print $2, m}' /proc/%d/smaps > /tmp/smaps_base",
-		 getpid());
-	system(cmd);
 	weft_time_t d = churn_run(p, c, r);
 	weft_time_t t1 = weft_now();
 	long rss_peak = proc_kb("VmHWM");
@@ -917,13 +912,6 @@ static void bench_churn(void)
 			break;
 		}
 	}
-	weft_sleep(3000 * WEFT_MSEC);
-	fprintf(stderr, "at +8s: %ld\n", proc_kb("VmRSS"));
-	snprintf(cmd, sizeof cmd,
-		 "awk '/^[0-9a-f]+-/{m=$1\" \"$6} /^Rss/{if ($2>=64) print $2, m}' /proc/%d/smaps > /tmp/smaps_after; "
-		 "grep -c . /proc/%d/maps; ls /proc/%d/task | wc -l",
-		 getpid(), getpid(), getpid());
-	system(cmd);
 	char ns[64], extra[192];
 	snprintf(ns, sizeof ns, "%ldx%ldx%ld", p, c, r);
 	snprintf(extra, sizeof extra, " rss_base_kb=%ld rss_peak_kb=%ld rss_after_kb=%ld settle_s=%.3f settled=%d",

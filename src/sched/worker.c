@@ -54,6 +54,7 @@
 #include <unistd.h>
 
 #include "../arch/context.h"
+#include "../base/pool.h"
 #include "futex.h"
 
 __thread weft_worker *weft__self_worker __attribute__((tls_model("initial-exec")));
@@ -531,10 +532,14 @@ static void park_worker(weft_worker *w)
 	}
 	/* Going to sleep: this worker's free stacks and records go back to
 	 * the runtime, where the others can take them and the background
-	 * release sees them (stack.h, task.c). Without a monitor, the release
-	 * runs here. */
+	 * release sees them (stack.h, task.c), and so do the blocks its thread
+	 * caches for the base pool (channels): a cached block keeps its whole
+	 * run resident, and a run empties (to be released) only once every
+	 * block of it is back (pool.c). Without a monitor, the release runs
+	 * here. */
 	weft__stack_cache_flush(rt->stacks, &w->stacks);
 	weft__task_cache_flush(w);
+	weft__pool_flush();
 	if (!rt->has_monitor)
 		weft__release_memory(rt, now);
 	atomic_store_explicit(&w->st_parks, atomic_load_explicit(&w->st_parks, memory_order_relaxed) + 1,

@@ -1,7 +1,7 @@
 /* test_pool.c - the base layer's block pool: sizes and alignment, blocks
  * made on one thread and freed on another with nothing handed out twice,
- * thread caches flushed at exit, and the background release with its
- * window. The pool is process-wide, so each test measures what it changed. */
+ * thread caches flushed at exit and when a worker goes to sleep, and the
+ * background release with its window. The pool is process-wide, so each test measures what it changed. */
 #include "weft_test.h"
 
 #include <pthread.h>
@@ -207,6 +207,54 @@ static void test_bursts_within_a_window_keep_their_runs(void **state)
 	assert_true(resident(b[0]));
 }
 
+/* A worker going to sleep gives its thread's cached blocks back to their
+ * runs (a cached block would keep its run resident, and unreleasable, for
+ * as long as the worker idles). Channels take their memory from the pool:
+ * a task on the only worker makes and releases some, which leaves blocks
+ * in that worker's cache; once the worker has gone to sleep with nothing
+ * left to run, none are out of their runs. */
+static uint64_t worker_parks(weft_runtime_t *rt)
+{
+	weft_worker_stats_t w;
+	weft_stats_t st = {.size = sizeof st, .per_worker = &w, .per_worker_len = 1};
+	return weft_stats(rt, &st) == 0 ? w.parks : UINT64_MAX;
+}
+
+/* Returns the worker's sleeps so far: read while this task runs on it, so
+ * the worker sleeps again only after it. */
+static void *make_and_release_channels(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 20; i++) {
+		weft_chan_t *c;
+		TCHECK(weft_chan_create(&c, sizeof(long), 0) == 0);
+		TCHECK(weft_chan_release(c) == 0);
+	}
+	return (void *)(uintptr_t)worker_parks(NULL);
+}
+
+static void test_a_sleeping_worker_gives_its_cache_back(void **state)
+{
+	(void)state;
+	weft__pool_flush();
+	size_t before = weft__pool_stats().in_use;
+	weft_runtime_t *rt;
+	assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.workers = 1}), 0);
+	weft_task_t t;
+	assert_int_equal(weft_spawn(&t, make_and_release_channels, NULL, &(weft_spawn_opts_t){.runtime = rt}), 0);
+	void *res;
+	assert_int_equal(weft_join(t, &res), 0);
+	uint64_t parks = (uint64_t)(uintptr_t)res;
+	assert_true(parks != UINT64_MAX);
+	weft_time_t give_up = wt_hang_deadline();
+	while (worker_parks(rt) == parks && weft_now() < give_up)
+		weft_sleep(WEFT_MSEC / 4);
+	assert_true(worker_parks(rt) > parks);
+	assert_int_equal(weft__pool_stats().in_use, before);
+	assert_int_equal(weft_runtime_stop(rt), 0);
+	assert_int_equal(atomic_load(&tcheck_failures), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -214,6 +262,7 @@ int main(void)
 		cmocka_unit_test(test_threads_share_blocks_and_nothing_is_lost),
 		cmocka_unit_test(test_release_after_a_window),
 		cmocka_unit_test(test_bursts_within_a_window_keep_their_runs),
+		cmocka_unit_test(test_a_sleeping_worker_gives_its_cache_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
