@@ -71,6 +71,8 @@
 #define MAX_ELEM ((size_t)64 * 1024)
 #define MAX_CAP ((ssize_t)1 << 30)
 
+_Atomic(void (*)(weft_chan_t *ch, int where)) weft__chan_hook;
+
 void chan_lock(weft_chan_t *ch)
 {
 	weft__spin_lock(&ch->lock);
@@ -504,6 +506,7 @@ static void after_ring_op(weft_chan_t *ch, bool send_waiters, chan_wakes *wk, bo
 		return;
 	}
 	chan_wakes mine = CHAN_WAKES_INIT;
+	chan_hook(ch, CHAN_HOOK_NOTIFY);
 	chan_lock(ch);
 	chan_notify_one(ch, send_waiters, &mine);
 	chan_unlock(ch);
