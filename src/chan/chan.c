@@ -71,6 +71,9 @@
 #define MAX_ELEM ((size_t)64 * 1024)
 #define MAX_CAP ((ssize_t)1 << 30)
 
+/* Tests only (chan_impl.h, chan_hook). */
+_Atomic(void (*)(weft_chan_t *ch, int where)) weft__chan_hook;
+
 /* For assert(), under the lock: each queue is empty exactly when its count
  * says so (counts change only under the lock), and the unbounded buffer
  * holds no more than its capacity. */
@@ -436,6 +439,7 @@ static void after_ring_op(weft_chan_t *ch, bool send_waiters, chan_wakes *wk, bo
 		return;
 	}
 	chan_wakes mine = CHAN_WAKES_INIT;
+	chan_hook(ch, CHAN_HOOK_NOTIFY);
 	chan_lock(ch);
 	chan_notify_one(ch, send_waiters, &mine);
 	chan_unlock(ch);

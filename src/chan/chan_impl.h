@@ -208,4 +208,19 @@ static inline void chan_dequeue_waiter(weft_chan_t *ch, chan_waiter *w, bool sen
  * a hand-over goes on to the other side's waiters in turn (chan.c). */
 void chan_notify_one(weft_chan_t *ch, bool send, chan_wakes *wk);
 
+/* Tests only: called at two moments where a thread may be preempted, so that
+ * a test can act there (tests/chan/test_retry.c); NULL otherwise. RETRY: a
+ * waiter has queued its nodes, holds their channels' locks (ch: its first
+ * case's) and re-tries the rings next (select.c, recheck_buffered). NOTIFY:
+ * a lock-free operation has published, and takes ch's lock next to notify
+ * the other side (chan.c, after_ring_op). */
+enum { CHAN_HOOK_RETRY, CHAN_HOOK_NOTIFY };
+extern _Atomic(void (*)(weft_chan_t *ch, int where)) weft__chan_hook;
+static inline void chan_hook(weft_chan_t *ch, int where)
+{
+	void (*hook)(weft_chan_t *, int) = atomic_load_explicit(&weft__chan_hook, memory_order_relaxed);
+	if (unlikely(hook != NULL))
+		hook(ch, where);
+}
+
 #endif

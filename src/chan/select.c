@@ -120,6 +120,7 @@ static int recheck_buffered(weft_select_case_t *c, size_t n, const uint8_t *orde
 	}
 	if (!any)
 		return -1;
+	chan_hook(c[0].ch, CHAN_HOOK_RETRY);
 	if (n == 1) {
 		/* One node, one channel, whose lock we hold: nobody else can claim
 		 * it meanwhile. But a retry that succeeds hands its change on to
