@@ -7,12 +7,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* The recursive calls go through volatile pointers: an optimiser that saw
+ * them would turn each recursion into a loop (gcc -O3 does), and nothing
+ * would overflow. */
+static int recurse(int n);
+static int big_frame(int n);
+static int (*volatile recurse_p)(int) = recurse;
+static int (*volatile big_frame_p)(int) = big_frame;
+
 static int recurse(int n)
 {
 	volatile char buf[512];
 	buf[0] = (char)n;
 	buf[511] = (char)n;
-	return n == 0 ? buf[0] : recurse(n - 1) + buf[511];
+	return n == 0 ? buf[0] : recurse_p(n - 1) + buf[511];
 }
 
 /* A frame far larger than a page: it must land in the guard region, not
@@ -22,7 +30,7 @@ static int big_frame(int n)
 	volatile char buf[20000];
 	buf[0] = (char)n;
 	buf[sizeof buf - 1] = (char)n;
-	return n == 0 ? buf[0] : big_frame(n - 1) + buf[0];
+	return n == 0 ? buf[0] : big_frame_p(n - 1) + buf[0];
 }
 
 static bool use_big_frames;
