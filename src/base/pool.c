@@ -27,7 +27,8 @@
  * Thread caches: each thread keeps up to CACHE blocks per class, taken and
  * given without a lock; a refill or a flush moves HALF of them under the
  * class's lock. A thread that exits flushes its cache (a pthread key's
- * destructor).
+ * destructor), and a scheduler worker flushes its own before it sleeps
+ * (weft__pool_flush): a cached block keeps its run from emptying.
  *
  * Release: weft__pool_release advances the epoch once per period; runs that
  * have been EMPTY for WEFT_POOL_WINDOW epochs (the oldest are at the tail of
