@@ -372,8 +372,7 @@ void weft__sim_abandon(struct weft_runtime *rt)
 	 * index stays claimed, so no later runtime takes what they hold.
 	 * Calls on it fail from now on (not live); its owner may start
 	 * another sim. */
-	struct weft_sim *sm = rt->simst;
-	assert(sm == weft__sim_mine && !sm->driving);
+	assert(rt->simst == weft__sim_mine && !rt->simst->driving);
 	atomic_store(&rt->live, false);
 	weft__signals_remove(rt);
 	weft__sim_mine = NULL;

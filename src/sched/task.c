@@ -958,7 +958,7 @@ int weft__join(weft_task_t id, void **result, weft_time_t deadline)
 {
 	if (result)
 		*result = NULL;
-	weft_task *t;
+	weft_task *t = NULL;
 	int r = join_take(id, &t);
 	return r ? r : join_start(t, result, deadline, NULL);
 }
@@ -986,7 +986,7 @@ int weft_join_step(weft_task_t id, void **result, weft_time_t deadline, weft_op_
 		return join_woke(((join_op *)op)->t, result, weft_park_result());
 	if (b == WEFT_STEP_BLOCKS) /* a coroutine or a plain thread */
 		return weft__join(id, result, deadline);
-	weft_task *t;
+	weft_task *t = NULL;
 	int r = join_take(id, &t);
 	return r ? r : join_start(t, result, deadline, op);
 }
