@@ -39,13 +39,11 @@
 
 #define MAX_CASES 64
 
-static __thread uint64_t select_rng;
-
+/* The thread's stream (base/rand.h): under a simulation it repeats with
+ * the seed. */
 static uint64_t next_rand(void)
 {
-	if (!select_rng)
-		select_rng = ((uint64_t)(uintptr_t)&select_rng ^ (uint64_t)weft_now() ^ 0x9e3779b97f4a7c15ull) | 1;
-	return weft__rand(&select_rng);
+	return weft__trand();
 }
 
 /* wk NULL: without the lock; else under it, with what it claims to wake. */

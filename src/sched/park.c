@@ -430,6 +430,16 @@ static int park_thread(weft_parker_t *p, weft_waker_t w, weft_time_t deadline)
 		s = atomic_load(&p->state);
 		if (WEFT_PS_PHASE(s) != WEFT_PH_PARKED)
 			break;
+		if (unlikely(weft__sim_mine != NULL)) {
+			/* A sim's owner thread: its wait runs the simulation (sim.c),
+			 * which only returns between task runs, when no claim is
+			 * pending (a claimer finishes within its run). */
+			int r = weft__sim_wait(&p->state, deadline);
+			assert(r == 0 || !(atomic_load(&p->state) & WEFT_PS_CLAIMED));
+			if (r)
+				weft_unpark(w, r);
+			continue;
+		}
 		if (deadline == WEFT_NEVER || (s & WEFT_PS_CLAIMED)) {
 			/* A claimed wait ends only by its claimer, soon. */
 			weft__futex_wait(state_futex(p), (uint32_t)s, NULL);
