@@ -9,14 +9,15 @@
 #include <stdatomic.h>
 
 /* A task waiting on a descriptor: linked on its slot while parked. 40
- * bytes: a stackless task's waiter lives in its weft_op_t (64 bytes, see
- * poll.c), next to the call's progress. */
+ * bytes: a stackless task's waiter lives in its weft_op_t (56 of its 64
+ * bytes are the module's, see poll.c), next to the call's progress. */
 typedef struct io_waiter {
 	struct io_waiter *next, *prev;
 	weft_waker_t waker;
 	int status;	/* the ready mask or -EBADF, set before the unpark */
 	uint16_t match; /* readiness bits that end this wait (all poll bits fit in 16) */
 	bool linked;
+	uint8_t owner; /* the waiter's owner's (a stackless op keeps its state here: poll.c) */
 } io_waiter;
 
 /* Per-descriptor state (see the design comment in poll.c). */

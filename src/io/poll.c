@@ -742,12 +742,11 @@ static io_slot *foreign_slot(weft_io *io, int fd)
  * call's progress (the bytes a whole-buffer call or sendfile has moved so
  * far, which the repeat continues from). */
 typedef struct io_op {
-	uint8_t call;  /* the step call's id (first: weft_step_begin) */
-	uint8_t state; /* OP_IDLE, OP_PARKED, OP_RETRY */
+	uint8_t call; /* the step call's id (first: weft_step_begin); its fd is the op's obj */
 	bool foreign;
-	int fd;
-	uint32_t gen, events;
-	io_waiter n;
+	uint16_t events; /* all poll bits fit in 16 (below) */
+	uint32_t gen;
+	io_waiter n; /* n.owner: OP_IDLE, OP_PARKED or OP_RETRY */
 	size_t progress;
 } io_op;
 
@@ -764,21 +763,21 @@ _Static_assert((POLLIN | POLLOUT | POLLPRI | POLLRDHUP | ERRBITS) <= UINT16_MAX,
 
 /* The registered wait of op has ended (weft_step_begin returned 1): finish
  * it. The ready mask, or how it ended (a negative errno). */
-static int op_finish(io_op *op)
+static int op_finish(io_op *op, int fd)
 {
-	uint8_t state = op->state;
+	uint8_t state = op->n.owner;
 	/* Registered by this call (weft_step_begin): parked or to retry. */
 	assert(state == OP_PARKED || state == OP_RETRY);
-	op->state = OP_IDLE;
+	op->n.owner = OP_IDLE;
 	if (state == OP_RETRY)
 		return (int)op->events;
 	int e = weft_park_result();
 	weft_io *io = io_peek();
-	io_slot *s = io ? weft__io_slot(io, op->fd, false) : NULL;
+	io_slot *s = io ? weft__io_slot(io, fd, false) : NULL;
 	assert(s != NULL); /* the slot was linked into, in this runtime's poller */
 	if (!s)
 		return e < 0 ? e : op->n.status;
-	return wait_end(io, s, op->fd, op->gen, op->events, op->foreign, &op->n, e);
+	return wait_end(io, s, fd, op->gen, op->events, op->foreign, &op->n, e);
 }
 
 uint8_t weft__io_kind_of(io_call *c)
@@ -808,8 +807,8 @@ static __attribute__((noinline)) int begin_more(io_call *c, weft_op_t *opaque, u
 			c->op = opaque;
 			c->kind = IO_REGISTER;
 			if (b == 0)
-				op->state = OP_IDLE;
-			else if ((w = op_finish(op)) < 0)
+				op->n.owner = OP_IDLE;
+			else if ((w = op_finish(op, c->fd)) < 0) /* the same fd: weft_step_begin */
 				return w;
 		}
 	}
@@ -886,27 +885,27 @@ static int step_wait(io_call *c, uint32_t events, const io_mark *since)
 	io_op *op = (io_op *)c->op;
 	/* weft__io_begin finished the op's last wait: idle, and the task may
 	 * open a new one. */
-	assert(op != NULL && op->state == OP_IDLE && !weft_can_park());
+	assert(op != NULL && op->n.owner == OP_IDLE && !weft_can_park());
 	if (weft__io_deadline_passed(c->deadline))
 		return -ETIMEDOUT; /* a past deadline polls: nothing to register */
 	op->n.waker = weft_park_prepare();
 	assert(op->n.waker.parker != NULL);
 	op->progress = c->progress;
-	op->events = events;
+	op->events = (uint16_t)events;
+	assert(op->events == events);
 	int r = wait_begin(c->io, c->s, c->fd, c->gen, events, c->foreign, since, &op->n);
 	if (r == WAIT_NOROOM) { /* come back after the others (and the poller) ran */
-		op->state = OP_RETRY;
+		op->n.owner = OP_RETRY;
 		weft_unpark(op->n.waker, 0);
 	} else if (r != 0) {
 		return r;
 	} else {
-		op->fd = c->fd;
 		op->gen = c->gen;
 		op->foreign = c->foreign;
-		op->state = OP_PARKED;
+		op->n.owner = OP_PARKED;
 		r = c->deadline == WEFT_NEVER ? 0 : weft_park_deadline(op->n.waker, c->deadline);
 		if (r < 0) { /* no memory for the timer: give up the wait */
-			op->state = OP_IDLE;
+			op->n.owner = OP_IDLE;
 			r = wait_end(c->io, c->s, c->fd, c->gen, events, c->foreign, &op->n, r);
 			return r < 0 ? r : (int)events;
 		}

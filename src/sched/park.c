@@ -555,6 +555,8 @@ int weft_park_result(void)
 
 /* ------------------------------------------------------------ step registrations */
 
+_Static_assert(sizeof(weft_op_t) == 64, "an op is one cache line (sched.h)");
+
 int weft_step_begin(weft_op_t *op, uint8_t call, const void *obj)
 {
 	weft_task *t = weft__cur_task();
