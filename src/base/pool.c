@@ -24,10 +24,12 @@
  * number of runs down), then from the newest empty run (the warmest), then
  * from a cold or new run.
  *
- * Classes: 64-byte steps up to 1 KiB (16 classes), then 256-byte steps up
- * to 2 KiB and 512-byte steps up to 4 KiB (4 each): every class size is a
- * multiple of 64, so every block is aligned, and a run of 64 KiB holds 16
- * blocks of the largest.
+ * Classes: 8-byte steps below 64 bytes (7 tiny classes), 64-byte steps up
+ * to 1 KiB (16), then 256-byte steps up to 2 KiB and 512-byte steps up to
+ * 4 KiB (4 each). Every class from 64 bytes up is a multiple of 64, so its
+ * blocks are WEFT_POOL_ALIGN-aligned; a tiny block is 8-aligned (a small
+ * object - a channel without a buffer - pays for no padding). A run of
+ * 64 KiB holds 16 blocks of the largest class.
  *
  * Thread caches: each thread keeps up to cache_max(k) blocks of class k
  * (CACHE of the small ones, fewer of the large: at most 32 KiB a class),
@@ -76,12 +78,13 @@
 
 #define RUN ((size_t)64 << 10)
 #define RUNS 1024
-#define CHUNK (RUN * RUNS) /* 64 MiB */
-#define NSMALL 16	   /* classes of 64-byte steps: up to 1 KiB */
+#define CHUNK (RUN * RUNS)  /* 64 MiB */
+#define NTINY 7		    /* classes of 8-byte steps: below 64 bytes */
+#define NSMALL (NTINY + 16) /* then 64-byte steps: up to 1 KiB */
 #define NCLASS (NSMALL + 8)
 #define CACHE 32 /* blocks a thread caches of a small class */
 #define HALF (CACHE / 2)
-_Static_assert(NSMALL *WEFT_POOL_ALIGN == 1024 && WEFT_POOL_MAX == 4096, "the classes of class_size");
+_Static_assert(WEFT_POOL_ALIGN == 64 && WEFT_POOL_MAX == 4096, "the classes of class_size");
 #define RELEASE_BATCH 64
 
 enum { R_FULL, R_PARTIAL, R_EMPTY, R_COLD };
@@ -121,8 +124,10 @@ static struct {
 
 static inline size_t class_size(unsigned k)
 {
+	if (k < NTINY)
+		return (size_t)(k + 1) * 8;
 	if (k < NSMALL)
-		return (size_t)(k + 1) * WEFT_POOL_ALIGN;
+		return (size_t)(k - NTINY + 1) * WEFT_POOL_ALIGN;
 	if (k < NSMALL + 4)
 		return 1024 + (size_t)(k - NSMALL + 1) * 256;
 	return 2048 + (size_t)(k - NSMALL - 3) * 512;
@@ -131,8 +136,10 @@ static inline size_t class_size(unsigned k)
 /* The class of a size in 1 .. WEFT_POOL_MAX: the smallest that holds it. */
 static inline unsigned class_of(size_t size)
 {
+	if (size < WEFT_POOL_ALIGN)
+		return (unsigned)((size - 1) / 8);
 	if (size <= 1024)
-		return (unsigned)((size - 1) / WEFT_POOL_ALIGN);
+		return NTINY + (unsigned)((size - 1) / WEFT_POOL_ALIGN);
 	if (size <= 2048)
 		return NSMALL + (unsigned)((size - 1025) / 256);
 	return NSMALL + 4 + (unsigned)((size - 2049) / 512);
@@ -373,7 +380,7 @@ void *weft__pool_alloc(size_t size)
 	void *b = likely(c->n[k] > 0) ? c->blk[k][--c->n[k]] : refill(k);
 	if (b) {
 		UNPOISON(b, class_size(k));
-		assert(((uintptr_t)b & (WEFT_POOL_ALIGN - 1)) == 0);
+		assert(((uintptr_t)b & (size < WEFT_POOL_ALIGN ? 7 : WEFT_POOL_ALIGN - 1)) == 0);
 	}
 	return b;
 }
