@@ -1,5 +1,6 @@
-/* io_impl.h - what the netpoller (poll.c) shares with the socket and server
- * code of the io module. */
+/* io_impl.h - what the netpoller (poll.c) and the blocking pool
+ * (blocking.c) share with the rest of the io module (sockets, servers,
+ * files, processes). */
 #ifndef WEFT_IO_IMPL_H
 #define WEFT_IO_IMPL_H
 
@@ -165,6 +166,51 @@ enum {
 	WEFT__IO_READ_FULL_STEP,
 	WEFT__IO_WRITE_ALL_STEP,
 };
+
+/* The _step calls on the blocking pool: their op is a pool job (blocking.c). */
+enum {
+	WEFT__IO_BLOCKING_STEP = WEFT_STEP_ID_IO_POOL + 1, /* its object: fn */
+	WEFT__IO_FILE_READ_ALL_STEP,			   /* the files': the path, or the descriptor */
+	WEFT__IO_FILE_WRITE_ALL_STEP,
+	WEFT__IO_FILE_OPEN_STEP,
+	WEFT__IO_FILE_PREAD_STEP,
+	WEFT__IO_FILE_PWRITE_STEP,
+	WEFT__IO_GETADDRINFO_STEP, /* the lookup's: the host */
+};
+_Static_assert(WEFT__IO_GETADDRINFO_STEP < WEFT_STEP_ID_IO_POOL + 0x10, "the pool's step ids are 0x50..0x5f");
+
+/* ------------------------------------------------------------ the blocking pool's _step forms (blocking.c) */
+
+/* A stackless caller's pool job lives in its op (48 bytes; see
+ * blocking.c), which goes through weft_step_begin first, as every _step
+ * form's does, with one of the ids above.
+ *
+ * weft_step_begin returned 0 in a stackless task: queue fn(arg) as op's
+ * job and register. -EINPROGRESS, or an error with nothing queued:
+ * -ECANCELED (a cancelled task), -ETIMEDOUT (a past deadline), -ENOMEM,
+ * -ESHUTDOWN. */
+int weft__blocking_submit(weft_op_t *op, weft_fn_t fn, void *arg, weft_time_t deadline);
+/* weft_step_begin returned 1: the job's wait has ended. 0 with *slot fn's
+ * result once fn has returned (also when a deadline or a cancellation came
+ * at that moment: the result was handed over); the deadline's or the
+ * cancellation's error with *slot = arg when it came while the job waited
+ * in the queue (withdrawn: fn never runs); -EINPROGRESS when it came while
+ * fn runs: the task is registered again, to be woken by fn's end only. */
+int weft__blocking_finish(weft_op_t *op, void **slot);
+/* weft_step_begin returned WEFT_STEP_BLOCKS (a coroutine or a plain
+ * thread): the same rules, blocking. A plain thread runs fn itself (a past
+ * deadline: -ETIMEDOUT, fn does not run). */
+int weft__blocking_run(weft_fn_t fn, void *arg, void **result, weft_time_t deadline);
+/* A call of the io module run on the pool, the _step way (call and obj
+ * as weft_step_begin's): job(rec) works on rec, a copy of the call's
+ * arguments and results (args, size bytes), and returns rec. Returns 0
+ * with the results copied back into args, or what the step protocol says
+ * (-EINPROGRESS, -EBUSY, how the job's wait ended when it did not run, or
+ * the errors of weft__blocking_submit). A stackless caller's copy is
+ * malloc'd while the call is registered (-ENOMEM); the others' is args
+ * itself. */
+int weft__pool_step(weft_fn_t job, void *args, size_t size, weft_time_t deadline, weft_op_t *op, uint8_t call,
+		    const void *obj);
 
 /* Forget the hang-ups reported so far (an unconnected TCP socket polls as
  * POLLHUP; weft_connect calls this once connected). */

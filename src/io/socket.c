@@ -690,7 +690,7 @@ static void *gai_run(void *a)
 	gai_job *j = a;
 	j->rc = getaddrinfo(j->host, j->service, j->hints, &j->res);
 	j->err = errno;
-	return NULL;
+	return j;
 }
 
 static int gai_errno(int rc, int err)
@@ -716,22 +716,42 @@ static int gai_errno(int rc, int err)
 	}
 }
 
+/* weft_getaddrinfo, and with op its _step form, which leaves *res alone
+ * until the call completes. The job either ran to its end, and its list
+ * comes back here, or never ran: nothing to free on an error. */
+static int getaddrinfo_call(const char *host, const char *service, const struct addrinfo *hints, struct addrinfo **res,
+			    weft_time_t deadline, weft_op_t *op)
+{
+	gai_job j = {.host = host, .service = service, .hints = hints};
+	int r = op ? weft__pool_step(gai_run, &j, sizeof j, deadline, op, WEFT__IO_GETADDRINFO_STEP, host)
+		   : weft_blocking(gai_run, &j, NULL);
+	if (r < 0)
+		return r;
+	r = gai_errno(j.rc, j.err);
+	assert(r != 0 || j.res != NULL); /* a lookup that succeeds finds something */
+	*res = r == 0 ? j.res : NULL;
+	return r;
+}
+
 int weft_getaddrinfo(const char *host, const char *service, const struct addrinfo *hints, struct addrinfo **res)
 {
 	if (!res || (!host && !service))
 		return -EINVAL;
 	*res = NULL;
-	gai_job j = {.host = host, .service = service, .hints = hints};
-	int r = weft_blocking(gai_run, &j, NULL);
-	if (r < 0) {
-		if (r == -ECANCELED && j.rc == 0 && j.res)
-			freeaddrinfo(j.res); /* the lookup ran to its end anyway */
-		return r;
+	return getaddrinfo_call(host, service, hints, res, WEFT_NEVER, NULL);
+}
+
+int weft_getaddrinfo_step(const char *host, const char *service, const struct addrinfo *hints, struct addrinfo **res,
+			  weft_time_t deadline, weft_op_t *op)
+{
+	if (!res || (!host && !service) || !op) {
+		if (res)
+			*res = NULL;
+		return -EINVAL;
 	}
-	r = gai_errno(j.rc, j.err);
-	assert(r != 0 || j.res != NULL); /* a lookup that succeeds finds something */
-	if (r == 0)
-		*res = j.res;
+	int r = getaddrinfo_call(host, service, hints, res, deadline, op);
+	if (r < 0 && r != -EINPROGRESS && r != -EBUSY)
+		*res = NULL;
 	return r;
 }
 
