@@ -126,8 +126,9 @@ int weft_getaddrinfo(const char *host, const char *service, const struct addrinf
 int weft_socket(int domain, int type, int protocol);
 
 /* TCP. host: a numeric address or a name (resolved off the workers); NULL
- * or "" listens on every IPv4 address ("::" for IPv6). port 0 picks a free
- * port (weft_local_port tells which). Listening sockets set SO_REUSEADDR;
+ * or "" listens on every IPv4 address ("::" for IPv6), and connects to
+ * 127.0.0.1. port 0 picks a free port (weft_local_port tells which;
+ * weft_tcp_connect: -EINVAL). Listening sockets set SO_REUSEADDR;
  * backlog <= 0 means SOMAXCONN. Connected sockets set TCP_NODELAY. Return
  * the fd or a negative errno. weft_tcp_connect tries each resolved address
  * in turn until one connects; its deadline covers the connects, not the
@@ -180,10 +181,9 @@ int weft_shutdown(int fd, int how);
 
 /* A stackless task cannot park, so the calls above return -EWOULDBLOCK
  * there instead of waiting (-ETIMEDOUT when the deadline has passed). Every
- * one that waits on a descriptor has a _step form (below; not
- * weft_tcp_connect and weft_unix_connect, which may look a name up on the
- * blocking pool: a stackless task connects with weft_socket and
- * weft_connect_step). A _step form waits the stackless way and keeps the
+ * one that waits has a _step form (below; those of the blocking pool, the
+ * files and the subprocesses are in the second part of this header). A
+ * _step form waits the stackless way and keeps the
  * step protocol of weft/sched.h ("Step forms"): it takes the blocking
  * call's arguments and an op (a weft_op_t the caller owns, needing no
  * initialisation), and either completes, returning exactly what the
@@ -242,6 +242,21 @@ int weft_connect_step(int fd, const struct sockaddr *addr, socklen_t len, weft_t
 ssize_t weft_read_full_step(int fd, void *buf, size_t len, weft_time_t deadline, size_t *done, weft_op_t *op);
 ssize_t weft_write_all_step(int fd, const void *buf, size_t len, weft_time_t deadline, size_t *done, weft_op_t *op);
 ssize_t weft_sendfile_step(int out_fd, int in_fd, off_t *offset, size_t count, weft_time_t deadline, weft_op_t *op);
+/* Dialling: the socket is made by the call and kept in op while it is
+ * registered (closed if the call fails); the repeat passes the same host
+ * and port, or path (the strings belong to the call until it completes).
+ * weft_tcp_connect_step looks a name up on the blocking pool first, the
+ * way weft_getaddrinfo_step does (registered while it runs; numeric
+ * addresses are parsed in place), then connects to each address in turn,
+ * registering while one connects; op keeps the addresses left. Its
+ * deadline covers the connects and the lookup's wait for a pool thread: a
+ * lookup that has started runs to its end (as in weft_blocking_step), and
+ * the connects after it see the deadline. Returns what weft_tcp_connect
+ * and weft_unix_connect do: the connected descriptor, or the last error
+ * (-EAGAIN from a Unix listener whose backlog is full, as for
+ * weft_connect_step). */
+int weft_tcp_connect_step(const char *host, uint16_t port, weft_time_t deadline, weft_op_t *op);
+int weft_unix_connect_step(const char *path, weft_time_t deadline, weft_op_t *op);
 /* weft_getaddrinfo on the blocking pool, the _step way (weft_blocking_step
  * says what the deadline and a cancellation do: they end a lookup that has
  * not started, -ETIMEDOUT or -ECANCELED; one that has started completes).

@@ -114,7 +114,8 @@ typedef struct io_call {
 	weft_op_t *op;	 /* IO_REGISTER: where the waits register; else NULL */
 	weft_io *io;	 /* with s: the current runtime's poller */
 	io_slot *s;	 /* fd's slot, registered (foreign: any), or NULL (not yet) */
-	size_t progress; /* bytes a whole-buffer call has moved; kept in the op across a registration */
+	size_t progress; /* bytes a whole-buffer call has moved (weft_tcp_connect_step: the addresses
+			    left to try); kept in the op across a registration */
 } io_call;
 
 #define IO_CALL_FOREIGN 1u /* weft_fd_wait: do not touch fd's mode; waits use the ready bits, no mark */
@@ -131,6 +132,21 @@ typedef struct io_call {
  * -ECANCELED, -EBADF...), -EBADF (fd). c->progress is the op's on a
  * repeat (-EINPROGRESS included), else 0. */
 int weft__io_begin(io_call *c, int fd, weft_time_t deadline, weft_op_t *op, uint8_t call, unsigned how);
+/* weft__io_begin for a call that opens its descriptor itself
+ * (weft_tcp_connect and weft_unix_connect, and their _step forms): obj
+ * (not a descriptor) names the call's object for weft_step_begin, and a
+ * repeat takes the descriptor and progress its registration kept (c->fd,
+ * c->progress, also when it returns how the wait ended, so that the call
+ * can close the descriptor). Returns as weft__io_begin; a call that is not
+ * a repeat gets 0 with c->fd -1: it opens its descriptor and hands it to
+ * weft__io_adopt. op NULL: the blocking form (always a new call). */
+int weft__io_begin_obj(io_call *c, const void *obj, weft_time_t deadline, weft_op_t *op, uint8_t call);
+/* Make fd c's descriptor (a new one, after weft__io_begin_obj, or the next
+ * one a call tries). 0 or -errno (-EBADF). */
+int weft__io_adopt(io_call *c, int fd);
+/* weft_fd_wait and weft_fd_wait_step, with `call` the _step call's id (a
+ * call that waits on a descriptor of its own with an id of its own). */
+int weft__io_fd_wait(int fd, uint32_t events, weft_time_t deadline, weft_op_t *op, uint8_t call);
 /* The kind of caller (IO_PARK ... IO_REFUSE): asked of the scheduler the
  * first time a call needs it, which a call that does not wait may never. */
 uint8_t weft__io_kind_of(io_call *c);
@@ -165,7 +181,9 @@ enum {
 	WEFT__IO_SENDFILE_STEP,
 	WEFT__IO_READ_FULL_STEP,
 	WEFT__IO_WRITE_ALL_STEP,
+	WEFT__IO_DIAL_STEP, /* weft_tcp_connect_step, connecting (its object: the host) */
 };
+_Static_assert(WEFT__IO_DIAL_STEP < WEFT_STEP_ID_IO + 0x10, "the io module's step ids are 0x40..0x4f");
 
 /* The _step calls on the blocking pool: their op is a pool job (blocking.c). */
 enum {
@@ -175,9 +193,10 @@ enum {
 	WEFT__IO_FILE_OPEN_STEP,
 	WEFT__IO_FILE_PREAD_STEP,
 	WEFT__IO_FILE_PWRITE_STEP,
-	WEFT__IO_GETADDRINFO_STEP, /* the lookup's: the host */
+	WEFT__IO_GETADDRINFO_STEP, /* the lookups': the host */
+	WEFT__IO_DIAL_LOOKUP_STEP, /* weft_tcp_connect_step, looking its host up */
 };
-_Static_assert(WEFT__IO_GETADDRINFO_STEP < WEFT_STEP_ID_IO_POOL + 0x10, "the pool's step ids are 0x50..0x5f");
+_Static_assert(WEFT__IO_DIAL_LOOKUP_STEP < WEFT_STEP_ID_IO_POOL + 0x10, "the pool's step ids are 0x50..0x5f");
 
 /* ------------------------------------------------------------ the blocking pool's _step forms (blocking.c) */
 

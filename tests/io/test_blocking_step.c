@@ -176,6 +176,8 @@ static void second_registrations(wt_step_task *t)
 	TCHECK_EQ(weft_getaddrinfo_step("127.0.0.1", "1", NULL, &ai, WEFT_NEVER, &op2), -EBUSY);
 	TCHECK_EQ(weft_getaddrinfo_step("127.0.0.1", "1", NULL, &ai, WEFT_NEVER, t->op), -EBUSY);
 	TCHECK(ai == (struct addrinfo *)&ai);
+	TCHECK_EQ(weft_tcp_connect_step("127.0.0.1", 1, WEFT_NEVER, t->op), -EBUSY);
+	TCHECK_EQ(weft_unix_connect_step("@weft-none", WEFT_NEVER, t->op), -EBUSY);
 	weft_sem_t sem;
 	TCHECK_EQ(weft_sem_init(&sem, 0), 0);
 	TCHECK_EQ(weft_sem_acquire_step(&sem, WEFT_NEVER, &op2), -EBUSY);
