@@ -557,12 +557,32 @@ typedef struct weft_exit_status {
  * -ETIMEDOUT, -ECANCELED (the child keeps running, wait again later),
  * -ECHILD (someone else reaped it, e.g. SIGCHLD set to SIG_IGN). */
 int weft_process_wait(weft_process_t *p, weft_exit_status_t *st, weft_time_t deadline);
+
+/* The _step forms of wait, read and write, for stackless tasks (the step
+ * protocol of weft/sched.h, "Step forms"; in coroutines and plain threads
+ * they block like the blocking forms). They return what the blocking forms
+ * do, plus -EINPROGRESS and -EBUSY, and -EINVAL for a NULL op. The wait
+ * registers on the child's pidfd in the netpoller (without a pidfd, it
+ * naps: a wait that ends after 1 ms, doubling to 50 ms, as the blocking
+ * form sleeps); *st is written when it completes with 0. A deadline or a
+ * cancellation leaves the child running, as for the blocking form. Read
+ * and write are weft_read_step and weft_write_all_step on the pipe (the
+ * write keeps what it has written in op and goes on from there: the repeat
+ * passes the same buffer and length; stopped after some bytes by an error
+ * or the deadline, it returns their count, as weft_process_write does).
+ * The pipe must not be closed while a call on it is registered. */
+int weft_process_wait_step(weft_process_t *p, weft_exit_status_t *st, weft_time_t deadline, weft_op_t *op);
+ssize_t weft_process_read_step(weft_process_t *p, int which, void *buf, size_t len, weft_time_t deadline,
+			       weft_op_t *op);
+ssize_t weft_process_write_step(weft_process_t *p, const void *buf, size_t len, weft_time_t deadline, weft_op_t *op);
 /* Send signal sig to the child. -ESRCH once it has been reaped (a signal to
  * an exited but unreaped child succeeds and does nothing); -EINVAL. */
 int weft_process_kill(weft_process_t *p, int sig);
 /* Close the pipes, kill (SIGKILL) and reap the child if nobody has reaped
- * it yet, free p. From a task the reaping parks on the blocking pool.
- * Returns 0, or -EINVAL for NULL. */
+ * it yet, free p. From a task the reaping parks on the blocking pool; a
+ * stackless task (and a cancelled one) reaps on its own thread, which the
+ * killed child keeps for the moment it takes to exit: no _step form is
+ * needed. Returns 0, or -EINVAL for NULL. */
 int weft_process_destroy(weft_process_t *p);
 
 /* --- Signals as channel messages -----------------------------------------

@@ -144,8 +144,8 @@ int weft__io_begin_obj(io_call *c, const void *obj, weft_time_t deadline, weft_o
 /* Make fd c's descriptor (a new one, after weft__io_begin_obj, or the next
  * one a call tries). 0 or -errno (-EBADF). */
 int weft__io_adopt(io_call *c, int fd);
-/* weft_fd_wait and weft_fd_wait_step, with `call` the _step call's id (a
- * call that waits on a descriptor of its own with an id of its own). */
+/* weft_fd_wait and weft_fd_wait_step, with `call` the _step call's id (the
+ * process wait waits on its pidfd with an id of its own). */
 int weft__io_fd_wait(int fd, uint32_t events, weft_time_t deadline, weft_op_t *op, uint8_t call);
 /* The kind of caller (IO_PARK ... IO_REFUSE): asked of the scheduler the
  * first time a call needs it, which a call that does not wait may never. */
@@ -181,9 +181,11 @@ enum {
 	WEFT__IO_SENDFILE_STEP,
 	WEFT__IO_READ_FULL_STEP,
 	WEFT__IO_WRITE_ALL_STEP,
-	WEFT__IO_DIAL_STEP, /* weft_tcp_connect_step, connecting (its object: the host) */
+	WEFT__IO_DIAL_STEP,	    /* weft_tcp_connect_step, connecting (its object: the host) */
+	WEFT__IO_PROCESS_WAIT_STEP, /* weft_process_wait_step on the pidfd (its object) */
+	WEFT__IO_PROCESS_NAP_STEP,  /* ... without a pidfd (its object: the process) */
 };
-_Static_assert(WEFT__IO_DIAL_STEP < WEFT_STEP_ID_IO + 0x10, "the io module's step ids are 0x40..0x4f");
+_Static_assert(WEFT__IO_PROCESS_NAP_STEP < WEFT_STEP_ID_IO + 0x10, "the io module's step ids are 0x40..0x4f");
 
 /* The _step calls on the blocking pool: their op is a pool job (blocking.c). */
 enum {
