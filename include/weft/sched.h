@@ -382,7 +382,9 @@ int weft_waitq_wake_all(weft_waitq_t *q, int status);
 /* The step protocol: how a stackless task waits inside a weft call. Every
  * blocking call a stackless task needs has a _step form (join, group wait,
  * the sync primitives, channel send, receive and select, the socket
- * calls), and they all keep these rules (docs/api.md, "Who may call"):
+ * calls, the blocking pool and the file and lookup calls that run on it,
+ * the subprocess calls), and they all keep these rules (docs/api.md, "Who
+ * may call"):
  *
  *  - A _step form takes the blocking call's arguments, an absolute deadline
  *    (WEFT_NEVER: none) and an op, a struct the caller owns (weft_op_t). Its
