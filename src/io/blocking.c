@@ -531,8 +531,9 @@ int weft__pool_step(weft_fn_t job, void *args, size_t size, weft_time_t deadline
 		r = weft__blocking_finish(op, &rec);
 		if (r == -EINPROGRESS)
 			return r;
+		assert(rec != NULL); /* job returns rec: the slot holds it, run or not */
 		if (r == 0)
-			memcpy(args, rec, size); /* (job returns rec, run or not) */
+			memcpy(args, rec, size);
 		free(rec);
 		return r;
 	}
