@@ -449,7 +449,9 @@ int weft_waitq_wake_all(weft_waitq_t *q, int status);
 /* The step protocol: how a stackless task waits inside a weft call. Every
  * blocking call a stackless task needs has a _step form (join, group wait,
  * the sync primitives, channel send, receive and select, the socket
- * calls), and they all keep these rules (docs/api.md, "Who may call"):
+ * calls, the blocking pool and the file and lookup calls that run on it,
+ * the subprocess calls), and they all keep these rules (docs/api.md, "Who
+ * may call"):
  *
  *  - A _step form takes the blocking call's arguments, an absolute deadline
  *    (WEFT_NEVER: none) and an op, a struct the caller owns (weft_op_t). Its
@@ -508,9 +510,9 @@ int weft_waitq_wake_all(weft_waitq_t *q, int status);
  *         ...                        // -ECANCELED, -ETIMEDOUT, ...
  *     ... the mutex is held ...
  */
-/* 64 bytes, one cache line: the whole of a stackless task's wait. */
+/* 72 bytes: the whole of a stackless task's wait. */
 struct weft_op {
-	uint64_t opaque[7]; /* internal: the wait of the call registered in it */
+	uint64_t opaque[8]; /* internal: the wait of the call registered in it */
 	const void *obj;    /* internal: the object that call works on */
 };
 /* clang-format off */
@@ -525,7 +527,8 @@ enum {
 	WEFT_STEP_ID_CHAN = 0x20,
 	WEFT_STEP_ID_SYNC = 0x30,
 	WEFT_STEP_ID_IO = 0x40,
-	WEFT_STEP_ID_USER = 0xf0 /* 0xf0 .. 0xff: a program's own */
+	WEFT_STEP_ID_IO_POOL = 0x50, /* io: the blocking pool, files, name lookups */
+	WEFT_STEP_ID_USER = 0xf0     /* 0xf0 .. 0xff: a program's own */
 };
 /* First thing in a _step call on op, `call` its id (not 0), `obj` what it
  * works on (the lock, channel, task...: a repeat on another object is
