@@ -65,9 +65,10 @@ typedef struct weft_config {
 	/* Added in 0.2 (a struct of the first version's size ends above). */
 	bool sim;		/* a deterministic simulation runtime ("simulation" below) */
 	uint64_t sim_seed;	/* 0: 1; WEFT_SIM_SEED from the environment overrides any seed */
-	weft_time_t sim_run_ns; /* each task run advances the virtual clock by [0, sim_run_ns); 0: 2000; < 0: 0 */
-	unsigned sim_flags;	/* WEFT_SIM_TRACE (or WEFT_SIM_TRACE=1 in the environment) */
-	int sim_trace_fd;	/* where the trace goes; 0: stderr */
+	weft_time_t sim_run_ns; /* each task run advances the virtual clock by [0, sim_run_ns); 0: 2000; < 0: 0;
+				 * at most WEFT_SEC (-EINVAL) */
+	unsigned sim_flags;	/* WEFT_SIM_TRACE (or WEFT_SIM_TRACE=1 in the environment); others: -EINVAL */
+	int sim_trace_fd;	/* where the trace goes; 0: stderr; < 0: -EINVAL */
 } weft_config_t;
 
 /* Start a runtime. cfg may be NULL (all defaults, environment honoured).

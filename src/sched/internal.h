@@ -510,6 +510,8 @@ size_t weft__timers_poll(weft_worker *w, bool all_shards);
 size_t weft__timers_run_due(struct weft_runtime *rt, weft_shard_t *s); /* any thread (the monitor) */
 weft_time_t weft__timers_next_deadline(struct weft_runtime *rt);
 void weft__park_timer_fire(weft_tentry_t *e);
+/* A stackless task's armed deadline (t->timer): cancel and free it. */
+void weft__park_timer_drop(weft_task *t);
 
 /* stats.c / monitor.c */
 int weft__monitor_start(struct weft_runtime *rt);

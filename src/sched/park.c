@@ -92,6 +92,7 @@
 #include <stdalign.h>
 #include <stdlib.h>
 
+#include "../base/pool.h"
 #include "../base/spin.h"
 #include "futex.h"
 
@@ -402,12 +403,22 @@ static int current_result(weft_parker_t *p)
 	return WEFT_PS_RESULT(s);
 }
 
-/* A deadline for a wait: on the waiter's stack (coroutines), or allocated
- * (stackless tasks, freed by the worker when the task next runs). */
+/* A deadline for a wait: on the waiter's stack (coroutines), or a block of
+ * the base pool (stackless tasks: t->timer, dropped by the worker when the
+ * task next runs, or when it ends; a pool block, not malloc: a deadline per
+ * wait is a hot path, and the block is often freed on another worker). */
 struct park_timer {
 	weft_tentry_t e;
 	weft_waker_t w;
 };
+
+void weft__park_timer_drop(weft_task *t)
+{
+	assert(weft__is_step(t) && t->timer != NULL);
+	weft__tentry_cancel(t->timer);
+	weft__pool_free((struct park_timer *)((char *)t->timer - offsetof(struct park_timer, e)));
+	t->timer = NULL;
+}
 
 void weft__park_timer_fire(weft_tentry_t *e)
 {
@@ -533,11 +544,9 @@ int weft_park_deadline(weft_waker_t w, weft_time_t deadline)
 		/* Armed earlier in this run (the worker drops the last run's):
 		 * for a wait this one replaced, or for this one. The new
 		 * deadline replaces it. */
-		weft__tentry_cancel(t->timer);
-		free(t->timer);
-		t->timer = NULL;
+		weft__park_timer_drop(t);
 	}
-	struct park_timer *pt = malloc(sizeof *pt);
+	struct park_timer *pt = weft__pool_alloc(sizeof *pt);
 	if (!pt)
 		return -ENOMEM;
 	pt->w = w;

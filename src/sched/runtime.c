@@ -229,6 +229,8 @@ int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg)
 		return -EINVAL;
 	if (c.stack_size && (c.stack_size < WEFT_STACK_MIN || c.stack_size > WEFT_STACK_MAX))
 		return -EINVAL;
+	if ((c.sim_flags & ~(unsigned)WEFT_SIM_TRACE) || c.sim_run_ns > WEFT_SEC || c.sim_trace_fd < 0)
+		return -EINVAL;
 	if (c.sim) {
 		/* One worker, which its owner thread becomes while it drives
 		 * (sim.c): a thread that is a worker already cannot, and one

@@ -286,8 +286,11 @@ int weft__sim_drive(struct weft_sim *sm, bool (*done)(void *), void *arg, weft_t
 			trace_step(sm, id, name, action);
 		sm->steps++;
 		weft_time_t before = sm->now;
-		if (sm->run_ns > 0)
-			sm->now += (weft_time_t)(sim_rand(sm) % (uint64_t)sm->run_ns);
+		if (sm->run_ns > 0) {
+			/* Saturating: a sleep to near WEFT_NEVER put the clock there. */
+			weft_time_t d = (weft_time_t)(sim_rand(sm) % (uint64_t)sm->run_ns);
+			sm->now = d > WEFT_NEVER - 1 - sm->now ? WEFT_NEVER - 1 : sm->now + d;
+		}
 		assert(sm->now >= before);
 		(void)before;
 	}

@@ -812,9 +812,7 @@ void weft__task_finish(weft_worker *w, weft_task *t)
 	}
 	if (weft__is_step(t) && t->timer) {
 		/* A stackless task that finished with a deadline still armed. */
-		weft__tentry_cancel(t->timer);
-		free(t->timer);
-		t->timer = NULL;
+		weft__park_timer_drop(t);
 	}
 	if (!weft__is_step(t) && t->stack) {
 #ifdef WEFT_HAVE_VALGRIND

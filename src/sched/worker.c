@@ -174,9 +174,7 @@ static inline __attribute__((always_inline)) int run_task(weft_worker *w, weft_t
 			 * fire later. (A wait still open - the task yielded while
 			 * registered, and runs again before it ends - keeps its
 			 * deadline.) */
-			weft__tentry_cancel(t->timer);
-			free(t->timer);
-			t->timer = NULL;
+			weft__park_timer_drop(t);
 		}
 		void *res = NULL;
 		weft_step_t r = t->step(t->arg, &res);

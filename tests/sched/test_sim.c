@@ -850,6 +850,41 @@ static void test_primitives_conserve_under_seeds(void **state)
 	wt_sim_sweep("primitives_conserve", cons_main, cons_check, &c, WT_SIM_SEEDS);
 }
 
+/* A configuration the sim cannot honour is refused; a clock driven to the
+ * end of time stays there (it saturated; a run cost once overflowed it). */
+static void *far_main(void *a)
+{
+	(void)a;
+	weft_time_t far = WEFT_NEVER - WEFT_SEC;
+	TCHECK_EQ(weft_sleep_until(far), 0);
+	for (int i = 0; i < 100; i++)
+		weft_yield();
+	TCHECK(weft_now() >= far && weft_now() < WEFT_NEVER);
+	return NULL;
+}
+
+static void test_bad_configurations_and_the_end_of_time(void **state)
+{
+	(void)state;
+	weft_runtime_t *rt = NULL;
+	weft_config_t c = sim_cfg(3);
+	c.sim_run_ns = WEFT_SEC + 1;
+	assert_int_equal(weft_runtime_start(&rt, &c), -EINVAL);
+	c = sim_cfg(3);
+	c.sim_flags = 0x80;
+	assert_int_equal(weft_runtime_start(&rt, &c), -EINVAL);
+	c = sim_cfg(3);
+	c.sim_trace_fd = -1;
+	assert_int_equal(weft_runtime_start(&rt, &c), -EINVAL);
+	c = sim_cfg(3);
+	c.sim_run_ns = WEFT_SEC; /* the most: every run may cost up to a second */
+	assert_int_equal(weft_runtime_start(&rt, &c), 0);
+	weft_task_t t;
+	assert_int_equal(weft_spawn(&t, far_main, NULL, NULL), 0);
+	assert_int_equal(weft_join(t, NULL), 0);
+	assert_int_equal(weft_runtime_stop(rt), 0);
+}
+
 int main(void)
 {
 	const char *child = getenv("WT_SIM_CHILD");
@@ -871,6 +906,7 @@ int main(void)
 		cmocka_unit_test(test_ids_restart_in_each_sim),
 		cmocka_unit_test(test_weft_main_runs_a_simulation),
 		cmocka_unit_test(test_primitives_conserve_under_seeds),
+		cmocka_unit_test(test_bad_configurations_and_the_end_of_time),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
