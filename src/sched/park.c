@@ -92,7 +92,6 @@
 #include <stdalign.h>
 #include <stdlib.h>
 
-#include "../base/pool.h"
 #include "../base/spin.h"
 #include "futex.h"
 
@@ -403,10 +402,9 @@ static int current_result(weft_parker_t *p)
 	return WEFT_PS_RESULT(s);
 }
 
-/* A deadline for a wait: on the waiter's stack (coroutines), or a block of
- * the base pool (stackless tasks: t->timer, dropped by the worker when the
- * task next runs, or when it ends; a pool block, not malloc: a deadline per
- * wait is a hot path, and the block is often freed on another worker). */
+/* A deadline for a wait: on the waiter's stack (coroutines), or allocated
+ * (stackless tasks: t->timer, dropped by the worker when the task next
+ * runs, or when it ends). */
 struct park_timer {
 	weft_tentry_t e;
 	weft_waker_t w;
@@ -416,7 +414,7 @@ void weft__park_timer_drop(weft_task *t)
 {
 	assert(weft__is_step(t) && t->timer != NULL);
 	weft__tentry_cancel(t->timer);
-	weft__pool_free((struct park_timer *)((char *)t->timer - offsetof(struct park_timer, e)));
+	free((struct park_timer *)((char *)t->timer - offsetof(struct park_timer, e)));
 	t->timer = NULL;
 }
 
@@ -546,7 +544,7 @@ int weft_park_deadline(weft_waker_t w, weft_time_t deadline)
 		 * deadline replaces it. */
 		weft__park_timer_drop(t);
 	}
-	struct park_timer *pt = weft__pool_alloc(sizeof *pt);
+	struct park_timer *pt = malloc(sizeof *pt);
 	if (!pt)
 		return -ENOMEM;
 	pt->w = w;
