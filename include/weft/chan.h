@@ -24,7 +24,11 @@
  * moment its own call returns, even while the other party's call is still
  * returning (a receiver that got the value, a sender whose value was taken,
  * a caller that saw -EPIPE): weft never touches a channel after the point
- * where another caller can see that its operation completed.
+ * where another caller can see that its operation completed. A caller woken
+ * by a close, or by an element put into an unbounded buffer for it, may still
+ * be on its way to taking it when the waker drops the last reference: it
+ * holds a reference of its own until its call returns, so the channel is
+ * freed then.
  *
  * Stackless tasks use the _step forms, which keep the step protocol of
  * weft/sched.h ("Step forms"): the call either completes (0 or an error)

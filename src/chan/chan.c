@@ -395,13 +395,29 @@ static inline void add_wake(chan_wakes *wk, chan_waiter *w)
  * the other kinds. A hand-over is itself a change for the other side's
  * waiters (an element published, a slot freed), so it is handed on to
  * them in turn, side after side (the loop below). */
+/* Under the lock: tell claimed waiter w to retry. A retry touches the
+ * channel again after w's wait has ended, and w is on no queue then, so
+ * nothing would keep the channel alive for it (weft_chan_release counts
+ * queued waiters, and the caller may drop the last reference the moment
+ * its own call returns): a single-case waiter is handed a reference with
+ * the notification, which its owner gives back (select.c: the retry in
+ * wait_one_begin, or resolve if it does not retry). A select holds its
+ * own references for its whole wait (hold_all). */
+static void notify_retry(weft_chan_t *ch, chan_waiter *w)
+{
+	assert(chan_locked(ch) && !w->queued);
+	w->status = W_NOTIFIED;
+	if (w->single)
+		atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed); /* ours: the caller's is held */
+}
+
 void chan_notify_one(weft_chan_t *ch, bool send, chan_wakes *wk)
 {
 	assert(chan_locked(ch));
 	if (ch->kind != CHAN_BOUNDED) {
 		chan_waiter *w = claim_waiter(ch, send);
 		if (w) {
-			w->status = W_NOTIFIED;
+			notify_retry(ch, w);
 			add_wake(wk, w);
 		}
 		return;
@@ -420,7 +436,10 @@ void chan_notify_one(weft_chan_t *ch, bool send, chan_wakes *wk)
 		/* Closing claims every waiter under the lock, and none queues
 		 * on a closed channel. */
 		assert(r != RING_CLOSED);
-		w->status = r == RING_OK ? W_DELIVERED : W_NOTIFIED;
+		if (r == RING_OK)
+			w->status = W_DELIVERED;
+		else
+			notify_retry(ch, w);
 		add_wake(wk, w);
 		if (r != RING_OK || !other)
 			return;
@@ -603,11 +622,13 @@ int weft_chan_close(weft_chan_t *ch)
 			atomic_fetch_or(&BOUNDED(ch)->tail, CHAN_CLOSED_BIT);
 		/* Rendezvous waiters are done (-EPIPE); buffered ones retry and see
 		 * it. */
-		int status = ch->kind == CHAN_RENDEZVOUS ? W_CLOSED : W_NOTIFIED;
 		for (int q = 0; q < 2; q++) {
 			chan_waiter *w;
 			while ((w = claim_waiter(ch, q == 1)) != NULL) {
-				w->status = status;
+				if (ch->kind == CHAN_RENDEZVOUS)
+					w->status = W_CLOSED;
+				else
+					notify_retry(ch, w);
 				add_wake(&wk, w);
 			}
 		}

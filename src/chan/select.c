@@ -216,6 +216,10 @@ static int resolve(weft_select_case_t *c, size_t n, chan_waiter *nodes, int r, w
 	}
 	unlock_all(locks, k);
 	chan_wake_claimed(&wk);
+	/* A single node told to retry holds a reference for the retry
+	 * (chan.c, notify_retry): it gives it back if it does not retry. */
+	if (n == 1 && nodes[0].single && !withdrew && nodes[0].status == W_NOTIFIED && out != -EAGAIN)
+		chan_unref(c[0].ch);
 	return out;
 }
 
@@ -366,9 +370,15 @@ static inline __attribute__((always_inline)) int wait_one_begin(weft_select_case
 	 * (NOTIFIED: something changed for it) does try: it may be the one an
 	 * element (a slot) is there for. */
 	bool behind = bounded && !notified && atomic_load_explicit(ours, memory_order_relaxed) != 0;
-	if (bounded && !behind && try_case(c, NULL))
+	if (bounded && !behind && try_case(c, NULL)) {
+		if (notified)
+			chan_unref(ch); /* the retry's reference (below) */
 		return 1;
-	if (bounded) /* a reference across a locked section that may publish */
+	}
+	/* A reference across a locked section that may publish (bounded), and
+	 * across a retry (notified: the notifier handed us one, chan.c,
+	 * notify_retry); dropped once the lock is let go. */
+	if (bounded && !notified)
 		atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
 	chan_wakes wk = CHAN_WAKES_INIT;
 	chan_lock(ch);
@@ -393,7 +403,7 @@ static inline __attribute__((always_inline)) int wait_one_begin(weft_select_case
 	}
 	chan_unlock(ch);
 	chan_wake_claimed(&wk);
-	if (bounded)
+	if (bounded || notified)
 		chan_unref(ch);
 	return done ? 1 : refused ? -1 : 0;
 }
@@ -404,7 +414,7 @@ static int one(weft_chan_t *ch, int op, void *buf, weft_time_t deadline)
 		return -EINVAL;
 	weft_select_case_t c = {.ch = ch, .op = op, .buf = buf};
 	chan_waiter node;
-	for (bool notified = false;; notified = true) {
+	for (bool notified = false;;) {
 		int b = wait_one_begin(&c, &node, 0, notified);
 		if (b > 0)
 			return c.result;
@@ -414,6 +424,8 @@ static int one(weft_chan_t *ch, int op, void *buf, weft_time_t deadline)
 		int out = resolve(&c, 1, &node, r, &ch, 1);
 		if (out != -EAGAIN)
 			return out < 0 ? out : c.result;
+		/* Told to retry (with a reference for it: chan.c, notify_retry). */
+		notified = node.status == W_NOTIFIED;
 	}
 }
 
@@ -495,14 +507,18 @@ static inline __attribute__((always_inline)) int step(weft_chan_t *ch, int op, v
 			return out < 0 ? out : c.result;
 		/* NOTIFIED: try again below, without queueing behind. */
 	}
+	/* Told to retry, with a reference for it (chan.c, notify_retry). */
+	bool notified = b == 1 && node->status == W_NOTIFIED;
 	if (deadline != WEFT_NEVER && deadline <= weft_now()) {
 		/* A past deadline polls. */
 		int res;
 		bool done = op == WEFT_SELECT_SEND ? chan_try_send(ch, buf, &res, NULL)
 						   : chan_try_recv(ch, buf, &res, NULL);
+		if (notified)
+			chan_unref(ch);
 		return done ? res : -ETIMEDOUT;
 	}
-	if (wait_one_begin(&c, node, node->call, b == 1) > 0)
+	if (wait_one_begin(&c, node, node->call, notified) > 0)
 		return c.result;
 	if (deadline != WEFT_NEVER && weft_park_deadline(node->waker, deadline) != 0)
 		weft_unpark(node->waker, -ENOMEM); /* no timer: the repeat gives up */

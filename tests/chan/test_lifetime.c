@@ -9,6 +9,12 @@
 #include <sched.h>
 #include <string.h>
 
+#include "chan/chan_impl.h" /* the waiter counts: a waiter is queued */
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 #define ROUNDS WT_SIZE(40, 24)
 
 static weft_chan_t *new_chan(ssize_t cap)
@@ -349,14 +355,124 @@ static void test_lock_free_taker_releases(void **state)
 	assert_int_equal(atomic_load(&tcheck_failures), 0);
 }
 
+/* A waiter told to retry (a buffered channel closed, or an element put in
+ * an unbounded buffer for it) is on no queue any more but still has to
+ * look at the channel, and the caller that woke it may drop the last
+ * reference the moment its own call returns. The retry holds a reference
+ * of its own (chan.c, notify_retry). Forced, not waited for: one worker,
+ * no monitor (which would start another), held by a spinning task while
+ * the plain thread wakes the waiter and releases the channel; only then
+ * may the waiter run. Before the fix the retry read the freed channel
+ * (ASan), and in release builds took the value of the next channel made
+ * in its memory. */
+typedef struct retry_scene {
+	weft_chan_t *ch;
+	bool step; /* the receiver is a stackless task */
+	long got;
+	int res;
+	weft_op_t op;
+	_Atomic int hold, holding;
+} retry_scene;
+
+static void *retry_recv(void *a)
+{
+	retry_scene *s = a;
+	s->res = weft_chan_recv(s->ch, &s->got);
+	return NULL;
+}
+
+static weft_step_t retry_recv_step(void *a, void **res)
+{
+	(void)res;
+	retry_scene *s = a;
+	int r = weft_chan_recv_step(s->ch, &s->got, WEFT_NEVER, &s->op);
+	if (r == -EINPROGRESS)
+		return WEFT_STEP_PARKED;
+	s->res = r;
+	return WEFT_STEP_DONE;
+}
+
+static void *retry_hold(void *a)
+{
+	retry_scene *s = a;
+	atomic_store(&s->holding, 1);
+	while (atomic_load(&s->hold))
+		; /* the only worker: nothing else runs meanwhile */
+	return NULL;
+}
+
+/* cap: the channel's; close: close it (else send 42 into it). */
+static void retry_round(ssize_t cap, bool close, bool step)
+{
+	weft_runtime_t *rt;
+	assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.workers = 1, .no_monitor = true}), 0);
+	retry_scene s = {.ch = new_chan(cap), .step = step, .res = 1};
+	atomic_init(&s.hold, 1);
+	weft_spawn_opts_t o = {.runtime = rt};
+	weft_task_t r, h;
+	if (step)
+		assert_int_equal(weft_spawn_step(&r, retry_recv_step, &s, &o), 0);
+	else
+		assert_int_equal(weft_spawn(&r, retry_recv, &s, &o), 0);
+	/* Queued (the count changes under the lock, with the node). */
+	weft_time_t give_up = wt_hang_deadline();
+	while (atomic_load(&s.ch->nrecvw) == 0 && weft_now() < give_up)
+		sched_yield();
+	assert_int_equal(atomic_load(&s.ch->nrecvw), 1);
+	assert_int_equal(weft_spawn(&h, retry_hold, &s, &o), 0);
+	while (!atomic_load(&s.holding) && weft_now() < give_up)
+		sched_yield();
+	assert_true(atomic_load(&s.holding));
+	/* The worker spins in retry_hold: the receiver, once woken, waits. */
+	long v = 42;
+	if (close)
+		assert_int_equal(weft_chan_close(s.ch), 0);
+	else
+		assert_int_equal(weft_chan_send(s.ch, &v), 0);
+	assert_int_equal(atomic_load(&s.ch->nrecvw), 0); /* woken: off the queue */
+	assert_int_equal(weft_chan_release(s.ch), 0);
+	atomic_store(&s.hold, 0);
+	assert_int_equal(weft_join(h, NULL), 0);
+	assert_int_equal(weft_join(r, NULL), 0);
+	if (close) {
+		assert_int_equal(s.res, -EPIPE);
+	} else {
+		assert_int_equal(s.res, 0);
+		assert_int_equal(s.got, 42);
+	}
+#if defined(__SANITIZE_ADDRESS__)
+	/* The retry gave its reference back: the channel is freed (a pool
+	 * block is poisoned when it is). */
+	assert_true(__asan_address_is_poisoned(s.ch));
+#endif
+	assert_int_equal(weft_runtime_stop(rt), 0);
+}
+
+static void test_a_retry_outlives_the_last_release(void **state)
+{
+	(void)state;
+	for (int step = 0; step < 2; step++) {
+		retry_round(1, true, step);		       /* bounded, closed */
+		retry_round(4, true, step);		       /* bounded, closed */
+		retry_round(WEFT_CHAN_UNBOUNDED, true, step);  /* unbounded, closed */
+		retry_round(WEFT_CHAN_UNBOUNDED, false, step); /* unbounded, a send */
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rendezvous_recv), cmocka_unit_test(test_rendezvous_send),
-		cmocka_unit_test(test_bounded_recv),	cmocka_unit_test(test_bounded_send),
-		cmocka_unit_test(test_unbounded_recv),	cmocka_unit_test(test_close_wakes_receiver),
-		cmocka_unit_test(test_select),		cmocka_unit_test(test_stackless_recv),
-		cmocka_unit_test(test_waker_releases),	cmocka_unit_test(test_lock_free_taker_releases),
+		cmocka_unit_test(test_rendezvous_recv),
+		cmocka_unit_test(test_rendezvous_send),
+		cmocka_unit_test(test_bounded_recv),
+		cmocka_unit_test(test_bounded_send),
+		cmocka_unit_test(test_unbounded_recv),
+		cmocka_unit_test(test_close_wakes_receiver),
+		cmocka_unit_test(test_select),
+		cmocka_unit_test(test_stackless_recv),
+		cmocka_unit_test(test_waker_releases),
+		cmocka_unit_test(test_a_retry_outlives_the_last_release),
+		cmocka_unit_test(test_lock_free_taker_releases),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
