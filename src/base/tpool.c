@@ -100,11 +100,13 @@ static void *pool_thread(void *a)
 			unlink_job(p, j);
 			p->running++;
 			pthread_mutex_unlock(&p->mu);
+			void (*complete)(weft__tpool_job *) = j->complete; /* NULL: run may end j's life */
 			j->run(j);
 			pthread_mutex_lock(&p->mu);
 			p->running--;
 			p->completed++;
-			j->complete(j); /* j may be gone now */
+			if (complete)
+				complete(j); /* j may be gone now */
 			idle_since = mono_now();
 			if (p->threads > p->max)
 				break; /* above a lowered limit: others drain the queue */

@@ -15,7 +15,8 @@
  * completed and calls complete(j) under its lock (it must not block; it
  * may end j's life: free it, wake its owner), so that whoever complete
  * wakes sees the statistics count the job. The pool touches j no more
- * after that. */
+ * after that. complete NULL: the pool touches j no more once run has been
+ * called, and run may end j's life itself. */
 typedef struct weft__tpool_job {
 	struct weft__tpool_job *next, *prev;
 	void (*run)(struct weft__tpool_job *j);

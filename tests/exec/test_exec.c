@@ -313,16 +313,24 @@ static void test_sleep_and_now(void **state)
 
 /* ------------------------------------------------------------ destroy */
 
+struct slow {
+	weft_sem_t *started;
+	_Atomic int done;
+};
+
 static void *slow_set(void *a)
 {
+	struct slow *s = a;
+	weft_sem_release(s->started, 1);
 	weft_sleep(5 * WEFT_MSEC);
-	atomic_store((_Atomic int *)a, 1);
+	atomic_store(&s->done, 1);
 	return NULL;
 }
 
-/* Destroy with a task still running: a backend that owns its tasks waits
- * for it; weft's tasks are the runtime's and go on. Handles die with the
- * executor either way. */
+/* Destroy with tasks running: a backend that owns its tasks waits for
+ * them; weft's tasks are the runtime's and go on. Handles die with the
+ * executor either way. (Tasks still queued at destroy are cancelled on
+ * the pool backends: test_destroy_cancels_what_has_not_started.) */
 static void test_destroy_with_live_tasks(void **state)
 {
 	(void)state;
@@ -337,20 +345,23 @@ static void test_destroy_with_live_tasks(void **state)
 			continue;
 		}
 		assert_int_equal(e, 0);
-		_Atomic int done = 0, done2 = 0;
+		weft_sem_t started = WEFT_SEM_INIT(0);
+		struct slow s1 = {&started, 0}, s2 = {&started, 0};
 		weft_exec_task_t h;
-		assert_int_equal(weft_exec_spawn(ex, &h, slow_set, &done, NULL), 0);
-		assert_int_equal(weft_exec_spawn(ex, NULL, slow_set, &done2, NULL), 0);
+		assert_int_equal(weft_exec_spawn(ex, &h, slow_set, &s1, NULL), 0);
+		assert_int_equal(weft_exec_spawn(ex, NULL, slow_set, &s2, NULL), 0);
+		assert_int_equal(weft_sem_acquire_until(&started, wt_hang_deadline()), 0);
+		assert_int_equal(weft_sem_acquire_until(&started, wt_hang_deadline()), 0);
 		bool owns = weft_exec_caps(ex) & WEFT_EXEC_CAP_OWNS_TASKS;
 		assert_int_equal(weft_exec_destroy(ex), 0);
 		if (owns) {
-			assert_int_equal(atomic_load(&done), 1);
-			assert_int_equal(atomic_load(&done2), 1);
+			assert_int_equal(atomic_load(&s1.done), 1);
+			assert_int_equal(atomic_load(&s2.done), 1);
 		}
 		assert_int_equal(weft_exec_wait(ex, h, NULL), -EINVAL);
-		assert_int_equal(weft_exec_spawn(ex, NULL, slow_set, &done, NULL), -EINVAL);
+		assert_int_equal(weft_exec_spawn(ex, NULL, slow_set, &s1, NULL), -EINVAL);
 		assert_int_equal(weft_exec_destroy(ex), -EINVAL);
-		WT_WAIT_UNTIL(atomic_load(&done) && atomic_load(&done2));
+		WT_WAIT_UNTIL(atomic_load(&s1.done) && atomic_load(&s2.done));
 		assert_int_equal(weft_runtime_stop(rt), 0);
 	}
 	assert_int_equal(atomic_load(&tcheck_failures), 0);
@@ -439,6 +450,100 @@ static void test_custom_ops(void **state)
 	assert_int_equal(weft_runtime_stop(rt), 0);
 }
 
+/* ------------------------------------------------------------ threads */
+
+struct held {
+	weft_sem_t started, gate;
+	_Atomic int ran;
+};
+
+static void *hold_thread(void *a)
+{
+	struct held *h = a;
+	weft_sem_release(&h->started, 1);
+	return (void *)(intptr_t)weft_sem_acquire_until(&h->gate, wt_hang_deadline());
+}
+
+static void *count_run(void *a)
+{
+	atomic_fetch_add(&((struct held *)a)->ran, 1);
+	return (void *)1;
+}
+
+/* A pool of one thread, held: a task queued behind it is cancelled before
+ * it starts, and never runs (result -ECANCELED); one left queued at
+ * destroy is cancelled too, while the running one is waited for. */
+static void test_threads_cancel_queued(void **state)
+{
+	(void)state;
+	weft_exec_t *ex;
+	weft_exec_threads_opts_t o = {.size = sizeof o, .max_threads = 1, .idle = WEFT_NEVER};
+	assert_int_equal(weft_exec_create_threads(&ex, &o), 0);
+	struct held h = {WEFT_SEM_INIT(0), WEFT_SEM_INIT(0), 0};
+	weft_exec_task_t hold, q1, q2;
+	assert_int_equal(weft_exec_spawn(ex, &hold, hold_thread, &h, NULL), 0);
+	assert_int_equal(weft_sem_acquire_until(&h.started, wt_hang_deadline()), 0);
+	assert_int_equal(weft_exec_spawn(ex, &q1, count_run, &h, NULL), 0);
+	assert_int_equal(weft_exec_spawn(ex, &q2, count_run, &h, NULL), 0);
+	assert_int_equal(weft_exec_cancel(ex, q1), 0);
+	void *r = NULL;
+	assert_int_equal(weft_exec_wait(ex, q1, &r), 0);
+	assert_int_equal((intptr_t)r, -ECANCELED);
+	assert_int_equal(weft_exec_detach(ex, q2), 0);
+	assert_int_equal(weft_sem_release(&h.gate, 1), 0);
+	assert_int_equal(weft_exec_wait(ex, hold, &r), 0);
+	assert_int_equal((intptr_t)r, 0);
+	assert_int_equal(weft_exec_destroy(ex), 0);
+	assert_true(atomic_load(&h.ran) <= 1); /* q2 ran, or was cancelled at destroy; q1 never */
+}
+
+static void *destroy_own(void *a)
+{
+	return (void *)(intptr_t)weft_exec_destroy(a);
+}
+
+static void test_threads_destroy_from_own_task(void **state)
+{
+	(void)state;
+	weft_exec_t *ex;
+	assert_int_equal(weft_exec_create_threads(&ex, NULL), 0);
+	weft_exec_task_t t;
+	void *r = NULL;
+	assert_int_equal(weft_exec_spawn(ex, &t, destroy_own, ex, NULL), 0);
+	assert_int_equal(weft_exec_wait(ex, t, &r), 0);
+	assert_int_equal((intptr_t)r, -EDEADLK);
+	assert_string_equal(weft_exec_name(ex), "threads"); /* still usable */
+	assert_int_equal(weft_exec_destroy(ex), 0);
+}
+
+static void test_threads_options(void **state)
+{
+	(void)state;
+	weft_exec_t *ex = (weft_exec_t *)1;
+	assert_int_equal(weft_exec_create_threads(NULL, NULL), -EINVAL);
+	assert_int_equal(weft_exec_create_threads(&ex, &(weft_exec_threads_opts_t){.max_threads = -1}), -EINVAL);
+	assert_null(ex);
+	assert_int_equal(weft_exec_create_threads(&ex, &(weft_exec_threads_opts_t){.max_threads = 4097}), -EINVAL);
+	assert_int_equal(weft_exec_create_threads(&ex, &(weft_exec_threads_opts_t){.idle = -1}), -EINVAL);
+	assert_int_equal(weft_exec_create_threads(&ex, &(weft_exec_threads_opts_t){.idle = 10}), -EINVAL);
+	assert_int_equal(weft_exec_create_threads(&ex, &(weft_exec_threads_opts_t){.thread_stack = 100}), -EINVAL);
+	assert_int_equal(weft_exec_create_threads(&ex, &(weft_exec_threads_opts_t){.size = 3}), -EINVAL);
+	struct {
+		weft_exec_threads_opts_t o;
+		int later;
+	} big = {{.size = sizeof big}, 1};
+	assert_int_equal(weft_exec_create_threads(&ex, &big.o), -E2BIG);
+	weft_exec_threads_opts_t o = {.max_threads = 2, .idle = WEFT_MSEC, .thread_stack = 256 * 1024};
+	assert_int_equal(weft_exec_create_threads(&ex, &o), 0);
+	weft_exec_task_t t;
+	void *r = NULL;
+	assert_int_equal(weft_exec_spawn(ex, &t, triple, (void *)3, NULL), 0);
+	assert_int_equal(weft_exec_wait(ex, t, &r), 0);
+	assert_int_equal((intptr_t)r, 9);
+	assert_int_equal(weft_exec_caps(ex), WEFT_EXEC_CAP_OWNS_TASKS | WEFT_EXEC_CAP_REAL_IO);
+	assert_int_equal(weft_exec_destroy(ex), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -452,6 +557,9 @@ int main(void)
 		cmocka_unit_test(test_sleep_and_now),
 		cmocka_unit_test(test_destroy_with_live_tasks),
 		cmocka_unit_test(test_custom_ops),
+		cmocka_unit_test(test_threads_cancel_queued),
+		cmocka_unit_test(test_threads_destroy_from_own_task),
+		cmocka_unit_test(test_threads_options),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,8 +23,15 @@ static int wt_make_weft(weft_exec_t **ex, weft_runtime_t *rt)
 	return weft_exec_create_runtime(ex, rt);
 }
 
+static int wt_make_threads(weft_exec_t **ex, weft_runtime_t *rt)
+{
+	(void)rt;
+	return weft_exec_create_threads(ex, NULL);
+}
+
 static const wt_backend_t wt_backends[] = {
 	{"weft", wt_make_weft},
+	{"threads", wt_make_threads},
 };
 #define WT_NBACKENDS (sizeof wt_backends / sizeof wt_backends[0])
 
