@@ -1,6 +1,7 @@
 /* weft/executors.h - the executors weft provides (weft/exec.h is the
- * interface): weft's own scheduler, a pool of plain threads, and libuv.
- * docs/exec.md says what each is for. */
+ * interface): weft's own scheduler and a pool of plain threads (libuv's
+ * and the deterministic simulation are to come). docs/exec.md says what
+ * each is for. */
 #ifndef WEFT_EXECUTORS_H
 #define WEFT_EXECUTORS_H
 
@@ -38,21 +39,6 @@ typedef struct weft_exec_threads_opts {
  * its own tasks. Caps: OWNS_TASKS | REAL_IO. -EINVAL: out NULL, a value
  * out of range; -E2BIG; -ENOMEM. */
 int weft_exec_create_threads(weft_exec_t **out, const weft_exec_threads_opts_t *opts);
-
-/* libuv: tasks run on libuv's thread pool (uv_queue_work) of `loop`, and
- * spawn_at's timers on the loop. loop NULL: a loop of its own, run on a
- * thread of its own. With the caller's loop, create and destroy must be
- * called on the thread that runs it, outside its callbacks (-EPERM from
- * destroy elsewhere), and the caller keeps running the loop: tasks are
- * started from the loop's callbacks. Destroy cancels what has not started,
- * waits for the running tasks and closes the executor's handles (running
- * the caller's loop until they are closed). A wait or sleep on the loop's
- * thread that would have to wait returns -EDEADLK. libuv's pool is small
- * (4 threads unless UV_THREADPOOL_SIZE says otherwise): tasks that block
- * for long starve it. -ENOTSUP if weft was built without libuv. Caps:
- * OWNS_TASKS | REAL_IO. */
-struct uv_loop_s;
-int weft_exec_create_uv(weft_exec_t **out, struct uv_loop_s *loop);
 
 #ifdef __cplusplus
 }
