@@ -4,7 +4,7 @@
 #
 #   make run            build (release) and run the demo with live statistics
 #   make check          check the include ladder, then run the test suite in three builds: release, ASan+UBSan, TSan
-#   make check-layout   only the include ladder (tools/check-includes, docs/layout.md)
+#   make check-layout   only the include ladder (tools/check-includes, docs/layout.md), formatting, and tools/check-sim-leaks
 #   make bench          build weft-bench (release); bench/compare runs the comparison
 #   make check-valgrind run the suite under Valgrind on the epoll backend (Valgrind does not model io_uring; not part of CI)
 #   make check-aarch64  cross-build for aarch64 and run the core suite under qemu (not part of CI)
@@ -49,6 +49,7 @@ run: build
 check-layout: deps
 	sh tools/check-includes
 	sh tools/check-format
+	sh tools/check-sim-leaks
 
 check-release: build
 	cd build/release && ctest --output-on-failure -j1

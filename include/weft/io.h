@@ -119,7 +119,7 @@ int weft_close(int fd);
  * the task parks). Free *res with freeaddrinfo. Errors: -ENOENT (no such
  * host or service), -EAGAIN (temporary failure), -ENOMEM, -EINVAL,
  * -ECANCELED (cancelled before the lookup started; once it runs, it is
- * waited for and its result returned). */
+ * waited for and its result returned). The _step form: below. */
 int weft_getaddrinfo(const char *host, const char *service, const struct addrinfo *hints, struct addrinfo **res);
 
 /* A socket (O_NONBLOCK|O_CLOEXEC, registered with the poller). type is
@@ -127,8 +127,9 @@ int weft_getaddrinfo(const char *host, const char *service, const struct addrinf
 int weft_socket(int domain, int type, int protocol);
 
 /* TCP. host: a numeric address or a name (resolved off the workers); NULL
- * or "" listens on every IPv4 address ("::" for IPv6). port 0 picks a free
- * port (weft_local_port tells which). Listening sockets set SO_REUSEADDR;
+ * or "" listens on every IPv4 address ("::" for IPv6), and connects to
+ * 127.0.0.1. port 0 picks a free port (weft_local_port tells which;
+ * weft_tcp_connect: -EINVAL). Listening sockets set SO_REUSEADDR;
  * backlog <= 0 means SOMAXCONN. Connected sockets set TCP_NODELAY. Return
  * the fd or a negative errno. weft_tcp_connect tries each resolved address
  * in turn until one connects; its deadline covers the connects, not the
@@ -181,10 +182,9 @@ int weft_shutdown(int fd, int how);
 
 /* A stackless task cannot park, so the calls above return -EWOULDBLOCK
  * there instead of waiting (-ETIMEDOUT when the deadline has passed). Every
- * one that waits on a descriptor has a _step form (below; not
- * weft_tcp_connect and weft_unix_connect, which may look a name up on the
- * blocking pool: a stackless task connects with weft_socket and
- * weft_connect_step). A _step form waits the stackless way and keeps the
+ * one that waits has a _step form (below; those of the blocking pool, the
+ * files and the subprocesses are in the second part of this header). A
+ * _step form waits the stackless way and keeps the
  * step protocol of weft/sched.h ("Step forms"): it takes the blocking
  * call's arguments and an op (a weft_op_t the caller owns, needing no
  * initialisation), and either completes, returning exactly what the
@@ -243,6 +243,28 @@ int weft_connect_step(int fd, const struct sockaddr *addr, socklen_t len, weft_t
 ssize_t weft_read_full_step(int fd, void *buf, size_t len, weft_time_t deadline, size_t *done, weft_op_t *op);
 ssize_t weft_write_all_step(int fd, const void *buf, size_t len, weft_time_t deadline, size_t *done, weft_op_t *op);
 ssize_t weft_sendfile_step(int out_fd, int in_fd, off_t *offset, size_t count, weft_time_t deadline, weft_op_t *op);
+/* Dialling: the socket is made by the call and kept in op while it is
+ * registered (closed if the call fails); the repeat passes the same host
+ * and port, or path (the strings belong to the call until it completes).
+ * weft_tcp_connect_step looks a name up on the blocking pool first, the
+ * way weft_getaddrinfo_step does (registered while it runs; numeric
+ * addresses are parsed in place), then connects to each address in turn,
+ * registering while one connects; op keeps the addresses left. Its
+ * deadline covers the connects and the lookup's wait for a pool thread: a
+ * lookup that has started runs to its end (as in weft_blocking_step), and
+ * the connects after it see the deadline. Returns what weft_tcp_connect
+ * and weft_unix_connect do: the connected descriptor, or the last error
+ * (-EAGAIN from a Unix listener whose backlog is full, as for
+ * weft_connect_step). */
+int weft_tcp_connect_step(const char *host, uint16_t port, weft_time_t deadline, weft_op_t *op);
+int weft_unix_connect_step(const char *path, weft_time_t deadline, weft_op_t *op);
+/* weft_getaddrinfo on the blocking pool, the _step way (weft_blocking_step
+ * says what the deadline and a cancellation do: they end a lookup that has
+ * not started, -ETIMEDOUT or -ECANCELED; one that has started completes).
+ * *res is set when the call completes (NULL on an error); host, service
+ * and hints belong to the call until then. */
+int weft_getaddrinfo_step(const char *host, const char *service, const struct addrinfo *hints, struct addrinfo **res,
+			  weft_time_t deadline, weft_op_t *op);
 
 /* ------------------------------------------------------------ servers */
 
@@ -329,6 +351,37 @@ int weft_server_destroy(weft_server_t *s);
  * end (the pool thread touches nothing of the call after waking it). */
 int weft_blocking(weft_fn_t fn, void *arg, void **result);
 
+/* weft_blocking for stackless tasks, keeping the step protocol of
+ * weft/sched.h ("Step forms"; in coroutines and plain threads it blocks).
+ * The first call queues the job and registers (-EINPROGRESS); the repeat
+ * (same fn, arg, result, deadline and op) collects fn's result into
+ * *result (result may be NULL; left alone on errors) and returns 0. The
+ * job lives in op: fn, arg and op belong to the call until it completes.
+ * What the deadline and a cancellation do depends on where the job is, as
+ * fn cannot be interrupted and may use arg:
+ *  - before the job has been queued (a task already cancelled, a deadline
+ *    already past): -ECANCELED or -ETIMEDOUT, and fn does not run;
+ *  - while it waits in the pool's queue: the job is taken out of the
+ *    queue and the repeat returns -ETIMEDOUT or -ECANCELED; fn never runs;
+ *  - once a pool thread runs fn: nothing stops it, and the call goes on
+ *    waiting for its end, whatever comes: the repeat registers again
+ *    (-EINPROGRESS: a wait that neither a deadline nor a cancellation
+ *    ends) and completes with fn's result (0) once fn has returned. The
+ *    cancel shows at the task's next blocking call, as with weft_blocking.
+ * So a call that returns -ETIMEDOUT or -ECANCELED never ran fn, and one
+ * that returns 0 ran it to its end: either way, when the call completes
+ * the pool is done with it, and op, arg (and what fn used) are the
+ * caller's again, to free at once. A job that has been queued is never
+ * abandoned to the pool. In coroutines the same rules hold (the deadline
+ * and a cancellation take a queued job back; a running one is waited
+ * for); a plain thread runs fn itself, unless the deadline has passed
+ * (-ETIMEDOUT: fn does not run). While registered, the job's op is -EBUSY
+ * to every other _step call; its object (for that rule) is fn.
+ * Errors: -EINVAL (fn or op NULL), -EINPROGRESS, -EBUSY, -ETIMEDOUT,
+ * -ECANCELED, and weft_blocking's -ESHUTDOWN and -ENOMEM (also: no memory
+ * for the deadline's timer, nothing queued). */
+int weft_blocking_step(weft_fn_t fn, void *arg, void **result, weft_time_t deadline, weft_op_t *op);
+
 /* Set rt's pool limits (rt NULL: the current runtime): max_threads in
  * 1..4096 (0 keeps the current value), idle time in ns, >= 1 ms
  * (0 keeps the current value; WEFT_NEVER: idle threads never exit). Idle threads above a lower limit exit at
@@ -358,7 +411,19 @@ int weft_blocking_stats(weft_runtime_t *rt, weft_blocking_stats_t *out);
  * calling task and follows weft_blocking's cancellation rule: a task already
  * cancelled gets -ECANCELED and nothing is done; once started, the call
  * completes and reports its real result. No deadlines: file I/O cannot be
- * interrupted. Every descriptor opened is O_CLOEXEC. */
+ * interrupted. Every descriptor opened is O_CLOEXEC.
+ *
+ * Each has a _step form (after it) for stackless tasks: the same
+ * arguments, then a deadline and an op, with weft_blocking_step's rules.
+ * The deadline bounds only the wait for a pool thread: the deadline or a
+ * cancellation that comes before the call has started gives -ETIMEDOUT or
+ * -ECANCELED with nothing done; once it has started, it completes and
+ * reports its real result, as above. Its arguments (path, data, buf)
+ * belong to the call until it completes; its outputs (*data) are set when
+ * it completes. While registered, the call keeps a copy of its arguments
+ * in memory of its own (malloc'd: -ENOMEM); its object, for -EBUSY, is
+ * the path (pread, pwrite: the descriptor). Errors: the blocking forms',
+ * plus -EINVAL for a NULL op, -EINPROGRESS, -EBUSY, -ETIMEDOUT. */
 
 /* Read the whole file at path into a new buffer: *data receives it
  * (malloc'd, one NUL byte past the end for convenience; free() it), and the
@@ -366,6 +431,7 @@ int weft_blocking_stats(weft_runtime_t *rt, weft_blocking_stats_t *out);
  * Also -ENOENT, -EISDIR, -EACCES, ... (the system call's errno), -EINVAL,
  * -ENOMEM. On error *data is NULL. */
 ssize_t weft_file_read_all(const char *path, void **data, size_t max_size);
+ssize_t weft_file_read_all_step(const char *path, void **data, size_t max_size, weft_time_t deadline, weft_op_t *op);
 
 enum {
 	WEFT_FILE_APPEND = 1 << 0, /* append instead of truncating */
@@ -387,15 +453,20 @@ enum {
  * ATOMIC replaces a symbolic link at path with a regular file and keeps the
  * old file's mode, not its owner. */
 int weft_file_write_all(const char *path, const void *data, size_t len, unsigned flags);
+int weft_file_write_all_step(const char *path, const void *data, size_t len, unsigned flags, weft_time_t deadline,
+			     weft_op_t *op);
 
 /* open(2) on the pool; O_CLOEXEC is always added. Returns the descriptor. */
 int weft_file_open(const char *path, int flags, unsigned mode);
+int weft_file_open_step(const char *path, int flags, unsigned mode, weft_time_t deadline, weft_op_t *op);
 /* pread/pwrite on the pool. They repeat until len bytes are transferred,
  * end of file (read) or an error; they return the count transferred, or a
  * negative errno when nothing was. -EINVAL (negative offset, offset + len
  * beyond INT64_MAX, buf NULL). */
 ssize_t weft_file_pread(int fd, void *buf, size_t len, int64_t offset);
 ssize_t weft_file_pwrite(int fd, const void *buf, size_t len, int64_t offset);
+ssize_t weft_file_pread_step(int fd, void *buf, size_t len, int64_t offset, weft_time_t deadline, weft_op_t *op);
+ssize_t weft_file_pwrite_step(int fd, const void *buf, size_t len, int64_t offset, weft_time_t deadline, weft_op_t *op);
 
 /* --- Subprocesses ---------------------------------------------------------
  *
@@ -482,12 +553,32 @@ typedef struct weft_exit_status {
  * -ETIMEDOUT, -ECANCELED (the child keeps running, wait again later),
  * -ECHILD (someone else reaped it, e.g. SIGCHLD set to SIG_IGN). */
 int weft_process_wait(weft_process_t *p, weft_exit_status_t *st, weft_time_t deadline);
+
+/* The _step forms of wait, read and write, for stackless tasks (the step
+ * protocol of weft/sched.h, "Step forms"; in coroutines and plain threads
+ * they block like the blocking forms). They return what the blocking forms
+ * do, plus -EINPROGRESS and -EBUSY, and -EINVAL for a NULL op. The wait
+ * registers on the child's pidfd in the netpoller (without a pidfd, it
+ * naps: a wait that ends after 1 ms, doubling to 50 ms, as the blocking
+ * form sleeps); *st is written when it completes with 0. A deadline or a
+ * cancellation leaves the child running, as for the blocking form. Read
+ * and write are weft_read_step and weft_write_all_step on the pipe (the
+ * write keeps what it has written in op and goes on from there: the repeat
+ * passes the same buffer and length; stopped after some bytes by an error
+ * or the deadline, it returns their count, as weft_process_write does).
+ * The pipe must not be closed while a call on it is registered. */
+int weft_process_wait_step(weft_process_t *p, weft_exit_status_t *st, weft_time_t deadline, weft_op_t *op);
+ssize_t weft_process_read_step(weft_process_t *p, int which, void *buf, size_t len, weft_time_t deadline,
+			       weft_op_t *op);
+ssize_t weft_process_write_step(weft_process_t *p, const void *buf, size_t len, weft_time_t deadline, weft_op_t *op);
 /* Send signal sig to the child. -ESRCH once it has been reaped (a signal to
  * an exited but unreaped child succeeds and does nothing); -EINVAL. */
 int weft_process_kill(weft_process_t *p, int sig);
 /* Close the pipes, kill (SIGKILL) and reap the child if nobody has reaped
- * it yet, free p. From a task the reaping parks on the blocking pool.
- * Returns 0, or -EINVAL for NULL. */
+ * it yet, free p. From a task the reaping parks on the blocking pool; a
+ * stackless task (and a cancelled one) reaps on its own thread, which the
+ * killed child keeps for the moment it takes to exit: no _step form is
+ * needed. Returns 0, or -EINVAL for NULL. */
 int weft_process_destroy(weft_process_t *p);
 
 /* --- Signals as channel messages -----------------------------------------

@@ -62,6 +62,13 @@ typedef struct weft_config {
 	bool no_monitor;	  /* do not start the monitor thread (stuck-worker detection) */
 	bool no_sigquit_dump;	  /* do not install the SIGQUIT task dump handler */
 	bool no_overflow_handler; /* do not install the SIGSEGV stack-overflow reporter */
+	/* Added in 0.2 (a struct of the first version's size ends above). */
+	bool sim;		/* a deterministic simulation runtime ("simulation" below) */
+	uint64_t sim_seed;	/* 0: 1; WEFT_SIM_SEED from the environment overrides any seed */
+	weft_time_t sim_run_ns; /* each task run advances the virtual clock by [0, sim_run_ns); 0: 2000; < 0: 0;
+				 * at most WEFT_SEC (-EINVAL) */
+	unsigned sim_flags;	/* WEFT_SIM_TRACE (or WEFT_SIM_TRACE=1 in the environment); others: -EINVAL */
+	int sim_trace_fd;	/* where the trace goes; 0: stderr; < 0: -EINVAL */
 } weft_config_t;
 
 /* Start a runtime. cfg may be NULL (all defaults, environment honoured).
@@ -115,6 +122,67 @@ int weft_runtime_workers(const weft_runtime_t *rt);
  * it runs a runtime of its own inside it (that task's worker blocks while
  * it stops); -EPERM from a stackless task, which cannot wait for fn. */
 int weft_main(void *(*fn)(void *), void *arg, const weft_config_t *cfg);
+
+/* ------------------------------------------------------------- simulation
+ *
+ * A runtime started with cfg.sim runs every task on one thread, choosing
+ * the next task among the ready ones with a PRNG seeded by sim_seed, on a
+ * virtual clock: the same seed gives the same schedule, and the same
+ * output, byte for byte. It is the runtime in a mode, not another
+ * implementation: channels, locks, timers and groups work on it unchanged.
+ *
+ * Its thread is the one that started it (its owner). The owner runs the
+ * simulation inside weft_sim_run and inside every blocking call it makes
+ * as a plain thread (weft_join, weft_chan_recv, weft_sleep, ...), which
+ * runs tasks until the call's wait ends. No other thread may touch the
+ * runtime: spawn, join, cancel, detach, timer calls, weft_sim_run and stop
+ * from another thread get -EPERM, and a wake-up from another thread (a
+ * send on a channel a sim task waits on) aborts the process with a report
+ * naming the seed. While a thread owns a sim runtime, weft_now() there
+ * reads the virtual clock, and weft_runtime_current() there is the sim.
+ *
+ * The clock starts at 10^12 ns plus a sub-millisecond offset drawn from
+ * the seed. It moves when nothing is ready, to the next timer, at once,
+ * and by [0, sim_run_ns) after each task run. Deadlines round up to 1 ms
+ * ticks as in a normal runtime. A plain-thread wait the simulation can
+ * never end (every task waits and no timer is pending) returns -EDEADLK,
+ * with the seed, the clock and a task dump on stderr. A stop cancels what
+ * is left; tasks it cannot end (they wait uncancellably on each other) are
+ * reported and left behind.
+ *
+ * Starting one: from a plain thread that owns no other sim (-EBUSY) and
+ * not from a task (-EPERM); cfg.workers is 0 or 1. A sim is never the
+ * process default runtime. It restarts task ids: two sims of one seed give
+ * their tasks the same ids, so a waker or id kept from an earlier sim may
+ * name a task of a later one (never keep one). Nothing it runs may read
+ * the real clock (clock_gettime), take randomness other than through the
+ * runtime, create threads that call into it, or order anything by
+ * address: those are the program's own nondeterminism, which no seed
+ * repeats. docs/scheduler.md, "Simulation", has the whole model. */
+typedef struct weft_sim_info {
+	size_t size;	    /* 0 or sizeof(weft_sim_info_t) */
+	uint64_t seed;	    /* the seed in use (after WEFT_SIM_SEED) */
+	uint64_t hash;	    /* hash of the schedule so far: equal runs, equal hashes */
+	uint64_t steps;	    /* task runs so far */
+	weft_time_t now;    /* the virtual clock */
+	uint64_t deadlocks; /* times a wait found nothing to run while tasks waited */
+} weft_sim_info_t;
+enum { WEFT_SIM_TRACE = 1 /* one line per task run: seed, step, clock, task, name, action */ };
+/* Run sim runtime rt on the calling thread until no task is left (0), the
+ * virtual clock reaches deadline (-ETIMEDOUT; WEFT_NEVER: none), or every
+ * task waits with nothing to end a wait (-EDEADLK, reported on stderr).
+ * -EINVAL: rt NULL or not a sim; -EPERM: not rt's owner thread, or from a
+ * task or timer function of rt. */
+int weft_sim_run(weft_runtime_t *rt, weft_time_t deadline);
+/* The seed, hash, steps, clock and deadlocks of sim rt so far. -EINVAL: rt
+ * or out NULL, or rt not a live sim; -E2BIG as for weft_config_t. */
+int weft_sim_info(weft_runtime_t *rt, weft_sim_info_t *out);
+/* Whether rt is a sim runtime (false for NULL). */
+bool weft_runtime_is_sim(const weft_runtime_t *rt);
+/* Fold v into the schedule hash of the caller's sim (a task of it, or its
+ * owner thread); nothing elsewhere. For tests that make their own output
+ * part of what must repeat. */
+void weft_sim_note(uint64_t v);
 
 /* ------------------------------------------------------------------ tasks */
 
@@ -382,7 +450,9 @@ int weft_waitq_wake_all(weft_waitq_t *q, int status);
 /* The step protocol: how a stackless task waits inside a weft call. Every
  * blocking call a stackless task needs has a _step form (join, group wait,
  * the sync primitives, channel send, receive and select, the socket
- * calls), and they all keep these rules (docs/api.md, "Who may call"):
+ * calls, the blocking pool and the file and lookup calls that run on it,
+ * the subprocess calls), and they all keep these rules (docs/api.md, "Who
+ * may call"):
  *
  *  - A _step form takes the blocking call's arguments, an absolute deadline
  *    (WEFT_NEVER: none) and an op, a struct the caller owns (weft_op_t). Its
@@ -441,8 +511,9 @@ int weft_waitq_wake_all(weft_waitq_t *q, int status);
  *         ...                        // -ECANCELED, -ETIMEDOUT, ...
  *     ... the mutex is held ...
  */
+/* 72 bytes: the whole of a stackless task's wait. */
 struct weft_op {
-	uint64_t opaque[9]; /* internal: the wait of the call registered in it */
+	uint64_t opaque[8]; /* internal: the wait of the call registered in it */
 	const void *obj;    /* internal: the object that call works on */
 };
 /* clang-format off */
@@ -457,8 +528,9 @@ enum {
 	WEFT_STEP_ID_CHAN = 0x20,
 	WEFT_STEP_ID_SYNC = 0x30,
 	WEFT_STEP_ID_IO = 0x40,
-	WEFT_STEP_ID_EXEC = 0x50, /* the waits of executors whose tasks are not weft tasks (weft/exec.h) */
-	WEFT_STEP_ID_USER = 0xf0  /* 0xf0 .. 0xff: a program's own */
+	WEFT_STEP_ID_IO_POOL = 0x50, /* io: the blocking pool, files, name lookups */
+	WEFT_STEP_ID_EXEC = 0x60,    /* the waits of executors whose tasks are not weft tasks (weft/exec.h) */
+	WEFT_STEP_ID_USER = 0xf0     /* 0xf0 .. 0xff: a program's own */
 };
 /* First thing in a _step call on op, `call` its id (not 0), `obj` what it
  * works on (the lock, channel, task...: a repeat on another object is

@@ -24,10 +24,19 @@
  * number of runs down), then from the newest empty run (the warmest), then
  * from a cold or new run.
  *
- * Thread caches: each thread keeps up to CACHE blocks per class, taken and
- * given without a lock; a refill or a flush moves HALF of them under the
- * class's lock. A thread that exits flushes its cache (a pthread key's
- * destructor).
+ * Classes: 8-byte steps below 64 bytes (7 tiny classes), 64-byte steps up
+ * to 1 KiB (16), then 256-byte steps up to 2 KiB and 512-byte steps up to
+ * 4 KiB (4 each). Every class from 64 bytes up is a multiple of 64, so its
+ * blocks are WEFT_POOL_ALIGN-aligned; a tiny block is 8-aligned (a small
+ * object - a channel without a buffer - pays for no padding). A run of
+ * 64 KiB holds 16 blocks of the largest class.
+ *
+ * Thread caches: each thread keeps up to cache_max(k) blocks of class k
+ * (CACHE of the small ones, fewer of the large: at most 32 KiB a class),
+ * taken and given without a lock; a refill or a flush moves half of them
+ * under the class's lock. A thread that exits flushes its cache (a pthread key's
+ * destructor), and a scheduler worker flushes its own before it sleeps
+ * (weft__pool_flush): a cached block keeps its run from emptying.
  *
  * Release: weft__pool_release advances the epoch once per period; runs that
  * have been EMPTY for WEFT_POOL_WINDOW epochs (the oldest are at the tail of
@@ -69,10 +78,13 @@
 
 #define RUN ((size_t)64 << 10)
 #define RUNS 1024
-#define CHUNK (RUN * RUNS) /* 64 MiB */
-#define NCLASS (WEFT_POOL_MAX / WEFT_POOL_ALIGN)
-#define CACHE 32
+#define CHUNK (RUN * RUNS)  /* 64 MiB */
+#define NTINY 7		    /* classes of 8-byte steps: below 64 bytes */
+#define NSMALL (NTINY + 16) /* then 64-byte steps: up to 1 KiB */
+#define NCLASS (NSMALL + 8)
+#define CACHE 32 /* blocks a thread caches of a small class */
 #define HALF (CACHE / 2)
+_Static_assert(WEFT_POOL_ALIGN == 64 && WEFT_POOL_MAX == 4096, "the classes of class_size");
 #define RELEASE_BATCH 64
 
 enum { R_FULL, R_PARTIAL, R_EMPTY, R_COLD };
@@ -112,7 +124,31 @@ static struct {
 
 static inline size_t class_size(unsigned k)
 {
-	return (size_t)(k + 1) * WEFT_POOL_ALIGN;
+	if (k < NTINY)
+		return (size_t)(k + 1) * 8;
+	if (k < NSMALL)
+		return (size_t)(k - NTINY + 1) * WEFT_POOL_ALIGN;
+	if (k < NSMALL + 4)
+		return 1024 + (size_t)(k - NSMALL + 1) * 256;
+	return 2048 + (size_t)(k - NSMALL - 3) * 512;
+}
+
+/* The class of a size in 1 .. WEFT_POOL_MAX: the smallest that holds it. */
+static inline unsigned class_of(size_t size)
+{
+	if (size < WEFT_POOL_ALIGN)
+		return (unsigned)((size - 1) / 8);
+	if (size <= 1024)
+		return NTINY + (unsigned)((size - 1) / WEFT_POOL_ALIGN);
+	if (size <= 2048)
+		return NSMALL + (unsigned)((size - 1025) / 256);
+	return NSMALL + 4 + (unsigned)((size - 2049) / 512);
+}
+
+/* Blocks a thread caches of class k: CACHE, or up to 32 KiB of the large. */
+static inline unsigned cache_max(unsigned k)
+{
+	return k < NSMALL ? CACHE : (unsigned)(32768 / class_size(k));
 }
 
 static inline pool_run *run_of(const void *b)
@@ -283,16 +319,18 @@ static void give_back(unsigned k, void **blk, unsigned n)
 	weft__spin_unlock(&cl->lock);
 }
 
-/* Fill the cache of class k with up to HALF blocks and return one more;
+/* Fill the cache of class k with up to half its size and return one more;
  * NULL without memory. */
 static void *refill(unsigned k)
 {
 	pool_class *cl = &classes[k];
 	size_t size = class_size(k);
+	unsigned want = cache_max(k) / 2 + 1;
 	void *got[HALF + 1];
+	assert(want <= HALF + 1);
 	unsigned n = 0;
 	weft__spin_lock(&cl->lock);
-	while (n < HALF + 1) {
+	while (n < want) {
 		pool_run *r = cl->partial;
 		if (!r && cl->empty) {
 			r = cl->empty;
@@ -308,7 +346,7 @@ static void *refill(unsigned k)
 			cl->nruns++;
 			list_add(&cl->partial, NULL, r);
 		}
-		while (n < HALF + 1 && r->nfree > 0)
+		while (n < want && r->nfree > 0)
 			got[n++] = run_take(r, size);
 		if (r->nfree == 0) {
 			list_del(&cl->partial, NULL, r);
@@ -336,12 +374,13 @@ void *weft__pool_alloc(size_t size)
 {
 	if (size == 0 || size > WEFT_POOL_MAX)
 		return NULL;
-	unsigned k = (unsigned)((size - 1) / WEFT_POOL_ALIGN);
+	unsigned k = class_of(size);
+	assert(k < NCLASS && class_size(k) >= size && (k == 0 || class_size(k - 1) < size));
 	pool_tcache *c = &tc;
 	void *b = likely(c->n[k] > 0) ? c->blk[k][--c->n[k]] : refill(k);
 	if (b) {
 		UNPOISON(b, class_size(k));
-		assert(((uintptr_t)b & (WEFT_POOL_ALIGN - 1)) == 0);
+		assert(((uintptr_t)b & (size < WEFT_POOL_ALIGN ? 7 : WEFT_POOL_ALIGN - 1)) == 0);
 	}
 	return b;
 }
@@ -355,11 +394,14 @@ void weft__pool_free(void *p)
 	assert(k < NCLASS && ((uintptr_t)p - (uintptr_t)run_base(r)) % class_size(k) == 0);
 	POISON(p, class_size(k));
 	pool_tcache *c = &tc;
-	if (unlikely(c->n[k] == CACHE)) {
+	unsigned max = cache_max(k);
+	assert(c->n[k] <= max);
+	if (unlikely(c->n[k] == max)) {
 		/* Keep the newest half (the warmest); give the oldest back. */
-		give_back(k, c->blk[k], HALF);
-		memmove(c->blk[k], c->blk[k] + HALF, (CACHE - HALF) * sizeof(void *));
-		c->n[k] = CACHE - HALF;
+		unsigned half = max / 2;
+		give_back(k, c->blk[k], half);
+		memmove(c->blk[k], c->blk[k] + half, (max - half) * sizeof(void *));
+		c->n[k] = max - half;
 	}
 	c->blk[k][c->n[k]++] = p;
 	if (unlikely(!tc_registered))

@@ -11,8 +11,11 @@
  * run of blocks, per-thread caches, and a release a caller drives
  * (weft__pool_release, from the scheduler's monitor).
  *
- * Blocks are WEFT_POOL_ALIGN-aligned, of a class of WEFT_POOL_ALIGN-byte
- * steps up to WEFT_POOL_MAX bytes, and not zeroed. Any thread may allocate
+ * Blocks of WEFT_POOL_ALIGN bytes or more are WEFT_POOL_ALIGN-aligned (a
+ * cache line), smaller ones 8-aligned; they come in classes of 8-byte steps
+ * below 64 bytes, 64-byte steps up to 1 KiB, then coarser ones (pool.c) up
+ * to WEFT_POOL_MAX bytes (a bounded channel of a few hundred words), and
+ * are not zeroed. Any thread may allocate
  * and free; a block may be freed on another thread than it was made on.
  * Under AddressSanitizer free blocks are poisoned, so a use after free is
  * reported as with malloc (until the block is handed out again).
@@ -24,7 +27,7 @@
 #include <stdint.h>
 
 #define WEFT_POOL_ALIGN 64
-#define WEFT_POOL_MAX 1024
+#define WEFT_POOL_MAX 4096
 /* The release: a run whose blocks are all free goes back to the OS once it
  * has stayed so through WEFT_POOL_WINDOW periods of WEFT_POOL_PERIOD_NS. */
 #define WEFT_POOL_PERIOD_NS ((int64_t)200 * 1000 * 1000)

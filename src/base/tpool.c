@@ -16,7 +16,11 @@
  *  - A job is the caller's memory: a thread unlinks it under the lock (it
  *    is no longer `queued`, so remove can no longer take it), calls run
  *    without the lock, then counts it and calls complete under the lock,
- *    and never touches it afterwards.
+ *    and never touches it afterwards. A job's owner that holds the lock
+ *    (weft__tpool_lock) therefore sees its job in one of three places:
+ *    queued (it may remove it: run is never called), taken and not yet
+ *    completed (what complete reads, the owner may still change), or
+ *    completed.
  *  - Threads that exit are moved to the dead list and joined later by the
  *    next submit (outside the lock), or by destroy, which first waits until
  *    threads == 0. Threads leave on stopping only once the queue is empty,
@@ -51,6 +55,7 @@ struct weft__tpool {
 	uint64_t queued, running, completed;
 	int64_t idle_ns;
 	size_t stack;
+	weft__tpool_fn run, complete; /* every job's */
 	const char *name;
 	bool stopping;
 };
@@ -100,13 +105,12 @@ static void *pool_thread(void *a)
 			unlink_job(p, j);
 			p->running++;
 			pthread_mutex_unlock(&p->mu);
-			void (*complete)(weft__tpool_job *) = j->complete; /* NULL: run may end j's life */
-			j->run(j);
+			p->run(j); /* complete NULL: run may end j's life */
 			pthread_mutex_lock(&p->mu);
 			p->running--;
 			p->completed++;
-			if (complete)
-				complete(j); /* j may be gone now */
+			if (p->complete)
+				p->complete(j); /* j may be gone now */
 			idle_since = mono_now();
 			if (p->threads > p->max)
 				break; /* above a lowered limit: others drain the queue */
@@ -190,9 +194,10 @@ static int start_thread(weft__tpool *p)
 	return 0;
 }
 
-weft__tpool *weft__tpool_create(const char *name, uint32_t max, int64_t idle_ns, size_t stack)
+weft__tpool *weft__tpool_create(const char *name, uint32_t max, int64_t idle_ns, size_t stack, weft__tpool_fn run,
+				weft__tpool_fn complete)
 {
-	assert(max >= 1 && idle_ns > 0);
+	assert(max >= 1 && idle_ns > 0 && run);
 	weft__tpool *p = calloc(1, sizeof *p);
 	if (!p)
 		return NULL;
@@ -207,6 +212,8 @@ weft__tpool *weft__tpool_create(const char *name, uint32_t max, int64_t idle_ns,
 	p->idle_ns = idle_ns;
 	p->stack = stack;
 	p->name = name;
+	p->run = run;
+	p->complete = complete;
 	return p;
 }
 
@@ -252,14 +259,30 @@ int weft__tpool_submit(weft__tpool *p, weft__tpool_job *j)
 	return e;
 }
 
-bool weft__tpool_remove(weft__tpool *p, weft__tpool_job *j)
+bool weft__tpool_remove_locked(weft__tpool *p, weft__tpool_job *j)
 {
-	pthread_mutex_lock(&p->mu);
 	bool was = j->queued;
 	if (was)
 		unlink_job(p, j);
+	return was;
+}
+
+bool weft__tpool_remove(weft__tpool *p, weft__tpool_job *j)
+{
+	pthread_mutex_lock(&p->mu);
+	bool was = weft__tpool_remove_locked(p, j);
 	pthread_mutex_unlock(&p->mu);
 	return was;
+}
+
+void weft__tpool_lock(weft__tpool *p)
+{
+	pthread_mutex_lock(&p->mu);
+}
+
+void weft__tpool_unlock(weft__tpool *p)
+{
+	pthread_mutex_unlock(&p->mu);
 }
 
 void weft__tpool_set_limits(weft__tpool *p, uint32_t max, int64_t idle_ns)

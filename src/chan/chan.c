@@ -106,9 +106,12 @@ void chan_wake_claimed_list(chan_wakes *wk)
 	}
 }
 
-/* A channel's memory, cache-line aligned: from the base pool when it is
- * small (most channels: made and freed at a high rate, often on different
- * workers - pool.h says why not malloc), else from malloc. */
+/* A channel's memory: from the base pool when it is small (most channels:
+ * made and freed at a high rate, often on different workers - pool.h says
+ * why not malloc), else from malloc. Cache-line aligned when it is a line
+ * or more (a bounded channel, whose ring indices have lines of their own);
+ * a channel without a buffer (40 bytes) takes just its size, 8-aligned:
+ * millions of parked tasks may each hold one. */
 static void *chan_mem(size_t bytes, bool *pooled)
 {
 	void *m = weft__pool_alloc(bytes);

@@ -39,13 +39,11 @@
 
 #define MAX_CASES 64
 
-static __thread uint64_t select_rng;
-
+/* The thread's stream (base/rand.h): under a simulation it repeats with
+ * the seed. */
 static uint64_t next_rand(void)
 {
-	if (!select_rng)
-		select_rng = ((uint64_t)(uintptr_t)&select_rng ^ (uint64_t)weft_now() ^ 0x9e3779b97f4a7c15ull) | 1;
-	return weft__rand(&select_rng);
+	return weft__trand();
 }
 
 /* wk NULL: without the lock; else under it, with what it claims to wake. */
@@ -526,7 +524,7 @@ int weft_chan_recv_step(weft_chan_t *ch, void *out, weft_time_t deadline, weft_o
 /* weft_select_step is weft_select's engine cut around the step's return, as
  * send/recv's step is: select_begin before it, resolve in the repeated
  * call. A select waits with one node per case, up to 64 of them, which a
- * 64-byte weft_op_t cannot hold (a node is 48 bytes): the op holds a pointer
+ * 72-byte weft_op_t cannot hold (a node is 48 bytes): the op holds a pointer
  * to a block allocated when the call first has to wait - its n nodes, then
  * its distinct channels in lock order - and freed by the repeat that
  * completes the call. From that allocation to that free the call also holds

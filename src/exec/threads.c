@@ -204,8 +204,6 @@ static int rec_start(struct tx *x, uint64_t *id, weft_fn_t fn, void *arg, struct
 	struct rec *r = rec_new(x);
 	if (!r)
 		return -ENOMEM;
-	r->job.run = rec_run;
-	r->job.complete = NULL;
 	r->fn = fn;
 	r->arg = arg;
 	r->refs = id ? 2 : 1;
@@ -502,7 +500,7 @@ int weft_exec_create_threads(weft_exec_t **out, const weft_exec_threads_opts_t *
 	if (!x)
 		return -ENOMEM;
 	x->pool = weft__tpool_create("weft-exec", o.max_threads ? (uint32_t)o.max_threads : MAX_THREADS_DEFAULT,
-				     o.idle ? o.idle : IDLE_DEFAULT, o.thread_stack);
+				     o.idle ? o.idle : IDLE_DEFAULT, o.thread_stack, rec_run, NULL);
 	if (!x->pool) {
 		free(x);
 		return -ENOMEM;

@@ -1,11 +1,14 @@
 /* file.c - file helpers on the blocking pool: read a whole file, write a
- * file (optionally atomically), open, pread/pwrite.
+ * file (optionally atomically), open, pread/pwrite, and their _step forms.
  *
  * Each public call packs its arguments in a struct on the caller's stack and
- * runs a plain blocking function on it through weft_blocking, which never
- * returns before that function has (so the struct stays valid), and either
- * runs it to the end (result 0) or not at all (an error such as -ECANCELED):
- * nothing is left half done for this file to clean up.
+ * runs a plain blocking function (a job, which returns its argument) on it
+ * through weft_blocking, which never returns before that function has (so
+ * the struct stays valid), and either runs it to the end (result 0) or not
+ * at all (an error such as -ECANCELED): nothing is left half done for this
+ * file to clean up. The _step forms run the same job through
+ * weft__pool_step (blocking.c), which keeps the same promise: the job runs
+ * to its end and its results come back to the call, or it never runs.
  */
 #include "io_impl.h"
 
@@ -92,13 +95,11 @@ static void *read_all_job(void *a)
 	}
 	ra->r = read_fd_all(fd, ra->max, &ra->data);
 	close(fd);
-	return NULL;
+	return ra;
 }
 
-ssize_t weft_file_read_all(const char *path, void **data, size_t max_size)
+static ssize_t read_all_call(const char *path, void **data, size_t max_size, weft_time_t deadline, weft_op_t *op)
 {
-	if (data)
-		*data = NULL;
 	if (!path || !data)
 		return -EINVAL;
 	if (max_size == 0)
@@ -106,12 +107,35 @@ ssize_t weft_file_read_all(const char *path, void **data, size_t max_size)
 	else if (max_size > (size_t)SSIZE_MAX - 1)
 		max_size = (size_t)SSIZE_MAX - 1; /* the size must fit the return value */
 	struct read_all ra = {.path = path, .max = max_size};
-	int e = weft_blocking(read_all_job, &ra, NULL);
+	int e = op ? weft__pool_step(read_all_job, &ra, sizeof ra, deadline, op, WEFT__IO_FILE_READ_ALL_STEP, path)
+		   : weft_blocking(read_all_job, &ra, NULL);
 	if (e)
 		return e;
 	if (ra.r >= 0)
 		*data = ra.data;
 	return ra.r;
+}
+
+ssize_t weft_file_read_all(const char *path, void **data, size_t max_size)
+{
+	if (data)
+		*data = NULL;
+	return read_all_call(path, data, max_size, WEFT_NEVER, NULL);
+}
+
+ssize_t weft_file_read_all_step(const char *path, void **data, size_t max_size, weft_time_t deadline, weft_op_t *op)
+{
+	if (!op) {
+		if (data)
+			*data = NULL;
+		return -EINVAL;
+	}
+	/* *data is set when the call completes (NULL on an error): a repeat
+	 * before that, or an -EBUSY, changes nothing. */
+	ssize_t r = read_all_call(path, data, max_size, deadline, op);
+	if (data && r < 0 && r != -EINPROGRESS && r != -EBUSY)
+		*data = NULL;
+	return r;
 }
 
 /* ------------------------------------------------------------ write a file */
@@ -218,23 +242,36 @@ static void *write_all_job(void *a)
 	struct write_all *wa = a;
 	if (wa->flags & WEFT_FILE_ATOMIC) {
 		wa->r = write_atomic(wa);
-		return NULL;
+		return wa;
 	}
 	int oflags = O_WRONLY | O_CREAT | O_CLOEXEC | (wa->flags & WEFT_FILE_APPEND ? O_APPEND : O_TRUNC);
 	int fd = open(wa->path, oflags, 0666);
 	wa->r = fd < 0 ? -errno : fill_and_close(fd, wa, wa->flags & WEFT_FILE_SYNC);
-	return NULL;
+	return wa;
 }
 
-int weft_file_write_all(const char *path, const void *data, size_t len, unsigned flags)
+static int write_all_call(const char *path, const void *data, size_t len, unsigned flags, weft_time_t deadline,
+			  weft_op_t *op)
 {
 	const unsigned known = WEFT_FILE_APPEND | WEFT_FILE_SYNC | WEFT_FILE_ATOMIC;
 	if (!path || (!data && len > 0) || len > (size_t)SSIZE_MAX || (flags & ~known) ||
 	    ((flags & WEFT_FILE_ATOMIC) && (flags & WEFT_FILE_APPEND)))
 		return -EINVAL;
 	struct write_all wa = {.path = path, .data = data, .len = len, .flags = flags};
-	int e = weft_blocking(write_all_job, &wa, NULL);
+	int e = op ? weft__pool_step(write_all_job, &wa, sizeof wa, deadline, op, WEFT__IO_FILE_WRITE_ALL_STEP, path)
+		   : weft_blocking(write_all_job, &wa, NULL);
 	return e ? e : wa.r;
+}
+
+int weft_file_write_all(const char *path, const void *data, size_t len, unsigned flags)
+{
+	return write_all_call(path, data, len, flags, WEFT_NEVER, NULL);
+}
+
+int weft_file_write_all_step(const char *path, const void *data, size_t len, unsigned flags, weft_time_t deadline,
+			     weft_op_t *op)
+{
+	return op ? write_all_call(path, data, len, flags, deadline, op) : -EINVAL;
 }
 
 /* ------------------------------------------------------------ open, pread, pwrite */
@@ -252,16 +289,27 @@ static void *open_job(void *a)
 	o->r = open(o->path, o->flags | O_CLOEXEC, (mode_t)o->mode);
 	if (o->r < 0)
 		o->r = -errno;
-	return NULL;
+	return o;
 }
 
-int weft_file_open(const char *path, int flags, unsigned mode)
+static int open_call(const char *path, int flags, unsigned mode, weft_time_t deadline, weft_op_t *op)
 {
 	if (!path)
 		return -EINVAL;
 	struct open_args o = {.path = path, .flags = flags, .mode = mode};
-	int e = weft_blocking(open_job, &o, NULL);
+	int e = op ? weft__pool_step(open_job, &o, sizeof o, deadline, op, WEFT__IO_FILE_OPEN_STEP, path)
+		   : weft_blocking(open_job, &o, NULL);
 	return e ? e : o.r;
+}
+
+int weft_file_open(const char *path, int flags, unsigned mode)
+{
+	return open_call(path, flags, mode, WEFT_NEVER, NULL);
+}
+
+int weft_file_open_step(const char *path, int flags, unsigned mode, weft_time_t deadline, weft_op_t *op)
+{
+	return op ? open_call(path, flags, mode, deadline, op) : -EINVAL;
 }
 
 struct rw_at {
@@ -285,7 +333,7 @@ static void *rw_at_job(void *a)
 				continue;
 			if (done == 0) {
 				x->r = -errno;
-				return NULL;
+				return x;
 			}
 			break;
 		}
@@ -294,26 +342,39 @@ static void *rw_at_job(void *a)
 		done += (size_t)n;
 	}
 	x->r = (ssize_t)done;
-	return NULL;
+	return x;
 }
 
-static ssize_t rw_at(int fd, void *buf, size_t len, int64_t off, bool write)
+static ssize_t rw_at(int fd, void *buf, size_t len, int64_t off, bool write, weft_time_t deadline, weft_op_t *op)
 {
 	if (fd < 0)
 		return -EBADF;
 	if (!buf || off < 0 || len > SSIZE_MAX || (uint64_t)off + len > (uint64_t)INT64_MAX)
 		return -EINVAL;
 	struct rw_at x = {.fd = fd, .buf = buf, .len = len, .off = off, .write = write};
-	int e = weft_blocking(rw_at_job, &x, NULL);
+	int e = op ? weft__pool_step(rw_at_job, &x, sizeof x, deadline, op,
+				     write ? WEFT__IO_FILE_PWRITE_STEP : WEFT__IO_FILE_PREAD_STEP,
+				     (const void *)(intptr_t)fd)
+		   : weft_blocking(rw_at_job, &x, NULL);
 	return e ? e : x.r;
 }
 
 ssize_t weft_file_pread(int fd, void *buf, size_t len, int64_t offset)
 {
-	return rw_at(fd, buf, len, offset, false);
+	return rw_at(fd, buf, len, offset, false, WEFT_NEVER, NULL);
 }
 
 ssize_t weft_file_pwrite(int fd, const void *buf, size_t len, int64_t offset)
 {
-	return rw_at(fd, (void *)buf, len, offset, true);
+	return rw_at(fd, (void *)buf, len, offset, true, WEFT_NEVER, NULL);
+}
+
+ssize_t weft_file_pread_step(int fd, void *buf, size_t len, int64_t offset, weft_time_t deadline, weft_op_t *op)
+{
+	return op ? rw_at(fd, buf, len, offset, false, deadline, op) : -EINVAL;
+}
+
+ssize_t weft_file_pwrite_step(int fd, const void *buf, size_t len, int64_t offset, weft_time_t deadline, weft_op_t *op)
+{
+	return op ? rw_at(fd, (void *)buf, len, offset, true, deadline, op) : -EINVAL;
 }

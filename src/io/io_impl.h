@@ -1,5 +1,6 @@
-/* io_impl.h - what the netpoller (poll.c) shares with the socket and server
- * code of the io module. */
+/* io_impl.h - what the netpoller (poll.c) and the blocking pool
+ * (blocking.c) share with the rest of the io module (sockets, servers,
+ * files, processes). */
 #ifndef WEFT_IO_IMPL_H
 #define WEFT_IO_IMPL_H
 
@@ -9,14 +10,15 @@
 #include <stdatomic.h>
 
 /* A task waiting on a descriptor: linked on its slot while parked. 40
- * bytes: a stackless task's waiter lives in its weft_op_t (64 bytes, see
- * poll.c), next to the call's progress. */
+ * bytes: a stackless task's waiter lives in its weft_op_t (64 of its 72
+ * bytes are the module's, see poll.c), next to the call's progress. */
 typedef struct io_waiter {
 	struct io_waiter *next, *prev;
 	weft_waker_t waker;
 	int status;	/* the ready mask or -EBADF, set before the unpark */
 	uint16_t match; /* readiness bits that end this wait (all poll bits fit in 16) */
 	bool linked;
+	uint8_t owner; /* the waiter's owner's (a stackless op keeps its state here: poll.c) */
 } io_waiter;
 
 /* Per-descriptor state (see the design comment in poll.c). */
@@ -113,7 +115,8 @@ typedef struct io_call {
 	weft_op_t *op;	 /* IO_REGISTER: where the waits register; else NULL */
 	weft_io *io;	 /* with s: the current runtime's poller */
 	io_slot *s;	 /* fd's slot, registered (foreign: any), or NULL (not yet) */
-	size_t progress; /* bytes a whole-buffer call has moved; kept in the op across a registration */
+	size_t progress; /* bytes a whole-buffer call has moved (weft_tcp_connect_step: the addresses
+			    left to try); kept in the op across a registration */
 } io_call;
 
 #define IO_CALL_FOREIGN 1u /* weft_fd_wait: do not touch fd's mode; waits use the ready bits, no mark */
@@ -130,6 +133,21 @@ typedef struct io_call {
  * -ECANCELED, -EBADF...), -EBADF (fd). c->progress is the op's on a
  * repeat (-EINPROGRESS included), else 0. */
 int weft__io_begin(io_call *c, int fd, weft_time_t deadline, weft_op_t *op, uint8_t call, unsigned how);
+/* weft__io_begin for a call that opens its descriptor itself
+ * (weft_tcp_connect and weft_unix_connect, and their _step forms): obj
+ * (not a descriptor) names the call's object for weft_step_begin, and a
+ * repeat takes the descriptor and progress its registration kept (c->fd,
+ * c->progress, also when it returns how the wait ended, so that the call
+ * can close the descriptor). Returns as weft__io_begin; a call that is not
+ * a repeat gets 0 with c->fd -1: it opens its descriptor and hands it to
+ * weft__io_adopt. op NULL: the blocking form (always a new call). */
+int weft__io_begin_obj(io_call *c, const void *obj, weft_time_t deadline, weft_op_t *op, uint8_t call);
+/* Make fd c's descriptor (a new one, after weft__io_begin_obj, or the next
+ * one a call tries). 0 or -errno (-EBADF). */
+int weft__io_adopt(io_call *c, int fd);
+/* weft_fd_wait and weft_fd_wait_step, with `call` the _step call's id (the
+ * process wait waits on its pidfd with an id of its own). */
+int weft__io_fd_wait(int fd, uint32_t events, weft_time_t deadline, weft_op_t *op, uint8_t call);
 /* The kind of caller (IO_PARK ... IO_REFUSE): asked of the scheduler the
  * first time a call needs it, which a call that does not wait may never. */
 uint8_t weft__io_kind_of(io_call *c);
@@ -164,7 +182,57 @@ enum {
 	WEFT__IO_SENDFILE_STEP,
 	WEFT__IO_READ_FULL_STEP,
 	WEFT__IO_WRITE_ALL_STEP,
+	WEFT__IO_DIAL_STEP,	    /* weft_tcp_connect_step, connecting (its object: the host) */
+	WEFT__IO_PROCESS_WAIT_STEP, /* weft_process_wait_step on the pidfd (its object) */
+	WEFT__IO_PROCESS_NAP_STEP,  /* ... without a pidfd (its object: the process) */
 };
+_Static_assert(WEFT__IO_PROCESS_NAP_STEP < WEFT_STEP_ID_IO + 0x10, "the io module's step ids are 0x40..0x4f");
+
+/* The _step calls on the blocking pool: their op is a pool job (blocking.c). */
+enum {
+	WEFT__IO_BLOCKING_STEP = WEFT_STEP_ID_IO_POOL + 1, /* its object: fn */
+	WEFT__IO_FILE_READ_ALL_STEP,			   /* the files': the path, or the descriptor */
+	WEFT__IO_FILE_WRITE_ALL_STEP,
+	WEFT__IO_FILE_OPEN_STEP,
+	WEFT__IO_FILE_PREAD_STEP,
+	WEFT__IO_FILE_PWRITE_STEP,
+	WEFT__IO_GETADDRINFO_STEP, /* the lookups': the host */
+	WEFT__IO_DIAL_LOOKUP_STEP, /* weft_tcp_connect_step, looking its host up */
+};
+_Static_assert(WEFT__IO_DIAL_LOOKUP_STEP < WEFT_STEP_ID_IO_POOL + 0x10, "the pool's step ids are 0x50..0x5f");
+
+/* ------------------------------------------------------------ the blocking pool's _step forms (blocking.c) */
+
+/* A stackless caller's pool job lives in its op (64 bytes; see
+ * blocking.c), which goes through weft_step_begin first, as every _step
+ * form's does, with one of the ids above.
+ *
+ * weft_step_begin returned 0 in a stackless task: queue fn(arg) as op's
+ * job and register. -EINPROGRESS, or an error with nothing queued:
+ * -ECANCELED (a cancelled task), -ETIMEDOUT (a past deadline), -ENOMEM,
+ * -ESHUTDOWN. */
+int weft__blocking_submit(weft_op_t *op, weft_fn_t fn, void *arg, weft_time_t deadline);
+/* weft_step_begin returned 1: the job's wait has ended. 0 with *slot fn's
+ * result once fn has returned (also when a deadline or a cancellation came
+ * at that moment: the result was handed over); the deadline's or the
+ * cancellation's error with *slot = arg when it came while the job waited
+ * in the queue (withdrawn: fn never runs); -EINPROGRESS when it came while
+ * fn runs: the task is registered again, to be woken by fn's end only. */
+int weft__blocking_finish(weft_op_t *op, void **slot);
+/* weft_step_begin returned WEFT_STEP_BLOCKS (a coroutine or a plain
+ * thread): the same rules, blocking. A plain thread runs fn itself (a past
+ * deadline: -ETIMEDOUT, fn does not run). */
+int weft__blocking_run(weft_fn_t fn, void *arg, void **result, weft_time_t deadline);
+/* A call of the io module run on the pool, the _step way (call and obj
+ * as weft_step_begin's): job(rec) works on rec, a copy of the call's
+ * arguments and results (args, size bytes), and returns rec. Returns 0
+ * with the results copied back into args, or what the step protocol says
+ * (-EINPROGRESS, -EBUSY, how the job's wait ended when it did not run, or
+ * the errors of weft__blocking_submit). A stackless caller's copy is
+ * malloc'd while the call is registered (-ENOMEM); the others' is args
+ * itself. */
+int weft__pool_step(weft_fn_t job, void *args, size_t size, weft_time_t deadline, weft_op_t *op, uint8_t call,
+		    const void *obj);
 
 /* Forget the hang-ups reported so far (an unconnected TCP socket polls as
  * POLLHUP; weft_connect calls this once connected). */

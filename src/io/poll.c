@@ -742,12 +742,12 @@ static io_slot *foreign_slot(weft_io *io, int fd)
  * call's progress (the bytes a whole-buffer call or sendfile has moved so
  * far, which the repeat continues from). */
 typedef struct io_op {
-	uint8_t call;  /* the step call's id (first: weft_step_begin) */
-	uint8_t state; /* OP_IDLE, OP_PARKED, OP_RETRY */
+	uint8_t call; /* the step call's id (first: weft_step_begin) */
 	bool foreign;
-	int fd;
-	uint32_t gen, events;
-	io_waiter n;
+	uint16_t events; /* all poll bits fit in 16 (below) */
+	int fd;		 /* the descriptor (a call whose object is not its descriptor needs it) */
+	uint32_t gen;
+	io_waiter n; /* n.owner: OP_IDLE, OP_PARKED or OP_RETRY */
 	size_t progress;
 } io_op;
 
@@ -764,21 +764,21 @@ _Static_assert((POLLIN | POLLOUT | POLLPRI | POLLRDHUP | ERRBITS) <= UINT16_MAX,
 
 /* The registered wait of op has ended (weft_step_begin returned 1): finish
  * it. The ready mask, or how it ended (a negative errno). */
-static int op_finish(io_op *op)
+static int op_finish(io_op *op, int fd)
 {
-	uint8_t state = op->state;
+	uint8_t state = op->n.owner;
 	/* Registered by this call (weft_step_begin): parked or to retry. */
 	assert(state == OP_PARKED || state == OP_RETRY);
-	op->state = OP_IDLE;
+	op->n.owner = OP_IDLE;
 	if (state == OP_RETRY)
 		return (int)op->events;
 	int e = weft_park_result();
 	weft_io *io = io_peek();
-	io_slot *s = io ? weft__io_slot(io, op->fd, false) : NULL;
+	io_slot *s = io ? weft__io_slot(io, fd, false) : NULL;
 	assert(s != NULL); /* the slot was linked into, in this runtime's poller */
 	if (!s)
 		return e < 0 ? e : op->n.status;
-	return wait_end(io, s, op->fd, op->gen, op->events, op->foreign, &op->n, e);
+	return wait_end(io, s, fd, op->gen, op->events, op->foreign, &op->n, e);
 }
 
 uint8_t weft__io_kind_of(io_call *c)
@@ -790,17 +790,23 @@ uint8_t weft__io_kind_of(io_call *c)
 
 /* weft__io_begin's part for _step forms and foreign descriptors (the
  * blocking calls on weft's own descriptors skip it): the caller's kind now,
- * the op's last wait finished, a foreign call's slot. */
-static __attribute__((noinline)) int begin_more(io_call *c, weft_op_t *opaque, uint8_t call)
+ * the op's last wait finished, a foreign call's slot. obj names the call's
+ * object for weft_step_begin; fd_in_op: the call's descriptor is the one
+ * its registration kept (weft__io_begin_obj). */
+static __attribute__((noinline)) int begin_more(io_call *c, weft_op_t *opaque, uint8_t call, const void *obj,
+						bool fd_in_op)
 {
 	int w = 0;
 	if (opaque) {
 		io_op *op = (io_op *)opaque;
 		/* 0 in coroutines and threads, which block as the blocking form
 		 * does and leave op alone. */
-		int b = weft_step_begin(opaque, call, (const void *)(intptr_t)c->fd);
-		if (b == 1 || b == -EINPROGRESS)
+		int b = weft_step_begin(opaque, call, obj);
+		if (b == 1 || b == -EINPROGRESS) {
 			c->progress = op->progress; /* registered by this call: how far it got */
+			if (fd_in_op)
+				c->fd = op->fd;
+		}
 		if (b < 0)
 			return b;
 		assert(b == WEFT_STEP_BLOCKS || !weft_can_park()); /* only a stackless task registers */
@@ -808,8 +814,8 @@ static __attribute__((noinline)) int begin_more(io_call *c, weft_op_t *opaque, u
 			c->op = opaque;
 			c->kind = IO_REGISTER;
 			if (b == 0)
-				op->state = OP_IDLE;
-			else if ((w = op_finish(op)) < 0)
+				op->n.owner = OP_IDLE;
+			else if ((w = op_finish(op, c->fd)) < 0) /* the same fd: weft_step_begin, or op's */
 				return w;
 		}
 	}
@@ -831,7 +837,7 @@ static __attribute__((noinline)) int begin_more(io_call *c, weft_op_t *opaque, u
 	return c->s ? w : -EBADF;
 }
 
-int weft__io_begin(io_call *c, int fd, weft_time_t deadline, weft_op_t *op, uint8_t call, unsigned how)
+static void call_init(io_call *c, int fd, weft_time_t deadline, unsigned how)
 {
 	c->fd = fd;
 	c->kind = IO_KIND_LATER; /* asked when first needed: a call that does not wait may never need it */
@@ -842,19 +848,51 @@ int weft__io_begin(io_call *c, int fd, weft_time_t deadline, weft_op_t *op, uint
 	c->io = NULL;
 	c->s = NULL;
 	c->progress = 0;
+}
+
+/* The last part of a start: c's descriptor, weft's own - its slot if it
+ * is registered, else made non-blocking. 0 or -errno. */
+static int take_fd(io_call *c)
+{
+	if (c->fd < 0)
+		return -EBADF;
+	weft_io *io = io_peek();
+	if (io && take_registered(c, io, weft__io_slot_peek(io, c->fd)))
+		return 0; /* made non-blocking when it was registered */
+	int r = set_nonblock(c->fd);
+	return r < 0 ? r : 0;
+}
+
+int weft__io_begin(io_call *c, int fd, weft_time_t deadline, weft_op_t *op, uint8_t call, unsigned how)
+{
+	call_init(c, fd, deadline, how);
 	int w = 0;
 	if (op || c->foreign) {
-		w = begin_more(c, op, call);
+		w = begin_more(c, op, call, (const void *)(intptr_t)fd, false);
 		if (w < 0 || c->foreign)
 			return w;
 	}
-	if (fd < 0)
-		return -EBADF;
-	weft_io *io = io_peek();
-	if (io && take_registered(c, io, weft__io_slot_peek(io, fd)))
-		return w; /* made non-blocking when it was registered */
-	int r = set_nonblock(fd);
+	int r = take_fd(c);
 	return r < 0 ? r : w;
+}
+
+int weft__io_begin_obj(io_call *c, const void *obj, weft_time_t deadline, weft_op_t *op, uint8_t call)
+{
+	call_init(c, -1, deadline, 0);
+	int w = op ? begin_more(c, op, call, obj, true) : 0;
+	if (w < 0 || c->fd < 0)
+		return w; /* (a new call: 0, and no descriptor yet) */
+	/* A repeat: the registration's descriptor, registered when it waited. */
+	int r = take_fd(c);
+	return r < 0 ? r : w;
+}
+
+int weft__io_adopt(io_call *c, int fd)
+{
+	c->fd = fd;
+	c->io = NULL;
+	c->s = NULL;
+	return take_fd(c);
 }
 
 /* The first wait of a call whose descriptor is not registered (it had no
@@ -886,27 +924,28 @@ static int step_wait(io_call *c, uint32_t events, const io_mark *since)
 	io_op *op = (io_op *)c->op;
 	/* weft__io_begin finished the op's last wait: idle, and the task may
 	 * open a new one. */
-	assert(op != NULL && op->state == OP_IDLE && !weft_can_park());
+	assert(op != NULL && op->n.owner == OP_IDLE && !weft_can_park());
 	if (weft__io_deadline_passed(c->deadline))
 		return -ETIMEDOUT; /* a past deadline polls: nothing to register */
 	op->n.waker = weft_park_prepare();
 	assert(op->n.waker.parker != NULL);
 	op->progress = c->progress;
-	op->events = events;
+	op->events = (uint16_t)events;
+	assert(op->events == events);
+	op->fd = c->fd; /* (also for OP_RETRY: weft__io_begin_obj's repeat takes it) */
 	int r = wait_begin(c->io, c->s, c->fd, c->gen, events, c->foreign, since, &op->n);
 	if (r == WAIT_NOROOM) { /* come back after the others (and the poller) ran */
-		op->state = OP_RETRY;
+		op->n.owner = OP_RETRY;
 		weft_unpark(op->n.waker, 0);
 	} else if (r != 0) {
 		return r;
 	} else {
-		op->fd = c->fd;
 		op->gen = c->gen;
 		op->foreign = c->foreign;
-		op->state = OP_PARKED;
+		op->n.owner = OP_PARKED;
 		r = c->deadline == WEFT_NEVER ? 0 : weft_park_deadline(op->n.waker, c->deadline);
 		if (r < 0) { /* no memory for the timer: give up the wait */
-			op->state = OP_IDLE;
+			op->n.owner = OP_IDLE;
 			r = wait_end(c->io, c->s, c->fd, c->gen, events, c->foreign, &op->n, r);
 			return r < 0 ? r : (int)events;
 		}
@@ -983,17 +1022,18 @@ static int foreign_check(io_call *c, uint32_t events)
 	return 0;
 }
 
-/* weft_fd_wait and its _step form. It does not assume the descriptor is
+/* weft_fd_wait and its _step form (and, with its own call id, the
+ * process wait's). It does not assume the descriptor is
  * the same file from one call to the next (another library may close it
  * and reuse the number), so poll(2) has the last word after every wake-up
  * (a report may be stale, or a cancelled poll's). */
-static int fd_wait_call(int fd, uint32_t events, weft_time_t deadline, weft_op_t *op)
+int weft__io_fd_wait(int fd, uint32_t events, weft_time_t deadline, weft_op_t *op, uint8_t call)
 {
 	int r = check_fd_wait(fd, events);
 	if (r < 0)
 		return r;
 	io_call c;
-	r = weft__io_begin(&c, fd, deadline, op, WEFT__IO_FD_WAIT_STEP, IO_CALL_FOREIGN);
+	r = weft__io_begin(&c, fd, deadline, op, call, IO_CALL_FOREIGN);
 	if (r < 0)
 		return r;
 	for (;;) {
@@ -1008,12 +1048,12 @@ static int fd_wait_call(int fd, uint32_t events, weft_time_t deadline, weft_op_t
 
 int weft_fd_wait(int fd, uint32_t events, weft_time_t deadline)
 {
-	return fd_wait_call(fd, events, deadline, NULL);
+	return weft__io_fd_wait(fd, events, deadline, NULL, WEFT__IO_FD_WAIT_STEP);
 }
 
 int weft_fd_wait_step(int fd, uint32_t events, weft_time_t deadline, weft_op_t *op)
 {
-	return op ? fd_wait_call(fd, events, deadline, op) : -EINVAL;
+	return op ? weft__io_fd_wait(fd, events, deadline, op, WEFT__IO_FD_WAIT_STEP) : -EINVAL;
 }
 
 /* ------------------------------------------------------------ the socket code's view */

@@ -26,18 +26,26 @@
  *    recycled pid (with a pidfd it could not anyway).
  *  - No task parks while holding p->mu: waitid runs with WNOHANG under it,
  *    and the waiting itself (weft_fd_wait on the pidfd) happens outside.
+ *  - weft_process_wait_step waits first and reaps after: a repeat must
+ *    finish its registration (on the pidfd, in the netpoller) before it
+ *    may return anything, and a pidfd polls readable once the child has
+ *    exited, reaped or not, so a first call on an exited child does not
+ *    wait. Without a pidfd it naps: a wait of its own that only its
+ *    deadline ends (1 ms, doubling to 50 ms, as the blocking form sleeps).
  *  - Each pipe end is owned by p until weft_process_close or destroy closes
  *    it (weft_close, which wakes waiters of this runtime's poller).
  */
 #include "io_impl.h"
 #include <weft/time.h>
 
+#include <assert.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,17 +377,28 @@ static int try_reap(struct weft_process *p, bool block)
 	}
 }
 
+/* Reap the child if it has ended: 0 (with *st, st may be NULL), -EAGAIN
+ * (still running), -ECHILD. */
+static int reap_now(struct weft_process *p, weft_exit_status_t *st)
+{
+	pthread_mutex_lock(&p->mu);
+	int e = try_reap(p, false);
+	if (e == 0 && st)
+		*st = p->status;
+	pthread_mutex_unlock(&p->mu);
+	return e;
+}
+
+#define NAP_FIRST WEFT_MSEC
+#define NAP_MAX (50 * WEFT_MSEC)
+
 int weft_process_wait(weft_process_t *p, weft_exit_status_t *st, weft_time_t deadline)
 {
 	if (!p)
 		return -EINVAL;
-	weft_time_t nap = WEFT_MSEC;
+	weft_time_t nap = NAP_FIRST;
 	for (;;) {
-		pthread_mutex_lock(&p->mu);
-		int e = try_reap(p, false);
-		if (e == 0 && st)
-			*st = p->status;
-		pthread_mutex_unlock(&p->mu);
+		int e = reap_now(p, st);
 		if (e != -EAGAIN)
 			return e;
 		if (p->pidfd >= 0) {
@@ -394,9 +413,95 @@ int weft_process_wait(weft_process_t *p, weft_exit_status_t *st, weft_time_t dea
 		int r = weft_sleep(deadline - now < nap ? deadline - now : nap);
 		if (r == -ECANCELED)
 			return r;
-		if (nap < 50 * WEFT_MSEC)
+		if (nap < NAP_MAX)
 			nap *= 2;
 	}
+}
+
+/* weft_process_wait_step without a pidfd, in a stackless task: a nap is a
+ * wait of the task's own, registered in op, that its deadline ends. */
+typedef struct nap_op {
+	uint8_t call;
+	weft_time_t nap; /* the next nap */
+} nap_op;
+_Static_assert(sizeof(nap_op) <= 48, "an io op is at most 48 bytes (but the netpoller's)");
+_Static_assert(sizeof(nap_op) <= sizeof(((weft_op_t *)0)->opaque), "weft_op_t too small (its obj is the protocol's)");
+_Static_assert(_Alignof(nap_op) <= _Alignof(weft_op_t), "weft_op_t under-aligned");
+_Static_assert(offsetof(nap_op, call) == 0, "an op's first byte is its call's id");
+
+static int nap_wait_step(struct weft_process *p, weft_exit_status_t *st, weft_time_t deadline, weft_op_t *op)
+{
+	int b = weft_step_begin(op, WEFT__IO_PROCESS_NAP_STEP, p);
+	if (b < 0)
+		return b;
+	if (b == WEFT_STEP_BLOCKS)
+		return weft_process_wait(p, st, deadline);
+	nap_op *o = (nap_op *)op;
+	if (b == 0) {
+		o->nap = NAP_FIRST;
+	} else {
+		/* Only its deadline ends a nap: -ETIMEDOUT (the nap's, or the
+		 * call's), or a cancellation. */
+		int r = weft_park_result();
+		if (r < 0 && r != -ETIMEDOUT)
+			return r;
+	}
+	int e = reap_now(p, st);
+	if (e != -EAGAIN)
+		return e;
+	weft_time_t now = weft_now();
+	if (now >= deadline)
+		return -ETIMEDOUT;
+	weft_waker_t w = weft_park_prepare();
+	assert(w.parker != NULL); /* weft_step_begin let the task open a wait */
+	e = weft_park_deadline(w, deadline - now < o->nap ? deadline : now + o->nap);
+	if (e)
+		return e;
+	if (o->nap < NAP_MAX)
+		o->nap *= 2;
+	e = weft_step_register(op);
+	assert(e == -EINPROGRESS);
+	return e;
+}
+
+int weft_process_wait_step(weft_process_t *p, weft_exit_status_t *st, weft_time_t deadline, weft_op_t *op)
+{
+	if (!p || !op)
+		return -EINVAL;
+	if (p->pidfd < 0)
+		return nap_wait_step(p, st, deadline, op);
+	for (;;) {
+		/* First: a repeat finishes its wait here. */
+		int r = weft__io_fd_wait(p->pidfd, POLLIN, deadline, op, WEFT__IO_PROCESS_WAIT_STEP);
+		if (r < 0)
+			return r;
+		int e = reap_now(p, st);
+		if (e != -EAGAIN)
+			return e;
+	}
+}
+
+ssize_t weft_process_write_step(weft_process_t *p, const void *buf, size_t len, weft_time_t deadline, weft_op_t *op)
+{
+	if (!p || (!buf && len > 0) || len > (size_t)SSIZE_MAX || !op)
+		return -EINVAL;
+	int fd = p->fds[WEFT_STDIN];
+	if (fd < 0)
+		return -EBADF;
+	size_t done = 0;
+	ssize_t r = weft_write_all_step(fd, buf, len, deadline, &done, op);
+	/* As weft_process_write: stopped after some bytes, the count. */
+	return r < 0 && r != -EINPROGRESS && done > 0 ? (ssize_t)done : r;
+}
+
+ssize_t weft_process_read_step(weft_process_t *p, int which, void *buf, size_t len, weft_time_t deadline, weft_op_t *op)
+{
+	if (!p || (which != WEFT_STDOUT && which != WEFT_STDERR) || (!buf && len > 0) || len > (size_t)SSIZE_MAX || !op)
+		return -EINVAL;
+	int fd = p->fds[which];
+	if (fd < 0)
+		return -EBADF;
+	return weft_read_step(fd, buf, len, deadline, op);
 }
 
 int weft_process_kill(weft_process_t *p, int sig)

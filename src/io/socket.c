@@ -20,6 +20,18 @@
  * weft_sendfile count the bytes moved in io_call.progress, which the op of
  * their _step forms keeps from the registration to the repeat: the repeat
  * goes on from there, with the same buffer and length (begin_whole).
+ *
+ * weft_tcp_connect and weft_unix_connect open their socket themselves, so
+ * their _step forms keep it in the op (weft__io_begin_obj: their object is
+ * the host or path); weft_tcp_connect's keeps the addresses it has still
+ * to try there too (io_call.progress: the rest of the getaddrinfo list,
+ * whose head is the address being connected). Its name lookup, when the
+ * host is not numeric, runs on the blocking pool with the op as the pool
+ * job's (weft__pool_step), before the connect registers in the same op:
+ * a repeat finds which of the two waits it is registered in by asking
+ * weft_step_begin for the connect first (WEFT__IO_DIAL_STEP), then for
+ * the lookup. The repeat passes the same host and port, so it finds the
+ * registration; an -EBUSY from the first asks the second.
  */
 #include "io_impl.h"
 
@@ -185,8 +197,39 @@ static int connect_start(int fd, const struct sockaddr *addr, socklen_t len)
 	return errno == EINTR ? -EINPROGRESS : -errno;
 }
 
-/* weft_connect and weft_connect_step. The _step form's repeat (w > 0, its
- * wait for POLLOUT ended) asks how the connection it started went. */
+/* Connect c's descriptor (c has begun; w is what its start returned: > 0
+ * for a repeat whose wait for POLLOUT ended, which asks how the connection
+ * it started went). 0, -EINPROGRESS (registered in c's op), or an error. */
+static int connect_on(io_call *c, const struct sockaddr *addr, socklen_t len, int w)
+{
+	io_mark m = weft__io_call_mark(c);
+	int r = w > 0 ? connect_check(c->fd) : connect_start(c->fd, addr, len);
+	while (r == -EAGAIN && addr->sa_family == AF_UNIX) {
+		/* The listener's backlog is full: nothing to wait for in the
+		 * poller, so a coroutine or thread sleeps and tries again; a
+		 * stackless task gets -EAGAIN (io.h). */
+		uint8_t kind = weft__io_kind(c);
+		if (kind != IO_PARK && kind != IO_POLL)
+			return r;
+		if (weft__io_deadline_passed(c->deadline))
+			return -ETIMEDOUT;
+		r = weft_sleep(WEFT_MSEC);
+		if (r < 0)
+			return r;
+		m = weft__io_call_mark(c);
+		r = connect_start(c->fd, addr, len);
+	}
+	while (r == -EINPROGRESS) {
+		w = weft__io_wait(c, POLLOUT, &m);
+		if (w < 0)
+			return w;
+		m = weft__io_call_mark(c);
+		r = connect_check(c->fd);
+	}
+	return r;
+}
+
+/* weft_connect and weft_connect_step. */
 static int connect_call(int fd, const struct sockaddr *addr, socklen_t len, weft_time_t deadline, weft_op_t *op)
 {
 	if (fd < 0)
@@ -195,33 +238,7 @@ static int connect_call(int fd, const struct sockaddr *addr, socklen_t len, weft
 		return -EINVAL;
 	io_call c; /* non-blocking: a blocking connect would wait out its own timeout */
 	int w = weft__io_begin(&c, fd, deadline, op, WEFT__IO_CONNECT_STEP, 0);
-	if (w < 0)
-		return w;
-	io_mark m = weft__io_call_mark(&c);
-	int r = w > 0 ? connect_check(fd) : connect_start(fd, addr, len);
-	while (r == -EAGAIN && addr->sa_family == AF_UNIX) {
-		/* The listener's backlog is full: nothing to wait for in the
-		 * poller, so a coroutine or thread sleeps and tries again; a
-		 * stackless task gets -EAGAIN (io.h). */
-		uint8_t kind = weft__io_kind(&c);
-		if (kind != IO_PARK && kind != IO_POLL)
-			return r;
-		if (weft__io_deadline_passed(deadline))
-			return -ETIMEDOUT;
-		r = weft_sleep(WEFT_MSEC);
-		if (r < 0)
-			return r;
-		m = weft__io_call_mark(&c);
-		r = connect_start(fd, addr, len);
-	}
-	while (r == -EINPROGRESS) {
-		w = weft__io_wait(&c, POLLOUT, &m);
-		if (w < 0)
-			return w;
-		m = weft__io_call_mark(&c);
-		r = connect_check(fd);
-	}
-	return r;
+	return w < 0 ? w : connect_on(&c, addr, len, w);
 }
 
 int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, weft_time_t deadline)
@@ -690,7 +707,7 @@ static void *gai_run(void *a)
 	gai_job *j = a;
 	j->rc = getaddrinfo(j->host, j->service, j->hints, &j->res);
 	j->err = errno;
-	return NULL;
+	return j;
 }
 
 static int gai_errno(int rc, int err)
@@ -716,22 +733,42 @@ static int gai_errno(int rc, int err)
 	}
 }
 
+/* weft_getaddrinfo, and with op its _step form, which leaves *res alone
+ * until the call completes. The job either ran to its end, and its list
+ * comes back here, or never ran: nothing to free on an error. */
+static int getaddrinfo_call(const char *host, const char *service, const struct addrinfo *hints, struct addrinfo **res,
+			    weft_time_t deadline, weft_op_t *op)
+{
+	gai_job j = {.host = host, .service = service, .hints = hints};
+	int r = op ? weft__pool_step(gai_run, &j, sizeof j, deadline, op, WEFT__IO_GETADDRINFO_STEP, host)
+		   : weft_blocking(gai_run, &j, NULL);
+	if (r < 0)
+		return r;
+	r = gai_errno(j.rc, j.err);
+	assert(r != 0 || j.res != NULL); /* a lookup that succeeds finds something */
+	*res = r == 0 ? j.res : NULL;
+	return r;
+}
+
 int weft_getaddrinfo(const char *host, const char *service, const struct addrinfo *hints, struct addrinfo **res)
 {
 	if (!res || (!host && !service))
 		return -EINVAL;
 	*res = NULL;
-	gai_job j = {.host = host, .service = service, .hints = hints};
-	int r = weft_blocking(gai_run, &j, NULL);
-	if (r < 0) {
-		if (r == -ECANCELED && j.rc == 0 && j.res)
-			freeaddrinfo(j.res); /* the lookup ran to its end anyway */
-		return r;
+	return getaddrinfo_call(host, service, hints, res, WEFT_NEVER, NULL);
+}
+
+int weft_getaddrinfo_step(const char *host, const char *service, const struct addrinfo *hints, struct addrinfo **res,
+			  weft_time_t deadline, weft_op_t *op)
+{
+	if (!res || (!host && !service) || !op) {
+		if (res)
+			*res = NULL;
+		return -EINVAL;
 	}
-	r = gai_errno(j.rc, j.err);
-	assert(r != 0 || j.res != NULL); /* a lookup that succeeds finds something */
-	if (r == 0)
-		*res = j.res;
+	int r = getaddrinfo_call(host, service, hints, res, deadline, op);
+	if (r < 0 && r != -EINPROGRESS && r != -EBUSY)
+		*res = NULL;
 	return r;
 }
 
@@ -783,34 +820,145 @@ int weft_tcp_listen(const char *host, uint16_t port, int backlog)
 	return r;
 }
 
-int weft_tcp_connect(const char *host, uint16_t port, weft_time_t deadline)
+/* weft_tcp_connect_step's name lookup, on the pool: a record with no
+ * pointers into itself (the pool works on a copy). */
+typedef struct dial_lookup {
+	const char *host;
+	char svc[8];
+	struct addrinfo hints;
+	struct addrinfo *res;
+	int rc, err;
+} dial_lookup;
+
+static void *dial_lookup_job(void *a)
+{
+	dial_lookup *d = a;
+	d->rc = getaddrinfo(d->host, d->svc, &d->hints, &d->res);
+	d->err = errno;
+	return d;
+}
+
+/* host:port for weft_tcp_connect_step: a numeric address in place (unless
+ * `repeat`: the repeat of a lookup registered in op), a name on the pool
+ * (weft__pool_step: -EINPROGRESS while it runs). 0 with *res, or an error
+ * (-EBUSY: op is not registered in a lookup). */
+static int dial_resolve(const char *host, uint16_t port, weft_time_t deadline, weft_op_t *op, bool repeat,
+			struct addrinfo **res)
+{
+	dial_lookup d = {.host = host && *host ? host : "127.0.0.1",
+			 .hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV | AI_NUMERICHOST}};
+	snprintf(d.svc, sizeof d.svc, "%u", (unsigned)port);
+	if (!repeat) {
+		int rc = getaddrinfo(d.host, d.svc, &d.hints, res);
+		if (rc == 0)
+			return 0;
+		if (rc != EAI_NONAME)
+			return gai_errno(rc, errno);
+	}
+	d.hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
+	int r = weft__pool_step(dial_lookup_job, &d, sizeof d, deadline, op, WEFT__IO_DIAL_LOOKUP_STEP, host);
+	if (r < 0)
+		return r;
+	r = gai_errno(d.rc, d.err);
+	assert(r != 0 || d.res != NULL); /* a lookup that succeeds finds something */
+	*res = d.res;
+	return r;
+}
+
+/* A TCP socket of `family` for c (weft__io_adopt). 0 or -errno. */
+static int dial_socket(io_call *c, int family)
+{
+	int fd = weft_socket(family, SOCK_STREAM, 0);
+	if (fd < 0)
+		return fd;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	int r = weft__io_adopt(c, fd);
+	if (r < 0)
+		weft_close(fd);
+	return r;
+}
+
+/* Connect c to the addresses of ai in turn, from the first (w: what c's
+ * start returned; > 0, a repeat whose wait for the first one's connection
+ * ended), until one connects: its descriptor; or -EINPROGRESS, registered
+ * in c's op with the descriptor and the addresses left (c->progress: ai
+ * from the one being connected on); or the last error. The addresses
+ * tried are freed as it goes (freeaddrinfo frees any tail of a list), and
+ * the rest when it completes. */
+static int dial(io_call *c, struct addrinfo *ai, int w)
+{
+	int r = -EHOSTUNREACH;
+	for (; ai; w = 0) {
+		/* A repeat goes on with its socket; the next address gets one. */
+		if (w > 0 || (r = dial_socket(c, ai->ai_family)) == 0) {
+			c->progress = (size_t)(uintptr_t)ai;
+			r = connect_on(c, ai->ai_addr, ai->ai_addrlen, w);
+			if (r == -EINPROGRESS)
+				return r;
+			if (r == 0) {
+				freeaddrinfo(ai);
+				return c->fd;
+			}
+			weft_close(c->fd);
+			if (r == -ETIMEDOUT || r == -ECANCELED)
+				break;
+		}
+		struct addrinfo *next = ai->ai_next;
+		ai->ai_next = NULL;
+		freeaddrinfo(ai);
+		ai = next;
+	}
+	if (ai)
+		freeaddrinfo(ai);
+	return r;
+}
+
+/* weft_tcp_connect, and with op its _step form. */
+static int tcp_connect_call(const char *host, uint16_t port, weft_time_t deadline, weft_op_t *op)
 {
 	if (port == 0)
 		return -EINVAL;
-	struct addrinfo *ai;
-	int r = resolve(host, port, SOCK_STREAM, false, &ai);
+	struct addrinfo *ai = NULL;
+	io_call c;
+	int w = weft__io_begin_obj(&c, host, deadline, op, WEFT__IO_DIAL_STEP);
+	if (w >= 0 && c.fd >= 0) {
+		ai = (struct addrinfo *)(uintptr_t)c.progress; /* a repeat of the connect */
+		assert(ai != NULL);
+		return dial(&c, ai, w);
+	}
+	if (w < 0 && w != -EBUSY) {
+		/* -EINPROGRESS, or how the connect's wait ended (a deadline,
+		 * a cancellation): the call is over. */
+		if (w != -EINPROGRESS && c.fd >= 0) {
+			weft_close(c.fd);
+			freeaddrinfo((struct addrinfo *)(uintptr_t)c.progress);
+		}
+		return w;
+	}
+	/* A new call (w 0), or op is registered in the lookup, or busy. */
+	int r = op ? dial_resolve(host, port, deadline, op, w == -EBUSY, &ai)
+		   : resolve(host, port, SOCK_STREAM, false, &ai);
 	if (r < 0)
 		return r;
-	r = -EHOSTUNREACH;
-	for (struct addrinfo *a = ai; a; a = a->ai_next) {
-		int fd = weft_socket(a->ai_family, SOCK_STREAM, 0);
-		if (fd < 0) {
-			r = fd;
-			continue;
-		}
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		r = weft_connect(fd, a->ai_addr, a->ai_addrlen, deadline);
-		if (r == 0) {
-			freeaddrinfo(ai);
-			return fd;
-		}
-		weft_close(fd);
-		if (r == -ETIMEDOUT || r == -ECANCELED)
-			break;
+	/* The lookup is over (its registration too): now the connect. */
+	w = weft__io_begin_obj(&c, host, deadline, op, WEFT__IO_DIAL_STEP);
+	assert(w == 0 && c.fd < 0); /* op is not registered: a new call */
+	if (w != 0) {
+		freeaddrinfo(ai);
+		return w;
 	}
-	freeaddrinfo(ai);
-	return r;
+	return dial(&c, ai, 0);
+}
+
+int weft_tcp_connect(const char *host, uint16_t port, weft_time_t deadline)
+{
+	return tcp_connect_call(host, port, deadline, NULL);
+}
+
+int weft_tcp_connect_step(const char *host, uint16_t port, weft_time_t deadline, weft_op_t *op)
+{
+	return op ? tcp_connect_call(host, port, deadline, op) : -EINVAL;
 }
 
 static int unix_addr(const char *path, struct sockaddr_un *sa, socklen_t *len)
@@ -855,19 +1003,50 @@ int weft_unix_listen(const char *path, int backlog)
 	return fd;
 }
 
-int weft_unix_connect(const char *path, weft_time_t deadline)
+/* weft_unix_connect, and with op its _step form (registered as a connect
+ * whose object is path: weft_connect_step's is a descriptor). */
+static int unix_connect_call(const char *path, weft_time_t deadline, weft_op_t *op)
 {
 	struct sockaddr_un sa;
 	socklen_t len;
-	int fd = unix_socket(path, &sa, &len);
-	if (fd < 0)
-		return fd;
-	int r = weft_connect(fd, (struct sockaddr *)&sa, len, deadline);
+	int r = unix_addr(path, &sa, &len);
+	if (r < 0)
+		return r;
+	io_call c;
+	int w = weft__io_begin_obj(&c, path, deadline, op, WEFT__IO_CONNECT_STEP);
+	if (w < 0) {
+		if (w != -EINPROGRESS && c.fd >= 0)
+			weft_close(c.fd); /* how its wait ended: the call is over */
+		return w;
+	}
+	if (c.fd < 0) { /* a new call */
+		int fd = weft_socket(AF_UNIX, SOCK_STREAM, 0);
+		if (fd < 0)
+			return fd;
+		r = weft__io_adopt(&c, fd);
+		if (r < 0) {
+			weft_close(fd);
+			return r;
+		}
+	}
+	r = connect_on(&c, (struct sockaddr *)&sa, len, w);
+	if (r == -EINPROGRESS)
+		return r;
 	if (r < 0) {
-		weft_close(fd);
+		weft_close(c.fd);
 		return r;
 	}
-	return fd;
+	return c.fd;
+}
+
+int weft_unix_connect(const char *path, weft_time_t deadline)
+{
+	return unix_connect_call(path, deadline, NULL);
+}
+
+int weft_unix_connect_step(const char *path, weft_time_t deadline, weft_op_t *op)
+{
+	return op ? unix_connect_call(path, deadline, op) : -EINVAL;
 }
 
 int weft_udp_bind(const char *host, uint16_t port)

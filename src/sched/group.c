@@ -79,7 +79,7 @@ void weft__group_published(weft_group_t *g, weft_task *t)
 static void cancel_members(weft_task_t *ids, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		weft_task *t = weft__task_get(ids[i]);
+		weft_task *t = weft__task_get(ids[i], NULL);
 		if (t) {
 			weft__task_cancel(t);
 			weft__task_put(t);

@@ -318,6 +318,7 @@ struct weft_runtime {
 	 * from one to the next and everything from `nbase` on is reset. */
 	uint32_t index;		/* 1..WEFT_MAX_RUNTIMES: the top byte of its task ids */
 	bool claimed;		/* taken by a runtime (under runtime.c's live_lock) */
+	bool sim_only;		/* only sims have taken this index: a sim may restart its ids (sim.c) */
 	_Atomic bool live;	/* started and not yet being destroyed */
 	_Atomic uint32_t users; /* calls from outside its workers holding it (weft__rt_hold) */
 	/* Spawns in flight from threads that are not rt's workers, drained by
@@ -387,8 +388,10 @@ struct weft_runtime {
 	_Atomic bool stop_requested;	     /* weft_runtime_request_stop, or the stop began */
 	_Atomic uint32_t stop_request_futex; /* bumped by each request: waiters sleep on it */
 	pthread_t monitor;
-	bool has_monitor;     /* configured (the workers read it) */
-	bool monitor_started; /* its thread runs */
+	bool has_monitor;	/* configured (the workers read it) */
+	bool sim;		/* a simulation runtime (sim.c): fixed from start to destroy */
+	struct weft_sim *simst; /* its state, when sim */
+	bool monitor_started;	/* its thread runs */
 	_Atomic bool monitor_stop;
 	_Atomic uint32_t monitor_futex;
 	weft_config_t cfg;
@@ -445,7 +448,10 @@ void weft__ready(weft_task *t);		   /* make a parked or new task runnable */
 void weft__wakep(struct weft_runtime *rt); /* wake an idle worker if none spins */
 void weft__switch_to_sched(weft_worker *w, int action);
 int weft__worker_start(struct weft_runtime *rt, int index, bool extra);
-void weft__worker_kick(weft_worker *w); /* wake w from its futex or its poll */
+weft_worker *weft__worker_alloc(struct weft_runtime *rt, int index); /* the struct, no thread; NULL: no memory */
+int weft__run_task(weft_worker *w, weft_task *t);		     /* run t once; its weft_action */
+void weft__poll_once(weft_worker *w);				     /* a non-blocking poll, if a poller is installed */
+void weft__worker_kick(weft_worker *w);				     /* wake w from its futex or its poll */
 void weft__poll_from_monitor(struct weft_runtime *rt);
 void *weft__worker_main(void *arg);
 
@@ -455,7 +461,7 @@ void weft__task_unref(weft_task *t);
 /* The task an id names, in any runtime, with a reference, its runtime held
  * if the caller is not one of its workers; NULL if there is none. Give it
  * back with weft__task_put. */
-weft_task *weft__task_get(weft_task_t id);
+weft_task *weft__task_get(weft_task_t id, int *err); /* err (may be NULL): -ESRCH, or -EPERM (sim.c) */
 void weft__task_put(weft_task *t);
 void weft__task_finish(weft_worker *w, weft_task *t);
 void weft__task_park_all(struct weft_runtime *rt); /* at destroy: every record's memory goes back */
@@ -504,6 +510,8 @@ size_t weft__timers_poll(weft_worker *w, bool all_shards);
 size_t weft__timers_run_due(struct weft_runtime *rt, weft_shard_t *s); /* any thread (the monitor) */
 weft_time_t weft__timers_next_deadline(struct weft_runtime *rt);
 void weft__park_timer_fire(weft_tentry_t *e);
+/* A stackless task's armed deadline (t->timer): cancel and free it. */
+void weft__park_timer_drop(weft_task *t);
 
 /* stats.c / monitor.c */
 int weft__monitor_start(struct weft_runtime *rt);
@@ -516,6 +524,59 @@ void weft__signals_remove(struct weft_runtime *rt);
 void weft__fatal_task(weft_task *t, const char *what) __attribute__((noreturn));
 /* "weft: <what> in task <id> '<name>': <value>" on stderr (signal-safe). */
 void weft__report_task(weft_task *t, const char *what, long value);
+
+/* sim.c: the simulation mode (docs/scheduler.md, "Simulation"). A sim
+ * runtime has one worker and no thread: its owner thread becomes the
+ * worker while it drives (weft__sim_drive). */
+struct weft_sim {
+	struct weft_runtime *rt;
+	weft_time_t now;    /* the virtual clock */
+	uint64_t seed;	    /* after WEFT_SIM_SEED */
+	uint64_t rng;	    /* the schedule's stream */
+	uint64_t hash;	    /* FNV-1a of the schedule */
+	uint64_t steps;	    /* task runs */
+	uint64_t deadlocks; /* waits that found nothing to run */
+	weft_time_t run_ns; /* each run costs [0, run_ns) of virtual time */
+	int trace_fd;	    /* -1: no trace */
+	bool driving;	    /* inside weft__sim_drive (then weft__self_worker is the worker) */
+	weft_task **ready;  /* swept from the queues, picked at random */
+	size_t nready, ready_cap;
+};
+/* The sim the calling thread owns, or NULL: set from the sim's start to
+ * the end of its stop. initial-exec: weft_now reads it on every call. */
+extern __thread struct weft_sim *weft__sim_mine __attribute__((tls_model("initial-exec")));
+/* At start, before the shards: the sim's state, the owner's TLS, the
+ * seeds. -ENOMEM. */
+int weft__sim_create(struct weft_runtime *rt, const weft_config_t *c);
+void weft__sim_destroy(struct weft_sim *sm); /* after the runtime's destroy; clears the owner's TLS */
+/* Restart the task table of an index only sims have used (ids and epochs
+ * from the start), at start. */
+void weft__sim_reset_table(struct weft_runtime *rt);
+/* Run tasks on the owner thread until done(arg), the virtual clock reaches
+ * deadline (-ETIMEDOUT), or nothing can run nor become ready (-EDEADLK).
+ * Owner thread only; -EDEADLK from inside a drive (a timer function that
+ * waits). */
+int weft__sim_drive(struct weft_sim *sm, bool (*done)(void *), void *arg, weft_time_t deadline);
+/* The owner's plain-thread wait on parker state *state (PARKED): drive
+ * until it leaves PARKED (0) or deadline (-ETIMEDOUT), or -EDEADLK
+ * (reported). */
+int weft__sim_wait(_Atomic uint64_t *state, weft_time_t deadline);
+void weft__sim_yield(void); /* weft_yield on the owner thread: one task run */
+/* stop_finish: cancel and drive until no task is live (true), or give up
+ * on tasks that wait uncancellably on each other (false, reported); the
+ * runtime is then abandoned: weft__sim_abandon. */
+bool weft__sim_stop(struct weft_runtime *rt);
+void weft__sim_abandon(struct weft_runtime *rt);
+int weft__sim_wait_stop_request(struct weft_runtime *rt, weft_time_t deadline);
+/* Whether the caller may touch sim rt: its owner thread (driving or not). */
+static inline bool weft__sim_ours(const struct weft_runtime *rt)
+{
+	return weft__sim_mine != NULL && weft__sim_mine == rt->simst;
+}
+/* A wake-up of a sim's task from another thread: report and abort. */
+void weft__sim_leak(struct weft_runtime *rt, const char *what) __attribute__((noreturn));
+/* Shuffle each run of equal expiry ticks in a fired list (timer.c). */
+void weft__sim_shuffle_fires(struct weft_runtime *rt, weft_tnode_t **list);
 
 /* runtime.c */
 extern struct weft_runtime *weft__default_rt;
@@ -532,6 +593,8 @@ struct weft_runtime *weft__rt_of_id(weft_task_t id);
  * live (then weft__rt_unhold it), false if it is gone or going. Destroying
  * a runtime waits until nobody holds it. */
 bool weft__rt_hold(struct weft_runtime *rt);
+/* At stop: cancel every task of rt not finished. */
+void weft__cancel_all(struct weft_runtime *rt);
 void weft__rt_unhold(struct weft_runtime *rt);
 
 /* Whether the caller is one of rt's workers (or a task running on one): it
@@ -552,7 +615,7 @@ static inline bool weft__on_rt(const struct weft_runtime *rt)
  * than v1 is -EINVAL; more than this library knows is -E2BIG unless the
  * bytes it does not know are zero. When a version adds fields, v1 stays the
  * first version's size (offsetof its first added field). */
-#define WEFT__CONFIG_V1 sizeof(weft_config_t)
+#define WEFT__CONFIG_V1 offsetof(weft_config_t, sim)
 #define WEFT__STATS_V1 sizeof(weft_stats_t)
 static inline long weft__sized(const void *p, size_t size, size_t v1, size_t known)
 {

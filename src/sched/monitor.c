@@ -158,17 +158,19 @@ static void *monitor_main(void *arg)
 }
 
 /* Memory nobody needed for a while goes back to the OS: free stacks and
- * records (stack.c, task.c). After a spike that freed a lot of both, the
- * channels and tasks' aux records freed with them are in malloc's free lists:
- * ask malloc to give back its free pages too, once the release is done. */
+ * records (stack.c, task.c) and the pool's empty runs (channels,
+ * base/pool.c). After a spike that freed a lot of these, what the program
+ * and weft allocated with malloc alongside (tasks' aux records, the
+ * program's own state) is in malloc's free lists: ask malloc to give back
+ * its free pages too, once the release is done. */
 #define TRIM_AFTER ((size_t)1 << 20)
 
 void weft__release_memory(struct weft_runtime *rt, weft_time_t now)
 {
-	weft__pool_release(now); /* the base layer's blocks (channels): malloc is not involved */
+	size_t pooled = weft__pool_release(now); /* the base layer's blocks (channels) */
 	size_t stacks = weft__stack_scavenge(rt->stacks, now);
 	size_t records = weft__task_scavenge(rt, now);
-	size_t bytes = stacks * (size_t)4096 + records * sizeof(weft_task);
+	size_t bytes = pooled + stacks * (size_t)4096 + records * sizeof(weft_task);
 	if (bytes) {
 		atomic_fetch_add_explicit(&rt->released_since_trim, bytes, memory_order_relaxed);
 		return;

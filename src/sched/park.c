@@ -403,11 +403,20 @@ static int current_result(weft_parker_t *p)
 }
 
 /* A deadline for a wait: on the waiter's stack (coroutines), or allocated
- * (stackless tasks, freed by the worker when the task next runs). */
+ * (stackless tasks: t->timer, dropped by the worker when the task next
+ * runs, or when it ends). */
 struct park_timer {
 	weft_tentry_t e;
 	weft_waker_t w;
 };
+
+void weft__park_timer_drop(weft_task *t)
+{
+	assert(weft__is_step(t) && t->timer != NULL);
+	weft__tentry_cancel(t->timer);
+	free((struct park_timer *)((char *)t->timer - offsetof(struct park_timer, e)));
+	t->timer = NULL;
+}
 
 void weft__park_timer_fire(weft_tentry_t *e)
 {
@@ -430,6 +439,16 @@ static int park_thread(weft_parker_t *p, weft_waker_t w, weft_time_t deadline)
 		s = atomic_load(&p->state);
 		if (WEFT_PS_PHASE(s) != WEFT_PH_PARKED)
 			break;
+		if (unlikely(weft__sim_mine != NULL)) {
+			/* A sim's owner thread: its wait runs the simulation (sim.c),
+			 * which only returns between task runs, when no claim is
+			 * pending (a claimer finishes within its run). */
+			int r = weft__sim_wait(&p->state, deadline);
+			assert(r == 0 || !(atomic_load(&p->state) & WEFT_PS_CLAIMED));
+			if (r)
+				weft_unpark(w, r);
+			continue;
+		}
 		if (deadline == WEFT_NEVER || (s & WEFT_PS_CLAIMED)) {
 			/* A claimed wait ends only by its claimer, soon. */
 			weft__futex_wait(state_futex(p), (uint32_t)s, NULL);
@@ -523,9 +542,7 @@ int weft_park_deadline(weft_waker_t w, weft_time_t deadline)
 		/* Armed earlier in this run (the worker drops the last run's):
 		 * for a wait this one replaced, or for this one. The new
 		 * deadline replaces it. */
-		weft__tentry_cancel(t->timer);
-		free(t->timer);
-		t->timer = NULL;
+		weft__park_timer_drop(t);
 	}
 	struct park_timer *pt = malloc(sizeof *pt);
 	if (!pt)
@@ -544,6 +561,8 @@ int weft_park_result(void)
 }
 
 /* ------------------------------------------------------------ step registrations */
+
+_Static_assert(sizeof(weft_op_t) == 72, "the size sched.h states");
 
 int weft_step_begin(weft_op_t *op, uint8_t call, const void *obj)
 {

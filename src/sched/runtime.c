@@ -78,6 +78,8 @@ weft_runtime_t *weft_runtime_current(void)
 		return w->rt;
 	if (weft__monitor_of) /* running a stuck worker's timers */
 		return weft__monitor_of;
+	if (weft__sim_mine) /* the owner thread of a sim, between its drives */
+		return weft__sim_mine->rt;
 	return __atomic_load_n(&weft__default_rt, __ATOMIC_ACQUIRE);
 }
 
@@ -227,6 +229,22 @@ int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg)
 		return -EINVAL;
 	if (c.stack_size && (c.stack_size < WEFT_STACK_MIN || c.stack_size > WEFT_STACK_MAX))
 		return -EINVAL;
+	if ((c.sim_flags & ~(unsigned)WEFT_SIM_TRACE) || c.sim_run_ns > WEFT_SEC || c.sim_trace_fd < 0)
+		return -EINVAL;
+	if (c.sim) {
+		/* One worker, which its owner thread becomes while it drives
+		 * (sim.c): a thread that is a worker already cannot, and one
+		 * thread drives one sim. */
+		if (weft__self_worker || weft__monitor_of)
+			return -EPERM;
+		if (weft__sim_mine)
+			return -EBUSY;
+		if (c.workers > 1)
+			return -EINVAL;
+		c.workers = 1;
+		c.no_monitor = true;
+		c.no_sigquit_dump = true;
+	}
 	if (c.workers == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		c.workers = (int)env_long("WEFT_WORKERS", n > 0 ? n : 1);
@@ -245,7 +263,10 @@ int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg)
 	 * one. */
 	struct weft_runtime *rt = NULL;
 	pthread_mutex_lock(&live_lock);
-	for (uint32_t i = 1; i <= WEFT_MAX_RUNTIMES && !rt; i++) {
+	for (uint32_t k = 1; k <= WEFT_MAX_RUNTIMES && !rt; k++) {
+		/* Sims from the top, others from the bottom: a sim then mostly
+		 * finds an index only sims have used, whose ids it restarts. */
+		uint32_t i = c.sim ? WEFT_MAX_RUNTIMES + 1 - k : k;
 		struct weft_runtime *r = atomic_load_explicit(&rt_by_index[i], memory_order_relaxed);
 		if (!r) {
 			if (posix_memalign((void **)&r, WEFT_CACHELINE, sizeof *r)) {
@@ -254,11 +275,13 @@ int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg)
 			}
 			memset(r, 0, sizeof *r);
 			r->index = i;
+			r->sim_only = true; /* until a runtime that is not a sim takes it */
 			atomic_store_explicit(&rt_by_index[i], r, memory_order_release);
 		} else if (r->claimed || atomic_load(&r->users) || atomic_load(&r->spawning)) {
 			continue;
 		}
 		r->claimed = true;
+		r->sim_only = r->sim_only && c.sim;
 		rt = r;
 	}
 	pthread_mutex_unlock(&live_lock);
@@ -268,6 +291,7 @@ int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg)
 	rt->cfg = c;
 	rt->nbase = c.workers;
 	rt->stack_default = c.stack_size;
+	rt->sim = c.sim;
 	pthread_mutex_init(&rt->gq_lock, NULL);
 	pthread_mutex_init(&rt->idle_lock, NULL);
 	pthread_mutex_init(&rt->slab_lock, NULL);
@@ -280,13 +304,31 @@ int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg)
 			goto fail;
 		rt->slabs = m;
 	}
+	if (c.sim) {
+		/* Before the shards: their wheels start at the virtual clock. */
+		if ((e = weft__sim_create(rt, &c)) != 0)
+			goto fail;
+		if (rt->sim_only)
+			weft__sim_reset_table(rt);
+	}
 	if ((e = weft__stack_pool_create(&rt->stacks, c.stack_cache_bytes, 16000)) != 0)
 		goto fail;
 	if ((e = weft__shards_create(rt)) != 0)
 		goto fail;
 	atomic_store(&rt->nworkers, rt->nbase);
 	rt->has_monitor = !c.no_monitor; /* before the workers: they read it */
-	atomic_store(&rt->live, true);	 /* whole now: calls from outside may hold it */
+	if (c.sim) {
+		/* Its worker has no thread: the owner drives it (sim.c). */
+		if (!(rt->workers[0] = weft__worker_alloc(rt, 0))) {
+			e = -ENOMEM;
+			goto fail;
+		}
+		atomic_store(&rt->live, true);
+		weft__signals_install(rt); /* the overflow report, for a coroutine of it */
+		*out = rt;
+		return 0;
+	}
+	atomic_store(&rt->live, true); /* whole now: calls from outside may hold it */
 	for (int i = 0; i < rt->nbase; i++) {
 		if ((e = weft__worker_start(rt, i, false)) != 0) {
 			atomic_store(&rt->nworkers, i);
@@ -310,12 +352,15 @@ int weft_runtime_start(weft_runtime_t **out, const weft_config_t *cfg)
 	weft__signals_install(rt);
 	*out = rt;
 	return 0;
-fail:
+fail:;
+	struct weft_sim *sm = rt->simst;
 	destroy(rt);
+	if (sm)
+		weft__sim_destroy(sm);
 	return e;
 }
 
-static void cancel_all(struct weft_runtime *rt)
+void weft__cancel_all(struct weft_runtime *rt)
 {
 	uint32_t n = atomic_load(&rt->bump);
 	for (uint32_t s = 0; s < n; s++) {
@@ -343,6 +388,8 @@ static int stop_claim(struct weft_runtime *rt)
 		return -EDEADLK; /* it would wait for itself */
 	if (!atomic_load(&rt->live))
 		return -EINVAL; /* stopped already (a struct is never freed: see "Lifetime") */
+	if (unlikely(rt->sim) && !weft__sim_ours(rt))
+		return -EPERM; /* only its owner thread can run what a stop must run */
 	/* Under poller_lock: an attach or a poller install either completes
 	 * before this or sees stopping (destroy reads the slots unlocked). */
 	pthread_mutex_lock(&rt->poller_lock);
@@ -351,19 +398,19 @@ static int stop_claim(struct weft_runtime *rt)
 	return already ? -EINVAL : 0; /* already stopping */
 }
 
-static void stop_finish(struct weft_runtime *rt);
+static int stop_finish(struct weft_runtime *rt);
 
 int weft_runtime_stop(weft_runtime_t *rt)
 {
 	int e = stop_claim(rt);
 	if (e)
 		return e;
-	stop_finish(rt);
-	return 0;
+	return stop_finish(rt);
 }
 
-/* The rest of a stop, by the caller that claimed it. */
-static void stop_finish(struct weft_runtime *rt)
+/* The rest of a stop, by the caller that claimed it. 0, or -EDEADLK from a
+ * sim whose tasks could not all be ended (it is abandoned: sim.c). */
+static int stop_finish(struct weft_runtime *rt)
 {
 	/* A stop that has begun ends every wait for a stop request (the flag
 	 * stays set until a later runtime takes this struct). */
@@ -372,8 +419,13 @@ static void stop_finish(struct weft_runtime *rt)
 	 * (seq_cst on both sides: a spawner either sees stopping or is counted). */
 	while (atomic_load(&rt->spawning) != 0)
 		sched_yield();
-	while (live_tasks(rt) > 0) {
-		cancel_all(rt);
+	struct weft_sim *sm = rt->simst;
+	if (sm && !weft__sim_stop(rt)) { /* cancels and runs what is left, on this thread */
+		weft__sim_abandon(rt);
+		return -EDEADLK;
+	}
+	while (!sm && live_tasks(rt) > 0) {
+		weft__cancel_all(rt);
 		struct timespec ts = {0, 1000000};
 		nanosleep(&ts, NULL);
 	}
@@ -401,6 +453,9 @@ static void stop_finish(struct weft_runtime *rt)
 		__atomic_store_n(&weft__default_rt, weft__live_rts, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&live_lock);
 	destroy(rt);
+	if (sm)
+		weft__sim_destroy(sm); /* rt may belong to another start by now */
+	return 0;
 }
 
 int weft_runtime_request_stop(weft_runtime_t *rt)
@@ -421,6 +476,8 @@ int weft_runtime_wait_stop_request_until(weft_runtime_t *rt, weft_time_t deadlin
 		return -EINVAL;
 	if (weft__on_rt(rt))
 		return -EDEADLK;
+	if (unlikely(rt->sim) && weft__sim_ours(rt))
+		return weft__sim_wait_stop_request(rt, deadline); /* runs the sim meanwhile */
 	for (;;) {
 		uint32_t f = atomic_load(&rt->stop_request_futex);
 		if (atomic_load(&rt->stop_requested))
@@ -467,6 +524,6 @@ int weft_main(void *(*fn)(void *), void *arg, const weft_config_t *cfg)
 	bool ours = stop_claim(rt) == 0; /* else another thread stops it */
 	weft__rt_unhold(rt);
 	if (ours)
-		stop_finish(rt);
+		(void)stop_finish(rt); /* fn's result is what weft_main reports */
 	return e ? e : (int)(intptr_t)res;
 }

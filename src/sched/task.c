@@ -553,14 +553,23 @@ weft_task *weft__task_ref(struct weft_runtime *rt, weft_task_t id)
 	return t;
 }
 
-weft_task *weft__task_get(weft_task_t id)
+weft_task *weft__task_get(weft_task_t id, int *err)
 {
+	if (err)
+		*err = -ESRCH;
 	struct weft_runtime *rt = weft__rt_of_id(id);
 	if (!rt)
 		return NULL;
 	bool outside = !weft__on_rt(rt);
 	if (outside && !weft__rt_hold(rt))
 		return NULL;
+	if (outside && unlikely(rt->sim) && !weft__sim_ours(rt)) {
+		/* A sim's tasks are its owner thread's alone. */
+		weft__rt_unhold(rt);
+		if (err)
+			*err = -EPERM;
+		return NULL;
+	}
 	weft_task *t = weft__task_ref(rt, id);
 	if (!t && outside)
 		weft__rt_unhold(rt);
@@ -668,7 +677,9 @@ static int spawn_common(weft_task_t *out, bool step, void *fn, void *arg, const 
 	if (w && w->rt == rt)
 		return spawn_locked(rt, out, step, fn, arg, o);
 	atomic_fetch_add(&rt->spawning, 1);
-	int e = spawn_locked(rt, out, step, fn, arg, o);
+	/* (Counted in spawning, rt's struct is not taken by another start.)
+	 * Into a sim, only from its owner thread. */
+	int e = unlikely(rt->sim) && !weft__sim_ours(rt) ? -EPERM : spawn_locked(rt, out, step, fn, arg, o);
 	atomic_fetch_sub(&rt->spawning, 1);
 	return e;
 }
@@ -801,9 +812,7 @@ void weft__task_finish(weft_worker *w, weft_task *t)
 	}
 	if (weft__is_step(t) && t->timer) {
 		/* A stackless task that finished with a deadline still armed. */
-		weft__tentry_cancel(t->timer);
-		free(t->timer);
-		t->timer = NULL;
+		weft__park_timer_drop(t);
 	}
 	if (!weft__is_step(t) && t->stack) {
 #ifdef WEFT_HAVE_VALGRIND
@@ -926,9 +935,10 @@ static int join_start(weft_task *t, void **result, weft_time_t deadline, weft_op
 /* Look id up and take its handle (LIVE -> JOINING); 0 or the error. */
 static int join_take(weft_task_t id, weft_task **out)
 {
-	weft_task *t = weft__task_get(id);
+	int e;
+	weft_task *t = weft__task_get(id, &e);
 	if (!t)
-		return -ESRCH;
+		return e;
 	if (t == weft__cur_task()) {
 		weft__task_put(t);
 		return -EINVAL;
@@ -946,7 +956,7 @@ int weft__join(weft_task_t id, void **result, weft_time_t deadline)
 {
 	if (result)
 		*result = NULL;
-	weft_task *t;
+	weft_task *t = NULL;
 	int r = join_take(id, &t);
 	return r ? r : join_start(t, result, deadline, NULL);
 }
@@ -974,16 +984,17 @@ int weft_join_step(weft_task_t id, void **result, weft_time_t deadline, weft_op_
 		return join_woke(((join_op *)op)->t, result, weft_park_result());
 	if (b == WEFT_STEP_BLOCKS) /* a coroutine or a plain thread */
 		return weft__join(id, result, deadline);
-	weft_task *t;
+	weft_task *t = NULL;
 	int r = join_take(id, &t);
 	return r ? r : join_start(t, result, deadline, op);
 }
 
 int weft_detach(weft_task_t id)
 {
-	weft_task *t = weft__task_get(id);
+	int e;
+	weft_task *t = weft__task_get(id, &e);
 	if (!t)
-		return -ESRCH;
+		return e;
 	uint8_t h = WEFT_H_LIVE;
 	if (!atomic_compare_exchange_strong(&t->handle, &h, WEFT_H_DETACHED)) {
 		weft__task_put(t);
@@ -1009,9 +1020,10 @@ int weft__task_cancel(weft_task *t)
 
 int weft_cancel(weft_task_t id)
 {
-	weft_task *t = weft__task_get(id);
+	int e;
+	weft_task *t = weft__task_get(id, &e);
 	if (!t)
-		return -ESRCH;
+		return e;
 	int r = weft__task_cancel(t);
 	weft__task_put(t);
 	return r;
@@ -1028,7 +1040,10 @@ int weft_yield(void)
 	weft_worker *w = weft__self_worker;
 	weft_task *t = w ? w->cur : NULL;
 	if (!t) {
-		sched_yield();
+		if (unlikely(weft__sim_mine != NULL))
+			weft__sim_yield(); /* a sim's owner thread: one task runs */
+		else
+			sched_yield();
 		return 0;
 	}
 	if (weft__is_step(t))
@@ -1070,9 +1085,10 @@ int weft_task_name(weft_task_t id, char *buf, size_t len)
 {
 	if (!buf || len == 0)
 		return -EINVAL;
-	weft_task *t = weft__task_get(id);
+	int e;
+	weft_task *t = weft__task_get(id, &e);
 	if (!t)
-		return -ESRCH;
+		return e;
 	weft_task_aux *x = atomic_load_explicit(weft__task_auxp(t), memory_order_acquire);
 	size_t n = x ? strnlen(x->name, WEFT_NAME_LEN) : 0;
 	if (n >= len)

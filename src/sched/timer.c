@@ -165,7 +165,6 @@ static __thread bool in_fire;
 
 size_t weft__timers_run(struct weft_runtime *rt, weft_shard_t *s, uint64_t tick)
 {
-	(void)rt;
 	weft_tnode_t *list = NULL;
 	weft__spin_lock(&s->lock);
 	size_t n = weft__wheel_advance(&s->wheel, tick, &list);
@@ -186,6 +185,8 @@ size_t weft__timers_run(struct weft_runtime *rt, weft_shard_t *s, uint64_t tick)
 	if (n)
 		atomic_fetch_add_explicit(&s->fired, n, memory_order_relaxed);
 	weft__spin_unlock(&s->lock);
+	if (unlikely(rt->sim) && n > 1)
+		weft__sim_shuffle_fires(rt, &list); /* equal ticks fire in a seeded order */
 	bool outer = in_fire;
 	in_fire = true;
 	while (list) {
@@ -240,6 +241,12 @@ weft_time_t weft__timers_next_deadline(struct weft_runtime *rt)
 int weft_sleep_until(weft_time_t deadline)
 {
 	weft_task *t = weft__cur_task();
+	if (!t && unlikely(weft__sim_mine != NULL)) {
+		/* A sim's owner thread sleeps in virtual time: its park drives
+		 * the simulation. */
+		int r = weft_park(weft_park_prepare(), deadline);
+		return r == -ETIMEDOUT ? 0 : r;
+	}
 	if (!t) {
 		struct timespec ts = weft__ts_of(deadline == WEFT_NEVER ? INT64_MAX : deadline);
 		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
@@ -439,12 +446,19 @@ static void timer_fire(weft_tentry_t *e)
 /* Calls on a timer made outside its runtime's workers (plain threads, tasks
  * and timers of other runtimes) hold the runtime: its shards and timer list
  * stay whole until they let go (runtime.c, "Lifetime"). Returns whether the
- * caller is outside; false in *ok if the runtime's destroy has begun. */
-static bool timer_hold(struct weft_runtime *rt, bool *ok)
+ * caller is outside; in *err 0, -ESHUTDOWN if the runtime's destroy has
+ * begun, or -EPERM if it is a sim the caller does not own. */
+static bool timer_hold(struct weft_runtime *rt, int *err)
 {
 	weft_worker *w = weft__self_worker;
 	bool outside = !w || w->rt != rt;
-	*ok = !outside || weft__rt_hold(rt);
+	*err = 0;
+	if (outside && !weft__rt_hold(rt)) {
+		*err = -ESHUTDOWN;
+	} else if (outside && unlikely(rt->sim) && !weft__sim_ours(rt)) {
+		weft__rt_unhold(rt);
+		*err = -EPERM;
+	}
 	return outside;
 }
 
@@ -461,10 +475,10 @@ int weft_timer_create(weft_timer_t **out, void (*fn)(void *), void *arg)
 	struct weft_runtime *rt = weft_runtime_current();
 	if (!rt)
 		return -ESHUTDOWN;
-	bool ok, outside = timer_hold(rt, &ok);
-	if (!ok)
-		return -ESHUTDOWN;
-	int e = 0;
+	int e;
+	bool outside = timer_hold(rt, &e);
+	if (e)
+		return e;
 	weft_timer_t *t = NULL;
 	if (atomic_load(&rt->stopping))
 		e = -ESHUTDOWN;
@@ -490,10 +504,10 @@ int weft_timer_start(weft_timer_t *t, weft_time_t first, weft_time_t period)
 	if (!t || period < 0)
 		return -EINVAL;
 	struct weft_runtime *rt = t->rt;
-	bool ok, outside = timer_hold(rt, &ok);
-	if (!ok)
-		return -ESHUTDOWN;
-	int e = 0;
+	int e;
+	bool outside = timer_hold(rt, &e);
+	if (e)
+		return e;
 	bool wake = false;
 	weft__spin_lock(&t->lk);
 	if (t->destroyed) {
@@ -560,10 +574,11 @@ int weft_timer_stop(weft_timer_t *t)
 {
 	if (!t)
 		return -EINVAL;
-	bool ok, outside = timer_hold(t->rt, &ok);
-	if (!ok)
-		return -ESHUTDOWN;
-	int e = timer_disarm(t, false);
+	int e;
+	bool outside = timer_hold(t->rt, &e);
+	if (e)
+		return e;
+	e = timer_disarm(t, false);
 	if (outside)
 		weft__rt_unhold(t->rt);
 	return e;
@@ -574,10 +589,11 @@ int weft_timer_destroy(weft_timer_t *t)
 	if (!t)
 		return -EINVAL;
 	struct weft_runtime *rt = t->rt;
-	bool ok, outside = timer_hold(rt, &ok);
-	if (!ok)
-		return -ESHUTDOWN;
-	int e = timer_disarm(t, true);
+	int e;
+	bool outside = timer_hold(rt, &e);
+	if (e)
+		return e;
+	e = timer_disarm(t, true);
 	if (e == 0) {
 		/* IDLE for good: nothing arms a destroyed timer. */
 		assert(atomic_load_explicit(&t->e.state, memory_order_acquire) == WEFT_TE_IDLE);

@@ -88,7 +88,9 @@ void weft__switch_to_sched(weft_worker *w, int action)
 	weft__ctx_switch(&t->sp, w->sched_sp);
 	/* Resumed, maybe on another worker. */
 #ifdef WEFT_ASAN
-	__sanitizer_finish_switch_fiber(t->asan_fake, NULL, NULL);
+	/* The stack we came from is that worker's own: where we go back to. */
+	w = weft__self_worker;
+	__sanitizer_finish_switch_fiber(t->asan_fake, &w->asan_bottom, &w->asan_size);
 #endif
 	*errno_here() = e;
 }
@@ -97,7 +99,11 @@ static void coro_entry(void *arg)
 {
 	weft_task *t = arg;
 #ifdef WEFT_ASAN
-	__sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+	/* Record the worker's stack, which the switch back names (ASan
+	 * must know which stack it is on: a sim's worker is its owner
+	 * thread, which goes back to its own code between drives). */
+	weft_worker *w = weft__self_worker;
+	__sanitizer_finish_switch_fiber(NULL, &w->asan_bottom, &w->asan_size);
 #endif
 	void *r = t->fn(t->arg);
 	/* weft_exit comes here too, through its own switch. */
@@ -136,14 +142,17 @@ static bool run_coro(weft_worker *w, weft_task *t)
 #endif
 	weft__ctx_switch(&w->sched_sp, t->sp);
 #ifdef WEFT_ASAN
-	__sanitizer_finish_switch_fiber(w->asan_fake, &w->asan_bottom, &w->asan_size);
+	__sanitizer_finish_switch_fiber(w->asan_fake, NULL, NULL);
 #endif
 	if (unlikely(!weft__stack_canary_ok(t->stack)))
 		weft__fatal_task(t, "stack overflow (canary overwritten)");
 	return true;
 }
 
-static void run_task(weft_worker *w, weft_task *t)
+/* Returns the action the task ended its run with (the sim hashes it).
+ * Inlined into both callers: the worker loop keeps it in line, as when it
+ * was its only caller. */
+static inline __attribute__((always_inline)) int run_task(weft_worker *w, weft_task *t)
 {
 	/* Out of exactly one queue, and alive: the running reference is held
 	 * until weft__task_finish. */
@@ -165,9 +174,7 @@ static void run_task(weft_worker *w, weft_task *t)
 			 * fire later. (A wait still open - the task yielded while
 			 * registered, and runs again before it ends - keeps its
 			 * deadline.) */
-			weft__tentry_cancel(t->timer);
-			free(t->timer);
-			t->timer = NULL;
+			weft__park_timer_drop(t);
 		}
 		void *res = NULL;
 		weft_step_t r = t->step(t->arg, &res);
@@ -229,6 +236,12 @@ static void run_task(weft_worker *w, weft_task *t)
 	default:
 		abort(); /* unreachable: a coroutine always names its action */
 	}
+	return action;
+}
+
+int weft__run_task(weft_worker *w, weft_task *t)
+{
+	return run_task(w, t);
 }
 
 /* ------------------------------------------------------------ waking */
@@ -306,6 +319,9 @@ void weft__ready(weft_task *t)
 		if (weft__runq_put(w, t, true) == WEFT_RUNQ_NEXT && rt->has_monitor)
 			return; /* if the current task runs on, the monitor sees it stuck */
 	} else {
+		/* From outside: a sim's owner thread alone may do this. */
+		if (unlikely(rt->sim) && !weft__sim_ours(rt))
+			weft__sim_leak(rt, "a task woken from another thread");
 		weft__gq_put(rt, t, t, 1);
 	}
 	weft__wakep(rt);
@@ -315,7 +331,7 @@ bool weft_spin_worthwhile(void)
 {
 	weft_worker *w = weft__self_worker;
 	if (!w)
-		return true;
+		return !weft__sim_mine; /* a sim's owner thread: the holder cannot run meanwhile */
 	struct weft_runtime *rt = w->rt;
 	int nw = atomic_load_explicit(&rt->nworkers, memory_order_relaxed);
 	/* Somebody else must be running, and nothing else waits here. */
@@ -369,6 +385,11 @@ static void poll_once(weft_worker *w)
 	poll_release(rt);
 	if (n > 0 && weft__runq_len(w) > 1)
 		weft__wakep(rt);
+}
+
+void weft__poll_once(weft_worker *w)
+{
+	poll_once(w);
 }
 
 /* Busy workers that never run dry would leave ready descriptors unseen:
@@ -654,7 +675,7 @@ void *weft__worker_main(void *arg)
 			break;
 		if (w->spinning)
 			stop_spinning(w);
-		run_task(w, t);
+		(void)run_task(w, t);
 	}
 	assert(w->cur == NULL && !atomic_load_explicit(&w->parked, memory_order_relaxed));
 	if (w->spinning) {
@@ -673,21 +694,27 @@ void *weft__worker_main(void *arg)
 	return NULL;
 }
 
+weft_worker *weft__worker_alloc(struct weft_runtime *rt, int index)
+{
+	weft_worker *w;
+	if (posix_memalign((void **)&w, WEFT_CACHELINE, sizeof *w))
+		return NULL;
+	memset(w, 0, sizeof *w);
+	w->rt = rt;
+	w->index = index;
+	w->rng = 0x9e3779b97f4a7c15ull * (uint64_t)(index + 1);
+	w->shard = &rt->shards[index % rt->nbase];
+	w->altstack = mmap(NULL, 64 * 1024, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (w->altstack == MAP_FAILED)
+		w->altstack = NULL;
+	return w;
+}
+
 int weft__worker_start(struct weft_runtime *rt, int index, bool extra)
 {
 	weft_worker *w = rt->workers[index];
-	if (!w) {
-		if (posix_memalign((void **)&w, WEFT_CACHELINE, sizeof *w))
-			return -ENOMEM;
-		memset(w, 0, sizeof *w);
-		w->rt = rt;
-		w->index = index;
-		w->rng = 0x9e3779b97f4a7c15ull * (uint64_t)(index + 1);
-		w->shard = &rt->shards[index % rt->nbase];
-		w->altstack = mmap(NULL, 64 * 1024, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (w->altstack == MAP_FAILED)
-			w->altstack = NULL;
-	}
+	if (!w && !(w = weft__worker_alloc(rt, index)))
+		return -ENOMEM;
 	w->extra = extra;
 	w->stop_thread = false;
 	atomic_store(&w->exited, false);

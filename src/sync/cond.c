@@ -89,11 +89,11 @@ static int cond_relock(weft_mutex_t *m, uint64_t self, weft__sync_op *o, bool re
 		return r;
 	}
 	if (r == 0)
-		return o->result;
+		return -(int)o->result;
 	/* The caller took m itself meanwhile (its own try-lock while the wait
 	 * was registered): it holds m, as the call promises on return. */
 	if (r == -EDEADLK)
-		return o->result;
+		return -(int)o->result;
 	/* A cancelled task cannot wait for m: try again after a yield. */
 	assert(r == -ECANCELED && weft_cancelled());
 	o->phase = COND_RETRY;
@@ -106,13 +106,13 @@ int weft_cond_wait_step(weft_cond_t *c, weft_mutex_t *m, weft_time_t deadline, w
 		return -EINVAL;
 	int b = weft_step_begin(op, WEFT__SYNC_COND_WAIT, c);
 	weft__sync_op *o = (weft__sync_op *)op;
-	if (b == -EINPROGRESS && o->m != m)
+	if (b == -EINPROGRESS && o->n.data != (void *)m)
 		return -EBUSY; /* registered on c with another mutex */
 	if (b < 0)
 		return b;
 	if (b == WEFT_STEP_BLOCKS) /* a coroutine or a plain thread */
 		return weft_cond_wait_until(c, m, deadline);
-	if (b == 1 && o->m != m) {
+	if (b == 1 && o->n.data != (void *)m) {
 		/* The registered wait is on c with another mutex: another call.
 		 * Keep it registered (its wait has ended; the right repeat
 		 * finishes it) and refuse this one. */
@@ -126,7 +126,9 @@ int weft_cond_wait_step(weft_cond_t *c, weft_mutex_t *m, weft_time_t deadline, w
 		switch (o->phase) {
 		case COND_SIGNAL: {
 			int r = weft__sync_woke(&c->q, &c->q, &o->n, weft_park_result(), NULL, NULL);
-			o->result = r > 0 ? 0 : r;
+			/* 0, or a wait's result: one byte of the wait's state (sched.h). */
+			assert(r > 0 || r >= -255);
+			o->result = (uint8_t)(r > 0 ? 0 : -r);
 			return cond_relock(m, self, o, false);
 		}
 		case COND_MUTEX:
@@ -140,7 +142,7 @@ int weft_cond_wait_step(weft_cond_t *c, weft_mutex_t *m, weft_time_t deadline, w
 		return -EPERM;
 	if (deadline != WEFT_NEVER && weft_now() >= deadline)
 		return -ETIMEDOUT;
-	o->m = m;
+	o->n.data = m;
 	weft_waitq_lock(&c->q);
 	weft_waitq_push(&c->q, &o->n);
 	weft_waitq_unlock(&c->q);

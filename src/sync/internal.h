@@ -155,14 +155,31 @@ static inline int weft__sync_wait(weft_waitq_t *lock, weft_waitq_t *q, weft_wait
  * as a park, with the task's return in between. The fields past the node
  * keep what the blocking call keeps in locals across its park. */
 typedef struct weft__sync_op {
-	uint8_t call;	   /* the step call's id (first: weft_step_begin) */
-	uint8_t phase;	   /* cond: which wait is registered (cond.c) */
-	bool starving;	   /* mutex: has waited over 1 ms in all */
-	int32_t result;	   /* cond: its wait's result, returned once the mutex is back */
-	weft_time_t start; /* mutex: when it first queued; 0: not yet */
-	weft_waitq_node_t n;
-	const weft_mutex_t *m; /* cond: the mutex of the registered wait */
+	uint8_t call;	     /* the step call's id (first: weft_step_begin) */
+	uint8_t phase;	     /* cond: which wait is registered (cond.c) */
+	uint8_t flags;	     /* mutex: WEFT__SYNC_QUEUED, WEFT__SYNC_STARVING */
+	uint8_t result;	     /* cond: minus its wait's result (0 .. 255), returned once the mutex is back */
+	uint32_t start;	     /* mutex: when it first queued (QUEUED), in WEFT__SYNC_TICK ticks, modulo 2^32 */
+	weft_waitq_node_t n; /* its data: cond: the mutex of the registered wait */
 } weft__sync_op;
+enum {
+	WEFT__SYNC_QUEUED = 1,	 /* mutex: it has queued (start is set) */
+	WEFT__SYNC_STARVING = 2, /* mutex: has waited over 1 ms in all */
+};
+/* The unit of weft__sync_op.start: 1024 ns. Its 32 bits wrap after 73
+ * minutes, so a wait that long may be taken for a short one: the mutex
+ * then stays out of starvation mode a while longer (a heuristic, not a
+ * guarantee - mutex.c). */
+#define WEFT__SYNC_TICK_SHIFT 10
+static inline uint32_t weft__sync_tick(weft_time_t t)
+{
+	return (uint32_t)((uint64_t)t >> WEFT__SYNC_TICK_SHIFT);
+}
+/* Nanoseconds since o first queued (QUEUED set), at now. */
+static inline uint64_t weft__sync_waited(const weft__sync_op *o, weft_time_t now)
+{
+	return (uint64_t)(uint32_t)(weft__sync_tick(now) - o->start) << WEFT__SYNC_TICK_SHIFT;
+}
 _Static_assert(sizeof(weft__sync_op) <= sizeof(((weft_op_t *)0)->opaque),
 	       "weft_op_t too small (its obj is the protocol's)");
 _Static_assert(_Alignof(weft__sync_op) <= _Alignof(weft_op_t), "weft_op_t under-aligned");

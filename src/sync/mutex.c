@@ -202,7 +202,7 @@ static int mx_woke(weft_mutex_t *m, weft__sync_op *w, int r)
 		return r;
 	if (r == WEFT__SYNC_GRANTED) {
 		/* The unlocker left LOCKED set for us and counted us out. */
-		bool long_wait = weft_now() - w->start > MX_STARVE_NS;
+		bool long_wait = weft__sync_waited(w, weft_now()) > MX_STARVE_NS;
 		uint32_t s = atomic_load_explicit(st, memory_order_relaxed);
 		while ((s & MX_STARVING) && (!long_wait || MX_WAITERS(s) == 0) &&
 		       !atomic_compare_exchange_weak_explicit(st, &s, s & ~MX_STARVING, memory_order_relaxed,
@@ -211,7 +211,8 @@ static int mx_woke(weft_mutex_t *m, weft__sync_op *w, int r)
 		return 0;
 	}
 	assert(r == WEFT__SYNC_WOKEN);
-	w->starving = w->starving || weft_now() - w->start > MX_STARVE_NS;
+	if (weft__sync_waited(w, weft_now()) > MX_STARVE_NS)
+		w->flags |= WEFT__SYNC_STARVING;
 	return 1;
 }
 
@@ -238,10 +239,9 @@ __attribute__((noinline)) static int mx_lock_slow(weft_mutex_t *m, uint64_t self
 	bool step = w != NULL;
 	if (!step) {
 		w = &local;
-		w->start = 0;	     /* not queued yet */
-		w->starving = false; /* waited over MX_STARVE_NS */
+		w->flags = 0; /* not queued yet, not starving */
 	}
-	assert(!awoke || (step && w->start != 0));
+	assert(!awoke || (step && (w->flags & WEFT__SYNC_QUEUED)));
 	bool spin = weft_spin_worthwhile();
 	int iter = 0, stale = 0, can_park = step ? 0 : 1; /* 1: not checked yet */
 	uint32_t gen = atomic_load_explicit(mx_gen(m), memory_order_relaxed);
@@ -278,9 +278,11 @@ __attribute__((noinline)) static int mx_lock_slow(weft_mutex_t *m, uint64_t self
 			err = can_park = weft__sync_can_park();
 		else
 			err = can_park;
-		bool requeue = w->start != 0;
-		if (!requeue)
-			w->start = weft_now();
+		bool requeue = w->flags & WEFT__SYNC_QUEUED;
+		if (!requeue) {
+			w->start = weft__sync_tick(weft_now());
+			w->flags |= WEFT__SYNC_QUEUED;
+		}
 		weft_waitq_lock(&m->q);
 		s = atomic_load_explicit(st, memory_order_relaxed);
 		bool got = false;
@@ -305,7 +307,7 @@ __attribute__((noinline)) static int mx_lock_slow(weft_mutex_t *m, uint64_t self
 				continue;
 			}
 			n = s + MX_WAITER;
-			if (w->starving)
+			if (w->flags & WEFT__SYNC_STARVING)
 				n |= MX_STARVING; /* s has LOCKED, or STARVING already: invariant (2) */
 			if (awoke)
 				n &= ~MX_WOKEN;
@@ -381,8 +383,7 @@ int weft__mutex_lock_step(weft_mutex_t *m, uint64_t self, weft_time_t deadline, 
 		atomic_store_explicit(mx_owner(m), self, memory_order_relaxed);
 		return 0;
 	}
-	o->start = 0;
-	o->starving = false;
+	o->flags = 0;
 	return mx_lock_slow(m, self, deadline, s, o, false);
 }
 

@@ -1,5 +1,5 @@
 /* test_chan.c - channels: every kind, close, deadlines, cancellation, stress. */
-#include "weft_test.h"
+#include "wt_sim.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -214,15 +214,16 @@ static void test_deadlines_and_cancel(void **state)
 static weft_chan_t *dr;
 static _Atomic unsigned char dr_sent[DR_SENDERS * DR_PER], dr_got[DR_SENDERS * DR_PER];
 static _Atomic long dr_bad;
+static long dr_per = DR_PER; /* values per sender (fewer under the sim's seeds) */
 
 static void *dr_send(void *a)
 {
-	long base = (long)(intptr_t)a * DR_PER;
-	for (long j = 0; j < DR_PER; j++) {
+	long base = (long)(intptr_t)a * dr_per;
+	for (long j = 0; j < dr_per; j++) {
 		long v = base + j;
 		/* The last send of each sender waits: at least DR_SENDERS
 		 * hand-overs happen, however the deadlines fall. */
-		weft_time_t until = j == DR_PER - 1 ? WEFT_NEVER : weft_deadline_in((j % 7) * 1000);
+		weft_time_t until = j == dr_per - 1 ? WEFT_NEVER : weft_deadline_in((j % 7) * 1000);
 		int r = weft_chan_send_until(dr, &v, until);
 		if (r == 0)
 			atomic_store(&dr_sent[v], 1);
@@ -241,7 +242,7 @@ static void *dr_recv(void *a)
 		if (r == -EPIPE)
 			return NULL;
 		if (r == 0) {
-			if (v < 0 || v >= DR_SENDERS * DR_PER || atomic_fetch_add(&dr_got[v], 1) != 0)
+			if (v < 0 || v >= DR_SENDERS * dr_per || atomic_fetch_add(&dr_got[v], 1) != 0)
 				atomic_fetch_add(&dr_bad, 1);
 		} else if (r != -ETIMEDOUT) {
 			atomic_fetch_add(&dr_bad, 1);
@@ -253,22 +254,27 @@ static void *deadline_race_main(void *a)
 {
 	(void)a;
 	TCHECK_EQ(weft_chan_create(&dr, sizeof(long), 0), 0);
-	weft_task_t s[DR_SENDERS - 1], r[3];
-	pthread_t th; /* one sender is a plain thread */
-	pthread_create(&th, NULL, dr_send, (void *)(intptr_t)(DR_SENDERS - 1));
-	for (int i = 0; i < DR_SENDERS - 1; i++)
+	weft_task_t s[DR_SENDERS], r[3];
+	/* One sender is a plain thread; a task under the sim, which only its
+	 * own thread may touch. */
+	bool sim = weft_runtime_is_sim(weft_runtime_current());
+	pthread_t th;
+	if (!sim)
+		pthread_create(&th, NULL, dr_send, (void *)(intptr_t)(DR_SENDERS - 1));
+	for (int i = 0; i < DR_SENDERS - !sim; i++)
 		TCHECK_EQ(weft_spawn(&s[i], dr_send, (void *)(intptr_t)i, NULL), 0);
 	for (int i = 0; i < 3; i++)
 		TCHECK_EQ(weft_spawn(&r[i], dr_recv, NULL, NULL), 0);
-	for (int i = 0; i < DR_SENDERS - 1; i++)
+	for (int i = 0; i < DR_SENDERS - !sim; i++)
 		weft_join(s[i], NULL);
-	pthread_join(th, NULL);
+	if (!sim)
+		pthread_join(th, NULL);
 	weft_chan_close(dr);
 	for (int i = 0; i < 3; i++)
 		weft_join(r[i], NULL);
 	TCHECK_EQ(atomic_load(&dr_bad), 0);
 	long sent = 0, mismatched = 0;
-	for (long v = 0; v < DR_SENDERS * DR_PER; v++) {
+	for (long v = 0; v < DR_SENDERS * dr_per; v++) {
 		sent += atomic_load(&dr_sent[v]);
 		mismatched += atomic_load(&dr_sent[v]) != atomic_load(&dr_got[v]);
 	}
@@ -653,6 +659,72 @@ static void test_bounded_hands_over_to_waiters(void **state)
 	assert_int_equal(weft_runtime_stop(rt), 0);
 }
 
+/* ------------------------------------------------------------ under the simulation */
+
+/* The twins: the same bodies, one task at a time in an order drawn from
+ * each seed (tests/wt_sim.h). */
+static void test_close_wakes_blocked_tasks_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("chan/close_wakes_blocked_tasks", close_wakes_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void test_deadlines_and_cancel_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("chan/deadlines_and_cancel", deadline_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void *dr_sim_main(void *a)
+{
+	memset((void *)dr_sent, 0, sizeof dr_sent);
+	memset((void *)dr_got, 0, sizeof dr_got);
+	atomic_store(&dr_bad, 0);
+	return deadline_race_main(a);
+}
+
+static void test_deadlines_race_handovers_sim(void **state)
+{
+	(void)state;
+	dr_per = 60;
+	wt_sim_sweep("chan/deadlines_race_handovers", dr_sim_main, NULL, NULL, WT_SIM_SEEDS);
+	dr_per = DR_PER;
+}
+
+static void *race_sim_main(void *a)
+{
+	atomic_store(&sent_ok, 0);
+	atomic_store(&recv_ok, 0);
+	TCHECK_EQ(weft_chan_create(&race, sizeof(long), wt_sim_seed_index % 2 ? 4 : 0), 0);
+	race_main(a);
+	weft_chan_release(race);
+	return NULL;
+}
+
+static void race_sim_check(void *a)
+{
+	(void)a;
+	TCHECK_EQ(atomic_load(&sent_ok), atomic_load(&recv_ok));
+}
+
+static void test_close_races_send_recv_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("chan/close_races_send_recv", race_sim_main, race_sim_check, NULL, WT_SIM_SEEDS);
+}
+
+static void test_stackless_step_forms_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("chan/stackless_step_forms", relay_main, NULL, NULL, WT_SIZE3(30, 10, 2));
+}
+
+static void test_step_deadlines_and_cancel_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("chan/step_deadlines_and_cancel", dl_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -667,6 +739,12 @@ int main(void)
 		cmocka_unit_test(test_stackless_step_forms),
 		cmocka_unit_test(test_step_deadlines_and_cancel),
 		cmocka_unit_test(test_bounded_hands_over_to_waiters),
+		cmocka_unit_test(test_close_wakes_blocked_tasks_sim),
+		cmocka_unit_test(test_deadlines_and_cancel_sim),
+		cmocka_unit_test(test_deadlines_race_handovers_sim),
+		cmocka_unit_test(test_close_races_send_recv_sim),
+		cmocka_unit_test(test_stackless_step_forms_sim),
+		cmocka_unit_test(test_step_deadlines_and_cancel_sim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /* test_select.c - select: fairness, default, deadlines, duplicates, races. */
-#include "weft_test.h"
+#include "wt_sim.h"
 
 /* Two always-ready cases: each must be picked about half the time. With
  * 20000 trials a fair coin lands in [45%, 55%] with overwhelming probability
@@ -186,6 +186,42 @@ static void test_blocked_send_select_completes_once(void **state)
 	wt_run(send_select_main, NULL, 2);
 }
 
+/* The twins under the simulation: the same bodies, one task at a time in
+ * an order drawn from each seed (tests/wt_sim.h). */
+static void *cross_sim_main(void *a)
+{
+	(void)a;
+	atomic_store(&got_sum, 0);
+	atomic_store(&got_n, 0);
+	ssize_t cap = wt_sim_seed_index % 2 ? 8 : 0;
+	TCHECK_EQ(weft_chan_create(&xa, sizeof(long), cap), 0);
+	TCHECK_EQ(weft_chan_create(&xb, sizeof(long), cap), 0);
+	cross_main(NULL);
+	weft_chan_release(xa);
+	weft_chan_release(xb);
+	return NULL;
+}
+
+static void cross_sim_check(void *a)
+{
+	(void)a;
+	TCHECK_EQ(atomic_load(&got_n), 2 * per);
+	TCHECK_EQ(atomic_load(&got_sum), per * (per + 1));
+}
+
+static void test_crossed_selects_conserve_sim(void **state)
+{
+	(void)state;
+	per = 40;
+	wt_sim_sweep("chan/crossed_selects_conserve", cross_sim_main, cross_sim_check, NULL, WT_SIM_SEEDS);
+}
+
+static void test_blocked_send_select_completes_once_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("chan/blocked_send_select_completes_once", send_select_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -194,6 +230,8 @@ int main(void)
 		cmocka_unit_test(test_same_channel_twice),
 		cmocka_unit_test(test_crossed_selects_conserve),
 		cmocka_unit_test(test_blocked_send_select_completes_once),
+		cmocka_unit_test(test_crossed_selects_conserve_sim),
+		cmocka_unit_test(test_blocked_send_select_completes_once_sim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -813,6 +813,155 @@ static void test_file_helpers_refuse_bad_input(void **state)
 	wt_each_kind(file_body, NULL);
 }
 
+/* ------------------------------------------------------------ the pool's _step forms */
+
+/* weft_blocking_step, the file calls' and weft_getaddrinfo_step. None of
+ * these calls may register (a stackless body that ended with its op
+ * registered would be fatal): they are refused, or poll a past deadline
+ * (a pool job cannot be done without waiting: -ETIMEDOUT, and it does not
+ * run), and only the other kinds make valid calls with a deadline to
+ * come. Outputs (*result, *data, *res) are left alone, or NULL. */
+static void pool_step_body(enum wt_kind kind, void *arg)
+{
+	(void)arg;
+	char path[128], missing[128];
+	snprintf(path, sizeof path, "%s/f", dir);
+	snprintf(missing, sizeof missing, "%s/none/f", dir);
+	weft_op_t op = WEFT_OP_INIT;
+	void *r = &r;
+	TCHECK_EQ(weft_blocking_step(NULL, NULL, &r, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_blocking_step(ret_arg, (void *)5, &r, WEFT_NEVER, NULL), -EINVAL);
+	for (size_t i = 0; i < NPAST; i++)
+		TCHECK_EQ(weft_blocking_step(ret_arg, (void *)5, &r, past[i], &op), -ETIMEDOUT);
+	TCHECK(r == &r);
+	if (kind != WT_STEP) {
+		TCHECK_EQ(weft_blocking_step(ret_arg, (void *)5, &r, WEFT_NEVER, &op), 0);
+		TCHECK_EQ((intptr_t)r, 5);
+		TCHECK_EQ(weft_blocking_step(ret_arg, NULL, NULL, wt_hang_deadline(), &op), 0);
+	}
+
+	/* Files: NULLs, bad flags and lengths, a NULL op. */
+	void *data = &data;
+	TCHECK_EQ(weft_file_read_all_step(NULL, &data, 0, WEFT_NEVER, &op), -EINVAL);
+	TCHECK(data == NULL);
+	TCHECK_EQ(weft_file_read_all_step(path, NULL, 0, WEFT_NEVER, &op), -EINVAL);
+	data = &data;
+	TCHECK_EQ(weft_file_read_all_step(path, &data, 0, WEFT_NEVER, NULL), -EINVAL);
+	TCHECK(data == NULL);
+	TCHECK_EQ(weft_file_write_all_step(NULL, "x", 1, 0, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_file_write_all_step(path, NULL, 1, 0, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_file_write_all_step(path, "x", 1, 0, WEFT_NEVER, NULL), -EINVAL);
+	static const unsigned flags[] = {1u << 3, UINT_MAX, WEFT_FILE_ATOMIC | WEFT_FILE_APPEND};
+	for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+		TCHECK_EQ(weft_file_write_all_step(path, "x", 1, flags[i], WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_file_write_all_step(path, "xy", (size_t)SSIZE_MAX + 1, 0, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_file_open_step(NULL, O_RDONLY, 0, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_file_open_step(path, O_RDONLY, 0, WEFT_NEVER, NULL), -EINVAL);
+	char buf[4] = {0};
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	TCHECK(fd >= 0);
+	for (size_t i = 0; i < NBAD_FDS; i++) {
+		int want = bad_fds[i] < 0 ? -EBADF : -ETIMEDOUT; /* a past deadline: not run */
+		TCHECK_EQ(weft_file_pread_step(bad_fds[i], buf, 1, 0, INT64_MIN, &op), want);
+		TCHECK_EQ(weft_file_pwrite_step(bad_fds[i], buf, 1, 0, INT64_MIN, &op), want);
+		if (kind != WT_STEP) {
+			TCHECK_EQ(weft_file_pread_step(bad_fds[i], buf, 1, 0, WEFT_NEVER, &op), -EBADF);
+			TCHECK_EQ(weft_file_pwrite_step(bad_fds[i], buf, 1, 0, WEFT_NEVER, &op), -EBADF);
+		}
+	}
+	TCHECK_EQ(weft_file_pread_step(fd, NULL, 1, 0, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_file_pwrite_step(fd, NULL, 1, 0, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_file_pread_step(fd, buf, 1, 0, WEFT_NEVER, NULL), -EINVAL);
+	TCHECK_EQ(weft_file_pwrite_step(fd, buf, 1, 0, WEFT_NEVER, NULL), -EINVAL);
+	static const int64_t offs[] = {-1, INT64_MIN};
+	for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++) {
+		TCHECK_EQ(weft_file_pread_step(fd, buf, 1, offs[i], WEFT_NEVER, &op), -EINVAL);
+		TCHECK_EQ(weft_file_pwrite_step(fd, buf, 1, offs[i], WEFT_NEVER, &op), -EINVAL);
+	}
+	TCHECK_EQ(weft_file_pread_step(fd, buf, SIZE_MAX, 0, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_file_pwrite_step(fd, buf, 2, INT64_MAX - 1, WEFT_NEVER, &op), -EINVAL);
+	/* A past deadline: nothing done. */
+	for (size_t i = 0; i < NPAST; i++) {
+		data = &data;
+		TCHECK_EQ(weft_file_read_all_step("/dev/null", &data, 0, past[i], &op), -ETIMEDOUT);
+		TCHECK(data == NULL);
+		TCHECK_EQ(weft_file_write_all_step(path, "x", 1, 0, past[i], &op), -ETIMEDOUT);
+		TCHECK_EQ(weft_file_open_step(path, O_RDWR | O_CREAT, 0600, past[i], &op), -ETIMEDOUT);
+		TCHECK_EQ(weft_file_pread_step(fd, buf, 1, 0, past[i], &op), -ETIMEDOUT);
+	}
+	TCHECK_EQ(access(path, F_OK), -1); /* not created */
+	if (kind != WT_STEP) {
+		/* The system calls' errors. */
+		TCHECK_EQ(weft_file_read_all_step(missing, &data, 0, WEFT_NEVER, &op), -ENOENT);
+		TCHECK(data == NULL);
+		TCHECK_EQ(weft_file_read_all_step(dir, &data, 0, WEFT_NEVER, &op), -EISDIR);
+		TCHECK_EQ(weft_file_write_all_step(missing, "x", 1, 0, WEFT_NEVER, &op), -ENOENT);
+		TCHECK_EQ(weft_file_open_step(missing, O_RDONLY, 0, WEFT_NEVER, &op), -ENOENT);
+		TCHECK_EQ(weft_file_pread_step(fd, buf, 1, 0, WEFT_NEVER, &op), 0); /* end of file */
+	}
+	close(fd);
+
+	/* Lookups. */
+	struct addrinfo *res = (struct addrinfo *)&res;
+	TCHECK_EQ(weft_getaddrinfo_step("127.0.0.1", "80", NULL, NULL, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_getaddrinfo_step(NULL, NULL, NULL, &res, WEFT_NEVER, &op), -EINVAL);
+	TCHECK(res == NULL);
+	res = (struct addrinfo *)&res;
+	TCHECK_EQ(weft_getaddrinfo_step("127.0.0.1", "80", NULL, &res, WEFT_NEVER, NULL), -EINVAL);
+	TCHECK(res == NULL);
+	for (size_t i = 0; i < NPAST; i++) {
+		res = (struct addrinfo *)&res;
+		TCHECK_EQ(weft_getaddrinfo_step("127.0.0.1", "80", NULL, &res, past[i], &op), -ETIMEDOUT);
+		TCHECK(res == NULL);
+	}
+	if (kind != WT_STEP) {
+		struct addrinfo badflags = {.ai_flags = 0x7fff0000};
+		TCHECK_EQ(weft_getaddrinfo_step("127.0.0.1", NULL, &badflags, &res, WEFT_NEVER, &op), -EINVAL);
+		TCHECK(res == NULL);
+	}
+}
+
+static void test_pool_step_forms_refuse_bad_input(void **state)
+{
+	(void)state;
+	wt_each_kind(pool_step_body, NULL);
+}
+
+/* weft_tcp_connect_step and weft_unix_connect_step: refused, or nothing
+ * to wait for (nobody listens: refused at once), or a past deadline. */
+static void dial_step_body(enum wt_kind kind, void *arg)
+{
+	(void)kind, (void)arg;
+	weft_op_t op = WEFT_OP_INIT;
+	(void)weft_io_backend(NULL); /* the poller's descriptors are there before we count */
+	int fds = wt_fd_count();
+	TCHECK_EQ(weft_tcp_connect_step("127.0.0.1", 0, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_tcp_connect_step(NULL, 0, INT64_MIN, &op), -EINVAL);
+	TCHECK_EQ(weft_tcp_connect_step("127.0.0.1", 80, WEFT_NEVER, NULL), -EINVAL);
+	char longpath[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+	memset(longpath, 'a', sizeof longpath - 1);
+	longpath[sizeof longpath - 1] = 0;
+	TCHECK_EQ(weft_unix_connect_step(NULL, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_unix_connect_step("", INT64_MIN, &op), -EINVAL);
+	TCHECK_EQ(weft_unix_connect_step(longpath, WEFT_NEVER, &op), -ENAMETOOLONG);
+	TCHECK_EQ(weft_unix_connect_step("/nonexistent/weft-args.sock", WEFT_NEVER, NULL), -EINVAL);
+	TCHECK_EQ(weft_unix_connect_step("/nonexistent/weft-args.sock", WEFT_NEVER, &op), -ENOENT);
+	TCHECK_EQ(weft_unix_connect_step("@weft-args-nobody-listens", INT64_MIN, &op), -ECONNREFUSED);
+	/* A past deadline: a lookup cannot start; an unreachable connect
+	 * cannot complete without waiting (a host that does not resolve is
+	 * never asked for). */
+	for (size_t i = 0; i < NPAST; i++)
+		TCHECK_EQ(weft_tcp_connect_step("weft-args.invalid", 80, past[i], &op), -ETIMEDOUT);
+	/* Whatever failed left nothing open. */
+	TCHECK_EQ(wt_fd_count(), fds);
+}
+
+static void test_dial_step_forms_refuse_bad_input(void **state)
+{
+	(void)state;
+	wt_each_kind(dial_step_body, NULL);
+}
+
 /* ------------------------------------------------------------ processes */
 
 static void process_null_body(enum wt_kind kind, void *arg)
@@ -843,6 +992,10 @@ static void process_null_body(enum wt_kind kind, void *arg)
 	TCHECK_EQ(weft_process_wait(NULL, NULL, INT64_MIN), -EINVAL);
 	TCHECK_EQ(weft_process_kill(NULL, SIGTERM), -EINVAL);
 	TCHECK_EQ(weft_process_destroy(NULL), -EINVAL);
+	weft_op_t op = WEFT_OP_INIT;
+	TCHECK_EQ(weft_process_wait_step(NULL, NULL, INT64_MIN, &op), -EINVAL);
+	TCHECK_EQ(weft_process_read_step(NULL, WEFT_STDOUT, buf, 1, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_process_write_step(NULL, buf, 1, WEFT_NEVER, &op), -EINVAL);
 }
 
 static void test_process_calls_refuse_null(void **state)
@@ -886,9 +1039,30 @@ static void process_body(enum wt_kind kind, void *arg)
 		TCHECK_EQ(weft_process_read(p, WEFT_STDOUT, buf, 1, WEFT_NEVER), -EWOULDBLOCK);
 		TCHECK_EQ(weft_process_wait(p, NULL, WEFT_NEVER), -EWOULDBLOCK);
 	}
+	/* The _step forms: the same checks, and a NULL op. */
+	weft_op_t op = WEFT_OP_INIT;
+	weft_exit_status_t st = {5, 5};
+	TCHECK_EQ(weft_process_wait_step(p, &st, WEFT_NEVER, NULL), -EINVAL);
+	TCHECK_EQ(weft_process_read_step(p, WEFT_STDOUT, buf, 1, WEFT_NEVER, NULL), -EINVAL);
+	TCHECK_EQ(weft_process_write_step(p, buf, 1, WEFT_NEVER, NULL), -EINVAL);
+	for (size_t i = 0; i < sizeof whiches / sizeof whiches[0]; i++)
+		TCHECK_EQ(weft_process_read_step(p, whiches[i], buf, 1, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_process_read_step(p, WEFT_STDIN, buf, 1, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_process_read_step(p, WEFT_STDERR, buf, 1, WEFT_NEVER, &op), -EBADF);
+	TCHECK_EQ(weft_process_read_step(p, WEFT_STDOUT, NULL, 1, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_process_write_step(p, NULL, 1, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_process_read_step(p, WEFT_STDOUT, buf, SIZE_MAX, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_process_write_step(p, buf, (size_t)SSIZE_MAX + 1, WEFT_NEVER, &op), -EINVAL);
+	for (size_t i = 0; i < NPAST; i++) {
+		TCHECK_EQ(weft_process_read_step(p, WEFT_STDOUT, buf, 1, past[i], &op), -ETIMEDOUT);
+		TCHECK_EQ(weft_process_wait_step(p, &st, past[i], &op), -ETIMEDOUT);
+	}
+	TCHECK(st.code == 5 && st.signal == 5);
+	TCHECK_EQ(weft_process_write_step(p, buf, 0, WEFT_NEVER, &op), 0); /* nothing to write */
 	TCHECK_EQ(weft_process_close(p, WEFT_STDIN), 0);
 	TCHECK_EQ(weft_process_close(p, WEFT_STDIN), -EBADF);
 	TCHECK_EQ(weft_process_write(p, buf, 1, WEFT_NEVER), -EBADF);
+	TCHECK_EQ(weft_process_write_step(p, buf, 1, WEFT_NEVER, &op), -EBADF);
 	TCHECK_EQ(weft_process_fd(p, WEFT_STDIN), -EBADF);
 	TCHECK(weft_process_pid(p) > 0);
 	TCHECK_EQ(weft_process_destroy(p), 0);
@@ -977,6 +1151,8 @@ int main(void)
 		WT_IO_TEST(test_io_without_a_runtime),
 		WT_IO_TEST(test_io_of_a_stopped_runtime),
 		cmocka_unit_test_setup_teardown(test_file_helpers_refuse_bad_input, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pool_step_forms_refuse_bad_input, setup, teardown),
+		WT_IO_TEST(test_dial_step_forms_refuse_bad_input),
 		WT_IO_TEST(test_process_calls_refuse_null),
 		WT_IO_TEST(test_process_calls_refuse_bad_values),
 		WT_IO_TEST(test_signal_calls_refuse_bad_input),

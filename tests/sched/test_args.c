@@ -110,7 +110,14 @@ static void test_runtime_start_refuses_bad_config(void **state)
 	for (size_t i = 0; i < sizeof stacks / sizeof stacks[0]; i++)
 		assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.stack_size = stacks[i]}), -EINVAL);
 	assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.size = 1}), -EINVAL);
-	assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.size = sizeof(weft_config_t) - 1}), -EINVAL);
+	/* Below the first version's size (which ends where the simulation's
+	 * fields begin). */
+	assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.size = offsetof(weft_config_t, sim) - 1}), -EINVAL);
+	/* A caller of the first version (no simulation fields) is served. */
+	assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.size = offsetof(weft_config_t, sim), .workers = 1}),
+			 0);
+	assert_false(weft_runtime_is_sim(rt));
+	assert_int_equal(weft_runtime_stop(rt), 0);
 	/* A newer caller's larger struct: refused only if it sets what this
 	 * library does not know. */
 	struct {

@@ -266,7 +266,7 @@ static void *joined_main(void *a)
 	(void)a;
 	weft_task_t t;
 	TCHECK_EQ(weft_spawn(&t, return_nine, NULL, NULL), 0);
-	weft_task *held = weft__task_get(t);
+	weft_task *held = weft__task_get(t, NULL);
 	TCHECK(held != NULL);
 	void *r = NULL;
 	TCHECK_EQ(weft_join(t, &r), 0);

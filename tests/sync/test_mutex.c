@@ -1,5 +1,5 @@
 /* test_mutex.c - the task-aware mutex. */
-#include "weft_test.h"
+#include "wt_sim.h"
 
 #include <pthread.h>
 #include <weft/sync.h>
@@ -458,6 +458,58 @@ static void test_stackless(void **state)
 	assert_int_equal(weft_mutex_destroy(&pm), 0);
 }
 
+/* ------------------------------------------------------------ under the simulation */
+
+/* The twins: the same bodies, one task at a time in an order drawn from
+ * each seed (tests/wt_sim.h). The run cost of the virtual clock lets
+ * waits outlast the starvation threshold under contention. */
+static void *contention_sim_main(void *a)
+{
+	counter = 0;
+	return contention_main(a);
+}
+
+static void contention_sim_check(void *a)
+{
+	TCHECK_EQ(counter, (long)a * iters);
+	TCHECK_EQ(weft_mutex_destroy(&cm), 0);
+}
+
+static void test_exclusion_tasks_sim(void **state)
+{
+	(void)state;
+	iters = 50;
+	wt_sim_sweep("sync/exclusion_tasks", contention_sim_main, contention_sim_check, (void *)20L, WT_SIM_SEEDS);
+}
+
+static void test_cancel_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/mutex_cancel", cancel_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void *giveup_sim_main(void *a)
+{
+	gcount = 0;
+	atomic_store(&gsucc, 0);
+	return giveup_main(a);
+}
+
+static void giveup_sim_check(void *a)
+{
+	(void)a;
+	TCHECK_EQ(gcount, atomic_load(&gsucc));
+	TCHECK(gcount > 0);
+	TCHECK_EQ(weft_mutex_destroy(&gm), 0);
+	TCHECK_EQ(gm.state, 0);
+}
+
+static void test_giving_up_is_clean_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/mutex_giving_up_is_clean", giveup_sim_main, giveup_sim_check, NULL, WT_SIZE3(60, 20, 2));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -471,6 +523,9 @@ int main(void)
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_giving_up_is_clean),
 		cmocka_unit_test(test_stackless),
+		cmocka_unit_test(test_exclusion_tasks_sim),
+		cmocka_unit_test(test_cancel_sim),
+		cmocka_unit_test(test_giving_up_is_clean_sim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,7 @@
 /* test_timer.c - sleep, deadlines, timers. No timing asserts but
  * "never early" (weft/time.h's promise), and ordering only where one
  * thread runs all the timers of one shard (the wheel fires them sorted). */
-#include "weft_test.h"
+#include "wt_sim.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -603,6 +603,41 @@ static void test_stuck_workers_timers_run_as_their_runtimes(void **state)
 	assert_int_equal(weft_runtime_stop(rt1), 0);
 }
 
+/* ------------------------------------------------------------ under the simulation */
+
+/* The twins: the same bodies on the virtual clock, one task at a time in
+ * an order drawn from each seed (tests/wt_sim.h). */
+static void *sleepers_sim_main(void *a)
+{
+	atomic_store(&sleepers_ok, 0);
+	return sleepers_main(a);
+}
+
+static void sleepers_sim_check(void *a)
+{
+	(void)a;
+	TCHECK_EQ(atomic_load(&sleepers_ok), 10);
+}
+
+static void test_sleepers_never_wake_early_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("time/sleepers_never_wake_early", sleepers_sim_main, sleepers_sim_check, NULL, WT_SIM_SEEDS);
+}
+
+static void *ticker_sim_main(void *a)
+{
+	atomic_store(&ticks, 0);
+	atomic_store(&self_ticks, 0);
+	return ticker_main(a);
+}
+
+static void test_periodic_timer_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("time/periodic_timer", ticker_sim_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -619,6 +654,8 @@ int main(void)
 		cmocka_unit_test(test_timer_used_from_another_runtime),
 		cmocka_unit_test(test_timer_arguments),
 		cmocka_unit_test(test_stuck_workers_timers_run_as_their_runtimes),
+		cmocka_unit_test(test_sleepers_never_wake_early_sim),
+		cmocka_unit_test(test_periodic_timer_sim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
