@@ -7,7 +7,8 @@
  * WEFT_BENCH_VARIANT=stackless|stackful picks the task kind (default: the
  * lightest, stackless; for churn, which is about stacks, stackful); the main
  * body always runs as a coroutine, like Go's main goroutine. WEFT_WORKERS
- * sets the worker count (default: all CPUs).
+ * sets the worker count (default: all CPUs). WEFT_BENCH_EXEC=weft|threads
+ * picks exec_spawn's executor (default weft).
  */
 #include <weft.h>
 
@@ -129,6 +130,69 @@ static void bench_spawn(void)
 	char ns[32];
 	snprintf(ns, sizeof ns, "%ld", n);
 	report("spawn", ns, n, d, "");
+}
+
+/* ------------------------------------------------------------ exec_spawn */
+
+/* spawn exactly, with every spawn and the wait going through the executor
+ * interface (weft/exec.h): the body is itself a task of the executor, which
+ * the main thread waits for with weft_exec_wait. WEFT_BENCH_EXEC picks the
+ * backend: weft (default: over a runtime configured as weft_main's) or
+ * threads (stackful only: its tasks are jobs on plain threads). */
+static void *exec_spawn_body(void *a)
+{
+	weft_exec_t *ex = a;
+	long n = arg(0, 1000000);
+	wg_init(&wg, n);
+	weft_time_t t0 = weft_now();
+	for (long i = 0; i < n; i++) {
+		int e = stackful ? weft_exec_spawn(ex, NULL, spawn_fn, NULL, NULL)
+				 : weft_exec_spawn_step(ex, NULL, spawn_step, NULL, NULL);
+		if (e)
+			fail("spawn failed at", i);
+	}
+	wg_wait(&wg);
+	weft_time_t d = weft_now() - t0;
+	if (atomic_load(&counter) != n)
+		fail("count", atomic_load(&counter));
+	char ns[32], extra[32];
+	snprintf(ns, sizeof ns, "%ld", n);
+	snprintf(extra, sizeof extra, " exec=%s", weft_exec_name(ex));
+	report("exec_spawn", ns, n, d, extra);
+	return NULL;
+}
+
+static int bench_exec_spawn(void)
+{
+	const char *which = getenv("WEFT_BENCH_EXEC");
+	bool threads = which && strcmp(which, "threads") == 0;
+	if (which && *which && !threads && strcmp(which, "weft") != 0) {
+		fprintf(stderr, "FAIL: WEFT_BENCH_EXEC must be weft or threads\n");
+		return 2;
+	}
+	weft_runtime_t *rt;
+	int e = weft_runtime_start(&rt, NULL);
+	if (e < 0)
+		fail("runtime start, error", e);
+	weft_exec_t *ex;
+	if (threads) {
+		stackful = true;
+		e = weft_exec_create_threads(&ex, NULL);
+	} else {
+		e = weft_exec_create_runtime(&ex, rt);
+	}
+	if (e < 0)
+		fail("executor, error", e);
+	weft_exec_task_t body;
+	if ((e = weft_exec_spawn(ex, &body, exec_spawn_body, ex, NULL)) < 0)
+		fail("spawn body, error", e);
+	if ((e = weft_exec_wait(ex, body, NULL)) < 0)
+		fail("wait body, error", e);
+	if ((e = weft_exec_destroy(ex)) < 0)
+		fail("executor destroy, error", e);
+	if ((e = weft_runtime_stop(rt)) < 0)
+		fail("runtime stop, error", e);
+	return 0;
 }
 
 /* ------------------------------------------------------------ yield */
@@ -1063,7 +1127,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: weft-bench WORKLOAD [SIZES...]\nworkloads:");
 		for (size_t i = 0; i < sizeof workloads / sizeof *workloads; i++)
 			fprintf(stderr, " %s", workloads[i].name);
-		fprintf(stderr, "\n");
+		fprintf(stderr, " exec_spawn\n");
 		return 2;
 	}
 	const char *v = getenv("WEFT_BENCH_VARIANT");
@@ -1073,6 +1137,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "FAIL: WEFT_BENCH_VARIANT must be stackless or stackful\n");
 		return 2;
 	}
+	if (strcmp(argv[1], "exec_spawn") == 0)
+		return bench_exec_spawn();
 	for (size_t i = 0; i < sizeof workloads / sizeof *workloads; i++) {
 		if (strcmp(argv[1], workloads[i].name) == 0) {
 			int r = weft_main(bench_main, (void *)workloads[i].fn, NULL);

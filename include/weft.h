@@ -8,5 +8,7 @@
 #include <weft/chan.h>
 #include <weft/sync.h>
 #include <weft/io.h>
+#include <weft/exec.h>
+#include <weft/executors.h>
 
 #endif

@@ -17,6 +17,7 @@
 #define WEFT_IO_H
 
 #include <weft/chan.h>
+#include <weft/exec.h>
 #include <weft/sched.h>
 
 #ifdef __cplusplus
@@ -278,18 +279,13 @@ int weft_getaddrinfo_step(const char *host, const char *service, const struct ad
 typedef struct weft_server weft_server_t;
 /* Runs in the connection's task. */
 typedef void (*weft_conn_fn_t)(int fd, void *ctx);
-/* Starts a task running fn(arg); returns 0 or a negative errno. The server
- * uses it for every connection (the executor interface plugs in here); NULL
- * means weft_spawn of a detached coroutine in the current runtime. The
- * connection's descriptor is registered with the poller of the runtime
- * where its task first waits, so a spawner may use another runtime. */
-typedef int (*weft_spawner_t)(void *spawn_ctx, weft_fn_t fn, void *arg);
-
 typedef struct weft_server_opts {
-	int max_conns;	      /* at most this many live connections; 0 = no limit */
-	size_t stack_size;    /* connection tasks' stacks (default spawner only); 0 = default */
-	weft_spawner_t spawn; /* NULL: detached coroutines */
-	void *spawn_ctx;
+	int max_conns;	   /* at most this many live connections; 0 = no limit */
+	size_t stack_size; /* connection tasks' stacks (coroutine executors); 0 = default */
+	weft_exec_t *exec; /* runs one task per connection (weft/exec.h); NULL: detached coroutines of the
+			    * current runtime. The connection's descriptor is registered with the poller of the
+			    * runtime where its task first waits (a plain thread's waits poll it itself), so any
+			    * executor will do; it must outlive the server's connections. */
 } weft_server_opts_t;
 
 /* Create a server on listening socket lfd (ownership passes to the server,

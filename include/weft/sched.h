@@ -529,6 +529,7 @@ enum {
 	WEFT_STEP_ID_SYNC = 0x30,
 	WEFT_STEP_ID_IO = 0x40,
 	WEFT_STEP_ID_IO_POOL = 0x50, /* io: the blocking pool, files, name lookups */
+	WEFT_STEP_ID_EXEC = 0x60,    /* the waits of executors whose tasks are not weft tasks (weft/exec.h) */
 	WEFT_STEP_ID_USER = 0xf0     /* 0xf0 .. 0xff: a program's own */
 };
 /* First thing in a _step call on op, `call` its id (not 0), `obj` what it

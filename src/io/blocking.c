@@ -5,40 +5,39 @@
  * Pieces
  * ------
  * One pool per runtime, created on first use and attached to the runtime
- * (weft_runtime_attach), destroyed at weft_runtime_stop. A job holds fn,
- * its argument (then its result), the caller's waker and the job's state;
- * it lives on the caller's stack (weft_blocking, and the _step forms in
- * coroutines), or in a stackless caller's op (struct job is that op's
- * layout: 48 bytes). Jobs wait in one FIFO list; pool threads take them in
- * order.
+ * (weft_runtime_attach), destroyed at weft_runtime_stop. The threads, the
+ * FIFO and the grow and shrink rules are src/base/tpool.c's (its design
+ * comment states their invariants: no lost job, no exit while jobs queue,
+ * dead threads joined, a job's owner holding the pool's lock sees it
+ * queued, taken or completed); this file adds the runtime attachment, the
+ * limits, the statistics and the jobs of parked callers. A job holds fn,
+ * its argument (then its result), the caller's waker, the job's state and
+ * the pool's part (its links); it lives on the caller's stack
+ * (weft_blocking, and the _step forms in coroutines), or in a stackless
+ * caller's op (struct job is that op's layout: 64 bytes, all of the
+ * module's part of it).
  *
- * Invariants (all counters, the list and every job's state, slot and
- * waker are guarded by pool->mu)
+ * Invariants (every job's state and waker are guarded by the pool's lock,
+ * weft__tpool_lock, under which the pool takes a job off its queue and
+ * calls job_complete)
  * ----------
- *  - threads = idle + (threads running a job) + (threads between the two,
- *    holding or about to retake the lock). A thread counts as idle exactly
- *    while it sleeps in pthread_cond_timedwait on work_cv.
- *  - No lost job: a job is pushed under the lock; afterwards either a thread
- *    is woken for it (idle > 0: signal work_cv), or a new thread is started
- *    (queued > idle and threads < max), or every thread is busy and each one
- *    checks the queue under the lock before it sleeps or exits. A thread
- *    exits (idle time out, pool above its limit, stopping) only after seeing
- *    the queue empty under the lock, or, above the limit, while at least one
- *    other thread remains to drain it. If no thread at all could be started,
- *    the job is unlinked again and the caller gets the error.
- *  - A job goes QUEUED -> RUNNING (a thread took it off the list) -> DONE
- *    (its result is in the slot), or QUEUED -> off the list again, withdrawn
- *    by its caller (a _step form's deadline or cancellation, or submit
- *    failing): then fn never runs. Nothing withdraws a RUNNING job: fn
- *    cannot be interrupted and may use the caller's memory (arg), so the
- *    caller does not return before DONE.
+ *  - A job goes QUEUED -> RUNNING (a thread took it off the queue: the
+ *    pool's part is no longer `queued`) -> DONE (its result is in the
+ *    slot; job_complete sets it), or QUEUED -> off the queue again,
+ *    withdrawn by its caller (weft__tpool_remove_locked: a _step form's
+ *    deadline or cancellation; or the submit failing, when the pool takes
+ *    it back itself): then fn never runs. The state byte says QUEUED or
+ *    DONE; RUNNING is QUEUED no longer on the queue. Nothing withdraws a
+ *    RUNNING job: fn cannot be interrupted and may use the caller's memory
+ *    (arg), so the caller does not return before DONE.
  *  - A job's memory belongs to its caller, who may return (freeing the
- *    stack, or the op) as soon as it sees DONE. So a pool thread writes
- *    the result and sets DONE under the lock, copies the waker first, and
- *    after the unlock touches only the waker (its parker outlives every
- *    wait). A caller that opens a new wait for a RUNNING job (a _step form
- *    whose first wait a deadline or a cancellation ended) stores its waker
- *    under the lock, where the thread reads it.
+ *    stack, or the op) as soon as it sees DONE. So job_run writes the
+ *    result (the caller reads the slot only at DONE, or when it withdrew
+ *    the job), and job_complete, under the lock, copies the waker, sets
+ *    DONE (release) and afterwards touches only the waker (its parker
+ *    outlives every wait). A caller that opens a new wait for a RUNNING
+ *    job (a _step form whose first wait a deadline or a cancellation
+ *    ended) stores its waker under the lock, where job_complete reads it.
  *  - weft_blocking does not return before DONE: it parks in an
  *    uncancellable wait (weft_park_prepare_uncancellable), which only the
  *    pool thread's unpark ends. A cancel that comes meanwhile shows at the
@@ -46,26 +45,19 @@
  *    first). The _step forms wait cancellably while the job is QUEUED (a
  *    deadline or a cancel withdraws it) and uncancellably, without a
  *    deadline, once it is RUNNING.
- *  - Threads that exit are moved to the dead list and joined later by the
- *    next submit (outside the lock), or by destroy, which first waits until
- *    threads == 0. destroy runs after every task has ended, so no job can be
- *    queued or running then; the queue is drained in any case, because
- *    threads only leave on stopping once the queue is empty.
+ *  - destroy runs after every task has ended, so no job can be queued or
+ *    running then (tpool asserts it).
  */
 #include "io_impl.h"
 
 #include <assert.h>
-#include <limits.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "../base/list.h"
+#include "../base/tpool.h"
 
 #define POOL_MAX_DEFAULT 128
 #define POOL_MAX_LIMIT 4096
@@ -75,158 +67,50 @@
  * (weft_step_begin), which the pool leaves alone. */
 struct job {
 	uint8_t call;	       /* the _step call's id, in an op; 0 on a stack */
-	_Atomic uint8_t state; /* JOB_*: changed under pool->mu */
-	struct job *next;      /* the queue's link */
+	_Atomic uint8_t state; /* JOB_QUEUED, then JOB_DONE (under the pool's lock) */
+	weft__tpool_job base;  /* the pool's: the queue's links */
 	weft_fn_t fn;
 	void *slot;	    /* fn's argument until it runs, then its result */
 	weft_waker_t waker; /* the caller's current wait */
 };
 
 enum {
-	JOB_QUEUED = 1, /* on the list; the caller may withdraw it */
-	JOB_RUNNING,	/* taken by a thread: fn runs */
+	JOB_QUEUED = 1, /* submitted: on the queue (the caller may withdraw it) or, off it, running */
+	JOB_RUNNING,	/* not stored: a QUEUED job a thread took off the queue (early_end's answer) */
 	JOB_DONE	/* fn has returned; the slot holds its result (release) */
 };
 
-_Static_assert(sizeof(struct job) <= 48, "a pool op is at most 48 bytes");
+_Static_assert(sizeof(struct job) <= 64, "a pool op is at most 64 bytes");
 _Static_assert(sizeof(struct job) <= sizeof(((weft_op_t *)0)->opaque),
 	       "weft_op_t too small (its obj is the protocol's)");
 _Static_assert(_Alignof(struct job) <= _Alignof(weft_op_t), "weft_op_t under-aligned");
 _Static_assert(offsetof(struct job, call) == 0, "an op's first byte is its call's id");
 
-struct pthr {
-	pthread_t thread;
-	struct pthr *next, *prev;
-	struct pool *pool;
-};
-
-struct pool {
-	pthread_mutex_t mu;
-	pthread_cond_t work_cv; /* jobs for idle threads; limits changed; stopping */
-	pthread_cond_t exit_cv; /* a thread exited while stopping */
-	struct job *head, *tail;
-	struct pthr *live, *dead;
-	uint32_t threads, idle, max;
-	uint64_t queued, running, completed;
-	weft_time_t idle_ns;
-	bool stopping;
-};
+static inline struct job *job_of(weft__tpool_job *base)
+{
+	return (struct job *)((char *)base - offsetof(struct job, base));
+}
 
 static void pool_destroy(void *ctx);
 static const weft_runtime_ext_t pool_key = {.name = "io.blocking", .destroy = pool_destroy};
 
-static struct timespec mono_ts(weft_time_t t)
+/* On a pool thread, without the lock: run the call. */
+static void job_run(weft__tpool_job *base)
 {
-	return (struct timespec){.tv_sec = t / WEFT_SEC, .tv_nsec = t % WEFT_SEC};
+	struct job *j = job_of(base);
+	assert(atomic_load_explicit(&j->state, memory_order_relaxed) == JOB_QUEUED);
+	j->slot = j->fn(j->slot);
 }
 
-static void *pool_thread(void *a)
+/* Under the pool's lock, the job counted: hand the result over, wake the
+ * caller's current wait. */
+static void job_complete(weft__tpool_job *base)
 {
-	struct pthr *self = a;
-	struct pool *p = self->pool;
-	pthread_setname_np(pthread_self(), "weft-blocking");
-	pthread_mutex_lock(&p->mu);
-	weft_time_t idle_since = weft_now();
-	for (;;) {
-		if (p->head) {
-			struct job *j = p->head;
-			p->head = j->next;
-			if (!p->head)
-				p->tail = NULL;
-			p->queued--;
-			p->running++;
-			assert(atomic_load_explicit(&j->state, memory_order_relaxed) == JOB_QUEUED);
-			atomic_store_explicit(&j->state, JOB_RUNNING, memory_order_relaxed);
-			weft_fn_t fn = j->fn;
-			void *arg = j->slot;
-			pthread_mutex_unlock(&p->mu);
-			void *r = fn(arg);
-			pthread_mutex_lock(&p->mu);
-			p->running--;
-			p->completed++;
-			weft_waker_t w = j->waker; /* the caller's current wait (under the lock) */
-			j->slot = r;
-			atomic_store_explicit(&j->state, JOB_DONE, memory_order_release);
-			pthread_mutex_unlock(&p->mu);
-			weft_unpark(w, 0); /* j may be gone now; w is a copy */
-			pthread_mutex_lock(&p->mu);
-			idle_since = weft_now();
-			if (p->threads > p->max)
-				break; /* above a lowered limit: others drain the queue */
-			continue;
-		}
-		if (p->stopping || p->threads > p->max)
-			break; /* the queue is empty: nothing to drain */
-		p->idle++;
-		if (p->idle_ns == WEFT_NEVER) { /* threads never time out */
-			pthread_cond_wait(&p->work_cv, &p->mu);
-		} else {
-			/* Saturating: an idle time near WEFT_NEVER is "for ever". */
-			weft_time_t deadline =
-				p->idle_ns > WEFT_NEVER - idle_since ? WEFT_NEVER : idle_since + p->idle_ns;
-			if (weft_now() >= deadline) {
-				p->idle--;
-				break;
-			}
-			struct timespec ts = mono_ts(deadline);
-			if (deadline == WEFT_NEVER)
-				pthread_cond_wait(&p->work_cv, &p->mu);
-			else
-				pthread_cond_timedwait(&p->work_cv, &p->mu, &ts);
-		}
-		p->idle--;
-	}
-	p->threads--;
-	WEFT_LIST_UNLINK(p->live, self, next, prev);
-	self->next = p->dead;
-	p->dead = self;
-	if (p->stopping)
-		pthread_cond_signal(&p->exit_cv);
-	pthread_mutex_unlock(&p->mu);
-	return NULL;
-}
-
-static void join_all(struct pthr *t)
-{
-	while (t) {
-		struct pthr *next = t->next;
-		pthread_join(t->thread, NULL);
-		free(t);
-		t = next;
-	}
-}
-
-/* Start a pool thread with every asynchronous signal blocked (the mask is
- * inherited from the creating thread, so there is no window in which the
- * new thread could take one). Called with p->mu held and threads already
- * counted; returns 0 or a negative errno (then the count is undone). */
-static int start_thread(struct pool *p)
-{
-	struct pthr *t = calloc(1, sizeof *t);
-	if (!t) {
-		p->threads--;
-		return -ENOMEM;
-	}
-	t->pool = p;
-	sigset_t all, old;
-	sigfillset(&all);
-	sigdelset(&all, SIGSEGV);
-	sigdelset(&all, SIGBUS);
-	sigdelset(&all, SIGFPE);
-	sigdelset(&all, SIGILL);
-	sigdelset(&all, SIGTRAP);
-	sigdelset(&all, SIGSYS);
-	sigdelset(&all, SIGABRT);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int e = pthread_create(&t->thread, NULL, pool_thread, t);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (e) {
-		p->threads--;
-		free(t);
-		return -ENOMEM; /* EAGAIN from pthread_create: out of threads or memory */
-	}
-	WEFT_LIST_PUSH(p->live, t, next, prev);
-	return 0;
+	struct job *j = job_of(base);
+	assert(!j->base.queued);
+	weft_waker_t w = j->waker; /* the caller's current wait (under the lock) */
+	atomic_store_explicit(&j->state, JOB_DONE, memory_order_release);
+	weft_unpark(w, 0); /* j may be gone now; w is a copy */
 }
 
 static int env_max(void)
@@ -243,62 +127,31 @@ static int env_max(void)
 	return (int)v;
 }
 
-static struct pool *pool_new(void)
+static weft__tpool *pool_new(void)
 {
-	struct pool *p = calloc(1, sizeof *p);
-	if (!p)
-		return NULL;
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->work_cv, &ca);
-	pthread_cond_init(&p->exit_cv, &ca);
-	pthread_condattr_destroy(&ca);
-	p->max = (uint32_t)env_max();
-	p->idle_ns = POOL_IDLE_DEFAULT;
-	return p;
-}
-
-static void pool_free(struct pool *p)
-{
-	pthread_mutex_destroy(&p->mu);
-	pthread_cond_destroy(&p->work_cv);
-	pthread_cond_destroy(&p->exit_cv);
-	free(p);
+	return weft__tpool_create("weft-blocking", (uint32_t)env_max(), POOL_IDLE_DEFAULT, 0, job_run, job_complete);
 }
 
 static void pool_destroy(void *ctx)
 {
-	struct pool *p = ctx;
-	pthread_mutex_lock(&p->mu);
-	p->stopping = true;
-	pthread_cond_broadcast(&p->work_cv);
-	while (p->threads > 0)
-		pthread_cond_wait(&p->exit_cv, &p->mu);
-	assert(!p->head && p->running == 0);
-	struct pthr *dead = p->dead;
-	p->dead = NULL;
-	pthread_mutex_unlock(&p->mu);
-	join_all(dead);
-	pool_free(p);
+	weft__tpool_destroy(ctx);
 }
 
 /* rt's pool, created and attached on first use. */
-static int pool_get(weft_runtime_t *rt, struct pool **out)
+static int pool_get(weft_runtime_t *rt, weft__tpool **out)
 {
 	if (!rt)
 		return -EINVAL;
-	struct pool *p = weft_runtime_attached(rt, &pool_key);
+	weft__tpool *p = weft_runtime_attached(rt, &pool_key);
 	if (!p) {
-		struct pool *fresh = pool_new();
+		weft__tpool *fresh = pool_new();
 		if (!fresh)
 			return -ENOMEM;
 		int e = weft_runtime_attach(rt, &pool_key, fresh);
 		if (e == 0) {
 			p = fresh;
 		} else {
-			pool_free(fresh);
+			weft__tpool_destroy(fresh);
 			if (e != -EBUSY)
 				return e;
 			p = weft_runtime_attached(rt, &pool_key); /* lost the race */
@@ -308,54 +161,12 @@ static int pool_get(weft_runtime_t *rt, struct pool **out)
 	return 0;
 }
 
-/* Under p->mu: take the QUEUED job j off the list (fn will not run). */
-static void unqueue(struct pool *p, struct job *j)
+/* Queue j (fn and slot set, and the waker the pool thread wakes). 0, or
+ * an error with j not queued. */
+static int submit(weft__tpool *p, struct job *j)
 {
-	assert(atomic_load_explicit(&j->state, memory_order_relaxed) == JOB_QUEUED && p->queued > 0);
-	struct job **pp = &p->head;
-	while (*pp != j) {
-		assert(*pp != NULL); /* a QUEUED job is on the list */
-		pp = &(*pp)->next;
-	}
-	*pp = j->next;
-	if (p->tail == j) {
-		p->tail = NULL;
-		for (struct job *q = p->head; q; q = q->next)
-			p->tail = q;
-	}
-	p->queued--;
-	j->next = NULL;
-}
-
-/* Queue j (fn and slot set), waking or starting a thread for it. */
-static int submit(struct pool *p, struct job *j)
-{
-	struct pthr *dead;
-	int e = 0;
-	pthread_mutex_lock(&p->mu);
 	atomic_store_explicit(&j->state, JOB_QUEUED, memory_order_relaxed);
-	j->next = NULL;
-	if (p->tail)
-		p->tail->next = j;
-	else
-		p->head = j;
-	p->tail = j;
-	p->queued++;
-	if (p->idle > 0)
-		pthread_cond_signal(&p->work_cv);
-	if (p->queued > p->idle && p->threads < p->max) {
-		p->threads++;
-		e = start_thread(p);
-		if (e && p->threads > 0)
-			e = 0; /* a running thread will take it */
-		if (e)	       /* no thread at all: nobody could have taken j */
-			unqueue(p, j);
-	}
-	dead = p->dead;
-	p->dead = NULL;
-	pthread_mutex_unlock(&p->mu);
-	join_all(dead);
-	return e;
+	return weft__tpool_submit(p, &j->base);
 }
 
 int weft_blocking(weft_fn_t fn, void *arg, void **result)
@@ -372,7 +183,7 @@ int weft_blocking(weft_fn_t fn, void *arg, void **result)
 		return -EWOULDBLOCK;
 	if (weft_cancelled())
 		return -ECANCELED;
-	struct pool *p;
+	weft__tpool *p;
 	int e = pool_get(weft_runtime_current(), &p);
 	if (e)
 		return e;
@@ -394,22 +205,23 @@ int weft_blocking(weft_fn_t fn, void *arg, void **result)
 
 /* ------------------------------------------------------------ the _step forms */
 
-/* A job whose caller's wait ended early (r < 0: its deadline, or a
- * cancellation), under p->mu: withdrawn if still QUEUED (returns r),
- * JOB_RUNNING if a thread runs it (the caller must wait for its end), 0
- * if it is DONE (the result was handed over at that moment). */
-static int early_end(struct pool *p, struct job *j, int r)
+/* A job whose caller's wait ended (r < 0 early: its deadline, or a
+ * cancellation), under the pool's lock: withdrawn if still on the queue
+ * (returns r), JOB_RUNNING if a thread took it (the caller must wait for
+ * its end), 0 if it is DONE (the result was handed over at that moment). */
+static int early_end(weft__tpool *p, struct job *j, int r)
 {
 	uint8_t st = atomic_load_explicit(&j->state, memory_order_relaxed);
 	/* Only the pool thread ends the wait with 0, after setting DONE. */
 	assert(st == JOB_DONE || r < 0);
-	if (st == JOB_DONE)
+	if (st == JOB_DONE) {
+		assert(!j->base.queued);
 		return 0;
-	if (st == JOB_RUNNING)
-		return JOB_RUNNING;
+	}
 	assert(st == JOB_QUEUED);
-	unqueue(p, j);
-	return r;
+	if (weft__tpool_remove_locked(p, &j->base))
+		return r; /* fn never runs */
+	return JOB_RUNNING;
 }
 
 int weft__blocking_run(weft_fn_t fn, void *arg, void **result, weft_time_t deadline)
@@ -425,7 +237,7 @@ int weft__blocking_run(weft_fn_t fn, void *arg, void **result, weft_time_t deadl
 	}
 	if (weft_cancelled())
 		return -ECANCELED;
-	struct pool *p;
+	weft__tpool *p;
 	int e = pool_get(weft_runtime_current(), &p);
 	if (e)
 		return e;
@@ -437,16 +249,16 @@ int weft__blocking_run(weft_fn_t fn, void *arg, void **result, weft_time_t deadl
 		return e;
 	int r = weft_park(j.waker, deadline);
 	if (r < 0) {
-		pthread_mutex_lock(&p->mu);
+		weft__tpool_lock(p);
 		r = early_end(p, &j, r);
 		if (r == JOB_RUNNING) {
 			/* fn runs and may use arg: wait for its end, whatever comes. */
 			j.waker = weft_park_prepare_uncancellable();
-			pthread_mutex_unlock(&p->mu);
+			weft__tpool_unlock(p);
 			r = weft_park(j.waker, WEFT_NEVER);
 			assert(r == 0);
 		} else {
-			pthread_mutex_unlock(&p->mu);
+			weft__tpool_unlock(p);
 		}
 		if (r < 0)
 			return r; /* withdrawn: fn did not run */
@@ -468,7 +280,7 @@ int weft__blocking_submit(weft_op_t *op, weft_fn_t fn, void *arg, weft_time_t de
 		return -ECANCELED;
 	if (weft__io_deadline_passed(deadline))
 		return -ETIMEDOUT;
-	struct pool *p;
+	weft__tpool *p;
 	int e = pool_get(weft_runtime_current(), &p);
 	if (e)
 		return e;
@@ -493,11 +305,11 @@ int weft__blocking_finish(weft_op_t *op, void **slot)
 {
 	struct job *j = (struct job *)op;
 	int r = weft_park_result();
-	struct pool *p = weft_runtime_attached(weft_runtime_current(), &pool_key);
+	weft__tpool *p = weft_runtime_attached(weft_runtime_current(), &pool_key);
 	/* The job went to the pool of the task's runtime, which lives while
 	 * the task does. */
 	assert(p != NULL);
-	pthread_mutex_lock(&p->mu);
+	weft__tpool_lock(p);
 	if (r < 0)
 		r = early_end(p, j, r);
 	else
@@ -507,13 +319,13 @@ int weft__blocking_finish(weft_op_t *op, void **slot)
 		 * end and nothing else (no deadline, no cancellation). */
 		j->waker = weft_park_prepare_uncancellable();
 		assert(j->waker.parker != NULL); /* the registration has just ended */
-		pthread_mutex_unlock(&p->mu);
+		weft__tpool_unlock(p);
 		r = weft_step_register(op);
 		assert(r == -EINPROGRESS);
 		return r;
 	}
 	*slot = j->slot; /* fn's result, or (withdrawn) its argument */
-	pthread_mutex_unlock(&p->mu);
+	weft__tpool_unlock(p);
 	return r;
 }
 
@@ -568,17 +380,11 @@ int weft_blocking_set_limits(weft_runtime_t *rt, int max_threads, weft_time_t id
 {
 	if (max_threads < 0 || max_threads > POOL_MAX_LIMIT || (idle != 0 && idle < WEFT_MSEC))
 		return -EINVAL;
-	struct pool *p;
+	struct weft__tpool *p;
 	int e = pool_get(rt ? rt : weft_runtime_current(), &p);
 	if (e)
 		return e;
-	pthread_mutex_lock(&p->mu);
-	if (max_threads)
-		p->max = (uint32_t)max_threads;
-	if (idle)
-		p->idle_ns = idle;
-	pthread_cond_broadcast(&p->work_cv); /* idle threads re-read idle_ns */
-	pthread_mutex_unlock(&p->mu);
+	weft__tpool_set_limits(p, (uint32_t)max_threads, idle);
 	return 0;
 }
 
@@ -591,20 +397,20 @@ int weft_blocking_stats(weft_runtime_t *rt, weft_blocking_stats_t *out)
 	int w = weft_runtime_workers(rt);
 	if (w < 0)
 		return w; /* stopped: -ESHUTDOWN */
-	struct pool *p = weft_runtime_attached(rt, &pool_key);
+	struct weft__tpool *p = weft_runtime_attached(rt, &pool_key);
 	if (!p) {
 		*out = (weft_blocking_stats_t){.max = (uint32_t)env_max()};
 		return 0;
 	}
-	pthread_mutex_lock(&p->mu);
+	weft__tpool_stats st;
+	weft__tpool_read_stats(p, &st);
 	*out = (weft_blocking_stats_t){
-		.threads = p->threads,
-		.idle = p->idle,
-		.max = p->max,
-		.queued = p->queued,
-		.running = p->running,
-		.completed = p->completed,
+		.threads = st.threads,
+		.idle = st.idle,
+		.max = st.max,
+		.queued = st.queued,
+		.running = st.running,
+		.completed = st.completed,
 	};
-	pthread_mutex_unlock(&p->mu);
 	return 0;
 }

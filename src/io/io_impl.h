@@ -203,7 +203,7 @@ _Static_assert(WEFT__IO_DIAL_LOOKUP_STEP < WEFT_STEP_ID_IO_POOL + 0x10, "the poo
 
 /* ------------------------------------------------------------ the blocking pool's _step forms (blocking.c) */
 
-/* A stackless caller's pool job lives in its op (48 bytes; see
+/* A stackless caller's pool job lives in its op (64 bytes; see
  * blocking.c), which goes through weft_step_begin first, as every _step
  * form's does, with one of the ids above.
  *

@@ -44,7 +44,7 @@ typedef struct conn {
 	weft_server_t *srv;
 	int fd;
 	weft_task_t task; /* the task running it (0: a plain thread, below) */
-	pthread_t thread; /* the thread running it, when a spawner used threads */
+	pthread_t thread; /* the thread running it, when the executor runs tasks on threads */
 } conn;
 
 struct weft_server {
@@ -204,8 +204,11 @@ static int start_conn(weft_server_t *s, int fd)
 	pthread_mutex_unlock(&s->mu);
 	atomic_fetch_add_explicit(&s->accepted, 1, memory_order_relaxed);
 	int r;
-	if (s->opts.spawn)
-		r = s->opts.spawn(s->opts.spawn_ctx, conn_main, c);
+	if (s->opts.exec)
+		r = weft_exec_spawn(s->opts.exec, NULL, conn_main, c,
+				    &(weft_exec_spawn_opts_t){.size = sizeof(weft_exec_spawn_opts_t),
+							      .name = "conn",
+							      .stack_size = s->opts.stack_size});
 	else
 		r = weft_spawn(
 			NULL, conn_main, c,
@@ -277,8 +280,8 @@ int weft_server_serve(weft_server_t *s)
 				1; /* like Go: no Nagle delay on accepted TCP connections (fails harmlessly elsewhere) */
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 			/* Not registered here: the connection's first wait registers
-			 * it with the poller of the runtime its task runs in (a
-			 * spawner may use another runtime, which must also be the
+			 * it with the poller of the runtime its task runs in (an
+			 * executor may use another runtime, which must also be the
 			 * one whose weft_close drops the registration). */
 			e = start_conn(s, fd);
 			if (e == -ESHUTDOWN) {

@@ -1,5 +1,6 @@
 /* test_server.c - the server helper: echo under a connection limit, graceful
- * stop (and forced at the deadline), a custom spawner, EMFILE recovery,
+ * stop (and forced at the deadline), connections on the weft and threads
+ * executors, EMFILE recovery,
  * cancellation of the accept loop, bad input. */
 #include "io/wt_io.h"
 
@@ -196,24 +197,57 @@ static void test_stop(void **state)
 	wt_run(stop_main, NULL, 2);
 }
 
-/* ------------------------------------------------------------ spawner */
+/* ------------------------------------------------------------ executors */
 
-static _Atomic int spawned;
+/* The server on each executor: connection tasks as coroutines of the
+ * runtime (a weft executor), and as plain threads of a pool (threads). A
+ * counting wrapper around each one checks that every connection went
+ * through it. */
+struct counted {
+	weft_exec_t *inner;
+	_Atomic int spawns;
+};
 
-static int my_spawn(void *ctx, weft_fn_t fn, void *arg)
+static int counted_spawn(void *ctx, uint64_t *id, weft_fn_t fn, void *arg, const weft_exec_spawn_opts_t *o)
 {
-	TCHECK(ctx == &spawned);
-	atomic_fetch_add(&spawned, 1);
-	return weft_spawn(NULL, fn, arg, &(weft_spawn_opts_t){.detached = true, .stack_size = 32 << 10});
+	struct counted *c = ctx;
+	TCHECK(id == NULL); /* the server's connection tasks are detached */
+	TCHECK(o->stack_size == 32 << 10 && o->name && strcmp(o->name, "conn") == 0);
+	atomic_fetch_add(&c->spawns, 1);
+	return weft_exec_spawn(c->inner, NULL, fn, arg, o);
 }
 
-static void *spawner_main(void *a)
+static int counted_wait(void *ctx, uint64_t id, void **result, weft_time_t deadline, weft_op_t *op)
 {
-	(void)a;
-	atomic_store(&spawned, 0);
+	(void)ctx, (void)id, (void)result, (void)deadline, (void)op;
+	return -ESRCH; /* it hands out no handles */
+}
+
+static int counted_detach(void *ctx, uint64_t id)
+{
+	(void)ctx, (void)id;
+	return -ESRCH;
+}
+
+static int counted_destroy(void *ctx)
+{
+	(void)ctx;
+	return 0;
+}
+
+static void *executor_main(void *a)
+{
+	weft_exec_t *inner = a;
+	struct counted c = {inner, 0};
+	weft_exec_ops_t ops = {.name = "counted",
+			       .spawn = counted_spawn,
+			       .wait = counted_wait,
+			       .detach = counted_detach,
+			       .destroy = counted_destroy};
+	weft_exec_t *ex;
+	TCHECK_EQ(weft_exec_create(&ex, &ops, &c), 0);
 	weft_task_t serve;
-	weft_server_t *s =
-		start(0, echo_handler, &serve, &(weft_server_opts_t){.spawn = my_spawn, .spawn_ctx = &spawned});
+	weft_server_t *s = start(0, echo_handler, &serve, &(weft_server_opts_t){.exec = ex, .stack_size = 32 << 10});
 	weft_task_t cs[10];
 	for (int i = 0; i < 10; i++)
 		cs[i] = wt_spawn(client, (void *)(intptr_t)5);
@@ -221,15 +255,37 @@ static void *spawner_main(void *a)
 		TCHECK_EQ(join_result(cs[i]), 5);
 	TCHECK_EQ(weft_server_stop(s, wt_hang_deadline()), 0);
 	TCHECK_EQ(join_result(serve), 0);
-	TCHECK_EQ(atomic_load(&spawned), 10);
+	TCHECK_EQ(atomic_load(&c.spawns), 10);
 	TCHECK_EQ(weft_server_destroy(s), 0);
+	TCHECK_EQ(weft_exec_destroy(ex), 0);
 	return NULL;
 }
 
-static void test_spawner(void **state)
+static void *executor_weft_main(void *a)
+{
+	(void)a;
+	weft_exec_t *ex;
+	TCHECK_EQ(weft_exec_create_runtime(&ex, NULL), 0);
+	executor_main(ex);
+	TCHECK_EQ(weft_exec_destroy(ex), 0);
+	return NULL;
+}
+
+static void *executor_threads_main(void *a)
+{
+	(void)a;
+	weft_exec_t *ex;
+	TCHECK_EQ(weft_exec_create_threads(&ex, NULL), 0);
+	executor_main(ex);
+	TCHECK_EQ(weft_exec_destroy(ex), 0); /* waits for the connection threads to end */
+	return NULL;
+}
+
+static void test_executors(void **state)
 {
 	(void)state;
-	wt_run(spawner_main, NULL, 2);
+	wt_run(executor_weft_main, NULL, 2);
+	wt_run(executor_threads_main, NULL, 2);
 }
 
 /* ------------------------------------------------------------ EMFILE */
@@ -348,7 +404,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		WT_IO_TEST(test_limit),
 		WT_IO_TEST(test_stop),
-		WT_IO_TEST(test_spawner),
+		WT_IO_TEST(test_executors),
 		WT_IO_TEST(test_emfile),
 		WT_IO_TEST(test_cancel_bad_input),
 	};

@@ -1,7 +1,7 @@
 /* test_socket_faults.c - faults a review found in the io module, each
  * pinned by a test: SIGPIPE on write paths that do not install the poller,
  * SIGPIPE's disposition as children see it, a server stopped from one of its
- * own connection handlers, a spawner that runs connections in another
+ * own connection handlers, an executor that runs connections in another
  * runtime, a listener registered late, a Unix stream read that stops at a
  * message carrying a descriptor, TCP urgent data (epoll), sendfile's partial
  * count, and a blocking pool whose threads never time out. Run on both
@@ -152,14 +152,8 @@ static void test_stop_from_own_handler(void **state)
 	wt_run(stop_from_handler_main, NULL, 2);
 }
 
-/* A spawner that runs every connection in another runtime. */
+/* An executor that runs every connection in another runtime. */
 static weft_runtime_t *g_other;
-
-static int other_runtime_spawner(void *ctx, weft_fn_t fn, void *arg)
-{
-	(void)ctx;
-	return weft_spawn(NULL, fn, arg, &(weft_spawn_opts_t){.detached = true, .runtime = g_other});
-}
 
 static void *other_runtime_main(void *a)
 {
@@ -171,7 +165,9 @@ static void *other_runtime_main(void *a)
 	TCHECK(lfd >= 0);
 	int port = weft_local_port(lfd);
 	weft_server_t *s;
-	weft_server_opts_t o = {.spawn = other_runtime_spawner};
+	weft_exec_t *ex;
+	TCHECK_EQ(weft_exec_create_runtime(&ex, g_other), 0);
+	weft_server_opts_t o = {.exec = ex};
 	TCHECK_EQ(weft_server_create(&s, lfd, idle_handler, NULL, &o), 0);
 	weft_task_t serve = wt_spawn(serve_task, s);
 	for (int i = 0; i < 20; i++) {
@@ -198,10 +194,11 @@ static void *other_runtime_main(void *a)
 	void *r;
 	TCHECK_EQ(weft_join(serve, &r), 0);
 	TCHECK_EQ(weft_server_destroy(s), 0);
+	TCHECK_EQ(weft_exec_destroy(ex), 0);
 	return NULL;
 }
 
-static void test_spawner_in_another_runtime(void **state)
+static void test_executor_in_another_runtime(void **state)
 {
 	(void)state;
 	wt_run(other_runtime_main, NULL, 1);
@@ -365,7 +362,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		WT_IO_TEST(test_sigpipe_never_kills),	    WT_IO_TEST(test_sigpipe_children_see_default),
-		WT_IO_TEST(test_stop_from_own_handler),	    WT_IO_TEST(test_spawner_in_another_runtime),
+		WT_IO_TEST(test_stop_from_own_handler),	    WT_IO_TEST(test_executor_in_another_runtime),
 		WT_IO_TEST(test_unix_read_stops_at_rights), WT_IO_TEST(test_tcp_urgent_data),
 		WT_IO_TEST(test_sendfile_partial_count),    WT_IO_TEST(test_pool_idle_never),
 	};

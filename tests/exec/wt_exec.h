@@ -1,0 +1,102 @@
+/* wt_exec.h - run a test body against every executor backend (weft,
+ * threads, libuv), from each kind of caller: the test's own plain thread, a
+ * coroutine of a weft runtime, and a task of the executor under test.
+ *
+ * Each backend gets a fresh weft runtime of two workers (the weft backend
+ * runs on it; the others use it only for the coroutine caller) and a fresh
+ * executor, destroyed and stopped afterwards. libuv is skipped, saying so,
+ * when weft was built without it. */
+#ifndef WT_EXEC_H
+#define WT_EXEC_H
+
+#include "weft_test.h"
+
+#include <string.h>
+
+typedef struct wt_backend {
+	const char *name;
+	int (*make)(weft_exec_t **ex, weft_runtime_t *rt);
+} wt_backend_t;
+
+static int wt_make_weft(weft_exec_t **ex, weft_runtime_t *rt)
+{
+	return weft_exec_create_runtime(ex, rt);
+}
+
+static int wt_make_threads(weft_exec_t **ex, weft_runtime_t *rt)
+{
+	(void)rt;
+	return weft_exec_create_threads(ex, NULL);
+}
+
+static const wt_backend_t wt_backends[] = {
+	{"weft", wt_make_weft},
+	{"threads", wt_make_threads},
+};
+#define WT_NBACKENDS (sizeof wt_backends / sizeof wt_backends[0])
+
+enum { WT_BY_THREAD = 1, WT_BY_CORO = 2, WT_BY_TASK = 4, WT_BY_ALL = 7 };
+
+typedef void (*wt_exec_body_t)(weft_exec_t *ex, weft_runtime_t *rt);
+
+struct wt_exec_call {
+	wt_exec_body_t fn;
+	weft_exec_t *ex;
+	weft_runtime_t *rt;
+};
+
+static void *wt_exec_call_main(void *a)
+{
+	struct wt_exec_call *c = a;
+	c->fn(c->ex, c->rt);
+	return NULL;
+}
+
+static const char *const wt_by_names[] = {"plain thread", "weft coroutine", "task of the executor"};
+
+/* body(ex, rt) on backend b, from each caller kind in `by`. */
+static inline void wt_exec_run(const wt_backend_t *b, wt_exec_body_t body, unsigned by)
+{
+	weft_runtime_t *rt;
+	assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.workers = 2}), 0);
+	weft_exec_t *ex;
+	int e = b->make(&ex, rt);
+	if (e == -ENOTSUP) {
+		fprintf(stderr, "  %s: skipped (weft was built without it)\n", b->name);
+		assert_int_equal(weft_runtime_stop(rt), 0);
+		return;
+	}
+	assert_int_equal(e, 0);
+	struct wt_exec_call c = {body, ex, rt};
+	for (int k = 0; k < 3; k++) {
+		if (!(by & (1u << k)))
+			continue;
+		int before = atomic_load(&tcheck_failures);
+		if (k == 0) {
+			body(ex, rt);
+		} else if (k == 1) {
+			weft_task_t t;
+			assert_int_equal(weft_spawn(&t, wt_exec_call_main, &c, &(weft_spawn_opts_t){.runtime = rt}), 0);
+			assert_int_equal(weft_join(t, NULL), 0);
+		} else {
+			weft_exec_task_t h;
+			assert_int_equal(weft_exec_spawn(ex, &h, wt_exec_call_main, &c, NULL), 0);
+			assert_int_equal(weft_exec_wait(ex, h, NULL), 0);
+		}
+		if (atomic_load(&tcheck_failures) != before)
+			fprintf(stderr, "  ^ those checks failed on %s, in a %s\n", b->name, wt_by_names[k]);
+	}
+	assert_int_equal(weft_exec_destroy(ex), 0);
+	assert_int_equal(weft_runtime_stop(rt), 0);
+}
+
+/* wt_exec_run on every backend; fails the test if a check failed. */
+static inline void wt_each_exec(wt_exec_body_t body, unsigned by)
+{
+	atomic_store(&tcheck_failures, 0);
+	for (size_t i = 0; i < WT_NBACKENDS; i++)
+		wt_exec_run(&wt_backends[i], body, by);
+	assert_int_equal(atomic_load(&tcheck_failures), 0);
+}
+
+#endif
