@@ -130,7 +130,7 @@ static bool bind_stack(weft_worker *w, weft_task *t)
 }
 
 /* Returns false if the coroutine could not start (no stack). */
-static bool run_coro(weft_worker *w, weft_task *t)
+static inline __attribute__((always_inline)) bool run_coro(weft_worker *w, weft_task *t)
 {
 	if (unlikely(t->stack == NULL) && !bind_stack(w, t))
 		return false;
