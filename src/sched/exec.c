@@ -121,18 +121,24 @@ static inline int spawned(const weft_exec_t *ex, weft_exec_task_t *out, uint64_t
 	return r;
 }
 
+/* The common head of every spawn: the executor, the function (fn: given)
+ * and the options checked; 0, or the error (spawned() then clears out). */
+static inline int spawn_check(const weft_exec_t *ex, bool fn, const weft_exec_spawn_opts_t *opts,
+			      const weft_exec_spawn_opts_t **o)
+{
+	int r = check_spawn(ex);
+	if (likely(r == 0))
+		r = fn ? norm_opts(opts, o) : -EINVAL;
+	return r;
+}
+
 __attribute__((hot)) int weft_exec_spawn(weft_exec_t *ex, weft_exec_task_t *out, weft_fn_t fn, void *arg,
 					 const weft_exec_spawn_opts_t *opts)
 {
 	const weft_exec_spawn_opts_t *o;
-	int r = check_spawn(ex);
-	if (likely(r == 0))
-		r = fn ? norm_opts(opts, &o) : -EINVAL;
-	if (unlikely(r < 0)) {
-		if (out)
-			*out = WEFT_EXEC_TASK_NONE;
-		return r;
-	}
+	int r = spawn_check(ex, fn != NULL, opts, &o);
+	if (unlikely(r < 0))
+		return spawned(ex, out, 0, r);
 	uint64_t id = 0;
 	return spawned(ex, out, id, ex->ops.spawn(ex->ctx, out ? &id : NULL, fn, arg, o));
 }
@@ -141,16 +147,11 @@ __attribute__((hot)) int weft_exec_spawn_step(weft_exec_t *ex, weft_exec_task_t 
 					      const weft_exec_spawn_opts_t *opts)
 {
 	const weft_exec_spawn_opts_t *o;
-	int r = check_spawn(ex);
-	if (likely(r == 0))
-		r = step ? norm_opts(opts, &o) : -EINVAL;
+	int r = spawn_check(ex, step != NULL, opts, &o);
 	if (likely(r == 0) && !ex->ops.spawn_step)
 		r = -ENOTSUP;
-	if (unlikely(r < 0)) {
-		if (out)
-			*out = WEFT_EXEC_TASK_NONE;
-		return r;
-	}
+	if (unlikely(r < 0))
+		return spawned(ex, out, 0, r);
 	uint64_t id = 0;
 	return spawned(ex, out, id, ex->ops.spawn_step(ex->ctx, out ? &id : NULL, step, state, o));
 }
@@ -159,14 +160,9 @@ int weft_exec_spawn_blocking(weft_exec_t *ex, weft_exec_task_t *out, weft_fn_t f
 			     const weft_exec_spawn_opts_t *opts)
 {
 	const weft_exec_spawn_opts_t *o;
-	int r = check_spawn(ex);
-	if (r == 0)
-		r = fn ? norm_opts(opts, &o) : -EINVAL;
-	if (r < 0) {
-		if (out)
-			*out = WEFT_EXEC_TASK_NONE;
-		return r;
-	}
+	int r = spawn_check(ex, fn != NULL, opts, &o);
+	if (unlikely(r < 0))
+		return spawned(ex, out, 0, r);
 	uint64_t id = 0;
 	if (ex->ops.spawn_blocking)
 		r = ex->ops.spawn_blocking(ex->ctx, out ? &id : NULL, fn, arg, o);
@@ -201,14 +197,9 @@ int weft_exec_spawn_at(weft_exec_t *ex, weft_exec_task_t *out, weft_time_t at, w
 		       const weft_exec_spawn_opts_t *opts)
 {
 	const weft_exec_spawn_opts_t *o;
-	int r = check_spawn(ex);
-	if (r == 0)
-		r = fn ? norm_opts(opts, &o) : -EINVAL;
-	if (r < 0) {
-		if (out)
-			*out = WEFT_EXEC_TASK_NONE;
-		return r;
-	}
+	int r = spawn_check(ex, fn != NULL, opts, &o);
+	if (unlikely(r < 0))
+		return spawned(ex, out, 0, r);
 	uint64_t id = 0;
 	if (ex->ops.spawn_at)
 		return spawned(ex, out, id, ex->ops.spawn_at(ex->ctx, out ? &id : NULL, at, fn, arg, o));
