@@ -47,6 +47,18 @@
  *    deadline, once it is RUNNING.
  *  - destroy runs after every task has ended, so no job can be queued or
  *    running then (tpool asserts it).
+ *
+ * Under the simulation the pool is modelled, not used (a sim runs on one
+ * thread, and a pool thread's timing is no function of the seed): fn runs
+ * at once in the calling task, on the sim's owner thread, then the task
+ * waits uncancellably, as a caller whose job runs does, for a latency the
+ * sim's seed draws in [0, 1 ms) of virtual time (sim_call, sim_submit). So
+ * completions interleave with the other tasks at seeded points, and a
+ * cancel during "the call" shows at the task's next wait, as on the real
+ * pool. The rule a cancel before the call means fn never runs holds too.
+ * What the model changes: fn must not wait for another task of the sim
+ * (its thread is the only one the sim has); docs/exec.md says so. A job
+ * of the model never reaches the pool: its state goes straight to DONE.
  */
 #include "io_impl.h"
 
@@ -57,6 +69,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../base/rand.h"
 #include "../base/tpool.h"
 
 #define POOL_MAX_DEFAULT 128
@@ -85,6 +98,29 @@ _Static_assert(sizeof(struct job) <= sizeof(((weft_op_t *)0)->opaque),
 	       "weft_op_t too small (its obj is the protocol's)");
 _Static_assert(_Alignof(struct job) <= _Alignof(weft_op_t), "weft_op_t under-aligned");
 _Static_assert(offsetof(struct job, call) == 0, "an op's first byte is its call's id");
+
+/* The end of a modelled call: now plus a latency from the seeded stream
+ * of the sim's owner thread (base/rand.h). */
+static weft_time_t sim_done_at(void)
+{
+	return weft_now() + (weft_time_t)(weft__trand() % (uint64_t)WEFT_MSEC);
+}
+
+/* A coroutine's modelled call (its caller checked cancellation): fn here,
+ * then the latency. Always 0. */
+static int sim_call(weft_fn_t fn, void *arg, void **result)
+{
+	void *r = fn(arg);
+	weft_waker_t w = weft_park_prepare_uncancellable();
+	int e = weft_park(w, sim_done_at());
+	/* Nobody else holds w, and no cancel ends it: only the deadline (or
+	 * no memory to arm it, which ends the latency early). */
+	assert(e == -ETIMEDOUT || e == -ENOMEM);
+	(void)e;
+	if (result)
+		*result = r;
+	return 0;
+}
 
 static inline struct job *job_of(weft__tpool_job *base)
 {
@@ -183,6 +219,8 @@ int weft_blocking(weft_fn_t fn, void *arg, void **result)
 		return -EWOULDBLOCK;
 	if (weft_cancelled())
 		return -ECANCELED;
+	if (weft__io_sim())
+		return sim_call(fn, arg, result);
 	weft__tpool *p;
 	int e = pool_get(weft_runtime_current(), &p);
 	if (e)
@@ -237,6 +275,8 @@ int weft__blocking_run(weft_fn_t fn, void *arg, void **result, weft_time_t deadl
 	}
 	if (weft_cancelled())
 		return -ECANCELED;
+	if (weft__io_sim())
+		return sim_call(fn, arg, result); /* fn runs at once: no deadline can withdraw it */
 	weft__tpool *p;
 	int e = pool_get(weft_runtime_current(), &p);
 	if (e)
@@ -272,6 +312,22 @@ int weft__blocking_run(weft_fn_t fn, void *arg, void **result, weft_time_t deadl
 	return 0;
 }
 
+/* A stackless task's modelled call: fn here, the job DONE, then a
+ * registration that only the latency ends. -EINPROGRESS. */
+static int sim_submit(struct job *j, weft_fn_t fn, void *arg)
+{
+	j->fn = fn;
+	j->slot = fn(arg);
+	atomic_store_explicit(&j->state, JOB_DONE, memory_order_relaxed);
+	j->waker = weft_park_prepare_uncancellable();
+	assert(j->waker.parker != NULL); /* weft_step_begin let the task open a wait */
+	if (weft_park_deadline(j->waker, sim_done_at()) < 0)
+		weft_unpark(j->waker, 0); /* no memory for the timer: no latency */
+	int e = weft_step_register((weft_op_t *)j);
+	assert(e == -EINPROGRESS); /* weft_step_begin let the task register */
+	return e;
+}
+
 int weft__blocking_submit(weft_op_t *op, weft_fn_t fn, void *arg, weft_time_t deadline)
 {
 	/* weft_step_begin returned 0 in a stackless task: op is the call's. */
@@ -280,6 +336,8 @@ int weft__blocking_submit(weft_op_t *op, weft_fn_t fn, void *arg, weft_time_t de
 		return -ECANCELED;
 	if (weft__io_deadline_passed(deadline))
 		return -ETIMEDOUT;
+	if (weft__io_sim())
+		return sim_submit((struct job *)op, fn, arg);
 	weft__tpool *p;
 	int e = pool_get(weft_runtime_current(), &p);
 	if (e)
@@ -305,6 +363,13 @@ int weft__blocking_finish(weft_op_t *op, void **slot)
 {
 	struct job *j = (struct job *)op;
 	int r = weft_park_result();
+	if (atomic_load_explicit(&j->state, memory_order_acquire) == JOB_DONE) {
+		/* fn has returned (a modelled job always has): the result is
+		 * the call's, whatever ended the wait, and the pool is done with
+		 * j (job_complete touches only its copy of the waker after). */
+		*slot = j->slot;
+		return 0;
+	}
 	weft__tpool *p = weft_runtime_attached(weft_runtime_current(), &pool_key);
 	/* The job went to the pool of the task's runtime, which lives while
 	 * the task does. */

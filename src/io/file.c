@@ -21,6 +21,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../base/rand.h"
+
 #define READ_ALL_DEFAULT_MAX ((size_t)1 << 30)
 
 /* ------------------------------------------------------------ read a whole file */
@@ -206,9 +208,14 @@ static int write_atomic(const struct write_all *wa)
 	if (!tmp)
 		return -ENOMEM;
 	int fd = -1;
+	bool sim = weft__io_sim();
 	for (int attempt = 0; attempt < 16 && fd < 0; attempt++) {
+		/* Under sim the owner thread's seeded stream: the name is never
+		 * compared, but a sim's system calls repeat with its seed. */
 		uint64_t rnd = 0;
-		if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != sizeof rnd)
+		if (sim)
+			rnd = weft__trand();
+		else if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != sizeof rnd)
 			rnd = (uint64_t)weft_now() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)attempt;
 		snprintf(tmp, plen + 32, "%s.tmp-%016llx", wa->path, (unsigned long long)rnd);
 		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);

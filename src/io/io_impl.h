@@ -262,4 +262,13 @@ extern __thread bool weft__io_in_write __attribute__((tls_model("initial-exec"))
 bool weft__io_notsock(int fd);
 void weft__io_set_notsock(int fd);
 
+/* ------------------------------------------------------------ under the simulation (sim.c) */
+
+/* Whether the caller's runtime is a sim (a task of one, or its owner
+ * thread): the calls sim.c's comment lists are then refused (-ENOTSUP). */
+bool weft__io_sim(void);
+/* 0 if a sim may wait on fd (a pipe, an AF_UNIX socket, an eventfd, a
+ * regular file), else -ENOTSUP (or fstat's error). */
+int weft__io_sim_local(int fd);
+
 #endif

@@ -75,7 +75,10 @@
  * queued in the kernel until someone waits. io_uring's poll(ctx, 0) only
  * reads the completion ring, so it keeps no count. A blocking poll also sleeps on the eventfd, so
  * wake() (a write to it) ends it; a wake before the poll leaves the eventfd
- * readable, so the next poll returns at once.
+ * readable, so the next poll returns at once. A sim runtime has no idle
+ * worker: its loop alone polls, always with timeout 0 (sched/sim.c), its
+ * poller is epoll, and only local descriptors may register with it or be
+ * waited on from its owner's tasks (sim.c in this module).
  *
  * weft_fd_wait (descriptors of other libraries): these may be closed with a
  * plain close(2) and their number reused, so it does not trust the slot's
@@ -315,7 +318,7 @@ void weft__io_log_fallback(const char *why, int err)
 		fprintf(stderr, "weft: io_uring unavailable (%s: %s), using epoll\n", why, weft_strerror(err));
 }
 
-static weft_io *io_create(void)
+static weft_io *io_create(bool sim)
 {
 	weft_io *io =
 		aligned_alloc(WEFT_CACHELINE, (sizeof(weft_io) + WEFT_CACHELINE - 1) & ~(size_t)(WEFT_CACHELINE - 1));
@@ -323,6 +326,7 @@ static weft_io *io_create(void)
 		return NULL;
 	memset(io, 0, sizeof *io);
 	io->epfd = -1;
+	io->sim = sim;
 	io->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (io->efd < 0) {
 		free(io);
@@ -330,9 +334,10 @@ static weft_io *io_create(void)
 	}
 	/* The default (auto) is epoll: it used less server CPU and gave lower
 	 * latency than io_uring in every echo comparison on the machines we
-	 * measure (bench/RESULTS.md); io_uring is there on request. */
+	 * measure (bench/RESULTS.md); io_uring is there on request, but never
+	 * under sim: its completions come from kernel threads (sim.c). */
 	const char *want = getenv("WEFT_IO");
-	bool uring = want && strcmp(want, "uring") == 0;
+	bool uring = !sim && want && strcmp(want, "uring") == 0;
 #if defined(WEFT_HAVE_VALGRIND) && defined(WEFT_HAVE_URING)
 	/* Valgrind does not model io_uring: under it the completions of the
 	 * polls stop coming and the runtime hangs (io/test_process, which runs
@@ -346,7 +351,7 @@ static weft_io *io_create(void)
 	if (uring && weft__uring_init(io) == 0)
 		return io;
 #else
-	if (uring && want && strcmp(want, "uring") == 0)
+	if (uring)
 		weft__io_log_fallback("weft was built without liburing", -ENOSYS);
 #endif
 	if (weft__epoll_init(io) < 0) {
@@ -461,7 +466,7 @@ static weft_io *io_install(weft_runtime_t *rt)
 	if (io)
 		return io;
 	weft__io_sigpipe();
-	io = io_create();
+	io = io_create(weft_runtime_is_sim(rt));
 	if (!io)
 		return NULL;
 	pollers_add(io); /* before it is visible: weft_close finds every registration */
@@ -500,9 +505,13 @@ const char *weft_io_backend(weft_runtime_t *rt)
 
 /* ------------------------------------------------------------ waiting */
 
-/* A plain thread (or a runtime with another poller): poll(2). */
+/* A plain thread (or a runtime with another poller): poll(2). Not the
+ * owner thread of a sim: nothing else in the sim could run meanwhile to
+ * make fd ready (sim.c). */
 static int thread_wait(int fd, uint32_t events, weft_time_t deadline)
 {
+	if (weft__io_sim())
+		return -ENOTSUP;
 	struct pollfd p = {.fd = fd, .events = (short)events};
 	for (;;) {
 		int ms = -1;
@@ -646,6 +655,11 @@ static int set_nonblock(int fd)
 
 static int own_slot(weft_io *io, io_slot *s, int fd, unsigned how)
 {
+	if (io->sim) { /* local descriptors only (sim.c) */
+		int r = weft__io_sim_local(fd);
+		if (r < 0)
+			return r;
+	}
 	/* A registered descriptor is non-blocking (weft__io_begin relies on
 	 * it): a wait with a deadline is no use if the call itself blocks. */
 	if (!(how & IO_OWN_NONBLOCK)) {
@@ -831,6 +845,11 @@ static __attribute__((noinline)) int begin_more(io_call *c, weft_op_t *opaque, u
 			return -ENOMEM;
 		c->kind = IO_POLL; /* no poller: poll(2), blocking the worker */
 		return w;
+	}
+	if (io->sim) { /* not trusted to be the file a registration saw (sim.c) */
+		int r = weft__io_sim_local(c->fd);
+		if (r < 0)
+			return r;
 	}
 	c->s = foreign_slot(io, c->fd);
 	c->io = io;

@@ -59,6 +59,7 @@ struct weft_io {
 	int users;  /* weft_close calls working on this poller from outside it */
 	bool dying; /* io_destroy is waiting for users to leave */
 	bool listed;
+	bool sim; /* a sim runtime's: epoll, local descriptors only (sim.c) */
 	struct epoll_event ev[IO_EVENTS];
 };
 

@@ -202,6 +202,8 @@ int weft_process_spawn(weft_process_t **out, const char *const *argv, const weft
 	for (int i = 0; i < 3; i++)
 		if (opts->stdio[i] < WEFT_STDIO_INHERIT || opts->stdio[i] > WEFT_STDIO_NULL)
 			return -EINVAL;
+	if (weft__io_sim())
+		return -ENOTSUP; /* a child runs on the OS scheduler's time (sim.c) */
 #ifdef WEFT_HAVE_VALGRIND
 	if (RUNNING_ON_VALGRIND) {
 		int r = exec_precheck(argv[0], opts->cwd);

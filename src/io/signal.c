@@ -243,6 +243,8 @@ int weft_signal_notify(weft_chan_t *ch, const int *signals, int n)
 	for (int i = 0; i < n; i++)
 		if (!signal_allowed(signals[i]))
 			return -EINVAL;
+	if (weft_runtime_is_sim(weft_runtime_current()))
+		return -ENOTSUP; /* signals come on their own time (io/sim.c) */
 	int e = 0;
 	lock_registry();
 	struct sigreg *r = reg.list;

@@ -131,11 +131,20 @@ static ssize_t writev_once(io_call *c, const struct iovec *iov, int iovcnt)
 
 /* ------------------------------------------------------------ sockets */
 
+/* Under sim only AF_UNIX: other families' readiness is not a function of
+ * the schedule (sim.c). */
+static bool sim_refuses(int family)
+{
+	return family != AF_UNIX && weft__io_sim();
+}
+
 int weft_socket(int domain, int type, int protocol)
 {
 	int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (base != SOCK_STREAM && base != SOCK_DGRAM && base != SOCK_SEQPACKET)
 		return -EINVAL;
+	if (sim_refuses(domain))
+		return -ENOTSUP;
 	int fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
 	if (fd < 0)
 		return -errno;
@@ -153,6 +162,8 @@ int weft_bind_listen(int fd, const struct sockaddr *addr, socklen_t len, int bac
 		return -EBADF;
 	if (!addr)
 		return -EINVAL;
+	if (sim_refuses(addr->sa_family))
+		return -ENOTSUP;
 	if (addr->sa_family == AF_INET || addr->sa_family == AF_INET6) {
 		int one = 1;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -236,6 +247,8 @@ static int connect_call(int fd, const struct sockaddr *addr, socklen_t len, weft
 		return -EBADF;
 	if (!addr)
 		return -EINVAL;
+	if (sim_refuses(addr->sa_family))
+		return -ENOTSUP;
 	io_call c; /* non-blocking: a blocking connect would wait out its own timeout */
 	int w = weft__io_begin(&c, fd, deadline, op, WEFT__IO_CONNECT_STEP, 0);
 	return w < 0 ? w : connect_on(&c, addr, len, w);
@@ -755,6 +768,8 @@ int weft_getaddrinfo(const char *host, const char *service, const struct addrinf
 	if (!res || (!host && !service))
 		return -EINVAL;
 	*res = NULL;
+	if (weft__io_sim())
+		return -ENOTSUP; /* the network's time, not the schedule's */
 	return getaddrinfo_call(host, service, hints, res, WEFT_NEVER, NULL);
 }
 
@@ -765,6 +780,10 @@ int weft_getaddrinfo_step(const char *host, const char *service, const struct ad
 		if (res)
 			*res = NULL;
 		return -EINVAL;
+	}
+	if (weft__io_sim()) {
+		*res = NULL;
+		return -ENOTSUP;
 	}
 	int r = getaddrinfo_call(host, service, hints, res, deadline, op);
 	if (r < 0 && r != -EINPROGRESS && r != -EBUSY)
@@ -794,6 +813,8 @@ static int resolve(const char *host, uint16_t port, int type, bool passive, stru
 
 int weft_tcp_listen(const char *host, uint16_t port, int backlog)
 {
+	if (sim_refuses(AF_INET))
+		return -ENOTSUP;
 	struct addrinfo *ai;
 	int r = resolve(host, port, SOCK_STREAM, true, &ai);
 	if (r < 0)
@@ -919,6 +940,8 @@ static int tcp_connect_call(const char *host, uint16_t port, weft_time_t deadlin
 {
 	if (port == 0)
 		return -EINVAL;
+	if (sim_refuses(AF_INET))
+		return -ENOTSUP;
 	struct addrinfo *ai = NULL;
 	io_call c;
 	int w = weft__io_begin_obj(&c, host, deadline, op, WEFT__IO_DIAL_STEP);
@@ -1051,6 +1074,8 @@ int weft_unix_connect_step(const char *path, weft_time_t deadline, weft_op_t *op
 
 int weft_udp_bind(const char *host, uint16_t port)
 {
+	if (sim_refuses(AF_INET))
+		return -ENOTSUP;
 	struct addrinfo *ai;
 	int r = resolve(host, port, SOCK_DGRAM, true, &ai);
 	if (r < 0)
