@@ -1,7 +1,7 @@
 /* weft/executors.h - the executors weft provides (weft/exec.h is the
- * interface): weft's own scheduler and a pool of plain threads (libuv's
- * and the deterministic simulation are to come). docs/exec.md says what
- * each is for. */
+ * interface): weft's own scheduler, the same scheduler as a deterministic
+ * simulation (sim), and a pool of plain threads (libuv's is to come).
+ * docs/exec.md says what each is for. */
 #ifndef WEFT_EXECUTORS_H
 #define WEFT_EXECUTORS_H
 
@@ -17,11 +17,51 @@ extern "C" {
  * own rt: rt must outlive it, and once rt stops, spawns return -ESHUTDOWN.
  * spawn_blocking runs fn on rt's blocking pool (weft_blocking) from a
  * coroutine that waits for it. Destroy neither waits for nor cancels the
- * tasks (they are rt's). Caps: STEP | PARK | INTERRUPT | REAL_IO.
- * -EINVAL: out NULL; -ESHUTDOWN: rt has stopped; -ENOMEM. */
+ * tasks (they are rt's). Caps: STEP | PARK | INTERRUPT | REAL_IO; over a
+ * sim runtime DETERMINISTIC replaces REAL_IO, and the sim's rules below
+ * apply. -EINVAL: out NULL; -ESHUTDOWN: rt has stopped; -ENOMEM. */
 int weft_exec_create_runtime(weft_exec_t **out, weft_runtime_t *rt);
-/* The runtime of a weft executor, else NULL. */
+/* The runtime of a weft or sim executor, else NULL. */
 weft_runtime_t *weft_exec_runtime(const weft_exec_t *ex);
+
+/* sim: the weft executor over a simulation runtime of its own (weft/sched.h,
+ * "simulation"): every task on the calling thread, the next one chosen by
+ * a PRNG from the seed, on a virtual clock, so a seed repeats its schedule
+ * and its output. The same code as the weft backend, not a model of it.
+ * Sized (docs/api.md); opts NULL: all defaults. The fields are the
+ * weft_config_t fields of the same names (sim_seed, sim_run_ns, ...). */
+typedef struct weft_exec_sim_opts {
+	size_t size;	    /* 0 or sizeof(weft_exec_sim_opts_t) */
+	uint64_t seed;	    /* 0: 1; WEFT_SIM_SEED in the environment overrides it (replay) */
+	weft_time_t run_ns; /* each task run advances the clock by [0, run_ns); 0: 2000; < 0: 0; <= WEFT_SEC */
+	unsigned flags;	    /* WEFT_SIM_TRACE (one line per task run) */
+	int trace_fd;	    /* where the trace goes; 0: stderr */
+	size_t stack_size;  /* the tasks' default stack, as weft_config_t.stack_size; 0: default */
+} weft_exec_sim_opts_t;
+/* The calling thread becomes the sim's owner: only it and the executor's
+ * own tasks may call the executor (others get -EPERM; a wake-up of a sim
+ * task from another thread aborts, naming the seed). From create to
+ * destroy weft_now() there is the virtual clock, and its blocking calls
+ * (weft_exec_wait, weft_exec_sleep, weft_join, ...) run the simulation
+ * until they return; one that nothing in the sim can end returns -EDEADLK.
+ * Tasks may use pipes, AF_UNIX sockets, eventfds and regular files; the
+ * rest of the io module's real world (TCP, name lookups, processes,
+ * signals) is refused with -ENOTSUP, and the blocking pool is modelled:
+ * spawn_blocking (and weft_blocking) runs fn at once in the task, then
+ * waits a latency drawn from the seed (docs/exec.md). Destroy cancels
+ * every task and runs the sim until they have ended, then stops its
+ * runtime; tasks that wait uncancellably on each other are reported on
+ * stderr and left behind (destroy still succeeds); -EDEADLK from one of
+ * its tasks, -EPERM from another thread (the executor stays usable). Caps:
+ * STEP | PARK | INTERRUPT | DETERMINISTIC | OWNS_TASKS. -EINVAL: out NULL,
+ * a value out of range; -E2BIG; -EBUSY: the thread owns a sim already;
+ * -EPERM: from a task; -ENOMEM. */
+int weft_exec_create_sim(weft_exec_t **out, const weft_exec_sim_opts_t *opts);
+/* weft_sim_run and weft_sim_info (weft/sched.h) on the runtime of ex, a
+ * sim executor (or a weft executor over a sim runtime); -EINVAL for other
+ * executors; the core's errors otherwise. */
+int weft_exec_sim_run(weft_exec_t *ex, weft_time_t deadline);
+int weft_exec_sim_info(weft_exec_t *ex, weft_sim_info_t *out);
 
 /* threads: a pool of plain OS threads; it needs no weft runtime. Sized
  * (docs/api.md); opts NULL: all defaults. */

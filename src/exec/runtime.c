@@ -7,19 +7,19 @@
  * The executor holds no record of its tasks: ids name their runtime, so
  * waits, detaches and cancels work from any thread, and destroy has
  * nothing to wait for.
+ *
+ * The sim executor (sim.c) is this one over a sim runtime of its own: the
+ * same ops, with its own name, caps, destroy and clock (weft__exec_over).
  */
-#include <weft/executors.h>
+#include "runtime.h"
+
 #include <weft/time.h>
 
+#include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 static const char weft_name[] = "weft";
-
-struct rt_exec {
-	weft_runtime_t *rt;
-	weft_spawn_opts_t joinable, detached; /* default options, prepared */
-};
 
 /* The weft_spawn_opts_t for o: a prepared one for the defaults. */
 static inline const weft_spawn_opts_t *spawn_opts(const struct rt_exec *x, const uint64_t *id,
@@ -124,19 +124,60 @@ static int rt_destroy(void *ctx)
 	return 0;
 }
 
+/* Every executor over a runtime; with REAL_IO, or DETERMINISTIC over a
+ * sim. */
+#define RT_CAPS (WEFT_EXEC_CAP_STEP | WEFT_EXEC_CAP_PARK | WEFT_EXEC_CAP_INTERRUPT)
+
 static const weft_exec_ops_t rt_ops = {
 	.size = sizeof(weft_exec_ops_t),
-	.name = weft_name,
-	.caps = WEFT_EXEC_CAP_STEP | WEFT_EXEC_CAP_PARK | WEFT_EXEC_CAP_INTERRUPT | WEFT_EXEC_CAP_REAL_IO,
 	.spawn = rt_spawn,
 	.wait = rt_wait,
 	.detach = rt_detach,
-	.destroy = rt_destroy,
 	.spawn_step = rt_spawn_step,
 	.spawn_blocking = rt_spawn_blocking,
 	.spawn_at = rt_spawn_at,
 	.cancel = rt_cancel,
 };
+
+/* Over a sim, the clock and the sleeps are virtual on its owner thread
+ * (and in its tasks) only: anywhere else weft_now() reads the real clock,
+ * so the call is refused as every other call there is (-EPERM). */
+static weft_time_t sim_now(void *ctx)
+{
+	struct rt_exec *x = ctx;
+	return weft_runtime_current() == x->rt ? weft_now() : -EPERM;
+}
+
+static int sim_sleep_until(void *ctx, weft_time_t deadline)
+{
+	struct rt_exec *x = ctx;
+	return weft_runtime_current() == x->rt ? weft_sleep_until(deadline) : -EPERM;
+}
+
+int weft__exec_over(weft_exec_t **out, weft_runtime_t *rt, const char *name, unsigned caps, int (*destroy)(void *ctx))
+{
+	assert(rt != NULL && name != NULL && destroy != NULL);
+	weft_exec_ops_t ops = rt_ops;
+	ops.name = name;
+	ops.caps = caps;
+	ops.destroy = destroy;
+	if (weft_runtime_is_sim(rt)) {
+		ops.now = sim_now;
+		ops.sleep_until = sim_sleep_until;
+	}
+	struct rt_exec *x = malloc(sizeof *x);
+	if (!x)
+		return -ENOMEM;
+	*x = (struct rt_exec){
+		.rt = rt,
+		.joinable = {.runtime = rt},
+		.detached = {.runtime = rt, .detached = true},
+	};
+	int r = weft_exec_create(out, &ops, x);
+	if (r < 0)
+		free(x);
+	return r;
+}
 
 int weft_exec_create_runtime(weft_exec_t **out, weft_runtime_t *rt)
 {
@@ -151,22 +192,14 @@ int weft_exec_create_runtime(weft_exec_t **out, weft_runtime_t *rt)
 	int w = weft_runtime_workers(rt);
 	if (w < 0)
 		return w == -EINVAL ? -ESHUTDOWN : w;
-	struct rt_exec *x = malloc(sizeof *x);
-	if (!x)
-		return -ENOMEM;
-	*x = (struct rt_exec){
-		.rt = rt,
-		.joinable = {.runtime = rt},
-		.detached = {.runtime = rt, .detached = true},
-	};
-	int r = weft_exec_create(out, &rt_ops, x);
-	if (r < 0)
-		free(x);
-	return r;
+	unsigned caps = RT_CAPS | (weft_runtime_is_sim(rt) ? WEFT_EXEC_CAP_DETERMINISTIC : WEFT_EXEC_CAP_REAL_IO);
+	return weft__exec_over(out, rt, weft_name, caps, rt_destroy);
 }
 
 weft_runtime_t *weft_exec_runtime(const weft_exec_t *ex)
 {
 	struct rt_exec *x = weft_exec_ctx(ex, weft_name);
+	if (!x)
+		x = weft_exec_ctx(ex, weft__exec_sim_name);
 	return x ? x->rt : NULL;
 }
