@@ -7,6 +7,8 @@
 #include "wt_exec.h"
 #include "wt_kinds.h"
 
+#include <pthread.h>
+
 static void *quick(void *a)
 {
 	return a;
@@ -172,13 +174,16 @@ static void run_on(const wt_backend_t *b)
 		return;
 	}
 	assert_int_equal(e, 0);
-	assert_int_equal(b->make(&a.other, rt), 0);
-	assert_int_equal(b->make(&a.dead, rt), 0);
+	/* A thread owns one sim: the sim's other executors are weft
+	 * executors over its runtime, and its callers its own tasks. */
+	weft_runtime_t *home = wt_exec_home(a.ex, rt);
+	assert_int_equal(home == rt ? b->make(&a.other, rt) : weft_exec_create_runtime(&a.other, home), 0);
+	assert_int_equal(home == rt ? b->make(&a.dead, rt) : weft_exec_create_runtime(&a.dead, home), 0);
 	assert_int_equal(weft_exec_spawn(a.dead, &a.dead_handle, quick, NULL, NULL), 0);
 	assert_int_equal(weft_exec_wait(a.dead, a.dead_handle, NULL), 0);
 	assert_int_equal(weft_exec_destroy(a.dead), 0);
 	int before = atomic_load(&tcheck_failures);
-	wt_kinds_in(rt, body, &a);
+	wt_kinds_in(home, body, &a);
 	if (atomic_load(&tcheck_failures) != before)
 		fprintf(stderr, "  ^ on %s\n", b->name);
 	assert_int_equal(weft_exec_destroy(a.other), 0);
@@ -190,8 +195,8 @@ static void test_bad_input_on_every_backend(void **state)
 {
 	(void)state;
 	atomic_store(&tcheck_failures, 0);
-	for (size_t i = 0; i < WT_NBACKENDS; i++)
-		run_on(&wt_backends[i]);
+	for (size_t i = 0; i < WT_NALL; i++)
+		run_on(wt_backend(i));
 	assert_int_equal(atomic_load(&tcheck_failures), 0);
 }
 
@@ -280,12 +285,147 @@ static void test_create_runtime_refuses_a_stopped_runtime(void **state)
 	assert_null(ex);
 }
 
+/* ------------------------------------------------------------ the sim */
+
+enum { SIM_CAPS = WEFT_EXEC_CAP_STEP | WEFT_EXEC_CAP_PARK | WEFT_EXEC_CAP_INTERRUPT | WEFT_EXEC_CAP_DETERMINISTIC };
+
+/* Every call a thread that is not the owner may make on a sim executor. */
+struct foreign {
+	weft_exec_t *ex;
+	weft_exec_task_t h;
+	int spawn, wait, detach, cancel, sleep, destroy, run, info;
+	weft_time_t now;
+};
+
+static void *foreign_calls(void *a)
+{
+	struct foreign *f = a;
+	weft_exec_task_t h;
+	f->spawn = weft_exec_spawn(f->ex, &h, quick, NULL, NULL);
+	f->wait = weft_exec_wait(f->ex, f->h, NULL);
+	f->detach = weft_exec_detach(f->ex, f->h);
+	f->cancel = weft_exec_cancel(f->ex, f->h);
+	f->now = weft_exec_now(f->ex);
+	f->sleep = weft_exec_sleep(f->ex, WEFT_MSEC);
+	f->destroy = weft_exec_destroy(f->ex);
+	f->run = weft_exec_sim_run(f->ex, WEFT_NEVER);
+	weft_sim_info_t i = {.size = sizeof i};
+	f->info = weft_exec_sim_info(f->ex, &i);
+	return NULL;
+}
+
+/* What a task of the sim may not do with it. */
+static void *sim_inside(void *a)
+{
+	weft_exec_t *ex = a, *other = (weft_exec_t *)1;
+	TCHECK_EQ(weft_exec_create_sim(&other, NULL), -EPERM);
+	TCHECK(other == NULL);
+	TCHECK_EQ(weft_exec_destroy(ex), -EDEADLK);
+	TCHECK_EQ(weft_exec_sim_run(ex, WEFT_NEVER), -EPERM);
+	weft_sim_info_t i = {.size = sizeof i};
+	TCHECK_EQ(weft_exec_sim_info(ex, &i), 0);
+	TCHECK_EQ(weft_exec_now(ex), weft_now()); /* the virtual clock */
+	return NULL;
+}
+
+static void test_sim_options_and_owner_rule(void **state)
+{
+	(void)state;
+	atomic_store(&tcheck_failures, 0);
+	weft_exec_t *ex = (weft_exec_t *)1;
+	assert_int_equal(weft_exec_create_sim(NULL, NULL), -EINVAL);
+	assert_int_equal(weft_exec_create_sim(&ex, &(weft_exec_sim_opts_t){.size = 3}), -EINVAL);
+	assert_null(ex);
+	struct {
+		weft_exec_sim_opts_t o;
+		int later;
+	} big = {{.size = sizeof big}, 1};
+	assert_int_equal(weft_exec_create_sim(&ex, &big.o), -E2BIG);
+	assert_int_equal(weft_exec_create_sim(&ex, &(weft_exec_sim_opts_t){.run_ns = WEFT_SEC + 1}), -EINVAL);
+	assert_int_equal(weft_exec_create_sim(&ex, &(weft_exec_sim_opts_t){.flags = 0x80}), -EINVAL);
+	assert_int_equal(weft_exec_create_sim(&ex, &(weft_exec_sim_opts_t){.trace_fd = -1}), -EINVAL);
+	assert_int_equal(weft_exec_create_sim(&ex, &(weft_exec_sim_opts_t){.stack_size = 100}), -EINVAL);
+	assert_null(ex);
+
+	/* Refused creates left no sim behind: this one is the thread's. */
+	assert_int_equal(weft_exec_create_sim(&ex, &(weft_exec_sim_opts_t){.seed = 9, .run_ns = -1}), 0);
+	assert_string_equal(weft_exec_name(ex), "sim");
+	assert_int_equal(weft_exec_caps(ex), SIM_CAPS | WEFT_EXEC_CAP_OWNS_TASKS);
+	weft_runtime_t *rt = weft_exec_runtime(ex);
+	assert_true(weft_runtime_is_sim(rt));
+	assert_ptr_equal(weft_runtime_current(), rt);
+	weft_sim_info_t i = {.size = sizeof i};
+	assert_int_equal(weft_exec_sim_info(ex, &i), 0);
+	if (!getenv("WEFT_SIM_SEED"))
+		assert_int_equal(i.seed, 9);
+	assert_int_equal(weft_exec_sim_run(ex, WEFT_NEVER), 0); /* nothing to run */
+	weft_exec_t *second = (weft_exec_t *)1;
+	assert_int_equal(weft_exec_create_sim(&second, NULL), -EBUSY);
+	assert_null(second);
+
+	/* A weft executor over the sim: deterministic, its own, not the
+	 * runtime's owner; the forwarding calls work through it too. */
+	weft_exec_t *over;
+	assert_int_equal(weft_exec_create_runtime(&over, NULL), 0);
+	assert_int_equal(weft_exec_caps(over), SIM_CAPS);
+	assert_ptr_equal(weft_exec_runtime(over), rt);
+	assert_int_equal(weft_exec_sim_info(over, &i), 0);
+	assert_int_equal(weft_exec_destroy(over), 0);
+
+	/* Not a sim: -EINVAL. */
+	weft_exec_t *threads;
+	assert_int_equal(weft_exec_create_threads(&threads, NULL), 0);
+	assert_int_equal(weft_exec_sim_run(threads, WEFT_NEVER), -EINVAL);
+	assert_int_equal(weft_exec_sim_info(threads, &i), -EINVAL);
+	assert_int_equal(weft_exec_destroy(threads), 0);
+	assert_int_equal(weft_exec_sim_run(NULL, WEFT_NEVER), -EINVAL);
+	assert_int_equal(weft_exec_sim_info(NULL, &i), -EINVAL);
+	assert_int_equal(weft_exec_sim_info(ex, NULL), -EINVAL);
+
+	/* Another thread: every call is refused, destroy included (the
+	 * executor stays usable). */
+	struct foreign f = {.ex = ex};
+	weft_sem_t gate = WEFT_SEM_INIT(0);
+	assert_int_equal(weft_exec_spawn(ex, &f.h, gated, &gate, NULL), 0);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, foreign_calls, &f), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(f.spawn, -EPERM);
+	assert_int_equal(f.wait, -EPERM);
+	assert_int_equal(f.detach, -EPERM);
+	assert_int_equal(f.cancel, -EPERM);
+	assert_int_equal(f.now, -EPERM);
+	assert_int_equal(f.sleep, -EPERM);
+	assert_int_equal(f.destroy, -EPERM);
+	assert_int_equal(f.run, -EPERM);
+	assert_int_equal(f.info, -EPERM);
+
+	/* Its own task: no create, no destroy, no run. */
+	weft_exec_task_t h;
+	assert_int_equal(weft_exec_spawn(ex, &h, sim_inside, ex, NULL), 0);
+	assert_int_equal(weft_exec_wait(ex, h, NULL), 0);
+	assert_int_equal(atomic_load(&tcheck_failures), 0);
+	assert_int_equal(weft_sem_release(&gate, 1), 0);
+	void *r = NULL;
+	assert_int_equal(weft_exec_wait(ex, f.h, &r), 0);
+	assert_int_equal((intptr_t)r, 0);
+
+	/* Destroyed: its runtime is gone with it, and the thread owns none. */
+	assert_int_equal(weft_exec_destroy(ex), 0);
+	assert_null(weft_exec_runtime(ex));
+	assert_false(weft_runtime_is_sim(weft_runtime_current()));
+	assert_int_equal(weft_exec_sim_run(ex, WEFT_NEVER), -EINVAL);
+	assert_int_equal(weft_exec_create_sim(&ex, NULL), 0);
+	assert_int_equal(weft_exec_destroy(ex), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_input_on_every_backend),
 		cmocka_unit_test(test_create_refuses_bad_ops),
 		cmocka_unit_test(test_create_runtime_refuses_a_stopped_runtime),
+		cmocka_unit_test(test_sim_options_and_owner_rule),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

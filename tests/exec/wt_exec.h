@@ -1,11 +1,17 @@
 /* wt_exec.h - run a test body against every executor backend (weft,
- * threads, libuv), from each kind of caller: the test's own plain thread, a
- * coroutine of a weft runtime, and a task of the executor under test.
+ * threads, libuv, sim), from each kind of caller: the test's own plain
+ * thread, a coroutine of a weft runtime, and a task of the executor under
+ * test.
  *
  * Each backend gets a fresh weft runtime of two workers (the weft backend
  * runs on it; the others use it only for the coroutine caller) and a fresh
  * executor, destroyed and stopped afterwards. libuv is skipped, saying so,
- * when weft was built without it. */
+ * when weft was built without it.
+ *
+ * The sim runs apart from the table, under WT_EXEC_SIM_SEEDS seeds: only
+ * its owner thread (the test's) and its own tasks may call it (anything
+ * else gets -EPERM, by design), so its "coroutine" caller is a coroutine
+ * of its own runtime, and bodies get that runtime as rt (wt_exec_home). */
 #ifndef WT_EXEC_H
 #define WT_EXEC_H
 
@@ -54,6 +60,34 @@ static void *wt_exec_call_main(void *a)
 
 static const char *const wt_by_names[] = {"plain thread", "weft coroutine", "task of the executor"};
 
+/* The sim backend, one seed after another (WEFT_SIM_SEED replays one). */
+#define WT_EXEC_SIM_SEEDS 3
+static uint64_t wt_exec_sim_seed = 1;
+
+static int wt_make_sim(weft_exec_t **ex, weft_runtime_t *rt)
+{
+	(void)rt;
+	weft_exec_sim_opts_t o = {.size = sizeof o, .seed = wt_exec_sim_seed};
+	return weft_exec_create_sim(ex, &o);
+}
+
+static const wt_backend_t wt_sim_backend = {"sim", wt_make_sim};
+
+/* Every backend: the table's, then the sim (i == WT_NBACKENDS). */
+static inline const wt_backend_t *wt_backend(size_t i)
+{
+	return i < WT_NBACKENDS ? &wt_backends[i] : &wt_sim_backend;
+}
+#define WT_NALL (WT_NBACKENDS + 1)
+
+/* The runtime a body and its coroutine caller use with ex: a sim's own,
+ * else rt. */
+static inline weft_runtime_t *wt_exec_home(const weft_exec_t *ex, weft_runtime_t *rt)
+{
+	weft_runtime_t *own = weft_exec_runtime(ex);
+	return weft_runtime_is_sim(own) ? own : rt;
+}
+
 /* body(ex, rt) on backend b, from each caller kind in `by`. */
 static inline void wt_exec_run(const wt_backend_t *b, wt_exec_body_t body, unsigned by)
 {
@@ -67,16 +101,18 @@ static inline void wt_exec_run(const wt_backend_t *b, wt_exec_body_t body, unsig
 		return;
 	}
 	assert_int_equal(e, 0);
-	struct wt_exec_call c = {body, ex, rt};
+	weft_runtime_t *home = wt_exec_home(ex, rt);
+	struct wt_exec_call c = {body, ex, home};
 	for (int k = 0; k < 3; k++) {
 		if (!(by & (1u << k)))
 			continue;
 		int before = atomic_load(&tcheck_failures);
 		if (k == 0) {
-			body(ex, rt);
+			body(ex, home);
 		} else if (k == 1) {
 			weft_task_t t;
-			assert_int_equal(weft_spawn(&t, wt_exec_call_main, &c, &(weft_spawn_opts_t){.runtime = rt}), 0);
+			assert_int_equal(weft_spawn(&t, wt_exec_call_main, &c, &(weft_spawn_opts_t){.runtime = home}),
+					 0);
 			assert_int_equal(weft_join(t, NULL), 0);
 		} else {
 			weft_exec_task_t h;
@@ -96,6 +132,13 @@ static inline void wt_each_exec(wt_exec_body_t body, unsigned by)
 	atomic_store(&tcheck_failures, 0);
 	for (size_t i = 0; i < WT_NBACKENDS; i++)
 		wt_exec_run(&wt_backends[i], body, by);
+	for (wt_exec_sim_seed = 1; wt_exec_sim_seed <= WT_EXEC_SIM_SEEDS; wt_exec_sim_seed++) {
+		int before = atomic_load(&tcheck_failures);
+		wt_exec_run(&wt_sim_backend, body, by);
+		if (atomic_load(&tcheck_failures) != before)
+			fprintf(stderr, "  ^ sim seed %llu (replay: WEFT_SIM_SEED=%llu)\n",
+				(unsigned long long)wt_exec_sim_seed, (unsigned long long)wt_exec_sim_seed);
+	}
 	assert_int_equal(atomic_load(&tcheck_failures), 0);
 }
 
