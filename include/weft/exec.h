@@ -2,15 +2,15 @@
  *
  * A component that starts work (the server helper, subprocess forwarding,
  * later the distribution node) takes a weft_exec_t instead of calling one
- * runtime. The same component then runs on weft's scheduler or on plain
- * threads (weft/executors.h makes those; libuv and a deterministic
- * simulation are to come, through the same ops table). A
+ * runtime. The same component then runs on weft's scheduler, in a
+ * deterministic simulation of it, or on plain threads (weft/executors.h
+ * makes those; libuv's is to come, through the same ops table). A
  * program can wrap another runtime with weft_exec_create (the ops table at
  * the end of this header). The interface sits on the core's rung so that
  * io can take an executor; the backends live in src/exec/ (docs/exec.md).
  *
  * Tasks and handles. A spawn runs fn(arg) as a task of the executor: a
- * coroutine (weft) or a job on a pool thread (threads, libuv). Its handle
+ * coroutine (weft, sim) or a job on a pool thread (threads, libuv). Its handle
  * (weft_exec_task_t, a 16-byte value) names the task and the executor that
  * made it. A handle is waited for once (weft_exec_wait*), after which it
  * is dead (-ESRCH), or given up with weft_exec_detach. Until then the
@@ -19,8 +19,9 @@
  * WEFT_EXEC_TASK_NONE) return -EINVAL.
  *
  * Who may call. Every call may be made from any thread and from any task of
- * any executor, unless the executor says otherwise (a libuv executor: wait
- * and sleep from its loop's thread are -EDEADLK). A blocking call (wait,
+ * any executor, unless the executor says otherwise (a sim executor: only
+ * its owner thread and its own tasks, others get -EPERM; a libuv executor:
+ * wait and sleep from its loop's thread are -EDEADLK). A blocking call (wait,
  * sleep) parks a weft task, blocks a plain thread, and in a stackless task
  * returns -EPERM when it would have to wait (its _step form waits).
  *
@@ -66,7 +67,7 @@ enum {
 	WEFT_EXEC_CAP_STEP = 1 << 0,	      /* weft_exec_spawn_step works */
 	WEFT_EXEC_CAP_PARK = 1 << 1,	      /* tasks park (coroutines): they hold no thread while waiting */
 	WEFT_EXEC_CAP_INTERRUPT = 1 << 2,     /* cancel ends a running task's blocking weft calls (-ECANCELED) */
-	WEFT_EXEC_CAP_DETERMINISTIC = 1 << 3, /* same seed, same schedule (the simulation, to come) */
+	WEFT_EXEC_CAP_DETERMINISTIC = 1 << 3, /* same seed, same schedule (sim) */
 	WEFT_EXEC_CAP_REAL_IO = 1 << 4,	      /* tasks may use any descriptor, the blocking pool, processes */
 	WEFT_EXEC_CAP_OWNS_TASKS = 1 << 5     /* destroy waits for every task it started */
 };
@@ -79,8 +80,9 @@ enum {
  * 0; -EINVAL: ex or fn NULL, ex destroyed, opts->size below the first
  * version, a bad stack size (weft); -E2BIG: opts larger than this library
  * knows with non-zero unknown bytes; -ESHUTDOWN: ex is being destroyed, or
- * its runtime is stopping; -ENOMEM. *out is WEFT_EXEC_TASK_NONE after
- * every failure. */
+ * its runtime is stopping; -EPERM: a sim executor, from a thread that is
+ * not its owner; -ENOMEM. *out is WEFT_EXEC_TASK_NONE after every
+ * failure. */
 int weft_exec_spawn(weft_exec_t *ex, weft_exec_task_t *out, weft_fn_t fn, void *arg,
 		    const weft_exec_spawn_opts_t *opts);
 /* A stackless task (weft_spawn_step's rules: state outlives its last
@@ -91,6 +93,9 @@ int weft_exec_spawn_step(weft_exec_t *ex, weft_exec_task_t *out, weft_step_fn_t 
 /* Run fn(arg), which may block its thread (a system call, a library without
  * an async API), without holding up the executor's other tasks:
  *  - weft: a coroutine that calls weft_blocking (the runtime's pool);
+ *  - sim: the same, with the pool modelled: fn runs in that coroutine, then
+ *    it waits a latency drawn from the seed (fn must not wait for another
+ *    task of the sim: docs/exec.md);
  *  - threads, libuv: as weft_exec_spawn (their threads may block).
  * A cancel before fn starts means fn never runs (result -ECANCELED). Once
  * it runs, it runs to the end (weft_blocking's rule). Errors as
@@ -114,9 +119,12 @@ int weft_exec_spawn_at(weft_exec_t *ex, weft_exec_task_t *out, weft_time_t at, w
  * running and may be waited for again); -ESRCH (t was waited for or
  * detached, or its record is gone); -EINVAL (ex NULL or destroyed, t of
  * another executor, t NONE); -EPERM (a stackless task, when t has not
- * ended: use the _step form); -EDEADLK (t is the caller itself; libuv:
- * from the loop's thread, when t has not ended). Tasks of every backend
- * can be waited for from tasks of every backend and from plain threads. */
+ * ended: use the _step form; a sim executor from a thread that is not its
+ * owner); -EDEADLK (t is the caller itself; a sim's owner thread, when
+ * nothing in the sim can end the wait; libuv: from the loop's thread, when
+ * t has not ended). Tasks of every backend can be waited for from tasks of
+ * every backend and from plain threads, except that a sim task may wait
+ * only for tasks of its own sim. */
 int weft_exec_wait(weft_exec_t *ex, weft_exec_task_t t, void **result);
 int weft_exec_wait_until(weft_exec_t *ex, weft_exec_task_t t, void **result, weft_time_t deadline);
 /* The step form (weft/sched.h, "Step forms"): -EINPROGRESS registered,
@@ -144,12 +152,16 @@ bool weft_exec_cancelled(void);
 
 /* ------------------------------------------------------------ time */
 
-/* ex's clock (weft_now() for the backends of weft/executors.h). -EINVAL
- * (negative) for NULL or a destroyed executor; never negative otherwise. */
+/* ex's clock (weft_now() for the backends of weft/executors.h: a sim's
+ * virtual clock on its owner thread). -EINVAL (negative) for NULL or a
+ * destroyed executor, -EPERM for a sim executor off its owner thread;
+ * never negative otherwise. */
 weft_time_t weft_exec_now(const weft_exec_t *ex);
 /* Sleep the caller the way ex's tasks sleep (a weft task parks, a thread
- * blocks). 0; -ECANCELED; -EPERM (a stackless task, unless the deadline
- * has passed: 0); -EINVAL; -EDEADLK (libuv: from the loop's thread). */
+ * blocks, a sim's owner thread runs the sim until the virtual deadline).
+ * 0; -ECANCELED; -EPERM (a stackless task, unless the deadline has
+ * passed: 0; a sim executor off its owner thread); -EINVAL; -EDEADLK
+ * (libuv: from the loop's thread). */
 int weft_exec_sleep(weft_exec_t *ex, weft_time_t ns);
 int weft_exec_sleep_until(weft_exec_t *ex, weft_time_t deadline);
 
@@ -157,19 +169,20 @@ int weft_exec_sleep_until(weft_exec_t *ex, weft_time_t deadline);
 
 /* WEFT_EXEC_CAP_* flags (>= 0), or -EINVAL. */
 int weft_exec_caps(const weft_exec_t *ex);
-/* "weft", "threads", a custom backend's name; "invalid" for NULL
+/* "weft", "sim", "threads", a custom backend's name; "invalid" for NULL
  * or a destroyed executor. Never NULL; the string is static (or the
  * backend's). */
 const char *weft_exec_name(const weft_exec_t *ex);
 /* End ex: spawns fail from then on (-ESHUTDOWN).
- *  - OWNS_TASKS backends (threads, libuv): cancel what can be cancelled,
- *    wait until every task has ended, join the threads, free the records.
+ *  - OWNS_TASKS backends (sim, threads, libuv): cancel what can be
+ *    cancelled, wait until every task has ended, join the threads, free
+ *    the records. A sim executor stops its runtime (weft_runtime_stop).
  *  - weft: the tasks belong to the runtime. It neither waits for nor
  *    cancels them; stop the runtime, or wait for the handles first.
  * Handles of ex are dead afterwards (-EINVAL). 0; -EINVAL (NULL,
  * destroyed already); -EDEADLK (a backend that waits, called from one of
- * ex's own tasks: ex stays usable); -EPERM (libuv with the caller's loop:
- * not the loop's thread; ex stays usable). */
+ * ex's own tasks: ex stays usable); -EPERM (sim: not its owner thread;
+ * libuv with the caller's loop: not the loop's thread; ex stays usable). */
 int weft_exec_destroy(weft_exec_t *ex);
 
 /* ------------------------------------------------------------ writing a backend */

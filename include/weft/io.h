@@ -12,6 +12,20 @@
  * still finishing: weft touches nothing of the object (nor a descriptor's
  * registration) after the wake-up that may let its owner free it. Each
  * section below says what this means for its objects.
+ *
+ * Under a simulation runtime (weft/sched.h, "simulation"; docs/io.md,
+ * "Under the simulation"), in its tasks and on its owner thread, only what
+ * a seed can repeat is allowed: descriptors that are pipes, AF_UNIX
+ * sockets, eventfds or regular files; its poller is always epoll. These
+ * return -ENOTSUP there: weft_socket of any family but AF_UNIX,
+ * weft_bind_listen and weft_connect with another family's address,
+ * weft_tcp_listen, weft_tcp_connect, weft_udp_bind, weft_getaddrinfo (and
+ * their _step forms), weft_process_spawn, weft_signal_notify, a wait on
+ * any other kind of descriptor, and every descriptor wait of the owner
+ * thread itself (it would block the sim's only thread). The blocking pool
+ * is modelled: fn runs at once in the calling task, which then waits a
+ * latency drawn from the seed; fn must not wait for another task of the
+ * sim.
  */
 #ifndef WEFT_IO_H
 #define WEFT_IO_H

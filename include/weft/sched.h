@@ -158,7 +158,10 @@ int weft_main(void *(*fn)(void *), void *arg, const weft_config_t *cfg);
  * the real clock (clock_gettime), take randomness other than through the
  * runtime, create threads that call into it, or order anything by
  * address: those are the program's own nondeterminism, which no seed
- * repeats. docs/scheduler.md, "Simulation", has the whole model. */
+ * repeats. Its I/O is limited to what a seed can repeat (pipes, AF_UNIX
+ * sockets, eventfds, regular files; weft/io.h), and the blocking pool is
+ * modelled. weft_exec_create_sim (weft/executors.h) makes an executor of
+ * its own sim. docs/scheduler.md, "Simulation", has the whole model. */
 typedef struct weft_sim_info {
 	size_t size;	    /* 0 or sizeof(weft_sim_info_t) */
 	uint64_t seed;	    /* the seed in use (after WEFT_SIM_SEED) */
