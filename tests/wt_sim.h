@@ -27,7 +27,9 @@
 #include "weft_test.h"
 
 #include <signal.h>
+#include <spawn.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Seeds per stress twin: release / ASan / TSan (TSan makes a fiber per
@@ -181,6 +183,38 @@ static inline void wt_sim_sweep(const char *test, void *(*fn)(void *), void (*ch
 		fail_msg("%s failed at seed %#llx (%d of %d)", test, (unsigned long long)wt_sim_seed, failed + 1, n);
 	}
 	wt_sim_test = NULL;
+}
+
+/* Run this test program again (/proc/self/exe) with environment envp
+ * (its main() looks at it and plays a child's part), capturing what it
+ * writes to descriptor `which` (STDOUT_FILENO or STDERR_FILENO) into out
+ * (len bytes, NUL-terminated). Its wait status, or -1 if it could not be
+ * started. posix_spawn, not fork: a fork of a threaded process cannot
+ * start threads under TSan; and a fresh process is what a replay is. */
+static inline int wt_sim_rerun(char *const envp[], int which, char *out, size_t len)
+{
+	int pfd[2];
+	if (pipe(pfd) < 0)
+		return -1;
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, pfd[1], which);
+	posix_spawn_file_actions_addclose(&fa, pfd[0]);
+	char *argv[] = {"weft-test-child", NULL};
+	pid_t pid;
+	int e = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	close(pfd[1]);
+	size_t n = 0;
+	ssize_t k;
+	while (e == 0 && n < len - 1 && (k = read(pfd[0], out + n, len - 1 - n)) > 0)
+		n += (size_t)k;
+	out[n] = 0;
+	close(pfd[0]);
+	int st = -1;
+	if (e == 0 && waitpid(pid, &st, 0) != pid)
+		st = -1;
+	return st;
 }
 
 #endif

@@ -14,7 +14,6 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -398,26 +397,8 @@ static void run_child(uint64_t seed, size_t pad, char *out, size_t len)
 	padvar[13 + pad] = 0;
 	char *add[] = {"WT_SIM_IO_CHILD=1", seedvar, padvar};
 	char **envp = child_env(add, 3);
-	int pfd[2];
-	assert_int_equal(pipe(pfd), 0);
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, pfd[1], STDOUT_FILENO);
-	posix_spawn_file_actions_addclose(&fa, pfd[0]);
-	char *argv[] = {"test_sim", NULL};
-	pid_t pid;
-	assert_int_equal(posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, envp), 0);
-	posix_spawn_file_actions_destroy(&fa);
-	close(pfd[1]);
-	size_t n = 0;
-	ssize_t k;
-	while (n < len - 1 && (k = read(pfd[0], out + n, len - 1 - n)) > 0)
-		n += (size_t)k;
-	out[n] = 0;
-	close(pfd[0]);
-	int st;
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	int st = wt_sim_rerun(envp, STDOUT_FILENO, out, len);
+	assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	free(envp);
 	free(padvar);
 }

@@ -6,7 +6,6 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <string.h>
-#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -420,27 +419,9 @@ static void *wake_owner(void *a)
 static void test_a_foreign_wake_aborts_with_the_seed(void **state)
 {
 	(void)state;
-	int pfd[2];
-	assert_int_equal(pipe(pfd), 0);
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, pfd[1], STDERR_FILENO);
-	posix_spawn_file_actions_addclose(&fa, pfd[0]);
-	char *argv[] = {"test_sim", NULL};
 	char *envp[] = {"WT_SIM_CHILD=wake", NULL};
-	pid_t pid;
-	assert_int_equal(posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, envp), 0);
-	posix_spawn_file_actions_destroy(&fa);
-	close(pfd[1]);
 	char out[4096];
-	size_t n = 0;
-	ssize_t k;
-	while (n < sizeof out - 1 && (k = read(pfd[0], out + n, sizeof out - 1 - n)) > 0)
-		n += (size_t)k;
-	out[n] = 0;
-	close(pfd[0]);
-	int st;
-	assert_int_equal(waitpid(pid, &st, 0), pid);
+	int st = wt_sim_rerun(envp, STDERR_FILENO, out, sizeof out);
 	if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT))
 		fprintf(stderr, "child status %#x: %s\n", st, out);
 	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
