@@ -371,7 +371,7 @@ static long proc_kb(const char *key)
 
 static _Atomic long parked, idle_sum;
 
-/* A stackless idle task's whole state: 64 bytes. v < 0 until the first step. */
+/* A stackless idle task's whole state: 80 bytes. v < 0 until the first step. */
 typedef struct {
 	weft_op_t op;
 	weft_chan_t *c;

@@ -514,9 +514,9 @@ int weft_waitq_wake_all(weft_waitq_t *q, int status);
  *         ...                        // -ECANCELED, -ETIMEDOUT, ...
  *     ... the mutex is held ...
  */
-/* 72 bytes: the whole of a stackless task's wait. */
+/* 64 bytes: the whole of a stackless task's wait. */
 struct weft_op {
-	uint64_t opaque[8]; /* internal: the wait of the call registered in it */
+	uint64_t opaque[7]; /* internal: the wait of the call registered in it */
 	const void *obj;    /* internal: the object that call works on */
 };
 /* clang-format off */

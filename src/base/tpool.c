@@ -77,18 +77,23 @@ static void push(weft__tpool *p, weft__tpool_job *j)
 	else
 		p->head = j;
 	p->tail = j;
-	j->queued = true;
 	p->queued++;
+}
+
+/* Whether submitted job j is on the queue (under mu): off it (taken by a
+ * thread, or removed), its links are NULL and the head is another job. */
+static bool on_queue(const weft__tpool *p, const weft__tpool_job *j)
+{
+	return j->prev ? j->prev->next == j : p->head == j;
 }
 
 /* Unlink queued j (under mu). */
 static void unlink_job(weft__tpool *p, weft__tpool_job *j)
 {
-	assert(j->queued);
+	assert(on_queue(p, j));
 	if (p->tail == j)
 		p->tail = j->prev;
-	WEFT_LIST_UNLINK(p->head, j, next, prev);
-	j->queued = false;
+	WEFT_LIST_UNLINK(p->head, j, next, prev); /* (its links NULL) */
 	p->queued--;
 }
 
@@ -261,7 +266,7 @@ int weft__tpool_submit(weft__tpool *p, weft__tpool_job *j)
 
 bool weft__tpool_remove_locked(weft__tpool *p, weft__tpool_job *j)
 {
-	bool was = j->queued;
+	bool was = on_queue(p, j);
 	if (was)
 		unlink_job(p, j);
 	return was;

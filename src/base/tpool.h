@@ -17,11 +17,12 @@
  * complete wakes sees the statistics count the job. The pool touches j no
  * more after that. complete NULL: the pool touches j no more once run has
  * been called, and run may end j's life itself. run and complete are the
- * pool's, not each job's: 24 bytes a job (the blocking pool's jobs live in
- * a stackless task's weft_op_t, next to their call's fields). */
+ * pool's, not each job's: 16 bytes a job (the blocking pool's jobs live in
+ * a stackless task's weft_op_t, next to their call's fields). The links
+ * are the pool's, under its lock: whether a job is queued is whether the
+ * queue links it. */
 typedef struct weft__tpool_job {
 	struct weft__tpool_job *next, *prev;
-	bool queued; /* under the pool's lock */
 } weft__tpool_job;
 
 typedef void (*weft__tpool_fn)(weft__tpool_job *j);

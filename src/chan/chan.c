@@ -78,8 +78,9 @@ _Atomic(void (*)(weft_chan_t *ch, int where)) weft__chan_hook;
  * says so (counts change only under the lock), and the unbounded buffer
  * holds no more than its capacity. */
 #define QUEUES_SANE(ch)                                                                                                \
-	(((ch)->recvq == NULL) == (atomic_load_explicit(&(ch)->nrecvw, memory_order_relaxed) == 0) &&                  \
-	 ((ch)->sendq == NULL) == (atomic_load_explicit(&(ch)->nsendw, memory_order_relaxed) == 0) &&                  \
+	(((ch)->kind != CHAN_BOUNDED ||                                                                                \
+	  (((ch)->recvq == NULL) == (atomic_load_explicit(chan_nwait(ch, false), memory_order_relaxed) == 0) &&        \
+	   ((ch)->sendq == NULL) == (atomic_load_explicit(chan_nwait(ch, true), memory_order_relaxed) == 0))) &&       \
 	 ((ch)->kind != CHAN_UNBOUNDED || (UNBOUNDED(ch)->len <= UNBOUNDED(ch)->cap &&                                 \
 					   (UNBOUNDED(ch)->cap == 0 || UNBOUNDED(ch)->head < UNBOUNDED(ch)->cap))))
 
@@ -110,7 +111,7 @@ void chan_wake_claimed_list(chan_wakes *wk)
  * made and freed at a high rate, often on different workers - pool.h says
  * why not malloc), else from malloc. Cache-line aligned when it is a line
  * or more (a bounded channel, whose ring indices have lines of their own);
- * a channel without a buffer (40 bytes) takes just its size, 8-aligned:
+ * a channel without a buffer (32 bytes) takes just its size, 8-aligned:
  * millions of parked tasks may each hold one. */
 static void *chan_mem(size_t bytes, bool *pooled)
 {
@@ -192,11 +193,28 @@ void chan_unref(weft_chan_t *ch)
 	}
 }
 
+uint32_t chan_waiting(weft_chan_t *ch, bool send)
+{
+	if (ch->kind == CHAN_BOUNDED)
+		return atomic_load(chan_nwait(ch, send));
+	uint32_t n = 0;
+	chan_lock(ch);
+	chan_waiter *head = send ? ch->sendq : ch->recvq;
+	if (head) {
+		chan_waiter *w = head;
+		do
+			n++;
+		while ((w = w->next) != head);
+	}
+	chan_unlock(ch);
+	return n;
+}
+
 int weft_chan_release(weft_chan_t *ch)
 {
 	if (!ch)
 		return -EINVAL;
-	if (atomic_load(&ch->refs) == 1 && (atomic_load(&ch->nrecvw) || atomic_load(&ch->nsendw)))
+	if (atomic_load(&ch->refs) == 1 && (chan_waiting(ch, false) || chan_waiting(ch, true)))
 		return -EBUSY;
 	chan_unref(ch);
 	return 0;
@@ -280,7 +298,7 @@ static int ring_put(weft_chan_t *ch, const void *v, bool locked, bool *notify)
 				assert(pos + 1 - atomic_load_explicit(&b->head, memory_order_relaxed) <= b->cap);
 				/* The load half, before the element is published: once
 				 * it is, a receiver may take it and release the channel. */
-				*notify = waiters_before_publish(ch, &ch->nrecvw, locked);
+				*notify = waiters_before_publish(ch, &b->nrecvw, locked);
 				copy_elem(s->data, v, ch->esize);
 				/* release: the receiver that acquires seq sees the data. */
 				atomic_store_explicit(&s->seq, 2 * pos + 1, memory_order_release);
@@ -316,7 +334,7 @@ static int ring_get(weft_chan_t *ch, void *out, bool locked, bool *notify)
 				/* The slot held the element of pos: its send moved
 				 * tail past pos before publishing it. */
 				assert((atomic_load_explicit(&b->tail, memory_order_relaxed) & ~CHAN_CLOSED_BIT) > pos);
-				*notify = waiters_before_publish(ch, &ch->nsendw, locked);
+				*notify = waiters_before_publish(ch, &b->nsendw, locked);
 				copy_elem(out, s->data, ch->esize);
 				/* release: the sender of the next lap sees the slot free. */
 				atomic_store_explicit(&s->seq, 2 * (pos + b->cap), memory_order_release);

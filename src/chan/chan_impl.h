@@ -67,10 +67,12 @@ struct weft_chan {
 	_Atomic bool closed;
 	bool pooled; /* its memory came from the base pool (else malloc) */
 	_Atomic uint32_t refs;
-	_Atomic uint32_t lock;		 /* protects the lists and the unbounded buffer */
-	_Atomic uint32_t nrecvw, nsendw; /* queued waiters, readable without the lock */
-	chan_waiter *recvq, *sendq;	 /* first waiting node of each circular queue */
+	_Atomic uint32_t lock;	    /* protects the lists and the unbounded buffer */
+	chan_waiter *recvq, *sendq; /* first waiting node of each circular queue */
 };
+/* 32 bytes: a channel without a buffer is all of this, and millions of
+ * parked tasks may each hold one. */
+_Static_assert(sizeof(struct weft_chan) == 32, "struct weft_chan grew");
 
 /* Unbounded: a growable ring under the lock. */
 typedef struct chan_unbounded {
@@ -84,6 +86,10 @@ typedef struct chan_bounded {
 	struct weft_chan c;
 	uint64_t cap, mask; /* mask = cap - 1 when cap is a power of two, else 0 */
 	size_t stride;
+	/* Queued waiters, readable without the lock: the lock-free paths' half
+	 * of the wake-up protocol (chan.c). The other kinds need no count:
+	 * their queues are only read under the lock. */
+	_Atomic uint32_t nrecvw, nsendw;
 	alignas(WEFT_CACHELINE) _Atomic uint64_t head;
 	alignas(WEFT_CACHELINE) _Atomic uint64_t tail; /* CHAN_CLOSED_BIT once closed */
 	alignas(WEFT_CACHELINE) unsigned char ring[];
@@ -91,6 +97,17 @@ typedef struct chan_bounded {
 
 #define BOUNDED(ch) ((chan_bounded *)(ch))
 #define UNBOUNDED(ch) ((chan_unbounded *)(ch))
+
+/* A bounded channel's count of the waiters queued on one side. */
+static inline _Atomic uint32_t *chan_nwait(weft_chan_t *ch, bool send)
+{
+	assert(ch->kind == CHAN_BOUNDED);
+	return send ? &BOUNDED(ch)->nsendw : &BOUNDED(ch)->nrecvw;
+}
+/* How many waiters are queued on one side (chan.c; for tests and the
+ * release check): a bounded channel's count, else counted under the lock,
+ * which the caller must not hold. */
+uint32_t chan_waiting(weft_chan_t *ch, bool send);
 
 static inline void chan_lock(weft_chan_t *ch)
 {
@@ -170,12 +187,10 @@ static inline void chan_enqueue_waiter(weft_chan_t *ch, chan_waiter *w, bool sen
 	 * paths read it without the lock. seq_cst for bounded channels: the
 	 * store half of the waiter's side of the protocol (chan.c, top comment), before
 	 * its retry; the others are only read under the lock. */
-	_Atomic uint32_t *cnt = send ? &ch->nsendw : &ch->nrecvw;
-	uint32_t v = atomic_load_explicit(cnt, memory_order_relaxed) + 1;
-	if (ch->kind == CHAN_BOUNDED)
-		atomic_store(cnt, v);
-	else
-		atomic_store_explicit(cnt, v, memory_order_relaxed);
+	if (ch->kind == CHAN_BOUNDED) {
+		_Atomic uint32_t *cnt = chan_nwait(ch, send);
+		atomic_store(cnt, atomic_load_explicit(cnt, memory_order_relaxed) + 1);
+	}
 	assert(chan_queues_sane(ch));
 }
 
@@ -186,7 +201,7 @@ static inline void chan_dequeue_waiter(weft_chan_t *ch, chan_waiter *w, bool sen
 		return;
 	chan_waiter **q = queue_of(ch, send);
 	assert(*q != NULL && w->next != NULL && w->prev != NULL && w->next->prev == w && w->prev->next == w);
-	assert(atomic_load_explicit(send ? &ch->nsendw : &ch->nrecvw, memory_order_relaxed) > 0);
+	assert(ch->kind != CHAN_BOUNDED || atomic_load_explicit(chan_nwait(ch, send), memory_order_relaxed) > 0);
 	if (w->next == w) {
 		*q = NULL;
 	} else {
@@ -197,8 +212,10 @@ static inline void chan_dequeue_waiter(weft_chan_t *ch, chan_waiter *w, bool sen
 	}
 	w->next = w->prev = NULL;
 	w->queued = false;
-	_Atomic uint32_t *cnt = send ? &ch->nsendw : &ch->nrecvw;
-	atomic_store_explicit(cnt, atomic_load_explicit(cnt, memory_order_relaxed) - 1, memory_order_relaxed);
+	if (ch->kind == CHAN_BOUNDED) {
+		_Atomic uint32_t *cnt = chan_nwait(ch, send);
+		atomic_store_explicit(cnt, atomic_load_explicit(cnt, memory_order_relaxed) - 1, memory_order_relaxed);
+	}
 	assert(chan_queues_sane(ch));
 }
 

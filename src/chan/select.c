@@ -361,7 +361,6 @@ static inline __attribute__((always_inline)) int wait_one_begin(weft_select_case
 {
 	weft_chan_t *ch = c->ch;
 	bool bounded = ch->kind == CHAN_BOUNDED;
-	_Atomic uint32_t *ours = c->op == WEFT_SELECT_SEND ? &ch->nsendw : &ch->nrecvw;
 	/* Waiters of our own side queued on a bounded channel: the ring is
 	 * full (empty) for us, and each slot (element) that frees up is handed
 	 * to them in turn (chan_notify_one). Trying the ring would only move
@@ -369,6 +368,7 @@ static inline __attribute__((always_inline)) int wait_one_begin(weft_select_case
 	 * (A hint here; decided under the lock below.) A waiter told to retry
 	 * (NOTIFIED: something changed for it) does try: it may be the one an
 	 * element (a slot) is there for. */
+	_Atomic uint32_t *ours = bounded ? chan_nwait(ch, c->op == WEFT_SELECT_SEND) : NULL;
 	bool behind = bounded && !notified && atomic_load_explicit(ours, memory_order_relaxed) != 0;
 	if (bounded && !behind && try_case(c, NULL)) {
 		if (notified)
@@ -540,7 +540,7 @@ int weft_chan_recv_step(weft_chan_t *ch, void *out, weft_time_t deadline, weft_o
 /* weft_select_step is weft_select's engine cut around the step's return, as
  * send/recv's step is: select_begin before it, resolve in the repeated
  * call. A select waits with one node per case, up to 64 of them, which a
- * 72-byte weft_op_t cannot hold (a node is 48 bytes): the op holds a pointer
+ * 64-byte weft_op_t cannot hold (a node is 48 bytes): the op holds a pointer
  * to a block allocated when the call first has to wait - its n nodes, then
  * its distinct channels in lock order - and freed by the repeat that
  * completes the call. From that allocation to that free the call also holds

@@ -93,7 +93,7 @@ enum {
 	JOB_DONE	/* fn has returned; the slot holds its result (release) */
 };
 
-_Static_assert(sizeof(struct job) <= 64, "a pool op is at most 64 bytes");
+_Static_assert(sizeof(struct job) <= 56, "a pool op is at most 56 bytes");
 _Static_assert(sizeof(struct job) <= sizeof(((weft_op_t *)0)->opaque),
 	       "weft_op_t too small (its obj is the protocol's)");
 _Static_assert(_Alignof(struct job) <= _Alignof(weft_op_t), "weft_op_t under-aligned");
@@ -143,7 +143,6 @@ static void job_run(weft__tpool_job *base)
 static void job_complete(weft__tpool_job *base)
 {
 	struct job *j = job_of(base);
-	assert(!j->base.queued);
 	weft_waker_t w = j->waker; /* the caller's current wait (under the lock) */
 	atomic_store_explicit(&j->state, JOB_DONE, memory_order_release);
 	weft_unpark(w, 0); /* j may be gone now; w is a copy */
@@ -252,10 +251,8 @@ static int early_end(weft__tpool *p, struct job *j, int r)
 	uint8_t st = atomic_load_explicit(&j->state, memory_order_relaxed);
 	/* Only the pool thread ends the wait with 0, after setting DONE. */
 	assert(st == JOB_DONE || r < 0);
-	if (st == JOB_DONE) {
-		assert(!j->base.queued);
+	if (st == JOB_DONE)
 		return 0;
-	}
 	assert(st == JOB_QUEUED);
 	if (weft__tpool_remove_locked(p, &j->base))
 		return r; /* fn never runs */

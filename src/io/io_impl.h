@@ -10,7 +10,7 @@
 #include <stdatomic.h>
 
 /* A task waiting on a descriptor: linked on its slot while parked. 40
- * bytes: a stackless task's waiter lives in its weft_op_t (64 of its 72
+ * bytes: a stackless task's waiter lives in its weft_op_t (56 of its 64
  * bytes are the module's, see poll.c), next to the call's progress. */
 typedef struct io_waiter {
 	struct io_waiter *next, *prev;

@@ -754,45 +754,65 @@ static io_slot *foreign_slot(weft_io *io, int fd)
 /* A stackless task's registration: the waiter node of its parked wait,
  * what wait_end needs to finish that wait in the repeated call, and the
  * call's progress (the bytes a whole-buffer call or sendfile has moved so
- * far, which the repeat continues from). */
+ * far, which the repeat continues from). 56 bytes, so that a weft_op_t is
+ * 64: the events the wait is for are in n (n.match holds their
+ * directions, which is all wait_end needs of them; n.status holds them
+ * while the op is OP_RETRY, when nothing is linked), whether the
+ * descriptor is foreign is a bit of n.owner, and the slot's generation is
+ * kept to 24 bits, as the poller's event data keeps it (GEN_MASK). */
 typedef struct io_op {
-	uint8_t call; /* the step call's id (first: weft_step_begin) */
-	bool foreign;
-	uint16_t events; /* all poll bits fit in 16 (below) */
-	int fd;		 /* the descriptor (a call whose object is not its descriptor needs it) */
-	uint32_t gen;
-	io_waiter n; /* n.owner: OP_IDLE, OP_PARKED or OP_RETRY */
+	uint8_t call;	/* the step call's id (first: weft_step_begin) */
+	uint8_t gen[3]; /* the slot's generation when the wait began, low 24 bits */
+	int fd;		/* the descriptor (a call whose object is not its descriptor needs it) */
+	io_waiter n;	/* n.owner: OP_IDLE, OP_PARKED or OP_RETRY, | OP_FOREIGN */
 	size_t progress;
 } io_op;
 
 enum {
 	OP_IDLE,   /* not registered (whatever it held before) */
 	OP_PARKED, /* n is (or was) linked on fd's slot: wait_end finishes it */
-	OP_RETRY   /* the backend had no room for a poll: nothing linked, try again */
+	OP_RETRY,  /* the backend had no room for a poll: nothing linked, try again */
+	OP_STATE = 0x7f,
+	OP_FOREIGN = 0x80 /* OP_PARKED on a descriptor that is not weft's (weft_fd_wait) */
 };
 
+static inline void op_set_gen(io_op *op, uint32_t gen)
+{
+	op->gen[0] = (uint8_t)gen;
+	op->gen[1] = (uint8_t)(gen >> 8);
+	op->gen[2] = (uint8_t)(gen >> 16);
+}
+
+static inline uint32_t op_gen(const io_op *op)
+{
+	return (uint32_t)op->gen[0] | (uint32_t)op->gen[1] << 8 | (uint32_t)op->gen[2] << 16;
+}
+
 _Static_assert(sizeof(io_op) <= sizeof(((weft_op_t *)0)->opaque), "weft_op_t too small (its obj is the protocol's)");
+_Static_assert(sizeof(io_op) == 56, "io_op grew");
 _Static_assert(_Alignof(io_op) <= _Alignof(weft_op_t), "weft_op_t under-aligned");
 _Static_assert(offsetof(io_op, call) == 0, "an op's first byte is its call's id");
 _Static_assert((POLLIN | POLLOUT | POLLPRI | POLLRDHUP | ERRBITS) <= UINT16_MAX, "io_waiter.match is 16 bits");
+_Static_assert(GEN_MASK == 0xffffffu, "io_op keeps 24 bits of a generation");
 
 /* The registered wait of op has ended (weft_step_begin returned 1): finish
  * it. The ready mask, or how it ended (a negative errno). */
 static int op_finish(io_op *op, int fd)
 {
-	uint8_t state = op->n.owner;
+	uint8_t state = op->n.owner & OP_STATE;
+	bool foreign = op->n.owner & OP_FOREIGN;
 	/* Registered by this call (weft_step_begin): parked or to retry. */
 	assert(state == OP_PARKED || state == OP_RETRY);
 	op->n.owner = OP_IDLE;
 	if (state == OP_RETRY)
-		return (int)op->events;
+		return op->n.status; /* the events asked: try again */
 	int e = weft_park_result();
 	weft_io *io = io_peek();
 	io_slot *s = io ? weft__io_slot(io, fd, false) : NULL;
 	assert(s != NULL); /* the slot was linked into, in this runtime's poller */
 	if (!s)
 		return e < 0 ? e : op->n.status;
-	return wait_end(io, s, fd, op->gen, op->events, op->foreign, &op->n, e);
+	return wait_end(io, s, fd, op_gen(op), op->n.match & (POLLIN | POLLOUT), foreign, &op->n, e);
 }
 
 uint8_t weft__io_kind_of(io_call *c)
@@ -949,19 +969,17 @@ static int step_wait(io_call *c, uint32_t events, const io_mark *since)
 	op->n.waker = weft_park_prepare();
 	assert(op->n.waker.parker != NULL);
 	op->progress = c->progress;
-	op->events = (uint16_t)events;
-	assert(op->events == events);
 	op->fd = c->fd; /* (also for OP_RETRY: weft__io_begin_obj's repeat takes it) */
 	int r = wait_begin(c->io, c->s, c->fd, c->gen, events, c->foreign, since, &op->n);
 	if (r == WAIT_NOROOM) { /* come back after the others (and the poller) ran */
 		op->n.owner = OP_RETRY;
+		op->n.status = (int)events; /* (nothing linked: n is the op's) */
 		weft_unpark(op->n.waker, 0);
 	} else if (r != 0) {
 		return r;
 	} else {
-		op->gen = c->gen;
-		op->foreign = c->foreign;
-		op->n.owner = OP_PARKED;
+		op_set_gen(op, c->gen);
+		op->n.owner = OP_PARKED | (c->foreign ? OP_FOREIGN : 0);
 		r = c->deadline == WEFT_NEVER ? 0 : weft_park_deadline(op->n.waker, c->deadline);
 		if (r < 0) { /* no memory for the timer: give up the wait */
 			op->n.owner = OP_IDLE;

@@ -153,7 +153,8 @@ static void uring_cancel(weft_io *io, int fd, uint32_t gen, uint32_t dirs)
 
 void weft__uring_disarm(weft_io *io, io_slot *s, int fd, uint32_t gen, uint32_t events)
 {
-	if (atomic_load_explicit(&s->gen, memory_order_relaxed) != gen)
+	/* (gen may be cut to 24 bits: a stackless op's, poll.c) */
+	if (((atomic_load_explicit(&s->gen, memory_order_relaxed) ^ gen) & GEN_MASK) != 0)
 		return; /* closed: weft_close cancelled everything */
 	uint32_t dirs = s->armed & events & (POLLIN | POLLOUT);
 	for (io_waiter *n = s->head; n && dirs; n = n->next)

@@ -562,7 +562,7 @@ int weft_park_result(void)
 
 /* ------------------------------------------------------------ step registrations */
 
-_Static_assert(sizeof(weft_op_t) == 72, "the size sched.h states");
+_Static_assert(sizeof(weft_op_t) == 64, "the size sched.h states");
 
 int weft_step_begin(weft_op_t *op, uint8_t call, const void *obj)
 {

@@ -119,7 +119,7 @@ static void busy_body(enum wt_kind kind, void *arg)
 		TCHECK_EQ(weft_spawn(&t, receiver, ch[i], NULL), 0);
 		/* Queued, and done with the reference a bounded channel's
 		 * receive holds while it queues. */
-		WT_WAIT_UNTIL(atomic_load(&ch[i]->nrecvw) == 1 && atomic_load(&ch[i]->refs) == 1);
+		WT_WAIT_UNTIL(chan_waiting(ch[i], false) == 1 && atomic_load(&ch[i]->refs) == 1);
 		/* The last reference, with a task blocked on it: kept alive. */
 		TCHECK_EQ(weft_chan_release(ch[i]), -EBUSY);
 		TCHECK_EQ(weft_chan_close(ch[i]), 0);

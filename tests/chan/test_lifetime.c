@@ -416,9 +416,9 @@ static void retry_round(ssize_t cap, bool close, bool step)
 		assert_int_equal(weft_spawn(&r, retry_recv, &s, &o), 0);
 	/* Queued (the count changes under the lock, with the node). */
 	weft_time_t give_up = wt_hang_deadline();
-	while (atomic_load(&s.ch->nrecvw) == 0 && weft_now() < give_up)
+	while (chan_waiting(s.ch, false) == 0 && weft_now() < give_up)
 		sched_yield();
-	assert_int_equal(atomic_load(&s.ch->nrecvw), 1);
+	assert_int_equal(chan_waiting(s.ch, false), 1);
 	assert_int_equal(weft_spawn(&h, retry_hold, &s, &o), 0);
 	while (!atomic_load(&s.holding) && weft_now() < give_up)
 		sched_yield();
@@ -429,7 +429,7 @@ static void retry_round(ssize_t cap, bool close, bool step)
 		assert_int_equal(weft_chan_close(s.ch), 0);
 	else
 		assert_int_equal(weft_chan_send(s.ch, &v), 0);
-	assert_int_equal(atomic_load(&s.ch->nrecvw), 0); /* woken: off the queue */
+	assert_int_equal(chan_waiting(s.ch, false), 0); /* woken: off the queue */
 	assert_int_equal(weft_chan_release(s.ch), 0);
 	atomic_store(&s.hold, 0);
 	assert_int_equal(weft_join(h, NULL), 0);

@@ -136,9 +136,8 @@ static void scenario(bool s_sends)
 	pthread_t w, x, sth, h;
 	/* 1: W queued, and out of its locked section (which counted its node:
 	 * the lock taken once after that). */
-	_Atomic uint32_t *w_count = s.s_sends ? &ch->nrecvw : &ch->nsendw;
 	assert_int_equal(pthread_create(&w, NULL, w_thread, &s), 0);
-	UNTIL(atomic_load(w_count) == 1);
+	UNTIL(chan_waiting(ch, !s.s_sends) == 1);
 	chan_lock(ch);
 	chan_unlock(ch);
 	assert_int_equal(pthread_create(&x, NULL, x_thread, &s), 0);
@@ -176,8 +175,8 @@ static void scenario(bool s_sends)
 		assert_int_equal(v, 20);
 		assert_int_equal(weft_chan_try_recv(ch, &v), -EAGAIN);
 	}
-	assert_int_equal(atomic_load(&ch->nrecvw), 0);
-	assert_int_equal(atomic_load(&ch->nsendw), 0);
+	assert_int_equal(chan_waiting(ch, false), 0);
+	assert_int_equal(chan_waiting(ch, true), 0);
 	assert_int_equal(weft_chan_release(ch), 0);
 }
 

@@ -16,8 +16,8 @@ static const ssize_t kinds[] = {0, 1, 4, WEFT_CHAN_UNBOUNDED};
 /* No node of anybody's is queued on ch. */
 static void no_waiters(weft_chan_t *ch)
 {
-	TCHECK_EQ(atomic_load(&ch->nrecvw), 0);
-	TCHECK_EQ(atomic_load(&ch->nsendw), 0);
+	TCHECK_EQ(chan_waiting(ch, false), 0);
+	TCHECK_EQ(chan_waiting(ch, true), 0);
 }
 
 /* ------------------------------------------------------------ one select */
@@ -456,8 +456,8 @@ static weft_step_t busy_step(void *a, void **res)
 		TCHECK_EQ(weft_select_step(s->cs2, 1, INT64_MIN, &s->op2), -EBUSY);
 		TCHECK_EQ(weft_chan_recv_step(s->other, &s->x, WEFT_NEVER, &s->cop), -EBUSY);
 		TCHECK_EQ(weft_park_prepare().parker == NULL, 1);
-		TCHECK_EQ(atomic_load(&s->other->nrecvw), 0);
-		TCHECK_EQ(atomic_load(&s->a->nrecvw), 1);
+		TCHECK_EQ(chan_waiting(s->other, false), 0);
+		TCHECK_EQ(chan_waiting(s->a, false), 1);
 		s->phase = 2;
 		atomic_store(&s->stage, 1);
 		return WEFT_STEP_PARKED;
@@ -471,7 +471,7 @@ static weft_step_t busy_step(void *a, void **res)
 		TCHECK_EQ(weft_chan_recv_step(s->other, &s->x, WEFT_NEVER, &s->cop), -EINPROGRESS);
 		TCHECK_EQ(weft_select_step(s->cs, 2, WEFT_NEVER, &s->op), -EBUSY);
 		TCHECK_EQ(weft_select_step(s->cs, 2, INT64_MIN, &s->op2), -EBUSY);
-		TCHECK_EQ(atomic_load(&s->a->nrecvw), 0);
+		TCHECK_EQ(chan_waiting(s->a, false), 0);
 		s->phase = 3;
 		atomic_store(&s->stage, 2);
 		return WEFT_STEP_PARKED;
@@ -626,7 +626,7 @@ static void *blocking_main(void *a)
 			pthread_create(&th, NULL, blocking_caller, NULL);
 		else
 			t = wt_spawn(blocking_caller, NULL);
-		WT_WAIT_UNTIL(atomic_load(&blk[1]->nrecvw) == 1); /* blocked in it */
+		WT_WAIT_UNTIL(chan_waiting(blk[1], false) == 1); /* blocked in it */
 		long v = 66;
 		TCHECK_EQ(weft_chan_send(blk[1], &v), 0);
 		if (thread)
