@@ -91,5 +91,11 @@ int main(void)
 	CHECK(weft_exec_create_threads(&ex, NULL));
 	show(ex, v);
 	CHECK(weft_exec_destroy(ex));
+
+	/* The simulation: every task on this thread, in an order drawn from
+	 * the seed, on a virtual clock (the hour costs nothing). */
+	CHECK(weft_exec_create_sim(&ex, &(weft_exec_sim_opts_t){.size = sizeof(weft_exec_sim_opts_t), .seed = 42}));
+	show(ex, v);
+	CHECK(weft_exec_destroy(ex));
 	return 0;
 }
