@@ -53,12 +53,14 @@
  * at once in the calling task, on the sim's owner thread, then the task
  * waits uncancellably, as a caller whose job runs does, for a latency the
  * sim's seed draws in [0, 1 ms) of virtual time (sim_call, sim_submit). So
- * completions interleave with the other tasks at seeded points, and a
- * cancel during "the call" shows at the task's next wait, as on the real
- * pool. The rule a cancel before the call means fn never runs holds too.
- * What the model changes: fn must not wait for another task of the sim
- * (its thread is the only one the sim has); docs/exec.md says so. A job
- * of the model never reaches the pool: its state goes straight to DONE.
+ * completions interleave with the other tasks at seeded points. The
+ * cancellation rules hold: a task cancelled before the call gets
+ * -ECANCELED and fn never runs; one cancelled during "the call" gets fn's
+ * result and the cancel at its next wait. What the model changes: fn must
+ * not wait for another task of the sim (its thread is the only one the
+ * sim has); docs/exec.md says so. A job of the model never reaches the
+ * pool: its state goes straight to DONE, so weft__blocking_finish hands
+ * its result over before it looks for a pool.
  */
 #include "io_impl.h"
 
