@@ -29,9 +29,18 @@ static int wt_make_threads(weft_exec_t **ex, weft_runtime_t *rt)
 	return weft_exec_create_threads(ex, NULL);
 }
 
+/* libuv: a loop of the executor's own (tests/exec/test_uv.c runs the
+ * caller's-loop mode itself); -ENOTSUP when weft was built without it. */
+static int wt_make_uv(weft_exec_t **ex, weft_runtime_t *rt)
+{
+	(void)rt;
+	return weft_exec_create_uv(ex, NULL);
+}
+
 static const wt_backend_t wt_backends[] = {
 	{"weft", wt_make_weft},
 	{"threads", wt_make_threads},
+	{"libuv", wt_make_uv},
 };
 #define WT_NBACKENDS (sizeof wt_backends / sizeof wt_backends[0])
 
@@ -62,7 +71,7 @@ static inline void wt_exec_run(const wt_backend_t *b, wt_exec_body_t body, unsig
 	weft_exec_t *ex;
 	int e = b->make(&ex, rt);
 	if (e == -ENOTSUP) {
-		fprintf(stderr, "  %s: skipped (weft was built without it)\n", b->name);
+		fprintf(stderr, "  %s: skipped (weft was built without it: -DWEFT_LIBUV=OFF)\n", b->name);
 		assert_int_equal(weft_runtime_stop(rt), 0);
 		return;
 	}
