@@ -25,34 +25,13 @@ static void *triple(void *a)
 	return (void *)((intptr_t)a * 3);
 }
 
-/* Tasks that hold a pool thread each until the gate opens. */
-struct hold {
-	weft_sem_t started, gate;
-	_Atomic int done;
-};
-
-static void *hold_fn(void *a)
-{
-	struct hold *h = a;
-	weft_sem_release(&h->started, 1);
-	int e = weft_sem_acquire_until(&h->gate, wt_hang_deadline());
-	atomic_fetch_add(&h->done, 1);
-	return (void *)(intptr_t)e;
-}
-
 /* n tasks of ex holding n pool threads, once this returns. */
-static void hold_pool(weft_exec_t *ex, struct hold *h, int n)
+static void hold_pool(weft_exec_t *ex, wt_hold_t *h, int n)
 {
 	for (int i = 0; i < n; i++)
-		assert_int_equal(weft_exec_spawn(ex, NULL, hold_fn, h, NULL), 0);
+		assert_int_equal(weft_exec_spawn(ex, NULL, wt_hold_fn, h, NULL), 0);
 	for (int i = 0; i < n; i++)
 		assert_int_equal(weft_sem_acquire_until(&h->started, wt_hang_deadline()), 0);
-}
-
-static void *count_fn(void *a)
-{
-	atomic_fetch_add((_Atomic int *)a, 1);
-	return (void *)1;
 }
 
 /* Wait for t from the loop's thread without running the loop: poll (a
@@ -66,8 +45,10 @@ static int poll_wait(weft_exec_t *ex, weft_exec_task_t t, void **r)
 	return e;
 }
 
+/* An executor on the caller's loop, which this initialises. */
 static weft_exec_t *make_on(uv_loop_t *loop)
 {
+	assert_int_equal(uv_loop_init(loop), 0);
 	weft_exec_t *ex;
 	assert_int_equal(
 		weft_exec_create_uv(&ex, &(weft_exec_uv_opts_t){.size = sizeof(weft_exec_uv_opts_t), .loop = loop}), 0);
@@ -135,7 +116,6 @@ static void test_callers_loop(void **state)
 	(void)state;
 	atomic_store(&tcheck_failures, 0);
 	uv_loop_t loop;
-	assert_int_equal(uv_loop_init(&loop), 0);
 	weft_exec_t *ex = make_on(&loop);
 	assert_string_equal(weft_exec_name(ex), "libuv");
 
@@ -179,11 +159,10 @@ static void test_wait_on_the_loop_thread(void **state)
 {
 	(void)state;
 	uv_loop_t loop;
-	assert_int_equal(uv_loop_init(&loop), 0);
 	weft_exec_t *ex = make_on(&loop);
-	struct hold h = {WEFT_SEM_INIT(0), WEFT_SEM_INIT(0), 0};
+	wt_hold_t h = WT_HOLD_INIT;
 	weft_exec_task_t g;
-	assert_int_equal(weft_exec_spawn(ex, &g, hold_fn, &h, NULL), 0);
+	assert_int_equal(weft_exec_spawn(ex, &g, wt_hold_fn, &h, NULL), 0);
 	assert_int_equal(weft_sem_acquire_until(&h.started, wt_hang_deadline()), 0);
 	void *r = (void *)1;
 	weft_op_t op = WEFT_OP_INIT;
@@ -224,14 +203,13 @@ static void test_cancel_queued_callers_loop(void **state)
 {
 	(void)state;
 	uv_loop_t loop;
-	assert_int_equal(uv_loop_init(&loop), 0);
 	weft_exec_t *ex = make_on(&loop);
-	struct hold h = {WEFT_SEM_INIT(0), WEFT_SEM_INIT(0), 0};
+	wt_hold_t h = WT_HOLD_INIT;
 	hold_pool(ex, &h, POOL);
 	_Atomic int ran = 0;
 	weft_exec_task_t q1, q2;
-	assert_int_equal(weft_exec_spawn(ex, &q1, count_fn, &ran, NULL), 0); /* queued in libuv's pool */
-	assert_int_equal(weft_exec_spawn(ex, &q2, count_fn, &ran, NULL), 0);
+	assert_int_equal(weft_exec_spawn(ex, &q1, wt_count_fn, &ran, NULL), 0); /* queued in libuv's pool */
+	assert_int_equal(weft_exec_spawn(ex, &q2, wt_count_fn, &ran, NULL), 0);
 
 	assert_int_equal(weft_exec_cancel(ex, q1), 0);
 	void *r = NULL;
@@ -261,13 +239,13 @@ static void test_cancel_queued_own_loop(void **state)
 	(void)state;
 	weft_exec_t *ex;
 	assert_int_equal(weft_exec_create_uv(&ex, NULL), 0);
-	struct hold h = {WEFT_SEM_INIT(0), WEFT_SEM_INIT(0), 0};
+	wt_hold_t h = WT_HOLD_INIT;
 	hold_pool(ex, &h, POOL);
 	_Atomic int ran = 0;
 	enum { N = 16 };
 	weft_exec_task_t q[N];
 	for (int i = 0; i < N; i++)
-		assert_int_equal(weft_exec_spawn(ex, &q[i], count_fn, &ran, NULL), 0);
+		assert_int_equal(weft_exec_spawn(ex, &q[i], wt_count_fn, &ran, NULL), 0);
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(weft_exec_cancel(ex, q[i]), 0);
 		void *r = NULL;
@@ -284,7 +262,7 @@ static void test_cancel_queued_own_loop(void **state)
 
 struct teardown {
 	weft_exec_t *ex;
-	struct hold *h;
+	wt_hold_t *h;
 	weft_exec_task_t queued, timed; /* a task queued behind the holders, one at a time far away */
 };
 
@@ -322,16 +300,16 @@ static void destroy_busy(uv_loop_t *loop)
 		ex = make_on(loop);
 	else
 		assert_int_equal(weft_exec_create_uv(&ex, NULL), 0);
-	struct hold h = {WEFT_SEM_INIT(0), WEFT_SEM_INIT(0), 0};
+	wt_hold_t h = WT_HOLD_INIT;
 	weft_exec_task_t holder;
-	assert_int_equal(weft_exec_spawn(ex, &holder, hold_fn, &h, NULL), 0);
+	assert_int_equal(weft_exec_spawn(ex, &holder, wt_hold_fn, &h, NULL), 0);
 	assert_int_equal(weft_sem_acquire_until(&h.started, wt_hang_deadline()), 0);
 	hold_pool(ex, &h, POOL - 1);
 	_Atomic int ran = 0;
 	struct teardown d = {.ex = ex, .h = &h};
-	assert_int_equal(weft_exec_spawn(ex, &d.queued, count_fn, &ran, NULL), 0);
-	assert_int_equal(weft_exec_spawn(ex, NULL, count_fn, &ran, NULL), 0);
-	assert_int_equal(weft_exec_spawn_at(ex, &d.timed, weft_now() + 3600 * WEFT_SEC, count_fn, &ran, NULL), 0);
+	assert_int_equal(weft_exec_spawn(ex, &d.queued, wt_count_fn, &ran, NULL), 0);
+	assert_int_equal(weft_exec_spawn(ex, NULL, wt_count_fn, &ran, NULL), 0);
+	assert_int_equal(weft_exec_spawn_at(ex, &d.timed, weft_now() + 3600 * WEFT_SEC, wt_count_fn, &ran, NULL), 0);
 	if (loop) {
 		pthread_t t = start_thread(teardown_release, &d);
 		assert_int_equal(weft_exec_destroy(ex), 0);
@@ -359,7 +337,6 @@ static void test_destroy_busy_callers_loop(void **state)
 {
 	(void)state;
 	uv_loop_t loop;
-	assert_int_equal(uv_loop_init(&loop), 0);
 	destroy_busy(&loop);
 }
 
@@ -394,9 +371,8 @@ static void test_spawn_at_order(void **state)
 {
 	(void)state;
 	uv_loop_t loop;
-	assert_int_equal(uv_loop_init(&loop), 0);
 	weft_exec_t *ex = make_on(&loop);
-	struct hold h = {WEFT_SEM_INIT(0), WEFT_SEM_INIT(0), 0};
+	wt_hold_t h = WT_HOLD_INIT;
 	hold_pool(ex, &h, POOL - 1);
 	struct order o = {.n = 0};
 	weft_time_t base = weft_now() + 2 * WEFT_MSEC;
@@ -426,11 +402,6 @@ static void test_spawn_at_order(void **state)
 
 /* ------------------------------------------------------------ options */
 
-static void *destroy_own(void *a)
-{
-	return (void *)(intptr_t)weft_exec_destroy(a);
-}
-
 static void test_options_and_refusals(void **state)
 {
 	(void)state;
@@ -449,7 +420,7 @@ static void test_options_and_refusals(void **state)
 	assert_string_equal(weft_exec_name(ex), "libuv");
 	weft_exec_task_t t;
 	void *r = NULL;
-	assert_int_equal(weft_exec_spawn(ex, &t, destroy_own, ex, NULL), 0);
+	assert_int_equal(weft_exec_spawn(ex, &t, wt_destroy_own, ex, NULL), 0);
 	assert_int_equal(weft_exec_wait(ex, t, &r), 0);
 	assert_int_equal((intptr_t)r, -EDEADLK);			       /* from its own task */
 	assert_int_equal(weft_exec_spawn(ex, &t, triple, (void *)5, NULL), 0); /* still usable */
