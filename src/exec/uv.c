@@ -45,6 +45,12 @@
  *  - uv_async_send is called under mu and only while !closing; closing is
  *    set (under mu, on the loop) only once stopping and no record is live,
  *    and a push needs a live record: no send reaches a closed handle.
+ *  - Once stop_all has run, the last live record is let go of on the loop
+ *    (after_cb), which then closes the handles: stop_all took every INBOX
+ *    and TIMER record back, and only those are let go of elsewhere (by a
+ *    cancel), by a caller that is one of the executor's tasks (live
+ *    itself, so never the last) or that the POSIX rule keeps out of a
+ *    destroy in progress.
  *  - Every libuv call but uv_async_send is made on the loop's thread.
  *  - Lock order: mu, then libuv's pool locks (uv_queue_work and uv_cancel
  *    are called under mu; libuv calls work_cb, after_cb and the handles'
