@@ -12,7 +12,7 @@
 
 PREFIX ?= /usr/local
 JOBS ?= $(shell nproc)
-DEPS = cmake make gcc pkg-config libcmocka-dev valgrind liburing-dev clang-format
+DEPS = cmake make gcc pkg-config libcmocka-dev valgrind liburing-dev libuv1-dev clang-format
 CMAKE_COMMON = -DCMAKE_C_FLAGS_RELEASE="-O2 -g -DNDEBUG" -DCMAKE_C_FLAGS_DEBUG="-O1 -g"
 
 .PHONY: all deps build run check check-layout check-release check-asan check-tsan bench check-valgrind check-aarch64 install clean
@@ -80,7 +80,7 @@ check-valgrind: build
 # tests are skipped: qemu ignores MADV_GUARD_INSTALL and handles faults on an
 # alternate signal stack its own way; the io tests need io_uring/epoll
 # emulation qemu lacks.
-AARCH64_DEPS = gcc-aarch64-linux-gnu qemu-user libcmocka-dev:arm64
+AARCH64_DEPS = gcc-aarch64-linux-gnu qemu-user libcmocka-dev:arm64 libuv1-dev:arm64
 check-aarch64:
 	@if [ "$$(id -u)" = 0 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then \
 		dpkg --add-architecture arm64 && apt-get update -qq; fi

@@ -7,7 +7,7 @@
  * WEFT_BENCH_VARIANT=stackless|stackful picks the task kind (default: the
  * lightest, stackless; for churn, which is about stacks, stackful); the main
  * body always runs as a coroutine, like Go's main goroutine. WEFT_WORKERS
- * sets the worker count (default: all CPUs). WEFT_BENCH_EXEC=weft|threads
+ * sets the worker count (default: all CPUs). WEFT_BENCH_EXEC=weft|threads|libuv
  * picks exec_spawn's executor (default weft).
  */
 #include <weft.h>
@@ -137,8 +137,10 @@ static void bench_spawn(void)
 /* spawn exactly, with every spawn and the wait going through the executor
  * interface (weft/exec.h): the body is itself a task of the executor, which
  * the main thread waits for with weft_exec_wait. WEFT_BENCH_EXEC picks the
- * backend: weft (default: over a runtime configured as weft_main's) or
- * threads (stackful only: its tasks are jobs on plain threads). */
+ * backend: weft (default: over a runtime configured as weft_main's),
+ * threads or libuv (stackful only: their tasks are jobs on plain threads;
+ * libuv's own loop, so every spawn from the body, a task on libuv's pool,
+ * goes through the inbox). */
 static void *exec_spawn_body(void *a)
 {
 	weft_exec_t *ex = a;
@@ -166,8 +168,9 @@ static int bench_exec_spawn(void)
 {
 	const char *which = getenv("WEFT_BENCH_EXEC");
 	bool threads = which && strcmp(which, "threads") == 0;
-	if (which && *which && !threads && strcmp(which, "weft") != 0) {
-		fprintf(stderr, "FAIL: WEFT_BENCH_EXEC must be weft or threads\n");
+	bool uv = which && strcmp(which, "libuv") == 0;
+	if (which && *which && !threads && !uv && strcmp(which, "weft") != 0) {
+		fprintf(stderr, "FAIL: WEFT_BENCH_EXEC must be weft, threads or libuv\n");
 		return 2;
 	}
 	weft_runtime_t *rt;
@@ -178,6 +181,9 @@ static int bench_exec_spawn(void)
 	if (threads) {
 		stackful = true;
 		e = weft_exec_create_threads(&ex, NULL);
+	} else if (uv) {
+		stackful = true;
+		e = weft_exec_create_uv(&ex, NULL); /* -ENOTSUP: built with -DWEFT_LIBUV=OFF */
 	} else {
 		e = weft_exec_create_runtime(&ex, rt);
 	}

@@ -3,8 +3,8 @@
  * A component that starts work (the server helper, subprocess forwarding,
  * later the distribution node) takes a weft_exec_t instead of calling one
  * runtime. The same component then runs on weft's scheduler, in a
- * deterministic simulation of it, or on plain threads (weft/executors.h
- * makes those; libuv's is to come, through the same ops table). A
+ * deterministic simulation of it, on plain threads or on libuv's thread
+ * pool (weft/executors.h makes those, through the same ops table). A
  * program can wrap another runtime with weft_exec_create (the ops table at
  * the end of this header). The interface sits on the core's rung so that
  * io can take an executor; the backends live in src/exec/ (docs/exec.md).
@@ -21,9 +21,11 @@
  * Who may call. Every call may be made from any thread and from any task of
  * any executor, unless the executor says otherwise (a sim executor: only
  * its owner thread and its own tasks, others get -EPERM; a libuv executor:
- * wait and sleep from its loop's thread are -EDEADLK). A blocking call (wait,
- * sleep) parks a weft task, blocks a plain thread, and in a stackless task
- * returns -EPERM when it would have to wait (its _step form waits).
+ * wait and sleep from its loop's thread are -EDEADLK when they would block,
+ * and on the caller's loop, destroy only from the loop's thread). A
+ * blocking call (wait, sleep) parks a weft task, blocks a plain thread,
+ * and in a stackless task returns -EPERM when it would have to wait (its
+ * _step form waits).
  *
  * Lifetime. The creator owns the executor and destroys it
  * (weft_exec_destroy) once no call on it is in progress from outside its
@@ -169,7 +171,7 @@ int weft_exec_sleep_until(weft_exec_t *ex, weft_time_t deadline);
 
 /* WEFT_EXEC_CAP_* flags (>= 0), or -EINVAL. */
 int weft_exec_caps(const weft_exec_t *ex);
-/* "weft", "sim", "threads", a custom backend's name; "invalid" for NULL
+/* "weft", "sim", "threads", "libuv", a custom backend's name; "invalid" for NULL
  * or a destroyed executor. Never NULL; the string is static (or the
  * backend's). */
 const char *weft_exec_name(const weft_exec_t *ex);

@@ -1,6 +1,7 @@
 /* weft/executors.h - the executors weft provides (weft/exec.h is the
  * interface): weft's own scheduler, the same scheduler as a deterministic
- * simulation (sim), and a pool of plain threads (libuv's is to come).
+ * simulation (sim), a pool of plain threads, and libuv's thread pool and
+ * loop.
  * docs/exec.md says what each is for. */
 #ifndef WEFT_EXECUTORS_H
 #define WEFT_EXECUTORS_H
@@ -79,6 +80,44 @@ typedef struct weft_exec_threads_opts {
  * its own tasks. Caps: OWNS_TASKS | REAL_IO. -EINVAL: out NULL, a value
  * out of range; -E2BIG; -ENOMEM. */
 int weft_exec_create_threads(weft_exec_t **out, const weft_exec_threads_opts_t *opts);
+
+/* libuv: tasks run on libuv's thread pool (uv_queue_work: 4 threads unless
+ * UV_THREADPOOL_SIZE says otherwise, shared by every loop of the process),
+ * spawn_at's timers on a libuv loop. <uv.h> stays out of weft's headers:
+ * struct uv_loop_s is uv_loop_t. Sized (docs/api.md); opts NULL: all
+ * defaults. */
+struct uv_loop_s;
+typedef struct weft_exec_uv_opts {
+	size_t size; /* 0 or sizeof(weft_exec_uv_opts_t) */
+	struct uv_loop_s *
+		loop; /* the caller's loop, which the caller runs; NULL: a loop of the executor's own, on a thread of its own */
+} weft_exec_uv_opts_t;
+/* Tasks run as plain threads of libuv's pool (their weft calls block the
+ * thread). Spawns from other threads than the loop's reach the loop through
+ * a uv_async_t; a task's end is published on its pool thread, so waits do
+ * not need the loop to turn. Cancel takes a task that has not started (not
+ * yet handed to the pool, still queued in it: uv_cancel, or a spawn_at task
+ * before its time) out: it never runs (result -ECANCELED); a running one
+ * only gets the flag weft_exec_cancelled() reads. On the loop's thread, a
+ * wait or sleep that would have to block returns -EDEADLK (it would stall
+ * the loop). Destroy cancels what has not started, waits for the running
+ * tasks and closes the executor's libuv handles; -EDEADLK from one of its
+ * own tasks. With the caller's loop:
+ *  - create and destroy must be called on the thread that runs the loop,
+ *    outside the loop's callbacks (libuv's rule: uv_run is not
+ *    reentrant); destroy from another thread is -EPERM (ex stays usable),
+ *    and destroy runs the loop (UV_RUN_ONCE) until the executor's handles
+ *    are closed, which runs the program's other callbacks too;
+ *  - the loop's thread is the thread that called create: run the loop on
+ *    that thread, a plain thread (not a coroutine, which may move);
+ *  - the executor's inbox does not keep the loop alive (uv_unref): queued
+ *    work and armed spawn_at timers do, and spawns from other threads start
+ *    when the loop next runs.
+ * With its own loop, every call may come from any thread. Caps: OWNS_TASKS
+ * | REAL_IO. -EINVAL: out NULL, opts->size below the first version; -E2BIG;
+ * -ENOMEM; libuv's errors (negative errno); -ENOTSUP: weft was built
+ * without libuv (-DWEFT_LIBUV=OFF). */
+int weft_exec_create_uv(weft_exec_t **out, const weft_exec_uv_opts_t *opts);
 
 #ifdef __cplusplus
 }

@@ -169,7 +169,7 @@ static void run_on(const wt_backend_t *b)
 	struct args a = {.gate = WEFT_SEM_INIT(0)};
 	int e = b->make(&a.ex, rt);
 	if (e == -ENOTSUP) {
-		fprintf(stderr, "  %s: skipped (weft was built without it)\n", b->name);
+		fprintf(stderr, "  %s: skipped (weft was built without it: -DWEFT_LIBUV=OFF)\n", b->name);
 		assert_int_equal(weft_runtime_stop(rt), 0);
 		return;
 	}

@@ -464,24 +464,6 @@ static void test_custom_ops(void **state)
 
 /* ------------------------------------------------------------ threads */
 
-struct held {
-	weft_sem_t started, gate;
-	_Atomic int ran;
-};
-
-static void *hold_thread(void *a)
-{
-	struct held *h = a;
-	weft_sem_release(&h->started, 1);
-	return (void *)(intptr_t)weft_sem_acquire_until(&h->gate, wt_hang_deadline());
-}
-
-static void *count_run(void *a)
-{
-	atomic_fetch_add(&((struct held *)a)->ran, 1);
-	return (void *)1;
-}
-
 /* A pool of one thread, held: a task queued behind it is cancelled before
  * it starts, and never runs (result -ECANCELED); one left queued at
  * destroy is cancelled too, while the running one is waited for. */
@@ -491,12 +473,13 @@ static void test_threads_cancel_queued(void **state)
 	weft_exec_t *ex;
 	weft_exec_threads_opts_t o = {.size = sizeof o, .max_threads = 1, .idle = WEFT_NEVER};
 	assert_int_equal(weft_exec_create_threads(&ex, &o), 0);
-	struct held h = {WEFT_SEM_INIT(0), WEFT_SEM_INIT(0), 0};
+	wt_hold_t h = WT_HOLD_INIT;
+	_Atomic int ran = 0;
 	weft_exec_task_t hold, q1, q2;
-	assert_int_equal(weft_exec_spawn(ex, &hold, hold_thread, &h, NULL), 0);
+	assert_int_equal(weft_exec_spawn(ex, &hold, wt_hold_fn, &h, NULL), 0);
 	assert_int_equal(weft_sem_acquire_until(&h.started, wt_hang_deadline()), 0);
-	assert_int_equal(weft_exec_spawn(ex, &q1, count_run, &h, NULL), 0);
-	assert_int_equal(weft_exec_spawn(ex, &q2, count_run, &h, NULL), 0);
+	assert_int_equal(weft_exec_spawn(ex, &q1, wt_count_fn, &ran, NULL), 0);
+	assert_int_equal(weft_exec_spawn(ex, &q2, wt_count_fn, &ran, NULL), 0);
 	assert_int_equal(weft_exec_cancel(ex, q1), 0);
 	void *r = NULL;
 	assert_int_equal(weft_exec_wait(ex, q1, &r), 0);
@@ -506,12 +489,7 @@ static void test_threads_cancel_queued(void **state)
 	assert_int_equal(weft_exec_wait(ex, hold, &r), 0);
 	assert_int_equal((intptr_t)r, 0);
 	assert_int_equal(weft_exec_destroy(ex), 0);
-	assert_true(atomic_load(&h.ran) <= 1); /* q2 ran, or was cancelled at destroy; q1 never */
-}
-
-static void *destroy_own(void *a)
-{
-	return (void *)(intptr_t)weft_exec_destroy(a);
+	assert_true(atomic_load(&ran) <= 1); /* q2 ran, or was cancelled at destroy; q1 never */
 }
 
 static void test_threads_destroy_from_own_task(void **state)
@@ -521,7 +499,7 @@ static void test_threads_destroy_from_own_task(void **state)
 	assert_int_equal(weft_exec_create_threads(&ex, NULL), 0);
 	weft_exec_task_t t;
 	void *r = NULL;
-	assert_int_equal(weft_exec_spawn(ex, &t, destroy_own, ex, NULL), 0);
+	assert_int_equal(weft_exec_spawn(ex, &t, wt_destroy_own, ex, NULL), 0);
 	assert_int_equal(weft_exec_wait(ex, t, &r), 0);
 	assert_int_equal((intptr_t)r, -EDEADLK);
 	assert_string_equal(weft_exec_name(ex), "threads"); /* still usable */

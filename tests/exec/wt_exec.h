@@ -35,9 +35,18 @@ static int wt_make_threads(weft_exec_t **ex, weft_runtime_t *rt)
 	return weft_exec_create_threads(ex, NULL);
 }
 
+/* libuv: a loop of the executor's own (tests/exec/test_uv.c runs the
+ * caller's-loop mode itself); -ENOTSUP when weft was built without it. */
+static int wt_make_uv(weft_exec_t **ex, weft_runtime_t *rt)
+{
+	(void)rt;
+	return weft_exec_create_uv(ex, NULL);
+}
+
 static const wt_backend_t wt_backends[] = {
 	{"weft", wt_make_weft},
 	{"threads", wt_make_threads},
+	{"libuv", wt_make_uv},
 };
 #define WT_NBACKENDS (sizeof wt_backends / sizeof wt_backends[0])
 
@@ -96,7 +105,7 @@ static inline void wt_exec_run(const wt_backend_t *b, wt_exec_body_t body, unsig
 	weft_exec_t *ex;
 	int e = b->make(&ex, rt);
 	if (e == -ENOTSUP) {
-		fprintf(stderr, "  %s: skipped (weft was built without it)\n", b->name);
+		fprintf(stderr, "  %s: skipped (weft was built without it: -DWEFT_LIBUV=OFF)\n", b->name);
 		assert_int_equal(weft_runtime_stop(rt), 0);
 		return;
 	}
@@ -124,6 +133,40 @@ static inline void wt_exec_run(const wt_backend_t *b, wt_exec_body_t body, unsig
 	}
 	assert_int_equal(weft_exec_destroy(ex), 0);
 	assert_int_equal(weft_runtime_stop(rt), 0);
+}
+
+/* Tasks that hold their thread (a pool backend's) until the test opens the
+ * gate: each tells `started`, waits for `gate` (the hang guard bounds it)
+ * and counts itself in `done`; its result is the wait's. */
+typedef struct wt_hold {
+	weft_sem_t started, gate;
+	_Atomic int done;
+} wt_hold_t;
+#define WT_HOLD_INIT                                                                                                   \
+	{                                                                                                              \
+		WEFT_SEM_INIT(0), WEFT_SEM_INIT(0), 0                                                                  \
+	}
+
+static inline void *wt_hold_fn(void *a)
+{
+	wt_hold_t *h = a;
+	weft_sem_release(&h->started, 1);
+	int e = weft_sem_acquire_until(&h->gate, wt_hang_deadline());
+	atomic_fetch_add(&h->done, 1);
+	return (void *)(intptr_t)e;
+}
+
+/* A task that counts its runs in the _Atomic int at a; result 1. */
+static inline void *wt_count_fn(void *a)
+{
+	atomic_fetch_add((_Atomic int *)a, 1);
+	return (void *)1;
+}
+
+/* A task that destroys its own executor (a): the result is destroy's. */
+static inline void *wt_destroy_own(void *a)
+{
+	return (void *)(intptr_t)weft_exec_destroy(a);
 }
 
 /* wt_exec_run on every backend; fails the test if a check failed. */

@@ -1,6 +1,6 @@
 /* test_server.c - the server helper: echo under a connection limit, graceful
- * stop (and forced at the deadline), connections on the weft and threads
- * executors, EMFILE recovery,
+ * stop (and forced at the deadline), connections on the weft, threads and
+ * libuv executors, EMFILE recovery,
  * cancellation of the accept loop, bad input. */
 #include "io/wt_io.h"
 
@@ -200,9 +200,10 @@ static void test_stop(void **state)
 /* ------------------------------------------------------------ executors */
 
 /* The server on each executor: connection tasks as coroutines of the
- * runtime (a weft executor), and as plain threads of a pool (threads). A
- * counting wrapper around each one checks that every connection went
- * through it. */
+ * runtime (a weft executor), as plain threads of a pool (threads), and as
+ * work on libuv's pool of 4 threads (libuv: the 10 connections take turns,
+ * each holding a pool thread until its client is done). A counting wrapper
+ * around each one checks that every connection went through it. */
 struct counted {
 	weft_exec_t *inner;
 	_Atomic int spawns;
@@ -281,11 +282,27 @@ static void *executor_threads_main(void *a)
 	return NULL;
 }
 
+static void *executor_uv_main(void *a)
+{
+	(void)a;
+	weft_exec_t *ex;
+	int e = weft_exec_create_uv(&ex, NULL);
+	if (e == -ENOTSUP) {
+		fprintf(stderr, "  libuv: skipped (weft was built without it: -DWEFT_LIBUV=OFF)\n");
+		return NULL;
+	}
+	TCHECK_EQ(e, 0);
+	executor_main(ex);
+	TCHECK_EQ(weft_exec_destroy(ex), 0); /* waits for the connection tasks to end */
+	return NULL;
+}
+
 static void test_executors(void **state)
 {
 	(void)state;
 	wt_run(executor_weft_main, NULL, 2);
 	wt_run(executor_threads_main, NULL, 2);
+	wt_run(executor_uv_main, NULL, 2);
 }
 
 /* ------------------------------------------------------------ EMFILE */
@@ -401,6 +418,12 @@ static void test_cancel_bad_input(void **state)
 
 int main(void)
 {
+	/* libuv opens a pipe for the whole process with its first loop (the
+	 * lock of its signal handling) and keeps it: open it before the tests
+	 * count descriptors. */
+	weft_exec_t *ex;
+	if (weft_exec_create_uv(&ex, NULL) == 0)
+		assert_int_equal(weft_exec_destroy(ex), 0);
 	const struct CMUnitTest tests[] = {
 		WT_IO_TEST(test_limit),
 		WT_IO_TEST(test_stop),
