@@ -92,6 +92,12 @@ int main(void)
 	show(ex, v);
 	CHECK(weft_exec_destroy(ex));
 
+	/* libuv's thread pool, on a loop the executor runs on a thread of its
+	 * own (a program that has a loop passes it in the options). */
+	CHECK(weft_exec_create_uv(&ex, NULL));
+	show(ex, v);
+	CHECK(weft_exec_destroy(ex));
+
 	/* The simulation: every task on this thread, in an order drawn from
 	 * the seed, on a virtual clock (the hour costs nothing). */
 	CHECK(weft_exec_create_sim(&ex, &(weft_exec_sim_opts_t){.size = sizeof(weft_exec_sim_opts_t), .seed = 42}));
