@@ -120,13 +120,15 @@ int weft_exec_spawn_at(weft_exec_t *ex, weft_exec_task_t *out, weft_time_t at, w
  * may be waited for again); -ECANCELED (the caller was cancelled; t keeps
  * running and may be waited for again); -ESRCH (t was waited for or
  * detached, or its record is gone); -EINVAL (ex NULL or destroyed, t of
- * another executor, t NONE); -EPERM (a stackless task, when t has not
- * ended: use the _step form; a sim executor from a thread that is not its
- * owner); -EDEADLK (t is the caller itself; a sim's owner thread, when
- * nothing in the sim can end the wait; libuv: from the loop's thread, when
- * t has not ended). Tasks of every backend can be waited for from tasks of
- * every backend and from plain threads, except that a sim task may wait
- * only for tasks of its own sim. */
+ * another executor, t NONE); -EPERM (when t has not ended: a stackless
+ * task (use the _step form); a task or the owner thread of a simulation,
+ * when t is not a task of that simulation; and a sim executor from a
+ * thread that is not its owner); -EDEADLK (t is the caller itself; a sim's
+ * owner thread, when nothing in the sim can end the wait; libuv: from the
+ * loop's thread, when t has not ended). Tasks of every backend can be
+ * waited for from tasks of every backend and from plain threads, except
+ * that a simulation's tasks and owner thread wait only for tasks of their
+ * own simulation. */
 int weft_exec_wait(weft_exec_t *ex, weft_exec_task_t t, void **result);
 int weft_exec_wait_until(weft_exec_t *ex, weft_exec_task_t t, void **result, weft_time_t deadline);
 /* The step form (weft/sched.h, "Step forms"): -EINPROGRESS registered,
@@ -145,8 +147,10 @@ int weft_exec_detach(weft_exec_t *ex, weft_exec_task_t t);
  *    call returns -ECANCELED (sticky), as weft_cancel.
  *  - t runs, no INTERRUPT: only a flag is set, which fn may poll with
  *    weft_exec_cancelled().
- * 0; -ESRCH (t has ended and was waited for, or is unknown); -ENOTSUP (a
- * custom backend without cancel); -EINVAL as above. */
+ * 0; -ESRCH (t has ended, so there is nothing to cancel, as weft_cancel
+ * says - a handle not waited for yet must still be waited for or
+ * detached - or t is unknown); -ENOTSUP (a custom backend without
+ * cancel); -EINVAL as above. */
 int weft_exec_cancel(weft_exec_t *ex, weft_exec_task_t t);
 /* Whether the calling task, of whatever executor, has been cancelled
  * (false outside executor tasks and weft tasks). */
@@ -182,9 +186,12 @@ const char *weft_exec_name(const weft_exec_t *ex);
  *  - weft: the tasks belong to the runtime. It neither waits for nor
  *    cancels them; stop the runtime, or wait for the handles first.
  * Handles of ex are dead afterwards (-EINVAL). 0; -EINVAL (NULL,
- * destroyed already); -EDEADLK (a backend that waits, called from one of
- * ex's own tasks: ex stays usable); -EPERM (sim: not its owner thread;
- * libuv with the caller's loop: not the loop's thread; ex stays usable). */
+ * destroyed already); -EBUSY (another destroy of ex is in progress: it may
+ * still be refused, so ex may be usable again); -EDEADLK (a backend that
+ * waits, called from one of ex's own tasks: ex stays usable); -EPERM (sim:
+ * not its owner thread; libuv with the caller's loop: not the loop's
+ * thread; ex stays usable). While a destroy runs, even one about to be
+ * refused, spawns fail with -ESHUTDOWN. */
 int weft_exec_destroy(weft_exec_t *ex);
 
 /* ------------------------------------------------------------ writing a backend */

@@ -15,7 +15,9 @@ extern "C" {
 
 /* weft: tasks are coroutines (and stackless tasks) of runtime rt (NULL: the
  * current runtime at this call; none: -ESHUTDOWN). The executor does not
- * own rt: rt must outlive it, and once rt stops, spawns return -ESHUTDOWN.
+ * own rt: rt must outlive it. Once rt stops, spawns return -ESHUTDOWN -
+ * until a runtime started later takes rt's place (weft_runtime_t structs
+ * are reused, sched.h): destroy the executor before stopping rt.
  * spawn_blocking runs fn on rt's blocking pool (weft_blocking) from a
  * coroutine that waits for it. Destroy neither waits for nor cancels the
  * tasks (they are rt's). Caps: STEP | PARK | INTERRUPT | REAL_IO; over a

@@ -169,6 +169,7 @@ typedef struct weft_sim_info {
 	uint64_t steps;	    /* task runs so far */
 	weft_time_t now;    /* the virtual clock */
 	uint64_t deadlocks; /* times a wait found nothing to run while tasks waited */
+	uint64_t id;	    /* this sim's number, never another's in the process (weft_runtime_t structs are reused) */
 } weft_sim_info_t;
 enum { WEFT_SIM_TRACE = 1 /* one line per task run: seed, step, clock, task, name, action */ };
 /* Run sim runtime rt on the calling thread until no task is left (0), the
@@ -236,8 +237,9 @@ int weft_go(weft_fn_t fn, void *arg);
  * from a plain thread it blocks the thread. Errors: -ESRCH (no such task, or
  * already joined), -EINVAL (t is detached, or t is the caller), -ECANCELED
  * (the caller was cancelled: t keeps running and can be joined later),
- * -ETIMEDOUT (weft_join_until; a past deadline polls), -EPERM (a stackless
- * task in weft_join or weft_join_until, when t has not finished). A task
+ * -ETIMEDOUT (weft_join_until; a past deadline polls), -EPERM (when t has
+ * not finished: a stackless task in weft_join or weft_join_until; a task
+ * or the owner thread of a simulation, when t is another runtime's). A task
  * that was cancelled and exited through weft_exit or returned still
  * delivers its result. */
 int weft_join(weft_task_t t, void **result);

@@ -24,7 +24,10 @@
  * the pool) -> RUNNING -> DONE. A cancel sets the flag; a TIMER record is
  * taken out of the list here, an INBOX or QUEUED one by the backend's take
  * (weft__take_fn), which says whether the pool still holds it. A record
- * taken back ends with the result -ECANCELED. A record cancelled after the
+ * taken back moves to ENDING under mu, in the same critical section, and
+ * ends with the result -ECANCELED once mu is let go: from ENDING on it is
+ * in no list, and every other cancel (or destroy's cancel of everything)
+ * finds it past RUNNING and leaves it alone. A record cancelled after the
  * pool took it but before it ran never runs either (weft__rec_run checks
  * the flag as it moves to RUNNING, under mu); a RUNNING one only has the
  * flag, which weft_exec_cancelled() reads.
@@ -223,6 +226,7 @@ void weft__rec_complete(weft__rec *r, void *result)
 	weft__recs *t = r->tab;
 	pthread_mutex_lock(&t->mu);
 	assert(r->used && r->refs > 0 && r->state != WEFT__REC_DONE);
+	assert(r->state == WEFT__REC_RUNNING || r->state == WEFT__REC_ENDING || r->state == WEFT__REC_QUEUED);
 	r->result = result;
 	r->state = WEFT__REC_DONE;
 	pthread_mutex_unlock(&t->mu);
@@ -315,6 +319,8 @@ int weft__recs_wait(weft__recs *t, uint64_t id, void **result, weft_time_t deadl
 			e = refuse;
 		if (!e && !o && !weft_can_park())
 			e = -EPERM;
+		if (!e && weft_runtime_is_sim(weft_runtime_current()))
+			e = -EPERM; /* a sim's thread: the pool thread's wake could not reach it */
 		if (e) {
 			r->handle = WEFT__H_LIVE; /* t keeps running, and may be waited for again */
 			pthread_mutex_unlock(&t->mu);
@@ -353,17 +359,21 @@ int weft__recs_detach(weft__recs *t, uint64_t id)
 	return e;
 }
 
-/* Under mu: set r's flag and take it back if it has not run. */
+/* Under mu: set r's flag and take it back if it has not run (ENDING
+ * then: taken is the caller's to call, once, after unlocking). */
 static int take_back(weft__recs *t, weft__rec *r, weft__take_fn take, void *ctx)
 {
 	atomic_store_explicit(&r->cancelled, true, memory_order_relaxed);
+	int how = WEFT__TAKE_NONE;
 	if (r->state == WEFT__REC_TIMER) {
 		timer_remove(t, r);
-		return WEFT__TAKE_OUT;
+		how = WEFT__TAKE_OUT;
+	} else if (r->state == WEFT__REC_INBOX || r->state == WEFT__REC_QUEUED) {
+		how = take(ctx, r);
 	}
-	if (r->state == WEFT__REC_INBOX || r->state == WEFT__REC_QUEUED)
-		return take(ctx, r);
-	return WEFT__TAKE_NONE;
+	if (how != WEFT__TAKE_NONE)
+		r->state = WEFT__REC_ENDING;
+	return how;
 }
 
 /* Without mu: end a record that take_back took, the way it says. */
@@ -380,9 +390,15 @@ int weft__recs_cancel(weft__recs *t, uint64_t id, weft__take_fn take, void *ctx)
 {
 	pthread_mutex_lock(&t->mu);
 	weft__rec *r = weft__recs_lookup(t, id);
+	/* Unknown, or ended (weft_cancel's answer too; it may still be
+	 * waited for): -ESRCH. Being ended by another cancel: done. */
 	if (!r || r->state == WEFT__REC_DONE) {
 		pthread_mutex_unlock(&t->mu);
 		return -ESRCH;
+	}
+	if (r->state == WEFT__REC_ENDING) {
+		pthread_mutex_unlock(&t->mu);
+		return 0;
 	}
 	int how = take_back(t, r, take, ctx);
 	pthread_mutex_unlock(&t->mu);

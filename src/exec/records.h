@@ -16,6 +16,7 @@ enum {
 	WEFT__REC_TIMER,   /* spawn_at: in the table's timer list until its time */
 	WEFT__REC_QUEUED,  /* handed to the pool (the tpool's FIFO, uv_queue_work) */
 	WEFT__REC_RUNNING, /* a pool thread runs fn */
+	WEFT__REC_ENDING,  /* taken back by a cancel: to be completed -ECANCELED, outside mu */
 	WEFT__REC_DONE	   /* the result is published */
 };
 

@@ -173,6 +173,9 @@ int weft__exec_over(weft_exec_t **out, weft_runtime_t *rt, const char *name, uns
 		.joinable = {.runtime = rt},
 		.detached = {.runtime = rt, .detached = true},
 	};
+	weft_sim_info_t si = {.size = sizeof si};
+	if (weft_runtime_is_sim(rt) && weft_sim_info(rt, &si) == 0)
+		x->sim_id = si.id;
 	int r = weft_exec_create(out, &ops, x);
 	if (r < 0)
 		free(x);

@@ -10,6 +10,7 @@
 struct rt_exec {
 	weft_runtime_t *rt;
 	weft_spawn_opts_t joinable, detached; /* default options, prepared */
+	uint64_t sim_id; /* over a sim: its weft_sim_info id, to tell it from a later sim in rt's struct */
 };
 
 /* An executor of the weft backend's ops over rt (live), named `name` (a

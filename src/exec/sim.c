@@ -32,23 +32,33 @@ const char weft__exec_sim_name[] = "sim";
 	(WEFT_EXEC_CAP_STEP | WEFT_EXEC_CAP_PARK | WEFT_EXEC_CAP_INTERRUPT | WEFT_EXEC_CAP_DETERMINISTIC |             \
 	 WEFT_EXEC_CAP_OWNS_TASKS)
 
-/* Whether rt is still a live sim of the calling thread's. */
-static bool still_ours(weft_runtime_t *rt)
+/* Whether x's sim is still live, and the calling thread's: -EPERM (live,
+ * another thread's), 1 (yes), 0 (stopped already, through
+ * weft_exec_runtime: rt's struct may hold a later sim by now). */
+static int still_ours(const struct rt_exec *x)
 {
 	weft_sim_info_t i = {.size = sizeof i};
-	return weft_sim_info(rt, &i) == 0;
+	int e = weft_sim_info(x->rt, &i);
+	if (e == -EPERM)
+		return e;
+	return e == 0 && i.id == x->sim_id;
 }
 
 static int sim_destroy(void *ctx)
 {
 	struct rt_exec *x = ctx;
-	/* Cancels every task and runs the sim until they have ended. */
-	int r = weft_runtime_stop(x->rt);
-	if (r == -EPERM || (r < 0 && still_ours(x->rt)))
-		return r; /* refused before it began: nothing changed */
+	int ours = still_ours(x);
+	if (ours < 0)
+		return ours; /* another thread's: refused, nothing changed */
+	if (ours) {
+		/* Cancels every task and runs the sim until they have ended. */
+		int r = weft_runtime_stop(x->rt);
+		if (r < 0 && still_ours(x) == 1)
+			return r; /* refused before it began: nothing changed */
+	}
 	/* Stopped; or abandoned (-EDEADLK, reported on stderr); or stopped
 	 * already through weft_exec_runtime (-EINVAL). Not live either way. */
-	assert(!still_ours(x->rt));
+	assert(still_ours(x) != 1);
 	free(x);
 	return 0;
 }

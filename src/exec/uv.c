@@ -260,6 +260,7 @@ static void drain(struct ux *x)
 		if (u->r.state == WEFT__REC_INBOX) {
 			queue_work(x, u);
 		} else if (u->r.state == WEFT__REC_QUEUED && cancel_work(x, u)) {
+			u->r.state = WEFT__REC_ENDING; /* (records.c: no other cancel takes it now) */
 			u->inbox_next = cancelled;
 			cancelled = u;
 		}

@@ -361,7 +361,7 @@ int weft_exec_destroy(weft_exec_t *ex)
 		return -EINVAL;
 	int expect = EXEC_LIVE;
 	if (!atomic_compare_exchange_strong(&ex->state, &expect, EXEC_STOPPING))
-		return -EINVAL; /* destroyed already, or being destroyed */
+		return expect == EXEC_STOPPING ? -EBUSY : -EINVAL; /* being destroyed; destroyed already */
 	int r = ex->ops.destroy(ex->ctx);
 	if (r < 0) {
 		atomic_store(&ex->state, EXEC_LIVE); /* refused: still usable */

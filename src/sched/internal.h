@@ -536,6 +536,7 @@ struct weft_sim {
 	uint64_t hash;	    /* FNV-1a of the schedule */
 	uint64_t steps;	    /* task runs */
 	uint64_t deadlocks; /* waits that found nothing to run */
+	uint64_t id;	    /* weft_sim_info's: from a process-wide count */
 	weft_time_t run_ns; /* each run costs [0, run_ns) of virtual time */
 	int trace_fd;	    /* -1: no trace */
 	bool driving;	    /* inside weft__sim_drive (then weft__self_worker is the worker) */

@@ -101,6 +101,8 @@ int weft__sim_create(struct weft_runtime *rt, const weft_config_t *c)
 	sm->rng = weft__mix64(sm->seed ^ 0x5eedc10c);
 	if (!sm->rng)
 		sm->rng = 1;
+	static _Atomic uint64_t next_id = 1;
+	sm->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
 	sm->rt = rt;
 	sm->hash = FNV_OFFSET;
 	sm->now = CLOCK_START + (weft_time_t)(sim_rand(sm) % (uint64_t)WEFT_MSEC);
@@ -482,6 +484,7 @@ int weft_sim_info(weft_runtime_t *rt, weft_sim_info_t *out)
 		.steps = sm->steps,
 		.now = sm->now,
 		.deadlocks = sm->deadlocks,
+		.id = sm->id,
 	};
 	memcpy(out, &v, (size_t)n);
 	return 0;

@@ -909,6 +909,8 @@ static int join_start(weft_task *t, void **result, weft_time_t deadline, weft_op
 		err = -ETIMEDOUT; /* a past deadline polls */
 	else if (!op && !weft_can_park())
 		err = -EPERM; /* a stackless task: weft_join_step */
+	else if (unlikely(weft__sim_mine != NULL) && !weft__sim_ours(weft__task_rt(t)))
+		err = -EPERM; /* a sim's thread: t's end would wake it from another thread */
 	weft_task_aux *x = err ? NULL : weft__task_aux(t);
 	if (!x) {
 		atomic_store(&t->handle, WEFT_H_LIVE);

@@ -6,6 +6,7 @@
  * itself (tests/exec/wt_exec.h). */
 #include "wt_exec.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 static void *triple(void *a)
@@ -661,6 +662,147 @@ static void test_sim_waits_deadlocks_and_destroy(void **state)
 	assert_int_equal(weft_exec_destroy(ex), 0);
 }
 
+/* ------------------------------------------------------------ probe faults */
+
+/* Two threads cancel one handle at once (every call may come from any
+ * thread): the task is taken back once, ends -ECANCELED once, and neither
+ * cancel fails otherwise. On the pool backends a cancel takes a TIMER or
+ * INBOX record out of its list and completes it after unlocking: the
+ * other cancel must not take it out again. */
+static weft_exec_t *race_ex;
+static weft_exec_task_t race_task;
+static pthread_barrier_t race_go, race_done;
+static _Atomic bool race_stop;
+static _Atomic long race_bad;
+
+static void *race_canceller(void *a)
+{
+	(void)a;
+	for (;;) {
+		pthread_barrier_wait(&race_go);
+		if (atomic_load(&race_stop))
+			return NULL;
+		int rc = weft_exec_cancel(race_ex, race_task);
+		if (rc != 0 && rc != -ESRCH)
+			atomic_fetch_add(&race_bad, 1);
+		pthread_barrier_wait(&race_done);
+	}
+}
+
+static void *one(void *a)
+{
+	(void)a;
+	return (void *)1;
+}
+
+static void cancel_race(const wt_backend_t *b, bool at)
+{
+	weft_runtime_t *rt;
+	assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.workers = 2}), 0);
+	int e = b->make(&race_ex, rt);
+	if (e == -ENOTSUP) {
+		assert_int_equal(weft_runtime_stop(rt), 0);
+		return;
+	}
+	assert_int_equal(e, 0);
+	atomic_store(&race_stop, false);
+	atomic_store(&race_bad, 0);
+	pthread_barrier_init(&race_go, NULL, 3);
+	pthread_barrier_init(&race_done, NULL, 3);
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, race_canceller, NULL), 0);
+	for (long i = 0; i < WT_SIZE3(20000, 4000, 1000); i++) {
+		if (at)
+			assert_int_equal(weft_exec_spawn_at(race_ex, &race_task, WEFT_NEVER, one, NULL, NULL), 0);
+		else
+			assert_int_equal(weft_exec_spawn(race_ex, &race_task, one, NULL, NULL), 0);
+		pthread_barrier_wait(&race_go);
+		pthread_barrier_wait(&race_done);
+		void *r = NULL;
+		assert_int_equal(weft_exec_wait(race_ex, race_task, &r), 0);
+		/* Before its time: taken back, never run. A plain spawn: ran, or not. */
+		if (at || (intptr_t)r != 1)
+			assert_int_equal((intptr_t)r, -ECANCELED);
+	}
+	atomic_store(&race_stop, true);
+	pthread_barrier_wait(&race_go);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	assert_int_equal(atomic_load(&race_bad), 0);
+	pthread_barrier_destroy(&race_go);
+	pthread_barrier_destroy(&race_done);
+	assert_int_equal(weft_exec_destroy(race_ex), 0);
+	assert_int_equal(weft_runtime_stop(rt), 0);
+}
+
+static void test_cancel_races_cancel(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < WT_NBACKENDS; i++) {
+		cancel_race(&wt_backends[i], true);
+		cancel_race(&wt_backends[i], false);
+	}
+}
+
+/* A task of a sim (or its owner thread) cannot wait for a task of another
+ * executor that has not ended: the end would wake it from another thread.
+ * -EPERM, and nothing else changes (it can be waited for from elsewhere). */
+static weft_exec_t *other_ex;
+static weft_sem_t other_sem = WEFT_SEM_INIT(0);
+
+static void *held(void *a)
+{
+	(void)a;
+	return (void *)(intptr_t)weft_sem_acquire(&other_sem);
+}
+
+static void *sim_waits_other(void *a)
+{
+	return (void *)(intptr_t)weft_exec_wait(other_ex, *(weft_exec_task_t *)a, NULL);
+}
+
+static void test_sim_waits_only_for_its_own(void **state)
+{
+	(void)state;
+	assert_int_equal(weft_exec_create_threads(&other_ex, NULL), 0);
+	weft_exec_task_t t;
+	assert_int_equal(weft_exec_spawn(other_ex, &t, held, NULL, NULL), 0);
+	weft_exec_t *sim;
+	assert_int_equal(weft_exec_create_sim(&sim, NULL), 0);
+	weft_exec_task_t s;
+	assert_int_equal(weft_exec_spawn(sim, &s, sim_waits_other, &t, NULL), 0);
+	void *r;
+	assert_int_equal(weft_exec_wait(sim, s, &r), 0);
+	assert_int_equal((intptr_t)r, -EPERM);			     /* its task */
+	assert_int_equal(weft_exec_wait(other_ex, t, NULL), -EPERM); /* the owner thread */
+	assert_int_equal(weft_exec_destroy(sim), 0);
+	assert_int_equal(weft_sem_release(&other_sem, 1), 0);
+	assert_int_equal(weft_exec_wait(other_ex, t, &r), 0); /* not a sim's thread any more */
+	assert_int_equal((intptr_t)r, 0);
+	assert_int_equal(weft_exec_destroy(other_ex), 0);
+}
+
+/* A sim executor whose runtime was stopped through weft_exec_runtime, and
+ * whose runtime struct a later sim of the thread took: its destroy must
+ * not stop the later sim. */
+static void test_sim_stale_destroy(void **state)
+{
+	(void)state;
+	weft_exec_t *a, *b;
+	assert_int_equal(weft_exec_create_sim(&a, NULL), 0);
+	assert_int_equal(weft_runtime_stop(weft_exec_runtime(a)), 0);
+	assert_int_equal(weft_exec_create_sim(&b, NULL), 0);
+	weft_exec_task_t t;
+	assert_int_equal(weft_exec_spawn(b, &t, one, NULL, NULL), 0);
+	assert_int_equal(weft_exec_destroy(a), 0);
+	void *r;
+	assert_int_equal(weft_exec_wait(b, t, &r), 0);
+	assert_int_equal((intptr_t)r, 1);
+	assert_int_equal(weft_exec_spawn(b, NULL, one, NULL, NULL), 0);
+	assert_int_equal(weft_exec_destroy(b), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -679,6 +821,9 @@ int main(void)
 		cmocka_unit_test(test_threads_options),
 		cmocka_unit_test(test_sim_a_seed_repeats_its_run),
 		cmocka_unit_test(test_sim_waits_deadlocks_and_destroy),
+		cmocka_unit_test(test_cancel_races_cancel),
+		cmocka_unit_test(test_sim_waits_only_for_its_own),
+		cmocka_unit_test(test_sim_stale_destroy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

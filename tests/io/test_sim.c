@@ -171,9 +171,11 @@ static void *pinger(void *a)
 	pair_arg *p = a;
 	int fd = p->m->pairs[p->i][0];
 	for (int k = 0; k < ROUNDS; k++) {
-		char q[MSGLEN], r[MSGLEN], want[MSGLEN];
+		/* (the formats fit MSGLEN: the pair and round numbers are small) */
+		char q[MSGLEN + 24] = {0}, r[MSGLEN], want[MSGLEN + 24];
 		snprintf(q, sizeof q, "ping %d %d", p->i, k);
 		snprintf(want, sizeof want, "pong %d %d", p->i, k);
+		TCHECK(strlen(q) < MSGLEN && strlen(want) < MSGLEN);
 		TCHECK_EQ(weft_write_all(fd, q, MSGLEN, wt_hang_deadline(), NULL), MSGLEN);
 		TCHECK_EQ(weft_read_full(fd, r, MSGLEN, wt_hang_deadline(), NULL), MSGLEN);
 		TCHECK(strcmp(r, want) == 0);
