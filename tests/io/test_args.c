@@ -1071,9 +1071,10 @@ static void process_body(enum wt_kind kind, void *arg)
 	TCHECK_EQ(weft_process_forward(p, WEFT_STDERR, null_w, NULL), -EBADF); /* not piped */
 	TCHECK_EQ(weft_process_forward(p, WEFT_STDIN, null_w, NULL), -EBADF);  /* not readable */
 	TCHECK_EQ(weft_process_forward(p, WEFT_STDOUT, null_w, &(weft_process_forward_opts_t){.size = 1}), -EINVAL);
-	TCHECK_EQ(weft_process_forward(p, WEFT_STDOUT, null_w,
-				       &(weft_process_forward_opts_t){.exec = (weft_exec_t *)&op}),
-		  -EINVAL);
+	weft_exec_t *gone;
+	TCHECK_EQ(weft_exec_create_threads(&gone, NULL), 0);
+	TCHECK_EQ(weft_exec_destroy(gone), 0);
+	TCHECK_EQ(weft_process_forward(p, WEFT_STDOUT, null_w, &(weft_process_forward_opts_t){.exec = gone}), -EINVAL);
 	for (size_t i = 0; i < NPAST; i++) {
 		TCHECK_EQ(weft_process_forward_wait(p, past[i]), 0);
 		TCHECK_EQ(weft_process_forward_wait_step(p, past[i], &op), 0);

@@ -30,30 +30,6 @@
 
 #include "blocking_check.h"
 
-static int fds_before;
-
-static int setup(void **state)
-{
-	(void)state;
-	fds_before = wt_count_fds();
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	if (wt_count_fds() != fds_before) {
-		wt_dump_fds();
-		fprintf(stderr, "leaked descriptors: %d before, %d after\n", fds_before, wt_count_fds());
-		return -1;
-	}
-	if (wt_have_zombie()) {
-		fprintf(stderr, "a child was left unreaped\n");
-		return -1;
-	}
-	return 0;
-}
-
 static const char *const cat[] = {"cat", NULL};
 
 static weft_process_t *spawn(const char *const *argv, int in, int out, int err)
@@ -852,19 +828,13 @@ static void test_stackless_blocking_form(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_round_trip_pipes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_round_trip_files, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stderr_and_one_sink, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_header_then_forward, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_child_stops_reading, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sink_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_deadline_then_success, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_executor_that_never_runs, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_destroy_while_forwarding, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_destroy_that_cannot_wait, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_step_form, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stackless_blocking_form, setup, teardown),
+		WT_PROC_TEST(test_round_trip_pipes),	     WT_PROC_TEST(test_round_trip_files),
+		WT_PROC_TEST(test_stderr_and_one_sink),	     WT_PROC_TEST(test_header_then_forward),
+		WT_PROC_TEST(test_child_stops_reading),	     WT_PROC_TEST(test_sink_errors),
+		WT_PROC_TEST(test_deadline_then_success),    WT_PROC_TEST(test_bad_arguments),
+		WT_PROC_TEST(test_executor_that_never_runs), WT_PROC_TEST(test_destroy_while_forwarding),
+		WT_PROC_TEST(test_destroy_that_cannot_wait), WT_PROC_TEST(test_step_form),
+		WT_PROC_TEST(test_stackless_blocking_form),
 	};
 	/* The copiers' waits park in the netpoller: both backends. */
 	int failed = 0;
