@@ -1,6 +1,6 @@
 /* test_process_forward.c - weft_process_forward and its waits, on every
- * executor that can do real I/O (weft, threads, libuv when built, and no
- * executor: coroutines of the current runtime), called from a plain thread
+ * executor that can do real I/O (weft and threads, `execs` below; and
+ * no executor: coroutines of the current runtime), called from a plain thread
  * and from a coroutine: a cat round trip of several MiB from pipes and from
  * regular files (the blocking copiers), compared byte for byte; stderr, and
  * stdout and stderr into one descriptor; a header written before stdin is
@@ -16,7 +16,6 @@
  * controls (cat with a pipe whose writer the test keeps open), and
  * deadlines only bound a hang, except where the test asserts -ETIMEDOUT
  * for a wait nothing can end. */
-#include "exec/wt_exec.h"
 #include "wt_step_task.h"
 
 #include <fcntl.h>
@@ -150,6 +149,26 @@ static bool pump_end(pump *m, const char *want, size_t len)
 
 /* ------------------------------------------------------------ running a body on every executor */
 
+/* The executors forwarding runs on (each with the runtime the test
+ * started, which only the weft one uses). Every backend of
+ * weft/executors.h that can do real I/O belongs here. */
+static int make_weft(weft_exec_t **ex, weft_runtime_t *rt)
+{
+	return weft_exec_create_runtime(ex, rt);
+}
+
+static int make_threads(weft_exec_t **ex, weft_runtime_t *rt)
+{
+	(void)rt;
+	return weft_exec_create_threads(ex, NULL);
+}
+
+static const struct {
+	const char *name;
+	int (*make)(weft_exec_t **ex, weft_runtime_t *rt);
+} execs[] = {{"weft", make_weft}, {"threads", make_threads}};
+#define NEXECS (int)(sizeof execs / sizeof execs[0])
+
 typedef void (*fwd_body_t)(weft_exec_t *ex);
 
 struct fwd_call {
@@ -170,13 +189,13 @@ static void *fwd_call_main(void *a)
 static void each_exec(fwd_body_t body, bool by_coro)
 {
 	atomic_store(&tcheck_failures, 0);
-	for (int b = -1; b < (int)WT_NBACKENDS; b++) {
-		const char *name = b < 0 ? "no executor" : wt_backends[b].name;
+	for (int b = -1; b < NEXECS; b++) {
+		const char *name = b < 0 ? "no executor" : execs[b].name;
 		weft_runtime_t *rt;
 		assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.workers = 2}), 0);
 		weft_exec_t *ex = NULL;
 		if (b >= 0) {
-			int e = wt_backends[b].make(&ex, rt);
+			int e = execs[b].make(&ex, rt);
 			if (e == -ENOTSUP || (e == 0 && !(weft_exec_caps(ex) & WEFT_EXEC_CAP_REAL_IO))) {
 				fprintf(stderr, "  %s: skipped (%s)\n", name, e ? "not built" : "no real I/O");
 				if (ex)
