@@ -667,7 +667,9 @@ int weft_process_forward(weft_process_t *p, int which, int fd, const weft_proces
  * -ECANCELED (the caller was cancelled): the copiers go on, wait again
  * later. -EBUSY: another forward wait on p is in progress (one at a
  * time). -EWOULDBLOCK: a stackless task, copiers still running (the _step
- * form waits). -EINVAL: p NULL. The _step form keeps the step protocol of
+ * form waits). -EINVAL: p NULL, or a copier's executor destroyed. Other
+ * errors of weft_exec_wait_until on a copier's handle are returned as
+ * they are (-EDEADLK...). The _step form keeps the step protocol of
  * weft/sched.h ("Step forms"), with -EINPROGRESS, -EBUSY (also: another
  * registration of the task), and -EINVAL for a NULL op. */
 int weft_process_forward_wait(weft_process_t *p, weft_time_t deadline);

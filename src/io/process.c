@@ -67,14 +67,19 @@
  * still false, closes what the copier owned and drops its reference.
  * Invariants:
  *  - A copier's state goes IDLE -> LIVE (forward, once its task is
- *    spawned) -> DONE (a waiter collected its handle), under p->mu; its
- *    handle is waited for by at most one waiter at a time (f->waiter, the
- *    op of a registered _step wait or a token of a blocking one's frame).
- *  - A copier's fields are forward's until the spawn, then the copier's,
- *    then, once a waiter has its handle back (the task has ended), the
- *    waiter's: no two of them touch one at a time.
+ *    spawned) -> DONE (a waiter collected its handle), under p->mu
+ *    (destroy, the only call on p then, goes without). Its handle is
+ *    waited for by one waiter at a time: f->waiter, the op of a registered
+ *    _step wait or a token of a blocking one's frame, claimed under p->mu
+ *    and kept while that op is registered (on f->reg's copier).
+ *  - What a copier owns (its descriptors, buffer, interest flags) is
+ *    forward's until the spawn, then the task's, then, once a waiter has
+ *    the handle back and `ran` is false (the task ended without running),
+ *    the waiter's: no two of them touch it at a time. The spawn and the
+ *    handle's wait order those hand-overs, so `ran` may be relaxed.
  *  - f->refs counts p's reference and every copier whose resources are not
- *    closed yet; whoever closes them drops it.
+ *    closed yet; whoever closes them drops it, and frees f if it was the
+ *    last (acq_rel: every use of f comes before the free).
  */
 #include "io_impl.h"
 #include <weft/time.h>
@@ -611,7 +616,9 @@ struct fwd {
 
 static void fwd_unref(struct fwd *f)
 {
-	if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1) {
+	int was = atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel);
+	assert(was > 0);
+	if (was == 1) {
 		close(f->stopfd);
 		free(f);
 	}
@@ -714,7 +721,9 @@ static void *copy_main(void *a)
 {
 	copier *c = a;
 	struct fwd *f = c->f;
-	atomic_store_explicit(&c->ran, true, memory_order_relaxed);
+	bool twice = atomic_exchange_explicit(&c->ran, true, memory_order_relaxed);
+	assert(!twice); /* one task per copier */
+	(void)twice;
 	int e = copy(c);
 	if (e == -EPIPE && c->which == WEFT_STDIN)
 		e = 0; /* the child stopped reading */
@@ -918,6 +927,7 @@ static int fwd_wait(weft_process_t *p, weft_time_t deadline, weft_op_t *op)
 			void *res = NULL;
 			int r = copier_join(c, &res, deadline, op);
 			pthread_mutex_lock(&p->mu);
+			assert(f->waiter == me && c->state == C_LIVE);
 			if (r == -EINPROGRESS) {
 				f->reg = i; /* the wait stays ours until the repeat completes */
 				pthread_mutex_unlock(&p->mu);
