@@ -698,6 +698,35 @@ static void test_destroy_while_forwarding(void **state)
 	each_exec(destroy_body, true);
 }
 
+/* Destroy right after forwarding, over and over: the copiers may not have
+ * started, may be setting up their first wait, or be streaming. */
+static void destroy_at_once_body(weft_exec_t *ex)
+{
+	int zero = open("/dev/zero", O_RDONLY | O_CLOEXEC), o[2];
+	pipe_cloexec(o);
+	TCHECK_EQ(fcntl(o[0], F_SETFL, O_NONBLOCK), 0);
+	for (int i = 0; i < WT_SIZE(60, 20); i++) {
+		weft_process_t *p = spawn(cat, WEFT_STDIO_PIPE, WEFT_STDIO_PIPE, WEFT_STDIO_PIPE);
+		TCHECK_EQ(fwd(p, WEFT_STDIN, zero, ex), 0);
+		TCHECK_EQ(fwd(p, WEFT_STDOUT, o[1], ex), 0);
+		if (i % 2)
+			TCHECK_EQ(fwd(p, WEFT_STDERR, o[1], ex), 0);
+		TCHECK_EQ(weft_process_destroy(p), 0);
+		char buf[1 << 16];
+		while (read(o[0], buf, sizeof buf) > 0) /* what cat got through: room for the next round */
+			;
+	}
+	close(zero);
+	close(o[0]);
+	close(o[1]);
+}
+
+static void test_destroy_at_once(void **state)
+{
+	(void)state;
+	each_exec(destroy_at_once_body, false);
+}
+
 /* Destroy from a caller that cannot wait for the copiers: they end on
  * their own, and close everything they had. */
 struct held {
@@ -847,12 +876,19 @@ static void test_stackless_blocking_form(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		WT_PROC_TEST(test_round_trip_pipes),	     WT_PROC_TEST(test_round_trip_files),
-		WT_PROC_TEST(test_stderr_and_one_sink),	     WT_PROC_TEST(test_header_then_forward),
-		WT_PROC_TEST(test_child_stops_reading),	     WT_PROC_TEST(test_sink_errors),
-		WT_PROC_TEST(test_deadline_then_success),    WT_PROC_TEST(test_bad_arguments),
-		WT_PROC_TEST(test_executor_that_never_runs), WT_PROC_TEST(test_destroy_while_forwarding),
-		WT_PROC_TEST(test_destroy_that_cannot_wait), WT_PROC_TEST(test_step_form),
+		WT_PROC_TEST(test_round_trip_pipes),
+		WT_PROC_TEST(test_round_trip_files),
+		WT_PROC_TEST(test_stderr_and_one_sink),
+		WT_PROC_TEST(test_header_then_forward),
+		WT_PROC_TEST(test_child_stops_reading),
+		WT_PROC_TEST(test_sink_errors),
+		WT_PROC_TEST(test_deadline_then_success),
+		WT_PROC_TEST(test_bad_arguments),
+		WT_PROC_TEST(test_executor_that_never_runs),
+		WT_PROC_TEST(test_destroy_while_forwarding),
+		WT_PROC_TEST(test_destroy_at_once),
+		WT_PROC_TEST(test_destroy_that_cannot_wait),
+		WT_PROC_TEST(test_step_form),
 		WT_PROC_TEST(test_stackless_blocking_form),
 	};
 	/* The copiers' waits park in the netpoller: both backends. */
