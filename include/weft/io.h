@@ -501,6 +501,9 @@ ssize_t weft_file_pwrite_step(int fd, const void *buf, size_t len, int64_t offse
  * task at a time, and is not closed while a call on it is running. wait and
  * kill may be called from any number of tasks.
  *
+ * Forwarding (weft_process_forward) hands a pipe to a copier task that
+ * streams it from or to a descriptor of the caller, on an executor.
+ *
  * Lifetime: p may be destroyed as soon as every call on it has returned,
  * e.g. by the only task using it right after its weft_process_wait
  * returned; weft_process_destroy must not overlap another call on p.
@@ -592,8 +595,85 @@ int weft_process_kill(weft_process_t *p, int sig);
  * it yet, free p. From a task the reaping parks on the blocking pool; a
  * stackless task (and a cancelled one) reaps on its own thread, which the
  * killed child keeps for the moment it takes to exit: no _step form is
- * needed. Returns 0, or -EINVAL for NULL. */
+ * needed. Copiers still forwarding are stopped first (what they have not
+ * copied is dropped) and waited for: when destroy returns they have
+ * closed their descriptors and write nothing more. A stackless or
+ * cancelled task does not wait for them: they end on their own, at once
+ * (each may still write the piece it holds). Returns 0, or -EINVAL for
+ * NULL. */
 int weft_process_destroy(weft_process_t *p);
+
+/* Forwarding: the "command executor with stdin forwarding". A copier task
+ * streams one piped slot of the child from or to a descriptor of the
+ * caller until the stream ends: for WEFT_STDIN it reads fd until end of
+ * file, writing the child's stdin, which it then closes (the child sees
+ * end of file); for WEFT_STDOUT and WEFT_STDERR it reads the child's pipe
+ * until end of file, writing fd. One call per slot: the three may go to
+ * one descriptor or to different ones (stdout and stderr to one fd
+ * interleave at arbitrary points), on one executor or different ones, at
+ * once or later (after writing a header with weft_process_write, say).
+ *
+ * The slot's pipe is the copier's from then on: weft_process_fd, _read,
+ * _write and _close get -EBADF for it, and the copier closes it when it
+ * ends. fd stays the caller's, who may close it at once: the copier works
+ * on a duplicate of its own (F_DUPFD_CLOEXEC), closed when it ends (a
+ * pipe's reader sees end of file then, if no other writer is open). The
+ * duplicate shares fd's open file description: its offset, and O_NONBLOCK,
+ * which forward sets when poll can wait on fd (a pipe, socket or terminal;
+ * the top of this header says what that does to the description's other
+ * users: forward open("/proc/self/fd/0", O_RDONLY), not 0, to keep the
+ * shell's terminal blocking).
+ *
+ * The copier is a weft_exec_spawn task of opts->exec, or a
+ * weft_exec_spawn_blocking one where poll cannot wait on fd (a regular
+ * file, /dev/null, /dev/zero), which then holds a thread of the
+ * executor's blocking pool until it ends. It waits (for input, for room)
+ * on an epoll set of its own through weft_fd_wait, so it needs no
+ * capability of the executor and stops at once when p is destroyed,
+ * whether it runs as a coroutine or on a thread.
+ *
+ * Ends. The stdin copier ends without error when the child stops
+ * reading: a write fails with EPIPE, or, while it waits for input, the
+ * child closes its stdin or exits; the rest of the input stays unread. An
+ * output copier ends at end of file - when the child, and every process
+ * that inherited the pipe, have closed it - or at an error writing fd
+ * (-EPIPE: fd's reader is gone, also seen while it waits for the child);
+ * closing the pipe then makes the child's next write fail.
+ *
+ * 0; -EINVAL (p NULL, which not WEFT_STDIN/STDOUT/STDERR, opts->size
+ * below the first version, opts->exec destroyed); -E2BIG (opts larger
+ * than this library knows, with non-zero bytes it does not); -EBADF (fd
+ * not open, or not open for reading (stdin) or writing (stdout, stderr);
+ * the slot not piped, or its pipe closed); -EALREADY (the slot is
+ * forwarded already); -ENOTSUP (an executor without
+ * WEFT_EXEC_CAP_REAL_IO); -EMFILE, -ENOMEM; the errors of weft_exec_spawn
+ * (-ESHUTDOWN: exec NULL and no runtime). After an error nothing has
+ * changed: the pipe is still p's, fd as it was. */
+typedef struct weft_process_forward_opts {
+	size_t size;	   /* 0 or sizeof(weft_process_forward_opts_t) */
+	weft_exec_t *exec; /* runs the copier (must outlive it); NULL: a coroutine of the current runtime */
+} weft_process_forward_opts_t;
+int weft_process_forward(weft_process_t *p, int which, int fd, const weft_process_forward_opts_t *opts);
+/* Wait until every copier forwarding so far has ended. Returns 0, or the
+ * first error a copier met: its descriptor's (-EPIPE: fd's reader is gone;
+ * -ENOSPC, -EIO...), or -ENOMEM / -ESHUTDOWN when its executor could not
+ * run it or stopped it (the executor destroyed, the runtime stopped). A
+ * child that exits before reading all its input is no error. Once every
+ * copier has ended, every call returns the same (0 if nothing was
+ * forwarded); forwarding another slot later makes the next call wait for
+ * it. This is not the child's end (weft_process_wait is): a child may
+ * exit before its output is copied, or close its output and go on.
+ * -ETIMEDOUT (the deadline passed first; a past deadline polls),
+ * -ECANCELED (the caller was cancelled): the copiers go on, wait again
+ * later. -EBUSY: another forward wait on p is in progress (one at a
+ * time). -EWOULDBLOCK: a stackless task, copiers still running (the _step
+ * form waits). -EINVAL: p NULL, or a copier's executor destroyed. Other
+ * errors of weft_exec_wait_until on a copier's handle are returned as
+ * they are (-EDEADLK...). The _step form keeps the step protocol of
+ * weft/sched.h ("Step forms"), with -EINPROGRESS, -EBUSY (also: another
+ * registration of the task), and -EINVAL for a NULL op. */
+int weft_process_forward_wait(weft_process_t *p, weft_time_t deadline);
+int weft_process_forward_wait_step(weft_process_t *p, weft_time_t deadline, weft_op_t *op);
 
 /* --- Signals as channel messages -----------------------------------------
  *

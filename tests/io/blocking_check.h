@@ -1,5 +1,6 @@
 /* blocking_check.h - leak checks shared by the blocking-pool, file,
- * process and signal tests: open descriptors and unreaped children. */
+ * process and signal tests: open descriptors and unreaped children, and a
+ * cmocka setup/teardown pair for the process tests that checks both. */
 #ifndef BLOCKING_CHECK_H
 #define BLOCKING_CHECK_H
 
@@ -56,5 +57,32 @@ static inline bool wt_have_zombie(void)
 	siginfo_t si = {0};
 	return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid != 0;
 }
+
+/* The process tests' setup and teardown: the teardown fails the test if it
+ * left a descriptor open or a child unreaped. */
+static int wt_proc_fds_before;
+
+static inline int wt_proc_setup(void **state)
+{
+	(void)state;
+	wt_proc_fds_before = wt_count_fds();
+	return 0;
+}
+
+static inline int wt_proc_teardown(void **state)
+{
+	(void)state;
+	if (wt_count_fds() != wt_proc_fds_before) {
+		wt_dump_fds();
+		fprintf(stderr, "leaked descriptors: %d before, %d after\n", wt_proc_fds_before, wt_count_fds());
+		return -1;
+	}
+	if (wt_have_zombie()) {
+		fprintf(stderr, "a child was left unreaped\n");
+		return -1;
+	}
+	return 0;
+}
+#define WT_PROC_TEST(fn) cmocka_unit_test_setup_teardown(fn, wt_proc_setup, wt_proc_teardown)
 
 #endif

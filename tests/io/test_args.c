@@ -996,6 +996,9 @@ static void process_null_body(enum wt_kind kind, void *arg)
 	TCHECK_EQ(weft_process_wait_step(NULL, NULL, INT64_MIN, &op), -EINVAL);
 	TCHECK_EQ(weft_process_read_step(NULL, WEFT_STDOUT, buf, 1, WEFT_NEVER, &op), -EINVAL);
 	TCHECK_EQ(weft_process_write_step(NULL, buf, 1, WEFT_NEVER, &op), -EINVAL);
+	TCHECK_EQ(weft_process_forward(NULL, WEFT_STDOUT, 1, NULL), -EINVAL);
+	TCHECK_EQ(weft_process_forward_wait(NULL, WEFT_NEVER), -EINVAL);
+	TCHECK_EQ(weft_process_forward_wait_step(NULL, WEFT_NEVER, &op), -EINVAL);
 }
 
 static void test_process_calls_refuse_null(void **state)
@@ -1058,6 +1061,33 @@ static void process_body(enum wt_kind kind, void *arg)
 		TCHECK_EQ(weft_process_wait_step(p, &st, past[i], &op), -ETIMEDOUT);
 	}
 	TCHECK(st.code == 5 && st.signal == 5);
+	/* Forwarding: bad slots, descriptors, sizes; nothing forwarded yet. */
+	for (size_t i = 0; i < sizeof whiches / sizeof whiches[0]; i++)
+		TCHECK_EQ(weft_process_forward(p, whiches[i], 1, NULL), -EINVAL);
+	static const int fds[] = {-1, INT_MIN, INT_MAX};
+	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+		TCHECK_EQ(weft_process_forward(p, WEFT_STDOUT, fds[i], NULL), -EBADF);
+	int null_w = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	TCHECK_EQ(weft_process_forward(p, WEFT_STDERR, null_w, NULL), -EBADF); /* not piped */
+	TCHECK_EQ(weft_process_forward(p, WEFT_STDIN, null_w, NULL), -EBADF);  /* not readable */
+	TCHECK_EQ(weft_process_forward(p, WEFT_STDOUT, null_w, &(weft_process_forward_opts_t){.size = 1}), -EINVAL);
+	weft_exec_t *gone;
+	TCHECK_EQ(weft_exec_create_threads(&gone, NULL), 0);
+	TCHECK_EQ(weft_exec_destroy(gone), 0);
+	TCHECK_EQ(weft_process_forward(p, WEFT_STDOUT, null_w, &(weft_process_forward_opts_t){.exec = gone}), -EINVAL);
+	for (size_t i = 0; i < NPAST; i++) {
+		TCHECK_EQ(weft_process_forward_wait(p, past[i]), 0);
+		TCHECK_EQ(weft_process_forward_wait_step(p, past[i], &op), 0);
+	}
+	TCHECK_EQ(weft_process_forward_wait_step(p, WEFT_NEVER, NULL), -EINVAL);
+	if (kind != WT_STEP) {
+		/* cat's stdout into /dev/null: cat lives while its stdin is open */
+		TCHECK_EQ(weft_process_forward(p, WEFT_STDOUT, null_w, NULL), 0);
+		TCHECK_EQ(weft_process_forward(p, WEFT_STDOUT, null_w, NULL), -EALREADY);
+		for (size_t i = 0; i < NPAST; i++)
+			TCHECK_EQ(weft_process_forward_wait(p, past[i]), -ETIMEDOUT);
+	}
+	close(null_w);
 	TCHECK_EQ(weft_process_write_step(p, buf, 0, WEFT_NEVER, &op), 0); /* nothing to write */
 	TCHECK_EQ(weft_process_close(p, WEFT_STDIN), 0);
 	TCHECK_EQ(weft_process_close(p, WEFT_STDIN), -EBADF);

@@ -14,30 +14,6 @@
 
 #include "blocking_check.h"
 
-static int fds_before;
-
-static int setup(void **state)
-{
-	(void)state;
-	fds_before = wt_count_fds();
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	if (wt_count_fds() != fds_before) {
-		wt_dump_fds();
-		fprintf(stderr, "leaked descriptors: %d before, %d after\n", fds_before, wt_count_fds());
-		return -1;
-	}
-	if (wt_have_zombie()) {
-		fprintf(stderr, "a child was left unreaped\n");
-		return -1;
-	}
-	return 0;
-}
-
 static const weft_process_opts_t piped_io = {.stdio = {WEFT_STDIO_PIPE, WEFT_STDIO_PIPE, WEFT_STDIO_INHERIT}};
 
 /* Read all of stream `which` into buf (cap bytes); returns the length. */
@@ -402,13 +378,10 @@ static void test_plain_thread(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_cat_large_round_trip, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_many_concurrent_processes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_status_stderr_env_cwd, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_kill_deadlines_destroy, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_missing_command, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_early_dying_child, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_plain_thread, setup, teardown),
+		WT_PROC_TEST(test_cat_large_round_trip),  WT_PROC_TEST(test_many_concurrent_processes),
+		WT_PROC_TEST(test_status_stderr_env_cwd), WT_PROC_TEST(test_kill_deadlines_destroy),
+		WT_PROC_TEST(test_missing_command),	  WT_PROC_TEST(test_early_dying_child),
+		WT_PROC_TEST(test_plain_thread),
 	};
 	/* Waiting parks in the netpoller: run everything on both backends. */
 	int failed = 0;

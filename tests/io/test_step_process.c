@@ -28,30 +28,6 @@
 
 static const weft_process_opts_t piped = {.stdio = {WEFT_STDIO_PIPE, WEFT_STDIO_PIPE, WEFT_STDIO_INHERIT}};
 
-static int fds_before;
-
-static int setup(void **state)
-{
-	(void)state;
-	fds_before = wt_count_fds();
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	if (wt_count_fds() != fds_before) {
-		wt_dump_fds();
-		fprintf(stderr, "leaked descriptors: %d before, %d after\n", fds_before, wt_count_fds());
-		return -1;
-	}
-	if (wt_have_zombie()) {
-		fprintf(stderr, "a child was left unreaped\n");
-		return -1;
-	}
-	return 0;
-}
-
 /* ------------------------------------------------------------ the calls */
 
 enum pcall { PC_WAIT, PC_READ, PC_WRITE };
@@ -466,11 +442,11 @@ static void test_coroutines_and_threads_block(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_wait_step, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_wait_step_without_a_pidfd, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_read_and_write_steps, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_write_step_stopped_by_the_child, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_coroutines_and_threads_block, setup, teardown),
+		WT_PROC_TEST(test_wait_step),
+		WT_PROC_TEST(test_wait_step_without_a_pidfd),
+		WT_PROC_TEST(test_read_and_write_steps),
+		WT_PROC_TEST(test_write_step_stopped_by_the_child),
+		WT_PROC_TEST(test_coroutines_and_threads_block),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
