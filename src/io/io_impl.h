@@ -7,6 +7,9 @@
 #include <weft/io.h>
 #include <weft/time.h>
 
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 
 /* A task waiting on a descriptor: linked on its slot while parked. 40
@@ -250,6 +253,7 @@ extern __thread bool weft__io_in_write __attribute__((tls_model("initial-exec"))
  * may raise SIGPIPE: with weft's handler installed and the flag set, a
  * vanished reader gives EPIPE and the process lives. No weft call (no
  * park, so no move to another thread) may run inside. */
+#if !defined(__SANITIZE_THREAD__)
 #define IO_NOSIGPIPE(call)                                                                                             \
 	__extension__({                                                                                                \
 		weft__io_sigpipe();                                                                                    \
@@ -258,6 +262,29 @@ extern __thread bool weft__io_in_write __attribute__((tls_model("initial-exec"))
 		weft__io_in_write = false;                                                                             \
 		r_nsp_;                                                                                                \
 	})
+#else
+/* Under TSan, which runs a signal's handler late (at a point of its own
+ * choosing after the system call, possibly once the flag is clear again):
+ * SIGPIPE is blocked around the call instead, and the one it raised, if
+ * any, taken back before it is unblocked. */
+#define IO_NOSIGPIPE(call)                                                                                             \
+	__extension__({                                                                                                \
+		sigset_t s_nsp_, o_nsp_;                                                                               \
+		sigemptyset(&s_nsp_);                                                                                  \
+		sigaddset(&s_nsp_, SIGPIPE);                                                                           \
+		pthread_sigmask(SIG_BLOCK, &s_nsp_, &o_nsp_);                                                          \
+		__typeof__(call) r_nsp_ = (call);                                                                      \
+		int e_nsp_ = errno;                                                                                    \
+		if (r_nsp_ < 0 && e_nsp_ == EPIPE && !sigismember(&o_nsp_, SIGPIPE)) {                                 \
+			const struct timespec z_nsp_ = {0, 0};                                                         \
+			while (sigtimedwait(&s_nsp_, NULL, &z_nsp_) < 0 && errno == EINTR)                             \
+				;                                                                                      \
+		}                                                                                                      \
+		pthread_sigmask(SIG_SETMASK, &o_nsp_, NULL);                                                           \
+		errno = e_nsp_;                                                                                        \
+		r_nsp_;                                                                                                \
+	})
+#endif
 /* Whether writes to fd must use write(2) (not a socket). */
 bool weft__io_notsock(int fd);
 void weft__io_set_notsock(int fd);
