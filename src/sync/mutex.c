@@ -257,24 +257,28 @@ static void mx_spin(int round)
 		weft__cpu_relax();
 }
 
+/* mx_lock_slow's `how`: its low byte, the flags a coroutine's or a
+ * thread's waiter state starts with (0 or WEFT__SYNC_NOCANCEL); or this. */
+#define MX_AWOKE 0x100u /* a stackless repeat woken to compete again */
+
 /* The contended lock; s is the state the fast path saw. w: the waiter's
  * state across parks - NULL for a coroutine or a thread, which keep it
- * here (its flags start as `flags`: 0 or WEFT__SYNC_NOCANCEL) and park; a
- * stackless task's op, where it registers instead (and returns
- * -EINPROGRESS) and whose repeat comes back with awoke set when it was
- * woken to compete again (WOKEN is then ours to clear). */
+ * here and park; a stackless task's op, where it registers instead (and
+ * returns -EINPROGRESS) and whose repeat comes back with MX_AWOKE when it
+ * was woken to compete again (WOKEN is then ours to clear). Six arguments:
+ * the fast path's call is a jump. */
 __attribute__((noinline)) static int mx_lock_slow(weft_mutex_t *m, uint64_t self, weft_time_t deadline, uint32_t s,
-						  weft__sync_op *w, bool awoke, uint8_t flags)
+						  weft__sync_op *w, unsigned how)
 {
 	_Atomic uint32_t *st = mx_state(m);
 	if (atomic_load_explicit(mx_owner(m), memory_order_relaxed) == self)
 		return -EDEADLK;
 
 	weft__sync_op local;
-	bool step = w != NULL;
+	bool step = w != NULL, awoke = how & MX_AWOKE;
 	if (!step) {
 		w = &local;
-		w->flags = flags; /* not queued yet, not starving */
+		w->flags = (uint8_t)how; /* not queued yet, not starving */
 	}
 	assert(!awoke || (step && (w->flags & WEFT__SYNC_QUEUED)));
 	bool spin = weft_spin_worthwhile();
@@ -388,7 +392,7 @@ static inline int mx_lock(weft_mutex_t *m, uint64_t self, weft_time_t deadline, 
 		atomic_store_explicit(mx_owner(m), self, memory_order_relaxed);
 		return 0;
 	}
-	return mx_lock_slow(m, self, deadline, s, NULL, false, flags);
+	return mx_lock_slow(m, self, deadline, s, NULL, flags);
 }
 
 int weft__mutex_lock(weft_mutex_t *m, uint64_t self, weft_time_t deadline, bool nocancel)
@@ -409,7 +413,7 @@ int weft__mutex_lock_step(weft_mutex_t *m, uint64_t self, weft_time_t deadline, 
 			atomic_store_explicit(mx_owner(m), self, memory_order_relaxed);
 			return 0;
 		}
-		return mx_lock_slow(m, self, deadline, atomic_load_explicit(st, memory_order_relaxed), o, true, 0);
+		return mx_lock_slow(m, self, deadline, atomic_load_explicit(st, memory_order_relaxed), o, MX_AWOKE);
 	}
 	uint32_t s = 0;
 	if (atomic_compare_exchange_strong_explicit(st, &s, MX_LOCKED, memory_order_acquire, memory_order_relaxed) ||
@@ -420,7 +424,7 @@ int weft__mutex_lock_step(weft_mutex_t *m, uint64_t self, weft_time_t deadline, 
 		return 0;
 	}
 	o->flags = nocancel ? WEFT__SYNC_NOCANCEL : 0;
-	return mx_lock_slow(m, self, deadline, s, o, false, 0);
+	return mx_lock_slow(m, self, deadline, s, o, 0);
 }
 
 int weft_mutex_lock_step(weft_mutex_t *m, weft_time_t deadline, weft_op_t *op)
