@@ -28,13 +28,17 @@
  *    queue" and "stop being counted" one atomic step, which
  *    weft_waitq_remove alone (it takes the lock itself) cannot give. A
  *    node it finds dropped was counted out by the waker.
- * Two primitives deviate, each saying why in its file: the mutex hands
- * over without a claim (a woken waiter is still inside its lock call, so
- * nobody may free the mutex before it returns, and the unlocker touches
- * nothing after the unlock of the queue: a pop is the delivery there, and a
- * waiter whose park ended meanwhile finds it under the lock), and the
- * barrier, whose generation must be all or nothing, reserves every waiter
- * (WEFT__SYNC_HELD) before it claims any.
+ * Deviations, each explained in its file:
+ *  - The mutex, and the rwlock to its writers, hand the lock over without
+ *    a claim (weft__sync_hand): the pop is the delivery, the waker copies
+ *    the waiter's waker, unlocks and unparks the copy - one atomic RMW
+ *    where a claim takes two. A waiter whose park ended meanwhile finds
+ *    the delivery under the lock. Safe because that waiter holds the lock
+ *    (or, the mutex's WOKEN, is still inside its lock call): nobody may
+ *    free the lock before it has returned and unlocked.
+ *  - The barrier, whose generation must be all or nothing, reserves every
+ *    waiter (WEFT__SYNC_HELD) before it claims any; a waiter leaves by a
+ *    CAS on its own node (barrier.c).
  *
  * Lifetime (docs/api.md: an object may be destroyed as soon as every call
  * on it has returned; weft never touches it after the point where another
@@ -43,8 +47,8 @@
  * waiter):
  *  (L1) A waker's last touch of the primitive is the release of its queue
  *       lock (or a state change without the lock that is itself its last
- *       touch: the mutex's and the rwlock's unlock fast paths, a
- *       semaphore's release, a wait group's done). What it does after -
+ *       touch: the mutex's and the rwlock's unlock fast paths, a release
+ *       or a done that finds nobody waiting). What it does after -
  *       weft__sync_wake, the mutex's unpark - touches only popped nodes,
  *       whose waits it has claimed, and parkers, which are never freed
  *       (weft/sched.h).
@@ -54,11 +58,11 @@
  *       got. (The mutex's woken waiter, a holder-to-be, goes on to touch
  *       the mutex as its lock call must; the condition variable's reacquires
  *       its mutex.)
- *  (L3) A waiter whose park ended otherwise was not claimed (or, on the
- *       mutex, takes the queue lock to learn what it was given): it takes
- *       the queue lock while its own call is still in progress and nobody
- *       can have seen it complete - it has been given nothing (dropped,
- *       or withdrawing), or it holds the mutex it will unlock.
+ *  (L3) A waiter whose park ended otherwise was not claimed (or, handed a
+ *       lock, takes the queue lock to learn it): it takes the queue lock
+ *       while its own call is still in progress and nobody can have seen
+ *       it complete - it has been given nothing (dropped, or withdrawing),
+ *       or it holds (or competes for) the lock it will unlock.
  *  (L4) A fast path that sees without the lock a change made under it (a
  *       permit left by a release, a zero count, DONE, a cleared WAIT bit)
  *       waits until the queue lock is free before returning
