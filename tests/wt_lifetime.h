@@ -14,37 +14,99 @@
 #include "weft_test.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
+#include <string.h>
 #include <time.h>
 
 extern _Atomic(void (*)(void)) weft__unpark_hook;
 
 #define WT_STRETCH_NS (5 * WEFT_MSEC)
 
-static __thread bool wt_armed;
+static __thread int wt_armed; /* wake-ups of this thread left to stretch */
 static _Atomic int wt_stretched, wt_arms;
 
 static void wt_hook(void)
 {
-	if (!wt_armed)
+	if (wt_armed <= 0)
 		return;
-	wt_armed = false;
+	wt_armed--;
 	atomic_fetch_add(&wt_stretched, 1);
 	struct timespec ts = {0, WT_STRETCH_NS};
 	nanosleep(&ts, NULL);
 }
 
-/* Arm the stretch for the next wake-up made by this thread. */
-static inline void wt_arm(void)
+/* Arm the stretch for the next n wake-ups made by this thread (a waker
+ * that wakes several waiters: stretched after each, the last one's
+ * included). */
+static inline void wt_arm_n(int n)
 {
 	atomic_store(&weft__unpark_hook, wt_hook);
 	atomic_fetch_add(&wt_arms, 1);
-	wt_armed = true;
+	wt_armed = n;
+}
+
+/* Arm the stretch for the next wake-up made by this thread. */
+static inline void wt_arm(void)
+{
+	wt_arm_n(1);
 }
 
 static inline void wt_disarm(void)
 {
-	wt_armed = false;
+	wt_armed = 0;
+}
+
+/* Free p (n bytes) after filling it with 0xab, so that a late touch shows
+ * in a build without a sanitizer too: a lock word reads as held, a count
+ * or a state as garbage. */
+static inline void wt_poison_free(void *p, size_t n)
+{
+	memset(p, 0xab, n);
+	free(p);
+}
+
+/* Hold a runtime's only worker (a runtime of one worker and no monitor,
+ * which would start another): a task spins there until wt_unhold, so a
+ * task woken meanwhile runs only after that. From the test's thread. */
+typedef struct wt_hold {
+	_Atomic int hold, holding;
+	weft_task_t task;
+} wt_hold_t;
+
+static void *wt_hold_main(void *a)
+{
+	wt_hold_t *h = a;
+	atomic_store(&h->holding, 1);
+	while (atomic_load(&h->hold))
+		; /* the only worker: nothing else runs meanwhile */
+	return NULL;
+}
+
+static inline void wt_hold(wt_hold_t *h, weft_runtime_t *rt)
+{
+	atomic_store(&h->hold, 1);
+	atomic_store(&h->holding, 0);
+	assert_int_equal(weft_spawn(&h->task, wt_hold_main, h, &(weft_spawn_opts_t){.runtime = rt}), 0);
+	weft_time_t give_up = wt_hang_deadline();
+	while (!atomic_load(&h->holding) && weft_now() < give_up)
+		sched_yield();
+	assert_true(atomic_load(&h->holding));
+}
+
+static inline void wt_unhold(wt_hold_t *h)
+{
+	atomic_store(&h->hold, 0);
+	assert_int_equal(weft_join(h->task, NULL), 0);
+}
+
+/* How many nodes q holds now (under its lock). */
+static inline size_t wt_queued(weft_waitq_t *q)
+{
+	weft_waitq_lock(q);
+	size_t n = q->len;
+	weft_waitq_unlock(q);
+	return n;
 }
 
 /* One round: `waiter` blocks on the object and frees it when its call

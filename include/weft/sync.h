@@ -32,6 +32,21 @@
  *    holds or waits on the object (-EBUSY otherwise) and frees nothing: it
  *    exists so that misuse is reported. Freeing an object while tasks use
  *    it is undefined behaviour.
+ *  - Lifetimes (docs/api.md): an object may be destroyed and freed as soon
+ *    as every call on it has returned, and no call touches it after the
+ *    point where another caller can see that its own operation completed.
+ *    So the caller of a release, of the done that brings a wait group to
+ *    zero, of a signal or broadcast, of the once that ran fn, or the last
+ *    arrival at a barrier may free the object the moment its own call
+ *    returns, although the waiters it let go are still returning; and each
+ *    of those waiters may free it the moment its own call returns, although
+ *    the caller that let it go is still returning. (A mutex or rwlock is
+ *    in use until its last holder unlocks it; that unlock may free it the
+ *    moment it returns, although the unlock that handed it to this holder
+ *    may still be returning.) A stackless task's registered _step call is in progress until
+ *    its repeat has completed (weft/sched.h): an object a stackless task
+ *    waits on must outlive that repeat, even when the call that woke the
+ *    task has returned before it.
  *
  * "Owner" below is the calling task, or the calling thread outside tasks.
  * Owners are recorded for the mutex and the rwlock's writer, so unlocking
@@ -137,13 +152,15 @@ int weft_cond_destroy(weft_cond_t *c);
 /* Atomically release m (which the caller must hold: else -EPERM and nothing
  * happens) and wait for a signal; reacquire m before returning, whatever
  * the result: 0 (signalled, or possibly a spurious wake: always re-check the
- * condition in a loop), -ETIMEDOUT, -ECANCELED. A waiter that times out or
- * is cancelled just as it is signalled returns 0, so no signal is lost.
- * A deadline already past returns -ETIMEDOUT at once, m held throughout.
- * A cancelled task reacquires m by retrying without parking. The step
- * form's repeats first finish the wait for the signal, then reacquire m,
- * which may register again (on m): it completes, with m held, only once m
- * is back. */
+ * condition in a loop), -ETIMEDOUT, -ECANCELED. No signal is lost: a
+ * waiter whose wait ends (timeout, cancellation) just as it is signalled
+ * either returns 0, or has left already and the signal goes to the next
+ * waiter (signal's count says whether one got it). A deadline already past
+ * returns -ETIMEDOUT at once, m held throughout. m is reacquired as any
+ * locker takes it, queueing while it is held; a cancelled task too (its
+ * wait for m is uncancellable). The step form's repeats first finish the
+ * wait for the signal, then reacquire m, which may register again (on m):
+ * it completes, with m held, only once m is back. */
 int weft_cond_wait(weft_cond_t *c, weft_mutex_t *m);
 int weft_cond_wait_until(weft_cond_t *c, weft_mutex_t *m, weft_time_t deadline);
 int weft_cond_wait_step(weft_cond_t *c, weft_mutex_t *m, weft_time_t deadline, weft_op_t *op);
@@ -176,7 +193,9 @@ int weft_wg_destroy(weft_wg_t *wg);
 int weft_wg_add(weft_wg_t *wg, int64_t n);
 /* weft_wg_add(wg, -1). -EINVAL if the count was zero (nothing changes). */
 int weft_wg_done(weft_wg_t *wg);
-/* Wait until the count is zero: 0, -ETIMEDOUT, -ECANCELED, -EPERM. */
+/* Wait until the count is zero: 0, -ETIMEDOUT, -ECANCELED, -EPERM. A wait
+ * that times out or is cancelled just as the count reaches zero returns
+ * either. */
 int weft_wg_wait(weft_wg_t *wg);
 int weft_wg_wait_until(weft_wg_t *wg, weft_time_t deadline);
 int weft_wg_wait_step(weft_wg_t *wg, weft_time_t deadline, weft_op_t *op);
@@ -203,7 +222,10 @@ typedef struct weft_sem {
 int weft_sem_init(weft_sem_t *s, unsigned value);
 /* -EBUSY if tasks wait on it. */
 int weft_sem_destroy(weft_sem_t *s);
-/* Take one permit: 0, -ETIMEDOUT, -ECANCELED, -EPERM. */
+/* Take one permit: 0, -ETIMEDOUT, -ECANCELED, -EPERM. A waiter whose wait
+ * ends (timeout, cancellation) just as a permit is released to it either
+ * gets it (0), or returns its error and the permit goes to the next waiter
+ * or back to the count: none is lost. */
 int weft_sem_acquire(weft_sem_t *s);
 int weft_sem_acquire_until(weft_sem_t *s, weft_time_t deadline);
 int weft_sem_acquire_step(weft_sem_t *s, weft_time_t deadline, weft_op_t *op);
@@ -245,7 +267,9 @@ int weft_once_step(weft_once_t *once, void (*fn)(void *arg), void *arg, weft_tim
 /* A reusable barrier for n tasks. Each generation ends when the n-th task
  * arrives; all n continue, and exactly one of them (the last to arrive) gets
  * 1 (the "serial" task), the others 0. A waiter that times out or is
- * cancelled leaves the generation: it no longer counts towards n. */
+ * cancelled leaves the generation: it no longer counts towards n - unless
+ * the n-th task arrived first, and then it passes with the others (0). A
+ * generation passes all of its n tasks or none. */
 typedef struct weft_barrier {
 	uint32_t n;	  /* internal: tasks per generation */
 	uint32_t arrived; /* internal: waiting in this generation (under q's lock) */

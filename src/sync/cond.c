@@ -4,26 +4,31 @@
  * mutex. A signaller changes the predicate under the mutex and then pops,
  * so it either finds the waiter's node or ran before the waiter took the
  * mutex (and the waiter then sees the new predicate): no signal falls
- * between "release the mutex" and "park". signal pops one node and
- * broadcast all of them, marking each GRANTED before the unpark; a waiter
- * whose park timed out or was cancelled just then finds its node popped and
- * reports the signal (0), so a signal is never swallowed by a waiter that
- * is leaving. One that finds its node still queued withdraws it (see
- * internal.h), so signals skip it.
+ * between "release the mutex" and "park". signal claims one waiter and
+ * broadcast every one (internal.h), marking each GRANTED, and wakes them
+ * after the unlock of the queue. A waiter whose wait had ended (timeout,
+ * cancellation) cannot be claimed: signal drops it and takes the next, so
+ * a signal is never swallowed by a waiter that is leaving. A waiter that
+ * finds its node still queued withdraws it (see internal.h).
  *
- * After the wait the mutex is reacquired whatever happened. A cancelled
- * task cannot park any more (every wait it opens ends at once), so it
- * reacquires by retrying the lock between yields; in starvation mode that
- * lasts until the queue ahead of it drains. A deadline already past
- * returns -ETIMEDOUT before anything is released: nothing could signal
- * the waiter in between that it may not miss.
+ * Lifetime (internal.h): the condition may be destroyed by a signaller the
+ * moment its signal or broadcast returns - the woken waiters touch it no
+ * more (L2), only their mutex - and by a waiter once its wait returned: the
+ * signaller's last touch was the unlock of the queue (L1).
  *
- * A stackless waiter (weft_cond_wait_step) registers twice at most per
- * wait, one wait at a time, in one op: first for the signal (COND_SIGNAL),
- * then, if the mutex is taken, for the mutex (COND_MUTEX: the mutex's own
- * step path, weft__mutex_lock_step) - or, cancelled, for a retry
- * (COND_RETRY, its yield). The op keeps which, and the signal wait's
- * result, returned once the mutex is back.
+ * After the wait the mutex is reacquired whatever happened, the way any
+ * locker takes it: queued on the mutex when it is taken, parked until its
+ * turn. A cancelled task does the same with an uncancellable wait
+ * (weft__mutex_lock's nocancel), so it neither fails to get the mutex back
+ * nor spins for it. A deadline already past returns -ETIMEDOUT before
+ * anything is released: nothing could signal the waiter in between that it
+ * may not miss.
+ *
+ * A stackless waiter (weft_cond_wait_step) registers in one op, one wait
+ * at a time: first for the signal (COND_SIGNAL), then, as long as the mutex
+ * is taken, on the mutex (COND_MUTEX: the mutex's own step path,
+ * weft__mutex_lock_step, uncancellable as above). The op keeps which, and
+ * the signal wait's result, returned once the mutex is back.
  */
 #include "internal.h"
 
@@ -65,8 +70,12 @@ int weft_cond_wait_until(weft_cond_t *c, weft_mutex_t *m, weft_time_t deadline)
 	r = weft__sync_wait(&c->q, &c->q, &n, deadline, NULL, NULL);
 	if (r > 0)
 		r = 0;
-	while (weft__mutex_lock(m, self, WEFT_NEVER) != 0) {
-		assert(weft_cancelled());
+	/* Uncancellable and without a deadline, this lock ends only with m
+	 * held; a plain thread that cannot get a parker (-ENOMEM: no memory)
+	 * tries again. */
+	int lr;
+	while ((lr = weft__mutex_lock(m, self, WEFT_NEVER, true)) != 0) {
+		assert(lr == -ENOMEM && !weft_self());
 		weft_yield();
 	}
 	return r;
@@ -77,27 +86,25 @@ int weft_cond_wait(weft_cond_t *c, weft_mutex_t *m)
 	return weft_cond_wait_until(c, m, WEFT_NEVER);
 }
 
-enum { COND_SIGNAL = 1, COND_MUTEX, COND_RETRY };
+enum { COND_SIGNAL = 1, COND_MUTEX };
 
 /* The stackless reacquisition of m, o's signal wait over (its result in
- * o->result): resumed, the repeat of a registration on m. */
+ * o->result): resumed, the repeat of a registration on m. The lock is
+ * uncancellable and has no deadline: it completes with m held or registers
+ * on m, in a cancelled task too. */
 static int cond_relock(weft_mutex_t *m, uint64_t self, weft__sync_op *o, bool resumed)
 {
-	int r = weft__mutex_lock_step(m, self, WEFT_NEVER, o, resumed);
+	int r = weft__mutex_lock_step(m, self, WEFT_NEVER, o, resumed, true);
 	if (r == -EINPROGRESS) {
 		o->phase = COND_MUTEX;
 		return r;
 	}
-	if (r == 0)
-		return -(int)o->result;
-	/* The caller took m itself meanwhile (its own try-lock while the wait
-	 * was registered): it holds m, as the call promises on return. */
-	if (r == -EDEADLK)
-		return -(int)o->result;
-	/* A cancelled task cannot wait for m: try again after a yield. */
-	assert(r == -ECANCELED && weft_cancelled());
-	o->phase = COND_RETRY;
-	return weft_step_retry((weft_op_t *)o);
+	/* 0, or -EDEADLK: the caller took m itself meanwhile (its own
+	 * try-lock while the wait was registered). Either way it holds m, as
+	 * the call promises on return. */
+	assert(r == 0 || r == -EDEADLK);
+	(void)r;
+	return -(int)o->result;
 }
 
 int weft_cond_wait_step(weft_cond_t *c, weft_mutex_t *m, weft_time_t deadline, weft_op_t *op)
@@ -131,11 +138,9 @@ int weft_cond_wait_step(weft_cond_t *c, weft_mutex_t *m, weft_time_t deadline, w
 			o->result = (uint8_t)(r > 0 ? 0 : -r);
 			return cond_relock(m, self, o, false);
 		}
-		case COND_MUTEX:
-			return cond_relock(m, self, o, true);
 		default:
-			assert(o->phase == COND_RETRY);
-			return cond_relock(m, self, o, false);
+			assert(o->phase == COND_MUTEX);
+			return cond_relock(m, self, o, true);
 		}
 	}
 	if (atomic_load_explicit(WEFT__A64(&m->owner), memory_order_relaxed) != self)
@@ -155,11 +160,14 @@ int weft_cond_signal(weft_cond_t *c)
 {
 	if (!c)
 		return -EINVAL;
+	weft__sync_wakes wk = WEFT__SYNC_WAKES_INIT;
+	unsigned dropped = 0; /* (no count of waiters to keep) */
 	weft_waitq_lock(&c->q);
-	weft_waitq_node_t *n = weft__sync_pop(&c->q);
+	weft_waitq_node_t *n = weft__sync_claim(&c->q, &dropped);
 	if (n)
-		weft__sync_deliver(n, WEFT__SYNC_GRANTED);
+		weft__sync_give(&wk, n, WEFT__SYNC_GRANTED);
 	weft_waitq_unlock(&c->q);
+	weft__sync_wake(&wk);
 	return n != NULL;
 }
 
@@ -168,12 +176,15 @@ int weft_cond_broadcast(weft_cond_t *c)
 	if (!c)
 		return -EINVAL;
 	int woke = 0;
+	weft__sync_wakes wk = WEFT__SYNC_WAKES_INIT;
+	unsigned dropped = 0;
 	weft_waitq_lock(&c->q);
 	weft_waitq_node_t *n;
-	while ((n = weft__sync_pop(&c->q)) != NULL) {
-		weft__sync_deliver(n, WEFT__SYNC_GRANTED);
+	while ((n = weft__sync_claim(&c->q, &dropped)) != NULL) {
+		weft__sync_give(&wk, n, WEFT__SYNC_GRANTED);
 		woke++;
 	}
 	weft_waitq_unlock(&c->q);
+	weft__sync_wake(&wk);
 	return woke;
 }

@@ -39,16 +39,27 @@
  * else waits; if every waiter gave up, the unlock that finds none clears
  * LOCKED and STARVING together.
  *
- * Unlock and lifetime (the POSIX rule: whoever takes the mutex next may
- * destroy it at once; see internal.h). An unlock that wakes or hands over
- * does so holding q's lock from before it lets the mutex go (the release
- * CAS, or the handoff, under that lock) until its last touch, the unlock
- * of q; the woken or granted waiter's call is in progress until then, since
- * it settles on q's lock before it returns. Between a waiter's withdrawal
- * (timeout, cancellation) and the release there is therefore no moment at
- * which the mutex is free, nobody is waiting and the unlock still has the
- * queue to touch. An unlock that wakes nobody releases with one CAS and
- * touches nothing after.
+ * Unlock and lifetime (internal.h: whoever takes the mutex next may
+ * destroy it at once). An unlock that wakes or hands over does so holding
+ * q's lock from before it lets the mutex go (the release CAS, or the
+ * handoff, under that lock): it pops the next waiter, writes what it
+ * delivers into the node, copies the node's waker, unlocks q - its last
+ * touch of the mutex - and only then unparks the copied waker, which
+ * touches the waiter's parker alone (never freed: weft/sched.h). So the
+ * waiter, whether its park returns 0 (after that unpark) or ends otherwise
+ * at the same moment (it then takes q's lock, after the unlock, and finds
+ * its node delivered: the pop is the delivery), cannot run on before the
+ * unlocker has let go of the mutex; it no longer waits on q's lock for
+ * that. No claim is needed, unlike the other primitives (internal.h):
+ * nobody may free the mutex while the waiter is in flight either way -
+ * WOKEN, its lock call goes on; GRANTED, it holds the mutex - so a waiter
+ * that learns of its delivery under q's lock, after the unlocker returned,
+ * touches a mutex that is still in use. One atomic RMW per wake, as
+ * before; a claim would add a second. Between a waiter's withdrawal
+ * (timeout, cancellation) and the release there is no moment at which the
+ * mutex is free, nobody is waiting and the unlock still has the queue to
+ * touch. An unlock that wakes nobody releases with one CAS and touches
+ * nothing after.
  *
  * Invariants
  *  (1) Whenever q's lock is free, waiters == (front != NULL) + the queued,
@@ -80,6 +91,11 @@
  * and return -EINPROGRESS, and the repeated call picks up after the park
  * (mx_woke), WOKEN theirs to clear as it is a woken coroutine's. Nothing
  * above changes for them: the node is in the queue (or `front`) either way.
+ *
+ * Uncancellable lockers (WEFT__SYNC_NOCANCEL: a condition wait taking its
+ * mutex back, cond.c) open their waits with
+ * weft_park_prepare_uncancellable, so a cancelled task queues and parks
+ * like anyone else instead of failing at once with -ECANCELED.
  *
  * Memory order: the grabbing CAS is acquire and the releasing fetch_sub
  * release, so the critical sections are ordered; a handoff is ordered by
@@ -139,11 +155,12 @@ int weft_mutex_destroy(weft_mutex_t *m)
 static weft_waitq_node_t *mx_next(weft_mutex_t *m)
 {
 	weft_waitq_node_t *n = m->front;
-	if (n)
+	if (n) {
 		m->front = NULL;
-	else
+	} else {
 		n = weft__sync_pop(&m->q);
-	assert(n);
+	}
+	assert(n && n->status == WEFT__SYNC_WAITING);
 	return n;
 }
 
@@ -151,25 +168,42 @@ static weft_waitq_node_t *mx_next(weft_mutex_t *m)
  * in. A waiter that has queued before goes to the front. */
 static void mx_enqueue(weft_mutex_t *m, weft__sync_op *w, bool requeue)
 {
+	bool nocancel = w->flags & WEFT__SYNC_NOCANCEL;
 	if (requeue) {
 		assert(m->front == NULL); /* invariant (3) */
-		w->n.waker = weft_park_prepare();
+		w->n.waker = nocancel ? weft_park_prepare_uncancellable() : weft_park_prepare();
 		w->n.status = WEFT__SYNC_WAITING;
 		w->n.queued = false;
 		m->front = &w->n;
 	} else {
 		weft_waitq_push(&m->q, &w->n);
+		/* The wait push opened (over at once in a cancelled task) is
+		 * replaced before anyone can see its waker: q's lock is held. */
+		if (nocancel)
+			w->n.waker = weft_park_prepare_uncancellable();
 	}
+}
+
+/* Under q's lock: hand n (popped) what it gets, release q's lock - the
+ * last touch of the mutex - and wake n (weft__sync_hand: the waker is
+ * copied first, since n's wait may end otherwise once the lock is free, and
+ * n vanish; a late unpark of an ended wait does nothing). */
+static void mx_deliver_unlock(weft_mutex_t *m, weft_waitq_node_t *n, int status)
+{
+	weft__sync_wakes wk = WEFT__SYNC_WAKES_INIT;
+	weft__sync_hand(&wk, n, status);
+	weft_waitq_unlock(&m->q);
+	weft_unpark(wk.handed, 0);
 }
 
 /* After the park: what was delivered (> 0), or the park's error once the
  * waiter has left the line and counted itself out. */
-static int mx_settle(weft_mutex_t *m, weft__sync_op *w, int r)
+static int mx_delivered(weft_mutex_t *m, weft__sync_op *w, int r)
 {
 	if (r == 0) {
-		int st = w->n.status;
-		weft__sync_settle(&m->q); /* the unlocker woke us holding q's lock */
-		return st;
+		/* Unparked after the unlocker's last touch (mx_deliver_unlock). */
+		assert(w->n.status > 0);
+		return w->n.status;
 	}
 	weft_waitq_lock(&m->q);
 	bool in_front = m->front == &w->n;
@@ -197,7 +231,7 @@ static int mx_settle(weft_mutex_t *m, weft__sync_op *w, int r)
 static int mx_woke(weft_mutex_t *m, weft__sync_op *w, int r)
 {
 	_Atomic uint32_t *st = mx_state(m);
-	r = mx_settle(m, w, r);
+	r = mx_delivered(m, w, r);
 	if (r < 0)
 		return r;
 	if (r == WEFT__SYNC_GRANTED) {
@@ -223,23 +257,28 @@ static void mx_spin(int round)
 		weft__cpu_relax();
 }
 
+/* mx_lock_slow's `how`: its low byte, the flags a coroutine's or a
+ * thread's waiter state starts with (0 or WEFT__SYNC_NOCANCEL); or this. */
+#define MX_AWOKE 0x100u /* a stackless repeat woken to compete again */
+
 /* The contended lock; s is the state the fast path saw. w: the waiter's
  * state across parks - NULL for a coroutine or a thread, which keep it
  * here and park; a stackless task's op, where it registers instead (and
- * returns -EINPROGRESS) and whose repeat comes back with awoke set when it
- * was woken to compete again (WOKEN is then ours to clear). */
+ * returns -EINPROGRESS) and whose repeat comes back with MX_AWOKE when it
+ * was woken to compete again (WOKEN is then ours to clear). Six arguments:
+ * the fast path's call is a jump. */
 __attribute__((noinline)) static int mx_lock_slow(weft_mutex_t *m, uint64_t self, weft_time_t deadline, uint32_t s,
-						  weft__sync_op *w, bool awoke)
+						  weft__sync_op *w, unsigned how)
 {
 	_Atomic uint32_t *st = mx_state(m);
 	if (atomic_load_explicit(mx_owner(m), memory_order_relaxed) == self)
 		return -EDEADLK;
 
 	weft__sync_op local;
-	bool step = w != NULL;
+	bool step = w != NULL, awoke = how & MX_AWOKE;
 	if (!step) {
 		w = &local;
-		w->flags = 0; /* not queued yet, not starving */
+		w->flags = (uint8_t)how; /* not queued yet, not starving */
 	}
 	assert(!awoke || (step && (w->flags & WEFT__SYNC_QUEUED)));
 	bool spin = weft_spin_worthwhile();
@@ -340,7 +379,7 @@ __attribute__((noinline)) static int mx_lock_slow(weft_mutex_t *m, uint64_t self
 	return 0;
 }
 
-static inline int mx_lock(weft_mutex_t *m, uint64_t self, weft_time_t deadline)
+static inline int mx_lock(weft_mutex_t *m, uint64_t self, weft_time_t deadline, uint8_t flags)
 {
 	_Atomic uint32_t *st = mx_state(m);
 	uint32_t s = 0;
@@ -353,15 +392,16 @@ static inline int mx_lock(weft_mutex_t *m, uint64_t self, weft_time_t deadline)
 		atomic_store_explicit(mx_owner(m), self, memory_order_relaxed);
 		return 0;
 	}
-	return mx_lock_slow(m, self, deadline, s, NULL, false);
+	return mx_lock_slow(m, self, deadline, s, NULL, flags);
 }
 
-int weft__mutex_lock(weft_mutex_t *m, uint64_t self, weft_time_t deadline)
+int weft__mutex_lock(weft_mutex_t *m, uint64_t self, weft_time_t deadline, bool nocancel)
 {
-	return mx_lock(m, self, deadline);
+	return mx_lock(m, self, deadline, nocancel ? WEFT__SYNC_NOCANCEL : 0);
 }
 
-int weft__mutex_lock_step(weft_mutex_t *m, uint64_t self, weft_time_t deadline, weft__sync_op *o, bool resumed)
+int weft__mutex_lock_step(weft_mutex_t *m, uint64_t self, weft_time_t deadline, weft__sync_op *o, bool resumed,
+			  bool nocancel)
 {
 	assert(!weft_can_park());
 	_Atomic uint32_t *st = mx_state(m);
@@ -373,7 +413,7 @@ int weft__mutex_lock_step(weft_mutex_t *m, uint64_t self, weft_time_t deadline, 
 			atomic_store_explicit(mx_owner(m), self, memory_order_relaxed);
 			return 0;
 		}
-		return mx_lock_slow(m, self, deadline, atomic_load_explicit(st, memory_order_relaxed), o, true);
+		return mx_lock_slow(m, self, deadline, atomic_load_explicit(st, memory_order_relaxed), o, MX_AWOKE);
 	}
 	uint32_t s = 0;
 	if (atomic_compare_exchange_strong_explicit(st, &s, MX_LOCKED, memory_order_acquire, memory_order_relaxed) ||
@@ -383,8 +423,8 @@ int weft__mutex_lock_step(weft_mutex_t *m, uint64_t self, weft_time_t deadline, 
 		atomic_store_explicit(mx_owner(m), self, memory_order_relaxed);
 		return 0;
 	}
-	o->flags = 0;
-	return mx_lock_slow(m, self, deadline, s, o, false);
+	o->flags = nocancel ? WEFT__SYNC_NOCANCEL : 0;
+	return mx_lock_slow(m, self, deadline, s, o, 0);
 }
 
 int weft_mutex_lock_step(weft_mutex_t *m, weft_time_t deadline, weft_op_t *op)
@@ -395,22 +435,22 @@ int weft_mutex_lock_step(weft_mutex_t *m, weft_time_t deadline, weft_op_t *op)
 	if (b < 0)
 		return b;
 	if (b == WEFT_STEP_BLOCKS) /* a coroutine or a plain thread */
-		return mx_lock(m, weft__sync_self(), deadline);
-	return weft__mutex_lock_step(m, weft__sync_self(), deadline, (weft__sync_op *)op, b == 1);
+		return mx_lock(m, weft__sync_self(), deadline, 0);
+	return weft__mutex_lock_step(m, weft__sync_self(), deadline, (weft__sync_op *)op, b == 1, false);
 }
 
 int weft_mutex_lock_until(weft_mutex_t *m, weft_time_t deadline)
 {
 	if (!m)
 		return -EINVAL;
-	return mx_lock(m, weft__sync_self(), deadline);
+	return mx_lock(m, weft__sync_self(), deadline, 0);
 }
 
 int weft_mutex_lock(weft_mutex_t *m)
 {
 	if (!m)
 		return -EINVAL;
-	return mx_lock(m, weft__sync_self(), WEFT_NEVER);
+	return mx_lock(m, weft__sync_self(), WEFT_NEVER, 0);
 }
 
 int weft_mutex_try_lock(weft_mutex_t *m)
@@ -460,22 +500,21 @@ __attribute__((noinline)) static void mx_unlock_slow(weft_mutex_t *m, uint32_t s
 			while (!atomic_compare_exchange_weak_explicit(st, &s, s - MX_WAITER, memory_order_acq_rel,
 								      memory_order_relaxed))
 				;
-			weft__sync_deliver(n, WEFT__SYNC_GRANTED);
-			weft_waitq_unlock(&m->q); /* the new owner settles on it: our last touch */
+			mx_deliver_unlock(m, n, WEFT__SYNC_GRANTED);
 			return;
 		}
 		/* Normal mode: release, and in the same CAS count one waiter out
 		 * as the woken one (invariant (3)), while q's lock is held: it
-		 * cannot requeue before the mutex is free, and it settles on q's
-		 * lock, so no caller may destroy the mutex before this call's
-		 * unlock of q (its last touch): the woken waiter's call is still
-		 * in progress. A spinner may take the woken role (WOKEN)
-		 * meanwhile: then there is nobody to wake. */
+		 * cannot requeue before the mutex is free, and no caller may
+		 * destroy the mutex before this call's unlock of q (its last
+		 * touch): the woken waiter's call is still in progress, and it
+		 * learns of the wake only after that unlock. A spinner may take
+		 * the woken role (WOKEN) meanwhile: then there is nobody to
+		 * wake. */
 		while (MX_WAITERS(s) != 0 && !(s & (MX_WOKEN | MX_STARVING))) {
 			if (atomic_compare_exchange_weak_explicit(st, &s, ((s - MX_WAITER) | MX_WOKEN) & ~MX_LOCKED,
 								  memory_order_release, memory_order_relaxed)) {
-				weft__sync_deliver(mx_next(m), WEFT__SYNC_WOKEN);
-				weft_waitq_unlock(&m->q);
+				mx_deliver_unlock(m, mx_next(m), WEFT__SYNC_WOKEN);
 				return;
 			}
 		}
@@ -505,6 +544,11 @@ static inline void mx_unlock(weft_mutex_t *m)
 void weft__mutex_unlock(weft_mutex_t *m)
 {
 	mx_unlock(m);
+}
+
+uint32_t weft__mutex_waiters(weft_mutex_t *m)
+{
+	return MX_WAITERS(atomic_load_explicit(mx_state(m), memory_order_relaxed));
 }
 
 int weft_mutex_unlock(weft_mutex_t *m)

@@ -10,9 +10,13 @@
  * each caller that returns 0. runner records who runs fn, to turn a call
  * from inside fn (which would wait for itself) into -EDEADLK.
  *
- * Lifetime: whoever sees DONE settles on q's lock before returning (see
- * internal.h), so a caller may destroy the once as soon as its call
- * returned, even while the runner is still waking the others.
+ * Lifetime (internal.h): any caller may destroy the once as soon as its
+ * call has returned, even while the runner is still waking the others. The
+ * runner claims every queued waiter under q's lock, with the DONE store,
+ * and wakes them after its unlock, touching nothing of the once then (L1,
+ * L2); whoever sees DONE without the lock settles on q's lock before
+ * returning (L4). A waiter whose wait had ended (timeout, cancellation) as
+ * DONE came cannot be claimed: it is dropped and returns its error.
  */
 #include "internal.h"
 
@@ -40,12 +44,15 @@ static int once_run(weft_once_t *once, void (*fn)(void *), void *arg, weft_time_
 	    atomic_compare_exchange_strong_explicit(st, &s, ONCE_RUNNING, memory_order_acquire, memory_order_acquire)) {
 		atomic_store_explicit(WEFT__A64(&once->runner), self, memory_order_relaxed);
 		fn(arg);
+		weft__sync_wakes wk = WEFT__SYNC_WAKES_INIT;
 		weft_waitq_lock(&once->q);
 		atomic_store_explicit(st, ONCE_DONE, memory_order_release);
 		weft_waitq_node_t *n;
-		while ((n = weft__sync_pop(&once->q)) != NULL)
-			weft__sync_deliver(n, WEFT__SYNC_GRANTED);
+		unsigned dropped = 0; /* (no count of waiters to keep) */
+		while ((n = weft__sync_claim(&once->q, &dropped)) != NULL)
+			weft__sync_give(&wk, n, WEFT__SYNC_GRANTED);
 		weft_waitq_unlock(&once->q);
+		weft__sync_wake(&wk);
 		return 0;
 	}
 	if (s == ONCE_DONE) {

@@ -11,7 +11,12 @@
  * themselves (nwr, nrd) and queue, waiters that give up withdraw, and the
  * unlock that frees the lock while WAIT is set hands it on (grant). Grants
  * are handoffs: the state is updated for the new holders before they are
- * unparked, so a lock handed on is never seen free.
+ * woken, so a lock handed on is never seen free. The readers of a grant
+ * are claimed (internal.h: the waker walks their nodes after its unlock);
+ * one whose wait had ended (timeout, cancellation) cannot be, and is
+ * dropped and counted out (rw_grant then goes on to the writers if nobody
+ * got in). A writer is handed the lock without a claim (weft__sync_hand):
+ * the pop is the delivery, as with the mutex.
  *
  * Policy (grant): after a writer, every reader waiting at that moment gets
  * in together; after the last reader, the first waiting writer. A newcomer
@@ -34,11 +39,13 @@
  * Stackless waiters (the _step forms) queue their node from their op and
  * register where others park; the repeat finishes the wait (rw_woke).
  *
- * Lifetime: an unlock's last touch is its fast CAS, or the release of the
- * master lock. Whatever lets someone in under the master lock (a grant,
- * clearing WAIT) is therefore seen before that release, so the granted
- * waiters and every fast path that gets in settle on the master lock before
- * returning (internal.h): the lock may then be destroyed at once.
+ * Lifetime (internal.h): an unlock's last touch is its fast CAS, or the
+ * release of the master lock; the waiters it granted are woken after that
+ * (L1) and touch the lock no more before returning (L2) - and hold it, so
+ * nobody frees it before they unlock anyway. Whatever lets someone in under
+ * the master lock without a wake (clearing WAIT) is seen before that
+ * release, so a fast path that gets in settles on the master lock before
+ * returning (L4): the lock may then be destroyed once it is released.
  */
 #include "internal.h"
 
@@ -84,45 +91,65 @@ static void rw_sync_wait_bit(weft_rwlock_t *rw)
 		atomic_fetch_and_explicit(rw_state(rw), ~RW_WAIT, memory_order_release);
 }
 
-static void rw_grant_readers(weft_rwlock_t *rw)
+/* Under the master lock: let in every reader queued now, claiming each
+ * (wk: to be woken once the lock is released). Returns how many got in;
+ * the others' waits had ended, and they are counted out with the rest. */
+static uint32_t rw_grant_readers(weft_rwlock_t *rw, weft__sync_wakes *wk)
 {
-	uint32_t k = rw->nrd;
-	rw->nrd = 0;
-	/* Count them in first: a granted reader may unlock at once. */
-	atomic_fetch_add_explicit(rw_state(rw), k * RW_READER, memory_order_acq_rel);
+	uint32_t k = 0;
+	unsigned dropped = 0;
 	weft_waitq_lock(&rw->rq);
-	for (uint32_t i = 0; i < k; i++) {
-		weft_waitq_node_t *n = weft__sync_pop(&rw->rq);
-		assert(n); /* invariant (1) */
-		weft__sync_deliver(n, WEFT__SYNC_GRANTED);
+	weft_waitq_node_t *n;
+	while ((n = weft__sync_claim(&rw->rq, &dropped)) != NULL) {
+		weft__sync_give(wk, n, WEFT__SYNC_GRANTED);
+		k++;
 	}
 	weft_waitq_unlock(&rw->rq);
+	assert(k + dropped == rw->nrd); /* invariant (1) */
+	rw->nrd = 0;
+	/* Counted in before they are woken (after the master lock's release). */
+	if (k)
+		atomic_fetch_add_explicit(rw_state(rw), k * RW_READER, memory_order_acq_rel);
+	return k;
 }
 
-static void rw_grant_writer(weft_rwlock_t *rw)
+/* Under the master lock: hand the lock to the first waiting writer. A
+ * handoff without a claim (weft__sync_hand): the writer holds the lock
+ * from here on, so nobody may free it before that writer's unlock, even if
+ * its wait ends otherwise meanwhile and it learns of the grant under the
+ * master lock after this unlock has returned. */
+static void rw_grant_writer(weft_rwlock_t *rw, weft__sync_wakes *wk)
 {
 	weft_waitq_node_t *n = weft__sync_pop(&rw->wq);
-	assert(n);
+	assert(n); /* invariant (1) */
 	rw->nwr--;
 	atomic_fetch_or_explicit(rw_state(rw), RW_WRITER, memory_order_acq_rel);
-	weft__sync_deliver(n, WEFT__SYNC_GRANTED);
+	weft__sync_hand(wk, n, WEFT__SYNC_GRANTED);
 }
 
 /* Under the master lock, after an unlock or a withdrawal: hand the lock to
- * whoever may have it now. after_writer picks the readers first. */
-static void rw_grant(weft_rwlock_t *rw, bool after_writer)
+ * whoever may have it now. after_writer picks the readers first. A round
+ * that lets nobody in has emptied the readers' queue (all dropped), so this
+ * ends. */
+static void rw_grant(weft_rwlock_t *rw, bool after_writer, weft__sync_wakes *wk)
 {
 	uint32_t s = atomic_load_explicit(rw_state(rw), memory_order_relaxed);
-	if (!(s & RW_WRITER)) {
+	while (!(s & RW_WRITER)) {
 		if (RW_READERS(s) > 0) {
 			/* Readers hold it: queued readers may join only if no writer
 			 * waits (the writer they queued behind gave up). */
 			if (rw->nwr == 0 && rw->nrd > 0)
-				rw_grant_readers(rw);
-		} else if (rw->nrd > 0 && (after_writer || rw->nwr == 0)) {
-			rw_grant_readers(rw);
+				rw_grant_readers(rw, wk);
+			break;
+		}
+		if (rw->nrd > 0 && (after_writer || rw->nwr == 0)) {
+			if (rw_grant_readers(rw, wk) > 0)
+				break;
 		} else if (rw->nwr > 0) {
-			rw_grant_writer(rw);
+			rw_grant_writer(rw, wk);
+			break;
+		} else {
+			break;
 		}
 	}
 	rw_sync_wait_bit(rw);
@@ -133,6 +160,7 @@ static void rw_grant(weft_rwlock_t *rw, bool after_writer)
 struct rw_wait {
 	weft_rwlock_t *rw;
 	bool writer;
+	weft__sync_wakes wk; /* whom the withdrawal let in */
 };
 
 /* Under the master lock: a waiter gives up. */
@@ -144,14 +172,21 @@ static void rw_withdraw(void *ctx)
 	else
 		w->rw->nrd--;
 	/* Readers queued behind a writer that leaves may get in now. */
-	rw_grant(w->rw, false);
+	rw_grant(w->rw, false, &w->wk);
 }
 
 /* The wait on n ended with r: 0 once granted, or r after withdrawing. */
 static int rw_woke(weft_rwlock_t *rw, bool writer, weft_waitq_node_t *n, int r)
 {
-	struct rw_wait w = {rw, writer};
+	if (r == 0) {
+		/* Granted and woken (weft__sync_woke's first case, without the
+		 * withdrawal's set-up). */
+		assert(!n->queued && n->status == WEFT__SYNC_GRANTED);
+		return 0;
+	}
+	struct rw_wait w = {rw, writer, WEFT__SYNC_WAKES_INIT};
 	r = weft__sync_woke(&rw->wq, writer ? &rw->wq : &rw->rq, n, r, rw_withdraw, &w);
+	weft__sync_wake(&w.wk); /* the master lock is released */
 	if (r < 0)
 		return r;
 	assert(r == WEFT__SYNC_GRANTED);
@@ -355,10 +390,12 @@ int weft_rwlock_unlock(weft_rwlock_t *rw)
 		s = RW_WRITER;
 		if (atomic_compare_exchange_strong_explicit(st, &s, 0, memory_order_release, memory_order_relaxed))
 			return 0;
+		weft__sync_wakes wk = WEFT__SYNC_WAKES_INIT;
 		weft_waitq_lock(&rw->wq);
 		atomic_fetch_and_explicit(st, ~RW_WRITER, memory_order_release);
-		rw_grant(rw, true);
+		rw_grant(rw, true, &wk);
 		weft_waitq_unlock(&rw->wq);
+		weft__sync_wake(&wk);
 		return 0;
 	}
 	do {
@@ -368,9 +405,11 @@ int weft_rwlock_unlock(weft_rwlock_t *rw)
 							memory_order_relaxed));
 	s -= RW_READER;
 	if (RW_READERS(s) == 0 && (s & RW_WAIT)) {
+		weft__sync_wakes wk = WEFT__SYNC_WAKES_INIT;
 		weft_waitq_lock(&rw->wq);
-		rw_grant(rw, false);
+		rw_grant(rw, false, &wk);
 		weft_waitq_unlock(&rw->wq);
+		weft__sync_wake(&wk);
 	}
 	return 0;
 }

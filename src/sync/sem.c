@@ -13,14 +13,18 @@
  *      no permit, and permits are added only while WAIT is clear or in the
  *      CAS that clears it.
  * So a permit is never lost (it is either counted or handed to a waiter
- * that was counted out as it was popped; a waiter whose park times out at
- * that moment finds its node popped and keeps the permit) and never made
- * up (every acquire takes one from the count or from a release).
+ * whose wait the release claimed as it counted it out; a waiter whose wait
+ * had ended - timeout, cancellation - cannot be claimed, is dropped and
+ * counted out, and the permit goes to the next one) and never made up
+ * (every acquire takes one from the count or from a release).
  * No lost wake-up: the same argument as in waitgroup.c, with "permits > 0"
  * in place of "count == 0".
- * Lifetime: a release with waiters hands out permits and adds what is left
- * under q's lock; an acquire that took a permit without the lock settles on
- * q's lock before returning, as woken waiters do (internal.h).
+ * Lifetime (internal.h): either side may free the semaphore the moment its
+ * call returns. A release with waiters claims them, hands out permits and
+ * adds what is left under q's lock, and wakes the claimed ones after
+ * unlocking, touching nothing of the semaphore then (L1, L2); an acquire
+ * that took a permit without the lock settles on q's lock before returning
+ * (L4): the permit may have been left by a release still holding it.
  */
 #include "internal.h"
 
@@ -171,12 +175,19 @@ int weft_sem_release(weft_sem_t *s, unsigned n)
 	}
 	/* Waiters queued: the count is zero (invariant (2)), so the rest of n
 	 * cannot overflow it. */
+	weft__sync_wakes wk = WEFT__SYNC_WAKES_INIT;
 	while (n > 0 && s->nwait > 0) {
-		weft_waitq_node_t *w = weft__sync_pop(&s->q);
-		assert(w); /* invariant (1) */
+		unsigned dropped = 0;
+		weft_waitq_node_t *w = weft__sync_claim(&s->q, &dropped);
+		assert(dropped <= s->nwait);
+		s->nwait -= dropped;
+		if (!w) {
+			assert(s->nwait == 0); /* invariant (1) */
+			break;
+		}
 		s->nwait--;
 		n--;
-		weft__sync_deliver(w, WEFT__SYNC_GRANTED);
+		weft__sync_give(&wk, w, WEFT__SYNC_GRANTED);
 	}
 	if (s->nwait == 0) {
 		v = atomic_load_explicit(st, memory_order_relaxed);
@@ -186,5 +197,6 @@ int weft_sem_release(weft_sem_t *s, unsigned n)
 			;
 	}
 	weft_waitq_unlock(&s->q);
+	weft__sync_wake(&wk);
 	return 0;
 }

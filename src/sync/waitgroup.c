@@ -6,11 +6,16 @@
  * WAIT is set is made under q's lock, together with waking every queued
  * waiter and clearing WAIT; any other change is one CAS with no lock.
  *
- * Lifetime: a waiter may destroy the group as soon as its wait returns.
- * The zero that lets it return is made either without the lock (WAIT clear:
- * the CAS is that call's last touch) or under q's lock, and whoever sees it
- * (a woken waiter, or a wait that finds zero at once) settles on q's lock
- * before returning, so the waker has let go of the group by then.
+ * Lifetime (internal.h): a waiter may destroy the group as soon as its
+ * wait returns, and so may the caller of the done that released it. The
+ * zero that lets a waiter return is made either without the lock (WAIT
+ * clear: the CAS is that call's last touch) or under q's lock, which claims
+ * every queued waiter in the same critical section and wakes them after
+ * its unlock, touching nothing of the group then (L1, L2). A wait that
+ * finds zero without the lock settles on q's lock before returning (L4).
+ * A waiter whose wait had ended (timeout, cancellation) as the zero came
+ * cannot be claimed: it is dropped and returns its error, as if it had
+ * given up just before.
  *
  * No lost wake-up: a waiter, holding q's lock, sets WAIT by a CAS that sees
  * a non-zero count, and links its node before releasing the lock. The
@@ -25,7 +30,7 @@
  *
  * Memory order: done and add are acq_rel and the zero-checking loads
  * acquire, so the work before every done is visible to whoever sees zero;
- * woken waiters are ordered by q's lock and the unpark/park pair.
+ * woken waiters are ordered by q's lock and the finish/park pair.
  */
 #include "internal.h"
 
@@ -104,10 +109,13 @@ static int wg_change(weft_wg_t *wg, int64_t n)
 		if (atomic_compare_exchange_weak_explicit(st, &s, nw, memory_order_acq_rel, memory_order_relaxed))
 			break;
 	}
+	weft__sync_wakes wk = WEFT__SYNC_WAKES_INIT;
 	weft_waitq_node_t *w;
-	while (c == 0 && (w = weft__sync_pop(&wg->q)) != NULL)
-		weft__sync_deliver(w, WEFT__SYNC_GRANTED);
+	unsigned dropped = 0; /* (no count of waiters to keep) */
+	while (c == 0 && (w = weft__sync_claim(&wg->q, &dropped)) != NULL)
+		weft__sync_give(&wk, w, WEFT__SYNC_GRANTED);
 	weft_waitq_unlock(&wg->q);
+	weft__sync_wake(&wk);
 	return 0;
 }
 

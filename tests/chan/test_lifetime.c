@@ -371,7 +371,6 @@ typedef struct retry_scene {
 	long got;
 	int res;
 	weft_op_t op;
-	_Atomic int hold, holding;
 } retry_scene;
 
 static void *retry_recv(void *a)
@@ -392,24 +391,14 @@ static weft_step_t retry_recv_step(void *a, void **res)
 	return WEFT_STEP_DONE;
 }
 
-static void *retry_hold(void *a)
-{
-	retry_scene *s = a;
-	atomic_store(&s->holding, 1);
-	while (atomic_load(&s->hold))
-		; /* the only worker: nothing else runs meanwhile */
-	return NULL;
-}
-
 /* cap: the channel's; close: close it (else send 42 into it). */
 static void retry_round(ssize_t cap, bool close, bool step)
 {
 	weft_runtime_t *rt;
 	assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.workers = 1, .no_monitor = true}), 0);
 	retry_scene s = {.ch = new_chan(cap), .step = step, .res = 1};
-	atomic_init(&s.hold, 1);
 	weft_spawn_opts_t o = {.runtime = rt};
-	weft_task_t r, h;
+	weft_task_t r;
 	if (step)
 		assert_int_equal(weft_spawn_step(&r, retry_recv_step, &s, &o), 0);
 	else
@@ -419,11 +408,9 @@ static void retry_round(ssize_t cap, bool close, bool step)
 	while (chan_waiting(s.ch, false) == 0 && weft_now() < give_up)
 		sched_yield();
 	assert_int_equal(chan_waiting(s.ch, false), 1);
-	assert_int_equal(weft_spawn(&h, retry_hold, &s, &o), 0);
-	while (!atomic_load(&s.holding) && weft_now() < give_up)
-		sched_yield();
-	assert_true(atomic_load(&s.holding));
-	/* The worker spins in retry_hold: the receiver, once woken, waits. */
+	wt_hold_t h;
+	wt_hold(&h, rt);
+	/* The worker spins in wt_hold's task: the receiver, once woken, waits. */
 	long v = 42;
 	if (close)
 		assert_int_equal(weft_chan_close(s.ch), 0);
@@ -431,8 +418,7 @@ static void retry_round(ssize_t cap, bool close, bool step)
 		assert_int_equal(weft_chan_send(s.ch, &v), 0);
 	assert_int_equal(chan_waiting(s.ch, false), 0); /* woken: off the queue */
 	assert_int_equal(weft_chan_release(s.ch), 0);
-	atomic_store(&s.hold, 0);
-	assert_int_equal(weft_join(h, NULL), 0);
+	wt_unhold(&h);
 	assert_int_equal(weft_join(r, NULL), 0);
 	if (close) {
 		assert_int_equal(s.res, -EPIPE);

@@ -4,6 +4,8 @@
 #include <pthread.h>
 #include <weft/sync.h>
 
+#include "sync/internal.h" /* weft__mutex_waiters */
+
 /* White-box: tasks queued on the condition. */
 static size_t cond_waiters(weft_cond_t *c)
 {
@@ -218,12 +220,17 @@ static void *deadline_cancel_main(void *a)
 	wt_join(wt_spawn(timed_waiter, NULL));
 	TCHECK_EQ(cond_waiters(&dc), 0);
 	/* Cancelled while the mutex is held by someone else: it must wait for
-	 * the mutex again before it returns. */
+	 * the mutex again before it returns - queued on it like any locker
+	 * (it used to retry between yields, never queued: this waited for
+	 * ever), and still queued after many turns of ours. */
 	weft_task_t t = wt_spawn(cancelled_waiter, NULL);
 	wait_cond_waiters(&dc, 1);
 	TCHECK_EQ(weft_mutex_lock(&dm), 0);
 	TCHECK_EQ(weft_cancel(t), 0);
-	weft_sleep(2 * WEFT_MSEC);
+	WT_WAIT_UNTIL(weft__mutex_waiters(&dm) == 1);
+	for (int i = 0; i < 100; i++)
+		weft_yield();
+	TCHECK_EQ(weft__mutex_waiters(&dm), 1);
 	TCHECK_EQ(weft_mutex_unlock(&dm), 0);
 	wt_join(t);
 	TCHECK_EQ(cond_waiters(&dc), 0);

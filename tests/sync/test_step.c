@@ -1018,13 +1018,19 @@ static void *cancel_main(void *a)
 		TCHECK_EQ(weft_spawn_step(&t, cancel_step, &s, NULL), 0);
 		WT_WAIT_UNTIL(atomic_load(&s.registered));
 		if (k == K_COND) {
-			/* Hold the condition's mutex as the waiter is cancelled: its
-			 * repeats retry (a cancelled task cannot wait for it) until
-			 * it is free. */
+			/* Hold the condition's mutex as the waiter is cancelled: it
+			 * queues on the mutex like any locker (uncancellably) and
+			 * waits there, instead of retrying: its step runs once more
+			 * (the cancelled signal wait's repeat, which registers on the
+			 * mutex) and then not again until the mutex is free. */
 			TCHECK_EQ(weft_mutex_lock(&o.cm), 0);
 			int runs = atomic_load(&s.runs);
 			TCHECK_EQ(weft_cancel(t), 0);
-			WT_WAIT_UNTIL(atomic_load(&s.runs) >= runs + 3);
+			WT_WAIT_UNTIL(weft__mutex_waiters(&o.cm) == 1);
+			for (int i = 0; i < 100; i++)
+				weft_yield(); /* (a retrying waiter would run meanwhile) */
+			TCHECK_EQ(atomic_load(&s.runs), runs + 1);
+			TCHECK_EQ(weft__mutex_waiters(&o.cm), 1);
 			TCHECK_EQ(weft_mutex_unlock(&o.cm), 0);
 		} else {
 			TCHECK_EQ(weft_cancel(t), 0);
@@ -1084,7 +1090,7 @@ static weft_step_t life_step(void *a, void **res)
 		TCHECK_EQ(weft_rwlock_unlock(&o->rw), 0);
 	else if (s->kind == K_COND)
 		TCHECK_EQ(weft_mutex_unlock(&o->cm), 0);
-	free(o); /* the moment its call returned: nothing else holds it */
+	wt_poison_free(o, sizeof *o); /* the moment its call returned: nothing else holds it */
 	atomic_store(&s->done, 1);
 	return WEFT_STEP_DONE;
 }
