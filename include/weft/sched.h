@@ -99,14 +99,16 @@ int weft_runtime_stop(weft_runtime_t *rt);
  * weft_runtime_request_stop asks for that: it records the request and
  * wakes the waiters, and stops nothing itself. Callable from anywhere
  * (tasks, timer functions, plain threads), any number of times. 0, or
- * -EINVAL for NULL. */
+ * -EINVAL for NULL; -EPERM on a sim from another thread than its owner
+ * ("simulation" below). */
 int weft_runtime_request_stop(weft_runtime_t *rt);
 /* Block the calling thread until a stop of rt has been requested
  * (weft_runtime_request_stop) or has begun (weft_runtime_stop from another
  * thread) - at once if either happened already. 0; -ETIMEDOUT from the
  * _until form when the deadline passes first (a past deadline polls);
- * -EINVAL for NULL; -EDEADLK from a task of rt. From a task of another
- * runtime it blocks that task's worker thread. */
+ * -EINVAL for NULL; -EDEADLK from a task of rt; -EPERM on a sim from
+ * another thread than its owner. From a task of another runtime it blocks
+ * that task's worker thread. */
 int weft_runtime_wait_stop_request(weft_runtime_t *rt);
 int weft_runtime_wait_stop_request_until(weft_runtime_t *rt, weft_time_t deadline);
 /* The runtime the caller runs in (a task or a worker), else the default. */
@@ -135,11 +137,15 @@ int weft_main(void *(*fn)(void *), void *arg, const weft_config_t *cfg);
  * simulation inside weft_sim_run and inside every blocking call it makes
  * as a plain thread (weft_join, weft_chan_recv, weft_sleep, ...), which
  * runs tasks until the call's wait ends. No other thread may touch the
- * runtime: spawn, join, cancel, detach, timer calls, weft_sim_run and stop
- * from another thread get -EPERM, and a wake-up from another thread (a
- * send on a channel a sim task waits on) aborts the process with a report
- * naming the seed. While a thread owns a sim runtime, weft_now() there
- * reads the virtual clock, and weft_runtime_current() there is the sim.
+ * runtime: spawn, join, cancel, detach, naming, timer calls, group calls
+ * on a group of its tasks, stop requests and waits for them, extensions
+ * and pollers, weft_sim_run, weft_sim_info and stop from another thread
+ * get -EPERM and change nothing, and a wake-up from another thread of one
+ * of its tasks or of its owner's own wait (a send on a channel a sim task
+ * or the owner waits on) aborts the process with a report naming the
+ * seed. Statistics and the task dump read it from anywhere. While a
+ * thread owns a sim runtime, weft_now() there reads the virtual clock, and
+ * weft_runtime_current() there is the sim.
  *
  * The clock starts at 10^12 ns plus a sub-millisecond offset drawn from
  * the seed. It moves when nothing is ready, to the next timer, at once,
@@ -216,7 +222,9 @@ typedef struct weft_spawn_opts {
 
 /* Spawn a coroutine running fn(arg). *out (may be NULL) receives its handle.
  * -EINVAL: NULL fn or bad stack size; -ESHUTDOWN: the runtime is stopping or
- * there is none; -ENOMEM. Callable from tasks and from any thread. The
+ * there is none; -ENOMEM; -EPERM: into a sim from another thread than its
+ * owner ("simulation" above), or into a group of another sim ("task
+ * groups" below). Callable from tasks and from any thread. The
  * coroutine's stack is taken when it first runs, by the worker that runs
  * it; the size asked for is rounded up to a power of two, of which the top
  * 64 bytes hold weft's bookkeeping. If no stack can be had then (out of
@@ -306,20 +314,27 @@ void *weft_tls_get(weft_tls_key_t key);
 /* A group waits for all its tasks; with cancel_on_error, the first task that
  * finishes with a failure (a result in the range [-4095, -1] as intptr_t,
  * i.e. a negative errno) cancels every other task of the group. Members are
- * joined by the group: do not join them yourself. */
+ * joined by the group: do not join them yourself.
+ * A group whose members are tasks of a sim runtime belongs to that sim's
+ * owner thread, like its tasks: every call below from another thread
+ * returns -EPERM (changing nothing), and so does a spawn into the group
+ * while it has running members of another runtime than the new task's,
+ * when either is a sim. */
 int weft_group_create(weft_group_t **out, bool cancel_on_error);
 /* Wait until every member has finished. Returns 0, or the first failure
  * (negative errno) reported by a member; -ECANCELED if the waiter itself is
  * cancelled; -ETIMEDOUT from weft_group_wait_until when the deadline passes
  * first (a past deadline polls); -EPERM in a stackless task when members
  * are still running (it uses weft_group_wait_step, "Step forms" below);
- * -EINVAL for NULL. From a plain thread it blocks the thread. */
+ * -EINVAL for NULL; -EPERM (above). From a plain thread it blocks the
+ * thread. */
 int weft_group_wait(weft_group_t *g);
 int weft_group_wait_until(weft_group_t *g, weft_time_t deadline);
 int weft_group_wait_step(weft_group_t *g, weft_time_t deadline, weft_op_t *op);
-/* Cancel every member still running. -EINVAL for NULL. */
+/* Cancel every member still running. -EINVAL for NULL; -EPERM (above). */
 int weft_group_cancel(weft_group_t *g);
-/* Free the group. -EBUSY if members are still running; -EINVAL for NULL. */
+/* Free the group. -EBUSY if members are still running; -EINVAL for NULL;
+ * -EPERM (above). */
 int weft_group_destroy(weft_group_t *g);
 
 /* ------------------------------------------------------------ parking */
@@ -579,7 +594,8 @@ int weft_step_retry(weft_op_t *op);
  * per runtime.
  * -EINVAL: rt or key NULL; -EBUSY: key already attached (the caller keeps
  * ctx; use the attached one); -ESHUTDOWN: the runtime is stopping or has
- * stopped; -ENOSPC: no slot left. */
+ * stopped; -ENOSPC: no slot left; -EPERM: a sim, from another thread than
+ * its owner. */
 typedef struct weft_runtime_ext {
 	const char *name;
 	void (*destroy)(void *ctx);
@@ -617,7 +633,8 @@ typedef struct weft_poller_ops {
 
 /* Install the runtime's poller (once). -EINVAL if rt or ops is NULL or ops
  * lacks poll or wake; -EBUSY if one is installed already (the caller keeps
- * ctx); -ESHUTDOWN if the runtime is stopping or has stopped. */
+ * ctx); -ESHUTDOWN if the runtime is stopping or has stopped; -EPERM on a
+ * sim from another thread than its owner. */
 int weft_runtime_set_poller(weft_runtime_t *rt, const weft_poller_ops_t *ops, void *ctx);
 /* The installed poller's ctx if its ops are `ops`, else NULL (also for NULL
  * arguments and a stopped runtime). */

@@ -12,9 +12,20 @@
  * A stackless waiter (weft_group_wait_step) keeps its node in its op and
  * registers where a coroutine parks; its repeat does what the coroutine
  * does after the park.
+ *
+ * Simulation: a sim's tasks are its owner thread's alone (sim.c), and so
+ * is a group while it has running members of a sim: g->sim names that sim
+ * (NULL when no member is of one). While members run, they are all of
+ * g->sim's runtime, or none is of a sim: a spawn that would mix them is
+ * refused (-EPERM), so a member's end never wakes or cancels across the
+ * sim's boundary. Every call on a group bound to a live sim from a thread
+ * that does not own it returns -EPERM and changes nothing (a cancel from
+ * there used to cancel nothing and return 0: weft__task_get refuses each
+ * member, silently).
  */
 #include "internal.h"
 
+#include <assert.h>
 #include <stdlib.h>
 
 struct weft_group {
@@ -25,6 +36,7 @@ struct weft_group {
 	int first_error;
 	bool cancel_on_error;
 	bool cancelling;
+	struct weft_runtime *sim; /* the sim of its members, NULL if none is of a sim (see the top) */
 };
 
 int weft_group_create(weft_group_t **out, bool cancel_on_error)
@@ -40,9 +52,22 @@ int weft_group_create(weft_group_t **out, bool cancel_on_error)
 	return 0;
 }
 
+/* Under g's lock: whether the caller must be refused g (see the top). */
+static bool group_foreign(weft_group_t *g)
+{
+	return g->sim && weft__sim_foreign(g->sim);
+}
+
 int weft__group_add(weft_group_t *g, weft_task *t)
 {
+	struct weft_runtime *rt = weft__task_rt(t);
+	struct weft_runtime *sim = rt->sim ? rt : NULL;
 	weft_waitq_lock(&g->waiters);
+	if ((g->running > 0 && g->sim != sim) || group_foreign(g)) {
+		weft_waitq_unlock(&g->waiters);
+		return -EPERM; /* a sim's members with others', or a sim's group from outside it */
+	}
+	g->sim = sim;
 	if (g->nids == g->cap) {
 		size_t cap = g->cap ? 2 * g->cap : 16;
 		weft_task_t *n = realloc(g->ids, cap * sizeof *n);
@@ -92,6 +117,8 @@ void weft__group_done(weft_group_t *g, weft_task *t)
 	intptr_t r = (intptr_t)t->result;
 	bool failed = r < 0 && r >= -4095;
 	weft_waitq_lock(&g->waiters);
+	/* A running member: all are of g->sim, or none is of a sim. */
+	assert(g->running > 0 && g->sim == (weft__task_rt(t)->sim ? weft__task_rt(t) : NULL));
 	bool cancel_now = false;
 	if (failed && g->first_error == 0) {
 		g->first_error = (int)r;
@@ -135,7 +162,9 @@ static bool group_queue(weft_group_t *g, weft_time_t deadline, weft_waitq_node_t
 {
 	bool queued = false;
 	weft_waitq_lock(&g->waiters);
-	if (g->running == 0)
+	if (group_foreign(g))
+		*res = -EPERM;
+	else if (g->running == 0)
 		*res = g->first_error;
 	else if (deadline != WEFT_NEVER && deadline <= weft_now())
 		*res = -ETIMEDOUT;
@@ -201,6 +230,10 @@ int weft_group_cancel(weft_group_t *g)
 	if (!g)
 		return -EINVAL;
 	weft_waitq_lock(&g->waiters);
+	if (group_foreign(g)) {
+		weft_waitq_unlock(&g->waiters);
+		return -EPERM;
+	}
 	g->cancelling = true;
 	size_t n = g->nids;
 	weft_task_t *ids = n ? malloc(n * sizeof *ids) : NULL;
@@ -221,8 +254,11 @@ int weft_group_destroy(weft_group_t *g)
 	if (!g)
 		return -EINVAL;
 	weft_waitq_lock(&g->waiters);
+	bool foreign = group_foreign(g);
 	bool busy = g->running != 0 || g->waiters.head != NULL;
 	weft_waitq_unlock(&g->waiters);
+	if (foreign)
+		return -EPERM;
 	if (busy)
 		return -EBUSY;
 	free(g->ids);

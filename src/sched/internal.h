@@ -574,6 +574,12 @@ static inline bool weft__sim_ours(const struct weft_runtime *rt)
 {
 	return weft__sim_mine != NULL && weft__sim_mine == rt->simst;
 }
+/* Whether the caller must be refused (-EPERM) what it asks of rt: rt is a
+ * live sim and the caller is not its owner thread. */
+static inline bool weft__sim_foreign(struct weft_runtime *rt)
+{
+	return rt->sim && atomic_load(&rt->live) && !weft__sim_ours(rt);
+}
 /* A wake-up of a sim's task from another thread: report and abort. */
 void weft__sim_leak(struct weft_runtime *rt, const char *what) __attribute__((noreturn));
 /* Shuffle each run of equal expiry ticks in a fired list (timer.c). */

@@ -112,7 +112,12 @@ void weft__parker_init(weft_parker_t *p)
 typedef struct thread_parker {
 	alignas(WEFT_CACHELINE) weft_parker_t p;
 	struct thread_parker *next_free;
+	/* The sim its thread owned when it opened its current wait (or NULL),
+	 * for the wakers' check (woke). Stored before the wait's state, whose
+	 * release store publishes it with the wait. */
+	_Atomic(struct weft_sim *) sim;
 } thread_parker_t;
+_Static_assert(offsetof(thread_parker_t, p) == 0, "a thread's waker names its thread_parker_t");
 
 #define TP_RESERVE 256 /* in static memory, for when malloc fails */
 #define TP_CHUNK 64
@@ -154,12 +159,14 @@ static __attribute__((noinline)) weft_parker_t *thread_parker_slow(void)
 		if (posix_memalign((void **)&chunk, WEFT_CACHELINE, TP_CHUNK * sizeof *chunk) == 0) {
 			for (int i = 0; i < TP_CHUNK; i++) {
 				weft__parker_init(&chunk[i].p);
+				atomic_init(&chunk[i].sim, NULL);
 				chunk[i].next_free = i + 1 < TP_CHUNK ? &chunk[i + 1] : NULL;
 			}
 			tp_free = chunk;
 		} else if (tp_reserve_used < TP_RESERVE) {
 			tp_free = &tp_reserve[tp_reserve_used++];
 			weft__parker_init(&tp_free->p);
+			atomic_init(&tp_free->sim, NULL);
 			tp_free->next_free = NULL;
 		}
 		tp = tp_free;
@@ -190,6 +197,13 @@ static weft_parker_t *current_parker(weft_task **task)
 	if (t)
 		return &t->park;
 	return thread_parker();
+}
+
+/* A thread about to open a wait: mark its parker with the sim the thread
+ * owns, if any (woke checks the mark). */
+static inline void thread_mark_sim(weft_parker_t *p)
+{
+	atomic_store_explicit(&((thread_parker_t *)p)->sim, weft__sim_mine, memory_order_relaxed);
 }
 
 /* For assert(): whether a parker's owner, running, may open a new wait
@@ -235,6 +249,8 @@ weft_waker_t weft_park_prepare(void)
 		return WEFT_WAKER_FAILED(ENOMEM);
 	if (t && weft__is_step(t) && unlikely(!step_may_open(t)))
 		return WEFT_WAKER_FAILED(EBUSY);
+	if (!t)
+		thread_mark_sim(p);
 	uint64_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
 	assert(PRIOR_WAIT_OVER(s));
 	uint64_t e = WEFT_PS_EPOCH(s) + 1;
@@ -262,6 +278,8 @@ weft_waker_t weft_park_prepare_uncancellable(void)
 		return WEFT_WAKER_FAILED(ENOMEM);
 	if (t && weft__is_step(t) && unlikely(!step_may_open(t)))
 		return WEFT_WAKER_FAILED(EBUSY);
+	if (!t)
+		thread_mark_sim(p);
 	uint64_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
 	assert(PRIOR_WAIT_OVER(s));
 	uint64_t e = WEFT_PS_EPOCH(s) + 1;
@@ -351,6 +369,19 @@ static void woke(weft_waker_t w, uint64_t s)
 	 * epoch ours. */
 	assert(WEFT_PS_EPOCH(s) == (w.epoch & ~WEFT_WAKER_THREAD));
 	assert(WEFT_PS_PHASE(s) == WEFT_PH_OPEN || WEFT_PS_PHASE(s) == WEFT_PH_PARKED);
+	/* A sim's tasks, and its owner thread's waits, end on that thread
+	 * alone (sim.c): a wake from elsewhere would make the run depend on
+	 * the OS. weft__ready checks a parked task's; an open wait's owner
+	 * runs now and sees the wake when it parks, so it is checked here. */
+	if (w.epoch & WEFT_WAKER_THREAD) {
+		struct weft_sim *sm = atomic_load_explicit(&((thread_parker_t *)p)->sim, memory_order_relaxed);
+		if (unlikely(sm != NULL) && sm != weft__sim_mine)
+			weft__sim_leak(sm->rt, "its owner thread woken from another thread");
+	} else if (WEFT_PS_PHASE(s) == WEFT_PH_OPEN) {
+		struct weft_runtime *rt = weft__task_rt((weft_task *)p);
+		if (unlikely(rt->sim) && !weft__sim_ours(rt))
+			weft__sim_leak(rt, "a task woken from another thread");
+	}
 	if (WEFT_PS_PHASE(s) == WEFT_PH_PARKED) {
 		if (!(w.epoch & WEFT_WAKER_THREAD)) {
 			/* Parked, so the owner cannot have opened another wait:

@@ -145,6 +145,8 @@ int weft_runtime_attach(weft_runtime_t *rt, const weft_runtime_ext_t *key, void 
 		return -EINVAL;
 	if (!atomic_load(&rt->live))
 		return -ESHUTDOWN; /* stopped: its lock is destroyed (see "Lifetime") */
+	if (unlikely(weft__sim_foreign(rt)))
+		return -EPERM; /* a sim is its owner thread's alone (sim.c) */
 	int e = 0;
 	pthread_mutex_lock(&rt->poller_lock);
 	int n = atomic_load_explicit(&rt->next_ext, memory_order_relaxed);
@@ -462,6 +464,8 @@ int weft_runtime_request_stop(weft_runtime_t *rt)
 {
 	if (!rt)
 		return -EINVAL;
+	if (unlikely(weft__sim_foreign(rt)))
+		return -EPERM; /* it would end the owner's wait at a moment no seed repeats */
 	/* The flag, then the futex word: a waiter that read the word before
 	 * this bump sleeps on its old value and returns at once. */
 	atomic_store(&rt->stop_requested, true);
@@ -478,6 +482,8 @@ int weft_runtime_wait_stop_request_until(weft_runtime_t *rt, weft_time_t deadlin
 		return -EDEADLK;
 	if (unlikely(rt->sim) && weft__sim_ours(rt))
 		return weft__sim_wait_stop_request(rt, deadline); /* runs the sim meanwhile */
+	if (unlikely(weft__sim_foreign(rt)))
+		return -EPERM;
 	for (;;) {
 		uint32_t f = atomic_load(&rt->stop_request_futex);
 		if (atomic_load(&rt->stop_requested))

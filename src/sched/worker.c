@@ -412,6 +412,8 @@ int weft_runtime_set_poller(weft_runtime_t *rt, const weft_poller_ops_t *ops, vo
 		return -EINVAL;
 	if (!atomic_load(&rt->live))
 		return -ESHUTDOWN; /* stopped: its lock is destroyed (runtime.c, "Lifetime") */
+	if (unlikely(weft__sim_foreign(rt)))
+		return -EPERM; /* a sim is its owner thread's alone (sim.c) */
 	int e = 0;
 	pthread_mutex_lock(&rt->poller_lock);
 	if (atomic_load(&rt->stopping))

@@ -292,11 +292,35 @@ static void test_stop_gives_up_on_uncancellable_deadlock(void **state)
 /* ------------------------------------------------------------ refusals */
 
 typedef struct foreign {
-	weft_runtime_t *rt;
+	weft_runtime_t *rt, *normal;
 	weft_task_t t;
 	weft_timer_t *tm;
+	weft_group_t *g; /* a running member of rt's */
 	int spawn, join, cancel, detach, name, run, info, stop, timer, current_is_sim;
+	int gcancel, gwait, gwait_until, gwait_step, gdestroy, gspawn;
+	int request_stop, wait_stop, attach, poller;
 } foreign;
+
+static void ext_destroy(void *ctx)
+{
+	(void)ctx;
+}
+
+static const weft_runtime_ext_t ext_key = {.name = "test", .destroy = ext_destroy};
+
+static int nop_poll(void *ctx, weft_time_t timeout)
+{
+	(void)ctx;
+	(void)timeout;
+	return 0;
+}
+
+static void nop_wake(void *ctx)
+{
+	(void)ctx;
+}
+
+static const weft_poller_ops_t nop_poller = {.poll = nop_poll, .wake = nop_wake};
 
 static void *noop(void *a)
 {
@@ -324,7 +348,28 @@ static void *foreign_thread(void *a)
 	f->stop = weft_runtime_stop(f->rt);
 	f->timer = weft_timer_start(f->tm, weft_now() + WEFT_SEC, 0);
 	f->current_is_sim = weft_runtime_current() == f->rt;
+	/* A group of the sim's tasks: each call used to go through (a cancel
+	 * cancelled nothing and said 0). */
+	f->gcancel = weft_group_cancel(f->g);
+	f->gwait_until = weft_group_wait_until(f->g, 0);
+	/* (Were they not refused, they would wait for the hour: the hang
+	 * guard ends that.) */
+	f->gwait = weft_group_wait_until(f->g, wt_hang_deadline());
+	weft_op_t op = WEFT_OP_INIT;
+	f->gwait_step = weft_group_wait_step(f->g, wt_hang_deadline(), &op);
+	f->gdestroy = weft_group_destroy(f->g);
+	f->gspawn = weft_spawn(&t, noop, NULL, &(weft_spawn_opts_t){.runtime = f->normal, .group = f->g});
+	f->request_stop = weft_runtime_request_stop(f->rt);
+	f->wait_stop = weft_runtime_wait_stop_request_until(f->rt, 0);
+	f->attach = weft_runtime_attach(f->rt, &ext_key, f);
+	f->poller = weft_runtime_set_poller(f->rt, &nop_poller, f);
 	return NULL;
+}
+
+static void *hour_member(void *a)
+{
+	(void)a;
+	return (void *)(intptr_t)weft_sleep(3600 * WEFT_SEC);
 }
 
 static void *inside_task(void *a)
@@ -352,6 +397,9 @@ static void test_only_the_owner_thread_may_touch_it(void **state)
 	foreign f = {.rt = rt};
 	assert_int_equal(weft_spawn(&f.t, noop, NULL, &(weft_spawn_opts_t){.name = "kept"}), 0);
 	assert_int_equal(weft_timer_create(&f.tm, nop_fn, NULL), 0);
+	assert_int_equal(weft_group_create(&f.g, false), 0);
+	assert_int_equal(weft_spawn(NULL, hour_member, NULL, &(weft_spawn_opts_t){.group = f.g}), 0);
+	assert_int_equal(weft_runtime_start(&f.normal, &(weft_config_t){.workers = 1}), 0);
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, foreign_thread, &f), 0);
 	pthread_join(th, NULL);
@@ -365,6 +413,30 @@ static void test_only_the_owner_thread_may_touch_it(void **state)
 	assert_int_equal(f.stop, -EPERM);
 	assert_int_equal(f.timer, -EPERM);
 	assert_false(f.current_is_sim); /* a sim is never the default runtime */
+	assert_int_equal(f.gcancel, -EPERM);
+	assert_int_equal(f.gwait, -EPERM);
+	assert_int_equal(f.gwait_until, -EPERM);
+	assert_int_equal(f.gwait_step, -EPERM);
+	assert_int_equal(f.gdestroy, -EPERM);
+	assert_int_equal(f.gspawn, -EPERM);
+	assert_int_equal(f.request_stop, -EPERM);
+	assert_int_equal(f.wait_stop, -EPERM);
+	assert_int_equal(f.attach, -EPERM);
+	assert_int_equal(f.poller, -EPERM);
+	/* Nothing changed: the member still sleeps (not cancelled), no stop
+	 * was requested, nothing is attached or installed. */
+	assert_int_equal(weft_group_wait_until(f.g, weft_now() + WEFT_SEC), -ETIMEDOUT);
+	assert_int_equal(weft_runtime_wait_stop_request_until(rt, weft_now() + WEFT_MSEC), -ETIMEDOUT);
+	assert_null(weft_runtime_attached(rt, &ext_key));
+	assert_null(weft_runtime_poller(rt, &nop_poller));
+	/* The owner may: a stop request, an extension, the group's cancel. */
+	assert_int_equal(weft_runtime_request_stop(rt), 0);
+	assert_int_equal(weft_runtime_wait_stop_request(rt), 0);
+	assert_int_equal(weft_runtime_attach(rt, &ext_key, &f), 0);
+	assert_ptr_equal(weft_runtime_attached(rt, &ext_key), &f);
+	assert_int_equal(weft_group_cancel(f.g), 0);
+	assert_int_equal(weft_group_wait(f.g), -ECANCELED);
+	assert_int_equal(weft_group_destroy(f.g), 0);
 	/* The owner may do all of it. */
 	weft_task_t t;
 	assert_int_equal(weft_spawn(&t, inside_task, rt, NULL), 0);
@@ -372,10 +444,50 @@ static void test_only_the_owner_thread_may_touch_it(void **state)
 	assert_int_equal(weft_join(f.t, NULL), 0);
 	assert_int_equal(weft_timer_destroy(f.tm), 0);
 	assert_int_equal(weft_runtime_stop(rt), 0);
+	assert_int_equal(weft_runtime_stop(f.normal), 0);
 	assert_int_equal(atomic_load(&tcheck_failures), 0);
 	/* After the stop the thread owns nothing. */
 	c.workers = 2;
 	assert_int_equal(weft_runtime_start(&bad, &c), -EINVAL);
+}
+
+/* A group's running members are all of one sim, or none is of a sim: a
+ * spawn that would mix them is refused, from either side, so no member's
+ * end wakes or cancels across the sim's boundary. */
+static void *group_waiter(void *a)
+{
+	return (void *)(intptr_t)weft_group_wait(a);
+}
+
+static void test_a_group_does_not_mix_a_sim_with_others(void **state)
+{
+	(void)state;
+	weft_runtime_t *rt = sim_start(12), *normal;
+	assert_int_equal(weft_runtime_start(&normal, &(weft_config_t){.workers = 1}), 0);
+	weft_spawn_opts_t in_normal = {.runtime = normal};
+	weft_group_t *g;
+	assert_int_equal(weft_group_create(&g, false), 0);
+	in_normal.group = g;
+	assert_int_equal(weft_spawn(NULL, hour_member, NULL, &(weft_spawn_opts_t){.group = g}), 0);
+	assert_int_equal(weft_spawn(NULL, noop, NULL, &in_normal), -EPERM);
+	assert_int_equal(weft_group_cancel(g), 0);
+	assert_int_equal(weft_group_wait(g), -ECANCELED);
+	assert_int_equal(weft_group_destroy(g), 0);
+	/* Members of the normal runtime: a task of the sim is refused. Their
+	 * group is no sim's: the owner may cancel it; a plain thread waits. */
+	assert_int_equal(weft_group_create(&g, false), 0);
+	in_normal.group = g;
+	assert_int_equal(weft_spawn(NULL, hour_member, NULL, &in_normal), 0);
+	assert_int_equal(weft_spawn(NULL, noop, NULL, &(weft_spawn_opts_t){.group = g}), -EPERM);
+	assert_int_equal(weft_group_cancel(g), 0);
+	pthread_t th;
+	void *r;
+	assert_int_equal(pthread_create(&th, NULL, group_waiter, g), 0);
+	pthread_join(th, &r);
+	assert_int_equal((intptr_t)r, -ECANCELED);
+	assert_int_equal(weft_group_destroy(g), 0);
+	assert_int_equal(weft_runtime_stop(rt), 0);
+	assert_int_equal(weft_runtime_stop(normal), 0);
 }
 
 /* A wake-up from another thread would make the run depend on the OS: the
@@ -397,6 +509,53 @@ static void *wake_send(void *a)
 	return NULL;
 }
 
+/* A task of the sim whose wait is open (it runs: no switch yet) is woken
+ * from another thread; the task waits for that thread meanwhile. */
+static weft_waker_t open_w;
+
+static void *unpark_open_w(void *a)
+{
+	(void)a;
+	weft_unpark(open_w, 0);
+	return NULL;
+}
+
+static void *open_task(void *a)
+{
+	(void)a;
+	open_w = weft_park_prepare();
+	pthread_t th;
+	pthread_create(&th, NULL, unpark_open_w, NULL);
+	pthread_join(th, NULL);
+	return NULL;
+}
+
+static void open_child(void)
+{
+	weft_runtime_t *rt;
+	weft_config_t c = sim_cfg(0xabd);
+	if (weft_runtime_start(&rt, &c) != 0)
+		_exit(3);
+	weft_task_t t;
+	weft_spawn(&t, open_task, NULL, NULL);
+	weft_join(t, NULL);
+	_exit(0); /* not reached: the unpark aborts */
+}
+
+/* The owner thread's own wait, woken from another thread. */
+static void owner_child(void)
+{
+	weft_runtime_t *rt;
+	weft_config_t c = sim_cfg(0xabe);
+	if (weft_runtime_start(&rt, &c) != 0)
+		_exit(3);
+	open_w = weft_park_prepare();
+	pthread_t th;
+	pthread_create(&th, NULL, unpark_open_w, NULL);
+	pthread_join(th, NULL);
+	_exit(0); /* not reached */
+}
+
 static void *wake_owner(void *a)
 {
 	wake *w = a;
@@ -414,19 +573,34 @@ static void *wake_owner(void *a)
 }
 
 /* In a child process of its own (the test program run again with
- * WT_SIM_CHILD=wake: a fork of a threaded process cannot start threads
- * under TSan), whose end we look at. */
-static void test_a_foreign_wake_aborts_with_the_seed(void **state)
+ * WT_SIM_CHILD=which: wt_sim_rerun), whose end we look at. */
+static void child_aborts(const char *which, const char *seed)
 {
-	(void)state;
-	char *envp[] = {"WT_SIM_CHILD=wake", NULL};
+	char env[64];
+	snprintf(env, sizeof env, "WT_SIM_CHILD=%s", which);
+	char *envp[] = {env, NULL};
 	char out[4096];
 	int st = wt_sim_rerun(envp, STDERR_FILENO, out, sizeof out);
 	if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT))
 		fprintf(stderr, "child status %#x: %s\n", st, out);
 	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
-	assert_non_null(strstr(out, "sim seed 0xabc"));
+	assert_non_null(strstr(out, seed));
 	assert_non_null(strstr(out, "not its owner"));
+}
+
+static void test_a_foreign_wake_aborts_with_the_seed(void **state)
+{
+	(void)state;
+	child_aborts("wake", "sim seed 0xabc");
+}
+
+/* The same for a task whose wait is still open (the wake would be seen
+ * when it parks), and for the owner thread's own wait. */
+static void test_a_foreign_wake_of_an_open_wait_aborts(void **state)
+{
+	(void)state;
+	child_aborts("open", "sim seed 0xabd");
+	child_aborts("owner", "sim seed 0xabe");
 }
 
 /* ------------------------------------------------------------ determinism */
@@ -824,7 +998,7 @@ static void cons_check(void *a)
 	TCHECK(c->max_in_sem <= 2);
 }
 
-static void test_primitives_conserve_under_seeds(void **state)
+static void test_primitives_conserve_sim(void **state)
 {
 	(void)state;
 	static cons c;
@@ -873,6 +1047,10 @@ int main(void)
 		static wake w;
 		wake_owner(&w);
 	}
+	if (child && strcmp(child, "open") == 0)
+		open_child();
+	if (child && strcmp(child, "owner") == 0)
+		owner_child();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_an_hour_of_sleep_takes_no_real_hour),
 		cmocka_unit_test(test_owner_thread_time_is_virtual),
@@ -880,13 +1058,15 @@ int main(void)
 		cmocka_unit_test(test_deadlock_is_reported_not_hung),
 		cmocka_unit_test(test_stop_gives_up_on_uncancellable_deadlock),
 		cmocka_unit_test(test_only_the_owner_thread_may_touch_it),
+		cmocka_unit_test(test_a_group_does_not_mix_a_sim_with_others),
 		cmocka_unit_test(test_a_foreign_wake_aborts_with_the_seed),
+		cmocka_unit_test(test_a_foreign_wake_of_an_open_wait_aborts),
 		cmocka_unit_test(test_a_seed_repeats_its_schedule_and_output),
 		cmocka_unit_test(test_seeds_give_different_schedules),
 		cmocka_unit_test(test_the_environment_seed_overrides),
 		cmocka_unit_test(test_ids_restart_in_each_sim),
 		cmocka_unit_test(test_weft_main_runs_a_simulation),
-		cmocka_unit_test(test_primitives_conserve_under_seeds),
+		cmocka_unit_test(test_primitives_conserve_sim),
 		cmocka_unit_test(test_bad_configurations_and_the_end_of_time),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
