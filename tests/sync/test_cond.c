@@ -1,5 +1,5 @@
 /* test_cond.c - condition variables. */
-#include "weft_test.h"
+#include "wt_sim.h"
 
 #include <pthread.h>
 #include <weft/sync.h>
@@ -107,28 +107,35 @@ static void *consumer(void *a)
 	return NULL;
 }
 
+enum { P = 6, C = 6 };
+static int pc_threads; /* a producer and a consumer are plain threads (none under the simulation) */
+
 static void *pc_main(void *a)
 {
 	(void)a;
-	enum { P = 6, C = 6 };
 	weft_task_t p[P], c[C];
 	pthread_t pt, ct;
-	TCHECK_EQ(pthread_create(&pt, NULL, producer, (void *)(long)P), 0); /* producer number P */
-	TCHECK_EQ(pthread_create(&ct, NULL, consumer, NULL), 0);
+	pc_threads = weft_runtime_is_sim(weft_runtime_current()) ? 0 : 1;
+	if (pc_threads) {
+		TCHECK_EQ(pthread_create(&pt, NULL, producer, (void *)(long)P), 0); /* producer number P */
+		TCHECK_EQ(pthread_create(&ct, NULL, consumer, NULL), 0);
+	}
 	for (long i = 0; i < P; i++)
 		p[i] = wt_spawn(producer, (void *)i);
 	for (int i = 0; i < C; i++)
 		c[i] = wt_spawn(consumer, NULL);
 	for (int i = 0; i < P; i++)
 		wt_join(p[i]);
-	pthread_join(pt, NULL);
+	if (pc_threads)
+		pthread_join(pt, NULL);
 	TCHECK_EQ(weft_mutex_lock(&bm), 0);
 	closed = true;
 	weft_cond_broadcast(&not_empty);
 	TCHECK_EQ(weft_mutex_unlock(&bm), 0);
 	for (int i = 0; i < C; i++)
 		wt_join(c[i]);
-	pthread_join(ct, NULL);
+	if (pc_threads)
+		pthread_join(ct, NULL);
 	return NULL;
 }
 
@@ -246,6 +253,81 @@ static void test_deadline_and_cancel(void **state)
 	assert_int_equal(weft_cond_destroy(&dc), 0);
 }
 
+/* ------------------------------------------------------------ signals racing deadlines */
+
+/* Waiters with short deadlines, a third of them cancelled, against a
+ * signaller: a waiter that times out or is cancelled as it is signalled
+ * reports the signal (0), so the wake-ups signal and broadcast count equal
+ * the 0 results exactly (cond.c: a 0 is a pop, nothing else returns one),
+ * and every waiter holds the mutex again whatever its result. */
+enum { RACERS = 8 };
+static weft_mutex_t rm = WEFT_MUTEX_INIT;
+static weft_cond_t rc = WEFT_COND_INIT;
+static _Atomic long r_signalled, r_zeros, r_done;
+static long r_rounds;
+
+static void *racing_waiter(void *a)
+{
+	uint64_t seed = (uint64_t)(uintptr_t)a;
+	for (long i = 0; i < r_rounds; i++) {
+		seed = seed * 6364136223846793005u + 1442695040888963407u;
+		TCHECK_EQ(weft_mutex_lock(&rm), 0);
+		int r = weft_cond_wait_until(&rc, &rm, weft_deadline_in((weft_time_t)((seed >> 33) % 40000)));
+		TCHECK(r == 0 || r == -ETIMEDOUT || r == -ECANCELED);
+		if (r == 0)
+			atomic_fetch_add(&r_zeros, 1);
+		TCHECK_EQ(weft_mutex_unlock(&rm), 0); /* held again */
+		if (r == -ECANCELED)
+			break;
+	}
+	atomic_fetch_add(&r_done, 1);
+	return NULL;
+}
+
+static void *racing_signaller(void *a)
+{
+	(void)a;
+	for (long k = 0; atomic_load(&r_done) < RACERS; k++) {
+		int w = k % 4 == 3 ? weft_cond_broadcast(&rc) : weft_cond_signal(&rc);
+		TCHECK(w >= 0);
+		atomic_fetch_add(&r_signalled, w);
+		if (k % 2)
+			weft_sleep(10000);
+		else
+			weft_yield();
+	}
+	return NULL;
+}
+
+static void *racing_main(void *a)
+{
+	(void)a;
+	atomic_store(&r_signalled, 0);
+	atomic_store(&r_zeros, 0);
+	atomic_store(&r_done, 0);
+	weft_task_t w[RACERS];
+	for (long i = 0; i < RACERS; i++)
+		w[i] = wt_spawn(racing_waiter, (void *)(i + 1));
+	weft_task_t s = wt_spawn(racing_signaller, NULL);
+	weft_sleep(100000);
+	for (int i = 0; i < RACERS; i += 3)
+		TCHECK_EQ(weft_cancel(w[i]), 0);
+	for (int i = 0; i < RACERS; i++)
+		wt_join(w[i]);
+	wt_join(s);
+	TCHECK_EQ(atomic_load(&r_zeros), atomic_load(&r_signalled)); /* no signal lost, none made up */
+	TCHECK_EQ(weft_cond_destroy(&rc), 0);
+	TCHECK_EQ(weft_mutex_destroy(&rm), 0);
+	return NULL;
+}
+
+static void test_signals_race_deadlines_and_cancels(void **state)
+{
+	(void)state;
+	r_rounds = WT_SIZE(300, 100);
+	wt_run(racing_main, NULL, 2);
+}
+
 /* ------------------------------------------------------------ threads */
 
 /* A plain thread waits, a task signals. */
@@ -316,6 +398,75 @@ static void test_stackless(void **state)
 	wt_run(stackless_main, NULL, 2);
 }
 
+/* ------------------------------------------------------------ under the simulation */
+
+/* The twins: the same bodies, one task at a time in an order drawn from
+ * each seed (tests/wt_sim.h); each seed starts from fresh objects. */
+static void *pc_sim_main(void *a)
+{
+	weft_mutex_init(&bm);
+	weft_cond_init(&not_full);
+	weft_cond_init(&not_empty);
+	head = count = 0;
+	closed = false;
+	atomic_store(&consumed_sum, 0);
+	atomic_store(&consumed_n, 0);
+	return pc_main(a);
+}
+
+static void pc_sim_check(void *a)
+{
+	(void)a;
+	long n = P * items_per_producer; /* producers 0..P-1: every item exactly once */
+	TCHECK_EQ(atomic_load(&consumed_n), n);
+	TCHECK_EQ(atomic_load(&consumed_sum), n * (n + 1) / 2);
+	TCHECK_EQ(count, 0);
+	TCHECK_EQ(weft_cond_destroy(&not_full), 0);
+	TCHECK_EQ(weft_cond_destroy(&not_empty), 0);
+	TCHECK_EQ(weft_mutex_destroy(&bm), 0);
+}
+
+static void test_producer_consumer_sim(void **state)
+{
+	(void)state;
+	items_per_producer = 30;
+	wt_sim_sweep("sync/cond_producer_consumer", pc_sim_main, pc_sim_check, NULL, WT_SIM_SEEDS);
+}
+
+static void *signal_sim_main(void *a)
+{
+	weft_cond_init(&sc);
+	atomic_store(&woken, 0);
+	return signal_main(a);
+}
+
+static void test_signal_wakes_one_broadcast_all_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/cond_signal_wakes_one_broadcast_all", signal_sim_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void deadline_cancel_sim_check(void *a)
+{
+	(void)a;
+	TCHECK_EQ(weft_mutex_destroy(&dm), 0);
+	TCHECK_EQ(weft_cond_destroy(&dc), 0);
+}
+
+static void test_signals_race_deadlines_and_cancels_sim(void **state)
+{
+	(void)state;
+	r_rounds = 20;
+	wt_sim_sweep("sync/cond_signals_race_deadlines_and_cancels", racing_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void test_deadline_and_cancel_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/cond_deadline_and_cancel", deadline_cancel_main, deadline_cancel_sim_check, NULL,
+		     WT_SIM_SEEDS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -323,8 +474,13 @@ int main(void)
 		cmocka_unit_test(test_producer_consumer),
 		cmocka_unit_test(test_signal_wakes_one_broadcast_all),
 		cmocka_unit_test(test_deadline_and_cancel),
+		cmocka_unit_test(test_signals_race_deadlines_and_cancels),
 		cmocka_unit_test(test_thread_waits_task_signals),
 		cmocka_unit_test(test_stackless),
+		cmocka_unit_test(test_producer_consumer_sim),
+		cmocka_unit_test(test_signal_wakes_one_broadcast_all_sim),
+		cmocka_unit_test(test_signals_race_deadlines_and_cancels_sim),
+		cmocka_unit_test(test_deadline_and_cancel_sim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

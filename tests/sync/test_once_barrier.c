@@ -1,5 +1,5 @@
 /* test_once_barrier.c - once and barriers. */
-#include "weft_test.h"
+#include "wt_sim.h"
 
 #include <pthread.h>
 #include <weft/sync.h>
@@ -41,19 +41,24 @@ static void *once_caller(void *a)
 	return NULL;
 }
 
+static int once_callers = 200;
+
 static void *once_main(void *a)
 {
 	(void)a;
 	enum { N = 200 };
 	weft_task_t t[N];
 	pthread_t th[2];
-	for (int i = 0; i < 2; i++)
+	/* Two callers are plain threads; none under the simulation, which
+	 * only its own thread may touch. */
+	int threads = weft_runtime_is_sim(weft_runtime_current()) ? 0 : 2;
+	for (int i = 0; i < threads; i++)
 		TCHECK_EQ(pthread_create(&th[i], NULL, once_caller, NULL), 0);
-	for (int i = 0; i < N; i++)
+	for (int i = 0; i < once_callers; i++)
 		t[i] = wt_spawn(once_caller, NULL);
-	for (int i = 0; i < N; i++)
+	for (int i = 0; i < once_callers; i++)
 		wt_join(t[i]);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < threads; i++)
 		pthread_join(th[i], NULL);
 	TCHECK_EQ(weft_once(&once, init_fn, (void *)7), 0); /* done: fn not run again */
 	return NULL;
@@ -189,14 +194,19 @@ static void *bar_task(void *a)
 static void *barrier_main(void *a)
 {
 	(void)a;
-	weft_task_t t[BN - 1];
+	/* One member is a thread; a task under the simulation, which only its
+	 * own thread may touch. */
+	int threads = weft_runtime_is_sim(weft_runtime_current()) ? 0 : 1;
+	weft_task_t t[BN];
 	pthread_t th;
-	TCHECK_EQ(pthread_create(&th, NULL, bar_task, NULL), 0); /* one member is a thread */
-	for (int i = 0; i < BN - 1; i++)
+	if (threads)
+		TCHECK_EQ(pthread_create(&th, NULL, bar_task, NULL), 0);
+	for (int i = 0; i < BN - threads; i++)
 		t[i] = wt_spawn(bar_task, NULL);
-	for (int i = 0; i < BN - 1; i++)
+	for (int i = 0; i < BN - threads; i++)
 		wt_join(t[i]);
-	pthread_join(th, NULL);
+	if (threads)
+		pthread_join(th, NULL);
 	return NULL;
 }
 
@@ -299,6 +309,84 @@ static void test_barrier_leavers_do_not_count(void **state)
 	wt_run(leaving_main, NULL, 2);
 }
 
+/* ------------------------------------------------------------ under the simulation */
+
+/* The twins: the same bodies, one task at a time in an order drawn from
+ * each seed (tests/wt_sim.h); each seed starts from fresh objects. */
+static void *once_sim_main(void *a)
+{
+	weft_once_init(&once);
+	atomic_store(&runs, 0);
+	init_value = 0;
+	return once_main(a);
+}
+
+static void once_sim_check(void *a)
+{
+	(void)a;
+	TCHECK_EQ(atomic_load(&runs), 1);
+	TCHECK_EQ(init_value, 42);
+}
+
+static void test_once_runs_exactly_once_sim(void **state)
+{
+	(void)state;
+	once_callers = 24;
+	wt_sim_sweep("sync/once_runs_exactly_once", once_sim_main, once_sim_check, NULL, WT_SIM_SEEDS);
+}
+
+static void *once_wait_sim_main(void *a)
+{
+	weft_once_init(&once3);
+	atomic_store(&slow_started, 0);
+	atomic_store(&slow_release, 0);
+	return once_wait_main(a);
+}
+
+static void test_once_wait_deadline_cancel_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/once_wait_deadline_cancel", once_wait_sim_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void *barrier_sim_main(void *a)
+{
+	TCHECK_EQ(weft_barrier_init(&bar, BN), 0);
+	for (int g = 0; g < BG; g++) {
+		atomic_store(&arrived[g], 0);
+		atomic_store(&serials[g], 0);
+	}
+	return barrier_main(a);
+}
+
+static void barrier_sim_check(void *a)
+{
+	(void)a;
+	for (int g = 0; g < BG; g++) {
+		TCHECK_EQ(atomic_load(&arrived[g]), BN);
+		TCHECK_EQ(atomic_load(&serials[g]), 1); /* exactly one serial task a generation */
+	}
+	TCHECK_EQ(weft_barrier_destroy(&bar), 0);
+}
+
+static void test_barrier_generations_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/barrier_generations", barrier_sim_main, barrier_sim_check, NULL, WT_SIZE3(100, 30, 3));
+}
+
+static void *leaving_sim_main(void *a)
+{
+	atomic_store(&lb_results, 0);
+	return leaving_main(a);
+}
+
+static void test_barrier_leavers_do_not_count_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/barrier_leavers_do_not_count", leaving_sim_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -308,6 +396,10 @@ int main(void)
 		cmocka_unit_test(test_barrier_generations),
 		cmocka_unit_test(test_barrier_errors),
 		cmocka_unit_test(test_barrier_leavers_do_not_count),
+		cmocka_unit_test(test_once_runs_exactly_once_sim),
+		cmocka_unit_test(test_once_wait_deadline_cancel_sim),
+		cmocka_unit_test(test_barrier_generations_sim),
+		cmocka_unit_test(test_barrier_leavers_do_not_count_sim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /* test_rwlock.c - the readers-writer lock. */
-#include "weft_test.h"
+#include "wt_sim.h"
 
 #include <pthread.h>
 #include <weft/sync.h>
@@ -79,13 +79,34 @@ static weft_rwlock_t irw = WEFT_RWLOCK_INIT;
 static _Atomic int readers_in, writers_in, max_readers;
 static long writes; /* plain: written only under the write lock */
 static _Atomic long write_ops;
-static long rounds;
+static long rounds, ntasks;
+
+static uint64_t lcg(uint64_t seed)
+{
+	return seed * 6364136223846793005u + 1442695040888963407u;
+}
+
+static bool writes_now(uint64_t seed)
+{
+	return (seed >> 33) % 4 == 0;
+}
+
+/* The writes the mixed loops of seeds from .. from + n - 1 make: each
+ * loop's choices depend on its seed alone. */
+static long writes_of(uint64_t from, long n)
+{
+	long w = 0;
+	for (uint64_t s = from; s < from + (uint64_t)n; s++)
+		for (uint64_t x = s, i = 0; i < (uint64_t)rounds; i++)
+			w += writes_now(x = lcg(x));
+	return w;
+}
 
 static void mixed_loop(uint64_t seed)
 {
 	for (long i = 0; i < rounds; i++) {
-		seed = seed * 6364136223846793005u + 1442695040888963407u;
-		if ((seed >> 33) % 4 == 0) {
+		seed = lcg(seed);
+		if (writes_now(seed)) {
 			TCHECK_EQ(weft_rwlock_wrlock(&irw), 0);
 			TCHECK_EQ(atomic_fetch_add(&writers_in, 1), 0);
 			TCHECK_EQ(atomic_load(&readers_in), 0);
@@ -119,18 +140,19 @@ static void *mixed_task(void *a)
 static void *invariants_main(void *a)
 {
 	(void)a;
-	enum { THREADS = 2 };
-	pthread_t th[THREADS];
-	for (int i = 0; i < THREADS; i++)
+	/* Two of the parties are plain threads; none under the simulation,
+	 * which only its own thread may touch. */
+	int threads = weft_runtime_is_sim(weft_runtime_current()) ? 0 : 2;
+	pthread_t th[2];
+	for (int i = 0; i < threads; i++)
 		TCHECK_EQ(pthread_create(&th[i], NULL, mixed_task, (void *)(uintptr_t)(1000 + i)), 0);
-	long n = WT_SIZE(300, 60);
 	weft_group_t *g;
 	TCHECK_EQ(weft_group_create(&g, false), 0);
-	for (long i = 0; i < n; i++)
+	for (long i = 0; i < ntasks; i++)
 		TCHECK_EQ(weft_spawn(NULL, mixed_task, (void *)(i + 1), &(weft_spawn_opts_t){.group = g}), 0);
 	TCHECK_EQ(weft_group_wait(g), 0);
 	weft_group_destroy(g);
-	for (int i = 0; i < THREADS; i++)
+	for (int i = 0; i < threads; i++)
 		pthread_join(th[i], NULL);
 	return NULL;
 }
@@ -139,8 +161,10 @@ static void test_invariants_under_contention(void **state)
 {
 	(void)state;
 	rounds = WT_SIZE(1000, 500);
+	ntasks = WT_SIZE(300, 60);
 	wt_run(invariants_main, NULL, 0);
 	assert_int_equal(writes, atomic_load(&write_ops));
+	assert_int_equal(writes, writes_of(1, ntasks) + writes_of(1000, 2));
 	assert_true(atomic_load(&max_readers) >= 1);
 	assert_int_equal(weft_rwlock_destroy(&irw), 0);
 }
@@ -269,6 +293,69 @@ static void test_writer_not_starved(void **state)
 	(void)state;
 	wt_run(writer_starvation_main, NULL, 2);
 	assert_int_equal(weft_rwlock_destroy(&wrw), 0);
+}
+
+/* ------------------------------------------------------------ the grant order */
+
+/* Writers get the lock in the order they queued; a writer's unlock lets in
+ * every reader waiting at that moment, before the next writer. Queued
+ * behind the main task's write hold: W0, three readers, W1, two readers,
+ * W2 (each seen queued before the next comes). */
+enum { OW = 3, OR = 5 };
+static weft_rwlock_t orw = WEFT_RWLOCK_INIT;
+static int o_order[OW], o_n; /* written under the write lock */
+static int o_readers_at[OW];
+static _Atomic int o_readers;
+
+static void *order_writer(void *a)
+{
+	int k = (int)(intptr_t)a;
+	TCHECK_EQ(weft_rwlock_wrlock(&orw), 0);
+	o_order[o_n++] = k;
+	o_readers_at[k] = atomic_load(&o_readers);
+	if (k == 0)
+		weft_yield(); /* held: nobody may come in meanwhile */
+	TCHECK_EQ(weft_rwlock_unlock(&orw), 0);
+	return NULL;
+}
+
+static void *order_reader(void *a)
+{
+	(void)a;
+	TCHECK_EQ(weft_rwlock_rdlock(&orw), 0);
+	atomic_fetch_add(&o_readers, 1);
+	TCHECK_EQ(weft_rwlock_unlock(&orw), 0);
+	return NULL;
+}
+
+static void *grant_order_main(void *a)
+{
+	(void)a;
+	o_n = 0;
+	atomic_store(&o_readers, 0);
+	TCHECK_EQ(weft_rwlock_wrlock(&orw), 0);
+	weft_task_t t[OW + OR];
+	int nt = 0, nw = 0;
+	for (const char *c = "wrrrwrrw"; *c; c++) {
+		t[nt++] = *c == 'w' ? wt_spawn(order_writer, (void *)(intptr_t)nw++) : wt_spawn(order_reader, NULL);
+		wait_queued(&orw, (uint32_t)nt);
+	}
+	TCHECK_EQ(weft_rwlock_unlock(&orw), 0);
+	for (int i = 0; i < nt; i++)
+		wt_join(t[i]);
+	TCHECK_EQ(o_n, OW);
+	for (int k = 0; k < OW; k++) {
+		TCHECK_EQ(o_order[k], k);	/* FIFO */
+		TCHECK_EQ(o_readers_at[k], OR); /* every reader waiting at the unlock went first */
+	}
+	TCHECK_EQ(weft_rwlock_destroy(&orw), 0);
+	return NULL;
+}
+
+static void test_grant_order(void **state)
+{
+	(void)state;
+	wt_run(grant_order_main, NULL, 2);
 }
 
 /* ------------------------------------------------------------ deadlines, cancel */
@@ -421,11 +508,12 @@ static void test_cancel(void **state)
 static weft_rwlock_t grw = WEFT_RWLOCK_INIT;
 static _Atomic int g_readers, g_writers;
 static _Atomic long g_ok;
+static int g_iters = 200, g_tasks = 48;
 
 static void *impatient(void *a)
 {
 	uint64_t seed = (uint64_t)(uintptr_t)a;
-	for (int i = 0; i < 200; i++) {
+	for (int i = 0; i < g_iters; i++) {
 		seed = seed * 6364136223846793005u + 1442695040888963407u;
 		bool writer = (seed >> 40) % 3 == 0;
 		weft_time_t dl = weft_deadline_in((weft_time_t)((seed >> 33) % 300000));
@@ -459,7 +547,7 @@ static void *impatient(void *a)
 static void *giveup_main(void *a)
 {
 	(void)a;
-	wt_spawn_cancel_some(impatient, 48, 4);
+	wt_spawn_cancel_some(impatient, g_tasks, 4);
 	return NULL;
 }
 
@@ -506,6 +594,131 @@ static void test_stackless(void **state)
 	wt_run(stackless_main, NULL, 2);
 }
 
+/* ------------------------------------------------------------ under the simulation */
+
+/* The twins: the same bodies, one task at a time in an order drawn from
+ * each seed (tests/wt_sim.h), each seed starting from what its checks
+ * leave. */
+static void *invariants_sim_main(void *a)
+{
+	writes = 0;
+	atomic_store(&write_ops, 0);
+	return invariants_main(a);
+}
+
+static void invariants_sim_check(void *a)
+{
+	(void)a;
+	TCHECK_EQ(writes, atomic_load(&write_ops));
+	TCHECK_EQ(writes, writes_of(1, ntasks)); /* every write counted once */
+	TCHECK_EQ(atomic_load(&readers_in) + atomic_load(&writers_in), 0);
+	TCHECK_EQ(weft_rwlock_destroy(&irw), 0);
+}
+
+static void test_invariants_under_contention_sim(void **state)
+{
+	(void)state;
+	rounds = 30;
+	ntasks = 12;
+	wt_sim_sweep("sync/rwlock_invariants", invariants_sim_main, invariants_sim_check, NULL, WT_SIM_SEEDS);
+}
+
+static void *sharing_sim_main(void *a)
+{
+	atomic_store(&sharing, 0);
+	return sharing_main(a);
+}
+
+static void sharing_sim_check(void *a)
+{
+	(void)a;
+	TCHECK_EQ(atomic_load(&sharing), NR);
+	TCHECK_EQ(weft_rwlock_destroy(&srw), 0);
+}
+
+static void test_readers_share_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/rwlock_readers_share", sharing_sim_main, sharing_sim_check, NULL, WT_SIM_SEEDS);
+}
+
+static void *batch_sim_main(void *a)
+{
+	atomic_store(&batch_in, 0);
+	return batch_main(a);
+}
+
+static void test_writer_unlock_admits_readers_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/rwlock_writer_unlock_admits_readers", batch_sim_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void *starvation_sim_main(void *a)
+{
+	atomic_store(&writer_done, 0);
+	return writer_starvation_main(a);
+}
+
+static void starvation_sim_check(void *a)
+{
+	(void)a;
+	TCHECK_EQ(weft_rwlock_destroy(&wrw), 0);
+}
+
+static void test_writer_not_starved_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/rwlock_writer_not_starved", starvation_sim_main, starvation_sim_check, NULL, WT_SIM_SEEDS);
+}
+
+static void test_grant_order_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/rwlock_grant_order", grant_order_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void test_deadlines_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/rwlock_deadlines", deadline_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void *cancel_sim_main(void *a)
+{
+	atomic_store(&xread, 0);
+	return cancel_main(a);
+}
+
+static void test_cancel_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/rwlock_cancel", cancel_sim_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void *giveup_sim_main(void *a)
+{
+	atomic_store(&g_ok, 0);
+	return giveup_main(a);
+}
+
+static void giveup_sim_check(void *a)
+{
+	(void)a;
+	TCHECK(atomic_load(&g_ok) > 0);
+	TCHECK_EQ(grw.state, 0);
+	TCHECK_EQ(grw.nwr + grw.nrd, 0);
+	TCHECK_EQ(weft_rwlock_destroy(&grw), 0);
+}
+
+static void test_giving_up_is_clean_sim(void **state)
+{
+	(void)state;
+	g_iters = 60;
+	g_tasks = 16;
+	wt_sim_sweep("sync/rwlock_giving_up_is_clean", giveup_sim_main, giveup_sim_check, NULL, WT_SIZE3(60, 20, 2));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -514,10 +727,19 @@ int main(void)
 		cmocka_unit_test(test_readers_share),
 		cmocka_unit_test(test_writer_unlock_admits_readers),
 		cmocka_unit_test(test_writer_not_starved),
+		cmocka_unit_test(test_grant_order),
 		cmocka_unit_test(test_deadlines),
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_giving_up_is_clean),
 		cmocka_unit_test(test_stackless),
+		cmocka_unit_test(test_invariants_under_contention_sim),
+		cmocka_unit_test(test_readers_share_sim),
+		cmocka_unit_test(test_writer_unlock_admits_readers_sim),
+		cmocka_unit_test(test_writer_not_starved_sim),
+		cmocka_unit_test(test_grant_order_sim),
+		cmocka_unit_test(test_deadlines_sim),
+		cmocka_unit_test(test_cancel_sim),
+		cmocka_unit_test(test_giving_up_is_clean_sim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

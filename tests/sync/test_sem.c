@@ -1,7 +1,8 @@
 /* test_sem.c - counting semaphores. */
-#include "weft_test.h"
+#include "wt_sim.h"
 
 #include <pthread.h>
+#include <string.h>
 #include <weft/sync.h>
 
 static uint32_t sem_waiters(weft_sem_t *s)
@@ -56,7 +57,8 @@ enum { PERMITS = 3 };
 static weft_sem_t cs = WEFT_SEM_INIT(PERMITS);
 static _Atomic int holding, max_holding;
 static _Atomic long acquisitions;
-static long rounds;
+static long rounds, ntasks;
+static int nthreads;
 
 static void hold_loop(void)
 {
@@ -85,17 +87,19 @@ static void *holder(void *a)
 static void *conservation_main(void *a)
 {
 	(void)a;
+	/* Two holders are plain threads; none under the simulation, which
+	 * only its own thread may touch. */
+	nthreads = weft_runtime_is_sim(weft_runtime_current()) ? 0 : 2;
 	pthread_t th[2];
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < nthreads; i++)
 		TCHECK_EQ(pthread_create(&th[i], NULL, holder, NULL), 0);
-	long n = WT_SIZE(500, 100);
 	weft_group_t *g;
 	TCHECK_EQ(weft_group_create(&g, false), 0);
-	for (long i = 0; i < n; i++)
+	for (long i = 0; i < ntasks; i++)
 		TCHECK_EQ(weft_spawn(NULL, holder, NULL, &(weft_spawn_opts_t){.group = g}), 0);
 	TCHECK_EQ(weft_group_wait(g), 0);
 	weft_group_destroy(g);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < nthreads; i++)
 		pthread_join(th[i], NULL);
 	return NULL;
 }
@@ -104,8 +108,9 @@ static void test_count_never_exceeded_nor_lost(void **state)
 {
 	(void)state;
 	rounds = WT_SIZE(1000, 500);
+	ntasks = WT_SIZE(500, 100);
 	wt_run(conservation_main, NULL, 0);
-	assert_int_equal(atomic_load(&acquisitions), (WT_SIZE(500, 100) + 2) * rounds);
+	assert_int_equal(atomic_load(&acquisitions), (ntasks + nthreads) * rounds);
 	assert_true(atomic_load(&max_holding) <= PERMITS);
 	assert_int_equal(weft_sem_value(&cs), PERMITS); /* every permit came back */
 	assert_int_equal(weft_sem_destroy(&cs), 0);
@@ -156,11 +161,12 @@ static void test_all_permits_at_once(void **state)
  * lost: with short deadlines and cancels racing releases, every permit is
  * back at the end. */
 static weft_sem_t gs = WEFT_SEM_INIT(2);
+static int g_iters = 300, g_tasks = 48;
 
 static void *impatient(void *a)
 {
 	uint64_t seed = (uint64_t)(uintptr_t)a;
-	for (int i = 0; i < 300; i++) {
+	for (int i = 0; i < g_iters; i++) {
 		seed = seed * 6364136223846793005u + 1442695040888963407u;
 		int r = weft_sem_acquire_until(&gs, weft_deadline_in((weft_time_t)((seed >> 33) % 200000)));
 		if (r == -ECANCELED)
@@ -178,7 +184,7 @@ static void *impatient(void *a)
 static void *giveup_main(void *a)
 {
 	(void)a;
-	wt_spawn_cancel_some(impatient, 48, 4);
+	wt_spawn_cancel_some(impatient, g_tasks, 4);
 	return NULL;
 }
 
@@ -337,6 +343,110 @@ static void test_stackless(void **state)
 	wt_run(stackless_main, NULL, 2);
 }
 
+/* ------------------------------------------------------------ under the simulation */
+
+/* The twins: the same bodies, one task at a time in an order drawn from
+ * each seed (tests/wt_sim.h); each seed starts from a fresh semaphore. */
+static void *conservation_sim_main(void *a)
+{
+	weft_sem_init(&cs, PERMITS);
+	atomic_store(&acquisitions, 0);
+	atomic_store(&holding, 0);
+	atomic_store(&max_holding, 0);
+	return conservation_main(a);
+}
+
+static void conservation_sim_check(void *a)
+{
+	(void)a;
+	TCHECK_EQ(atomic_load(&acquisitions), ntasks * rounds); /* none lost, none twice */
+	TCHECK(atomic_load(&max_holding) <= PERMITS);
+	TCHECK_EQ(weft_sem_value(&cs), PERMITS); /* every permit came back */
+	TCHECK_EQ(weft_sem_destroy(&cs), 0);
+}
+
+static void test_count_never_exceeded_nor_lost_sim(void **state)
+{
+	(void)state;
+	rounds = 20;
+	ntasks = 12;
+	wt_sim_sweep("sync/sem_count_never_exceeded_nor_lost", conservation_sim_main, conservation_sim_check, NULL,
+		     WT_SIM_SEEDS);
+}
+
+static void *all_sim_main(void *a)
+{
+	weft_sem_init(&as, PERMITS);
+	atomic_store(&all_in, 0);
+	atomic_store(&all_release, 0);
+	return all_main(a);
+}
+
+static void test_all_permits_at_once_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/sem_all_permits_at_once", all_sim_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void *giveup_sim_main(void *a)
+{
+	weft_sem_init(&gs, 2);
+	return giveup_main(a);
+}
+
+static void giveup_sim_check(void *a)
+{
+	(void)a;
+	TCHECK_EQ(weft_sem_value(&gs), 2);
+	TCHECK_EQ(weft_sem_destroy(&gs), 0);
+}
+
+static void test_giving_up_loses_nothing_sim(void **state)
+{
+	(void)state;
+	g_iters = 60;
+	g_tasks = 16;
+	wt_sim_sweep("sync/sem_giving_up_loses_nothing", giveup_sim_main, giveup_sim_check, NULL, WT_SIZE3(60, 20, 2));
+}
+
+static void *fifo_sim_main(void *a)
+{
+	weft_sem_init(&fs, 0);
+	norder = 0;
+	memset(order, 0xff, sizeof order);
+	return fifo_main(a);
+}
+
+static void test_fifo_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/sem_fifo", fifo_sim_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void *multi_sim_main(void *a)
+{
+	weft_sem_init(&ms, 0);
+	return multi_main(a);
+}
+
+static void test_release_many_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/sem_release_many", multi_sim_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void *deadline_sim_main(void *a)
+{
+	weft_sem_init(&ds, 0);
+	return deadline_main(a);
+}
+
+static void test_deadline_and_cancel_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/sem_deadline_and_cancel", deadline_sim_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -348,6 +458,12 @@ int main(void)
 		cmocka_unit_test(test_release_many),
 		cmocka_unit_test(test_deadline_and_cancel),
 		cmocka_unit_test(test_stackless),
+		cmocka_unit_test(test_count_never_exceeded_nor_lost_sim),
+		cmocka_unit_test(test_all_permits_at_once_sim),
+		cmocka_unit_test(test_giving_up_loses_nothing_sim),
+		cmocka_unit_test(test_fifo_sim),
+		cmocka_unit_test(test_release_many_sim),
+		cmocka_unit_test(test_deadline_and_cancel_sim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
  * call returns, and one registration at a time. Nothing here depends on
  * timing: whoever must wait is seen registered before it is let go. */
 #include "wt_lifetime.h"
+#include "wt_sim.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -30,12 +31,27 @@ static void *thread_main(void *a)
 	return NULL;
 }
 
+/* Thread i's part under the simulation, which only its own thread may
+ * touch: a coroutine running fn((void *)(AS_THREAD + i)) (even: i's
+ * parity is kept). */
+#define AS_THREAD 100
+
 /* Run nstep stackless tasks (state i at states + i * size), ncoro
  * coroutines and nthread plain threads (fn((void *)i) for i = 0, 1, ...:
  * coroutine i and thread i), from a coroutine, until all are done. */
 static void run_mix(int nstep, weft_step_fn_t step, void *states, size_t size, int ncoro, int nthread,
 		    void *(*fn)(void *))
 {
+	if (nthread > 0 && weft_runtime_is_sim(weft_runtime_current())) {
+		weft_task_t *t = calloc((size_t)nthread + 1, sizeof *t);
+		for (int i = 0; i < nthread; i++)
+			TCHECK_EQ(weft_spawn(&t[i], fn, (void *)(long)(AS_THREAD + i), NULL), 0);
+		run_mix(nstep, step, states, size, ncoro, 0, fn);
+		for (int i = 0; i < nthread; i++)
+			TCHECK_EQ(weft_join(t[i], NULL), 0);
+		free(t);
+		return;
+	}
 	weft_task_t *t = calloc((size_t)(nstep + ncoro), sizeof *t);
 	pthread_t *th = calloc((size_t)nthread + 1, sizeof *th);
 	thread_arg *ta = calloc((size_t)nthread + 1, sizeof *ta);
@@ -62,7 +78,8 @@ static void run_mix(int nstep, weft_step_fn_t step, void *states, size_t size, i
 #define NSTEP WT_SIZE(8, 4)
 #define NCORO WT_SIZE(4, 2)
 #define NTHREAD 2
-#define ITERS WT_SIZE(300, 40)
+static int iters = WT_SIZE(300, 40);
+#define ITERS iters
 
 /* ------------------------------------------------------------ mutex: contention */
 
@@ -353,9 +370,10 @@ static weft_step_t q_step(void *a, void **res)
 static void *q_other(void *a)
 {
 	long i = (long)a;
+	bool thread = !weft_self() || i >= AS_THREAD;
 	bool producer = i % 2 == 0;
-	bool step = weft_self() != 0; /* coroutines: the step forms, which block there */
-	long p = 2 + (weft_self() ? 0 : 1);
+	bool step = !thread; /* coroutines: the step forms, which block there */
+	long p = thread ? 3 : 2;
 	long next = p * PER_PRODUCER + 1, end = next + PER_PRODUCER;
 	weft_op_t op;
 	for (;;) {
@@ -382,6 +400,8 @@ static void *q_other(void *a)
 static void *q_main(void *a)
 {
 	(void)a;
+	qhead = qlen = 0;
+	taken = taken_sum = 0;
 	q_st st[4] = {0};
 	for (int p = 0; p < 2; p++) {
 		st[p].producer = true;
@@ -517,7 +537,7 @@ static weft_step_t wg_step(void *a, void **res)
 /* Coroutines and threads: i < WG_WORKERS work, the others wait. */
 static void *wg_other(void *a)
 {
-	long i = (long)a;
+	long i = (long)a % AS_THREAD;
 	if (i < 2) { /* coroutine or thread 0, 1: workers */
 		weft_yield();
 		atomic_fetch_add(&wg_finished, 1);
@@ -1398,6 +1418,148 @@ static void test_a_repeat_on_another_object_is_refused(void **state)
 	wt_run(ob_main, NULL, 2);
 }
 
+/* ------------------------------------------------------------ under the simulation */
+
+/* The twins: the same bodies, one task at a time in an order drawn from
+ * each seed (tests/wt_sim.h); the plain threads' parts are coroutines
+ * there (run_mix), and each seed starts from fresh objects and counts. */
+#define SIM_ITERS 30
+
+static void *mu_sim_main(void *a)
+{
+	weft_mutex_init(&mu);
+	mu_counter = 0;
+	atomic_store(&mu_inside, 0);
+	return mu_main(a);
+}
+
+static void test_mutex_contention_sim(void **state)
+{
+	(void)state;
+	iters = SIM_ITERS;
+	wt_sim_sweep("sync/step_mutex_contention", mu_sim_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void *rw_sim_main(void *a)
+{
+	weft_rwlock_init(&rwl);
+	rw_a = rw_b = 0;
+	atomic_store(&rw_reads, 0);
+	atomic_store(&rw_writers_in, 0);
+	atomic_store(&rw_readers_in, 0);
+	return rw_main(a);
+}
+
+static void test_rwlock_contention_sim(void **state)
+{
+	(void)state;
+	iters = SIM_ITERS;
+	wt_sim_sweep("sync/step_rwlock_contention", rw_sim_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void *q_sim_main(void *a)
+{
+	weft_mutex_init(&qm);
+	weft_cond_init(&not_empty);
+	weft_cond_init(&not_full);
+	return q_main(a);
+}
+
+static void test_cond_queue_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/step_cond_queue", q_sim_main, NULL, NULL, WT_SIZE3(100, 30, 3));
+}
+
+static void *sem_sim_main(void *a)
+{
+	weft_sem_init(&sem, PERMITS);
+	atomic_store(&sem_in, 0);
+	atomic_store(&sem_acquired, 0);
+	return sem_main(a);
+}
+
+static void test_sem_contention_sim(void **state)
+{
+	(void)state;
+	iters = SIM_ITERS;
+	wt_sim_sweep("sync/step_sem_contention", sem_sim_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void *wg_sim_main(void *a)
+{
+	weft_wg_init(&wg);
+	return wg_main(a);
+}
+
+static void test_wait_group_rounds_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/step_wait_group_rounds", wg_sim_main, NULL, NULL, WT_SIZE3(100, 30, 3));
+}
+
+static void *b_sim_main(void *a)
+{
+	for (int r = 0; r < B_ROUNDS; r++)
+		atomic_store(&b_arrived[r], 0);
+	atomic_store(&b_serial, 0);
+	return b_main(a);
+}
+
+static void test_barrier_generations_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/step_barrier_generations", b_sim_main, NULL, NULL, WT_SIZE3(100, 30, 3));
+}
+
+static void *once_sim_main(void *a)
+{
+	for (int k = 0; k < ONCES; k++) {
+		atomic_store(&once_runs[k], 0);
+		once_value[k] = 0;
+	}
+	weft_once_init(&held_once);
+	atomic_store(&held_registered, 0);
+	atomic_store(&held_fn_in, 0);
+	return once_main(a);
+}
+
+static void test_once_callers_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/step_once_callers", once_sim_main, NULL, NULL, WT_SIZE3(100, 30, 3));
+}
+
+static void test_one_registration_at_a_time_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/step_one_registration_at_a_time", busy_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void test_deadlines_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/step_deadlines", deadline_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void test_cancel_while_registered_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/step_cancel_while_registered", cancel_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void test_cond_repeat_when_the_task_took_the_mutex_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/step_cond_repeat_when_the_task_took_the_mutex", ct_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void test_a_repeat_on_another_object_is_refused_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/step_a_repeat_on_another_object_is_refused", ob_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1414,6 +1576,18 @@ int main(void)
 		cmocka_unit_test(test_lifetime),
 		cmocka_unit_test(test_cond_repeat_when_the_task_took_the_mutex),
 		cmocka_unit_test(test_a_repeat_on_another_object_is_refused),
+		cmocka_unit_test(test_mutex_contention_sim),
+		cmocka_unit_test(test_rwlock_contention_sim),
+		cmocka_unit_test(test_cond_queue_sim),
+		cmocka_unit_test(test_sem_contention_sim),
+		cmocka_unit_test(test_wait_group_rounds_sim),
+		cmocka_unit_test(test_barrier_generations_sim),
+		cmocka_unit_test(test_once_callers_sim),
+		cmocka_unit_test(test_one_registration_at_a_time_sim),
+		cmocka_unit_test(test_deadlines_sim),
+		cmocka_unit_test(test_cancel_while_registered_sim),
+		cmocka_unit_test(test_cond_repeat_when_the_task_took_the_mutex_sim),
+		cmocka_unit_test(test_a_repeat_on_another_object_is_refused_sim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /* test_waitgroup.c - wait groups. */
-#include "weft_test.h"
+#include "wt_sim.h"
 
 #include <pthread.h>
 #include <weft/sync.h>
@@ -73,10 +73,15 @@ static void *thread_waiter(void *a)
 	return NULL;
 }
 
+static long nworkers;
+
 static void *many_main(void *a)
 {
 	(void)a;
-	long n = WT_SIZE3(100000, 3000, 1000);
+	long n = nworkers;
+	/* One waiter is a plain thread; none under the simulation, which only
+	 * its own thread may touch. */
+	int threads = weft_runtime_is_sim(weft_runtime_current()) ? 0 : 1;
 	for (int round = 0; round < 3; round++) { /* reused round after round */
 		atomic_store(&finished, 0);
 		atomic_store(&waiters_back, 0);
@@ -86,7 +91,8 @@ static void *many_main(void *a)
 		pthread_t th;
 		for (int i = 0; i < W; i++)
 			w[i] = wt_spawn(waiter, (void *)n);
-		TCHECK_EQ(pthread_create(&th, NULL, thread_waiter, (void *)n), 0);
+		if (threads)
+			TCHECK_EQ(pthread_create(&th, NULL, thread_waiter, (void *)n), 0);
 		for (long i = 0; i < n; i++)
 			TCHECK_EQ(weft_spawn(NULL, worker, NULL,
 					     &(weft_spawn_opts_t){.detached = true, .stack_size = 8192}),
@@ -94,8 +100,10 @@ static void *many_main(void *a)
 		TCHECK_EQ(weft_wg_wait(&wg), 0);
 		for (int i = 0; i < W; i++)
 			wt_join(w[i]);
-		pthread_join(th, NULL);
-		TCHECK_EQ(atomic_load(&waiters_back), W + 1);
+		if (threads)
+			pthread_join(th, NULL);
+		TCHECK_EQ(atomic_load(&waiters_back), W + threads); /* every waiter woken, once */
+		TCHECK_EQ(atomic_load(&finished), n);
 		TCHECK_EQ(weft_wg_count(&wg), 0);
 	}
 	return NULL;
@@ -104,6 +112,7 @@ static void *many_main(void *a)
 static void test_last_done_wakes_all(void **state)
 {
 	(void)state;
+	nworkers = WT_SIZE3(100000, 3000, 1000);
 	wt_run(many_main, NULL, 0);
 	assert_int_equal(weft_wg_destroy(&wg), 0);
 }
@@ -192,13 +201,35 @@ static void test_stackless(void **state)
 	wt_run(stackless_main, NULL, 2);
 }
 
+/* ------------------------------------------------------------ under the simulation */
+
+/* The twins: the same bodies, one task at a time in an order drawn from
+ * each seed (tests/wt_sim.h). */
+static void many_sim_check(void *a)
+{
+	(void)a;
+	TCHECK_EQ(weft_wg_destroy(&wg), 0);
+}
+
+static void test_last_done_wakes_all_sim(void **state)
+{
+	(void)state;
+	nworkers = 40;
+	wt_sim_sweep("sync/wg_last_done_wakes_all", many_main, many_sim_check, NULL, WT_SIM_SEEDS);
+}
+
+static void test_deadline_and_cancel_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sync/wg_deadline_and_cancel", deadline_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_negative_count_is_refused),
-		cmocka_unit_test(test_last_done_wakes_all),
-		cmocka_unit_test(test_deadline_and_cancel),
-		cmocka_unit_test(test_stackless),
+		cmocka_unit_test(test_negative_count_is_refused), cmocka_unit_test(test_last_done_wakes_all),
+		cmocka_unit_test(test_deadline_and_cancel),	  cmocka_unit_test(test_stackless),
+		cmocka_unit_test(test_last_done_wakes_all_sim),	  cmocka_unit_test(test_deadline_and_cancel_sim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
