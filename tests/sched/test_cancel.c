@@ -1,5 +1,5 @@
 /* test_cancel.c - cancellation and task groups. */
-#include "weft_test.h"
+#include "wt_sim.h"
 #include "sched/internal.h"
 
 #include <sys/resource.h>
@@ -41,8 +41,8 @@ static void *cancel_parked(void *a)
  * (stackful and stackless) open waits only a cancel can end and are
  * cancelled the moment they are spawned, while the other worker runs them.
  * A lost cancel hangs the join. */
-#define CR_ROUNDS 40
 #define CR_TASKS 100
+static int cr_rounds = 40;
 
 static void *cr_waiter(void *a)
 {
@@ -71,7 +71,7 @@ static void *cancel_race_main(void *a)
 {
 	(void)a;
 	static int opened[CR_TASKS];
-	for (int round = 0; round < CR_ROUNDS; round++) {
+	for (int round = 0; round < cr_rounds; round++) {
 		weft_task_t t[CR_TASKS];
 		for (int i = 0; i < CR_TASKS; i++) {
 			opened[i] = 0;
@@ -108,9 +108,13 @@ static _Atomic int spin_flag;
 static void *busy(void *a)
 {
 	(void)a;
+	/* Under the simulation one task runs at a time: the loop yields, so
+	 * the task is runnable, never parked, when the cancel comes. */
+	bool sim = weft_runtime_is_sim(weft_runtime_current());
 	atomic_store(&spin_flag, 1);
 	while (atomic_load(&spin_flag) == 1)
-		; /* running, not blocked: the cancel lands at the next blocking call */
+		if (sim)
+			(void)weft_yield(); /* running, not blocked: the cancel lands at the next blocking call */
 	TCHECK(weft_cancelled());
 	return (void *)(intptr_t)weft_yield();
 }
@@ -192,6 +196,144 @@ static void test_cancelled_join_keeps_task_joinable(void **state)
 {
 	(void)state;
 	wt_run(cancel_joiner, NULL, 2);
+}
+
+/* Cancels racing wake-ups and deadlines: coroutines and stackless tasks
+ * wait on a wait queue with short deadlines, again and again; a waker pops
+ * them one at a time, handing each a numbered token; a third of the
+ * waiters are cancelled meanwhile. Each wait ends one way: popped (the
+ * token is delivered, whatever its park returned: the pop is the
+ * delivery) or not (timed out or cancelled, and the waiter unlinks
+ * itself). So every token handed out is received exactly once, and no
+ * wait is left queued. */
+enum { CW_CORO = 6, CW_STEP = 6, CW_N = CW_CORO + CW_STEP };
+static weft_waitq_t cwq = WEFT_WAITQ_INIT;
+static long cw_rounds;
+static _Atomic long cw_given, cw_got, cw_done;
+static _Atomic unsigned char *cw_seen; /* per token: times received */
+
+static weft_time_t cw_deadline(uint64_t *seed)
+{
+	*seed = *seed * 6364136223846793005u + 1442695040888963407u;
+	return weft_deadline_in((weft_time_t)((*seed >> 33) % 30000));
+}
+
+/* A popped wait's token. */
+static void cw_receive(const weft_waitq_node_t *n)
+{
+	TCHECK(n->status > 0 && n->status <= atomic_load(&cw_given));
+	if (n->status > 0 && n->status <= atomic_load(&cw_given))
+		TCHECK_EQ(atomic_fetch_add(&cw_seen[n->status], 1), 0);
+	atomic_fetch_add(&cw_got, 1);
+}
+
+static void *cw_coro(void *a)
+{
+	uint64_t seed = (uint64_t)(uintptr_t)a;
+	for (long i = 0; i < cw_rounds; i++) {
+		weft_waitq_node_t n;
+		weft_waitq_lock(&cwq);
+		weft_waitq_push(&cwq, &n);
+		weft_waitq_unlock(&cwq);
+		int r = weft_park(n.waker, cw_deadline(&seed));
+		if (r != 0 && weft_waitq_remove(&cwq, &n)) {
+			TCHECK(r == -ETIMEDOUT || r == -ECANCELED); /* not popped: nothing delivered */
+			if (r == -ECANCELED)
+				break;
+			continue;
+		}
+		cw_receive(&n); /* popped: r is 0, or a deadline or cancel that came just then */
+	}
+	atomic_fetch_add(&cw_done, 1);
+	return NULL;
+}
+
+typedef struct {
+	weft_waitq_node_t n;
+	uint64_t seed;
+	long i;
+	bool waiting;
+} cw_st;
+
+static weft_step_t cw_step(void *a, void **res)
+{
+	cw_st *s = a;
+	*res = NULL;
+	if (s->waiting) {
+		s->waiting = false;
+		int r = weft_park_result();
+		if (r != 0 && weft_waitq_remove(&cwq, &s->n)) {
+			TCHECK(r == -ETIMEDOUT || r == -ECANCELED);
+			if (r == -ECANCELED)
+				s->i = cw_rounds;
+		} else {
+			cw_receive(&s->n);
+		}
+	}
+	if (s->i++ >= cw_rounds) {
+		atomic_fetch_add(&cw_done, 1);
+		return WEFT_STEP_DONE;
+	}
+	weft_waitq_lock(&cwq);
+	weft_waitq_push(&cwq, &s->n);
+	weft_waitq_unlock(&cwq);
+	TCHECK_EQ(weft_park_deadline(s->n.waker, cw_deadline(&s->seed)), 0);
+	s->waiting = true;
+	return WEFT_STEP_PARKED;
+}
+
+static void *cw_waker(void *a)
+{
+	(void)a;
+	for (long k = 0; atomic_load(&cw_done) < CW_N; k++) {
+		int token = (int)atomic_load(&cw_given) + 1;
+		atomic_store(&cw_given, token); /* before the pop: the waiter checks against it */
+		if (weft_waitq_wake_one(&cwq, token) == 0)
+			atomic_store(&cw_given, token - 1); /* nobody waited: not handed out */
+		if (k % 3 == 2)
+			weft_sleep(10000);
+		else
+			weft_yield();
+	}
+	return NULL;
+}
+
+static void *cancel_wake_main(void *a)
+{
+	(void)a;
+	atomic_store(&cw_given, 0);
+	atomic_store(&cw_got, 0);
+	atomic_store(&cw_done, 0);
+	cw_seen = calloc((size_t)(CW_N * cw_rounds + 2), 1);
+	cw_st st[CW_STEP] = {0};
+	weft_task_t t[CW_N];
+	for (long i = 0; i < CW_CORO; i++)
+		t[i] = wt_spawn(cw_coro, (void *)(i + 1));
+	for (int i = 0; i < CW_STEP; i++) {
+		st[i].seed = (uint64_t)(100 + i);
+		TCHECK_EQ(weft_spawn_step(&t[CW_CORO + i], cw_step, &st[i], NULL), 0);
+	}
+	weft_task_t w = wt_spawn(cw_waker, NULL);
+	weft_sleep(50000);
+	for (int i = 0; i < CW_N; i += 3)
+		TCHECK_EQ(weft_cancel(t[i]), 0);
+	for (int i = 0; i < CW_N; i++)
+		wt_join(t[i]);
+	wt_join(w);
+	long given = atomic_load(&cw_given);
+	TCHECK_EQ(atomic_load(&cw_got), given); /* nothing lost, nothing twice */
+	for (long k = 1; k <= given; k++)
+		TCHECK_EQ(atomic_load(&cw_seen[k]), 1);
+	TCHECK_EQ(cwq.len, 0); /* every wait that gave up unlinked itself */
+	free((void *)cw_seen);
+	return NULL;
+}
+
+static void test_cancel_races_wakes_and_deadlines(void **state)
+{
+	(void)state;
+	cw_rounds = WT_SIZE(300, 100);
+	wt_run(cancel_wake_main, NULL, 2);
 }
 
 /* Groups: wait for all; the first failure cancels the rest. Members that
@@ -428,18 +570,115 @@ static void test_coroutine_without_a_stack_ends_with_enomem(void **state)
 #endif
 }
 
+/* ------------------------------------------------------------ under the simulation */
+
+/* The twins: the same bodies, one task at a time in an order drawn from
+ * each seed (tests/wt_sim.h), each seed starting from what the last left. */
+static void *parked_sim_main(void *a)
+{
+	atomic_store(&stage, 0);
+	return cancel_parked(a);
+}
+
+static void test_cancel_parked_task_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sched/cancel_parked_task", parked_sim_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void *running_sim_main(void *a)
+{
+	atomic_store(&spin_flag, 0);
+	return cancel_running(a);
+}
+
+static void test_cancel_running_task_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sched/cancel_running_task", running_sim_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void test_cancel_races_wait_start_sim(void **state)
+{
+	(void)state;
+	cr_rounds = 2;
+	wt_sim_sweep("sched/cancel_races_wait_start", cancel_race_main, NULL, NULL, WT_SIZE3(100, 30, 3));
+}
+
+static void test_cancel_races_wakes_and_deadlines_sim(void **state)
+{
+	(void)state;
+	cw_rounds = 15;
+	wt_sim_sweep("sched/cancel_races_wakes_and_deadlines", cancel_wake_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void *joiner_sim_main(void *a)
+{
+	weft_waitq_lock(&gate);
+	gate_open = false;
+	weft_waitq_unlock(&gate);
+	return cancel_joiner(a);
+}
+
+static void test_cancelled_join_keeps_task_joinable_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sched/cancelled_join_keeps_task_joinable", joiner_sim_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void *groups_sim_main(void *a)
+{
+	atomic_store(&finished_ok, 0);
+	atomic_store(&finished_cancelled, 0);
+	return group_main(a);
+}
+
+static void test_task_groups_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sched/task_groups", groups_sim_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void test_group_cancel_reaches_a_member_being_spawned_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sched/group_cancel_reaches_a_member_being_spawned", group_spawn_race_main, NULL, NULL,
+		     WT_SIM_SEEDS);
+}
+
+static void *uncancellable_sim_main(void *a)
+{
+	atomic_store(&unc_stage, 0);
+	return uncancellable_main(a);
+}
+
+static void test_uncancellable_wait_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sched/uncancellable_wait", uncancellable_sim_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cancel_parked_task),
 		cmocka_unit_test(test_cancel_running_task),
 		cmocka_unit_test(test_cancel_races_wait_start),
+		cmocka_unit_test(test_cancel_races_wakes_and_deadlines),
 		cmocka_unit_test(test_cancelled_join_keeps_task_joinable),
 		cmocka_unit_test(test_task_groups),
 		cmocka_unit_test(test_group_cancel_reaches_a_member_being_spawned),
 		cmocka_unit_test(test_uncancellable_wait),
 		cmocka_unit_test(test_spawn_from_minimal_stack),
 		cmocka_unit_test(test_coroutine_without_a_stack_ends_with_enomem),
+		cmocka_unit_test(test_cancel_parked_task_sim),
+		cmocka_unit_test(test_cancel_running_task_sim),
+		cmocka_unit_test(test_cancel_races_wait_start_sim),
+		cmocka_unit_test(test_cancel_races_wakes_and_deadlines_sim),
+		cmocka_unit_test(test_cancelled_join_keeps_task_joinable_sim),
+		cmocka_unit_test(test_task_groups_sim),
+		cmocka_unit_test(test_group_cancel_reaches_a_member_being_spawned_sim),
+		cmocka_unit_test(test_uncancellable_wait_sim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

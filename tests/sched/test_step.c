@@ -9,7 +9,7 @@
  * finish by the test hook in weft_unpark (no sleep: it waits for the task
  * to have made its checks), and the second registration must be refused
  * with the parker's state untouched. */
-#include "weft_test.h"
+#include "wt_sim.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -273,6 +273,8 @@ static void *open_main(void *a)
 	(void)a;
 	TCHECK_EQ(weft_chan_create(&och, sizeof(long), 0), 0);
 	static open_st s;
+	memset(&s, 0, sizeof s);
+	atomic_store(&o_registered, 0);
 	weft_task_t t;
 	TCHECK_EQ(weft_spawn_step(&t, open_step, &s, NULL), 0);
 	WT_WAIT_UNTIL(atomic_load(&o_registered));
@@ -339,6 +341,7 @@ static void *my_main(void *a)
 {
 	(void)a;
 	static my_st s;
+	memset(&s, 0, sizeof s);
 	weft_task_t t;
 	TCHECK_EQ(weft_spawn_step(&t, my_task, &s, NULL), 0);
 	void *r;
@@ -484,10 +487,12 @@ static void *join_main(void *a)
 	void *r;
 	TCHECK_EQ(weft_join_step(t, &r, WEFT_NEVER, &op), 0);
 	TCHECK_EQ((intptr_t)r, 77);
-	t = wt_spawn(returns_arg, (void *)77);
-	pthread_t th;
-	TCHECK_EQ(pthread_create(&th, NULL, join_thread, (void *)(uintptr_t)t), 0);
-	pthread_join(th, NULL);
+	if (!weft_runtime_is_sim(weft_runtime_current())) { /* only the sim's own thread may touch it */
+		t = wt_spawn(returns_arg, (void *)77);
+		pthread_t th;
+		TCHECK_EQ(pthread_create(&th, NULL, join_thread, (void *)(uintptr_t)t), 0);
+		pthread_join(th, NULL);
+	}
 	free(st);
 	free(j);
 	return NULL;
@@ -624,8 +629,12 @@ static void *group_main(void *a)
 	TCHECK_EQ(weft_cancel(t[3]), 0);
 	wt_join(t[3]);
 	TCHECK_EQ(w[3].result, -ECANCELED);
+	/* A plain thread waits too; not under the simulation, which only its
+	 * own thread may touch. */
+	bool thread = !weft_runtime_is_sim(weft_runtime_current());
 	pthread_t th;
-	TCHECK_EQ(pthread_create(&th, NULL, group_thread, g), 0);
+	if (thread)
+		TCHECK_EQ(pthread_create(&th, NULL, group_thread, g), 0);
 	atomic_store(&target_go, 1);
 	weft_op_t op;
 	TCHECK_EQ(weft_group_wait_step(g, WEFT_NEVER, &op), -EPIPE);
@@ -633,7 +642,8 @@ static void *group_main(void *a)
 	wt_join(t[1]);
 	TCHECK_EQ(w[0].result, -EPIPE);
 	TCHECK_EQ(w[1].result, -EPIPE);
-	pthread_join(th, NULL);
+	if (thread)
+		pthread_join(th, NULL);
 	TCHECK_EQ(weft_group_destroy(g), 0);
 	return NULL;
 }
@@ -856,6 +866,52 @@ static void test_register_refuses_what_could_never_end(void **state)
 	wt_run(reg_main, NULL, 1);
 }
 
+/* ------------------------------------------------------------ under the simulation */
+
+/* The twins: the same bodies, one task at a time in an order drawn from
+ * each seed (tests/wt_sim.h). */
+static void test_open_registration_refuses_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sched/step_open_registration_refuses", open_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void test_retry_and_own_step_form_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sched/step_retry_and_own_step_form", my_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void test_join_step_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sched/join_step", join_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void test_join_step_deadline_cancel_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sched/join_step_deadline_cancel", join_deadline_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void test_join_one_registration_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sched/join_one_registration", join_busy_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void test_group_wait_step_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sched/group_wait_step", group_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void test_yield_while_registered_keeps_the_deadline_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sched/step_yield_while_registered_keeps_the_deadline", yd_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -871,6 +927,13 @@ int main(void)
 		cmocka_unit_test(test_group_destroyed_at_once),
 		cmocka_unit_test(test_yield_while_registered_keeps_the_deadline),
 		cmocka_unit_test(test_register_refuses_what_could_never_end),
+		cmocka_unit_test(test_open_registration_refuses_sim),
+		cmocka_unit_test(test_retry_and_own_step_form_sim),
+		cmocka_unit_test(test_join_step_sim),
+		cmocka_unit_test(test_join_step_deadline_cancel_sim),
+		cmocka_unit_test(test_join_one_registration_sim),
+		cmocka_unit_test(test_group_wait_step_sim),
+		cmocka_unit_test(test_yield_while_registered_keeps_the_deadline_sim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

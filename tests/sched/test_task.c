@@ -1,5 +1,5 @@
 /* test_task.c - spawning, joining, detaching, names, ids, bad input. */
-#include "weft_test.h"
+#include "wt_sim.h"
 
 #include <limits.h>
 
@@ -538,6 +538,7 @@ static weft_step_t owned_step(void *a, void **r)
 static void *owned_main(void *a)
 {
 	(void)a;
+	atomic_store(&owned_done, 0);
 	enum { N = 2000, JOINED = 100 };
 	weft_task_t joined[JOINED];
 	for (int i = 0; i < N; i++) {
@@ -559,11 +560,198 @@ static void *owned_main(void *a)
 	return NULL;
 }
 
+static void *owned_sim_main(void *a)
+{
+	return owned_main(a);
+}
+
 static void test_step_may_free_its_state_when_done(void **state)
 {
 	(void)state;
 	wt_run(owned_main, NULL, 2);
 	assert_int_equal(atomic_load(&owned_done), 2000);
+}
+
+/* ------------------------------------------------------------ joins racing */
+
+/* Targets (coroutines and stackless tasks that yield a few times) each
+ * have joiners racing for them: a coroutine looping on weft_join_until
+ * with short deadlines, a stackless task looping on weft_join_step with
+ * short deadlines, and for every other target a coroutine in weft_join; a
+ * third of the joiners are cancelled. A joiner holds the target's handle
+ * while it waits (another join gets -ESRCH), and a deadline or a cancel
+ * gives it back, so each result is delivered exactly once: to one joiner,
+ * or else to the main task's last join. */
+typedef struct jr_target {
+	weft_task_t id;
+	intptr_t want;
+	int yields;
+	_Atomic int got; /* results delivered */
+} jr_target;
+
+static long jr_n;
+
+static weft_time_t jr_deadline(uint64_t *seed)
+{
+	*seed = *seed * 6364136223846793005u + 1442695040888963407u;
+	return weft_deadline_in((weft_time_t)((*seed >> 33) % 20000));
+}
+
+static void jr_joined(jr_target *j, int e, void *r)
+{
+	if (e == 0) {
+		TCHECK_EQ((intptr_t)r, j->want);
+		atomic_fetch_add(&j->got, 1);
+	} else {
+		TCHECK(e == -ESRCH || e == -ECANCELED); /* another joiner has it, or we were cancelled */
+	}
+}
+
+static void *jr_coro_target(void *a)
+{
+	jr_target *j = a;
+	for (int k = 0; k < j->yields; k++)
+		weft_yield();
+	return (void *)j->want;
+}
+
+static weft_step_t jr_step_target(void *a, void **res)
+{
+	jr_target *j = a;
+	if (j->yields-- > 0)
+		return WEFT_STEP_YIELD;
+	*res = (void *)j->want;
+	return WEFT_STEP_DONE;
+}
+
+static void *jr_until_joiner(void *a)
+{
+	jr_target *j = a;
+	uint64_t seed = (uint64_t)j->want;
+	for (;;) {
+		void *r = NULL;
+		int e = weft_join_until(j->id, &r, jr_deadline(&seed));
+		if (e != -ETIMEDOUT) {
+			jr_joined(j, e, r);
+			return NULL;
+		}
+		weft_yield(); /* a past deadline polls: let the target run */
+	}
+}
+
+static void *jr_plain_joiner(void *a)
+{
+	jr_target *j = a;
+	void *r = NULL;
+	int e = weft_join(j->id, &r);
+	jr_joined(j, e, r);
+	return NULL;
+}
+
+typedef struct {
+	weft_op_t op;
+	jr_target *j;
+	uint64_t seed;
+	weft_time_t dl;
+	bool registered;
+	void *r;
+} jr_stepper;
+
+static weft_step_t jr_step_joiner(void *a, void **res)
+{
+	jr_stepper *s = a;
+	*res = NULL;
+	if (!s->registered)
+		s->dl = jr_deadline(&s->seed);
+	int e = weft_join_step(s->j->id, &s->r, s->dl, &s->op);
+	s->registered = e == -EINPROGRESS;
+	if (e == -EINPROGRESS)
+		return WEFT_STEP_PARKED;
+	if (e == -ETIMEDOUT)
+		return WEFT_STEP_YIELD; /* again, after the others */
+	jr_joined(s->j, e, s->r);
+	return WEFT_STEP_DONE;
+}
+
+static void *join_race_main(void *a)
+{
+	(void)a;
+	jr_target *tg = calloc((size_t)jr_n, sizeof *tg);
+	jr_stepper *st = calloc((size_t)jr_n, sizeof *st);
+	weft_task_t *jn = calloc((size_t)jr_n * 3, sizeof *jn);
+	size_t njn = 0;
+	for (long i = 0; i < jr_n; i++) {
+		tg[i].want = 1000 + i;
+		tg[i].yields = (int)(i % 4);
+		if (i % 2)
+			TCHECK_EQ(weft_spawn_step(&tg[i].id, jr_step_target, &tg[i], NULL), 0);
+		else
+			TCHECK_EQ(weft_spawn(&tg[i].id, jr_coro_target, &tg[i], NULL), 0);
+	}
+	for (long i = 0; i < jr_n; i++) {
+		jn[njn++] = wt_spawn(jr_until_joiner, &tg[i]);
+		st[i] = (jr_stepper){.j = &tg[i], .seed = (uint64_t)(7 * i + 3)};
+		TCHECK_EQ(weft_spawn_step(&jn[njn++], jr_step_joiner, &st[i], NULL), 0);
+		if (i % 2 == 0)
+			jn[njn++] = wt_spawn(jr_plain_joiner, &tg[i]);
+	}
+	weft_yield();
+	for (size_t k = 0; k < njn; k += 3) {
+		int e = weft_cancel(jn[k]);
+		TCHECK(e == 0 || e == -ESRCH); /* -ESRCH: it has finished */
+	}
+	for (size_t k = 0; k < njn; k++)
+		wt_join(jn[k]);
+	for (long i = 0; i < jr_n; i++) {
+		void *r = NULL;
+		int e = weft_join(tg[i].id, &r);
+		if (e == 0)
+			jr_joined(&tg[i], e, r);
+		else
+			TCHECK_EQ(e, -ESRCH);	       /* a joiner had it */
+		TCHECK_EQ(atomic_load(&tg[i].got), 1); /* delivered exactly once */
+	}
+	free(tg);
+	free(st);
+	free(jn);
+	return NULL;
+}
+
+static void test_joins_race_deadlines_and_cancels(void **state)
+{
+	(void)state;
+	jr_n = WT_SIZE3(400, 100, 40);
+	wt_run(join_race_main, NULL, 2);
+}
+
+/* ------------------------------------------------------------ under the simulation */
+
+/* The twins: the same bodies, one task at a time in an order drawn from
+ * each seed (tests/wt_sim.h). */
+static void test_joins_race_deadlines_and_cancels_sim(void **state)
+{
+	(void)state;
+	jr_n = 12;
+	wt_sim_sweep("sched/joins_race_deadlines_and_cancels", join_race_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void *go_sim_main(void *a)
+{
+	weft_wg_init(&go_wg);
+	atomic_store(&go_sum, 0);
+	return go_main(a);
+}
+
+static void test_go_spawns_detached_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sched/go_spawns_detached", go_sim_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
+static void test_step_may_free_its_state_when_done_sim(void **state)
+{
+	(void)state;
+	wt_sim_sweep("sched/step_may_free_its_state_when_done", owned_sim_main, NULL, NULL, WT_SIZE3(30, 10, 2));
 }
 
 int main(void)
@@ -584,6 +772,10 @@ int main(void)
 		cmocka_unit_test(test_exit_ends_the_task),
 		cmocka_unit_test(test_names_across_slabs),
 		cmocka_unit_test(test_step_may_free_its_state_when_done),
+		cmocka_unit_test(test_joins_race_deadlines_and_cancels),
+		cmocka_unit_test(test_joins_race_deadlines_and_cancels_sim),
+		cmocka_unit_test(test_go_spawns_detached_sim),
+		cmocka_unit_test(test_step_may_free_its_state_when_done_sim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
