@@ -5,6 +5,7 @@
 #   make run            build (release) and run the demo with live statistics
 #   make check          check the include ladder, then run the test suite in three builds: release, ASan+UBSan, TSan
 #   make check-layout   only the include ladder (tools/check-includes, docs/layout.md), formatting, and tools/check-sim-leaks
+#   make check-sim      the long sweep of the simulation twins: every _sim test with SIM_SEEDS seeds (release; not part of check)
 #   make bench          build weft-bench (release); bench/compare runs the comparison
 #   make check-valgrind run the suite under Valgrind on the epoll backend (Valgrind does not model io_uring; not part of CI)
 #   make check-aarch64  cross-build for aarch64 and run the core suite under qemu (not part of CI)
@@ -15,7 +16,7 @@ JOBS ?= $(shell nproc)
 DEPS = cmake make gcc pkg-config libcmocka-dev valgrind liburing-dev libuv1-dev clang-format
 CMAKE_COMMON = -DCMAKE_C_FLAGS_RELEASE="-O2 -g -DNDEBUG" -DCMAKE_C_FLAGS_DEBUG="-O1 -g"
 
-.PHONY: all deps build run check check-layout check-release check-asan check-tsan bench check-valgrind check-aarch64 install clean
+.PHONY: all deps build run check check-layout check-release check-asan check-tsan check-sim bench check-valgrind check-aarch64 install clean
 
 all: build
 
@@ -65,6 +66,17 @@ check-tsan: build/tsan/Makefile
 
 check: check-layout check-release check-asan check-tsan
 	@echo "make check: include ladder, formatting, release, ASan+UBSan and TSan suites passed"
+
+# The simulation twins (docs/scheduler.md, "Simulation"): make check gives
+# each a few hundred seeds in release (WT_SIM_SEEDS in tests/wt_sim.h, fewer
+# under the sanitizers); this sweep gives each SIM_SEEDS. Only the _sim tests
+# of the programs that have them run (WT_SIM_ONLY). A failure prints the
+# seed and its replay line: WEFT_SIM_SEED=<seed> build/release/<program>.
+# The 1000-seed sweep takes about SIM_MINUTES minutes of one core.
+SIM_SEEDS ?= 1000
+SIM_TESTS = $(shell grep -l '"wt_sim.h"' tests/*/test_*.c | sed 's|^tests/||; s|\.c$$||' | paste -sd'|')
+check-sim: build
+	cd build/release && WT_SIM_ONLY=1 WEFT_SIM_SEEDS=$(SIM_SEEDS) ctest --output-on-failure -j1 --timeout 14400 -R '^($(SIM_TESTS))$$'
 
 bench: build
 	@echo "built build/release/bench/weft-bench; run bench/compare for ratios to peers"

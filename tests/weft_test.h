@@ -97,6 +97,13 @@ static inline void *wt_run(void *(*fn)(void *), void *arg, int workers)
 	return wt_run_cfg(fn, arg, &(weft_config_t){.workers = workers});
 }
 
+/* The tests' own pseudo-random choices (deadlines, reads or writes): the
+ * next value of a 64-bit LCG, which depends on its seed alone. */
+static inline uint64_t wt_lcg(uint64_t seed)
+{
+	return seed * 6364136223846793005u + 1442695040888963407u;
+}
+
 /* Spawn a joinable coroutine (checked) and join it (checked). */
 static inline weft_task_t wt_spawn(weft_fn_t fn, void *arg)
 {

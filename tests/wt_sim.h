@@ -36,6 +36,17 @@
  * coroutine, at a real cost each; one thread has no races for it to find). */
 #define WT_SIM_SEEDS WT_SIZE3(300, 60, 6)
 
+/* WT_SIM_ONLY=1 runs only a program's _sim twins (make check-sim, which
+ * gives them many seeds; the other tests have run in make check); another
+ * value is a cmocka test-name pattern (`*` and `?`): WT_SIM_ONLY=test_fifo_sim
+ * runs that twin alone. */
+__attribute__((constructor)) static void wt_sim_only(void)
+{
+	const char *o = getenv("WT_SIM_ONLY");
+	if (o && *o && strcmp(o, "0") != 0)
+		cmocka_set_test_filter(strcmp(o, "1") == 0 ? "*_sim" : o);
+}
+
 static const char *wt_sim_test;
 static uint64_t wt_sim_seed;
 static int wt_sim_seed_index;

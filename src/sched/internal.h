@@ -575,10 +575,11 @@ static inline bool weft__sim_ours(const struct weft_runtime *rt)
 	return weft__sim_mine != NULL && weft__sim_mine == rt->simst;
 }
 /* Whether the caller must be refused (-EPERM) what it asks of rt: rt is a
- * live sim and the caller is not its owner thread. */
+ * live sim and the caller is not its owner thread. live first: seen set,
+ * it publishes the start's fields (sim, simst). */
 static inline bool weft__sim_foreign(struct weft_runtime *rt)
 {
-	return rt->sim && atomic_load(&rt->live) && !weft__sim_ours(rt);
+	return atomic_load(&rt->live) && rt->sim && !weft__sim_ours(rt);
 }
 /* A wake-up of a sim's task from another thread: report and abort. */
 void weft__sim_leak(struct weft_runtime *rt, const char *what) __attribute__((noreturn));

@@ -214,7 +214,7 @@ static _Atomic unsigned char *cw_seen; /* per token: times received */
 
 static weft_time_t cw_deadline(uint64_t *seed)
 {
-	*seed = *seed * 6364136223846793005u + 1442695040888963407u;
+	*seed = wt_lcg(*seed);
 	return weft_deadline_in((weft_time_t)((*seed >> 33) % 30000));
 }
 

@@ -593,7 +593,7 @@ static long jr_n;
 
 static weft_time_t jr_deadline(uint64_t *seed)
 {
-	*seed = *seed * 6364136223846793005u + 1442695040888963407u;
+	*seed = wt_lcg(*seed);
 	return weft_deadline_in((weft_time_t)((*seed >> 33) % 20000));
 }
 

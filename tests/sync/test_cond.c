@@ -270,7 +270,7 @@ static void *racing_waiter(void *a)
 {
 	uint64_t seed = (uint64_t)(uintptr_t)a;
 	for (long i = 0; i < r_rounds; i++) {
-		seed = seed * 6364136223846793005u + 1442695040888963407u;
+		seed = wt_lcg(seed);
 		TCHECK_EQ(weft_mutex_lock(&rm), 0);
 		int r = weft_cond_wait_until(&rc, &rm, weft_deadline_in((weft_time_t)((seed >> 33) % 40000)));
 		TCHECK(r == 0 || r == -ETIMEDOUT || r == -ECANCELED);

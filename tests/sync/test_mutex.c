@@ -378,7 +378,7 @@ static void *impatient(void *a)
 {
 	uint64_t seed = (uint64_t)(uintptr_t)a;
 	for (int i = 0; i < 200; i++) {
-		seed = seed * 6364136223846793005u + 1442695040888963407u;
+		seed = wt_lcg(seed);
 		weft_time_t wait = (weft_time_t)((seed >> 33) % (WEFT_MSEC / 2));
 		int r = weft_mutex_lock_until(&gm, weft_deadline_in(wait));
 		if (r == -ECANCELED)

@@ -81,11 +81,6 @@ static long writes; /* plain: written only under the write lock */
 static _Atomic long write_ops;
 static long rounds, ntasks;
 
-static uint64_t lcg(uint64_t seed)
-{
-	return seed * 6364136223846793005u + 1442695040888963407u;
-}
-
 static bool writes_now(uint64_t seed)
 {
 	return (seed >> 33) % 4 == 0;
@@ -98,14 +93,14 @@ static long writes_of(uint64_t from, long n)
 	long w = 0;
 	for (uint64_t s = from; s < from + (uint64_t)n; s++)
 		for (uint64_t x = s, i = 0; i < (uint64_t)rounds; i++)
-			w += writes_now(x = lcg(x));
+			w += writes_now(x = wt_lcg(x));
 	return w;
 }
 
 static void mixed_loop(uint64_t seed)
 {
 	for (long i = 0; i < rounds; i++) {
-		seed = lcg(seed);
+		seed = wt_lcg(seed);
 		if (writes_now(seed)) {
 			TCHECK_EQ(weft_rwlock_wrlock(&irw), 0);
 			TCHECK_EQ(atomic_fetch_add(&writers_in, 1), 0);
@@ -514,7 +509,7 @@ static void *impatient(void *a)
 {
 	uint64_t seed = (uint64_t)(uintptr_t)a;
 	for (int i = 0; i < g_iters; i++) {
-		seed = seed * 6364136223846793005u + 1442695040888963407u;
+		seed = wt_lcg(seed);
 		bool writer = (seed >> 40) % 3 == 0;
 		weft_time_t dl = weft_deadline_in((weft_time_t)((seed >> 33) % 300000));
 		int r = writer ? weft_rwlock_wrlock_until(&grw, dl) : weft_rwlock_rdlock_until(&grw, dl);

@@ -167,7 +167,7 @@ static void *impatient(void *a)
 {
 	uint64_t seed = (uint64_t)(uintptr_t)a;
 	for (int i = 0; i < g_iters; i++) {
-		seed = seed * 6364136223846793005u + 1442695040888963407u;
+		seed = wt_lcg(seed);
 		int r = weft_sem_acquire_until(&gs, weft_deadline_in((weft_time_t)((seed >> 33) % 200000)));
 		if (r == -ECANCELED)
 			return NULL;
