@@ -309,6 +309,64 @@ static void test_barrier_leavers_do_not_count(void **state)
 	wt_run(leaving_main, NULL, 2);
 }
 
+/* Waits with short deadlines, a quarter of the parties cancelled, racing
+ * the arrivals that complete generations: a waiter timing out or
+ * cancelled just as its generation completes still passes (the pop is the
+ * delivery), and one that has left does not count. So every completed
+ * generation has n passers, one of them serial: the passes are n times
+ * the serial results, and nobody is left counted. */
+enum { BR_N = 3, BR_PARTIES = 7 };
+static weft_barrier_t brb;
+static _Atomic long br_passes, br_serials;
+static long br_rounds;
+
+static void *br_party(void *a)
+{
+	uint64_t seed = (uint64_t)(uintptr_t)a;
+	for (long i = 0; i < br_rounds; i++) {
+		seed = wt_lcg(seed);
+		int r = weft_barrier_wait_until(&brb, weft_deadline_in((weft_time_t)((seed >> 33) % 30000)));
+		if (r == -ECANCELED)
+			break;
+		TCHECK(r == 0 || r == 1 || r == -ETIMEDOUT);
+		if (r >= 0)
+			atomic_fetch_add(&br_passes, 1);
+		if (r == 1)
+			atomic_fetch_add(&br_serials, 1);
+		if (i % 2)
+			weft_yield();
+	}
+	return NULL;
+}
+
+static void *br_main(void *a)
+{
+	(void)a;
+	atomic_store(&br_passes, 0);
+	atomic_store(&br_serials, 0);
+	TCHECK_EQ(weft_barrier_init(&brb, BR_N), 0);
+	weft_task_t t[BR_PARTIES];
+	for (long i = 0; i < BR_PARTIES; i++)
+		t[i] = wt_spawn(br_party, (void *)(i + 1));
+	weft_yield();
+	for (int i = 0; i < BR_PARTIES; i += 4) {
+		int e = weft_cancel(t[i]);
+		TCHECK(e == 0 || e == -ESRCH); /* -ESRCH: it has finished */
+	}
+	for (int i = 0; i < BR_PARTIES; i++)
+		wt_join(t[i]);
+	TCHECK_EQ(atomic_load(&br_passes), BR_N * atomic_load(&br_serials));
+	TCHECK_EQ(weft_barrier_destroy(&brb), 0); /* nobody left counted or queued */
+	return NULL;
+}
+
+static void test_barrier_deadlines_race_generations(void **state)
+{
+	(void)state;
+	br_rounds = WT_SIZE(300, 100);
+	wt_run(br_main, NULL, 2);
+}
+
 /* ------------------------------------------------------------ under the simulation */
 
 /* The twins: the same bodies, one task at a time in an order drawn from
@@ -381,6 +439,13 @@ static void *leaving_sim_main(void *a)
 	return leaving_main(a);
 }
 
+static void test_barrier_deadlines_race_generations_sim(void **state)
+{
+	(void)state;
+	br_rounds = 20;
+	wt_sim_sweep("sync/barrier_deadlines_race_generations", br_main, NULL, NULL, WT_SIM_SEEDS);
+}
+
 static void test_barrier_leavers_do_not_count_sim(void **state)
 {
 	(void)state;
@@ -396,9 +461,11 @@ int main(void)
 		cmocka_unit_test(test_barrier_generations),
 		cmocka_unit_test(test_barrier_errors),
 		cmocka_unit_test(test_barrier_leavers_do_not_count),
+		cmocka_unit_test(test_barrier_deadlines_race_generations),
 		cmocka_unit_test(test_once_runs_exactly_once_sim),
 		cmocka_unit_test(test_once_wait_deadline_cancel_sim),
 		cmocka_unit_test(test_barrier_generations_sim),
+		cmocka_unit_test(test_barrier_deadlines_race_generations_sim),
 		cmocka_unit_test(test_barrier_leavers_do_not_count_sim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
