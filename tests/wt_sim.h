@@ -11,8 +11,9 @@
  * Seeds: WEFT_SIM_SEED (that one alone; the library honours it for every
  * sim runtime), else WEFT_SIM_SEEDS=N seeds, else dflt. Seed i of a test
  * is splitmix64(fnv1a(test) + i): the same from run to run, different
- * from test to test. Every 100th seed runs twice and the two schedule
- * hashes must be equal (determinism checks itself as it goes).
+ * from test to test. The seed also picks the run cost (wt_sim_run_ns).
+ * Every 100th seed runs twice and the two schedule hashes must be equal
+ * (determinism checks itself as it goes).
  *
  * Failures: everything checked per seed is a TCHECK, or the start, join
  * and stop results. On the first seed with a failure the harness prints
@@ -32,9 +33,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Seeds per stress twin: release / ASan / TSan (TSan makes a fiber per
- * coroutine, at a real cost each; one thread has no races for it to find). */
-#define WT_SIM_SEEDS WT_SIZE3(300, 60, 6)
+/* Seeds per stress twin in make check: release / ASan / TSan (TSan makes a
+ * fiber per coroutine, at a real cost each; one thread has no races for it
+ * to find). A seed costs about a millisecond of start and stop in release
+ * before the body runs, and there are many twins: make check-sim is the
+ * long sweep (1000 seeds each, WEFT_SIM_SEEDS). */
+#define WT_SIM_SEEDS WT_SIZE3(100, 20, 2)
 
 /* WT_SIM_ONLY=1 runs only a program's _sim twins (make check-sim, which
  * gives them many seeds; the other tests have run in make check); another
@@ -123,6 +127,24 @@ static inline void wt_sim_handlers(bool on)
 	}
 }
 
+/* The run cost of a seed's sim (cfg.sim_run_ns): half the seeds the
+ * default (runs cost up to 2 us), a quarter up to 50 us, a quarter up to
+ * 1 ms, so that deadlines also pass in the middle of busy phases, between
+ * any two runs. Drawn from the seed the sim will use - WEFT_SIM_SEED's
+ * when it is set, as the library reads it - so a replay repeats it. */
+static inline weft_time_t wt_sim_run_ns(uint64_t seed)
+{
+	const char *fixed = getenv("WEFT_SIM_SEED");
+	if (fixed && *fixed) {
+		char *end;
+		uint64_t v = strtoull(fixed, &end, 0);
+		if (!*end)
+			seed = v;
+	}
+	static const weft_time_t cost[4] = {0, 0, 50 * 1000, 1000 * 1000};
+	return cost[wt_sim_mix(seed) >> 62];
+}
+
 /* One run of fn under seed; the schedule hash in *hash. Returns the
  * failures seen (TCHECKs and bad results). */
 static inline int wt_sim_once(void *(*fn)(void *), void (*check)(void *), void *arg, uint64_t seed, uint64_t *hash)
@@ -130,7 +152,8 @@ static inline int wt_sim_once(void *(*fn)(void *), void (*check)(void *), void *
 	atomic_store(&tcheck_failures, 0);
 	int bad = 0;
 	weft_runtime_t *rt;
-	int e = weft_runtime_start(&rt, &(weft_config_t){.size = sizeof(weft_config_t), .sim = true, .sim_seed = seed});
+	weft_config_t cfg = {.size = sizeof cfg, .sim = true, .sim_seed = seed, .sim_run_ns = wt_sim_run_ns(seed)};
+	int e = weft_runtime_start(&rt, &cfg);
 	if (e) {
 		fprintf(stderr, "weft-sim: runtime start: %s\n", weft_strerror(e));
 		return 1;

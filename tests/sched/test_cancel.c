@@ -602,7 +602,7 @@ static void test_cancel_races_wait_start_sim(void **state)
 {
 	(void)state;
 	cr_rounds = 2;
-	wt_sim_sweep("sched/cancel_races_wait_start", cancel_race_main, NULL, NULL, WT_SIZE3(100, 30, 3));
+	wt_sim_sweep("sched/cancel_races_wait_start", cancel_race_main, NULL, NULL, WT_SIM_SEEDS);
 }
 
 static void test_cancel_races_wakes_and_deadlines_sim(void **state)

@@ -751,7 +751,7 @@ static void test_go_spawns_detached_sim(void **state)
 static void test_step_may_free_its_state_when_done_sim(void **state)
 {
 	(void)state;
-	wt_sim_sweep("sched/step_may_free_its_state_when_done", owned_sim_main, NULL, NULL, WT_SIZE3(30, 10, 2));
+	wt_sim_sweep("sched/step_may_free_its_state_when_done", owned_sim_main, NULL, NULL, WT_SIZE3(30, 10, 1));
 }
 
 int main(void)

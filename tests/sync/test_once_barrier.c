@@ -430,7 +430,7 @@ static void barrier_sim_check(void *a)
 static void test_barrier_generations_sim(void **state)
 {
 	(void)state;
-	wt_sim_sweep("sync/barrier_generations", barrier_sim_main, barrier_sim_check, NULL, WT_SIZE3(100, 30, 3));
+	wt_sim_sweep("sync/barrier_generations", barrier_sim_main, barrier_sim_check, NULL, WT_SIM_SEEDS);
 }
 
 static void *leaving_sim_main(void *a)

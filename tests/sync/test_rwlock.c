@@ -711,7 +711,7 @@ static void test_giving_up_is_clean_sim(void **state)
 	(void)state;
 	g_iters = 60;
 	g_tasks = 16;
-	wt_sim_sweep("sync/rwlock_giving_up_is_clean", giveup_sim_main, giveup_sim_check, NULL, WT_SIZE3(60, 20, 2));
+	wt_sim_sweep("sync/rwlock_giving_up_is_clean", giveup_sim_main, giveup_sim_check, NULL, WT_SIM_SEEDS);
 }
 
 int main(void)

@@ -406,7 +406,7 @@ static void test_giving_up_loses_nothing_sim(void **state)
 	(void)state;
 	g_iters = 60;
 	g_tasks = 16;
-	wt_sim_sweep("sync/sem_giving_up_loses_nothing", giveup_sim_main, giveup_sim_check, NULL, WT_SIZE3(60, 20, 2));
+	wt_sim_sweep("sync/sem_giving_up_loses_nothing", giveup_sim_main, giveup_sim_check, NULL, WT_SIM_SEEDS);
 }
 
 static void *fifo_sim_main(void *a)

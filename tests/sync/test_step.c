@@ -1468,7 +1468,7 @@ static void *q_sim_main(void *a)
 static void test_cond_queue_sim(void **state)
 {
 	(void)state;
-	wt_sim_sweep("sync/step_cond_queue", q_sim_main, NULL, NULL, WT_SIZE3(100, 30, 3));
+	wt_sim_sweep("sync/step_cond_queue", q_sim_main, NULL, NULL, WT_SIM_SEEDS);
 }
 
 static void *sem_sim_main(void *a)
@@ -1495,7 +1495,7 @@ static void *wg_sim_main(void *a)
 static void test_wait_group_rounds_sim(void **state)
 {
 	(void)state;
-	wt_sim_sweep("sync/step_wait_group_rounds", wg_sim_main, NULL, NULL, WT_SIZE3(100, 30, 3));
+	wt_sim_sweep("sync/step_wait_group_rounds", wg_sim_main, NULL, NULL, WT_SIM_SEEDS);
 }
 
 static void *b_sim_main(void *a)
@@ -1509,7 +1509,7 @@ static void *b_sim_main(void *a)
 static void test_barrier_generations_sim(void **state)
 {
 	(void)state;
-	wt_sim_sweep("sync/step_barrier_generations", b_sim_main, NULL, NULL, WT_SIZE3(100, 30, 3));
+	wt_sim_sweep("sync/step_barrier_generations", b_sim_main, NULL, NULL, WT_SIM_SEEDS);
 }
 
 static void *once_sim_main(void *a)
@@ -1527,7 +1527,7 @@ static void *once_sim_main(void *a)
 static void test_once_callers_sim(void **state)
 {
 	(void)state;
-	wt_sim_sweep("sync/step_once_callers", once_sim_main, NULL, NULL, WT_SIZE3(100, 30, 3));
+	wt_sim_sweep("sync/step_once_callers", once_sim_main, NULL, NULL, WT_SIM_SEEDS);
 }
 
 static void test_one_registration_at_a_time_sim(void **state)
