@@ -227,9 +227,13 @@ static void test_deadline_and_cancel_sim(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_negative_count_is_refused), cmocka_unit_test(test_last_done_wakes_all),
-		cmocka_unit_test(test_deadline_and_cancel),	  cmocka_unit_test(test_stackless),
-		cmocka_unit_test(test_last_done_wakes_all_sim),	  cmocka_unit_test(test_deadline_and_cancel_sim),
+		cmocka_unit_test(test_negative_count_is_refused),
+		cmocka_unit_test(test_last_done_wakes_all),
+		cmocka_unit_test(test_deadline_and_cancel),
+		cmocka_unit_test(test_stackless),
+		/* under the simulation */
+		cmocka_unit_test(test_last_done_wakes_all_sim),
+		cmocka_unit_test(test_deadline_and_cancel_sim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
