@@ -854,7 +854,7 @@ static void server_check(void *a)
 	TCHECK_EQ(s->served, 0);
 }
 
-static void test_the_server_under_seeds(void **state)
+static void test_the_server_sim(void **state)
 {
 	(void)state;
 	static srv s;
@@ -890,7 +890,7 @@ int main(void)
 		cmocka_unit_test(test_blocking_runs_inline_then_waits_a_seeded_latency),
 		cmocka_unit_test(test_blocking_keeps_its_cancellation_rules),
 		cmocka_unit_test(test_blocking_step_is_modelled_too),
-		cmocka_unit_test(test_the_server_under_seeds),
+		cmocka_unit_test(test_the_server_sim),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
