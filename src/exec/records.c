@@ -447,17 +447,3 @@ bool weft__recs_own_task(const weft__recs *t)
 {
 	return cur_rec && cur_rec->tab == t;
 }
-
-int weft__exec_opts(void *dst, size_t size, const void *src, size_t src_size)
-{
-	memset(dst, 0, size);
-	if (!src)
-		return 0;
-	if (src_size != 0 && src_size < size)
-		return -EINVAL;
-	for (size_t i = size; i < src_size; i++)
-		if (((const unsigned char *)src)[i])
-			return -E2BIG;
-	memcpy(dst, src, size);
-	return 0;
-}

@@ -115,11 +115,4 @@ void weft__recs_wait_idle(weft__recs *t);
 /* Whether the calling thread is running a task of t. */
 bool weft__recs_own_task(const weft__recs *t);
 
-/* A backend's sized options struct (docs/api.md, "Structs that grow"):
- * copy the caller's src (its size field says src_size; src NULL or size
- * 0: the first version) into dst, zeroed first, of this library's size.
- * 0; -EINVAL: a size below the first version; -E2BIG: a larger struct
- * with non-zero bytes this library does not know. */
-int weft__exec_opts(void *dst, size_t size, const void *src, size_t src_size);
-
 #endif

@@ -22,6 +22,8 @@
  */
 #include "runtime.h"
 
+#include "../base/sized.h"
+
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,15 +71,10 @@ int weft_exec_create_sim(weft_exec_t **out, const weft_exec_sim_opts_t *opts)
 		*out = NULL;
 	if (!out)
 		return -EINVAL;
-	weft_exec_sim_opts_t o = {0};
-	if (opts) { /* sized: docs/api.md, "Structs that grow" */
-		if (opts->size != 0 && opts->size < sizeof o)
-			return -EINVAL;
-		for (size_t i = sizeof o; i < opts->size; i++)
-			if (((const unsigned char *)opts)[i])
-				return -E2BIG;
-		memcpy(&o, opts, sizeof o);
-	}
+	weft_exec_sim_opts_t o;
+	int e = weft__opts_in(&o, sizeof o, opts, opts ? opts->size : 0);
+	if (e < 0)
+		return e;
 	/* The core checks the values, the thread (-EPERM from a task) and
 	 * that it owns no other sim (-EBUSY). */
 	weft_config_t c = {
@@ -90,7 +87,7 @@ int weft_exec_create_sim(weft_exec_t **out, const weft_exec_sim_opts_t *opts)
 		.sim_trace_fd = o.trace_fd,
 	};
 	weft_runtime_t *rt;
-	int e = weft_runtime_start(&rt, &c);
+	e = weft_runtime_start(&rt, &c);
 	if (e < 0)
 		return e;
 	e = weft__exec_over(out, rt, weft__exec_sim_name, SIM_CAPS, sim_destroy);

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../base/sized.h"
 #include "../base/tpool.h"
 #include "records.h"
 
@@ -217,7 +218,7 @@ int weft_exec_create_threads(weft_exec_t **out, const weft_exec_threads_opts_t *
 	if (!out)
 		return -EINVAL;
 	weft_exec_threads_opts_t o = {0};
-	int e = weft__exec_opts(&o, sizeof o, opts, opts ? opts->size : 0);
+	int e = weft__opts_in(&o, sizeof o, opts, opts ? opts->size : 0);
 	if (e < 0)
 		return e;
 	if (o.max_threads < 0 || o.max_threads > MAX_THREADS_LIMIT || (o.idle != 0 && o.idle < WEFT_MSEC) ||

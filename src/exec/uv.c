@@ -70,6 +70,7 @@
 #include <weft/executors.h>
 #include <weft/time.h>
 
+#include "../base/sized.h"
 #include "records.h"
 
 #ifdef WEFT_HAVE_LIBUV
@@ -470,7 +471,7 @@ int weft_exec_create_uv(weft_exec_t **out, const weft_exec_uv_opts_t *opts)
 	if (!out)
 		return -EINVAL;
 	weft_exec_uv_opts_t o;
-	int e = weft__exec_opts(&o, sizeof o, opts, opts ? opts->size : 0);
+	int e = weft__opts_in(&o, sizeof o, opts, opts ? opts->size : 0);
 	if (e < 0)
 		return e;
 	struct ux *x = calloc(1, sizeof *x);

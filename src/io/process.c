@@ -81,6 +81,7 @@
  *    closed yet; whoever closes them drops it, and frees f if it was the
  *    last (acq_rel: every use of f comes before the free).
  */
+#include "../base/sized.h"
 #include "io_impl.h"
 #include <weft/time.h>
 
@@ -853,15 +854,10 @@ int weft_process_forward(weft_process_t *p, int which, int fd, const weft_proces
 {
 	if (!p || which < WEFT_STDIN || which > WEFT_STDERR)
 		return -EINVAL;
-	weft_process_forward_opts_t o = {0};
-	if (opts) {
-		if (opts->size != 0 && opts->size < sizeof o)
-			return -EINVAL;
-		for (size_t i = sizeof o; i < opts->size; i++)
-			if (((const unsigned char *)opts)[i])
-				return -E2BIG;
-		memcpy(&o, opts, sizeof o);
-	}
+	weft_process_forward_opts_t o;
+	int oe = weft__opts_in(&o, sizeof o, opts, opts ? opts->size : 0);
+	if (oe < 0)
+		return oe;
 	if (o.exec) {
 		int caps = weft_exec_caps(o.exec);
 		if (caps < 0)
