@@ -10,5 +10,6 @@
 #include <weft/io.h>
 #include <weft/exec.h>
 #include <weft/executors.h>
+#include <weft/actor.h>
 
 #endif

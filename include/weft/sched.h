@@ -218,6 +218,15 @@ typedef struct weft_spawn_opts {
 	bool detached;		 /* no join: the record is freed when the task ends */
 	weft_group_t *group;	 /* join this task group (implies the group joins it) */
 	weft_runtime_t *runtime; /* NULL: the current runtime, else the default */
+	/* For the layers that build on tasks (a process is a task with a
+	 * mailbox): a word the task reads with weft_task_local(), and a hook
+	 * called once when the task ends, however it ends - it returned, called
+	 * weft_exit, its step returned DONE, or it never ran (no stack) - with
+	 * the local word and the task's result. The hook runs on the worker
+	 * that finished the task, outside any task: it must not block (it may
+	 * send, unpark, cancel, spawn). NULL: none. */
+	void *local;
+	void (*on_end)(void *local, void *result);
 } weft_spawn_opts_t;
 
 /* Spawn a coroutine running fn(arg). *out (may be NULL) receives its handle.
@@ -287,6 +296,9 @@ bool weft_spin_worthwhile(void);
 
 /* The calling task's id, 0 outside tasks. */
 weft_task_t weft_self(void);
+/* The calling task's local word (weft_spawn_opts_t.local); NULL outside
+ * tasks and in tasks spawned without one. */
+void *weft_task_local(void);
 /* The index (0 .. workers-1, then extra workers) of the worker thread the
  * caller runs on, or -1 on any other thread (a plain thread, the monitor, a
  * blocking-pool thread). A task can move between workers at every wait. */
@@ -550,6 +562,7 @@ enum {
 	WEFT_STEP_ID_IO = 0x40,
 	WEFT_STEP_ID_IO_POOL = 0x50, /* io: the blocking pool, files, name lookups */
 	WEFT_STEP_ID_EXEC = 0x60,    /* the waits of executors whose tasks are not weft tasks (weft/exec.h) */
+	WEFT_STEP_ID_ACTOR = 0x70,   /* processes: receive, bounded send, wait (weft/actor.h) */
 	WEFT_STEP_ID_USER = 0xf0     /* 0xf0 .. 0xff: a program's own */
 };
 /* First thing in a _step call on op, `call` its id (not 0), `obj` what it

@@ -134,7 +134,9 @@ typedef struct weft_task_aux {
 	char name[WEFT_NAME_LEN];
 	struct weft_tls_value *tls; /* WEFT_TLS_KEYS slots, allocated on first set */
 	weft_group_t *group;
-	weft_waker_t join_waker; /* written by the joiner before join_state WAITING */
+	weft_waker_t join_waker;		   /* written by the joiner before join_state WAITING */
+	void *local;				   /* weft_spawn_opts_t.local: set at spawn, read by the task */
+	void (*on_end)(void *local, void *result); /* set at spawn, called by weft__task_finish */
 } weft_task_aux;
 
 /* A task record: 64 bytes, one cache line (slabs are page-aligned), so a

@@ -715,7 +715,7 @@ static int spawn_locked(struct weft_runtime *rt, weft_task_t *out, bool step, vo
 	t->stack = NULL; /* (a stackless task's step_op: no registration) */
 	atomic_store_explicit(&t->flags, step ? WEFT_TF_STEP : 0, memory_order_relaxed);
 	weft_group_t *group = o ? o->group : NULL;
-	if (group || (o && o->name)) {
+	if (group || (o && (o->name || o->local || o->on_end))) {
 		weft_task_aux *x = weft__task_aux(t);
 		if (!x) {
 			atomic_store(&t->refs, 1);
@@ -725,6 +725,8 @@ static int spawn_locked(struct weft_runtime *rt, weft_task_t *out, bool step, vo
 		if (o->name)
 			strncpy(x->name, o->name, WEFT_NAME_LEN - 1);
 		x->group = group;
+		x->local = o->local;
+		x->on_end = o->on_end;
 	}
 	if (group) { /* may mark it cancelled: a group that is cancelling */
 		int e = weft__group_add(group, t);
@@ -809,6 +811,13 @@ void weft__task_finish(weft_worker *w, weft_task *t)
 		}
 		free(x->tls);
 		x->tls = NULL;
+	}
+	if (x && x->on_end) {
+		/* Once: the record ends here. Outside any task (w->cur is NULL),
+		 * before a joiner or the group hears of the end. */
+		void (*end)(void *, void *) = x->on_end;
+		x->on_end = NULL;
+		end(x->local, t->result);
 	}
 	if (weft__is_step(t) && t->timer) {
 		/* A stackless task that finished with a deadline still armed. */
@@ -1186,6 +1195,13 @@ int weft_tls_set(weft_tls_key_t key, void *value)
 	x->tls[k].value = value;
 	x->tls[k].gen = (uint32_t)key >> TLS_GEN_SHIFT;
 	return 0;
+}
+
+void *weft_task_local(void)
+{
+	weft_task *t = weft__cur_task();
+	weft_task_aux *x = t ? atomic_load_explicit(weft__task_auxp(t), memory_order_acquire) : NULL;
+	return x ? x->local : NULL;
 }
 
 void *weft_tls_get(weft_tls_key_t key)

@@ -754,6 +754,73 @@ static void test_step_may_free_its_state_when_done_sim(void **state)
 	wt_sim_sweep("sched/step_may_free_its_state_when_done", owned_sim_main, NULL, NULL, WT_SIZE3(30, 10, 1));
 }
 
+/* ---------------------------------------------------- local word, end hook */
+
+/* A task's local word is what it was spawned with; the end hook runs once
+ * with it and the result, whichever way the task ends - it returned,
+ * called weft_exit, or its step returned DONE - and before a joiner
+ * returns. */
+static _Atomic int hook_calls;
+static void *hook_result[3];
+
+static void end_hook(void *local, void *result)
+{
+	int k = (int)(intptr_t)local;
+	TCHECK(weft_self() == 0); /* outside any task */
+	hook_result[k] = result;
+	atomic_fetch_add(&hook_calls, 1);
+}
+
+static void *local_returns(void *a)
+{
+	TCHECK_EQ((intptr_t)weft_task_local(), 0);
+	return a;
+}
+
+static void *local_exits(void *a)
+{
+	TCHECK_EQ((intptr_t)weft_task_local(), 1);
+	weft_exit(a);
+	return NULL;
+}
+
+static weft_step_t local_step(void *a, void **r)
+{
+	TCHECK_EQ((intptr_t)weft_task_local(), 2);
+	*r = a;
+	return WEFT_STEP_DONE;
+}
+
+static void *local_main(void *a)
+{
+	(void)a;
+	TCHECK(weft_task_local() == NULL); /* spawned without one */
+	weft_task_t t[3];
+	weft_spawn_opts_t o = {.on_end = end_hook};
+	o.local = (void *)0;
+	TCHECK_EQ(weft_spawn(&t[0], local_returns, (void *)10, &o), 0);
+	o.local = (void *)1;
+	TCHECK_EQ(weft_spawn(&t[1], local_exits, (void *)11, &o), 0);
+	o.local = (void *)2;
+	TCHECK_EQ(weft_spawn_step(&t[2], local_step, (void *)12, &o), 0);
+	for (int i = 0; i < 3; i++) {
+		void *r;
+		TCHECK_EQ(weft_join(t[i], &r), 0);
+		TCHECK_EQ((intptr_t)r, 10 + i);
+		TCHECK_EQ((intptr_t)hook_result[i], 10 + i); /* the hook ran before the join returned */
+	}
+	TCHECK_EQ(atomic_load(&hook_calls), 3);
+	return NULL;
+}
+
+static void test_local_and_end_hook(void **state)
+{
+	(void)state;
+	atomic_store(&hook_calls, 0);
+	wt_run(local_main, NULL, 2);
+	assert_null(weft_task_local()); /* a plain thread */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -776,6 +843,7 @@ int main(void)
 		cmocka_unit_test(test_joins_race_deadlines_and_cancels_sim),
 		cmocka_unit_test(test_go_spawns_detached_sim),
 		cmocka_unit_test(test_step_may_free_its_state_when_done_sim),
+		cmocka_unit_test(test_local_and_end_hook),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
