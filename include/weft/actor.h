@@ -48,6 +48,7 @@
 #ifndef WEFT_ACTOR_H
 #define WEFT_ACTOR_H
 
+#include <sys/types.h>
 #include <weft/sched.h>
 
 #ifdef __cplusplus
@@ -250,6 +251,117 @@ int weft_demonitor(weft_ref_t ref, bool flush);
 int weft_register(const char *name, weft_pid_t pid);
 int weft_unregister(const char *name);
 weft_pid_t weft_whereis(const char *name);
+
+/* ------------------------------------------------------------------ MVars */
+
+/* An MVar: a shared value with a read lock and a write lock (LANGUAGE.md,
+ * "MVars"). Reads copy the value out under the read lock; a writer holds
+ * the write lock across its own code (lock, get and set, unlock) and
+ * replaces or changes the value in place. Waiters - coroutines, stackless
+ * tasks (the _step forms), plain threads - are suspended, never spinning a
+ * worker, and served in FIFO order: a reader behind a waiting writer waits
+ * for it (readers that are next to each other in the queue go together).
+ * The write lock belongs to the caller that took it (its process, task or
+ * thread): another caller's unlock, get or set is -EPERM; locking again
+ * while holding it is -EDEADLK (not reentrant). A process that ends while
+ * holding write locks releases them (the value stays as it was last set).
+ * Names are process-wide: weft_mvar_find looks one up.
+ * Lifetimes: destroy is -EBUSY while the write lock is held or a caller
+ * waits; the caller must know that no other call on it can still come (as
+ * for every weft object). */
+typedef struct weft_mvar weft_mvar_t;
+/* A new MVar holding a copy of len bytes of value (len 0: empty). name
+ * NULL: anonymous. -EINVAL (out NULL, value NULL with len > 0, a bad name
+ * as for weft_register), -EEXIST (the name is taken), -EMSGSIZE (len above
+ * WEFT_MSG_MAX), -ENOMEM. */
+int weft_mvar_create(weft_mvar_t **out, const char *name, const void *value, size_t len);
+int weft_mvar_destroy(weft_mvar_t *mv);
+/* The MVar named name, NULL if none. */
+weft_mvar_t *weft_mvar_find(const char *name);
+/* Copy the value into buf (at most cap bytes) under the read lock; returns
+ * the value's whole length (more than cap: the copy was cut). Waits while
+ * a writer holds or waits before it (forever; _until: -ETIMEDOUT; the step
+ * form for stackless tasks, where weft_mvar_read would wait: -EPERM). A
+ * writer that holds the lock reads its own value without waiting.
+ * -EINVAL (mv NULL, buf NULL with cap > 0), -ECANCELED. */
+ssize_t weft_mvar_read(weft_mvar_t *mv, void *buf, size_t cap);
+ssize_t weft_mvar_read_until(weft_mvar_t *mv, void *buf, size_t cap, weft_time_t deadline);
+ssize_t weft_mvar_read_step(weft_mvar_t *mv, void *buf, size_t cap, weft_time_t deadline, weft_op_t *op);
+/* Take the write lock (forever; _until: -ETIMEDOUT; try: -EAGAIN; step).
+ * -EDEADLK: the caller holds it already; -EINVAL; -ECANCELED. */
+int weft_mvar_lock(weft_mvar_t *mv);
+int weft_mvar_lock_until(weft_mvar_t *mv, weft_time_t deadline);
+int weft_mvar_try_lock(weft_mvar_t *mv);
+int weft_mvar_lock_step(weft_mvar_t *mv, weft_time_t deadline, weft_op_t *op);
+/* Under the write lock: the value in place (*len bytes at *value, which the
+ * holder may change; valid until it sets a new one or unlocks), and a new
+ * value (copied). -EPERM: the caller does not hold the lock; -EINVAL;
+ * -EMSGSIZE; -ENOMEM (the old value stays). */
+int weft_mvar_get(weft_mvar_t *mv, void **value, size_t *len);
+int weft_mvar_set(weft_mvar_t *mv, const void *value, size_t len);
+/* Release the write lock: -EPERM if the caller does not hold it. */
+int weft_mvar_unlock(weft_mvar_t *mv);
+/* lock, set, unlock. */
+int weft_mvar_write(weft_mvar_t *mv, const void *value, size_t len);
+
+/* ------------------------------------------------------------- supervisors */
+
+typedef enum weft_sup_strategy {
+	WEFT_SUP_ONE_FOR_ONE = 0, /* restart the child that ended */
+	WEFT_SUP_ONE_FOR_ALL = 1, /* stop all the others (in reverse order), restart all */
+	WEFT_SUP_REST_FOR_ONE = 2 /* stop those started after it, restart it and them */
+} weft_sup_strategy_t;
+
+typedef enum weft_restart {
+	WEFT_RESTART_PERMANENT = 0, /* always restarted */
+	WEFT_RESTART_TRANSIENT = 1, /* restarted when it ends abnormally (not NORMAL or SHUTDOWN) */
+	WEFT_RESTART_TEMPORARY = 2  /* never restarted */
+} weft_restart_t;
+
+/* A child: a process started as fn(arg) (a coroutine) or step(arg) (a
+ * stackless task: the same state again at each restart), linked to the
+ * supervisor, with opts (may be NULL; link is implied; its runtime is the
+ * supervisor's). shutdown: how long to wait after the SHUTDOWN exit signal
+ * before KILL (0: KILL at once; WEFT_NEVER: wait for ever, as for a child
+ * that is a supervisor). */
+typedef struct weft_child_spec {
+	const char *id; /* for dumps and errors; may be NULL */
+	weft_fn_t fn;
+	weft_step_fn_t step; /* exactly one of fn and step */
+	void *arg;
+	weft_restart_t restart;
+	weft_time_t shutdown;
+	const weft_proc_opts_t *opts;
+} weft_child_spec_t;
+
+typedef struct weft_sup_spec {
+	size_t size; /* 0 or sizeof(weft_sup_spec_t) */
+	weft_sup_strategy_t strategy;
+	/* At most `intensity` restarts in `period` ns; one more and the
+	 * supervisor stops its children and ends with WEFT_EXIT_SHUTDOWN, so
+	 * the failure escalates to its own supervisor. intensity 0 and period
+	 * 0 mean OTP's defaults, 1 in 5 s; intensity < 0: no restarts at all. */
+	int intensity;
+	weft_time_t period;
+	const weft_child_spec_t *children; /* copied; started in this order */
+	size_t nchildren;
+} weft_sup_spec_t;
+
+/* Start a supervisor process with opts (may be NULL: trap_exits is
+ * implied; link to a supervising caller with opts->link). It starts its
+ * children in order before anything else; a child that cannot be started
+ * stops those started and ends the supervisor with that error as its
+ * reason. It ends, after stopping its children in reverse order (each with
+ * its shutdown time), when it gets an exit signal from a process that is
+ * not its child (SHUTDOWN from weft_proc_signal, or its parent's end) -
+ * with that reason - or when the restart intensity is exceeded.
+ * -EINVAL: spec NULL, no children with nchildren > 0, a child with both or
+ * neither of fn and step, a bad strategy or restart; and weft_proc_spawn's
+ * errors. */
+int weft_sup_start(weft_pid_t *out, const weft_sup_spec_t *spec, const weft_proc_opts_t *opts);
+/* How many restarts sup has made (for tests and dumps): reads the
+ * supervisor's counter. -ESRCH, -EINVAL (not a supervisor). */
+int64_t weft_sup_restarts(weft_pid_t sup);
 
 /* -------------------------------------------------------------- visibility */
 
