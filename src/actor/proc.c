@@ -398,6 +398,8 @@ static int spawn_common(weft_pid_t *out, bool step, void *fn, void *arg, const w
 	atomic_store_explicit(&p->examined, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->received, 0, memory_order_relaxed);
 	p->receiving = false;
+	p->mvars_held = 0;
+	p->sup = NULL;
 	p->state = WA_ALIVE;
 	p->signalled = p->exit_set = false;
 	atomic_store_explicit(&p->trap, o.trap_exits, memory_order_relaxed);
@@ -503,10 +505,11 @@ static void wa_on_end(void *local, void *result)
 	size_t dlen = p->cold ? p->cold->detail_len : 0;
 	weft__spin_unlock(&p->lock);
 	struct wa_ctx *c = p->ctx;
-	(void)pid;
 	/* The name goes and the counts change before anyone hears of the end
 	 * (a waiter that returns finds the name free). */
 	wa_reg_drop(c, p);
+	if (p->mvars_held)
+		wa_mvar_release(pid);
 	atomic_fetch_add(&c->received_dead, atomic_load_explicit(&p->received, memory_order_relaxed));
 	atomic_fetch_add(reason == WEFT_EXIT_NORMAL   ? &c->exits_normal
 			 : reason == WEFT_EXIT_KILLED ? &c->exits_killed
