@@ -212,9 +212,10 @@ int weft_proc_signal_detail(weft_pid_t pid, int64_t reason, const void *detail, 
 int weft_proc_trap_exits(bool on);
 
 /* Wait until pid has ended (any caller; from a stackless task the _step
- * form). 0 when it ended; -ESRCH: it had ended (or never existed) when
- * the call was made; -ETIMEDOUT; -ECANCELED; -EDEADLK: pid is the
- * caller. */
+ * form). 0 once it has ended, also when it had ended before the call (or
+ * never existed: a pid of this node that names no live process);
+ * -ETIMEDOUT; -ECANCELED; -EDEADLK: pid is the caller; -EINVAL: 0 or no
+ * runtime byte; -EHOSTUNREACH: another node's. */
 int weft_proc_wait(weft_pid_t pid, weft_time_t deadline);
 int weft_proc_wait_step(weft_pid_t pid, weft_time_t deadline, weft_op_t *op);
 

@@ -638,7 +638,7 @@ static int wait_check(weft_pid_t pid, struct wa_proc **out)
 		return -EDEADLK;
 	int e;
 	*out = wa_get(pid, &e);
-	return *out ? 0 : e;
+	return *out ? 0 : e == -ESRCH ? 1 : e; /* 1: ended already */
 }
 
 int weft_proc_wait(weft_pid_t pid, weft_time_t deadline)
@@ -646,19 +646,19 @@ int weft_proc_wait(weft_pid_t pid, weft_time_t deadline)
 	struct wa_proc *p;
 	int e = wait_check(pid, &p);
 	if (e)
-		return e;
+		return e > 0 ? 0 : e;
 	if (!weft_can_park()) {
 		weft__spin_lock(&p->lock);
 		bool alive = p->state == WA_ALIVE;
 		weft__spin_unlock(&p->lock);
 		wa_put(p);
-		return !alive ? -ESRCH : deadline != WEFT_NEVER && weft_now() >= deadline ? -ETIMEDOUT : -EPERM;
+		return !alive ? 0 : deadline != WEFT_NEVER && weft_now() >= deadline ? -ETIMEDOUT : -EPERM;
 	}
 	weft_waitq_node_t n;
 	e = wait_enqueue(p, &n);
 	if (e) {
 		wa_put(p);
-		return e;
+		return e == -ESRCH ? 0 : e;
 	}
 	int r = weft_park(n.waker, deadline);
 	if (r != 0 && weft_waitq_remove(&p->cold->waiters, &n)) {
@@ -690,18 +690,18 @@ int weft_proc_wait_step(weft_pid_t pid, weft_time_t deadline, weft_op_t *op)
 	struct wa_proc *p;
 	int e = wait_check(pid, &p);
 	if (e)
-		return e;
+		return e > 0 ? 0 : e;
 	if (deadline != WEFT_NEVER && weft_now() >= deadline) {
 		weft__spin_lock(&p->lock);
 		bool alive = p->state == WA_ALIVE;
 		weft__spin_unlock(&p->lock);
 		wa_put(p);
-		return alive ? -ETIMEDOUT : -ESRCH;
+		return alive ? -ETIMEDOUT : 0;
 	}
 	e = wait_enqueue(p, &wo->n);
 	if (e) {
 		wa_put(p);
-		return e;
+		return e == -ESRCH ? 0 : e;
 	}
 	wo->n.data = p;
 	if (deadline != WEFT_NEVER)

@@ -256,8 +256,8 @@ static void ext_destroy(void *ctx)
 }
 
 static const weft_poller_ops_t nop_ops = {nop_poll, nop_wake, NULL};
-static const weft_runtime_ext_t key_a = {"args-a", ext_destroy};
-static const weft_runtime_ext_t key_b = {"args-b", NULL};
+static const weft_runtime_ext_t key_a = {"args-a", ext_destroy, NULL};
+static const weft_runtime_ext_t key_b = {"args-b", NULL, NULL};
 static int ext_ctx, poller_ctx;
 
 static void ext_prep(weft_runtime_t *gone)
