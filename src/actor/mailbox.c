@@ -217,8 +217,8 @@ static void retract(struct wa_proc *p, uint64_t epoch)
 static int arm(struct wa_proc *p, weft_waker_t *w)
 {
 	*w = weft_park_prepare();
-	if (!w->parker)
-		return weft_park(*w, WEFT_NEVER); /* says why: -ENOMEM, -EBUSY */
+	if (!w->parker) /* says why (-ENOMEM, -EBUSY), in any kind of caller */
+		return weft_park_deadline(*w, WEFT_NEVER);
 	assert(w->epoch < (UINT64_C(1) << 63));
 	atomic_store_explicit(&p->rparker, w->parker, memory_order_relaxed);
 	uintptr_t expect = 0;
