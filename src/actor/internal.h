@@ -97,10 +97,14 @@ struct wa_cold {
 	 * nsendw counts them (changed under sendq's lock, read without). */
 	weft_waitq_t sendq;
 	_Atomic uint32_t nsendw;
+	void *sup; /* a supervisor's state (sup.c) */
 };
 
 struct wa_ctx;
 
+/* A slot: 160 bytes, no padding between the senders' and the receiver's
+ * fields (a sender's push reads what the receiver wrote last anyway, and
+ * a million idle processes cost 64 bytes less each). */
 struct wa_proc {
 	_Atomic uint64_t pid;
 	_Atomic uint32_t refs;
@@ -108,31 +112,32 @@ struct wa_proc {
 	uint32_t magic;
 	uint32_t gen;  /* the next incarnation's generation (under the context lock) */
 	uint32_t slot; /* its index in the context's table */
+	/* Under the lock (state is also read without it). */
+	_Atomic uint8_t state; /* enum wa_state */
+	bool signalled;	       /* told to end by an exit signal */
+	bool exit_set;	       /* weft_proc_exit was called */
+	_Atomic bool trap;     /* written by the process, read by signallers under the lock */
+	bool receiving;	       /* the process alone */
+	uint32_t mvars_held;   /* MVar write locks it holds (mvar.c; the process alone changes it) */
 	struct wa_ctx *ctx;
 	_Atomic weft_task_t task; /* set after the spawn (0 before) */
 	/* Mailbox, the senders' side. */
-	alignas(WEFT_CACHELINE) _Atomic uintptr_t inbox;
+	_Atomic uintptr_t inbox;
 	_Atomic size_t count; /* messages in the mailbox (inbox and list) */
 	size_t bound;	      /* 0: unbounded */
 	size_t max_message;
-	_Atomic(void *) rparker; /* the receiver's parker, for WAITING words */
+	union {
+		_Atomic(void *) rparker;   /* the receiver's parker, for WAITING words */
+		struct wa_proc *next_free; /* a free slot: the free list */
+	};
 	/* Mailbox, the receiver's side. */
-	alignas(WEFT_CACHELINE) weft_msg_t *first;
+	weft_msg_t *first;
 	weft_msg_t **tail; /* &last->next_, or &first */
 	weft_msg_t **mark; /* weft_make_ref's mark: the link after which mark_ref's replies are */
 	weft_ref_t mark_ref;
 	_Atomic uint64_t examined, received; /* written by the process alone (relaxed), read by info */
-	bool receiving;
-	uint32_t mvars_held; /* MVar write locks it holds (mvar.c; the process alone changes it) */
-	/* Under the lock. */
-	_Atomic uint8_t state; /* enum wa_state; written under the lock */
-	bool signalled;	       /* told to end by an exit signal */
-	bool exit_set;	       /* weft_proc_exit was called */
-	_Atomic bool trap;     /* written by the process, read by signallers under the lock */
-	int64_t reason;	       /* signalled or exit_set: why it ends */
+	int64_t reason;			     /* signalled or exit_set: why it ends (under the lock) */
 	struct wa_cold *cold;
-	void *sup; /* a supervisor's state (sup.c), under the lock */
-	struct wa_proc *next_free;
 };
 
 struct wa_name {

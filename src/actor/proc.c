@@ -400,7 +400,6 @@ static int spawn_common(weft_pid_t *out, bool step, void *fn, void *arg, const w
 	atomic_store_explicit(&p->received, 0, memory_order_relaxed);
 	p->receiving = false;
 	p->mvars_held = 0;
-	p->sup = NULL;
 	p->state = WA_ALIVE;
 	p->signalled = p->exit_set = false;
 	atomic_store_explicit(&p->trap, o.trap_exits, memory_order_relaxed);

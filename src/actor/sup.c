@@ -50,7 +50,8 @@ static void sup_free(struct sup *s)
 {
 	struct wa_proc *me = wa_self();
 	weft__spin_lock(&me->lock);
-	me->sup = NULL;
+	if (me->cold)
+		me->cold->sup = NULL;
 	weft__spin_unlock(&me->lock);
 	free(s->ch);
 	free(s->times);
@@ -161,9 +162,11 @@ static void *sup_main(void *arg)
 	struct sup *s = arg;
 	struct wa_proc *me = wa_self();
 	weft__spin_lock(&me->lock);
-	me->sup = s;
+	struct wa_cold *cd = wa_cold(me);
+	if (cd)
+		cd->sup = s;
 	weft__spin_unlock(&me->lock);
-	int e = start_from(s, 0);
+	int e = cd ? start_from(s, 0) : -ENOMEM;
 	if (e)
 		return sup_end(s, e);
 	for (;;) {
@@ -289,7 +292,7 @@ int64_t weft_sup_restarts(weft_pid_t sup)
 	if (!p)
 		return e;
 	weft__spin_lock(&p->lock);
-	struct sup *s = p->sup;
+	struct sup *s = p->cold ? p->cold->sup : NULL;
 	int64_t n = s && s->magic == SUP_MAGIC ? atomic_load(&s->restarts) : -EINVAL;
 	weft__spin_unlock(&p->lock);
 	wa_put(p);
