@@ -150,6 +150,7 @@ struct wa_ctx {
 	weft_runtime_t *rt;
 	uint32_t index;		/* 1..255: the pids' runtime byte */
 	_Atomic uint32_t users; /* lookups from outside the runtime in progress */
+	bool dying;		/* being destroyed (under ctxs_lock): its index stays taken */
 	pthread_mutex_t lock;	/* slot allocation */
 	_Atomic(struct wa_proc *) chunks[WA_CHUNKS];
 	uint32_t nslots; /* slots ever handed out */
@@ -165,7 +166,11 @@ struct wa_ctx {
 };
 
 /* proc.c */
-struct wa_ctx *wa_ctx_of(weft_runtime_t *rt, bool create); /* NULL rt: the current runtime */
+/* A runtime's context (NULL rt: the current runtime): made on first use
+ * (wa_ctx_make: NULL and *err -ESHUTDOWN, -ENOMEM...), or NULL if it has
+ * none (wa_ctx_of without create). */
+struct wa_ctx *wa_ctx_make(weft_runtime_t *rt, int *err);
+struct wa_ctx *wa_ctx_of(weft_runtime_t *rt, bool create);
 struct wa_proc *wa_self(void);
 /* The live incarnation pid names, with a reference (wa_put), or NULL:
  * *err says why (-EINVAL: no such runtime; -EHOSTUNREACH: another node;

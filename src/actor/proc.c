@@ -36,26 +36,29 @@ static pthread_mutex_t ctxs_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(struct wa_ctx *) ctxs[256]; /* live contexts by index */
 static struct wa_ctx *store[256];	   /* every context struct made (never freed) */
 
-struct wa_ctx *wa_ctx_of(weft_runtime_t *rt, bool create)
+struct wa_ctx *wa_ctx_make(weft_runtime_t *rt, int *err)
 {
+	*err = -ESHUTDOWN;
 	if (!rt)
 		rt = weft_runtime_current();
 	if (!rt)
 		return NULL;
 	struct wa_ctx *c = weft_runtime_attached(rt, &ctx_key);
-	if (c || !create)
+	if (c)
 		return c;
 	pthread_mutex_lock(&ctxs_lock);
 	uint32_t ix = 0;
 	for (uint32_t i = 1; i < 256; i++)
-		if (!atomic_load(&ctxs[i]) && (!store[i] || atomic_load(&store[i]->users) == 0)) {
+		if (!atomic_load(&ctxs[i]) && (!store[i] || (!store[i]->dying && atomic_load(&store[i]->users) == 0))) {
 			ix = i;
 			break;
 		}
+	*err = -EAGAIN; /* 255 runtimes with processes: cannot happen, runtimes are fewer */
 	if (!ix) {
 		pthread_mutex_unlock(&ctxs_lock);
 		return NULL;
 	}
+	*err = -ENOMEM;
 	if (!store[ix]) {
 		store[ix] = calloc(1, sizeof(struct wa_ctx));
 		if (!store[ix]) {
@@ -91,7 +94,18 @@ struct wa_ctx *wa_ctx_of(weft_runtime_t *rt, bool create)
 	pthread_mutex_unlock(&ctxs_lock);
 	if (e == -EBUSY) /* another thread attached first */
 		return weft_runtime_attached(rt, &ctx_key);
+	*err = e;
 	return e ? NULL : c;
+}
+
+struct wa_ctx *wa_ctx_of(weft_runtime_t *rt, bool create)
+{
+	int e;
+	if (create)
+		return wa_ctx_make(rt, &e);
+	if (!rt)
+		rt = weft_runtime_current();
+	return rt ? weft_runtime_attached(rt, &ctx_key) : NULL;
 }
 
 /* At the runtime's stop, after every task has ended. */
@@ -100,6 +114,7 @@ static void ctx_destroy(void *arg)
 	struct wa_ctx *c = arg;
 	pthread_mutex_lock(&ctxs_lock);
 	atomic_store(&ctxs[c->index], NULL);
+	c->dying = true; /* its index is not taken again until the end of this */
 	pthread_mutex_unlock(&ctxs_lock);
 	for (int n = 0; atomic_load(&c->users) != 0; n++)
 		weft__spin_backoff(n);
@@ -119,6 +134,9 @@ static void ctx_destroy(void *arg)
 	}
 	wa_reg_free(c);
 	c->rt = NULL;
+	pthread_mutex_lock(&ctxs_lock);
+	c->dying = false;
+	pthread_mutex_unlock(&ctxs_lock);
 }
 
 static inline bool on_own_runtime(const struct wa_ctx *c)
@@ -374,9 +392,9 @@ static int spawn_common(weft_pid_t *out, bool step, void *fn, void *arg, const w
 	    (o.name && !wa_name_ok(o.name)) || o.max_message > WEFT_MSG_MAX)
 		return -EINVAL;
 	struct wa_proc *me = wa_self();
-	struct wa_ctx *c = wa_ctx_of(o.runtime, true);
+	struct wa_ctx *c = wa_ctx_make(o.runtime, &e);
 	if (!c)
-		return weft_runtime_current() || o.runtime ? -ENOMEM : -ESHUTDOWN;
+		return e;
 	if ((o.link || o.monitor) && (!me || me->ctx != c))
 		return -EPERM;
 	struct wa_proc *p = slot_alloc(c, &e);
