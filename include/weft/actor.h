@@ -303,6 +303,8 @@ int weft_mvar_set(weft_mvar_t *mv, const void *value, size_t len);
 int weft_mvar_unlock(weft_mvar_t *mv);
 /* lock, set, unlock. */
 int weft_mvar_write(weft_mvar_t *mv, const void *value, size_t len);
+/* How many callers wait for mv now (for dumps and tests). -EINVAL. */
+ssize_t weft_mvar_waiting(weft_mvar_t *mv);
 
 /* ------------------------------------------------------------- supervisors */
 
@@ -318,16 +320,19 @@ typedef enum weft_restart {
 	WEFT_RESTART_TEMPORARY = 2  /* never restarted */
 } weft_restart_t;
 
-/* A child: a process started as fn(arg) (a coroutine) or step(arg) (a
- * stackless task: the same state again at each restart), linked to the
- * supervisor, with opts (may be NULL; link is implied; its runtime is the
- * supervisor's). shutdown: how long to wait after the SHUTDOWN exit signal
- * before KILL (0: KILL at once; WEFT_NEVER: wait for ever, as for a child
- * that is a supervisor). */
+/* A child: a process started as fn(arg) (a coroutine), step(arg) (a
+ * stackless task: the same state again at each restart) or a supervisor
+ * with the spec sup (which must stay valid while its parent runs), linked
+ * to the supervisor, with opts (may be NULL; link is implied; its runtime
+ * is the supervisor's). shutdown: how long to wait after the SHUTDOWN exit
+ * signal before KILL (0: KILL at once; WEFT_NEVER: wait for ever, as for a
+ * child that is a supervisor). */
+struct weft_sup_spec;
 typedef struct weft_child_spec {
 	const char *id; /* for dumps and errors; may be NULL */
 	weft_fn_t fn;
-	weft_step_fn_t step; /* exactly one of fn and step */
+	weft_step_fn_t step; /* exactly one of fn, step and sup */
+	const struct weft_sup_spec *sup;
 	void *arg;
 	weft_restart_t restart;
 	weft_time_t shutdown;
@@ -355,8 +360,8 @@ typedef struct weft_sup_spec {
  * its shutdown time), when it gets an exit signal from a process that is
  * not its child (SHUTDOWN from weft_proc_signal, or its parent's end) -
  * with that reason - or when the restart intensity is exceeded.
- * -EINVAL: spec NULL, no children with nchildren > 0, a child with both or
- * neither of fn and step, a bad strategy or restart; and weft_proc_spawn's
+ * -EINVAL: spec NULL, no children with nchildren > 0, a child with not
+ * exactly one of fn, step and sup, a bad strategy or restart; and weft_proc_spawn's
  * errors. */
 int weft_sup_start(weft_pid_t *out, const weft_sup_spec_t *spec, const weft_proc_opts_t *opts);
 /* How many restarts sup has made (for tests and dumps): reads the

@@ -612,6 +612,9 @@ int weft_step_retry(weft_op_t *op);
 typedef struct weft_runtime_ext {
 	const char *name;
 	void (*destroy)(void *ctx);
+	/* Optional: print the module's part of weft_task_dump to fd (after
+	 * the tasks; the processes of the actor module, say). */
+	void (*dump)(void *ctx, int fd);
 } weft_runtime_ext_t;
 int weft_runtime_attach(weft_runtime_t *rt, const weft_runtime_ext_t *key, void *ctx);
 /* The ctx attached under key, or NULL (also for NULL arguments and a
@@ -690,7 +693,9 @@ int weft_stats(weft_runtime_t *rt, weft_stats_t *out);
  * weft_stats, or the negative errno of the first failed write (-EBADF...). */
 int weft_stats_print(weft_runtime_t *rt, int fd);
 /* Print every live task (id, name, state, what it waits on, what it runs)
- * to fd. Also done on SIGQUIT (to stderr) unless disabled in the config.
+ * to fd, then what the runtime's extensions add (the actor module: every
+ * process, with its pid, name, mailbox length, links and what it waits
+ * on). Also done on SIGQUIT (to stderr) unless disabled in the config.
  * Returns the number of tasks printed, or an error as weft_stats_print. */
 int weft_task_dump(weft_runtime_t *rt, int fd);
 

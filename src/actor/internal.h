@@ -123,6 +123,7 @@ struct wa_proc {
 	weft_ref_t mark_ref;
 	_Atomic uint64_t examined, received; /* written by the process alone (relaxed), read by info */
 	bool receiving;
+	uint32_t mvars_held; /* MVar write locks it holds (mvar.c; the process alone changes it) */
 	/* Under the lock. */
 	_Atomic uint8_t state; /* enum wa_state; written under the lock */
 	bool signalled;	       /* told to end by an exit signal */
@@ -130,6 +131,7 @@ struct wa_proc {
 	_Atomic bool trap;     /* written by the process, read by signallers under the lock */
 	int64_t reason;	       /* signalled or exit_set: why it ends */
 	struct wa_cold *cold;
+	void *sup; /* a supervisor's state (sup.c), under the lock */
 	struct wa_proc *next_free;
 };
 
@@ -191,6 +193,9 @@ int wa_flush_ref(struct wa_proc *p, weft_ref_t ref, uint32_t kind);
 void wa_signal(struct wa_proc *p, weft_pid_t from, int64_t reason, const void *detail, size_t len, bool via_link,
 	       bool kill);
 void wa_notify_end(struct wa_proc *p, int64_t reason, const void *detail, size_t len);
+
+/* mvar.c: release the MVar write locks pid holds (at its death). */
+void wa_mvar_release(weft_pid_t pid);
 
 /* registry.c */
 int wa_reg_add(struct wa_ctx *c, const char *name, struct wa_proc *p);

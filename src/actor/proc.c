@@ -29,7 +29,8 @@
 #include "internal.h"
 
 static void ctx_destroy(void *arg);
-static const weft_runtime_ext_t ctx_key = {"actor", ctx_destroy};
+static void ctx_dump(void *arg, int fd);
+static const weft_runtime_ext_t ctx_key = {"actor", ctx_destroy, ctx_dump};
 
 static pthread_mutex_t ctxs_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(struct wa_ctx *) ctxs[256]; /* live contexts by index */
@@ -398,6 +399,8 @@ static int spawn_common(weft_pid_t *out, bool step, void *fn, void *arg, const w
 	atomic_store_explicit(&p->examined, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->received, 0, memory_order_relaxed);
 	p->receiving = false;
+	p->mvars_held = 0;
+	p->sup = NULL;
 	p->state = WA_ALIVE;
 	p->signalled = p->exit_set = false;
 	atomic_store_explicit(&p->trap, o.trap_exits, memory_order_relaxed);
@@ -503,10 +506,11 @@ static void wa_on_end(void *local, void *result)
 	size_t dlen = p->cold ? p->cold->detail_len : 0;
 	weft__spin_unlock(&p->lock);
 	struct wa_ctx *c = p->ctx;
-	(void)pid;
 	/* The name goes and the counts change before anyone hears of the end
 	 * (a waiter that returns finds the name free). */
 	wa_reg_drop(c, p);
+	if (p->mvars_held)
+		wa_mvar_release(pid);
 	atomic_fetch_add(&c->received_dead, atomic_load_explicit(&p->received, memory_order_relaxed));
 	atomic_fetch_add(reason == WEFT_EXIT_NORMAL   ? &c->exits_normal
 			 : reason == WEFT_EXIT_KILLED ? &c->exits_killed
@@ -828,20 +832,38 @@ static void dump_one(struct wa_proc *p, weft_pid_t pid, void *arg)
 {
 	struct dump_arg *d = arg;
 	weft_proc_info_t in = {0};
+	weft_pid_t links[4];
+	size_t nl = 0;
 	weft__spin_lock(&p->lock);
 	bool alive = p->state == WA_ALIVE;
-	if (alive)
+	if (alive) {
 		info_of(p, pid, &in);
+		for (; p->cold && nl < p->cold->nlinks && nl < 4; nl++)
+			links[nl] = p->cold->links[nl];
+	}
+	bool signalled = p->signalled;
 	weft__spin_unlock(&p->lock);
 	if (!alive || d->err)
 		return;
-	char line[256];
-	int n = snprintf(line, sizeof line, "proc %#llx task %#llx name %s mailbox %zu links %zu monitors %zu%s%s\n",
-			 (unsigned long long)pid, (unsigned long long)in.task, in.name[0] ? in.name : "-",
-			 in.mailbox_len, in.links, in.monitors, in.trap_exits ? " trap_exits" : "",
-			 in.receiving ? " waits: receive" : "");
+	char line[384], lk[96] = "";
+	for (size_t i = 0, o = 0; i < nl && o < sizeof lk; i++)
+		o += (size_t)snprintf(lk + o, sizeof lk - o, "%s%#llx", i ? "," : " [", (unsigned long long)links[i]);
+	if (nl)
+		strncat(lk, in.links > nl ? ",...]" : "]", sizeof lk - strlen(lk) - 1);
+	int n = snprintf(line, sizeof line, "  proc %#llx task %#llx '%s' mailbox %zu links %zu%s monitors %zu%s%s%s\n",
+			 (unsigned long long)pid, (unsigned long long)in.task, in.name, in.mailbox_len, in.links, lk,
+			 in.monitors, in.trap_exits ? " trap_exits" : "", in.receiving ? " waits: receive" : "",
+			 signalled ? " (told to end)" : "");
 	if (n > 0 && write(d->fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1) < 0)
 		d->err = -errno;
+}
+
+/* The task dump's part (weft_task_dump, on the runtime's behalf). */
+static void ctx_dump(void *arg, int fd)
+{
+	struct wa_ctx *c = arg;
+	struct dump_arg d = {fd, 0};
+	each_proc(c, dump_one, &d);
 }
 
 int weft_actor_dump(weft_runtime_t *rt, int fd)

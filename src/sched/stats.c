@@ -232,6 +232,10 @@ static int dump_fn(struct weft_runtime *rt, void *arg)
 		count++;
 	}
 	say(&err, fd, "weft: %d tasks\n", count);
+	int next = atomic_load_explicit(&rt->next_ext, memory_order_acquire);
+	for (int i = 0; i < next && !err; i++)
+		if (rt->ext_keys[i]->dump)
+			rt->ext_keys[i]->dump(rt->ext_ctx[i], fd);
 	return err ? err : count;
 }
 

@@ -505,6 +505,59 @@ static void test_wait_from_thread(void **state)
 	assert_int_equal(atomic_load(&tcheck_failures), 0);
 }
 
+/* ------------------------------------------------------------ dump */
+
+static void *waiter_named(void *a)
+{
+	(void)a;
+	weft_msg_t *m;
+	(void)weft_receive(&m, NULL); /* until told to end */
+	return NULL;
+}
+
+static void *dump_check(void *a)
+{
+	(void)a;
+	weft_pid_t p;
+	TCHECK_EQ(weft_proc_spawn(&p, waiter_named, NULL, &(weft_proc_opts_t){.name = "dumped", .link = true}), 0);
+	wt_until_receiving(p);
+	FILE *f = tmpfile();
+	TCHECK(f != NULL);
+	if (!f)
+		return NULL;
+	TCHECK(weft_task_dump(NULL, fileno(f)) >= 2);
+	TCHECK_EQ(weft_actor_dump(NULL, fileno(f)), 0);
+	char buf[8192] = {0};
+	rewind(f);
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	TCHECK(n > 0);
+	char want[128];
+	snprintf(want, sizeof want, "proc %#llx", (unsigned long long)p);
+	char *at = strstr(buf, want);
+	TCHECK(at != NULL);
+	if (at) {
+		TCHECK(strstr(at, "'dumped' mailbox 0 links 1") != NULL);
+		TCHECK(strstr(at, "waits: receive") != NULL);
+	}
+	TCHECK(strstr(at ? at + 1 : buf, want) != NULL); /* once in each dump */
+	TCHECK_EQ(weft_proc_signal(p, WEFT_EXIT_SHUTDOWN), 0);
+	return NULL;
+}
+
+static void test_dump(void **state)
+{
+	(void)state;
+	weft_runtime_t *rt;
+	assert_int_equal(weft_runtime_start(&rt, &(weft_config_t){.workers = 2}), 0);
+	weft_pid_t p;
+	assert_int_equal(weft_proc_spawn(&p, dump_check, NULL, &(weft_proc_opts_t){.runtime = rt, .trap_exits = true}),
+			 0);
+	assert_int_equal(weft_proc_wait(p, wt_hang_deadline()), 0);
+	assert_int_equal(weft_runtime_stop(rt), 0);
+	assert_int_equal(atomic_load(&tcheck_failures), 0);
+}
+
 /* ------------------------------------------------------------ sim */
 
 static void *sim_main(void *a)
@@ -546,19 +599,13 @@ static void test_stackless_bounded_sim(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_echo),
-		cmocka_unit_test(test_order),
-		cmocka_unit_test(test_order_threads),
-		cmocka_unit_test(test_selective_examines_once),
-		cmocka_unit_test(test_ref_mark),
-		cmocka_unit_test(test_bounded),
-		cmocka_unit_test(test_stackless),
-		cmocka_unit_test(test_stackless_bounded),
-		cmocka_unit_test(test_registry),
-		cmocka_unit_test(test_wait_from_thread),
-		cmocka_unit_test(test_order_sim),
-		cmocka_unit_test(test_ref_mark_sim),
-		cmocka_unit_test(test_stackless_bounded_sim),
+		cmocka_unit_test(test_echo),	      cmocka_unit_test(test_order),
+		cmocka_unit_test(test_order_threads), cmocka_unit_test(test_selective_examines_once),
+		cmocka_unit_test(test_ref_mark),      cmocka_unit_test(test_bounded),
+		cmocka_unit_test(test_stackless),     cmocka_unit_test(test_stackless_bounded),
+		cmocka_unit_test(test_registry),      cmocka_unit_test(test_wait_from_thread),
+		cmocka_unit_test(test_dump),	      cmocka_unit_test(test_order_sim),
+		cmocka_unit_test(test_ref_mark_sim),  cmocka_unit_test(test_stackless_bounded_sim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
