@@ -5,8 +5,10 @@
  *   name=<workload> n=<sizes> ns_per_op=<f> ops=<n> wall_s=<f> [key=value ...]
  * It exits 1 with "FAIL: ..." on stderr when the self-check fails.
  * WEFT_BENCH_VARIANT=stackless|stackful picks the task kind (default: the
- * lightest, stackless; for churn, which is about stacks, stackful); the main
- * body always runs as a coroutine, like Go's main goroutine. WEFT_WORKERS
+ * lightest, stackless; for churn, which is about stacks, and mvar, whose
+ * processes call a blocking lock as the peers' tasks do, stackful;
+ * proc_spawn_coro is proc_spawn with coroutines); the main body always runs
+ * as a coroutine, like Go's main goroutine. WEFT_WORKERS
  * sets the worker count (default: all CPUs). WEFT_BENCH_EXEC=weft|threads|libuv
  * picks exec_spawn's executor (default weft).
  */
@@ -1136,6 +1138,105 @@ static void bench_selective(void)
 	run_body_proc(sel_body_fn, NULL);
 }
 
+/* mvar: mutex with processes and one MVar holding a long. T processes
+ * each do I times: lock, take the value in place, increment it, unlock.
+ * Coroutine processes (weft_mvar_lock) by default, as the peers' tasks call
+ * their lock; WEFT_BENCH_VARIANT=stackless: weft_mvar_lock_step. */
+static weft_mvar_t *mvar_mv;
+static long mvar_iters;
+static _Atomic long mvar_done;
+
+typedef struct {
+	weft_op_t op;
+	long i;
+} mvar_state;
+
+/* Under the write lock: the long in place, plus one; then unlock. */
+static void mvar_incr(void)
+{
+	void *v;
+	size_t len;
+	int e = weft_mvar_get(mvar_mv, &v, &len);
+	if (e)
+		fail("mvar get, error", e);
+	if (len != sizeof(long))
+		fail("mvar value of length", (long long)len);
+	long x;
+	memcpy(&x, v, sizeof x); /* the value's bytes need not be aligned for a long */
+	x++;
+	memcpy(v, &x, sizeof x);
+	if ((e = weft_mvar_unlock(mvar_mv)))
+		fail("mvar unlock, error", e);
+}
+
+static void *mvar_fn(void *a)
+{
+	(void)a;
+	for (long i = 0; i < mvar_iters; i++) {
+		int e = weft_mvar_lock(mvar_mv);
+		if (e)
+			fail("mvar lock, error", e);
+		mvar_incr();
+	}
+	atomic_fetch_add_explicit(&mvar_done, 1, memory_order_relaxed);
+	return NULL;
+}
+
+static weft_step_t mvar_step(void *a, void **r)
+{
+	(void)r;
+	mvar_state *s = a;
+	while (s->i < mvar_iters) {
+		int e = weft_mvar_lock_step(mvar_mv, WEFT_NEVER, &s->op);
+		if (e == -EINPROGRESS)
+			return WEFT_STEP_PARKED;
+		if (e)
+			fail("mvar lock, error", e);
+		mvar_incr();
+		s->i++;
+	}
+	atomic_fetch_add_explicit(&mvar_done, 1, memory_order_relaxed);
+	return WEFT_STEP_DONE;
+}
+
+static void bench_mvar(void)
+{
+	const char *var = getenv("WEFT_BENCH_VARIANT");
+	if (!var || !*var)
+		stackful = true; /* the peers' tasks call a blocking lock: coroutines unless asked */
+	long tasks = arg(0, 1000);
+	mvar_iters = arg(1, 1000);
+	long v = 0;
+	int e = weft_mvar_create(&mvar_mv, NULL, &v, sizeof v);
+	if (e)
+		fail("mvar create, error", e);
+	weft_pid_t *pids = malloc((size_t)tasks * sizeof *pids);
+	mvar_state *st = stackful ? NULL : calloc((size_t)tasks, sizeof *st);
+	if (!pids || (!stackful && !st))
+		fail("malloc", tasks);
+	weft_time_t t0 = weft_now();
+	for (long t = 0; t < tasks; t++)
+		if ((e = spawn_proc(&pids[t], mvar_fn, mvar_step, st ? &st[t] : NULL)))
+			fail("mvar spawn, error", e);
+	wait_procs(pids, tasks);
+	weft_time_t d = weft_now() - t0;
+	ssize_t n = weft_mvar_read(mvar_mv, &v, sizeof v);
+	if (n != (ssize_t)sizeof v)
+		fail("mvar read, length or error", (long long)n);
+	if (v != tasks * mvar_iters)
+		fail("mvar counter", v);
+	if (atomic_load(&mvar_done) != tasks)
+		fail("mvar processes done", atomic_load(&mvar_done));
+	check_procs((uint64_t)tasks, 0);
+	if ((e = weft_mvar_destroy(mvar_mv)))
+		fail("mvar destroy, error", e);
+	free(pids);
+	free(st);
+	char ns[64];
+	snprintf(ns, sizeof ns, "%ldx%ld", tasks, mvar_iters);
+	report("mvar", ns, tasks * mvar_iters, d, "");
+}
+
 /* ------------------------------------------------------------ churn */
 
 /* weft's own workload (bench/peers/README.md, "churn"): P parent coroutines;
@@ -1513,6 +1614,7 @@ static const struct {
 	{"proc_spawn_coro", bench_proc_spawn_coro},
 	{"proc_ring", bench_proc_ring},
 	{"selective", bench_selective},
+	{"mvar", bench_mvar},
 };
 
 static void *bench_main(void *a)
