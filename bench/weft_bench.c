@@ -813,6 +813,45 @@ static void run_body_proc(weft_fn_t fn, void *a)
 	wait_procs(&pid, 1);
 }
 
+/* A process that takes the messages of its mailbox in arrival order and
+ * hands each to on_msg (which frees it) until on_msg says it is done; its
+ * state begins with this header. loop_fn as a coroutine, loop_step as a
+ * stackless process. */
+typedef struct loop_hdr {
+	weft_op_t op;
+	bool (*on_msg)(struct loop_hdr *h, weft_msg_t *m);
+	const char *what; /* for failures */
+} loop_hdr;
+
+static void *loop_fn(void *a)
+{
+	loop_hdr *h = a;
+	for (;;) {
+		weft_msg_t *m;
+		int e = weft_receive(&m, NULL);
+		if (e)
+			fail(h->what, e);
+		if (h->on_msg(h, m))
+			return NULL;
+	}
+}
+
+static weft_step_t loop_step(void *a, void **r)
+{
+	(void)r;
+	loop_hdr *h = a;
+	for (;;) {
+		weft_msg_t *m;
+		int e = weft_receive_step(&m, NULL, WEFT_NEVER, &h->op);
+		if (e == -EINPROGRESS)
+			return WEFT_STEP_PARKED;
+		if (e)
+			fail(h->what, e);
+		if (h->on_msg(h, m))
+			return WEFT_STEP_DONE;
+	}
+}
+
 /* proc_spawn: N processes that each wait for one message (a long, 1),
  * add it to a sum and end; bytes per parked process as idle measures them
  * (VmRSS once all N have started, the state array and pid array
@@ -914,13 +953,15 @@ static weft_pid_t *pring_pids, pring_body;
 static long pring_n;
 
 typedef struct {
-	weft_op_t op;
+	loop_hdr h;
 	long i, got;
 } pring_state;
 
-/* Process i took token t: pass it on; true when i is done. */
-static bool pring_hop(pring_state *s, long t)
+/* Process i took the token: pass it on; true when i is done. */
+static bool pring_hop(loop_hdr *h, weft_msg_t *m)
 {
+	pring_state *s = (pring_state *)h;
+	long t = msg_long(m, "proc_ring token of length");
 	s->got++;
 	if (t == 0) {
 		if (weft_send(pring_body, &t, sizeof t))
@@ -934,35 +975,6 @@ static bool pring_hop(pring_state *s, long t)
 	return t < pring_n; /* the token cannot come back to it */
 }
 
-static void *pring_fn(void *a)
-{
-	pring_state *s = a;
-	for (;;) {
-		weft_msg_t *m;
-		int e = weft_receive(&m, NULL);
-		if (e)
-			fail("proc_ring receive, error", e);
-		if (pring_hop(s, msg_long(m, "proc_ring token of length")))
-			return NULL;
-	}
-}
-
-static weft_step_t pring_step(void *a, void **r)
-{
-	(void)r;
-	pring_state *s = a;
-	for (;;) {
-		weft_msg_t *m;
-		int e = weft_receive_step(&m, NULL, WEFT_NEVER, &s->op);
-		if (e == -EINPROGRESS)
-			return WEFT_STEP_PARKED;
-		if (e)
-			fail("proc_ring receive, error", e);
-		if (pring_hop(s, msg_long(m, "proc_ring token of length")))
-			return WEFT_STEP_DONE;
-	}
-}
-
 static void *pring_body_fn(void *a)
 {
 	long laps = *(long *)a;
@@ -972,8 +984,8 @@ static void *pring_body_fn(void *a)
 	if (!pring_pids || !st)
 		fail("malloc", pring_n);
 	for (long i = 0; i < pring_n; i++) {
-		st[i].i = i;
-		int e = spawn_proc(&pring_pids[i], pring_fn, pring_step, &st[i]);
+		st[i] = (pring_state){.h = {.on_msg = pring_hop, .what = "proc_ring receive, error"}, .i = i};
+		int e = spawn_proc(&pring_pids[i], loop_fn, loop_step, &st[i]);
 		if (e)
 			fail("proc_ring spawn, error", e);
 	}
@@ -1022,51 +1034,19 @@ static void bench_proc_ring(void)
  * without one. */
 static weft_pid_t sel_echo;
 
-typedef struct {
-	weft_op_t op;
-} sel_state;
-
-/* The echo took m: answer it; false for the stop message. */
-static bool sel_answer(weft_msg_t *m)
+/* The echo took m: answer it; true (done) for the stop message. */
+static bool sel_answer(loop_hdr *h, weft_msg_t *m)
 {
+	(void)h;
 	weft_ref_t ref = m->ref;
 	weft_pid_t from = m->from;
 	weft_msg_destroy(m);
 	if (!ref)
-		return false;
+		return true;
 	int e = weft_send_ref(from, ref, NULL, 0);
 	if (e)
 		fail("selective reply, error", e);
-	return true;
-}
-
-static void *sel_echo_fn(void *a)
-{
-	(void)a;
-	for (;;) {
-		weft_msg_t *m;
-		int e = weft_receive(&m, NULL);
-		if (e)
-			fail("selective echo receive, error", e);
-		if (!sel_answer(m))
-			return NULL;
-	}
-}
-
-static weft_step_t sel_echo_step(void *a, void **r)
-{
-	(void)r;
-	sel_state *s = a;
-	for (;;) {
-		weft_msg_t *m;
-		int e = weft_receive_step(&m, NULL, WEFT_NEVER, &s->op);
-		if (e == -EINPROGRESS)
-			return WEFT_STEP_PARKED;
-		if (e)
-			fail("selective echo receive, error", e);
-		if (!sel_answer(m))
-			return WEFT_STEP_DONE;
-	}
+	return false;
 }
 
 static weft_proc_info_t self_info(void)
@@ -1082,8 +1062,8 @@ static void *sel_body_fn(void *a)
 {
 	(void)a;
 	long msgs = arg(0, 100000), depth = arg(1, 1000);
-	sel_state st = {.op = WEFT_OP_INIT};
-	int e = spawn_proc(&sel_echo, sel_echo_fn, sel_echo_step, &st);
+	loop_hdr st = {.on_msg = sel_answer, .what = "selective echo receive, error"};
+	int e = spawn_proc(&sel_echo, loop_fn, loop_step, &st);
 	if (e)
 		fail("selective echo spawn, error", e);
 	weft_pid_t self = weft_proc_self();
