@@ -5,8 +5,10 @@
  *   name=<workload> n=<sizes> ns_per_op=<f> ops=<n> wall_s=<f> [key=value ...]
  * It exits 1 with "FAIL: ..." on stderr when the self-check fails.
  * WEFT_BENCH_VARIANT=stackless|stackful picks the task kind (default: the
- * lightest, stackless; for churn, which is about stacks, stackful); the main
- * body always runs as a coroutine, like Go's main goroutine. WEFT_WORKERS
+ * lightest, stackless; for churn, which is about stacks, and mvar, whose
+ * processes call a blocking lock as the peers' tasks do, stackful;
+ * proc_spawn_coro is proc_spawn with coroutines); the main body always runs
+ * as a coroutine, like Go's main goroutine. WEFT_WORKERS
  * sets the worker count (default: all CPUs). WEFT_BENCH_EXEC=weft|threads|libuv
  * picks exec_spawn's executor (default weft).
  */
@@ -748,6 +750,473 @@ static void bench_mutex(void)
 	report("mutex", n, tasks * mutex_iters, d, "");
 }
 
+/* ------------------------------------------------------------ processes */
+
+/* The process workloads (weft/actor.h; bench/peers/README.md, "Process
+ * workloads"): vm_spawn, ring, selective and mutex with processes,
+ * mailboxes and an MVar. A process is stackless (weft_proc_spawn_step, the
+ * kind the VM uses) or a coroutine as WEFT_BENCH_VARIANT says; a workload
+ * body that must receive (a process's mailbox is the only way in) runs as a
+ * coroutine process, like Erlang's -run process, and weft-bench's main
+ * coroutine waits for it. Each checks its counts and the runtime's process
+ * statistics afterwards. */
+
+static int spawn_proc(weft_pid_t *pid, weft_fn_t fn, weft_step_fn_t step, void *arg_)
+{
+	return stackful ? weft_proc_spawn(pid, fn, arg_, NULL) : weft_proc_spawn_step(pid, step, arg_, NULL);
+}
+
+/* The long a data message carries; the message is freed. */
+static long msg_long(weft_msg_t *m, const char *what)
+{
+	long v;
+	if (m->kind != WEFT_MSG_DATA || m->len != sizeof v)
+		fail(what, (long long)m->len);
+	memcpy(&v, m->data, sizeof v);
+	weft_msg_destroy(m);
+	return v;
+}
+
+/* Wait until each of pids has ended (-ESRCH: it had already). */
+static void wait_procs(const weft_pid_t *pids, long n)
+{
+	for (long i = 0; i < n; i++) {
+		int e = weft_proc_wait(pids[i], WEFT_NEVER);
+		if (e && e != -ESRCH)
+			fail("proc wait, error", e);
+	}
+}
+
+/* The runtime's process counts after a workload: n processes ended, all of
+ * them normally, `live` still alive, no message sent to a dead process. */
+static void check_procs(uint64_t n, uint64_t live)
+{
+	weft_actor_stats_t s = {.size = sizeof s};
+	int e = weft_actor_stats(NULL, &s);
+	if (e)
+		fail("actor stats, error", e);
+	if (s.exits_normal != n || s.exits_killed || s.exits_other)
+		fail("processes ended normally", (long long)s.exits_normal);
+	if (s.live != live)
+		fail("processes alive", (long long)s.live);
+	if (s.dropped)
+		fail("messages dropped", (long long)s.dropped);
+}
+
+/* Run fn(a) as a coroutine process and wait until it has ended. */
+static void run_body_proc(weft_fn_t fn, void *a)
+{
+	weft_pid_t pid;
+	int e = weft_proc_spawn(&pid, fn, a, NULL);
+	if (e)
+		fail("spawn body process, error", e);
+	wait_procs(&pid, 1);
+}
+
+/* A process that takes the messages of its mailbox in arrival order and
+ * hands each to on_msg (which frees it) until on_msg says it is done; its
+ * state begins with this header. loop_fn as a coroutine, loop_step as a
+ * stackless process. */
+typedef struct loop_hdr {
+	weft_op_t op;
+	bool (*on_msg)(struct loop_hdr *h, weft_msg_t *m);
+	const char *what; /* for failures */
+} loop_hdr;
+
+static void *loop_fn(void *a)
+{
+	loop_hdr *h = a;
+	for (;;) {
+		weft_msg_t *m;
+		int e = weft_receive(&m, NULL);
+		if (e)
+			fail(h->what, e);
+		if (h->on_msg(h, m))
+			return NULL;
+	}
+}
+
+static weft_step_t loop_step(void *a, void **r)
+{
+	(void)r;
+	loop_hdr *h = a;
+	for (;;) {
+		weft_msg_t *m;
+		int e = weft_receive_step(&m, NULL, WEFT_NEVER, &h->op);
+		if (e == -EINPROGRESS)
+			return WEFT_STEP_PARKED;
+		if (e)
+			fail(h->what, e);
+		if (h->on_msg(h, m))
+			return WEFT_STEP_DONE;
+	}
+}
+
+/* proc_spawn: N processes that each wait for one message (a long, 1),
+ * add it to a sum and end; bytes per parked process as idle measures them
+ * (VmRSS once all N have started, the state array and pid array
+ * included). */
+static _Atomic long psp_sum;
+
+typedef struct {
+	weft_op_t op;
+	bool started;
+} psp_state; /* a stackless process's whole state: 72 bytes */
+
+static void *psp_fn(void *a)
+{
+	(void)a;
+	atomic_fetch_add_explicit(&parked, 1, memory_order_relaxed);
+	weft_msg_t *m;
+	int e = weft_receive(&m, NULL);
+	if (e)
+		fail("proc_spawn receive, error", e);
+	atomic_fetch_add_explicit(&psp_sum, msg_long(m, "proc_spawn message of length"), memory_order_relaxed);
+	return NULL;
+}
+
+static weft_step_t psp_step(void *a, void **r)
+{
+	(void)r;
+	psp_state *s = a;
+	if (!s->started) {
+		s->started = true;
+		atomic_fetch_add_explicit(&parked, 1, memory_order_relaxed);
+	}
+	weft_msg_t *m;
+	int e = weft_receive_step(&m, NULL, WEFT_NEVER, &s->op);
+	if (e == -EINPROGRESS)
+		return WEFT_STEP_PARKED;
+	if (e)
+		fail("proc_spawn receive, error", e);
+	atomic_fetch_add_explicit(&psp_sum, msg_long(m, "proc_spawn message of length"), memory_order_relaxed);
+	return WEFT_STEP_DONE;
+}
+
+static void proc_spawn_run(const char *name)
+{
+	long n = arg(0, 1000000);
+	long rss0 = proc_kb("VmRSS");
+	weft_time_t t0 = weft_now();
+	weft_pid_t *pids = malloc((size_t)n * sizeof *pids);
+	psp_state *st = stackful ? NULL : calloc((size_t)n, sizeof *st);
+	if (!pids || (!stackful && !st))
+		fail("malloc", n);
+	for (long i = 0; i < n; i++) {
+		int e = stackful ? weft_proc_spawn(&pids[i], psp_fn, NULL, NULL)
+				 : weft_proc_spawn_step(&pids[i], psp_step, &st[i], NULL);
+		if (e)
+			fail("proc spawn, error", e);
+	}
+	weft_time_t t1 = weft_now();
+	while (atomic_load(&parked) != n)
+		weft_sleep(WEFT_MSEC);
+	long rss1 = proc_kb("VmRSS");
+	weft_time_t tpark = weft_now() - t0;
+	long one = 1;
+	for (long i = 0; i < n; i++) {
+		int e = weft_send(pids[i], &one, sizeof one);
+		if (e)
+			fail("proc_spawn send, error", e);
+	}
+	wait_procs(pids, n);
+	weft_time_t d = weft_now() - t0;
+	if (atomic_load(&psp_sum) != n)
+		fail("proc_spawn sum", atomic_load(&psp_sum));
+	check_procs((uint64_t)n, 0);
+	free(pids);
+	free(st);
+	char ns[32], extra[192];
+	snprintf(ns, sizeof ns, "%ld", n);
+	snprintf(extra, sizeof extra, " spawn_us_per_proc=%.3f bytes_per_proc=%.0f rss_parked_kb=%ld park_s=%.6f",
+		 (double)(t1 - t0) / 1e3 / (double)n, (double)(rss1 - rss0) * 1024.0 / (double)n, rss1,
+		 (double)tpark / 1e9);
+	report(name, ns, n, d, extra);
+}
+
+static void bench_proc_spawn(void)
+{
+	proc_spawn_run("proc_spawn");
+}
+
+static void bench_proc_spawn_coro(void)
+{
+	stackful = true;
+	proc_spawn_run("proc_spawn_coro");
+}
+
+/* proc_ring: ring with processes. Ring process i takes the token (the hops
+ * left) from its mailbox and sends t - 1 to process i + 1; the body
+ * process sends the first token and receives the final 0. Each process
+ * counts the tokens it took (its own field): H + 1 in all. */
+static weft_pid_t *pring_pids, pring_body;
+static long pring_n;
+
+typedef struct {
+	loop_hdr h;
+	long i, got;
+} pring_state;
+
+/* Process i took the token: pass it on; true when i is done. */
+static bool pring_hop(loop_hdr *h, weft_msg_t *m)
+{
+	pring_state *s = (pring_state *)h;
+	long t = msg_long(m, "proc_ring token of length");
+	s->got++;
+	if (t == 0) {
+		if (weft_send(pring_body, &t, sizeof t))
+			fail("proc_ring done send", s->i);
+		return true;
+	}
+	long nt = t - 1;
+	int e = weft_send(pring_pids[(s->i + 1) % pring_n], &nt, sizeof nt);
+	if (e)
+		fail("proc_ring send, error", e);
+	return t < pring_n; /* the token cannot come back to it */
+}
+
+static void *pring_body_fn(void *a)
+{
+	long laps = *(long *)a;
+	pring_body = weft_proc_self();
+	pring_pids = malloc((size_t)pring_n * sizeof *pring_pids);
+	pring_state *st = calloc((size_t)pring_n, sizeof *st);
+	if (!pring_pids || !st)
+		fail("malloc", pring_n);
+	for (long i = 0; i < pring_n; i++) {
+		st[i] = (pring_state){.h = {.on_msg = pring_hop, .what = "proc_ring receive, error"}, .i = i};
+		int e = spawn_proc(&pring_pids[i], loop_fn, loop_step, &st[i]);
+		if (e)
+			fail("proc_ring spawn, error", e);
+	}
+	long h = pring_n * laps;
+	weft_time_t t0 = weft_now();
+	if (weft_send(pring_pids[0], &h, sizeof h))
+		fail("proc_ring first send", 0);
+	weft_msg_t *m;
+	int e = weft_receive(&m, NULL);
+	weft_time_t d = weft_now() - t0;
+	if (e)
+		fail("proc_ring body receive, error", e);
+	weft_pid_t from = m->from;
+	long got = msg_long(m, "proc_ring final token of length");
+	wait_procs(pring_pids, pring_n);
+	if (got != 0)
+		fail("proc_ring final token", got);
+	if (from != pring_pids[0])
+		fail("proc_ring final token not from process 0, from pid", (long long)from);
+	long took = 0;
+	for (long i = 0; i < pring_n; i++)
+		took += st[i].got;
+	if (took != h + 1)
+		fail("proc_ring tokens taken", took);
+	check_procs((uint64_t)pring_n, 1); /* the body is alive */
+	free(pring_pids);
+	free(st);
+	char ns[64];
+	snprintf(ns, sizeof ns, "%ldx%ld", pring_n, laps);
+	report("proc_ring", ns, h, d, "");
+	return NULL;
+}
+
+static void bench_proc_ring(void)
+{
+	pring_n = arg(0, 10000);
+	long laps = arg(1, 100);
+	run_body_proc(pring_body_fn, &laps);
+}
+
+/* selective: the body process has D noise messages (longs 1..D) in its
+ * mailbox; M times it makes a reference, sends it to the echo process
+ * (weft_send_ref: the request carries it, and the body's pid as sender)
+ * and takes the reply that carries it (weft_receive_ref), past the noise.
+ * The echo answers each request with its reference, and ends on a message
+ * without one. */
+static weft_pid_t sel_echo;
+
+/* The echo took m: answer it; true (done) for the stop message. */
+static bool sel_answer(loop_hdr *h, weft_msg_t *m)
+{
+	(void)h;
+	weft_ref_t ref = m->ref;
+	weft_pid_t from = m->from;
+	weft_msg_destroy(m);
+	if (!ref)
+		return true;
+	int e = weft_send_ref(from, ref, NULL, 0);
+	if (e)
+		fail("selective reply, error", e);
+	return false;
+}
+
+static weft_proc_info_t self_info(void)
+{
+	weft_proc_info_t in = {.size = sizeof in};
+	int e = weft_proc_info(weft_proc_self(), &in);
+	if (e)
+		fail("proc info, error", e);
+	return in;
+}
+
+static void *sel_body_fn(void *a)
+{
+	(void)a;
+	long msgs = arg(0, 100000), depth = arg(1, 1000);
+	loop_hdr st = {.on_msg = sel_answer, .what = "selective echo receive, error"};
+	int e = spawn_proc(&sel_echo, loop_fn, loop_step, &st);
+	if (e)
+		fail("selective echo spawn, error", e);
+	weft_pid_t self = weft_proc_self();
+	for (long i = 1; i <= depth; i++)
+		if ((e = weft_send(self, &i, sizeof i)))
+			fail("selective noise send, error", e);
+	weft_proc_info_t in0 = self_info();
+	if (in0.mailbox_len != (size_t)depth)
+		fail("selective noise before", (long long)in0.mailbox_len);
+	long replies = 0;
+	weft_time_t t0 = weft_now();
+	for (long k = 0; k < msgs; k++) {
+		weft_ref_t ref = weft_make_ref();
+		if ((e = weft_send_ref(sel_echo, ref, NULL, 0)))
+			fail("selective request, error", e);
+		weft_msg_t *m;
+		if ((e = weft_receive_ref(&m, ref, WEFT_NEVER)))
+			fail("selective receive, error", e);
+		if (m->ref != ref || m->from != sel_echo)
+			fail("selective reply does not match, at", k);
+		weft_msg_destroy(m);
+		replies++;
+	}
+	weft_time_t d = weft_now() - t0;
+	weft_proc_info_t in1 = self_info();
+	if (replies != msgs)
+		fail("selective replies", replies);
+	if (in1.mailbox_len != (size_t)depth)
+		fail("selective noise after", (long long)in1.mailbox_len);
+	/* Untimed: the noise is intact and in order. */
+	for (long i = 1; i <= depth; i++) {
+		weft_msg_t *m;
+		if ((e = weft_receive_until(&m, NULL, 0)))
+			fail("selective noise receive, error", e);
+		long v = msg_long(m, "selective noise of length");
+		if (v != i)
+			fail("selective noise out of order", v);
+	}
+	if (weft_send(sel_echo, NULL, 0))
+		fail("selective stop", 0);
+	wait_procs(&sel_echo, 1);
+	check_procs(1, 1);
+	char ns[64], extra[64];
+	snprintf(ns, sizeof ns, "%ldx%ld", msgs, depth);
+	snprintf(extra, sizeof extra, " examined_per_recv=%.3f", (double)(in1.examined - in0.examined) / (double)msgs);
+	report("selective", ns, msgs, d, extra);
+	return NULL;
+}
+
+static void bench_selective(void)
+{
+	run_body_proc(sel_body_fn, NULL);
+}
+
+/* mvar: mutex with processes and one MVar holding a long. T processes
+ * each do I times: lock, take the value in place, increment it, unlock.
+ * Coroutine processes (weft_mvar_lock) by default, as the peers' tasks call
+ * their lock; WEFT_BENCH_VARIANT=stackless: weft_mvar_lock_step. */
+static weft_mvar_t *mvar_mv;
+static long mvar_iters;
+static _Atomic long mvar_done;
+
+typedef struct {
+	weft_op_t op;
+	long i;
+} mvar_state;
+
+/* Under the write lock: the long in place, plus one; then unlock. */
+static void mvar_incr(void)
+{
+	void *v;
+	size_t len;
+	int e = weft_mvar_get(mvar_mv, &v, &len);
+	if (e)
+		fail("mvar get, error", e);
+	if (len != sizeof(long))
+		fail("mvar value of length", (long long)len);
+	long x;
+	memcpy(&x, v, sizeof x); /* the value's bytes need not be aligned for a long */
+	x++;
+	memcpy(v, &x, sizeof x);
+	if ((e = weft_mvar_unlock(mvar_mv)))
+		fail("mvar unlock, error", e);
+}
+
+static void *mvar_fn(void *a)
+{
+	(void)a;
+	for (long i = 0; i < mvar_iters; i++) {
+		int e = weft_mvar_lock(mvar_mv);
+		if (e)
+			fail("mvar lock, error", e);
+		mvar_incr();
+	}
+	atomic_fetch_add_explicit(&mvar_done, 1, memory_order_relaxed);
+	return NULL;
+}
+
+static weft_step_t mvar_step(void *a, void **r)
+{
+	(void)r;
+	mvar_state *s = a;
+	while (s->i < mvar_iters) {
+		int e = weft_mvar_lock_step(mvar_mv, WEFT_NEVER, &s->op);
+		if (e == -EINPROGRESS)
+			return WEFT_STEP_PARKED;
+		if (e)
+			fail("mvar lock, error", e);
+		mvar_incr();
+		s->i++;
+	}
+	atomic_fetch_add_explicit(&mvar_done, 1, memory_order_relaxed);
+	return WEFT_STEP_DONE;
+}
+
+static void bench_mvar(void)
+{
+	const char *var = getenv("WEFT_BENCH_VARIANT");
+	if (!var || !*var)
+		stackful = true; /* the peers' tasks call a blocking lock: coroutines unless asked */
+	long tasks = arg(0, 1000);
+	mvar_iters = arg(1, 1000);
+	long v = 0;
+	int e = weft_mvar_create(&mvar_mv, NULL, &v, sizeof v);
+	if (e)
+		fail("mvar create, error", e);
+	weft_pid_t *pids = malloc((size_t)tasks * sizeof *pids);
+	mvar_state *st = stackful ? NULL : calloc((size_t)tasks, sizeof *st);
+	if (!pids || (!stackful && !st))
+		fail("malloc", tasks);
+	weft_time_t t0 = weft_now();
+	for (long t = 0; t < tasks; t++)
+		if ((e = spawn_proc(&pids[t], mvar_fn, mvar_step, st ? &st[t] : NULL)))
+			fail("mvar spawn, error", e);
+	wait_procs(pids, tasks);
+	weft_time_t d = weft_now() - t0;
+	ssize_t n = weft_mvar_read(mvar_mv, &v, sizeof v);
+	if (n != (ssize_t)sizeof v)
+		fail("mvar read, length or error", (long long)n);
+	if (v != tasks * mvar_iters)
+		fail("mvar counter", v);
+	if (atomic_load(&mvar_done) != tasks)
+		fail("mvar processes done", atomic_load(&mvar_done));
+	check_procs((uint64_t)tasks, 0);
+	if ((e = weft_mvar_destroy(mvar_mv)))
+		fail("mvar destroy, error", e);
+	free(pids);
+	free(st);
+	char ns[64];
+	snprintf(ns, sizeof ns, "%ldx%ld", tasks, mvar_iters);
+	report("mvar", ns, tasks * mvar_iters, d, "");
+}
+
 /* ------------------------------------------------------------ churn */
 
 /* weft's own workload (bench/peers/README.md, "churn"): P parent coroutines;
@@ -1110,9 +1579,22 @@ static const struct {
 	const char *name;
 	void (*fn)(void);
 } workloads[] = {
-	{"spawn", bench_spawn}, {"yield", bench_yield},	      {"timers", bench_timers}, {"scale", bench_scale},
-	{"idle", bench_idle},	{"pingpong", bench_pingpong}, {"ring", bench_ring},	{"fanin", bench_fanin},
-	{"mutex", bench_mutex}, {"echo", bench_echo},	      {"churn", bench_churn},
+	{"spawn", bench_spawn},
+	{"yield", bench_yield},
+	{"timers", bench_timers},
+	{"scale", bench_scale},
+	{"idle", bench_idle},
+	{"pingpong", bench_pingpong},
+	{"ring", bench_ring},
+	{"fanin", bench_fanin},
+	{"mutex", bench_mutex},
+	{"echo", bench_echo},
+	{"churn", bench_churn},
+	{"proc_spawn", bench_proc_spawn},
+	{"proc_spawn_coro", bench_proc_spawn_coro},
+	{"proc_ring", bench_proc_ring},
+	{"selective", bench_selective},
+	{"mvar", bench_mvar},
 };
 
 static void *bench_main(void *a)
