@@ -255,21 +255,22 @@ weft_pid_t weft_whereis(const char *name);
 
 /* ------------------------------------------------------------------ MVars */
 
-/* An MVar: a shared value with a read lock and a write lock (LANGUAGE.md,
- * "MVars"). Reads copy the value out under the read lock; a writer holds
- * the write lock across its own code (lock, get and set, unlock) and
- * replaces or changes the value in place. Waiters - coroutines, stackless
- * tasks (the _step forms), plain threads - are suspended, never spinning a
- * worker, and served in FIFO order: a reader behind a waiting writer waits
- * for it (readers that are next to each other in the queue go together).
- * The write lock belongs to the caller that took it (its process, task or
- * thread): another caller's unlock, get or set is -EPERM; locking again
- * while holding it is -EDEADLK (not reentrant). A process that ends while
- * holding write locks releases them (the value stays as it was last set).
- * Names are process-wide: weft_mvar_find looks one up.
- * Lifetimes: destroy is -EBUSY while the write lock is held or a caller
- * waits; the caller must know that no other call on it can still come (as
- * for every weft object). */
+/* An MVar: a named shared value behind a lock (LANGUAGE.md, "MVars").
+ * weft_mvar_read copies the value out under the lock; a writer holds the
+ * lock across its own code (lock, get and set, unlock) and replaces or
+ * changes the value in place. Waiters - coroutines, stackless tasks (the
+ * _step forms), plain threads - are parked, never spinning a worker, and
+ * woken one at a time in FIFO order. As in sync's mutex (which it is), a
+ * caller that finds the lock free may take it ahead of a woken waiter,
+ * until a waiter has waited over 1 ms: from then on the lock is handed
+ * over in strict FIFO order. The lock belongs to the caller that took it
+ * (its task, or its thread): another caller's unlock, get or set is
+ * -EPERM; locking again while holding it is -EDEADLK (not reentrant), and
+ * the holder's reads do not wait. A process that ends holding MVars
+ * releases them (the values stay as last set). Names are process-wide:
+ * weft_mvar_find looks one up. Lifetimes: destroy is -EBUSY while the lock
+ * is held or waited for; the caller must know that no other call on it
+ * can still come (as for every weft object). */
 typedef struct weft_mvar weft_mvar_t;
 /* A new MVar holding a copy of len bytes of value (len 0: empty). name
  * NULL: anonymous. -EINVAL (out NULL, value NULL with len > 0, a bad name
@@ -279,32 +280,33 @@ int weft_mvar_create(weft_mvar_t **out, const char *name, const void *value, siz
 int weft_mvar_destroy(weft_mvar_t *mv);
 /* The MVar named name, NULL if none. */
 weft_mvar_t *weft_mvar_find(const char *name);
-/* Copy the value into buf (at most cap bytes) under the read lock; returns
- * the value's whole length (more than cap: the copy was cut). Waits while
- * a writer holds or waits before it (forever; _until: -ETIMEDOUT; the step
- * form for stackless tasks, where weft_mvar_read would wait: -EPERM). A
- * writer that holds the lock reads its own value without waiting.
- * -EINVAL (mv NULL, buf NULL with cap > 0), -ECANCELED. */
+/* Copy the value into buf (at most cap bytes) under the lock; returns the
+ * value's whole length (more than cap: the copy was cut). Waits while
+ * another caller holds the lock (forever; _until: -ETIMEDOUT; the step
+ * form for stackless tasks, where weft_mvar_read would wait: -EPERM). The
+ * holder reads its own value without waiting. -EINVAL (mv NULL, buf NULL
+ * with cap > 0), -ECANCELED. */
 ssize_t weft_mvar_read(weft_mvar_t *mv, void *buf, size_t cap);
 ssize_t weft_mvar_read_until(weft_mvar_t *mv, void *buf, size_t cap, weft_time_t deadline);
 ssize_t weft_mvar_read_step(weft_mvar_t *mv, void *buf, size_t cap, weft_time_t deadline, weft_op_t *op);
-/* Take the write lock (forever; _until: -ETIMEDOUT; try: -EAGAIN; step).
+/* Take the lock (forever; _until: -ETIMEDOUT; try: -EAGAIN; step).
  * -EDEADLK: the caller holds it already; -EINVAL; -ECANCELED. */
 int weft_mvar_lock(weft_mvar_t *mv);
 int weft_mvar_lock_until(weft_mvar_t *mv, weft_time_t deadline);
 int weft_mvar_try_lock(weft_mvar_t *mv);
 int weft_mvar_lock_step(weft_mvar_t *mv, weft_time_t deadline, weft_op_t *op);
-/* Under the write lock: the value in place (*len bytes at *value, which the
+/* Under the lock: the value in place (*len bytes at *value, which the
  * holder may change; valid until it sets a new one or unlocks), and a new
  * value (copied). -EPERM: the caller does not hold the lock; -EINVAL;
  * -EMSGSIZE; -ENOMEM (the old value stays). */
 int weft_mvar_get(weft_mvar_t *mv, void **value, size_t *len);
 int weft_mvar_set(weft_mvar_t *mv, const void *value, size_t len);
-/* Release the write lock: -EPERM if the caller does not hold it. */
+/* Release the lock: -EPERM if the caller does not hold it. */
 int weft_mvar_unlock(weft_mvar_t *mv);
 /* lock, set, unlock. */
 int weft_mvar_write(weft_mvar_t *mv, const void *value, size_t len);
-/* How many callers wait for mv now (for dumps and tests). -EINVAL. */
+/* How many callers are parked waiting for mv (for dumps and tests; one
+ * still spinning is not counted). -EINVAL. */
 ssize_t weft_mvar_waiting(weft_mvar_t *mv);
 
 /* ------------------------------------------------------------- supervisors */

@@ -96,6 +96,13 @@ int weft_mutex_lock_step(weft_mutex_t *m, weft_time_t deadline, weft_op_t *op);
 int weft_mutex_try_lock(weft_mutex_t *m);
 /* -EPERM if the mutex is not locked or the caller does not hold it. */
 int weft_mutex_unlock(weft_mutex_t *m);
+/* Unlock m on behalf of task t, which holds it and has ended or is ending
+ * (for the layer that owns t: a process that ends holding an MVar). The
+ * same as t's own unlock. -EPERM if t does not hold m; -EINVAL. */
+int weft_mutex_unlock_for(weft_mutex_t *m, weft_task_t t);
+/* How many callers are parked waiting for m (for dumps and tests; a
+ * caller still spinning is not counted). -EINVAL for NULL. */
+int weft_mutex_waiters(weft_mutex_t *m);
 
 /* ----------------------------------------------------------------- rwlock */
 

@@ -63,6 +63,7 @@
 
 #define WA_CHUNK 4096 /* slots per chunk */
 #define WA_CHUNKS ((1u << WA_SLOT_BITS) / WA_CHUNK)
+#define WA_CHUNK_BYTES (WA_CHUNK * sizeof(struct wa_proc))
 
 #define WA_DEAD 0x80000000u /* in refs */
 

@@ -1,83 +1,54 @@
-/* mvar.c - MVars: a shared value with a FIFO read/write lock.
+/* mvar.c - MVars: a shared value behind sync's mutex.
  *
- * State, all under the lock of the wait queue q: `readers` (read locks
- * held: readers copy the value out with the lock released, which no
- * writer can change meanwhile), `writer` (the holder's token, 0 when
- * free) and the queue of waiters, readers and writers in arrival order.
+ * The lock is a weft_mutex_t (src/sync/mutex.c: Go's design): waiters of
+ * every kind are parked, never spinning a worker for long, and woken one
+ * at a time in FIFO order; a caller that finds the lock free may take it
+ * ahead of a woken waiter (that is what makes a hot lock cheap: its holder
+ * can take it again in its own cache), until a waiter has waited over
+ * 1 ms, when the mutex hands it over in strict FIFO order. Readers take the
+ * same lock for the time of a copy: reads are short, and one lock keeps
+ * the fast path one atomic operation.
  *
- * Invariants (asserted under the lock):
- *  - writer != 0 implies readers == 0: the two locks exclude each other.
- *  - FIFO: a caller takes a lock without queueing only when nobody is
- *    queued; otherwise it queues behind. A release grants from the head:
- *    the head writer once both counts are zero, or the run of readers at
- *    the head while there is no writer. So nobody is overtaken, and a
- *    writer is never starved by a stream of readers.
- *  - A grant is made under the lock, by the releaser, as it pops the node
- *    (writer = the node's token, or readers + 1): the pop is the delivery
- *    (the wait queue's rule, weft/sched.h). A waiter whose wait ended at
- *    the same moment (deadline, cancellation) finds itself popped and
- *    holds the lock: it returns success, and nothing is lost.
- *  - Wake-ups happen after the lock is released, from copies of the
- *    popped nodes' wakers (a node vanishes once its waiter returns).
- *
- * Holders. The write lock's token names its holder: the pid of a process,
- * else the task id of a task, else a per-thread number. A process counts
- * the write locks it holds; one that ends holding some has them released
- * at its death (wa_mvar_release), found by a walk of every MVar.
+ * Ownership. The mutex knows its holder (its -EPERM and -EDEADLK). Beside
+ * it the MVar keeps the holder's token (`owner`: written by the holder
+ * after it locks and cleared before it unlocks, read by get/set/read to
+ * tell the holder from the others) and, when the holder is a process, its
+ * pid and task. A process counts the write locks it holds; when it ends
+ * holding some, its death (wa_mvar_release) finds them by a walk of every
+ * MVar and unlocks them for its task (weft_mutex_unlock_for).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <weft/sync.h>
 
 #include "internal.h"
 
 struct weft_mvar {
-	weft_waitq_t q;
-	uint32_t readers;
-	uint8_t writer_kind; /* enum tok_kind of writer */
-	uint64_t writer;
+	weft_mutex_t m;
+	_Atomic uint64_t owner;	   /* the holder's token (below), 0 when free */
+	_Atomic weft_pid_t holder; /* a process holding it, 0 otherwise */
+	weft_task_t holder_task;   /* its task (written with holder, by it) */
 	void *value;
 	size_t len;
 	char name[WEFT_NAME_MAX + 1];
 	struct weft_mvar *next, *prev; /* every MVar, under all_lock */
 };
 
-enum tok_kind { TOK_NONE = 0, TOK_PROC = 1, TOK_TASK = 2, TOK_THREAD = 3 };
-
-struct tok {
-	uint8_t kind;
-	uint64_t id;
-};
-
 static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct weft_mvar *all;
 
-static _Atomic uint64_t thread_tokens;
-static __thread uint64_t thread_token;
-
-static struct tok caller(void)
+/* The caller: its task id, or its thread with the top bit set (as sync's
+ * mutex tells holders apart). */
+static inline uint64_t token(void)
 {
-	weft_pid_t pid = weft_proc_self();
-	if (pid)
-		return (struct tok){TOK_PROC, pid};
 	weft_task_t t = weft_self();
-	if (t)
-		return (struct tok){TOK_TASK, t};
-	if (!thread_token)
-		thread_token = atomic_fetch_add(&thread_tokens, 1) + 1;
-	return (struct tok){TOK_THREAD, thread_token};
+	return t ? t : ((uint64_t)(uintptr_t)pthread_self() | (UINT64_C(1) << 63));
 }
 
-static inline bool held_by(const weft_mvar_t *mv, struct tok t)
+static inline bool mine(weft_mvar_t *mv)
 {
-	return mv->writer_kind == t.kind && mv->writer == t.id;
-}
-
-/* The caller's count of write locks held, when it is a process. */
-static void count_held(int d)
-{
-	struct wa_proc *p = wa_self();
-	if (p)
-		p->mvars_held += d;
+	return atomic_load_explicit(&mv->owner, memory_order_relaxed) == token();
 }
 
 int weft_mvar_create(weft_mvar_t **out, const char *name, const void *value, size_t len)
@@ -89,7 +60,7 @@ int weft_mvar_create(weft_mvar_t **out, const char *name, const void *value, siz
 	weft_mvar_t *mv = calloc(1, sizeof *mv);
 	if (!mv)
 		return -ENOMEM;
-	weft_waitq_init(&mv->q);
+	weft_mutex_init(&mv->m);
 	if (len) {
 		mv->value = malloc(len);
 		if (!mv->value) {
@@ -124,12 +95,10 @@ int weft_mvar_destroy(weft_mvar_t *mv)
 	if (!mv)
 		return -EINVAL;
 	pthread_mutex_lock(&all_lock);
-	weft_waitq_lock(&mv->q);
-	bool busy = mv->writer_kind != TOK_NONE || mv->readers || mv->q.len;
-	weft_waitq_unlock(&mv->q);
-	if (busy) {
+	int e = weft_mutex_destroy(&mv->m); /* -EBUSY while held or waited for */
+	if (e) {
 		pthread_mutex_unlock(&all_lock);
-		return -EBUSY;
+		return e;
 	}
 	if (mv->prev)
 		mv->prev->next = mv->next;
@@ -155,148 +124,46 @@ weft_mvar_t *weft_mvar_find(const char *name)
 	return mv;
 }
 
-/* --------------------------------------------------------------- granting */
-
-/* A waiting caller: the call byte of a step op, read or write, its token,
- * then the queue node (which a releaser reaches; container_of gives the
- * rest). The same layout on a blocking caller's stack and in an op. */
-struct mv_wait {
-	uint8_t call;
-	uint8_t write;
-	uint8_t kind;
-	uint8_t pad[5];
-	weft_waitq_node_t n; /* n.data: the token's id */
-};
-_Static_assert(sizeof(struct mv_wait) <= sizeof(((weft_op_t *)0)->opaque), "an MVar wait fits an op");
-
-#define MV_WAIT(node) ((struct mv_wait *)((char *)(node)-offsetof(struct mv_wait, n)))
-
-#define MV_BATCH 32
-
-struct wakes {
-	weft_waker_t w[MV_BATCH];
-	int n;
-};
-
-/* Under the lock: grant what the head of the queue may have now, at most
- * MV_BATCH grants (more: the caller wakes these and calls again). True if
- * it stopped at the batch's end with more grants possible. */
-static bool grant(weft_mvar_t *mv, struct wakes *wk)
+ssize_t weft_mvar_waiting(weft_mvar_t *mv)
 {
-	assert(weft__spin_held((_Atomic uint32_t *)&mv->q.lock));
-	assert(mv->writer_kind == TOK_NONE || mv->readers == 0);
-	while (mv->q.head) {
-		struct mv_wait *w = MV_WAIT(mv->q.head);
-		if (w->write ? mv->readers || mv->writer_kind : mv->writer_kind != TOK_NONE)
-			return false;
-		if (wk->n == MV_BATCH)
-			return true;
-		weft_waitq_node_t *n = weft_waitq_pop(&mv->q);
-		if (w->write) {
-			mv->writer_kind = w->kind;
-			mv->writer = (uint64_t)(uintptr_t)n->data;
-		} else {
-			mv->readers++;
-		}
-		n->status = 0;
-		wk->w[wk->n++] = n->waker;
+	return mv ? weft_mutex_waiters(&mv->m) : -EINVAL;
+}
+
+/* ------------------------------------------------------------ the lock */
+
+/* The caller has just taken the mutex: record it as the holder. */
+static void took(weft_mvar_t *mv)
+{
+	atomic_store_explicit(&mv->owner, token(), memory_order_relaxed);
+	struct wa_proc *p = wa_self();
+	if (p) {
+		mv->holder_task = weft_self();
+		atomic_store_explicit(&mv->holder, atomic_load_explicit(&p->pid, memory_order_relaxed),
+				      memory_order_relaxed);
+		p->mvars_held++;
 	}
-	return false;
 }
 
-static void wake(struct wakes *wk)
+/* The holder is about to let go. */
+static void letting_go(weft_mvar_t *mv)
 {
-	for (int i = 0; i < wk->n; i++)
-		weft_unpark(wk->w[i], 0);
-	wk->n = 0;
-}
-
-/* Take the lock, grant, release, wake, as often as batches need. */
-static void regrant(weft_mvar_t *mv)
-{
-	struct wakes wk = {.n = 0};
-	bool more;
-	do {
-		weft_waitq_lock(&mv->q);
-		more = grant(mv, &wk);
-		weft_waitq_unlock(&mv->q);
-		wake(&wk);
-	} while (more);
-}
-
-/* -------------------------------------------------------------- the locks */
-
-enum { TAKEN = 0, QUEUED = 1 };
-
-/* Under the lock: take the lock at once (TAKEN), queue w (QUEUED), or an
- * error (-EDEADLK, -EAGAIN for try and a past deadline: the caller maps
- * it). */
-static int acquire_locked(weft_mvar_t *mv, struct mv_wait *w, struct tok t, bool may_wait)
-{
-	if (w->write && held_by(mv, t))
-		return -EDEADLK;
-	if (!mv->q.head && (w->write ? !mv->readers && mv->writer_kind == TOK_NONE : mv->writer_kind == TOK_NONE)) {
-		if (w->write) {
-			mv->writer_kind = t.kind;
-			mv->writer = t.id;
-		} else {
-			mv->readers++;
-		}
-		return TAKEN;
+	atomic_store_explicit(&mv->owner, 0, memory_order_relaxed);
+	if (atomic_load_explicit(&mv->holder, memory_order_relaxed)) {
+		atomic_store_explicit(&mv->holder, 0, memory_order_relaxed);
+		struct wa_proc *p = wa_self();
+		if (p)
+			p->mvars_held--;
 	}
-	if (!may_wait)
-		return -EAGAIN;
-	w->kind = t.kind;
-	w->n.data = (void *)(uintptr_t)t.id;
-	weft_waitq_push(&mv->q, &w->n);
-	return QUEUED;
-}
-
-/* Blocking form (coroutines, threads) of taking a read or write lock. */
-static int acquire(weft_mvar_t *mv, bool write, weft_time_t deadline, bool try)
-{
-	struct tok t = caller();
-	struct mv_wait w = {.write = write};
-	bool past = try || (deadline != WEFT_NEVER && weft_now() >= deadline);
-	weft_waitq_lock(&mv->q);
-	int r = acquire_locked(mv, &w, t, !past && weft_can_park());
-	weft_waitq_unlock(&mv->q);
-	if (r == -EAGAIN)
-		return try ? -EAGAIN : past ? -ETIMEDOUT : -EPERM;
-	if (r < 0)
-		return r;
-	if (r == QUEUED) {
-		int e = weft_park(w.n.waker, deadline);
-		if (e != 0 && weft_waitq_remove(&mv->q, &w.n)) {
-			regrant(mv); /* leaving may let those behind go (readers behind a writer) */
-			return e;
-		}
-		/* popped: granted (even if the wait ended at that moment) */
-	}
-	if (write)
-		count_held(1);
-	return 0;
-}
-
-static void release_read(weft_mvar_t *mv)
-{
-	struct wakes wk = {.n = 0};
-	bool more;
-	weft_waitq_lock(&mv->q);
-	assert(mv->readers > 0);
-	mv->readers--;
-	more = grant(mv, &wk);
-	weft_waitq_unlock(&mv->q);
-	wake(&wk);
-	if (more)
-		regrant(mv);
 }
 
 int weft_mvar_lock_until(weft_mvar_t *mv, weft_time_t deadline)
 {
 	if (!mv)
 		return -EINVAL;
-	return acquire(mv, true, deadline, false);
+	int e = weft_mutex_lock_until(&mv->m, deadline);
+	if (e == 0)
+		took(mv);
+	return e;
 }
 
 int weft_mvar_lock(weft_mvar_t *mv)
@@ -308,40 +175,39 @@ int weft_mvar_try_lock(weft_mvar_t *mv)
 {
 	if (!mv)
 		return -EINVAL;
-	return acquire(mv, true, WEFT_NEVER, true);
+	if (mine(mv))
+		return -EDEADLK;
+	int e = weft_mutex_try_lock(&mv->m);
+	if (e == 0)
+		took(mv);
+	return e;
+}
+
+int weft_mvar_lock_step(weft_mvar_t *mv, weft_time_t deadline, weft_op_t *op)
+{
+	if (!mv)
+		return -EINVAL;
+	int e = weft_mutex_lock_step(&mv->m, deadline, op);
+	if (e == 0)
+		took(mv);
+	return e;
 }
 
 int weft_mvar_unlock(weft_mvar_t *mv)
 {
 	if (!mv)
 		return -EINVAL;
-	struct tok t = caller();
-	struct wakes wk = {.n = 0};
-	weft_waitq_lock(&mv->q);
-	if (!held_by(mv, t)) {
-		weft_waitq_unlock(&mv->q);
+	if (!mine(mv))
 		return -EPERM;
-	}
-	mv->writer_kind = TOK_NONE;
-	mv->writer = 0;
-	bool more = grant(mv, &wk);
-	weft_waitq_unlock(&mv->q);
-	wake(&wk);
-	if (more)
-		regrant(mv);
-	count_held(-1);
-	return 0;
+	letting_go(mv);
+	return weft_mutex_unlock(&mv->m);
 }
 
 int weft_mvar_get(weft_mvar_t *mv, void **value, size_t *len)
 {
 	if (!mv || !value || !len)
 		return -EINVAL;
-	struct tok t = caller();
-	weft_waitq_lock(&mv->q);
-	bool mine = held_by(mv, t);
-	weft_waitq_unlock(&mv->q);
-	if (!mine)
+	if (!mine(mv))
 		return -EPERM;
 	*value = mv->value; /* the holder's alone until it unlocks */
 	*len = mv->len;
@@ -354,11 +220,7 @@ int weft_mvar_set(weft_mvar_t *mv, const void *value, size_t len)
 		return -EINVAL;
 	if (len > WEFT_MSG_MAX)
 		return -EMSGSIZE;
-	struct tok t = caller();
-	weft_waitq_lock(&mv->q);
-	bool mine = held_by(mv, t);
-	weft_waitq_unlock(&mv->q);
-	if (!mine)
+	if (!mine(mv))
 		return -EPERM;
 	void *v = NULL;
 	if (len) {
@@ -387,17 +249,8 @@ int weft_mvar_write(weft_mvar_t *mv, const void *value, size_t len)
 	return e ? e : u;
 }
 
-ssize_t weft_mvar_waiting(weft_mvar_t *mv)
-{
-	if (!mv)
-		return -EINVAL;
-	weft_waitq_lock(&mv->q);
-	ssize_t n = (ssize_t)mv->q.len;
-	weft_waitq_unlock(&mv->q);
-	return n;
-}
+/* ------------------------------------------------------------ reads */
 
-/* Under the read lock (or the write lock, its own holder): copy out. */
 static ssize_t copy_out(weft_mvar_t *mv, void *buf, size_t cap)
 {
 	size_t n = mv->len < cap ? mv->len : cap;
@@ -406,22 +259,22 @@ static ssize_t copy_out(weft_mvar_t *mv, void *buf, size_t cap)
 	return (ssize_t)mv->len;
 }
 
+/* Under the lock taken for the read: copy, let go. */
+static ssize_t read_locked(weft_mvar_t *mv, void *buf, size_t cap)
+{
+	ssize_t n = copy_out(mv, buf, cap);
+	weft_mutex_unlock(&mv->m);
+	return n;
+}
+
 ssize_t weft_mvar_read_until(weft_mvar_t *mv, void *buf, size_t cap, weft_time_t deadline)
 {
 	if (!mv || (cap && !buf))
 		return -EINVAL;
-	struct tok t = caller();
-	weft_waitq_lock(&mv->q);
-	bool mine = held_by(mv, t);
-	weft_waitq_unlock(&mv->q);
-	if (mine) /* the holder reads its own value */
+	if (mine(mv)) /* the holder reads its own value */
 		return copy_out(mv, buf, cap);
-	int e = acquire(mv, false, deadline, false);
-	if (e)
-		return e;
-	ssize_t n = copy_out(mv, buf, cap);
-	release_read(mv);
-	return n;
+	int e = weft_mutex_lock_until(&mv->m, deadline);
+	return e ? e : read_locked(mv, buf, cap);
 }
 
 ssize_t weft_mvar_read(weft_mvar_t *mv, void *buf, size_t cap)
@@ -429,76 +282,14 @@ ssize_t weft_mvar_read(weft_mvar_t *mv, void *buf, size_t cap)
 	return weft_mvar_read_until(mv, buf, cap, WEFT_NEVER);
 }
 
-/* ---------------------------------------------------------- step forms */
-
-#define MV_STEP_READ (WEFT_STEP_ID_ACTOR + 4)
-#define MV_STEP_LOCK (WEFT_STEP_ID_ACTOR + 5)
-
-/* The stackless path of a read or a lock: 0 granted (the caller copies
- * out and releases, for a read), -EINPROGRESS, or an error. */
-static int acquire_step(weft_mvar_t *mv, bool write, weft_time_t deadline, weft_op_t *op, uint8_t call)
-{
-	int b = weft_step_begin(op, call, mv);
-	if (b < 0)
-		return b;
-	struct mv_wait *w = (struct mv_wait *)op->opaque;
-	if (b == 1) { /* the wait ended */
-		int e = weft_park_result();
-		if (e != 0 && weft_waitq_remove(&mv->q, &w->n)) {
-			regrant(mv);
-			return e;
-		}
-		if (write)
-			count_held(1);
-		return 0;
-	}
-	struct tok t = caller();
-	w->write = write;
-	bool past = deadline != WEFT_NEVER && weft_now() >= deadline;
-	weft_waitq_lock(&mv->q);
-	int r = acquire_locked(mv, w, t, !past);
-	weft_waitq_unlock(&mv->q);
-	if (r == -EAGAIN)
-		return -ETIMEDOUT;
-	if (r < 0)
-		return r;
-	if (r == TAKEN) {
-		if (write)
-			count_held(1);
-		return 0;
-	}
-	if (deadline != WEFT_NEVER)
-		(void)weft_park_deadline(w->n.waker, deadline);
-	return weft_step_register(op);
-}
-
-int weft_mvar_lock_step(weft_mvar_t *mv, weft_time_t deadline, weft_op_t *op)
-{
-	if (!mv)
-		return -EINVAL;
-	if (weft_can_park()) /* coroutines and threads block as the blocking call */
-		return acquire(mv, true, deadline, false);
-	return acquire_step(mv, true, deadline, op, MV_STEP_LOCK);
-}
-
 ssize_t weft_mvar_read_step(weft_mvar_t *mv, void *buf, size_t cap, weft_time_t deadline, weft_op_t *op)
 {
 	if (!mv || (cap && !buf))
 		return -EINVAL;
-	if (weft_can_park())
-		return weft_mvar_read_until(mv, buf, cap, deadline);
-	struct tok t = caller();
-	weft_waitq_lock(&mv->q);
-	bool mine = held_by(mv, t);
-	weft_waitq_unlock(&mv->q);
-	if (mine)
+	if (mine(mv))
 		return copy_out(mv, buf, cap);
-	int e = acquire_step(mv, false, deadline, op, MV_STEP_READ);
-	if (e)
-		return e;
-	ssize_t n = copy_out(mv, buf, cap);
-	release_read(mv);
-	return n;
+	int e = weft_mutex_lock_step(&mv->m, deadline, op);
+	return e ? e : read_locked(mv, buf, cap);
 }
 
 /* ------------------------------------------------------ a process's end */
@@ -507,18 +298,15 @@ void wa_mvar_release(weft_pid_t pid)
 {
 	pthread_mutex_lock(&all_lock);
 	for (weft_mvar_t *mv = all; mv; mv = mv->next) {
-		struct wakes wk = {.n = 0};
-		weft_waitq_lock(&mv->q);
-		bool more = false;
-		if (mv->writer_kind == TOK_PROC && mv->writer == pid) {
-			mv->writer_kind = TOK_NONE;
-			mv->writer = 0;
-			more = grant(mv, &wk);
-		}
-		weft_waitq_unlock(&mv->q);
-		wake(&wk);
-		if (more)
-			regrant(mv);
+		if (atomic_load_explicit(&mv->holder, memory_order_relaxed) != pid)
+			continue;
+		/* Its task has ended: nobody else writes these now. */
+		weft_task_t t = mv->holder_task;
+		atomic_store_explicit(&mv->owner, 0, memory_order_relaxed);
+		atomic_store_explicit(&mv->holder, 0, memory_order_relaxed);
+		int e = weft_mutex_unlock_for(&mv->m, t);
+		assert(e == 0);
+		(void)e;
 	}
 	pthread_mutex_unlock(&all_lock);
 }

@@ -551,6 +551,21 @@ uint32_t weft__mutex_waiters(weft_mutex_t *m)
 	return MX_WAITERS(atomic_load_explicit(mx_state(m), memory_order_relaxed));
 }
 
+int weft_mutex_unlock_for(weft_mutex_t *m, weft_task_t t)
+{
+	if (!m || !t)
+		return -EINVAL;
+	if (atomic_load_explicit(mx_owner(m), memory_order_relaxed) != t)
+		return -EPERM;
+	mx_unlock(m);
+	return 0;
+}
+
+int weft_mutex_waiters(weft_mutex_t *m)
+{
+	return m ? (int)weft__mutex_waiters(m) : -EINVAL;
+}
+
 int weft_mutex_unlock(weft_mutex_t *m)
 {
 	if (!m)

@@ -27,6 +27,19 @@ static void *unlock_foreign(void *a)
 	return NULL;
 }
 
+static void *locks_and_ends(void *a)
+{
+	TCHECK_EQ(weft_mutex_lock(a), 0);
+	return NULL; /* ends holding it */
+}
+
+static void *locks_and_unlocks(void *a)
+{
+	TCHECK_EQ(weft_mutex_lock(a), 0);
+	TCHECK_EQ(weft_mutex_unlock(a), 0);
+	return NULL;
+}
+
 static void *errors_main(void *a)
 {
 	(void)a;
@@ -52,6 +65,22 @@ static void *errors_main(void *a)
 	TCHECK_EQ(weft_mutex_try_lock(&m), 0);
 	TCHECK_EQ(weft_mutex_try_lock(&m), -EAGAIN);
 	TCHECK_EQ(weft_mutex_unlock(&m), 0);
+	TCHECK_EQ(weft_mutex_destroy(&m), 0);
+
+	/* Unlocking for a task that holds it (and has ended). */
+	TCHECK_EQ(weft_mutex_unlock_for(NULL, weft_self()), -EINVAL);
+	TCHECK_EQ(weft_mutex_unlock_for(&m, 0), -EINVAL);
+	TCHECK_EQ(weft_mutex_waiters(NULL), -EINVAL);
+	weft_task_t holder = wt_spawn(locks_and_ends, &m);
+	wt_join(holder);
+	TCHECK_EQ(weft_mutex_try_lock(&m), -EAGAIN); /* still held by the ended task */
+	TCHECK_EQ(weft_mutex_unlock_for(&m, weft_self()), -EPERM);
+	weft_task_t w = wt_spawn(locks_and_unlocks, &m);
+	WT_WAIT_UNTIL(weft_mutex_waiters(&m) == 1); /* parked behind the ended holder */
+	TCHECK_EQ(weft_mutex_unlock_for(&m, holder), 0);
+	wt_join(w); /* it got the lock */
+	TCHECK_EQ(weft_mutex_waiters(&m), 0);
+	TCHECK_EQ(weft_mutex_unlock_for(&m, holder), -EPERM);
 	TCHECK_EQ(weft_mutex_destroy(&m), 0);
 	return NULL;
 }
