@@ -155,7 +155,7 @@ struct wa_ctx {
 	pthread_mutex_t lock;	/* slot allocation */
 	_Atomic(struct wa_proc *) chunks[WA_CHUNKS];
 	uint32_t nslots; /* slots ever handed out */
-	struct wa_proc *free_head, *free_tail;
+	struct wa_proc *free_head; /* free slots, last freed first */
 	_Atomic uint64_t next_ref;
 	/* Registry. */
 	pthread_mutex_t reg_lock;

@@ -77,7 +77,7 @@ struct wa_ctx *wa_ctx_make(weft_runtime_t *rt, int *err)
 	for (uint32_t i = 0; i < WA_CHUNKS; i++)
 		atomic_store_explicit(&c->chunks[i], NULL, memory_order_relaxed);
 	c->nslots = 0;
-	c->free_head = c->free_tail = NULL;
+	c->free_head = NULL;
 	atomic_store(&c->next_ref, 1);
 	c->names = NULL;
 	c->nnames = c->nbuckets = 0;
@@ -268,8 +268,6 @@ static struct wa_proc *slot_alloc(struct wa_ctx *c, int *err)
 	struct wa_proc *p = c->free_head;
 	if (p) {
 		c->free_head = p->next_free;
-		if (!c->free_head)
-			c->free_tail = NULL;
 	} else if (c->nslots < (1u << WA_SLOT_BITS)) {
 		uint32_t slot = c->nslots;
 		struct wa_proc *ch = atomic_load_explicit(&c->chunks[slot / WA_CHUNK], memory_order_relaxed);
@@ -313,12 +311,12 @@ static void reclaim(struct wa_proc *p)
 	struct wa_ctx *c = p->ctx;
 	pthread_mutex_lock(&c->lock);
 	if (p->gen <= WA_GEN_MAX) {
-		p->next_free = NULL;
-		if (c->free_tail)
-			c->free_tail->next_free = p;
-		else
-			c->free_head = p;
-		c->free_tail = p;
+		/* Last in, first out: the next spawn gets a slot still in the
+		 * cache. Stale pids stay harmless whatever the order: the
+		 * generation tells incarnations apart, and a slot retires
+		 * before its generation wraps. */
+		p->next_free = c->free_head;
+		c->free_head = p;
 	}
 	pthread_mutex_unlock(&c->lock);
 }

@@ -505,6 +505,51 @@ static void test_wait_from_thread(void **state)
 	assert_int_equal(atomic_load(&tcheck_failures), 0);
 }
 
+/* ------------------------------------------------------------ pid reuse */
+
+/* One slot, spawned and ended again and again (the freed slot is the next
+ * one given out): each pid is new, a stale one reaches nothing, and past
+ * 2^18 incarnations the slot retires instead of wrapping. */
+#define CYCLES WT_SIZE3(270000, 20000, 3000)
+
+static void *ends(void *a)
+{
+	(void)a;
+	return NULL;
+}
+
+static void *reuse_main(void *a)
+{
+	(void)a;
+	weft_pid_t first = 0, prev = 0;
+	long moved = 0;
+	for (long i = 0; i < CYCLES; i++) {
+		weft_pid_t p;
+		TCHECK_EQ(weft_proc_spawn(&p, ends, NULL, NULL), 0);
+		TCHECK_EQ(weft_proc_wait(p, wt_hang_deadline()), 0);
+		if (i == 0)
+			first = p;
+		else if (p == first || p == prev) {
+			TCHECK(0); /* a pid given out twice */
+			break;
+		}
+		if ((p & 0x3fffff) != (first & 0x3fffff))
+			moved++;
+		prev = p;
+	}
+	TCHECK(!weft_proc_alive(first));
+	TCHECK_EQ(wt_send_i(first, 1), 0); /* dropped, reaches no one */
+	if (CYCLES > (1L << 18))
+		TCHECK(moved > 0); /* the first slot retired */
+	return NULL;
+}
+
+static void test_pid_reuse(void **state)
+{
+	(void)state;
+	wt_run(reuse_main, NULL, 1);
+}
+
 /* ------------------------------------------------------------ dump */
 
 static void *waiter_named(void *a)
@@ -599,13 +644,21 @@ static void test_stackless_bounded_sim(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_echo),	      cmocka_unit_test(test_order),
-		cmocka_unit_test(test_order_threads), cmocka_unit_test(test_selective_examines_once),
-		cmocka_unit_test(test_ref_mark),      cmocka_unit_test(test_bounded),
-		cmocka_unit_test(test_stackless),     cmocka_unit_test(test_stackless_bounded),
-		cmocka_unit_test(test_registry),      cmocka_unit_test(test_wait_from_thread),
-		cmocka_unit_test(test_dump),	      cmocka_unit_test(test_order_sim),
-		cmocka_unit_test(test_ref_mark_sim),  cmocka_unit_test(test_stackless_bounded_sim),
+		cmocka_unit_test(test_echo),
+		cmocka_unit_test(test_order),
+		cmocka_unit_test(test_order_threads),
+		cmocka_unit_test(test_selective_examines_once),
+		cmocka_unit_test(test_ref_mark),
+		cmocka_unit_test(test_bounded),
+		cmocka_unit_test(test_stackless),
+		cmocka_unit_test(test_stackless_bounded),
+		cmocka_unit_test(test_registry),
+		cmocka_unit_test(test_wait_from_thread),
+		cmocka_unit_test(test_dump),
+		cmocka_unit_test(test_pid_reuse),
+		cmocka_unit_test(test_order_sim),
+		cmocka_unit_test(test_ref_mark_sim),
+		cmocka_unit_test(test_stackless_bounded_sim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
