@@ -130,6 +130,21 @@ weft_ref_t weft_make_ref(void)
 	return r;
 }
 
+/* Room came in a bounded mailbox: wake the first sender waiting for it. */
+static void wake_sender(struct wa_cold *cd)
+{
+	weft_waitq_lock(&cd->sendq);
+	weft_waitq_node_t *n = weft_waitq_pop(&cd->sendq);
+	weft_waker_t w = {0};
+	if (n) {
+		atomic_fetch_sub(&cd->nsendw, 1);
+		n->status = 0;
+		w = n->waker; /* copied: the node may vanish once the lock is free */
+	}
+	weft_waitq_unlock(&cd->sendq);
+	weft_unpark(w, 0);
+}
+
 /* Unlink the message after *pos (the walk's position) from the list. */
 static weft_msg_t *take(struct wa_proc *p, weft_msg_t **pos)
 {
@@ -147,19 +162,8 @@ static weft_msg_t *take(struct wa_proc *p, weft_msg_t **pos)
 		return m;
 	}
 	atomic_fetch_sub(&p->count, 1);
-	struct wa_cold *cd = p->cold;
-	if (atomic_load(&cd->nsendw) != 0) {
-		weft_waitq_lock(&cd->sendq);
-		weft_waitq_node_t *n = weft_waitq_pop(&cd->sendq);
-		weft_waker_t w = {0};
-		if (n) {
-			atomic_fetch_sub(&cd->nsendw, 1);
-			n->status = 0;
-			w = n->waker;
-		}
-		weft_waitq_unlock(&cd->sendq);
-		weft_unpark(w, 0);
-	}
+	if (atomic_load(&p->cold->nsendw) != 0)
+		wake_sender(p->cold);
 	return m;
 }
 
@@ -467,16 +471,7 @@ static void sendq_leave(struct wa_proc *p, weft_waitq_node_t *n)
 		atomic_fetch_sub(&cd->nsendw, 1);
 		return;
 	}
-	weft_waitq_lock(&cd->sendq);
-	weft_waitq_node_t *o = weft_waitq_pop(&cd->sendq);
-	weft_waker_t w = {0};
-	if (o) {
-		atomic_fetch_sub(&cd->nsendw, 1);
-		o->status = 0;
-		w = o->waker;
-	}
-	weft_waitq_unlock(&cd->sendq);
-	weft_unpark(w, 0);
+	wake_sender(cd);
 }
 
 enum { SEND_WAIT, SEND_TRY };
