@@ -296,9 +296,10 @@ bool weft_spin_worthwhile(void);
 
 /* The calling task's id, 0 outside tasks. */
 weft_task_t weft_self(void);
-/* The calling task's local word (weft_spawn_opts_t.local); NULL outside
- * tasks and in tasks spawned without one. */
-void *weft_task_local(void);
+/* The calling task's local word (weft_spawn_opts_t.local), if the task was
+ * spawned with the end hook `owner`: each layer passes its own hook, so it
+ * sees only the words of its own tasks. NULL otherwise, and outside tasks. */
+void *weft_task_local(void (*owner)(void *local, void *result));
 /* The index (0 .. workers-1, then extra workers) of the worker thread the
  * caller runs on, or -1 on any other thread (a plain thread, the monitor, a
  * blocking-pool thread). A task can move between workers at every wait. */

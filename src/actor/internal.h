@@ -3,7 +3,8 @@
  * A runtime's processes live in its context (struct wa_ctx), attached to
  * the runtime (weft_runtime_attach) on first use and destroyed when it
  * stops. A process is a slot of the context's table (struct wa_proc) plus
- * the task that runs it; the task's local word (weft_task_local) is the
+ * the task that runs it; the task's local word (weft_task_local, keyed by
+ * the actor's end hook) is the
  * slot, and its end hook (wa_on_end) is the process's death.
  *
  * Lifetime of a slot (proc.c)

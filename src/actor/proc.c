@@ -31,6 +31,7 @@
 
 static void ctx_destroy(void *arg);
 static void ctx_dump(void *arg, int fd);
+static void wa_on_end(void *local, void *result);
 static const weft_runtime_ext_t ctx_key = {"actor", ctx_destroy, ctx_dump};
 
 static pthread_mutex_t ctxs_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -147,8 +148,9 @@ static inline bool on_own_runtime(const struct wa_ctx *c)
 
 struct wa_proc *wa_self(void)
 {
-	struct wa_proc *p = weft_task_local();
-	return p && p->magic == WA_MAGIC ? p : NULL;
+	struct wa_proc *p = weft_task_local(wa_on_end); /* a process's own word, never another layer's */
+	assert(!p || p->magic == WA_MAGIC);
+	return p;
 }
 
 static void reclaim(struct wa_proc *p);
@@ -323,11 +325,12 @@ static void reclaim(struct wa_proc *p)
 
 /* ------------------------------------------------------------------ spawn */
 
-static void wa_on_end(void *local, void *result);
-
-/* A spawn that failed after the slot was set up: take back the link, the
- * monitor and the name, and let the slot go without telling anyone. */
-static void unspawn(struct wa_proc *p, struct wa_proc *me, weft_ref_t mref)
+/* A spawn that failed after the slot was set up (its pid may have been
+ * seen: through its name, by a waiter or a monitor that found it there):
+ * take back the caller's halves of the link and the monitor, then let it
+ * die as any process does, with the error as its reason, so everyone else
+ * who reached it hears of the end. */
+static void unspawn(struct wa_proc *p, struct wa_proc *me, weft_ref_t mref, int err)
 {
 	weft_pid_t pid = atomic_load(&p->pid);
 	if (me) {
@@ -341,14 +344,13 @@ static void unspawn(struct wa_proc *p, struct wa_proc *me, weft_ref_t mref)
 				mc->watches[i] = mc->watches[--mc->nwatches];
 		wa_unlock2(me, p);
 	}
-	wa_reg_drop(p->ctx, p);
 	weft__spin_lock(&p->lock);
-	p->state = WA_ENDED;
+	if (!p->signalled) {
+		p->exit_set = true;
+		p->reason = err;
+	}
 	weft__spin_unlock(&p->lock);
-	atomic_store(&p->pid, 0);
-	atomic_fetch_or(&p->refs, WA_DEAD);
-	atomic_fetch_sub(&p->ctx->live, 1);
-	unref(p);
+	wa_on_end(p, NULL);
 }
 
 static int grow(void **arr, uint32_t *cap, uint32_t n, size_t elem)
@@ -440,7 +442,7 @@ static int spawn_common(weft_pid_t *out, bool step, void *fn, void *arg, const w
 	atomic_fetch_add(&c->spawned, 1);
 	atomic_fetch_add(&c->live, 1);
 	if (o.name && (e = wa_reg_add(c, o.name, p)) != 0) {
-		unspawn(p, NULL, 0);
+		unspawn(p, NULL, 0, e);
 		return e;
 	}
 	weft_ref_t mref = 0;
@@ -461,7 +463,7 @@ static int spawn_common(weft_pid_t *out, bool step, void *fn, void *arg, const w
 			e = -ENOMEM;
 		wa_unlock2(me, p);
 		if (e) {
-			unspawn(p, me, mref);
+			unspawn(p, me, mref, e);
 			return e;
 		}
 		if (o.monitor)
@@ -478,7 +480,7 @@ static int spawn_common(weft_pid_t *out, bool step, void *fn, void *arg, const w
 	weft_task_t t;
 	e = step ? weft_spawn_step(&t, (weft_step_fn_t)fn, arg, &so) : weft_spawn(&t, (weft_fn_t)fn, arg, &so);
 	if (e) {
-		unspawn(p, o.link || o.monitor ? me : NULL, mref);
+		unspawn(p, o.link || o.monitor ? me : NULL, mref, e);
 		return e;
 	}
 	/* A signal that came before the task id was known cancels it now. */

@@ -1197,11 +1197,12 @@ int weft_tls_set(weft_tls_key_t key, void *value)
 	return 0;
 }
 
-void *weft_task_local(void)
+void *weft_task_local(void (*owner)(void *local, void *result))
 {
 	weft_task *t = weft__cur_task();
 	weft_task_aux *x = t ? atomic_load_explicit(weft__task_auxp(t), memory_order_acquire) : NULL;
-	return x ? x->local : NULL;
+	/* on_end is cleared only as the task ends, after its last call */
+	return x && x->on_end == owner ? x->local : NULL;
 }
 
 void *weft_tls_get(weft_tls_key_t key)

@@ -550,6 +550,30 @@ static void test_pid_reuse(void **state)
 	wt_run(reuse_main, NULL, 1);
 }
 
+/* A spawn that fails once its name is registered (a bad stack size is
+ * found by weft_spawn) still ends the process as a death: a monitor made
+ * through the name in that window would hear of it. Here: the error comes
+ * back, the name is free, and the pid names no process. */
+static void *spawn_fails_main(void *a)
+{
+	(void)a;
+	weft_pid_t p = 0;
+	weft_proc_opts_t o = {.size = sizeof o, .name = "fails", .stack_size = 1};
+	TCHECK_EQ(weft_proc_spawn(&p, ends, NULL, &o), -EINVAL);
+	TCHECK_EQ(weft_whereis("fails"), 0);
+	weft_actor_stats_t st = {.size = sizeof st};
+	TCHECK_EQ(weft_actor_stats(NULL, &st), 0);
+	TCHECK_EQ(st.live, 1); /* this process alone */
+	TCHECK_EQ(st.exits_other, 1);
+	return NULL;
+}
+
+static void test_spawn_fails_late(void **state)
+{
+	(void)state;
+	wt_proc_run(spawn_fails_main, NULL, 2);
+}
+
 /* ------------------------------------------------------------ dump */
 
 static void *waiter_named(void *a)
@@ -656,6 +680,7 @@ int main(void)
 		cmocka_unit_test(test_wait_from_thread),
 		cmocka_unit_test(test_dump),
 		cmocka_unit_test(test_pid_reuse),
+		cmocka_unit_test(test_spawn_fails_late),
 		cmocka_unit_test(test_order_sim),
 		cmocka_unit_test(test_ref_mark_sim),
 		cmocka_unit_test(test_stackless_bounded_sim),

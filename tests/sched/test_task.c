@@ -773,20 +773,20 @@ static void end_hook(void *local, void *result)
 
 static void *local_returns(void *a)
 {
-	TCHECK_EQ((intptr_t)weft_task_local(), 0);
+	TCHECK_EQ((intptr_t)weft_task_local(end_hook), 0);
 	return a;
 }
 
 static void *local_exits(void *a)
 {
-	TCHECK_EQ((intptr_t)weft_task_local(), 1);
+	TCHECK_EQ((intptr_t)weft_task_local(end_hook), 1);
 	weft_exit(a);
 	return NULL;
 }
 
 static weft_step_t local_step(void *a, void **r)
 {
-	TCHECK_EQ((intptr_t)weft_task_local(), 2);
+	TCHECK_EQ((intptr_t)weft_task_local(end_hook), 2);
 	*r = a;
 	return WEFT_STEP_DONE;
 }
@@ -794,7 +794,8 @@ static weft_step_t local_step(void *a, void **r)
 static void *local_main(void *a)
 {
 	(void)a;
-	TCHECK(weft_task_local() == NULL); /* spawned without one */
+	TCHECK(weft_task_local(end_hook) == NULL); /* spawned without one */
+	TCHECK(weft_task_local(NULL) == NULL);
 	weft_task_t t[3];
 	weft_spawn_opts_t o = {.on_end = end_hook};
 	o.local = (void *)0;
@@ -818,7 +819,7 @@ static void test_local_and_end_hook(void **state)
 	(void)state;
 	atomic_store(&hook_calls, 0);
 	wt_run(local_main, NULL, 2);
-	assert_null(weft_task_local()); /* a plain thread */
+	assert_null(weft_task_local(end_hook)); /* a plain thread */
 }
 
 int main(void)
