@@ -20,7 +20,9 @@
  * any two processes arrive in the order sent, and so do the exit and down
  * signals among them. Sending to a dead process is not an error: the
  * message is dropped. Any thread or task may send; the sender's pid is in
- * the message (0 when the sender is not a process).
+ * the message (0 when the sender is not a process). The processes of a
+ * simulation runtime belong to its owner thread, as its tasks do: a call
+ * on one of them from another thread returns -EPERM and changes nothing.
  *
  * Receiving. A process takes messages out of its own mailbox with
  * weft_receive and its forms: the first message, in arrival order, that a
@@ -31,8 +33,10 @@
  * were there when the reference was made (OTP's request/reply trick).
  *
  * Ending. A process ends when its function returns (a stackless one: its
- * step returns WEFT_STEP_DONE) with the reason WEFT_EXIT_NORMAL, or the
- * reason given to weft_proc_exit. An exit signal (weft_proc_signal, or a
+ * step returns WEFT_STEP_DONE) with the reason WEFT_EXIT_NORMAL - or, if
+ * what it returns is a negative errno as a pointer (weft's convention for
+ * a failed task, as in task groups), with that errno - or with the reason
+ * given to weft_proc_exit. An exit signal (weft_proc_signal, or a
  * link to a process that ended abnormally) ends it too: its current or next
  * blocking weft call returns -ECANCELED (the task is cancelled), and when
  * it returns its reason is the signal's, whatever it returns. C cannot be
@@ -239,7 +243,8 @@ int weft_monitor(weft_pid_t pid, weft_ref_t *ref);
 /* Remove the monitor ref: no down message comes for it after the call.
  * flush: also drop its down message if it is in the mailbox already.
  * -ENOENT: no such monitor of the caller's (fired already, or removed);
- * -EPERM: not a process. */
+ * -EPERM: not a process; -EBUSY: flush from a match function (a receive
+ * is walking the mailbox; nothing was changed). */
 int weft_demonitor(weft_ref_t ref, bool flush);
 
 /* ---------------------------------------------------------------- registry */
@@ -342,13 +347,15 @@ typedef struct weft_child_spec {
 	const weft_proc_opts_t *opts;
 } weft_child_spec_t;
 
+#define WEFT_SUP_INTENSITY_MAX 65536
 typedef struct weft_sup_spec {
 	size_t size; /* 0 or sizeof(weft_sup_spec_t) */
 	weft_sup_strategy_t strategy;
 	/* At most `intensity` restarts in `period` ns; one more and the
 	 * supervisor stops its children and ends with WEFT_EXIT_SHUTDOWN, so
 	 * the failure escalates to its own supervisor. intensity 0 and period
-	 * 0 mean OTP's defaults, 1 in 5 s; intensity < 0: no restarts at all. */
+	 * 0 mean OTP's defaults, 1 in 5 s; intensity < 0: no restarts at all;
+	 * at most WEFT_SUP_INTENSITY_MAX. */
 	int intensity;
 	weft_time_t period;
 	const weft_child_spec_t *children; /* copied; started in this order */
@@ -367,8 +374,8 @@ typedef struct weft_sup_spec {
  * exactly one of fn, step and sup, a bad strategy or restart; and weft_proc_spawn's
  * errors. */
 int weft_sup_start(weft_pid_t *out, const weft_sup_spec_t *spec, const weft_proc_opts_t *opts);
-/* How many restarts sup has made (for tests and dumps): reads the
- * supervisor's counter. -ESRCH, -EINVAL (not a supervisor). */
+/* How many restarts sup has made (for tests and dumps), from its spawn
+ * on. -ESRCH (ended), -EINVAL (not a supervisor). */
 int64_t weft_sup_restarts(weft_pid_t sup);
 
 /* -------------------------------------------------------------- visibility */

@@ -99,7 +99,8 @@ struct wa_cold {
 	 * nsendw counts them (changed under sendq's lock, read without). */
 	weft_waitq_t sendq;
 	_Atomic uint32_t nsendw;
-	void *sup; /* a supervisor's state (sup.c) */
+	bool is_sup;		      /* a supervisor (sup.c), from its spawn on */
+	_Atomic int64_t sup_restarts; /* its restarts, read by weft_sup_restarts */
 };
 
 struct wa_ctx;
@@ -150,12 +151,14 @@ struct wa_name {
 
 struct wa_ctx {
 	weft_runtime_t *rt;
-	uint32_t index;		/* 1..255: the pids' runtime byte */
-	_Atomic uint32_t users; /* lookups from outside the runtime in progress */
-	bool dying;		/* being destroyed (under ctxs_lock): its index stays taken */
-	pthread_mutex_t lock;	/* slot allocation */
+	uint32_t index;		   /* 1..255: the pids' runtime byte */
+	_Atomic uint32_t users;	   /* lookups from outside the runtime in progress */
+	bool dying;		   /* destroyed, not yet freed (under ctxs_lock): its index stays taken */
+	_Atomic bool free_pending; /* destroyed: the last holder frees it (proc.c) */
+	bool sim;		   /* a simulation runtime's: only its owner thread may call in */
+	pthread_mutex_t lock;	   /* slot allocation */
 	_Atomic(struct wa_proc *) chunks[WA_CHUNKS];
-	uint32_t nslots; /* slots ever handed out */
+	uint32_t nslots;	   /* slots ever handed out */
 	struct wa_proc *free_head; /* free slots, last freed first */
 	_Atomic uint64_t next_ref;
 	/* Registry. */
@@ -168,11 +171,18 @@ struct wa_ctx {
 };
 
 /* proc.c */
+/* weft_proc_spawn, for a supervisor: marked as one before it runs. */
+int wa_spawn_sup(weft_pid_t *out, weft_fn_t fn, void *arg, const weft_proc_opts_t *opts);
 /* A runtime's context (NULL rt: the current runtime): made on first use
  * (wa_ctx_make: NULL and *err -ESHUTDOWN, -ENOMEM...), or NULL if it has
  * none (wa_ctx_of without create). */
 struct wa_ctx *wa_ctx_make(weft_runtime_t *rt, int *err);
-struct wa_ctx *wa_ctx_of(weft_runtime_t *rt, bool create);
+/* The same, held for the call (wa_ctx_drop after): a caller from outside
+ * the runtime counts itself in. NULL and *err: -ESHUTDOWN (no runtime, or
+ * stopping), -ESRCH (no context and not create: no process ever), -EPERM
+ * (a sim, from another thread than its owner), or wa_ctx_make's. */
+struct wa_ctx *wa_ctx_hold(weft_runtime_t *rt, bool create, int *err);
+void wa_ctx_drop(struct wa_ctx *c);
 struct wa_proc *wa_self(void);
 /* The live incarnation pid names, with a reference (wa_put), or NULL:
  * *err says why (-EINVAL: no such runtime; -EHOSTUNREACH: another node;

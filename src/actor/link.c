@@ -247,6 +247,8 @@ int weft_demonitor(weft_ref_t ref, bool flush)
 	struct wa_proc *me = wa_self();
 	if (!me)
 		return -EPERM;
+	if (flush && me->receiving)
+		return -EBUSY; /* from a match function: the walk owns the mailbox */
 	weft_pid_t target = 0;
 	weft__spin_lock(&me->lock);
 	bool found = me->cold && list_drop_ref(me->cold->watches, &me->cold->nwatches, ref, &target);

@@ -121,12 +121,17 @@ void wa_mark(struct wa_proc *p, weft_ref_t ref)
 weft_ref_t weft_make_ref(void)
 {
 	struct wa_proc *p = wa_self();
-	struct wa_ctx *c = p ? p->ctx : wa_ctx_of(NULL, true);
+	if (p) {
+		weft_ref_t r = wa_new_ref(p->ctx);
+		wa_mark(p, r);
+		return r;
+	}
+	int e;
+	struct wa_ctx *c = wa_ctx_hold(NULL, true, &e);
 	if (!c)
 		return 0;
 	weft_ref_t r = wa_new_ref(c);
-	if (p)
-		wa_mark(p, r);
+	wa_ctx_drop(c);
 	return r;
 }
 
@@ -484,10 +489,12 @@ static int send_msg(weft_pid_t to, weft_msg_t *m, weft_time_t deadline, int mode
 	if (!p) {
 		if (e != -ESRCH)
 			return e;
-		free(m); /* dead: dropped */
-		struct wa_ctx *c = wa_ctx_of(NULL, false);
-		if (c)
+		free(m); /* dead: dropped (counted in the caller's runtime, if it has processes) */
+		struct wa_ctx *c = wa_ctx_hold(NULL, false, &e);
+		if (c) {
 			atomic_fetch_add_explicit(&c->sent_dead, 1, memory_order_relaxed);
+			wa_ctx_drop(c);
+		}
 		return 0;
 	}
 	if (m->len > p->max_message) {
@@ -508,13 +515,17 @@ static int send_msg(weft_pid_t to, weft_msg_t *m, weft_time_t deadline, int mode
 			free(m); /* ended while we waited: dropped */
 			break;
 		}
-		if (mode == SEND_TRY || (deadline != WEFT_NEVER && weft_now() >= deadline)) {
+		if (mode == SEND_TRY) {
 			wa_put(p);
-			return mode == SEND_TRY ? -EAGAIN : -ETIMEDOUT;
+			return -EAGAIN;
 		}
-		if (p == wa_self()) {
+		if (p == wa_self()) { /* nobody else can make room */
 			wa_put(p);
 			return -EDEADLK;
+		}
+		if (deadline != WEFT_NEVER && weft_now() >= deadline) {
+			wa_put(p);
+			return -ETIMEDOUT;
 		}
 		if (!weft_can_park()) {
 			wa_put(p);
@@ -621,7 +632,7 @@ int weft_send_step(weft_pid_t to, const void *data, size_t len, weft_time_t dead
 		return e == -ESRCH ? 0 : e;
 	if (!p->bound || p == wa_self() || len > p->max_message) {
 		wa_put(p);
-		return weft_send_until(to, data, len, 0); /* no wait: a plain send, or its error */
+		return weft_send_until(to, data, len, deadline); /* none of these waits */
 	}
 	for (;;) {
 		if (room(p)) {

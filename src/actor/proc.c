@@ -75,6 +75,8 @@ struct wa_ctx *wa_ctx_make(weft_runtime_t *rt, int *err)
 	 * be counting itself in and out). */
 	c->rt = rt;
 	c->index = ix;
+	c->sim = weft_runtime_is_sim(rt);
+	atomic_store(&c->free_pending, false);
 	for (uint32_t i = 0; i < WA_CHUNKS; i++)
 		atomic_store_explicit(&c->chunks[i], NULL, memory_order_relaxed);
 	c->nslots = 0;
@@ -100,26 +102,9 @@ struct wa_ctx *wa_ctx_make(weft_runtime_t *rt, int *err)
 	return e ? NULL : c;
 }
 
-struct wa_ctx *wa_ctx_of(weft_runtime_t *rt, bool create)
+/* Free what a destroyed context holds, by whoever lets it go last. */
+static void ctx_free(struct wa_ctx *c)
 {
-	int e;
-	if (create)
-		return wa_ctx_make(rt, &e);
-	if (!rt)
-		rt = weft_runtime_current();
-	return rt ? weft_runtime_attached(rt, &ctx_key) : NULL;
-}
-
-/* At the runtime's stop, after every task has ended. */
-static void ctx_destroy(void *arg)
-{
-	struct wa_ctx *c = arg;
-	pthread_mutex_lock(&ctxs_lock);
-	atomic_store(&ctxs[c->index], NULL);
-	c->dying = true; /* its index is not taken again until the end of this */
-	pthread_mutex_unlock(&ctxs_lock);
-	for (int n = 0; atomic_load(&c->users) != 0; n++)
-		weft__spin_backoff(n);
 	for (uint32_t i = 0; i < WA_CHUNKS; i++) {
 		struct wa_proc *ch = atomic_load_explicit(&c->chunks[i], memory_order_relaxed);
 		if (!ch)
@@ -134,17 +119,50 @@ static void ctx_destroy(void *arg)
 		munmap(ch, WA_CHUNK_BYTES);
 		atomic_store_explicit(&c->chunks[i], NULL, memory_order_relaxed);
 	}
+	pthread_mutex_lock(&c->reg_lock);
 	wa_reg_free(c);
+	pthread_mutex_unlock(&c->reg_lock);
 	c->rt = NULL;
 	pthread_mutex_lock(&ctxs_lock);
-	c->dying = false;
+	c->dying = false; /* its index may be taken again */
 	pthread_mutex_unlock(&ctxs_lock);
+}
+
+/* At the runtime's stop, after every task has ended. Callers from outside
+ * may still hold the context (a process of another runtime parked in a
+ * wait on one of these processes, whose worker may be the very thread
+ * stopping this runtime): the destroy does not wait for them. It marks the
+ * context free-pending, and whichever of it and the last holder sees the
+ * other (seq_cst on users and free_pending) frees it, once. */
+static void ctx_destroy(void *arg)
+{
+	struct wa_ctx *c = arg;
+	pthread_mutex_lock(&ctxs_lock);
+	atomic_store(&ctxs[c->index], NULL);
+	c->dying = true; /* its index is not taken again until it is freed */
+	pthread_mutex_unlock(&ctxs_lock);
+	atomic_store(&c->free_pending, true);
+	if (atomic_load(&c->users) == 0 && atomic_exchange(&c->free_pending, false))
+		ctx_free(c);
+}
+
+/* A holder from outside lets c go. */
+static void users_drop(struct wa_ctx *c)
+{
+	if (atomic_fetch_sub(&c->users, 1) == 1 && atomic_load(&c->free_pending) &&
+	    atomic_exchange(&c->free_pending, false))
+		ctx_free(c);
 }
 
 static inline bool on_own_runtime(const struct wa_ctx *c)
 {
 	return weft_worker_index() >= 0 && weft_runtime_current() == c->rt;
 }
+
+/* Whether a call on c from here must count itself in c->users: not from
+ * c's own processes, nor from its runtime's workers (c cannot be
+ * destroyed under them). */
+static inline bool needs_count(struct wa_ctx *c);
 
 struct wa_proc *wa_self(void)
 {
@@ -193,11 +211,17 @@ struct wa_proc *wa_get(weft_pid_t pid, int *err)
 		if (!on_own_runtime(c)) {
 			atomic_fetch_add(&c->users, 1);
 			if (atomic_load(&ctxs[ix]) != c) {
-				atomic_fetch_sub(&c->users, 1);
+				users_drop(c);
 				*err = -ESRCH;
 				return NULL;
 			}
 			counted = true;
+			if (c->sim && weft_runtime_current() != c->rt) {
+				/* a sim's processes belong to its owner thread */
+				users_drop(c);
+				*err = -EPERM;
+				return NULL;
+			}
 		}
 	}
 	uint32_t slot = WA_PID_SLOT(pid);
@@ -210,19 +234,59 @@ struct wa_proc *wa_get(weft_pid_t pid, int *err)
 		unref(p);
 	}
 	if (counted)
-		atomic_fetch_sub(&c->users, 1);
+		users_drop(c);
 	*err = -ESRCH;
 	return NULL;
+}
+
+static inline bool needs_count(struct wa_ctx *c)
+{
+	struct wa_proc *me = wa_self();
+	return !(me && me->ctx == c) && !on_own_runtime(c);
 }
 
 void wa_put(struct wa_proc *p)
 {
 	struct wa_ctx *c = p->ctx;
-	struct wa_proc *me = wa_self();
-	bool counted = !(me && me->ctx == c) && !on_own_runtime(c);
+	bool counted = needs_count(c);
 	unref(p);
 	if (counted)
-		atomic_fetch_sub(&c->users, 1);
+		users_drop(c);
+}
+
+struct wa_ctx *wa_ctx_hold(weft_runtime_t *rt, bool create, int *err)
+{
+	struct wa_ctx *c;
+	if (create) {
+		c = wa_ctx_make(rt, err);
+	} else {
+		*err = -ESHUTDOWN;
+		if (!rt)
+			rt = weft_runtime_current();
+		c = rt ? weft_runtime_attached(rt, &ctx_key) : NULL;
+		if (!c)
+			*err = rt ? -ESRCH : -ESHUTDOWN; /* no context: no processes */
+	}
+	if (!c || !needs_count(c))
+		return c;
+	atomic_fetch_add(&c->users, 1);
+	if (atomic_load(&ctxs[c->index]) != c) {
+		users_drop(c);
+		*err = -ESHUTDOWN;
+		return NULL;
+	}
+	if (c->sim && weft_runtime_current() != c->rt) {
+		users_drop(c);
+		*err = -EPERM;
+		return NULL;
+	}
+	return c;
+}
+
+void wa_ctx_drop(struct wa_ctx *c)
+{
+	if (needs_count(c))
+		users_drop(c);
 }
 
 struct wa_cold *wa_cold(struct wa_proc *p)
@@ -385,7 +449,7 @@ int wa_add_mon(struct wa_mon **arr, uint32_t *n, uint32_t *cap, weft_ref_t ref, 
 	return 0;
 }
 
-static int spawn_common(weft_pid_t *out, bool step, void *fn, void *arg, const weft_proc_opts_t *uo)
+static int spawn_common(weft_pid_t *out, bool step, void *fn, void *arg, const weft_proc_opts_t *uo, bool sup)
 {
 	weft_proc_opts_t o;
 	int e = weft__opts_in(&o, sizeof o, uo, uo ? uo->size : 0);
@@ -426,7 +490,7 @@ static int spawn_common(weft_pid_t *out, bool step, void *fn, void *arg, const w
 	atomic_store_explicit(&p->trap, o.trap_exits, memory_order_relaxed);
 	p->reason = 0;
 	assert(p->cold == NULL);
-	if (o.bounded) {
+	if (o.bounded || sup) {
 		p->cold = calloc(1, sizeof *p->cold);
 		if (!p->cold) {
 			p->state = WA_ENDED;
@@ -436,6 +500,7 @@ static int spawn_common(weft_pid_t *out, bool step, void *fn, void *arg, const w
 		}
 		weft_waitq_init(&p->cold->waiters);
 		weft_waitq_init(&p->cold->sendq);
+		p->cold->is_sup = sup;
 	}
 	atomic_fetch_add(&p->refs, 1); /* its life */
 	atomic_store(&p->pid, pid);
@@ -502,26 +567,34 @@ static int spawn_common(weft_pid_t *out, bool step, void *fn, void *arg, const w
 
 int weft_proc_spawn(weft_pid_t *out, weft_fn_t fn, void *arg, const weft_proc_opts_t *opts)
 {
-	return spawn_common(out, false, (void *)fn, arg, opts);
+	return spawn_common(out, false, (void *)fn, arg, opts, false);
 }
 
 int weft_proc_spawn_step(weft_pid_t *out, weft_step_fn_t step, void *state, const weft_proc_opts_t *opts)
 {
-	return spawn_common(out, true, (void *)step, state, opts);
+	return spawn_common(out, true, (void *)step, state, opts, false);
+}
+
+int wa_spawn_sup(weft_pid_t *out, weft_fn_t fn, void *arg, const weft_proc_opts_t *opts)
+{
+	return spawn_common(out, false, (void *)fn, arg, opts, true);
 }
 
 /* ------------------------------------------------------------------ death */
 
 static void wa_on_end(void *local, void *result)
 {
-	(void)result;
 	struct wa_proc *p = local;
 	assert(p->magic == WA_MAGIC);
 	weft_pid_t pid = atomic_load(&p->pid);
 	weft__spin_lock(&p->lock);
 	assert(p->state == WA_ALIVE);
 	p->state = WA_ENDED;
-	int64_t reason = p->signalled || p->exit_set ? p->reason : WEFT_EXIT_NORMAL;
+	/* A result that is a negative errno (weft's failure convention, as
+	 * for task groups) is a failure: a stackless step that returned
+	 * garbage (-EINVAL), a coroutine that never got a stack (-ENOMEM). */
+	intptr_t r = (intptr_t)result;
+	int64_t reason = p->signalled || p->exit_set ? p->reason : r >= -4095 && r <= -1 ? r : WEFT_EXIT_NORMAL;
 	void *detail = p->cold ? p->cold->detail : NULL;
 	size_t dlen = p->cold ? p->cold->detail_len : 0;
 	weft__spin_unlock(&p->lock);
@@ -813,30 +886,25 @@ int weft_actor_stats(weft_runtime_t *rt, weft_actor_stats_t *out)
 		return -EINVAL;
 	if (out->size != 0 && out->size < sizeof *out)
 		return -EINVAL;
-	struct wa_ctx *c = wa_ctx_of(rt, false);
+	int e;
+	struct wa_ctx *c = wa_ctx_hold(rt, false, &e);
 	weft_actor_stats_t s = {0};
 	size_t size = out->size ? out->size : sizeof s;
 	s.size = size;
 	if (c) {
 		struct stats_acc a = {0, 0};
-		bool counted = !on_own_runtime(c);
-		if (counted)
-			atomic_fetch_add(&c->users, 1);
-		if (atomic_load(&ctxs[c->index]) == c) {
-			each_proc(c, stats_one, &a);
-			s.spawned = atomic_load(&c->spawned);
-			s.live = atomic_load(&c->live);
-			s.received = atomic_load(&c->received_dead) + a.received;
-			s.sent = s.received + a.queued + atomic_load(&c->delivered_dead);
-			s.dropped = atomic_load(&c->sent_dead);
-			s.exits_normal = atomic_load(&c->exits_normal);
-			s.exits_killed = atomic_load(&c->exits_killed);
-			s.exits_other = atomic_load(&c->exits_other);
-		}
-		if (counted)
-			atomic_fetch_sub(&c->users, 1);
-	} else if (!rt && !weft_runtime_current()) {
-		return -ESHUTDOWN;
+		each_proc(c, stats_one, &a);
+		s.spawned = atomic_load(&c->spawned);
+		s.live = atomic_load(&c->live);
+		s.received = atomic_load(&c->received_dead) + a.received;
+		s.sent = s.received + a.queued + atomic_load(&c->delivered_dead);
+		s.dropped = atomic_load(&c->sent_dead);
+		s.exits_normal = atomic_load(&c->exits_normal);
+		s.exits_killed = atomic_load(&c->exits_killed);
+		s.exits_other = atomic_load(&c->exits_other);
+		wa_ctx_drop(c);
+	} else if (e != -ESRCH) {
+		return e; /* -ESRCH: a runtime without processes: all zero */
 	}
 	memset(out, 0, size);
 	memcpy(out, &s, sizeof s);
@@ -890,16 +958,12 @@ int weft_actor_dump(weft_runtime_t *rt, int fd)
 {
 	if (fd < 0 || fcntl(fd, F_GETFL) < 0)
 		return -EBADF;
-	struct wa_ctx *c = wa_ctx_of(rt, false);
+	int e;
+	struct wa_ctx *c = wa_ctx_hold(rt, false, &e);
 	if (!c)
-		return !rt && !weft_runtime_current() ? -ESHUTDOWN : 0;
+		return e == -ESRCH ? 0 : e;
 	struct dump_arg d = {fd, 0};
-	bool counted = !on_own_runtime(c);
-	if (counted)
-		atomic_fetch_add(&c->users, 1);
-	if (atomic_load(&ctxs[c->index]) == c)
-		each_proc(c, dump_one, &d);
-	if (counted)
-		atomic_fetch_sub(&c->users, 1);
+	each_proc(c, dump_one, &d);
+	wa_ctx_drop(c);
 	return d.err;
 }

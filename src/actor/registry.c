@@ -135,12 +135,13 @@ int weft_register(const char *name, weft_pid_t pid)
 	struct wa_proc *p = wa_get(pid, &e);
 	if (!p)
 		return e;
-	struct wa_ctx *c = wa_ctx_of(NULL, false);
-	if (c != p->ctx) { /* names are per runtime: the caller's */
-		wa_put(p);
-		return -EINVAL;
-	}
-	e = wa_reg_add(c, name, p);
+	struct wa_ctx *c = wa_ctx_hold(NULL, false, &e);
+	if (c != p->ctx) /* names are per runtime: the caller's */
+		e = c ? -EINVAL : e == -ESRCH ? -EINVAL : e;
+	else
+		e = wa_reg_add(c, name, p);
+	if (c)
+		wa_ctx_drop(c);
 	wa_put(p);
 	return e;
 }
@@ -149,9 +150,10 @@ int weft_unregister(const char *name)
 {
 	if (!wa_name_ok(name))
 		return -EINVAL;
-	struct wa_ctx *c = wa_ctx_of(NULL, false);
+	int e;
+	struct wa_ctx *c = wa_ctx_hold(NULL, false, &e);
 	if (!c)
-		return -ESRCH;
+		return e == -ESHUTDOWN || e == -EPERM ? e : -ESRCH;
 	pthread_mutex_lock(&c->reg_lock);
 	struct wa_name **l = find(c, name);
 	weft_pid_t pid = 0;
@@ -162,7 +164,6 @@ int weft_unregister(const char *name)
 		free(n);
 		c->nnames--;
 	}
-	int e;
 	struct wa_proc *p = pid ? wa_get(pid, &e) : NULL;
 	if (p) {
 		weft__spin_lock(&p->lock);
@@ -173,6 +174,7 @@ int weft_unregister(const char *name)
 	pthread_mutex_unlock(&c->reg_lock);
 	if (p)
 		wa_put(p);
+	wa_ctx_drop(c);
 	return pid ? 0 : -ESRCH;
 }
 
@@ -180,12 +182,14 @@ weft_pid_t weft_whereis(const char *name)
 {
 	if (!wa_name_ok(name))
 		return 0;
-	struct wa_ctx *c = wa_ctx_of(NULL, false);
+	int e;
+	struct wa_ctx *c = wa_ctx_hold(NULL, false, &e);
 	if (!c)
 		return 0;
 	pthread_mutex_lock(&c->reg_lock);
 	struct wa_name **l = find(c, name);
 	weft_pid_t pid = l && *l ? (*l)->pid : 0;
 	pthread_mutex_unlock(&c->reg_lock);
+	wa_ctx_drop(c);
 	return pid;
 }

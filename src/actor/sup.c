@@ -26,8 +26,6 @@
 #include "../base/sized.h"
 #include "internal.h"
 
-#define SUP_MAGIC 0x73757072u
-
 struct sup_child {
 	weft_child_spec_t spec;
 	weft_proc_opts_t opts;
@@ -37,22 +35,16 @@ struct sup_child {
 };
 
 struct sup {
-	uint32_t magic;
 	weft_sup_spec_t spec;
 	struct sup_child *ch;
 	size_t n;
 	weft_time_t *times; /* restart times, oldest first, at most `intensity` */
 	int ntimes;
-	_Atomic int64_t restarts;
+	_Atomic int64_t *restarts; /* in the process's cold part, which outlives it */
 };
 
 static void sup_free(struct sup *s)
 {
-	struct wa_proc *me = wa_self();
-	weft__spin_lock(&me->lock);
-	if (me->cold)
-		me->cold->sup = NULL;
-	weft__spin_unlock(&me->lock);
 	free(s->ch);
 	free(s->times);
 	free(s);
@@ -144,7 +136,7 @@ static bool may_restart(struct sup *s)
 	if (s->ntimes >= s->spec.intensity)
 		return false;
 	s->times[s->ntimes++] = now;
-	atomic_fetch_add(&s->restarts, 1);
+	atomic_fetch_add(s->restarts, 1);
 	return true;
 }
 
@@ -161,12 +153,9 @@ static void *sup_main(void *arg)
 {
 	struct sup *s = arg;
 	struct wa_proc *me = wa_self();
-	weft__spin_lock(&me->lock);
-	struct wa_cold *cd = wa_cold(me);
-	if (cd)
-		cd->sup = s;
-	weft__spin_unlock(&me->lock);
-	int e = cd ? start_from(s, 0) : -ENOMEM;
+	assert(me->cold && me->cold->is_sup); /* made at the spawn (wa_spawn_sup) */
+	s->restarts = &me->cold->sup_restarts;
+	int e = start_from(s, 0);
 	if (e)
 		return sup_end(s, e);
 	for (;;) {
@@ -219,7 +208,8 @@ int weft_sup_start(weft_pid_t *out, const weft_sup_spec_t *spec, const weft_proc
 		return -EINVAL;
 	if (e)
 		return e;
-	if ((sp.nchildren && !sp.children) || sp.strategy > WEFT_SUP_REST_FOR_ONE || sp.period < 0)
+	if ((sp.nchildren && !sp.children) || sp.strategy > WEFT_SUP_REST_FOR_ONE || sp.period < 0 ||
+	    sp.intensity > WEFT_SUP_INTENSITY_MAX)
 		return -EINVAL;
 	for (size_t i = 0; i < sp.nchildren; i++) {
 		const weft_child_spec_t *c = &sp.children[i];
@@ -236,7 +226,6 @@ int weft_sup_start(weft_pid_t *out, const weft_sup_spec_t *spec, const weft_proc
 	struct sup *s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;
-	s->magic = SUP_MAGIC;
 	s->spec = sp;
 	s->n = sp.nchildren;
 	s->ch = calloc(s->n ? s->n : 1, sizeof *s->ch);
@@ -275,7 +264,7 @@ int weft_sup_start(weft_pid_t *out, const weft_sup_spec_t *spec, const weft_proc
 	if (!e) {
 		o.size = sizeof o;
 		o.trap_exits = true;
-		e = weft_proc_spawn(out, sup_main, s, &o);
+		e = wa_spawn_sup(out, sup_main, s, &o);
 	}
 	if (e) {
 		free(s->ch);
@@ -292,8 +281,7 @@ int64_t weft_sup_restarts(weft_pid_t sup)
 	if (!p)
 		return e;
 	weft__spin_lock(&p->lock);
-	struct sup *s = p->cold ? p->cold->sup : NULL;
-	int64_t n = s && s->magic == SUP_MAGIC ? atomic_load(&s->restarts) : -EINVAL;
+	int64_t n = p->cold && p->cold->is_sup ? atomic_load(&p->cold->sup_restarts) : -EINVAL;
 	weft__spin_unlock(&p->lock);
 	wa_put(p);
 	return n;
