@@ -504,7 +504,6 @@ static int spawn_common(weft_pid_t *out, bool step, void *fn, void *arg, const w
 	}
 	atomic_fetch_add(&p->refs, 1); /* its life */
 	atomic_store(&p->pid, pid);
-	atomic_fetch_add(&c->spawned, 1);
 	atomic_fetch_add(&c->live, 1);
 	if (o.name && (e = wa_reg_add(c, o.name, p)) != 0) {
 		unspawn(p, NULL, 0, e);
@@ -548,6 +547,7 @@ static int spawn_common(weft_pid_t *out, bool step, void *fn, void *arg, const w
 		unspawn(p, o.link || o.monitor ? me : NULL, mref, e);
 		return e;
 	}
+	atomic_fetch_add(&c->spawned, 1); /* spawns that failed are not counted */
 	/* A signal that came before the task id was known cancels it now. */
 	weft__spin_lock(&p->lock);
 	bool cancel = false;

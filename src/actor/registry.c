@@ -153,7 +153,7 @@ int weft_unregister(const char *name)
 	int e;
 	struct wa_ctx *c = wa_ctx_hold(NULL, false, &e);
 	if (!c)
-		return e == -ESHUTDOWN || e == -EPERM ? e : -ESRCH;
+		return e == -EPERM ? e : -ESRCH; /* no runtime, or no process ever: not registered */
 	pthread_mutex_lock(&c->reg_lock);
 	struct wa_name **l = find(c, name);
 	weft_pid_t pid = 0;
