@@ -103,6 +103,8 @@ int weft_mutex_unlock_for(weft_mutex_t *m, weft_task_t t);
 /* How many callers are parked waiting for m (for dumps and tests; a
  * caller still spinning is not counted). -EINVAL for NULL. */
 int weft_mutex_waiters(weft_mutex_t *m);
+/* Whether the caller holds m: 1 or 0 (-EINVAL for NULL). */
+int weft_mutex_held(weft_mutex_t *m);
 
 /* ----------------------------------------------------------------- rwlock */
 

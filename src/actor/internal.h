@@ -121,7 +121,7 @@ struct wa_proc {
 	bool exit_set;	       /* weft_proc_exit was called */
 	_Atomic bool trap;     /* written by the process, read by signallers under the lock */
 	bool receiving;	       /* the process alone */
-	uint32_t mvars_held;   /* MVar write locks it holds (mvar.c; the process alone changes it) */
+	bool used_mvars;       /* it has locked an MVar (mvar.c; the process alone sets it) */
 	struct wa_ctx *ctx;
 	_Atomic weft_task_t task; /* set after the spawn (0 before) */
 	/* Mailbox, the senders' side. */
@@ -216,8 +216,8 @@ void wa_signal(struct wa_proc *p, weft_pid_t from, int64_t reason, const void *d
 	       bool kill);
 void wa_notify_end(struct wa_proc *p, int64_t reason, const void *detail, size_t len);
 
-/* mvar.c: release the MVar write locks pid holds (at its death). */
-void wa_mvar_release(weft_pid_t pid);
+/* mvar.c: release the MVars a process's task holds (at its death). */
+void wa_mvar_release(weft_task_t task);
 
 /* registry.c */
 int wa_reg_add(struct wa_ctx *c, const char *name, struct wa_proc *p);

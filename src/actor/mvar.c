@@ -9,27 +9,30 @@
  * same lock for the time of a copy: reads are short, and one lock keeps
  * the fast path one atomic operation.
  *
- * Ownership. The mutex knows its holder (its -EPERM and -EDEADLK). Beside
- * it the MVar keeps the holder's token (`owner`: written by the holder
- * after it locks and cleared before it unlocks, read by get/set/read to
- * tell the holder from the others) and, when the holder is a process, its
- * pid and task. A process counts the write locks it holds; when it ends
- * holding some, its death (wa_mvar_release) finds them by a walk of every
- * MVar and unlocks them for its task (weft_mutex_unlock_for).
+ * Ownership is the mutex's: it knows its holder (its -EPERM and -EDEADLK,
+ * and weft_mutex_held for get, set and the holder's own reads), so the
+ * MVar adds nothing to a lock or an unlock but one flag in a process
+ * (`used_mvars`, set at its first lock). A process that ends with the flag
+ * set has every MVar it still holds unlocked for its task at its death
+ * (wa_mvar_release: a walk of every MVar, weft_mutex_unlock_for, which
+ * refuses those its task does not hold).
  */
 #include <pthread.h>
+#include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
 #include <weft/sync.h>
 
 #include "internal.h"
 
+/* The mutex (56 bytes) and a value of up to 8 bytes share one cache line,
+ * so a holder that changes a small value in place moves one line between
+ * cores, not two; a larger value lives in its own allocation. */
+#define MV_SMALL 8
 struct weft_mvar {
-	weft_mutex_t m;
-	_Atomic uint64_t owner;	   /* the holder's token (below), 0 when free */
-	_Atomic weft_pid_t holder; /* a process holding it, 0 otherwise */
-	weft_task_t holder_task;   /* its task (written with holder, by it) */
-	void *value;
+	alignas(64) weft_mutex_t m;
+	alignas(8) unsigned char small[MV_SMALL];
+	void *value; /* small, or malloc'd */
 	size_t len;
 	char name[WEFT_NAME_MAX + 1];
 	struct weft_mvar *next, *prev; /* every MVar, under all_lock */
@@ -38,17 +41,9 @@ struct weft_mvar {
 static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct weft_mvar *all;
 
-/* The caller: its task id, or its thread with the top bit set (as sync's
- * mutex tells holders apart). */
-static inline uint64_t token(void)
-{
-	weft_task_t t = weft_self();
-	return t ? t : ((uint64_t)(uintptr_t)pthread_self() | (UINT64_C(1) << 63));
-}
-
 static inline bool mine(weft_mvar_t *mv)
 {
-	return atomic_load_explicit(&mv->owner, memory_order_relaxed) == token();
+	return weft_mutex_held(&mv->m) == 1;
 }
 
 int weft_mvar_create(weft_mvar_t **out, const char *name, const void *value, size_t len)
@@ -57,25 +52,26 @@ int weft_mvar_create(weft_mvar_t **out, const char *name, const void *value, siz
 		return -EINVAL;
 	if (len > WEFT_MSG_MAX)
 		return -EMSGSIZE;
-	weft_mvar_t *mv = calloc(1, sizeof *mv);
+	weft_mvar_t *mv = aligned_alloc(64, sizeof *mv);
 	if (!mv)
 		return -ENOMEM;
+	memset(mv, 0, sizeof *mv);
 	weft_mutex_init(&mv->m);
-	if (len) {
-		mv->value = malloc(len);
-		if (!mv->value) {
-			free(mv);
-			return -ENOMEM;
-		}
-		memcpy(mv->value, value, len);
+	mv->value = len <= MV_SMALL ? mv->small : malloc(len);
+	if (!mv->value) {
+		free(mv);
+		return -ENOMEM;
 	}
+	if (len)
+		memcpy(mv->value, value, len);
 	mv->len = len;
 	pthread_mutex_lock(&all_lock);
 	if (name) {
 		for (weft_mvar_t *o = all; o; o = o->next)
 			if (strcmp(o->name, name) == 0) {
 				pthread_mutex_unlock(&all_lock);
-				free(mv->value);
+				if (mv->value != mv->small)
+					free(mv->value);
 				free(mv);
 				return -EEXIST;
 			}
@@ -107,7 +103,8 @@ int weft_mvar_destroy(weft_mvar_t *mv)
 	if (mv->next)
 		mv->next->prev = mv->prev;
 	pthread_mutex_unlock(&all_lock);
-	free(mv->value);
+	if (mv->value != mv->small)
+		free(mv->value);
 	free(mv);
 	return 0;
 }
@@ -131,28 +128,16 @@ ssize_t weft_mvar_waiting(weft_mvar_t *mv)
 
 /* ------------------------------------------------------------ the lock */
 
-/* The caller has just taken the mutex: record it as the holder. */
-static void took(weft_mvar_t *mv)
+/* The caller has just taken the lock: a process notes that it has used
+ * MVars, so that its death looks for those it still holds. */
+static inline void took(void)
 {
-	atomic_store_explicit(&mv->owner, token(), memory_order_relaxed);
 	struct wa_proc *p = wa_self();
-	if (p) {
-		mv->holder_task = weft_self();
-		atomic_store_explicit(&mv->holder, atomic_load_explicit(&p->pid, memory_order_relaxed),
-				      memory_order_relaxed);
-		p->mvars_held++;
-	}
-}
-
-/* The holder is about to let go. */
-static void letting_go(weft_mvar_t *mv)
-{
-	atomic_store_explicit(&mv->owner, 0, memory_order_relaxed);
-	if (atomic_load_explicit(&mv->holder, memory_order_relaxed)) {
-		atomic_store_explicit(&mv->holder, 0, memory_order_relaxed);
-		struct wa_proc *p = wa_self();
-		if (p)
-			p->mvars_held--;
+	if (p && !p->used_mvars) {
+		p->used_mvars = true;
+		/* the id its death unlocks for: the spawner may not have
+		 * stored it yet (the same value) */
+		atomic_store(&p->task, weft_self());
 	}
 }
 
@@ -162,7 +147,7 @@ int weft_mvar_lock_until(weft_mvar_t *mv, weft_time_t deadline)
 		return -EINVAL;
 	int e = weft_mutex_lock_until(&mv->m, deadline);
 	if (e == 0)
-		took(mv);
+		took();
 	return e;
 }
 
@@ -179,7 +164,7 @@ int weft_mvar_try_lock(weft_mvar_t *mv)
 		return -EDEADLK;
 	int e = weft_mutex_try_lock(&mv->m);
 	if (e == 0)
-		took(mv);
+		took();
 	return e;
 }
 
@@ -189,7 +174,7 @@ int weft_mvar_lock_step(weft_mvar_t *mv, weft_time_t deadline, weft_op_t *op)
 		return -EINVAL;
 	int e = weft_mutex_lock_step(&mv->m, deadline, op);
 	if (e == 0)
-		took(mv);
+		took();
 	return e;
 }
 
@@ -197,10 +182,7 @@ int weft_mvar_unlock(weft_mvar_t *mv)
 {
 	if (!mv)
 		return -EINVAL;
-	if (!mine(mv))
-		return -EPERM;
-	letting_go(mv);
-	return weft_mutex_unlock(&mv->m);
+	return weft_mutex_unlock(&mv->m); /* -EPERM if the caller does not hold it */
 }
 
 int weft_mvar_get(weft_mvar_t *mv, void **value, size_t *len)
@@ -222,14 +204,13 @@ int weft_mvar_set(weft_mvar_t *mv, const void *value, size_t len)
 		return -EMSGSIZE;
 	if (!mine(mv))
 		return -EPERM;
-	void *v = NULL;
-	if (len) {
-		v = malloc(len);
-		if (!v)
-			return -ENOMEM;
-		memcpy(v, value, len);
-	}
-	free(mv->value);
+	void *v = len <= MV_SMALL ? mv->small : malloc(len);
+	if (!v)
+		return -ENOMEM;
+	if (len)
+		memmove(v, value, len); /* value may be the MVar's own */
+	if (mv->value != mv->small && mv->value != v)
+		free(mv->value);
 	mv->value = v;
 	mv->len = len;
 	return 0;
@@ -294,19 +275,10 @@ ssize_t weft_mvar_read_step(weft_mvar_t *mv, void *buf, size_t cap, weft_time_t 
 
 /* ------------------------------------------------------ a process's end */
 
-void wa_mvar_release(weft_pid_t pid)
+void wa_mvar_release(weft_task_t task)
 {
 	pthread_mutex_lock(&all_lock);
-	for (weft_mvar_t *mv = all; mv; mv = mv->next) {
-		if (atomic_load_explicit(&mv->holder, memory_order_relaxed) != pid)
-			continue;
-		/* Its task has ended: nobody else writes these now. */
-		weft_task_t t = mv->holder_task;
-		atomic_store_explicit(&mv->owner, 0, memory_order_relaxed);
-		atomic_store_explicit(&mv->holder, 0, memory_order_relaxed);
-		int e = weft_mutex_unlock_for(&mv->m, t);
-		assert(e == 0);
-		(void)e;
-	}
+	for (weft_mvar_t *mv = all; mv; mv = mv->next)
+		(void)weft_mutex_unlock_for(&mv->m, task); /* -EPERM: not its */
 	pthread_mutex_unlock(&all_lock);
 }

@@ -484,7 +484,7 @@ static int spawn_common(weft_pid_t *out, bool step, void *fn, void *arg, const w
 	atomic_store_explicit(&p->examined, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->received, 0, memory_order_relaxed);
 	p->receiving = false;
-	p->mvars_held = 0;
+	p->used_mvars = false;
 	p->state = WA_ALIVE;
 	p->signalled = p->exit_set = false;
 	atomic_store_explicit(&p->trap, o.trap_exits, memory_order_relaxed);
@@ -586,7 +586,6 @@ static void wa_on_end(void *local, void *result)
 {
 	struct wa_proc *p = local;
 	assert(p->magic == WA_MAGIC);
-	weft_pid_t pid = atomic_load(&p->pid);
 	weft__spin_lock(&p->lock);
 	assert(p->state == WA_ALIVE);
 	p->state = WA_ENDED;
@@ -602,8 +601,8 @@ static void wa_on_end(void *local, void *result)
 	/* The name goes and the counts change before anyone hears of the end
 	 * (a waiter that returns finds the name free). */
 	wa_reg_drop(c, p);
-	if (p->mvars_held)
-		wa_mvar_release(pid);
+	if (p->used_mvars)
+		wa_mvar_release(atomic_load(&p->task));
 	atomic_fetch_add(&c->received_dead, atomic_load_explicit(&p->received, memory_order_relaxed));
 	atomic_fetch_add(reason == WEFT_EXIT_NORMAL   ? &c->exits_normal
 			 : reason == WEFT_EXIT_KILLED ? &c->exits_killed

@@ -561,6 +561,14 @@ int weft_mutex_unlock_for(weft_mutex_t *m, weft_task_t t)
 	return 0;
 }
 
+int weft_mutex_held(weft_mutex_t *m)
+{
+	if (!m)
+		return -EINVAL;
+	/* The holder wrote owner itself (as in unlock). */
+	return atomic_load_explicit(mx_owner(m), memory_order_relaxed) == weft__sync_self();
+}
+
 int weft_mutex_waiters(weft_mutex_t *m)
 {
 	return m ? (int)weft__mutex_waiters(m) : -EINVAL;
