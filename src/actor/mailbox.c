@@ -238,11 +238,26 @@ static int arm(struct wa_proc *p, weft_waker_t *w)
 	return 0;
 }
 
-static int recv_blocking(struct wa_proc *p, weft_msg_t **out, const weft_match_t *mt, weft_time_t deadline)
+/* A stackless receive's op: where its walk stopped, and its wait. */
+struct recv_op {
+	uint8_t call;
+	uint8_t pad[7];
+	weft_msg_t **pos;
+	uint64_t epoch;
+};
+_Static_assert(sizeof(struct recv_op) <= sizeof(((weft_op_t *)0)->opaque), "a receive fits an op");
+
+/* The receive engine, for every kind of caller: walk from *pos (draining
+ * the inbox at the end), and wait when nothing matches - parked (op NULL:
+ * a coroutine or a thread), or registered in op (a stackless task, which
+ * returns -EINPROGRESS and repeats). woke: how the wait that brought the
+ * caller here ended (0, or -ETIMEDOUT / -ECANCELED: one more walk, then
+ * that). The caller has set p->receiving; the engine clears it when the
+ * receive completes. */
+static int recv_engine(struct wa_proc *p, weft_msg_t **out, const weft_match_t *mt, weft_time_t deadline,
+		       weft_msg_t **pos, int woke, weft_op_t *op)
 {
-	weft_msg_t **pos = start_pos(p, mt);
-	p->receiving = true;
-	int r = 0;
+	int r;
 	for (;;) {
 		weft_msg_t *m = scan(p, mt, &pos);
 		if (m) {
@@ -250,27 +265,42 @@ static int recv_blocking(struct wa_proc *p, weft_msg_t **out, const weft_match_t
 			r = 0;
 			break;
 		}
-		if (r != 0)
-			break; /* the wait ended without a match */
+		if (woke != 0) {
+			r = woke;
+			break;
+		}
 		if (deadline != WEFT_NEVER && weft_now() >= deadline) {
 			r = -ETIMEDOUT;
 			break;
 		}
-		if (!weft_can_park()) {
+		if (!op && !weft_can_park()) {
 			r = -EPERM;
 			break;
 		}
 		weft_waker_t w;
 		int a = arm(p, &w);
 		if (a == 1)
-			continue;
+			continue; /* messages came meanwhile */
 		if (a < 0) {
 			r = a;
 			break;
 		}
-		r = weft_park(w, deadline);
-		if (r != 0)
-			retract(p, w.epoch); /* then one last walk */
+		if (!op) {
+			woke = weft_park(w, deadline);
+			if (woke != 0)
+				retract(p, w.epoch);
+			continue;
+		}
+		if (deadline != WEFT_NEVER)
+			(void)weft_park_deadline(w, deadline);
+		struct recv_op *ro = (struct recv_op *)op->opaque;
+		ro->pos = pos;
+		ro->epoch = w.epoch;
+		r = weft_step_register(op);
+		if (r == -EINPROGRESS)
+			return r; /* still receiving */
+		retract(p, w.epoch);
+		break;
 	}
 	p->receiving = false;
 	return r;
@@ -290,7 +320,10 @@ int weft_receive_until(weft_msg_t **out, const weft_match_t *match, weft_time_t 
 {
 	struct wa_proc *p;
 	int e = recv_check(&p, out);
-	return e ? e : recv_blocking(p, out, match, deadline);
+	if (e)
+		return e;
+	p->receiving = true;
+	return recv_engine(p, out, match, deadline, start_pos(p, match), 0, NULL);
 }
 
 int weft_receive(weft_msg_t **out, const weft_match_t *match)
@@ -306,15 +339,6 @@ int weft_receive_ref(weft_msg_t **out, weft_ref_t ref, weft_time_t deadline)
 	return weft_receive_until(out, &mt, deadline);
 }
 
-/* A stackless receive's op: where its walk stopped, and its wait. */
-struct recv_op {
-	uint8_t call;
-	uint8_t pad[7];
-	weft_msg_t **pos;
-	uint64_t epoch;
-};
-_Static_assert(sizeof(struct recv_op) <= sizeof(((weft_op_t *)0)->opaque), "a receive fits an op");
-
 int weft_receive_step(weft_msg_t **out, const weft_match_t *match, weft_time_t deadline, weft_op_t *op)
 {
 	struct wa_proc *p = wa_self();
@@ -323,61 +347,27 @@ int weft_receive_step(weft_msg_t **out, const weft_match_t *match, weft_time_t d
 	if (!out)
 		return -EINVAL;
 	int b = weft_step_begin(op, WA_STEP_RECV, p);
-	if (b == WEFT_STEP_BLOCKS)
-		return p->receiving ? -EBUSY : recv_blocking(p, out, match, deadline);
+	if (b == WEFT_STEP_BLOCKS) {
+		if (p->receiving)
+			return -EBUSY;
+		p->receiving = true;
+		return recv_engine(p, out, match, deadline, start_pos(p, match), 0, NULL);
+	}
 	if (b < 0)
 		return b;
-	struct recv_op *ro = (struct recv_op *)op->opaque;
-	weft_msg_t **pos;
-	int woke = 0;
 	if (b == 0) {
 		if (p->receiving)
 			return -EBUSY;
-		pos = start_pos(p, match);
 		p->receiving = true;
-	} else {
-		assert(p->receiving);
-		pos = ro->pos;
-		woke = weft_park_result();
-		if (woke != 0)
-			retract(p, ro->epoch);
+		return recv_engine(p, out, match, deadline, start_pos(p, match), 0, op);
 	}
-	int r;
-	for (;;) {
-		weft_msg_t *m = scan(p, match, &pos);
-		if (m) {
-			*out = m;
-			r = 0;
-			break;
-		}
-		if (woke != 0) {
-			r = woke;
-			break;
-		}
-		if (deadline != WEFT_NEVER && weft_now() >= deadline) {
-			r = -ETIMEDOUT;
-			break;
-		}
-		weft_waker_t w;
-		int a = arm(p, &w);
-		if (a == 1)
-			continue;
-		if (a < 0) {
-			r = a;
-			break;
-		}
-		if (deadline != WEFT_NEVER)
-			(void)weft_park_deadline(w, deadline);
-		ro->pos = pos;
-		ro->epoch = w.epoch;
-		r = weft_step_register(op);
-		if (r == -EINPROGRESS)
-			return r; /* still receiving */
-		retract(p, w.epoch);
-		break;
-	}
-	p->receiving = false;
-	return r;
+	/* The wait ended: go on from where the walk stopped. */
+	assert(p->receiving);
+	struct recv_op *ro = (struct recv_op *)op->opaque;
+	int woke = weft_park_result();
+	if (woke != 0)
+		retract(p, ro->epoch);
+	return recv_engine(p, out, match, deadline, ro->pos, woke, op);
 }
 
 int wa_flush_ref(struct wa_proc *p, weft_ref_t ref, uint32_t kind)
