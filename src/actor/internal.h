@@ -173,9 +173,8 @@ struct wa_ctx {
 /* proc.c */
 /* weft_proc_spawn, for a supervisor: marked as one before it runs. */
 int wa_spawn_sup(weft_pid_t *out, weft_fn_t fn, void *arg, const weft_proc_opts_t *opts);
-/* A runtime's context (NULL rt: the current runtime): made on first use
- * (wa_ctx_make: NULL and *err -ESHUTDOWN, -ENOMEM...), or NULL if it has
- * none (wa_ctx_of without create). */
+/* A runtime's context (NULL rt: the current runtime), made on its first
+ * use; NULL and *err (-ESHUTDOWN, -ENOMEM, -EPERM...) if it cannot be. */
 struct wa_ctx *wa_ctx_make(weft_runtime_t *rt, int *err);
 /* The same, held for the call (wa_ctx_drop after): a caller from outside
  * the runtime counts itself in. NULL and *err: -ESHUTDOWN (no runtime, or
@@ -193,10 +192,7 @@ void wa_put(struct wa_proc *p);
 struct wa_cold *wa_cold(struct wa_proc *p); /* under p's lock; NULL: no memory */
 weft_ref_t wa_new_ref(struct wa_ctx *c);
 void wa_lock2(struct wa_proc *a, struct wa_proc *b);
-/* Under the lock(s): add to a link list (1 added, 0 there already,
- * -ENOMEM) or a monitor list; set the exit detail (a copy). */
-int wa_add_link(struct wa_cold *c, weft_pid_t pid);
-int wa_add_mon(struct wa_mon **arr, uint32_t *n, uint32_t *cap, weft_ref_t ref, weft_pid_t pid);
+/* Under p's lock: set its exit detail (a copy). */
 int wa_set_detail(struct wa_proc *p, const void *detail, size_t len);
 void wa_unlock2(struct wa_proc *a, struct wa_proc *b);
 
@@ -210,6 +206,16 @@ void wa_mark(struct wa_proc *p, weft_ref_t ref);
 int wa_flush_ref(struct wa_proc *p, weft_ref_t ref, uint32_t kind);
 
 /* link.c */
+/* Under both locks (wa_lock2), both ALIVE: link a and b, or monitor t from
+ * w with ref (0, or -ENOMEM with nothing added). Linking twice is one
+ * link. */
+int wa_link_locked(struct wa_proc *a, struct wa_proc *b);
+int wa_monitor_locked(struct wa_proc *w, struct wa_proc *t, weft_ref_t ref);
+/* Under both locks: remove both halves of p's link to other (if any). */
+void wa_unlink_locked(struct wa_proc *p, struct wa_proc *other);
+/* Under w's lock: remove w's half of monitor ref (its target in *target,
+ * may be NULL); false if w has no such monitor. */
+bool wa_unwatch_locked(struct wa_proc *w, weft_ref_t ref, weft_pid_t *target);
 /* An exit signal from `from` to p (referenced). via_link: it comes
  * through a link (dropped if the link is gone). kill: untrappable. */
 void wa_signal(struct wa_proc *p, weft_pid_t from, int64_t reason, const void *detail, size_t len, bool via_link,

@@ -31,6 +31,19 @@
 
 #include "internal.h"
 
+static int grow(void **arr, uint32_t *cap, uint32_t n, size_t elem)
+{
+	if (n < *cap)
+		return 0;
+	uint32_t nc = *cap ? *cap * 2 : 4;
+	void *a = realloc(*arr, nc * elem);
+	if (!a)
+		return -ENOMEM;
+	*arr = a;
+	*cap = nc;
+	return 0;
+}
+
 static bool list_drop_pid(weft_pid_t *a, uint32_t *n, weft_pid_t pid)
 {
 	for (uint32_t i = 0; i < *n; i++)
@@ -51,6 +64,69 @@ static bool list_drop_ref(struct wa_mon *a, uint32_t *n, weft_ref_t ref, weft_pi
 			return true;
 		}
 	return false;
+}
+
+/* p's half of a link to other: 1 added, 0 there already, -ENOMEM. */
+static int add_link(struct wa_proc *p, weft_pid_t other)
+{
+	struct wa_cold *c = wa_cold(p);
+	if (!c)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < c->nlinks; i++)
+		if (c->links[i] == other)
+			return 0;
+	if (grow((void **)&c->links, &c->caplinks, c->nlinks, sizeof *c->links))
+		return -ENOMEM;
+	c->links[c->nlinks++] = other;
+	return 1;
+}
+
+int wa_link_locked(struct wa_proc *a, struct wa_proc *b)
+{
+	weft_pid_t pa = atomic_load(&a->pid), pb = atomic_load(&b->pid);
+	int e = add_link(a, pb);
+	if (e < 0)
+		return e;
+	if (add_link(b, pa) < 0) {
+		if (e > 0) /* undo only what this call added */
+			list_drop_pid(a->cold->links, &a->cold->nlinks, pb);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void wa_unlink_locked(struct wa_proc *p, struct wa_proc *other)
+{
+	weft_pid_t po = atomic_load(&other->pid), pp = atomic_load(&p->pid);
+	if (p->cold)
+		list_drop_pid(p->cold->links, &p->cold->nlinks, po);
+	if (other->cold)
+		list_drop_pid(other->cold->links, &other->cold->nlinks, pp);
+}
+
+static int add_mon(struct wa_mon **arr, uint32_t *n, uint32_t *cap, weft_ref_t ref, weft_pid_t pid)
+{
+	if (grow((void **)arr, cap, *n, sizeof **arr))
+		return -ENOMEM;
+	(*arr)[(*n)++] = (struct wa_mon){ref, pid};
+	return 0;
+}
+
+int wa_monitor_locked(struct wa_proc *w, struct wa_proc *t, weft_ref_t ref)
+{
+	struct wa_cold *wc = wa_cold(w), *tc = wa_cold(t);
+	if (!wc || !tc || add_mon(&wc->watches, &wc->nwatches, &wc->capwatches, ref, atomic_load(&t->pid)))
+		return -ENOMEM;
+	if (add_mon(&tc->mons, &tc->nmons, &tc->capmons, ref, atomic_load(&w->pid))) {
+		list_drop_ref(wc->watches, &wc->nwatches, ref, NULL);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+bool wa_unwatch_locked(struct wa_proc *w, weft_ref_t ref, weft_pid_t *target)
+{
+	return w->cold && list_drop_ref(w->cold->watches, &w->cold->nwatches, ref, target);
 }
 
 static weft_msg_t *signal_msg(uint32_t kind, weft_pid_t from, weft_ref_t ref, int64_t reason, const void *detail,
@@ -154,18 +230,10 @@ int weft_link(weft_pid_t pid)
 	}
 	if (e)
 		return e;
-	weft_pid_t mypid = atomic_load(&me->pid);
 	wa_lock2(me, q);
 	bool dead = q->state != WA_ALIVE;
-	if (!dead) {
-		struct wa_cold *mc = wa_cold(me), *qc = wa_cold(q);
-		int a = mc && qc ? wa_add_link(mc, pid) : -ENOMEM;
-		if (a >= 0 && wa_add_link(qc, mypid) < 0) {
-			list_drop_pid(mc->links, &mc->nlinks, pid);
-			a = -ENOMEM;
-		}
-		e = a < 0 ? a : 0;
-	}
+	if (!dead)
+		e = wa_link_locked(me, q);
 	wa_unlock2(me, q);
 	wa_put(q);
 	if (dead) {
@@ -188,12 +256,8 @@ int weft_unlink(weft_pid_t pid)
 	}
 	if (e)
 		return e;
-	weft_pid_t mypid = atomic_load(&me->pid);
 	wa_lock2(me, q);
-	if (me->cold)
-		list_drop_pid(me->cold->links, &me->cold->nlinks, pid);
-	if (q->cold)
-		list_drop_pid(q->cold->links, &q->cold->nlinks, mypid);
+	wa_unlink_locked(me, q);
 	wa_unlock2(me, q);
 	wa_put(q);
 	return 0;
@@ -221,17 +285,10 @@ int weft_monitor(weft_pid_t pid, weft_ref_t *ref)
 		*ref = r;
 		return 0;
 	}
-	weft_pid_t mypid = atomic_load(&me->pid);
 	wa_lock2(me, q);
 	bool dead = q->state != WA_ALIVE;
-	if (!dead) {
-		struct wa_cold *mc = wa_cold(me), *qc = wa_cold(q);
-		e = mc && qc ? wa_add_mon(&mc->watches, &mc->nwatches, &mc->capwatches, r, pid) : -ENOMEM;
-		if (!e && wa_add_mon(&qc->mons, &qc->nmons, &qc->capmons, r, mypid)) {
-			list_drop_ref(mc->watches, &mc->nwatches, r, NULL);
-			e = -ENOMEM;
-		}
-	}
+	if (!dead)
+		e = wa_monitor_locked(me, q, r);
 	wa_unlock2(me, q);
 	wa_put(q);
 	if (e)
@@ -251,7 +308,7 @@ int weft_demonitor(weft_ref_t ref, bool flush)
 		return -EBUSY; /* from a match function: the walk owns the mailbox */
 	weft_pid_t target = 0;
 	weft__spin_lock(&me->lock);
-	bool found = me->cold && list_drop_ref(me->cold->watches, &me->cold->nwatches, ref, &target);
+	bool found = wa_unwatch_locked(me, ref, &target);
 	weft__spin_unlock(&me->lock);
 	if (found) {
 		int e;

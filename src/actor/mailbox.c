@@ -471,6 +471,44 @@ static void sendq_leave(struct wa_proc *p, weft_waitq_node_t *n)
 
 enum { SEND_WAIT, SEND_TRY };
 
+enum { ROOM = 0, ENDED = 1 };
+
+/* Take room in p's bounded mailbox for one message, waiting for it - parked
+ * (op NULL: a coroutine or a thread, n on its stack) or registered in op
+ * (a stackless task: -EINPROGRESS, with n in the op holding the reference
+ * to p). ROOM: taken; ENDED: p ended meanwhile (the message is dropped);
+ * or an error, with nothing taken. */
+static int take_room(struct wa_proc *p, weft_time_t deadline, int mode, weft_op_t *op, weft_waitq_node_t *n)
+{
+	for (;;) {
+		if (room(p))
+			return ROOM;
+		if (p->state != WA_ALIVE)
+			return ENDED;
+		if (mode == SEND_TRY)
+			return -EAGAIN;
+		if (p == wa_self()) /* nobody else can make room */
+			return -EDEADLK;
+		if (deadline != WEFT_NEVER && weft_now() >= deadline)
+			return -ETIMEDOUT;
+		if (!op && !weft_can_park())
+			return -EPERM;
+		if (sendq_enqueue(p, n))
+			continue; /* room came, or p ended */
+		if (op) {
+			n->data = p; /* the reference goes with the registration */
+			if (deadline != WEFT_NEVER)
+				(void)weft_park_deadline(n->waker, deadline);
+			return weft_step_register(op);
+		}
+		int r = weft_park(n->waker, deadline);
+		if (r != 0) {
+			sendq_leave(p, n);
+			return r;
+		}
+	}
+}
+
 /* Deliver m (the caller's until this returns 0) to `to`. */
 static int send_msg(weft_pid_t to, weft_msg_t *m, weft_time_t deadline, int mode)
 {
@@ -496,43 +534,14 @@ static int send_msg(weft_pid_t to, weft_msg_t *m, weft_time_t deadline, int mode
 		wa_put(p);
 		return 0;
 	}
-	for (;;) {
-		if (room(p)) {
-			push_room_taken(p, m);
-			break;
-		}
-		if (p->state != WA_ALIVE) {
-			free(m); /* ended while we waited: dropped */
-			break;
-		}
-		if (mode == SEND_TRY) {
-			wa_put(p);
-			return -EAGAIN;
-		}
-		if (p == wa_self()) { /* nobody else can make room */
-			wa_put(p);
-			return -EDEADLK;
-		}
-		if (deadline != WEFT_NEVER && weft_now() >= deadline) {
-			wa_put(p);
-			return -ETIMEDOUT;
-		}
-		if (!weft_can_park()) {
-			wa_put(p);
-			return -EPERM;
-		}
-		weft_waitq_node_t n;
-		if (sendq_enqueue(p, &n))
-			continue;
-		int r = weft_park(n.waker, deadline);
-		if (r != 0) {
-			sendq_leave(p, &n);
-			wa_put(p);
-			return r;
-		}
-	}
+	weft_waitq_node_t n;
+	e = take_room(p, deadline, mode, NULL, &n);
+	if (e == ROOM)
+		push_room_taken(p, m);
+	else if (e == ENDED)
+		free(m); /* ended while we waited: dropped */
 	wa_put(p);
-	return 0;
+	return e < 0 ? e : 0;
 }
 
 static int send_copy(weft_pid_t to, weft_ref_t ref, const void *data, size_t len, weft_time_t deadline, int mode)
@@ -620,38 +629,25 @@ int weft_send_step(weft_pid_t to, const void *data, size_t len, weft_time_t dead
 	struct wa_proc *p = wa_get(to, &e);
 	if (!p)
 		return e == -ESRCH ? 0 : e;
-	if (!p->bound || p == wa_self() || len > p->max_message) {
+	if (!p->bound || len > p->max_message) {
 		wa_put(p);
-		return weft_send_until(to, data, len, deadline); /* none of these waits */
+		return weft_send_until(to, data, len, deadline); /* neither waits */
 	}
-	for (;;) {
-		if (room(p)) {
-			weft_msg_t *m = wa_msg_new(len);
-			if (!m) {
-				atomic_fetch_sub(&p->count, 1);
-				wa_put(p);
-				return -ENOMEM;
-			}
+	e = take_room(p, deadline, SEND_WAIT, op, &so->n);
+	if (e == -EINPROGRESS)
+		return e;
+	if (e == ROOM) {
+		weft_msg_t *m = wa_msg_new(len);
+		if (m) {
 			if (len)
 				memcpy(m->data, data, len);
 			m->from = weft_proc_self();
 			push_room_taken(p, m);
-			wa_put(p);
-			return 0;
+		} else {
+			atomic_fetch_sub(&p->count, 1); /* give the room back */
+			e = -ENOMEM;
 		}
-		if (p->state != WA_ALIVE) {
-			wa_put(p);
-			return 0; /* ended: dropped */
-		}
-		if (deadline != WEFT_NEVER && weft_now() >= deadline) {
-			wa_put(p);
-			return -ETIMEDOUT;
-		}
-		if (sendq_enqueue(p, &so->n))
-			continue;
-		so->n.data = p; /* the reference goes with the registration */
-		if (deadline != WEFT_NEVER)
-			(void)weft_park_deadline(so->n.waker, deadline);
-		return weft_step_register(op);
 	}
+	wa_put(p);
+	return e < 0 ? e : 0;
 }

@@ -396,16 +396,11 @@ static void reclaim(struct wa_proc *p)
  * who reached it hears of the end. */
 static void unspawn(struct wa_proc *p, struct wa_proc *me, weft_ref_t mref, int err)
 {
-	weft_pid_t pid = atomic_load(&p->pid);
 	if (me) {
 		wa_lock2(me, p);
-		struct wa_cold *mc = me->cold;
-		for (uint32_t i = 0; mc && i < mc->nlinks; i++)
-			if (mc->links[i] == pid)
-				mc->links[i] = mc->links[--mc->nlinks];
-		for (uint32_t i = 0; mc && mref && i < mc->nwatches; i++)
-			if (mc->watches[i].ref == mref)
-				mc->watches[i] = mc->watches[--mc->nwatches];
+		wa_unlink_locked(me, p);
+		if (mref)
+			wa_unwatch_locked(me, mref, NULL);
 		wa_unlock2(me, p);
 	}
 	weft__spin_lock(&p->lock);
@@ -415,38 +410,6 @@ static void unspawn(struct wa_proc *p, struct wa_proc *me, weft_ref_t mref, int 
 	}
 	weft__spin_unlock(&p->lock);
 	wa_on_end(p, NULL);
-}
-
-static int grow(void **arr, uint32_t *cap, uint32_t n, size_t elem)
-{
-	if (n < *cap)
-		return 0;
-	uint32_t nc = *cap ? *cap * 2 : 4;
-	void *a = realloc(*arr, nc * elem);
-	if (!a)
-		return -ENOMEM;
-	*arr = a;
-	*cap = nc;
-	return 0;
-}
-
-int wa_add_link(struct wa_cold *c, weft_pid_t pid)
-{
-	for (uint32_t i = 0; i < c->nlinks; i++)
-		if (c->links[i] == pid)
-			return 0;
-	if (grow((void **)&c->links, &c->caplinks, c->nlinks, sizeof *c->links))
-		return -ENOMEM;
-	c->links[c->nlinks++] = pid;
-	return 1;
-}
-
-int wa_add_mon(struct wa_mon **arr, uint32_t *n, uint32_t *cap, weft_ref_t ref, weft_pid_t pid)
-{
-	if (grow((void **)arr, cap, *n, sizeof **arr))
-		return -ENOMEM;
-	(*arr)[(*n)++] = (struct wa_mon){ref, pid};
-	return 0;
 }
 
 static int spawn_common(weft_pid_t *out, bool step, void *fn, void *arg, const weft_proc_opts_t *uo, bool sup)
@@ -513,18 +476,10 @@ static int spawn_common(weft_pid_t *out, bool step, void *fn, void *arg, const w
 	if (o.link || o.monitor) {
 		if (o.monitor)
 			mref = wa_new_ref(c);
-		weft_pid_t mypid = atomic_load(&me->pid);
 		wa_lock2(me, p);
-		struct wa_cold *mc = wa_cold(me), *pc = wa_cold(p);
-		e = mc && pc ? 0 : -ENOMEM;
-		if (!e && o.link && wa_add_link(mc, pid) < 0)
-			e = -ENOMEM;
-		if (!e && o.link && wa_add_link(pc, mypid) < 0)
-			e = -ENOMEM;
-		if (!e && o.monitor && wa_add_mon(&mc->watches, &mc->nwatches, &mc->capwatches, mref, pid))
-			e = -ENOMEM;
-		if (!e && o.monitor && wa_add_mon(&pc->mons, &pc->nmons, &pc->capmons, mref, mypid))
-			e = -ENOMEM;
+		e = o.link ? wa_link_locked(me, p) : 0;
+		if (!e && o.monitor)
+			e = wa_monitor_locked(me, p, mref);
 		wa_unlock2(me, p);
 		if (e) {
 			unspawn(p, me, mref, e);
