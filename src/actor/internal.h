@@ -122,6 +122,8 @@ struct wa_proc {
 	_Atomic bool trap;     /* written by the process, read by signallers under the lock */
 	bool receiving;	       /* the process alone */
 	bool used_mvars;       /* it has locked an MVar (mvar.c; the process alone sets it) */
+	bool told;	       /* ENDED and its end told to everyone (wa_notify_end): waiters may
+				* return; until then a waiter queues, as for a live process */
 	struct wa_ctx *ctx;
 	_Atomic weft_task_t task; /* set after the spawn (0 before) */
 	/* Mailbox, the senders' side. */

@@ -383,6 +383,13 @@ void wa_notify_end(struct wa_proc *p, int64_t reason, const void *detail, size_t
 	free(links);
 	free(mons);
 	free(watches);
+	/* Every count, name and signal is done: from here a wait for p
+	 * returns at once, and those queued meanwhile are woken now. A waiter
+	 * may have added the cold part since it was taken above. */
+	weft__spin_lock(&p->lock);
+	p->told = true;
+	cd = p->cold;
+	weft__spin_unlock(&p->lock);
 	if (cd) {
 		weft_waitq_wake_all(&cd->waiters, 0);
 		weft_waitq_wake_all(&cd->sendq, 0); /* they see ENDED and drop their messages */

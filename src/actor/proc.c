@@ -14,10 +14,12 @@
  *
  * Death. A process dies in its task's end hook (wa_on_end), on the worker
  * that finished the task: it is marked ENDED under its lock (from then on no
- * link, monitor or waiter is added), its links, monitors and waiters are
- * told (link.c), its name is dropped, and its pid is cleared before its life
- * reference goes: from then on lookups fail, and the slot is reclaimed when
- * the last holder lets go.
+ * link or monitor is added), its name is dropped and its exit counted, its
+ * links and monitors are told (link.c), then it is marked `told` and its
+ * waiters woken (a wait that comes before `told` queues, so no wait returns
+ * before the end's effects can be seen), and its pid is cleared before its
+ * life reference goes: from then on lookups fail, and the slot is reclaimed
+ * when the last holder lets go.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -448,6 +450,7 @@ static int spawn_common(weft_pid_t *out, bool step, void *fn, void *arg, const w
 	atomic_store_explicit(&p->received, 0, memory_order_relaxed);
 	p->receiving = false;
 	p->used_mvars = false;
+	p->told = false;
 	p->state = WA_ALIVE;
 	p->signalled = p->exit_set = false;
 	atomic_store_explicit(&p->trap, o.trap_exits, memory_order_relaxed);
@@ -658,11 +661,14 @@ struct wait_op {
 };
 _Static_assert(sizeof(struct wait_op) <= sizeof(((weft_op_t *)0)->opaque), "the wait fits an op");
 
-/* Queue n on p's waiters, or -ESRCH: p had ended. */
+/* Queue n on p's waiters, or -ESRCH: p's end had been told. A process
+ * that is ENDED but still telling (its counts, name, links and monitors:
+ * wa_on_end) is waited for like a live one, so a wait never returns before
+ * what the end changes can be seen. */
 static int wait_enqueue(struct wa_proc *p, weft_waitq_node_t *n)
 {
 	weft__spin_lock(&p->lock);
-	if (p->state != WA_ALIVE) { /* ended before the call */
+	if (p->told) { /* ended before the call */
 		weft__spin_unlock(&p->lock);
 		return -ESRCH;
 	}
@@ -696,7 +702,7 @@ int weft_proc_wait(weft_pid_t pid, weft_time_t deadline)
 		return e > 0 ? 0 : e;
 	if (!weft_can_park()) {
 		weft__spin_lock(&p->lock);
-		bool alive = p->state == WA_ALIVE;
+		bool alive = !p->told;
 		weft__spin_unlock(&p->lock);
 		wa_put(p);
 		return !alive ? 0 : deadline != WEFT_NEVER && weft_now() >= deadline ? -ETIMEDOUT : -EPERM;
@@ -740,7 +746,7 @@ int weft_proc_wait_step(weft_pid_t pid, weft_time_t deadline, weft_op_t *op)
 		return e > 0 ? 0 : e;
 	if (deadline != WEFT_NEVER && weft_now() >= deadline) {
 		weft__spin_lock(&p->lock);
-		bool alive = p->state == WA_ALIVE;
+		bool alive = !p->told;
 		weft__spin_unlock(&p->lock);
 		wa_put(p);
 		return alive ? -ETIMEDOUT : 0;

@@ -505,6 +505,53 @@ static void test_wait_from_thread(void **state)
 	assert_int_equal(atomic_load(&tcheck_failures), 0);
 }
 
+/* ------------------------------------------------- a wait sees the end */
+
+/* Each of N processes, registered under a name, ends at once; the waiter
+ * (the other worker's, or this one's) waits for each in turn: when a wait
+ * returns, the end's effects are visible - the exit counted, the name free.
+ * (A wait once returned as soon as the process was marked ended, before
+ * its counts and name had changed.) */
+#define SEEN WT_SIZE(2000, 300)
+
+static void *ends_at_once(void *a)
+{
+	(void)a;
+	return NULL;
+}
+
+static void *waits_and_checks(void *a)
+{
+	(void)a;
+	weft_actor_stats_t st0 = {.size = sizeof st0};
+	TCHECK_EQ(weft_actor_stats(NULL, &st0), 0);
+	enum { BATCH = 100 };
+	for (int b = 0; b < SEEN / BATCH; b++) {
+		weft_pid_t p[BATCH];
+		char name[BATCH][32];
+		for (int i = 0; i < BATCH; i++) {
+			snprintf(name[i], sizeof name[i], "seen%d", i);
+			TCHECK_EQ(weft_proc_spawn(&p[i], ends_at_once, NULL, &(weft_proc_opts_t){.name = name[i]}), 0);
+		}
+		/* They end on both workers while this one waits in turn. */
+		for (int i = 0; i < BATCH; i++) {
+			TCHECK_EQ(weft_proc_wait(p[i], wt_hang_deadline()), 0);
+			weft_actor_stats_t st = {.size = sizeof st};
+			TCHECK_EQ(weft_actor_stats(NULL, &st), 0);
+			TCHECK(st.exits_normal >= st0.exits_normal + (uint64_t)(b * BATCH + i) + 1);
+			TCHECK_EQ(weft_whereis(name[i]), 0);
+		}
+	}
+	return NULL;
+}
+
+static void test_wait_sees_end(void **state)
+{
+	(void)state;
+	wt_proc_run(waits_and_checks, NULL, 2);
+	assert_int_equal(atomic_load(&tcheck_failures), 0);
+}
+
 /* ------------------------------------------------------------ pid reuse */
 
 /* One slot, spawned and ended again and again (the freed slot is the next
@@ -678,6 +725,7 @@ int main(void)
 		cmocka_unit_test(test_stackless_bounded),
 		cmocka_unit_test(test_registry),
 		cmocka_unit_test(test_wait_from_thread),
+		cmocka_unit_test(test_wait_sees_end),
 		cmocka_unit_test(test_dump),
 		cmocka_unit_test(test_pid_reuse),
 		cmocka_unit_test(test_spawn_fails_late),
