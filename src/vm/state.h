@@ -1,0 +1,188 @@
+/* state.h - a VM instance (vm_state: atoms, loaded code) and a process's
+ * state (vm_proc: its heap, registers, call frames).
+ *
+ * A process owns its heap: every heap value a process's registers hold
+ * lives in its own heap, in the VM's literal area (constants the compiler
+ * made, immortal), or off-heap (counted big strings). Nothing points into
+ * another process's heap: messages and spawn arguments are copied.
+ *
+ * Allocation (heap.c). C code that builds values first makes room with
+ * vm_need(p, words), which may run a collection, and then takes up to that
+ * many words with vm_take without any further check. A collection moves
+ * every object of the heap: the roots are p's registers (stack[0, sp)),
+ * p->tmp[0, ntmp) and p->raised; a heap value held anywhere else (a C
+ * local) is stale after a vm_need. So a built-in reads its arguments from
+ * the argument registers again after each vm_need.
+ */
+#ifndef WEFT_VM_STATE_H
+#define WEFT_VM_STATE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "value.h"
+
+typedef struct vm_state vm_state;
+typedef struct vm_proc vm_proc;
+typedef struct vm_proto vm_proto; /* a compiled function (code.h) */
+
+/* ------------------------------------------------------------ atoms */
+
+/* The atoms every VM has, interned first, in this order (atom.c). */
+enum vm_fixed_atom {
+	VM_A_OK,
+	VM_A_ERROR,
+	VM_A_NORMAL,
+	VM_A_SHUTDOWN,
+	VM_A_KILL,
+	VM_A_KILLED,
+	VM_A_NOPROC,
+	VM_A_EXIT,
+	VM_A_DOWN,
+	VM_A_BADARITH,
+	VM_A_OVERFLOW,
+	VM_A_BADARG,
+	VM_A_BADMATCH,
+	VM_A_NOMATCH,
+	VM_A_BADKEY,
+	VM_A_BADARITY,
+	VM_A_DEADLOCK,
+	VM_A_UNDEF, /* a call of something that is not a function */
+	VM_A_SYSTEM_LIMIT, /* out of memory, stack too deep */
+	VM_A_COUNT
+};
+
+/* The atom table: names by index, read without a lock (chunks that never
+ * move); interning under a mutex, with a hash index. */
+#define VM_ATOM_CHUNK 4096
+#define VM_ATOM_CHUNKS 1024 /* at most 4M atoms */
+#define VM_ATOM_MAX_LEN 255
+
+struct vm_atom {
+	uint32_t len;
+	uint32_t hash;
+	char name[]; /* NUL-terminated */
+};
+
+struct vm_atoms {
+	pthread_mutex_t lock;
+	_Atomic(struct vm_atom **) chunks[VM_ATOM_CHUNKS];
+	_Atomic uint32_t n;
+	uint32_t *index; /* open addressing: atom + 1, 0 empty */
+	uint32_t index_cap;
+};
+
+/* The atom named s (len bytes): its index, or -ENOMEM, -EINVAL (longer
+ * than VM_ATOM_MAX_LEN), -ENOSPC (the table is full). */
+int64_t vm_atom_intern(vm_state *vm, const char *s, size_t len);
+/* The atom's name (NUL-terminated), its length in *len if len is not NULL. */
+const char *vm_atom_name(vm_state *vm, uint32_t atom, size_t *len);
+int vm_atoms_init(struct vm_atoms *t);
+void vm_atoms_free(struct vm_atoms *t);
+
+/* ------------------------------------------------------------ the VM */
+
+/* The literal area: heap objects the compiler builds (constant strings,
+ * tuples, closures of top-level functions), in chunks freed with the VM. */
+struct vm_lit_chunk {
+	struct vm_lit_chunk *next;
+	size_t used, cap; /* words */
+	vm_value w[];
+};
+
+struct vm_state {
+	struct vm_atoms atoms;
+	pthread_mutex_t lit_lock;
+	struct vm_lit_chunk *lits;
+	uint64_t seed;	 /* the program seed (WEFT_SEED) */
+	vm_value args;	 /* args(): a list of strings (literal area), VM_EMPTY by default */
+	int out_fd;	 /* print writes here (1 by default), one write per call */
+	int halt_status; /* set by halt() before it returns VM_HALT */
+};
+
+/* A word block in the literal area (never collected), or NULL. */
+vm_header *vm_lit_alloc(vm_state *vm, size_t words);
+
+/* ------------------------------------------------------------ a heap */
+
+typedef struct vm_heap {
+	vm_value *start, *top, *end; /* the space: [start, end), next free word at top */
+	struct vm_bigstr **off;	     /* big strings this heap references (one count each) */
+	size_t noff, capoff;
+	size_t min_words; /* never shrinks below */
+	uint64_t collections, copied_words; /* statistics */
+} vm_heap;
+
+/* ------------------------------------------------------------ a process */
+
+/* A call frame (interp.c): where the caller resumes. */
+typedef struct vm_frame {
+	const vm_proto *proto; /* the function running in this frame */
+	const uint32_t *pc;    /* its next instruction (saved on calls) */
+	uint32_t base;	       /* its registers: stack[base ...]; stack[base - 1] is its closure */
+	uint32_t ret;	       /* where its result goes: stack[ret] (absolute) */
+} vm_frame;
+
+#define VM_TMP_ROOTS 8
+
+struct vm_proc {
+	vm_state *vm;
+	vm_heap heap;
+	vm_value *stack; /* registers of every frame */
+	uint32_t stack_cap, sp; /* sp: slots in use (roots) */
+	vm_frame *frames;
+	uint32_t nframes, cap_frames;
+	vm_value tmp[VM_TMP_ROOTS]; /* C code's roots across a vm_need */
+	uint32_t ntmp;
+	vm_value raised; /* the value being raised (VM_NIL when none) */
+	uint64_t rand[2]; /* the process's generator */
+	int64_t reductions; /* left in this slice */
+};
+
+/* Status of built-ins and of the run loop. */
+enum vm_status {
+	VM_OK = 0,
+	VM_RAISE = 1, /* p->raised holds the value raised */
+	VM_HALT = 2,  /* halt(status): the program ends at once (vm->halt_status) */
+};
+
+int vm_proc_init(vm_proc *p, vm_state *vm);
+void vm_proc_free(vm_proc *p);
+
+/* heap.c */
+int vm_heap_init(vm_heap *h, size_t words);
+void vm_heap_free(vm_heap *h);
+/* Collect p's heap so that `need` more words fit; 0 or -ENOMEM. */
+int vm_gc(vm_proc *p, size_t need);
+/* Track a big string referenced from p's heap (its count is the heap's). */
+int vm_heap_add_big(vm_proc *p, struct vm_bigstr *b);
+
+/* Room for `words` words: 0, or -ENOMEM (then the process raises
+ * :system_limit). May collect (see the top of this file). */
+static inline int vm_need(vm_proc *p, size_t words)
+{
+	if ((size_t)(p->heap.end - p->heap.top) >= words)
+		return 0;
+	return vm_gc(p, words);
+}
+
+/* Take words (after a vm_need that covered them). */
+static inline vm_header *vm_take(vm_proc *p, size_t words)
+{
+	vm_header *o = p->heap.top;
+	p->heap.top += words;
+	return o;
+}
+
+/* Raising, for built-ins: each returns VM_RAISE with p->raised set. If
+ * the value cannot be built (no memory), :system_limit is raised. */
+int vm_raise(vm_proc *p, vm_value v);
+/* (kind, detail), e.g. (:badarg, :len) or (:badkey, k). */
+int vm_raise2(vm_proc *p, uint32_t kind_atom, vm_value detail);
+/* :kind alone, e.g. :badarith. */
+int vm_raise_atom(vm_proc *p, uint32_t atom);
+
+#endif
