@@ -121,9 +121,9 @@ typedef struct vm_diag {
 /* The result of a parse. The tree (and every string in it) lives in the
  * arena and is freed by vm_parse_free. */
 typedef struct vm_parse {
-	vm_node *module;     /* VM_N_MODULE; NULL only if out of memory */
-	vm_diag *diags;	     /* the errors, in source order */
-	uint32_t ndiags;     /* 0: the tree is complete */
+	vm_node *module; /* VM_N_MODULE; NULL only if out of memory */
+	vm_diag *diags;	 /* the errors, in source order */
+	uint32_t ndiags; /* 0: the tree is complete */
 	struct vm_arena *arena;
 } vm_parse;
 

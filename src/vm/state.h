@@ -50,7 +50,7 @@ enum vm_fixed_atom {
 	VM_A_BADKEY,
 	VM_A_BADARITY,
 	VM_A_DEADLOCK,
-	VM_A_UNDEF, /* a call of something that is not a function */
+	VM_A_UNDEF,	   /* a call of something that is not a function */
 	VM_A_SYSTEM_LIMIT, /* out of memory, stack too deep */
 	VM_A_COUNT
 };
@@ -103,8 +103,14 @@ struct vm_state {
 	int halt_status; /* set by halt() before it returns VM_HALT */
 };
 
-/* A word block in the literal area (never collected), or NULL. */
+/* A word block in the literal area (never collected), or NULL. A big
+ * string object made there holds one count on its bytes (dropped when
+ * the VM is freed). Thread-safe. */
 vm_header *vm_lit_alloc(vm_state *vm, size_t words);
+
+/* state.c: 0 or -ENOMEM. */
+int vm_state_init(vm_state *vm);
+void vm_state_free(vm_state *vm);
 
 /* ------------------------------------------------------------ a heap */
 
@@ -112,7 +118,7 @@ typedef struct vm_heap {
 	vm_value *start, *top, *end; /* the space: [start, end), next free word at top */
 	struct vm_bigstr **off;	     /* big strings this heap references (one count each) */
 	size_t noff, capoff;
-	size_t min_words; /* never shrinks below */
+	size_t min_words;		    /* never shrinks below */
 	uint64_t collections, copied_words; /* statistics */
 } vm_heap;
 
@@ -131,14 +137,14 @@ typedef struct vm_frame {
 struct vm_proc {
 	vm_state *vm;
 	vm_heap heap;
-	vm_value *stack; /* registers of every frame */
+	vm_value *stack;	/* registers of every frame */
 	uint32_t stack_cap, sp; /* sp: slots in use (roots) */
 	vm_frame *frames;
 	uint32_t nframes, cap_frames;
 	vm_value tmp[VM_TMP_ROOTS]; /* C code's roots across a vm_need */
 	uint32_t ntmp;
-	vm_value raised; /* the value being raised (VM_NIL when none) */
-	uint64_t rand[2]; /* the process's generator */
+	vm_value raised;    /* the value being raised (VM_NIL when none) */
+	uint64_t rand[2];   /* the process's generator */
 	int64_t reductions; /* left in this slice */
 };
 
@@ -157,7 +163,10 @@ int vm_heap_init(vm_heap *h, size_t words);
 void vm_heap_free(vm_heap *h);
 /* Collect p's heap so that `need` more words fit; 0 or -ENOMEM. */
 int vm_gc(vm_proc *p, size_t need);
-/* Track a big string referenced from p's heap (its count is the heap's). */
+/* Track a big string object just made in p's heap (VM_OBJ_BIGSTR, its
+ * payload the vm_bigstr): the object's count on the bytes is the heap's,
+ * dropped when a collection finds the object dead. 0 or -ENOMEM (then
+ * drop the count yourself). */
 int vm_heap_add_big(vm_proc *p, struct vm_bigstr *b);
 
 /* Room for `words` words: 0, or -ENOMEM (then the process raises

@@ -49,7 +49,7 @@ typedef uint64_t vm_value;
 #define VM_TAG_ATOM UINT64_C(0xFFFA)
 #define VM_TAG_OBJ UINT64_C(0xFFFB)
 #define VM_TAG_NATIVE UINT64_C(0xFFFC)
-#define VM_TAGGED(t, p) (((t) << VM_TAG_SHIFT) | ((uint64_t)(p) & VM_PAYLOAD))
+#define VM_TAGGED(t, p) (((t) << VM_TAG_SHIFT) | ((uint64_t)(p)&VM_PAYLOAD))
 
 #define VM_NIL VM_TAGGED(VM_TAG_CONST, 0)
 #define VM_FALSE VM_TAGGED(VM_TAG_CONST, 1)
@@ -149,10 +149,10 @@ enum vm_obj_kind {
 	/* kinds at or above VM_OBJ_SCANNED: every payload word is a value */
 	VM_OBJ_SCANNED = 16,
 	VM_OBJ_TUPLE = VM_OBJ_SCANNED, /* the elements */
-	VM_OBJ_CONS,			/* head, tail */
-	VM_OBJ_MAP,			/* map.c: a node of the persistent ordered map */
-	VM_OBJ_ARRAY,			/* the elements (mutable) */
-	VM_OBJ_CLOSURE,			/* native proto, then the captured values */
+	VM_OBJ_CONS,		       /* head, tail */
+	VM_OBJ_MAP,		       /* map.c: a node of the persistent ordered map */
+	VM_OBJ_ARRAY,		       /* the elements (mutable) */
+	VM_OBJ_CLOSURE,		       /* native proto, then the captured values */
 };
 
 /* The header word: kind | flags << 8 | size << 16 (size: payload words). */
