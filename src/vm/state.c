@@ -111,23 +111,24 @@ int vm_raise(vm_proc *p, vm_value v)
 	return VM_RAISE;
 }
 
-int vm_raise_atom(vm_proc *p, uint32_t atom)
-{
-	return vm_raise(p, vm_from_atom(atom));
-}
-
 int vm_raise2(vm_proc *p, uint32_t kind_atom, vm_value detail)
 {
 	/* detail survives the collection as p->raised, its root */
 	p->raised = detail;
-	if (vm_need(p, 3)) {
+	if (vm_need(p, 4)) {
 		p->raised = vm_from_atom(VM_A_SYSTEM_LIMIT);
 		return VM_RAISE;
 	}
-	vm_header *t = vm_take(p, 3);
-	t[0] = vm_hdr(VM_OBJ_TUPLE, 2);
-	t[1] = vm_from_atom(kind_atom);
-	t[2] = p->raised;
+	vm_header *t = vm_take(p, 4);
+	t[0] = vm_hdr(VM_OBJ_TUPLE, 3);
+	t[1] = vm_from_atom(VM_A_ERROR);
+	t[2] = vm_from_atom(kind_atom);
+	t[3] = p->raised;
 	p->raised = vm_from_obj(t);
 	return VM_RAISE;
+}
+
+int vm_raise_atom(vm_proc *p, uint32_t atom)
+{
+	return vm_raise2(p, atom, VM_NIL);
 }

@@ -186,12 +186,14 @@ static inline vm_header *vm_take(vm_proc *p, size_t words)
 	return o;
 }
 
-/* Raising, for built-ins: each returns VM_RAISE with p->raised set. If
- * the value cannot be built (no memory), :system_limit is raised. */
+/* Raising, for built-ins: each returns VM_RAISE with p->raised set.
+ * vm_raise raises v as it is (the built-in raise). A runtime error of
+ * kind k with detail d is raised as (:error, k, d) - what `catch` sees and
+ * what a crash reports: vm_raise2(p, k, d), e.g. (:badarg, :len) or
+ * (:badkey, key); vm_raise_atom(p, k) for (:error, k, nil). If the tuple
+ * cannot be built (no memory), :system_limit is raised instead. */
 int vm_raise(vm_proc *p, vm_value v);
-/* (kind, detail), e.g. (:badarg, :len) or (:badkey, k). */
 int vm_raise2(vm_proc *p, uint32_t kind_atom, vm_value detail);
-/* :kind alone, e.g. :badarith. */
 int vm_raise_atom(vm_proc *p, uint32_t atom);
 
 #endif
