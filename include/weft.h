@@ -11,5 +11,6 @@
 #include <weft/exec.h>
 #include <weft/executors.h>
 #include <weft/actor.h>
+#include <weft/vm.h>
 
 #endif

@@ -39,11 +39,11 @@
 #define VM_OPCODES(X)                                                                                                  \
 	X(MOVE, ABC, "R[A] = R[B]")                                                                                    \
 	X(LOADK, AD, "R[A] = K[D]")                                                                                    \
-	X(LOADI, AD, "R[A] = sD (a small integer)")                                                                   \
+	X(LOADI, AD, "R[A] = sD (a small integer)")                                                                    \
 	X(LOADNIL, ABC, "R[A .. A+B] = nil")                                                                           \
 	X(LOADBOOL, ABC, "R[A] = B != 0")                                                                              \
-	X(GETCAP, ABC, "R[A] = the running closure's captured value B")                                               \
-	X(GETGLOBAL, AD, "R[A] = the program's top-level constant D (:undef if read before it is set)")              \
+	X(GETCAP, ABC, "R[A] = the running closure's captured value B")                                                \
+	X(GETGLOBAL, AD, "R[A] = the program's top-level constant D (:undef if read before it is set)")                \
 	X(SETGLOBAL, AD, "top-level constant D = R[A] (copied into the literal area)")                                 \
 	X(ADD, ABC, "R[A] = R[B] + R[C]")                                                                              \
 	X(SUB, ABC, "R[A] = R[B] - R[C]")                                                                              \
@@ -62,7 +62,7 @@
 	X(NOT, ABC, "R[A] = not R[B] (a boolean)")                                                                     \
 	X(EQ, ABC, "R[A] = R[B] == R[C] (structural)")                                                                 \
 	X(NE, ABC, "R[A] = R[B] != R[C]")                                                                              \
-	X(LT, ABC, "R[A] = R[B] < R[C] (numbers or strings, else :badarg)")                                           \
+	X(LT, ABC, "R[A] = R[B] < R[C] (numbers or strings, else :badarg)")                                            \
 	X(LE, ABC, "R[A] = R[B] <= R[C]")                                                                              \
 	X(JMP, J, "pc += sJ (a reduction if sJ < 0)")                                                                  \
 	X(TEST, ABC, "T: R[A] is truthy")                                                                              \
@@ -77,35 +77,37 @@
 	X(TCONS, ABC, "T: R[A] is a non-empty list")                                                                   \
 	X(TEMPTY, ABC, "T: R[A] is the empty list")                                                                    \
 	X(TMAP, ABC, "T: R[A] is a map")                                                                               \
-	X(TMAPGET, ABC, "T: map R[A] has key R[B]; then R[C] = its value")                                            \
+	X(TMAPGET, ABC, "T: map R[A] has key R[B]; then R[C] = its value")                                             \
 	X(TMATCHFAIL, ABC, "(never emitted; marks the end of the tests)")                                              \
 	X(FIELD, ABC, "R[A] = element C of tuple R[B] (checked by TTUPLE before)")                                     \
 	X(HEAD, ABC, "R[A] = head of the list R[B] (checked by TCONS before)")                                         \
 	X(TAIL, ABC, "R[A] = tail of the list R[B] (checked by TCONS before)")                                         \
 	X(TUPLE, ABC, "R[A] = (R[B], ..., R[B+C-1])")                                                                  \
 	X(LIST, ABC, "R[A] = [R[B], ..., R[B+C-1] | R[B+C]]")                                                          \
-	X(MAP, ABC, "R[A] = R[B+2C] (a map) with R[B+2i] => R[B+2i+1] for i < C, in order")                           \
+	X(MAP, ABC, "R[A] = R[B+2C] (a map) with R[B+2i] => R[B+2i+1] for i < C, in order")                            \
 	X(INDEX, ABC, "R[A] = R[B][R[C]]")                                                                             \
 	X(SETINDEX, ABC, "R[A][R[B]] = R[C] (an array)")                                                               \
 	X(CLOSURE, AD, "R[A] = a closure of child proto D, capturing as the child's captures say")                     \
 	X(CALL, ABC, "R[A] = R[A](R[A+1 .. A+B])")                                                                     \
 	X(TAILCALL, ABC, "return R[A](R[A+1 .. A+B]) (the frame is replaced)")                                         \
-	X(CALLK, ABC, "R[A] = K[C](R[A+1 .. A+B]), K[C] a known top-level function's proto (arity checked here)")     \
+	X(CALLK, ABC, "R[A] = K[C](R[A+1 .. A+B]), K[C] a known top-level function's proto (arity checked here)")      \
 	X(TAILCALLK, ABC, "return K[C](R[A+1 .. A+B])")                                                                \
-	X(BUILTIN, ABC, "R[A] = built-in K[C] (a native vm_builtin) (R[A+1 .. A+B]); arity checked here")                                                           \
+	X(BUILTIN, ABC, "R[A] = built-in K[C] (a native vm_builtin) (R[A+1 .. A+B]); arity checked here")              \
 	X(RET, ABC, "return R[A]")                                                                                     \
-	X(FORPREP, ABC, "R[A], R[A+1]: the range's start and end, checked integers; then a JMP past the loop if empty") \
+	X(FORPREP, ABC,                                                                                                \
+	  "R[A], R[A+1]: the range's start and end, checked integers; then a JMP past the loop if empty")              \
 	X(FORLOOP, ABC, "R[A] += 1; if R[A] < R[A+1]: a JMP back follows (taken), else skipped")                       \
-	X(ITER, ABC, "R[A] = R[B] as a list to walk: a list as is, an array's or a map's elements (maps: (k, v) in key " \
-		     "order); else :badarg")                                                                           \
-	X(NEXT, ABC, "T: R[A] is a non-empty list; then R[B] = its head and R[A] = its tail")                           \
-	X(TRY, AD, "push a handler: a raise in this frame or below goes to pc + sD with the value in R[A]")           \
+	X(ITER, ABC,                                                                                                   \
+	  "R[A] = R[B] as a list to walk: a list as is, an array's or a map's elements (maps: (k, v) in key "          \
+	  "order); else :badarg")                                                                                      \
+	X(NEXT, ABC, "T: R[A] is a non-empty list; then R[B] = its head and R[A] = its tail")                          \
+	X(TRY, AD, "push a handler: a raise in this frame or below goes to pc + sD with the value in R[A]")            \
 	X(ENDTRY, ABC, "pop the innermost handler")                                                                    \
 	X(RAISE, ABC, "raise R[A]")                                                                                    \
 	X(BADMATCH, ABC, "raise (:badmatch, R[A]) if B == 0, (:nomatch, R[A]) if B == 1")
 
 enum vm_opcode {
-#define VM_OP_ENUM(name, fmt, doc) VM_##name,
+#define VM_OP_ENUM(name, fmt, doc) OP_##name,
 	VM_OPCODES(VM_OP_ENUM)
 #undef VM_OP_ENUM
 		VM_NOPCODES
@@ -142,6 +144,7 @@ static inline uint32_t vm_j(unsigned op, int32_t sj)
 #define VM_SJ_MAX ((1 << 23) - 1)
 
 #define VM_MAX_REGS 250 /* registers per frame */
+#define VM_CAP_REG 0x100
 
 /* A compiled function. */
 struct vm_proto {
@@ -158,7 +161,7 @@ struct vm_proto {
 	uint32_t nk;
 	struct vm_proto **kids; /* closures defined in it */
 	uint32_t nkids;
-	uint8_t *cap_from; /* per capture: 0x80 | register of the enclosing frame, or its capture index */
+	uint16_t *cap_from; /* per capture: VM_CAP_REG | a register of the enclosing frame, or its capture index */
 };
 
 /* Built-in functions are numbered by their index in the table (obj.h). */

@@ -125,6 +125,11 @@ static inline vm_value evacuate(struct copier *c, vm_value v)
 static vm_value *copy_live(vm_proc *p, vm_value *lo, vm_value *hi, vm_value *to, struct vm_bigstr **big, size_t *nbig)
 {
 	struct copier c = {lo, hi, to, big, 0};
+	/* Slots above sp may hold values of frames gone since: they would
+	 * dangle after this collection, so they go now. */
+	for (uint32_t i = p->sp; i < p->stack_hw && i < p->stack_cap; i++)
+		p->stack[i] = VM_NIL;
+	p->stack_hw = p->sp;
 	for (uint32_t i = 0; i < p->sp; i++)
 		p->stack[i] = evacuate(&c, p->stack[i]);
 	for (uint32_t i = 0; i < p->ntmp; i++)

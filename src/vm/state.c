@@ -99,8 +99,12 @@ void vm_proc_free(vm_proc *p)
 	vm_heap_free(&p->heap);
 	free(p->stack);
 	free(p->frames);
+	free(p->handlers);
+	free(p->trace);
 	p->stack = NULL;
 	p->frames = NULL;
+	p->handlers = NULL;
+	p->trace = NULL;
 }
 
 /* ------------------------------------------------------------ raising */

@@ -97,10 +97,12 @@ struct vm_state {
 	struct vm_atoms atoms;
 	pthread_mutex_t lit_lock;
 	struct vm_lit_chunk *lits;
-	uint64_t seed;	 /* the program seed (WEFT_SEED) */
-	vm_value args;	 /* args(): a list of strings (literal area), VM_EMPTY by default */
-	int out_fd;	 /* print writes here (1 by default), one write per call */
-	int halt_status; /* set by halt() before it returns VM_HALT */
+	uint64_t seed;		 /* the program seed (WEFT_SEED) */
+	vm_value args;		 /* args(): a list of strings (literal area), VM_EMPTY by default */
+	int out_fd;		 /* print writes here (1 by default), one write per call */
+	int halt_status;	 /* set by halt() before it returns VM_HALT */
+	struct vm_program *prog; /* the program it runs (compile.h) */
+	bool gc_stress;		 /* WEFT_GC_STRESS=1: collect at every allocation (testing) */
 };
 
 /* A word block in the literal area (never collected), or NULL. A big
@@ -134,6 +136,20 @@ typedef struct vm_frame {
 
 #define VM_TMP_ROOTS 8
 
+/* An open `try` (interp.c): a raise in frame `frame` or deeper resumes
+ * there, at pc, with the value in register reg. */
+typedef struct vm_handler {
+	uint32_t frame;
+	uint32_t reg;
+	const uint32_t *pc;
+} vm_handler;
+
+/* A frame of a crash's stack trace, innermost first. */
+typedef struct vm_trace_ent {
+	const vm_proto *proto;
+	uint32_t line;
+} vm_trace_ent;
+
 struct vm_proc {
 	vm_state *vm;
 	vm_heap heap;
@@ -143,6 +159,12 @@ struct vm_proc {
 	uint32_t nframes, cap_frames;
 	vm_value tmp[VM_TMP_ROOTS]; /* C code's roots across a vm_need */
 	uint32_t ntmp;
+	vm_handler *handlers;
+	uint32_t nhandlers, cap_handlers;
+	uint32_t stack_hw;   /* the highest sp since the last collection: slots above sp up
+			      * to it may hold stale values, which the collector clears */
+	vm_trace_ent *trace; /* the last crash's stack trace */
+	uint32_t ntrace;
 	vm_value raised;    /* the value being raised (VM_NIL when none) */
 	uint64_t rand[2];   /* the process's generator */
 	int64_t reductions; /* left in this slice */
@@ -173,7 +195,7 @@ int vm_heap_add_big(vm_proc *p, struct vm_bigstr *b);
  * :system_limit). May collect (see the top of this file). */
 static inline int vm_need(vm_proc *p, size_t words)
 {
-	if ((size_t)(p->heap.end - p->heap.top) >= words)
+	if ((size_t)(p->heap.end - p->heap.top) >= words && !p->vm->gc_stress)
 		return 0;
 	return vm_gc(p, words);
 }

@@ -1,10 +1,14 @@
 /* main.c - the weft command-line tool.
  *
- *   weft demo [SECONDS]   run the runtime demo: real concurrent work with
- *                         live statistics (what `make run` shows)
+ *   weft run PROG.wf [ARGS...]   run a weft program (LANGUAGE.md)
+ *   weft check PROG.wf           compile only: report errors (exit 2)
+ *   weft dis PROG.wf             print the bytecode with source lines
+ *   weft demo [SECONDS]          the runtime demo: concurrent work in C
+ *                                with live statistics
  *   weft version
  */
 #include <weft.h>
+#include <weft/vm.h>
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -14,7 +18,10 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: weft demo [SECONDS]   run the runtime demo with live statistics\n"
+	fprintf(f, "usage: weft run PROG.wf [ARGS...]   run a weft program\n"
+		   "       weft check PROG.wf           compile only, report errors\n"
+		   "       weft dis PROG.wf             print the bytecode\n"
+		   "       weft demo [SECONDS]          run the runtime demo with live statistics\n"
 		   "       weft version\n");
 }
 
@@ -143,6 +150,41 @@ static void *demo_main(void *a)
 	return NULL;
 }
 
+/* ------------------------------------------------------------ the language */
+
+/* weft run | check | dis PROG.wf [ARGS...]: exit 2 on compile errors, else
+ * the program's status (run) or 0. */
+static int language(int argc, char **argv)
+{
+	if (argc < 3) {
+		usage(stderr);
+		return 2;
+	}
+	weft_vm_t *vm;
+	int e = weft_vm_create(&vm, NULL);
+	if (e) {
+		fprintf(stderr, "weft: %s\n", weft_strerror(e));
+		return 1;
+	}
+	int status = 0;
+	e = weft_vm_load_file(vm, argv[2]);
+	if (e) {
+		weft_vm_print_errors(vm, stderr);
+		status = 2;
+	} else if (strcmp(argv[1], "dis") == 0) {
+		weft_vm_disassemble(vm, stdout);
+	} else if (strcmp(argv[1], "run") == 0) {
+		fflush(stdout);
+		status = weft_vm_run_main(vm, argc - 3, argv + 3);
+		if (status < 0) {
+			fprintf(stderr, "weft: %s\n", weft_strerror(status));
+			status = 1;
+		}
+	}
+	weft_vm_destroy(vm);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -168,6 +210,8 @@ int main(int argc, char **argv)
 		}
 		return 0;
 	}
+	if (strcmp(argv[1], "run") == 0 || strcmp(argv[1], "check") == 0 || strcmp(argv[1], "dis") == 0)
+		return language(argc, argv);
 	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
 		usage(stdout);
 		return 0;
