@@ -1597,6 +1597,112 @@ static const struct {
 	{"mvar", bench_mvar},
 };
 
+/* ------------------------------------------------------------ the VM */
+
+/* fib and binary_trees: the weft programs of bench/vm/ run through the
+ * embedding API (weft/vm.h) on this thread - one worker, the default tier
+ * (the interpreter) - timed around the one call, as the anchors time
+ * their Lua and Erlang programs. */
+#ifndef WEFT_BENCH_VM_DIR
+#define WEFT_BENCH_VM_DIR "bench/vm"
+#endif
+
+static weft_vm_t *vm_load(const char *file)
+{
+	weft_vm_t *vm;
+	int e = weft_vm_create(&vm, NULL);
+	if (e)
+		fail("vm create, error", e);
+	char path[4096];
+	const char *dir = getenv("WEFT_BENCH_VM_DIR");
+	snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : WEFT_BENCH_VM_DIR, file);
+	if ((e = weft_vm_load_file(vm, path))) {
+		weft_vm_print_errors(vm, stderr);
+		fail("vm load, error", e);
+	}
+	return vm;
+}
+
+static weft_vm_term_t *vm_call1(weft_vm_t *vm, const char *fn, long n, weft_time_t *ns)
+{
+	weft_vm_term_t arg = {.kind = WEFT_VM_INT, .i = n}, *res;
+	weft_time_t t0 = weft_now();
+	int e = weft_vm_call(vm, NULL, fn, &arg, 1, &res);
+	*ns = weft_now() - t0;
+	if (e) {
+		if (e == 1 && res->kind == WEFT_VM_OTHER)
+			fprintf(stderr, "raised: %s\n", res->str);
+		fail("vm call, error", e);
+	}
+	return res;
+}
+
+static int bench_fib(void)
+{
+	long n = arg(0, 32);
+	if (n < 1 || n > 40)
+		fail("fib: N in 1..40, not", n);
+	weft_vm_t *vm = vm_load("fib.wf");
+	weft_time_t d;
+	weft_vm_term_t *r = vm_call1(vm, "fib", n, &d);
+	long long a = 0, b = 1;
+	for (long i = 0; i < n; i++) {
+		long long t = a + b;
+		a = b;
+		b = t;
+	}
+	if (r->kind != WEFT_VM_INT || r->i != a)
+		fail("fib result", r->kind == WEFT_VM_INT ? r->i : -1);
+	char ns[32], extra[64];
+	snprintf(ns, sizeof ns, "%ld", n);
+	snprintf(extra, sizeof extra, " result=%lld tier=interp", a);
+	stackful = false;
+	report("fib", ns, 2 * b - 1, d, extra);
+	weft_vm_term_free(r);
+	weft_vm_destroy(vm);
+	return 0;
+}
+
+static long long tree_nodes(long d)
+{
+	return (1LL << (d + 1)) - 1;
+}
+
+static int bench_binary_trees(void)
+{
+	long n = arg(0, 16);
+	if (n < 0 || n > 24)
+		fail("binary_trees: N in 0..24, not", n);
+	long maxd = n < 6 ? 6 : n;
+	weft_vm_t *vm = vm_load("binary_trees.wf");
+	weft_time_t d;
+	weft_vm_term_t *r = vm_call1(vm, "run", maxd, &d);
+	if (r->kind != WEFT_VM_TUPLE || r->n != 3 || r->items[0].kind != WEFT_VM_INT ||
+	    r->items[1].kind != WEFT_VM_LIST || r->items[2].kind != WEFT_VM_INT)
+		fail("binary_trees: result of kind", r->kind);
+	if (r->items[0].i != tree_nodes(maxd + 1))
+		fail("binary_trees: stretch check", r->items[0].i);
+	long long ops = tree_nodes(maxd + 1) + tree_nodes(maxd);
+	size_t k = 0;
+	for (long depth = 4; depth <= maxd; depth += 2, k++) {
+		long long want = (1LL << (maxd - depth + 4)) * tree_nodes(depth);
+		weft_vm_term_t *t = k < r->items[1].n ? &r->items[1].items[k] : NULL;
+		if (!t || t->kind != WEFT_VM_TUPLE || t->n != 2 || t->items[0].i != depth || t->items[1].i != want)
+			fail("binary_trees: check at depth", depth);
+		ops += want;
+	}
+	if (r->items[2].i != tree_nodes(maxd))
+		fail("binary_trees: long-lived check", r->items[2].i);
+	char ns[32], extra[96];
+	snprintf(ns, sizeof ns, "%ld", maxd);
+	snprintf(extra, sizeof extra, " check=%lld peak_rss_kb=%ld tier=interp", tree_nodes(maxd), proc_kb("VmHWM"));
+	stackful = false;
+	report("binary_trees", ns, ops, d, extra);
+	weft_vm_term_free(r);
+	weft_vm_destroy(vm);
+	return 0;
+}
+
 static void *bench_main(void *a)
 {
 	void (*fn)(void) = (void (*)(void))a;
@@ -1615,7 +1721,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: weft-bench WORKLOAD [SIZES...]\nworkloads:");
 		for (size_t i = 0; i < sizeof workloads / sizeof *workloads; i++)
 			fprintf(stderr, " %s", workloads[i].name);
-		fprintf(stderr, " exec_spawn\n");
+		fprintf(stderr, " exec_spawn fib binary_trees\n");
 		return 2;
 	}
 	const char *v = getenv("WEFT_BENCH_VARIANT");
@@ -1627,6 +1733,10 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "exec_spawn") == 0)
 		return bench_exec_spawn();
+	if (strcmp(argv[1], "fib") == 0)
+		return bench_fib();
+	if (strcmp(argv[1], "binary_trees") == 0)
+		return bench_binary_trees();
 	for (size_t i = 0; i < sizeof workloads / sizeof *workloads; i++) {
 		if (strcmp(argv[1], workloads[i].name) == 0) {
 			int r = weft_main(bench_main, (void *)workloads[i].fn, NULL);

@@ -643,6 +643,15 @@ static void args_to(fstate *fs, const vm_node *n, uint32_t base)
 	}
 }
 
+/* A register some name in scope lives in (a temporary is not). */
+static bool is_local_reg(fstate *fs, uint32_t r)
+{
+	for (uint32_t i = 0; i < fs->nlocals; i++)
+		if (fs->locals[i].reg == r)
+			return true;
+	return false;
+}
+
 static void call_to(fstate *fs, const vm_node *n, uint32_t dst, bool tail)
 {
 	if (n->nkids > 200) {
@@ -678,7 +687,13 @@ static void call_to(fstate *fs, const vm_node *n, uint32_t dst, bool tail)
 			return;
 		}
 	}
-	uint32_t base = reserve(fs, 1, n); /* the callee's slot */
+	/* The callee's slot, its arguments above it; the result replaces it.
+	 * When dst is the newest register, it is the slot (no move). */
+	uint32_t base;
+	if (dst + 1 == fs->freereg && !is_local_reg(fs, dst))
+		base = dst;
+	else
+		base = reserve(fs, 1, n);
 	if (!known && !bi)
 		expr_to(fs, f, base, false);
 	args_to(fs, n, base + 1);
@@ -814,6 +829,18 @@ static void if_to(fstate *fs, const vm_node *n, uint32_t dst, bool tail)
 {
 	int f = cond_jump(fs, n->a);
 	block_to(fs, n->b, dst, tail);
+	if (tail) {
+		/* a branch in tail position returns at once */
+		emit_abc(fs, OP_RET, dst, 0, 0);
+		patch_here(fs, f);
+		if (!n->c)
+			emit_abc(fs, OP_LOADNIL, dst, 0, 0);
+		else if (n->c->kind == VM_N_IF)
+			if_to(fs, n->c, dst, tail);
+		else
+			block_to(fs, n->c, dst, tail);
+		return;
+	}
 	if (n->c) {
 		int end = emit_jump(fs);
 		patch_here(fs, f);
