@@ -554,6 +554,65 @@ static void set_line(fstate *fs, const vm_node *n)
 		fs->line = n->line;
 }
 
+/* A built-in used as a value: a function (made once per program) whose
+ * body calls it with its parameters. Only for a built-in of fixed arity. */
+static bool builtin_value(fstate *fs, const vm_builtin *bi, const vm_node *at, vm_value *out)
+{
+	vm_program *prog = fs->C->prog;
+	for (uint32_t i = 0; i < prog->nbiwraps; i++)
+		if (prog->biwraps[i].builtin == bi) {
+			*out = prog->biwraps[i].closure;
+			return true;
+		}
+	if (bi->min_args != bi->max_args) {
+		error_at(fs, at, "the built-in `%s` takes a varying number of arguments: call it, or wrap it in a `fn`",
+			 bi->name);
+		return false;
+	}
+	if (prog->nbiwraps == prog->capbiwraps) {
+		uint32_t cap = prog->capbiwraps ? 2 * prog->capbiwraps : 8;
+		struct vm_biwrap *w = realloc(prog->biwraps, cap * sizeof *w);
+		if (!w) {
+			fs->C->oom = true;
+			return false;
+		}
+		prog->biwraps = w;
+		prog->capbiwraps = cap;
+	}
+	unsigned n = (unsigned)bi->min_args;
+	vm_proto *p = vm_arena_alloc(prog->arena, sizeof *p);
+	uint32_t *code = vm_arena_alloc(prog->arena, (n + 2) * sizeof *code);
+	uint32_t *lines = vm_arena_alloc(prog->arena, (n + 2) * sizeof *lines);
+	vm_value *k = vm_arena_alloc(prog->arena, sizeof *k);
+	vm_header *o = vm_lit_alloc(prog->vm, 2);
+	if (!p || !code || !lines || !k || !o) {
+		fs->C->oom = true;
+		return false;
+	}
+	memset(p, 0, sizeof *p);
+	p->name = bi->name;
+	p->file = "(built-in)";
+	p->nparams = (uint8_t)n;
+	p->nregs = (uint8_t)(2 * n + 1);
+	/* R[n] the callee's slot, the arguments above it */
+	for (unsigned i = 0; i < n; i++)
+		code[i] = vm_abc(OP_MOVE, n + 1 + i, i, 0);
+	code[n] = vm_abc(OP_BUILTIN, n, n, 0);
+	code[n + 1] = vm_abc(OP_RET, n, 0, 0);
+	memset(lines, 0, (n + 2) * sizeof *lines);
+	k[0] = vm_from_native(bi);
+	p->code = code;
+	p->lines = lines;
+	p->ncode = n + 2;
+	p->k = k;
+	p->nk = 1;
+	o[0] = vm_hdr(VM_OBJ_CLOSURE, 1);
+	o[1] = vm_from_native(p);
+	*out = vm_from_obj(o);
+	prog->biwraps[prog->nbiwraps++] = (struct vm_biwrap){bi, *out};
+	return true;
+}
+
 static void name_to(fstate *fs, const vm_node *n, uint32_t dst)
 {
 	struct name_ref r = resolve(fs, n->s);
@@ -571,9 +630,12 @@ static void name_to(fstate *fs, const vm_node *n, uint32_t dst)
 	case NAME_FN:
 		emit_ad(fs, OP_LOADK, dst, add_k(fs, r.fn->closure));
 		return;
-	case NAME_BUILTIN:
-		error_at(fs, n, "the built-in `%s` can only be called, not used as a value", n->s);
+	case NAME_BUILTIN: {
+		vm_value c;
+		if (builtin_value(fs, r.bi, n, &c))
+			emit_ad(fs, OP_LOADK, dst, add_k(fs, c));
 		return;
+	}
 	case NAME_NONE:
 		error_at(fs, n, "undefined name `%s`", n->s);
 		return;
@@ -1574,6 +1636,7 @@ void vm_program_free(vm_program *prog)
 		free(prog->errors[i].text);
 	}
 	free(prog->errors);
+	free(prog->biwraps);
 	vm_arena_destroy(prog->arena);
 	memset(prog, 0, sizeof *prog);
 }

@@ -49,7 +49,15 @@ typedef struct vm_program {
 	const char *lib_dir;
 	vm_error *errors;
 	uint32_t nerrors, caperrors;
+	struct vm_biwrap *biwraps; /* built-ins used as values: a function each */
+	uint32_t nbiwraps, capbiwraps;
 } vm_program;
+
+/* A built-in as a value: a function of its (fixed) arity that calls it. */
+struct vm_biwrap {
+	const void *builtin;
+	vm_value closure;
+};
 
 /* A program on vm; lib_dir is where `import "name"` without a path and
  * the prelude are found (NULL: no prelude). 0 or -ENOMEM. */
