@@ -57,17 +57,6 @@ static double vm_num(vm_value v)
 	return vm_is_float(v) ? vm_float(v) : (double)vm_int(v);
 }
 
-/* The length of a proper list, or -1. */
-static int64_t vm_list_len(vm_value l)
-{
-	int64_t n = 0;
-	while (vm_is_kind(l, VM_OBJ_CONS)) {
-		n++;
-		l = vm_fields(l)[1];
-	}
-	return l == VM_EMPTY ? n : -1;
-}
-
 /* A list of the n values v[0..n) (room for 3n words reserved). */
 static vm_value vm_list_of(vm_proc *p, const vm_value *v, size_t n, vm_value tail)
 {
@@ -611,12 +600,10 @@ static int vm_bi_elem(vm_proc *p, vm_value *args, uint32_t nargs, vm_value *out)
 /* A new string of the bytes [start, start + len) of the string in *src. */
 static int vm_substring(vm_proc *p, const vm_value *src, size_t start, size_t len, vm_value *out)
 {
-	if (vm_reserve(p, vm_str_words(len)))
-		return VM_RAISE;
 	char *d;
 	vm_value s;
-	if (vm_str_take(p, len, &s, &d))
-		return vm_raise_atom(p, VM_A_SYSTEM_LIMIT);
+	if (vm_str_alloc(p, len, &s, &d))
+		return VM_RAISE;
 	memcpy(d, vm_str_bytes(*src) + start, len);
 	*out = s;
 	return VM_OK;
@@ -705,12 +692,10 @@ static int vm_bi_join(vm_proc *p, vm_value *args, uint32_t nargs, vm_value *out)
 		if (total > VM_OBJ_MAX * 8)
 			return vm_raise_atom(p, VM_A_SYSTEM_LIMIT);
 	}
-	if (vm_reserve(p, vm_str_words(total)))
-		return VM_RAISE;
 	char *d;
 	vm_value r;
-	if (vm_str_take(p, total, &r, &d))
-		return vm_raise_atom(p, VM_A_SYSTEM_LIMIT);
+	if (vm_str_alloc(p, total, &r, &d))
+		return VM_RAISE;
 	size_t at = 0;
 	for (vm_value l = args[0]; l != VM_EMPTY; l = vm_fields(l)[1]) {
 		vm_value s = vm_fields(l)[0];
@@ -725,12 +710,20 @@ static int vm_bi_join(vm_proc *p, vm_value *args, uint32_t nargs, vm_value *out)
 	return VM_OK;
 }
 
+/* Where args[1] first occurs in args[0], or -1; -2: not two strings. */
+static int64_t vm_bi_find(const vm_value *args)
+{
+	if (!vm_is_str(args[0]) || !vm_is_str(args[1]))
+		return -2;
+	return vm_find(vm_str_bytes(args[0]), vm_str_len(args[0]), 0, vm_str_bytes(args[1]), vm_str_len(args[1]));
+}
+
 static int vm_bi_contains(vm_proc *p, vm_value *args, uint32_t nargs, vm_value *out)
 {
 	(void)nargs;
-	if (!vm_is_str(args[0]) || !vm_is_str(args[1]))
+	int64_t f = vm_bi_find(args);
+	if (f == -2)
 		BAD("contains");
-	int64_t f = vm_find(vm_str_bytes(args[0]), vm_str_len(args[0]), 0, vm_str_bytes(args[1]), vm_str_len(args[1]));
 	*out = vm_bool(f >= 0);
 	return VM_OK;
 }
@@ -738,9 +731,9 @@ static int vm_bi_contains(vm_proc *p, vm_value *args, uint32_t nargs, vm_value *
 static int vm_bi_index_of(vm_proc *p, vm_value *args, uint32_t nargs, vm_value *out)
 {
 	(void)nargs;
-	if (!vm_is_str(args[0]) || !vm_is_str(args[1]))
+	int64_t f = vm_bi_find(args);
+	if (f == -2)
 		BAD("index_of");
-	int64_t f = vm_find(vm_str_bytes(args[0]), vm_str_len(args[0]), 0, vm_str_bytes(args[1]), vm_str_len(args[1]));
 	*out = vm_from_small(f);
 	return VM_OK;
 }

@@ -85,16 +85,19 @@ int vm_str_take(vm_proc *p, size_t len, vm_value *out, char **bytes)
 	return 0;
 }
 
+int vm_str_alloc(vm_proc *p, size_t len, vm_value *out, char **bytes)
+{
+	if (len > VM_OBJ_MAX * 8 || vm_reserve(p, vm_str_words(len)) || vm_str_take(p, len, out, bytes))
+		return vm_raise_atom(p, VM_A_SYSTEM_LIMIT);
+	return VM_OK;
+}
+
 int vm_str_new(vm_proc *p, const char *s, size_t len, vm_value *out)
 {
-	if (len > VM_OBJ_MAX * 8)
-		return vm_raise_atom(p, VM_A_SYSTEM_LIMIT);
-	if (vm_reserve(p, vm_str_words(len)))
-		return VM_RAISE;
 	char *d;
 	vm_value v;
-	if (vm_str_take(p, len, &v, &d))
-		return vm_raise_atom(p, VM_A_SYSTEM_LIMIT);
+	if (vm_str_alloc(p, len, &v, &d))
+		return VM_RAISE;
 	if (len)
 		memcpy(d, s, len);
 	*out = v;
@@ -549,8 +552,7 @@ int vm_bnot(vm_proc *p, const vm_value *a, vm_value *out)
 	return vm_int_new(p, ~vm_int(*a), out);
 }
 
-/* The length of a proper list, or -1 (an improper one). */
-static int64_t vm_list_len(vm_value l)
+int64_t vm_list_len(vm_value l)
 {
 	int64_t n = 0;
 	while (vm_is_kind(l, VM_OBJ_CONS)) {
@@ -564,14 +566,10 @@ int vm_concat(vm_proc *p, const vm_value *a, const vm_value *b, vm_value *out)
 {
 	if (vm_is_str(*a) && vm_is_str(*b)) {
 		size_t la = vm_str_len(*a), lb = vm_str_len(*b);
-		if (la + lb > VM_OBJ_MAX * 8)
-			return vm_raise_atom(p, VM_A_SYSTEM_LIMIT);
-		if (vm_reserve(p, vm_str_words(la + lb)))
-			return VM_RAISE;
 		char *d;
 		vm_value s;
-		if (vm_str_take(p, la + lb, &s, &d))
-			return vm_raise_atom(p, VM_A_SYSTEM_LIMIT);
+		if (vm_str_alloc(p, la + lb, &s, &d))
+			return VM_RAISE;
 		memcpy(d, vm_str_bytes(*a), la);
 		memcpy(d + la, vm_str_bytes(*b), lb);
 		*out = s;

@@ -38,6 +38,9 @@ vm_header *vm_obj_take(vm_proc *p, unsigned kind, size_t size);
  * (the NUL after them is written). Does not collect. A big string is
  * allocated off-heap here: 0, or -ENOMEM. */
 int vm_str_take(vm_proc *p, size_t len, vm_value *out, char **bytes);
+/* vm_reserve and vm_str_take in one: VM_OK, or VM_RAISE (:system_limit).
+ * May collect: the caller re-reads its roots, then fills *bytes. */
+int vm_str_alloc(vm_proc *p, size_t len, vm_value *out, char **bytes);
 
 /* Words of a string object of len bytes on the heap (header included). */
 size_t vm_str_words(size_t len);
@@ -83,6 +86,8 @@ int vm_index_set(vm_proc *p, vm_value a, vm_value i, vm_value v);
 /* Tuples of n elements, uninitialised fields set to nil. */
 int vm_tuple_new(vm_proc *p, size_t n, vm_value *out);
 int vm_cons(vm_proc *p, const vm_value *head, const vm_value *tail, vm_value *out);
+/* The length of a proper list, or -1 (not a list, or an improper one). */
+int64_t vm_list_len(vm_value l);
 
 /* Maps (map.c): persistent and ordered by vm_compare. */
 extern const vm_value vm_map_empty; /* the empty map (a literal object) */
