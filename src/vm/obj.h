@@ -17,6 +17,31 @@
 
 /* ------------------------------------------------------------ building */
 
+/* Words an object of `size` payload words takes: at least 2, since the
+ * collector forwards an object through its first payload word. */
+static inline size_t vm_obj_words(size_t size)
+{
+	return size < 1 ? 2 : 1 + size;
+}
+
+/* The largest object the runtime builds, in payload words (1 GiB of
+ * payload); a request beyond it (array(1e12, 0)) raises :system_limit. */
+#define VM_OBJ_MAX ((size_t)1 << 27)
+/* Room for `words` heap words: VM_OK, or VM_RAISE with :system_limit (no
+ * memory, or more than 2^31 words asked). May collect (state.h). */
+int vm_reserve(vm_proc *p, size_t words);
+/* An object taken from the room a vm_reserve made: header written, the
+ * payload left for the caller to fill before its next allocation. */
+vm_header *vm_obj_take(vm_proc *p, unsigned kind, size_t size);
+/* A string of len bytes taken from the room a vm_reserve of
+ * vm_str_words(len) made; *bytes is where the caller writes the len bytes
+ * (the NUL after them is written). Does not collect. A big string is
+ * allocated off-heap here: 0, or -ENOMEM. */
+int vm_str_take(vm_proc *p, size_t len, vm_value *out, char **bytes);
+/* vm_reserve and vm_str_take in one: VM_OK, or VM_RAISE (:system_limit).
+ * May collect: the caller re-reads its roots, then fills *bytes. */
+int vm_str_alloc(vm_proc *p, size_t len, vm_value *out, char **bytes);
+
 /* Words of a string object of len bytes on the heap (header included). */
 size_t vm_str_words(size_t len);
 /* A new string of len bytes (copied from s; s must not point into p's heap
@@ -61,6 +86,8 @@ int vm_index_set(vm_proc *p, vm_value a, vm_value i, vm_value v);
 /* Tuples of n elements, uninitialised fields set to nil. */
 int vm_tuple_new(vm_proc *p, size_t n, vm_value *out);
 int vm_cons(vm_proc *p, const vm_value *head, const vm_value *tail, vm_value *out);
+/* The length of a proper list, or -1 (not a list, or an improper one). */
+int64_t vm_list_len(vm_value l);
 
 /* Maps (map.c): persistent and ordered by vm_compare. */
 extern const vm_value vm_map_empty; /* the empty map (a literal object) */
@@ -72,6 +99,24 @@ bool vm_map_get(vm_state *vm, vm_value m, vm_value k, vm_value *v);
 int vm_map_put(vm_proc *p, const vm_value *m, const vm_value *k, const vm_value *v, vm_value *out);
 /* The entries in ascending key order as a list of (k, v) tuples. */
 int vm_map_to_list(vm_proc *p, const vm_value *m, vm_value *out);
+
+/* In-order iteration (no allocation: the map must not move meanwhile, so
+ * no vm_need between vm_map_iter_init and the last vm_map_next). */
+#define VM_MAP_MAX_DEPTH 64
+typedef struct vm_map_iter {
+	vm_value stack[VM_MAP_MAX_DEPTH];
+	int n;
+} vm_map_iter;
+void vm_map_iter_init(vm_map_iter *it, vm_value m);
+bool vm_map_next(vm_map_iter *it, vm_value *k, vm_value *v);
+/* A new map: m without k (m itself when k is absent). */
+int vm_map_delete(vm_proc *p, const vm_value *m, const vm_value *k, vm_value *out);
+/* The keys, the values, in ascending key order, as lists. */
+int vm_map_keys(vm_proc *p, const vm_value *m, vm_value *out);
+int vm_map_values(vm_proc *p, const vm_value *m, vm_value *out);
+/* vm_equal and vm_compare on two maps. */
+bool vm_map_equal(vm_value a, vm_value b);
+int vm_map_compare(vm_state *vm, vm_value a, vm_value b);
 
 /* ------------------------------------------------------------ text */
 
@@ -85,18 +130,26 @@ void vm_buf_put(vm_buf *b, const char *s, size_t n);
 void vm_inspect(vm_state *vm, vm_buf *b, vm_value v);
 /* print's form: strings raw, the rest as inspect. */
 void vm_print_value(vm_state *vm, vm_buf *b, vm_value v);
+/* A function prototype's name and arity, for inspect's #fn<name/arity>:
+ * the compiler defines it (format.c only calls it). */
+void vm_proto_describe(const void *proto, const char **name, int *arity);
 
 /* ------------------------------------------------------------ copying */
 
 /* A deep copy of *v into p's heap (for messages, spawn arguments, mvar
  * values): words needed first (vm_copy_size), then the copy; big strings
- * are shared (counted), literals are copied too. */
+ * are shared (counted), literals are copied too (the static empty map is
+ * not: it is in no heap). v must not be in p's heap (vm_copy reserves the
+ * room itself, which may collect p's heap). Sharing inside v is not kept:
+ * a value reached twice is copied twice. vm_copy_size is SIZE_MAX past
+ * 2^31 words (vm_copy then raises :system_limit). */
 size_t vm_copy_size(vm_value v);
 int vm_copy(vm_proc *p, vm_value v, vm_value *out);
 
 /* ------------------------------------------------------------ built-ins */
 
-/* A built-in function: args point at nargs registers, out at the result's
+/* A built-in function: args point at nargs registers (the caller has
+ * checked nargs against min_args, max_args), out at the result's
  * register (may be one of the args: write it last). */
 typedef int (*vm_bi_fn)(vm_proc *p, vm_value *args, uint32_t nargs, vm_value *out);
 
@@ -108,5 +161,9 @@ typedef struct vm_builtin {
 
 /* The built-in named name (len bytes), or NULL. */
 const vm_builtin *vm_builtin_find(const char *name, size_t len);
+/* Seed p's generator (random, random_float): at spawn, from the program
+ * seed and the spawn order; by seed(n). An unseeded generator (all zero)
+ * seeds itself from vm->seed on first use. */
+void vm_rand_seed(vm_proc *p, uint64_t seed);
 
 #endif
