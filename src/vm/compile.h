@@ -81,7 +81,5 @@ void vm_print_errors(const vm_program *prog, FILE *f);
  * source line of each instruction. */
 void vm_disassemble(const vm_program *prog, const vm_module *m, FILE *f);
 
-/* The literal closure of a native proto (for inspect's #fn<name/arity>). */
-void vm_proto_describe(const void *proto, const char **name, int *arity);
 
 #endif
