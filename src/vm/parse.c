@@ -183,7 +183,7 @@ static bool vm_expect(vm_parser *p, unsigned kind, const char *where)
 {
 	if (vm_accept(p, kind))
 		return true;
-	char what[80];
+	char what[160];
 	snprintf(what, sizeof what, "%s %s", vm_tok_name(kind), where);
 	vm_expected(p, what);
 	return false;
@@ -900,7 +900,7 @@ static vm_node *vm_parse_binary(vm_parser *p, int min)
 {
 	vm_node *lhs = vm_parse_unary(p);
 	while (lhs) {
-		uint8_t op;
+		uint8_t op = 0;
 		int level = vm_bin_level(p->tok.kind, &op);
 		if (level < min || (p->tok.kind == VM_T_BAR && p->no_pipe))
 			break;
