@@ -28,6 +28,8 @@
 #include "interp.h"
 #include "obj.h"
 
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
 #define VM_STACK_MAX (64u << 20) /* register slots: 512 MiB of stack at most */
 #define VM_FRAMES_MAX (16u << 20)
 
@@ -532,12 +534,39 @@ L_CLOSURE : {
 	NEXT();
 }
 
-	/* Calls. The callee's frame starts after its slot; its arity is
-	 * checked, its stack room made, its reduction counted. */
+	/* Calls. The callee's frame starts after its slot (R[A]), where its
+	 * result goes when it returns (so a frame's result slot is always
+	 * stack[base - 1]); its arity is checked, its stack room made (the
+	 * limit checked once, here), its reduction counted. CALLK, the call
+	 * of a known function, is the fast path; the rest share `call`. */
 	{
 		const vm_proto *callee;
-		uint32_t nargs, cbase;
 		bool tail;
+	L_CALLK : {
+		const vm_proto *c = vm_native(K[VM_C(ins)]);
+		uint32_t cbase = (uint32_t)(R - p->stack) + VM_A(ins) + 1;
+		if (unlikely(VM_B(ins) != c->nparams || p->nframes >= p->cap_frames ||
+			     cbase + c->nregs > p->stack_cap)) {
+			callee = c;
+			tail = false;
+			goto call;
+		}
+		f->pc = pc;
+		f = &p->frames[p->nframes++];
+		f->proto = proto = c;
+		f->base = cbase;
+		K = c->k;
+		R += VM_A(ins) + 1;
+		pc = c->code;
+		p->sp = cbase + c->nregs;
+		if (p->sp > p->stack_hw)
+			p->stack_hw = p->sp;
+		if (unlikely(--red <= 0)) {
+			f->pc = pc;
+			return VM_RUN_YIELD;
+		}
+		NEXT();
+	}
 	L_CALL:
 	L_TAILCALL : {
 		vm_value fn = RA;
@@ -549,12 +578,11 @@ L_CLOSURE : {
 		tail = VM_OPOF(ins) == OP_TAILCALL;
 		goto call;
 	}
-	L_CALLK:
 	L_TAILCALLK:
 		callee = vm_native(K[VM_C(ins)]);
-		tail = VM_OPOF(ins) == OP_TAILCALLK;
-	call:
-		nargs = VM_B(ins);
+		tail = true;
+	call : {
+		uint32_t nargs = VM_B(ins), cbase;
 		if (nargs != callee->nparams) {
 			st = raise_badarity(p, callee->name);
 			goto raise;
@@ -568,21 +596,21 @@ L_CLOSURE : {
 				R[i] = R[a + 1 + i];
 			cbase = f->base;
 		} else {
-			f->pc = pc;
 			cbase = f->base + VM_A(ins) + 1;
-			int e = push_frame(p);
-			if (e) {
+			if (push_frame(p)) {
 				st = vm_raise_atom(p, VM_A_SYSTEM_LIMIT);
 				goto raise;
 			}
-			f = &p->frames[p->nframes++];
-			f->ret = cbase - 1;
+			f = &p->frames[p->nframes - 1];
 		}
 		if (vm_stack_room(p, cbase, callee->nregs)) {
-			if (!tail)
-				f = &p->frames[--p->nframes - 1];
 			st = vm_raise_atom(p, VM_A_SYSTEM_LIMIT);
 			goto raise;
+		}
+		R = p->stack + f->base;
+		if (!tail) {
+			f->pc = pc;
+			f = &p->frames[p->nframes++];
 		}
 		f->proto = proto = callee;
 		f->base = cbase;
@@ -597,6 +625,7 @@ L_CLOSURE : {
 			return VM_RUN_YIELD;
 		}
 		NEXT();
+	}
 	}
 L_BUILTIN : {
 	const vm_builtin *bi = vm_native(K[VM_C(ins)]);
@@ -616,17 +645,18 @@ L_BUILTIN : {
 }
 L_RET : {
 	vm_value v = RA;
-	uint32_t fi = p->nframes - 1;
-	while (p->nhandlers && p->handlers[p->nhandlers - 1].frame >= fi)
-		p->nhandlers--;
-	if (fi == 0) {
+	if (unlikely(p->nhandlers)) {
+		uint32_t fi = p->nframes - 1;
+		while (p->nhandlers && p->handlers[p->nhandlers - 1].frame >= fi)
+			p->nhandlers--;
+	}
+	if (unlikely(p->nframes == 1)) {
 		p->nframes = 0;
 		*result = v;
 		return VM_RUN_DONE;
 	}
-	uint32_t ret = f->ret;
+	R[-1] = v; /* the callee's slot in the caller's frame */
 	f = &p->frames[--p->nframes - 1];
-	p->stack[ret] = v;
 	proto = f->proto;
 	K = proto->k;
 	R = p->stack + f->base;
