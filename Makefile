@@ -2,7 +2,8 @@
 # Debian 12 machine: they install what is missing (apt-get, when root), build,
 # and run.
 #
-#   make run            build (release) and run the demo with live statistics
+#   make run            build (release) and run a weft program (examples/lang/calc.wf: a small interpreter)
+#   make demo           the runtime demo in C, with live statistics
 #   make check          check the include ladder, then run the test suite in three builds: release, ASan+UBSan, TSan
 #   make check-layout   only the include ladder (tools/check-includes, docs/layout.md), formatting, and tools/check-sim-leaks
 #   make check-sim      the long sweep of the simulation twins: every _sim test with SIM_SEEDS seeds (release; not part of check)
@@ -16,7 +17,7 @@ JOBS ?= $(shell nproc)
 DEPS = cmake make gcc pkg-config libcmocka-dev valgrind liburing-dev libuv1-dev clang-format
 CMAKE_COMMON = -DCMAKE_C_FLAGS_RELEASE="-O2 -g -DNDEBUG" -DCMAKE_C_FLAGS_DEBUG="-O1 -g"
 
-.PHONY: all deps build run check check-layout check-release check-asan check-tsan check-sim bench check-valgrind check-aarch64 install clean
+.PHONY: all deps build run demo check check-layout check-release check-asan check-tsan check-sim bench check-valgrind check-aarch64 install clean
 
 all: build
 
@@ -44,6 +45,9 @@ build: build/release/Makefile
 	cmake --build build/release -j$(JOBS)
 
 run: build
+	./build/release/weft run examples/lang/calc.wf
+
+demo: build
 	./build/release/weft demo
 
 # Cheap, and first: a layering mistake is reported before the long builds.
