@@ -167,6 +167,9 @@ int vm_gc(vm_proc *p, size_t need)
 	/* Room for all of the used part (live cannot be more) and need: the
 	 * first copy cannot run out. */
 	size_t cap = round_words(used + need);
+	size_t max = p->vm->max_heap_words;
+	if (max && need > max)
+		return -ENOMEM;
 	vm_value *to = malloc(cap * sizeof(vm_value));
 	struct vm_bigstr **big = h->noff ? malloc(h->capoff * sizeof *big) : NULL;
 	if (!to || (h->noff && !big)) {
@@ -188,6 +191,10 @@ int vm_gc(vm_proc *p, size_t need)
 	size_t target = round_words(2 * (live + need));
 	if (target < h->min_words)
 		target = h->min_words;
+	if (max && live + need > max)
+		return -ENOMEM; /* collected, but what is live leaves no room */
+	if (max && target > max)
+		target = max; /* (at least live + need) */
 	if (cap >= target && cap <= 4 * target)
 		return 0;
 	/* Too tight (grow) or far too large (shrink): copy the live data once

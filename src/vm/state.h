@@ -103,6 +103,7 @@ struct vm_state {
 	int halt_status;	 /* set by halt() before it returns VM_HALT */
 	struct vm_program *prog; /* the program it runs (compile.h) */
 	bool gc_stress;		 /* WEFT_GC_STRESS=1: collect at every allocation (testing) */
+	size_t max_heap_words;	 /* a process's heap may not grow past this (0: no limit) */
 };
 
 /* A word block in the literal area (never collected), or NULL. A big
