@@ -1630,6 +1630,7 @@ void vm_program_free(vm_program *prog)
 	}
 	free(prog->mods);
 	free(prog->globals);
+	free(prog->global_names);
 	for (uint32_t i = 0; i < prog->nerrors; i++) {
 		free(prog->errors[i].path);
 		free(prog->errors[i].msg);
@@ -1709,28 +1710,24 @@ static char *base_name(const char *path)
 	return strndup(s, n);
 }
 
-/* The file an import names: relative to the importing file, or, without
- * a directory part and not found there, in the library directory. */
+/* The file an import names: "name" (no directory, no .wf) is a module of
+ * the standard library; "path.wf" or a path with a directory is relative
+ * to the importing file (or absolute). */
 static char *import_path(vm_program *prog, const char *from, const char *name)
 {
 	char buf[4096];
 	size_t nl = strlen(name);
 	bool has_ext = nl > 3 && strcmp(name + nl - 3, ".wf") == 0;
+	if (!has_ext && !strchr(name, '/') && prog->lib_dir) {
+		snprintf(buf, sizeof buf, "%s/%s.wf", prog->lib_dir, name);
+		return strdup(buf);
+	}
 	const char *slash = strrchr(from, '/');
 	int dl = slash ? (int)(slash - from + 1) : 0;
 	if (name[0] == '/')
 		snprintf(buf, sizeof buf, "%s%s", name, has_ext ? "" : ".wf");
 	else
 		snprintf(buf, sizeof buf, "%.*s%s%s", dl, from, name, has_ext ? "" : ".wf");
-	FILE *f = fopen(buf, "rb");
-	if (f) {
-		fclose(f);
-		return strdup(buf);
-	}
-	if (prog->lib_dir && !strchr(name, '/')) {
-		snprintf(buf, sizeof buf, "%s/%s%s", prog->lib_dir, name, has_ext ? "" : ".wf");
-		return strdup(buf);
-	}
 	return strdup(buf);
 }
 
@@ -1756,6 +1753,10 @@ static int new_global(vm_program *prog)
 		if (!n)
 			return -ENOMEM;
 		prog->globals = n;
+		vm_value *nm = realloc(prog->global_names, cap * sizeof *nm);
+		if (!nm)
+			return -ENOMEM;
+		prog->global_names = nm;
 		prog->capglobals = cap;
 	}
 	if (prog->nglobals >= 65535)
@@ -1922,6 +1923,8 @@ static int compile_tree(vm_program *prog, vm_module *m, const char *src, size_t 
 			int g = new_global(prog);
 			if (g < 0)
 				return g;
+			int64_t a = vm_atom_intern(prog->vm, d->s, strlen(d->s));
+			prog->global_names[g] = a >= 0 ? vm_from_atom((uint32_t)a) : VM_NIL;
 			m->consts[m->nconsts] = (uint32_t)g;
 			m->const_names[m->nconsts++] = d->s;
 		} else if (d->kind == VM_N_MVAR) {

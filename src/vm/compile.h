@@ -44,6 +44,7 @@ typedef struct vm_program {
 	vm_module **mods;	/* in the order their initialisers run (imports first) */
 	uint32_t nmods, capmods;
 	vm_value *globals; /* top-level constants of every module (literal area), VM_UNSET until set */
+	vm_value *global_names; /* each one's name, an atom (for :undef) */
 	uint32_t nglobals, capglobals;
 	vm_module *prelude; /* functions every module sees (lib/prelude.wf) */
 	const char *lib_dir;

@@ -247,7 +247,7 @@ L_GETCAP:
 L_GETGLOBAL : {
 	vm_value g = prog->globals[VM_D(ins)];
 	if (g == VM_UNSET) {
-		st = vm_raise_atom(p, VM_A_UNDEF);
+		st = vm_raise2(p, VM_A_UNDEF, prog->global_names[VM_D(ins)]);
 		goto raise;
 	}
 	RA = g;
