@@ -394,6 +394,7 @@ static void vm_lex_number(vm_lexer *lx, vm_token *t, size_t start)
 					p++;
 			} else {
 				malformed = true;
+				p = q;
 			}
 		}
 	}

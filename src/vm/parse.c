@@ -21,7 +21,9 @@
  *
  * Depth. The recursion of the parser goes through vm_enter at every
  * expression, pattern and prefix operator, so the C stack holds at most
- * VM_PARSE_DEPTH of those (a few frames each). Left-associative chains
+ * VM_PARSE_DEPTH of those (a few frames each: at the limit about 100 KiB
+ * of stack at -O2, more under sanitizers, so parse on a thread's stack or
+ * a coroutine of 256 KiB or more). Left-associative chains
  * (`a + b + ...`, `f(x)(y)...`) build deep trees without recursing, so once
  * the parse is clean a pass with its own stack checks that no node is
  * deeper than VM_PARSE_DEPTH, the promise of ast.h to the compiler.
@@ -270,6 +272,24 @@ static vm_node *vm_name_node(vm_parser *p, unsigned kind)
 	return n;
 }
 
+/* A node of the kind at the current token (a keyword), which is consumed,
+ * named by the name that must follow it (else "expected WHAT"). */
+static vm_node *vm_keyword_named(vm_parser *p, unsigned kind, const char *what)
+{
+	vm_node *n = vm_node_here(p, kind);
+	if (!n)
+		return NULL;
+	vm_advance(p);
+	if (p->tok.kind != VM_T_NAME) {
+		vm_expected(p, what);
+		return NULL;
+	}
+	if (!vm_take_name(p, n))
+		return NULL;
+	vm_advance(p);
+	return n;
+}
+
 static bool vm_enter(vm_parser *p)
 {
 	if (p->depth >= VM_PARSE_DEPTH) {
@@ -326,6 +346,32 @@ static void vm_sync(vm_parser *p, uint32_t depth, bool comma)
 			return;
 		vm_advance(p);
 	}
+}
+
+/* After a statement of a block or a clause of a match, receive or catch
+ * (clauses: also `,` separates), at depth, that began at token number
+ * start: checks that a separator or the closing `}` follows it (ok: it
+ * parsed), and after an error resynchronises. Returns false if the
+ * block or clause list is cut short (in panic still: a closer of an
+ * enclosing bracket, or a declaration in column 1, comes first). */
+static bool vm_item_end(vm_parser *p, bool ok, uint32_t depth, bool clauses, unsigned long start)
+{
+	unsigned k = p->tok.kind;
+	if (ok && !vm_is_sep(k) && !(clauses && k == VM_T_COMMA) && k != VM_T_RBRACE && k != VM_T_EOF) {
+		vm_expected(p, clauses ? "newline or `,` after the clause" : "newline or `;` after the statement");
+		ok = false;
+	}
+	if (!ok) {
+		if (p->oom)
+			return false;
+		vm_sync(p, depth, clauses);
+		if ((p->tok.depth < depth && p->tok.kind != VM_T_RBRACE) || vm_decl_at_col1(p, false))
+			return false;
+		if (p->ntok == start && p->tok.kind != VM_T_RBRACE && p->tok.kind != VM_T_EOF)
+			vm_advance(p);
+	}
+	p->panic = false;
+	return true;
 }
 
 /* ---- expressions */
@@ -540,26 +586,85 @@ static bool vm_parse_clauses(vm_parser *p, vm_node *owner, const char *where)
 				}
 			}
 		}
-		if (ok && !vm_is_sep(p->tok.kind) && p->tok.kind != VM_T_COMMA && p->tok.kind != VM_T_RBRACE &&
-		    p->tok.kind != VM_T_EOF) {
-			vm_expected(p, "newline or `,` after the clause");
-			ok = false;
-		}
-		if (ok)
-			p->panic = false;
-		if (!ok) {
-			if (p->oom)
-				return false;
-			vm_sync(p, depth, true);
-			if ((p->tok.depth < depth && p->tok.kind != VM_T_RBRACE) || vm_decl_at_col1(p, false))
-				return false; /* the clauses are cut short: still in panic */
-			p->panic = false;
-			if (p->ntok == start && p->tok.kind != VM_T_RBRACE && p->tok.kind != VM_T_EOF)
-				vm_advance(p);
-		}
+		if (!vm_item_end(p, ok, depth, true, start))
+			return false;
 	}
 	vm_set_kids(owner, &l);
 	return true;
+}
+
+/* ---- tuples and lists, in expressions and patterns alike */
+
+/* Parses one element; in_list: a list's element (before a possible `|`). */
+typedef vm_node *vm_item_fn(vm_parser *p, bool in_list);
+
+static vm_node *vm_expr_item(vm_parser *p, bool in_list)
+{
+	return vm_parse_expr_in(p, in_list, false);
+}
+
+static vm_node *vm_pattern_item(vm_parser *p, bool in_list)
+{
+	(void)in_list;
+	return vm_parse_pattern(p);
+}
+
+/* `()`, `(x)` (just x), `(x,)`, `(a, b)`; what: "" or " pattern". */
+static vm_node *vm_parse_tuple(vm_parser *p, vm_item_fn *item, const char *what)
+{
+	vm_token open = p->tok;
+	char where[40];
+	vm_advance(p);
+	vm_nodes l = {0};
+	if (p->tok.kind != VM_T_RPAREN) {
+		vm_node *first = item(p, false);
+		if (!first)
+			return NULL;
+		if (!vm_accept(p, VM_T_COMMA))
+			return vm_expect(p, VM_T_RPAREN, "to close the parenthesis") ? first : NULL;
+		if (!vm_push(p, &l, first))
+			return NULL;
+		while (p->tok.kind != VM_T_RPAREN) {
+			vm_node *e = item(p, false);
+			if (!e || !vm_push(p, &l, e))
+				return NULL;
+			if (!vm_accept(p, VM_T_COMMA))
+				break;
+		}
+	}
+	snprintf(where, sizeof where, "to close the tuple%s", what);
+	if (!vm_expect(p, VM_T_RPAREN, where))
+		return NULL;
+	vm_node *n = vm_node_new(p, VM_N_TUPLE, open.line, open.col);
+	if (n)
+		vm_set_kids(n, &l);
+	return n;
+}
+
+/* `[a, b]`, `[a, b | tail]`; what: "" or " pattern". */
+static vm_node *vm_parse_list(vm_parser *p, vm_item_fn *item, const char *what)
+{
+	vm_node *n = vm_node_here(p, VM_N_LIST);
+	char where[48];
+	if (!n)
+		return NULL;
+	vm_advance(p);
+	vm_nodes l = {0};
+	while (p->tok.kind != VM_T_RBRACKET) {
+		vm_node *e = item(p, true);
+		if (!e || !vm_push(p, &l, e))
+			return NULL;
+		if (vm_accept(p, VM_T_BAR)) {
+			if (!(n->a = item(p, false)))
+				return NULL;
+			break;
+		}
+		if (!vm_accept(p, VM_T_COMMA))
+			break;
+	}
+	vm_set_kids(n, &l);
+	snprintf(where, sizeof where, "%s the list%s", n->a ? "after the tail of" : "to close", what);
+	return vm_expect(p, VM_T_RBRACKET, where) ? n : NULL;
 }
 
 static vm_node *vm_parse_if(vm_parser *p)
@@ -597,54 +702,10 @@ static vm_node *vm_parse_primary(vm_parser *p)
 			return NULL;
 		}
 		return vm_name_node(p, VM_N_NAME);
-	case VM_T_LPAREN: {
-		vm_token open = p->tok;
-		vm_advance(p);
-		vm_nodes l = {0};
-		if (p->tok.kind != VM_T_RPAREN) {
-			vm_node *first = vm_parse_expr(p);
-			if (!first)
-				return NULL;
-			if (!vm_accept(p, VM_T_COMMA))
-				return vm_expect(p, VM_T_RPAREN, "to close the parenthesis") ? first : NULL;
-			if (!vm_push(p, &l, first))
-				return NULL;
-			while (p->tok.kind != VM_T_RPAREN) {
-				vm_node *e = vm_parse_expr(p);
-				if (!e || !vm_push(p, &l, e))
-					return NULL;
-				if (!vm_accept(p, VM_T_COMMA))
-					break;
-			}
-		}
-		if (!vm_expect(p, VM_T_RPAREN, "to close the tuple"))
-			return NULL;
-		n = vm_node_new(p, VM_N_TUPLE, open.line, open.col);
-		if (n)
-			vm_set_kids(n, &l);
-		return n;
-	}
-	case VM_T_LBRACKET: {
-		if (!(n = vm_node_here(p, VM_N_LIST)))
-			return NULL;
-		vm_advance(p);
-		vm_nodes l = {0};
-		while (p->tok.kind != VM_T_RBRACKET) {
-			vm_node *e = vm_parse_expr_in(p, true, false);
-			if (!e || !vm_push(p, &l, e))
-				return NULL;
-			if (vm_accept(p, VM_T_BAR)) {
-				if (!(n->a = vm_parse_expr(p)))
-					return NULL;
-				break;
-			}
-			if (!vm_accept(p, VM_T_COMMA))
-				break;
-		}
-		vm_set_kids(n, &l);
-		return vm_expect(p, VM_T_RBRACKET, n->a ? "after the tail of the list" : "to close the list") ? n
-													      : NULL;
-	}
+	case VM_T_LPAREN:
+		return vm_parse_tuple(p, vm_expr_item, "");
+	case VM_T_LBRACKET:
+		return vm_parse_list(p, vm_expr_item, "");
 	case VM_T_MAPOPEN: {
 		if (!(n = vm_node_here(p, VM_N_MAP)))
 			return NULL;
@@ -746,16 +807,8 @@ static vm_node *vm_parse_primary(vm_parser *p)
 			return NULL;
 		return vm_parse_clauses(p, n, "after `catch`") ? n : NULL;
 	case VM_T_LOCK:
-		if (!(n = vm_node_here(p, VM_N_LOCK)))
+		if (!(n = vm_keyword_named(p, VM_N_LOCK, "the name of an mvar after `lock`")))
 			return NULL;
-		vm_advance(p);
-		if (p->tok.kind != VM_T_NAME) {
-			vm_expected(p, "the name of an mvar after `lock`");
-			return NULL;
-		}
-		if (!vm_take_name(p, n))
-			return NULL;
-		vm_advance(p);
 		return (n->a = vm_parse_block(p, "after the name of `lock`")) ? n : NULL;
 	case VM_T_BREAK:
 	case VM_T_CONTINUE:
@@ -978,27 +1031,13 @@ static vm_node *vm_parse_not(vm_parser *p)
 	return n;
 }
 
-static vm_node *vm_parse_and(vm_parser *p)
+/* `and` (is_or false) and `or`, left-associative, `or` the looser. */
+static vm_node *vm_parse_logic(vm_parser *p, bool is_or)
 {
-	vm_node *lhs = vm_parse_not(p);
-	while (lhs && vm_accept(p, VM_T_AND)) {
-		vm_node *rhs = vm_parse_not(p);
-		vm_node *n = rhs ? vm_node_at(p, VM_N_AND, lhs) : NULL;
-		if (!n)
-			return NULL;
-		n->a = lhs;
-		n->b = rhs;
-		lhs = n;
-	}
-	return lhs;
-}
-
-static vm_node *vm_parse_or(vm_parser *p)
-{
-	vm_node *lhs = vm_parse_and(p);
-	while (lhs && vm_accept(p, VM_T_OR)) {
-		vm_node *rhs = vm_parse_and(p);
-		vm_node *n = rhs ? vm_node_at(p, VM_N_OR, lhs) : NULL;
+	vm_node *lhs = is_or ? vm_parse_logic(p, false) : vm_parse_not(p);
+	while (lhs && vm_accept(p, is_or ? VM_T_OR : VM_T_AND)) {
+		vm_node *rhs = is_or ? vm_parse_logic(p, false) : vm_parse_not(p);
+		vm_node *n = rhs ? vm_node_at(p, is_or ? VM_N_OR : VM_N_AND, lhs) : NULL;
 		if (!n)
 			return NULL;
 		n->a = lhs;
@@ -1017,7 +1056,7 @@ static vm_node *vm_parse_expr_in(vm_parser *p, bool no_pipe, bool range_ok)
 		return NULL;
 	bool saved = p->no_pipe;
 	p->no_pipe = no_pipe;
-	vm_node *n = vm_parse_or(p);
+	vm_node *n = vm_parse_logic(p, true);
 	p->no_pipe = saved;
 	vm_leave(p);
 	if (n && p->tok.kind == VM_T_DOTDOT && !range_ok) {
@@ -1056,56 +1095,10 @@ static vm_node *vm_parse_pattern1(vm_parser *p)
 			n->col--; /* at the `^` */
 		}
 		return n;
-	case VM_T_LPAREN: {
-		vm_token open = p->tok;
-		vm_advance(p);
-		vm_nodes l = {0};
-		if (p->tok.kind != VM_T_RPAREN) {
-			vm_node *first = vm_parse_pattern(p);
-			if (!first)
-				return NULL;
-			if (!vm_accept(p, VM_T_COMMA))
-				return vm_expect(p, VM_T_RPAREN, "to close the parenthesis") ? first : NULL;
-			if (!vm_push(p, &l, first))
-				return NULL;
-			while (p->tok.kind != VM_T_RPAREN) {
-				vm_node *e = vm_parse_pattern(p);
-				if (!e || !vm_push(p, &l, e))
-					return NULL;
-				if (!vm_accept(p, VM_T_COMMA))
-					break;
-			}
-		}
-		if (!vm_expect(p, VM_T_RPAREN, "to close the tuple pattern"))
-			return NULL;
-		n = vm_node_new(p, VM_N_TUPLE, open.line, open.col);
-		if (n)
-			vm_set_kids(n, &l);
-		return n;
-	}
-	case VM_T_LBRACKET: {
-		if (!(n = vm_node_here(p, VM_N_LIST)))
-			return NULL;
-		vm_advance(p);
-		vm_nodes l = {0};
-		while (p->tok.kind != VM_T_RBRACKET) {
-			vm_node *e = vm_parse_pattern(p);
-			if (!e || !vm_push(p, &l, e))
-				return NULL;
-			if (vm_accept(p, VM_T_BAR)) {
-				if (!(n->a = vm_parse_pattern(p)))
-					return NULL;
-				break;
-			}
-			if (!vm_accept(p, VM_T_COMMA))
-				break;
-		}
-		vm_set_kids(n, &l);
-		return vm_expect(p, VM_T_RBRACKET,
-				 n->a ? "after the tail of the list pattern" : "to close the list pattern")
-			       ? n
-			       : NULL;
-	}
+	case VM_T_LPAREN:
+		return vm_parse_tuple(p, vm_pattern_item, " pattern");
+	case VM_T_LBRACKET:
+		return vm_parse_list(p, vm_pattern_item, " pattern");
 	case VM_T_MAPOPEN: {
 		if (!(n = vm_node_here(p, VM_N_MAP)))
 			return NULL;
@@ -1164,6 +1157,16 @@ static vm_node *vm_parse_pattern(vm_parser *p)
 
 /* ---- statements and blocks */
 
+/* `let NAME = e` and `mvar NAME = e` at top level, `var NAME = e` in a
+ * block: the name in s, e in a; what: the message if the name is missing. */
+static vm_node *vm_parse_binding(vm_parser *p, unsigned kind, const char *what)
+{
+	vm_node *n = vm_keyword_named(p, kind, what);
+	if (!n || !vm_expect(p, VM_T_ASSIGN, "after the name"))
+		return NULL;
+	return (n->a = vm_parse_expr(p)) ? n : NULL;
+}
+
 static vm_node *vm_parse_stmt(vm_parser *p)
 {
 	vm_node *n;
@@ -1176,19 +1179,7 @@ static vm_node *vm_parse_stmt(vm_parser *p)
 			return NULL;
 		return (n->b = vm_parse_expr(p)) ? n : NULL;
 	case VM_T_VAR:
-		if (!(n = vm_node_here(p, VM_N_VAR)))
-			return NULL;
-		vm_advance(p);
-		if (p->tok.kind != VM_T_NAME) {
-			vm_expected(p, "a name after `var`");
-			return NULL;
-		}
-		if (!vm_take_name(p, n))
-			return NULL;
-		vm_advance(p);
-		if (!vm_expect(p, VM_T_ASSIGN, "after the name of `var`"))
-			return NULL;
-		return (n->a = vm_parse_expr(p)) ? n : NULL;
+		return vm_parse_binding(p, VM_N_VAR, "a name after `var`");
 	case VM_T_MVAR:
 	case VM_T_IMPORT:
 		vm_error(p, "%s is only allowed at top level", vm_tok_name(p->tok.kind));
@@ -1253,22 +1244,8 @@ static vm_node *vm_parse_block(vm_parser *p, const char *where)
 		vm_node *s = vm_parse_stmt(p);
 		if (s && !vm_push(p, &l, s))
 			return NULL;
-		if (s && !vm_is_sep(p->tok.kind) && p->tok.kind != VM_T_RBRACE && p->tok.kind != VM_T_EOF) {
-			vm_expected(p, "newline or `;` after the statement");
-			s = NULL;
-		}
-		if (s)
-			p->panic = false;
-		if (!s) {
-			if (p->oom)
-				return NULL;
-			vm_sync(p, depth, false);
-			if ((p->tok.depth < depth && p->tok.kind != VM_T_RBRACE) || vm_decl_at_col1(p, false))
-				return NULL; /* the block is cut short: still in panic */
-			p->panic = false;
-			if (p->ntok == start && p->tok.kind != VM_T_RBRACE && p->tok.kind != VM_T_EOF)
-				vm_advance(p);
-		}
+		if (!vm_item_end(p, s != NULL, depth, false, start))
+			return NULL;
 	}
 	vm_set_kids(b, &l);
 	return b;
@@ -1276,43 +1253,13 @@ static vm_node *vm_parse_block(vm_parser *p, const char *where)
 
 /* ---- declarations */
 
-/* `let NAME = e` and `mvar NAME = e` at top level. */
-static vm_node *vm_parse_binding(vm_parser *p, unsigned kind, const char *word)
-{
-	vm_node *n = vm_node_here(p, kind);
-	if (!n)
-		return NULL;
-	vm_advance(p);
-	char what[80];
-	if (p->tok.kind != VM_T_NAME) {
-		snprintf(what, sizeof what, "a name after `%s` (at top level it binds one name)", word);
-		vm_expected(p, what);
-		return NULL;
-	}
-	if (!vm_take_name(p, n))
-		return NULL;
-	vm_advance(p);
-	snprintf(what, sizeof what, "after the name of `%s`", word);
-	if (!vm_expect(p, VM_T_ASSIGN, what))
-		return NULL;
-	return (n->a = vm_parse_expr(p)) ? n : NULL;
-}
-
 static vm_node *vm_parse_decl(vm_parser *p)
 {
 	vm_node *n;
 	switch (p->tok.kind) {
 	case VM_T_FN: {
-		if (!(n = vm_node_here(p, VM_N_FNDEF)))
+		if (!(n = vm_keyword_named(p, VM_N_FNDEF, "the function's name after `fn`")))
 			return NULL;
-		vm_advance(p);
-		if (p->tok.kind != VM_T_NAME) {
-			vm_expected(p, "the function's name after `fn`");
-			return NULL;
-		}
-		if (!vm_take_name(p, n))
-			return NULL;
-		vm_advance(p);
 		vm_nodes l = {0};
 		if (!vm_parse_params(p, &l, "after the function's name"))
 			return NULL;
@@ -1320,9 +1267,9 @@ static vm_node *vm_parse_decl(vm_parser *p)
 		return (n->a = vm_parse_block(p, "to open the function's body")) ? n : NULL;
 	}
 	case VM_T_LET:
-		return vm_parse_binding(p, VM_N_CONST, "let");
+		return vm_parse_binding(p, VM_N_CONST, "a name after `let` (at top level it binds one name)");
 	case VM_T_MVAR:
-		return vm_parse_binding(p, VM_N_MVAR, "mvar");
+		return vm_parse_binding(p, VM_N_MVAR, "a name after `mvar`");
 	case VM_T_IMPORT:
 		if (!(n = vm_node_here(p, VM_N_IMPORT)))
 			return NULL;

@@ -47,18 +47,24 @@ static const char *dump(const char *src)
 	return out;
 }
 
+/* The dump of prog, which must start with pre: the rest, without the
+ * two closing parentheses of the wrapping. */
+static const char *unwrap(const char *prog, const char *pre)
+{
+	const char *d = dump(prog);
+	size_t lp = strlen(pre), n = strlen(d);
+	assert_memory_equal(d, pre, lp);
+	memmove(out, out + lp, n - lp - 2);
+	out[n - lp - 2] = 0;
+	return out;
+}
+
 /* The dump of one expression (as a top-level constant's value). */
 static const char *expr(const char *src)
 {
 	char prog[4096];
 	snprintf(prog, sizeof prog, "let X = %s", src);
-	const char *d = dump(prog);
-	static const char pre[] = "(module (const X ";
-	assert_memory_equal(d, pre, sizeof pre - 1);
-	size_t n = strlen(d);
-	memmove(out, out + sizeof pre - 1, n - (sizeof pre - 1) - 2);
-	out[n - (sizeof pre - 1) - 2] = 0;
-	return out;
+	return unwrap(prog, "(module (const X ");
 }
 
 /* The dump of a function body. */
@@ -66,13 +72,7 @@ static const char *body(const char *src)
 {
 	char prog[8192];
 	snprintf(prog, sizeof prog, "fn f() {\n%s\n}", src);
-	const char *d = dump(prog);
-	static const char pre[] = "(module (fndef f (params) ";
-	assert_memory_equal(d, pre, sizeof pre - 1);
-	size_t n = strlen(d);
-	memmove(out, out + sizeof pre - 1, n - (sizeof pre - 1) - 2);
-	out[n - (sizeof pre - 1) - 2] = 0;
-	return out;
+	return unwrap(prog, "(module (fndef f (params) ");
 }
 
 /* The errors of a source of len bytes (which need not parse). */
@@ -492,8 +492,8 @@ static void test_statements_and_toplevel(void **state)
 	ERRS("print(1)", "1:1: expected a declaration (`fn`, `let`, `mvar` or `import`), found `print`\n");
 	ERRS("fn(x) { }", "1:3: expected the function's name after `fn`, found `(`\n");
 	ERRS("let (a, b) = 1", "1:5: expected a name after `let` (at top level it binds one name), found `(`\n");
-	ERRS("mvar 1 = 1", "1:6: expected a name after `mvar` (at top level it binds one name), found `1`\n");
-	ERRS("let A 1", "1:7: expected `=` after the name of `let`, found `1`\n");
+	ERRS("mvar 1 = 1", "1:6: expected a name after `mvar`, found `1`\n");
+	ERRS("let A 1", "1:7: expected `=` after the name, found `1`\n");
 	ERRS("import lists", "1:8: expected a string after `import`, found `lists`\n");
 	ERRS("fn f() { } fn g() { }", "1:12: expected newline or `;` after the declaration, found `fn`\n");
 	ERRS("fn f() { a b }", "1:12: expected newline or `;` after the statement, found `b`\n");
@@ -504,7 +504,7 @@ static void test_statements_and_toplevel(void **state)
 	ERRS("fn f() { f(x) = 1 }", "1:10: only a name or an element `a[i]` can be assigned\n");
 	ERRS("fn f() { m.x = 1 }", "1:10: only a name or an element `a[i]` can be assigned\n");
 	ERRS("fn f() { var (a) = 1 }", "1:14: expected a name after `var`, found `(`\n");
-	ERRS("fn f() { var a }", "1:16: expected `=` after the name of `var`, found `}`\n");
+	ERRS("fn f() { var a }", "1:16: expected `=` after the name, found `}`\n");
 	ERRS("fn f() { _ }", "1:10: `_` is only allowed in patterns\n");
 	ERRS("fn f() { a.b.c }", "1:13: `.` follows a module's name only (`module.function`)\n");
 	ERRS("fn f() { m.1 }", "1:12: expected a function name after `.`, found `1`\n");
