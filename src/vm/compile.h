@@ -43,7 +43,7 @@ typedef struct vm_program {
 	struct vm_arena *arena; /* protos, code, names: freed with the program */
 	vm_module **mods;	/* in the order their initialisers run (imports first) */
 	uint32_t nmods, capmods;
-	vm_value *globals; /* top-level constants of every module (literal area), VM_UNSET until set */
+	vm_value *globals;	/* top-level constants of every module (literal area), VM_UNSET until set */
 	vm_value *global_names; /* each one's name, an atom (for :undef) */
 	uint32_t nglobals, capglobals;
 	vm_module *prelude; /* functions every module sees (lib/prelude.wf) */
@@ -81,6 +81,5 @@ void vm_print_errors(const vm_program *prog, FILE *f);
 /* Print the bytecode of every function of m (and its closures), with the
  * source line of each instruction. */
 void vm_disassemble(const vm_program *prog, const vm_module *m, FILE *f);
-
 
 #endif
