@@ -121,7 +121,9 @@ typedef struct vm_heap {
 	vm_value *start, *top, *end; /* the space: [start, end), next free word at top */
 	struct vm_bigstr **off;	     /* big strings this heap references (one count each) */
 	size_t noff, capoff;
-	size_t min_words;		    /* never shrinks below */
+	size_t min_words; /* never shrinks below */
+	vm_value *spare;  /* the last collection's old space, kept for the next one */
+	size_t spare_words;
 	uint64_t collections, copied_words; /* statistics */
 } vm_heap;
 
