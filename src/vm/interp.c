@@ -753,8 +753,9 @@ L_ENDTRY:
 	p->nhandlers--;
 	NEXT();
 L_RAISE:
-	st = vm_raise(p, RA);
-	goto raise;
+	/* only emitted for the implicit re-raise at the end of a catch */
+	p->raised = RA;
+	goto reraise;
 L_BADMATCH:
 	st = vm_raise2(p, VM_B(ins) ? VM_A_NOMATCH : VM_A_BADMATCH, RA);
 	goto raise;
@@ -766,8 +767,12 @@ failed:
 	}
 raise:
 	(void)st;
+	/* The trace is taken where the value is raised, caught or not: a
+	 * catch that matches no clause raises the value again (RAISE), and
+	 * a crash then reports where it came from. */
+	record_trace(p, pc);
+reraise:
 	if (p->nhandlers == 0) {
-		record_trace(p, pc);
 		f->pc = pc;
 		return VM_RUN_CRASH;
 	}
