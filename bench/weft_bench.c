@@ -1703,6 +1703,59 @@ static int bench_binary_trees(void)
 	return 0;
 }
 
+/* compile: the compiler's speed. A generated program of about N lines
+ * (functions of ten lines each: lets, a var, a counted loop, an if, a
+ * match with a guard, a call, a map) is compiled - lexed, parsed,
+ * compiled to bytecode - by weft_vm_load_source; ns_per_op is ns per
+ * line. bench/peers/lua/compile.lua generates the same program in Lua and
+ * times Lua's load() on it. */
+static int bench_compile(void)
+{
+	long lines = arg(0, 200000);
+	if (lines < 10 || lines > 10000000)
+		fail("compile: LINES in 10..1e7, not", lines);
+	long nfn = lines / 10;
+	size_t cap = (size_t)nfn * 400 + 64, len = 0;
+	char *src = malloc(cap);
+	if (!src)
+		fail("malloc", (long long)cap);
+	for (long i = 0; i < nfn; i++)
+		len += (size_t)snprintf(src + len, cap - len,
+					"fn f%ld(a, b) {\n"
+					"  let x = a * %ld + b\n"
+					"  var acc = []\n"
+					"  for k in 0..x { acc = [k * 2 | acc] }\n"
+					"  if x > 10 { acc = [x | acc] } else { acc = [] }\n"
+					"  match (a, b) {\n"
+					"    (0, _) -> len(acc)\n"
+					"    (n, m) if n > m -> n - m + f%ld(m, n)\n"
+					"    _ -> %%{\"k\" => x, :v => acc}[:v]\n"
+					"  }\n}\n",
+					i, i, i ? i - 1 : 0);
+	weft_vm_t *vm;
+	int e = weft_vm_create(&vm, NULL);
+	if (e)
+		fail("vm create, error", e);
+	/* the prelude first, so that only the program is timed */
+	if ((e = weft_vm_load_source(vm, "empty.wf", "", 0)))
+		fail("vm load, error", e);
+	weft_time_t t0 = weft_now();
+	e = weft_vm_load_source(vm, "generated.wf", src, len);
+	weft_time_t d = weft_now() - t0;
+	if (e) {
+		weft_vm_print_errors(vm, stderr);
+		fail("compile, error", e);
+	}
+	char ns[32], extra[64];
+	snprintf(ns, sizeof ns, "%ld", nfn * 10);
+	snprintf(extra, sizeof extra, " lines_per_s=%.0f bytes=%zu", (double)(nfn * 10) * 1e9 / (double)d, len);
+	stackful = false;
+	report("compile", ns, nfn * 10, d, extra);
+	weft_vm_destroy(vm);
+	free(src);
+	return 0;
+}
+
 static void *bench_main(void *a)
 {
 	void (*fn)(void) = (void (*)(void))a;
@@ -1721,7 +1774,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: weft-bench WORKLOAD [SIZES...]\nworkloads:");
 		for (size_t i = 0; i < sizeof workloads / sizeof *workloads; i++)
 			fprintf(stderr, " %s", workloads[i].name);
-		fprintf(stderr, " exec_spawn fib binary_trees\n");
+		fprintf(stderr, " exec_spawn fib binary_trees compile\n");
 		return 2;
 	}
 	const char *v = getenv("WEFT_BENCH_VARIANT");
@@ -1735,6 +1788,8 @@ int main(int argc, char **argv)
 		return bench_exec_spawn();
 	if (strcmp(argv[1], "fib") == 0)
 		return bench_fib();
+	if (strcmp(argv[1], "compile") == 0)
+		return bench_compile();
 	if (strcmp(argv[1], "binary_trees") == 0)
 		return bench_binary_trees();
 	for (size_t i = 0; i < sizeof workloads / sizeof *workloads; i++) {

@@ -4,6 +4,11 @@
  * pointer in the newest chunk. An allocation larger than a quarter of the
  * usual chunk gets a chunk of its own, linked after the newest one, so the
  * space left in the newest chunk is not thrown away.
+ *
+ * Ordinary chunks double in size (16 KiB up to 1 MiB), so a large parse
+ * makes few of them; chunks of 256 KiB or more are mapped with their pages
+ * populated in the one call (a fault per page costs microseconds on a
+ * virtual machine).
  */
 #include "arena.h"
 
@@ -12,17 +17,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <assert.h>
+#include <stdbool.h>
+#include <sys/mman.h>
 
-#define VM_ARENA_CHUNK 16384 /* bytes of payload in an ordinary chunk */
+#define VM_ARENA_CHUNK 16384		     /* bytes of payload in the first ordinary chunk */
+#define VM_ARENA_CHUNK_MAX ((size_t)1 << 20) /* ... doubling up to this */
+#define VM_ARENA_MAP ((size_t)256 << 10)     /* chunks from here on are mapped */
 
 struct vm_chunk {
 	struct vm_chunk *next;
 	size_t size, used;
+	bool mapped;
 	alignas(8) unsigned char data[];
 };
 
 struct vm_arena {
 	struct vm_chunk *head;
+	size_t next_size; /* the next ordinary chunk's */
 };
 
 struct vm_arena *vm_arena_create(void)
@@ -34,9 +45,18 @@ static struct vm_chunk *vm_chunk_new(size_t size)
 {
 	if (size > SIZE_MAX - sizeof(struct vm_chunk))
 		return NULL;
-	struct vm_chunk *c = malloc(sizeof(struct vm_chunk) + size);
+	size_t bytes = sizeof(struct vm_chunk) + size;
+	bool mapped = bytes >= VM_ARENA_MAP;
+	struct vm_chunk *c;
+	if (mapped) {
+		void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		c = m == MAP_FAILED ? NULL : m;
+	} else {
+		c = malloc(bytes);
+	}
 	if (!c)
 		return NULL;
+	c->mapped = mapped;
 	c->next = NULL;
 	c->size = size;
 	c->used = 0;
@@ -55,7 +75,9 @@ void *vm_arena_alloc(struct vm_arena *a, size_t size)
 		assert(h->used <= h->size);
 		return p;
 	}
-	if (size > VM_ARENA_CHUNK / 4) {
+	if (!a->next_size)
+		a->next_size = VM_ARENA_CHUNK;
+	if (size > a->next_size / 4) {
 		struct vm_chunk *big = vm_chunk_new(size);
 		if (!big)
 			return NULL;
@@ -68,9 +90,11 @@ void *vm_arena_alloc(struct vm_arena *a, size_t size)
 		}
 		return big->data;
 	}
-	struct vm_chunk *c = vm_chunk_new(VM_ARENA_CHUNK);
+	struct vm_chunk *c = vm_chunk_new(a->next_size);
 	if (!c)
 		return NULL;
+	if (a->next_size < VM_ARENA_CHUNK_MAX)
+		a->next_size *= 2;
 	c->next = h;
 	a->head = c;
 	c->used = size;
@@ -99,7 +123,10 @@ void vm_arena_destroy(struct vm_arena *a)
 	struct vm_chunk *c = a->head;
 	while (c) {
 		struct vm_chunk *next = c->next;
-		free(c);
+		if (c->mapped)
+			munmap(c, sizeof(struct vm_chunk) + c->size);
+		else
+			free(c);
 		c = next;
 	}
 	free(a);

@@ -491,12 +491,13 @@ static const vm_fnent *module_fn(const vm_module *m, const char *name)
 	return m ? vm_module_fn(m, name) : NULL;
 }
 
+static uint32_t idx_find(const vm_module *m, const char *name);
+#define IDX_CONST (1u << 31)
+
 static int module_const(const vm_module *m, const char *name)
 {
-	for (uint32_t i = 0; i < m->nconsts; i++)
-		if (strcmp(m->const_names[i], name) == 0)
-			return (int)m->consts[i];
-	return -1;
+	uint32_t e = idx_find(m, name);
+	return e && ((e - 1) & IDX_CONST) ? (int)m->consts[(e - 1) & ~IDX_CONST] : -1;
 }
 
 static struct name_ref resolve(fstate *fs, const char *name)
@@ -1621,6 +1622,7 @@ void vm_program_free(vm_program *prog)
 	for (uint32_t i = 0; i < prog->nmods; i++) {
 		vm_module *m = prog->mods[i];
 		free(m->fns);
+		free(m->index);
 		free(m->imports);
 		free(m->consts);
 		free(m->const_names);
@@ -1642,12 +1644,59 @@ void vm_program_free(vm_program *prog)
 	memset(prog, 0, sizeof *prog);
 }
 
+/* The module's names (functions and constants) in a hash index, so
+ * resolving a name costs the same in a module of 20,000 functions as in
+ * one of 2. */
+
+static uint32_t name_hash(const char *s)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}
+
+static const char *idx_name(const vm_module *m, uint32_t e)
+{
+	return e & IDX_CONST ? m->const_names[e & ~IDX_CONST] : m->fns[e].name;
+}
+
+/* The index entry of name (entry + 1 as stored), or 0. */
+static uint32_t idx_find(const vm_module *m, const char *name)
+{
+	if (!m->index_cap)
+		return 0;
+	uint32_t mask = m->index_cap - 1;
+	for (uint32_t i = name_hash(name) & mask;; i = (i + 1) & mask) {
+		uint32_t e = m->index[i];
+		if (!e || strcmp(idx_name(m, e - 1), name) == 0)
+			return e;
+	}
+}
+
+static int idx_add(vm_module *m, uint32_t entry, uint32_t total)
+{
+	if (!m->index_cap) {
+		uint32_t cap = 16;
+		while (cap < 2 * total)
+			cap *= 2;
+		m->index = calloc(cap, sizeof *m->index);
+		if (!m->index)
+			return -ENOMEM;
+		m->index_cap = cap;
+	}
+	uint32_t mask = m->index_cap - 1;
+	uint32_t i = name_hash(idx_name(m, entry)) & mask;
+	while (m->index[i])
+		i = (i + 1) & mask;
+	m->index[i] = entry + 1;
+	return 0;
+}
+
 const vm_fnent *vm_module_fn(const vm_module *m, const char *name)
 {
-	for (uint32_t i = 0; i < m->nfns; i++)
-		if (strcmp(m->fns[i].name, name) == 0)
-			return &m->fns[i];
-	return NULL;
+	uint32_t e = idx_find(m, name);
+	return e && !((e - 1) & IDX_CONST) ? &m->fns[e - 1] : NULL;
 }
 
 void vm_proto_describe(const void *proto, const char **name, int *arity)
@@ -1914,7 +1963,9 @@ static int compile_tree(vm_program *prog, vm_module *m, const char *src, size_t 
 			o[0] = vm_hdr(VM_OBJ_CLOSURE, 1);
 			o[1] = vm_from_native(p);
 			p->nparams = (uint8_t)(d->nkids > 255 ? 255 : d->nkids);
-			m->fns[m->nfns++] = (vm_fnent){d->s, p, vm_from_obj(o)};
+			m->fns[m->nfns] = (vm_fnent){d->s, p, vm_from_obj(o)};
+			if (idx_add(m, m->nfns++, nfns + nconsts))
+				return -ENOMEM;
 		} else if (d->kind == VM_N_CONST) {
 			if (vm_module_fn(m, d->s) || module_const(m, d->s) >= 0) {
 				error_at(&top, d, "`%s` is defined twice", d->s);
@@ -1926,7 +1977,9 @@ static int compile_tree(vm_program *prog, vm_module *m, const char *src, size_t 
 			int64_t a = vm_atom_intern(prog->vm, d->s, strlen(d->s));
 			prog->global_names[g] = a >= 0 ? vm_from_atom((uint32_t)a) : VM_NIL;
 			m->consts[m->nconsts] = (uint32_t)g;
-			m->const_names[m->nconsts++] = d->s;
+			m->const_names[m->nconsts] = d->s;
+			if (idx_add(m, m->nconsts++ | IDX_CONST, nfns + nconsts))
+				return -ENOMEM;
 		} else if (d->kind == VM_N_MVAR) {
 			error_at(&top, d, "`mvar` needs processes, which this version of the VM does not run yet");
 		} else {

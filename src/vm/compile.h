@@ -29,6 +29,8 @@ typedef struct vm_module {
 	char *base; /* the file name without directory and .wf */
 	vm_fnent *fns;
 	uint32_t nfns;
+	uint32_t *index; /* names of fns and consts: open addressing, entry + 1 (consts: | 1 << 31) */
+	uint32_t index_cap;
 	struct vm_module **imports; /* by base name, in the module's scope */
 	uint32_t nimports;
 	uint32_t *consts; /* global indexes of the module's top-level constants */
