@@ -25,10 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../base/cpu.h"
 #include "interp.h"
 #include "obj.h"
-
-#define unlikely(x) __builtin_expect(!!(x), 0)
 
 #define VM_STACK_MAX (64u << 20) /* register slots: 512 MiB of stack at most */
 #define VM_FRAMES_MAX (16u << 20)
