@@ -4,7 +4,8 @@
 #
 #   make run            build (release) and run a weft program (examples/lang/calc.wf: a small interpreter)
 #   make demo           the runtime demo in C, with live statistics
-#   make check          check the include ladder, then run the test suite in three builds: release, ASan+UBSan, TSan
+#   make check          check the include ladder, then run the test suite in three builds: release, ASan+UBSan, TSan,
+#                       then a short pass of each fuzzer (check-fuzz, FUZZ_SECONDS=60 each)
 #   make check-layout   only the include ladder (tools/check-includes, docs/layout.md), formatting, and tools/check-sim-leaks
 #   make check-sim      the long sweep of the simulation twins: every _sim test with SIM_SEEDS seeds (release; not part of check)
 #   make bench          build weft-bench (release); bench/compare runs the comparison
@@ -14,10 +15,10 @@
 
 PREFIX ?= /usr/local
 JOBS ?= $(shell nproc)
-DEPS = cmake make gcc pkg-config libcmocka-dev valgrind liburing-dev libuv1-dev clang-format
+DEPS = cmake make gcc pkg-config libcmocka-dev valgrind liburing-dev libuv1-dev clang-format clang
 CMAKE_COMMON = -DCMAKE_C_FLAGS_RELEASE="-O2 -g -DNDEBUG" -DCMAKE_C_FLAGS_DEBUG="-O1 -g"
 
-.PHONY: all deps build run demo check check-layout check-release check-asan check-tsan check-sim bench check-valgrind check-aarch64 install clean
+.PHONY: all deps build run demo check check-fuzz check-layout check-release check-asan check-tsan check-sim bench check-valgrind check-aarch64 install clean
 
 all: build
 
@@ -64,12 +65,28 @@ check-asan: build/asan/Makefile
 	cd build/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j1
 
+# A short pass of each libFuzzer target (clang) over its seed corpus, in a
+# scratch copy (the corpus in the repo is not changed); FUZZ_SECONDS each.
+# The long runs are by hand: build/fuzz/fuzz_compile -max_total_time=3600 DIR.
+FUZZ_SECONDS ?= 60
+build/fuzz/Makefile: CMakeLists.txt | deps
+	CC=clang cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-O1 -g" -DWEFT_FUZZ=ON -DWEFT_TESTS=OFF
+
+check-fuzz: build/fuzz/Makefile
+	cmake --build build/fuzz -j$(JOBS) --target fuzz_parse fuzz_compile
+	for t in parse compile; do \
+		rm -rf build/fuzz/corpus-$$t && cp -r tests/vm/corpus/$$t build/fuzz/corpus-$$t && \
+		build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
+			build/fuzz/corpus-$$t >build/fuzz/fuzz_$$t.log 2>&1; rc=$$?; tail -12 build/fuzz/fuzz_$$t.log; \
+		[ $$rc = 0 ] || exit 1; \
+	done
+
 check-tsan: build/tsan/Makefile
 	cmake --build build/tsan -j$(JOBS)
 	cd build/tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 setarch $$(uname -m) -R ctest --output-on-failure -j1
 
-check: check-layout check-release check-asan check-tsan
-	@echo "make check: include ladder, formatting, release, ASan+UBSan and TSan suites passed"
+check: check-layout check-release check-asan check-tsan check-fuzz
+	@echo "make check: include ladder, formatting, release, ASan+UBSan and TSan suites, short fuzz passes passed"
 
 # The simulation twins (docs/scheduler.md, "Simulation"): make check gives
 # each 100 seeds in release (WT_SIM_SEEDS in tests/wt_sim.h, fewer under the
