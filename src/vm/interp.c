@@ -145,27 +145,49 @@ static void record_trace(vm_proc *p, const uint32_t *pc)
 
 int vm_lit_copy(vm_state *vm, vm_value v, vm_value *out)
 {
-	if (!vm_is_obj(v)) {
-		*out = v;
-		return 0;
-	}
-	vm_header *o = vm_obj(v);
-	size_t size = vm_hdr_size(*o);
-	vm_header *n = vm_lit_alloc(vm, 1 + size);
-	if (!n)
+	/* Iterative (a long list or a deep tree must not run out of C stack):
+	 * a stack of slots still holding old values; each popped slot gets
+	 * its copy, whose fields are pushed in turn. Sharing is not kept. */
+	*out = v;
+	size_t n = 0, cap = 64;
+	vm_value **todo = malloc(cap * sizeof *todo);
+	if (!todo)
 		return -ENOMEM;
-	memcpy(n, o, (1 + size) * sizeof *n);
-	unsigned kind = vm_hdr_kind(*o);
-	if (kind == VM_OBJ_BIGSTR)
-		atomic_fetch_add(&((struct vm_bigstr *)(uintptr_t)o[1])->refs, 1);
-	if (kind >= VM_OBJ_SCANNED)
-		for (size_t i = 1; i <= size; i++) {
-			int e = vm_lit_copy(vm, o[i], &n[i]);
-			if (e)
-				return e;
+	todo[n++] = out;
+	int e = 0;
+	while (n && !e) {
+		vm_value *slot = todo[--n];
+		if (!vm_is_obj(*slot))
+			continue;
+		vm_header *o = vm_obj(*slot);
+		size_t size = vm_hdr_size(*o);
+		vm_header *c = vm_lit_alloc(vm, 1 + size);
+		if (!c) {
+			e = -ENOMEM;
+			break;
 		}
-	*out = vm_from_obj(n);
-	return 0;
+		memcpy(c, o, (1 + size) * sizeof *c);
+		unsigned kind = vm_hdr_kind(*o);
+		if (kind == VM_OBJ_BIGSTR)
+			atomic_fetch_add(&((struct vm_bigstr *)(uintptr_t)o[1])->refs, 1);
+		*slot = vm_from_obj(c);
+		if (kind < VM_OBJ_SCANNED)
+			continue;
+		if (n + size > cap) {
+			size_t ncap = 2 * (n + size);
+			vm_value **t = realloc(todo, ncap * sizeof *t);
+			if (!t) {
+				e = -ENOMEM;
+				break;
+			}
+			todo = t;
+			cap = ncap;
+		}
+		for (size_t i = 1; i <= size; i++)
+			todo[n++] = &c[i];
+	}
+	free(todo);
+	return e;
 }
 
 /* ------------------------------------------------------------ the loop */
