@@ -17,10 +17,11 @@
  * one jump, and the interpreter executes the pair without a second
  * dispatch.
  *
- * Frames: a call's callee sits in R[A] and its arguments in R[A+1 ..
- * A+B]; the callee's frame starts at A+1 (its R[0] is the first argument)
- * and its closure stays one slot below its base. The result of a call
- * replaces R[A]. A frame's size (nregs) is known from its proto, and the
+ * Frames: a call's link slot is R[A] (the caller's resume point while the
+ * callee runs; its result after), its function R[A+1], its arguments
+ * R[A+2 .. A+B+1]; the callee's frame starts at A+2 (its R[0] is the
+ * first argument), so its R[-2] is its link and R[-1] its function
+ * (interp.c). A frame's size (nregs) is known from its proto, and the
  * stack is grown (moved) only at a function's entry, where the limit is
  * checked once.
  *
@@ -88,10 +89,10 @@
 	X(INDEX, ABC, "R[A] = R[B][R[C]]")                                                                             \
 	X(SETINDEX, ABC, "R[A][R[B]] = R[C] (an array)")                                                               \
 	X(CLOSURE, AD, "R[A] = a closure of child proto D, capturing as the child's captures say")                     \
-	X(CALL, ABC, "R[A] = R[A](R[A+1 .. A+B])")                                                                     \
-	X(TAILCALL, ABC, "return R[A](R[A+1 .. A+B]) (the frame is replaced)")                                         \
-	X(CALLK, ABC, "R[A] = K[C](R[A+1 .. A+B]), K[C] a known top-level function's proto (arity checked here)")      \
-	X(TAILCALLK, ABC, "return K[C](R[A+1 .. A+B])")                                                                \
+	X(CALL, ABC, "R[A] = R[A+1](R[A+2 .. A+B+1]) (R[A]: the callee's link, then its result)")                      \
+	X(TAILCALL, ABC, "return R[A+1](R[A+2 .. A+B+1]) (the frame is replaced, its link kept)")                      \
+	X(CALLK, ABC, "R[A] = K[C](R[A+2 .. A+B+1]), K[C] a known top-level function's proto (R[A+1] gets it)")        \
+	X(TAILCALLK, ABC, "return K[C](R[A+2 .. A+B+1])")                                                              \
 	X(BUILTIN, ABC, "R[A] = built-in K[C] (a native vm_builtin) (R[A+1 .. A+B]); arity checked here")              \
 	X(RET, ABC, "return R[A]")                                                                                     \
 	X(FORPREP, ABC,                                                                                                \

@@ -24,6 +24,7 @@
  * jumps to the clause's fail label; names bind to new locals of the
  * clause's scope.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -696,12 +697,12 @@ static void binop_to(fstate *fs, const vm_node *n, uint32_t dst)
 	close_scope(fs, s);
 }
 
-/* Arguments into consecutive registers from base. */
-static void args_to(fstate *fs, const vm_node *n, uint32_t base)
+/* The arguments into the next consecutive registers. */
+static void args_to(fstate *fs, const vm_node *n, uint32_t unused)
 {
+	(void)unused;
 	for (uint32_t i = 0; i < n->nkids; i++) {
 		uint32_t r = reserve(fs, 1, n->kids[i]);
-		(void)base;
 		expr_to(fs, n->kids[i], r, false);
 	}
 }
@@ -750,16 +751,22 @@ static void call_to(fstate *fs, const vm_node *n, uint32_t dst, bool tail)
 			return;
 		}
 	}
-	/* The callee's slot, its arguments above it; the result replaces it.
-	 * When dst is the newest register, it is the slot (no move). */
+	/* A call: base is the callee's link slot, where its result comes
+	 * back; base + 1 its function; the arguments above (code.h). A
+	 * built-in: its arguments right after base. When dst is the newest
+	 * register (a temporary), it is base: no move. */
 	uint32_t base;
 	if (dst + 1 == fs->freereg && !is_local_reg(fs, dst))
 		base = dst;
 	else
 		base = reserve(fs, 1, n);
-	if (!known && !bi)
-		expr_to(fs, f, base, false);
-	args_to(fs, n, base + 1);
+	if (!bi) {
+		uint32_t fn = reserve(fs, 1, n);
+		assert(fn == base + 1);
+		if (!known)
+			expr_to(fs, f, fn, false);
+	}
+	args_to(fs, n, 0);
 	set_line(fs, n);
 	if (bi) {
 		emit_abc(fs, OP_BUILTIN, base, n->nkids, add_k(fs, vm_from_native(bi)));
@@ -767,7 +774,7 @@ static void call_to(fstate *fs, const vm_node *n, uint32_t dst, bool tail)
 		uint32_t kk = add_k(fs, vm_from_native(known->proto));
 		if (kk > 255) {
 			/* too many constants for C: a generic call */
-			emit_ad(fs, OP_LOADK, base, add_k(fs, known->closure));
+			emit_ad(fs, OP_LOADK, base + 1, add_k(fs, known->closure));
 			emit_abc(fs, tail ? OP_TAILCALL : OP_CALL, base, n->nkids, 0);
 		} else {
 			emit_abc(fs, tail ? OP_TAILCALLK : OP_CALLK, base, n->nkids, kk);

@@ -1,12 +1,23 @@
 /* interp.c - the interpreter: direct-threaded dispatch over the register
  * bytecode (code.h), frames on the process's own stack, no C recursion.
  *
- * The loop keeps the instruction pointer, the frame's registers (R) and
- * the constants (K) in locals; each handler ends by fetching the next
- * instruction and jumping through the dispatch table (computed goto), so
- * each opcode has its own indirect branch. The frame record is written
- * only when control leaves the frame: a call (the caller's resume point),
- * a yield or a raise.
+ * Frames live in the register stack itself, as LuaJIT's do. A frame whose
+ * registers start at base has two slots below them:
+ *
+ *   stack[base - 2]  its link: the caller's resume point (a native value:
+ *                    the instruction after the call), or VM_ROOT_LINK for
+ *                    the outermost frame; the frame's result replaces it
+ *   stack[base - 1]  its function: the closure (CALL) or the native proto
+ *                    (CALLK: a known function, no closure loaded)
+ *
+ * The caller's base is found from the call instruction before the resume
+ * point (its A: the callee's base is the caller's + A + 2), so a call
+ * writes two slots and a return reads them back: no frame records. The
+ * collector ignores native values, so links and protos are safe roots.
+ *
+ * The loop keeps the instruction pointer, the registers (R) and the
+ * constants (K) in locals; each handler ends by fetching the next
+ * instruction and jumping through the dispatch table (computed goto).
  *
  * Invariants:
  *  - p->sp == base + nregs of the running frame whenever a collection can
@@ -16,8 +27,8 @@
  *    after which R is recomputed).
  *  - A value read into a C local before an allocation is re-read from its
  *    register after it (obj.h's functions take register pointers).
- *  - Handlers (try) name the frame that opened them; a return pops those
- *    of its frame, a raise unwinds to the innermost one.
+ *  - Handlers (try) name the base of the frame that opened them; a return
+ *    pops those of its frame, a raise unwinds to the innermost one.
  */
 #include <assert.h>
 #include <errno.h>
@@ -30,7 +41,8 @@
 #include "obj.h"
 
 #define VM_STACK_MAX (64u << 20) /* register slots: 512 MiB of stack at most */
-#define VM_FRAMES_MAX (16u << 20)
+#define VM_ROOT_LINK VM_TAGGED(VM_TAG_NATIVE, 0)
+#define VM_TRACE_MAX 200 /* frames a crash report shows (the innermost) */
 
 static inline const vm_proto *closure_proto(vm_value c)
 {
@@ -40,6 +52,14 @@ static inline const vm_proto *closure_proto(vm_value c)
 static inline bool is_function(vm_value v)
 {
 	return vm_is_kind(v, VM_OBJ_CLOSURE);
+}
+
+/* The function of the frame at base (its slot holds a closure or a
+ * native proto). */
+static inline const vm_proto *frame_proto(const vm_value *R)
+{
+	vm_value f = R[-1];
+	return vm_is_native(f) ? vm_native(f) : closure_proto(f);
 }
 
 /* Room for a frame of nregs registers at base (the stack may move). */
@@ -65,39 +85,26 @@ int vm_stack_room(vm_proc *p, uint32_t base, uint32_t nregs)
 	return 0;
 }
 
-static int push_frame(vm_proc *p)
-{
-	if (p->nframes < p->cap_frames)
-		return 0;
-	if (p->cap_frames >= VM_FRAMES_MAX)
-		return -E2BIG;
-	vm_frame *f = realloc(p->frames, 2 * p->cap_frames * sizeof *f);
-	if (!f)
-		return -ENOMEM;
-	p->frames = f;
-	p->cap_frames *= 2;
-	return 0;
-}
-
 int vm_call_setup(vm_proc *p, vm_value fn, const vm_value *args, uint32_t nargs)
 {
 	if (!is_function(fn) || nargs > 200)
 		return -EINVAL;
 	const vm_proto *pr = closure_proto(fn);
 	uint32_t nregs = pr->nregs > nargs ? pr->nregs : nargs;
-	if (vm_stack_room(p, 1, nregs) || push_frame(p))
+	if (vm_stack_room(p, 2, nregs))
 		return -ENOMEM;
-	p->stack[0] = fn;
+	p->stack[0] = VM_ROOT_LINK;
+	p->stack[1] = fn;
 	for (uint32_t i = 0; i < nargs; i++)
-		p->stack[1 + i] = args[i];
-	p->nframes = 1;
+		p->stack[2 + i] = args[i];
+	p->running = true;
+	p->base = 2;
+	p->pc = pr->code;
 	p->nhandlers = 0;
-	p->frames[0] = (vm_frame){pr, pr->code, 1, 0};
-	p->sp = 1 + nregs;
+	p->sp = 2 + nregs;
 	if (p->sp > p->stack_hw)
 		p->stack_hw = p->sp;
-	/* the arity is checked as the call runs: record what was passed */
-	p->frames[0].ret = nargs;
+	p->entry_nargs = nargs; /* checked as the call runs, as a call would */
 	return 0;
 }
 
@@ -123,21 +130,32 @@ static int raise_badfun(vm_proc *p, vm_value v)
 	return r;
 }
 
-static void record_trace(vm_proc *p, const uint32_t *pc)
+/* The line of the instruction before pc in proto. */
+static uint32_t line_at(const vm_proto *pr, const uint32_t *pc)
+{
+	if (!pr->ncode)
+		return pr->line;
+	uint32_t idx = pc > pr->code ? (uint32_t)(pc - pr->code - 1) : 0;
+	return pr->lines[idx < pr->ncode ? idx : pr->ncode - 1];
+}
+
+/* The running frames, innermost first (at most VM_TRACE_MAX), from the
+ * frame at R about to run pc: each frame's link leads to its caller. */
+static void record_trace(vm_proc *p, const vm_value *R, const uint32_t *pc)
 {
 	free(p->trace);
 	p->ntrace = 0;
-	p->trace = malloc(p->nframes * sizeof *p->trace);
+	p->trace = malloc(VM_TRACE_MAX * sizeof *p->trace);
 	if (!p->trace)
 		return;
-	for (uint32_t i = p->nframes; i-- > 0;) {
-		const vm_frame *f = &p->frames[i];
-		const uint32_t *at = i == p->nframes - 1 ? pc : f->pc;
-		uint32_t idx = at > f->proto->code ? (uint32_t)(at - f->proto->code - 1) : 0;
-		if (idx >= f->proto->ncode)
-			idx = f->proto->ncode ? f->proto->ncode - 1 : 0;
-		p->trace[p->ntrace++] =
-			(vm_trace_ent){f->proto, f->proto->ncode ? f->proto->lines[idx] : f->proto->line};
+	for (;;) {
+		const vm_proto *pr = frame_proto(R);
+		p->trace[p->ntrace++] = (vm_trace_ent){pr, line_at(pr, pc)};
+		vm_value link = R[-2];
+		if (link == VM_ROOT_LINK || p->ntrace == VM_TRACE_MAX)
+			break;
+		pc = vm_native(link);
+		R -= VM_A(pc[-1]) + 2;
 	}
 }
 
@@ -200,24 +218,31 @@ enum vm_run vm_run(vm_proc *p, int64_t budget, vm_value *result)
 #undef VM_OP_LABEL
 	};
 	vm_program *prog = p->vm->prog;
-	vm_frame *f = &p->frames[p->nframes - 1];
-	const vm_proto *proto = f->proto;
-	const uint32_t *pc = f->pc;
-	vm_value *R = p->stack + f->base;
+	vm_value *R = p->stack + p->base;
+	const vm_proto *proto = frame_proto(R);
+	const uint32_t *pc = p->pc;
 	const vm_value *K = proto->k;
 	int64_t red = budget;
 	uint32_t ins;
 	int st;
+	assert(p->running);
 
 	/* A fresh call (vm_call_setup): check the arity as a call would. */
-	if (p->nframes == 1 && pc == proto->code && f->ret != 0xffffffffu) {
-		uint32_t nargs = f->ret;
-		f->ret = 0xffffffffu;
+	if (p->entry_nargs != UINT32_MAX) {
+		uint32_t nargs = p->entry_nargs;
+		p->entry_nargs = UINT32_MAX;
 		if (nargs != proto->nparams) {
 			st = raise_badarity(p, proto->name);
 			goto raise;
 		}
 	}
+
+/* Leave the loop with the frame saved: vm_run resumes it. */
+#define SAVE()                                                                                                         \
+	do {                                                                                                           \
+		p->base = (uint32_t)(R - p->stack);                                                                    \
+		p->pc = pc;                                                                                            \
+	} while (0)
 
 #define NEXT()                                                                                                         \
 	do {                                                                                                           \
@@ -433,7 +458,7 @@ L_JMP : {
 	int32_t j = VM_SJ(ins);
 	pc += j;
 	if (j < 0 && --red <= 0) {
-		f->pc = pc;
+		SAVE();
 		return VM_RUN_YIELD;
 	}
 	NEXT();
@@ -442,25 +467,36 @@ L_TEST:
 	TEST_RESULT(vm_truthy(RA));
 L_TESTNOT:
 	TEST_RESULT(!vm_truthy(RA));
-L_TLT:
-L_TLE : {
+L_TLT : {
 	vm_value a = RA, b = RB;
-	bool le = VM_OPOF(ins) == OP_TLE;
 	if (vm_is_small(a) && vm_is_small(b))
-		TEST_RESULT(le ? vm_small(a) <= vm_small(b) : vm_small(a) < vm_small(b));
+		TEST_RESULT(vm_small(a) < vm_small(b));
 	vm_value r;
-	CHECK(vm_order(p, le ? VM_OP_LE : VM_OP_LT, a, b, &r));
+	CHECK(vm_order(p, VM_OP_LT, a, b, &r));
 	TEST_RESULT(r == VM_TRUE);
 }
-L_TLTI:
+L_TLE : {
+	vm_value a = RA, b = RB;
+	if (vm_is_small(a) && vm_is_small(b))
+		TEST_RESULT(vm_small(a) <= vm_small(b));
+	vm_value r;
+	CHECK(vm_order(p, VM_OP_LE, a, b, &r));
+	TEST_RESULT(r == VM_TRUE);
+}
+L_TLTI : {
+	vm_value a = RA;
+	if (vm_is_small(a))
+		TEST_RESULT(vm_small(a) < VM_SB(ins));
+	vm_value r;
+	CHECK(vm_order(p, VM_OP_LT, a, vm_from_small(VM_SB(ins)), &r));
+	TEST_RESULT(r == VM_TRUE);
+}
 L_TGTI : {
 	vm_value a = RA;
-	int64_t k = VM_SB(ins);
-	bool lt = VM_OPOF(ins) == OP_TLTI;
 	if (vm_is_small(a))
-		TEST_RESULT(lt ? vm_small(a) < k : vm_small(a) > k);
+		TEST_RESULT(vm_small(a) > VM_SB(ins));
 	vm_value r;
-	CHECK(vm_order(p, lt ? VM_OP_LT : VM_OP_GT, a, vm_from_small(k), &r));
+	CHECK(vm_order(p, VM_OP_GT, a, vm_from_small(VM_SB(ins)), &r));
 	TEST_RESULT(r == VM_TRUE);
 }
 L_TEQ : {
@@ -555,42 +591,40 @@ L_CLOSURE : {
 	NEXT();
 }
 
-	/* Calls. The callee's frame starts after its slot (R[A]), where its
-	 * result goes when it returns (so a frame's result slot is always
-	 * stack[base - 1]); its arity is checked, its stack room made (the
-	 * limit checked once, here), its reduction counted. CALLK, the call
-	 * of a known function, is the fast path; the rest share `call`. */
+	/* Calls. R[A] is the callee's link slot (its result comes back there),
+	 * R[A+1] its function, R[A+2 ..] its arguments and then its registers:
+	 * its base is A + 2. Arity checked, stack room made (the limit checked
+	 * once, here), a reduction counted. CALLK, the call of a known
+	 * function, is the fast path; the rest share `call`. */
 	{
 		const vm_proto *callee;
 		bool tail;
 	L_CALLK : {
 		const vm_proto *c = vm_native(K[VM_C(ins)]);
-		uint32_t cbase = (uint32_t)(R - p->stack) + VM_A(ins) + 1;
-		if (unlikely(VM_B(ins) != c->nparams || p->nframes >= p->cap_frames ||
-			     cbase + c->nregs > p->stack_cap)) {
+		uint32_t cbase = (uint32_t)(R - p->stack) + VM_A(ins) + 2;
+		if (unlikely(VM_B(ins) != c->nparams || cbase + c->nregs > p->stack_cap)) {
 			callee = c;
 			tail = false;
 			goto call;
 		}
-		f->pc = pc;
-		f = &p->frames[p->nframes++];
-		f->proto = proto = c;
-		f->base = cbase;
+		R += VM_A(ins) + 2;
+		R[-2] = vm_from_native(pc);
+		R[-1] = vm_from_native(c);
+		proto = c;
 		K = c->k;
-		R += VM_A(ins) + 1;
 		pc = c->code;
 		p->sp = cbase + c->nregs;
 		if (p->sp > p->stack_hw)
 			p->stack_hw = p->sp;
 		if (unlikely(--red <= 0)) {
-			f->pc = pc;
+			SAVE();
 			return VM_RUN_YIELD;
 		}
 		NEXT();
 	}
 	L_CALL:
 	L_TAILCALL : {
-		vm_value fn = RA;
+		vm_value fn = R[VM_A(ins) + 1];
 		if (!is_function(fn)) {
 			st = raise_badfun(p, fn);
 			goto raise;
@@ -603,46 +637,39 @@ L_CLOSURE : {
 		callee = vm_native(K[VM_C(ins)]);
 		tail = true;
 	call : {
-		uint32_t nargs = VM_B(ins), cbase;
+		uint32_t nargs = VM_B(ins), a = VM_A(ins);
 		if (nargs != callee->nparams) {
 			st = raise_badarity(p, callee->name);
 			goto raise;
 		}
-		if (tail) {
-			/* the callee and its arguments replace this frame's */
-			uint32_t a = VM_A(ins);
-			if (VM_OPOF(ins) == OP_TAILCALL)
-				R[-1] = R[a];
-			for (uint32_t i = 0; i < nargs; i++)
-				R[i] = R[a + 1 + i];
-			cbase = f->base;
-		} else {
-			cbase = f->base + VM_A(ins) + 1;
-			if (push_frame(p)) {
-				st = vm_raise_atom(p, VM_A_SYSTEM_LIMIT);
-				goto raise;
-			}
-			f = &p->frames[p->nframes - 1];
-		}
+		uint32_t base = (uint32_t)(R - p->stack);
+		uint32_t cbase = tail ? base : base + a + 2;
 		if (vm_stack_room(p, cbase, callee->nregs)) {
-			st = vm_raise_atom(p, VM_A_SYSTEM_LIMIT);
+			st = vm_raise2(p, VM_A_SYSTEM_LIMIT, VM_NIL);
 			goto raise;
 		}
-		R = p->stack + f->base;
-		if (!tail) {
-			f->pc = pc;
-			f = &p->frames[p->nframes++];
+		R = p->stack + base; /* the stack may have moved */
+		bool known = VM_OPOF(ins) == OP_CALLK || VM_OPOF(ins) == OP_TAILCALLK;
+		if (tail) {
+			/* the function and its arguments replace this frame's; the
+			 * link stays */
+			R[-1] = known ? vm_from_native(callee) : R[a + 1];
+			for (uint32_t i = 0; i < nargs; i++)
+				R[i] = R[a + 2 + i];
+		} else {
+			R += a + 2;
+			R[-2] = vm_from_native(pc);
+			if (known)
+				R[-1] = vm_from_native(callee);
 		}
-		f->proto = proto = callee;
-		f->base = cbase;
+		proto = callee;
 		K = proto->k;
-		R = p->stack + cbase;
 		pc = proto->code;
 		p->sp = cbase + proto->nregs;
 		if (p->sp > p->stack_hw)
 			p->stack_hw = p->sp;
 		if (--red <= 0) {
-			f->pc = pc;
+			SAVE();
 			return VM_RUN_YIELD;
 		}
 		NEXT();
@@ -657,7 +684,8 @@ L_BUILTIN : {
 	}
 	st = bi->fn(p, &R[VM_A(ins) + 1], n, &RA);
 	if (st == VM_HALT) {
-		f->pc = pc;
+		SAVE();
+		p->running = false;
 		return VM_RUN_HALT;
 	}
 	if (st != VM_OK)
@@ -667,22 +695,22 @@ L_BUILTIN : {
 L_RET : {
 	vm_value v = RA;
 	if (unlikely(p->nhandlers)) {
-		uint32_t fi = p->nframes - 1;
-		while (p->nhandlers && p->handlers[p->nhandlers - 1].frame >= fi)
+		uint32_t base = (uint32_t)(R - p->stack);
+		while (p->nhandlers && p->handlers[p->nhandlers - 1].base >= base)
 			p->nhandlers--;
 	}
-	if (unlikely(p->nframes == 1)) {
-		p->nframes = 0;
+	vm_value link = R[-2];
+	R[-2] = v; /* the result, where the caller expects it */
+	if (unlikely(link == VM_ROOT_LINK)) {
+		p->running = false;
 		*result = v;
 		return VM_RUN_DONE;
 	}
-	R[-1] = v; /* the callee's slot in the caller's frame */
-	f = &p->frames[--p->nframes - 1];
-	proto = f->proto;
+	pc = vm_native(link);
+	R -= VM_A(pc[-1]) + 2;
+	proto = frame_proto(R);
 	K = proto->k;
-	R = p->stack + f->base;
-	pc = f->pc;
-	p->sp = f->base + proto->nregs;
+	p->sp = (uint32_t)(R - p->stack) + proto->nregs;
 	NEXT();
 }
 L_FORPREP : {
@@ -708,7 +736,7 @@ L_FORLOOP : {
 		/* the JMP back: taken, with a reduction */
 		pc += 1 + VM_SJ(*pc);
 		if (--red <= 0) {
-			f->pc = pc;
+			SAVE();
 			return VM_RUN_YIELD;
 		}
 		NEXT();
@@ -766,11 +794,11 @@ L_TRY : {
 		p->handlers = h;
 		p->cap_handlers = cap;
 	}
-	p->handlers[p->nhandlers++] = (vm_handler){p->nframes - 1, VM_A(ins), pc + VM_SD(ins)};
+	p->handlers[p->nhandlers++] = (vm_handler){(uint32_t)(R - p->stack), VM_A(ins), pc + VM_SD(ins)};
 	NEXT();
 }
 L_ENDTRY:
-	assert(p->nhandlers > 0 && p->handlers[p->nhandlers - 1].frame == p->nframes - 1);
+	assert(p->nhandlers > 0 && p->handlers[p->nhandlers - 1].base == (uint32_t)(R - p->stack));
 	p->nhandlers--;
 	NEXT();
 L_RAISE:
@@ -783,7 +811,8 @@ L_BADMATCH:
 
 failed:
 	if (st == VM_HALT) {
-		f->pc = pc;
+		SAVE();
+		p->running = false;
 		return VM_RUN_HALT;
 	}
 raise:
@@ -791,20 +820,19 @@ raise:
 	/* The trace is taken where the value is raised, caught or not: a
 	 * catch that matches no clause raises the value again (RAISE), and
 	 * a crash then reports where it came from. */
-	record_trace(p, pc);
+	record_trace(p, R, pc);
 reraise:
 	if (p->nhandlers == 0) {
-		f->pc = pc;
+		SAVE();
+		p->running = false;
 		return VM_RUN_CRASH;
 	}
 	{
 		vm_handler h = p->handlers[--p->nhandlers];
-		p->nframes = h.frame + 1;
-		f = &p->frames[h.frame];
-		proto = f->proto;
+		R = p->stack + h.base;
+		proto = frame_proto(R);
 		K = proto->k;
-		R = p->stack + f->base;
-		p->sp = f->base + proto->nregs;
+		p->sp = h.base + proto->nregs;
 		pc = h.pc;
 		R[h.reg] = p->raised;
 		p->raised = VM_NIL;
@@ -816,6 +844,7 @@ reraise:
 #undef RC
 #undef TEST_RESULT
 #undef CHECK
+#undef SAVE
 }
 
 enum vm_run vm_call(vm_proc *p, vm_value fn, const vm_value *args, uint32_t nargs, vm_value *result)

@@ -8,7 +8,6 @@
 
 #define VM_LIT_CHUNK 8192 /* words */
 #define VM_STACK_FIRST 256
-#define VM_FRAMES_FIRST 32
 
 int vm_state_init(vm_state *vm)
 {
@@ -84,13 +83,13 @@ int vm_proc_init(vm_proc *p, vm_state *vm)
 	if (e)
 		return e;
 	p->stack = malloc(VM_STACK_FIRST * sizeof *p->stack);
-	p->frames = malloc(VM_FRAMES_FIRST * sizeof *p->frames);
-	if (!p->stack || !p->frames) {
+	if (!p->stack) {
 		vm_proc_free(p);
 		return -ENOMEM;
 	}
 	p->stack_cap = VM_STACK_FIRST;
-	p->cap_frames = VM_FRAMES_FIRST;
+	for (uint32_t i = 0; i < VM_STACK_FIRST; i++)
+		p->stack[i] = VM_NIL;
 	return 0;
 }
 
@@ -98,11 +97,9 @@ void vm_proc_free(vm_proc *p)
 {
 	vm_heap_free(&p->heap);
 	free(p->stack);
-	free(p->frames);
 	free(p->handlers);
 	free(p->trace);
 	p->stack = NULL;
-	p->frames = NULL;
 	p->handlers = NULL;
 	p->trace = NULL;
 }

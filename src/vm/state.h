@@ -129,20 +129,12 @@ typedef struct vm_heap {
 
 /* ------------------------------------------------------------ a process */
 
-/* A call frame (interp.c): where the caller resumes. */
-typedef struct vm_frame {
-	const vm_proto *proto; /* the function running in this frame */
-	const uint32_t *pc;    /* its next instruction (saved on calls) */
-	uint32_t base;	       /* its registers: stack[base ...]; stack[base - 1] is its closure */
-	uint32_t ret;	       /* where its result goes: stack[ret] (absolute) */
-} vm_frame;
-
 #define VM_TMP_ROOTS 8
 
-/* An open `try` (interp.c): a raise in frame `frame` or deeper resumes
- * there, at pc, with the value in register reg. */
+/* An open `try` (interp.c): a raise in the frame at base or deeper
+ * resumes there, at pc, with the value in register reg. */
 typedef struct vm_handler {
-	uint32_t frame;
+	uint32_t base;
 	uint32_t reg;
 	const uint32_t *pc;
 } vm_handler;
@@ -156,10 +148,14 @@ typedef struct vm_trace_ent {
 struct vm_proc {
 	vm_state *vm;
 	vm_heap heap;
-	vm_value *stack;	/* registers of every frame */
+	vm_value *stack;	/* registers of every frame, and their links (interp.c) */
 	uint32_t stack_cap, sp; /* sp: slots in use (roots) */
-	vm_frame *frames;
-	uint32_t nframes, cap_frames;
+	/* A call in progress (interp.c): the running frame's base and its next
+	 * instruction, saved when vm_run returns with a yield. */
+	bool running;
+	uint32_t base;
+	const uint32_t *pc;
+	uint32_t entry_nargs;	    /* a call set up, its arity not checked yet (else UINT32_MAX) */
 	vm_value tmp[VM_TMP_ROOTS]; /* C code's roots across a vm_need */
 	uint32_t ntmp;
 	vm_handler *handlers;

@@ -403,7 +403,7 @@ static enum vm_run run(weft_vm_t *vm, vm_value fn, uint32_t nargs)
 	memcpy(args, &p->stack[1], nargs * sizeof *args);
 	vm_value r = VM_NIL;
 	enum vm_run e = vm_call(p, fn, args, nargs, &r);
-	p->nframes = 0;
+	p->running = false;
 	p->nhandlers = 0;
 	p->sp = 1;
 	p->stack[0] = e == VM_RUN_CRASH ? p->raised : r;
