@@ -11,7 +11,8 @@
  * the atoms (nil < false < true), and a native pointer (a built-in held as
  * a value) ranks with the closures, after them. Tuples, lists, arrays and
  * maps (as their ascending (key, value) sequence) compare element by
- * element, a proper prefix first. An int and a float compare exactly (no
+ * element, a proper prefix first; closures by their function's name and
+ * arity, then their captured values. An int and a float compare exactly (no
  * rounding of the int), and when equal by value the int comes first, so
  * that compare is 0 exactly when vm_equal holds (0.0 and -0.0 are equal).
  *
@@ -324,6 +325,23 @@ static int vm_cmp_seq(vm_state *vm, const vm_value *fa, size_t na, const vm_valu
 	return 2;
 }
 
+/* Two closures' functions: by name, then arity (a run's output must not
+ * depend on where the allocator put the prototypes), then, for two
+ * functions of one name and arity (two modules'), by address. */
+static int vm_cmp_proto(vm_value pa, vm_value pb)
+{
+	const char *na, *nb;
+	int aa, ab;
+	vm_proto_describe(vm_native(pa), &na, &aa);
+	vm_proto_describe(vm_native(pb), &nb, &ab);
+	int c = vm_cmp_bytes(na, strlen(na), nb, strlen(nb));
+	if (c)
+		return c;
+	if (aa != ab)
+		return aa < ab ? -1 : 1;
+	return pa < pb ? -1 : 1;
+}
+
 int vm_compare(vm_state *vm, vm_value a, vm_value b)
 {
 	for (;;) {
@@ -360,7 +378,7 @@ int vm_compare(vm_state *vm, vm_value a, vm_value b)
 			return vm_map_compare(vm, a, b);
 		case VM_R_CLOSURE:
 			if (vm_fields(a)[0] != vm_fields(b)[0])
-				return vm_fields(a)[0] < vm_fields(b)[0] ? -1 : 1;
+				return vm_cmp_proto(vm_fields(a)[0], vm_fields(b)[0]);
 			__attribute__((fallthrough)); /* then the captured values */
 		case VM_R_TUPLE:
 		case VM_R_ARRAY:
