@@ -5,6 +5,7 @@
 # if absent). Prints the differences and exits 1 on a mismatch.
 weft=$1
 prog=$2
+case $prog in /*) ;; *) prog=$PWD/$prog ;; esac # used after a cd
 base=${prog%.wf}
 dir=$(dirname "$prog")
 out=$(mktemp) err=$(mktemp)
