@@ -667,6 +667,13 @@ int vm_index_set(vm_proc *p, vm_value a, vm_value i, vm_value v)
 	int64_t n = vm_int(i);
 	if (n < 0 || (uint64_t)n >= vm_obj_size(a))
 		return vm_badarg(p);
+	/* Only an array of this process's heap is mutable: one outside it is a
+	 * top-level constant's (the literal area, shared by every process and
+	 * never scanned by a collection, so a heap value stored there would
+	 * dangle after the next one). */
+	const vm_value *o = (const vm_value *)vm_obj(a);
+	if (o < p->heap.start || o >= p->heap.top)
+		return vm_badarg(p);
 	vm_fields(a)[n] = v;
 	return VM_OK;
 }
