@@ -213,10 +213,18 @@ static bool vm_cmp_push(vm_cmp_stack *s, vm_value a, vm_value b, int res)
 	return true;
 }
 
-/* Reverse the entries from `from` to the top: pushed in order, popped in
- * order. */
-static void vm_cmp_reverse(vm_cmp_stack *s, size_t from)
+/* The entries of two maps pairwise, keys then values, as far as the
+ * smaller goes: pushed so as to pop in key order. */
+static void vm_cmp_push_map(vm_cmp_stack *s, vm_value a, vm_value b)
 {
+	size_t from = s->n;
+	vm_map_iter ia, ib;
+	vm_map_iter_init(&ia, a);
+	vm_map_iter_init(&ib, b);
+	vm_value ka, va, kb, vb;
+	while (vm_map_next(&ia, &ka, &va) && vm_map_next(&ib, &kb, &vb))
+		if (!vm_cmp_push(s, ka, kb, VM_CMP_PAIR) || !vm_cmp_push(s, va, vb, VM_CMP_PAIR))
+			return;
 	for (size_t i = from, j = s->n; i + 1 < j; i++, j--) {
 		vm_cmp_entry t = s->e[i];
 		s->e[i] = s->e[j - 1];
@@ -249,13 +257,7 @@ static bool vm_eq_step(vm_cmp_stack *s, vm_value a, vm_value b)
 	case VM_OBJ_MAP: {
 		if (vm_map_size(a) != vm_map_size(b))
 			return false;
-		vm_map_iter ia, ib;
-		vm_map_iter_init(&ia, a);
-		vm_map_iter_init(&ib, b);
-		vm_value ka, va, kb, vb;
-		while (vm_map_next(&ia, &ka, &va) && vm_map_next(&ib, &kb, &vb))
-			if (!vm_cmp_push(s, ka, kb, VM_CMP_PAIR) || !vm_cmp_push(s, va, vb, VM_CMP_PAIR))
-				break;
+		vm_cmp_push_map(s, a, b);
 		return true;
 	}
 	case VM_OBJ_TUPLE:
@@ -451,15 +453,7 @@ static int vm_cmp_step(vm_state *vm, vm_cmp_stack *s, vm_value a, vm_value b)
 		size_t na = vm_map_size(a), nb = vm_map_size(b);
 		if (!vm_cmp_push(s, 0, 0, na < nb ? -1 : na > nb))
 			return VM_CMP_PAIR;
-		size_t from = s->n;
-		vm_map_iter ia, ib;
-		vm_map_iter_init(&ia, a);
-		vm_map_iter_init(&ib, b);
-		vm_value ka, va, kb, vb;
-		while (vm_map_next(&ia, &ka, &va) && vm_map_next(&ib, &kb, &vb))
-			if (!vm_cmp_push(s, ka, kb, VM_CMP_PAIR) || !vm_cmp_push(s, va, vb, VM_CMP_PAIR))
-				return VM_CMP_PAIR;
-		vm_cmp_reverse(s, from);
+		vm_cmp_push_map(s, a, b);
 		return VM_CMP_PAIR;
 	}
 	case VM_R_CLOSURE:
