@@ -11,6 +11,9 @@
  * Atoms whose name is not an identifier are written :"quoted" (to_atom
  * makes them). A string's bytes from 0x80 up are written as they are
  * (UTF-8 goes through); control bytes are escaped.
+ *
+ * inspect keeps its work on a stack of its own, not the C stack, so any
+ * nesting depth is written.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -173,17 +176,74 @@ static void vm_put_atom(vm_state *vm, vm_buf *b, uint32_t a)
 		vm_put_quoted(b, name, len);
 }
 
-/* Elements separated by ", " */
-static void vm_put_seq(vm_state *vm, vm_buf *b, const vm_value *v, size_t n)
+/* inspect's work: values to write and text between them, on a stack of
+ * our own (a value nested 10^6 deep, as a list of lists can be, must not
+ * need 10^6 C frames). An entry is a text when text is not NULL; the text
+ * vm_list_rest means "the rest of a list, v, after an element". */
+typedef struct vm_fmt_entry {
+	vm_value v;
+	const char *text;
+} vm_fmt_entry;
+
+typedef struct vm_fmt_stack {
+	vm_fmt_entry *e;
+	size_t n, cap;
+	vm_fmt_entry local[64];
+} vm_fmt_stack;
+
+static const char vm_list_rest[] = "";
+
+/* false (and b->oom set) when out of memory. */
+static bool vm_fmt_push(vm_fmt_stack *s, vm_buf *b, vm_value v, const char *text)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (i)
-			vm_buf_put(b, ", ", 2);
-		vm_inspect(vm, b, v[i]);
+	if (s->n == s->cap) {
+		size_t cap = 2 * s->cap;
+		vm_fmt_entry *e = s->e == s->local ? malloc(cap * sizeof *e) : realloc(s->e, cap * sizeof *e);
+		if (!e) {
+			b->oom = true;
+			return false;
+		}
+		if (s->e == s->local)
+			memcpy(e, s->local, sizeof s->local);
+		s->e = e;
+		s->cap = cap;
+	}
+	s->e[s->n++] = (vm_fmt_entry){v, text};
+	return true;
+}
+
+/* Elements separated by ", ", then close: pushed so as to pop in order. */
+static void vm_push_seq(vm_fmt_stack *s, vm_buf *b, const vm_value *v, size_t n, const char *close)
+{
+	if (!vm_fmt_push(s, b, 0, close))
+		return;
+	for (size_t i = n; i-- > 0;)
+		if (!vm_fmt_push(s, b, v[i], NULL) || (i > 0 && !vm_fmt_push(s, b, 0, ", ")))
+			return;
+}
+
+/* The entries k => v, separated by ", ", then "}". */
+static void vm_push_map(vm_fmt_stack *s, vm_buf *b, vm_value m)
+{
+	if (!vm_fmt_push(s, b, 0, "}"))
+		return;
+	size_t from = s->n;
+	vm_map_iter it;
+	vm_map_iter_init(&it, m);
+	vm_value k, x;
+	for (bool first = true; vm_map_next(&it, &k, &x); first = false)
+		if ((!first && !vm_fmt_push(s, b, 0, ", ")) || !vm_fmt_push(s, b, k, NULL) ||
+		    !vm_fmt_push(s, b, 0, " => ") || !vm_fmt_push(s, b, x, NULL))
+			return;
+	for (size_t i = from, j = s->n; i + 1 < j; i++, j--) { /* pop in order */
+		vm_fmt_entry t = s->e[i];
+		s->e[i] = s->e[j - 1];
+		s->e[j - 1] = t;
 	}
 }
 
-static void vm_put_obj(vm_state *vm, vm_buf *b, vm_value v)
+/* Writes what a value alone says; pushes the parts of a container. */
+static void vm_put_obj(vm_buf *b, vm_fmt_stack *s, vm_value v)
 {
 	char num[48];
 	vm_value *f = vm_fields(v);
@@ -207,41 +267,20 @@ static void vm_put_obj(vm_state *vm, vm_buf *b, vm_value v)
 		return;
 	case VM_OBJ_TUPLE:
 		vm_buf_put(b, "(", 1);
-		vm_put_seq(vm, b, f, n);
-		vm_buf_str(b, n == 1 ? ",)" : ")");
+		vm_push_seq(s, b, f, n, n == 1 ? ",)" : ")");
 		return;
 	case VM_OBJ_CONS:
 		vm_buf_put(b, "[", 1);
-		for (bool first = true; vm_is_kind(v, VM_OBJ_CONS); v = vm_fields(v)[1], first = false) {
-			if (!first)
-				vm_buf_put(b, ", ", 2);
-			vm_inspect(vm, b, vm_fields(v)[0]);
-		}
-		if (v != VM_EMPTY) { /* an improper tail */
-			vm_buf_put(b, " | ", 3);
-			vm_inspect(vm, b, v);
-		}
-		vm_buf_put(b, "]", 1);
+		if (vm_fmt_push(s, b, f[1], vm_list_rest))
+			vm_fmt_push(s, b, f[0], NULL);
 		return;
-	case VM_OBJ_MAP: {
+	case VM_OBJ_MAP:
 		vm_buf_put(b, "%{", 2);
-		vm_map_iter it;
-		vm_map_iter_init(&it, v);
-		vm_value k, x;
-		for (bool first = true; vm_map_next(&it, &k, &x); first = false) {
-			if (!first)
-				vm_buf_put(b, ", ", 2);
-			vm_inspect(vm, b, k);
-			vm_buf_put(b, " => ", 4);
-			vm_inspect(vm, b, x);
-		}
-		vm_buf_put(b, "}", 1);
+		vm_push_map(s, b, v);
 		return;
-	}
 	case VM_OBJ_ARRAY:
 		vm_buf_put(b, "#array<[", 8);
-		vm_put_seq(vm, b, f, n);
-		vm_buf_put(b, "]>", 2);
+		vm_push_seq(s, b, f, n, "]>");
 		return;
 	case VM_OBJ_CLOSURE: {
 		const char *name = "?";
@@ -261,23 +300,51 @@ static void vm_put_obj(vm_state *vm, vm_buf *b, vm_value v)
 	}
 }
 
+/* The rest of a list after an element: ", " and the next, or " | " and
+ * an improper tail, then "]". */
+static void vm_put_list_rest(vm_buf *b, vm_fmt_stack *s, vm_value v)
+{
+	if (v == VM_EMPTY) {
+		vm_buf_put(b, "]", 1);
+	} else if (vm_is_kind(v, VM_OBJ_CONS)) {
+		vm_buf_put(b, ", ", 2);
+		if (vm_fmt_push(s, b, vm_fields(v)[1], vm_list_rest))
+			vm_fmt_push(s, b, vm_fields(v)[0], NULL);
+	} else {
+		vm_buf_put(b, " | ", 3);
+		if (vm_fmt_push(s, b, 0, "]"))
+			vm_fmt_push(s, b, v, NULL);
+	}
+}
+
 void vm_inspect(vm_state *vm, vm_buf *b, vm_value v)
 {
+	vm_fmt_stack s = {.e = s.local, .n = 0, .cap = sizeof s.local / sizeof s.local[0]};
+	vm_fmt_push(&s, b, v, NULL);
 	char num[32];
-	if (vm_is_float(v)) {
-		vm_put_float(b, vm_float(v));
-	} else if (vm_is_small(v)) {
-		snprintf(num, sizeof num, "%" PRId64, vm_small(v));
-		vm_buf_str(b, num);
-	} else if (vm_is_atom(v)) {
-		vm_put_atom(vm, b, vm_atom(v));
-	} else if (vm_is_obj(v)) {
-		vm_put_obj(vm, b, v);
-	} else if (vm_is_native(v)) {
-		vm_buf_str(b, "#native");
-	} else {
-		vm_buf_str(b, v == VM_NIL ? "nil" : v == VM_TRUE ? "true" : v == VM_FALSE ? "false" : "[]");
+	while (s.n > 0 && !b->oom) {
+		vm_fmt_entry e = s.e[--s.n];
+		v = e.v;
+		if (e.text == vm_list_rest)
+			vm_put_list_rest(b, &s, v);
+		else if (e.text)
+			vm_buf_str(b, e.text);
+		else if (vm_is_float(v))
+			vm_put_float(b, vm_float(v));
+		else if (vm_is_small(v)) {
+			snprintf(num, sizeof num, "%" PRId64, vm_small(v));
+			vm_buf_str(b, num);
+		} else if (vm_is_atom(v))
+			vm_put_atom(vm, b, vm_atom(v));
+		else if (vm_is_obj(v))
+			vm_put_obj(b, &s, v);
+		else if (vm_is_native(v))
+			vm_buf_str(b, "#native");
+		else
+			vm_buf_str(b, v == VM_NIL ? "nil" : v == VM_TRUE ? "true" : v == VM_FALSE ? "false" : "[]");
 	}
+	if (s.e != s.local)
+		free(s.e);
 }
 
 void vm_print_value(vm_state *vm, vm_buf *b, vm_value v)

@@ -11,7 +11,8 @@
  * the atoms (nil < false < true), and a native pointer (a built-in held as
  * a value) ranks with the closures, after them. Tuples, lists, arrays and
  * maps (as their ascending (key, value) sequence) compare element by
- * element, a proper prefix first. An int and a float compare exactly (no
+ * element, a proper prefix first; closures by their function's name and
+ * arity, then their captured values. An int and a float compare exactly (no
  * rounding of the int), and when equal by value the int comes first, so
  * that compare is 0 exactly when vm_equal holds (0.0 and -0.0 are equal).
  *
@@ -160,48 +161,138 @@ static int vm_cmp_bytes(const char *a, size_t la, const char *b, size_t lb)
 	return la < lb ? -1 : la > lb;
 }
 
-bool vm_equal(vm_value a, vm_value b)
+/* The work of vm_equal and vm_compare: pairs of values still to compare,
+ * on a stack of our own (a value nested 10^6 deep, as a list of lists
+ * can be, must not need 10^6 C frames). An entry with res != VM_CMP_PAIR
+ * is a decision deferred until the pairs above it are found equal: the
+ * order of two sequences of different lengths once their common prefix
+ * is equal. */
+#define VM_CMP_PAIR 2
+typedef struct vm_cmp_entry {
+	vm_value a, b;
+	int res;
+} vm_cmp_entry;
+
+typedef struct vm_cmp_stack {
+	vm_cmp_entry *e;
+	size_t n, cap;
+	bool oom;
+	vm_cmp_entry local[64];
+} vm_cmp_stack;
+
+static void vm_cmp_init(vm_cmp_stack *s)
 {
-	for (;;) {
-		if (a == b)
-			return true;
-		if (vm_is_float(a) || vm_is_float(b))
-			return vm_is_float(a) && vm_is_float(b) && vm_float(a) == vm_float(b);
-		if (!vm_is_obj(a) || !vm_is_obj(b))
-			return false;
-		if (vm_is_str(a) && vm_is_str(b))
-			return vm_str_len(a) == vm_str_len(b) &&
-			       memcmp(vm_str_bytes(a), vm_str_bytes(b), vm_str_len(a)) == 0;
-		unsigned k = vm_hdr_kind(*vm_obj(a));
-		if (k != vm_hdr_kind(*vm_obj(b)))
-			return false;
-		vm_value *fa = vm_fields(a), *fb = vm_fields(b);
-		size_t n = vm_obj_size(a);
-		switch (k) {
-		case VM_OBJ_BIGINT:
-		case VM_OBJ_PID:
-		case VM_OBJ_REF:
-			return fa[0] == fb[0];
-		case VM_OBJ_MAP:
-			return vm_map_equal(a, b);
-		case VM_OBJ_TUPLE:
-		case VM_OBJ_CONS:
-		case VM_OBJ_ARRAY:
-		case VM_OBJ_CLOSURE:
-			if (n != vm_obj_size(b))
-				return false;
-			if (n == 0)
-				return true;
-			for (size_t i = 0; i + 1 < n; i++)
-				if (!vm_equal(fa[i], fb[i]))
-					return false;
-			a = fa[n - 1];
-			b = fb[n - 1];
-			continue;
-		default:
+	s->e = s->local;
+	s->n = 0;
+	s->cap = sizeof s->local / sizeof s->local[0];
+	s->oom = false;
+}
+
+static void vm_cmp_free(vm_cmp_stack *s)
+{
+	if (s->e != s->local)
+		free(s->e);
+}
+
+/* false (and s->oom set) when out of memory. */
+static bool vm_cmp_push(vm_cmp_stack *s, vm_value a, vm_value b, int res)
+{
+	if (s->n == s->cap) {
+		size_t cap = 2 * s->cap;
+		vm_cmp_entry *e = s->e == s->local ? malloc(cap * sizeof *e) : realloc(s->e, cap * sizeof *e);
+		if (!e) {
+			s->oom = true;
 			return false;
 		}
+		if (s->e == s->local)
+			memcpy(e, s->local, sizeof s->local);
+		s->e = e;
+		s->cap = cap;
 	}
+	s->e[s->n++] = (vm_cmp_entry){a, b, res};
+	return true;
+}
+
+/* The entries of two maps pairwise, keys then values, as far as the
+ * smaller goes: pushed so as to pop in key order. */
+static void vm_cmp_push_map(vm_cmp_stack *s, vm_value a, vm_value b)
+{
+	size_t from = s->n;
+	vm_map_iter ia, ib;
+	vm_map_iter_init(&ia, a);
+	vm_map_iter_init(&ib, b);
+	vm_value ka, va, kb, vb;
+	while (vm_map_next(&ia, &ka, &va) && vm_map_next(&ib, &kb, &vb))
+		if (!vm_cmp_push(s, ka, kb, VM_CMP_PAIR) || !vm_cmp_push(s, va, vb, VM_CMP_PAIR))
+			return;
+	for (size_t i = from, j = s->n; i + 1 < j; i++, j--) {
+		vm_cmp_entry t = s->e[i];
+		s->e[i] = s->e[j - 1];
+		s->e[j - 1] = t;
+	}
+}
+
+/* One step of vm_equal: false when a and b differ; true when they are
+ * equal or their parts were pushed. */
+static bool vm_eq_step(vm_cmp_stack *s, vm_value a, vm_value b)
+{
+	if (a == b)
+		return true;
+	if (vm_is_float(a) || vm_is_float(b))
+		return vm_is_float(a) && vm_is_float(b) && vm_float(a) == vm_float(b);
+	if (!vm_is_obj(a) || !vm_is_obj(b))
+		return false;
+	if (vm_is_str(a) && vm_is_str(b))
+		return vm_str_len(a) == vm_str_len(b) && memcmp(vm_str_bytes(a), vm_str_bytes(b), vm_str_len(a)) == 0;
+	unsigned k = vm_hdr_kind(*vm_obj(a));
+	if (k != vm_hdr_kind(*vm_obj(b)))
+		return false;
+	vm_value *fa = vm_fields(a), *fb = vm_fields(b);
+	size_t n = vm_obj_size(a);
+	switch (k) {
+	case VM_OBJ_BIGINT:
+	case VM_OBJ_PID:
+	case VM_OBJ_REF:
+		return fa[0] == fb[0];
+	case VM_OBJ_MAP: {
+		if (vm_map_size(a) != vm_map_size(b))
+			return false;
+		vm_cmp_push_map(s, a, b);
+		return true;
+	}
+	case VM_OBJ_TUPLE:
+	case VM_OBJ_CONS:
+	case VM_OBJ_ARRAY:
+	case VM_OBJ_CLOSURE:
+		if (n != vm_obj_size(b))
+			return false;
+		for (size_t i = n; i-- > 0;)
+			if (!vm_cmp_push(s, fa[i], fb[i], VM_CMP_PAIR))
+				break;
+		return true;
+	default:
+		return false;
+	}
+}
+
+bool vm_equal(vm_value a, vm_value b)
+{
+	vm_cmp_stack s;
+	vm_cmp_init(&s);
+	bool r = true;
+	vm_cmp_push(&s, a, b, VM_CMP_PAIR);
+	while (r && s.n > 0) {
+		vm_cmp_entry e = s.e[--s.n];
+		size_t base = s.n;
+		r = vm_eq_step(&s, e.a, e.b);
+		if (s.oom) { /* no room to push its parts: this pair on the C stack */
+			s.n = base;
+			s.oom = false;
+			r = vm_equal(e.a, e.b);
+		}
+	}
+	vm_cmp_free(&s);
+	return r;
 }
 
 /* The rank of a value's kind in the total order (see the top). */
@@ -302,81 +393,111 @@ static int vm_cmp_num(vm_value a, vm_value b)
 
 /* Element by element, a proper prefix first; the last pair is left to
  * the caller's loop in *a, *b when the others are equal (returns 2). */
-static int vm_cmp_seq(vm_state *vm, const vm_value *fa, size_t na, const vm_value *fb, size_t nb, vm_value *a,
-		      vm_value *b)
+/* Two closures' functions: by name, then arity (a run's output must not
+ * depend on where the allocator put the prototypes), then, for two
+ * functions of one name and arity (two modules'), by address. */
+static int vm_cmp_proto(vm_value pa, vm_value pb)
 {
-	size_t n = na < nb ? na : nb;
-	for (size_t i = 0; i + 1 < n; i++) {
-		int c = vm_compare(vm, fa[i], fb[i]);
-		if (c)
-			return c;
+	const char *na, *nb;
+	int aa, ab;
+	vm_proto_describe(vm_native(pa), &na, &aa);
+	vm_proto_describe(vm_native(pb), &nb, &ab);
+	int c = vm_cmp_bytes(na, strlen(na), nb, strlen(nb));
+	if (c)
+		return c;
+	if (aa != ab)
+		return aa < ab ? -1 : 1;
+	return pa < pb ? -1 : 1;
+}
+
+/* The elements of two sequences, in order, then their lengths. */
+static void vm_cmp_push_seq(vm_cmp_stack *s, const vm_value *fa, size_t na, const vm_value *fb, size_t nb)
+{
+	if (!vm_cmp_push(s, 0, 0, na < nb ? -1 : na > nb))
+		return;
+	for (size_t i = na < nb ? na : nb; i-- > 0;)
+		if (!vm_cmp_push(s, fa[i], fb[i], VM_CMP_PAIR))
+			return;
+}
+
+/* One step: the order of a and b when it is decided by them alone
+ * (-1, 0 or 1), or VM_CMP_PAIR when their parts were pushed. */
+static int vm_cmp_step(vm_state *vm, vm_cmp_stack *s, vm_value a, vm_value b)
+{
+	if (a == b)
+		return 0;
+	int ra = vm_rank(a), rb = vm_rank(b);
+	if (ra != rb)
+		return ra < rb ? -1 : 1;
+	switch (ra) {
+	case VM_R_NUM:
+		return vm_cmp_num(a, b);
+	case VM_R_ATOM: {
+		size_t la = 0, lb = 0;
+		const char *na = vm_atom_name(vm, vm_atom(a), &la);
+		const char *nb = vm_atom_name(vm, vm_atom(b), &lb);
+		if (!na || !nb) /* not in the table: by index, to stay total */
+			return vm_atom(a) < vm_atom(b) ? -1 : 1;
+		int c = vm_cmp_bytes(na, la, nb, lb);
+		return c ? c : (vm_atom(a) < vm_atom(b) ? -1 : vm_atom(a) > vm_atom(b));
 	}
-	if (n == 0 || na != nb) {
-		if (n > 0) {
-			int c = vm_compare(vm, fa[n - 1], fb[n - 1]);
-			if (c)
-				return c;
-		}
-		return na < nb ? -1 : na > nb;
+	case VM_R_STR:
+		return vm_cmp_bytes(vm_str_bytes(a), vm_str_len(a), vm_str_bytes(b), vm_str_len(b));
+	case VM_R_LIST:
+		if (a == VM_EMPTY || b == VM_EMPTY)
+			return a == VM_EMPTY ? -1 : 1;
+		if (vm_cmp_push(s, vm_fields(a)[1], vm_fields(b)[1], VM_CMP_PAIR))
+			vm_cmp_push(s, vm_fields(a)[0], vm_fields(b)[0], VM_CMP_PAIR);
+		return VM_CMP_PAIR;
+	case VM_R_MAP: {
+		size_t na = vm_map_size(a), nb = vm_map_size(b);
+		if (!vm_cmp_push(s, 0, 0, na < nb ? -1 : na > nb))
+			return VM_CMP_PAIR;
+		vm_cmp_push_map(s, a, b);
+		return VM_CMP_PAIR;
 	}
-	*a = fa[n - 1];
-	*b = fb[n - 1];
-	return 2;
+	case VM_R_CLOSURE:
+		if (vm_fields(a)[0] != vm_fields(b)[0])
+			return vm_cmp_proto(vm_fields(a)[0], vm_fields(b)[0]);
+		__attribute__((fallthrough)); /* then the captured values */
+	case VM_R_TUPLE:
+	case VM_R_ARRAY:
+		vm_cmp_push_seq(s, vm_fields(a), vm_obj_size(a), vm_fields(b), vm_obj_size(b));
+		return VM_CMP_PAIR;
+	case VM_R_PID:
+	case VM_R_REF:
+		return vm_fields(a)[0] < vm_fields(b)[0] ? -1 : vm_fields(a)[0] > vm_fields(b)[0];
+	case VM_R_NATIVE:
+		return a < b ? -1 : 1;
+	default: /* nil, false, true: one value each, equal words */
+		return 0;
+	}
 }
 
 int vm_compare(vm_state *vm, vm_value a, vm_value b)
 {
-	for (;;) {
-		if (a == b)
-			return 0;
-		int ra = vm_rank(a), rb = vm_rank(b);
-		if (ra != rb)
-			return ra < rb ? -1 : 1;
-		int c;
-		switch (ra) {
-		case VM_R_NUM:
-			return vm_cmp_num(a, b);
-		case VM_R_ATOM: {
-			size_t la = 0, lb = 0;
-			const char *na = vm_atom_name(vm, vm_atom(a), &la);
-			const char *nb = vm_atom_name(vm, vm_atom(b), &lb);
-			if (!na || !nb) /* not in the table: by index, to stay total */
-				return vm_atom(a) < vm_atom(b) ? -1 : 1;
-			c = vm_cmp_bytes(na, la, nb, lb);
-			return c ? c : (vm_atom(a) < vm_atom(b) ? -1 : vm_atom(a) > vm_atom(b));
+	vm_cmp_stack s;
+	vm_cmp_init(&s);
+	int r = 0;
+	vm_cmp_push(&s, a, b, VM_CMP_PAIR);
+	while (r == 0 && s.n > 0) {
+		vm_cmp_entry e = s.e[--s.n];
+		if (e.res != VM_CMP_PAIR) {
+			r = e.res;
+			continue;
 		}
-		case VM_R_STR:
-			return vm_cmp_bytes(vm_str_bytes(a), vm_str_len(a), vm_str_bytes(b), vm_str_len(b));
-		case VM_R_LIST:
-			if (a == VM_EMPTY || b == VM_EMPTY)
-				return a == VM_EMPTY ? -1 : 1;
-			c = vm_compare(vm, vm_fields(a)[0], vm_fields(b)[0]);
-			if (c)
-				return c;
-			a = vm_fields(a)[1];
-			b = vm_fields(b)[1];
-			continue;
-		case VM_R_MAP:
-			return vm_map_compare(vm, a, b);
-		case VM_R_CLOSURE:
-			if (vm_fields(a)[0] != vm_fields(b)[0])
-				return vm_fields(a)[0] < vm_fields(b)[0] ? -1 : 1;
-			__attribute__((fallthrough)); /* then the captured values */
-		case VM_R_TUPLE:
-		case VM_R_ARRAY:
-			c = vm_cmp_seq(vm, vm_fields(a), vm_obj_size(a), vm_fields(b), vm_obj_size(b), &a, &b);
-			if (c != 2)
-				return c;
-			continue;
-		case VM_R_PID:
-		case VM_R_REF:
-			return vm_fields(a)[0] < vm_fields(b)[0] ? -1 : vm_fields(a)[0] > vm_fields(b)[0];
-		case VM_R_NATIVE:
-			return a < b ? -1 : 1;
-		default: /* nil, false, true: one value each, equal words */
-			return 0;
+		size_t base = s.n;
+		r = vm_cmp_step(vm, &s, e.a, e.b);
+		if (s.oom) { /* no room to push its parts: this pair on the C stack */
+			s.n = base;
+			s.oom = false;
+			r = vm_compare(vm, e.a, e.b);
+		} else if (r == VM_CMP_PAIR) {
+			r = 0;
 		}
 	}
+	vm_cmp_free(&s);
+	return r;
 }
 
 /* An operator given operands of the wrong kind. */
@@ -648,6 +769,13 @@ int vm_index_set(vm_proc *p, vm_value a, vm_value i, vm_value v)
 		return vm_badarg(p);
 	int64_t n = vm_int(i);
 	if (n < 0 || (uint64_t)n >= vm_obj_size(a))
+		return vm_badarg(p);
+	/* Only an array of this process's heap is mutable: one outside it is a
+	 * top-level constant's (the literal area, shared by every process and
+	 * never scanned by a collection, so a heap value stored there would
+	 * dangle after the next one). */
+	const vm_value *o = (const vm_value *)vm_obj(a);
+	if (o < p->heap.start || o >= p->heap.top)
 		return vm_badarg(p);
 	vm_fields(a)[n] = v;
 	return VM_OK;

@@ -81,7 +81,8 @@ int vm_concat(vm_proc *p, const vm_value *a, const vm_value *b, vm_value *out);
 /* a[i]: tuples, lists, arrays, strings (a byte as an integer), maps
  * (missing key: (:badkey, k)); out of range or wrong kind: :badarg. */
 int vm_index(vm_proc *p, const vm_value *a, const vm_value *i, vm_value *out);
-/* a[i] = v on an array (else :badarg). */
+/* a[i] = v on an array of p's heap (else :badarg: a top-level constant's
+ * array is immutable). */
 int vm_index_set(vm_proc *p, vm_value a, vm_value i, vm_value v);
 /* Tuples of n elements, uninitialised fields set to nil. */
 int vm_tuple_new(vm_proc *p, size_t n, vm_value *out);

@@ -2,13 +2,16 @@
 # expect.sh WEFT PROG.wf - run PROG.wf with `weft run` (the arguments in
 # PROG.args, one per line, if present) and compare: stdout with PROG.out,
 # stderr with PROG.err (if present), the exit status with PROG.status (0
-# if absent). Prints the differences and exits 1 on a mismatch.
+# if absent). Prints the differences and exits 1 on a mismatch. With
+# PROG.stack, the program runs with that C stack limit (ulimit -s, KiB).
 weft=$1
 prog=$2
+case $prog in /*) ;; *) prog=$PWD/$prog ;; esac # used after a cd
 base=${prog%.wf}
 dir=$(dirname "$prog")
 out=$(mktemp) err=$(mktemp)
 trap 'rm -f "$out" "$err"' EXIT
+[ -f "$base.stack" ] && ulimit -s "$(cat "$base.stack")"
 set --
 if [ -f "$base.args" ]; then
 	while IFS= read -r a; do set -- "$@" "$a"; done < "$base.args"
