@@ -216,7 +216,8 @@ int weft_shutdown(int fd, int how);
  *    weft_close of the descriptor ends it too: -EBADF.
  *  - One registration at a time: while op is registered, every other _step
  *    call of the task (another op, or this op in another call) returns
- *    -EBUSY and changes nothing.
+ *    -EBUSY and changes nothing. "Another call" includes the same call on
+ *    another descriptor, and weft_fd_wait_step with other events.
  *  - While the call is registered, op must not be reused, moved or freed
  *    (the task's waiter is linked in it); once it has completed, op (and
  *    the state holding it) may be freed at once, e.g. in the step that

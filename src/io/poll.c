@@ -1070,7 +1070,12 @@ int weft__io_fd_wait(int fd, uint32_t events, weft_time_t deadline, weft_op_t *o
 	if (r < 0)
 		return r;
 	io_call c;
-	r = weft__io_begin(&c, fd, deadline, op, call, IO_CALL_FOREIGN);
+	/* A wait's identity for the step protocol is its descriptor and its
+	 * events: a repeat on op that asks for other events is another call,
+	 * -EBUSY while op's wait is registered (weft_step_begin), as a repeat
+	 * on another descriptor is. */
+	call_init(&c, fd, deadline, IO_CALL_FOREIGN);
+	r = begin_more(&c, op, call, (const void *)((uintptr_t)(uint32_t)fd | (uintptr_t)events << 32), false);
 	if (r < 0)
 		return r;
 	for (;;) {

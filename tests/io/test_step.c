@@ -513,6 +513,57 @@ static void test_stackless_foreign_fd(void **state)
 	wt_run(foreign_main, NULL, 2);
 }
 
+/* A repeat of weft_fd_wait_step on a registered op with other events is
+ * another call: -EBUSY, and the registration stays; the repeat with the
+ * same events then finishes it. */
+typedef struct rewait_st {
+	int fd;
+	int phase;
+	int first, other, same;
+	weft_op_t op;
+} rewait_st;
+
+static weft_step_t rewait_step(void *a, void **res)
+{
+	(void)res;
+	rewait_st *w = a;
+	if (w->phase == 0) {
+		w->phase = 1;
+		w->first = weft_fd_wait_step(w->fd, POLLIN, wt_hang_deadline(), &w->op);
+		if (w->first == -EINPROGRESS)
+			return WEFT_STEP_PARKED;
+	}
+	w->other = weft_fd_wait_step(w->fd, POLLOUT, wt_hang_deadline(), &w->op);
+	w->same = weft_fd_wait_step(w->fd, POLLIN, wt_hang_deadline(), &w->op);
+	return WEFT_STEP_DONE;
+}
+
+static void *rewait_main(void *a)
+{
+	(void)a;
+	int p[2];
+	TCHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+	rewait_st w = {.fd = p[0], .op = WEFT_OP_INIT};
+	weft_task_t t;
+	TCHECK_EQ(weft_spawn_step(&t, rewait_step, &w, NULL), 0);
+	while (w.phase == 0)
+		weft_yield();
+	TCHECK_EQ(write(p[1], "z", 1), 1);
+	TCHECK_EQ(weft_join(t, NULL), 0);
+	TCHECK_EQ(w.first, -EINPROGRESS);
+	TCHECK_EQ(w.other, -EBUSY);
+	TCHECK(w.same > 0 && (w.same & POLLIN));
+	close(p[0]);
+	close(p[1]);
+	return NULL;
+}
+
+static void test_stackless_fd_wait_other_events(void **state)
+{
+	(void)state;
+	wt_run(rewait_main, NULL, 2);
+}
+
 /* ------------------------------------------------------------ connecting */
 
 typedef struct connect_st {
@@ -661,6 +712,7 @@ int main(void)
 		WT_IO_TEST(test_stackless_tcp_reads_after_a_short_read),
 		WT_IO_TEST(test_stackless_cancel_and_close),
 		WT_IO_TEST(test_stackless_foreign_fd),
+		WT_IO_TEST(test_stackless_fd_wait_other_events),
 		WT_IO_TEST(test_stackless_connect),
 		WT_IO_TEST(test_stackless_close_of_a_polled_listener),
 		WT_IO_TEST(test_blocking_contexts),
