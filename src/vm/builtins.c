@@ -21,8 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
+
+#include <weft/time.h>
 
 #include "../base/rand.h"
 #include "obj.h"
@@ -815,11 +816,10 @@ static int vm_bi_read_line(vm_proc *p, vm_value *args, uint32_t nargs, vm_value 
 	return r;
 }
 
+/* weft's clock: monotonic, and a simulation's virtual time under one. */
 static int64_t vm_now_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return (int64_t)weft_now();
 }
 
 static int vm_bi_now_ms(vm_proc *p, vm_value *args, uint32_t nargs, vm_value *out)
