@@ -29,13 +29,18 @@ extern "C" {
 typedef struct weft_vm weft_vm_t;
 
 typedef struct weft_vm_opts {
-	size_t size;	     /* sizeof(weft_vm_opts_t) */
-	const char *lib_dir; /* the standard library (prelude.wf, ...); NULL: the one weft was built with */
-	int out_fd;	     /* where print writes; 0: standard output (fd 1) */
-	uint64_t seed;	     /* the program seed (random); 0: WEFT_SEED from the environment, or a fixed seed */
+	size_t size;		 /* sizeof(weft_vm_opts_t) */
+	const char *lib_dir;	 /* the standard library (prelude.wf, ...); NULL: the one weft was built with */
+	int out_fd;		 /* where print writes; 0: standard output (fd 1) */
+	uint64_t seed;		 /* the program seed (random); 0: WEFT_SEED from the environment, or a fixed seed */
+	uint64_t max_reductions; /* a call (or main) that runs longer is abandoned: -ETIMEDOUT; 0: no limit */
+	size_t max_heap_bytes;	 /* the heap may not grow past this: the code raises :system_limit; 0: no limit */
 } weft_vm_opts_t;
 
-/* A VM with no program loaded yet: 0, -EINVAL, -ENOMEM. */
+/* A VM with no program loaded yet: 0, -EINVAL, -EBADF (out_fd is not
+ * open), -ENOMEM. print writes with write(2): a host that prints to a
+ * pipe should ignore SIGPIPE (a failed write then raises (:error, :io,
+ * :epipe) in the code, as any write error does). */
 int weft_vm_create(weft_vm_t **out, const weft_vm_opts_t *opts);
 void weft_vm_destroy(weft_vm_t *vm);
 
@@ -86,12 +91,15 @@ typedef struct weft_vm_term {
 } weft_vm_term_t;
 
 /* Call fn of module (its name: a loaded file's name without .wf; NULL:
- * the last file loaded) with nargs arguments. Returns 0 and the result in
- * *result; 1 if the call raised, with the raised value in *result (a
- * runtime error is (:error, kind, detail)); -ENOENT (no such module or
- * function), -EINVAL (a bad term: a float that is not finite, an unknown
- * kind, a NULL with a length), -ENOMEM; WEFT_VM_HALTED if the code called
- * halt(status) (the status: weft_vm_halt_status). */
+ * the last file loaded without errors) with nargs arguments. A file whose
+ * load failed is never called. Returns 0 and the result in *result; 1 if
+ * the call raised, with the raised value in *result (a runtime error is
+ * (:error, kind, detail)); -ENOENT (no such module or function), -EINVAL
+ * (a bad term: a float that is not finite, an unknown kind, a NULL with a
+ * length, a map with an odd n), -E2BIG (arguments of more than 2^26 terms
+ * in all, or a result nested deeper than 10,000), -ETIMEDOUT (the call ran
+ * past opts.max_reductions and was abandoned), -ENOMEM; WEFT_VM_HALTED if
+ * the code called halt(status) (the status: weft_vm_halt_status). */
 #define WEFT_VM_HALTED 2
 int weft_vm_call(weft_vm_t *vm, const char *module, const char *fn, const weft_vm_term_t *args, size_t nargs,
 		 weft_vm_term_t **result);

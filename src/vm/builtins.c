@@ -79,6 +79,21 @@ static int vm_bi_str(vm_proc *p, const char *s, size_t len, vm_value *out)
 
 /* ------------------------------------------------------------ output */
 
+/* (:error, :io, :eNAME) for an errno: :epipe, :enospc, :ebadf... */
+static int vm_raise_io(vm_proc *p, int err)
+{
+	char name[32];
+	const char *n = strerrorname_np(err);
+	snprintf(name, sizeof name, "%s", n ? n : "eio");
+	for (char *c = name; *c; c++)
+		*c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+	int64_t io = vm_atom_intern(p->vm, "io", 2);
+	int64_t a = vm_atom_intern(p->vm, name, strlen(name));
+	if (io < 0 || a < 0)
+		return vm_raise_atom(p, VM_A_SYSTEM_LIMIT);
+	return vm_raise2(p, (uint32_t)io, vm_from_atom((uint32_t)a));
+}
+
 static int vm_bi_print(vm_proc *p, vm_value *args, uint32_t nargs, vm_value *out)
 {
 	vm_buf b = {0};
@@ -92,17 +107,24 @@ static int vm_bi_print(vm_proc *p, vm_value *args, uint32_t nargs, vm_value *out
 		free(b.b);
 		return vm_raise_atom(p, VM_A_SYSTEM_LIMIT);
 	}
-	/* One write: a short one (a pipe, a signal) is finished by more. */
+	/* One write: a short one (a pipe, a signal) is finished by more. A
+	 * failed one (a closed pipe, a full disk) raises (:error, :io,
+	 * :epipe) and the like: output is not lost in silence. */
 	size_t done = 0;
+	int err = 0;
 	while (done < b.len) {
 		ssize_t w = write(p->vm->out_fd, b.b + done, b.len - done);
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w <= 0)
-			break; /* a closed stdout is not the program's error */
+		if (w <= 0) {
+			err = w < 0 ? errno : EIO;
+			break;
+		}
 		done += (size_t)w;
 	}
 	free(b.b);
+	if (err)
+		return vm_raise_io(p, err);
 	*out = VM_NIL;
 	return VM_OK;
 }
@@ -803,9 +825,14 @@ static int vm_bi_read_line(vm_proc *p, vm_value *args, uint32_t nargs, vm_value 
 	(void)nargs;
 	char *line = NULL;
 	size_t cap = 0;
+	errno = 0;
 	ssize_t n = getline(&line, &cap, stdin);
 	if (n < 0) {
+		int err = ferror(stdin) ? (errno ? errno : EIO) : 0;
 		free(line);
+		clearerr(stdin);
+		if (err) /* a read error (a directory, a closed descriptor) is not the end */
+			return vm_raise_io(p, err);
 		*out = VM_NIL;
 		return VM_OK;
 	}
@@ -887,6 +914,17 @@ static const vm_builtin vm_builtins[] = {
 	{"trunc", vm_bi_trunc, 1, 1},
 	{"values", vm_bi_values, 1, 1},
 };
+
+unsigned vm_builtin_index(const vm_builtin *b)
+{
+	assert(b >= vm_builtins && b < vm_builtins + sizeof vm_builtins / sizeof vm_builtins[0]);
+	return (unsigned)(b - vm_builtins);
+}
+
+const vm_builtin *vm_builtin_at(unsigned i)
+{
+	return i < sizeof vm_builtins / sizeof vm_builtins[0] ? &vm_builtins[i] : NULL;
+}
 
 const vm_builtin *vm_builtin_find(const char *name, size_t len)
 {

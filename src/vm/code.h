@@ -72,6 +72,8 @@
 	X(TLE, ABC, "T: R[A] <= R[B]")                                                                                 \
 	X(TLTI, ABC, "T: R[A] < sB")                                                                                   \
 	X(TGTI, ABC, "T: R[A] > sB")                                                                                   \
+	X(TLEI, ABC, "T: R[A] <= sB")                                                                                  \
+	X(TGEI, ABC, "T: R[A] >= sB")                                                                                  \
 	X(TEQ, ABC, "T: R[A] == R[B] (structural)")                                                                    \
 	X(TEQK, AD, "T: R[A] == K[D] (structural)")                                                                    \
 	X(TTUPLE, ABC, "T: R[A] is a tuple of B elements")                                                             \
@@ -93,7 +95,7 @@
 	X(TAILCALL, ABC, "return R[A+1](R[A+2 .. A+B+1]) (the frame is replaced, its link kept)")                      \
 	X(CALLK, ABC, "R[A] = K[C](R[A+2 .. A+B+1]), K[C] a known top-level function's proto (R[A+1] gets it)")        \
 	X(TAILCALLK, ABC, "return K[C](R[A+2 .. A+B+1])")                                                              \
-	X(BUILTIN, ABC, "R[A] = built-in K[C] (a native vm_builtin) (R[A+1 .. A+B]); arity checked here")              \
+	X(BUILTIN, ABC, "R[A] = built-in number C (obj.h) (R[A+1 .. A+B]); arity checked here")                        \
 	X(RET, ABC, "return R[A]")                                                                                     \
 	X(FORPREP, ABC,                                                                                                \
 	  "R[A], R[A+1]: the range's start and end, checked integers; then a JMP past the loop if empty")              \

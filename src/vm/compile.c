@@ -78,6 +78,7 @@ typedef struct fstate {
 	struct loop *loop;
 	int try_depth;
 	uint32_t line; /* the line of the node being compiled */
+	bool regs_reported;
 } fstate;
 
 typedef struct cstate {
@@ -298,7 +299,10 @@ static uint32_t reserve(fstate *fs, uint32_t n, const vm_node *at)
 {
 	uint32_t r = fs->freereg;
 	if (r + n > VM_MAX_REGS) {
-		error_at(fs, at, "expression too complex (more than %d registers)", VM_MAX_REGS);
+		if (!fs->regs_reported) /* once per function: the rest would be its echo */
+			error_at(fs, at, "function too complex (more than %d registers: fewer locals, or split it)",
+				 VM_MAX_REGS);
+		fs->regs_reported = true;
 		return VM_MAX_REGS - n > 0 ? VM_MAX_REGS - n : 0;
 	}
 	fs->freereg += n;
@@ -599,7 +603,7 @@ static bool builtin_value(fstate *fs, const vm_builtin *bi, const vm_node *at, v
 	/* R[n] the callee's slot, the arguments above it */
 	for (unsigned i = 0; i < n; i++)
 		code[i] = vm_abc(OP_MOVE, n + 1 + i, i, 0);
-	code[n] = vm_abc(OP_BUILTIN, n, n, 0);
+	code[n] = vm_abc(OP_BUILTIN, n, n, vm_builtin_index(bi));
 	code[n + 1] = vm_abc(OP_RET, n, 0, 0);
 	memset(lines, 0, (n + 2) * sizeof *lines);
 	k[0] = vm_from_native(bi);
@@ -658,18 +662,24 @@ static bool small_lit(const vm_node *n, int lo, int hi, int *v)
 	return true;
 }
 
+static bool is_local_reg(fstate *fs, uint32_t r);
+
 static void binop_to(fstate *fs, const vm_node *n, uint32_t dst)
 {
 	struct scope s = open_scope(fs);
 	int k;
 	unsigned op = n->op;
+	/* The left operand straight into dst when dst is the newest
+	 * temporary (no local lives there, and nothing after reads it): a
+	 * chain a + b + c + ... then needs two registers, not one per term. */
+	bool into_dst = dst + 1 == fs->freereg && !is_local_reg(fs, dst);
 	if ((op == VM_OP_ADD || op == VM_OP_SUB) && small_lit(n->b, -127, 127, &k)) {
-		uint32_t a = expr_any(fs, n->a);
+		uint32_t a = into_dst ? (expr_to(fs, n->a, dst, false), dst) : expr_any(fs, n->a);
 		emit_abc(fs, OP_ADDI, dst, a, (unsigned)(uint8_t)(int8_t)(op == VM_OP_ADD ? k : -k));
 		close_scope(fs, s);
 		return;
 	}
-	uint32_t a = expr_any(fs, n->a);
+	uint32_t a = into_dst ? (expr_to(fs, n->a, dst, false), dst) : expr_any(fs, n->a);
 	uint32_t b = expr_any(fs, n->b);
 	set_line(fs, n);
 	switch (op) {
@@ -769,7 +779,7 @@ static void call_to(fstate *fs, const vm_node *n, uint32_t dst, bool tail)
 	args_to(fs, n, 0);
 	set_line(fs, n);
 	if (bi) {
-		emit_abc(fs, OP_BUILTIN, base, n->nkids, add_k(fs, vm_from_native(bi)));
+		emit_abc(fs, OP_BUILTIN, base, n->nkids, vm_builtin_index(bi));
 	} else if (known) {
 		uint32_t kk = add_k(fs, vm_from_native(known->proto));
 		if (kk > 255) {
@@ -952,10 +962,10 @@ static int cond_jump(fstate *fs, const vm_node *n)
 			ins = vm_abc(OP_TLTI, expr_any(fs, n->a), (uint8_t)(int8_t)k, 0);
 		} else if (n->op == VM_OP_GT && small_lit(n->b, -128, 127, &k)) {
 			ins = vm_abc(OP_TGTI, expr_any(fs, n->a), (uint8_t)(int8_t)k, 0);
-		} else if (n->op == VM_OP_LE && small_lit(n->b, -128, 126, &k)) {
-			ins = vm_abc(OP_TLTI, expr_any(fs, n->a), (uint8_t)(int8_t)(k + 1), 0);
-		} else if (n->op == VM_OP_GE && small_lit(n->b, -127, 127, &k)) {
-			ins = vm_abc(OP_TGTI, expr_any(fs, n->a), (uint8_t)(int8_t)(k - 1), 0);
+		} else if (n->op == VM_OP_LE && small_lit(n->b, -128, 127, &k)) {
+			ins = vm_abc(OP_TLEI, expr_any(fs, n->a), (uint8_t)(int8_t)k, 0);
+		} else if (n->op == VM_OP_GE && small_lit(n->b, -128, 127, &k)) {
+			ins = vm_abc(OP_TGEI, expr_any(fs, n->a), (uint8_t)(int8_t)k, 0);
 		} else {
 			uint32_t a = expr_any(fs, n->a);
 			uint32_t b = expr_any(fs, n->b);
@@ -1848,6 +1858,7 @@ static int compile_module(vm_program *prog, const char *path, const char *src, s
 	if (!e)
 		e = compile_tree(prog, m, src, len, pr.module);
 	vm_parse_free(&pr);
+	m->failed = e != 0;
 	/* the module moves behind its imports: initialisers run imports first */
 	for (uint32_t i = 0; i < prog->nmods; i++)
 		if (prog->mods[i] == m) {
@@ -1865,6 +1876,11 @@ int vm_compile_source(vm_program *prog, const char *path, const char *src, size_
 	if (!prog || !path || (!src && len) || !out)
 		return -EINVAL;
 	*out = NULL;
+	if (prog->prelude_failed) {
+		add_error(prog, path, NULL, 0, 1, 1,
+			  "the prelude (lib/prelude.wf) did not compile: nothing can be loaded");
+		return -EINVAL;
+	}
 	if (prog->lib_dir && !prog->prelude) {
 		char buf[4096];
 		snprintf(buf, sizeof buf, "%s/prelude.wf", prog->lib_dir);
@@ -1878,9 +1894,11 @@ int vm_compile_source(vm_program *prog, const char *path, const char *src, size_
 		vm_module *pm;
 		e = compile_module(prog, buf, ps, pl, &pm);
 		free(ps);
-		prog->prelude = pm;
-		if (e)
+		if (e) {
+			prog->prelude_failed = e != -ENOMEM;
 			return e;
+		}
+		prog->prelude = pm;
 	}
 	return compile_module(prog, path, src, len, out);
 }
@@ -1954,6 +1972,11 @@ static int compile_tree(vm_program *prog, vm_module *m, const char *src, size_t 
 					C.failed = true;
 			}
 			free(ip);
+			if (im->failed) {
+				/* its errors were reported when it was first loaded */
+				error_at(&top, d, "`%s` has errors: it cannot be imported", d->s);
+				continue;
+			}
 			for (uint32_t j = 0; j < m->nimports; j++)
 				if (strcmp(m->imports[j]->base, im->base) == 0)
 					error_at(&top, d, "a module named `%s` is imported already", im->base);
@@ -2106,8 +2129,8 @@ static void dis_proto(const vm_program *prog, const vm_proto *p, FILE *f)
 			const vm_proto *c = vm_native(p->k[VM_C(ins)]);
 			fprintf(f, "  ; %s/%u", c->name, c->nparams);
 		} else if (op == OP_BUILTIN) {
-			const vm_builtin *b = vm_native(p->k[VM_C(ins)]);
-			fprintf(f, "  ; %s", b->name);
+			const vm_builtin *b = vm_builtin_at(VM_C(ins));
+			fprintf(f, "  ; %s", b ? b->name : "?");
 		}
 		fputc('\n', f);
 	}

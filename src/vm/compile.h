@@ -38,6 +38,7 @@ typedef struct vm_module {
 	uint32_t nconsts;
 	vm_proto *init; /* evaluates the constants, in order (NULL if none) */
 	bool done;	/* compiled (imports that come back to it are cycles until then) */
+	bool failed;	/* it had errors: never run, called or imported */
 } vm_module;
 
 typedef struct vm_program {
@@ -48,7 +49,8 @@ typedef struct vm_program {
 	vm_value *globals;	/* top-level constants of every module (literal area), VM_UNSET until set */
 	vm_value *global_names; /* each one's name, an atom (for :undef) */
 	uint32_t nglobals, capglobals;
-	vm_module *prelude; /* functions every module sees (lib/prelude.wf) */
+	vm_module *prelude;  /* functions every module sees (lib/prelude.wf) */
+	bool prelude_failed; /* it did not compile: every load fails */
 	const char *lib_dir;
 	vm_error *errors;
 	uint32_t nerrors, caperrors;

@@ -15,6 +15,7 @@
  * inspect keeps its work on a stack of its own, not the C stack, so any
  * nesting depth is written.
  */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,10 +189,15 @@ typedef struct vm_fmt_entry {
 typedef struct vm_fmt_stack {
 	vm_fmt_entry *e;
 	size_t n, cap;
+	/* The arrays being written (opened, not yet closed): one met again
+	 * inside itself is a cycle (a[0] = a), written #array<...>. */
+	vm_value *open;
+	size_t nopen, capopen;
 	vm_fmt_entry local[64];
 } vm_fmt_stack;
 
 static const char vm_list_rest[] = "";
+static const char vm_array_close[] = "]>";
 
 /* false (and b->oom set) when out of memory. */
 static bool vm_fmt_push(vm_fmt_stack *s, vm_buf *b, vm_value v, const char *text)
@@ -279,8 +285,24 @@ static void vm_put_obj(vm_buf *b, vm_fmt_stack *s, vm_value v)
 		vm_push_map(s, b, v);
 		return;
 	case VM_OBJ_ARRAY:
+		for (size_t i = 0; i < s->nopen; i++)
+			if (s->open[i] == v) {
+				vm_buf_str(b, "#array<...>");
+				return;
+			}
+		if (s->nopen == s->capopen) {
+			size_t cap = s->capopen ? 2 * s->capopen : 16;
+			vm_value *o = realloc(s->open, cap * sizeof *o);
+			if (!o) {
+				b->oom = true;
+				return;
+			}
+			s->open = o;
+			s->capopen = cap;
+		}
+		s->open[s->nopen++] = v;
 		vm_buf_put(b, "#array<[", 8);
-		vm_push_seq(s, b, f, n, "]>");
+		vm_push_seq(s, b, f, n, vm_array_close);
 		return;
 	case VM_OBJ_CLOSURE: {
 		const char *name = "?";
@@ -319,7 +341,7 @@ static void vm_put_list_rest(vm_buf *b, vm_fmt_stack *s, vm_value v)
 
 void vm_inspect(vm_state *vm, vm_buf *b, vm_value v)
 {
-	vm_fmt_stack s = {.e = s.local, .n = 0, .cap = sizeof s.local / sizeof s.local[0]};
+	vm_fmt_stack s = {.e = s.local, .n = 0, .cap = sizeof s.local / sizeof s.local[0], .open = NULL};
 	vm_fmt_push(&s, b, v, NULL);
 	char num[32];
 	while (s.n > 0 && !b->oom) {
@@ -327,7 +349,11 @@ void vm_inspect(vm_state *vm, vm_buf *b, vm_value v)
 		v = e.v;
 		if (e.text == vm_list_rest)
 			vm_put_list_rest(b, &s, v);
-		else if (e.text)
+		else if (e.text == vm_array_close) {
+			assert(s.nopen > 0);
+			s.nopen--;
+			vm_buf_str(b, e.text);
+		} else if (e.text)
 			vm_buf_str(b, e.text);
 		else if (vm_is_float(v))
 			vm_put_float(b, vm_float(v));
@@ -345,6 +371,7 @@ void vm_inspect(vm_state *vm, vm_buf *b, vm_value v)
 	}
 	if (s.e != s.local)
 		free(s.e);
+	free(s.open);
 }
 
 void vm_print_value(vm_state *vm, vm_buf *b, vm_value v)

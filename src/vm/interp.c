@@ -143,17 +143,20 @@ static uint32_t line_at(const vm_proto *pr, const uint32_t *pc)
  * frame at R about to run pc: each frame's link leads to its caller. */
 static void record_trace(vm_proc *p, const vm_value *R, const uint32_t *pc)
 {
-	free(p->trace);
 	p->ntrace = 0;
-	p->trace = malloc(VM_TRACE_MAX * sizeof *p->trace);
-	if (!p->trace)
+	p->trace_cut = false;
+	if (!p->trace && !(p->trace = malloc(VM_TRACE_MAX * sizeof *p->trace)))
 		return;
 	for (;;) {
 		const vm_proto *pr = frame_proto(R);
 		p->trace[p->ntrace++] = (vm_trace_ent){pr, line_at(pr, pc)};
 		vm_value link = R[-2];
-		if (link == VM_ROOT_LINK || p->ntrace == VM_TRACE_MAX)
+		if (link == VM_ROOT_LINK)
 			break;
+		if (p->ntrace == VM_TRACE_MAX) {
+			p->trace_cut = true;
+			break;
+		}
 		pc = vm_native(link);
 		R -= VM_A(pc[-1]) + 2;
 	}
@@ -161,14 +164,62 @@ static void record_trace(vm_proc *p, const vm_value *R, const uint32_t *pc)
 
 /* ------------------------------------------------------------ literals */
 
+/* The copies made so far, old object -> new: sharing is kept (a value
+ * that reaches one object twice, a DAG or a cycle through an array, is
+ * copied once). Open addressing on the old address. */
+struct lit_map {
+	vm_value *old, *copy;
+	size_t n, cap;
+};
+
+static size_t lit_slot(const struct lit_map *m, vm_value o)
+{
+	size_t mask = m->cap - 1;
+	size_t j = (size_t)((o * UINT64_C(0x9E3779B97F4A7C15)) >> 20) & mask;
+	while (m->old[j] && m->old[j] != o)
+		j = (j + 1) & mask;
+	return j;
+}
+
+static int lit_put(struct lit_map *m, vm_value o, vm_value c)
+{
+	if (2 * (m->n + 1) > m->cap) {
+		struct lit_map g = {NULL, NULL, 0, m->cap ? 2 * m->cap : 64};
+		g.old = calloc(g.cap, sizeof *g.old);
+		g.copy = calloc(g.cap, sizeof *g.copy);
+		if (!g.old || !g.copy) {
+			free(g.old);
+			free(g.copy);
+			return -ENOMEM;
+		}
+		for (size_t i = 0; i < m->cap; i++)
+			if (m->old[i]) {
+				size_t j = lit_slot(&g, m->old[i]);
+				g.old[j] = m->old[i];
+				g.copy[j] = m->copy[i];
+			}
+		g.n = m->n;
+		free(m->old);
+		free(m->copy);
+		*m = g;
+	}
+	size_t j = lit_slot(m, o);
+	m->old[j] = o;
+	m->copy[j] = c;
+	m->n++;
+	return 0;
+}
+
 int vm_lit_copy(vm_state *vm, vm_value v, vm_value *out)
 {
 	/* Iterative (a long list or a deep tree must not run out of C stack):
 	 * a stack of slots still holding old values; each popped slot gets
-	 * its copy, whose fields are pushed in turn. Sharing is not kept. */
+	 * its copy (made now, or found in the map), whose fields are pushed
+	 * in turn. */
 	*out = v;
 	size_t n = 0, cap = 64;
 	vm_value **todo = malloc(cap * sizeof *todo);
+	struct lit_map map = {NULL, NULL, 0, 0};
 	if (!todo)
 		return -ENOMEM;
 	todo[n++] = out;
@@ -177,10 +228,17 @@ int vm_lit_copy(vm_state *vm, vm_value v, vm_value *out)
 		vm_value *slot = todo[--n];
 		if (!vm_is_obj(*slot))
 			continue;
+		if (map.cap) {
+			size_t j = lit_slot(&map, *slot);
+			if (map.old[j]) {
+				*slot = map.copy[j];
+				continue;
+			}
+		}
 		vm_header *o = vm_obj(*slot);
 		size_t size = vm_hdr_size(*o);
 		vm_header *c = vm_lit_alloc(vm, 1 + size);
-		if (!c) {
+		if (!c || lit_put(&map, *slot, vm_from_obj(c))) {
 			e = -ENOMEM;
 			break;
 		}
@@ -205,6 +263,8 @@ int vm_lit_copy(vm_state *vm, vm_value v, vm_value *out)
 			todo[n++] = &c[i];
 	}
 	free(todo);
+	free(map.old);
+	free(map.copy);
 	return e;
 }
 
@@ -302,7 +362,7 @@ L_GETGLOBAL : {
 L_SETGLOBAL : {
 	vm_value c;
 	if (vm_lit_copy(p->vm, RA, &c)) {
-		st = vm_raise_atom(p, VM_A_SYSTEM_LIMIT);
+		st = vm_raise2(p, VM_A_SYSTEM_LIMIT, VM_NIL);
 		goto raise;
 	}
 	prog->globals[VM_D(ins)] = c;
@@ -499,6 +559,22 @@ L_TGTI : {
 	CHECK(vm_order(p, VM_OP_GT, a, vm_from_small(VM_SB(ins)), &r));
 	TEST_RESULT(r == VM_TRUE);
 }
+L_TLEI : {
+	vm_value a = RA;
+	if (vm_is_small(a))
+		TEST_RESULT(vm_small(a) <= VM_SB(ins));
+	vm_value r;
+	CHECK(vm_order(p, VM_OP_LE, a, vm_from_small(VM_SB(ins)), &r));
+	TEST_RESULT(r == VM_TRUE);
+}
+L_TGEI : {
+	vm_value a = RA;
+	if (vm_is_small(a))
+		TEST_RESULT(vm_small(a) >= VM_SB(ins));
+	vm_value r;
+	CHECK(vm_order(p, VM_OP_GE, a, vm_from_small(VM_SB(ins)), &r));
+	TEST_RESULT(r == VM_TRUE);
+}
 L_TEQ : {
 	vm_value a = RA, b = RB;
 	TEST_RESULT(a == b || vm_equal(a, b));
@@ -537,7 +613,7 @@ L_TUPLE : {
 	uint32_t n = VM_C(ins);
 	size_t words = 1 + n < 2 ? 2 : 1 + n;
 	if (vm_need(p, words)) {
-		st = vm_raise_atom(p, VM_A_SYSTEM_LIMIT);
+		st = vm_raise2(p, VM_A_SYSTEM_LIMIT, VM_NIL);
 		goto raise;
 	}
 	vm_header *o = vm_take(p, words);
@@ -577,7 +653,7 @@ L_CLOSURE : {
 	const vm_proto *c = proto->kids[VM_D(ins)];
 	size_t words = 2 + c->ncaps;
 	if (vm_need(p, words)) {
-		st = vm_raise_atom(p, VM_A_SYSTEM_LIMIT);
+		st = vm_raise2(p, VM_A_SYSTEM_LIMIT, VM_NIL);
 		goto raise;
 	}
 	vm_header *o = vm_take(p, words);
@@ -676,7 +752,8 @@ L_CLOSURE : {
 	}
 	}
 L_BUILTIN : {
-	const vm_builtin *bi = vm_native(K[VM_C(ins)]);
+	const vm_builtin *bi = vm_builtin_at(VM_C(ins));
+	assert(bi); /* the compiler's number */
 	uint32_t n = VM_B(ins);
 	if ((int)n < bi->min_args || (bi->max_args >= 0 && (int)n > bi->max_args)) {
 		st = raise_badarity(p, bi->name);
@@ -757,7 +834,7 @@ L_ITER : {
 	if (vm_is_kind(v, VM_OBJ_ARRAY)) {
 		size_t n = vm_obj_size(v);
 		if (vm_need(p, 3 * n)) {
-			st = vm_raise_atom(p, VM_A_SYSTEM_LIMIT);
+			st = vm_raise2(p, VM_A_SYSTEM_LIMIT, VM_NIL);
 			goto raise;
 		}
 		vm_value *el = vm_fields(RB), l = VM_EMPTY;
@@ -788,7 +865,7 @@ L_TRY : {
 		uint32_t cap = p->cap_handlers ? 2 * p->cap_handlers : 8;
 		vm_handler *h = realloc(p->handlers, cap * sizeof *h);
 		if (!h) {
-			st = vm_raise_atom(p, VM_A_SYSTEM_LIMIT);
+			st = vm_raise2(p, VM_A_SYSTEM_LIMIT, VM_NIL);
 			goto raise;
 		}
 		p->handlers = h;
@@ -850,7 +927,7 @@ reraise:
 enum vm_run vm_call(vm_proc *p, vm_value fn, const vm_value *args, uint32_t nargs, vm_value *result)
 {
 	if (vm_call_setup(p, fn, args, nargs)) {
-		p->raised = vm_from_atom(VM_A_SYSTEM_LIMIT);
+		p->raised = p->vm->system_limit;
 		return VM_RUN_CRASH;
 	}
 	enum vm_run r;
@@ -859,12 +936,19 @@ enum vm_run vm_call(vm_proc *p, vm_value fn, const vm_value *args, uint32_t narg
 	return r;
 }
 
+/* A crash report's reason is cut after this many bytes. */
+#define VM_CRASH_REASON_MAX 4096
+
 void vm_print_crash(vm_proc *p, const char *who, FILE *f)
 {
 	vm_buf b = {0};
 	vm_inspect(p->vm, &b, p->raised);
-	fprintf(f, "** process %s crashed: %.*s\n", who, (int)b.len, b.b ? b.b : "");
+	int len = (int)(b.len > VM_CRASH_REASON_MAX ? VM_CRASH_REASON_MAX : b.len);
+	fprintf(f, "** process %s crashed: %.*s%s\n", who, len, b.b ? b.b : "",
+		b.len > VM_CRASH_REASON_MAX ? " ... (cut)" : "");
 	free(b.b);
 	for (uint32_t i = 0; i < p->ntrace; i++)
 		fprintf(f, "  at %s (%s:%u)\n", p->trace[i].proto->name, p->trace[i].proto->file, p->trace[i].line);
+	if (p->trace_cut)
+		fprintf(f, "  ... (more frames)\n");
 }

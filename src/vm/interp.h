@@ -10,6 +10,7 @@ enum vm_run {
 	VM_RUN_YIELD, /* the budget is spent: vm_run again to go on */
 	VM_RUN_CRASH, /* an uncaught raise: p->raised, p->trace */
 	VM_RUN_HALT,  /* halt(status): vm->halt_status */
+	VM_RUN_LIMIT, /* (vm.c) the caller's limit of reductions was reached: abandoned */
 };
 
 /* Set p up to call fn (a closure value) with args (copied into p's

@@ -16,6 +16,8 @@
  * fewer than 2^29 nodes, so a path has fewer than 43 nodes and
  * VM_MAP_MAX_DEPTH (64) bounds every stack here.
  */
+#include <stdlib.h>
+#include <string.h>
 #include <assert.h>
 
 #include "obj.h"
@@ -154,10 +156,53 @@ static int vm_map_reserve(vm_proc *p, vm_value m)
 	return vm_reserve(p, 3 * (size_t)(vm_node_height(m) + 2) * VM_NODE_WORDS);
 }
 
+/* Whether v holds an array (itself, or inside a tuple, list, map or a
+ * closure's captured values). A key may not: an array can change after
+ * it was put, and the map's order (and every lookup) would then be
+ * wrong. Iterative; arrays end the walk, so cycles (which go through an
+ * array) cannot loop it. */
+static bool vm_holds_array(vm_value v)
+{
+	vm_value local[64], *st = local;
+	size_t n = 0, cap = 64;
+	bool found = false;
+	st[n++] = v;
+	while (n && !found) {
+		vm_value x = st[--n];
+		if (!vm_is_obj(x))
+			continue;
+		unsigned kind = vm_hdr_kind(*vm_obj(x));
+		if (kind == VM_OBJ_ARRAY) {
+			found = true;
+			break;
+		}
+		if (kind < VM_OBJ_SCANNED)
+			continue;
+		size_t size = vm_obj_size(x);
+		if (n + size > cap) {
+			size_t ncap = 2 * (n + size);
+			vm_value *t = st == local ? malloc(ncap * sizeof *t) : realloc(st, ncap * sizeof *t);
+			if (!t)
+				break; /* no memory: let it in unchecked */
+			if (st == local)
+				memcpy(t, local, n * sizeof *t);
+			st = t;
+			cap = ncap;
+		}
+		memcpy(st + n, vm_fields(x), size * sizeof *st);
+		n += size;
+	}
+	if (st != local)
+		free(st);
+	return found;
+}
+
 int vm_map_put(vm_proc *p, const vm_value *m, const vm_value *k, const vm_value *v, vm_value *out)
 {
 	if (!vm_is_map(*m))
 		return vm_raise_atom(p, VM_A_BADARG);
+	if (vm_holds_array(*k))
+		return vm_raise2(p, VM_A_BADARG, *k);
 	if (vm_map_reserve(p, *m))
 		return VM_RAISE;
 	vm_value *limit = p->heap.top + 3 * (vm_node_height(*m) + 2) * VM_NODE_WORDS;

@@ -177,6 +177,13 @@ typedef struct vm_cmp_stack {
 	vm_cmp_entry *e;
 	size_t n, cap;
 	bool oom;
+	/* Pairs of arrays already taken apart: arrays are the one mutable
+	 * kind, so the one way to a cycle (a[0] = a); a pair met again is not
+	 * taken apart again (if its contents differ, the first visit finds
+	 * it), so == and the order end on cyclic values too. An open-
+	 * addressing set, made at the first pair. */
+	vm_value (*seen)[2];
+	size_t nseen, capseen;
 	vm_cmp_entry local[64];
 } vm_cmp_stack;
 
@@ -186,12 +193,55 @@ static void vm_cmp_init(vm_cmp_stack *s)
 	s->n = 0;
 	s->cap = sizeof s->local / sizeof s->local[0];
 	s->oom = false;
+	s->seen = NULL;
+	s->nseen = s->capseen = 0;
 }
 
 static void vm_cmp_free(vm_cmp_stack *s)
 {
 	if (s->e != s->local)
 		free(s->e);
+	free(s->seen);
+}
+
+static size_t vm_pair_hash(vm_value a, vm_value b, size_t mask)
+{
+	uint64_t h = (a * UINT64_C(0x9E3779B97F4A7C15)) ^ (b * UINT64_C(0xC2B2AE3D27D4EB4F));
+	return (size_t)(h ^ (h >> 29)) & mask;
+}
+
+/* Whether the pair (a, b) of arrays was met before; records it if not.
+ * Out of memory: says not met (the walk goes on without the set). */
+static bool vm_cmp_seen(vm_cmp_stack *s, vm_value a, vm_value b)
+{
+	if (2 * (s->nseen + 1) > s->capseen) {
+		size_t cap = s->capseen ? 2 * s->capseen : 64;
+		vm_value(*t)[2] = calloc(cap, sizeof *t);
+		if (!t)
+			return false;
+		for (size_t i = 0; i < s->capseen; i++)
+			if (s->seen[i][0]) {
+				size_t j = vm_pair_hash(s->seen[i][0], s->seen[i][1], cap - 1);
+				while (t[j][0])
+					j = (j + 1) & (cap - 1);
+				t[j][0] = s->seen[i][0];
+				t[j][1] = s->seen[i][1];
+			}
+		free(s->seen);
+		s->seen = t;
+		s->capseen = cap;
+	}
+	size_t mask = s->capseen - 1;
+	for (size_t j = vm_pair_hash(a, b, mask);; j = (j + 1) & mask) {
+		if (!s->seen[j][0]) {
+			s->seen[j][0] = a;
+			s->seen[j][1] = b;
+			s->nseen++;
+			return false;
+		}
+		if (s->seen[j][0] == a && s->seen[j][1] == b)
+			return true;
+	}
 }
 
 /* false (and s->oom set) when out of memory. */
@@ -260,9 +310,12 @@ static bool vm_eq_step(vm_cmp_stack *s, vm_value a, vm_value b)
 		vm_cmp_push_map(s, a, b);
 		return true;
 	}
+	case VM_OBJ_ARRAY:
+		if (n == vm_obj_size(b) && vm_cmp_seen(s, a, b))
+			return true;
+		__attribute__((fallthrough));
 	case VM_OBJ_TUPLE:
 	case VM_OBJ_CONS:
-	case VM_OBJ_ARRAY:
 	case VM_OBJ_CLOSURE:
 		if (n != vm_obj_size(b))
 			return false;
@@ -460,8 +513,11 @@ static int vm_cmp_step(vm_state *vm, vm_cmp_stack *s, vm_value a, vm_value b)
 		if (vm_fields(a)[0] != vm_fields(b)[0])
 			return vm_cmp_proto(vm_fields(a)[0], vm_fields(b)[0]);
 		__attribute__((fallthrough)); /* then the captured values */
-	case VM_R_TUPLE:
 	case VM_R_ARRAY:
+		if (vm_cmp_seen(s, a, b))
+			return 0;
+		__attribute__((fallthrough));
+	case VM_R_TUPLE:
 		vm_cmp_push_seq(s, vm_fields(a), vm_obj_size(a), vm_fields(b), vm_obj_size(b));
 		return VM_CMP_PAIR;
 	case VM_R_PID:

@@ -162,6 +162,10 @@ typedef struct vm_builtin {
 
 /* The built-in named name (len bytes), or NULL. */
 const vm_builtin *vm_builtin_find(const char *name, size_t len);
+/* Built-ins by number (fewer than 256; the BUILTIN instruction's C): its
+ * number, and the built-in of a number (NULL past the last). */
+unsigned vm_builtin_index(const vm_builtin *b);
+const vm_builtin *vm_builtin_at(unsigned i);
 /* Seed p's generator (random, random_float): at spawn, from the program
  * seed and the spawn order; by seed(n). An unseeded generator (all zero)
  * seeds itself from vm->seed on first use. */

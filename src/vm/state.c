@@ -19,6 +19,16 @@ int vm_state_init(vm_state *vm)
 	vm->args = VM_EMPTY;
 	vm->out_fd = 1;
 	vm->seed = 0x5eedULL;
+	vm_header *t = vm_lit_alloc(vm, 4);
+	if (!t) {
+		vm_state_free(vm);
+		return -ENOMEM;
+	}
+	t[0] = vm_hdr(VM_OBJ_TUPLE, 3);
+	t[1] = vm_from_atom(VM_A_ERROR);
+	t[2] = vm_from_atom(VM_A_SYSTEM_LIMIT);
+	t[3] = VM_NIL;
+	vm->system_limit = vm_from_obj(t);
 	return 0;
 }
 
@@ -117,7 +127,7 @@ int vm_raise2(vm_proc *p, uint32_t kind_atom, vm_value detail)
 	/* detail survives the collection as p->raised, its root */
 	p->raised = detail;
 	if (vm_need(p, 4)) {
-		p->raised = vm_from_atom(VM_A_SYSTEM_LIMIT);
+		p->raised = p->vm->system_limit;
 		return VM_RAISE;
 	}
 	vm_header *t = vm_take(p, 4);

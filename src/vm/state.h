@@ -104,6 +104,8 @@ struct vm_state {
 	struct vm_program *prog; /* the program it runs (compile.h) */
 	bool gc_stress;		 /* WEFT_GC_STRESS=1: collect at every allocation (testing) */
 	size_t max_heap_words;	 /* a process's heap may not grow past this (0: no limit) */
+	vm_value system_limit;	 /* (:error, :system_limit, nil), made once: raised when even that
+				  * tuple could not be made */
 };
 
 /* A word block in the literal area (never collected), or NULL. A big
@@ -162,8 +164,9 @@ struct vm_proc {
 	uint32_t nhandlers, cap_handlers;
 	uint32_t stack_hw;   /* the highest sp since the last collection: slots above sp up
 			      * to it may hold stale values, which the collector clears */
-	vm_trace_ent *trace; /* the last crash's stack trace */
+	vm_trace_ent *trace; /* the last raise's stack trace (innermost first, at most 200 frames) */
 	uint32_t ntrace;
+	bool trace_cut;	    /* there were more frames */
 	vm_value raised;    /* the value being raised (VM_NIL when none) */
 	uint64_t rand[2];   /* the process's generator */
 	int64_t reductions; /* left in this slice */

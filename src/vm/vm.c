@@ -1,6 +1,7 @@
 /* vm.c - the embedding API (weft/vm.h): a VM with its program, terms in
  * and out, running a program's main. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <weft/vm.h>
@@ -17,7 +18,8 @@ struct weft_vm {
 	vm_program prog;
 	vm_proc proc; /* runs the calls made from C and main */
 	vm_module *last;
-	uint32_t inits_done; /* modules whose constants have been set */
+	uint32_t inits_done;	 /* modules whose constants have been set */
+	uint64_t max_reductions; /* per call (weft_vm_opts_t), 0: none */
 	char *lib_dir;
 };
 
@@ -38,6 +40,8 @@ int weft_vm_create(weft_vm_t **out, const weft_vm_opts_t *uo)
 	}
 	if (o.out_fd < 0)
 		return -EINVAL;
+	if (o.out_fd && fcntl(o.out_fd, F_GETFD) < 0)
+		return -EBADF;
 	weft_vm_t *vm = calloc(1, sizeof *vm);
 	if (!vm)
 		return -ENOMEM;
@@ -58,6 +62,8 @@ int weft_vm_create(weft_vm_t **out, const weft_vm_opts_t *uo)
 	vm->st.prog = &vm->prog;
 	if (o.out_fd)
 		vm->st.out_fd = o.out_fd;
+	vm->max_reductions = o.max_reductions;
+	vm->st.max_heap_words = o.max_heap_bytes / sizeof(vm_value);
 	const char *stress = getenv("WEFT_GC_STRESS");
 	vm->st.gc_stress = stress && strcmp(stress, "1") == 0;
 	const char *seed = getenv("WEFT_SEED");
@@ -147,8 +153,11 @@ static int push(vm_proc *p, vm_value v)
 }
 
 /* Build t on top of p's stack (one slot). 0, -EINVAL, -ENOMEM. */
-static int build(vm_proc *p, const weft_vm_term_t *t, int depth)
+static int build(vm_proc *p, const weft_vm_term_t *t, int depth, size_t *left)
 {
+	if (*left == 0)
+		return -E2BIG; /* a DAG of terms can name 2^n of them */
+	--*left;
 	if (depth > 1000 ||
 	    ((t->kind == WEFT_VM_TUPLE || t->kind == WEFT_VM_LIST || t->kind == WEFT_VM_MAP) && t->n && !t->items))
 		return -EINVAL;
@@ -186,7 +195,7 @@ static int build(vm_proc *p, const weft_vm_term_t *t, int depth)
 			return -EINVAL;
 		uint32_t at = p->sp;
 		for (size_t i = 0; i < t->n; i++) {
-			int e = build(p, &t->items[i], depth + 1);
+			int e = build(p, &t->items[i], depth + 1, left);
 			if (e)
 				return e;
 		}
@@ -205,7 +214,7 @@ static int build(vm_proc *p, const weft_vm_term_t *t, int depth)
 		uint32_t at = p->sp;
 		int e = push(p, VM_EMPTY);
 		for (size_t i = 0; !e && i < t->n; i++)
-			e = build(p, &t->items[i], depth + 1);
+			e = build(p, &t->items[i], depth + 1, left);
 		for (size_t i = t->n; !e && i-- > 0;) {
 			if (vm_cons(p, &p->stack[at + 1 + i], &p->stack[at], &p->stack[at]))
 				e = -ENOMEM;
@@ -219,9 +228,9 @@ static int build(vm_proc *p, const weft_vm_term_t *t, int depth)
 		uint32_t at = p->sp;
 		int e = push(p, vm_map_empty);
 		for (size_t i = 0; !e && i < t->n; i += 2) {
-			e = build(p, &t->items[i], depth + 1);
+			e = build(p, &t->items[i], depth + 1, left);
 			if (!e)
-				e = build(p, &t->items[i + 1], depth + 1);
+				e = build(p, &t->items[i + 1], depth + 1, left);
 			if (!e && vm_map_put(p, &p->stack[at], &p->stack[at + 1], &p->stack[at + 2], &p->stack[at]))
 				e = -ENOMEM;
 			p->sp = at + 1;
@@ -402,7 +411,26 @@ static enum vm_run run(weft_vm_t *vm, vm_value fn, uint32_t nargs)
 	vm_value args[200];
 	memcpy(args, &p->stack[1], nargs * sizeof *args);
 	vm_value r = VM_NIL;
-	enum vm_run e = vm_call(p, fn, args, nargs, &r);
+	enum vm_run e;
+	if (vm_call_setup(p, fn, args, nargs)) {
+		p->raised = vm->st.system_limit;
+		e = VM_RUN_CRASH;
+	} else {
+		/* budget after budget, at most max_reductions in all */
+		uint64_t spent = 0, slice = 1 << 20;
+		for (;;) {
+			if (vm->max_reductions && vm->max_reductions - spent < slice)
+				slice = vm->max_reductions - spent;
+			e = vm_run(p, (int64_t)slice, &r);
+			if (e != VM_RUN_YIELD)
+				break;
+			spent += slice;
+			if (vm->max_reductions && spent >= vm->max_reductions) {
+				e = VM_RUN_LIMIT;
+				break;
+			}
+		}
+	}
 	p->running = false;
 	p->nhandlers = 0;
 	p->sp = 1;
@@ -416,7 +444,7 @@ static enum vm_run run_inits(weft_vm_t *vm)
 {
 	while (vm->inits_done < vm->prog.nmods) {
 		vm_module *m = vm->prog.mods[vm->inits_done++];
-		if (!m->init)
+		if (!m->init || m->failed)
 			continue;
 		vm_value fn;
 		if (proto_closure(&vm->st, m->init, &fn))
@@ -434,7 +462,7 @@ static vm_module *find_mod(weft_vm_t *vm, const char *name)
 	if (!name)
 		return vm->last;
 	for (uint32_t i = 0; i < vm->prog.nmods; i++)
-		if (strcmp(vm->prog.mods[i]->base, name) == 0)
+		if (!vm->prog.mods[i]->failed && strcmp(vm->prog.mods[i]->base, name) == 0)
 			return vm->prog.mods[i];
 	return NULL;
 }
@@ -469,8 +497,9 @@ int weft_vm_call(weft_vm_t *vm, const char *module, const char *fn, const weft_v
 	if (r == VM_RUN_DONE) {
 		p->sp = 1;
 		p->stack[0] = VM_NIL;
+		size_t left = (size_t)1 << 26;
 		for (size_t i = 0; i < nargs; i++) {
-			int e = build(p, &args[i], 0);
+			int e = build(p, &args[i], 0, &left);
 			if (e) {
 				p->sp = 0;
 				return e;
@@ -481,6 +510,10 @@ int weft_vm_call(weft_vm_t *vm, const char *module, const char *fn, const weft_v
 	if (r == VM_RUN_HALT) {
 		p->sp = 0;
 		return WEFT_VM_HALTED;
+	}
+	if (r == VM_RUN_LIMIT) {
+		p->sp = 0;
+		return -ETIMEDOUT;
 	}
 	int e = result_term(vm, result);
 	return e ? e : r == VM_RUN_CRASH;

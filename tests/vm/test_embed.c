@@ -239,12 +239,76 @@ static void test_main_status(void **state)
 	weft_vm_destroy(vm);
 }
 
+static void test_failed_load_is_never_run(void **state)
+{
+	(void)state;
+	weft_vm_t *vm = load("fn ok() { 1 }\n");
+	const char *bad = "fn h() { nosuch + 1 }\nfn g() { 2 }\n";
+	assert_int_equal(weft_vm_load_source(vm, "bad.wf", bad, strlen(bad)), -EINVAL);
+	weft_vm_term_t *r;
+	/* neither by name nor as "the last loaded" */
+	assert_int_equal(weft_vm_call(vm, "bad", "g", NULL, 0, &r), -ENOENT);
+	assert_int_equal(weft_vm_call(vm, NULL, "g", NULL, 0, &r), -ENOENT);
+	assert_int_equal(weft_vm_call(vm, NULL, "ok", NULL, 0, &r), 0);
+	assert_int_equal(r->i, 1);
+	weft_vm_term_free(r);
+	/* nor imported */
+	const char *imp = "import \"bad.wf\"\nfn k() { bad.g() }\n";
+	assert_int_equal(weft_vm_load_source(vm, "imp.wf", imp, strlen(imp)), -EINVAL);
+	weft_vm_destroy(vm);
+}
+
+static void test_limits(void **state)
+{
+	(void)state;
+	weft_vm_t *vm;
+	assert_int_equal(weft_vm_create(&vm, &(weft_vm_opts_t){.size = sizeof(weft_vm_opts_t), .out_fd = 1000000}),
+			 -EBADF);
+	assert_int_equal(weft_vm_create(&vm, &(weft_vm_opts_t){.size = sizeof(weft_vm_opts_t),
+							       .max_reductions = 100000,
+							       .max_heap_bytes = 1 << 20}),
+			 0);
+	const char *src = "fn spin(n) { spin(n + 1) }\n"
+			  "fn grow(l) { grow([l, l]) }\n"
+			  "fn big() { range(0, 1000000) }\n"
+			  "fn ok(n) { n * 2 }\n";
+	assert_int_equal(weft_vm_load_source(vm, "lim.wf", src, strlen(src)), 0);
+	weft_vm_term_t *r, one = tint(1);
+	/* a call that never returns is abandoned after its reductions */
+	assert_int_equal(weft_vm_call(vm, NULL, "spin", &one, 1, &r), -ETIMEDOUT);
+	/* a heap past its limit: the code raises :system_limit */
+	assert_int_equal(weft_vm_call(vm, NULL, "big", NULL, 0, &r), 1);
+	assert_string_equal(r->items[1].str, "system_limit");
+	weft_vm_term_free(r);
+	/* and the VM goes on */
+	assert_int_equal(weft_vm_call(vm, NULL, "ok", &one, 1, &r), 0);
+	assert_int_equal(r->i, 2);
+	weft_vm_term_free(r);
+	/* a DAG of terms that names 2^40 of them */
+	weft_vm_term_t dag[41];
+	dag[0] = tint(0);
+	for (int i = 1; i <= 40; i++) {
+		static weft_vm_term_t pairs[41][2];
+		pairs[i][0] = pairs[i][1] = dag[i - 1];
+		dag[i] = (weft_vm_term_t){.kind = WEFT_VM_TUPLE, .items = pairs[i], .n = 2};
+	}
+	/* (under this VM's heap limit the heap runs out first) */
+	int e = weft_vm_call(vm, NULL, "ok", &dag[40], 1, &r);
+	assert_true(e == -E2BIG || e == -ENOMEM);
+	weft_vm_destroy(vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bad_arguments),	 cmocka_unit_test(test_errors_are_values),
-		cmocka_unit_test(test_calls_with_terms), cmocka_unit_test(test_raises_and_bad_terms),
-		cmocka_unit_test(test_halt_and_output),	 cmocka_unit_test(test_main_status),
+		cmocka_unit_test(test_bad_arguments),
+		cmocka_unit_test(test_errors_are_values),
+		cmocka_unit_test(test_calls_with_terms),
+		cmocka_unit_test(test_raises_and_bad_terms),
+		cmocka_unit_test(test_halt_and_output),
+		cmocka_unit_test(test_main_status),
+		cmocka_unit_test(test_failed_load_is_never_run),
+		cmocka_unit_test(test_limits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <weft.h>
 #include <weft/vm.h>
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,6 +161,9 @@ static int language(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* print to a closed pipe is the program's error ((:error, :io, :epipe)),
+	 * not a signal that kills weft */
+	signal(SIGPIPE, SIG_IGN);
 	weft_vm_t *vm;
 	int e = weft_vm_create(&vm, NULL);
 	if (e) {
