@@ -518,7 +518,7 @@ static void test_stackless_foreign_fd(void **state)
  * same events then finishes it. */
 typedef struct rewait_st {
 	int fd;
-	int phase;
+	_Atomic int phase; /* polled by the main task */
 	int first, other, same;
 	weft_op_t op;
 } rewait_st;
