@@ -22,10 +22,13 @@
  * integer has exactly one representation, so == on two small integers is
  * a compare of the words.
  *
- * Why NaN-boxing: floats, integers, atoms, nil and booleans are immediates
- * (no allocation), as the language's numeric code wants; the cost against
- * low-bit tagging is a shift pair per integer operand, which measures as
- * noise beside dispatch. docs/vm.md has the measurements.
+ * Why NaN-boxing: floats, integers, atoms, nil and booleans are all
+ * immediates (no allocation), as the language's numeric code wants; with
+ * low-bit tagging floats would be heap objects. The price is a shift pair
+ * per integer operand and 48-bit (not 62-bit) immediate integers. It was
+ * not measured against a low-bit-tagged build: the interpreter's fib and
+ * binary_trees (bench/vm/) are ahead of LuaJIT's interpreter with it
+ * (bench/RESULTS.md), and a JIT can keep unboxed values in registers.
  *
  * Heap objects (obj.h) start with one header word: kind (8 bits), flags
  * (8), size in words of the payload (48). The collector (heap.c) copies an
