@@ -345,34 +345,10 @@ static void close_scope(fstate *fs, struct scope s)
 
 static vm_value lit_str(fstate *fs, const char *s, size_t len)
 {
-	vm_state *vm = fs->C->prog->vm;
-	if (len >= VM_BIGSTR_MIN) {
-		struct vm_bigstr *b = malloc(sizeof *b + len + 1);
-		vm_header *o = b ? vm_lit_alloc(vm, 2) : NULL;
-		if (!o) {
-			free(b);
-			fs->C->oom = true;
-			return VM_NIL;
-		}
-		atomic_init(&b->refs, 1);
-		b->len = len;
-		memcpy(b->bytes, s, len);
-		b->bytes[len] = 0;
-		o[0] = vm_hdr(VM_OBJ_BIGSTR, 1);
-		o[1] = (vm_value)(uintptr_t)b;
-		return vm_from_obj(o);
-	}
-	size_t words = 2 + (len + 8) / 8;
-	vm_header *o = vm_lit_alloc(vm, words);
-	if (!o) {
+	vm_value v = vm_lit_str(fs->C->prog->vm, s, len);
+	if (v == VM_NIL)
 		fs->C->oom = true;
-		return VM_NIL;
-	}
-	memset(o, 0, words * sizeof *o);
-	o[0] = vm_hdr(VM_OBJ_STR, words - 1);
-	o[1] = len;
-	memcpy(o + 2, s, len);
-	return vm_from_obj(o);
+	return v;
 }
 
 static vm_value lit_int(fstate *fs, int64_t i)

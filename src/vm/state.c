@@ -84,6 +84,34 @@ vm_header *vm_lit_alloc(vm_state *vm, size_t words)
 	return o;
 }
 
+vm_value vm_lit_str(vm_state *vm, const char *s, size_t len)
+{
+	if (len >= VM_BIGSTR_MIN) {
+		struct vm_bigstr *b = malloc(sizeof *b + len + 1);
+		vm_header *o = b ? vm_lit_alloc(vm, 2) : NULL;
+		if (!o) {
+			free(b);
+			return VM_NIL;
+		}
+		atomic_init(&b->refs, 1);
+		b->len = len;
+		memcpy(b->bytes, s, len);
+		b->bytes[len] = 0;
+		o[0] = vm_hdr(VM_OBJ_BIGSTR, 1);
+		o[1] = (vm_value)(uintptr_t)b;
+		return vm_from_obj(o);
+	}
+	size_t words = 2 + (len + 8) / 8;
+	vm_header *o = vm_lit_alloc(vm, words);
+	if (!o)
+		return VM_NIL;
+	memset(o, 0, words * sizeof *o);
+	o[0] = vm_hdr(VM_OBJ_STR, words - 1);
+	o[1] = len;
+	memcpy(o + 2, s, len);
+	return vm_from_obj(o);
+}
+
 int vm_proc_init(vm_proc *p, vm_state *vm)
 {
 	memset(p, 0, sizeof *p);

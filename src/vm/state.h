@@ -113,6 +113,10 @@ struct vm_state {
  * the VM is freed). Thread-safe. */
 vm_header *vm_lit_alloc(vm_state *vm, size_t words);
 
+/* A string in the literal area (a big one off-heap, counted once), or
+ * VM_NIL when out of memory. */
+vm_value vm_lit_str(vm_state *vm, const char *s, size_t len);
+
 /* state.c: 0 or -ENOMEM. */
 int vm_state_init(vm_state *vm);
 void vm_state_free(vm_state *vm);

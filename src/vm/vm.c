@@ -521,34 +521,6 @@ int weft_vm_call(weft_vm_t *vm, const char *module, const char *fn, const weft_v
 
 /* ------------------------------------------------------------ main */
 
-static vm_value lit_string(vm_state *st, const char *s)
-{
-	size_t len = strlen(s);
-	if (len >= VM_BIGSTR_MIN) {
-		struct vm_bigstr *b = malloc(sizeof *b + len + 1);
-		vm_header *o = b ? vm_lit_alloc(st, 2) : NULL;
-		if (!o) {
-			free(b);
-			return VM_NIL;
-		}
-		atomic_init(&b->refs, 1);
-		b->len = len;
-		memcpy(b->bytes, s, len + 1);
-		o[0] = vm_hdr(VM_OBJ_BIGSTR, 1);
-		o[1] = (vm_value)(uintptr_t)b;
-		return vm_from_obj(o);
-	}
-	size_t words = 2 + (len + 8) / 8;
-	vm_header *o = vm_lit_alloc(st, words);
-	if (!o)
-		return VM_NIL;
-	memset(o, 0, words * sizeof *o);
-	o[0] = vm_hdr(VM_OBJ_STR, words - 1);
-	o[1] = len;
-	memcpy(o + 2, s, len);
-	return vm_from_obj(o);
-}
-
 int weft_vm_run_main(weft_vm_t *vm, int argc, char **argv)
 {
 	if (!vm || argc < 0 || (argc && !argv))
@@ -558,7 +530,7 @@ int weft_vm_run_main(weft_vm_t *vm, int argc, char **argv)
 	/* args: a literal list, shared by every process */
 	vm_value list = VM_EMPTY;
 	for (int i = argc; i-- > 0;) {
-		vm_value s = lit_string(&vm->st, argv[i]);
+		vm_value s = vm_lit_str(&vm->st, argv[i], strlen(argv[i]));
 		vm_header *c = vm_lit_alloc(&vm->st, 3);
 		if (s == VM_NIL || !c)
 			return -ENOMEM;
