@@ -528,14 +528,21 @@ static weft_step_t rewait_step(void *a, void **res)
 	(void)res;
 	rewait_st *w = a;
 	if (w->phase == 0) {
-		w->phase = 1;
+		/* nothing to read until the main task writes, which it does
+		 * once phase says this wait is registered */
 		w->first = weft_fd_wait_step(w->fd, POLLIN, wt_hang_deadline(), &w->op);
+		w->phase = 1;
 		if (w->first == -EINPROGRESS)
 			return WEFT_STEP_PARKED;
 	}
-	w->other = weft_fd_wait_step(w->fd, POLLOUT, wt_hang_deadline(), &w->op);
+	if (w->phase == 1) { /* run again: the other events, once */
+		w->phase = 2;
+		w->other = weft_fd_wait_step(w->fd, POLLOUT, wt_hang_deadline(), &w->op);
+	}
+	/* then the same call, repeated until it completes (a repeat before
+	 * the wait has ended is -EINPROGRESS, as the protocol allows) */
 	w->same = weft_fd_wait_step(w->fd, POLLIN, wt_hang_deadline(), &w->op);
-	return WEFT_STEP_DONE;
+	return w->same == -EINPROGRESS ? WEFT_STEP_PARKED : WEFT_STEP_DONE;
 }
 
 static void *rewait_main(void *a)
