@@ -81,7 +81,6 @@
 	X(TEMPTY, ABC, "T: R[A] is the empty list")                                                                    \
 	X(TMAP, ABC, "T: R[A] is a map")                                                                               \
 	X(TMAPGET, ABC, "T: map R[A] has key R[B]; then R[C] = its value")                                             \
-	X(TMATCHFAIL, ABC, "(never emitted; marks the end of the tests)")                                              \
 	X(FIELD, ABC, "R[A] = element C of tuple R[B] (checked by TTUPLE before)")                                     \
 	X(HEAD, ABC, "R[A] = head of the list R[B] (checked by TCONS before)")                                         \
 	X(TAIL, ABC, "R[A] = tail of the list R[B] (checked by TCONS before)")                                         \

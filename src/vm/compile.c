@@ -526,7 +526,6 @@ static struct name_ref resolve(fstate *fs, const char *name)
 static void expr_to(fstate *fs, const vm_node *n, uint32_t dst, bool tail);
 static uint32_t expr_any(fstate *fs, const vm_node *n);
 static void block_to(fstate *fs, const vm_node *n, uint32_t dst, bool tail);
-static void body_to(fstate *fs, const vm_node *n, uint32_t dst, bool tail);
 static int cond_jump(fstate *fs, const vm_node *n);
 static void pattern(fstate *fs, const vm_node *p, uint32_t reg, int *fails, struct scope clause);
 
@@ -565,9 +564,8 @@ static bool builtin_value(fstate *fs, const vm_builtin *bi, const vm_node *at, v
 	vm_proto *p = vm_arena_alloc(prog->arena, sizeof *p);
 	uint32_t *code = vm_arena_alloc(prog->arena, (n + 2) * sizeof *code);
 	uint32_t *lines = vm_arena_alloc(prog->arena, (n + 2) * sizeof *lines);
-	vm_value *k = vm_arena_alloc(prog->arena, sizeof *k);
 	vm_header *o = vm_lit_alloc(prog->vm, 2);
-	if (!p || !code || !lines || !k || !o) {
+	if (!p || !code || !lines || !o) {
 		fs->C->oom = true;
 		return false;
 	}
@@ -582,12 +580,9 @@ static bool builtin_value(fstate *fs, const vm_builtin *bi, const vm_node *at, v
 	code[n] = vm_abc(OP_BUILTIN, n, n, vm_builtin_index(bi));
 	code[n + 1] = vm_abc(OP_RET, n, 0, 0);
 	memset(lines, 0, (n + 2) * sizeof *lines);
-	k[0] = vm_from_native(bi);
 	p->code = code;
 	p->lines = lines;
 	p->ncode = n + 2;
-	p->k = k;
-	p->nk = 1;
 	o[0] = vm_hdr(VM_OBJ_CLOSURE, 1);
 	o[1] = vm_from_native(p);
 	*out = vm_from_obj(o);
@@ -684,9 +679,8 @@ static void binop_to(fstate *fs, const vm_node *n, uint32_t dst)
 }
 
 /* The arguments into the next consecutive registers. */
-static void args_to(fstate *fs, const vm_node *n, uint32_t unused)
+static void args_to(fstate *fs, const vm_node *n)
 {
-	(void)unused;
 	for (uint32_t i = 0; i < n->nkids; i++) {
 		uint32_t r = reserve(fs, 1, n->kids[i]);
 		expr_to(fs, n->kids[i], r, false);
@@ -752,7 +746,7 @@ static void call_to(fstate *fs, const vm_node *n, uint32_t dst, bool tail)
 		if (!known)
 			expr_to(fs, f, fn, false);
 	}
-	args_to(fs, n, 0);
+	args_to(fs, n);
 	set_line(fs, n);
 	if (bi) {
 		emit_abc(fs, OP_BUILTIN, base, n->nkids, vm_builtin_index(bi));
@@ -1103,7 +1097,7 @@ static void clauses_to(fstate *fs, const vm_node *n, uint32_t v, uint32_t dst, b
 			patch_here(fs, ok);
 			fails = concat_jumps(fs, fails, emit_test(fs, vm_abc(OP_TEST, g, 0, 0)));
 		}
-		body_to(fs, cl->c, dst, tail);
+		block_to(fs, cl->c, dst, tail);
 		*end = concat_jumps(fs, *end, emit_jump(fs));
 		close_scope(fs, s);
 		patch_here(fs, fails);
@@ -1391,11 +1385,6 @@ static void block_to(fstate *fs, const vm_node *n, uint32_t dst, bool tail)
 	close_scope(fs, s);
 }
 
-static void body_to(fstate *fs, const vm_node *n, uint32_t dst, bool tail)
-{
-	block_to(fs, n, dst, tail);
-}
-
 /* ------------------------------------------------------------ patterns */
 
 static bool bound_in_clause(fstate *fs, const char *name, struct scope clause, uint32_t *reg)
@@ -1577,7 +1566,7 @@ static bool compile_into(cstate *C, fstate *parent, vm_proto *p, vm_node *const 
 	}
 	p->nparams = (uint8_t)nparams;
 	uint32_t r = reserve(fs, 1, body);
-	body_to(fs, body, r, true);
+	block_to(fs, body, r, true);
 	emit_abc(fs, OP_RET, r, 0, 0);
 	bool ok = !C->oom && finish(fs, p);
 	fs_free(fs);

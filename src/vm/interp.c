@@ -218,14 +218,14 @@ int vm_lit_copy(vm_state *vm, vm_value v, vm_value *out)
 	 * in turn. */
 	*out = v;
 	size_t n = 0, cap = 64;
-	vm_value **todo = malloc(cap * sizeof *todo);
+	vm_value **pending = malloc(cap * sizeof *pending);
 	struct lit_map map = {NULL, NULL, 0, 0};
-	if (!todo)
+	if (!pending)
 		return -ENOMEM;
-	todo[n++] = out;
+	pending[n++] = out;
 	int e = 0;
 	while (n && !e) {
-		vm_value *slot = todo[--n];
+		vm_value *slot = pending[--n];
 		if (!vm_is_obj(*slot))
 			continue;
 		if (map.cap) {
@@ -251,18 +251,18 @@ int vm_lit_copy(vm_state *vm, vm_value v, vm_value *out)
 			continue;
 		if (n + size > cap) {
 			size_t ncap = 2 * (n + size);
-			vm_value **t = realloc(todo, ncap * sizeof *t);
+			vm_value **t = realloc(pending, ncap * sizeof *t);
 			if (!t) {
 				e = -ENOMEM;
 				break;
 			}
-			todo = t;
+			pending = t;
 			cap = ncap;
 		}
 		for (size_t i = 1; i <= size; i++)
-			todo[n++] = &c[i];
+			pending[n++] = &c[i];
 	}
-	free(todo);
+	free(pending);
 	free(map.old);
 	free(map.copy);
 	return e;
@@ -598,8 +598,6 @@ L_TMAPGET : {
 		RC = v;
 	TEST_RESULT(ok);
 }
-L_TMATCHFAIL:
-	NEXT();
 L_FIELD:
 	RA = vm_fields(RB)[VM_C(ins)];
 	NEXT();
@@ -924,16 +922,27 @@ reraise:
 #undef SAVE
 }
 
-enum vm_run vm_call(vm_proc *p, vm_value fn, const vm_value *args, uint32_t nargs, vm_value *result)
+enum vm_run vm_call(vm_proc *p, vm_value fn, const vm_value *args, uint32_t nargs, uint64_t max_reductions,
+		    vm_value *result)
 {
 	if (vm_call_setup(p, fn, args, nargs)) {
 		p->raised = p->vm->system_limit;
 		return VM_RUN_CRASH;
 	}
-	enum vm_run r;
-	while ((r = vm_run(p, 1 << 20, result)) == VM_RUN_YIELD)
-		;
-	return r;
+	/* budget after budget, at most max_reductions in all */
+	uint64_t spent = 0, slice = 1 << 20;
+	for (;;) {
+		if (max_reductions && max_reductions - spent < slice)
+			slice = max_reductions - spent;
+		enum vm_run r = vm_run(p, (int64_t)slice, result);
+		if (r != VM_RUN_YIELD)
+			return r;
+		spent += slice;
+		if (max_reductions && spent >= max_reductions) {
+			p->running = false;
+			return VM_RUN_LIMIT;
+		}
+	}
 }
 
 /* A crash report's reason is cut after this many bytes. */

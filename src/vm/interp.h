@@ -10,7 +10,7 @@ enum vm_run {
 	VM_RUN_YIELD, /* the budget is spent: vm_run again to go on */
 	VM_RUN_CRASH, /* an uncaught raise: p->raised, p->trace */
 	VM_RUN_HALT,  /* halt(status): vm->halt_status */
-	VM_RUN_LIMIT, /* (vm.c) the caller's limit of reductions was reached: abandoned */
+	VM_RUN_LIMIT, /* vm_call's limit of reductions was reached: the call is abandoned */
 };
 
 /* Set p up to call fn (a closure value) with args (copied into p's
@@ -23,8 +23,10 @@ int vm_call_setup(vm_proc *p, vm_value fn, const vm_value *args, uint32_t nargs)
  * backward jump). */
 enum vm_run vm_run(vm_proc *p, int64_t budget, vm_value *result);
 
-/* Run fn(args) to its end in p (budget after budget): DONE, CRASH or HALT. */
-enum vm_run vm_call(vm_proc *p, vm_value fn, const vm_value *args, uint32_t nargs, vm_value *result);
+/* Run fn(args) to its end in p (budget after budget): DONE, CRASH or
+ * HALT; LIMIT after max_reductions in all (0: no limit). */
+enum vm_run vm_call(vm_proc *p, vm_value fn, const vm_value *args, uint32_t nargs, uint64_t max_reductions,
+		    vm_value *result);
 
 /* Room for registers [0, base + nregs): 0, -E2BIG (past the stack
  * limit), -ENOMEM. The stack may move. */

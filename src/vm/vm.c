@@ -411,26 +411,7 @@ static enum vm_run run(weft_vm_t *vm, vm_value fn, uint32_t nargs)
 	vm_value args[200];
 	memcpy(args, &p->stack[1], nargs * sizeof *args);
 	vm_value r = VM_NIL;
-	enum vm_run e;
-	if (vm_call_setup(p, fn, args, nargs)) {
-		p->raised = vm->st.system_limit;
-		e = VM_RUN_CRASH;
-	} else {
-		/* budget after budget, at most max_reductions in all */
-		uint64_t spent = 0, slice = 1 << 20;
-		for (;;) {
-			if (vm->max_reductions && vm->max_reductions - spent < slice)
-				slice = vm->max_reductions - spent;
-			e = vm_run(p, (int64_t)slice, &r);
-			if (e != VM_RUN_YIELD)
-				break;
-			spent += slice;
-			if (vm->max_reductions && spent >= vm->max_reductions) {
-				e = VM_RUN_LIMIT;
-				break;
-			}
-		}
-	}
+	enum vm_run e = vm_call(p, fn, args, nargs, vm->max_reductions, &r);
 	p->running = false;
 	p->nhandlers = 0;
 	p->sp = 1;
