@@ -664,6 +664,7 @@ typedef struct weft_worker_stats {
 	uint64_t steals;    /* successful steals from other workers */
 	uint64_t stolen;    /* tasks moved by those steals */
 	uint64_t parks;	    /* times the worker went to sleep */
+	uint64_t xwakes;    /* wakes by its tasks of tasks that had parked on another worker */
 	uint64_t busy_ns;   /* time not parked since start */
 	uint32_t queue_len; /* local run queue length now */
 	bool stuck;	    /* the monitor sees it stuck in one task > 10 ms */

@@ -28,13 +28,17 @@
 
 #define WEFT_MAX_WORKERS 256
 #define WEFT_EXTRA_WORKERS 64 /* the monitor may add this many when all are stuck */
-#define WEFT_RUNQ_SIZE 256    /* per-worker ring, a power of two */
+#define WEFT_RUNQ_SIZE 4096   /* per-worker ring, a power of two */
+#define WEFT_GQ_BATCH 128     /* most tasks taken from the global queue at once */
 #define WEFT_TLS_KEYS 64
 #define WEFT_NAME_LEN 16
-#define WEFT_SLAB_TASKS 4096	  /* task records per slab */
-#define WEFT_MAX_SLABS (1u << 20) /* 4096 * 2^20 = 2^32 records at most */
-#define WEFT_RUNNEXT_STREAK 16	  /* runs from the next-task slot before the queue gets a turn */
-#define WEFT_GLOBAL_CHECK 61	  /* every this many runs, look at the global queue first */
+#define WEFT_SLAB_TASKS 4096	    /* task records per slab */
+#define WEFT_MAX_SLABS (1u << 20)   /* 4096 * 2^20 = 2^32 records at most */
+#define WEFT_RUNNEXT_STREAK 16	    /* runs from the next-task slot before the queue gets a turn */
+#define WEFT_GLOBAL_CHECK 61	    /* every this many runs, look at the global queue first */
+#define WEFT_STEAL_AGE (50 * 1000)  /* ns a busy worker's queued work waits before another steals it... */
+#define WEFT_STEAL_SHIFT_MAX 9	    /* ...doubled up to this many times while stealing proves costly */
+#define WEFT_STEAL_COMM (10 * 1000) /* costly: a cross-worker wake per less busy time (ns) than this */
 
 /* For assert() only: whether the calling thread holds m. glibc records the
  * owner's thread id in a mutex it locks (unless lock elision is switched on,
@@ -145,7 +149,7 @@ typedef struct weft_task_aux {
  * tail, 72 bytes are the whole cost of a parked stackless task. */
 struct weft_task {
 	weft_parker_t park;	   /* first: a weft_waker_t's parker points here */
-	struct weft_task *next;	   /* global queue / free list link */
+	struct weft_task *next;	   /* global queue / free list link; parked: the worker it parked on */
 	_Atomic uint64_t id;	   /* 0 when the record is free */
 	_Atomic uint32_t refs;	   /* running + handle + transient lookups */
 	_Atomic uint8_t flags;	   /* WEFT_TF_* */
@@ -284,6 +288,20 @@ typedef struct weft_worker {
 	uint32_t nfree_tasks;
 	pthread_t thread;
 	void *altstack;
+	/* The steal gate (worker.c, "Stealing"): per victim, when this worker
+	 * first saw it with work queued, and the victim's `dry` count then
+	 * (a change means its queues ran empty since). */
+	weft_time_t steal_wait; /* find_work: sleep until then, gated work pending (0: none) */
+	weft_time_t steal_t0;	/* when the last steal got work (0: none yet) */
+	weft_time_t steal_a0;	/* this worker's asleep_ns then */
+	uint64_t steal_x0;	/* the cross-worker wakes then */
+	weft_time_t asleep_ns;	/* time parked or in the steal gate, in all */
+	uint32_t steal_shift;	/* the gate is WEFT_STEAL_AGE << this */
+	struct {
+		uint32_t dry;
+		bool set;
+		weft_time_t at;
+	} seen[WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS];
 #if defined(WEFT_ASAN)
 	void *asan_fake;
 	const void *asan_bottom;
@@ -298,17 +316,20 @@ typedef struct weft_worker {
 	_Atomic bool woken_spinning; /* set by wakep when it hands us the spinning role */
 	_Atomic bool parked;
 	_Atomic bool in_poll; /* parked inside the poller's blocking poll, not the futex */
+	_Atomic bool gated;   /* asleep in the steal gate: a global-queue put kicks it */
 	bool dispatching;     /* inside poll: readied tasks queue here without wakep */
 
 	/* Monitor. */
 	_Atomic uint32_t mon_tick; /* copy of tick, published at each run */
 	_Atomic uint8_t in_task;   /* running a task now */
 	_Atomic uint8_t stuck;
-	_Atomic bool exited; /* an extra worker whose thread has ended (to be joined) */
-	_Atomic pid_t tid;   /* its thread, for the monitor's computing-or-blocked check */
+	_Atomic uint32_t dry; /* times it found its own queues empty (the steal gate) */
+	_Atomic bool exited;  /* an extra worker whose thread has ended (to be joined) */
+	_Atomic pid_t tid;    /* its thread, for the monitor's computing-or-blocked check */
 
 	/* Statistics: written by the owner (relaxed), read by anyone. */
 	alignas(WEFT_CACHELINE) _Atomic uint64_t st_runs, st_steals, st_stolen, st_parks, st_spawned, st_finished;
+	_Atomic uint64_t st_xwakes; /* tasks this worker's tasks woke that had parked on another worker */
 	_Atomic int64_t st_idle_ns, st_park_start, st_start;
 } weft_worker;
 
@@ -351,6 +372,7 @@ struct weft_runtime {
 	weft_worker *idle[WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS];
 	_Atomic int nidle;
 	_Atomic int nspinning;
+	_Atomic int ngated;	     /* workers asleep in the steal gate (worker.c, "Stealing") */
 	_Atomic uint32_t fence_word; /* weft__full_fence under TSan */
 
 	/* The poller (worker.c, poller section). ops is set once, under
@@ -454,6 +476,7 @@ weft_worker *weft__worker_alloc(struct weft_runtime *rt, int index); /* the stru
 int weft__run_task(weft_worker *w, weft_task *t);		     /* run t once; its weft_action */
 void weft__poll_once(weft_worker *w);				     /* a non-blocking poll, if a poller is installed */
 void weft__worker_kick(weft_worker *w);				     /* wake w from its futex or its poll */
+void weft__kick_gated(struct weft_runtime *rt);			     /* wake a worker asleep in the steal gate */
 void weft__poll_from_monitor(struct weft_runtime *rt);
 void *weft__worker_main(void *arg);
 

@@ -59,21 +59,24 @@ bool weft__runq_empty(weft_worker *w)
 static bool runq_put_slow(weft_worker *w, weft_task *t, uint32_t h, uint32_t tail)
 {
 	enum { HALF = WEFT_RUNQ_SIZE / 2 };
-	weft_task *batch[HALF + 1];
 	assert(tail - h <= WEFT_RUNQ_SIZE);
 	if (tail - h != WEFT_RUNQ_SIZE)
 		return false;
-	for (uint32_t i = 0; i < HALF; i++)
-		batch[i] = atomic_load_explicit(&w->buf[(h + i) & MASK], memory_order_relaxed);
-	/* release: pairs with nothing in particular; the CAS claims the slots. */
+	/* Claim the older half. Only the owner writes slots, so once the CAS
+	 * has moved the head past them they are ours to read at leisure (a
+	 * thief that read them before loses its CAS). */
 	if (!atomic_compare_exchange_strong_explicit(&w->head, &h, h + HALF, memory_order_acq_rel,
 						     memory_order_relaxed))
 		return false;
-	batch[HALF] = t;
-	for (uint32_t i = 0; i < HALF; i++)
-		batch[i]->next = batch[i + 1];
+	weft_task *first = atomic_load_explicit(&w->buf[h & MASK], memory_order_relaxed), *x = first;
+	for (uint32_t i = 1; i < HALF; i++) {
+		weft_task *nx = atomic_load_explicit(&w->buf[(h + i) & MASK], memory_order_relaxed);
+		x->next = nx;
+		x = nx;
+	}
+	x->next = t;
 	t->next = NULL;
-	weft__gq_put(w->rt, batch[0], t, HALF + 1);
+	weft__gq_put(w->rt, first, t, HALF + 1);
 	return true;
 }
 
@@ -228,9 +231,14 @@ void weft__gq_put(struct weft_runtime *rt, weft_task *head, weft_task *tail, uin
 	atomic_fetch_add_explicit(&rt->gq_len, n, memory_order_relaxed);
 	assert(GQ_SANE(rt));
 	pthread_mutex_unlock(&rt->gq_lock);
+	/* A worker asleep in the steal gate holds the spinning role, so
+	 * wakep wakes nobody for this work: kick it (worker.c, gate_sleep). */
+	weft__full_fence(rt);
+	if (unlikely(atomic_load(&rt->ngated) != 0))
+		weft__kick_gated(rt);
 }
 
-/* Take up to max tasks (at most a fair share, half the ring) from the global
+/* Take up to max tasks (at most a fair share, and WEFT_GQ_BATCH) from the global
  * queue; return the first and push the rest on w's ring. */
 weft_task *weft__gq_get(struct weft_runtime *rt, weft_worker *w, uint32_t max)
 {
@@ -245,8 +253,8 @@ weft_task *weft__gq_get(struct weft_runtime *rt, weft_worker *w, uint32_t max)
 		n = len;
 	if (n > max)
 		n = max;
-	if (n > WEFT_RUNQ_SIZE / 2)
-		n = WEFT_RUNQ_SIZE / 2;
+	if (n > WEFT_GQ_BATCH)
+		n = WEFT_GQ_BATCH;
 	weft_task *first = rt->gq_head, *t = first;
 	if (n == 0) {
 		pthread_mutex_unlock(&rt->gq_lock);

@@ -52,6 +52,7 @@ static void read_stats(struct weft_runtime *rt, weft_stats_t *out)
 		s->steals = ld(&w->st_steals);
 		s->stolen = ld(&w->st_stolen);
 		s->parks = ld(&w->st_parks);
+		s->xwakes = ld(&w->st_xwakes);
 		int64_t start = atomic_load_explicit(&w->st_start, memory_order_relaxed);
 		int64_t idle = atomic_load_explicit(&w->st_idle_ns, memory_order_relaxed);
 		int64_t ps = atomic_load_explicit(&w->st_park_start, memory_order_relaxed);
@@ -172,10 +173,11 @@ int weft_stats_print(weft_runtime_t *rt, int fd)
 	    (unsigned long long)(s.stack_bytes_mapped >> 20), s.load_imbalance);
 	for (int i = 0; i < s.workers && i < s.per_worker_len; i++) {
 		weft_worker_stats_t *w = &s.per_worker[i];
-		say(&e, fd, "  worker %d%s: run=%llu steals=%llu stolen=%llu parks=%llu queue=%u busy=%.3fs%s\n", i,
+		say(&e, fd,
+		    "  worker %d%s: run=%llu steals=%llu stolen=%llu xwakes=%llu parks=%llu queue=%u busy=%.3fs%s\n", i,
 		    w->extra ? " (extra)" : "", (unsigned long long)w->tasks_run, (unsigned long long)w->steals,
-		    (unsigned long long)w->stolen, (unsigned long long)w->parks, w->queue_len, (double)w->busy_ns / 1e9,
-		    w->stuck ? " STUCK" : "");
+		    (unsigned long long)w->stolen, (unsigned long long)w->xwakes, (unsigned long long)w->parks,
+		    w->queue_len, (double)w->busy_ns / 1e9, w->stuck ? " STUCK" : "");
 	}
 	free(pw);
 	return e;

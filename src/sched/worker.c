@@ -7,8 +7,10 @@
  * next-task slot and ring (runq.c); expired timers of its shard (which make
  * tasks ready); the global queue; then, as a "spinning" worker, it steals half
  * of a random victim's ring (and, on the last round, the victim's next-task
- * slot if the victim is busy in a task), and runs other shards' expired
- * timers. Finding nothing, it parks on a futex until the next timer deadline.
+ * slot if the victim is busy in a task) if the steal gate allows (below),
+ * and runs other shards' expired timers. Finding only gated work, it sleeps
+ * until the gate opens; finding nothing, it parks on a futex until the next
+ * timer deadline.
  *
  * Spinning and parking (the protocol that keeps work from being stranded)
  * -----------------------------------------------------------------------
@@ -30,6 +32,42 @@
  * the worker sees the task in its re-check (and takes itself off the list).
  * The futex word is read before the re-check, so a wake between the re-check
  * and the sleep makes the futex wait return at once.
+ *
+ * Stealing, and the gate that keeps communicating tasks together
+ * --------------------------------------------------------------
+ * A message or a lock handed between two workers moves cache lines across
+ * cores, which costs far more than the work itself when the work is small
+ * (on an AMD guest, ~100 ns a line): fanin ran 3x slower on two workers
+ * than on one. Wakes already keep partners together (the woken task goes
+ * to the waker's worker); stealing is what pulls them apart. So a thief
+ * takes work from a busy victim (its ring or its next-task slot) only once
+ * the victim has had work queued without a break (its `dry` count has not
+ * moved) for the gate, WEFT_STEAL_AGE << steal_shift, and then at most once
+ * per gate per victim (steal_ripe). A victim that is parked, or whose
+ * queues are empty, is not gated; nor is the global queue (work from
+ * outside, or a full ring's overflow).
+ *
+ * The gate learns (judge_steal). Each worker counts the cross-worker wakes
+ * its tasks make (st_xwakes: a running task wakes one that parked on
+ * another worker - weft__ready sees where from the link field, which holds
+ * the parking worker while a task is parked). At each steal the thief
+ * looks back at the time since its previous steal: if the workers woke
+ * each other more often than once per WEFT_STEAL_COMM, what it stole was
+ * talking to what it was stolen from - it doubles its gate (up to
+ * WEFT_STEAL_SHIFT_MAX doublings, ~25 ms); otherwise it halves it (down to
+ * WEFT_STEAL_AGE, 50 us). Independent work (spawned children, yielding
+ * loops, a pool of long jobs) keeps the short gate and spreads within
+ * 50 us; a producer/consumer mesh ends up on one worker, with the thief
+ * trying again at most every ~25 ms. Nothing waits longer than the gate,
+ * so no work is stranded.
+ *
+ * A thief that finds only gated work sleeps until the gate opens
+ * (gate_sleep), keeping the spinning role - so the busy worker's wakep
+ * finds a spinner and stays a few loads - and registered in rt->ngated, so
+ * a put on the global queue kicks it (weft__kick_gated; a fence on each
+ * side pairs the put with the registration). It sleeps in the poller when
+ * it can, so a ready descriptor wakes it too, and never past the next
+ * timer.
  *
  * The poller (the io module's netpoller, or any weft_poller_ops_t)
  * ----------------------------------------------------------------
@@ -222,6 +260,10 @@ static inline __attribute__((always_inline)) int run_task(weft_worker *w, weft_t
 		atomic_store_explicit(&t->run_state, (uint8_t)(WEFT_RS_WAITING | w->wait_what << 4),
 				      memory_order_relaxed);
 		w->wait_what = WEFT_WAIT_PARK;
+		/* In no queue while parked: the link names where it parked, for
+		 * weft__ready's count of cross-worker wakes (before the commit,
+		 * which publishes it to the waker). */
+		t->next = (weft_task *)w;
 		if (!weft__park_commit(t)) {
 			/* Woken before it got off the CPU: run it again soon, after the
 			 * others (a yield), which keeps a spinning waiter fair. */
@@ -304,6 +346,14 @@ void weft__ready(weft_task *t)
 	       WEFT_RS_STATE(atomic_load_explicit(&t->run_state, memory_order_relaxed)) == WEFT_RS_WAITING);
 	assert(WEFT_PS_PHASE(atomic_load_explicit(&t->park.state, memory_order_relaxed)) != WEFT_PH_PARKED);
 	assert(atomic_load_explicit(&t->refs, memory_order_relaxed) > 0);
+	if (w && w->rt == rt && w->cur &&
+	    WEFT_RS_STATE(atomic_load_explicit(&t->run_state, memory_order_relaxed)) == WEFT_RS_WAITING &&
+	    t->next != (weft_task *)w) {
+		/* A task woke one that parked on another worker: communication
+		 * across workers, which the steal gate weighs (steal_work). */
+		atomic_store_explicit(&w->st_xwakes, atomic_load_explicit(&w->st_xwakes, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+	}
 	atomic_store_explicit(&t->run_state, WEFT_RS_RUNNABLE, memory_order_relaxed);
 	if (w && w->rt == rt) {
 		if (w->dispatching) {
@@ -335,7 +385,9 @@ bool weft_spin_worthwhile(void)
 	struct weft_runtime *rt = w->rt;
 	int nw = atomic_load_explicit(&rt->nworkers, memory_order_relaxed);
 	/* Somebody else must be running, and nothing else waits here. */
-	return nw > 1 && atomic_load_explicit(&rt->nidle, memory_order_relaxed) < nw - 1 && weft__runq_empty(w);
+	int resting = atomic_load_explicit(&rt->nidle, memory_order_relaxed) +
+		      atomic_load_explicit(&rt->ngated, memory_order_relaxed);
+	return nw > 1 && resting < nw - 1 && weft__runq_empty(w);
 }
 
 /* ------------------------------------------------------------ polling */
@@ -438,10 +490,74 @@ void *weft_runtime_poller(weft_runtime_t *rt, const weft_poller_ops_t *ops)
 
 /* ------------------------------------------------------------ finding work */
 
+/* The age gate: whether the work queued in v's ring has waited long enough
+ * to be stolen (see "Stealing" above). If not, w->steal_wait says when it
+ * will have. */
+static bool steal_ripe(weft_worker *w, weft_worker *v, weft_time_t *now)
+{
+	if (atomic_load_explicit(&v->parked, memory_order_relaxed))
+		return true; /* nobody is there */
+	if (weft__runq_empty(v))
+		return true; /* nothing to gate */
+	if (*now == 0)
+		*now = weft_now();
+	assert(v->index >= 0 && v->index < WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS);
+	__typeof__(w->seen[0]) *s = &w->seen[v->index];
+	uint32_t dry = atomic_load_explicit(&v->dry, memory_order_relaxed);
+	if (!s->set || s->dry != dry) {
+		/* First sight, or its queues have run empty since: the work
+		 * there now is new. */
+		s->set = true;
+		s->dry = dry;
+		s->at = *now;
+	}
+	weft_time_t due = s->at + (WEFT_STEAL_AGE << w->steal_shift);
+	if (*now >= due)
+		return true;
+	if (w->steal_wait == 0 || due < w->steal_wait)
+		w->steal_wait = due;
+	return false;
+}
+
+static uint64_t xwakes(struct weft_runtime *rt, int nw)
+{
+	uint64_t x = 0;
+	for (int i = 0; i < nw; i++) {
+		weft_worker *v = rt->workers[i];
+		if (v)
+			x += atomic_load_explicit(&v->st_xwakes, memory_order_relaxed);
+	}
+	return x;
+}
+
+/* At each steal, judge the time since the last one: if tasks woke each
+ * other across workers more often than once per WEFT_STEAL_COMM of this
+ * worker's busy time (the window less its time parked or asleep in the
+ * gate) - the work stolen then, waking or woken by the work it was taken
+ * from - spreading work costs more than it gains here: wait longer before
+ * the next steal; otherwise shorter. */
+static void judge_steal(weft_worker *w, weft_time_t now, uint64_t x)
+{
+	if (w->steal_t0) {
+		weft_time_t busy = now - w->steal_t0 - (w->asleep_ns - w->steal_a0);
+		if ((x - w->steal_x0) * WEFT_STEAL_COMM > (uint64_t)(busy > 0 ? busy : 0)) {
+			if (w->steal_shift < WEFT_STEAL_SHIFT_MAX)
+				w->steal_shift++;
+		} else if (w->steal_shift > 0) {
+			w->steal_shift--;
+		}
+	}
+	w->steal_t0 = now;
+	w->steal_a0 = w->asleep_ns;
+	w->steal_x0 = x;
+}
+
 static weft_task *steal_work(weft_worker *w)
 {
 	struct weft_runtime *rt = w->rt;
 	int nw = atomic_load_explicit(&rt->nworkers, memory_order_acquire);
+	weft_time_t now = 0;
+	w->steal_wait = 0;
 	for (int round = 0; round < 4; round++) {
 		bool last = round == 3;
 		int start = (int)(weft__rand(&w->rng) % (uint64_t)nw);
@@ -449,7 +565,14 @@ static weft_task *steal_work(weft_worker *w)
 			weft_worker *v = rt->workers[(start + i) % nw];
 			if (v == w || v == NULL)
 				continue;
+			if (!steal_ripe(w, v, &now))
+				continue;
 			if (weft__runq_steal(w, v, last)) {
+				if (now == 0)
+					now = weft_now();
+				judge_steal(w, now, xwakes(rt, nw));
+				/* The next steal from v waits a whole gate again. */
+				w->seen[v->index].at = now;
 				atomic_store_explicit(&w->st_steals,
 						      atomic_load_explicit(&w->st_steals, memory_order_relaxed) + 1,
 						      memory_order_relaxed);
@@ -521,6 +644,67 @@ static void leave_idle(struct weft_runtime *rt, weft_worker *w)
 		w->spinning = true;
 }
 
+/* Sleep until deadline (> now) or a kick (weft__worker_kick; park_word is
+ * no longer `word`): in the poller if nobody else is in it, so that a
+ * ready descriptor wakes us too, else on the futex. */
+static void worker_sleep(weft_worker *w, uint32_t word, weft_time_t deadline, weft_time_t now)
+{
+	struct weft_runtime *rt = w->rt;
+	bool polled = false;
+	const weft_poller_ops_t *ops = poll_claim(rt);
+	if (ops) {
+		atomic_store(&w->in_poll, true);
+		polled = atomic_load(&w->park_word) != word ||
+			 poll_call(rt, ops, w, deadline == WEFT_NEVER ? WEFT_NEVER : deadline - now) >= 0;
+		atomic_store(&w->in_poll, false);
+		poll_release(rt);
+	}
+	if (!polled) {
+		struct timespec ts = weft__ts_of(deadline - now);
+		weft__futex_wait(&w->park_word, word, deadline == WEFT_NEVER ? NULL : &ts);
+	}
+}
+
+/* Asleep in the steal gate until `until`: work is queued on a busy worker,
+ * too young to take. Still spinning (so the busy worker's wakep, finding a
+ * spinner, stays cheap); registered in ngated, so that work put on the
+ * global queue - from outside, which no gate holds back - kicks us
+ * (weft__kick_gated). A ready descriptor ends the sleep too (in the poller),
+ * and the next timer bounds it. */
+static void gate_sleep(weft_worker *w, weft_time_t until)
+{
+	struct weft_runtime *rt = w->rt;
+	assert(w->spinning);
+	weft_time_t dl = weft__timers_next_deadline(rt);
+	if (dl < until)
+		until = dl;
+	uint32_t word = atomic_load(&w->park_word);
+	atomic_store(&w->gated, true);
+	atomic_fetch_add(&rt->ngated, 1);
+	/* Pairs with weft__gq_put's fence: it sees us registered, or we see
+	 * its task. */
+	weft__full_fence(rt);
+	weft_time_t now = weft_now();
+	if (until > now && atomic_load(&rt->gq_len) == 0 && !atomic_load(&rt->halt)) {
+		worker_sleep(w, word, until, now);
+		w->asleep_ns += weft_now() - now;
+	}
+	atomic_fetch_sub(&rt->ngated, 1);
+	atomic_store(&w->gated, false);
+}
+
+void weft__kick_gated(struct weft_runtime *rt)
+{
+	int nw = atomic_load_explicit(&rt->nworkers, memory_order_acquire);
+	for (int i = 0; i < nw; i++) {
+		weft_worker *v = rt->workers[i];
+		if (v && atomic_load(&v->gated)) {
+			weft__worker_kick(v);
+			return;
+		}
+	}
+}
+
 /* Park until woken or the next timer is due. */
 static void park_worker(weft_worker *w)
 {
@@ -568,21 +752,9 @@ static void park_worker(weft_worker *w)
 	atomic_store_explicit(&w->st_parks, atomic_load_explicit(&w->st_parks, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
 	atomic_store_explicit(&w->st_park_start, now, memory_order_relaxed);
-	bool polled = false;
-	const weft_poller_ops_t *ops = poll_claim(rt);
-	if (ops) {
-		/* Sleep in the poller instead of the futex (see weft__worker_kick). */
-		atomic_store(&w->in_poll, true);
-		polled = atomic_load(&w->park_word) != word ||
-			 poll_call(rt, ops, w, deadline == WEFT_NEVER ? WEFT_NEVER : deadline - now) >= 0;
-		atomic_store(&w->in_poll, false);
-		poll_release(rt);
-	}
-	if (!polled) {
-		struct timespec ts = weft__ts_of(deadline - now);
-		weft__futex_wait(&w->park_word, word, deadline == WEFT_NEVER ? NULL : &ts);
-	}
+	worker_sleep(w, word, deadline, now);
 	weft_time_t after = weft_now();
+	w->asleep_ns += after - now;
 	atomic_store_explicit(&w->st_idle_ns,
 			      atomic_load_explicit(&w->st_idle_ns, memory_order_relaxed) + (after - now),
 			      memory_order_relaxed);
@@ -612,12 +784,15 @@ static weft_task *find_work(weft_worker *w)
 		t = weft__runq_get(w);
 		if (t)
 			return t;
-		t = weft__gq_get(rt, w, WEFT_RUNQ_SIZE / 2);
+		t = weft__gq_get(rt, w, WEFT_GQ_BATCH);
 		if (t)
 			return t;
 		poll_once(w);
 		if ((t = weft__runq_get(w)) != NULL)
 			return t; /* whatever the poll queued here */
+		/* Dry: tell thieves that what they saw queued here is gone. */
+		atomic_store_explicit(&w->dry, atomic_load_explicit(&w->dry, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
 		/* Spin only while fewer than half of the busy workers do. */
 		int nw = atomic_load_explicit(&rt->nworkers, memory_order_relaxed);
 		int busy = nw - atomic_load_explicit(&rt->nidle, memory_order_relaxed);
@@ -629,6 +804,10 @@ static weft_task *find_work(weft_worker *w)
 			t = steal_work(w);
 			if (t)
 				return t;
+			if (w->steal_wait) {
+				gate_sleep(w, w->steal_wait);
+				continue;
+			}
 		}
 		if (w->extra && !atomic_load(&rt->halt)) {
 			/* Retire an extra worker once no base worker is stuck. */

@@ -8,7 +8,7 @@
 
 #include "../../src/sched/internal.h"
 
-#define NT 600
+#define NT (2 * WEFT_RUNQ_SIZE + 8)
 static weft_task tasks[NT];
 static int seen[NT];
 
@@ -68,7 +68,7 @@ static void test_steal_into_empty_ring(void **state)
 static void test_steal_into_busy_ring(void **state)
 {
 	(void)state;
-	check_fill(200); /* half the victim's 256 would not fit */
+	check_fill(WEFT_RUNQ_SIZE - WEFT_RUNQ_SIZE / 4); /* half the victim's ring would not fit */
 	check_fill(WEFT_RUNQ_SIZE - 1);
 	check_fill(WEFT_RUNQ_SIZE); /* full: nothing may be taken */
 }
