@@ -32,13 +32,14 @@
 #define WEFT_GQ_BATCH 128     /* most tasks taken from the global queue at once */
 #define WEFT_TLS_KEYS 64
 #define WEFT_NAME_LEN 16
-#define WEFT_SLAB_TASKS 4096	    /* task records per slab */
-#define WEFT_MAX_SLABS (1u << 20)   /* 4096 * 2^20 = 2^32 records at most */
-#define WEFT_RUNNEXT_STREAK 16	    /* runs from the next-task slot before the queue gets a turn */
-#define WEFT_GLOBAL_CHECK 61	    /* every this many runs, look at the global queue first */
-#define WEFT_STEAL_AGE (50 * 1000)  /* ns a busy worker's queued work waits before another steals it... */
-#define WEFT_STEAL_SHIFT_MAX 9	    /* ...doubled up to this many times while stealing proves costly */
-#define WEFT_STEAL_COMM (10 * 1000) /* costly: a cross-worker wake per less busy time (ns) than this */
+#define WEFT_SLAB_TASKS 4096	       /* task records per slab */
+#define WEFT_MAX_SLABS (1u << 20)      /* 4096 * 2^20 = 2^32 records at most */
+#define WEFT_RUNNEXT_STREAK 16	       /* runs from the next-task slot before the queue gets a turn */
+#define WEFT_GLOBAL_CHECK 61	       /* every this many runs, look at the global queue first */
+#define WEFT_STEAL_AGE (50 * 1000)     /* ns a busy worker's queued work waits before another steals it... */
+#define WEFT_STEAL_SHIFT_MAX 9	       /* ...doubled up to this many times while stealing proves costly */
+#define WEFT_STEAL_STUCK (1000 * 1000) /* ns in one task run after which a victim's queue is taken anyway */
+#define WEFT_STEAL_COMM (10 * 1000)    /* costly: a cross-worker wake per less busy time (ns) than this */
 
 /* For assert() only: whether the calling thread holds m. glibc records the
  * owner's thread id in a mutex it locks (unless lock elision is switched on,
@@ -299,8 +300,9 @@ typedef struct weft_worker {
 	uint32_t steal_shift;	/* the gate is WEFT_STEAL_AGE << this */
 	struct {
 		uint32_t dry;
-		bool set;
-		weft_time_t at;
+		uint32_t tick; /* its mon_tick, first seen at tick_at */
+		bool set, set_tick;
+		weft_time_t at, tick_at;
 	} seen[WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS];
 #if defined(WEFT_ASAN)
 	void *asan_fake;
@@ -476,7 +478,9 @@ weft_worker *weft__worker_alloc(struct weft_runtime *rt, int index); /* the stru
 int weft__run_task(weft_worker *w, weft_task *t);		     /* run t once; its weft_action */
 void weft__poll_once(weft_worker *w);				     /* a non-blocking poll, if a poller is installed */
 void weft__worker_kick(weft_worker *w);				     /* wake w from its futex or its poll */
-void weft__kick_gated(struct weft_runtime *rt);			     /* wake a worker asleep in the steal gate */
+void weft__kick_gated(struct weft_runtime *rt);
+void weft__wake_for_timer(struct weft_runtime *rt);
+	/* a timer armed earlier than sleepers know: wakep, and kick a gated worker */ /* wake a worker asleep in the steal gate */
 void weft__poll_from_monitor(struct weft_runtime *rt);
 void *weft__worker_main(void *arg);
 

@@ -112,7 +112,7 @@ static void tentry_arm_in(struct weft_runtime *rt, weft_shard_t *s, weft_tentry_
 	 * this one is earlier (or we are not a worker that will poll it), wake one
 	 * so it re-computes its sleep. */
 	if (arm_in(s, e, deadline) || !weft__self_worker)
-		weft__wakep(rt);
+		weft__wake_for_timer(rt);
 }
 
 void weft__tentry_arm(weft_tentry_t *e, weft_time_t deadline, void (*fire)(weft_tentry_t *))
@@ -528,7 +528,7 @@ int weft_timer_start(weft_timer_t *t, weft_time_t first, weft_time_t period)
 	}
 	weft__spin_unlock(&t->lk);
 	if (wake)
-		weft__wakep(rt);
+		weft__wake_for_timer(rt);
 	if (outside)
 		weft__rt_unhold(rt);
 	return e;

@@ -58,16 +58,22 @@
  * WEFT_STEAL_AGE, 50 us). Independent work (spawned children, yielding
  * loops, a pool of long jobs) keeps the short gate and spreads within
  * 50 us; a producer/consumer mesh ends up on one worker, with the thief
- * trying again at most every ~25 ms. Nothing waits longer than the gate,
- * so no work is stranded.
+ * trying again at most every ~25 ms. The gate only shortens: a victim that
+ * has stayed in one task run for WEFT_STEAL_STUCK (1 ms) is not getting to
+ * its queue, and a thief takes from it then, whatever its gate, steal after
+ * steal. So work queued behind a worker that keeps running other tasks
+ * waits for that worker or for the gate (per half of the queue), and work
+ * queued behind one long task waits 1 ms at most.
  *
  * A thief that finds only gated work sleeps until the gate opens
  * (gate_sleep), keeping the spinning role - so the busy worker's wakep
  * finds a spinner and stays a few loads - and registered in rt->ngated, so
- * a put on the global queue kicks it (weft__kick_gated; a fence on each
- * side pairs the put with the registration). It sleeps in the poller when
- * it can, so a ready descriptor wakes it too, and never past the next
- * timer.
+ * a put on the global queue (weft__kick_gated) or a timer armed earlier
+ * than the sleepers know (weft__wake_for_timer) kicks it; a full fence on
+ * each side pairs the put or the arming with the registration, and the
+ * sleeper reads the queue and the timers after registering. It sleeps in
+ * the poller when it can, so a ready descriptor wakes it too, and never
+ * past the next timer. The statistics count the sleep as idle time.
  *
  * The poller (the io module's netpoller, or any weft_poller_ops_t)
  * ----------------------------------------------------------------
@@ -504,6 +510,7 @@ static bool steal_ripe(weft_worker *w, weft_worker *v, weft_time_t *now)
 	assert(v->index >= 0 && v->index < WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS);
 	__typeof__(w->seen[0]) *s = &w->seen[v->index];
 	uint32_t dry = atomic_load_explicit(&v->dry, memory_order_relaxed);
+	uint32_t tick = atomic_load_explicit(&v->mon_tick, memory_order_relaxed);
 	if (!s->set || s->dry != dry) {
 		/* First sight, or its queues have run empty since: the work
 		 * there now is new. */
@@ -511,7 +518,17 @@ static bool steal_ripe(weft_worker *w, weft_worker *v, weft_time_t *now)
 		s->dry = dry;
 		s->at = *now;
 	}
+	if (!s->set_tick || s->tick != tick) {
+		s->set_tick = true;
+		s->tick = tick;
+		s->tick_at = *now;
+	}
 	weft_time_t due = s->at + (WEFT_STEAL_AGE << w->steal_shift);
+	/* A victim in one task run all along is not getting to its queue:
+	 * locality gains nothing there. */
+	weft_time_t stuck = s->tick_at + WEFT_STEAL_STUCK;
+	if (atomic_load_explicit(&v->in_task, memory_order_relaxed) && stuck < due)
+		due = stuck;
 	if (*now >= due)
 		return true;
 	if (w->steal_wait == 0 || due < w->steal_wait)
@@ -675,22 +692,37 @@ static void gate_sleep(weft_worker *w, weft_time_t until)
 {
 	struct weft_runtime *rt = w->rt;
 	assert(w->spinning);
-	weft_time_t dl = weft__timers_next_deadline(rt);
-	if (dl < until)
-		until = dl;
 	uint32_t word = atomic_load(&w->park_word);
 	atomic_store(&w->gated, true);
 	atomic_fetch_add(&rt->ngated, 1);
-	/* Pairs with weft__gq_put's fence: it sees us registered, or we see
-	 * its task. */
+	/* Pairs with the fence of weft__gq_put and of weft__wake_for_timer:
+	 * either they see us registered (and kick us), or we see their task
+	 * or their timer's deadline below. */
 	weft__full_fence(rt);
+	weft_time_t dl = weft__timers_next_deadline(rt);
+	if (dl < until)
+		until = dl;
 	weft_time_t now = weft_now();
 	if (until > now && atomic_load(&rt->gq_len) == 0 && !atomic_load(&rt->halt)) {
+		/* Asleep, as far as the statistics go (busy time leaves it out). */
+		atomic_store_explicit(&w->st_park_start, now, memory_order_relaxed);
 		worker_sleep(w, word, until, now);
-		w->asleep_ns += weft_now() - now;
+		weft_time_t slept = weft_now() - now;
+		w->asleep_ns += slept;
+		atomic_store_explicit(&w->st_idle_ns,
+				      atomic_load_explicit(&w->st_idle_ns, memory_order_relaxed) + slept,
+				      memory_order_relaxed);
+		atomic_store_explicit(&w->st_park_start, 0, memory_order_relaxed);
 	}
 	atomic_fetch_sub(&rt->ngated, 1);
 	atomic_store(&w->gated, false);
+}
+
+void weft__wake_for_timer(struct weft_runtime *rt)
+{
+	weft__wakep(rt); /* its full fence orders the timer's arming before the load below */
+	if (atomic_load(&rt->ngated) != 0)
+		weft__kick_gated(rt);
 }
 
 void weft__kick_gated(struct weft_runtime *rt)
