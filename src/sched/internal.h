@@ -478,9 +478,9 @@ weft_worker *weft__worker_alloc(struct weft_runtime *rt, int index); /* the stru
 int weft__run_task(weft_worker *w, weft_task *t);		     /* run t once; its weft_action */
 void weft__poll_once(weft_worker *w);				     /* a non-blocking poll, if a poller is installed */
 void weft__worker_kick(weft_worker *w);				     /* wake w from its futex or its poll */
-void weft__kick_gated(struct weft_runtime *rt);
+void weft__kick_gated(struct weft_runtime *rt, uint32_t n);
 void weft__wake_for_timer(struct weft_runtime *rt);
-	/* a timer armed earlier than sleepers know: wakep, and kick a gated worker */ /* wake a worker asleep in the steal gate */
+/* a timer armed earlier than sleepers know: wakep, and kick a gated worker */ /* wake a worker asleep in the steal gate */
 void weft__poll_from_monitor(struct weft_runtime *rt);
 void *weft__worker_main(void *arg);
 

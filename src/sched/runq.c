@@ -235,7 +235,7 @@ void weft__gq_put(struct weft_runtime *rt, weft_task *head, weft_task *tail, uin
 	 * wakep wakes nobody for this work: kick it (worker.c, gate_sleep). */
 	weft__full_fence(rt);
 	if (unlikely(atomic_load(&rt->ngated) != 0))
-		weft__kick_gated(rt);
+		weft__kick_gated(rt, n); /* one per task: a taker takes a fair share, not all */
 }
 
 /* Take up to max tasks (at most a fair share, and WEFT_GQ_BATCH) from the global

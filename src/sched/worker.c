@@ -722,17 +722,17 @@ void weft__wake_for_timer(struct weft_runtime *rt)
 {
 	weft__wakep(rt); /* its full fence orders the timer's arming before the load below */
 	if (atomic_load(&rt->ngated) != 0)
-		weft__kick_gated(rt);
+		weft__kick_gated(rt, 1); /* one is enough: any worker runs any shard's timers */
 }
 
-void weft__kick_gated(struct weft_runtime *rt)
+void weft__kick_gated(struct weft_runtime *rt, uint32_t n)
 {
 	int nw = atomic_load_explicit(&rt->nworkers, memory_order_acquire);
-	for (int i = 0; i < nw; i++) {
+	for (int i = 0; i < nw && n > 0; i++) {
 		weft_worker *v = rt->workers[i];
 		if (v && atomic_load(&v->gated)) {
 			weft__worker_kick(v);
-			return;
+			n--;
 		}
 	}
 }
