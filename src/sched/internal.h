@@ -272,8 +272,8 @@ typedef struct weft_worker {
 	/* Owner-private. */
 	alignas(WEFT_CACHELINE) struct weft_runtime *rt;
 	int index;
-	bool extra;    /* started by the monitor */
-	bool spinning; /* counted in rt->nspinning */
+	_Atomic bool extra; /* started by the monitor (set before its thread starts; stats read it) */
+	bool spinning;	    /* counted in rt->nspinning */
 	bool stop_thread;
 	bool joinable; /* its thread has not been joined yet */
 	uint32_t tick; /* task runs, for fairness */

@@ -60,8 +60,8 @@ static void read_stats(struct weft_runtime *rt, weft_stats_t *out)
 		s->busy_ns = busy > 0 ? (uint64_t)busy : 0;
 		s->queue_len = weft__runq_len(w);
 		s->stuck = atomic_load_explicit(&w->stuck, memory_order_relaxed);
-		s->extra = w->extra;
-		if (!w->extra) {
+		s->extra = atomic_load_explicit(&w->extra, memory_order_relaxed);
+		if (!s->extra) {
 			double b = (double)s->busy_ns;
 			if (nb == 0 || b < bmin)
 				bmin = b;

@@ -841,7 +841,7 @@ static weft_task *find_work(weft_worker *w)
 				continue;
 			}
 		}
-		if (w->extra && !atomic_load(&rt->halt)) {
+		if (atomic_load_explicit(&w->extra, memory_order_relaxed) && !atomic_load(&rt->halt)) {
 			/* Retire an extra worker once no base worker is stuck. */
 			bool stuck = false;
 			for (int i = 0; i < rt->nbase; i++)
@@ -928,7 +928,7 @@ int weft__worker_start(struct weft_runtime *rt, int index, bool extra)
 	weft_worker *w = rt->workers[index];
 	if (!w && !(w = weft__worker_alloc(rt, index)))
 		return -ENOMEM;
-	w->extra = extra;
+	atomic_store_explicit(&w->extra, extra, memory_order_relaxed);
 	w->stop_thread = false;
 	atomic_store(&w->exited, false);
 	atomic_store(&w->stuck, 0);
