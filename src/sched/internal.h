@@ -289,19 +289,19 @@ typedef struct weft_worker {
 	uint32_t nfree_tasks;
 	pthread_t thread;
 	void *altstack;
-	/* The steal gate (worker.c, "Stealing"): per victim, when this worker
-	 * first saw it with work queued, and the victim's `dry` count then
-	 * (a change means its queues ran empty since). */
+	/* The steal gate (worker.c, "Stealing"). */
 	weft_time_t steal_wait; /* find_work: sleep until then, gated work pending (0: none) */
 	weft_time_t steal_t0;	/* when the last steal got work (0: none yet) */
-	weft_time_t steal_a0;	/* this worker's asleep_ns then */
+	weft_time_t steal_i0;	/* this worker's st_idle_ns then */
 	uint64_t steal_x0;	/* the cross-worker wakes then */
-	weft_time_t asleep_ns;	/* time parked or in the steal gate, in all */
 	uint32_t steal_shift;	/* the gate is WEFT_STEAL_AGE << this */
+	/* Per victim, since this worker first saw work queued there: its
+	 * `dry` count and when that was last seen to change (a change means
+	 * its queues ran empty), and its mon_tick and when that last changed
+	 * (unchanged while in_task: stuck in one task run). */
 	struct {
-		uint32_t dry;
-		uint32_t tick; /* its mon_tick, first seen at tick_at */
-		bool set, set_tick;
+		bool set;
+		uint32_t dry, tick;
 		weft_time_t at, tick_at;
 	} seen[WEFT_MAX_WORKERS + WEFT_EXTRA_WORKERS];
 #if defined(WEFT_ASAN)
@@ -478,9 +478,10 @@ weft_worker *weft__worker_alloc(struct weft_runtime *rt, int index); /* the stru
 int weft__run_task(weft_worker *w, weft_task *t);		     /* run t once; its weft_action */
 void weft__poll_once(weft_worker *w);				     /* a non-blocking poll, if a poller is installed */
 void weft__worker_kick(weft_worker *w);				     /* wake w from its futex or its poll */
+/* Kick up to n workers asleep in the steal gate. */
 void weft__kick_gated(struct weft_runtime *rt, uint32_t n);
+/* A timer was armed earlier than sleepers know: wakep, and kick a gated worker. */
 void weft__wake_for_timer(struct weft_runtime *rt);
-/* a timer armed earlier than sleepers know: wakep, and kick a gated worker */ /* wake a worker asleep in the steal gate */
 void weft__poll_from_monitor(struct weft_runtime *rt);
 void *weft__worker_main(void *arg);
 

@@ -54,8 +54,17 @@ static void read_stats(struct weft_runtime *rt, weft_stats_t *out)
 		s->parks = ld(&w->st_parks);
 		s->xwakes = ld(&w->st_xwakes);
 		int64_t start = atomic_load_explicit(&w->st_start, memory_order_relaxed);
-		int64_t idle = atomic_load_explicit(&w->st_idle_ns, memory_order_relaxed);
-		int64_t ps = atomic_load_explicit(&w->st_park_start, memory_order_relaxed);
+		/* Idle time and the current sleep's start as one pair: a sleep
+		 * that ends between the two loads adds to st_idle_ns before it
+		 * clears st_park_start (worker.c, worker_sleep), so an unchanged
+		 * st_park_start around the idle load means they match; read at
+		 * different moments, the sleep counted busy and busy_ns could
+		 * step back by its length. */
+		int64_t idle, ps;
+		do {
+			ps = atomic_load_explicit(&w->st_park_start, memory_order_acquire);
+			idle = atomic_load_explicit(&w->st_idle_ns, memory_order_acquire);
+		} while (atomic_load_explicit(&w->st_park_start, memory_order_relaxed) != ps);
 		int64_t busy = start ? now - start - idle - (ps ? now - ps : 0) : 0;
 		s->busy_ns = busy > 0 ? (uint64_t)busy : 0;
 		s->queue_len = weft__runq_len(w);

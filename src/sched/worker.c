@@ -496,9 +496,9 @@ void *weft_runtime_poller(weft_runtime_t *rt, const weft_poller_ops_t *ops)
 
 /* ------------------------------------------------------------ finding work */
 
-/* The age gate: whether the work queued in v's ring has waited long enough
- * to be stolen (see "Stealing" above). If not, w->steal_wait says when it
- * will have. */
+/* The gate: whether the work queued on v (ring or next-task slot) has
+ * waited long enough to be stolen (see "Stealing" above). If not,
+ * w->steal_wait says when it will have. */
 static bool steal_ripe(weft_worker *w, weft_worker *v, weft_time_t *now)
 {
 	if (atomic_load_explicit(&v->parked, memory_order_relaxed))
@@ -511,15 +511,15 @@ static bool steal_ripe(weft_worker *w, weft_worker *v, weft_time_t *now)
 	__typeof__(w->seen[0]) *s = &w->seen[v->index];
 	uint32_t dry = atomic_load_explicit(&v->dry, memory_order_relaxed);
 	uint32_t tick = atomic_load_explicit(&v->mon_tick, memory_order_relaxed);
-	if (!s->set || s->dry != dry) {
+	bool first = !s->set;
+	s->set = true;
+	if (first || s->dry != dry) {
 		/* First sight, or its queues have run empty since: the work
 		 * there now is new. */
-		s->set = true;
 		s->dry = dry;
 		s->at = *now;
 	}
-	if (!s->set_tick || s->tick != tick) {
-		s->set_tick = true;
+	if (first || s->tick != tick) {
 		s->tick = tick;
 		s->tick_at = *now;
 	}
@@ -556,7 +556,9 @@ static uint64_t xwakes(struct weft_runtime *rt, int nw)
 static void judge_steal(weft_worker *w, weft_time_t now, uint64_t x)
 {
 	if (w->steal_t0) {
-		weft_time_t busy = now - w->steal_t0 - (w->asleep_ns - w->steal_a0);
+		int64_t idle =
+			atomic_load_explicit(&w->st_idle_ns, memory_order_relaxed); /* ours: parks and gate sleeps */
+		weft_time_t busy = now - w->steal_t0 - (idle - w->steal_i0);
 		if ((x - w->steal_x0) * WEFT_STEAL_COMM > (uint64_t)(busy > 0 ? busy : 0)) {
 			if (w->steal_shift < WEFT_STEAL_SHIFT_MAX)
 				w->steal_shift++;
@@ -565,7 +567,7 @@ static void judge_steal(weft_worker *w, weft_time_t now, uint64_t x)
 		}
 	}
 	w->steal_t0 = now;
-	w->steal_a0 = w->asleep_ns;
+	w->steal_i0 = atomic_load_explicit(&w->st_idle_ns, memory_order_relaxed);
 	w->steal_x0 = x;
 }
 
@@ -663,10 +665,14 @@ static void leave_idle(struct weft_runtime *rt, weft_worker *w)
 
 /* Sleep until deadline (> now) or a kick (weft__worker_kick; park_word is
  * no longer `word`): in the poller if nobody else is in it, so that a
- * ready descriptor wakes us too, else on the futex. */
+ * ready descriptor wakes us too, else on the futex. The statistics see the
+ * sleep as idle time: st_park_start is set for its length and st_idle_ns
+ * grows by it before st_park_start is cleared (release: read_stats reads
+ * them as a pair, stats.c). */
 static void worker_sleep(weft_worker *w, uint32_t word, weft_time_t deadline, weft_time_t now)
 {
 	struct weft_runtime *rt = w->rt;
+	atomic_store_explicit(&w->st_park_start, now, memory_order_release);
 	bool polled = false;
 	const weft_poller_ops_t *ops = poll_claim(rt);
 	if (ops) {
@@ -680,6 +686,10 @@ static void worker_sleep(weft_worker *w, uint32_t word, weft_time_t deadline, we
 		struct timespec ts = weft__ts_of(deadline - now);
 		weft__futex_wait(&w->park_word, word, deadline == WEFT_NEVER ? NULL : &ts);
 	}
+	atomic_store_explicit(&w->st_idle_ns,
+			      atomic_load_explicit(&w->st_idle_ns, memory_order_relaxed) + (weft_now() - now),
+			      memory_order_release);
+	atomic_store_explicit(&w->st_park_start, 0, memory_order_release);
 }
 
 /* Asleep in the steal gate until `until`: work is queued on a busy worker,
@@ -703,17 +713,8 @@ static void gate_sleep(weft_worker *w, weft_time_t until)
 	if (dl < until)
 		until = dl;
 	weft_time_t now = weft_now();
-	if (until > now && atomic_load(&rt->gq_len) == 0 && !atomic_load(&rt->halt)) {
-		/* Asleep, as far as the statistics go (busy time leaves it out). */
-		atomic_store_explicit(&w->st_park_start, now, memory_order_relaxed);
+	if (until > now && atomic_load(&rt->gq_len) == 0 && !atomic_load(&rt->halt))
 		worker_sleep(w, word, until, now);
-		weft_time_t slept = weft_now() - now;
-		w->asleep_ns += slept;
-		atomic_store_explicit(&w->st_idle_ns,
-				      atomic_load_explicit(&w->st_idle_ns, memory_order_relaxed) + slept,
-				      memory_order_relaxed);
-		atomic_store_explicit(&w->st_park_start, 0, memory_order_relaxed);
-	}
 	atomic_fetch_sub(&rt->ngated, 1);
 	atomic_store(&w->gated, false);
 }
@@ -783,14 +784,7 @@ static void park_worker(weft_worker *w)
 		weft__release_memory(rt, now);
 	atomic_store_explicit(&w->st_parks, atomic_load_explicit(&w->st_parks, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
-	atomic_store_explicit(&w->st_park_start, now, memory_order_relaxed);
 	worker_sleep(w, word, deadline, now);
-	weft_time_t after = weft_now();
-	w->asleep_ns += after - now;
-	atomic_store_explicit(&w->st_idle_ns,
-			      atomic_load_explicit(&w->st_idle_ns, memory_order_relaxed) + (after - now),
-			      memory_order_relaxed);
-	atomic_store_explicit(&w->st_park_start, 0, memory_order_relaxed);
 	leave_idle(rt, w);
 	if (weft__runq_len(w) > 1)
 		weft__wakep(rt); /* the poll readied more than this worker will run next */
